@@ -1,0 +1,55 @@
+/*
+ * conf.h - mitral's configuration: YAML (libyaml) -> an immutable struct mt_conf, driven by the
+ * key table node/conf/keys.def (nginx ngx_command_t style: key path, type, default, offset,
+ * validator). Unknown keys and bad values are errors reported as "file:line: what is wrong".
+ * SIGHUP builds a new mt_conf and swaps it in; the old one is freed when nothing uses it.
+ * PURE apart from reading the file (mt_conf_load_string parses from memory for tests).
+ */
+#ifndef MT_CONF_H
+#define MT_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../index/index.h"
+
+#define MT_CONF_MAX_LIST 64
+
+typedef struct mt_conf {
+    /* node */
+    char ae_title[17];          /* node.ae_title, default "MITRAL" */
+    char bind[64];              /* node.bind, default "0.0.0.0" */
+    uint16_t port;              /* node.port, default 11112 */
+    char *data_dir;             /* node.data_dir: holds storage/ and index.sqlite; default "./data" */
+    char *storage_root;         /* storage.root, default <data_dir>/storage */
+    char *index_path;           /* index.path, default <data_dir>/index.sqlite */
+    /* associations */
+    char *calling_ae_allow[MT_CONF_MAX_LIST]; /* associations.allowed_calling_aes; empty = any */
+    size_t n_calling_ae_allow;
+    uint32_t max_associations;  /* associations.max, default 64 */
+    uint32_t max_pdu;           /* associations.max_pdu, default 262144 (we receive) */
+    uint32_t artim_timeout_ms;  /* associations.artim_timeout, default 30 s */
+    uint32_t idle_timeout_ms;   /* associations.idle_timeout, default 300 s */
+    uint32_t max_async_ops;     /* associations.max_async_operations, default 16 */
+    char *ts_preference[MT_CONF_MAX_LIST]; /* associations.transfer_syntax_preference, UIDs */
+    size_t n_ts_preference;
+    /* storage */
+    mt_dup_policy_t duplicates; /* storage.duplicates: overwrite | keep-first | reject */
+    uint32_t max_batch;         /* storage.max_batch, default 256 */
+    /* logging */
+    int log_level;              /* log.level: error|warn|info|debug|trace, default info */
+} mt_conf_t;
+
+/* Defaults for everything (data_dir "./data"). */
+mt_conf_t *mt_conf_new_default(void);
+/* Load a file. On error returns NULL and writes "file:line: message" into err. */
+mt_conf_t *mt_conf_load(const char *path, char *err, size_t errsz);
+/* Same from a string; name is used in messages in place of the file name. */
+mt_conf_t *mt_conf_load_string(const char *yaml, size_t len, const char *name, char *err,
+                               size_t errsz);
+/* Derive storage_root/index_path from data_dir when they were not set explicitly. */
+void mt_conf_set_data_dir(mt_conf_t *c, const char *dir);
+void mt_conf_free(mt_conf_t *c);
+
+#endif

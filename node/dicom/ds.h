@@ -1,0 +1,174 @@
+/*
+ * ds.h - the DICOM data set codec: transfer syntaxes, a push-fed (incremental) reader, an
+ * in-memory data set tree, and its encoder. PURE: no I/O, no clock (links into libmitral_core).
+ *
+ * Two ways to read:
+ *  1. Streaming (mt_ds_reader_*): feed bytes in any fragmentation (PDV-sized chunks); the reader
+ *     calls back once per element / sequence / item event as soon as it is complete. Values up
+ *     to opts.max_buffered_value bytes are delivered whole; larger values (Pixel Data, big OB/OW)
+ *     are delivered as MT_DS_EV_VALUE_CHUNK pieces and never held whole, so a 2 GB instance
+ *     streams in bounded memory. Everything before Pixel Data is therefore available before the
+ *     bulk data ends. Deflated syntaxes are inflated inside the reader (zlib).
+ *  2. Whole (mt_ds_parse): builds an mt_ds_t tree (sequences nested) from a complete buffer.
+ *
+ * Every length is bounds checked: malformed input returns MT_EMALFORMED with mt_diag_t filled
+ * (offset into the (inflated) data set stream and a static reason string); never crashes, loops
+ * or reads out of bounds.
+ *
+ * Tags are uint32_t (group << 16 | element). VRs are two ASCII chars packed: MT_VR('P','N').
+ */
+#ifndef MT_DICOM_DS_H
+#define MT_DICOM_DS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../util/buf.h"
+
+#define MT_TAG(g, e) ((uint32_t)(((uint32_t)(g) << 16) | (uint32_t)(e)))
+#define MT_TAG_GROUP(t) ((uint16_t)((t) >> 16))
+#define MT_TAG_ELEM(t) ((uint16_t)((t)&0xFFFF))
+#define MT_VR(a, b) ((uint16_t)(((uint16_t)(a) << 8) | (uint16_t)(b)))
+#define MT_UNDEFINED_LENGTH 0xFFFFFFFFu
+
+#define MT_TAG_ITEM MT_TAG(0xFFFE, 0xE000)
+#define MT_TAG_ITEM_DELIM MT_TAG(0xFFFE, 0xE00D)
+#define MT_TAG_SEQ_DELIM MT_TAG(0xFFFE, 0xE0DD)
+#define MT_TAG_PIXEL_DATA MT_TAG(0x7FE0, 0x0010)
+
+/* Diagnostic for malformed input (STYLE §3). reason is a static string. */
+typedef struct mt_diag {
+    uint64_t offset;
+    const char *reason;
+} mt_diag_t;
+
+/* ---- transfer syntaxes ---- */
+typedef struct mt_ts {
+    const char *uid;
+    const char *name;
+    bool explicit_vr;
+    bool big_endian;
+    bool deflated;
+    bool encapsulated; /* pixel data in fragments */
+    bool retired;
+} mt_ts_t;
+
+/* Known transfer syntax by UID (trailing NUL/space padding tolerated); NULL when unknown. */
+const mt_ts_t *mt_ts_find(const char *uid);
+/* All known transfer syntaxes, NULL-terminated-by-count: *n set to the count. */
+const mt_ts_t *mt_ts_all(size_t *n);
+extern const mt_ts_t *const mt_ts_implicit_le; /* 1.2.840.10008.1.2 */
+extern const mt_ts_t *const mt_ts_explicit_le; /* 1.2.840.10008.1.2.1 */
+
+/* ---- streaming reader ---- */
+typedef enum mt_ds_event {
+    MT_DS_EV_ELEMENT,     /* a non-sequence element; value whole if len <= max_buffered_value */
+    MT_DS_EV_VALUE_CHUNK, /* a piece of a large value (value/value_len), after its ELEMENT event */
+    MT_DS_EV_SEQ_START,   /* SQ (or UN/undefined length decoded as SQ) begins */
+    MT_DS_EV_ITEM_START,
+    MT_DS_EV_ITEM_END,
+    MT_DS_EV_SEQ_END,
+    MT_DS_EV_FRAGMENT, /* an item of encapsulated Pixel Data (value whole or chunked like above) */
+} mt_ds_event_t;
+
+typedef struct mt_elem {
+    uint32_t tag;
+    uint16_t vr;          /* from the stream (explicit) or the dictionary (implicit); UN if unknown */
+    uint32_t len;         /* as encoded; MT_UNDEFINED_LENGTH for undefined */
+    unsigned depth;       /* 0 = top-level data set */
+    uint64_t offset;      /* offset of the element header in the data set stream */
+    const uint8_t *value; /* NULL when the value is delivered in chunks */
+    size_t value_len;     /* bytes at value (for VALUE_CHUNK: this piece) */
+    bool last_chunk;      /* VALUE_CHUNK: the final piece */
+} mt_elem_t;
+
+/* Return 0 to go on; a negative code stops the reader and is returned by mt_ds_reader_feed. */
+typedef int (*mt_ds_event_cb)(void *user, mt_ds_event_t ev, const mt_elem_t *e);
+
+typedef struct mt_ds_reader_opts {
+    const mt_ts_t *ts;
+    size_t max_buffered_value; /* default 1 MiB when 0 */
+    unsigned max_depth;        /* default 64 when 0 */
+    mt_ds_event_cb cb;
+    void *user;
+} mt_ds_reader_opts_t;
+
+typedef struct mt_ds_reader mt_ds_reader_t;
+
+mt_ds_reader_t *mt_ds_reader_new(const mt_ds_reader_opts_t *opts);
+void mt_ds_reader_free(mt_ds_reader_t *r);
+/* Feed the next bytes. Returns 0, a callback's error, or MT_EMALFORMED / MT_ETOOBIG (diag set). */
+int mt_ds_reader_feed(mt_ds_reader_t *r, const uint8_t *buf, size_t len);
+/* End of stream: MT_EMALFORMED if it ends inside an element, item or defined-length sequence. */
+int mt_ds_reader_finish(mt_ds_reader_t *r);
+const mt_diag_t *mt_ds_reader_diag(const mt_ds_reader_t *r);
+/* Bytes consumed so far (of the raw, possibly deflated, input). */
+uint64_t mt_ds_reader_offset(const mt_ds_reader_t *r);
+
+/* ---- in-memory tree ---- */
+typedef struct mt_ds mt_ds_t;
+typedef struct mt_ds_elem mt_ds_elem_t;
+
+struct mt_ds_elem {
+    uint32_t tag;
+    uint16_t vr;
+    uint32_t len;   /* value length (for SQ: MT_UNDEFINED_LENGTH if so encoded) */
+    uint8_t *value; /* owned; NULL for SQ and for zero length */
+    mt_ds_t **items;  /* SQ only: items, each a data set */
+    size_t n_items;
+    uint8_t **frags;  /* encapsulated Pixel Data: fragment values (first = basic offset table) */
+    uint32_t *frag_lens;
+    size_t n_frags;
+    bool encapsulated;
+};
+
+mt_ds_t *mt_ds_new(void);
+void mt_ds_free(mt_ds_t *ds);
+/* Parse a whole data set (no file meta) in the given transfer syntax. */
+int mt_ds_parse(const uint8_t *buf, size_t len, const mt_ts_t *ts, mt_ds_t **out, mt_diag_t *diag);
+size_t mt_ds_count(const mt_ds_t *ds);
+mt_ds_elem_t *mt_ds_at(const mt_ds_t *ds, size_t i); /* elements sorted by tag */
+mt_ds_elem_t *mt_ds_get(const mt_ds_t *ds, uint32_t tag);
+/* String value with trailing spaces/NULs trimmed (first value of a multi-valued string is NOT
+ * split). Returns false if absent. Truncates to outsz-1. */
+bool mt_ds_get_string(const mt_ds_t *ds, uint32_t tag, char *out, size_t outsz);
+bool mt_ds_get_u16(const mt_ds_t *ds, uint32_t tag, uint16_t *out); /* US, little endian tree */
+bool mt_ds_get_u32(const mt_ds_t *ds, uint32_t tag, uint32_t *out); /* UL */
+/* Set (insert or replace) an element; value copied; strings padded to even length per VR. */
+int mt_ds_set(mt_ds_t *ds, uint32_t tag, uint16_t vr, const void *value, uint32_t len);
+int mt_ds_set_string(mt_ds_t *ds, uint32_t tag, uint16_t vr, const char *s);
+int mt_ds_set_u16(mt_ds_t *ds, uint32_t tag, uint16_t v);
+int mt_ds_set_u32(mt_ds_t *ds, uint32_t tag, uint32_t v);
+bool mt_ds_remove(mt_ds_t *ds, uint32_t tag);
+/* Encode in a transfer syntax (not deflated: callers deflate). Values in the tree are kept in
+ * the byte order they were parsed in; encoding to another byte order swaps per VR. */
+int mt_ds_encode(const mt_ds_t *ds, const mt_ts_t *ts, mt_buf_t *out);
+
+/* ---- Part 10 files (PS3.10 §7) ---- */
+typedef struct mt_meta {
+    char sop_class_uid[65];
+    char sop_instance_uid[65];
+    char transfer_syntax_uid[65];
+    char impl_class_uid[65];
+    char impl_version_name[17];
+    char source_ae[17];
+} mt_meta_t;
+
+#define MT_IMPL_CLASS_UID "1.2.826.0.1.3680043.10.1532.1"
+#define MT_IMPL_VERSION_NAME "MITRAL_010"
+
+/* Parse preamble + "DICM" + group 0002 from buf. On success *consumed = offset of the data set.
+ * A buffer without preamble/DICM returns MT_EUNSUPPORTED (caller may treat it as a bare data
+ * set); MT_EAGAIN if more bytes are needed to finish the meta group. */
+int mt_part10_read_meta(const uint8_t *buf, size_t len, mt_meta_t *meta, size_t *consumed,
+                        mt_diag_t *diag);
+/* Append preamble, "DICM" and a correct group 0002 (with group length, our implementation class
+ * UID and version name) to out. */
+int mt_part10_write_meta(const mt_meta_t *meta, mt_buf_t *out);
+
+/* ---- dump ---- */
+/* A readable dump (dcmdump-like, one element a line, nested items indented) appended to out. */
+int mt_ds_dump(const mt_ds_t *ds, mt_buf_t *out);
+
+#endif

@@ -1,0 +1,77 @@
+/*
+ * index.h - the catalogue (patient / study / series / instance) behind one vtable, so that the
+ * embedded SQLite backend (index_sqlite.c) and a PostgreSQL backend (later) slot in alike.
+ *
+ * Calls are synchronous and may block (disk, server round trips): call them off the event loop
+ * (the ingest thread, a uv_queue_work, or a CLI). One mt_index_t is used by one thread at a time.
+ *
+ * Which attributes are indexed is one table, node/index/keys.def (level, tag, column). An
+ * mt_index_rec_t collects the values of one instance: the ingest path offers every top-level
+ * element it parses (mt_index_rec_offer) and the record keeps those that are index keys.
+ */
+#ifndef MT_INDEX_H
+#define MT_INDEX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum mt_dup_policy {
+    MT_DUP_OVERWRITE, /* replace the stored instance (default) */
+    MT_DUP_KEEP_FIRST, /* keep the stored one, answer success (warning-free) */
+    MT_DUP_REJECT,    /* answer failure 0x0111 Duplicate SOP Instance */
+} mt_dup_policy_t;
+
+typedef struct mt_index_rec mt_index_rec_t;
+
+mt_index_rec_t *mt_index_rec_new(void);
+void mt_index_rec_free(mt_index_rec_t *r);
+/* Keep the value if tag is an index key (value in the data set's byte order; big_endian for
+ * Explicit VR Big Endian so numeric values are read right). Safe to call for every element. */
+void mt_index_rec_offer(mt_index_rec_t *r, uint32_t tag, uint16_t vr, const uint8_t *value,
+                        size_t len, bool big_endian);
+/* The value kept for tag (trailing padding removed), or NULL. */
+const char *mt_index_rec_get(const mt_index_rec_t *r, uint32_t tag);
+/* File facts, set by the ingest path: path relative to the storage root, size in bytes,
+ * transfer syntax UID of the stored file, SOP class from the file meta. */
+void mt_index_rec_set_file(mt_index_rec_t *r, const char *rel_path, uint64_t size,
+                           const char *ts_uid, const char *sop_class_uid);
+
+typedef struct mt_index_stats {
+    uint64_t patients, studies, series, instances, bytes;
+} mt_index_stats_t;
+
+typedef struct mt_index mt_index_t;
+
+/* Outcome of put() for one record. */
+typedef enum mt_index_put_result {
+    MT_INDEX_INSERTED,
+    MT_INDEX_REPLACED, /* overwrite policy: the old row was replaced; old_path says its file */
+    MT_INDEX_KEPT_EXISTING, /* keep-first: nothing written */
+    MT_INDEX_REJECTED_DUPLICATE,
+} mt_index_put_result_t;
+
+typedef struct mt_index_ops {
+    const char *name; /* "sqlite" */
+    int (*begin)(mt_index_t *ix);
+    /* Insert or handle a duplicate. old_path (may be NULL) receives the replaced file's
+     * relative path when the result is MT_INDEX_REPLACED and the path differs. */
+    int (*put)(mt_index_t *ix, const mt_index_rec_t *rec, mt_dup_policy_t dup,
+               mt_index_put_result_t *result, char *old_path, size_t old_path_sz);
+    /* Does an instance with this SOP Instance UID exist? (for duplicate checks before commit) */
+    int (*exists)(mt_index_t *ix, const char *sop_instance_uid, bool *exists);
+    int (*commit)(mt_index_t *ix);
+    int (*rollback)(mt_index_t *ix);
+    int (*stats)(mt_index_t *ix, mt_index_stats_t *out);
+    int (*clear)(mt_index_t *ix); /* delete every row (index rebuild) */
+    void (*close)(mt_index_t *ix);
+} mt_index_ops_t;
+
+struct mt_index {
+    const mt_index_ops_t *ops;
+};
+
+/* Open (creating and migrating the schema from db/ as needed) the SQLite index at path. */
+int mt_index_sqlite_open(const char *path, mt_index_t **out);
+
+#endif

@@ -1,0 +1,37 @@
+/*
+ * node.h - mt_node: owns the uv_loop_t, the listener, the config snapshot and the ingest
+ * pipeline; start-up and shutdown order; SIGTERM (graceful stop) and SIGHUP (reload config).
+ */
+#ifndef MT_NODE_H
+#define MT_NODE_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "conf/conf.h"
+#include "store/ingest.h"
+
+typedef struct mt_node mt_node_t;
+
+/* Takes ownership of conf. conf_path may be NULL (no file: SIGHUP keeps the current config). */
+int mt_node_new(uv_loop_t *loop, mt_conf_t *conf, const char *conf_path, mt_node_t **out);
+/* Open the store, start listening; returns when the node has stopped (SIGTERM/SIGINT). */
+int mt_node_run(mt_node_t *node);
+void mt_node_free(mt_node_t *node);
+
+/* The config snapshot in force now. An association keeps the pointer it got at its start: a
+ * snapshot lives until every association that holds it has closed (mt_node_conf_ref/unref). */
+const mt_conf_t *mt_node_conf_ref(mt_node_t *node);
+void mt_node_conf_unref(mt_node_t *node, const mt_conf_t *conf);
+
+uv_loop_t *mt_node_loop(mt_node_t *node);
+mt_ingest_t *mt_node_ingest(mt_node_t *node);
+
+/* Association bookkeeping (limit on concurrent associations, graceful shutdown). */
+uint64_t mt_node_next_assoc_id(mt_node_t *node);
+uint32_t mt_node_assoc_count(const mt_node_t *node);
+/* Called by assoc.c when an association is created / fully closed. */
+void mt_node_assoc_opened(mt_node_t *node);
+void mt_node_assoc_closed(mt_node_t *node);
+
+#endif

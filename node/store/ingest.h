@@ -1,0 +1,56 @@
+/*
+ * ingest.h - durable ingest: instance bytes -> temp file -> group commit (sync + rename + index)
+ * -> completion on the loop. The rule: the completion (and so the C-STORE-RSP) comes only after
+ * this instance's file and index row are durable.
+ *
+ * Loop-thread API. One dedicated commit thread batches every instance that is ready:
+ *   write out remaining bytes, close, rename into place (store layout), insert index rows in one
+ *   transaction, make the batch durable with as few flushes as possible, then post completions
+ *   back to the loop (uv_async). Bulk bytes are spilled to the temp file in bounded chunks, so
+ *   memory stays bounded whatever the instance size.
+ */
+#ifndef MT_STORE_INGEST_H
+#define MT_STORE_INGEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "../dicom/ds.h"
+#include "../index/index.h"
+
+typedef struct mt_ingest mt_ingest_t;
+typedef struct mt_ingest_job mt_ingest_job_t;
+
+typedef struct mt_ingest_opts {
+    const char *storage_root;  /* files live under <root>/ ; temp files under <root>/.tmp/ */
+    const char *index_path;    /* SQLite file */
+    mt_dup_policy_t dup_policy;
+    size_t max_batch;          /* instances per group commit (default 256) */
+    size_t spill_chunk;        /* bytes buffered per job before spilling to disk (default 1 MiB) */
+} mt_ingest_opts_t;
+
+/* status: 0 stored; MT_EDUPLICATE (reject policy); other negative codes = failure.
+ * comment: a short static reason for ErrorComment on failure (never PHI). */
+typedef void (*mt_ingest_done_cb)(void *data, int status, const char *comment);
+typedef void (*mt_ingest_drain_cb)(void *data);
+
+/* Open the store and index, clean up temp files left by a crash, start the commit thread. */
+int mt_ingest_open(uv_loop_t *loop, const mt_ingest_opts_t *opts, mt_ingest_t **out);
+/* Stop after committing everything in flight; cb on the loop when done (ingest freed). */
+void mt_ingest_close(mt_ingest_t *ing, void (*cb)(void *), void *data);
+
+/* Begin an instance: the Part 10 meta header is built from meta. */
+mt_ingest_job_t *mt_ingest_job_new(mt_ingest_t *ing, const mt_meta_t *meta);
+/* Append data set bytes. Returns 1 when the job holds more than its buffer budget and the caller
+ * should pause reading until drain_cb fires; 0 otherwise; negative on failure (disk full ...). */
+int mt_ingest_job_append(mt_ingest_job_t *job, const uint8_t *p, size_t n,
+                         mt_ingest_drain_cb drain_cb, void *drain_data);
+/* Commit: takes ownership of rec; cb fires exactly once on the loop thread. */
+void mt_ingest_job_commit(mt_ingest_job_t *job, mt_index_rec_t *rec, mt_ingest_done_cb cb,
+                          void *data);
+/* Abandon (peer vanished, bad data): temp file removed, nothing indexed, no callback. */
+void mt_ingest_job_cancel(mt_ingest_job_t *job);
+
+#endif
