@@ -81,4 +81,11 @@ int mt_dimse_encode(const mt_dimse_cmd_t *c, mt_buf_t *out);
 bool mt_dimse_has_dataset(const mt_dimse_cmd_t *c);
 const char *mt_dimse_command_name(uint16_t command_field);
 
+/* Flags of a request in node/dimse_cmds.def (the dispatch table). */
+#define MT_CMD_DATASET 0x1    /* a data set must follow the command */
+#define MT_CMD_NO_DATASET 0x2 /* no data set may follow */
+#define MT_CMD_CANCEL 0x4     /* the operation can be cancelled by C-CANCEL-RQ */
+/* The flags of a request command field from dimse_cmds.def; 0 when it is not in the table. */
+int mt_dimse_cmd_flags(uint16_t command_field);
+
 #endif

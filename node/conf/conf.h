@@ -39,6 +39,10 @@ typedef struct mt_conf {
     uint32_t max_batch;         /* storage.max_batch, default 256 */
     /* logging */
     int log_level;              /* log.level: error|warn|info|debug|trace, default info */
+    /* set by the loader: storage.root / index.path were given in the file, so
+     * mt_conf_set_data_dir leaves them alone */
+    bool storage_root_explicit;
+    bool index_path_explicit;
 } mt_conf_t;
 
 /* Defaults for everything (data_dir "./data"). */

@@ -1,0 +1,790 @@
+/*
+ * conf.c - YAML (libyaml events) -> an immutable struct mt_conf, driven by the key table
+ * keys.def (nginx's ngx_command_t: name, type, offset, default, validator).
+ *
+ * Shape of the file (two levels: section, key; conf/mitral.yaml is the reference):
+ *
+ *   node:
+ *     ae_title: MITRAL
+ *   associations:
+ *     allowed_calling_aes: [CT1, MR2]
+ *     artim_timeout: 30s
+ *
+ * The loader walks the event stream once. Each mapping key is joined to its parent's path
+ * ("associations.artim_timeout") and looked up in the table: a row is a leaf whose value is
+ * parsed by its type; a prefix of some row is a section (a nested mapping); anything else is an
+ * unknown key. The FIRST problem stops the load and is reported as "name:line: what is wrong",
+ * line 1-based from libyaml's marks: YAML syntax errors, unknown keys, duplicate keys or
+ * sections, wrong shape (list/mapping/scalar), bad values, out of range.
+ *
+ * Defaults are text in the table, parsed by the same code as values from a file, so a default
+ * can never be invalid. storage.root and index.path default to NULL = derived from
+ * node.data_dir (<data_dir>/storage, <data_dir>/index.sqlite); an explicit value in the file
+ * (a null value, `root:` or `root: ~`, means "derive") sets *_explicit so that
+ * mt_conf_set_data_dir leaves it alone.
+ *
+ * Value syntax by type:
+ *   STRING    1..sizeof(field)-1 bytes, no control characters (+ the row's check)
+ *   AE        PS3.5 AE VR: 1-16 characters, no backslash or control characters, not all spaces;
+ *             leading/trailing spaces are not significant and are removed
+ *   PORT      1-65535        UINT   decimal, [min, max]
+ *   DURATION  <n>ms | <n>s | <n>m | <n>h | <n> (seconds); stored in ms, [min, max] ms
+ *   ENUM      one of the row's names, stored as the index
+ *   PATH      non-empty, < 4096 bytes, no control characters (heap string)
+ *   LOGLEVEL  error | warn | info | debug | trace
+ *   LIST_AE   a YAML sequence of AE titles; null = empty list
+ *   LIST_UID  a YAML sequence of UIDs (PS3.5 §9.1: digits and dots, 1-64 chars, no empty
+ *             component, no leading zero); null = empty list
+ *
+ * PURE apart from mt_conf_load reading the file; mt_conf_load_string is what tests and the fuzz
+ * target (tests/fuzz/fuzz_conf.c) drive.
+ */
+#include "conf.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+#include "../util/alloc.h"
+#include "../util/log.h"
+
+#define CONF_MAX_FILE (1u << 20)
+#define CONF_MAX_PATH 4096
+#define CONF_MAX_KEYPATH 128
+
+enum conf_type {
+    CT_STRING,
+    CT_AE,
+    CT_PORT,
+    CT_UINT,
+    CT_DURATION,
+    CT_ENUM,
+    CT_PATH,
+    CT_LOGLEVEL,
+    CT_LIST_AE,
+    CT_LIST_UID,
+};
+
+typedef int (*conf_check_fn)(const char *v, char *why, size_t whysz);
+
+struct conf_key {
+    const char *path;
+    enum conf_type type;
+    size_t off;
+    size_t size;  /* sizeof the field */
+    size_t off_n; /* lists: offset of the count */
+    const char *def;
+    uint32_t min, max;
+    const char *const *names;
+    conf_check_fn check;
+};
+
+static const char *const dup_names[] = {"overwrite", "keep-first", "reject", NULL};
+static const char *const level_names[] = {"error", "warn", "info", "debug", "trace", NULL};
+
+static int check_ip(const char *v, char *why, size_t whysz)
+{
+    unsigned char addr[16];
+    if (inet_pton(AF_INET, v, addr) == 1 || inet_pton(AF_INET6, v, addr) == 1)
+        return 0;
+    snprintf(why, whysz, "is not an IPv4 or IPv6 address");
+    return -1;
+}
+
+#define FIELD_SIZE(f) sizeof(((mt_conf_t *)0)->f)
+static const struct conf_key conf_keys[] = {
+#define MT_CONF_KEY(p, t, f, d, lo, hi, aux, chk)                                                  \
+    {p, CT_##t, offsetof(mt_conf_t, f), FIELD_SIZE(f), 0, d, lo, hi, aux, chk},
+#define MT_CONF_LIST(p, t, f, d, lo, hi, aux, chk)                                                 \
+    {p, CT_##t, offsetof(mt_conf_t, f), FIELD_SIZE(f), offsetof(mt_conf_t, n_##f), d, lo, hi,     \
+     aux, chk},
+#include "keys.def"
+#undef MT_CONF_KEY
+#undef MT_CONF_LIST
+};
+#define N_KEYS (sizeof conf_keys / sizeof conf_keys[0])
+
+_Static_assert(sizeof(mt_dup_policy_t) == sizeof(int), "enums are stored as int");
+
+static bool is_list(const struct conf_key *k)
+{
+    return k->type == CT_LIST_AE || k->type == CT_LIST_UID;
+}
+
+static const char *type_desc(const struct conf_key *k)
+{
+    switch (k->type) {
+    case CT_STRING: return "a string";
+    case CT_AE: return "an AE title";
+    case CT_PORT: return "a port number";
+    case CT_UINT: return "a number";
+    case CT_DURATION: return "a duration";
+    case CT_ENUM: return "a name";
+    case CT_PATH: return "a path";
+    case CT_LOGLEVEL: return "a log level";
+    case CT_LIST_AE:
+    case CT_LIST_UID: return "a list";
+    }
+    return "a value";
+}
+
+/* A printable, bounded copy of an input value for messages. */
+static const char *show(const char *v, size_t n, char *out, size_t outsz)
+{
+    size_t j = 0, max = outsz > 4 ? outsz - 4 : 0;
+    for (size_t i = 0; i < n && j < max; i++, j++)
+        out[j] = ((unsigned char)v[i] < 0x20 || v[i] == 0x7f) ? '?' : v[i];
+    if (j < n && outsz >= 4) {
+        memcpy(out + j, "...", 3);
+        j += 3;
+    }
+    if (outsz)
+        out[j < outsz ? j : outsz - 1] = '\0';
+    return out;
+}
+
+static bool has_ctl(const char *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)v[i] < 0x20 || v[i] == 0x7f)
+            return true;
+    return false;
+}
+
+static void *field(mt_conf_t *c, const struct conf_key *k)
+{
+    return (char *)c + k->off;
+}
+
+static void store_uint(mt_conf_t *c, const struct conf_key *k, uint32_t v)
+{
+    void *p = field(c, k);
+    switch (k->size) {
+    case 1: *(uint8_t *)p = (uint8_t)v; break;
+    case 2: *(uint16_t *)p = (uint16_t)v; break;
+    case 4: *(uint32_t *)p = v; break; /* also int and enum fields (static assert above) */
+    default: abort(); /* a keys.def row names a field of a size we do not store */
+    }
+}
+
+static void fmt_ms(uint32_t ms, char *out, size_t outsz)
+{
+    if (ms && ms % 3600000 == 0)
+        snprintf(out, outsz, "%uh", ms / 3600000);
+    else if (ms && ms % 60000 == 0)
+        snprintf(out, outsz, "%um", ms / 60000);
+    else if (ms % 1000 == 0)
+        snprintf(out, outsz, "%us", ms / 1000);
+    else
+        snprintf(out, outsz, "%ums", ms);
+}
+
+/* Decimal digits only; *out saturates at UINT64_MAX/10-ish (anything that large is out of any
+ * range we use). */
+static bool parse_digits(const char *v, size_t n, uint64_t *out)
+{
+    if (n == 0)
+        return false;
+    uint64_t x = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (v[i] < '0' || v[i] > '9')
+            return false;
+        if (x < UINT64_C(1) << 50)
+            x = x * 10 + (uint64_t)(v[i] - '0');
+    }
+    *out = x;
+    return true;
+}
+
+/* PS3.5 AE VR. Trims leading/trailing spaces into out[17]. */
+static int parse_ae(const char *v, size_t n, char out[17], char *why, size_t whysz)
+{
+    char s[48];
+    size_t b = 0, e = n;
+    while (b < e && v[b] == ' ')
+        b++;
+    while (e > b && v[e - 1] == ' ')
+        e--;
+    if (n == 0 || n > 16 || b == e || has_ctl(v, n) || memchr(v, '\\', n)) {
+        snprintf(why, whysz,
+                 "\"%s\" is not an AE title (1-16 characters, no backslash or control "
+                 "characters, not all spaces)",
+                 show(v, n, s, sizeof s));
+        return -1;
+    }
+    memcpy(out, v + b, e - b);
+    out[e - b] = '\0';
+    return 0;
+}
+
+/* PS3.5 §9.1 UID: components of digits separated by '.', no leading zero, at most 64 chars. */
+static int parse_uid(const char *v, size_t n, char *why, size_t whysz)
+{
+    char s[48];
+    bool ok = n > 0 && n <= 64;
+    size_t comp = 0; /* length of the current component */
+    for (size_t i = 0; ok && i < n; i++) {
+        if (v[i] == '.') {
+            ok = comp > 0;
+            comp = 0;
+        } else if (v[i] >= '0' && v[i] <= '9') {
+            ok = !(comp == 1 && v[i - 1] == '0');
+            comp++;
+        } else {
+            ok = false;
+        }
+    }
+    if (!ok || comp == 0) {
+        snprintf(why, whysz, "\"%s\" is not a UID (digits and dots, at most 64 characters)",
+                 show(v, n, s, sizeof s));
+        return -1;
+    }
+    return 0;
+}
+
+static void list_clear(mt_conf_t *c, const struct conf_key *k)
+{
+    char **a = field(c, k);
+    size_t *np = (size_t *)((char *)c + k->off_n);
+    for (size_t i = 0; i < *np; i++) {
+        mt_free(a[i]);
+        a[i] = NULL;
+    }
+    *np = 0;
+}
+
+static int list_add(mt_conf_t *c, const struct conf_key *k, const char *v, size_t n, char *why,
+                    size_t whysz)
+{
+    char **a = field(c, k);
+    size_t *np = (size_t *)((char *)c + k->off_n);
+    char ae[17];
+    if (*np >= k->max || *np >= MT_CONF_MAX_LIST) {
+        snprintf(why, whysz, "more than %u entries", k->max);
+        return -1;
+    }
+    switch (k->type) {
+    case CT_LIST_AE:
+        if (parse_ae(v, n, ae, why, whysz))
+            return -1;
+        a[(*np)++] = mt_strdup(ae);
+        return 0;
+    case CT_LIST_UID:
+        if (parse_uid(v, n, why, whysz))
+            return -1;
+        a[(*np)++] = mt_strndup(v, n);
+        return 0;
+    default:
+        abort(); /* keys.def: MT_CONF_LIST rows are LIST_* */
+    }
+}
+
+/* Parse one scalar value (v[n], no embedded NUL) into the field of k. Lists take elements
+ * through list_add. Returns 0, or -1 with why = "<what is wrong>" (the caller adds the key). */
+static int set_scalar(mt_conf_t *c, const struct conf_key *k, const char *v, size_t n, char *why,
+                      size_t whysz)
+{
+    char s[48], r1[16], r2[16];
+    uint64_t x = 0;
+    switch (k->type) {
+    case CT_STRING: {
+        if (n == 0 || n >= k->size || has_ctl(v, n)) {
+            snprintf(why, whysz, "\"%s\" is not valid (1-%zu characters, no control characters)",
+                     show(v, n, s, sizeof s), k->size - 1);
+            return -1;
+        }
+        char tmp[256];
+        if (k->size > sizeof tmp)
+            abort(); /* keys.def: STRING fields are small fixed arrays */
+        memcpy(tmp, v, n);
+        tmp[n] = '\0';
+        char msg[96];
+        if (k->check && k->check(tmp, msg, sizeof msg) != 0) {
+            snprintf(why, whysz, "\"%s\" %s", show(v, n, s, sizeof s), msg);
+            return -1;
+        }
+        memcpy(field(c, k), tmp, n + 1);
+        return 0;
+    }
+    case CT_AE:
+        return parse_ae(v, n, field(c, k), why, whysz);
+    case CT_PORT:
+    case CT_UINT: {
+        bool digits = parse_digits(v, n, &x);
+        if (!digits || x < k->min || x > k->max) {
+            if (k->type == CT_PORT)
+                snprintf(why, whysz, "\"%s\" is not a port number (%u-%u)",
+                         show(v, n, s, sizeof s), k->min, k->max);
+            else if (digits)
+                snprintf(why, whysz, "%s is out of range (%u-%u)", show(v, n, s, sizeof s),
+                         k->min, k->max);
+            else
+                snprintf(why, whysz, "\"%s\" is not a whole number", show(v, n, s, sizeof s));
+            return -1;
+        }
+        store_uint(c, k, (uint32_t)x);
+        return 0;
+    }
+    case CT_DURATION: {
+        size_t d = 0;
+        while (d < n && v[d] >= '0' && v[d] <= '9')
+            d++;
+        uint64_t mul;
+        const char *u = v + d;
+        size_t un = n - d;
+        if (un == 0 || (un == 1 && *u == 's'))
+            mul = 1000;
+        else if (un == 2 && memcmp(u, "ms", 2) == 0)
+            mul = 1;
+        else if (un == 1 && *u == 'm')
+            mul = 60000;
+        else if (un == 1 && *u == 'h')
+            mul = 3600000;
+        else
+            mul = 0;
+        if (mul == 0 || !parse_digits(v, d, &x)) {
+            snprintf(why, whysz, "\"%s\" is not a duration (e.g. 30s, 5m, 250ms, 1h)",
+                     show(v, n, s, sizeof s));
+            return -1;
+        }
+        x = x > UINT32_MAX ? UINT64_MAX : x * mul; /* < 2^54 when multiplied */
+        if (x < k->min || x > k->max) {
+            fmt_ms(k->min, r1, sizeof r1);
+            fmt_ms(k->max, r2, sizeof r2);
+            snprintf(why, whysz, "%s is out of range (%s-%s)", show(v, n, s, sizeof s), r1, r2);
+            return -1;
+        }
+        store_uint(c, k, (uint32_t)x);
+        return 0;
+    }
+    case CT_ENUM:
+    case CT_LOGLEVEL: {
+        const char *const *names = k->type == CT_ENUM ? k->names : level_names;
+        for (uint32_t i = 0; names[i]; i++)
+            if (strlen(names[i]) == n && memcmp(names[i], v, n) == 0) {
+                store_uint(c, k, i);
+                return 0;
+            }
+        int w = snprintf(why, whysz, "\"%s\" is not one of", show(v, n, s, sizeof s));
+        for (size_t i = 0; names[i] && w >= 0 && (size_t)w < whysz; i++)
+            w += snprintf(why + w, whysz - (size_t)w, "%s %s", i ? "," : "", names[i]);
+        return -1;
+    }
+    case CT_PATH: {
+        if (n == 0 || n >= CONF_MAX_PATH || has_ctl(v, n)) {
+            snprintf(why, whysz,
+                     "\"%s\" is not a valid path (1-%d characters, no control characters)",
+                     show(v, n, s, sizeof s), CONF_MAX_PATH - 1);
+            return -1;
+        }
+        char **p = field(c, k);
+        mt_free(*p);
+        *p = mt_strndup(v, n);
+        return 0;
+    }
+    case CT_LIST_AE:
+    case CT_LIST_UID:
+        break;
+    }
+    snprintf(why, whysz, "expected a list");
+    return -1;
+}
+
+static bool is_derived_path(const struct conf_key *k)
+{
+    return k->type == CT_PATH && k->def == NULL;
+}
+
+static void mark_explicit(mt_conf_t *c, const struct conf_key *k, bool on)
+{
+    if (k->off == offsetof(mt_conf_t, storage_root))
+        c->storage_root_explicit = on;
+    else if (k->off == offsetof(mt_conf_t, index_path))
+        c->index_path_explicit = on;
+}
+
+static char *join(const char *dir, const char *leaf)
+{
+    size_t n = strlen(dir);
+    while (n > 1 && dir[n - 1] == '/')
+        n--;
+    size_t m = strlen(leaf);
+    char *p = mt_malloc(n + 1 + m + 1);
+    memcpy(p, dir, n);
+    p[n] = '/';
+    memcpy(p + n + 1, leaf, m + 1);
+    return p;
+}
+
+static void derive_paths(mt_conf_t *c)
+{
+    if (!c->storage_root_explicit) {
+        mt_free(c->storage_root);
+        c->storage_root = join(c->data_dir, "storage");
+    }
+    if (!c->index_path_explicit) {
+        mt_free(c->index_path);
+        c->index_path = join(c->data_dir, "index.sqlite");
+    }
+}
+
+static void apply_defaults(mt_conf_t *c)
+{
+    char why[256];
+    for (size_t i = 0; i < N_KEYS; i++) {
+        const struct conf_key *k = &conf_keys[i];
+        if (!k->def)
+            continue;
+        int rc = 0;
+        if (is_list(k)) {
+            const char *p = k->def;
+            while (*p && rc == 0) {
+                const char *e = strchr(p, ',');
+                size_t n = e ? (size_t)(e - p) : strlen(p);
+                rc = list_add(c, k, p, n, why, sizeof why);
+                p += n + (e ? 1 : 0);
+            }
+        } else {
+            rc = set_scalar(c, k, k->def, strlen(k->def), why, sizeof why);
+        }
+        if (rc) { /* our own table is wrong: a bug, not an input error */
+            fprintf(stderr, "mitral: keys.def default for %s: %s\n", k->path, why);
+            abort();
+        }
+    }
+}
+
+mt_conf_t *mt_conf_new_default(void)
+{
+    mt_conf_t *c = mt_calloc(1, sizeof *c);
+    apply_defaults(c);
+    derive_paths(c);
+    return c;
+}
+
+void mt_conf_set_data_dir(mt_conf_t *c, const char *dir)
+{
+    char *d = mt_strdup(dir);
+    mt_free(c->data_dir);
+    c->data_dir = d;
+    derive_paths(c);
+}
+
+void mt_conf_free(mt_conf_t *c)
+{
+    if (!c)
+        return;
+    for (size_t i = 0; i < N_KEYS; i++) {
+        const struct conf_key *k = &conf_keys[i];
+        if (is_list(k))
+            list_clear(c, k);
+        else if (k->type == CT_PATH)
+            mt_free(*(char **)field(c, k));
+    }
+    mt_free(c);
+}
+
+/* ---- the loader ---- */
+
+struct loader {
+    yaml_parser_t parser;
+    yaml_event_t ev;
+    bool have_ev;
+    const char *name;
+    char *err;
+    size_t errsz;
+    bool failed;
+    mt_conf_t *c;
+    bool seen[N_KEYS];
+    char sections[N_KEYS * 2][CONF_MAX_KEYPATH];
+    size_t n_sections;
+};
+
+static size_t ev_line(const struct loader *L)
+{
+    return L->ev.start_mark.line + 1;
+}
+
+__attribute__((format(printf, 3, 4))) static int fail(struct loader *L, size_t line,
+                                                      const char *fmt, ...)
+{
+    if (L->failed)
+        return -1;
+    L->failed = true;
+    if (!L->err || !L->errsz)
+        return -1;
+    int w = snprintf(L->err, L->errsz, "%s:%zu: ", L->name, line);
+    if (w >= 0 && (size_t)w < L->errsz) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(L->err + w, L->errsz - (size_t)w, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+static int next(struct loader *L)
+{
+    if (L->have_ev) {
+        yaml_event_delete(&L->ev);
+        L->have_ev = false;
+    }
+    if (yaml_parser_parse(&L->parser, &L->ev)) {
+        L->have_ev = true;
+        return 0;
+    }
+    const yaml_parser_t *p = &L->parser;
+    size_t line = (p->error == YAML_READER_ERROR ? p->mark.line : p->problem_mark.line) + 1;
+    const char *problem = p->problem ? p->problem : "cannot parse";
+    if (p->error == YAML_MEMORY_ERROR)
+        return fail(L, line, "out of memory parsing YAML");
+    if (p->context)
+        return fail(L, line, "YAML syntax error: %s (%s)", problem, p->context);
+    return fail(L, line, "YAML syntax error: %s", problem);
+}
+
+static bool ev_is_null(const yaml_event_t *ev)
+{
+    if (ev->type != YAML_SCALAR_EVENT || ev->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+        return false;
+    const char *v = (const char *)ev->data.scalar.value;
+    size_t n = ev->data.scalar.length;
+    return n == 0 || (n == 1 && v[0] == '~') ||
+           (n == 4 && (!memcmp(v, "null", 4) || !memcmp(v, "Null", 4) || !memcmp(v, "NULL", 4)));
+}
+
+static const struct conf_key *find_key(const char *path)
+{
+    for (size_t i = 0; i < N_KEYS; i++)
+        if (strcmp(conf_keys[i].path, path) == 0)
+            return &conf_keys[i];
+    return NULL;
+}
+
+static bool is_section(const char *path)
+{
+    size_t n = strlen(path);
+    for (size_t i = 0; i < N_KEYS; i++)
+        if (strncmp(conf_keys[i].path, path, n) == 0 && conf_keys[i].path[n] == '.')
+            return true;
+    return false;
+}
+
+/* Scalar text of the current event, refusing embedded NULs (possible with "\0" escapes). */
+static int ev_text(struct loader *L, const char *what, const char **v, size_t *n)
+{
+    *v = (const char *)L->ev.data.scalar.value;
+    *n = L->ev.data.scalar.length;
+    if (strlen(*v) != *n)
+        return fail(L, ev_line(L), "%s: contains a NUL character", what);
+    return 0;
+}
+
+static int walk_list(struct loader *L, const struct conf_key *k)
+{
+    char why[256];
+    list_clear(L->c, k);
+    for (;;) {
+        if (next(L))
+            return -1;
+        if (L->ev.type == YAML_SEQUENCE_END_EVENT)
+            break;
+        if (L->ev.type != YAML_SCALAR_EVENT)
+            return fail(L, ev_line(L), "%s: list entries must be plain values", k->path);
+        const char *v;
+        size_t n;
+        if (ev_text(L, k->path, &v, &n))
+            return -1;
+        if (list_add(L->c, k, v, n, why, sizeof why))
+            return fail(L, ev_line(L), "%s: %s", k->path, why);
+    }
+    size_t n = *(size_t *)((char *)L->c + k->off_n);
+    if (n < k->min)
+        return fail(L, ev_line(L), "%s: needs at least %u entries", k->path, k->min);
+    return 0;
+}
+
+static int walk_leaf(struct loader *L, const struct conf_key *k)
+{
+    char why[256];
+    size_t line = ev_line(L);
+    switch (L->ev.type) {
+    case YAML_ALIAS_EVENT:
+        return fail(L, line, "%s: YAML aliases are not supported", k->path);
+    case YAML_MAPPING_START_EVENT:
+        return fail(L, line, "%s: expected %s, got a mapping", k->path, type_desc(k));
+    case YAML_SEQUENCE_START_EVENT:
+        if (is_list(k))
+            return walk_list(L, k);
+        return fail(L, line, "%s: expected %s, got a list", k->path, type_desc(k));
+    case YAML_SCALAR_EVENT:
+        break;
+    default:
+        return fail(L, line, "%s: unexpected YAML event", k->path);
+    }
+    if (ev_is_null(&L->ev)) {
+        if (is_list(k)) {
+            list_clear(L->c, k);
+            if (k->min > 0)
+                return fail(L, line, "%s: needs at least %u entries", k->path, k->min);
+            return 0;
+        }
+        if (is_derived_path(k)) {
+            mark_explicit(L->c, k, false);
+            return 0;
+        }
+        return fail(L, line, "%s: missing value (expected %s)", k->path, type_desc(k));
+    }
+    if (is_list(k))
+        return fail(L, line, "%s: expected a list, e.g. [A, B]", k->path);
+    const char *v;
+    size_t n;
+    if (ev_text(L, k->path, &v, &n))
+        return -1;
+    if (set_scalar(L->c, k, v, n, why, sizeof why))
+        return fail(L, line, "%s: %s", k->path, why);
+    if (is_derived_path(k))
+        mark_explicit(L->c, k, true);
+    return 0;
+}
+
+/* Called after the MAPPING-START of the section `prefix` ("" for the top level). */
+static int walk_mapping(struct loader *L, const char *prefix)
+{
+    for (;;) {
+        if (next(L))
+            return -1;
+        if (L->ev.type == YAML_MAPPING_END_EVENT)
+            return 0;
+        size_t kline = ev_line(L);
+        if (L->ev.type != YAML_SCALAR_EVENT)
+            return fail(L, kline, "%s: keys must be plain words", *prefix ? prefix : "top level");
+        const char *kv;
+        size_t kn;
+        if (ev_text(L, "key", &kv, &kn))
+            return -1;
+        char path[CONF_MAX_KEYPATH], s[48];
+        int w = snprintf(path, sizeof path, "%s%s%.*s", prefix, *prefix ? "." : "", (int)kn, kv);
+        const struct conf_key *k = NULL;
+        bool section = false;
+        if (w > 0 && (size_t)w < sizeof path && !has_ctl(kv, kn)) {
+            k = find_key(path);
+            section = !k && is_section(path);
+        }
+        if (!k && !section) {
+            if (*prefix)
+                return fail(L, kline, "unknown key \"%s\" in section %s", show(kv, kn, s, sizeof s),
+                            prefix);
+            return fail(L, kline, "unknown section \"%s\"", show(kv, kn, s, sizeof s));
+        }
+        if (k) {
+            size_t i = (size_t)(k - conf_keys);
+            if (L->seen[i])
+                return fail(L, kline, "duplicate key %s", path);
+            L->seen[i] = true;
+        } else {
+            for (size_t i = 0; i < L->n_sections; i++)
+                if (strcmp(L->sections[i], path) == 0)
+                    return fail(L, kline, "duplicate section %s", path);
+            if (L->n_sections < sizeof L->sections / sizeof L->sections[0])
+                memcpy(L->sections[L->n_sections++], path, (size_t)w + 1);
+        }
+        if (next(L))
+            return -1;
+        if (k) {
+            if (walk_leaf(L, k))
+                return -1;
+            continue;
+        }
+        if (L->ev.type == YAML_MAPPING_START_EVENT) {
+            if (walk_mapping(L, path))
+                return -1;
+        } else if (!ev_is_null(&L->ev)) { /* "log:" with nothing under it is an empty section */
+            return fail(L, ev_line(L), "%s: expected a mapping of keys (section)", path);
+        }
+    }
+}
+
+static int walk_stream(struct loader *L)
+{
+    if (next(L)) /* STREAM-START */
+        return -1;
+    if (next(L))
+        return -1;
+    if (L->ev.type == YAML_STREAM_END_EVENT) /* empty file: all defaults */
+        return 0;
+    if (next(L)) /* the root node */
+        return -1;
+    if (L->ev.type == YAML_MAPPING_START_EVENT) {
+        if (walk_mapping(L, ""))
+            return -1;
+    } else if (!ev_is_null(&L->ev)) {
+        return fail(L, ev_line(L), "the top level must be a mapping of sections (node:, ...)");
+    }
+    if (next(L)) /* DOCUMENT-END */
+        return -1;
+    if (next(L))
+        return -1;
+    if (L->ev.type != YAML_STREAM_END_EVENT)
+        return fail(L, ev_line(L), "only one YAML document is allowed");
+    return 0;
+}
+
+mt_conf_t *mt_conf_load_string(const char *yaml, size_t len, const char *name, char *err,
+                               size_t errsz)
+{
+    struct loader *L = mt_calloc(1, sizeof *L);
+    L->name = name ? name : "<string>";
+    L->err = err;
+    L->errsz = errsz;
+    if (err && errsz)
+        err[0] = '\0';
+    L->c = mt_calloc(1, sizeof *L->c);
+    apply_defaults(L->c);
+    if (!yaml_parser_initialize(&L->parser)) {
+        fail(L, 0, "out of memory");
+        goto fail;
+    }
+    yaml_parser_set_input_string(&L->parser, (const unsigned char *)yaml, len);
+    int rc = walk_stream(L);
+    if (L->have_ev)
+        yaml_event_delete(&L->ev);
+    yaml_parser_delete(&L->parser);
+    if (rc)
+        goto fail;
+    derive_paths(L->c);
+    mt_conf_t *c = L->c;
+    mt_free(L);
+    return c;
+
+fail:
+    mt_conf_free(L->c);
+    mt_free(L);
+    return NULL;
+}
+
+mt_conf_t *mt_conf_load(const char *path, char *err, size_t errsz)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errsz, "%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    char *buf = mt_malloc(CONF_MAX_FILE + 1);
+    size_t n = fread(buf, 1, CONF_MAX_FILE + 1, f);
+    int rerr = ferror(f) ? errno : 0;
+    fclose(f);
+    mt_conf_t *c = NULL;
+    if (rerr)
+        snprintf(err, errsz, "%s: cannot read: %s", path, strerror(rerr));
+    else if (n > CONF_MAX_FILE)
+        snprintf(err, errsz, "%s: larger than %u bytes", path, CONF_MAX_FILE);
+    else
+        c = mt_conf_load_string(buf, n, path, err, errsz);
+    mt_free(buf);
+    return c;
+}

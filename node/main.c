@@ -1,0 +1,359 @@
+/*
+ * main.c - the mitral command line.
+ *
+ *   mitral serve [-c FILE] [--port N] [--aet TITLE] [--bind ADDR] [--data DIR]
+ *   mitral dump FILE...
+ *   mitral index stats   [-c FILE] [--data DIR]
+ *   mitral index rebuild [-c FILE] [--data DIR]
+ *   mitral --version | --help | <command> --help
+ *
+ * Flags override the config file; --data DIR puts storage (DIR/storage) and the index
+ * (DIR/index.sqlite) under DIR, so a node can run with no config file at all.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "conf/conf.h"
+#include "dicom/ds.h"
+#include "index/index.h"
+#include "index/rebuild.h"
+#include "node.h"
+#include "util/alloc.h"
+#include "util/err.h"
+#include "util/log.h"
+
+#ifndef MT_VERSION
+#define MT_VERSION "0.0.0"
+#endif
+
+static const char usage_main[] =
+    "usage: mitral <command> [options]\n"
+    "\n"
+    "A DICOM node (Storage SCP with a durable file store and an embedded index) for\n"
+    "cardiovascular MR research registries.\n"
+    "\n"
+    "commands:\n"
+    "  serve          run the node (C-ECHO, C-STORE)\n"
+    "  dump FILE...   print the data set of DICOM files\n"
+    "  index stats    count patients, studies, series, instances and bytes in the index\n"
+    "  index rebuild  re-create the index from the files in storage\n"
+    "\n"
+    "  mitral --version | mitral <command> --help\n";
+
+static const char usage_serve[] =
+    "usage: mitral serve [-c FILE] [--port N] [--aet TITLE] [--bind ADDR] [--data DIR]\n"
+    "\n"
+    "  -c, --config FILE  YAML config (see conf/mitral.yaml for every key)\n"
+    "  -p, --port N       TCP port to listen on (default 11112)\n"
+    "  -a, --aet TITLE    the node's AE title (default MITRAL)\n"
+    "  -b, --bind ADDR    address to listen on (default 0.0.0.0)\n"
+    "  -d, --data DIR     storage in DIR/storage, index in DIR/index.sqlite\n"
+    "\n"
+    "SIGTERM/SIGINT stop gracefully; SIGHUP reloads the config file.\n";
+
+static const char usage_dump[] = "usage: mitral dump FILE...\n"
+                                 "\n"
+                                 "Prints the file meta information and the data set of each file,\n"
+                                 "one element a line, nested items indented.\n";
+
+static const char usage_index[] = "usage: mitral index stats|rebuild [-c FILE] [--data DIR]\n"
+                                  "\n"
+                                  "  stats    patients, studies, series, instances and bytes\n"
+                                  "  rebuild  delete the index and re-create it from every file\n"
+                                  "           under the storage root (the node must be stopped)\n";
+
+static int wants_help(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            return 1;
+    return 0;
+}
+
+/* Parse -c/--port/--aet/--bind/--data into a config. NULL on error (message printed). */
+static mt_conf_t *conf_from_args(int argc, char **argv, bool serve_flags, char **conf_path)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, 0, 'c'}, {"port", required_argument, 0, 'p'},
+        {"aet", required_argument, 0, 'a'},    {"bind", required_argument, 0, 'b'},
+        {"data", required_argument, 0, 'd'},   {0, 0, 0, 0},
+    };
+    const char *cfile = NULL, *port = NULL, *aet = NULL, *bind = NULL, *data = NULL;
+    int ch;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "c:p:a:b:d:", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'c': cfile = optarg; break;
+        case 'p': port = optarg; break;
+        case 'a': aet = optarg; break;
+        case 'b': bind = optarg; break;
+        case 'd': data = optarg; break;
+        default: return NULL;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "mitral: unexpected argument '%s'\n", argv[optind]);
+        return NULL;
+    }
+    if (!serve_flags && (port || aet || bind)) {
+        fprintf(stderr, "mitral: --port/--aet/--bind only apply to 'serve'\n");
+        return NULL;
+    }
+    mt_conf_t *c;
+    if (cfile) {
+        char err[512];
+        c = mt_conf_load(cfile, err, sizeof err);
+        if (!c) {
+            fprintf(stderr, "%s\n", err);
+            return NULL;
+        }
+    } else {
+        c = mt_conf_new_default();
+    }
+    if (port) {
+        char *end;
+        long v = strtol(port, &end, 10);
+        if (*end || v < 1 || v > 65535) {
+            fprintf(stderr, "mitral: --port: '%s' is not a port number (1-65535)\n", port);
+            mt_conf_free(c);
+            return NULL;
+        }
+        c->port = (uint16_t)v;
+    }
+    if (aet) {
+        size_t n = strlen(aet);
+        if (n == 0 || n > 16 || strchr(aet, '\\')) {
+            fprintf(stderr, "mitral: --aet: an AE title is 1-16 characters without '\\'\n");
+            mt_conf_free(c);
+            return NULL;
+        }
+        memcpy(c->ae_title, aet, n + 1);
+    }
+    if (bind)
+        snprintf(c->bind, sizeof c->bind, "%s", bind);
+    if (data) {
+        mt_conf_set_data_dir(c, data);
+        char buf[4096];
+        snprintf(buf, sizeof buf, "%s/storage", data);
+        mt_free(c->storage_root);
+        c->storage_root = mt_strdup(buf);
+        snprintf(buf, sizeof buf, "%s/index.sqlite", data);
+        mt_free(c->index_path);
+        c->index_path = mt_strdup(buf);
+    }
+    if (conf_path)
+        *conf_path = cfile ? mt_strdup(cfile) : NULL;
+    return c;
+}
+
+/* mkdir -p for the data directories (the index file's directory and the storage root). */
+static int ensure_dir(const char *path)
+{
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+            return MT_ERR_FROM_ERRNO();
+        *p = '/';
+    }
+    if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+        return MT_ERR_FROM_ERRNO();
+    return 0;
+}
+
+static int ensure_parent_dir(const char *file)
+{
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", file);
+    char *slash = strrchr(buf, '/');
+    if (!slash || slash == buf)
+        return 0;
+    *slash = '\0';
+    return ensure_dir(buf);
+}
+
+static int cmd_serve(int argc, char **argv)
+{
+    if (wants_help(argc, argv)) {
+        fputs(usage_serve, stdout);
+        return 0;
+    }
+    char *conf_path = NULL;
+    mt_conf_t *c = conf_from_args(argc, argv, true, &conf_path);
+    if (!c)
+        return 2;
+    if (ensure_dir(c->storage_root) != 0 || ensure_parent_dir(c->index_path) != 0) {
+        fprintf(stderr, "mitral: cannot create %s: %s\n", c->storage_root, strerror(errno));
+        mt_conf_free(c);
+        mt_free(conf_path);
+        return 1;
+    }
+    mt_log_level = (mt_log_level_t)c->log_level;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    mt_node_t *node;
+    mt_node_new(&loop, c, conf_path, &node);
+    mt_free(conf_path);
+    int rc = mt_node_run(node);
+    mt_node_free(node);
+    uv_loop_close(&loop);
+    return rc == 0 ? 0 : 1;
+}
+
+static int read_file(const char *path, uint8_t **out, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return MT_ERR_FROM_ERRNO();
+    mt_buf_t b;
+    mt_buf_init(&b, (size_t)1 << 34);
+    uint8_t chunk[65536];
+    size_t n;
+    int rc = 0;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        if ((rc = mt_buf_append(&b, chunk, n)) != 0)
+            break;
+    if (ferror(f))
+        rc = MT_EIO;
+    fclose(f);
+    if (rc) {
+        mt_buf_dispose(&b);
+        return rc;
+    }
+    *out = b.data;
+    *len = b.len;
+    return 0;
+}
+
+static int dump_one(const char *path)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int rc = read_file(path, &buf, &len);
+    if (rc) {
+        fprintf(stderr, "mitral dump: %s: %s\n", path, mt_strerror(rc));
+        return 1;
+    }
+    mt_meta_t meta;
+    mt_ds_t *ds = NULL;
+    mt_diag_t diag = {0, NULL};
+    rc = mt_part10_parse_file_buf(buf, len, &meta, &ds, &diag);
+    mt_free(buf);
+    if (rc) {
+        fprintf(stderr, "mitral dump: %s: %s at offset %llu: %s\n", path, mt_strerror(rc),
+                (unsigned long long)diag.offset, diag.reason ? diag.reason : "");
+        mt_ds_free(ds);
+        return 1;
+    }
+    printf("# %s\n", path);
+    if (meta.transfer_syntax_uid[0]) {
+        const mt_ts_t *ts = mt_ts_find(meta.transfer_syntax_uid);
+        printf("# File Meta Information\n");
+        printf("(0002,0002) UI [%s]  MediaStorageSOPClassUID\n", meta.sop_class_uid);
+        printf("(0002,0003) UI [%s]  MediaStorageSOPInstanceUID\n", meta.sop_instance_uid);
+        printf("(0002,0010) UI [%s]  TransferSyntaxUID (%s)\n", meta.transfer_syntax_uid,
+               ts ? ts->name : "unknown");
+        printf("(0002,0012) UI [%s]  ImplementationClassUID\n", meta.impl_class_uid);
+        if (meta.impl_version_name[0])
+            printf("(0002,0013) SH [%s]  ImplementationVersionName\n", meta.impl_version_name);
+        if (meta.source_ae[0])
+            printf("(0002,0016) AE [%s]  SourceApplicationEntityTitle\n", meta.source_ae);
+    }
+    printf("# Dataset\n");
+    mt_buf_t out;
+    mt_buf_init(&out, (size_t)1 << 30);
+    rc = mt_ds_dump(ds, &out);
+    fwrite(out.data, 1, out.len, stdout);
+    mt_buf_dispose(&out);
+    mt_ds_free(ds);
+    return rc ? 1 : 0;
+}
+
+static int cmd_dump(int argc, char **argv)
+{
+    if (wants_help(argc, argv) || argc < 2) {
+        fputs(usage_dump, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    int failed = 0;
+    for (int i = 1; i < argc; i++)
+        failed |= dump_one(argv[i]);
+    return failed;
+}
+
+static int cmd_index(int argc, char **argv)
+{
+    if (argc < 2 || (wants_help(argc, argv))) {
+        fputs(usage_index, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    const char *what = argv[1];
+    mt_conf_t *c = conf_from_args(argc - 1, argv + 1, false, NULL);
+    if (!c)
+        return 2;
+    int rc;
+    mt_index_stats_t st;
+    memset(&st, 0, sizeof st);
+    if (strcmp(what, "stats") == 0) {
+        mt_index_t *ix;
+        rc = mt_index_sqlite_open(c->index_path, &ix);
+        if (rc == 0) {
+            rc = ix->ops->stats(ix, &st);
+            ix->ops->close(ix);
+        }
+        if (rc)
+            fprintf(stderr, "mitral index stats: %s: %s\n", c->index_path, mt_strerror(rc));
+    } else if (strcmp(what, "rebuild") == 0) {
+        char err[512] = "";
+        rc = ensure_parent_dir(c->index_path);
+        if (rc == 0)
+            rc = mt_index_rebuild(c->storage_root, c->index_path, &st, err, sizeof err);
+        if (rc)
+            fprintf(stderr, "mitral index rebuild: %s\n", err[0] ? err : mt_strerror(rc));
+    } else {
+        fprintf(stderr, "mitral index: unknown subcommand '%s'\n%s", what, usage_index);
+        mt_conf_free(c);
+        return 2;
+    }
+    mt_conf_free(c);
+    if (rc)
+        return 1;
+    printf("patients %llu\nstudies %llu\nseries %llu\ninstances %llu\nbytes %llu\n",
+           (unsigned long long)st.patients, (unsigned long long)st.studies,
+           (unsigned long long)st.series, (unsigned long long)st.instances,
+           (unsigned long long)st.bytes);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(usage_main, stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
+        printf("mitral %s (implementation class %s, %s)\n", MT_VERSION, MT_IMPL_CLASS_UID,
+               MT_IMPL_VERSION_NAME);
+        return 0;
+    }
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        fputs(usage_main, stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "serve") == 0)
+        return cmd_serve(argc - 1, argv + 1);
+    if (strcmp(cmd, "dump") == 0)
+        return cmd_dump(argc - 1, argv + 1);
+    if (strcmp(cmd, "index") == 0)
+        return cmd_index(argc - 1, argv + 1);
+    fprintf(stderr, "mitral: unknown command '%s'\n\n%s", cmd, usage_main);
+    return 2;
+}

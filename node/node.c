@@ -1,0 +1,249 @@
+/*
+ * node.c - mt_node: the process-wide object. Owns the uv loop, the listener, the config
+ * snapshots and the ingest pipeline.
+ *
+ * Start-up:  open ingest (store + index; temp files of a crash removed, unverified rows
+ *            checked) -> listen -> signal handlers.
+ * SIGHUP:    reload the config file; new associations get the new snapshot, associations in
+ *            flight keep theirs (snapshots are reference counted). Listening address/port and
+ *            storage/index paths need a restart (logged as a warning when they changed).
+ * SIGTERM/SIGINT: stop accepting; let associations in flight finish for up to
+ *            MT_NODE_DRAIN_MS, then abort the rest; close ingest (commits what is in flight);
+ *            the loop ends and mt_node_run returns 0.
+ */
+#include "node.h"
+
+#include <string.h>
+
+#include "listen.h"
+#include "util/alloc.h"
+#include "util/err.h"
+#include "util/log.h"
+
+#define MT_NODE_DRAIN_MS 10000
+
+typedef struct conf_slot {
+    mt_conf_t *conf;
+    unsigned refs;
+    struct conf_slot *next;
+} conf_slot_t;
+
+struct mt_node {
+    uv_loop_t *loop;
+    conf_slot_t *confs; /* head = the snapshot in force */
+    char *conf_path;
+    mt_ingest_t *ingest;
+    uv_signal_t sig_term, sig_int, sig_hup;
+    uv_timer_t drain_timer;
+    uint64_t next_assoc_id;
+    uint32_t n_assoc;
+    bool stopping;
+    int exit_code;
+};
+
+int mt_node_new(uv_loop_t *loop, mt_conf_t *conf, const char *conf_path, mt_node_t **out)
+{
+    mt_node_t *n = mt_calloc(1, sizeof *n);
+    n->loop = loop;
+    n->confs = mt_calloc(1, sizeof *n->confs);
+    n->confs->conf = conf;
+    n->confs->refs = 1; /* the node's own reference to the snapshot in force */
+    n->conf_path = conf_path ? mt_strdup(conf_path) : NULL;
+    *out = n;
+    return 0;
+}
+
+const mt_conf_t *mt_node_conf_ref(mt_node_t *node)
+{
+    node->confs->refs++;
+    return node->confs->conf;
+}
+
+static void release_slot(mt_node_t *node, conf_slot_t **pp)
+{
+    conf_slot_t *s = *pp;
+    if (--s->refs)
+        return;
+    *pp = s->next;
+    mt_conf_free(s->conf);
+    mt_free(s);
+    (void)node;
+}
+
+void mt_node_conf_unref(mt_node_t *node, const mt_conf_t *conf)
+{
+    for (conf_slot_t **pp = &node->confs; *pp; pp = &(*pp)->next)
+        if ((*pp)->conf == conf) {
+            release_slot(node, pp);
+            return;
+        }
+}
+
+uv_loop_t *mt_node_loop(mt_node_t *node)
+{
+    return node->loop;
+}
+
+mt_ingest_t *mt_node_ingest(mt_node_t *node)
+{
+    return node->ingest;
+}
+
+uint64_t mt_node_next_assoc_id(mt_node_t *node)
+{
+    return ++node->next_assoc_id;
+}
+
+uint32_t mt_node_assoc_count(const mt_node_t *node)
+{
+    return node->n_assoc;
+}
+
+static void on_ingest_closed(void *data)
+{
+    mt_node_t *node = data;
+    node->ingest = NULL;
+    uv_close((uv_handle_t *)&node->sig_term, NULL);
+    uv_close((uv_handle_t *)&node->sig_int, NULL);
+    uv_close((uv_handle_t *)&node->sig_hup, NULL);
+    uv_close((uv_handle_t *)&node->drain_timer, NULL);
+    mt_log(MT_LOG_INFO, NULL, "stopped");
+}
+
+/* Every association has closed (or was aborted): finish the shutdown. */
+static void finish_stop(mt_node_t *node)
+{
+    uv_timer_stop(&node->drain_timer);
+    if (node->ingest)
+        mt_ingest_close(node->ingest, on_ingest_closed, node);
+}
+
+void mt_node_assoc_opened(mt_node_t *node)
+{
+    node->n_assoc++;
+}
+
+void mt_node_assoc_closed(mt_node_t *node)
+{
+    node->n_assoc--;
+    if (node->stopping && node->n_assoc == 0)
+        finish_stop(node);
+}
+
+static void on_drain_timeout(uv_timer_t *t)
+{
+    mt_node_t *node = t->data;
+    mt_log(MT_LOG_WARN, NULL, "shutdown: aborting %u association(s) still open", node->n_assoc);
+    mt_listen_abort_all(node);
+}
+
+static void stop(mt_node_t *node)
+{
+    if (node->stopping)
+        return;
+    node->stopping = true;
+    mt_log(MT_LOG_INFO, NULL, "stopping: %u association(s) in flight", node->n_assoc);
+    mt_listen_stop(node);
+    if (node->n_assoc == 0) {
+        finish_stop(node);
+        return;
+    }
+    uv_timer_start(&node->drain_timer, on_drain_timeout, MT_NODE_DRAIN_MS, 0);
+}
+
+static void on_stop_signal(uv_signal_t *s, int signum)
+{
+    (void)signum;
+    stop(s->data);
+}
+
+static void reload(mt_node_t *node)
+{
+    if (!node->conf_path) {
+        mt_log(MT_LOG_INFO, NULL, "SIGHUP: no config file, nothing to reload");
+        return;
+    }
+    char err[512];
+    mt_conf_t *c = mt_conf_load(node->conf_path, err, sizeof err);
+    if (!c) {
+        mt_log(MT_LOG_ERROR, NULL, "SIGHUP: config not reloaded: %s", err);
+        return;
+    }
+    const mt_conf_t *old = node->confs->conf;
+    /* Paths and the listening socket belong to the running node: keep them. */
+    mt_conf_set_data_dir(c, old->data_dir);
+    mt_free(c->storage_root);
+    c->storage_root = mt_strdup(old->storage_root);
+    mt_free(c->index_path);
+    c->index_path = mt_strdup(old->index_path);
+    if (c->port != old->port || strcmp(c->bind, old->bind) != 0)
+        mt_log(MT_LOG_WARN, NULL, "SIGHUP: bind/port changes need a restart");
+    c->port = old->port;
+    memcpy(c->bind, old->bind, sizeof c->bind);
+    mt_log_level = (mt_log_level_t)c->log_level;
+
+    conf_slot_t *s = mt_calloc(1, sizeof *s);
+    s->conf = c;
+    s->refs = 1;
+    s->next = node->confs;
+    node->confs = s;
+    release_slot(node, &s->next); /* drop the node's reference to the old snapshot */
+    mt_log(MT_LOG_INFO, NULL, "SIGHUP: config reloaded from %s", node->conf_path);
+}
+
+static void on_hup(uv_signal_t *s, int signum)
+{
+    (void)signum;
+    reload(s->data);
+}
+
+int mt_node_run(mt_node_t *node)
+{
+    const mt_conf_t *c = node->confs->conf;
+    mt_log_level = (mt_log_level_t)c->log_level;
+    mt_ingest_opts_t io = {
+        .storage_root = c->storage_root,
+        .index_path = c->index_path,
+        .dup_policy = c->duplicates,
+        .max_batch = c->max_batch,
+    };
+    int rc = mt_ingest_open(node->loop, &io, &node->ingest);
+    if (rc) {
+        mt_log(MT_LOG_ERROR, NULL, "cannot open storage %s / index %s: %s", c->storage_root,
+               c->index_path, mt_strerror(rc));
+        return rc;
+    }
+    rc = mt_listen_start(node, c->bind, c->port);
+    if (rc) {
+        mt_log(MT_LOG_ERROR, NULL, "cannot listen on %s:%u: %s", c->bind, c->port,
+               mt_strerror(rc));
+        mt_ingest_close(node->ingest, NULL, NULL);
+        uv_run(node->loop, UV_RUN_DEFAULT);
+        return rc;
+    }
+    uv_signal_init(node->loop, &node->sig_term);
+    uv_signal_init(node->loop, &node->sig_int);
+    uv_signal_init(node->loop, &node->sig_hup);
+    uv_timer_init(node->loop, &node->drain_timer);
+    node->sig_term.data = node->sig_int.data = node->sig_hup.data = node;
+    node->drain_timer.data = node;
+    uv_signal_start(&node->sig_term, on_stop_signal, SIGTERM);
+    uv_signal_start(&node->sig_int, on_stop_signal, SIGINT);
+    uv_signal_start(&node->sig_hup, on_hup, SIGHUP);
+    mt_log(MT_LOG_INFO, NULL, "listening on %s:%u ae=%s storage=%s index=%s", c->bind, c->port,
+           c->ae_title, c->storage_root, c->index_path);
+    uv_run(node->loop, UV_RUN_DEFAULT);
+    return node->exit_code;
+}
+
+void mt_node_free(mt_node_t *node)
+{
+    while (node->confs) {
+        conf_slot_t *s = node->confs;
+        node->confs = s->next;
+        mt_conf_free(s->conf);
+        mt_free(s);
+    }
+    mt_free(node->conf_path);
+    mt_free(node);
+}
