@@ -65,6 +65,25 @@ typedef struct mt_index_ops {
     int (*stats)(mt_index_t *ix, mt_index_stats_t *out);
     int (*clear)(mt_index_t *ix); /* delete every row (index rebuild) */
     void (*close)(mt_index_t *ix);
+
+    /* ---- durability bookkeeping (docs/internals/durability.md); added with the ingest ---- */
+    /* Set verified=1 on every instance row still at 0 (call inside begin/commit). */
+    int (*mark_verified)(mt_index_t *ix);
+    /* Call cb for every instance row with verified=0 (outside a transaction; cb must not call
+     * the index). A nonzero return from cb stops the walk and is returned. */
+    int (*unverified)(mt_index_t *ix,
+                      int (*cb)(void *u, const char *sop_instance_uid, const char *rel_path,
+                                uint64_t size),
+                      void *u);
+    /* Mark one instance verified, recording the size found on disk. */
+    int (*verify)(mt_index_t *ix, const char *sop_instance_uid, uint64_t size);
+    /* Delete one instance row, and its series / study / patient when left empty.
+     * MT_ENOENT when there is no such instance. */
+    int (*remove)(mt_index_t *ix, const char *sop_instance_uid);
+    /* The stored file of an instance: relative path (into path/pathsz) and size.
+     * MT_ENOENT when absent. */
+    int (*locate)(mt_index_t *ix, const char *sop_instance_uid, char *path, size_t pathsz,
+                  uint64_t *size);
 } mt_index_ops_t;
 
 struct mt_index {

@@ -1,0 +1,492 @@
+/*
+ * cli.c - `mitral deid`: offline batch de-identification with the same engine the node uses.
+ * NOT pure: this is the one deid file that touches the file system (profiles, key, inputs,
+ * outputs). node/main.c dispatches "deid" here: mt_deid_cli(argc - 1, argv + 1), argv[0]=="deid".
+ *
+ *   mitral deid --profile NAME|FILE --key FILE [--profiles-dir DIR] [-v] IN... OUT_DIR
+ *
+ * - Profile: a NAME is DIR/NAME.yaml, DIR being --profiles-dir, else $MITRAL_DEID_PROFILES,
+ *   else MT_DEID_PROFILES_DIR (a compile definition: the repo's deid-profiles/), else
+ *   ./deid-profiles. A FILE (contains '/' or ends in .yaml) is read as is; its `base` is looked
+ *   up beside it first, then in DIR.
+ * - Key: the file's bytes are the secret (e.g. `head -c 32 /dev/urandom > key; chmod 600 key`).
+ *   Refused if group or others have any permission on it, or if it holds fewer than 16 bytes.
+ * - IN: files or directories (walked recursively, in name order; symlinked directories are not
+ *   followed). Each DICOM file (Part 10, or a bare implicit-LE data set) is parsed, de-identified
+ *   and written as OUT_DIR/<study>/<series>/<instance>.dcm, named by the MAPPED UIDs, through a
+ *   temporary file, fsync and rename. Deflated input is written as Explicit VR Little Endian;
+ *   the File Meta Information is rebuilt (PS3.15 E.1.1 item 7), never copied.
+ * - Output on stderr is counts only: nothing from a data set, and input paths only with -v.
+ *   Exit status: 0 all written; 1 some input failed or was rejected (Burned In Annotation YES);
+ *   2 usage, profile or key error.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "../dicom/ds.h"
+#include "../util/alloc.h"
+#include "../util/buf.h"
+#include "../util/err.h"
+#include "engine.h"
+#include "profile.h"
+
+#ifndef MT_DEID_PROFILES_DIR
+#define MT_DEID_PROFILES_DIR "deid-profiles"
+#endif
+
+#define DEID_MAX_INPUT ((size_t)4 << 30)
+#define MAX_PROFILE ((size_t)4 << 20)
+
+int mt_deid_cli(int argc, char **argv);
+
+static const char usage[] =
+    "usage: mitral deid --profile NAME|FILE --key FILE [--profiles-dir DIR] [-v] IN... OUT_DIR\n"
+    "  De-identify DICOM files (PS3.15 Annex E profiles, keyed pseudonyms). IN may be files or\n"
+    "  directories (walked recursively); outputs go to OUT_DIR/<study>/<series>/<sop>.dcm.\n"
+    "  The key file (>= 16 bytes, mode 0600) is the site secret.\n";
+
+static int read_all(const char *path, size_t limit, uint8_t **out, size_t *len)
+{
+    *out = NULL;
+    *len = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return MT_ERR_FROM_ERRNO();
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        int rc = MT_ERR_FROM_ERRNO();
+        close(fd);
+        return rc;
+    }
+    if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > limit) {
+        close(fd);
+        return S_ISREG(st.st_mode) ? MT_ETOOBIG : MT_EINVAL;
+    }
+    size_t n = (size_t)st.st_size, got = 0;
+    uint8_t *b = mt_try_malloc(n + 1);
+    if (!b) {
+        close(fd);
+        return MT_ENOMEM;
+    }
+    while (got < n) {
+        ssize_t r = read(fd, b + got, n - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            int rc = r < 0 ? MT_ERR_FROM_ERRNO() : MT_EIO;
+            close(fd);
+            mt_free(b);
+            return rc;
+        }
+        got += (size_t)r;
+    }
+    close(fd);
+    b[n] = 0;
+    *out = b;
+    *len = n;
+    return 0;
+}
+
+/* ---- profile resolver ---- */
+typedef struct resolver {
+    const char *dir;
+    char first_dir[4096]; /* directory of the profile FILE, if one was given */
+    struct {
+        uint8_t *text;
+        char *path;
+    } loaded[8];
+    size_t n;
+} resolver_t;
+
+static int is_path(const char *name)
+{
+    size_t n = strlen(name);
+    return strchr(name, '/') || (n > 5 && strcmp(name + n - 5, ".yaml") == 0);
+}
+
+static int resolve(void *user, const char *name, mt_deid_source_t *out)
+{
+    resolver_t *r = user;
+    if (r->n == sizeof(r->loaded) / sizeof(r->loaded[0]))
+        return MT_ETOOBIG;
+    char path[4096 + 256];
+    uint8_t *text = NULL;
+    size_t len = 0;
+    int rc = MT_ENOENT;
+    if (is_path(name)) {
+        snprintf(path, sizeof(path), "%s", name);
+        rc = read_all(path, MAX_PROFILE, &text, &len);
+    } else {
+        if (strchr(name, '.'))
+            return MT_EINVAL;
+        if (r->first_dir[0]) {
+            snprintf(path, sizeof(path), "%s/%s.yaml", r->first_dir, name);
+            rc = read_all(path, MAX_PROFILE, &text, &len);
+        }
+        if (rc) {
+            snprintf(path, sizeof(path), "%s/%s.yaml", r->dir, name);
+            rc = read_all(path, MAX_PROFILE, &text, &len);
+        }
+    }
+    if (rc)
+        return rc;
+    r->loaded[r->n].text = text;
+    r->loaded[r->n].path = mt_strdup(path);
+    out->text = (const char *)text;
+    out->len = len;
+    out->filename = r->loaded[r->n].path;
+    r->n++;
+    return 0;
+}
+
+/* ---- key ---- */
+static int load_key(const char *path, uint8_t **key, size_t *len)
+{
+    struct stat st;
+    if (stat(path, &st) < 0) {
+        fprintf(stderr, "mitral deid: key file %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+        fprintf(stderr, "mitral deid: key file %s is accessible by group or others; "
+                        "refusing to use it (chmod 600 %s)\n", path, path);
+        return -1;
+    }
+    int rc = read_all(path, 4096, key, len);
+    if (rc) {
+        fprintf(stderr, "mitral deid: key file %s: %s\n", path, mt_strerror(rc));
+        return -1;
+    }
+    if (*len < 16) {
+        fprintf(stderr, "mitral deid: key file %s holds %zu bytes; at least 16 are needed\n",
+                path, *len);
+        mt_free(*key);
+        *key = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- one file ---- */
+typedef struct run {
+    const mt_deid_profile_t *p;
+    const uint8_t *key;
+    size_t key_len;
+    const char *out_dir;
+    int verbose;
+    size_t n_in, n_written, n_rejected, n_skipped, n_failed;
+} run_t;
+
+static int mkdirs(char *path)
+{
+    for (char *s = path + 1; *s; s++) {
+        if (*s != '/')
+            continue;
+        *s = '\0';
+        int r = mkdir(path, 0700);
+        *s = '/';
+        if (r < 0 && errno != EEXIST)
+            return MT_ERR_FROM_ERRNO();
+    }
+    if (mkdir(path, 0700) < 0 && errno != EEXIST)
+        return MT_ERR_FROM_ERRNO();
+    return 0;
+}
+
+static void uid_component(const mt_ds_t *ds, uint32_t tag, char *out, size_t outsz)
+{
+    if (!mt_ds_get_string(ds, tag, out, outsz) || !out[0])
+        snprintf(out, outsz, "unknown");
+    for (char *s = out; *s; s++)
+        if (!((*s >= '0' && *s <= '9') || *s == '.'))
+            *s = '_';
+}
+
+static int write_atomic(const char *dir, const char *name, const mt_buf_t *b)
+{
+    char tmp[8192], dst[8192];
+    int k1 = snprintf(dst, sizeof(dst), "%s/%s", dir, name);
+    int k2 = snprintf(tmp, sizeof(tmp), "%s/.%s.tmp%ld", dir, name, (long)getpid());
+    if (k1 < 0 || k2 < 0 || (size_t)k1 >= sizeof(dst) || (size_t)k2 >= sizeof(tmp))
+        return MT_ETOOBIG;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return MT_ERR_FROM_ERRNO();
+    size_t off = 0;
+    int rc = 0;
+    while (off < b->len) {
+        ssize_t w = write(fd, b->data + off, b->len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0) {
+            rc = MT_ERR_FROM_ERRNO();
+            break;
+        }
+        off += (size_t)w;
+    }
+    if (!rc && fsync(fd) < 0)
+        rc = MT_ERR_FROM_ERRNO();
+    if (close(fd) < 0 && !rc)
+        rc = MT_ERR_FROM_ERRNO();
+    if (!rc && rename(tmp, dst) < 0)
+        rc = MT_ERR_FROM_ERRNO();
+    if (rc)
+        unlink(tmp);
+    return rc;
+}
+
+static void report(run_t *r, const char *path, const char *what)
+{
+    if (r->verbose)
+        fprintf(stderr, "mitral deid: %s: %s\n", path, what);
+    else
+        fprintf(stderr, "mitral deid: input #%zu: %s\n", r->n_in, what);
+}
+
+static void do_file(run_t *r, const char *path)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    mt_meta_t meta;
+    mt_ds_t *ds = NULL;
+    mt_diag_t diag = {0, NULL};
+    mt_buf_t out;
+    mt_buf_init(&out, DEID_MAX_INPUT + ((size_t)1 << 20));
+    r->n_in++;
+    int rc = read_all(path, DEID_MAX_INPUT, &buf, &len);
+    if (rc) {
+        report(r, path, mt_strerror(rc));
+        r->n_failed++;
+        goto done;
+    }
+    size_t off = 0;
+    const mt_ts_t *ts = mt_ts_implicit_le;
+    rc = mt_part10_read_meta(buf, len, &meta, &off, &diag);
+    if (rc == MT_EUNSUPPORTED) {
+        memset(&meta, 0, sizeof(meta));
+        off = 0;
+        rc = 0;
+    } else if (!rc) {
+        ts = mt_ts_find(meta.transfer_syntax_uid);
+        if (!ts)
+            rc = MT_EUNSUPPORTED;
+    }
+    if (!rc)
+        rc = mt_ds_parse(buf + off, len - off, ts, &ds, &diag);
+    if (!rc && mt_ds_count(ds) == 0)
+        rc = MT_EMALFORMED;
+    if (rc) {
+        report(r, path, "skipped: not a DICOM file this codec reads");
+        r->n_skipped++;
+        goto done;
+    }
+    mt_deid_result_t res;
+    rc = mt_deid_apply(r->p, r->key, r->key_len, ds, &res);
+    if (rc == MT_EREJECTED) {
+        report(r, path, "rejected: Burned In Annotation is YES");
+        r->n_rejected++;
+        goto done;
+    }
+    if (rc) {
+        report(r, path, mt_strerror(rc));
+        r->n_failed++;
+        goto done;
+    }
+    const mt_ts_t *ots = ts->deflated ? mt_ts_explicit_le : ts;
+    mt_meta_t om;
+    memset(&om, 0, sizeof(om));
+    if (!mt_ds_get_string(ds, MT_TAG(0x0008, 0x0016), om.sop_class_uid, sizeof(om.sop_class_uid)))
+        snprintf(om.sop_class_uid, sizeof(om.sop_class_uid), "%s", meta.sop_class_uid);
+    if (!mt_ds_get_string(ds, MT_TAG(0x0008, 0x0018), om.sop_instance_uid,
+                          sizeof(om.sop_instance_uid)) &&
+        mt_deid_map_uids(r->key, r->key_len, meta.sop_instance_uid,
+                         strlen(meta.sop_instance_uid), om.sop_instance_uid,
+                         sizeof(om.sop_instance_uid)) < 0)
+        om.sop_instance_uid[0] = '\0';
+    snprintf(om.transfer_syntax_uid, sizeof(om.transfer_syntax_uid), "%s", ots->uid);
+    snprintf(om.impl_class_uid, sizeof(om.impl_class_uid), "%s", MT_IMPL_CLASS_UID);
+    snprintf(om.impl_version_name, sizeof(om.impl_version_name), "%s", MT_IMPL_VERSION_NAME);
+    if ((rc = mt_part10_write_meta(&om, &out)) || (rc = mt_ds_encode(ds, ots, &out))) {
+        report(r, path, mt_strerror(rc));
+        r->n_failed++;
+        goto done;
+    }
+    char study[65], series[65], sop[65], dir[8192], name[80];
+    uid_component(ds, MT_TAG(0x0020, 0x000D), study, sizeof(study));
+    uid_component(ds, MT_TAG(0x0020, 0x000E), series, sizeof(series));
+    snprintf(sop, sizeof(sop), "%s", om.sop_instance_uid[0] ? om.sop_instance_uid : "unknown");
+    for (char *s = sop; *s; s++)
+        if (!((*s >= '0' && *s <= '9') || *s == '.'))
+            *s = '_';
+    int k = snprintf(dir, sizeof(dir), "%s/%s/%s", r->out_dir, study, series);
+    if (k < 0 || (size_t)k >= sizeof(dir) - sizeof(name) - 16) {
+        report(r, path, "output path too long");
+        r->n_failed++;
+        goto done;
+    }
+    snprintf(name, sizeof(name), "%s.dcm", sop);
+    if ((rc = mkdirs(dir)) || (rc = write_atomic(dir, name, &out))) {
+        report(r, path, mt_strerror(rc));
+        r->n_failed++;
+        goto done;
+    }
+    r->n_written++;
+done:
+    mt_buf_dispose(&out);
+    mt_ds_free(ds);
+    mt_free(buf);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void do_path(run_t *r, const char *path, unsigned depth)
+{
+    struct stat st;
+    if (lstat(path, &st) < 0) {
+        r->n_in++;
+        report(r, path, strerror(errno));
+        r->n_failed++;
+        return;
+    }
+    if (S_ISLNK(st.st_mode) && (stat(path, &st) < 0 || depth > 0)) {
+        if (!S_ISREG(st.st_mode))
+            return; /* symlinked directories below the top are not followed */
+    }
+    if (S_ISREG(st.st_mode)) {
+        do_file(r, path);
+        return;
+    }
+    if (!S_ISDIR(st.st_mode) || depth > 64)
+        return;
+    DIR *d = opendir(path);
+    if (!d) {
+        r->n_in++;
+        report(r, path, strerror(errno));
+        r->n_failed++;
+        return;
+    }
+    char **names = NULL;
+    size_t n = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+            continue;
+        names = mt_realloc(names, (n + 1) * sizeof(*names));
+        names[n++] = mt_strdup(de->d_name);
+    }
+    closedir(d);
+    qsort(names, n, sizeof(*names), cmp_str);
+    for (size_t i = 0; i < n; i++) {
+        size_t l = strlen(path) + strlen(names[i]) + 2;
+        char *child = mt_malloc(l);
+        snprintf(child, l, "%s/%s", path, names[i]);
+        do_path(r, child, depth + 1);
+        mt_free(child);
+        mt_free(names[i]);
+    }
+    mt_free(names);
+}
+
+int mt_deid_cli(int argc, char **argv)
+{
+    const char *profile = NULL, *keyfile = NULL, *dir = NULL;
+    int verbose = 0, first = -1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            fputs(usage, stdout);
+            return 0;
+        } else if (!strcmp(a, "--profile") && i + 1 < argc) {
+            profile = argv[++i];
+        } else if (!strcmp(a, "--key") && i + 1 < argc) {
+            keyfile = argv[++i];
+        } else if (!strcmp(a, "--profiles-dir") && i + 1 < argc) {
+            dir = argv[++i];
+        } else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
+            verbose = 1;
+        } else if (!strcmp(a, "--")) {
+            first = i + 1;
+            break;
+        } else if (a[0] == '-' && a[1]) {
+            fprintf(stderr, "mitral deid: unknown or incomplete option %s\n%s", a, usage);
+            return 2;
+        } else {
+            first = i;
+            break;
+        }
+    }
+    if (!profile || !keyfile || first < 0 || argc - first < 2) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    if (!dir)
+        dir = getenv("MITRAL_DEID_PROFILES");
+    if (!dir)
+        dir = MT_DEID_PROFILES_DIR;
+
+    resolver_t rs;
+    memset(&rs, 0, sizeof(rs));
+    rs.dir = dir;
+    if (is_path(profile)) {
+        snprintf(rs.first_dir, sizeof(rs.first_dir), "%s", profile);
+        char *slash = strrchr(rs.first_dir, '/');
+        if (slash)
+            *slash = '\0';
+        else
+            snprintf(rs.first_dir, sizeof(rs.first_dir), ".");
+    }
+    char err[512];
+    mt_deid_profile_t *p = NULL;
+    int rc = mt_deid_profile_load(profile, resolve, &rs, &p, err, sizeof(err));
+    for (size_t i = 0; i < rs.n; i++) {
+        mt_free(rs.loaded[i].text);
+        mt_free(rs.loaded[i].path);
+    }
+    if (rc) {
+        fprintf(stderr, "mitral deid: %s\n", err);
+        return 2;
+    }
+    uint8_t *key = NULL;
+    size_t key_len = 0;
+    if (load_key(keyfile, &key, &key_len)) {
+        mt_deid_profile_free(p);
+        return 2;
+    }
+    run_t r;
+    memset(&r, 0, sizeof(r));
+    r.p = p;
+    r.key = key;
+    r.key_len = key_len;
+    r.out_dir = argv[argc - 1];
+    r.verbose = verbose;
+    char *od = mt_strdup(r.out_dir);
+    rc = mkdirs(od);
+    mt_free(od);
+    if (rc) {
+        fprintf(stderr, "mitral deid: output directory: %s\n", mt_strerror(rc));
+    } else {
+        for (int i = first; i < argc - 1; i++)
+            do_path(&r, argv[i], 0);
+        fprintf(stderr,
+                "mitral deid: profile %s: %zu inputs, %zu written, %zu rejected (burned-in "
+                "annotation), %zu skipped (not DICOM), %zu failed\n",
+                p->name, r.n_in, r.n_written, r.n_rejected, r.n_skipped, r.n_failed);
+    }
+    OPENSSL_cleanse(key, key_len);
+    mt_free(key);
+    mt_deid_profile_free(p);
+    if (rc)
+        return 2;
+    return r.n_failed || r.n_rejected ? 1 : 0;
+}

@@ -1,0 +1,801 @@
+/*
+ * engine.c - the PS3.15 Annex E de-identification engine (design: engine.h). PURE.
+ *
+ * Layout: value helpers (dates, UIDs, dummies, text scrubbing) first, then the identifier
+ * collection pass, then the walk (one function per data set, recursing into items), then
+ * mt_deid_apply which adds the PS3.15 E.1.1 attributes.
+ *
+ * The walk goes over a data set from the last element to the first, so removing element i
+ * never moves an element not yet visited, and a private block's creator (gggg,00xx) is still
+ * there when its elements (gggg,xxyy) are judged. Creators are settled in a second loop.
+ */
+#include "engine.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../dicom/dict.h"
+#include "../util/alloc.h"
+#include "../util/err.h"
+
+#define VALMAX 4096 /* longest string value the engine rewrites; longer text is removed */
+
+#define TAG_PATIENT_NAME MT_TAG(0x0010, 0x0010)
+#define TAG_PATIENT_ID MT_TAG(0x0010, 0x0020)
+#define TAG_BURNED_IN MT_TAG(0x0028, 0x0301)
+#define TAG_STUDY_UID MT_TAG(0x0020, 0x000D)
+
+/* ---- VR classes ---- */
+static bool vr_is(uint16_t vr, const char *list)
+{
+    for (; list[0] && list[1]; list += 2)
+        if (vr == MT_VR(list[0], list[1]))
+            return true;
+    return false;
+}
+static bool vr_text(uint16_t vr) { return vr_is(vr, "AELOSHPNSTLTUTUCCSURAS"); }
+static bool vr_free_text(uint16_t vr) { return vr_is(vr, "AELOSHPNSTLTUTUC"); }
+#define VR_SQ MT_VR('S', 'Q')
+#define VR_UI MT_VR('U', 'I')
+#define VR_DA MT_VR('D', 'A')
+#define VR_DT MT_VR('D', 'T')
+#define VR_TM MT_VR('T', 'M')
+#define VR_UN MT_VR('U', 'N')
+
+/* ---- dates (proleptic Gregorian, H. Hinnant's days_from_civil) ---- */
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    unsigned yoe = (unsigned)(y - era * 400);
+    unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (int64_t)doe - 719468;
+}
+
+static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
+{
+    z += 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    unsigned doe = (unsigned)(z - era * 146097);
+    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    unsigned mp = (5 * doy + 2) / 153;
+    *d = doy - (153 * mp + 2) / 5 + 1;
+    *m = mp < 10 ? mp + 3 : mp - 9;
+    *y = (int64_t)yoe + era * 400 + (*m <= 2);
+}
+
+static bool all_digits(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+    return true;
+}
+
+static unsigned num(const char *s, size_t n)
+{
+    unsigned v = 0;
+    for (size_t i = 0; i < n; i++)
+        v = v * 10 + (unsigned)(s[i] - '0');
+    return v;
+}
+
+static unsigned month_days(int64_t y, unsigned m)
+{
+    static const unsigned md[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    return m == 2 && leap ? 29 : md[m - 1];
+}
+
+/* Shift one date of n digits (8 = YYYYMMDD, 6 = YYYYMM, 4 = YYYY); writes n digits to out. */
+static bool shift_one(const char *s, size_t n, int32_t days, char *out)
+{
+    if ((n != 8 && n != 6 && n != 4) || !all_digits(s, n))
+        return false;
+    int64_t y = num(s, 4);
+    unsigned m = n >= 6 ? num(s + 4, 2) : 1, d = n == 8 ? num(s + 6, 2) : 1;
+    if (m < 1 || m > 12 || d < 1 || d > month_days(y, m))
+        return false;
+    civil_from_days(days_from_civil(y, m, d) + days, &y, &m, &d);
+    if (y < 0 || y > 9999)
+        return false;
+    char tmp[9];
+    tmp[0] = (char)('0' + y / 1000), tmp[1] = (char)('0' + y / 100 % 10);
+    tmp[2] = (char)('0' + y / 10 % 10), tmp[3] = (char)('0' + y % 10);
+    tmp[4] = (char)('0' + m / 10), tmp[5] = (char)('0' + m % 10);
+    tmp[6] = (char)('0' + d / 10), tmp[7] = (char)('0' + d % 10);
+    memcpy(out, tmp, n);
+    return true;
+}
+
+static size_t trim_len(const char *s, size_t n)
+{
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\0'))
+        n--;
+    return n;
+}
+
+int mt_deid_shift_dates(const char *val, size_t len, int is_dt, int32_t days, char *out,
+                        size_t outsz)
+{
+    size_t o = 0;
+    len = trim_len(val, len);
+    size_t i = 0;
+    bool first = true;
+    while (i <= len) {
+        size_t j = i;
+        while (j < len && val[j] != '\\')
+            j++;
+        const char *v = val + i;
+        size_t n = j - i;
+        while (n && *v == ' ')
+            v++, n--;
+        n = trim_len(v, n);
+        /* DA: the date (a range "A-B" shifts both ends); DT: the date part, the rest kept. */
+        char buf[64];
+        size_t bn = 0;
+        bool ok = n > 0 && n < sizeof(buf);
+        if (ok && !is_dt) {
+            size_t dash = n;
+            for (size_t k = 0; k < n; k++)
+                if (v[k] == '-')
+                    dash = k;
+            size_t a = dash < n ? dash : n;
+            if (a && !shift_one(v, a, days, buf))
+                ok = false;
+            bn = a;
+            if (ok && dash < n) {
+                buf[bn++] = '-';
+                if (n - dash - 1 && !shift_one(v + dash + 1, n - dash - 1, days, buf + bn))
+                    ok = false;
+                bn += n - dash - 1;
+            }
+        } else if (ok) {
+            size_t dn = 0;
+            while (dn < n && dn < 8 && v[dn] >= '0' && v[dn] <= '9')
+                dn++;
+            ok = shift_one(v, dn, days, buf);
+            memcpy(buf + dn, v + dn, n - dn);
+            bn = n;
+        }
+        if (ok) {
+            if (o + bn + 2 > outsz)
+                return MT_ETOOBIG;
+            if (!first)
+                out[o++] = '\\';
+            memcpy(out + o, buf, bn);
+            o += bn;
+            first = false;
+        }
+        i = j + 1;
+    }
+    if (o + 1 > outsz)
+        return MT_ETOOBIG;
+    out[o] = '\0';
+    return (int)o;
+}
+
+/* ---- UIDs ---- */
+int mt_deid_uid_is_well_known(const char *uid, size_t len)
+{
+    static const char root[] = "1.2.840.10008.";
+    return len >= sizeof(root) - 1 && memcmp(uid, root, sizeof(root) - 1) == 0;
+}
+
+/* Attributes whose UI values name classes, syntaxes or schemes, never instances. */
+static const uint32_t class_uid_tags[] = {
+    MT_TAG(0x0002, 0x0002), MT_TAG(0x0002, 0x0010), MT_TAG(0x0002, 0x0012),
+    MT_TAG(0x0004, 0x1510), MT_TAG(0x0004, 0x1512), MT_TAG(0x0008, 0x0016),
+    MT_TAG(0x0008, 0x001A), MT_TAG(0x0008, 0x001B), MT_TAG(0x0008, 0x0062),
+    MT_TAG(0x0008, 0x010C), MT_TAG(0x0008, 0x010D), MT_TAG(0x0008, 0x0117),
+    MT_TAG(0x0008, 0x1150), MT_TAG(0x0008, 0x1162), MT_TAG(0x0008, 0x9123),
+    MT_TAG(0x0040, 0xDB0C), MT_TAG(0x0040, 0xDB0D), MT_TAG(0x0400, 0x0010),
+    MT_TAG(0x0400, 0x0510),
+};
+
+static bool is_class_uid_tag(uint32_t tag)
+{
+    for (size_t i = 0; i < sizeof(class_uid_tags) / sizeof(class_uid_tags[0]); i++)
+        if (class_uid_tags[i] == tag)
+            return true;
+    return false;
+}
+
+int mt_deid_map_uids(const uint8_t *key, size_t key_len, const char *val, size_t len, char *out,
+                     size_t outsz)
+{
+    size_t o = 0;
+    len = trim_len(val, len);
+    size_t i = 0;
+    while (i <= len) {
+        size_t j = i;
+        while (j < len && val[j] != '\\')
+            j++;
+        const char *v = val + i;
+        size_t n = trim_len(v, j - i);
+        while (n && *v == ' ')
+            v++, n--;
+        char m[MT_DEID_UID_MAX];
+        const char *w = v;
+        size_t wn = n;
+        if (n && !mt_deid_uid_is_well_known(v, n)) {
+            int rc = mt_deid_uid(key, key_len, v, n, m, sizeof(m));
+            if (rc)
+                return rc;
+            w = m;
+            wn = strlen(m);
+        }
+        if (o + wn + 2 > outsz)
+            return MT_ETOOBIG;
+        if (i)
+            out[o++] = '\\';
+        memcpy(out + o, w, wn);
+        o += wn;
+        i = j + 1;
+    }
+    out[o] = '\0';
+    return (int)o;
+}
+
+/* ---- the walk's state ---- */
+typedef struct ident {
+    char *s; /* upper-cased ASCII */
+    size_t n;
+    bool word; /* a name/ID token: matched on word boundaries; else anywhere */
+} ident_t;
+
+typedef struct walk {
+    const mt_deid_profile_t *p;
+    const uint8_t *key;
+    size_t key_len;
+    int32_t shift;
+    ident_t *ids;
+    size_t n_ids, cap_ids;
+    mt_deid_result_t *res;
+} walk_t;
+
+static mt_deid_action_t resolve(const walk_t *w, uint32_t tag, uint16_t vr, bool *from_default)
+{
+    mt_deid_action_t a = mt_deid_profile_lookup(w->p, tag);
+    *from_default = a == MT_DEID_DEFAULT;
+    if (a == MT_DEID_DEFAULT)
+        a = (mt_deid_action_t)(mt_dict_by_tag(tag) ? w->p->default_action : w->p->unknown_action);
+    bool valid = w->p->composite == MT_DEID_COMPOSITE_VALID;
+    switch (a) {
+    case MT_DEID_ZD:
+        return valid ? MT_DEID_D : MT_DEID_Z;
+    case MT_DEID_XZ:
+        return valid ? MT_DEID_Z : MT_DEID_X;
+    case MT_DEID_XD:
+    case MT_DEID_XZD:
+        return valid ? MT_DEID_D : MT_DEID_X;
+    case MT_DEID_XZU:
+        return !valid ? MT_DEID_X : vr == VR_SQ || vr == VR_UI ? MT_DEID_U : MT_DEID_Z;
+    default:
+        return a;
+    }
+}
+
+/* ---- identifier collection (for C on text) ---- */
+static const uint32_t ident_tags[] = {
+    MT_TAG(0x0008, 0x0050), MT_TAG(0x0008, 0x0080), MT_TAG(0x0008, 0x0081),
+    MT_TAG(0x0008, 0x0092), MT_TAG(0x0008, 0x0094), MT_TAG(0x0008, 0x1010),
+    MT_TAG(0x0008, 0x1040), MT_TAG(0x0010, 0x0020), MT_TAG(0x0010, 0x0021),
+    MT_TAG(0x0010, 0x1000), MT_TAG(0x0010, 0x1040), MT_TAG(0x0010, 0x1080),
+    MT_TAG(0x0010, 0x1081), MT_TAG(0x0010, 0x1090), MT_TAG(0x0010, 0x2152),
+    MT_TAG(0x0010, 0x2154), MT_TAG(0x0010, 0x2180), MT_TAG(0x0018, 0x1000),
+    MT_TAG(0x0020, 0x0010), MT_TAG(0x0032, 0x1033), MT_TAG(0x0040, 0x0010),
+    MT_TAG(0x0040, 0x0242), MT_TAG(0x0040, 0x0243), MT_TAG(0x0040, 0x1102),
+    MT_TAG(0x0040, 0x1103), MT_TAG(0x0040, 0x2008), MT_TAG(0x0040, 0x2009),
+    MT_TAG(0x0040, 0x2010),
+};
+
+static bool is_ident_tag(uint32_t tag)
+{
+    for (size_t i = 0; i < sizeof(ident_tags) / sizeof(ident_tags[0]); i++)
+        if (ident_tags[i] == tag)
+            return true;
+    return false;
+}
+
+static char up(char c) { return c >= 'a' && c <= 'z' ? (char)(c - 32) : c; }
+static bool alnum(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c >= 0x80;
+}
+
+static void ident_add(walk_t *w, const char *s, size_t n, bool word)
+{
+    if (n < (word ? 2u : 3u))
+        return;
+    for (size_t i = 0; i < w->n_ids; i++)
+        if (w->ids[i].n == n && w->ids[i].word == word && memcmp(w->ids[i].s, s, n) == 0)
+            return;
+    if (w->n_ids == w->cap_ids) {
+        w->cap_ids = w->cap_ids ? w->cap_ids * 2 : 32;
+        w->ids = mt_realloc(w->ids, w->cap_ids * sizeof(*w->ids));
+    }
+    char *c = mt_malloc(n + 1);
+    for (size_t i = 0; i < n; i++)
+        c[i] = up(s[i]);
+    c[n] = '\0';
+    w->ids[w->n_ids++] = (ident_t){c, n, word};
+}
+
+static void collect_value(walk_t *w, const char *v, size_t n)
+{
+    size_t i = 0;
+    while (i < n) { /* each value of a multi-valued string */
+        size_t j = i;
+        while (j < n && v[j] != '\\')
+            j++;
+        size_t a = i, b = j;
+        while (a < b && (v[a] == ' ' || v[a] == '^' || v[a] == '='))
+            a++;
+        while (b > a && (v[b - 1] == ' ' || v[b - 1] == '\0' || v[b - 1] == '^' || v[b - 1] == '='))
+            b--;
+        ident_add(w, v + a, b - a, false);
+        for (size_t k = a; k < b;) { /* tokens */
+            while (k < b && !alnum((unsigned char)v[k]))
+                k++;
+            size_t t = k;
+            while (k < b && alnum((unsigned char)v[k]))
+                k++;
+            ident_add(w, v + t, k - t, true);
+        }
+        i = j + 1;
+    }
+}
+
+static void collect(walk_t *w, const mt_ds_t *ds, unsigned depth)
+{
+    if (depth > 64)
+        return;
+    for (size_t i = 0; i < mt_ds_count(ds); i++) {
+        const mt_ds_elem_t *e = mt_ds_at(ds, i);
+        if (e->vr == VR_SQ) {
+            for (size_t k = 0; k < e->n_items; k++)
+                collect(w, e->items[k], depth + 1);
+            continue;
+        }
+        if (!e->value || !e->len || (e->tag >> 16) & 1)
+            continue;
+        if (e->vr != MT_VR('P', 'N') && !is_ident_tag(e->tag))
+            continue;
+        bool def;
+        if (resolve(w, e->tag, e->vr, &def) == MT_DEID_K)
+            continue;
+        collect_value(w, (const char *)e->value, e->len);
+    }
+}
+
+/* Scrub the known identifiers and any run of 6+ digits (with . / - : inside) from text. */
+static size_t scrub(const walk_t *w, const char *in, size_t n, char *out)
+{
+    char *u = mt_malloc(n + 1);
+    bool *del = mt_calloc(n + 1, sizeof(bool));
+    for (size_t i = 0; i < n; i++)
+        u[i] = up(in[i]);
+    for (size_t k = 0; k < w->n_ids; k++) {
+        const ident_t *id = &w->ids[k];
+        for (size_t i = 0; i + id->n <= n; i++) {
+            if (memcmp(u + i, id->s, id->n) != 0)
+                continue;
+            if (id->word && ((i > 0 && alnum((unsigned char)u[i - 1])) ||
+                             (i + id->n < n && alnum((unsigned char)u[i + id->n]))))
+                continue;
+            memset(del + i, 1, id->n);
+        }
+    }
+    for (size_t i = 0; i < n;) {
+        if (!(in[i] >= '0' && in[i] <= '9')) {
+            i++;
+            continue;
+        }
+        size_t j = i, digits = 0;
+        while (j < n && ((in[j] >= '0' && in[j] <= '9') || in[j] == '.' || in[j] == '/' ||
+                         in[j] == '-' || in[j] == ':')) {
+            digits += in[j] >= '0' && in[j] <= '9';
+            j++;
+        }
+        if (digits >= 6)
+            memset(del + i, 1, j - i);
+        i = j;
+    }
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (del[i])
+            continue;
+        if (in[i] == ' ' && (o == 0 || out[o - 1] == ' ' || out[o - 1] == '\\'))
+            continue;
+        out[o++] = in[i];
+    }
+    while (o && out[o - 1] == ' ')
+        o--;
+    mt_free(u);
+    mt_free(del);
+    return o;
+}
+
+/* ---- element operations ---- */
+static const char *dummy_string(uint16_t vr)
+{
+    switch (vr) {
+    case MT_VR('D', 'A'): return "19000101";
+    case MT_VR('D', 'T'): return "19000101000000";
+    case MT_VR('T', 'M'): return "000000";
+    case MT_VR('D', 'S'): case MT_VR('I', 'S'): return "0";
+    case MT_VR('A', 'S'): return "000Y";
+    case MT_VR('U', 'R'): return "urn:x-mitral:deidentified";
+    default: return "DEIDENTIFIED";
+    }
+}
+
+static size_t dummy_binary_len(uint16_t vr)
+{
+    switch (vr) {
+    case MT_VR('F', 'D'): case MT_VR('S', 'V'): case MT_VR('U', 'V'): case MT_VR('O', 'D'):
+    case MT_VR('O', 'V'):
+        return 8;
+    case MT_VR('F', 'L'): case MT_VR('S', 'L'): case MT_VR('U', 'L'): case MT_VR('A', 'T'):
+    case MT_VR('O', 'F'): case MT_VR('O', 'L'):
+        return 4;
+    default:
+        return 2;
+    }
+}
+
+/* The VR whose rules apply: UN values take the dictionary's VR when it knows the tag. */
+static uint16_t effective_vr(const mt_ds_elem_t *e)
+{
+    if (e->vr != VR_UN)
+        return e->vr;
+    const mt_dict_entry_t *d = mt_dict_by_tag(e->tag);
+    return d && d->vr != VR_SQ ? d->vr : VR_UN;
+}
+
+static int set_value(mt_ds_t *ds, const mt_ds_elem_t *e, const void *v, size_t n)
+{
+    if (n > 0xFFFFFFFEu)
+        return MT_ETOOBIG;
+    return mt_ds_set(ds, e->tag, e->vr, v, (uint32_t)n);
+}
+
+static int op_dummy(walk_t *w, mt_ds_t *ds, mt_ds_elem_t *e)
+{
+    uint16_t vr = effective_vr(e);
+    w->res->n_replaced++;
+    if (vr == VR_UI) {
+        char out[MT_DEID_UID_MAX];
+        char seed[16];
+        int rc;
+        if (e->value && trim_len((const char *)e->value, e->len))
+            return -1; /* the caller maps the existing value instead */
+        /* No value to map: a UID derived from the tag alone is still a valid dummy. */
+        memcpy(seed, "dummy-uid", 9);
+        seed[9] = (char)(e->tag >> 24), seed[10] = (char)(e->tag >> 16);
+        seed[11] = (char)(e->tag >> 8), seed[12] = (char)e->tag;
+        if ((rc = mt_deid_uid(w->key, w->key_len, seed, 13, out, sizeof(out))))
+            return rc;
+        return set_value(ds, e, out, strlen(out));
+    }
+    if (vr_text(vr) || vr_is(vr, "DADTTMDSIS")) {
+        const char *s = dummy_string(vr);
+        return set_value(ds, e, s, strlen(s));
+    }
+    static const uint8_t zeros[8];
+    return set_value(ds, e, zeros, dummy_binary_len(vr));
+}
+
+static int op_map_uid(walk_t *w, mt_ds_t *ds, mt_ds_elem_t *e)
+{
+    if (!e->value || !e->len)
+        return 0;
+    char out[VALMAX];
+    int n = mt_deid_map_uids(w->key, w->key_len, (const char *)e->value, e->len, out, sizeof(out));
+    if (n < 0) {
+        w->res->n_removed++;
+        mt_ds_remove(ds, e->tag);
+        return 0;
+    }
+    w->res->n_uids++;
+    return set_value(ds, e, out, (size_t)n);
+}
+
+static int op_shift(walk_t *w, mt_ds_t *ds, mt_ds_elem_t *e, uint16_t vr)
+{
+    if (!e->value || !e->len)
+        return 0;
+    char out[VALMAX];
+    int n = mt_deid_shift_dates((const char *)e->value, e->len, vr == VR_DT, w->shift, out,
+                                sizeof(out));
+    if (n < 0)
+        return set_value(ds, e, NULL, 0);
+    w->res->n_shifted++;
+    return set_value(ds, e, out, (size_t)n);
+}
+
+static int op_clean_text(walk_t *w, mt_ds_t *ds, mt_ds_elem_t *e)
+{
+    if (!e->value || !e->len)
+        return 0;
+    if (e->len > VALMAX) {
+        w->res->n_removed++;
+        mt_ds_remove(ds, e->tag);
+        return 0;
+    }
+    char out[VALMAX];
+    size_t n = scrub(w, (const char *)e->value, trim_len((const char *)e->value, e->len), out);
+    w->res->n_cleaned++;
+    return set_value(ds, e, out, n);
+}
+
+/* Replace a sequence's items: none (Z) or one empty item (D). */
+static int op_seq_reset(mt_ds_t *ds, mt_ds_elem_t *e, bool one_item)
+{
+    uint32_t tag = e->tag;
+    mt_ds_remove(ds, tag);
+    int rc = mt_ds_set(ds, tag, VR_SQ, NULL, 0);
+    if (rc || !one_item)
+        return rc;
+    mt_ds_elem_t *s = mt_ds_get(ds, tag);
+    if (!s)
+        return MT_EINVAL;
+    s->items = mt_malloc(sizeof(*s->items));
+    s->items[0] = mt_ds_new();
+    s->n_items = 1;
+    return 0;
+}
+
+static int walk_ds(walk_t *w, mt_ds_t *ds, unsigned depth, bool cleaning);
+
+static int walk_items(walk_t *w, mt_ds_elem_t *e, unsigned depth, bool cleaning)
+{
+    for (size_t k = 0; k < e->n_items; k++) {
+        int rc = walk_ds(w, e->items[k], depth + 1, cleaning);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static bool is_overlay_group(uint16_t g) { return g >= 0x6000 && g <= 0x601E && !(g & 1); }
+
+/* Private data element (gggg,xxyy), xx >= 0x10: returns the action to take. */
+static mt_deid_action_t private_action(walk_t *w, const mt_ds_t *ds, const mt_ds_elem_t *e)
+{
+    mt_deid_action_t a = mt_deid_profile_lookup(w->p, e->tag);
+    if (a != MT_DEID_C)
+        return a == MT_DEID_DEFAULT ? MT_DEID_X : a;
+    uint16_t g = MT_TAG_GROUP(e->tag), el = MT_TAG_ELEM(e->tag);
+    char creator[65];
+    if (!mt_ds_get_string(ds, MT_TAG(g, el >> 8), creator, sizeof(creator)))
+        return MT_DEID_X;
+    return mt_deid_profile_safe_private(w->p, g, (uint8_t)(el & 0xFF), creator) ? MT_DEID_K
+                                                                                 : MT_DEID_X;
+}
+
+static int apply_one(walk_t *w, mt_ds_t *ds, mt_ds_elem_t *e, mt_deid_action_t a, bool def,
+                     unsigned depth, bool cleaning)
+{
+    uint16_t vr = effective_vr(e);
+    bool retain_uids = w->p->options & (1u << MT_DEID_OPT_RETAIN_UIDS);
+    int rc;
+    if (e->vr == VR_SQ) {
+        switch (a) {
+        case MT_DEID_X:
+            w->res->n_removed++;
+            mt_ds_remove(ds, e->tag);
+            return 0;
+        case MT_DEID_Z:
+            w->res->n_replaced++;
+            return op_seq_reset(ds, e, false);
+        case MT_DEID_D:
+            w->res->n_replaced++;
+            return op_seq_reset(ds, e, true);
+        case MT_DEID_C:
+            return walk_items(w, e, depth, true);
+        default: /* K, U: keep the items and make them safe */
+            return walk_items(w, e, depth, cleaning);
+        }
+    }
+    if (cleaning && def && a == MT_DEID_K && vr_free_text(vr))
+        a = MT_DEID_C;
+    switch (a) {
+    case MT_DEID_X:
+        w->res->n_removed++;
+        mt_ds_remove(ds, e->tag);
+        return 0;
+    case MT_DEID_Z:
+        w->res->n_replaced++;
+        return set_value(ds, e, NULL, 0);
+    case MT_DEID_D:
+        rc = op_dummy(w, ds, e);
+        return rc == -1 ? op_map_uid(w, ds, e) : rc;
+    case MT_DEID_U:
+        if (vr == VR_UI)
+            return op_map_uid(w, ds, e);
+        rc = op_dummy(w, ds, e);
+        return rc == -1 ? op_map_uid(w, ds, e) : rc;
+    case MT_DEID_C:
+        if (vr == VR_DA || vr == VR_DT)
+            return op_shift(w, ds, e, vr);
+        if (vr == VR_UI)
+            return retain_uids ? 0 : op_map_uid(w, ds, e);
+        if (vr_free_text(vr))
+            return op_clean_text(w, ds, e);
+        return 0; /* TM (whole-day shifts keep the time of day), numbers, codes, binary */
+    case MT_DEID_K:
+    default:
+        if (!def)
+            return 0;
+        if (vr == VR_UI && !retain_uids && !is_class_uid_tag(e->tag))
+            return op_map_uid(w, ds, e);
+        if ((vr == VR_DA || vr == VR_DT) && w->p->shift_dates)
+            return op_shift(w, ds, e, vr);
+        return 0;
+    }
+}
+
+static int walk_ds(walk_t *w, mt_ds_t *ds, unsigned depth, bool cleaning)
+{
+    if (depth > 64)
+        return MT_EMALFORMED;
+    for (size_t i = mt_ds_count(ds); i-- > 0;) {
+        mt_ds_elem_t *e = mt_ds_at(ds, i);
+        uint16_t g = MT_TAG_GROUP(e->tag), el = MT_TAG_ELEM(e->tag);
+        int rc = 0;
+        if (el == 0x0000 && g != 0x0002) { /* group lengths: retired and stale */
+            mt_ds_remove(ds, e->tag);
+            continue;
+        }
+        if (g & 1) {
+            if (el < 0x0010) { /* (gggg,0001-000F) are not valid private tags */
+                w->res->n_removed++;
+                mt_ds_remove(ds, e->tag);
+                continue;
+            }
+            if (el <= 0x00FF)
+                continue; /* creators: settled below */
+            mt_deid_action_t a = private_action(w, ds, e);
+            rc = apply_one(w, ds, e, a, a == MT_DEID_K, depth, cleaning);
+            if (rc)
+                return rc;
+            continue;
+        }
+        if (is_overlay_group(g) && el != 0x3000) {
+            bool def;
+            mt_deid_action_t data = resolve(w, MT_TAG(g, 0x3000), MT_VR('O', 'W'), &def);
+            if (data == MT_DEID_X) {
+                w->res->n_removed++;
+                mt_ds_remove(ds, e->tag);
+                continue;
+            }
+        }
+        bool def;
+        mt_deid_action_t a = resolve(w, e->tag, e->vr, &def);
+        if ((e->tag == TAG_PATIENT_ID || e->tag == TAG_PATIENT_NAME) && a != MT_DEID_K &&
+            a != MT_DEID_X) {
+            mt_deid_ident_mode_t mode =
+                e->tag == TAG_PATIENT_ID ? w->p->patient_id : w->p->patient_name;
+            size_t n = e->value ? trim_len((const char *)e->value, e->len) : 0;
+            char ps[MT_DEID_PSEUDONYM_MAX];
+            w->res->n_replaced++;
+            if (mode == MT_DEID_EMPTY || n == 0) {
+                rc = set_value(ds, e, NULL, 0);
+            } else if (e->tag == TAG_PATIENT_NAME && w->res->pseudonym[0]) {
+                rc = set_value(ds, e, w->res->pseudonym, strlen(w->res->pseudonym));
+            } else if (!(rc = mt_deid_pseudonym(w->key, w->key_len, w->p->pseudonym_prefix,
+                                                (const char *)e->value, n, ps, sizeof(ps)))) {
+                rc = set_value(ds, e, ps, strlen(ps));
+            }
+        } else {
+            rc = apply_one(w, ds, e, a, def, depth, cleaning);
+        }
+        if (rc)
+            return rc;
+    }
+    /* Private creators: kept only while an element of their block is. */
+    for (size_t i = mt_ds_count(ds); i-- > 0;) {
+        mt_ds_elem_t *e = mt_ds_at(ds, i);
+        uint16_t g = MT_TAG_GROUP(e->tag), el = MT_TAG_ELEM(e->tag);
+        if (!(g & 1) || el < 0x0010 || el > 0x00FF)
+            continue;
+        bool used = false;
+        for (size_t k = 0; k < mt_ds_count(ds) && !used; k++) {
+            uint32_t t = mt_ds_at(ds, k)->tag;
+            used = MT_TAG_GROUP(t) == g && (MT_TAG_ELEM(t) >> 8) == el;
+        }
+        if (!used) {
+            w->res->n_removed++;
+            mt_ds_remove(ds, e->tag);
+        }
+    }
+    return 0;
+}
+
+/* ---- PS3.15 E.1.1: the attributes a de-identifier adds ---- */
+static int add_method(walk_t *w, mt_ds_t *ds)
+{
+    const mt_deid_profile_t *p = w->p;
+    int rc;
+    if ((rc = mt_ds_set_string(ds, MT_TAG(0x0012, 0x0062), MT_VR('C', 'S'), "YES")))
+        return rc;
+    char method[128]; /* LO: at most 64 characters */
+    snprintf(method, sizeof(method), "mitral %s (PS3.15 %s)", p->name,
+             p->edition[0] ? p->edition : "Annex E");
+    method[64] = '\0';
+    if ((rc = mt_ds_set_string(ds, MT_TAG(0x0012, 0x0063), MT_VR('L', 'O'), method)))
+        return rc;
+    uint32_t sq = MT_TAG(0x0012, 0x0064);
+    mt_ds_remove(ds, sq);
+    if ((rc = mt_ds_set(ds, sq, VR_SQ, NULL, 0)))
+        return rc;
+    mt_ds_elem_t *s = mt_ds_get(ds, sq);
+    if (!s)
+        return MT_EINVAL;
+    s->items = mt_calloc(p->n_codes ? p->n_codes : 1, sizeof(*s->items));
+    for (size_t i = 0; i < p->n_codes; i++) {
+        mt_ds_t *it = mt_ds_new();
+        s->items[s->n_items++] = it;
+        if ((rc = mt_ds_set_string(it, MT_TAG(0x0008, 0x0100), MT_VR('S', 'H'),
+                                   p->codes[i].value)) ||
+            (rc = mt_ds_set_string(it, MT_TAG(0x0008, 0x0102), MT_VR('S', 'H'), "DCM")) ||
+            (rc = mt_ds_set_string(it, MT_TAG(0x0008, 0x0104), MT_VR('L', 'O'),
+                                   p->codes[i].meaning)))
+            return rc;
+    }
+    const char *ltim = "REMOVED";
+    if (p->options & (1u << MT_DEID_OPT_RETAIN_LONG_MODIFIED_DATES))
+        ltim = "MODIFIED";
+    else if (p->options & (1u << MT_DEID_OPT_RETAIN_LONG_FULL_DATES))
+        ltim = "UNMODIFIED";
+    return mt_ds_set_string(ds, MT_TAG(0x0028, 0x0303), MT_VR('C', 'S'), ltim);
+}
+
+int mt_deid_apply(const mt_deid_profile_t *p, const uint8_t *key, size_t key_len, mt_ds_t *ds,
+                  mt_deid_result_t *res)
+{
+    mt_deid_result_t dummy;
+    if (!res)
+        res = &dummy;
+    memset(res, 0, sizeof(*res));
+    if (!p || !ds || !key || key_len < 16)
+        return MT_EINVAL;
+    char v[65];
+    if (mt_ds_get_string(ds, TAG_BURNED_IN, v, sizeof(v)) && strcmp(v, "YES") == 0)
+        return MT_EREJECTED;
+
+    walk_t w;
+    memset(&w, 0, sizeof(w));
+    w.p = p;
+    w.key = key;
+    w.key_len = key_len;
+    w.res = res;
+
+    /* The patient: PatientID, else PatientName, else the study (its intervals are kept). */
+    char pid[VALMAX];
+    static const uint32_t who[] = {TAG_PATIENT_ID, TAG_PATIENT_NAME, TAG_STUDY_UID};
+    pid[0] = '\0';
+    for (size_t i = 0; i < 3 && !pid[0]; i++)
+        mt_ds_get_string(ds, who[i], pid, sizeof(pid));
+    w.shift = mt_deid_date_shift(key, key_len, pid, strlen(pid), p->shift_min_days,
+                                 p->shift_max_days);
+    res->shift_days = w.shift;
+    if (mt_ds_get_string(ds, TAG_PATIENT_ID, pid, sizeof(pid)) && pid[0] &&
+        p->patient_id == MT_DEID_PSEUDONYM)
+        mt_deid_pseudonym(key, key_len, p->pseudonym_prefix, pid, strlen(pid), res->pseudonym,
+                          sizeof(res->pseudonym));
+
+    collect(&w, ds, 0);
+    int rc = walk_ds(&w, ds, 0, false);
+    if (!rc)
+        rc = add_method(&w, ds);
+    for (size_t i = 0; i < w.n_ids; i++)
+        mt_free(w.ids[i].s);
+    mt_free(w.ids);
+    return rc;
+}

@@ -1,0 +1,675 @@
+/*
+ * index_sqlite.c - the embedded index backend: mt_index_ops_t on one SQLite database file.
+ *
+ * Schema: db/NNN_*.sql, embedded at build time by scripts/embed-sql.py into
+ * mt__index_migrations[] (the binary never reads the source tree). open() applies, in order,
+ * every migration newer than MAX(schema_version.version), each in its own transaction, and
+ * refuses a database newer than this binary.
+ *
+ * Connection settings (docs/internals/durability.md):
+ *   journal_mode=WAL, synchronous=NORMAL - a COMMIT appends to the WAL without fsync; the
+ *     ingest makes each batch durable with one syncfs(2) covering the WAL, the files and the
+ *     renames. Checkpoints still fsync, so the main file never gets ahead of the WAL.
+ *   foreign_keys=ON, busy_timeout=5000 (the CLI may read while the node writes).
+ *
+ * put(): one statement per level, prepared once from the keys.def table and reused:
+ *   patients  INSERT .. ON CONFLICT(patient_id, issuer_of_patient_id) DO UPDATE .. RETURNING pk
+ *   studies   INSERT .. ON CONFLICT(study_instance_uid)  DO UPDATE .. RETURNING pk
+ *   series    INSERT .. ON CONFLICT(series_instance_uid) DO UPDATE .. RETURNING pk
+ *   instances SELECT by sop_instance_uid, then per duplicate policy INSERT or DELETE+INSERT.
+ * Updates keep known values: SET col = coalesce(excluded.col, col), so an instance lacking an
+ * attribute does not erase it at its study or series. A study seen under another patient moves
+ * to it. Parents left empty by a replace or remove are deleted (prune).
+ *
+ * One mt_index_t is used by one thread at a time (index.h).
+ */
+#include "index.h"
+#include "keys.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../dicom/ds.h"
+#include "../util/alloc.h"
+#include "../util/buf.h"
+#include "../util/err.h"
+#include "../util/log.h"
+
+typedef struct mt__index_migration {
+    int version;
+    const char *name;
+    const char *sql;
+} mt__index_migration_t;
+extern const mt__index_migration_t mt__index_migrations[];
+extern const size_t mt__index_n_migrations;
+
+enum {
+    ST_BEGIN,
+    ST_COMMIT,
+    ST_ROLLBACK,
+    ST_UP_PATIENT,
+    ST_UP_STUDY,
+    ST_UP_SERIES,
+    ST_FIND_INSTANCE,
+    ST_INSERT_INSTANCE,
+    ST_DELETE_INSTANCE,
+    ST_MARK_VERIFIED,
+    ST_VERIFY,
+    ST_PRUNE_SERIES,
+    ST_PRUNE_STUDY,
+    ST_PRUNE_PATIENT,
+    ST_COUNT
+};
+
+typedef struct sqlite_index {
+    mt_index_t base;
+    sqlite3 *db;
+    sqlite3_stmt *st[ST_COUNT];
+    /* key rows bound by each level's statement, in bind order */
+    uint16_t cols[MT_LEVEL_COUNT][128];
+    size_t n_cols[MT_LEVEL_COUNT];
+    bool in_txn;
+} sqlite_index_t;
+
+static int db_err(sqlite_index_t *x, int rc, const char *what)
+{
+    mt_log(MT_LOG_ERROR, NULL, "index: %s: %s", what, sqlite3_errmsg(x->db));
+    if (rc == SQLITE_FULL)
+        return MT_ENOSPC;
+    if (rc == SQLITE_IOERR || (rc & 0xFF) == SQLITE_IOERR)
+        return MT_EIO;
+    return MT_EDB;
+}
+
+static int exec(sqlite_index_t *x, const char *sql)
+{
+    char *msg = NULL;
+    int rc = sqlite3_exec(x->db, sql, NULL, NULL, &msg);
+    if (rc != SQLITE_OK) {
+        mt_log(MT_LOG_ERROR, NULL, "index: %s", msg ? msg : sqlite3_errstr(rc));
+        sqlite3_free(msg);
+        return rc == SQLITE_FULL ? MT_ENOSPC : MT_EDB;
+    }
+    return 0;
+}
+
+/* Run a statement without result rows (or ignore them) and reset it. */
+static int step_done(sqlite_index_t *x, sqlite3_stmt *s, const char *what)
+{
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        ;
+    int err = rc == SQLITE_DONE ? 0 : db_err(x, rc, what);
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return err;
+}
+
+/* ---- migrations ---- */
+
+static int schema_version(sqlite_index_t *x, int *version)
+{
+    sqlite3_stmt *s;
+    *version = 0;
+    int rc = sqlite3_prepare_v2(x->db,
+                                "SELECT 1 FROM sqlite_master WHERE type='table' AND "
+                                "name='schema_version'",
+                                -1, &s, NULL);
+    if (rc != SQLITE_OK)
+        return db_err(x, rc, "schema check");
+    rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    if (rc == SQLITE_DONE)
+        return 0;
+    if (rc != SQLITE_ROW)
+        return db_err(x, rc, "schema check");
+    rc = sqlite3_prepare_v2(x->db, "SELECT coalesce(max(version), 0) FROM schema_version", -1, &s,
+                            NULL);
+    if (rc != SQLITE_OK)
+        return db_err(x, rc, "schema version");
+    if (sqlite3_step(s) == SQLITE_ROW)
+        *version = sqlite3_column_int(s, 0);
+    sqlite3_finalize(s);
+    return 0;
+}
+
+static int migrate(sqlite_index_t *x)
+{
+    int version, err = exec(x, "BEGIN IMMEDIATE");
+    if (err)
+        return err;
+    err = schema_version(x, &version);
+    if (err)
+        goto fail;
+    if ((size_t)version > mt__index_n_migrations) {
+        mt_log(MT_LOG_ERROR, NULL, "index: schema version %d is newer than this mitral (%zu)",
+               version, mt__index_n_migrations);
+        err = MT_EDB;
+        goto fail;
+    }
+    for (size_t i = (size_t)version; i < mt__index_n_migrations; i++) {
+        const mt__index_migration_t *m = &mt__index_migrations[i];
+        err = exec(x, m->sql);
+        if (err)
+            goto fail;
+        char sql[96];
+        snprintf(sql, sizeof sql, "INSERT INTO schema_version(version) VALUES (%d)", m->version);
+        err = exec(x, sql);
+        if (err)
+            goto fail;
+        mt_log(MT_LOG_INFO, NULL, "index: applied migration %s", m->name);
+    }
+    return exec(x, "COMMIT");
+fail:
+    exec(x, "ROLLBACK");
+    return err;
+}
+
+/* ---- statements ---- */
+
+static void level_cols(sqlite_index_t *x)
+{
+    size_t n;
+    const mt_index_key_t *k = mt_index_keys(&n);
+    for (size_t i = 0; i < n; i++) {
+        mt_index_level_t l = k[i].level;
+        if (x->n_cols[l] < sizeof x->cols[l] / sizeof x->cols[l][0])
+            x->cols[l][x->n_cols[l]++] = (uint16_t)i;
+    }
+}
+
+static void put_s(mt_buf_t *b, const char *s)
+{
+    int rc = mt_buf_append(b, s, strlen(s));
+    (void)rc; /* the limit is far above any statement built here */
+}
+
+/* INSERT INTO <table>(<parent>, cols..., <extra>) VALUES(?...) [ON CONFLICT(<conflict>) DO UPDATE
+ * SET [<parent>=excluded.<parent>,] col=coalesce(excluded.col, col)... RETURNING pk];
+ * NUL-terminated. extra is "" or ",a,b,c" with n_extra names. */
+static void build_upsert(sqlite_index_t *x, mt_index_level_t l, const char *parent,
+                         const char *conflict, const char *extra, size_t n_extra, mt_buf_t *b)
+{
+    size_t n;
+    const mt_index_key_t *k = mt_index_keys(&n);
+    put_s(b, "INSERT INTO ");
+    put_s(b, mt_index_level_table(l));
+    put_s(b, "(");
+    if (parent) {
+        put_s(b, parent);
+        put_s(b, ",");
+    }
+    for (size_t i = 0; i < x->n_cols[l]; i++) {
+        put_s(b, k[x->cols[l][i]].column);
+        put_s(b, i + 1 < x->n_cols[l] ? "," : "");
+    }
+    put_s(b, extra);
+    put_s(b, ") VALUES(");
+    size_t nb = x->n_cols[l] + (parent ? 1 : 0) + n_extra;
+    for (size_t i = 0; i < nb; i++)
+        put_s(b, i + 1 < nb ? "?," : "?)");
+    if (conflict) {
+        put_s(b, " ON CONFLICT(");
+        put_s(b, conflict);
+        put_s(b, ") DO UPDATE SET ");
+        if (parent) {
+            put_s(b, parent);
+            put_s(b, "=excluded.");
+            put_s(b, parent);
+            put_s(b, ",");
+        }
+        for (size_t i = 0; i < x->n_cols[l]; i++) {
+            const char *c = k[x->cols[l][i]].column;
+            put_s(b, c);
+            put_s(b, "=coalesce(excluded.");
+            put_s(b, c);
+            put_s(b, ",");
+            put_s(b, c);
+            put_s(b, i + 1 < x->n_cols[l] ? ")," : ")");
+        }
+        put_s(b, " RETURNING pk");
+    }
+    mt_buf_put_u8(b, 0);
+}
+
+static int prepare(sqlite_index_t *x, int which, const char *sql)
+{
+    int rc = sqlite3_prepare_v3(x->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &x->st[which], NULL);
+    return rc == SQLITE_OK ? 0 : db_err(x, rc, "prepare");
+}
+
+static int prepare_all(sqlite_index_t *x)
+{
+    static const struct {
+        int which;
+        const char *sql;
+    } fixed[] = {
+        {ST_BEGIN, "BEGIN IMMEDIATE"},
+        {ST_COMMIT, "COMMIT"},
+        {ST_ROLLBACK, "ROLLBACK"},
+        {ST_FIND_INSTANCE, "SELECT pk, series_pk, path FROM instances WHERE sop_instance_uid=?"},
+        {ST_DELETE_INSTANCE, "DELETE FROM instances WHERE pk=?"},
+        {ST_MARK_VERIFIED, "UPDATE instances SET verified=1 WHERE verified=0"},
+        {ST_VERIFY, "UPDATE instances SET verified=1, size=? WHERE sop_instance_uid=?"},
+        {ST_PRUNE_SERIES, "DELETE FROM series WHERE pk=? AND NOT EXISTS "
+                          "(SELECT 1 FROM instances WHERE series_pk=?1) RETURNING study_pk"},
+        {ST_PRUNE_STUDY, "DELETE FROM studies WHERE pk=? AND NOT EXISTS "
+                         "(SELECT 1 FROM series WHERE study_pk=?1) RETURNING patient_pk"},
+        {ST_PRUNE_PATIENT, "DELETE FROM patients WHERE pk=? AND NOT EXISTS "
+                           "(SELECT 1 FROM studies WHERE patient_pk=?1)"},
+    };
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
+        int err = prepare(x, fixed[i].which, fixed[i].sql);
+        if (err)
+            return err;
+    }
+    static const struct {
+        int which;
+        mt_index_level_t level;
+        const char *parent, *conflict, *extra;
+        size_t n_extra;
+    } up[] = {
+        {ST_UP_PATIENT, MT_LEVEL_PATIENT, NULL, "patient_id, issuer_of_patient_id", "", 0},
+        {ST_UP_STUDY, MT_LEVEL_STUDY, "patient_pk", "study_instance_uid", "", 0},
+        {ST_UP_SERIES, MT_LEVEL_SERIES, "study_pk", "series_instance_uid", "", 0},
+        {ST_INSERT_INSTANCE, MT_LEVEL_INSTANCE, "series_pk", NULL,
+         ",path,size,transfer_syntax_uid", 3},
+    };
+    mt_buf_t b;
+    int err = 0;
+    mt_buf_init(&b, 1 << 20);
+    for (size_t i = 0; i < sizeof up / sizeof up[0] && !err; i++) {
+        mt_buf_reset(&b);
+        build_upsert(x, up[i].level, up[i].parent, up[i].conflict, up[i].extra, up[i].n_extra, &b);
+        err = prepare(x, up[i].which, (const char *)b.data);
+    }
+    mt_buf_dispose(&b);
+    return err;
+}
+
+/* ---- ops ---- */
+
+static int ix_begin(mt_index_t *ix)
+{
+    sqlite_index_t *x = (sqlite_index_t *)ix;
+    if (x->in_txn)
+        return MT_ESTATE;
+    int err = step_done(x, x->st[ST_BEGIN], "begin");
+    if (!err)
+        x->in_txn = true;
+    return err;
+}
+
+static int ix_commit(mt_index_t *ix)
+{
+    sqlite_index_t *x = (sqlite_index_t *)ix;
+    if (!x->in_txn)
+        return MT_ESTATE;
+    int err = step_done(x, x->st[ST_COMMIT], "commit");
+    if (err) {
+        /* a failed COMMIT may leave the transaction open: end it */
+        if (!sqlite3_get_autocommit(x->db))
+            step_done(x, x->st[ST_ROLLBACK], "rollback");
+    }
+    x->in_txn = false;
+    return err;
+}
+
+static int ix_rollback(mt_index_t *ix)
+{
+    sqlite_index_t *x = (sqlite_index_t *)ix;
+    if (!x->in_txn)
+        return MT_ESTATE;
+    x->in_txn = false;
+    if (sqlite3_get_autocommit(x->db))
+        return 0; /* SQLite already rolled back (e.g. after SQLITE_FULL) */
+    return step_done(x, x->st[ST_ROLLBACK], "rollback");
+}
+
+/* Bind the key columns of level l from rec, starting at parameter first. */
+static void bind_level(sqlite_index_t *x, sqlite3_stmt *s, int first, mt_index_level_t l,
+                       const mt_index_rec_t *rec)
+{
+    size_t n;
+    const mt_index_key_t *k = mt_index_keys(&n);
+    for (size_t i = 0; i < x->n_cols[l]; i++) {
+        const char *v = mt__index_rec_value(rec, x->cols[l][i]);
+        int p = first + (int)i;
+        if (v)
+            sqlite3_bind_text(s, p, v, -1, SQLITE_STATIC);
+        else if (l == MT_LEVEL_PATIENT && k[x->cols[l][i]].tag >= MT_TAG(0x0010, 0x0020) &&
+                 k[x->cols[l][i]].tag <= MT_TAG(0x0010, 0x0021))
+            sqlite3_bind_text(s, p, "", 0, SQLITE_STATIC); /* patient identity is NOT NULL */
+        else
+            sqlite3_bind_null(s, p);
+    }
+}
+
+static int upsert(sqlite_index_t *x, int which, mt_index_level_t l, int64_t parent,
+                  const mt_index_rec_t *rec, int64_t *pk)
+{
+    sqlite3_stmt *s = x->st[which];
+    int first = 1;
+    if (l != MT_LEVEL_PATIENT)
+        sqlite3_bind_int64(s, first++, parent);
+    bind_level(x, s, first, l, rec);
+    int rc = sqlite3_step(s);
+    int err = 0;
+    if (rc == SQLITE_ROW)
+        *pk = sqlite3_column_int64(s, 0);
+    else
+        err = db_err(x, rc, "upsert");
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return err;
+}
+
+/* Delete series_pk, then its study and patient, each only if it has no children left. */
+static int prune(sqlite_index_t *x, int64_t series_pk)
+{
+    int which[] = {ST_PRUNE_SERIES, ST_PRUNE_STUDY, ST_PRUNE_PATIENT};
+    int64_t pk = series_pk;
+    for (int i = 0; i < 3; i++) {
+        sqlite3_stmt *s = x->st[which[i]];
+        sqlite3_bind_int64(s, 1, pk);
+        int rc = sqlite3_step(s);
+        bool deleted = rc == SQLITE_ROW;
+        if (deleted)
+            pk = sqlite3_column_int64(s, 0);
+        while (rc == SQLITE_ROW)
+            rc = sqlite3_step(s);
+        sqlite3_reset(s);
+        sqlite3_clear_bindings(s);
+        if (rc != SQLITE_DONE)
+            return db_err(x, rc, "prune");
+        if (!deleted)
+            break;
+    }
+    return 0;
+}
+
+/* Find an instance: *pk = 0 when absent. */
+static int find_instance(sqlite_index_t *x, const char *uid, int64_t *pk, int64_t *series_pk,
+                         char *path, size_t pathsz)
+{
+    sqlite3_stmt *s = x->st[ST_FIND_INSTANCE];
+    sqlite3_bind_text(s, 1, uid, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s), err = 0;
+    *pk = 0;
+    if (rc == SQLITE_ROW) {
+        *pk = sqlite3_column_int64(s, 0);
+        if (series_pk)
+            *series_pk = sqlite3_column_int64(s, 1);
+        if (path && pathsz)
+            snprintf(path, pathsz, "%s", (const char *)sqlite3_column_text(s, 2));
+    } else if (rc != SQLITE_DONE) {
+        err = db_err(x, rc, "find instance");
+    }
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return err;
+}
+
+static int ix_put(mt_index_t *ix, const mt_index_rec_t *rec, mt_dup_policy_t dup,
+                  mt_index_put_result_t *result, char *old_path, size_t old_path_sz)
+{
+    sqlite_index_t *x = (sqlite_index_t *)ix;
+    mt__index_file_t f;
+    mt__index_rec_file(rec, &f);
+    const char *sop = mt_index_rec_get(rec, MT_TAG(0x0008, 0x0018));
+    if (!sop || !*sop || !f.rel_path || !f.ts_uid ||
+        !mt_index_rec_get(rec, MT_TAG(0x0020, 0x000D)) ||
+        !mt_index_rec_get(rec, MT_TAG(0x0020, 0x000E)))
+        return MT_EINVAL;
+    if (old_path && old_path_sz)
+        old_path[0] = '\0';
+
+    int64_t old_pk, old_series = 0;
+    char prev[512];
+    int err = find_instance(x, sop, &old_pk, &old_series, prev, sizeof prev);
+    if (err)
+        return err;
+    if (old_pk) {
+        if (dup == MT_DUP_REJECT) {
+            *result = MT_INDEX_REJECTED_DUPLICATE;
+            return 0;
+        }
+        if (dup == MT_DUP_KEEP_FIRST) {
+            *result = MT_INDEX_KEPT_EXISTING;
+            return 0;
+        }
+        sqlite3_stmt *d = x->st[ST_DELETE_INSTANCE];
+        sqlite3_bind_int64(d, 1, old_pk);
+        if ((err = step_done(x, d, "delete instance")))
+            return err;
+    }
+
+    int64_t patient_pk, study_pk, series_pk;
+    if ((err = upsert(x, ST_UP_PATIENT, MT_LEVEL_PATIENT, 0, rec, &patient_pk)) ||
+        (err = upsert(x, ST_UP_STUDY, MT_LEVEL_STUDY, patient_pk, rec, &study_pk)) ||
+        (err = upsert(x, ST_UP_SERIES, MT_LEVEL_SERIES, study_pk, rec, &series_pk)))
+        return err;
+
+    sqlite3_stmt *s = x->st[ST_INSERT_INSTANCE];
+    sqlite3_bind_int64(s, 1, series_pk);
+    bind_level(x, s, 2, MT_LEVEL_INSTANCE, rec);
+    int p = 2 + (int)x->n_cols[MT_LEVEL_INSTANCE];
+    if (!mt_index_rec_get(rec, MT_TAG(0x0008, 0x0016)) && f.sop_class_uid) {
+        /* SOP class from the file meta when the data set lacks it */
+        size_t n;
+        const mt_index_key_t *k = mt_index_keys(&n);
+        for (size_t i = 0; i < x->n_cols[MT_LEVEL_INSTANCE]; i++)
+            if (k[x->cols[MT_LEVEL_INSTANCE][i]].tag == MT_TAG(0x0008, 0x0016))
+                sqlite3_bind_text(s, 2 + (int)i, f.sop_class_uid, -1, SQLITE_STATIC);
+    }
+    sqlite3_bind_text(s, p, f.rel_path, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, p + 1, (sqlite3_int64)f.size);
+    sqlite3_bind_text(s, p + 2, f.ts_uid, -1, SQLITE_STATIC);
+    if ((err = step_done(x, s, "insert instance")))
+        return err;
+
+    if (old_pk) {
+        if (old_series != series_pk && (err = prune(x, old_series)))
+            return err;
+        *result = MT_INDEX_REPLACED;
+        if (old_path && old_path_sz && strcmp(prev, f.rel_path) != 0)
+            snprintf(old_path, old_path_sz, "%s", prev);
+    } else {
+        *result = MT_INDEX_INSERTED;
+    }
+    return 0;
+}
+
+static int ix_exists(mt_index_t *ix, const char *sop_instance_uid, bool *exists)
+{
+    sqlite_index_t *x = (sqlite_index_t *)ix;
+    int64_t pk;
+    int err = find_instance(x, sop_instance_uid, &pk, NULL, NULL, 0);
+    *exists = !err && pk != 0;
+    return err;
+}
+
+static int ix_locate(mt_index_t *ix, const char *sop_instance_uid, char *path, size_t pathsz,
+                     uint64_t *size)
+{
+    sqlite_index_t *x = (sqlite_index_t *)ix;
+    sqlite3_stmt *s;
+    int rc = sqlite3_prepare_v2(x->db, "SELECT path, size FROM instances WHERE sop_instance_uid=?",
+                                -1, &s, NULL);
+    if (rc != SQLITE_OK)
+        return db_err(x, rc, "locate");
+    sqlite3_bind_text(s, 1, sop_instance_uid, -1, SQLITE_STATIC);
+    rc = sqlite3_step(s);
+    int err = 0;
+    if (rc == SQLITE_ROW) {
+        snprintf(path, pathsz, "%s", (const char *)sqlite3_column_text(s, 0));
+        if (size)
+            *size = (uint64_t)sqlite3_column_int64(s, 1);
+    } else {
+        err = rc == SQLITE_DONE ? MT_ENOENT : db_err(x, rc, "locate");
+    }
+    sqlite3_finalize(s);
+    return err;
+}
+
+static int ix_stats(mt_index_t *ix, mt_index_stats_t *out)
+{
+    sqlite_index_t *x = (sqlite_index_t *)ix;
+    sqlite3_stmt *s;
+    int rc = sqlite3_prepare_v2(x->db,
+                                "SELECT (SELECT count(*) FROM patients), (SELECT count(*) FROM "
+                                "studies), (SELECT count(*) FROM series), (SELECT count(*) FROM "
+                                "instances), (SELECT coalesce(sum(size), 0) FROM instances)",
+                                -1, &s, NULL);
+    if (rc != SQLITE_OK)
+        return db_err(x, rc, "stats");
+    rc = sqlite3_step(s);
+    int err = 0;
+    if (rc == SQLITE_ROW) {
+        out->patients = (uint64_t)sqlite3_column_int64(s, 0);
+        out->studies = (uint64_t)sqlite3_column_int64(s, 1);
+        out->series = (uint64_t)sqlite3_column_int64(s, 2);
+        out->instances = (uint64_t)sqlite3_column_int64(s, 3);
+        out->bytes = (uint64_t)sqlite3_column_int64(s, 4);
+    } else {
+        err = db_err(x, rc, "stats");
+    }
+    sqlite3_finalize(s);
+    return err;
+}
+
+static int ix_clear(mt_index_t *ix)
+{
+    sqlite_index_t *x = (sqlite_index_t *)ix;
+    const char *sql = "DELETE FROM instances; DELETE FROM series; DELETE FROM studies; "
+                      "DELETE FROM patients;";
+    if (x->in_txn)
+        return exec(x, sql);
+    int err = ix_begin(ix);
+    if (!err)
+        err = exec(x, sql);
+    if (!err)
+        return ix_commit(ix);
+    ix_rollback(ix);
+    return err;
+}
+
+static int ix_mark_verified(mt_index_t *ix)
+{
+    sqlite_index_t *x = (sqlite_index_t *)ix;
+    return step_done(x, x->st[ST_MARK_VERIFIED], "mark verified");
+}
+
+static int ix_unverified(mt_index_t *ix,
+                         int (*cb)(void *u, const char *sop_instance_uid, const char *rel_path,
+                                   uint64_t size),
+                         void *u)
+{
+    sqlite_index_t *x = (sqlite_index_t *)ix;
+    sqlite3_stmt *s;
+    int rc = sqlite3_prepare_v2(
+        x->db, "SELECT sop_instance_uid, path, size FROM instances WHERE verified=0", -1, &s, NULL);
+    if (rc != SQLITE_OK)
+        return db_err(x, rc, "unverified");
+    int err = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        err = cb(u, (const char *)sqlite3_column_text(s, 0),
+                 (const char *)sqlite3_column_text(s, 1), (uint64_t)sqlite3_column_int64(s, 2));
+        if (err)
+            break;
+    }
+    if (!err && rc != SQLITE_DONE)
+        err = db_err(x, rc, "unverified");
+    sqlite3_finalize(s);
+    return err;
+}
+
+static int ix_verify(mt_index_t *ix, const char *sop_instance_uid, uint64_t size)
+{
+    sqlite_index_t *x = (sqlite_index_t *)ix;
+    sqlite3_stmt *s = x->st[ST_VERIFY];
+    sqlite3_bind_int64(s, 1, (sqlite3_int64)size);
+    sqlite3_bind_text(s, 2, sop_instance_uid, -1, SQLITE_STATIC);
+    int err = step_done(x, s, "verify");
+    if (!err && sqlite3_changes(x->db) == 0)
+        err = MT_ENOENT;
+    return err;
+}
+
+static int ix_remove(mt_index_t *ix, const char *sop_instance_uid)
+{
+    sqlite_index_t *x = (sqlite_index_t *)ix;
+    int64_t pk, series_pk;
+    int err = find_instance(x, sop_instance_uid, &pk, &series_pk, NULL, 0);
+    if (err)
+        return err;
+    if (!pk)
+        return MT_ENOENT;
+    sqlite3_stmt *d = x->st[ST_DELETE_INSTANCE];
+    sqlite3_bind_int64(d, 1, pk);
+    if ((err = step_done(x, d, "delete instance")))
+        return err;
+    return prune(x, series_pk);
+}
+
+static void ix_close(mt_index_t *ix)
+{
+    sqlite_index_t *x = (sqlite_index_t *)ix;
+    if (!x)
+        return;
+    if (x->in_txn)
+        ix_rollback(ix);
+    for (int i = 0; i < ST_COUNT; i++)
+        sqlite3_finalize(x->st[i]);
+    sqlite3_close(x->db);
+    mt_free(x);
+}
+
+static const mt_index_ops_t sqlite_ops = {
+    .name = "sqlite",
+    .begin = ix_begin,
+    .put = ix_put,
+    .exists = ix_exists,
+    .commit = ix_commit,
+    .rollback = ix_rollback,
+    .stats = ix_stats,
+    .clear = ix_clear,
+    .close = ix_close,
+    .mark_verified = ix_mark_verified,
+    .unverified = ix_unverified,
+    .verify = ix_verify,
+    .remove = ix_remove,
+    .locate = ix_locate,
+};
+
+int mt_index_sqlite_open(const char *path, mt_index_t **out)
+{
+    *out = NULL;
+    sqlite_index_t *x = mt_calloc(1, sizeof *x);
+    x->base.ops = &sqlite_ops;
+    int rc = sqlite3_open_v2(path, &x->db,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                             NULL);
+    int err;
+    if (rc != SQLITE_OK) {
+        mt_log(MT_LOG_ERROR, NULL, "index: cannot open %s: %s", path,
+               x->db ? sqlite3_errmsg(x->db) : sqlite3_errstr(rc));
+        err = rc == SQLITE_CANTOPEN ? MT_ENOENT : MT_EDB;
+        goto fail;
+    }
+    sqlite3_busy_timeout(x->db, 5000);
+    if ((err = exec(x, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+                       "PRAGMA foreign_keys=ON; PRAGMA cache_size=-8192;")))
+        goto fail;
+    if ((err = migrate(x)))
+        goto fail;
+    level_cols(x);
+    if ((err = prepare_all(x)))
+        goto fail;
+    *out = &x->base;
+    return 0;
+fail:
+    ix_close(&x->base);
+    return err;
+}

@@ -1,0 +1,302 @@
+/*
+ * rec.c - mt_index_rec_t: the index values of one instance, and the key table from keys.def.
+ *
+ * The ingest path offers every top-level element it parses (mt_index_rec_offer); the record
+ * keeps those whose tag is a row of keys.def, converted to text:
+ *   - string VRs: split at '\' into values, each trimmed of padding (spaces, NULs) on both sides
+ *     (PS3.5 §6.2: leading/trailing spaces are insignificant for these VRs), except LT/ST/UT/UR
+ *     which are single-valued text and only lose trailing padding;
+ *   - binary numbers (US, SS, UL, SL, FL, FD; in the data set's byte order, big_endian for
+ *     Explicit VR Big Endian) become decimal text, values joined by '\'.
+ * Values are capped at MT_REC_VALUE_MAX bytes (an index key is never bulk data). A tag listed at
+ * several levels (SpecificCharacterSet) is one value in the record, written to each column.
+ * PURE: no I/O.
+ */
+#include "index.h"
+#include "keys.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../dicom/ds.h"
+#include "../util/alloc.h"
+#include "../util/buf.h"
+
+#define MT_REC_VALUE_MAX 1024
+
+static const mt_index_key_t keys[] = {
+#define MT_INDEX_KEY(level, g, e, kw, col, kind)                                                   \
+    {MT_LEVEL_##level, MT_TAG(g, e), #kw, #col, MT_KIND_##kind},
+#include "keys.def"
+#undef MT_INDEX_KEY
+};
+#define N_KEYS (sizeof keys / sizeof keys[0])
+
+/* distinct tags, sorted, each with the rows that list it */
+typedef struct tag_slot {
+    uint32_t tag;
+    uint8_t n_rows;
+    uint16_t rows[MT_LEVEL_COUNT];
+} tag_slot_t;
+static tag_slot_t slots[N_KEYS];
+static size_t n_slots;
+static pthread_once_t slots_once = PTHREAD_ONCE_INIT;
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void build_slots(void)
+{
+    uint32_t tags[N_KEYS];
+    for (size_t i = 0; i < N_KEYS; i++)
+        tags[i] = keys[i].tag;
+    qsort(tags, N_KEYS, sizeof tags[0], cmp_u32);
+    for (size_t i = 0; i < N_KEYS; i++) {
+        if (n_slots && slots[n_slots - 1].tag == tags[i])
+            continue;
+        tag_slot_t *s = &slots[n_slots++];
+        s->tag = tags[i];
+        for (size_t k = 0; k < N_KEYS; k++)
+            if (keys[k].tag == tags[i] && s->n_rows < MT_LEVEL_COUNT)
+                s->rows[s->n_rows++] = (uint16_t)k;
+    }
+}
+
+static const tag_slot_t *slot_find(uint32_t tag)
+{
+    pthread_once(&slots_once, build_slots);
+    size_t lo = 0, hi = n_slots;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (slots[mid].tag < tag)
+            lo = mid + 1;
+        else if (slots[mid].tag > tag)
+            hi = mid;
+        else
+            return &slots[mid];
+    }
+    return NULL;
+}
+
+const mt_index_key_t *mt_index_keys(size_t *n)
+{
+    *n = N_KEYS;
+    return keys;
+}
+
+const char *mt_index_level_table(mt_index_level_t level)
+{
+    static const char *const names[MT_LEVEL_COUNT] = {"patients", "studies", "series",
+                                                      "instances"};
+    return level < MT_LEVEL_COUNT ? names[level] : NULL;
+}
+
+const mt_index_key_t *mt_index_key_find(uint32_t tag, mt_index_level_t level)
+{
+    const tag_slot_t *s = slot_find(tag);
+    if (!s)
+        return NULL;
+    for (unsigned i = 0; i < s->n_rows; i++)
+        if (level == MT_LEVEL_COUNT || keys[s->rows[i]].level == level)
+            return &keys[s->rows[i]];
+    return NULL;
+}
+
+struct mt_index_rec {
+    char *values[N_KEYS]; /* by row; rows of one tag share one string (owned by the first) */
+    char *rel_path, *ts_uid, *sop_class_uid;
+    uint64_t size;
+};
+
+mt_index_rec_t *mt_index_rec_new(void)
+{
+    return mt_calloc(1, sizeof(mt_index_rec_t));
+}
+
+static void clear_slot(mt_index_rec_t *r, const tag_slot_t *s)
+{
+    mt_free(r->values[s->rows[0]]);
+    for (unsigned i = 0; i < s->n_rows; i++)
+        r->values[s->rows[i]] = NULL;
+}
+
+void mt_index_rec_free(mt_index_rec_t *r)
+{
+    if (!r)
+        return;
+    pthread_once(&slots_once, build_slots);
+    for (size_t i = 0; i < n_slots; i++)
+        clear_slot(r, &slots[i]);
+    mt_free(r->rel_path);
+    mt_free(r->ts_uid);
+    mt_free(r->sop_class_uid);
+    mt_free(r);
+}
+
+static bool is_pad(char c)
+{
+    return c == ' ' || c == '\0';
+}
+
+/* Append one component of a string value, trimmed as described in the header comment. */
+static void put_component(mt_buf_t *out, const char *p, size_t n, bool trim_leading)
+{
+    size_t a = 0;
+    if (trim_leading)
+        while (a < n && is_pad(p[a]))
+            a++;
+    while (n > a && is_pad(p[n - 1]))
+        n--;
+    for (size_t i = a; i < n; i++)
+        if (p[i] == '\0') /* an embedded NUL would cut the C string: stop at it */
+            n = i;
+    mt_buf_append(out, p + a, n - a); /* over the cap: the value is cut short */
+}
+
+static uint64_t load(const uint8_t *p, size_t n, bool be)
+{
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++)
+        v |= (uint64_t)p[be ? i : n - 1 - i] << (8 * (n - 1 - i));
+    return v;
+}
+
+static void put_text(mt_buf_t *out, const char *s)
+{
+    mt_buf_append(out, s, strlen(s));
+}
+
+/* Binary numeric VRs to decimal text; returns false for other VRs. */
+static bool put_binary(mt_buf_t *out, uint16_t vr, const uint8_t *v, size_t len, bool be)
+{
+    size_t w;
+    switch (vr) {
+    case MT_VR('U', 'S'):
+    case MT_VR('S', 'S'):
+        w = 2;
+        break;
+    case MT_VR('U', 'L'):
+    case MT_VR('S', 'L'):
+    case MT_VR('F', 'L'):
+        w = 4;
+        break;
+    case MT_VR('F', 'D'):
+    case MT_VR('U', 'V'):
+    case MT_VR('S', 'V'):
+        w = 8;
+        break;
+    default:
+        return false;
+    }
+    char t[40];
+    for (size_t off = 0; off + w <= len; off += w) {
+        uint64_t raw = load(v + off, w, be);
+        switch (vr) {
+        case MT_VR('U', 'S'):
+        case MT_VR('U', 'L'):
+        case MT_VR('U', 'V'):
+            snprintf(t, sizeof t, "%llu", (unsigned long long)raw);
+            break;
+        case MT_VR('S', 'S'):
+            snprintf(t, sizeof t, "%d", (int)(int16_t)(uint16_t)raw);
+            break;
+        case MT_VR('S', 'L'):
+            snprintf(t, sizeof t, "%ld", (long)(int32_t)(uint32_t)raw);
+            break;
+        case MT_VR('S', 'V'):
+            snprintf(t, sizeof t, "%lld", (long long)(int64_t)raw);
+            break;
+        case MT_VR('F', 'L'): {
+            uint32_t u = (uint32_t)raw;
+            float f;
+            memcpy(&f, &u, sizeof f);
+            snprintf(t, sizeof t, "%.9g", (double)f);
+            break;
+        }
+        default: {
+            double d;
+            memcpy(&d, &raw, sizeof d);
+            snprintf(t, sizeof t, "%.17g", d);
+            break;
+        }
+        }
+        if (off)
+            put_text(out, "\\");
+        put_text(out, t);
+    }
+    return true;
+}
+
+void mt_index_rec_offer(mt_index_rec_t *r, uint32_t tag, uint16_t vr, const uint8_t *value,
+                        size_t len, bool big_endian)
+{
+    const tag_slot_t *s = slot_find(tag);
+    if (!s)
+        return;
+    if (!value)
+        len = 0;
+    mt_buf_t out;
+    mt_buf_init(&out, MT_REC_VALUE_MAX);
+    if (!put_binary(&out, vr, value, len, big_endian)) {
+        const char *p = (const char *)value;
+        bool text = vr == MT_VR('L', 'T') || vr == MT_VR('S', 'T') || vr == MT_VR('U', 'T') ||
+                    vr == MT_VR('U', 'R');
+        if (text) {
+            put_component(&out, p, len, false);
+        } else {
+            size_t start = 0;
+            for (size_t i = 0; i <= len; i++) {
+                if (i == len || p[i] == '\\') {
+                    if (start)
+                        mt_buf_append(&out, "\\", 1);
+                    put_component(&out, p + start, i - start, true);
+                    start = i + 1;
+                }
+            }
+        }
+    }
+    clear_slot(r, s);
+    char *v = mt_strndup(out.len ? (const char *)out.data : "", out.len);
+    mt_buf_dispose(&out);
+    for (unsigned i = 0; i < s->n_rows; i++)
+        r->values[s->rows[i]] = v;
+}
+
+const char *mt_index_rec_get(const mt_index_rec_t *r, uint32_t tag)
+{
+    const tag_slot_t *s = slot_find(tag);
+    return s ? r->values[s->rows[0]] : NULL;
+}
+
+static void set_str(char **dst, const char *s)
+{
+    mt_free(*dst);
+    *dst = s ? mt_strdup(s) : NULL;
+}
+
+void mt_index_rec_set_file(mt_index_rec_t *r, const char *rel_path, uint64_t size,
+                           const char *ts_uid, const char *sop_class_uid)
+{
+    set_str(&r->rel_path, rel_path);
+    set_str(&r->ts_uid, ts_uid);
+    set_str(&r->sop_class_uid, sop_class_uid);
+    r->size = size;
+}
+
+const char *mt__index_rec_value(const mt_index_rec_t *r, size_t i)
+{
+    return i < N_KEYS ? r->values[i] : NULL;
+}
+
+void mt__index_rec_file(const mt_index_rec_t *r, mt__index_file_t *out)
+{
+    out->rel_path = r->rel_path;
+    out->ts_uid = r->ts_uid;
+    out->sop_class_uid = r->sop_class_uid;
+    out->size = r->size;
+}

@@ -1,0 +1,275 @@
+#!/usr/bin/python3
+"""check_leaks.py - no identifying value of an input survives de-identification (issue 4).
+
+For every file of ../shared/testdata (or --testdata) and for generated CMR-like studies full of
+identifiers (names in several character sets, IDs, birth dates, institution, physicians, private
+tags, identifiers nested in sequences, descriptions quoting the patient), run the de-identifier
+once per input file and scan the OUTPUT BYTES for every identifying value of the input: raw (as
+encoded in the input), upper-cased, and dates in the DA, ISO and European forms.
+
+Usage: tests/deid/check_leaks.py --cmd "build/mitral deid" [--profile basic] [--testdata DIR]
+The command gets `--profile P --key KEY --profiles-dir DIR IN OUT_DIR` appended.
+Exit status 0: no leak. 1: leaks (listed by input number and attribute, never by value).
+Needs python3-pydicom.
+"""
+import argparse
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+
+import pydicom
+from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
+from pydicom.sequence import Sequence
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate_uid
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+
+# Attributes whose values identify (PS3.15 Table E.1-1 rows the profiles never retain).
+IDENT = [
+    "PatientName", "PatientID", "OtherPatientIDs", "PatientBirthDate", "PatientBirthName",
+    "PatientMotherBirthName", "PatientAddress", "PatientTelephoneNumbers", "InstitutionName",
+    "InstitutionAddress", "ReferringPhysicianName", "PerformingPhysicianName", "OperatorsName",
+    "NameOfPhysiciansReadingStudy", "PhysiciansOfRecord", "RequestingPhysician",
+    "AccessionNumber", "MedicalRecordLocator", "IssuerOfPatientID", "ReferringPhysicianAddress",
+    "InstitutionalDepartmentName", "PersonName", "StudyID",
+]
+DATE_ONLY = {"PatientBirthDate"}
+
+
+def strings_of(value):
+    if isinstance(value, (list, tuple, pydicom.multival.MultiValue)):
+        out = []
+        for v in value:
+            out += strings_of(v)
+        return out
+    return [str(value)]
+
+
+def collect(ds, found, private_texts, shared):
+    for el in ds.iterall():
+        if el.VR == "SQ":
+            continue
+        kw = el.keyword
+        if not el.tag.is_private and kw not in IDENT and el.VR in ("CS", "LO", "SH", "UI", "LT",
+                                                                   "ST", "UT", "AE", "DS", "IS"):
+            # Words that also occur in non-identifying attributes of the same input (a test
+            # patient called "Perfusion^Stroke" in a PERFUSION image) cannot be told apart.
+            try:
+                shared.append(str(el.value).upper().encode("utf-8", "replace"))
+            except Exception:
+                pass
+        if kw in IDENT and el.value not in (None, "", b""):
+            raw = el.value
+            for s in strings_of(raw):
+                found.append((kw, s))
+        if el.tag.is_private and el.VR in ("LO", "SH", "LT", "ST", "UT", "PN") and el.value:
+            for s in strings_of(el.value):
+                private_texts.append((str(el.tag), s))
+
+
+def variants(kw, s, charset):
+    """The byte strings that must not appear for one identifying value."""
+    out = set()
+    s = s.strip()
+    if kw in DATE_ONLY or (len(s) == 8 and s.isdigit() and kw.endswith("Date")):
+        if len(s) == 8 and s.isdigit() and s != "19000101":  # 19000101: the D dummy
+            y, m, d = s[:4], s[4:6], s[6:]
+            for f in (s, "%s-%s-%s" % (y, m, d), "%s.%s.%s" % (d, m, y), "%s/%s/%s" % (d, m, y)):
+                out.add(f.encode())
+        return out
+    parts = [s] + [p for p in s.replace("=", "^").split("^") if p]
+    for p in parts:
+        p = p.strip()
+        if len(p) < 4 or p.upper() in ("NONE", "ANONYMOUS", "ANONYMIZED", "UNKNOWN", "TEST",
+                                       "DEIDENTIFIED"):
+            continue
+        if p.isdigit() and len(p) < 6:
+            continue
+        for enc in ("utf-8", "latin-1"):
+            try:
+                b = p.encode(enc)
+                out.add(b)
+                out.add(p.upper().encode(enc))
+            except UnicodeEncodeError:
+                pass
+        try:
+            out.add(pydicom.charset.encode_string(p, charset))
+        except Exception:
+            pass
+    return out
+
+
+def make_cmr_study(outdir, n_series=3, n_inst=2):
+    """Generated CMR-like instances: identifiers everywhere, several character sets."""
+    people = [
+        ("ISO_IR 100", "Müller^Jürgen^^Dr.", "Schäfer^Anna"),
+        ("ISO_IR 192", "Mészáros^Zoë", "Ødegård^Bjørn"),
+        ("ISO_IR 192", "山田^太郎=ヤマダ^タロウ", "佐藤^花子"),
+        ("", "ZZTESTPATIENT^ALPHA", "HOUSEMD^GREGORY"),
+    ]
+    paths = []
+    study_uid = generate_uid()
+    for si in range(n_series):
+        series_uid = generate_uid()
+        for ii in range(n_inst):
+            cs, pname, phys = people[(si * n_inst + ii) % len(people)]
+            meta = FileMetaDataset()
+            meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.4"
+            sop = generate_uid()
+            meta.MediaStorageSOPInstanceUID = sop
+            meta.TransferSyntaxUID = ExplicitVRLittleEndian if ii % 2 == 0 else ImplicitVRLittleEndian
+            meta.SourceApplicationEntityTitle = "HOSPITALPACS7"
+            ds = FileDataset(None, {}, file_meta=meta, preamble=b"\0" * 128)
+            if cs:
+                ds.SpecificCharacterSet = cs
+            ds.SOPClassUID = meta.MediaStorageSOPClassUID
+            ds.SOPInstanceUID = sop
+            ds.StudyInstanceUID = study_uid
+            ds.SeriesInstanceUID = series_uid
+            ds.FrameOfReferenceUID = generate_uid()
+            ds.Modality = "MR"
+            ds.PatientName = pname
+            ds.PatientID = "CMRPID%06d" % (4711 + si)
+            ds.OtherPatientIDs = ["OTHERID99871", "SSN123456789"]
+            ds.PatientBirthDate = "19610817"
+            ds.PatientSex = "M"
+            ds.PatientAge = "062Y"
+            ds.PatientWeight = "82"
+            ds.PatientSize = "1.80"
+            ds.PatientAddress = "Hauptstrasse 12, 80331 Muenchen"
+            ds.InstitutionName = "Klinikum Rechts der Isarwinkel"
+            ds.InstitutionAddress = "Ismaninger Strasse 22"
+            ds.ReferringPhysicianName = phys
+            ds.PerformingPhysicianName = ["Kardiologe^Karl", "Radiologin^Rita"]
+            ds.OperatorsName = "Technikerin^Tina"
+            ds.AccessionNumber = "ACCN20230817"
+            ds.StudyID = "STUDY8812"
+            ds.StudyDate = "20230817"
+            ds.SeriesDate = "20230817"
+            ds.StudyTime = "101500"
+            ds.AcquisitionDateTime = "20230817102000.000000"
+            ds.StudyDescription = "CMR Stress perfusion"
+            ds.SeriesDescription = ["SAX cine", "LGE PSIR", "T1 MOLLI"][si % 3] + " Technikerin 17.08.2023"
+            ds.ProtocolName = "cine_retro_sax CMRPID%06d" % (4711 + si)
+            ds.ImageComments = "Patient Müller called, see ACCN20230817"
+            ds.Manufacturer = "SIEMENS"
+            ds.ManufacturerModelName = "MAGNETOM Aera"
+            ds.MagneticFieldStrength = "1.5"
+            ds.DeviceSerialNumber = "45612"
+            ds.StationName = "MRC45612"
+            ds.InstanceNumber = str(ii + 1)
+            ds.BurnedInAnnotation = "NO"
+            ref = Dataset()
+            ref.ReferencedSOPClassUID = "1.2.840.10008.5.1.4.1.1.4"
+            ref.ReferencedSOPInstanceUID = generate_uid()
+            ds.ReferencedImageSequence = Sequence([ref])
+            req = Dataset()
+            req.RequestingPhysician = "Zuweiser^Zacharias"
+            req.AccessionNumber = "ACCN20230817"
+            inner = Dataset()
+            inner.PersonName = "Verschachtelt^Victoria"
+            inner.CodeValue = "X1"
+            inner.CodingSchemeDesignator = "99LOCAL"
+            inner.CodeMeaning = "Verschachtelt Victoria"
+            req.PersonIdentificationCodeSequence = Sequence([inner])
+            ds.RequestAttributesSequence = Sequence([req])
+            ds.add_new(0x00290010, "LO", "ACME PRIVATE")
+            ds.add_new(0x00291010, "LO", "private copy of Ödipus^Orest")
+            ds.add_new(0x00291011, "SH", "PRIVID77665")
+            ds.add_new(0x00190010, "LO", "SIEMENS MR HEADER")
+            ds.add_new(0x0019100C, "IS", "800")
+            ds.Rows = 4
+            ds.Columns = 4
+            ds.BitsAllocated = 16
+            ds.BitsStored = 12
+            ds.HighBit = 11
+            ds.PixelRepresentation = 0
+            ds.SamplesPerPixel = 1
+            ds.PhotometricInterpretation = "MONOCHROME2"
+            ds.PixelData = bytes(32)
+            p = os.path.join(outdir, "gen_%d_%d.dcm" % (si, ii))
+            ds.save_as(p, write_like_original=False)
+            paths.append(p)
+    return paths
+
+
+def real_files(testdata):
+    for dirpath, _, files in os.walk(testdata):
+        for f in sorted(files):
+            p = os.path.join(dirpath, f)
+            if f.endswith((".md", ".txt", ".json", ".py")) or f.startswith("LICENSE"):
+                continue
+            yield p
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--cmd", default=os.environ.get("MITRAL_DEID", "mitral deid"))
+    ap.add_argument("--profile", default="basic")
+    ap.add_argument("--profiles-dir", default=os.path.join(ROOT, "deid-profiles"))
+    ap.add_argument("--testdata", default=os.path.join(ROOT, "..", "shared", "testdata"))
+    ap.add_argument("--generated-only", action="store_true")
+    args = ap.parse_args()
+
+    tmp = tempfile.mkdtemp(prefix="mt-deid-leaks-")
+    key = os.path.join(tmp, "key")
+    with open(key, "wb") as f:
+        f.write(os.urandom(32))
+    os.chmod(key, 0o600)
+    gen_dir = os.path.join(tmp, "gen")
+    os.mkdir(gen_dir)
+    inputs = make_cmr_study(gen_dir)
+    if not args.generated_only:
+        inputs += list(real_files(args.testdata))
+
+    n_checked = n_written = n_skipped = 0
+    leaks = []
+    for idx, path in enumerate(inputs):
+        try:
+            ds = pydicom.dcmread(path, force=True)
+            found, priv, shared = [], [], []
+            collect(ds, found, priv, shared)
+            charset = ds.get("SpecificCharacterSet", "ISO_IR 6")
+            if isinstance(charset, str):
+                charset = [charset]
+            charset = list(charset) or ["ISO_IR 6"]
+        except Exception:
+            found, priv, shared, charset = [], [], [], ["ISO_IR 6"]
+        out = os.path.join(tmp, "out%d" % idx)
+        cmd = shlex.split(args.cmd) + ["--profile", args.profile, "--key", key,
+                                       "--profiles-dir", args.profiles_dir, path, out]
+        r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        outs = [os.path.join(d, f) for d, _, fs in os.walk(out) for f in fs] if os.path.isdir(out) else []
+        if not outs:
+            n_skipped += 1
+            continue
+        n_written += 1
+        blob = b"".join(open(o, "rb").read() for o in outs)
+        # The log must not carry values either.
+        blob_log = r.stderr
+        shared_blob = b"\n".join(shared)
+        # Private texts are checked in the generated files only: real vendor blocks are full of
+        # generic words ("Gain", "Width") that legitimately occur elsewhere in the output.
+        for kw, s in found + (priv if path.startswith(gen_dir) else []):
+            for v in variants(kw, s, charset):
+                if v.upper() in shared_blob:
+                    continue
+                n_checked += 1
+                if v in blob or v in blob_log:
+                    where = ("generated" if path.startswith(gen_dir)
+                             else os.path.relpath(path, args.testdata))
+                    leaks.append((idx, where, kw))
+    for idx, where, kw in sorted(set(leaks)):
+        print("LEAK input #%d (%s): a value of %s survives" % (idx, where, kw))
+    print("check_leaks: profile %s: %d inputs, %d de-identified, %d skipped, %d value forms "
+          "checked, %d leaks" % (args.profile, len(inputs), n_written, n_skipped, n_checked,
+                                 len(set(leaks))))
+    subprocess.run(["rm", "-rf", tmp])
+    return 1 if leaks else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

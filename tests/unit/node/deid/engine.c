@@ -1,0 +1,500 @@
+/*
+ * tests/unit/node/deid/engine.c - node/deid/engine.c and pseudonym.c: each action per VR, the
+ * composites, nested sequences, private tags, overlays, pseudonym determinism and key
+ * dependence, date shifts, UID referential integrity, Burned In Annotation, added attributes.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "deid/engine.h"
+#include "dicom/ds.h"
+#include "util/alloc.h"
+#include "util/err.h"
+
+static const uint8_t KEY1[32] = "0123456789abcdef0123456789abcde";
+static const uint8_t KEY2[32] = "fedcba9876543210fedcba987654321";
+
+/* A profile written for these tests: every action on a known tag. */
+static const char test_profile[] =
+    "name: t\n"
+    "edition: test\n"
+    "default: K\n"
+    "unknown: X\n"
+    "patient-id: pseudonym\n"
+    "patient-name: pseudonym\n"
+    "pseudonym-prefix: \"P-\"\n"
+    "date-shift: {min-days: -100, max-days: -10}\n"
+    "attributes:\n"
+    "  \"(0008,0050)\": Z\n"      /* AccessionNumber SH */
+    "  \"(0008,0080)\": X/Z/D\n"  /* InstitutionName LO -> D */
+    "  \"(0008,0090)\": Z\n"      /* ReferringPhysicianName PN */
+    "  \"(0008,0012)\": X/D\n"    /* InstanceCreationDate DA -> D */
+    "  \"(0008,0013)\": X/Z/D\n"  /* InstanceCreationTime TM -> D */
+    "  \"(0008,0018)\": U\n"
+    "  \"(0008,1155)\": U\n"
+    "  \"(0020,000D)\": U\n"
+    "  \"(0020,0052)\": U\n"
+    "  \"(0008,1140)\": X/Z/U*\n"
+    "  \"(0008,1110)\": X/Z\n"
+    "  \"(0008,1111)\": X/Z/D\n"
+    "  \"(0010,0010)\": Z\n"
+    "  \"(0010,0020)\": Z/D\n"
+    "  \"(0010,0030)\": Z\n"
+    "  \"(0010,1010)\": X\n"      /* PatientAge AS */
+    "  \"(0010,1030)\": D\n"      /* PatientWeight DS */
+    "  \"(0018,1000)\": D\n"      /* DeviceSerialNumber LO */
+    "  \"(0028,0011)\": K\n"
+    "  \"(0008,0020)\": C\n"      /* StudyDate DA */
+    "  \"(0008,002A)\": C\n"      /* AcquisitionDateTime DT */
+    "  \"(0008,0030)\": C\n"      /* StudyTime TM */
+    "  \"(0008,103E)\": C\n"      /* SeriesDescription LO */
+    "  \"(0040,A730)\": C\n"      /* ContentSequence: clean */
+    "  \"(0018,9346)\": D\n"      /* a sequence with D */
+    "  \"(50xx,xxxx)\": X\n"
+    "  \"(60xx,3000)\": X\n"
+    "  private: X\n"
+    "options:\n"
+    "  retain-safe-private:\n"
+    "    code: {value: \"113111\", meaning: \"Retain Safe Private Option\"}\n"
+    "    attributes:\n"
+    "      private: C\n"
+    "    safe-private:\n"
+    "      - {creator: \"SIEMENS MR HEADER\", group: \"0019\", element: \"0C\"}\n";
+
+static const char *g_extra; /* a second profile "t2" deriving from "t" */
+
+static int resolve(void *user, const char *name, mt_deid_source_t *out)
+{
+    (void)user;
+    if (strcmp(name, "t") == 0)
+        out->text = test_profile;
+    else if (strcmp(name, "t2") == 0 && g_extra)
+        out->text = g_extra;
+    else
+        return MT_ENOENT;
+    out->len = strlen(out->text);
+    out->filename = name;
+    return 0;
+}
+
+static mt_deid_profile_t *load(const char *name)
+{
+    char err[256];
+    mt_deid_profile_t *p = NULL;
+    int rc = mt_deid_profile_load(name, resolve, NULL, &p, err, sizeof(err));
+    if (rc)
+        fail_msg("%s", err);
+    return p;
+}
+
+static void set(mt_ds_t *ds, uint16_t g, uint16_t e, const char *vr, const char *v)
+{
+    assert_int_equal(mt_ds_set_string(ds, MT_TAG(g, e), MT_VR(vr[0], vr[1]), v), 0);
+}
+
+static const char *get(const mt_ds_t *ds, uint16_t g, uint16_t e)
+{
+    static char buf[8][256];
+    static int k;
+    char *b = buf[k++ & 7];
+    if (!mt_ds_get_string(ds, MT_TAG(g, e), b, 256))
+        return NULL;
+    return b;
+}
+
+static mt_ds_t *add_item(mt_ds_t *ds, uint16_t g, uint16_t e)
+{
+    uint32_t tag = MT_TAG(g, e);
+    mt_ds_elem_t *s = mt_ds_get(ds, tag);
+    if (!s) {
+        assert_int_equal(mt_ds_set(ds, tag, MT_VR('S', 'Q'), NULL, 0), 0);
+        s = mt_ds_get(ds, tag);
+    }
+    assert_non_null(s);
+    s->items = mt_realloc(s->items, (s->n_items + 1) * sizeof(*s->items));
+    mt_ds_t *it = mt_ds_new();
+    s->items[s->n_items++] = it;
+    return it;
+}
+
+static mt_ds_t *make_instance(const char *sop_uid, const char *ref_uid)
+{
+    mt_ds_t *ds = mt_ds_new();
+    set(ds, 0x0008, 0x0005, "CS", "ISO_IR 100");
+    set(ds, 0x0008, 0x0012, "DA", "20240229");
+    set(ds, 0x0008, 0x0013, "TM", "101010");
+    set(ds, 0x0008, 0x0016, "UI", "1.2.840.10008.5.1.4.1.1.4");
+    set(ds, 0x0008, 0x0018, "UI", sop_uid);
+    set(ds, 0x0008, 0x0020, "DA", "20240301");
+    set(ds, 0x0008, 0x002A, "DT", "20240301123456.123456+0100");
+    set(ds, 0x0008, 0x0030, "TM", "123000");
+    set(ds, 0x0008, 0x0050, "SH", "ACC998877");
+    set(ds, 0x0008, 0x0060, "CS", "MR");
+    set(ds, 0x0008, 0x0080, "LO", "Hospital of Saint Elsewhere");
+    set(ds, 0x0008, 0x0090, "PN", "Welby^Marcus^^Dr");
+    set(ds, 0x0008, 0x103E, "LO", "SAX cine Welby 01.03.2024 retro");
+    set(ds, 0x0010, 0x0010, "PN", "Doe^Jane");
+    set(ds, 0x0010, 0x0020, "LO", "MRN-4711");
+    set(ds, 0x0010, 0x0030, "DA", "19700101");
+    set(ds, 0x0010, 0x1010, "AS", "054Y");
+    set(ds, 0x0010, 0x1030, "DS", "71.5");
+    set(ds, 0x0018, 0x1000, "LO", "SN12345");
+    set(ds, 0x0018, 0x0087, "DS", "1.5");
+    set(ds, 0x0020, 0x000D, "UI", "1.2.3.4.5.6.7.1");
+    set(ds, 0x0020, 0x000E, "UI", "1.2.3.4.5.6.7.2"); /* not in the table: default K, mapped */
+    set(ds, 0x0020, 0x0052, "UI", "1.2.3.4.5.6.7.3");
+    assert_int_equal(mt_ds_set_u16(ds, MT_TAG(0x0028, 0x0011), 256), 0);
+    /* References, nested: ReferencedImageSequence > item > ReferencedSOPInstanceUID. */
+    mt_ds_t *ref = add_item(ds, 0x0008, 0x1140);
+    set(ref, 0x0008, 0x1150, "UI", "1.2.840.10008.5.1.4.1.1.4");
+    set(ref, 0x0008, 0x1155, "UI", ref_uid);
+    /* Three levels deep: ContentSequence > item > ContentSequence > item > names. */
+    mt_ds_t *c1 = add_item(ds, 0x0040, 0xA730);
+    set(c1, 0x0040, 0xA160, "UT", "Patient Jane Doe seen by Dr Welby, MRN-4711");
+    mt_ds_t *c2 = add_item(c1, 0x0040, 0xA730);
+    set(c2, 0x0010, 0x0010, "PN", "Doe^Jane");
+    set(c2, 0x0008, 0x1155, "UI", sop_uid);
+    set(c2, 0x0040, 0xA160, "UT", "Jane");
+    /* A sequence with D, and one with X/Z, one with X/Z/D. */
+    set(add_item(ds, 0x0018, 0x9346), 0x0008, 0x0104, "LO", "Welby phantom");
+    set(add_item(ds, 0x0008, 0x1110), 0x0008, 0x1155, "UI", "1.2.3.4.5.6.7.1");
+    set(add_item(ds, 0x0008, 0x1111), 0x0008, 0x1155, "UI", "1.2.3.9");
+    /* Private: a safe Siemens element, an unsafe one, a block with nothing safe. */
+    set(ds, 0x0019, 0x0010, "LO", "SIEMENS MR HEADER");
+    set(ds, 0x0019, 0x100C, "IS", "800");
+    set(ds, 0x0019, 0x1010, "LO", "Jane Doe private");
+    set(ds, 0x0029, 0x0010, "LO", "SIEMENS CSA HEADER");
+    set(ds, 0x0029, 0x1010, "OB", "Doe^Jane");
+    /* Overlay and curve groups; a group length; an unknown public tag. */
+    set(ds, 0x6000, 0x0010, "US", "\x10");
+    set(ds, 0x6000, 0x3000, "OW", "bits");
+    set(ds, 0x5000, 0x0005, "US", "\x01");
+    set(ds, 0x0018, 0x0000, "UL", "\x04\x00\x00\x00");
+    set(ds, 0x0031, 0x0000, "UL", "\x04\x00\x00\x00");
+    set(ds, 0x0009, 0x0003, "LO", "x");
+    set(ds, 0x0077, 0x0000 | 0x0100, "LO", "unknown"); /* odd: private without creator */
+    set(ds, 0x0044, 0x9999, "LO", "Doe");               /* even, not in the dictionary */
+    return ds;
+}
+
+static void test_actions_per_vr(void **state)
+{
+    (void)state;
+    mt_deid_profile_t *p = load("t");
+    mt_ds_t *ds = make_instance("1.2.3.4.5.6.7.100", "1.2.3.4.5.6.7.101");
+    mt_deid_result_t res;
+    assert_int_equal(mt_deid_apply(p, KEY1, sizeof(KEY1), ds, &res), 0);
+    /* Z */
+    assert_string_equal(get(ds, 0x0008, 0x0050), "");
+    assert_string_equal(get(ds, 0x0008, 0x0090), "");
+    assert_string_equal(get(ds, 0x0010, 0x0030), "");
+    /* D per VR (composites resolved to D: X/Z/D on LO, X/D on DA, X/Z/D on TM) */
+    assert_string_equal(get(ds, 0x0008, 0x0080), "DEIDENTIFIED");
+    assert_string_equal(get(ds, 0x0008, 0x0012), "19000101");
+    assert_string_equal(get(ds, 0x0008, 0x0013), "000000");
+    assert_string_equal(get(ds, 0x0010, 0x1030), "0");
+    assert_string_equal(get(ds, 0x0018, 0x1000), "DEIDENTIFIED");
+    /* X */
+    assert_null(mt_ds_get(ds, MT_TAG(0x0010, 0x1010)));
+    /* K (explicit) and default K */
+    uint16_t cols = 0;
+    assert_true(mt_ds_get_u16(ds, MT_TAG(0x0028, 0x0011), &cols));
+    assert_int_equal(cols, 256);
+    assert_string_equal(get(ds, 0x0018, 0x0087), "1.5");
+    assert_string_equal(get(ds, 0x0008, 0x0060), "MR");
+    assert_string_equal(get(ds, 0x0008, 0x0016), "1.2.840.10008.5.1.4.1.1.4");
+    /* U and default-K instance UIDs mapped to 2.25 */
+    assert_memory_equal(get(ds, 0x0008, 0x0018), "2.25.", 5);
+    assert_memory_equal(get(ds, 0x0020, 0x000E), "2.25.", 5);
+    /* C: dates shifted by the patient's shift, time kept, text scrubbed */
+    assert_true(res.shift_days >= -100 && res.shift_days <= -10);
+    char want[64];
+    assert_true(mt_deid_shift_dates("20240301", 8, 0, res.shift_days, want, sizeof(want)) == 8);
+    assert_string_equal(get(ds, 0x0008, 0x0020), want);
+    const char *dt = get(ds, 0x0008, 0x002A);
+    assert_memory_equal(dt, want, 8);
+    assert_string_equal(dt + 8, "123456.123456+0100");
+    assert_string_equal(get(ds, 0x0008, 0x0030), "123000");
+    assert_string_equal(get(ds, 0x0008, 0x103E), "SAX cine retro");
+    /* pseudonyms */
+    assert_memory_equal(get(ds, 0x0010, 0x0020), "P-", 2);
+    assert_int_equal(strlen(get(ds, 0x0010, 0x0020)), 18);
+    assert_string_equal(get(ds, 0x0010, 0x0010), get(ds, 0x0010, 0x0020));
+    assert_string_equal(res.pseudonym, get(ds, 0x0010, 0x0020));
+    /* group lengths, unknown public, private without creator: gone */
+    assert_null(mt_ds_get(ds, MT_TAG(0x0018, 0x0000)));
+    assert_null(mt_ds_get(ds, MT_TAG(0x0044, 0x9999)));
+    assert_null(mt_ds_get(ds, MT_TAG(0x0009, 0x0003)));
+    assert_null(mt_ds_get(ds, MT_TAG(0x0077, 0x0100)));
+    /* private: removed (no safe-private option), creators with them */
+    assert_null(mt_ds_get(ds, MT_TAG(0x0019, 0x100C)));
+    assert_null(mt_ds_get(ds, MT_TAG(0x0019, 0x0010)));
+    assert_null(mt_ds_get(ds, MT_TAG(0x0029, 0x1010)));
+    /* overlays (60xx,3000) X removes the group; curves (50xx) removed */
+    assert_null(mt_ds_get(ds, MT_TAG(0x6000, 0x0010)));
+    assert_null(mt_ds_get(ds, MT_TAG(0x6000, 0x3000)));
+    assert_null(mt_ds_get(ds, MT_TAG(0x5000, 0x0005)));
+    /* added attributes */
+    assert_string_equal(get(ds, 0x0012, 0x0062), "YES");
+    assert_string_equal(get(ds, 0x0012, 0x0063), "mitral t (PS3.15 test)");
+    assert_string_equal(get(ds, 0x0028, 0x0303), "REMOVED");
+    mt_ds_elem_t *codes = mt_ds_get(ds, MT_TAG(0x0012, 0x0064));
+    assert_non_null(codes);
+    assert_int_equal(codes->n_items, 1);
+    assert_string_equal(get(codes->items[0], 0x0008, 0x0100), "113100");
+    assert_string_equal(get(codes->items[0], 0x0008, 0x0102), "DCM");
+    mt_ds_free(ds);
+    mt_deid_profile_free(p);
+}
+
+static void test_sequences(void **state)
+{
+    (void)state;
+    mt_deid_profile_t *p = load("t");
+    mt_ds_t *ds = make_instance("1.2.3.4.5.6.7.100", "1.2.3.4.5.6.7.101");
+    assert_int_equal(mt_deid_apply(p, KEY1, sizeof(KEY1), ds, NULL), 0);
+    /* X/Z/U*: kept, the contained instance UID mapped, the class UID kept */
+    mt_ds_elem_t *ris = mt_ds_get(ds, MT_TAG(0x0008, 0x1140));
+    assert_non_null(ris);
+    assert_int_equal(ris->n_items, 1);
+    assert_string_equal(get(ris->items[0], 0x0008, 0x1150), "1.2.840.10008.5.1.4.1.1.4");
+    assert_memory_equal(get(ris->items[0], 0x0008, 0x1155), "2.25.", 5);
+    /* X/Z (valid): an empty sequence; X/Z/D and D on a sequence: one empty item */
+    mt_ds_elem_t *z = mt_ds_get(ds, MT_TAG(0x0008, 0x1110));
+    assert_non_null(z);
+    assert_int_equal(z->n_items, 0);
+    mt_ds_elem_t *d = mt_ds_get(ds, MT_TAG(0x0008, 0x1111));
+    assert_non_null(d);
+    assert_int_equal(d->n_items, 1);
+    assert_int_equal(mt_ds_count(d->items[0]), 0);
+    d = mt_ds_get(ds, MT_TAG(0x0018, 0x9346));
+    assert_int_equal(d->n_items, 1);
+    assert_int_equal(mt_ds_count(d->items[0]), 0);
+    /* C on a sequence: nested levels cleaned; PatientName two levels down is Z -> pseudonym */
+    mt_ds_elem_t *c1 = mt_ds_get(ds, MT_TAG(0x0040, 0xA730));
+    assert_non_null(c1);
+    mt_ds_t *i1 = c1->items[0];
+    /* "Dr" goes too: it is a component of ReferringPhysicianName */
+    assert_string_equal(get(i1, 0x0040, 0xA160), "Patient seen by ,");
+    mt_ds_t *i2 = mt_ds_get(i1, MT_TAG(0x0040, 0xA730))->items[0];
+    assert_string_equal(get(i2, 0x0010, 0x0010), get(ds, 0x0010, 0x0020));
+    assert_string_equal(get(i2, 0x0040, 0xA160), "");
+    /* the reference three levels down points at this instance's mapped SOP Instance UID */
+    assert_string_equal(get(i2, 0x0008, 0x1155), get(ds, 0x0008, 0x0018));
+    mt_ds_free(ds);
+    mt_deid_profile_free(p);
+}
+
+static void test_referential_integrity_and_determinism(void **state)
+{
+    (void)state;
+    mt_deid_profile_t *p = load("t");
+    /* Instance B references instance A. */
+    mt_ds_t *a = make_instance("1.2.3.4.5.6.7.100", "1.2.3.4.5.6.7.999");
+    mt_ds_t *b = make_instance("1.2.3.4.5.6.7.101", "1.2.3.4.5.6.7.100");
+    mt_ds_t *a2 = make_instance("1.2.3.4.5.6.7.100", "1.2.3.4.5.6.7.999");
+    mt_deid_result_t ra, rb;
+    assert_int_equal(mt_deid_apply(p, KEY1, sizeof(KEY1), a, &ra), 0);
+    assert_int_equal(mt_deid_apply(p, KEY1, sizeof(KEY1), b, &rb), 0);
+    assert_int_equal(mt_deid_apply(p, KEY1, sizeof(KEY1), a2, NULL), 0);
+    mt_ds_t *bref = mt_ds_get(b, MT_TAG(0x0008, 0x1140))->items[0];
+    assert_string_equal(get(bref, 0x0008, 0x1155), get(a, 0x0008, 0x0018));
+    assert_string_not_equal(get(a, 0x0008, 0x0018), get(b, 0x0008, 0x0018));
+    /* Same study, frame of reference and patient -> same mapped values and same shift. */
+    assert_string_equal(get(a, 0x0020, 0x000D), get(b, 0x0020, 0x000D));
+    assert_string_equal(get(a, 0x0020, 0x0052), get(b, 0x0020, 0x0052));
+    assert_string_equal(get(a, 0x0010, 0x0020), get(b, 0x0010, 0x0020));
+    assert_int_equal(ra.shift_days, rb.shift_days);
+    assert_string_equal(get(a, 0x0008, 0x0020), get(b, 0x0008, 0x0020));
+    /* Determinism: the same input and key give the same tree, value by value. */
+    assert_int_equal(mt_ds_count(a), mt_ds_count(a2));
+    for (size_t i = 0; i < mt_ds_count(a); i++) {
+        mt_ds_elem_t *x = mt_ds_at(a, i), *y = mt_ds_at(a2, i);
+        assert_int_equal(x->tag, y->tag);
+        assert_int_equal(x->len == MT_UNDEFINED_LENGTH ? 0 : (x->value ? x->len : 0),
+                         y->len == MT_UNDEFINED_LENGTH ? 0 : (y->value ? y->len : 0));
+        if (x->value && y->value && x->vr != MT_VR('S', 'Q'))
+            assert_memory_equal(x->value, y->value, x->len);
+    }
+    mt_ds_free(a);
+    mt_ds_free(b);
+    mt_ds_free(a2);
+    mt_deid_profile_free(p);
+}
+
+static void test_key_dependence(void **state)
+{
+    (void)state;
+    mt_deid_profile_t *p = load("t");
+    mt_ds_t *a = make_instance("1.2.3.4.5.6.7.100", "1.2.3.4.5.6.7.101");
+    mt_ds_t *b = make_instance("1.2.3.4.5.6.7.100", "1.2.3.4.5.6.7.101");
+    assert_int_equal(mt_deid_apply(p, KEY1, sizeof(KEY1), a, NULL), 0);
+    assert_int_equal(mt_deid_apply(p, KEY2, sizeof(KEY2), b, NULL), 0);
+    assert_string_not_equal(get(a, 0x0010, 0x0020), get(b, 0x0010, 0x0020));
+    assert_string_not_equal(get(a, 0x0008, 0x0018), get(b, 0x0008, 0x0018));
+    /* a short key is refused */
+    assert_int_equal(mt_deid_apply(p, KEY1, 8, a, NULL), MT_EINVAL);
+    /* pseudonyms: different patients differ; the same one is stable */
+    char x[MT_DEID_PSEUDONYM_MAX], y[MT_DEID_PSEUDONYM_MAX], z[MT_DEID_PSEUDONYM_MAX];
+    assert_int_equal(mt_deid_pseudonym(KEY1, 32, "", "A1", 2, x, sizeof(x)), 0);
+    assert_int_equal(mt_deid_pseudonym(KEY1, 32, "", "A2", 2, y, sizeof(y)), 0);
+    assert_int_equal(mt_deid_pseudonym(KEY1, 32, "", "A1", 2, z, sizeof(z)), 0);
+    assert_string_not_equal(x, y);
+    assert_string_equal(x, z);
+    mt_ds_free(a);
+    mt_ds_free(b);
+    mt_deid_profile_free(p);
+}
+
+static void test_uid_form(void **state)
+{
+    (void)state;
+    char u[MT_DEID_UID_MAX];
+    for (int i = 0; i < 200; i++) {
+        char in[32];
+        int n = snprintf(in, sizeof(in), "1.2.3.%d", i);
+        assert_int_equal(mt_deid_uid(KEY1, 32, in, (size_t)n, u, sizeof(u)), 0);
+        size_t l = strlen(u);
+        assert_true(l > 5 && l <= 44);
+        assert_memory_equal(u, "2.25.", 5);
+        assert_true(u[5] != '0' || l == 6); /* no leading zero */
+        for (size_t k = 5; k < l; k++)
+            assert_true(u[k] >= '0' && u[k] <= '9');
+    }
+    /* multi-valued, padded, with a well-known value kept */
+    char out[256];
+    int n = mt_deid_map_uids(KEY1, 32, "1.2.3\\1.2.840.10008.1.2\0", 24, out, sizeof(out));
+    assert_true(n > 0);
+    assert_non_null(strstr(out, "\\1.2.840.10008.1.2"));
+    assert_memory_equal(out, "2.25.", 5);
+    assert_true(mt_deid_uid_is_well_known("1.2.840.10008.5.1.4.1.1.4", 25));
+    assert_false(mt_deid_uid_is_well_known("1.2.840.113619.2", 16));
+}
+
+static void test_date_shift(void **state)
+{
+    (void)state;
+    char out[128];
+    assert_int_equal(mt_deid_shift_dates("20240301", 8, 0, -1, out, sizeof(out)), 8);
+    assert_string_equal(out, "20240229");
+    assert_int_equal(mt_deid_shift_dates("20230301 ", 9, 0, -1, out, sizeof(out)), 8);
+    assert_string_equal(out, "20230228");
+    assert_int_equal(mt_deid_shift_dates("20001231\\19991231", 17, 0, 1, out, sizeof(out)), 17);
+    assert_string_equal(out, "20010101\\20000101");
+    assert_int_equal(mt_deid_shift_dates("20200101-20200131", 17, 0, -366, out, sizeof(out)), 17);
+    assert_string_equal(out, "20181231-20190130");
+    /* invalid dates are dropped, not kept */
+    assert_int_equal(mt_deid_shift_dates("2024-03-01", 10, 0, -1, out, sizeof(out)), 0);
+    assert_int_equal(mt_deid_shift_dates("20240230", 8, 0, -1, out, sizeof(out)), 0);
+    /* DT keeps its time and offset; partial precision stays partial */
+    assert_true(mt_deid_shift_dates("20240101000000.5-0500", 21, 1, -1, out, sizeof(out)) > 0);
+    assert_string_equal(out, "20231231000000.5-0500");
+    assert_true(mt_deid_shift_dates("202401", 6, 1, -1, out, sizeof(out)) > 0);
+    assert_string_equal(out, "202312");
+    /* the shift is in the configured range and depends on the patient */
+    int32_t s1 = mt_deid_date_shift(KEY1, 32, "A", 1, -30, -20);
+    assert_true(s1 >= -30 && s1 <= -20);
+    int diff = 0;
+    for (int i = 0; i < 20; i++) {
+        char pid[8];
+        int n = snprintf(pid, sizeof(pid), "P%d", i);
+        int32_t s = mt_deid_date_shift(KEY1, 32, pid, (size_t)n, -1000, 1000);
+        assert_true(s >= -1000 && s <= 1000);
+        diff |= s != s1;
+    }
+    assert_true(diff);
+}
+
+static void test_safe_private_and_retain(void **state)
+{
+    (void)state;
+    g_extra = "base: t\nname: t2\noptions: [retain-safe-private]\n"
+              "attributes:\n  \"(0008,0018)\": K\n";
+    mt_deid_profile_t *p = load("t2");
+    mt_ds_t *ds = make_instance("1.2.3.4.5.6.7.100", "1.2.3.4.5.6.7.101");
+    assert_int_equal(mt_deid_apply(p, KEY1, sizeof(KEY1), ds, NULL), 0);
+    assert_string_equal(get(ds, 0x0019, 0x0010), "SIEMENS MR HEADER");
+    assert_string_equal(get(ds, 0x0019, 0x100C), "800");
+    assert_null(mt_ds_get(ds, MT_TAG(0x0019, 0x1010)));
+    assert_null(mt_ds_get(ds, MT_TAG(0x0029, 0x1010)));
+    assert_null(mt_ds_get(ds, MT_TAG(0x0029, 0x0010)));
+    /* the override keeps SOP Instance UID as is */
+    assert_string_equal(get(ds, 0x0008, 0x0018), "1.2.3.4.5.6.7.100");
+    mt_ds_elem_t *codes = mt_ds_get(ds, MT_TAG(0x0012, 0x0064));
+    assert_int_equal(codes->n_items, 2);
+    assert_string_equal(get(codes->items[1], 0x0008, 0x0100), "113111");
+    mt_ds_free(ds);
+    mt_deid_profile_free(p);
+
+    /* minimal composites: X/Z/D removes, X/Z removes, Z/D empties */
+    g_extra = "base: t\nname: t3\ncomposite: minimal\npatient-id: empty\n";
+    p = load("t2");
+    ds = make_instance("1.2.3.4.5.6.7.100", "1.2.3.4.5.6.7.101");
+    assert_int_equal(mt_deid_apply(p, KEY1, sizeof(KEY1), ds, NULL), 0);
+    assert_null(mt_ds_get(ds, MT_TAG(0x0008, 0x0080)));
+    assert_null(mt_ds_get(ds, MT_TAG(0x0008, 0x1110)));
+    assert_null(mt_ds_get(ds, MT_TAG(0x0008, 0x1140)));
+    assert_string_equal(get(ds, 0x0010, 0x0020), "");
+    mt_ds_free(ds);
+    mt_deid_profile_free(p);
+    g_extra = NULL;
+}
+
+static void test_burned_in_annotation(void **state)
+{
+    (void)state;
+    mt_deid_profile_t *p = load("t");
+    mt_ds_t *ds = make_instance("1.2.3.4.5.6.7.100", "1.2.3.4.5.6.7.101");
+    set(ds, 0x0028, 0x0301, "CS", "YES");
+    size_t n = mt_ds_count(ds);
+    assert_int_equal(mt_deid_apply(p, KEY1, sizeof(KEY1), ds, NULL), MT_EREJECTED);
+    assert_int_equal(mt_ds_count(ds), n);
+    assert_string_equal(get(ds, 0x0010, 0x0020), "MRN-4711"); /* untouched: caller decides */
+    set(ds, 0x0028, 0x0301, "CS", "NO");
+    assert_int_equal(mt_deid_apply(p, KEY1, sizeof(KEY1), ds, NULL), 0);
+    mt_ds_free(ds);
+    mt_deid_profile_free(p);
+}
+
+static void test_no_leak_of_values(void **state)
+{
+    (void)state;
+    static const char *secrets[] = {"Jane", "JANE", "Doe", "Welby", "MRN-4711", "ACC998877",
+                                    "Elsewhere", "19700101", "20240301", "SN12345", "054Y",
+                                    "1.2.3.4.5.6.7.1", NULL};
+    mt_deid_profile_t *p = load("t");
+    mt_ds_t *ds = make_instance("1.2.3.4.5.6.7.100", "1.2.3.4.5.6.7.101");
+    assert_int_equal(mt_deid_apply(p, KEY1, sizeof(KEY1), ds, NULL), 0);
+    mt_buf_t out;
+    mt_buf_init(&out, 1 << 20);
+    assert_int_equal(mt_ds_encode(ds, mt_ts_explicit_le, &out), 0);
+    for (const char **s = secrets; *s; s++)
+        if (memmem(out.data, out.len, *s, strlen(*s)))
+            fail_msg("'%s' survived de-identification", *s);
+    mt_buf_dispose(&out);
+    mt_ds_free(ds);
+    mt_deid_profile_free(p);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_actions_per_vr),
+        cmocka_unit_test(test_sequences),
+        cmocka_unit_test(test_referential_integrity_and_determinism),
+        cmocka_unit_test(test_key_dependence),
+        cmocka_unit_test(test_uid_form),
+        cmocka_unit_test(test_date_shift),
+        cmocka_unit_test(test_safe_private_and_retain),
+        cmocka_unit_test(test_burned_in_annotation),
+        cmocka_unit_test(test_no_leak_of_values),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
