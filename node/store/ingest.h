@@ -32,7 +32,7 @@ typedef struct mt_ingest_opts {
     size_t spill_chunk;        /* bytes buffered per job before spilling to disk (default 1 MiB) */
 } mt_ingest_opts_t;
 
-/* status: 0 stored (or, keep-first policy, an identical SOP instance already was);
+/* status: 0 stored (or, keep-first policy, an instance with this SOP Instance UID already was);
  * MT_EDUPLICATE (reject policy); MT_ENOSPC / MT_ENOMEM / MT_EIO out of resources; other negative
  * codes = failure. comment: a short static reason for ErrorComment on failure (never PHI). */
 typedef void (*mt_ingest_done_cb)(void *data, int status, const char *comment);
