@@ -16,7 +16,7 @@
  *      │                 │   drain_cb fires when the spill finishes)
  *      └──commit──> FINAL work (rest of buf -> temp, close) ──> commit queue (mutex + cond)
  *                                                               │
- *   commit thread, per batch (commit_batch):                    ▼
+ *   commit thread, per batch (batch_intent/publish/finish):     ▼
  *     1. path of each job from its UIDs (store layout; a bad UID fails that job)
  *     2. BEGIN; put() each row with verified=0 (duplicate policy decides: insert, replace,
  *        keep the existing one, reject); COMMIT. These rows are the batch's intent record.
@@ -30,6 +30,8 @@
  *     8. post completions (mutex list + uv_async_send) -> done_cb on the loop:
  *        0 / MT_EDUPLICATE / failure + comment.
  *   So a success is never sent before that instance's file and its row are durable.
+ *   Pipelining (commit_thread): one syncfs serves as sync #2 of the previous batch and sync #1
+ *   of the next, so under load a batch costs one flush; an idle queue gets its sync at once.
  *
  * Failures: a job failure before step 2 (bad UID, write error) fails that job only; an index
  * error in step 2 rolls the transaction back and fails the batch (temp files removed). A failed
@@ -412,16 +414,20 @@ static const char *job_sop(const mt_ingest_job_t *j)
     return mt_index_rec_get(j->rec, TAG_SOP_INSTANCE_UID);
 }
 
-/* The steps are numbered as in the file comment. */
-static void commit_batch(mt_ingest_t *ing, mt_ingest_job_t *batch)
+static void post_batch(mt_ingest_t *ing, mt_ingest_job_t *batch)
 {
-    mt_store_t *st = ing->store;
-    mt_index_t *ix = ing->index;
-    size_t n_ok = 0, n_pub = 0;
-    bool repair = false;
-    int err = 0;
+    mt_ingest_job_t *last = batch;
+    while (last->next)
+        last = last->next;
+    post_done(ing, batch, last);
+}
 
-    /* 1. paths */
+/* Steps 1-2 (numbered as in the file comment): paths, then the rows as intents. Returns true
+ * when some job is still on its way to success (the batch needs the next sync). */
+static bool batch_intent(mt_ingest_t *ing, mt_ingest_job_t *batch)
+{
+    mt_index_t *ix = ing->index;
+    size_t n_ok = 0;
     for (mt_ingest_job_t *j = batch; j; j = j->next) {
         j->act = ACT_NONE;
         j->repair = false;
@@ -443,10 +449,9 @@ static void commit_batch(mt_ingest_t *ing, mt_ingest_job_t *batch)
         n_ok++;
     }
     if (!n_ok)
-        goto done;
+        return false;
 
-    /* 2. the rows, verified=0: the intent record a crash recovery starts from */
-    err = ix->ops->begin(ix);
+    int err = ix->ops->begin(ix);
     for (mt_ingest_job_t *j = batch; j && !err; j = j->next) {
         if (j->status)
             continue;
@@ -473,22 +478,27 @@ static void commit_batch(mt_ingest_t *ing, mt_ingest_job_t *batch)
         mt_log(MT_LOG_ERROR, NULL, "ingest: index transaction failed: %s", mt_strerror(err));
         fail_rest(ing, batch, err == MT_ENOSPC ? MT_ENOSPC : MT_EDB,
                   err == MT_ENOSPC ? NULL : "index error");
-        goto done;
+        return false;
     }
+    for (mt_ingest_job_t *j = batch; j; j = j->next)
+        if (!j->status)
+            return true;
+    return false;
+}
 
-    /* 3. sync #1: the temp files' data and the rows */
-    if ((err = st->ops->sync(st))) {
-        sync_failed(ing, batch, err);
-        goto done;
-    }
-
-    /* 4. publish */
+/* Step 4, after the sync that made the batch's temp data and rows durable. Returns the number
+ * of files renamed into place (their renames need the next sync). */
+static size_t batch_publish(mt_ingest_t *ing, mt_ingest_job_t *batch)
+{
+    mt_store_t *st = ing->store;
+    size_t n_pub = 0;
+    bool repair = false;
     for (mt_ingest_job_t *j = batch; j; j = j->next) {
         if (j->act == ACT_KEEP) {
             st->ops->tmp_discard(st, &j->tmp);
             continue;
         }
-        if (j->act != ACT_PUBLISH)
+        if (j->act != ACT_PUBLISH || j->status)
             continue;
         int perr = st->ops->publish(st, &j->tmp, j->rel_path);
         if (perr) {
@@ -503,27 +513,32 @@ static void commit_batch(mt_ingest_t *ing, mt_ingest_job_t *batch)
     }
     if (repair) /* a keep-first duplicate of an instance whose rename failed has nothing kept */
         for (mt_ingest_job_t *j = batch; j; j = j->next)
-            for (mt_ingest_job_t *k = batch; j->act == ACT_KEEP && k; k = k->next)
+            for (mt_ingest_job_t *k = batch; j->act == ACT_KEEP && !j->status && k; k = k->next)
                 if (k->repair && strcmp(job_sop(j), job_sop(k)) == 0)
                     fail_job(ing, j, MT_EIO, "cannot write file");
+    return n_pub;
+}
 
-    /* 5. sync #2: the renames */
-    if (n_pub && (err = st->ops->sync(st))) {
-        sync_failed(ing, batch, err);
-        goto done;
-    }
-
-    /* 6. files of replaced instances that lived at another path */
+/* Steps 6-8, after the sync that made the batch's renames durable. */
+static void batch_finish(mt_ingest_t *ing, mt_ingest_job_t *batch)
+{
+    mt_store_t *st = ing->store;
+    mt_index_t *ix = ing->index;
     reconcile_stats_t rs = {0};
-    for (mt_ingest_job_t *j = batch; j; j = j->next)
+    bool any = false;
+    /* 6. files of replaced instances that lived at another path */
+    for (mt_ingest_job_t *j = batch; j; j = j->next) {
+        any = any || (j->act == ACT_PUBLISH && !j->status) || j->repair;
         if (j->act == ACT_PUBLISH && !j->status && j->old_path[0])
             unlink_file(st, j->old_path, &rs);
-
+    }
+    if (!any)
+        goto done;
     /* 7. verified=1, and the rows of failed renames. A verified row with replaces_path cleared
      * must never be durable while its old file still is: deletions are synced first (rare:
      * only a replacement at another path or a repair deletes anything). The COMMIT itself
      * needs no flush: losing it only means start-up re-checks those rows. */
-    err = ix->ops->begin(ix);
+    int err = ix->ops->begin(ix);
     for (mt_ingest_job_t *j = batch; j && !err; j = j->next) {
         if (j->act == ACT_PUBLISH && !j->status)
             err = ix->ops->verify(ix, job_sop(j), j->tmp.size);
@@ -538,36 +553,70 @@ static void commit_batch(mt_ingest_t *ing, mt_ingest_job_t *batch)
         ix->ops->rollback(ix); /* harmless: start-up reconciles rows left at verified=0 */
         mt_log(MT_LOG_WARN, NULL, "ingest: cannot mark a batch verified: %s", mt_strerror(err));
     }
-done:;
-    mt_ingest_job_t *last = batch;
-    while (last->next)
-        last = last->next;
-    post_done(ing, batch, last);
+done:
+    /* 8. */
+    post_batch(ing, batch);
 }
 
+/* Take up to max_batch queued jobs (under mu), or NULL. */
+static mt_ingest_job_t *take_batch(mt_ingest_t *ing)
+{
+    mt_ingest_job_t *batch = ing->q_head, *last = batch;
+    if (!batch)
+        return NULL;
+    size_t n = 1;
+    while (last->next && n < ing->max_batch) {
+        last = last->next;
+        n++;
+    }
+    ing->q_head = last->next;
+    if (!ing->q_head)
+        ing->q_tail = &ing->q_head;
+    last->next = NULL;
+    return batch;
+}
+
+/* The batches are pipelined so that one sync serves two of them: each sync makes durable the
+ * renames of the previous batch (`pending`, its sync #2) and the temp data and rows of the next
+ * (its sync #1). Under load that is one flush per batch; when the queue runs dry the pending
+ * batch gets its own sync at once (no waiting for company). */
 static void commit_thread(void *arg)
 {
     mt_ingest_t *ing = arg;
+    mt_ingest_job_t *pending = NULL; /* renamed into place, renames not yet durable */
     uv_mutex_lock(&ing->mu);
     for (;;) {
-        if (!ing->q_head) {
-            if (ing->stop)
-                break;
+        while (!ing->q_head && !pending && !ing->stop)
             uv_cond_wait(&ing->cond, &ing->mu);
-            continue;
-        }
-        mt_ingest_job_t *batch = ing->q_head, *last = batch;
-        size_t n = 1;
-        while (last->next && n < ing->max_batch) {
-            last = last->next;
-            n++;
-        }
-        ing->q_head = last->next;
-        if (!ing->q_head)
-            ing->q_tail = &ing->q_head;
-        last->next = NULL;
+        if (!ing->q_head && !pending)
+            break; /* stop, and nothing in flight */
+        mt_ingest_job_t *batch = take_batch(ing);
         uv_mutex_unlock(&ing->mu);
-        commit_batch(ing, batch);
+
+        bool need = batch && batch_intent(ing, batch);
+        if (need || pending) {
+            int err = ing->store->ops->sync(ing->store);
+            if (err) {
+                if (pending) {
+                    sync_failed(ing, pending, err);
+                    post_batch(ing, pending);
+                }
+                if (batch)
+                    sync_failed(ing, batch, err);
+                pending = NULL;
+                need = false;
+            }
+        }
+        if (pending) {
+            batch_finish(ing, pending);
+            pending = NULL;
+        }
+        if (batch) {
+            if (need && batch_publish(ing, batch) > 0)
+                pending = batch;
+            else
+                batch_finish(ing, batch);
+        }
         uv_mutex_lock(&ing->mu);
     }
     ing->thread_done = true;
