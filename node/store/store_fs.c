@@ -1,6 +1,7 @@
 /*
  * store_fs.c - the POSIX file-system store (store.h).
  *
+ *   <root>/.lock                                  flock(2)ed while the store is open
  *   <root>/.tmp/<pid>-<counter>-<random>.part   temp files (deleted at start-up: clean_tmp)
  *   <root>/<h1>/<h2>/<study>/<series>/<sop>.dcm  published instances (mt_store_path)
  *
@@ -20,6 +21,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -35,19 +37,26 @@ typedef struct fs_store {
     mt_store_t base;
     char *root;
     int tmp_dirfd;
+    int lock_fd; /* <root>/.lock, flock(LOCK_EX) while open */
     int sync_fds[MAX_SYNC_FDS]; /* one open fd per distinct file system to syncfs */
     dev_t sync_devs[MAX_SYNC_FDS];
     int n_sync;
     atomic_ulong counter;
 } fs_store_t;
 
-static atomic_long fail_countdown = -1;
-static atomic_int fail_err;
+static atomic_long fail_countdown = -1, fail_sync_countdown = -1;
+static atomic_int fail_err, fail_sync_err;
 
 void mt_store_fs_fail_write_after(long n, int err)
 {
     atomic_store(&fail_err, err);
     atomic_store(&fail_countdown, n);
+}
+
+void mt_store_fs_fail_sync_after(long n, int err)
+{
+    atomic_store(&fail_sync_err, err);
+    atomic_store(&fail_sync_countdown, n);
 }
 
 static int err_from_errno(int e)
@@ -337,6 +346,9 @@ static int fs_walk(mt_store_t *s, mt_store_walk_cb cb, void *u)
 static int fs_sync(mt_store_t *s)
 {
     fs_store_t *fs = (fs_store_t *)s;
+    long c = atomic_load(&fail_sync_countdown);
+    if (c >= 0 && atomic_fetch_sub(&fail_sync_countdown, 1) == 0)
+        return atomic_load(&fail_sync_err);
     for (int i = 0; i < fs->n_sync; i++)
         if (syncfs(fs->sync_fds[i]) != 0)
             return err_from_errno(errno);
@@ -355,6 +367,8 @@ static void fs_close(mt_store_t *s)
         return;
     if (fs->tmp_dirfd >= 0)
         close(fs->tmp_dirfd);
+    if (fs->lock_fd >= 0)
+        close(fs->lock_fd); /* releases the lock */
     for (int i = 0; i < fs->n_sync; i++)
         close(fs->sync_fds[i]);
     mt_free(fs->root);
@@ -389,6 +403,7 @@ int mt_store_fs_open(const char *root, mt_store_t **out)
     fs_store_t *fs = mt_calloc(1, sizeof *fs);
     fs->base.ops = &fs_ops;
     fs->tmp_dirfd = -1;
+    fs->lock_fd = -1;
     size_t n = strlen(root);
     while (n > 1 && root[n - 1] == '/')
         n--;
@@ -408,6 +423,19 @@ int mt_store_fs_open(const char *root, mt_store_t **out)
     }
     if ((err = add_sync_fd(fs, fs->root)))
         goto fail;
+    /* one owner at a time: clean_tmp would delete another process's temp files, and a rebuild
+     * would clear the index under a running node */
+    snprintf(p, sizeof p, "%s/.lock", fs->root);
+    fs->lock_fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fs->lock_fd < 0) {
+        err = MT_ERR_FROM_ERRNO();
+        goto fail;
+    }
+    if (flock(fs->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        err = errno == EWOULDBLOCK ? MT_ESTATE : MT_ERR_FROM_ERRNO();
+        mt_log(MT_LOG_ERROR, NULL, "store: %s is in use by another process", fs->root);
+        goto fail;
+    }
     *out = &fs->base;
     return 0;
 fail:

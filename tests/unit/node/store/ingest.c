@@ -291,6 +291,49 @@ static void test_failures(void **state)
     assert_int_equal(mt_alloc_live(), live);
 }
 
+/* A failed sync fails its batch and every later store until a restart, which reconciles:
+ * failing sync #1 (nothing renamed: the row goes), then sync #2 (renamed and whole: kept). */
+static void test_sync_failure(void **state)
+{
+    (void)state;
+    static const long after[] = {0, 1};
+    for (int k = 0; k < 2; k++) {
+        t_env_t e;
+        t_env_init(&e);
+        assert_int_equal(t_env_open(&e, MT_DUP_OVERWRITE, 0, 0), 0);
+        t_inst_t a, b;
+        t_inst_build(&a, "1.2.3", "1.2.3.1", "1.2.3.1.1", "P", 100, 1);
+        t_inst_build(&b, "1.2.3", "1.2.3.1", "1.2.3.1.2", "P", 100, 2);
+        mt_store_fs_fail_sync_after(after[k], MT_EIO);
+        t_job_t *j = t_submit(&e, &a, 4096);
+        t_wait(&e, &j, 1);
+        assert_int_equal(j->status, MT_EIO);
+        assert_string_equal(j->comment, "cannot sync storage");
+        free(j);
+        mt_store_fs_fail_sync_after(-1, 0);
+        j = t_submit(&e, &b, 4096);
+        t_wait(&e, &j, 1);
+        assert_int_equal(j->status, MT_EIO);
+        assert_string_equal(j->comment, "storage failed earlier: restart needed");
+        assert_false(j->row_at_cb);
+        free(j);
+        t_env_close(&e);
+        assert_int_equal(t_env_open(&e, MT_DUP_OVERWRITE, 0, 0), 0); /* restart */
+        assert_int_equal(t_n_tmp(&e), 0);
+        if (after[k] == 0) {
+            assert_false(t_row(&e, a.sop, NULL, 0, NULL, NULL));
+            assert_int_equal(t_count_files(e.root), 0);
+        } else {
+            check_stored(&e, &a);
+        }
+        assert_int_equal(t_store(&e, &b), 0);
+        check_stored(&e, &b);
+        t_inst_dispose(&a);
+        t_inst_dispose(&b);
+        t_env_dispose(&e);
+    }
+}
+
 /* Crash states (docs/internals/durability.md), made by hand after a clean run, then a restart:
  *   a  temp file left in .tmp                                  -> deleted
  *   b  row of a cut-short batch, its file never renamed        -> row removed
@@ -438,6 +481,7 @@ int main(void)
         cmocka_unit_test(test_duplicates),
         cmocka_unit_test(test_duplicates_in_one_batch),
         cmocka_unit_test(test_failures),
+        cmocka_unit_test(test_sync_failure),
         cmocka_unit_test(test_crash_recovery),
         cmocka_unit_test(test_close_commits_in_flight),
     };

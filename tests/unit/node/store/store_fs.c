@@ -64,6 +64,7 @@ static int teardown(void **state)
     *slash = '\0';
     rm_rf(root);
     mt_store_fs_fail_write_after(-1, 0);
+    mt_store_fs_fail_sync_after(-1, 0);
     return 0;
 }
 
@@ -264,6 +265,27 @@ static void test_fault_injection(void **state)
     s->ops->close(s);
 }
 
+static void test_lock_and_sync_fault(void **state)
+{
+    (void)state;
+    mt_store_t *s, *s2;
+    assert_int_equal(mt_store_fs_open(root, &s), 0);
+    assert_int_equal(mt_store_fs_open(root, &s2), MT_ESTATE); /* one owner at a time */
+    assert_null(s2);
+    mt_store_fs_fail_sync_after(1, MT_EIO);
+    assert_int_equal(s->ops->sync(s), 0);
+    assert_int_equal(s->ops->sync(s), MT_EIO);
+    assert_int_equal(s->ops->sync(s), 0); /* one shot */
+    s->ops->close(s);
+    assert_int_equal(mt_store_fs_open(root, &s2), 0); /* released by close */
+    s2->ops->close(s2);
+    walked_t w = {0};
+    assert_int_equal(mt_store_fs_open(root, &s), 0);
+    assert_int_equal(s->ops->walk(s, on_walk, &w), 0);
+    assert_int_equal(w.n, 0); /* .lock is not an object */
+    s->ops->close(s);
+}
+
 static void test_open_errors(void **state)
 {
     (void)state;
@@ -298,6 +320,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_publish_discard, setup, teardown),
         cmocka_unit_test_setup_teardown(test_clean_tmp, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fault_injection, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lock_and_sync_fault, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
