@@ -49,7 +49,7 @@
 #define MT_NEGO_MAX_PCS 128 /* odd ids 1..255 */
 
 /* Authorisation hook for the user identity sub-item. Return 0 to accept, optionally setting
- * *response/*response_len to a server response (borrowed: must stay valid until the reply PDU
+ * *response and *response_len to a server response (borrowed: must stay valid until the reply PDU
  * is built, i.e. the end of mt_negotiate; it is copied). Any other value refuses the
  * association (A-ASSOCIATE-RJ 1/1/1). Called only when the RQ carries a user identity. */
 typedef int (*mt_nego_authorize_cb)(void *user, const char *calling_ae,
