@@ -338,8 +338,15 @@ static mt_ul_state_t run_action(const mt_ul_t *ul, mt_ul_action_t a, mt_ul_event
         emit(fx, MT_UL_FX_CONFIRM_RELEASE);
         return next;
 
-    case MT_AA_1: /* send A-ABORT PDU (service-user source), start (or restart) ARTIM timer */
-        emit_abort(fx, MT_UL_ABORT_SOURCE_USER, 0);
+    case MT_AA_1: /* send A-ABORT PDU (service-user source), start (or restart) ARTIM timer.
+                     Table 9-9 names the service-user source, which fits Evt15 (our user
+                     aborts). Reached from a PDU received in Sta2 (Evt3/4/10/12/13/19) it is the
+                     provider that objects to the peer's PDU, so the A-ABORT carries source 2
+                     and a reason (PS3.8 §9.3.8 defines reasons for source 2 only). */
+        if (ev == MT_UL_EV_A_ABORT_RQ)
+            emit_abort(fx, MT_UL_ABORT_SOURCE_USER, 0);
+        else
+            emit_abort(fx, MT_UL_ABORT_SOURCE_PROVIDER, abort_reason(ev, in));
         emit(fx, MT_UL_FX_START_ARTIM);
         return next;
     case MT_AA_2: /* stop ARTIM timer if running; close transport connection */

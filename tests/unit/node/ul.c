@@ -197,7 +197,7 @@ static void action_effects(void **state)
         {9, 14, "PDU6"},                                              /* AR-9 */
         {10, 13, "CONFIRM_RELEASE"},                                  /* AR-10 */
         {6, 15, "A-ABORT(0/0) START_ARTIM"},                          /* AA-1 */
-        {2, 3, "A-ABORT(0/0) START_ARTIM"},                           /* AA-1 */
+        {2, 3, "A-ABORT(2/2) START_ARTIM"},                           /* AA-1 peer PDU */
         {13, 18, "STOP_ARTIM CLOSE_TRANSPORT"},                       /* AA-2 */
         {6, 16, "INDICATE_ABORT CLOSE_TRANSPORT"},                    /* AA-3 user source */
         {6, 17, "INDICATE_P_ABORT"},                                  /* AA-4 */
