@@ -57,6 +57,8 @@ typedef struct mt_store_ops {
     int (*clean_tmp)(mt_store_t *s);
     /* Every published object (never temp files), in no particular order. */
     int (*walk)(mt_store_t *s, mt_store_walk_cb cb, void *u);
+    /* The objects directly in directory rel_dir (not below it); 0 when it does not exist. */
+    int (*list)(mt_store_t *s, const char *rel_dir, mt_store_walk_cb cb, void *u);
     int (*sync)(mt_store_t *s);
     /* Absolute path of a published object into out (for readers: C-MOVE, verification). */
     int (*abs_path)(mt_store_t *s, const char *rel_path, char *out, size_t outsz);

@@ -302,9 +302,10 @@ static int fs_clean_tmp(mt_store_t *s)
     return n;
 }
 
-/* Depth-first walk of dir (absolute path in buf, relative part starts at rel_off). */
-static int walk_dir(char *buf, size_t bufsz, size_t rel_off, unsigned depth, mt_store_walk_cb cb,
-                    void *u)
+/* Depth-first walk of dir (absolute path in buf, relative part starts at rel_off); only the
+ * files of dir itself unless recurse. */
+static int walk_dir(char *buf, size_t bufsz, size_t rel_off, unsigned depth, bool recurse,
+                    mt_store_walk_cb cb, void *u)
 {
     if (depth > 16)
         return 0;
@@ -322,8 +323,8 @@ static int walk_dir(char *buf, size_t bufsz, size_t rel_off, unsigned depth, mt_
             continue;
         struct stat st;
         if (lstat(buf, &st) == 0) {
-            if (S_ISDIR(st.st_mode))
-                rc = walk_dir(buf, bufsz, rel_off, depth + 1, cb, u);
+            if (S_ISDIR(st.st_mode) && recurse)
+                rc = walk_dir(buf, bufsz, rel_off, depth + 1, true, cb, u);
             else if (S_ISREG(st.st_mode))
                 rc = cb(u, buf + rel_off, buf, (uint64_t)st.st_size);
         }
@@ -340,7 +341,17 @@ static int fs_walk(mt_store_t *s, mt_store_walk_cb cb, void *u)
     int n = snprintf(buf, sizeof buf, "%s", fs->root);
     if (n < 0 || (size_t)n >= sizeof buf - 2)
         return MT_ETOOBIG;
-    return walk_dir(buf, sizeof buf, (size_t)n + 1, 0, cb, u);
+    return walk_dir(buf, sizeof buf, (size_t)n + 1, 0, true, cb, u);
+}
+
+static int fs_list(mt_store_t *s, const char *rel_dir, mt_store_walk_cb cb, void *u)
+{
+    fs_store_t *fs = (fs_store_t *)s;
+    char buf[4096];
+    int n = snprintf(buf, sizeof buf, "%s/%s", fs->root, rel_dir);
+    if (n < 0 || (size_t)n >= sizeof buf - 2)
+        return MT_ETOOBIG;
+    return walk_dir(buf, sizeof buf, strlen(fs->root) + 1, 0, false, cb, u);
 }
 
 static int fs_sync(mt_store_t *s)
@@ -385,6 +396,7 @@ static const mt_store_ops_t fs_ops = {
     .remove = fs_remove,
     .clean_tmp = fs_clean_tmp,
     .walk = fs_walk,
+    .list = fs_list,
     .sync = fs_sync,
     .abs_path = fs_abs_path,
     .close = fs_close,

@@ -192,6 +192,25 @@ static void test_publish_discard(void **state)
     assert_int_equal(n_tmp(), 0);
     assert_int_equal(s->ops->tmp_write(s, &t, "x", 1), MT_ESTATE);
 
+    /* list: the files of one directory only */
+    char rel2[MT_STORE_PATH_MAX];
+    assert_int_equal(mt_store_path("1.2.3", "1.2.3.9", "1.2.3.9.1", rel2, sizeof rel2), 0);
+    assert_int_equal(s->ops->tmp_create(s, &t), 0);
+    assert_int_equal(s->ops->publish(s, &t, rel2), 0);
+    char dir[MT_STORE_PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", rel);
+    *strrchr(dir, '/') = '\0';
+    memset(&w, 0, sizeof w);
+    assert_int_equal(s->ops->list(s, dir, on_walk, &w), 0);
+    assert_int_equal(w.n, 1);
+    assert_string_equal(w.rel[0], rel);
+    *strrchr(dir, '/') = '\0'; /* the study directory: only subdirectories */
+    memset(&w, 0, sizeof w);
+    assert_int_equal(s->ops->list(s, dir, on_walk, &w), 0);
+    assert_int_equal(w.n, 0);
+    assert_int_equal(s->ops->list(s, "no/such/dir", on_walk, &w), 0);
+    assert_int_equal(s->ops->remove(s, rel2), 0);
+
     /* remove */
     assert_int_equal(s->ops->remove(s, rel), 0);
     assert_int_equal(s->ops->remove(s, rel), MT_ENOENT);
