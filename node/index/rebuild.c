@@ -27,6 +27,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "../store/store.h"
 #include "../util/alloc.h"
@@ -75,6 +76,13 @@ static ssize_t read_full(int fd, uint8_t *p, size_t n)
 int mt_index_read_file(const char *abs_path, mt_meta_t *meta, mt_index_rec_t *rec,
                        uint64_t *size)
 {
+    return mt_index_read_file_sum(abs_path, meta, rec, size, NULL);
+}
+
+int mt_index_read_file_sum(const char *abs_path, mt_meta_t *meta, mt_index_rec_t *rec,
+                           uint64_t *size, uint32_t *adler32)
+{
+    uLong sum = adler32_z(0, NULL, 0);
     int fd = open(abs_path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return errno == ENOENT ? MT_ENOENT : MT_ERR_FROM_ERRNO();
@@ -115,6 +123,7 @@ int mt_index_read_file(const char *abs_path, mt_meta_t *meta, mt_index_rec_t *re
                 goto out;
             }
             eof = (size_t)n < cap - len;
+            sum = adler32_z(sum, buf + len, (size_t)n);
             len += (size_t)n;
         }
         err = mt_part10_read_meta(buf, len, meta, &consumed, &diag);
@@ -151,10 +160,13 @@ int mt_index_read_file(const char *abs_path, mt_meta_t *meta, mt_index_rec_t *re
             goto out;
         }
         eof = (size_t)n < READ_CHUNK;
+        sum = adler32_z(sum, buf, (size_t)n);
         if (n > 0 && (err = mt_ds_reader_feed(r, buf, (size_t)n)))
             goto out;
     }
     err = mt_ds_reader_finish(r);
+    if (adler32)
+        *adler32 = (uint32_t)sum;
 out:
     if (err && r && mt_ds_reader_diag(r)->reason)
         mt_log(MT_LOG_DEBUG, NULL, "read %s: %s at %llu", abs_path,
@@ -191,8 +203,9 @@ static int on_file(void *u, const char *rel_path, const char *abs_path, uint64_t
     }
     mt_meta_t meta;
     uint64_t fsize = 0;
+    uint32_t sum = 0;
     mt_index_rec_t *rec = mt_index_rec_new();
-    int rc = mt_index_read_file(abs_path, &meta, rec, &fsize);
+    int rc = mt_index_read_file_sum(abs_path, &meta, rec, &fsize, &sum);
     if (rc) {
         c->unreadable++;
         mt_log(MT_LOG_DEBUG, NULL, "rebuild: %s: %s", rel_path, mt_strerror(rc));
@@ -210,6 +223,7 @@ static int on_file(void *u, const char *rel_path, const char *abs_path, uint64_t
         goto out;
     }
     mt_index_rec_set_file(rec, rel_path, fsize, meta.transfer_syntax_uid, meta.sop_class_uid);
+    mt_index_rec_set_checksum(rec, sum);
     if (c->in_txn == 0 && (c->err = ix->ops->begin(ix)))
         goto out;
     mt_index_put_result_t res;

@@ -210,26 +210,28 @@ typedef struct unv {
     int n;
     char sop[4][64], path[4][64], replaces[4][64];
     uint64_t size[4];
+    bool unsynced[4];
+    int64_t checksum[4];
 } unv_t;
 
-static int on_unverified(void *u, const char *sop, const char *path, const char *replaces,
-                         uint64_t size)
+static int on_unverified(void *u, const mt_index_pending_t *p)
 {
     unv_t *v = u;
     if (v->n < 4) {
-        snprintf(v->sop[v->n], 64, "%s", sop);
-        snprintf(v->path[v->n], 64, "%s", path);
-        snprintf(v->replaces[v->n], 64, "%s", replaces ? replaces : "-");
-        v->size[v->n] = size;
+        snprintf(v->sop[v->n], 64, "%s", p->sop_instance_uid);
+        snprintf(v->path[v->n], 64, "%s", p->rel_path);
+        snprintf(v->replaces[v->n], 64, "%s", p->replaces_path ? p->replaces_path : "-");
+        v->size[v->n] = p->size;
+        v->unsynced[v->n] = p->unsynced;
+        v->checksum[v->n] = p->has_checksum ? (int64_t)p->checksum : -1;
     }
     v->n++;
     return 0;
 }
 
-static int stop_walk(void *u, const char *sop, const char *path, const char *replaces,
-                     uint64_t size)
+static int stop_walk(void *u, const mt_index_pending_t *p)
 {
-    (void)sop, (void)path, (void)replaces, (void)size;
+    (void)p;
     ++*(int *)u;
     return 42;
 }
@@ -285,6 +287,31 @@ static void test_verified_bookkeeping(void **state)
     assert_int_equal(ix->ops->unverified(ix, on_unverified, &v), 0);
     assert_int_equal(v.n, 1);
     assert_string_equal(v.replaces[0], "-");
+    assert_false(v.unsynced[0]);
+    assert_int_equal(v.checksum[0], -1);
+
+    /* the one-flush path: a row marked unsynced, with its checksum */
+    mt_index_rec_t *r = rec_make("P1", "1.1", "1.1.9", "1.1.1.7", "a/7.dcm", 3);
+    mt_index_rec_set_checksum(r, 0xDEADBEEF);
+    mt_index_put_result_t res;
+    assert_int_equal(ix->ops->begin(ix), 0);
+    assert_int_equal(ix->ops->put(ix, r, MT_DUP_OVERWRITE, &res, NULL, 0), 0);
+    assert_int_equal(ix->ops->mark_unsynced(ix, "1.1.1.7"), 0);
+    assert_int_equal(ix->ops->mark_unsynced(ix, "9.9"), MT_ENOENT);
+    assert_int_equal(ix->ops->commit(ix), 0);
+    mt_index_rec_free(r);
+    memset(&v, 0, sizeof v);
+    assert_int_equal(ix->ops->unverified(ix, on_unverified, &v), 0);
+    assert_int_equal(v.n, 2);
+    assert_string_equal(v.sop[1], "1.1.1.7");
+    assert_true(v.unsynced[1]);
+    assert_int_equal(v.checksum[1], 0xDEADBEEF);
+    assert_int_equal(ix->ops->begin(ix), 0);
+    assert_int_equal(ix->ops->mark_verified(ix), 0);
+    assert_int_equal(ix->ops->commit(ix), 0);
+    memset(&v, 0, sizeof v);
+    assert_int_equal(ix->ops->unverified(ix, on_unverified, &v), 0);
+    assert_int_equal(v.n, 0);
 }
 
 static void test_remove_prunes(void **state)
@@ -478,7 +505,7 @@ static void test_sqlite_schema_has_every_key(void **state)
         assert_ptr_equal(mt_index_key_find(k[i].tag, k[i].level), &k[i]);
     }
     static const char *file_cols[] = {"path", "size", "transfer_syntax_uid", "verified",
-                                      "replaces_path"};
+                                      "replaces_path", "checksum"};
     for (size_t i = 0; i < sizeof file_cols / sizeof file_cols[0]; i++)
         assert_true(has_column(db, "instances", file_cols[i]));
     /* the keys the C-FIND tables require and the CMR attributes are all there */
