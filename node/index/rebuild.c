@@ -8,6 +8,8 @@
  * incomplete), then every byte of the data set goes through mt_ds_reader_feed and the reader
  * must finish cleanly (a truncated or zero-filled file fails). Top-level elements whose value
  * the reader delivers whole are offered to the record; keys are never bulk data.
+ * mt_index_read_file_sum also returns the adler32 of every byte read (the ingest's checksum
+ * of a stored file, to detect torn data that still parses).
  *
  * mt_index_rebuild: clear the index, then walk the store (temp files under .tmp are never
  * visited) and index every file that
@@ -16,7 +18,7 @@
  *     in by hand, or a UID that cannot name a path);
  * A second file with the same SOP Instance UID (possible only by copying files around, see
  * docs/internals/durability.md) replaces the first and is counted as a duplicate. Rows go in
- * with verified=1, COMMIT_EVERY per transaction; at the end one store sync (covering the
+ * with verified=1 and their checksum, COMMIT_EVERY per transaction; at the end one store sync (covering the
  * index's file system) makes the result durable. Run it with the node stopped.
  */
 #include "rebuild.h"

@@ -21,7 +21,8 @@
  *     2. BEGIN; put() each row with verified=0 (duplicate policy decides: insert, replace,
  *        keep the existing one, reject). Then the path of the batch:
  *     FAST (every file is new and goes to a directory already durably marked in dirty_dirs):
- *        3f. rename each temp file into place; COMMIT; ONE sync: data, renames and rows
+ *        3f. rows marked unsynced (verified=2: start-up checks their adler32, the data may
+ *            be torn); rename each temp file into place; COMMIT; ONE sync: data, renames, rows
  *     SLOW (anything else: a new series directory, an overwrite):
  *        3. mark the new directories (dir_mark); COMMIT: the rows are the batch's intent
  *           record; sync #1: the temp files' data and the rows are durable
