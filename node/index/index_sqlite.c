@@ -260,8 +260,7 @@ static int prepare_all(sqlite_index_t *x)
         {ST_ROLLBACK, "ROLLBACK"},
         {ST_FIND_INSTANCE, "SELECT pk, series_pk, path FROM instances WHERE sop_instance_uid=?"},
         {ST_DELETE_INSTANCE, "DELETE FROM instances WHERE pk=?"},
-        {ST_MARK_VERIFIED,
-         "UPDATE instances SET verified=1, replaces_path=NULL WHERE verified<>1"},
+        {ST_MARK_VERIFIED, "UPDATE instances SET verified=1, replaces_path=NULL WHERE verified<>1"},
         {ST_MARK_UNSYNCED, "UPDATE instances SET verified=2 WHERE sop_instance_uid=?"},
         {ST_VERIFY, "UPDATE instances SET verified=1, replaces_path=NULL, size=? "
                     "WHERE sop_instance_uid=?"},
@@ -492,8 +491,7 @@ static int ix_put(mt_index_t *ix, const mt_index_rec_t *rec, mt_dup_policy_t dup
     /* a study (series) that moved to another patient (study) may leave its old parent empty */
     if (study_was && study_was != study_pk && (err = prune(x, MT_LEVEL_STUDY, study_was)))
         return err;
-    if (patient_was && patient_was != patient_pk &&
-        (err = prune(x, MT_LEVEL_PATIENT, patient_was)))
+    if (patient_was && patient_was != patient_pk && (err = prune(x, MT_LEVEL_PATIENT, patient_was)))
         return err;
 
     sqlite3_stmt *s = x->st[ST_INSERT_INSTANCE];
@@ -610,8 +608,7 @@ static int ix_mark_verified(mt_index_t *ix)
     return step_done(x, x->st[ST_MARK_VERIFIED], "mark verified");
 }
 
-static int ix_unverified(mt_index_t *ix, int (*cb)(void *u, const mt_index_pending_t *p),
-                         void *u)
+static int ix_unverified(mt_index_t *ix, int (*cb)(void *u, const mt_index_pending_t *p), void *u)
 {
     sqlite_index_t *x = (sqlite_index_t *)ix;
     sqlite3_stmt *s;
@@ -775,9 +772,8 @@ int mt_index_sqlite_open(const char *path, mt_index_t **out)
     *out = NULL;
     sqlite_index_t *x = mt_calloc(1, sizeof *x);
     x->base.ops = &sqlite_ops;
-    int rc = sqlite3_open_v2(path, &x->db,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                             NULL);
+    int rc = sqlite3_open_v2(
+        path, &x->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     int err;
     if (rc != SQLITE_OK) {
         mt_log(MT_LOG_ERROR, NULL, "index: cannot open %s: %s", path,

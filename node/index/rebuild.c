@@ -18,8 +18,9 @@
  *     in by hand, or a UID that cannot name a path);
  * A second file with the same SOP Instance UID (possible only by copying files around, see
  * docs/internals/durability.md) replaces the first and is counted as a duplicate. Rows go in
- * with verified=1 and their checksum, COMMIT_EVERY per transaction; at the end one store sync (covering the
- * index's file system) makes the result durable. Run it with the node stopped.
+ * with verified=1 and their checksum, COMMIT_EVERY per transaction; at the end one store sync
+ * (covering the index's file system) makes the result durable. The store's lock makes it
+ * refuse a root a running node holds.
  */
 #include "rebuild.h"
 
@@ -75,8 +76,7 @@ static ssize_t read_full(int fd, uint8_t *p, size_t n)
     return (ssize_t)got;
 }
 
-int mt_index_read_file(const char *abs_path, mt_meta_t *meta, mt_index_rec_t *rec,
-                       uint64_t *size)
+int mt_index_read_file(const char *abs_path, mt_meta_t *meta, mt_index_rec_t *rec, uint64_t *size)
 {
     return mt_index_read_file_sum(abs_path, meta, rec, size, NULL);
 }
@@ -171,8 +171,8 @@ int mt_index_read_file_sum(const char *abs_path, mt_meta_t *meta, mt_index_rec_t
         *adler32 = (uint32_t)sum;
 out:
     if (err && r && mt_ds_reader_diag(r)->reason)
-        mt_log(MT_LOG_DEBUG, NULL, "read %s: %s at %llu", abs_path,
-               mt_ds_reader_diag(r)->reason, (unsigned long long)mt_ds_reader_diag(r)->offset);
+        mt_log(MT_LOG_DEBUG, NULL, "read %s: %s at %llu", abs_path, mt_ds_reader_diag(r)->reason,
+               (unsigned long long)mt_ds_reader_diag(r)->offset);
     mt_ds_reader_free(r);
     mt_free(buf);
     close(fd);
@@ -254,9 +254,8 @@ int mt_index_rebuild(const char *storage_root, const char *index_path, mt_index_
     return mt_index_rebuild_report(storage_root, index_path, out, NULL, err, errsz);
 }
 
-int mt_index_rebuild_report(const char *storage_root, const char *index_path,
-                            mt_index_stats_t *out, mt_index_rebuild_report_t *rep, char *err,
-                            size_t errsz)
+int mt_index_rebuild_report(const char *storage_root, const char *index_path, mt_index_stats_t *out,
+                            mt_index_rebuild_report_t *rep, char *err, size_t errsz)
 {
     char dummy[1];
     if (!err || !errsz) {

@@ -91,8 +91,7 @@ const mt_index_key_t *mt_index_keys(size_t *n)
 
 const char *mt_index_level_table(mt_index_level_t level)
 {
-    static const char *const names[MT_LEVEL_COUNT] = {"patients", "studies", "series",
-                                                      "instances"};
+    static const char *const names[MT_LEVEL_COUNT] = {"patients", "studies", "series", "instances"};
     return level < MT_LEVEL_COUNT ? names[level] : NULL;
 }
 

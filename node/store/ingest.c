@@ -43,10 +43,10 @@
  * error in step 2 / 3 / 3f rolls the transaction back and fails the batch (temp files removed;
  * on the fast path the files already renamed are deleted). A failed rename fails its job; its
  * row is reconciled at once (slow path) or dropped before the commit (fast path). A failed sync
- * fails the batch(es) it covered and marks the ingest broken: after an fsync error the kernel may have dropped the
- * dirty pages, so nothing written since can be trusted; every later job fails with MT_EIO until
- * a restart, whose reconciliation repairs the index from the files (PostgreSQL makes the same
- * choice).
+ * fails the batch(es) it covered and marks the ingest broken: after an fsync error the kernel
+ * may have dropped the dirty pages, so nothing written since can be trusted; every later job
+ * fails with MT_EIO until a restart, whose reconciliation repairs the index from the files
+ * (PostgreSQL makes the same choice).
  *
  * Start-up (mt_ingest_open): delete every temp file, reconcile every row still at verified=0
  * with the files (reconcile(), below; the same function repairs a failed rename), then scan
@@ -88,8 +88,8 @@ struct mt_ingest_job {
     mt_ingest_t *ing;
     mt_ingest_job_t *next; /* commit queue / completion list */
     /* loop thread */
-    mt_buf_t buf;          /* bytes appended, not yet handed to a worker */
-    bool working;          /* a pool worker owns out, tmp, work_status */
+    mt_buf_t buf; /* bytes appended, not yet handed to a worker */
+    bool working; /* a pool worker owns out, tmp, work_status */
     bool commit_wanted, cancelled, want_drain;
     int status;
     const char *comment;
@@ -892,7 +892,7 @@ static void start_work(mt_ingest_job_t *job, job_op_t op)
 {
     if (op == OP_FINAL && job->status && !job->work_status)
         job->work_status = job->status; /* failed earlier: FINAL only removes the temp file */
-    mt_buf_t t = job->out; /* empty: no worker holds it */
+    mt_buf_t t = job->out;              /* empty: no worker holds it */
     job->out = job->buf;
     job->buf = t;
     job->op = op;

@@ -456,8 +456,9 @@ static void test_values(void **state)
     assert_int_equal(sqlite3_column_int(s, 7), 0);
     sqlite3_finalize(s);
     /* PN matching is case-insensitive (PS3.4 C.2.2.2.1) */
-    assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM patients WHERE "
-                                            "patient_name = 'DOE^JANE'",
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT count(*) FROM patients WHERE "
+                                        "patient_name = 'DOE^JANE'",
                                         -1, &s, NULL),
                      SQLITE_OK);
     assert_int_equal(sqlite3_step(s), SQLITE_ROW);
@@ -504,8 +505,8 @@ static void test_sqlite_schema_has_every_key(void **state)
             fail_msg("keys.def %s: no column %s.%s", k[i].keyword, t, k[i].column);
         assert_ptr_equal(mt_index_key_find(k[i].tag, k[i].level), &k[i]);
     }
-    static const char *file_cols[] = {"path", "size", "transfer_syntax_uid", "verified",
-                                      "replaces_path", "checksum"};
+    static const char *file_cols[] = {"path",     "size",          "transfer_syntax_uid",
+                                      "verified", "replaces_path", "checksum"};
     for (size_t i = 0; i < sizeof file_cols / sizeof file_cols[0]; i++)
         assert_true(has_column(db, "instances", file_cols[i]));
     /* the keys the C-FIND tables require and the CMR attributes are all there */
@@ -571,9 +572,9 @@ static void test_sqlite_migrations(void **state)
     assert_int_equal(query_int(db, "SELECT count(*) FROM schema_version"), version);
 
     /* a database from a newer mitral is refused, untouched */
-    assert_int_equal(sqlite3_exec(db, "INSERT INTO schema_version(version) VALUES (999)", NULL,
-                                  NULL, NULL),
-                     SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(db, "INSERT INTO schema_version(version) VALUES (999)", NULL, NULL, NULL),
+        SQLITE_OK);
     sqlite3_close(db);
     assert_int_equal(mt_index_sqlite_open(f->path, &f->ix), MT_EDB);
     assert_null(f->ix);
@@ -615,8 +616,7 @@ int main(void)
         FOR_BACKENDS(test_remove_prunes),
         FOR_BACKENDS(test_values),
         FOR_BACKENDS(test_dirty_dirs),
-        cmocka_unit_test_setup_teardown(test_sqlite_schema_has_every_key, setup_sqlite,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_sqlite_schema_has_every_key, setup_sqlite, teardown),
         cmocka_unit_test_setup_teardown(test_sqlite_migrations, setup_sqlite, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -7,10 +7,10 @@
 #include "ingest_util.h"
 
 static const char *const real_files[] = {
-    "pydicom/test_files/MR_small.dcm",   "pydicom/test_files/CT_small.dcm",
-    "pydicom/test_files/image_dfl.dcm",  "pydicom/test_files/JPEG2000.dcm",
-    "pydicom/test_files/rtplan.dcm",     "pydicom/test_files/SC_rgb_rle.dcm",
-    "pydicom/test_files/rtdose.dcm",     "dicom-test-files/WG04/REF/MR1_UNC",
+    "pydicom/test_files/MR_small.dcm",     "pydicom/test_files/CT_small.dcm",
+    "pydicom/test_files/image_dfl.dcm",    "pydicom/test_files/JPEG2000.dcm",
+    "pydicom/test_files/rtplan.dcm",       "pydicom/test_files/SC_rgb_rle.dcm",
+    "pydicom/test_files/rtdose.dcm",       "dicom-test-files/WG04/REF/MR1_UNC",
     "pydicom/test_files/liver_1frame.dcm", "pydicom/test_files/MR_small_bigendian.dcm",
 };
 #define N_REAL (sizeof real_files / sizeof real_files[0])
@@ -61,8 +61,8 @@ static void test_batches(void **state)
         char sop[32];
         snprintf(sop, sizeof sop, "1.2.3.4.%d", i + 1);
         /* two studies, sizes from tiny to several spill chunks */
-        t_inst_build(&in[i], i % 2 ? "1.2.3" : "1.2.4", i % 2 ? "1.2.3.1" : "1.2.4.1", sop,
-                     "PID1", (size_t)i * 3000, (uint8_t)i);
+        t_inst_build(&in[i], i % 2 ? "1.2.3" : "1.2.4", i % 2 ? "1.2.3.1" : "1.2.4.1", sop, "PID1",
+                     (size_t)i * 3000, (uint8_t)i);
         j[i] = t_submit(&e, &in[i], 1000);
     }
     t_wait(&e, j, N);
@@ -392,12 +392,12 @@ static void test_crash_recovery(void **state)
     fwrite(f_old.file, 1, f_old.file_len, fp);
     fclose(fp);
     char rel_e_old[MT_STORE_PATH_MAX], rel_f_old[MT_STORE_PATH_MAX], rel_f_new[MT_STORE_PATH_MAX];
-    assert_int_equal(mt_store_path(e_old.study, e_old.series, e_old.sop, rel_e_old,
-                                   sizeof rel_e_old), 0);
-    assert_int_equal(mt_store_path(f_old.study, f_old.series, f_old.sop, rel_f_old,
-                                   sizeof rel_f_old), 0);
-    assert_int_equal(mt_store_path(f_new.study, f_new.series, f_new.sop, rel_f_new,
-                                   sizeof rel_f_new), 0);
+    assert_int_equal(
+        mt_store_path(e_old.study, e_old.series, e_old.sop, rel_e_old, sizeof rel_e_old), 0);
+    assert_int_equal(
+        mt_store_path(f_old.study, f_old.series, f_old.sop, rel_f_old, sizeof rel_f_old), 0);
+    assert_int_equal(
+        mt_store_path(f_new.study, f_new.series, f_new.sop, rel_f_new, sizeof rel_f_new), 0);
     char sql[2048];
     snprintf(sql, sizeof sql,
              "UPDATE instances SET verified=0 WHERE sop_instance_uid IN "
