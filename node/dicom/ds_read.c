@@ -497,13 +497,13 @@ int mt_ds_reader_feed(mt_ds_reader_t *r, const uint8_t *buf, size_t len)
             r->z.avail_out = ZCHUNK;
             int zr = inflate(&r->z, Z_NO_FLUSH);
             size_t got = ZCHUNK - r->z.avail_out;
-            if (zr != Z_OK && zr != Z_STREAM_END && zr != Z_BUF_ERROR)
-                return reader_fail(r, MT_EMALFORMED, r->pos, "corrupt deflate stream");
-            if (got) {
+            if (got) { /* first what inflated before any error: the same for every split */
                 int rc = decode(r, r->zout, got);
                 if (rc)
                     return rc;
             }
+            if (zr != Z_OK && zr != Z_STREAM_END && zr != Z_BUF_ERROR)
+                return reader_fail(r, MT_EMALFORMED, r->pos, "corrupt deflate stream");
             if (zr == Z_STREAM_END) {
                 r->z_end = true;
                 return 0;
