@@ -62,8 +62,12 @@ static void test_set_get_remove(void **state)
     assert_null(mt_ds_get(ds, MT_TAG(0x0010, 0x0010))->value);
     assert_true(mt_ds_get_string(ds, MT_TAG(0x0010, 0x0010), s, sizeof s));
     assert_string_equal(s, "");
-    /* invalid: odd length of a binary VR, item tags, SQ with a value */
-    assert_int_equal(mt_ds_set(ds, MT_TAG(0x0028, 0x0011), MT_VR('U', 'S'), "abc", 3), MT_EINVAL);
+    /* a binary VR with an odd length: padded with NUL (not validated) */
+    assert_int_equal(mt_ds_set(ds, MT_TAG(0x0028, 0x0011), MT_VR('U', 'S'), "\x01", 1), 0);
+    assert_true(mt_ds_get_u16(ds, MT_TAG(0x0028, 0x0011), &u16));
+    assert_int_equal(u16, 1);
+    assert_true(mt_ds_remove(ds, MT_TAG(0x0028, 0x0011)));
+    /* invalid: item tags, SQ with a value */
     assert_int_equal(mt_ds_set(ds, MT_TAG_ITEM, MT_VR('O', 'B'), "ab", 2), MT_EINVAL);
     assert_int_equal(mt_ds_set(ds, MT_TAG(0x0008, 0x1140), MT_VR('S', 'Q'), "ab", 2), MT_EINVAL);
     /* OB odd: padded with NUL */
