@@ -145,32 +145,38 @@ static int item_header(cursor_t *c, uint8_t *type, cursor_t *sub, mt_pdu_diag_t 
     return 0;
 }
 
-/* Copy a UID value: trailing NUL and space padding removed, then at most 64 characters. */
+/* Copy a UID value: it ends at the first NUL (padding, PS3.5 §9.1) and loses trailing spaces;
+ * then at most 64 characters. */
 static int copy_uid(char out[MT_UID_MAX + 1], const cursor_t *c, const uint8_t *p, size_t n,
                     mt_pdu_diag_t *diag)
 {
-    while (n > 0 && (p[n - 1] == 0 || p[n - 1] == ' '))
+    const uint8_t *nul = memchr(p, 0, n);
+    if (nul) /* NUL padding, or an embedded NUL: the string ends there */
+        n = (size_t)(nul - p);
+    while (n > 0 && p[n - 1] == ' ')
         n--;
     if (n > MT_UID_MAX)
         return BAD_VALUE(c, p, "UID longer than 64 characters");
     memcpy(out, p, n);
     out[n] = 0;
-    /* an embedded NUL ends the string early: the UID then matches nothing, which is safe */
     return 0;
 }
 
-/* AE title, or a version name: leading and trailing spaces (and NUL padding) are not significant;
- * truncated to max characters. */
+/* AE title, or a version name: leading and trailing spaces are not significant, a NUL ends
+ * it; truncated to max characters. */
 static void copy_trimmed(char *out, size_t max, const uint8_t *p, size_t n)
 {
-    while (n > 0 && (p[0] == ' ' || p[0] == 0)) {
+    while (n > 0 && p[0] == ' ') {
         p++;
         n--;
     }
-    while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == 0))
-        n--;
+    const uint8_t *nul = memchr(p, 0, n);
+    if (nul)
+        n = (size_t)(nul - p);
     if (n > max)
         n = max;
+    while (n > 0 && p[n - 1] == ' ')
+        n--;
     memcpy(out, p, n);
     out[n] = 0;
 }

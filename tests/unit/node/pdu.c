@@ -738,7 +738,16 @@ static void test_uid_checks(void **state)
     mt_pdu_dispose(&p);
     free(c);
 
-    /* AE titles: leading spaces are not significant */
+    /* an embedded NUL ends the UID (it then re-encodes to the same string) */
+    memcpy(b + 111, "1.2.840\0 0008.1.1", 17);
+    decode_ok(b, n, &p);
+    assert_string_equal(p.u.assoc.pcs[0].abstract_syntax, "1.2.840");
+    mt_pdu_dispose(&p);
+    /* AE titles: leading spaces are not significant, a NUL ends them */
+    memcpy(b + 26, "ECHO \0SCU       ", 16);
+    decode_ok(b, n, &p);
+    assert_string_equal(p.u.assoc.calling_ae, "ECHO");
+    mt_pdu_dispose(&p);
     memcpy(b + 10, "  MITRAL        ", 16);
     decode_ok(b, n, &p);
     assert_string_equal(p.u.assoc.called_ae, "MITRAL");
