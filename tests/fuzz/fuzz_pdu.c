@@ -2,12 +2,14 @@
  * (MT_EAGAIN), or fail with MT_EMALFORMED/MT_ETOOBIG carrying a reason, an offset inside the
  * input and an A-ABORT source 2. A decoded PDU re-encodes and decodes to the same structure; a
  * P-DATA-TF re-encodes to the same bytes and its PDV iterator never fails; one byte less than a
- * whole PDU is always MT_EAGAIN. Corpus: PDUs captured from dcmtk (tests/fixtures/pdu/). */
+ * whole PDU is always MT_EAGAIN. An A-ASSOCIATE-RQ also goes through node/negotiate.c, whose
+ * reply always encodes and answers every proposed context. Corpus: PDUs captured from dcmtk (tests/fixtures/pdu/). */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "negotiate.h"
 #include "pdu.h"
 #include "util/err.h"
 
@@ -52,6 +54,49 @@ static void same_assoc(const mt_pdu_t *p, const mt_pdu_t *q)
     CHECK(a->ui.identity_server_response_len == b->ui.identity_server_response_len);
 }
 
+static const char *const prefs[] = {"1.2.840.10008.1.2.1", "1.2.840.10008.1.2"};
+
+static void negotiate(const mt_pdu_assoc_t *rq)
+{
+    mt_nego_policy_t pol = {0};
+    pol.ae_title = "STORESCP";
+    pol.ts_preference = prefs;
+    pol.n_ts_preference = 2;
+    pol.max_pdu = 16384;
+    pol.max_ops_invoked = 16;
+    pol.max_ops_performed = 1;
+    static mt_negotiated_t n; /* large: keep it off the stack */
+    mt_pdu_t reply, q;
+    mt_pdu_diag_t d = {0};
+    int rc = mt_negotiate(&pol, rq, &n, &reply, &d);
+    if (rc == MT_EMALFORMED) {
+        CHECK(d.reason && d.abort_source == 2);
+        mt_pdu_dispose(&reply);
+        return;
+    }
+    CHECK(rc == 0 || rc == MT_EREJECTED);
+    mt_buf_t b;
+    mt_buf_init(&b, 1u << 22);
+    int erc = mt_pdu_encode(&reply, &b);
+    CHECK(erc == 0 || erc == MT_ETOOBIG);
+    size_t used;
+    if (erc == 0) {
+        CHECK(mt_pdu_decode(b.data, b.len, 0, &q, &used, &d) == 0);
+        if (rc == 0) {
+            CHECK(q.type == MT_PDU_A_ASSOCIATE_AC && q.u.assoc.n_pcs == rq->n_pcs);
+            CHECK(n.n_accepted <= n.n_pcs);
+            for (size_t i = 0; i < n.n_pcs; i++)
+                if (n.pcs[i].result == MT_PC_ACCEPTANCE)
+                    CHECK(n.pcs[i].ts && mt_negotiated_pc(&n, n.pcs[i].id) == &n.pcs[i]);
+        } else {
+            CHECK(q.type == MT_PDU_A_ASSOCIATE_RJ && q.u.rj.result == n.rj_result);
+        }
+        mt_pdu_dispose(&q);
+    }
+    mt_buf_dispose(&b);
+    mt_pdu_dispose(&reply);
+}
+
 static void one(const uint8_t *data, size_t size, size_t max_pdata)
 {
     mt_pdu_t p, q;
@@ -87,6 +132,8 @@ static void one(const uint8_t *data, size_t size, size_t max_pdata)
         CHECK(rc == 0 && n == p.u.pdata.n_pdvs);
     } else if (p.type == MT_PDU_A_ASSOCIATE_RQ || p.type == MT_PDU_A_ASSOCIATE_AC) {
         CHECK(erc == 0 || erc == MT_ETOOBIG);
+        if (p.type == MT_PDU_A_ASSOCIATE_RQ && max_pdata == 0)
+            negotiate(&p.u.assoc);
         if (erc == 0) {
             CHECK(mt_pdu_decode(b.data, b.len, 0, &q, &total, &d) == 0 && total == b.len);
             same_assoc(&p, &q);
