@@ -235,6 +235,11 @@ static int decode_pc(cursor_t *c, bool rq, mt_pdu_assoc_t *a, mt_pdu_diag_t *dia
             if (!rq && pc->n_ts == 1)
                 return UNEXPECTED(c, at, "second transfer syntax sub-item in an AC");
             rc = copy_uid(ts_append(pc)->s, &v, v.pos, remaining(&v), diag);
+            /* PS3.8 §9.3.3.2: in a rejected AC context the syntax is not significant */
+            if (rc && !rq && pc->result != MT_PC_ACCEPTANCE) {
+                pc->ts[pc->n_ts - 1].s[0] = 0;
+                rc = 0;
+            }
         } else if (type == 0x30) {
             return UNEXPECTED(c, at, "abstract syntax sub-item in an A-ASSOCIATE-AC");
         }

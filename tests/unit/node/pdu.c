@@ -698,6 +698,9 @@ static void test_every_short_length(void **state)
     for (size_t f = 0; f < 4; f++) {
         LOAD(buf, n, names[f]);
         for (size_t k = 0; k + 6 <= n; k++) {
+            /* big fixtures: every length near both ends, a sample in the middle */
+            if (n > 2000 && k > 1000 && k + 1000 < n && k % 31)
+                continue;
             uint8_t *c = malloc(6 + k);
             memcpy(c, buf, 6 + k);
             put32(c + 2, (uint32_t)k);
