@@ -1,7 +1,9 @@
 /*
  * assoc.c - one DICOM association on one TCP connection: the ONLY file that does I/O for the
  * upper layer (STYLE.md §1). It owns the uv_tcp_t, one uv_timer_t (ARTIM, idle timeout and the
- * close-after-flush guard), the read buffer, and carries out what the pure modules decide:
+ * close-after-flush guard), a uv_idle_t (input buffered while paused is handled from the loop,
+ * never from inside a service's callback), the read buffer, and carries out what the pure
+ * modules decide:
  *
  *   bytes --(PDU framing: mt_pdu_peek/mt_pdu_decode)--> PDU --(event)--> ul.c (Table 9-10)
  *     effects: SEND_PDU / START_ARTIM / STOP_ARTIM / CLOSE_TRANSPORT   -> done here
@@ -71,6 +73,7 @@ typedef struct req_impl {
 struct mt_assoc {
     uv_tcp_t tcp;
     uv_timer_t timer;
+    uv_idle_t deferred; /* runs process_input() for PDUs buffered while paused */
     unsigned n_handles;  /* embedded handles not yet closed */
     unsigned refs;       /* outstanding requests (each holds one) */
     mt_node_t *node;
@@ -653,8 +656,10 @@ static void close_handles(mt_assoc_t *a)
         return;
     a->handles_closing = true;
     uv_timer_stop(&a->timer);
+    uv_idle_stop(&a->deferred);
     uv_close((uv_handle_t *)&a->tcp, on_handle_closed);
     uv_close((uv_handle_t *)&a->timer, on_handle_closed);
+    uv_close((uv_handle_t *)&a->deferred, on_handle_closed);
 }
 
 /* Stop reading, abandon outstanding requests, close once queued writes have gone out (the
@@ -758,14 +763,24 @@ void mt_assoc_pause_reading(mt_assoc_t *a)
     update_reading(a);
 }
 
+static void on_deferred(uv_idle_t *h)
+{
+    mt_assoc_t *a = h->data;
+    uv_idle_stop(h);
+    process_input(a);
+}
+
+/* Resuming never processes input on the caller's stack (a service's callback): PDUs buffered
+ * while paused are handled from the loop, in order, on the next iteration. */
 void mt_assoc_resume_reading(mt_assoc_t *a)
 {
     if (a->pause_count)
         a->pause_count--;
     if (a->pause_count || a->closing)
         return;
-    process_input(a); /* PDUs buffered while paused (no-op when already on the stack) */
     update_reading(a);
+    if (a->rbuf.len > a->rpos && !a->handles_closing)
+        uv_idle_start(&a->deferred, on_deferred);
 }
 
 /* ---- PDUs received ---- */
@@ -978,8 +993,9 @@ int mt__assoc_accept(mt_node_t *node, mt__listener_t *l, void *server_stream)
     a->node = node;
     uv_tcp_init(loop, &a->tcp);
     uv_timer_init(loop, &a->timer);
-    a->tcp.data = a->timer.data = a;
-    a->n_handles = 2;
+    uv_idle_init(loop, &a->deferred);
+    a->tcp.data = a->timer.data = a->deferred.data = a;
+    a->n_handles = 3;
     a->conf = mt_node_conf_ref(node);
     mt_node_assoc_opened(node);
     a->link.prev = a->link.next = &a->link;
