@@ -61,7 +61,7 @@
 
 #define READ_CHUNK (64u * 1024u)
 #define STATUS_DUPLICATE_INVOCATION 0x0210 /* PS3.7 C.5.4 */
-#define MT_DIMSE_DATASET_PRESENT 0x0001     /* any value but 0x0101 (PS3.7 E.1-1) */
+#define DATASET_PRESENT 0x0001 /* any value but 0x0101 (PS3.7 E.1-1) */
 
 typedef enum { TM_NONE, TM_ARTIM, TM_IDLE, TM_FLUSH } timer_mode_t;
 
@@ -105,7 +105,6 @@ struct mt_assoc {
     bool discard_data;     /* the data set arriving belongs to a refused request */
 
     bool release_pending; /* A-RELEASE-RQ received, waiting for outstanding requests */
-    bool established;     /* reached Sta6 */
     bool closing;         /* close_transport() done: no more reads or sends */
     bool handles_closing;
 
@@ -121,11 +120,6 @@ static unsigned ul_event(mt_assoc_t *a, mt_ul_event_t ev, const mt_ul_input_t *i
 #define IND(kind) (1u << (kind))
 
 /* ---- small helpers ---- */
-
-static uint64_t now_outstanding(const mt_assoc_t *a)
-{
-    return a->n_outstanding;
-}
 
 static void maybe_free(mt_assoc_t *a)
 {
@@ -372,7 +366,7 @@ static int send_message(mt_assoc_t *a, uint8_t pcid, const mt_dimse_cmd_t *rsp,
                         const uint8_t *data, size_t n)
 {
     mt_dimse_cmd_t c = *rsp;
-    c.data_set_type = data ? MT_DIMSE_DATASET_PRESENT : MT_DIMSE_NO_DATASET;
+    c.data_set_type = data ? DATASET_PRESENT : MT_DIMSE_NO_DATASET;
     mt_buf_t cmd, out;
     mt_buf_init(&cmd, MT_PDV_DEFAULT_MAX_COMMAND);
     mt_buf_init(&out, SIZE_MAX);
@@ -580,7 +574,7 @@ static void log_abort(mt_assoc_t *a, const mt_ul_effects_t *fx, mt_ul_event_t ev
                    "requests=%u ok=%u failed=%u outstanding=%u",
                    fx->fx[i].abort_source, fx->fx[i].abort_reason, mt_ul_event_desc(ev),
                    mt_ul_state_name(fx->from), mt_ul_action_name(fx->action), a->n_requests,
-                   a->n_ok, a->n_failed, (unsigned)now_outstanding(a));
+                   a->n_ok, a->n_failed, a->n_outstanding);
 }
 
 /* Feed ev to ul.c and carry out the I/O effects in order. Returns the indications (IND bits)
@@ -835,7 +829,6 @@ static void on_associate_rq(mt_assoc_t *a, const mt_pdu_t *pdu)
     for (size_t i = 0; i < a->nego.n_pcs; i++)
         if (a->nego.pcs[i].result == MT_PC_ACCEPTANCE)
             mt_pdv_allow(&a->pdv, a->nego.pcs[i].id);
-    a->established = true;
     mt_log(MT_LOG_INFO, &a->log,
            "association accepted: contexts=%zu/%zu max_pdu=%u peer_max_pdu=%u async=%u/%u "
            "impl=%s%s%s associations=%u",
