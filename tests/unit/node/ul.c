@@ -198,6 +198,11 @@ static void action_effects(void **state)
         {10, 13, "CONFIRM_RELEASE"},                                  /* AR-10 */
         {6, 15, "A-ABORT(0/0) START_ARTIM"},                          /* AA-1 */
         {2, 3, "A-ABORT(2/2) START_ARTIM"},                           /* AA-1 peer PDU */
+        {2, 19, "A-ABORT(2/0) START_ARTIM"},                          /* AA-1 invalid PDU */
+        {3, 15, "A-ABORT(0/0) START_ARTIM"},                          /* AA-1 user abort */
+        {4, 15, "STOP_ARTIM CLOSE_TRANSPORT"},                        /* AA-2 */
+        {2, 16, "STOP_ARTIM CLOSE_TRANSPORT"},                        /* AA-2 peer abort */
+        {13, 16, "STOP_ARTIM CLOSE_TRANSPORT"},                       /* AA-2 */
         {13, 18, "STOP_ARTIM CLOSE_TRANSPORT"},                       /* AA-2 */
         {6, 16, "INDICATE_ABORT CLOSE_TRANSPORT"},                    /* AA-3 user source */
         {6, 17, "INDICATE_P_ABORT"},                                  /* AA-4 */
