@@ -61,7 +61,7 @@
 
 #define READ_CHUNK (64u * 1024u)
 #define STATUS_DUPLICATE_INVOCATION 0x0210 /* PS3.7 C.5.4 */
-#define DATASET_PRESENT 0x0001 /* any value but 0x0101 (PS3.7 E.1-1) */
+#define DATASET_PRESENT 0x0001             /* any value but 0x0101 (PS3.7 E.1-1) */
 
 typedef enum { TM_NONE, TM_ARTIM, TM_IDLE, TM_FLUSH } timer_mode_t;
 
@@ -74,8 +74,8 @@ struct mt_assoc {
     uv_tcp_t tcp;
     uv_timer_t timer;
     uv_idle_t deferred; /* runs process_input() for PDUs buffered while paused */
-    unsigned n_handles;  /* embedded handles not yet closed */
-    unsigned refs;       /* outstanding requests (each holds one) */
+    unsigned n_handles; /* embedded handles not yet closed */
+    unsigned refs;      /* outstanding requests (each holds one) */
     mt_node_t *node;
     mt__listener_t *listener;
     mt__assoc_link_t link;
@@ -96,13 +96,13 @@ struct mt_assoc {
     unsigned pause_count;
     bool reading;
 
-    mt_buf_t *tx;       /* P-DATA-TF PDUs to send for the DT-1/AR-7 being carried out */
-    unsigned n_writes;  /* uv_write requests in flight */
+    mt_buf_t *tx;      /* P-DATA-TF PDUs to send for the DT-1/AR-7 being carried out */
+    unsigned n_writes; /* uv_write requests in flight */
 
-    mt_dimse_req_t *reqs;  /* outstanding requests */
+    mt_dimse_req_t *reqs; /* outstanding requests */
     unsigned n_outstanding;
-    mt_dimse_req_t *cur;   /* request whose data set is arriving */
-    bool discard_data;     /* the data set arriving belongs to a refused request */
+    mt_dimse_req_t *cur; /* request whose data set is arriving */
+    bool discard_data;   /* the data set arriving belongs to a refused request */
 
     bool release_pending; /* A-RELEASE-RQ received, waiting for outstanding requests */
     bool closing;         /* close_transport() done: no more reads or sends */
@@ -362,8 +362,8 @@ static bool can_send_pdata(const mt_assoc_t *a)
 
 /* Encode a DIMSE message (command + optional data set) as P-DATA-TF PDUs and send it (P-DATA
  * request primitive, Evt9). */
-static int send_message(mt_assoc_t *a, uint8_t pcid, const mt_dimse_cmd_t *rsp,
-                        const uint8_t *data, size_t n)
+static int send_message(mt_assoc_t *a, uint8_t pcid, const mt_dimse_cmd_t *rsp, const uint8_t *data,
+                        size_t n)
 {
     mt_dimse_cmd_t c = *rsp;
     c.data_set_type = data ? DATASET_PRESENT : MT_DIMSE_NO_DATASET;
@@ -372,8 +372,7 @@ static int send_message(mt_assoc_t *a, uint8_t pcid, const mt_dimse_cmd_t *rsp,
     mt_buf_init(&out, SIZE_MAX);
     int rc = mt_dimse_encode(&c, &cmd);
     if (rc == 0)
-        rc = mt_pdu_encode_pdata_split(&out, pcid, true, cmd.data, cmd.len,
-                                       a->nego.peer_max_pdu);
+        rc = mt_pdu_encode_pdata_split(&out, pcid, true, cmd.data, cmd.len, a->nego.peer_max_pdu);
     if (rc == 0 && data)
         rc = mt_pdu_encode_pdata_split(&out, pcid, false, data, n, a->nego.peer_max_pdu);
     mt_buf_dispose(&cmd);
@@ -383,7 +382,7 @@ static int send_message(mt_assoc_t *a, uint8_t pcid, const mt_dimse_cmd_t *rsp,
         mt_buf_dispose(&out);
         return rc;
     }
-    mt_log(MT_LOG_DEBUG, &a->log, "send %s msgid=%u status=0x%04X pcid=%u", 
+    mt_log(MT_LOG_DEBUG, &a->log, "send %s msgid=%u status=0x%04X pcid=%u",
            mt_dimse_command_name(c.command_field), c.message_id_responded_to, c.status, pcid);
     a->tx = &out;
     ul_event(a, MT_UL_EV_P_DATA_RQ, NULL);
@@ -392,8 +391,7 @@ static int send_message(mt_assoc_t *a, uint8_t pcid, const mt_dimse_cmd_t *rsp,
     return 0;
 }
 
-int mt_assoc_respond(mt_dimse_req_t *req, const mt_dimse_cmd_t *rsp, const uint8_t *data,
-                     size_t n)
+int mt_assoc_respond(mt_dimse_req_t *req, const mt_dimse_cmd_t *rsp, const uint8_t *data, size_t n)
 {
     mt_assoc_t *a = req->assoc;
     bool final = !status_is_pending(rsp->status);
@@ -463,8 +461,8 @@ static int on_command(mt_assoc_t *a, mt_pdv_event_t *ev)
     mt_diag_t d = {0, NULL};
     if (mt_dimse_decode(ev->data, ev->len, &cmd, &d) < 0) {
         char why[128];
-        snprintf(why, sizeof why, "malformed command set at %llu: %s",
-                 (unsigned long long)d.offset, d.reason ? d.reason : "?");
+        snprintf(why, sizeof why, "malformed command set at %llu: %s", (unsigned long long)d.offset,
+                 d.reason ? d.reason : "?");
         return dimse_abort(a, why);
     }
     bool has_ds = mt_dimse_has_dataset(&cmd);
@@ -494,8 +492,8 @@ static int on_command(mt_assoc_t *a, mt_pdv_event_t *ev)
         comment = "unknown command";
     } else if (((flags & MT_CMD_DATASET) && !has_ds) || ((flags & MT_CMD_NO_DATASET) && has_ds)) {
         status = MT_STATUS_MISTYPED_ARGUMENT;
-        comment = has_ds ? "data set not allowed with this command"
-                         : "data set missing for this command";
+        comment =
+            has_ds ? "data set not allowed with this command" : "data set missing for this command";
     } else if (strcmp(cmd.affected_sop_class_uid, pc->abstract_syntax) != 0) {
         status = MT_STATUS_SOP_CLASS_NOT_SUPPORTED;
         comment = "Affected SOP Class differs from the presentation context";
@@ -713,8 +711,8 @@ static void transport_closed(mt_assoc_t *a, ssize_t why)
         mt_log(MT_LOG_WARN, &a->log,
                "association aborted: connection %s in %s (A-P-ABORT); requests=%u ok=%u "
                "failed=%u outstanding=%u",
-               why == UV_EOF ? "closed by the peer" : uv_strerror((int)why),
-               mt_ul_state_name(st), a->n_requests, a->n_ok, a->n_failed, a->n_outstanding);
+               why == UV_EOF ? "closed by the peer" : uv_strerror((int)why), mt_ul_state_name(st),
+               a->n_requests, a->n_ok, a->n_failed, a->n_outstanding);
     ul_event(a, MT_UL_EV_TRANSPORT_CLOSED, NULL);
 }
 
@@ -940,8 +938,8 @@ static void process_input(mt_assoc_t *a)
             ul_event(a, MT_UL_EV_INVALID_PDU, &in);
             break;
         }
-        mt_log(MT_LOG_TRACE, &a->log, "recv %s len=%zu in %s", mt_pdu_type_name(pdu.type), used,
-               mt_ul_state_name(a->ul.state));
+        mt_log(MT_LOG_TRACE, &a->log, "recv %s len=%zu in %s", mt_pdu_type_name((uint8_t)pdu.type),
+               used, mt_ul_state_name(a->ul.state));
         handle_pdu(a, &pdu);
         mt_pdu_dispose(&pdu);
         a->rpos += used;
@@ -975,8 +973,8 @@ static void peer_name(mt_assoc_t *a)
             port = ntohs(s6->sin6_port);
         }
     }
-    snprintf(a->log.peer, sizeof a->log.peer, ss.ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u",
-             ip, port);
+    snprintf(a->log.peer, sizeof a->log.peer, ss.ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u", ip,
+             port);
 }
 
 int mt__assoc_accept(mt_node_t *node, mt__listener_t *l, void *server_stream)
