@@ -217,7 +217,8 @@ static int on_file(void *u, const char *rel_path, const char *abs_path, uint64_t
         goto out;
     if (res == MT_INDEX_REPLACED) {
         c->duplicates++;
-        mt_log(MT_LOG_WARN, NULL, "rebuild: %s: a second file of one SOP instance", rel_path);
+        mt_log(MT_LOG_WARN, NULL, "rebuild: a second file of one SOP instance (path at debug)");
+        mt_log(MT_LOG_DEBUG, NULL, "rebuild: %s: a second file of one SOP instance", rel_path);
     } else {
         c->indexed++;
     }

@@ -24,8 +24,9 @@
  *     4. publish: rename each temp file to its path (creating directories)
  *     5. sync #2 (one syncfs): the renames (directory entries) are durable
  *     6. unlink the files of replaced instances that lived at another path
- *     7. BEGIN; verify() each published row (verified=1); COMMIT (made durable by the next
- *        sync; losing it only means start-up re-checks those rows)
+ *     7. BEGIN; verify() each published row (verified=1, replaces_path cleared); [sync #3,
+ *        only when step 6 deleted something]; COMMIT (no flush needed: losing it only means
+ *        start-up re-checks those rows)
  *     8. post completions (mutex list + uv_async_send) -> done_cb on the loop:
  *        0 / MT_EDUPLICATE / failure + comment.
  *   So a success is never sent before that instance's file and its row are durable.
@@ -272,7 +273,7 @@ static int index_from_file(mt_store_t *st, mt_index_t *ix, const char *sop, cons
 static void unlink_file(mt_store_t *st, const char *rel_path, reconcile_stats_t *rs)
 {
     int rc = st->ops->remove(st, rel_path);
-    if (rc == 0 && rs)
+    if (rc == 0)
         rs->unlinked++;
     else if (rc != 0 && rc != MT_ENOENT)
         mt_log(MT_LOG_WARN, NULL, "ingest: cannot remove a stored file: %s", mt_strerror(rc));
@@ -284,8 +285,9 @@ static void unlink_file(mt_store_t *st, const char *rel_path, reconcile_stats_t 
  *                                     another path (replaces, may be NULL) is deleted
  *   absent or not whole            -> that file deleted, the row removed; the replaced file, if
  *                                     still whole, indexed again (the replacement never happened)
- * Files are deleted before their rows go, so a crash in between leaves the row unverified and
- * the next start-up decides again. Returns 0 or an I/O / index failure. */
+ * The caller makes the deletions durable (store sync) BEFORE it commits, so a committed
+ * verdict never outlives a file it deleted; a crash before the commit leaves the row unverified
+ * and the next start-up decides again. Returns 0 or an I/O / index failure. */
 static int reconcile(mt_store_t *st, mt_index_t *ix, const char *sop, const char *rel_path,
                      const char *replaces, reconcile_stats_t *rs)
 {
@@ -351,6 +353,8 @@ static int reconcile_unverified(mt_store_t *st, mt_index_t *ix)
     err = ix->ops->begin(ix);
     for (check_item_t *c = list; c && !err; c = c->next)
         err = reconcile(st, ix, c->sop, c->path, c->replaces, &rs);
+    if (!err && rs.unlinked)
+        err = st->ops->sync(st); /* deletions before the verdicts */
     if (!err)
         err = ix->ops->commit(ix);
     else
@@ -510,19 +514,24 @@ static void commit_batch(mt_ingest_t *ing, mt_ingest_job_t *batch)
     }
 
     /* 6. files of replaced instances that lived at another path */
+    reconcile_stats_t rs = {0};
     for (mt_ingest_job_t *j = batch; j; j = j->next)
         if (j->act == ACT_PUBLISH && !j->status && j->old_path[0])
-            unlink_file(st, j->old_path, NULL);
+            unlink_file(st, j->old_path, &rs);
 
-    /* 7. verified=1 (durable with the next sync), and the rows of failed renames */
+    /* 7. verified=1, and the rows of failed renames. A verified row with replaces_path cleared
+     * must never be durable while its old file still is: deletions are synced first (rare:
+     * only a replacement at another path or a repair deletes anything). The COMMIT itself
+     * needs no flush: losing it only means start-up re-checks those rows. */
     err = ix->ops->begin(ix);
-    reconcile_stats_t rs = {0};
     for (mt_ingest_job_t *j = batch; j && !err; j = j->next) {
         if (j->act == ACT_PUBLISH && !j->status)
             err = ix->ops->verify(ix, job_sop(j), j->tmp.size);
         else if (j->repair)
             err = reconcile(st, ix, job_sop(j), j->rel_path, j->old_path, &rs);
     }
+    if (!err && rs.unlinked)
+        err = st->ops->sync(st);
     if (!err)
         err = ix->ops->commit(ix);
     if (err) {

@@ -138,6 +138,10 @@ static void on_committed(void *data, int status, const char *comment)
     store_req_t *s = data;
     mt_dimse_req_t *req = s->req;
     s->job = NULL; /* the ingest pipeline has released it */
+    if (s->paused) { /* no drain callback comes after the commit */
+        s->paused = false;
+        mt_assoc_resume_reading(req->assoc);
+    }
     if (status == 0)
         respond(req, MT_STATUS_SUCCESS, NULL);
     else if (status == MT_EDUPLICATE)

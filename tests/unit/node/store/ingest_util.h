@@ -5,6 +5,8 @@
 #ifndef MT_TEST_INGEST_UTIL_H
 #define MT_TEST_INGEST_UTIL_H
 
+#pragma GCC diagnostic ignored "-Wunused-function" /* each test uses a subset */
+
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
