@@ -66,7 +66,7 @@ typedef struct mt_index_ops {
     int (*commit)(mt_index_t *ix);
     int (*rollback)(mt_index_t *ix);
     int (*stats)(mt_index_t *ix, mt_index_stats_t *out);
-    int (*clear)(mt_index_t *ix); /* delete every row (index rebuild) */
+    int (*clear)(mt_index_t *ix); /* delete every row and mark (index rebuild) */
     void (*close)(mt_index_t *ix);
 
     /* ---- durability bookkeeping (docs/internals/durability.md); added with the ingest ---- */
@@ -89,6 +89,16 @@ typedef struct mt_index_ops {
      * MT_ENOENT when absent. */
     int (*locate)(mt_index_t *ix, const char *sop_instance_uid, char *path, size_t pathsz,
                   uint64_t *size);
+
+    /* ---- dirty directories (the ingest's one-flush path, docs/internals/durability.md) ---- */
+    /* Mark a storage directory (path relative to the root) as possibly holding renames that are
+     * not durable yet; marking twice is harmless. Inside a transaction. */
+    int (*dir_mark)(mt_index_t *ix, const char *rel_dir);
+    /* Unmark one directory, or every directory when rel_dir is NULL. Inside a transaction. */
+    int (*dir_unmark)(mt_index_t *ix, const char *rel_dir);
+    /* Call cb for every marked directory (outside a transaction; cb must not call the index).
+     * A nonzero return from cb stops the walk and is returned. */
+    int (*dirs)(mt_index_t *ix, int (*cb)(void *u, const char *rel_dir), void *u);
 } mt_index_ops_t;
 
 struct mt_index {

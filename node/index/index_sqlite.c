@@ -66,6 +66,8 @@ enum {
     ST_PRUNE_PATIENT,
     ST_STUDY_PARENT,
     ST_SERIES_PARENT,
+    ST_DIR_MARK,
+    ST_DIR_UNMARK,
     ST_COUNT
 };
 
@@ -263,6 +265,8 @@ static int prepare_all(sqlite_index_t *x)
                     "WHERE sop_instance_uid=?"},
         {ST_STUDY_PARENT, "SELECT patient_pk FROM studies WHERE study_instance_uid=?"},
         {ST_SERIES_PARENT, "SELECT study_pk FROM series WHERE series_instance_uid=?"},
+        {ST_DIR_MARK, "INSERT OR IGNORE INTO dirty_dirs(path) VALUES(?)"},
+        {ST_DIR_UNMARK, "DELETE FROM dirty_dirs WHERE path=?"},
         {ST_PRUNE_SERIES, "DELETE FROM series WHERE pk=? AND NOT EXISTS "
                           "(SELECT 1 FROM instances WHERE series_pk=?1) RETURNING study_pk"},
         {ST_PRUNE_STUDY, "DELETE FROM studies WHERE pk=? AND NOT EXISTS "
@@ -584,7 +588,7 @@ static int ix_clear(mt_index_t *ix)
 {
     sqlite_index_t *x = (sqlite_index_t *)ix;
     const char *sql = "DELETE FROM instances; DELETE FROM series; DELETE FROM studies; "
-                      "DELETE FROM patients;";
+                      "DELETE FROM patients; DELETE FROM dirty_dirs;";
     if (x->in_txn)
         return exec(x, sql);
     int err = ix_begin(ix);
@@ -657,6 +661,41 @@ static int ix_remove(mt_index_t *ix, const char *sop_instance_uid)
     return prune(x, MT_LEVEL_SERIES, series_pk);
 }
 
+static int ix_dir_mark(mt_index_t *ix, const char *rel_dir)
+{
+    sqlite_index_t *x = (sqlite_index_t *)ix;
+    sqlite3_stmt *s = x->st[ST_DIR_MARK];
+    sqlite3_bind_text(s, 1, rel_dir, -1, SQLITE_STATIC);
+    return step_done(x, s, "mark directory");
+}
+
+static int ix_dir_unmark(mt_index_t *ix, const char *rel_dir)
+{
+    sqlite_index_t *x = (sqlite_index_t *)ix;
+    if (!rel_dir)
+        return exec(x, "DELETE FROM dirty_dirs");
+    sqlite3_stmt *s = x->st[ST_DIR_UNMARK];
+    sqlite3_bind_text(s, 1, rel_dir, -1, SQLITE_STATIC);
+    return step_done(x, s, "unmark directory");
+}
+
+static int ix_dirs(mt_index_t *ix, int (*cb)(void *u, const char *rel_dir), void *u)
+{
+    sqlite_index_t *x = (sqlite_index_t *)ix;
+    sqlite3_stmt *s;
+    int rc = sqlite3_prepare_v2(x->db, "SELECT path FROM dirty_dirs", -1, &s, NULL);
+    if (rc != SQLITE_OK)
+        return db_err(x, rc, "dirs");
+    int err = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        if ((err = cb(u, (const char *)sqlite3_column_text(s, 0))))
+            break;
+    if (!err && rc != SQLITE_DONE)
+        err = db_err(x, rc, "dirs");
+    sqlite3_finalize(s);
+    return err;
+}
+
 static void ix_close(mt_index_t *ix)
 {
     sqlite_index_t *x = (sqlite_index_t *)ix;
@@ -705,6 +744,9 @@ static const mt_index_ops_t sqlite_ops = {
     .verify = ix_verify,
     .remove = ix_remove,
     .locate = ix_locate,
+    .dir_mark = ix_dir_mark,
+    .dir_unmark = ix_dir_unmark,
+    .dirs = ix_dirs,
 };
 
 int mt_index_sqlite_open(const char *path, mt_index_t **out)
