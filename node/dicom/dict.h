@@ -7,6 +7,7 @@
 #define MT_DICOM_DICT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct mt_dict_entry {
