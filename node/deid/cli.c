@@ -35,6 +35,7 @@
 #include "../util/alloc.h"
 #include "../util/buf.h"
 #include "../util/err.h"
+#include "cli.h"
 #include "engine.h"
 #include "profile.h"
 
@@ -44,8 +45,6 @@
 
 #define DEID_MAX_INPUT ((size_t)4 << 30)
 #define MAX_PROFILE ((size_t)4 << 20)
-
-int mt_deid_cli(int argc, char **argv);
 
 static const char usage[] =
     "usage: mitral deid --profile NAME|FILE --key FILE [--profiles-dir DIR] [-v] IN... OUT_DIR\n"
@@ -267,20 +266,8 @@ static void do_file(run_t *r, const char *path)
         r->n_failed++;
         goto done;
     }
-    size_t off = 0;
-    const mt_ts_t *ts = mt_ts_implicit_le;
-    rc = mt_part10_read_meta(buf, len, &meta, &off, &diag);
-    if (rc == MT_EUNSUPPORTED) {
-        memset(&meta, 0, sizeof(meta));
-        off = 0;
-        rc = 0;
-    } else if (!rc) {
-        ts = mt_ts_find(meta.transfer_syntax_uid);
-        if (!ts)
-            rc = MT_EUNSUPPORTED;
-    }
-    if (!rc)
-        rc = mt_ds_parse(buf + off, len - off, ts, &ds, &diag);
+    memset(&meta, 0, sizeof(meta));
+    rc = mt_part10_parse_file_buf(buf, len, &meta, &ds, &diag);
     if (!rc && mt_ds_count(ds) == 0)
         rc = MT_EMALFORMED;
     if (rc) {
@@ -288,6 +275,9 @@ static void do_file(run_t *r, const char *path)
         r->n_skipped++;
         goto done;
     }
+    /* The input's transfer syntax is kept (compressed Pixel Data passes through untouched),
+     * except that deflated input and bare data sets are written as Explicit VR Little Endian. */
+    const mt_ts_t *ts = meta.transfer_syntax_uid[0] ? mt_ts_find(meta.transfer_syntax_uid) : NULL;
     mt_deid_result_t res;
     rc = mt_deid_apply(r->p, r->key, r->key_len, ds, &res);
     if (rc == MT_EREJECTED) {
@@ -300,7 +290,7 @@ static void do_file(run_t *r, const char *path)
         r->n_failed++;
         goto done;
     }
-    const mt_ts_t *ots = ts->deflated ? mt_ts_explicit_le : ts;
+    const mt_ts_t *ots = !ts || ts->deflated ? mt_ts_explicit_le : ts;
     mt_meta_t om;
     memset(&om, 0, sizeof(om));
     if (!mt_ds_get_string(ds, MT_TAG(0x0008, 0x0016), om.sop_class_uid, sizeof(om.sop_class_uid)))
