@@ -18,7 +18,8 @@
  *   the File Meta Information is rebuilt (PS3.15 E.1.1 item 7), never copied.
  * - Output on stderr is counts only: nothing from a data set, and input paths only with -v.
  *   Exit status: 0 all written; 1 some input failed or was rejected (Burned In Annotation YES);
- *   2 usage, profile or key error.
+ *   2 usage, profile or key error. DICOMDIR files are skipped (their records carry names and
+ *   point at each other by offset; a de-identified set needs a new DICOMDIR, not an edited one).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -278,6 +279,14 @@ static void do_file(run_t *r, const char *path)
     /* The input's transfer syntax is kept (compressed Pixel Data passes through untouched),
      * except that deflated input and bare data sets are written as Explicit VR Little Endian. */
     const mt_ts_t *ts = meta.transfer_syntax_uid[0] ? mt_ts_find(meta.transfer_syntax_uid) : NULL;
+    /* A DICOMDIR (PS3.10 media directory) is an index of other files, full of names, whose
+     * records point at each other by byte offset: not an instance, never written. */
+    if (strcmp(meta.sop_class_uid, "1.2.840.10008.1.3.10") == 0 ||
+        mt_ds_get(ds, MT_TAG(0x0004, 0x1220))) {
+        report(r, path, "skipped: DICOMDIR (media directory, not an instance)");
+        r->n_skipped++;
+        goto done;
+    }
     mt_deid_result_t res;
     rc = mt_deid_apply(r->p, r->key, r->key_len, ds, &res);
     if (rc == MT_EREJECTED) {
