@@ -1,6 +1,7 @@
 /*
- * tests/unit/node/deid/cli.c - node/deid/cli.c (included, to reach its static helpers): the key
- * file is refused when group or others may read it or when it is short; a whole run of
+ * tests/unit/node/deid/cli.c - node/deid/cli.c (included, to reach its static helpers) and
+ * load.c: the key file is refused when group or others may read it or when it is short; a whole
+ * run of
  * `mitral deid` in process on generated Part 10 files (output named by mapped UIDs, readable,
  * identifiers gone, same bytes on a second run, Burned In Annotation rejected).
  */
@@ -34,6 +35,8 @@ static void test_key_file_permissions(void **state)
     char path[512];
     uint8_t *key = NULL;
     size_t len = 0;
+    char err[512];
+#define load_key(p, k, l) (mt_deid_load_key(p, k, l, err, sizeof(err)) ? -1 : 0)
     snprintf(path, sizeof(path), "%s/key", g_dir);
     write_file(path, "0123456789abcdef0123456789abcdef", 32, 0644);
     assert_int_equal(load_key(path, &key, &len), -1); /* world readable */
@@ -44,11 +47,12 @@ static void test_key_file_permissions(void **state)
     assert_int_equal(chmod(path, 0600), 0);
     assert_int_equal(load_key(path, &key, &len), 0);
     assert_int_equal(len, 32);
-    mt_free(key);
+    mt_deid_key_free(key, len);
     write_file(path, "short", 5, 0600);
     assert_int_equal(load_key(path, &key, &len), -1); /* fewer than 16 bytes */
     snprintf(path, sizeof(path), "%s/nokey", g_dir);
     assert_int_equal(load_key(path, &key, &len), -1);
+#undef load_key
 }
 
 static void make_file(const char *path, const char *sop, const char *burned)
@@ -102,7 +106,7 @@ static uint8_t *find_output(const char *dir, size_t *len, int *count)
         } else {
             (*count)++;
             mt_free(found);
-            assert_int_equal(read_all(p, 1 << 20, &found, len), 0);
+            assert_int_equal(mt_deid_read_file(p, 1 << 20, &found, len), 0);
             assert_memory_equal(de->d_name, "2.25.", 5); /* named by the mapped UID */
         }
     }
