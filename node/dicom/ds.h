@@ -79,6 +79,8 @@ typedef enum mt_ds_event {
  * depth: the nesting of the data set an event belongs to: top-level elements, SEQ_START/END of
  * a top-level sequence and the FRAGMENTs of top-level Pixel Data are depth 0; ITEM_START/END and
  * the elements of an item of a top-level sequence are depth 1, and so on.
+ * ITEM_END's tag is always MT_TAG_ITEM_DELIM and SEQ_END's the sequence's (or Pixel Data's) tag,
+ * whether the length was defined or delimited; len in ITEM_START/SEQ_START tells which.
  * SEQ_START's vr is SQ, or UN when the sequence was decoded from UN/an unknown implicit tag with
  * undefined length (its contents are then implicit VR little endian, PS3.5 §6.2.2). */
 

@@ -81,7 +81,7 @@ struct mt_ds_reader {
 
 static const uint8_t empty_value[1];
 
-static int fail(mt_ds_reader_t *r, int err, uint64_t off, const char *reason)
+static int reader_fail(mt_ds_reader_t *r, int err, uint64_t off, const char *reason)
 {
     r->err = err;
     r->diag.offset = off;
@@ -126,7 +126,7 @@ static int emit(mt_ds_reader_t *r, mt_ds_event_t ev, const mt_elem_t *e)
         return 0;
     int rc = r->o.cb(r->o.user, ev, e);
     if (rc)
-        return fail(r, rc < 0 ? rc : MT_ECANCELED, e->offset, "stopped by the event callback");
+        return reader_fail(r, rc < 0 ? rc : MT_ECANCELED, e->offset, "stopped by the event callback");
     return 0;
 }
 
@@ -160,7 +160,7 @@ static int close_frames(mt_ds_reader_t *r)
     while ((f = top(r)) != NULL) {
         if (f->kind != F_ENCAP && f->end != NO_END && r->pos == f->end) {
             frame_t g = pop(r);
-            mt_elem_t e = {.tag = g.kind == F_ITEM ? MT_TAG_ITEM : g.tag,
+            mt_elem_t e = {.tag = g.kind == F_ITEM ? MT_TAG_ITEM_DELIM : g.tag,
                            .vr = g.kind == F_ITEM ? 0 : g.vr,
                            .len = 0,
                            .depth = g.kind == F_ITEM ? r->ds_depth + 1 : r->ds_depth,
@@ -171,12 +171,21 @@ static int close_frames(mt_ds_reader_t *r)
             continue;
         }
         if (f->limit != NO_END && r->pos >= f->limit)
-            return fail(r, MT_EMALFORMED, r->pos,
+            return reader_fail(r, MT_EMALFORMED, r->pos,
                         "undefined-length item or sequence not closed before the end of its "
                         "enclosing item");
         return 0;
     }
     return 0;
+}
+
+/* VR bytes that are not two letters but printable ASCII (e.g. "  " from a known writer bug,
+ * testdata fo-dicom/GH179A.dcm): read with a 2-byte length and reported as UN, as dcmtk does.
+ * Anything else there means the stream is not explicit VR: malformed. */
+static bool printable_vr(uint16_t vr)
+{
+    uint8_t a = (uint8_t)(vr >> 8), b = (uint8_t)vr;
+    return a >= 0x20 && a < 0x7F && b >= 0x20 && b < 0x7F;
 }
 
 /* Header bytes needed so far: 4, 6, 8 or 12; 0 when the VR bytes are invalid. */
@@ -195,7 +204,7 @@ static unsigned hdr_need(mt_ds_reader_t *r)
         return 6;
     uint16_t vr = MT_VR(r->hdr[4], r->hdr[5]);
     if (!mt__vr_valid(vr))
-        return 0;
+        return printable_vr(vr) ? 8 : 0;
     return mt__vr_long(vr) ? 12 : 8;
 }
 
@@ -225,7 +234,7 @@ static int begin_value(mt_ds_reader_t *r, mt_ds_event_t ev, const mt_elem_t *e)
 static int start_seq(mt_ds_reader_t *r, const mt_elem_t *e, bool ex, bool big)
 {
     if (r->n_seq >= r->o.max_depth)
-        return fail(r, MT_ETOOBIG, e->offset, "sequences nested deeper than max_depth");
+        return reader_fail(r, MT_ETOOBIG, e->offset, "sequences nested deeper than max_depth");
     uint64_t lim = cur_limit(r);
     frame_t f = {.kind = F_SEQ, .explicit_vr = ex, .big = big, .tag = e->tag, .vr = e->vr};
     f.end = e->len == MT_UNDEFINED_LENGTH ? NO_END : r->pos + e->len;
@@ -242,7 +251,7 @@ static int on_header(mt_ds_reader_t *r)
     bool ex, big;
     coding(r, &ex, &big);
     if (r->pos > lim)
-        return fail(r, MT_EMALFORMED, off,
+        return reader_fail(r, MT_EMALFORMED, off,
                     "element header crosses the end of its item or sequence");
     uint32_t tag = MT_TAG(rd16(r->hdr, big), rd16(r->hdr + 2, big));
     mt_elem_t e = {.tag = tag, .depth = r->ds_depth, .offset = off};
@@ -252,7 +261,7 @@ static int on_header(mt_ds_reader_t *r)
         if (tag == MT_TAG_ITEM) {
             frame_t it = {.kind = F_ITEM, .explicit_vr = f->explicit_vr, .big = f->big};
             if (e.len != MT_UNDEFINED_LENGTH && e.len > lim - r->pos)
-                return fail(r, MT_EMALFORMED, off, "item length past the end of the sequence");
+                return reader_fail(r, MT_EMALFORMED, off, "item length past the end of the sequence");
             it.end = e.len == MT_UNDEFINED_LENGTH ? NO_END : r->pos + e.len;
             it.limit = it.end < lim ? it.end : lim;
             push(r, &it);
@@ -261,24 +270,24 @@ static int on_header(mt_ds_reader_t *r)
         }
         if (tag == MT_TAG_SEQ_DELIM) {
             if (f->end != NO_END)
-                return fail(r, MT_EMALFORMED, off,
+                return reader_fail(r, MT_EMALFORMED, off,
                             "sequence delimiter in a defined-length sequence");
             if (e.len != 0)
-                return fail(r, MT_EMALFORMED, off, "sequence delimiter with nonzero length");
+                return reader_fail(r, MT_EMALFORMED, off, "sequence delimiter with nonzero length");
             frame_t g = pop(r);
             e.tag = g.tag;
             e.vr = g.vr;
             return emit(r, MT_DS_EV_SEQ_END, &e);
         }
-        return fail(r, MT_EMALFORMED, off, "expected an item tag in a sequence");
+        return reader_fail(r, MT_EMALFORMED, off, "expected an item tag in a sequence");
     }
     if (f && f->kind == F_ENCAP) {
         e.len = rd32(r->hdr + 4, big);
         if (tag == MT_TAG_ITEM) {
             if (e.len == MT_UNDEFINED_LENGTH)
-                return fail(r, MT_EMALFORMED, off, "pixel data fragment with undefined length");
+                return reader_fail(r, MT_EMALFORMED, off, "pixel data fragment with undefined length");
             if (e.len > lim - r->pos)
-                return fail(r, MT_EMALFORMED, off,
+                return reader_fail(r, MT_EMALFORMED, off,
                             "fragment length past the end of the enclosing item");
             e.vr = f->vr;
             e.depth = r->ds_depth;
@@ -286,13 +295,13 @@ static int on_header(mt_ds_reader_t *r)
         }
         if (tag == MT_TAG_SEQ_DELIM) {
             if (e.len != 0)
-                return fail(r, MT_EMALFORMED, off, "sequence delimiter with nonzero length");
+                return reader_fail(r, MT_EMALFORMED, off, "sequence delimiter with nonzero length");
             frame_t g = pop(r);
             e.tag = g.tag;
             e.vr = g.vr;
             return emit(r, MT_DS_EV_SEQ_END, &e);
         }
-        return fail(r, MT_EMALFORMED, off, "expected a fragment item in encapsulated pixel data");
+        return reader_fail(r, MT_EMALFORMED, off, "expected a fragment item in encapsulated pixel data");
     }
 
     /* A data set (top level or item). */
@@ -300,25 +309,30 @@ static int on_header(mt_ds_reader_t *r)
         e.len = rd32(r->hdr + 4, big);
         if (tag == MT_TAG_ITEM_DELIM) {
             if (!f || f->end != NO_END)
-                return fail(r, MT_EMALFORMED, off,
+                return reader_fail(r, MT_EMALFORMED, off,
                             "item delimiter outside an undefined-length item");
             if (e.len != 0)
-                return fail(r, MT_EMALFORMED, off, "item delimiter with nonzero length");
+                return reader_fail(r, MT_EMALFORMED, off, "item delimiter with nonzero length");
             pop(r);
             e.depth = r->ds_depth + 1;
             return emit(r, MT_DS_EV_ITEM_END, &e);
         }
         if (tag == MT_TAG_SEQ_DELIM)
-            return fail(r, MT_EMALFORMED, off, "sequence delimiter outside a sequence");
+            return reader_fail(r, MT_EMALFORMED, off, "sequence delimiter outside a sequence");
         if (tag == MT_TAG_ITEM)
-            return fail(r, MT_EMALFORMED, off, "item tag outside a sequence");
-        return fail(r, MT_EMALFORMED, off, "invalid tag in group FFFE");
+            return reader_fail(r, MT_EMALFORMED, off, "item tag outside a sequence");
+        return reader_fail(r, MT_EMALFORMED, off, "invalid tag in group FFFE");
     }
     uint16_t vr;
     uint32_t len;
     if (ex) {
         vr = MT_VR(r->hdr[4], r->hdr[5]);
-        len = mt__vr_long(vr) ? rd32(r->hdr + 8, big) : rd16(r->hdr + 6, big);
+        if (!mt__vr_valid(vr)) {
+            vr = MT__VR_UN;
+            len = rd16(r->hdr + 6, big);
+        } else {
+            len = mt__vr_long(vr) ? rd32(r->hdr + 8, big) : rd16(r->hdr + 6, big);
+        }
     } else {
         const mt_dict_entry_t *d = mt_dict_by_tag(tag);
         vr = d && d->vr ? d->vr : MT__VR_UN;
@@ -342,17 +356,17 @@ static int on_header(mt_ds_reader_t *r)
             e.vr = MT__VR_UN; /* PS3.5 §6.2.2: an implicit VR little endian sequence */
             return start_seq(r, &e, false, false);
         }
-        return fail(r, MT_EMALFORMED, off, "undefined length on a VR that cannot have one");
+        return reader_fail(r, MT_EMALFORMED, off, "undefined length on a VR that cannot have one");
     }
     if (len > lim - r->pos)
-        return fail(r, MT_EMALFORMED, off,
+        return reader_fail(r, MT_EMALFORMED, off,
                     "value length past the end of the enclosing item or sequence");
     if (vr == MT__VR_SQ)
         return start_seq(r, &e, ex, big);
     unsigned unit = mt__vr_unit(vr);
     if (unit > 1 && len % unit) {
         if (ex)
-            return fail(r, MT_EMALFORMED, off, "value length not a multiple of the VR's size");
+            return reader_fail(r, MT_EMALFORMED, off, "value length not a multiple of the VR's size");
         e.vr = MT__VR_UN; /* implicit VR: the dictionary's guess does not fit the value */
     }
     return begin_value(r, MT_DS_EV_ELEMENT, &e);
@@ -381,7 +395,7 @@ static int decode(mt_ds_reader_t *r, const uint8_t *p, size_t n)
                 p += k, n -= k, r->pos += k;
             }
             if (need == 0)
-                return fail(r, MT_EMALFORMED, r->hdr_off, "invalid VR bytes");
+                return reader_fail(r, MT_EMALFORMED, r->hdr_off, "invalid VR bytes");
             if (r->hdr_n < need)
                 return 0; /* n == 0: need more */
             r->hdr_n = 0;
@@ -395,7 +409,7 @@ static int decode(mt_ds_reader_t *r, const uint8_t *p, size_t n)
                 r->cur.value = p;
             } else {
                 if ((rc = mt_buf_append(&r->val, p, k)) != 0)
-                    return fail(r, rc, r->cur.offset, "value larger than the buffer limit");
+                    return reader_fail(r, rc, r->cur.offset, "value larger than the buffer limit");
                 r->cur.value = r->val.data;
             }
             p += k, n -= k, r->pos += k;
@@ -484,7 +498,7 @@ int mt_ds_reader_feed(mt_ds_reader_t *r, const uint8_t *buf, size_t len)
             int zr = inflate(&r->z, Z_NO_FLUSH);
             size_t got = ZCHUNK - r->z.avail_out;
             if (zr != Z_OK && zr != Z_STREAM_END && zr != Z_BUF_ERROR)
-                return fail(r, MT_EMALFORMED, r->pos, "corrupt deflate stream");
+                return reader_fail(r, MT_EMALFORMED, r->pos, "corrupt deflate stream");
             if (got) {
                 int rc = decode(r, r->zout, got);
                 if (rc)
@@ -507,15 +521,15 @@ int mt_ds_reader_finish(mt_ds_reader_t *r)
     if (r->err)
         return r->err;
     if (r->deflated && !r->z_end)
-        return fail(r, MT_EMALFORMED, r->pos, "deflate stream truncated");
+        return reader_fail(r, MT_EMALFORMED, r->pos, "deflate stream truncated");
     if (r->state != ST_HDR || r->hdr_n != 0)
-        return fail(r, MT_EMALFORMED, r->state == ST_HDR ? r->hdr_off : r->cur.offset,
+        return reader_fail(r, MT_EMALFORMED, r->state == ST_HDR ? r->hdr_off : r->cur.offset,
                     "data set truncated inside an element");
     int rc = close_frames(r);
     if (rc)
         return rc;
     if (r->n_frames)
-        return fail(r, MT_EMALFORMED, r->pos, "data set truncated inside a sequence or item");
+        return reader_fail(r, MT_EMALFORMED, r->pos, "data set truncated inside a sequence or item");
     return 0;
 }
 

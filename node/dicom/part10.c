@@ -8,10 +8,12 @@
  *   offset 132  (0002,0000) UL group length, then the other (0002,xxxx) elements
  *   then        the data set, in the transfer syntax named by (0002,0010)
  *
- * Reading honours the group length when present: the meta ends where it says, and no element
- * may cross that end; if group 0002 elements still follow (a group length too small, seen in
- * the wild) they are read too. Without a group length the meta ends at the first tag outside
- * group 0002. A meta group written in implicit VR (a known writer bug) is tolerated element by
+ * Reading: the meta ends at the first tag outside group 0002. The group length, when present,
+ * must be a 4-byte UL of a sane size, and a buffer that ends exactly where it says is a complete
+ * meta (an empty data set); otherwise it is not trusted to say where the meta ends, because
+ * wrong values are common in the wild (testdata: orthanc-tests/TransferSyntaxes/
+ * 1.2.840.10008.1.2.4.50.dcm counts a (0008,0000) element that follows the meta; dcmtk reads
+ * the same way and warns). A meta group written in implicit VR (a known writer bug) is tolerated element by
  * element (VR bytes that are not letters).
  *
  * Writing always produces a correct group: group length, version 00\01, the SOP class and
@@ -103,8 +105,6 @@ int mt_part10_read_meta(const uint8_t *buf, size_t len, mt_meta_t *meta, size_t 
         }
         if (vlen == MT_UNDEFINED_LENGTH || vlen > MAX_META)
             return malformed(diag, pos, "meta element with an impossible length");
-        if (end != SIZE_MAX && pos < end && pos + hdr + vlen > end)
-            return malformed(diag, pos, "meta element crosses the group length");
         if (len - pos - hdr < vlen)
             return MT_EAGAIN;
         const uint8_t *v = buf + pos + hdr;
@@ -140,8 +140,6 @@ int mt_part10_read_meta(const uint8_t *buf, size_t len, mt_meta_t *meta, size_t 
         if (pos - PREAMBLE > MAX_META)
             return malformed(diag, pos, "meta group too large");
     }
-    if (end != SIZE_MAX && pos < end)
-        return malformed(diag, pos, "meta group shorter than its group length");
     *consumed = pos;
     return 0;
 }
