@@ -216,7 +216,9 @@ def make_cmr_study(outdir, n_series=3, n_inst=2):
             ds.StudyDescription = "CMR Stress perfusion"
             ds.SeriesDescription = ["SAX cine", "LGE PSIR", "T1 MOLLI"][si % 3] + " Technikerin 17.08.2023"
             ds.ProtocolName = "cine_retro_sax CMRPID%06d" % (4711 + si)
-            ds.ImageComments = "Patient Müller called, see ACCN20230817"
+            # free text quoting this instance's own patient (C must scrub it; a name that is
+            # nowhere else in the instance cannot be recognised: docs/deid.md, limits)
+            ds.ImageComments = "Patient %s called, see ACCN20230817" % pname.split("^")[0]
             ds.Manufacturer = "SIEMENS"
             ds.ManufacturerModelName = "MAGNETOM Aera"
             ds.MagneticFieldStrength = "1.5"
