@@ -5,6 +5,7 @@
  *   mitral dump FILE...
  *   mitral index stats   [-c FILE] [--data DIR]
  *   mitral index rebuild [-c FILE] [--data DIR]
+ *   mitral deid --profile NAME|FILE --key FILE IN... OUT_DIR   (node/deid/cli.c)
  *   mitral --version | --help | <command> --help
  *
  * Flags override the config file; --data DIR puts storage (DIR/storage) and the index
@@ -18,6 +19,7 @@
 #include <sys/stat.h>
 
 #include "conf/conf.h"
+#include "deid/cli.h"
 #include "dicom/ds.h"
 #include "index/index.h"
 #include "index/rebuild.h"
@@ -41,6 +43,7 @@ static const char usage_main[] =
     "  dump FILE...   print the data set of DICOM files\n"
     "  index stats    count patients, studies, series, instances and bytes in the index\n"
     "  index rebuild  re-create the index from the files in storage\n"
+    "  deid           de-identify DICOM files offline (PS3.15 profiles, keyed pseudonyms)\n"
     "\n"
     "  mitral --version | mitral <command> --help\n";
 
@@ -354,6 +357,8 @@ int main(int argc, char **argv)
         return cmd_dump(argc - 1, argv + 1);
     if (strcmp(cmd, "index") == 0)
         return cmd_index(argc - 1, argv + 1);
+    if (strcmp(cmd, "deid") == 0)
+        return mt_deid_cli(argc - 1, argv + 1);
     fprintf(stderr, "mitral: unknown command '%s'\n\n%s", cmd, usage_main);
     return 2;
 }

@@ -37,6 +37,10 @@ typedef struct mt_conf {
     /* storage */
     mt_dup_policy_t duplicates; /* storage.duplicates: overwrite | keep-first | reject */
     uint32_t max_batch;         /* storage.max_batch, default 256 */
+    /* de-identification (PS3.15 Annex E, node/deid/): what C-STORE writes to disk */
+    char *deid_profile;         /* deid.profile: "none" (store as received), a profile NAME in
+                                 * deid-profiles/, or a FILE (.yaml or containing '/') */
+    char *deid_key_file;        /* deid.key_file: the site secret (mode 0600); "none" */
     /* logging */
     int log_level;              /* log.level: error|warn|info|debug|trace, default info */
     /* set by the loader: storage.root / index.path were given in the file, so
