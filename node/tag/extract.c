@@ -368,43 +368,6 @@ static bool get_private_str(const mt_ds_t *ds, uint16_t group, const char *creat
     return false;
 }
 
-void mt_tag_img_init(mt_tag_img_t *img)
-{
-    for (int i = 0; i < 6; i++)
-        img->iop[i] = NAN;
-    for (int i = 0; i < 3; i++)
-        img->ipp[i] = NAN;
-    img->tt = img->ti = img->te = img->acq = NAN;
-    img->tpos = img->stack = -1;
-    img->itype = 0;
-}
-
-void mt_tag_inst_init(mt_tag_inst_t *in)
-{
-    memset(in, 0, sizeof *in);
-    in->series_number = -1;
-    in->venc = in->tr = in->flip = in->slice_th = in->pix_sp = in->fov = in->field_t = NAN;
-    in->hr = in->nominal_rr = in->bolus_start = in->series_time = NAN;
-    in->cardiac_n = in->n_temporal = in->etl = -1;
-}
-
-void mt_tag_inst_dispose(mt_tag_inst_t *in)
-{
-    mt_free(in->img);
-    in->img = NULL;
-    in->n_img = 0;
-}
-
-void mt_tag_inst_add_img(mt_tag_inst_t *in, const mt_tag_img_t *img)
-{
-    if ((in->n_img & (in->n_img - 1)) == 0) { /* grow at powers of two */
-        size_t cap = in->n_img ? in->n_img * 2 : 1;
-        in->img = mt_realloc(in->img, cap * sizeof *in->img);
-    }
-    in->img[in->n_img++] = *img;
-    in->itype |= img->itype;
-}
-
 /* Classic per-image attributes (also present at top level in some Enhanced files). */
 static void classic_img(const mt_ds_t *ds, bool be, mt_tag_img_t *img)
 {

@@ -50,12 +50,14 @@ char mt_tag_patient_plane(const double n[3], bool *dbl)
     double ax = fabs(n[0]), ay = fabs(n[1]), az = fabs(n[2]);
     double th = cos(20.0 / DEG), s20 = sin(20.0 / DEG);
     double v[3] = {ax, ay, az};
-    /* second-largest component */
-    double mx = ax > ay ? (ax > az ? ax : az) : (ay > az ? ay : az);
-    double second = 0;
-    for (int i = 0; i < 3; i++)
-        if (v[i] != mx && v[i] > second)
-            second = v[i];
+    for (int i = 0; i < 2; i++) /* sort descending */
+        for (int j = 0; j < 2 - i; j++)
+            if (v[j] < v[j + 1]) {
+                double t = v[j];
+                v[j] = v[j + 1];
+                v[j + 1] = t;
+            }
+    double mx = v[0], second = v[1];
     if (dbl)
         *dbl = second > s20 && mx < th;
     if (az >= th)
