@@ -7,8 +7,10 @@
 --
 -- Patient identity is (patient_id, issuer_of_patient_id), both NOT NULL ('' when absent) so the
 -- UNIQUE constraint holds. An instance row carries its file (path relative to the storage root,
--- size, transfer syntax) and `verified`: 0 until the batch that wrote it has been made durable
--- (docs/internals/durability.md); start-up checks the rows still at 0.
+-- size, transfer syntax), `verified`: 0 from the index commit until the batch that wrote it has
+-- been made durable (docs/internals/durability.md), and `replaces_path`: while verified = 0, the
+-- file of the instance this row replaced when it lived at another path (it is deleted once the
+-- new file is durable). Start-up reconciles the rows still at 0 with the files.
 
 CREATE TABLE schema_version (
     version     INTEGER NOT NULL PRIMARY KEY,
@@ -34,10 +36,13 @@ CREATE TABLE patients (
     responsible_person_role         TEXT,                       -- (0010,2298)
     responsible_organization        TEXT,                       -- (0010,2299)
     patient_comments                TEXT,                       -- (0010,4000)
+    patient_breed_description       TEXT,                       -- (0010,2292)
     UNIQUE (patient_id, issuer_of_patient_id)
 );
 CREATE INDEX patients_name ON patients (patient_name);
 CREATE INDEX patients_birth_date ON patients (patient_birth_date);
+-- patient_id lookups use the UNIQUE (patient_id, issuer_of_patient_id) index; UIDs their
+-- UNIQUE indexes.
 
 CREATE TABLE studies (
     pk                              INTEGER PRIMARY KEY,
@@ -59,7 +64,8 @@ CREATE TABLE studies (
     study_id                        TEXT,                       -- (0020,0010)
     other_study_numbers             TEXT,                       -- (0020,1070)
     requesting_physician            TEXT COLLATE NOCASE,        -- (0032,1032)
-    requested_procedure_description TEXT                        -- (0032,1060)
+    requested_procedure_description TEXT,                       -- (0032,1060)
+    timezone_offset_from_utc        TEXT                        -- (0008,0201)
 );
 CREATE INDEX studies_patient ON studies (patient_pk);
 CREATE INDEX studies_date ON studies (study_date, study_time);
@@ -98,11 +104,24 @@ CREATE TABLE series (
     performed_procedure_step_start_date TEXT,                   -- (0040,0244)
     performed_procedure_step_start_time TEXT,                   -- (0040,0245)
     performed_procedure_step_id     TEXT,                       -- (0040,0253)
-    performed_procedure_step_description TEXT                   -- (0040,0254)
+    performed_procedure_step_description TEXT,                  -- (0040,0254)
+    scan_options                    TEXT,                       -- (0018,0022)
+    mr_acquisition_type             TEXT,                       -- (0018,0023)
+    angio_flag                      TEXT,                       -- (0018,0025)
+    contrast_bolus_volume           REAL,                       -- (0018,1041)
+    contrast_bolus_start_time       TEXT,                       -- (0018,1042)
+    receive_coil_name               TEXT,                       -- (0018,1250)
+    pulse_sequence_name             TEXT,                       -- (0018,9005)
+    echo_pulse_sequence             TEXT,                       -- (0018,9008)
+    inversion_recovery              TEXT,                       -- (0018,9009)
+    steady_state_pulse_sequence     TEXT,                       -- (0018,9017)
+    t2_preparation                  TEXT,                       -- (0018,9021)
+    saturation_recovery             TEXT                        -- (0018,9024)
 );
 CREATE INDEX series_study ON series (study_pk);
 CREATE INDEX series_modality ON series (modality);
-CREATE INDEX series_date ON series (series_date);
+CREATE INDEX series_date ON series (series_date, series_time);
+CREATE INDEX series_number ON series (study_pk, series_number);
 
 CREATE TABLE instances (
     pk                              INTEGER PRIMARY KEY,
@@ -135,13 +154,32 @@ CREATE TABLE instances (
     n_columns                       INTEGER,                    -- (0028,0011)
     pixel_spacing                   TEXT,                       -- (0028,0030)
     bits_allocated                  INTEGER,                    -- (0028,0100)
+    related_general_sop_class_uid   TEXT,                       -- (0008,001A)
+    timezone_offset_from_utc        TEXT,                       -- (0008,0201)
+    complex_image_component         TEXT,                       -- (0008,9208)
+    acquisition_contrast            TEXT,                       -- (0008,9209)
+    echo_numbers                    TEXT,                       -- (0018,0086)
+    spacing_between_slices          REAL,                       -- (0018,0088)
+    echo_train_length               INTEGER,                    -- (0018,0091)
+    nominal_interval                INTEGER,                    -- (0018,1062)
+    heart_rate                      INTEGER,                    -- (0018,1088)
+    number_of_temporal_positions    INTEGER,                    -- (0020,0105)
+    image_comments                  TEXT,                       -- (0020,4000)
+    burned_in_annotation            TEXT,                       -- (0028,0301)
+    lossy_image_compression         TEXT,                       -- (0028,2110)
+    container_identifier            TEXT,                       -- (0040,0512)
+    completion_flag                 TEXT,                       -- (0040,A491)
+    verification_flag               TEXT,                       -- (0040,A493)
     -- the stored file
     path                            TEXT NOT NULL,              -- relative to the storage root
     size                            INTEGER NOT NULL,
     transfer_syntax_uid             TEXT NOT NULL,
     verified                        INTEGER NOT NULL DEFAULT 0,
+    replaces_path                   TEXT,                       -- older file of this SOP instance
     stored_at                       TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))
 );
 CREATE INDEX instances_series ON instances (series_pk, instance_number);
+CREATE INDEX instances_acquisition ON instances (acquisition_date, acquisition_time);
+CREATE INDEX instances_content ON instances (content_date, content_time);
 CREATE INDEX instances_sop_class ON instances (sop_class_uid);
 CREATE INDEX instances_unverified ON instances (pk) WHERE verified = 0;

@@ -71,6 +71,18 @@ typedef enum mt_ds_event {
     MT_DS_EV_SEQ_END,
     MT_DS_EV_FRAGMENT, /* an item of encapsulated Pixel Data (value whole or chunked like above) */
 } mt_ds_event_t;
+/* Event order: an element is ELEMENT, then (if len > max_buffered_value) VALUE_CHUNK pieces,
+ * the last with last_chunk set; piece sizes depend on how the bytes were fed. A sequence is
+ * SEQ_START, then per item ITEM_START, its elements, ITEM_END, and finally SEQ_END.
+ * Encapsulated Pixel Data (undefined length, not SQ) is ELEMENT (len MT_UNDEFINED_LENGTH, value
+ * NULL), one FRAGMENT per item (the first is the Basic Offset Table), then SEQ_END.
+ * depth: the nesting of the data set an event belongs to: top-level elements, SEQ_START/END of
+ * a top-level sequence and the FRAGMENTs of top-level Pixel Data are depth 0; ITEM_START/END and
+ * the elements of an item of a top-level sequence are depth 1, and so on.
+ * ITEM_END's tag is always MT_TAG_ITEM_DELIM and SEQ_END's the sequence's (or Pixel Data's) tag,
+ * whether the length was defined or delimited; len in ITEM_START/SEQ_START tells which.
+ * SEQ_START's vr is SQ, or UN when the sequence was decoded from UN/an unknown implicit tag with
+ * undefined length (its contents are then implicit VR little endian, PS3.5 §6.2.2). */
 
 typedef struct mt_elem {
     uint32_t tag;
@@ -121,6 +133,10 @@ struct mt_ds_elem {
     uint32_t *frag_lens;
     size_t n_frags;
     bool encapsulated;
+    /* SQ only: decoded from UN with undefined length (PS3.5 §6.2.2), or from an unknown tag
+     * with undefined length in implicit VR. Its items are implicit VR little endian; the
+     * encoder writes it back as UN (explicit VR) with undefined length. */
+    bool from_un;
 };
 
 mt_ds_t *mt_ds_new(void);
@@ -166,6 +182,15 @@ int mt_part10_read_meta(const uint8_t *buf, size_t len, mt_meta_t *meta, size_t 
 /* Append preamble, "DICM" and a correct group 0002 (with group length, our implementation class
  * UID and version name) to out. */
 int mt_part10_write_meta(const mt_meta_t *meta, mt_buf_t *out);
+
+/* Parse a whole file: preamble + meta + data set, or a bare data set (no preamble/meta:
+ * meta is zeroed and the transfer syntax guessed from the first element: explicit VR little
+ * or big endian, else implicit VR little endian). The same guess applies when the meta group
+ * has no TransferSyntaxUID. On success *ds is the tree (caller frees with mt_ds_free). Errors:
+ * MT_EMALFORMED (diag offset is a file offset, or an inflated-stream offset when deflated),
+ * MT_EUNSUPPORTED for an unknown transfer syntax. */
+int mt_part10_parse_file_buf(const uint8_t *buf, size_t len, mt_meta_t *meta, mt_ds_t **ds,
+                             mt_diag_t *diag);
 
 /* ---- dump ---- */
 /* A readable dump (dcmdump-like, one element a line, nested items indented) appended to out. */

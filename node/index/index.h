@@ -18,7 +18,7 @@
 
 typedef enum mt_dup_policy {
     MT_DUP_OVERWRITE, /* replace the stored instance (default) */
-    MT_DUP_KEEP_FIRST, /* keep the stored one, answer success (warning-free) */
+    MT_DUP_KEEP_FIRST, /* keep the stored one, answer success (the new copy is dropped) */
     MT_DUP_REJECT,    /* answer failure 0x0111 Duplicate SOP Instance */
 } mt_dup_policy_t;
 
@@ -54,8 +54,11 @@ typedef enum mt_index_put_result {
 typedef struct mt_index_ops {
     const char *name; /* "sqlite" */
     int (*begin)(mt_index_t *ix);
-    /* Insert or handle a duplicate. old_path (may be NULL) receives the replaced file's
-     * relative path when the result is MT_INDEX_REPLACED and the path differs. */
+    /* Insert or handle a duplicate (same SOP Instance UID) per dup. The new row has
+     * verified=0. old_path (may be NULL) receives the replaced file's relative path when the
+     * result is MT_INDEX_REPLACED and the path differs; the new row then also records it as its
+     * replaces_path until verify()/mark_verified(). MT_EINVAL when rec lacks the SOP, study or
+     * series UID or its file facts (mt_index_rec_set_file). */
     int (*put)(mt_index_t *ix, const mt_index_rec_t *rec, mt_dup_policy_t dup,
                mt_index_put_result_t *result, char *old_path, size_t old_path_sz);
     /* Does an instance with this SOP Instance UID exist? (for duplicate checks before commit) */
@@ -67,15 +70,17 @@ typedef struct mt_index_ops {
     void (*close)(mt_index_t *ix);
 
     /* ---- durability bookkeeping (docs/internals/durability.md); added with the ingest ---- */
-    /* Set verified=1 on every instance row still at 0 (call inside begin/commit). */
+    /* Set verified=1 (and clear replaces_path) on every instance row still at 0. */
     int (*mark_verified)(mt_index_t *ix);
     /* Call cb for every instance row with verified=0 (outside a transaction; cb must not call
-     * the index). A nonzero return from cb stops the walk and is returned. */
+     * the index). replaces_path is the file of the instance that row replaced when it lived at
+     * another path, else NULL. A nonzero return from cb stops the walk and is returned. */
     int (*unverified)(mt_index_t *ix,
                       int (*cb)(void *u, const char *sop_instance_uid, const char *rel_path,
-                                uint64_t size),
+                                const char *replaces_path, uint64_t size),
                       void *u);
-    /* Mark one instance verified, recording the size found on disk. */
+    /* Mark one instance verified (and forget its replaces_path), recording the size found on
+     * disk. MT_ENOENT when there is no such instance. */
     int (*verify)(mt_index_t *ix, const char *sop_instance_uid, uint64_t size);
     /* Delete one instance row, and its series / study / patient when left empty.
      * MT_ENOENT when there is no such instance. */

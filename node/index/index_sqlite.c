@@ -3,23 +3,28 @@
  *
  * Schema: db/NNN_*.sql, embedded at build time by scripts/embed-sql.py into
  * mt__index_migrations[] (the binary never reads the source tree). open() applies, in order,
- * every migration newer than MAX(schema_version.version), each in its own transaction, and
- * refuses a database newer than this binary.
+ * every migration newer than MAX(schema_version.version), all in one IMMEDIATE transaction
+ * (a crash mid-way leaves the old version), and refuses a database newer than this binary.
  *
  * Connection settings (docs/internals/durability.md):
- *   journal_mode=WAL, synchronous=NORMAL - a COMMIT appends to the WAL without fsync; the
- *     ingest makes each batch durable with one syncfs(2) covering the WAL, the files and the
- *     renames. Checkpoints still fsync, so the main file never gets ahead of the WAL.
+ *   journal_mode=WAL, synchronous=NORMAL - a COMMIT appends to the WAL without fsync, so a
+ *     COMMIT alone is NOT durable. The ingest makes each batch durable itself with syncfs(2)
+ *     on the file system holding the WAL (store sync(), mt_store_fs_add_sync_path), which
+ *     flushes the WAL's data like fsync(2) would; no success is sent before it returns.
+ *     Checkpoints still fsync the WAL before copying it, so the main file never gets ahead of
+ *     the WAL. The CLI and readers that never ingest commit nothing that needs durability.
  *   foreign_keys=ON, busy_timeout=5000 (the CLI may read while the node writes).
  *
  * put(): one statement per level, prepared once from the keys.def table and reused:
  *   patients  INSERT .. ON CONFLICT(patient_id, issuer_of_patient_id) DO UPDATE .. RETURNING pk
  *   studies   INSERT .. ON CONFLICT(study_instance_uid)  DO UPDATE .. RETURNING pk
  *   series    INSERT .. ON CONFLICT(series_instance_uid) DO UPDATE .. RETURNING pk
- *   instances SELECT by sop_instance_uid, then per duplicate policy INSERT or DELETE+INSERT.
+ *   instances SELECT by sop_instance_uid, then per duplicate policy INSERT or DELETE+INSERT
+ *             (verified=0; replaces_path = the old row's path when it differs).
  * Updates keep known values: SET col = coalesce(excluded.col, col), so an instance lacking an
- * attribute does not erase it at its study or series. A study seen under another patient moves
- * to it. Parents left empty by a replace or remove are deleted (prune).
+ * attribute does not erase it at its study or series. A study seen under another patient (a
+ * series under another study) moves to it. Parents left empty by a replace, a move or a remove
+ * are deleted (prune).
  *
  * One mt_index_t is used by one thread at a time (index.h).
  */
@@ -59,6 +64,8 @@ enum {
     ST_PRUNE_SERIES,
     ST_PRUNE_STUDY,
     ST_PRUNE_PATIENT,
+    ST_STUDY_PARENT,
+    ST_SERIES_PARENT,
     ST_COUNT
 };
 
@@ -250,8 +257,12 @@ static int prepare_all(sqlite_index_t *x)
         {ST_ROLLBACK, "ROLLBACK"},
         {ST_FIND_INSTANCE, "SELECT pk, series_pk, path FROM instances WHERE sop_instance_uid=?"},
         {ST_DELETE_INSTANCE, "DELETE FROM instances WHERE pk=?"},
-        {ST_MARK_VERIFIED, "UPDATE instances SET verified=1 WHERE verified=0"},
-        {ST_VERIFY, "UPDATE instances SET verified=1, size=? WHERE sop_instance_uid=?"},
+        {ST_MARK_VERIFIED,
+         "UPDATE instances SET verified=1, replaces_path=NULL WHERE verified=0"},
+        {ST_VERIFY, "UPDATE instances SET verified=1, replaces_path=NULL, size=? "
+                    "WHERE sop_instance_uid=?"},
+        {ST_STUDY_PARENT, "SELECT patient_pk FROM studies WHERE study_instance_uid=?"},
+        {ST_SERIES_PARENT, "SELECT study_pk FROM series WHERE series_instance_uid=?"},
         {ST_PRUNE_SERIES, "DELETE FROM series WHERE pk=? AND NOT EXISTS "
                           "(SELECT 1 FROM instances WHERE series_pk=?1) RETURNING study_pk"},
         {ST_PRUNE_STUDY, "DELETE FROM studies WHERE pk=? AND NOT EXISTS "
@@ -274,7 +285,7 @@ static int prepare_all(sqlite_index_t *x)
         {ST_UP_STUDY, MT_LEVEL_STUDY, "patient_pk", "study_instance_uid", "", 0},
         {ST_UP_SERIES, MT_LEVEL_SERIES, "study_pk", "series_instance_uid", "", 0},
         {ST_INSERT_INSTANCE, MT_LEVEL_INSTANCE, "series_pk", NULL,
-         ",path,size,transfer_syntax_uid", 3},
+         ",path,size,transfer_syntax_uid,replaces_path", 4},
     };
     mt_buf_t b;
     int err = 0;
@@ -365,12 +376,13 @@ static int upsert(sqlite_index_t *x, int which, mt_index_level_t l, int64_t pare
     return err;
 }
 
-/* Delete series_pk, then its study and patient, each only if it has no children left. */
-static int prune(sqlite_index_t *x, int64_t series_pk)
+/* Delete the row pk of level `from` (SERIES, STUDY or PATIENT), then its parents, each only
+ * if it has no children left. */
+static int prune(sqlite_index_t *x, mt_index_level_t from, int64_t pk)
 {
-    int which[] = {ST_PRUNE_SERIES, ST_PRUNE_STUDY, ST_PRUNE_PATIENT};
-    int64_t pk = series_pk;
-    for (int i = 0; i < 3; i++) {
+    static const int which[] = {ST_PRUNE_SERIES, ST_PRUNE_STUDY, ST_PRUNE_PATIENT};
+    int first = from == MT_LEVEL_SERIES ? 0 : from == MT_LEVEL_STUDY ? 1 : 2;
+    for (int i = first; i < 3; i++) {
         sqlite3_stmt *s = x->st[which[i]];
         sqlite3_bind_int64(s, 1, pk);
         int rc = sqlite3_step(s);
@@ -387,6 +399,22 @@ static int prune(sqlite_index_t *x, int64_t series_pk)
             break;
     }
     return 0;
+}
+
+/* pk of the parent of the study (series) with this UID via stmt, 0 when it is new. */
+static int parent_of(sqlite_index_t *x, int which, const char *uid, int64_t *parent)
+{
+    sqlite3_stmt *s = x->st[which];
+    sqlite3_bind_text(s, 1, uid, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s), err = 0;
+    *parent = 0;
+    if (rc == SQLITE_ROW)
+        *parent = sqlite3_column_int64(s, 0);
+    else if (rc != SQLITE_DONE)
+        err = db_err(x, rc, "parent lookup");
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return err;
 }
 
 /* Find an instance: *pk = 0 when absent. */
@@ -445,10 +473,21 @@ static int ix_put(mt_index_t *ix, const mt_index_rec_t *rec, mt_dup_policy_t dup
             return err;
     }
 
-    int64_t patient_pk, study_pk, series_pk;
+    int64_t patient_pk, study_pk, series_pk, study_was = 0, patient_was = 0;
+    if ((err = parent_of(x, ST_STUDY_PARENT, mt_index_rec_get(rec, MT_TAG(0x0020, 0x000D)),
+                         &patient_was)) ||
+        (err = parent_of(x, ST_SERIES_PARENT, mt_index_rec_get(rec, MT_TAG(0x0020, 0x000E)),
+                         &study_was)))
+        return err;
     if ((err = upsert(x, ST_UP_PATIENT, MT_LEVEL_PATIENT, 0, rec, &patient_pk)) ||
         (err = upsert(x, ST_UP_STUDY, MT_LEVEL_STUDY, patient_pk, rec, &study_pk)) ||
         (err = upsert(x, ST_UP_SERIES, MT_LEVEL_SERIES, study_pk, rec, &series_pk)))
+        return err;
+    /* a study (series) that moved to another patient (study) may leave its old parent empty */
+    if (study_was && study_was != study_pk && (err = prune(x, MT_LEVEL_STUDY, study_was)))
+        return err;
+    if (patient_was && patient_was != patient_pk &&
+        (err = prune(x, MT_LEVEL_PATIENT, patient_was)))
         return err;
 
     sqlite3_stmt *s = x->st[ST_INSERT_INSTANCE];
@@ -466,11 +505,13 @@ static int ix_put(mt_index_t *ix, const mt_index_rec_t *rec, mt_dup_policy_t dup
     sqlite3_bind_text(s, p, f.rel_path, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, p + 1, (sqlite3_int64)f.size);
     sqlite3_bind_text(s, p + 2, f.ts_uid, -1, SQLITE_STATIC);
+    if (old_pk && strcmp(prev, f.rel_path) != 0)
+        sqlite3_bind_text(s, p + 3, prev, -1, SQLITE_STATIC);
     if ((err = step_done(x, s, "insert instance")))
         return err;
 
     if (old_pk) {
-        if (old_series != series_pk && (err = prune(x, old_series)))
+        if (old_series != series_pk && (err = prune(x, MT_LEVEL_SERIES, old_series)))
             return err;
         *result = MT_INDEX_REPLACED;
         if (old_path && old_path_sz && strcmp(prev, f.rel_path) != 0)
@@ -563,19 +604,22 @@ static int ix_mark_verified(mt_index_t *ix)
 
 static int ix_unverified(mt_index_t *ix,
                          int (*cb)(void *u, const char *sop_instance_uid, const char *rel_path,
-                                   uint64_t size),
+                                   const char *replaces_path, uint64_t size),
                          void *u)
 {
     sqlite_index_t *x = (sqlite_index_t *)ix;
     sqlite3_stmt *s;
-    int rc = sqlite3_prepare_v2(
-        x->db, "SELECT sop_instance_uid, path, size FROM instances WHERE verified=0", -1, &s, NULL);
+    int rc = sqlite3_prepare_v2(x->db,
+                                "SELECT sop_instance_uid, path, replaces_path, size FROM instances "
+                                "WHERE verified=0 ORDER BY pk",
+                                -1, &s, NULL);
     if (rc != SQLITE_OK)
         return db_err(x, rc, "unverified");
     int err = 0;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         err = cb(u, (const char *)sqlite3_column_text(s, 0),
-                 (const char *)sqlite3_column_text(s, 1), (uint64_t)sqlite3_column_int64(s, 2));
+                 (const char *)sqlite3_column_text(s, 1), (const char *)sqlite3_column_text(s, 2),
+                 (uint64_t)sqlite3_column_int64(s, 3));
         if (err)
             break;
     }
@@ -610,7 +654,7 @@ static int ix_remove(mt_index_t *ix, const char *sop_instance_uid)
     sqlite3_bind_int64(d, 1, pk);
     if ((err = step_done(x, d, "delete instance")))
         return err;
-    return prune(x, series_pk);
+    return prune(x, MT_LEVEL_SERIES, series_pk);
 }
 
 static void ix_close(mt_index_t *ix)
@@ -624,6 +668,26 @@ static void ix_close(mt_index_t *ix)
         sqlite3_finalize(x->st[i]);
     sqlite3_close(x->db);
     mt_free(x);
+}
+
+/* journal_mode=WAL, checked: the durability argument (file comment) assumes WAL, where a
+ * COMMIT only appends to the -wal file next to the database. */
+static int journal_wal(sqlite_index_t *x)
+{
+    sqlite3_stmt *s;
+    int rc = sqlite3_prepare_v2(x->db, "PRAGMA journal_mode=WAL", -1, &s, NULL);
+    if (rc != SQLITE_OK)
+        return db_err(x, rc, "journal_mode");
+    rc = sqlite3_step(s);
+    bool wal = rc == SQLITE_ROW && sqlite3_column_text(s, 0) &&
+               strcmp((const char *)sqlite3_column_text(s, 0), "wal") == 0;
+    sqlite3_finalize(s);
+    if (!wal) {
+        mt_log(MT_LOG_ERROR, NULL, "index: cannot switch %s to WAL mode",
+               sqlite3_db_filename(x->db, "main"));
+        return MT_EDB;
+    }
+    return 0;
 }
 
 static const mt_index_ops_t sqlite_ops = {
@@ -659,8 +723,10 @@ int mt_index_sqlite_open(const char *path, mt_index_t **out)
         goto fail;
     }
     sqlite3_busy_timeout(x->db, 5000);
-    if ((err = exec(x, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
-                       "PRAGMA foreign_keys=ON; PRAGMA cache_size=-8192;")))
+    if ((err = exec(x, "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; "
+                       "PRAGMA cache_size=-8192;")))
+        goto fail;
+    if ((err = journal_wal(x)))
         goto fail;
     if ((err = migrate(x)))
         goto fail;

@@ -1,6 +1,7 @@
 /*
  * rebuild.h - re-create the index from the stored files, and read one stored file back
- * (used by the rebuild and by the start-up check of unverified rows, ingest.c).
+ * (used by the rebuild and by the start-up reconciliation of unverified rows, ingest.c).
+ * Blocking file I/O: CLI, commit thread or thread pool only. Design: rebuild.c.
  */
 #ifndef MT_INDEX_REBUILD_H
 #define MT_INDEX_REBUILD_H
@@ -17,6 +18,19 @@
  * the index statistics afterwards. On failure err holds a message. */
 int mt_index_rebuild(const char *storage_root, const char *index_path, mt_index_stats_t *out,
                      char *err, size_t errsz);
+
+/* What a rebuild did with the files it found. */
+typedef struct mt_index_rebuild_report {
+    size_t indexed;    /* rows written */
+    size_t unreadable; /* not a whole Part 10 file, or an unknown transfer syntax */
+    size_t misplaced;  /* not at the layout path of its own UIDs (or not named *.dcm) */
+    size_t duplicates; /* a second file of an SOP instance already indexed (replaced it) */
+} mt_index_rebuild_report_t;
+
+/* mt_index_rebuild, also filling rep (may be NULL). */
+int mt_index_rebuild_report(const char *storage_root, const char *index_path,
+                            mt_index_stats_t *out, mt_index_rebuild_report_t *rep, char *err,
+                            size_t errsz);
 
 /* Read a stored Part 10 file completely: meta (required), the index values of its top-level
  * data set into rec (when rec != NULL), and its size. The whole data set is parsed, so a

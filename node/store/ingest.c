@@ -16,22 +16,30 @@
  *      │                 │   drain_cb fires when the spill finishes)
  *      └──commit──> FINAL work (rest of buf -> temp, close) ──> commit queue (mutex + cond)
  *                                                               │
- *   commit thread, per batch:                                   ▼
- *     1. path of each job from its UIDs (store layout)
- *     2. BEGIN; mark rows of earlier (already synced) batches verified=1
- *     3. per job: duplicate check; publish (rename temp -> path) unless keep-first/reject;
- *        put() the index row with verified=0
- *     4. COMMIT (WAL, synchronous=NORMAL: no fsync here)
- *     5. store sync(): ONE syncfs(2) = file data + renames + WAL of the whole batch
- *     6. remove files replaced under another path; post completions (mutex list +
- *        uv_async_send) -> done_cb on the loop with 0 / MT_EDUPLICATE / failure + comment
- *   When idle with unverified rows, the thread marks them verified after IDLE_VERIFY_MS.
+ *   commit thread, per batch (commit_batch):                    ▼
+ *     1. path of each job from its UIDs (store layout; a bad UID fails that job)
+ *     2. BEGIN; put() each row with verified=0 (duplicate policy decides: insert, replace,
+ *        keep the existing one, reject); COMMIT. These rows are the batch's intent record.
+ *     3. sync #1 (one syncfs): the temp files' data and the WAL holding the rows are durable
+ *     4. publish: rename each temp file to its path (creating directories)
+ *     5. sync #2 (one syncfs): the renames (directory entries) are durable
+ *     6. unlink the files of replaced instances that lived at another path
+ *     7. BEGIN; verify() each published row (verified=1); COMMIT (made durable by the next
+ *        sync; losing it only means start-up re-checks those rows)
+ *     8. post completions (mutex list + uv_async_send) -> done_cb on the loop:
+ *        0 / MT_EDUPLICATE / failure + comment.
+ *   So a success is never sent before that instance's file and its row are durable.
  *
- * A failure of one job (disk full, bad UID, cannot write) fails that job only, its temp file
- * removed; an index error fails the batch (transaction rolled back, new files removed).
- * Start-up (mt_ingest_open): delete every temp file, then check every row still verified=0:
- * the file must exist and parse completely with the same SOP Instance UID, else the row and
- * the file are removed.
+ * Failures: a job failure before step 2 (bad UID, write error) fails that job only; an index
+ * error in step 2 rolls the transaction back and fails the batch (temp files removed). A failed
+ * rename (step 4) fails its job and reconciles its row at once. A failed sync (3 or 5) fails
+ * the batch and marks the ingest broken: after an fsync error the kernel may have dropped the
+ * dirty pages, so nothing written since can be trusted; every later job fails with MT_EIO until
+ * a restart, whose reconciliation repairs the index from the files (PostgreSQL makes the same
+ * choice).
+ *
+ * Start-up (mt_ingest_open): delete every temp file, then reconcile every row still at
+ * verified=0 with the files (reconcile(), below); the same function repairs a failed rename.
  *
  * Close: refuse new jobs, wait for live jobs to finish (commit or cancel), then stop and join
  * the commit thread, close index and store, and call the close callback.
@@ -39,6 +47,7 @@
 #include "ingest.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../index/rebuild.h"
@@ -50,7 +59,6 @@
 
 #define DEFAULT_MAX_BATCH 256
 #define DEFAULT_SPILL_CHUNK (1u << 20)
-#define IDLE_VERIFY_MS 100
 /* bytes a job may hold beyond the pause point: one read of the caller (PDU + socket read) */
 #define BUF_SLACK (64u << 20)
 
@@ -59,6 +67,9 @@
 #define TAG_SERIES_INSTANCE_UID MT_TAG(0x0020, 0x000E)
 
 typedef enum { OP_SPILL, OP_FINAL, OP_DISCARD } job_op_t;
+
+/* What the commit thread decided for a job of the batch. */
+typedef enum { ACT_NONE, ACT_PUBLISH, ACT_KEEP } job_act_t;
 
 struct mt_ingest_job {
     mt_ingest_t *ing;
@@ -82,9 +93,11 @@ struct mt_ingest_job {
     const char *work_comment;
     mt_index_rec_t *rec;
     char ts_uid[65], sop_class_uid[65];
+    /* commit thread */
+    job_act_t act;
+    bool repair; /* its rename failed after its row was committed */
     char rel_path[MT_STORE_PATH_MAX];
-    char old_path[MT_STORE_PATH_MAX];
-    bool published_new; /* commit thread: this batch created rel_path */
+    char old_path[MT_STORE_PATH_MAX]; /* replaced instance's file at another path, or "" */
 };
 
 struct mt_ingest {
@@ -110,7 +123,7 @@ struct mt_ingest {
     void *close_data;
 
     /* commit thread */
-    bool unverified;
+    bool broken; /* a sync failed: fail everything until restart */
 };
 
 static const char *comment_for(int err)
@@ -125,6 +138,8 @@ static const char *comment_for(int err)
     case MT_ENOMEM:
     case MT_ETOOBIG:
         return "out of resources: memory";
+    case MT_EIO:
+        return "storage I/O error";
     default:
         return "cannot write file";
     }
@@ -206,74 +221,244 @@ static void on_async(uv_async_t *a)
     }
 }
 
+/* ---- reconciliation: make an unverified row agree with the files ---- */
+
+typedef struct reconcile_stats {
+    size_t kept, removed, restored, unlinked;
+} reconcile_stats_t;
+
+/* Is err a verdict on the file's content (rather than an I/O or index failure)? */
+static bool bad_file(int err)
+{
+    return err == MT_EMALFORMED || err == MT_EUNSUPPORTED || err == MT_ETOOBIG;
+}
+
+/* Index the file at rel_path if it is a whole Part 10 file of instance sop stored at its layout
+ * path: put (overwrite) from the file's own values and mark the row verified.
+ * 0 indexed; MT_ENOENT no such file; bad_file() codes: not a whole file of sop at that path;
+ * anything else: I/O or index failure. */
+static int index_from_file(mt_store_t *st, mt_index_t *ix, const char *sop, const char *rel_path)
+{
+    char abs[1024], want[MT_STORE_PATH_MAX];
+    mt_meta_t meta;
+    uint64_t size = 0;
+    int rc = st->ops->abs_path(st, rel_path, abs, sizeof abs);
+    if (rc)
+        return rc;
+    mt_index_rec_t *rec = mt_index_rec_new();
+    rc = mt_index_read_file(abs, &meta, rec, &size);
+    if (rc == 0) {
+        const char *ds_sop = mt_index_rec_get(rec, TAG_SOP_INSTANCE_UID);
+        if (!ds_sop || strcmp(ds_sop, sop) != 0 || strcmp(meta.sop_instance_uid, sop) != 0 ||
+            mt_store_path(mt_index_rec_get(rec, TAG_STUDY_INSTANCE_UID),
+                          mt_index_rec_get(rec, TAG_SERIES_INSTANCE_UID), sop, want,
+                          sizeof want) != 0 ||
+            strcmp(want, rel_path) != 0)
+            rc = MT_EMALFORMED;
+    }
+    if (rc == 0) {
+        mt_index_put_result_t res;
+        mt_index_rec_set_file(rec, rel_path, size, meta.transfer_syntax_uid, meta.sop_class_uid);
+        rc = ix->ops->put(ix, rec, MT_DUP_OVERWRITE, &res, NULL, 0);
+        if (rc == 0)
+            rc = ix->ops->verify(ix, sop, size);
+        if (bad_file(rc)) /* not a verdict on the file: an index failure */
+            rc = MT_EDB;
+    }
+    mt_index_rec_free(rec);
+    return rc;
+}
+
+static void unlink_file(mt_store_t *st, const char *rel_path, reconcile_stats_t *rs)
+{
+    int rc = st->ops->remove(st, rel_path);
+    if (rc == 0 && rs)
+        rs->unlinked++;
+    else if (rc != 0 && rc != MT_ENOENT)
+        mt_log(MT_LOG_WARN, NULL, "ingest: cannot remove a stored file: %s", mt_strerror(rc));
+}
+
+/* The row of instance sop says rel_path but may not be durable, nor its file (verified=0).
+ * Call inside an index transaction. Outcome:
+ *   the file at rel_path is whole  -> row re-indexed from it, verified; the file it replaced at
+ *                                     another path (replaces, may be NULL) is deleted
+ *   absent or not whole            -> that file deleted, the row removed; the replaced file, if
+ *                                     still whole, indexed again (the replacement never happened)
+ * Files are deleted before their rows go, so a crash in between leaves the row unverified and
+ * the next start-up decides again. Returns 0 or an I/O / index failure. */
+static int reconcile(mt_store_t *st, mt_index_t *ix, const char *sop, const char *rel_path,
+                     const char *replaces, reconcile_stats_t *rs)
+{
+    if (replaces && (!*replaces || strcmp(replaces, rel_path) == 0))
+        replaces = NULL;
+    int rc = index_from_file(st, ix, sop, rel_path);
+    if (rc == 0) {
+        rs->kept++;
+        if (replaces)
+            unlink_file(st, replaces, rs);
+        return 0;
+    }
+    if (rc != MT_ENOENT && !bad_file(rc))
+        return rc;
+    if (bad_file(rc))
+        unlink_file(st, rel_path, rs);
+    rc = ix->ops->remove(ix, sop);
+    if (rc != 0 && rc != MT_ENOENT)
+        return rc;
+    rs->removed++;
+    if (!replaces)
+        return 0;
+    rc = index_from_file(st, ix, sop, replaces);
+    if (rc == 0) {
+        rs->restored++;
+        return 0;
+    }
+    if (bad_file(rc)) {
+        unlink_file(st, replaces, rs);
+        return 0;
+    }
+    return rc == MT_ENOENT ? 0 : rc;
+}
+
+typedef struct check_item {
+    struct check_item *next;
+    char *sop, *path, *replaces;
+} check_item_t;
+
+static int collect_unverified(void *u, const char *sop, const char *rel_path,
+                              const char *replaces_path, uint64_t size)
+{
+    (void)size;
+    check_item_t ***tail = u;
+    check_item_t *c = mt_calloc(1, sizeof *c);
+    c->sop = mt_strdup(sop);
+    c->path = mt_strdup(rel_path);
+    c->replaces = replaces_path ? mt_strdup(replaces_path) : NULL;
+    **tail = c;
+    *tail = &c->next;
+    return 0;
+}
+
+/* Start-up: reconcile every row still at verified=0 (the batches a crash may have cut short),
+ * in one transaction, then make the result durable. */
+static int reconcile_unverified(mt_store_t *st, mt_index_t *ix)
+{
+    check_item_t *list = NULL, **tail = &list;
+    int err = ix->ops->unverified(ix, collect_unverified, &tail);
+    if (err || !list)
+        goto out;
+    reconcile_stats_t rs = {0};
+    err = ix->ops->begin(ix);
+    for (check_item_t *c = list; c && !err; c = c->next)
+        err = reconcile(st, ix, c->sop, c->path, c->replaces, &rs);
+    if (!err)
+        err = ix->ops->commit(ix);
+    else
+        ix->ops->rollback(ix);
+    if (!err)
+        err = st->ops->sync(st);
+    mt_log(err ? MT_LOG_ERROR : MT_LOG_INFO, NULL,
+           "ingest: start-up reconciliation of unverified instances: %zu kept, %zu removed, "
+           "%zu restored, %zu files deleted%s%s",
+           rs.kept, rs.removed, rs.restored, rs.unlinked, err ? ": " : "",
+           err ? mt_strerror(err) : "");
+out:
+    while (list) {
+        check_item_t *n = list->next;
+        mt_free(list->sop);
+        mt_free(list->path);
+        mt_free(list->replaces);
+        mt_free(list);
+        list = n;
+    }
+    return err;
+}
+
 /* ---- the commit thread ---- */
 
-/* Fail one job inside a batch: its temp file goes, nothing is indexed. */
-static void batch_fail(mt_ingest_t *ing, mt_ingest_job_t *job, int err, const char *comment)
+/* Fail one job of a batch: its temp file goes, it takes no further part. */
+static void fail_job(mt_ingest_t *ing, mt_ingest_job_t *job, int err, const char *comment)
 {
     ing->store->ops->tmp_discard(ing->store, &job->tmp);
     job->status = err;
     job->comment = comment ? comment : comment_for(err);
+    job->act = ACT_NONE;
 }
 
+/* Fail every job of the batch still on its way to success. */
+static void fail_rest(mt_ingest_t *ing, mt_ingest_job_t *batch, int err, const char *comment)
+{
+    for (mt_ingest_job_t *j = batch; j; j = j->next)
+        if (!j->status)
+            fail_job(ing, j, err, comment);
+}
+
+static void sync_failed(mt_ingest_t *ing, mt_ingest_job_t *batch, int err)
+{
+    mt_log(MT_LOG_ERROR, NULL,
+           "ingest: storage sync failed (%s): refusing every store until a restart reconciles "
+           "the index with the files",
+           mt_strerror(err));
+    ing->broken = true;
+    fail_rest(ing, batch, MT_EIO, "cannot sync storage");
+}
+
+static const char *job_sop(const mt_ingest_job_t *j)
+{
+    return mt_index_rec_get(j->rec, TAG_SOP_INSTANCE_UID);
+}
+
+/* The steps are numbered as in the file comment. */
 static void commit_batch(mt_ingest_t *ing, mt_ingest_job_t *batch)
 {
     mt_store_t *st = ing->store;
     mt_index_t *ix = ing->index;
-    size_t n_ok = 0;
+    size_t n_ok = 0, n_pub = 0;
+    bool repair = false;
+    int err = 0;
 
+    /* 1. paths */
     for (mt_ingest_job_t *j = batch; j; j = j->next) {
-        j->published_new = false;
+        j->act = ACT_NONE;
+        j->repair = false;
         j->old_path[0] = '\0';
         if (j->status)
             continue;
-        int err = mt_store_path(mt_index_rec_get(j->rec, TAG_STUDY_INSTANCE_UID),
-                                mt_index_rec_get(j->rec, TAG_SERIES_INSTANCE_UID),
-                                mt_index_rec_get(j->rec, TAG_SOP_INSTANCE_UID), j->rel_path,
-                                sizeof j->rel_path);
-        if (err) {
-            batch_fail(ing, j, err, NULL);
+        if (ing->broken) {
+            fail_job(ing, j, MT_EIO, "storage failed earlier: restart needed");
+            continue;
+        }
+        int perr = mt_store_path(mt_index_rec_get(j->rec, TAG_STUDY_INSTANCE_UID),
+                                 mt_index_rec_get(j->rec, TAG_SERIES_INSTANCE_UID), job_sop(j),
+                                 j->rel_path, sizeof j->rel_path);
+        if (perr) {
+            fail_job(ing, j, perr, NULL);
             continue;
         }
         mt_index_rec_set_file(j->rec, j->rel_path, j->tmp.size, j->ts_uid, j->sop_class_uid);
         n_ok++;
     }
-    if (!n_ok && !ing->unverified)
+    if (!n_ok)
         goto done;
 
-    int err = ix->ops->begin(ix);
-    if (!err && ing->unverified)
-        err = ix->ops->mark_verified(ix);
-    bool inserted = false;
+    /* 2. the rows, verified=0: the intent record a crash recovery starts from */
+    err = ix->ops->begin(ix);
     for (mt_ingest_job_t *j = batch; j && !err; j = j->next) {
         if (j->status)
             continue;
-        const char *sop = mt_index_rec_get(j->rec, TAG_SOP_INSTANCE_UID);
-        bool exists = false;
-        if ((err = ix->ops->exists(ix, sop, &exists)))
-            break;
-        bool keep_old = exists && ing->dup != MT_DUP_OVERWRITE;
-        if (!keep_old) {
-            int perr = st->ops->publish(st, &j->tmp, j->rel_path);
-            if (perr) {
-                batch_fail(ing, j, perr, NULL);
-                continue;
-            }
-            j->published_new = !exists;
-        }
         mt_index_put_result_t res;
         if ((err = ix->ops->put(ix, j->rec, ing->dup, &res, j->old_path, sizeof j->old_path)))
             break;
         switch (res) {
         case MT_INDEX_INSERTED:
         case MT_INDEX_REPLACED:
-            inserted = true;
+            j->act = ACT_PUBLISH;
             break;
         case MT_INDEX_KEPT_EXISTING:
-            st->ops->tmp_discard(st, &j->tmp);
+            j->act = ACT_KEEP;
             break;
         case MT_INDEX_REJECTED_DUPLICATE:
-            batch_fail(ing, j, MT_EDUPLICATE, "duplicate SOP instance");
+            fail_job(ing, j, MT_EDUPLICATE, "duplicate SOP instance");
             break;
         }
     }
@@ -282,50 +467,73 @@ static void commit_batch(mt_ingest_t *ing, mt_ingest_job_t *batch)
     if (err) {
         ix->ops->rollback(ix);
         mt_log(MT_LOG_ERROR, NULL, "ingest: index transaction failed: %s", mt_strerror(err));
-        for (mt_ingest_job_t *j = batch; j; j = j->next) {
-            if (j->status)
-                continue;
-            if (j->published_new)
-                st->ops->remove(st, j->rel_path);
-            batch_fail(ing, j, err == MT_ENOSPC ? MT_ENOSPC : MT_EDB,
-                       err == MT_ENOSPC ? NULL : "index error");
-        }
+        fail_rest(ing, batch, err == MT_ENOSPC ? MT_ENOSPC : MT_EDB,
+                  err == MT_ENOSPC ? NULL : "index error");
         goto done;
     }
-    ing->unverified = inserted;
 
-    /* one flush for the whole batch: file data, renames and the WAL */
-    err = st->ops->sync(st);
-    if (err) {
-        mt_log(MT_LOG_ERROR, NULL, "ingest: sync failed: %s", mt_strerror(err));
-        for (mt_ingest_job_t *j = batch; j; j = j->next)
-            if (!j->status) {
-                j->status = MT_EIO;
-                j->comment = "cannot sync storage";
-            }
+    /* 3. sync #1: the temp files' data and the rows */
+    if ((err = st->ops->sync(st))) {
+        sync_failed(ing, batch, err);
         goto done;
     }
+
+    /* 4. publish */
+    for (mt_ingest_job_t *j = batch; j; j = j->next) {
+        if (j->act == ACT_KEEP) {
+            st->ops->tmp_discard(st, &j->tmp);
+            continue;
+        }
+        if (j->act != ACT_PUBLISH)
+            continue;
+        int perr = st->ops->publish(st, &j->tmp, j->rel_path);
+        if (perr) {
+            mt_log(MT_LOG_ERROR, NULL, "ingest: cannot rename a file into place: %s",
+                   mt_strerror(perr));
+            fail_job(ing, j, perr, NULL);
+            j->repair = true; /* its row is reconciled in step 7 */
+            repair = true;
+            continue;
+        }
+        n_pub++;
+    }
+    if (repair) /* a keep-first duplicate of an instance whose rename failed has nothing kept */
+        for (mt_ingest_job_t *j = batch; j; j = j->next)
+            for (mt_ingest_job_t *k = batch; j->act == ACT_KEEP && k; k = k->next)
+                if (k->repair && strcmp(job_sop(j), job_sop(k)) == 0)
+                    fail_job(ing, j, MT_EIO, "cannot write file");
+
+    /* 5. sync #2: the renames */
+    if (n_pub && (err = st->ops->sync(st))) {
+        sync_failed(ing, batch, err);
+        goto done;
+    }
+
+    /* 6. files of replaced instances that lived at another path */
     for (mt_ingest_job_t *j = batch; j; j = j->next)
-        if (!j->status && j->old_path[0] && st->ops->remove(st, j->old_path) != 0)
-            mt_log(MT_LOG_WARN, NULL, "ingest: cannot remove replaced file");
+        if (j->act == ACT_PUBLISH && !j->status && j->old_path[0])
+            unlink_file(st, j->old_path, NULL);
+
+    /* 7. verified=1 (durable with the next sync), and the rows of failed renames */
+    err = ix->ops->begin(ix);
+    reconcile_stats_t rs = {0};
+    for (mt_ingest_job_t *j = batch; j && !err; j = j->next) {
+        if (j->act == ACT_PUBLISH && !j->status)
+            err = ix->ops->verify(ix, job_sop(j), j->tmp.size);
+        else if (j->repair)
+            err = reconcile(st, ix, job_sop(j), j->rel_path, j->old_path, &rs);
+    }
+    if (!err)
+        err = ix->ops->commit(ix);
+    if (err) {
+        ix->ops->rollback(ix); /* harmless: start-up reconciles rows left at verified=0 */
+        mt_log(MT_LOG_WARN, NULL, "ingest: cannot mark a batch verified: %s", mt_strerror(err));
+    }
 done:;
     mt_ingest_job_t *last = batch;
     while (last->next)
         last = last->next;
     post_done(ing, batch, last);
-}
-
-static void mark_verified_idle(mt_ingest_t *ing)
-{
-    mt_index_t *ix = ing->index;
-    int err = ix->ops->begin(ix);
-    if (!err)
-        err = ix->ops->mark_verified(ix);
-    if (!err)
-        err = ix->ops->commit(ix);
-    if (err)
-        ix->ops->rollback(ix); /* harmless: start-up re-checks unverified rows */
-    ing->unverified = false;
 }
 
 static void commit_thread(void *arg)
@@ -336,17 +544,7 @@ static void commit_thread(void *arg)
         if (!ing->q_head) {
             if (ing->stop)
                 break;
-            if (ing->unverified) {
-                int rc = uv_cond_timedwait(&ing->cond, &ing->mu,
-                                           (uint64_t)IDLE_VERIFY_MS * 1000000u);
-                if (rc == UV_ETIMEDOUT && !ing->q_head) {
-                    uv_mutex_unlock(&ing->mu);
-                    mark_verified_idle(ing);
-                    uv_mutex_lock(&ing->mu);
-                }
-            } else {
-                uv_cond_wait(&ing->cond, &ing->mu);
-            }
+            uv_cond_wait(&ing->cond, &ing->mu);
             continue;
         }
         mt_ingest_job_t *batch = ing->q_head, *last = batch;
@@ -361,11 +559,6 @@ static void commit_thread(void *arg)
         last->next = NULL;
         uv_mutex_unlock(&ing->mu);
         commit_batch(ing, batch);
-        uv_mutex_lock(&ing->mu);
-    }
-    if (ing->unverified) {
-        uv_mutex_unlock(&ing->mu);
-        mark_verified_idle(ing);
         uv_mutex_lock(&ing->mu);
     }
     ing->thread_done = true;
@@ -402,6 +595,8 @@ static void after_work_cb(uv_work_t *w, int status);
 
 static void start_work(mt_ingest_job_t *job, job_op_t op)
 {
+    if (op == OP_FINAL && job->status && !job->work_status)
+        job->work_status = job->status; /* failed earlier: FINAL only removes the temp file */
     mt_buf_t t = job->out; /* empty: no worker holds it */
     job->out = job->buf;
     job->buf = t;
@@ -540,72 +735,6 @@ void mt_ingest_job_cancel(mt_ingest_job_t *job)
 
 /* ---- open / close ---- */
 
-typedef struct check_item {
-    struct check_item *next;
-    char *sop;
-    char *path;
-} check_item_t;
-
-static int collect_unverified(void *u, const char *sop, const char *rel_path, uint64_t size)
-{
-    (void)size;
-    check_item_t **list = u;
-    check_item_t *c = mt_malloc(sizeof *c);
-    c->sop = mt_strdup(sop);
-    c->path = mt_strdup(rel_path);
-    c->next = *list;
-    *list = c;
-    return 0;
-}
-
-/* Start-up: every row of a batch whose sync may not have completed is checked against its
- * file. Kept: the file parses completely and carries the same SOP Instance UID (its size is
- * recorded). Removed (row and file): anything else. */
-static int check_unverified(mt_store_t *st, mt_index_t *ix)
-{
-    check_item_t *list = NULL;
-    int err = ix->ops->unverified(ix, collect_unverified, &list);
-    if (err || !list)
-        return err;
-    size_t kept = 0, removed = 0;
-    err = ix->ops->begin(ix);
-    for (check_item_t *c = list; c && !err; c = c->next) {
-        char abs[1024];
-        mt_meta_t meta;
-        uint64_t size = 0;
-        int rc = st->ops->abs_path(st, c->path, abs, sizeof abs);
-        if (rc == 0)
-            rc = mt_index_read_file(abs, &meta, NULL, &size);
-        if (rc == 0 && strcmp(meta.sop_instance_uid, c->sop) != 0)
-            rc = MT_EMALFORMED;
-        if (rc == 0) {
-            err = ix->ops->verify(ix, c->sop, size);
-            kept++;
-        } else {
-            err = ix->ops->remove(ix, c->sop);
-            if (rc != MT_ENOENT)
-                st->ops->remove(st, c->path);
-            removed++;
-        }
-    }
-    if (!err)
-        err = ix->ops->commit(ix);
-    else
-        ix->ops->rollback(ix);
-    if (!err)
-        err = st->ops->sync(st);
-    while (list) {
-        check_item_t *n = list->next;
-        mt_free(list->sop);
-        mt_free(list->path);
-        mt_free(list);
-        list = n;
-    }
-    mt_log(MT_LOG_INFO, NULL, "ingest: start-up check of unverified instances: %zu kept, %zu removed",
-           kept, removed);
-    return err;
-}
-
 int mt_ingest_open(uv_loop_t *loop, const mt_ingest_opts_t *opts, mt_ingest_t **out)
 {
     *out = NULL;
@@ -627,7 +756,7 @@ int mt_ingest_open(uv_loop_t *loop, const mt_ingest_opts_t *opts, mt_ingest_t **
     /* the WAL lives next to the index: sync its file system too when it is another one */
     if ((err = mt_store_fs_add_sync_path(ing->store, opts->index_path)))
         goto fail;
-    if ((err = check_unverified(ing->store, ing->index)))
+    if ((err = reconcile_unverified(ing->store, ing->index)))
         goto fail;
     if ((err = uv_mutex_init(&ing->mu)))
         goto fail;
@@ -639,11 +768,11 @@ int mt_ingest_open(uv_loop_t *loop, const mt_ingest_opts_t *opts, mt_ingest_t **
         goto fail_sync;
     ing->async.data = ing;
     if ((err = uv_thread_create(&ing->thread, commit_thread, ing))) {
-        uv_close((uv_handle_t *)&ing->async, NULL); /* ing leaks until the loop runs: rare */
         ing->index->ops->close(ing->index);
         ing->store->ops->close(ing->store);
         uv_cond_destroy(&ing->cond);
         uv_mutex_destroy(&ing->mu);
+        uv_close((uv_handle_t *)&ing->async, on_async_closed); /* frees ing on the loop */
         return err;
     }
     *out = ing;

@@ -16,8 +16,10 @@
  *
  * Layout (path()): <h1>/<h2>/<study>/<series>/<sop>.dcm where h1/h2 are the two high bytes of
  * FNV-1a-32(study UID) in hex, so no directory holds more than a few studies' worth of entries
- * per 65,536 buckets. UIDs must be 1-64 characters of digits and dots with at least one digit
- * (PS3.5 §9.1); anything else is MT_EMALFORMED (never a path outside the root).
+ * per 65,536 buckets. UIDs must be 1-64 characters: components of digits separated by single
+ * dots, no leading or trailing dot (PS3.5 §9.1; leading zeros tolerated); anything else is
+ * MT_EMALFORMED, so no UID can name a path outside the root, a hidden file or "..".
+ * Example: study 1.2.3, series 1.2.3.4, instance 1.2.3.4.5 -> "ab/cd/1.2.3/1.2.3.4/1.2.3.4.5.dcm".
  */
 #ifndef MT_STORE_STORE_H
 #define MT_STORE_STORE_H
@@ -69,15 +71,16 @@ struct mt_store {
  * MT_ETOOBIG when outsz is too small. */
 int mt_store_path(const char *study_uid, const char *series_uid, const char *sop_uid, char *out,
                   size_t outsz);
-/* Is uid usable in a path: 1-64 of [0-9.], at least one digit. */
+/* Is uid usable in a path (see the layout above). */
 bool mt_store_uid_ok(const char *uid);
 
 /* Open (creating root and root/.tmp as needed) the file-system store. */
 int mt_store_fs_open(const char *root, mt_store_t **out);
 /* Also syncfs the file system holding path on sync(), when it differs from the root's. */
 int mt_store_fs_add_sync_path(mt_store_t *s, const char *path);
-/* Test hook (SQLite faultsim style): the n-th next tmp_write of any fs store fails with err
- * (a negative MT_E* code, e.g. MT_ENOSPC); n < 0 disables. */
+/* Test hook (SQLite faultsim style): after n more successful tmp_write calls (of any fs
+ * store), the next one fails with err (a negative MT_E* code, e.g. MT_ENOSPC) writing nothing;
+ * one shot. n = 0: the very next write fails. n < 0 disables. */
 void mt_store_fs_fail_write_after(long n, int err);
 
 #endif

@@ -59,17 +59,27 @@ static int err_from_errno(int e)
 
 /* ---- layout ---- */
 
+/* PS3.5 §9.1: components of digits separated by single dots. Leading zeros in a component
+ * (invalid but seen in the wild) are accepted: they cannot make a path escape the root. What
+ * matters for the path: no '/', never "." or "..", never a leading '.' (hidden, skipped by
+ * walk), at most 64 characters. */
 bool mt_store_uid_ok(const char *uid)
 {
     size_t n = 0;
-    bool digit = false;
+    char prev = '.'; /* so a leading '.' is an empty component */
     for (; uid[n]; n++) {
-        if (uid[n] >= '0' && uid[n] <= '9')
-            digit = true;
-        else if (uid[n] != '.')
+        char c = uid[n];
+        if (n >= 64)
             return false;
+        if (c == '.') {
+            if (prev == '.')
+                return false; /* empty component */
+        } else if (c < '0' || c > '9') {
+            return false;
+        }
+        prev = c;
     }
-    return n >= 1 && n <= 64 && digit;
+    return n >= 1 && prev != '.';
 }
 
 static uint32_t fnv1a(const char *s)

@@ -1,0 +1,453 @@
+/*
+ * ds.c - the in-memory data set tree (mt_ds_t) and mt_ds_parse, which builds one from the
+ * streaming reader's events (ds_read.c). Also the VR facts of PS3.5 Table 6.2-1 used by the
+ * reader and the encoder (ds_int.h). PURE.
+ *
+ * A data set is an array of elements sorted by tag (binary search; parsing appends, so building
+ * is linear for well-ordered input). An element owns its value (exactly len bytes, as read:
+ * odd lengths and padding are kept, so encoding reproduces the input), its items (SQ: each an
+ * mt_ds_t) or its fragments (encapsulated Pixel Data). Each mt_ds_t records the byte order of the
+ * binary values it holds (that of the transfer syntax it was parsed from; items of a UN sequence
+ * are little endian) and, for an item, whether it had an undefined length: this is what lets
+ * mt_ds_encode reproduce the bytes (ds_write.c). A sequence element's len is
+ * MT_UNDEFINED_LENGTH when it was so encoded; any other len means "defined", recomputed on
+ * encoding.
+ *
+ * Callers (deid/engine.c) may replace an SQ element's items array directly: it is mt_malloc'd
+ * and freed with mt_free, each item with mt_ds_free.
+ */
+#include "ds.h"
+
+#include <string.h>
+
+#include "../util/alloc.h"
+#include "../util/err.h"
+#include "ds_int.h"
+
+/* ---- VRs (PS3.5 Table 6.2-1) ---- */
+static const struct {
+    uint16_t vr;
+    uint8_t unit;
+    bool is_long;
+} vr_table[] = {
+    {MT_VR('A', 'E'), 1, false}, {MT_VR('A', 'S'), 1, false}, {MT_VR('A', 'T'), 2, false},
+    {MT_VR('C', 'S'), 1, false}, {MT_VR('D', 'A'), 1, false}, {MT_VR('D', 'S'), 1, false},
+    {MT_VR('D', 'T'), 1, false}, {MT_VR('F', 'D'), 8, false}, {MT_VR('F', 'L'), 4, false},
+    {MT_VR('I', 'S'), 1, false}, {MT_VR('L', 'O'), 1, false}, {MT_VR('L', 'T'), 1, false},
+    {MT_VR('O', 'B'), 1, true},  {MT_VR('O', 'D'), 8, true},  {MT_VR('O', 'F'), 4, true},
+    {MT_VR('O', 'L'), 4, true},  {MT_VR('O', 'V'), 8, true},  {MT_VR('O', 'W'), 2, true},
+    {MT_VR('P', 'N'), 1, false}, {MT_VR('S', 'H'), 1, false}, {MT_VR('S', 'L'), 4, false},
+    {MT_VR('S', 'Q'), 1, true},  {MT_VR('S', 'S'), 2, false}, {MT_VR('S', 'T'), 1, false},
+    {MT_VR('S', 'V'), 8, true},  {MT_VR('T', 'M'), 1, false}, {MT_VR('U', 'C'), 1, true},
+    {MT_VR('U', 'I'), 1, false}, {MT_VR('U', 'L'), 4, false}, {MT_VR('U', 'N'), 1, true},
+    {MT_VR('U', 'R'), 1, true},  {MT_VR('U', 'S'), 2, false}, {MT_VR('U', 'T'), 1, true},
+    {MT_VR('U', 'V'), 8, true},
+};
+
+static int vr_index(uint16_t vr)
+{
+    size_t lo = 0, hi = sizeof vr_table / sizeof vr_table[0];
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (vr_table[mid].vr == vr)
+            return (int)mid;
+        if (vr_table[mid].vr < vr)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return -1;
+}
+
+bool mt__vr_known(uint16_t vr)
+{
+    return vr_index(vr) >= 0;
+}
+
+bool mt__vr_long(uint16_t vr)
+{
+    int i = vr_index(vr);
+    return i < 0 || vr_table[i].is_long;
+}
+
+unsigned mt__vr_unit(uint16_t vr)
+{
+    int i = vr_index(vr);
+    return i < 0 ? 1 : vr_table[i].unit;
+}
+
+bool mt__vr_valid(uint16_t vr)
+{
+    uint8_t a = (uint8_t)(vr >> 8), b = (uint8_t)vr;
+    return a >= 'A' && a <= 'Z' && b >= 'A' && b <= 'Z';
+}
+
+/* ---- the tree ---- */
+mt_ds_t *mt_ds_new(void)
+{
+    return mt_calloc(1, sizeof(mt_ds_t));
+}
+
+void mt__ds_elem_clear(mt_ds_elem_t *e)
+{
+    mt_free(e->value);
+    e->value = NULL;
+    for (size_t i = 0; i < e->n_items; i++)
+        mt_ds_free(e->items[i]);
+    mt_free(e->items);
+    e->items = NULL;
+    e->n_items = 0;
+    for (size_t i = 0; i < e->n_frags; i++)
+        mt_free(e->frags[i]);
+    mt_free(e->frags);
+    mt_free(e->frag_lens);
+    e->frags = NULL;
+    e->frag_lens = NULL;
+    e->n_frags = 0;
+    e->encapsulated = false;
+    e->from_un = false;
+}
+
+void mt_ds_free(mt_ds_t *ds)
+{
+    if (!ds)
+        return;
+    for (size_t i = 0; i < ds->n; i++)
+        mt__ds_elem_clear(&ds->elems[i]);
+    mt_free(ds->elems);
+    mt_free(ds);
+}
+
+/* Index of tag, or of where it would go (*found false). */
+static size_t find(const mt_ds_t *ds, uint32_t tag, bool *found)
+{
+    size_t lo = 0, hi = ds->n;
+    if (hi && ds->elems[hi - 1].tag < tag) { /* appending: the common case while parsing */
+        *found = false;
+        return hi;
+    }
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (ds->elems[mid].tag == tag) {
+            *found = true;
+            return mid;
+        }
+        if (ds->elems[mid].tag < tag)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *found = false;
+    return lo;
+}
+
+mt_ds_elem_t *mt__ds_slot(mt_ds_t *ds, uint32_t tag, bool clear)
+{
+    bool found;
+    size_t i = find(ds, tag, &found);
+    if (found) {
+        if (clear)
+            mt__ds_elem_clear(&ds->elems[i]);
+        return &ds->elems[i];
+    }
+    if (ds->n == ds->cap) {
+        ds->cap = ds->cap ? ds->cap * 2 : 16;
+        ds->elems = mt_realloc(ds->elems, ds->cap * sizeof *ds->elems);
+    }
+    memmove(ds->elems + i + 1, ds->elems + i, (ds->n - i) * sizeof *ds->elems);
+    ds->n++;
+    memset(&ds->elems[i], 0, sizeof ds->elems[i]);
+    ds->elems[i].tag = tag;
+    return &ds->elems[i];
+}
+
+size_t mt_ds_count(const mt_ds_t *ds)
+{
+    return ds ? ds->n : 0;
+}
+
+mt_ds_elem_t *mt_ds_at(const mt_ds_t *ds, size_t i)
+{
+    return ds && i < ds->n ? &ds->elems[i] : NULL;
+}
+
+mt_ds_elem_t *mt_ds_get(const mt_ds_t *ds, uint32_t tag)
+{
+    if (!ds)
+        return NULL;
+    bool found;
+    size_t i = find(ds, tag, &found);
+    return found ? &ds->elems[i] : NULL;
+}
+
+bool mt_ds_get_string(const mt_ds_t *ds, uint32_t tag, char *out, size_t outsz)
+{
+    const mt_ds_elem_t *e = mt_ds_get(ds, tag);
+    if (!e || e->vr == MT__VR_SQ || e->encapsulated || !outsz)
+        return false;
+    size_t n = e->value ? e->len : 0;
+    while (n > 0 && (e->value[n - 1] == ' ' || e->value[n - 1] == '\0'))
+        n--;
+    if (n >= outsz)
+        n = outsz - 1;
+    if (n)
+        memcpy(out, e->value, n);
+    out[n] = '\0';
+    return true;
+}
+
+bool mt_ds_get_u16(const mt_ds_t *ds, uint32_t tag, uint16_t *out)
+{
+    const mt_ds_elem_t *e = mt_ds_get(ds, tag);
+    if (!e || !e->value || e->len < 2 || e->vr == MT__VR_SQ)
+        return false;
+    const uint8_t *p = e->value;
+    *out = ds->big_endian ? (uint16_t)(p[0] << 8 | p[1]) : (uint16_t)(p[0] | p[1] << 8);
+    return true;
+}
+
+bool mt_ds_get_u32(const mt_ds_t *ds, uint32_t tag, uint32_t *out)
+{
+    const mt_ds_elem_t *e = mt_ds_get(ds, tag);
+    if (!e || !e->value || e->len < 4 || e->vr == MT__VR_SQ)
+        return false;
+    const uint8_t *p = e->value;
+    if (ds->big_endian)
+        *out = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+    else
+        *out = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+    return true;
+}
+
+/* PS3.5 §6.2: UI is padded with NUL, other strings with a space; bytes (OB, UN) with NUL. */
+static int pad_byte(uint16_t vr)
+{
+    switch (vr) {
+    case MT_VR('U', 'I'):
+    case MT_VR('O', 'B'):
+    case MT_VR('U', 'N'):
+        return 0;
+    default:
+        return mt__vr_unit(vr) == 1 ? ' ' : -1;
+    }
+}
+
+int mt_ds_set(mt_ds_t *ds, uint32_t tag, uint16_t vr, const void *value, uint32_t len)
+{
+    if (!ds || MT_TAG_GROUP(tag) == 0xFFFE)
+        return MT_EINVAL;
+    if (vr == MT__VR_SQ) {
+        if (len)
+            return MT_EINVAL;
+        mt_ds_elem_t *e = mt__ds_slot(ds, tag, true);
+        e->vr = vr;
+        e->len = 0;
+        return 0;
+    }
+    if (len && !value)
+        return MT_EINVAL;
+    if (len >= MT_UNDEFINED_LENGTH - 1)
+        return MT_ETOOBIG;
+    unsigned unit = mt__vr_unit(vr);
+    if (unit > 1 && len % unit)
+        return MT_EINVAL;
+    uint32_t n = len + (len & 1);
+    uint8_t *v = NULL;
+    if (n) {
+        int pad = pad_byte(vr);
+        if ((len & 1) && pad < 0)
+            return MT_EINVAL;
+        v = mt_try_malloc(n);
+        if (!v)
+            return MT_ENOMEM;
+        memcpy(v, value, len);
+        if (len & 1)
+            v[len] = (uint8_t)pad;
+    }
+    mt_ds_elem_t *e = mt__ds_slot(ds, tag, true); /* after the copy: value may alias the old */
+    e->vr = vr;
+    e->len = n;
+    e->value = v;
+    return 0;
+}
+
+int mt_ds_set_string(mt_ds_t *ds, uint32_t tag, uint16_t vr, const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n > 0xFFFFFFF0u)
+        return MT_ETOOBIG;
+    return mt_ds_set(ds, tag, vr, s, (uint32_t)n);
+}
+
+int mt_ds_set_u16(mt_ds_t *ds, uint32_t tag, uint16_t v)
+{
+    uint8_t b[2];
+    if (ds && ds->big_endian)
+        b[0] = (uint8_t)(v >> 8), b[1] = (uint8_t)v;
+    else
+        b[0] = (uint8_t)v, b[1] = (uint8_t)(v >> 8);
+    return mt_ds_set(ds, tag, MT__VR_US, b, 2);
+}
+
+int mt_ds_set_u32(mt_ds_t *ds, uint32_t tag, uint32_t v)
+{
+    uint8_t b[4];
+    for (int i = 0; i < 4; i++) {
+        int shift = ds && ds->big_endian ? 24 - 8 * i : 8 * i;
+        b[i] = (uint8_t)(v >> shift);
+    }
+    return mt_ds_set(ds, tag, MT__VR_UL, b, 4);
+}
+
+bool mt_ds_remove(mt_ds_t *ds, uint32_t tag)
+{
+    if (!ds)
+        return false;
+    bool found;
+    size_t i = find(ds, tag, &found);
+    if (!found)
+        return false;
+    mt__ds_elem_clear(&ds->elems[i]);
+    memmove(ds->elems + i, ds->elems + i + 1, (ds->n - i - 1) * sizeof *ds->elems);
+    ds->n--;
+    return true;
+}
+
+/* ---- mt_ds_parse: the tree from reader events ---- */
+enum { B_SEQ, B_ITEM, B_ENCAP };
+
+typedef struct bframe {
+    int kind;
+    mt_ds_elem_t *e; /* B_SEQ, B_ENCAP */
+    mt_ds_t *ds;     /* B_ITEM */
+    size_t cap;      /* capacity of e->items / e->frags */
+} bframe_t;
+
+typedef struct builder {
+    mt_ds_t *root;
+    bframe_t *stack;
+    size_t n, cap;
+} builder_t;
+
+static void bpush(builder_t *b, bframe_t f)
+{
+    if (b->n == b->cap) {
+        b->cap = b->cap ? b->cap * 2 : 16;
+        b->stack = mt_realloc(b->stack, b->cap * sizeof *b->stack);
+    }
+    b->stack[b->n++] = f;
+}
+
+static mt_ds_t *bcur(builder_t *b)
+{
+    for (size_t i = b->n; i-- > 0;)
+        if (b->stack[i].kind == B_ITEM)
+            return b->stack[i].ds;
+    return b->root;
+}
+
+static uint8_t *copy_value(const mt_elem_t *e)
+{
+    if (!e->value_len)
+        return NULL;
+    uint8_t *v = mt_try_malloc(e->value_len);
+    if (v)
+        memcpy(v, e->value, e->value_len);
+    return v;
+}
+
+static int on_event(void *user, mt_ds_event_t ev, const mt_elem_t *e)
+{
+    builder_t *b = user;
+    bframe_t *top = b->n ? &b->stack[b->n - 1] : NULL;
+    mt_ds_t *ds;
+    mt_ds_elem_t *x;
+    switch (ev) {
+    case MT_DS_EV_ELEMENT:
+        x = mt__ds_slot(bcur(b), e->tag, true);
+        x->vr = e->vr;
+        x->len = e->len;
+        if (e->len == MT_UNDEFINED_LENGTH) {
+            x->encapsulated = true;
+            bpush(b, (bframe_t){B_ENCAP, x, NULL, 0});
+            return 0;
+        }
+        if (!e->value)
+            return MT_EINVAL; /* chunked: mt_ds_parse buffers every value */
+        x->value = copy_value(e);
+        if (e->value_len && !x->value)
+            return MT_ENOMEM;
+        return 0;
+    case MT_DS_EV_SEQ_START:
+        x = mt__ds_slot(bcur(b), e->tag, true);
+        x->vr = MT__VR_SQ;
+        x->len = e->len;
+        x->from_un = e->vr != MT__VR_SQ;
+        bpush(b, (bframe_t){B_SEQ, x, NULL, 0});
+        return 0;
+    case MT_DS_EV_ITEM_START:
+        if (!top || top->kind != B_SEQ)
+            return MT_EINVAL;
+        x = top->e;
+        if (x->n_items == top->cap) {
+            top->cap = top->cap ? top->cap * 2 : 4;
+            x->items = mt_realloc(x->items, top->cap * sizeof *x->items);
+        }
+        ds = mt_ds_new();
+        ds->big_endian = !x->from_un && bcur(b)->big_endian;
+        ds->undefined_len = e->len == MT_UNDEFINED_LENGTH;
+        x->items[x->n_items++] = ds;
+        bpush(b, (bframe_t){B_ITEM, NULL, ds, 0});
+        return 0;
+    case MT_DS_EV_ITEM_END:
+    case MT_DS_EV_SEQ_END:
+        if (!top)
+            return MT_EINVAL;
+        b->n--;
+        return 0;
+    case MT_DS_EV_FRAGMENT:
+        if (!top || top->kind != B_ENCAP || !e->value)
+            return MT_EINVAL;
+        x = top->e;
+        if (x->n_frags == top->cap) {
+            top->cap = top->cap ? top->cap * 2 : 4;
+            x->frags = mt_realloc(x->frags, top->cap * sizeof *x->frags);
+            x->frag_lens = mt_realloc(x->frag_lens, top->cap * sizeof *x->frag_lens);
+        }
+        x->frags[x->n_frags] = copy_value(e);
+        if (e->value_len && !x->frags[x->n_frags])
+            return MT_ENOMEM;
+        x->frag_lens[x->n_frags++] = e->len;
+        return 0;
+    default:
+        return MT_EINVAL;
+    }
+}
+
+int mt_ds_parse(const uint8_t *buf, size_t len, const mt_ts_t *ts, mt_ds_t **out, mt_diag_t *diag)
+{
+    *out = NULL;
+    if (!ts || (!buf && len))
+        return MT_EINVAL;
+    builder_t b = {mt_ds_new(), NULL, 0, 0};
+    b.root->big_endian = ts->big_endian;
+    mt_ds_reader_opts_t o = {.ts = ts, .max_buffered_value = SIZE_MAX, .cb = on_event, .user = &b};
+    mt_ds_reader_t *r = mt_ds_reader_new(&o);
+    if (!r) {
+        mt_ds_free(b.root);
+        return MT_ENOMEM;
+    }
+    int rc = mt_ds_reader_feed(r, buf, len);
+    if (!rc)
+        rc = mt_ds_reader_finish(r);
+    if (rc && diag)
+        *diag = *mt_ds_reader_diag(r);
+    mt_ds_reader_free(r);
+    mt_free(b.stack);
+    if (rc) {
+        mt_ds_free(b.root);
+        return rc;
+    }
+    *out = b.root;
+    return 0;
+}

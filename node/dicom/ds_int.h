@@ -1,0 +1,49 @@
+/*
+ * ds_int.h - internals shared by the data set codec files (ds.c, ds_read.c, ds_write.c,
+ * part10.c, dump.c). Not a public header: only node/dicom/ includes it.
+ *
+ * VR facts from PS3.5 §6.2 and §7.1.2:
+ *   mt__vr_known(vr)  one of the VRs PS3.5 Table 6.2-1 defines
+ *   mt__vr_long(vr)   explicit VR with 2 reserved bytes and a 4-byte length (OB OD OF OL OV OW
+ *                     SQ SV UC UN UR UT UV, and any VR we do not know: PS3.5 §6.2 says a
+ *                     receiver treats an unknown VR like UN)
+ *   mt__vr_unit(vr)   size of one binary value (2, 4, 8), i.e. the byte-swap unit; 1 for text
+ *                     and bytes (OB, UN): no swapping
+ */
+#ifndef MT_DICOM_DS_INT_H
+#define MT_DICOM_DS_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ds.h"
+
+#define MT__VR_SQ MT_VR('S', 'Q')
+#define MT__VR_UN MT_VR('U', 'N')
+#define MT__VR_OB MT_VR('O', 'B')
+#define MT__VR_OW MT_VR('O', 'W')
+#define MT__VR_UI MT_VR('U', 'I')
+#define MT__VR_UL MT_VR('U', 'L')
+#define MT__VR_US MT_VR('U', 'S')
+
+bool mt__vr_known(uint16_t vr);
+bool mt__vr_long(uint16_t vr);
+unsigned mt__vr_unit(uint16_t vr);
+/* Two upper-case ASCII letters (the only bytes a VR field can hold). */
+bool mt__vr_valid(uint16_t vr);
+
+/* In-memory data set (ds.c). elems sorted by tag. */
+struct mt_ds {
+    mt_ds_elem_t *elems;
+    size_t n, cap;
+    bool big_endian;    /* byte order of the binary values held */
+    bool undefined_len; /* as an item: was (is to be) encoded with undefined length */
+};
+
+/* Slot for tag in ds: the existing element (cleared when clear is set) or a new zeroed one
+ * inserted in order. */
+mt_ds_elem_t *mt__ds_slot(mt_ds_t *ds, uint32_t tag, bool clear);
+/* Free what an element owns (value, items, fragments) and zero those fields. */
+void mt__ds_elem_clear(mt_ds_elem_t *e);
+
+#endif
