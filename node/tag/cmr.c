@@ -271,11 +271,18 @@ static int physics(mt_tag_series_t *s, float *conf)
     bool ir = is_ir(s), se = is_spin_echo(s);
     *conf = 0;
     /* 1 non-image / foreign */
-    if (h->secondary_capture || (h->itype & (MT_IT_SECONDARY | MT_IT_SCREENSHOT))) {
+    /* ImageType SECONDARY on an MR image that still carries its acquisition attributes is a
+     * derived (reformatted/processed) copy: it keeps its source's family (spec §2 "derived
+     * companion"; the NEMA WG04 MR1 sample is DERIVED\SECONDARY spin echo) */
+    bool acq_attrs = h->scan_seq || h->seq_flags || h->enh;
+    if (h->secondary_capture || (h->itype & MT_IT_SCREENSHOT) ||
+        ((h->itype & MT_IT_SECONDARY) && !acq_attrs)) {
         EV(s, "r1.secondary");
         *conf = .9f;
         return MT_FAM_OTHER;
     }
+    if (h->itype & MT_IT_SECONDARY)
+        EV(s, "imagetype_secondary");
     if (h->not_mr) {
         EV(s, "r1.non_mr");
         *conf = .9f;

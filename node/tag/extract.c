@@ -487,6 +487,12 @@ static void apply_fg(const mt_ds_t *fg, bool be, mt_tag_img_t *img, mt_tag_inst_
         }
         cs_enh(it, in);
     }
+    /* Philips keeps the classic per-frame ImageType (e.g. "T1 MAP" frames of a MOLLI
+     * series) in its private per-frame item (2005,140F); weak vendor evidence (§3.1) */
+    if (in->vendor == MT_VENDOR_PHILIPS && (it = item0(fg, MT_TAG(0x2005, 0x140F))) &&
+        get_str(it, MT_TAG(0x0008, 0x0008), b, sizeof b))
+        img->itype |= parse_itype(b) & (MT_IT_T1MAP | MT_IT_T2MAP | MT_IT_T2SMAP | MT_IT_VEL |
+                                        MT_IT_PCA | MT_IT_P | MT_IT_R | MT_IT_IR);
     if ((it = item0(fg, MT_TAG(0x0028, 0x9110)))) {
         if (get_ds_n(it, MT_TAG(0x0028, 0x0030), v, 1))
             in->pix_sp = (float)v[0];
