@@ -3,6 +3,7 @@
  *
  *   mitral serve [-c FILE] [--port N] [--aet TITLE] [--bind ADDR] [--data DIR]
  *   mitral dump FILE...
+ *   mitral tag [--header] FILES|DIRS...
  *   mitral index stats   [-c FILE] [--data DIR]
  *   mitral index rebuild [-c FILE] [--data DIR]
  *   mitral deid --profile NAME|FILE --key FILE IN... OUT_DIR   (node/deid/cli.c)
@@ -24,6 +25,7 @@
 #include "index/index.h"
 #include "index/rebuild.h"
 #include "node.h"
+#include "tag_cli.h"
 #include "util/alloc.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -41,6 +43,7 @@ static const char usage_main[] =
     "commands:\n"
     "  serve          run the node (C-ECHO, C-STORE)\n"
     "  dump FILE...   print the data set of DICOM files\n"
+    "  tag FILES|DIRS tag CMR series offline (SeriesInstanceUID,tag,view,confidence,evidence)\n"
     "  index stats    count patients, studies, series, instances and bytes in the index\n"
     "  index rebuild  re-create the index from the files in storage\n"
     "  deid           de-identify DICOM files offline (PS3.15 profiles, keyed pseudonyms)\n"
@@ -355,6 +358,8 @@ int main(int argc, char **argv)
         return cmd_serve(argc - 1, argv + 1);
     if (strcmp(cmd, "dump") == 0)
         return cmd_dump(argc - 1, argv + 1);
+    if (strcmp(cmd, "tag") == 0)
+        return mt_tag_cli_main(argc - 1, argv + 1);
     if (strcmp(cmd, "index") == 0)
         return cmd_index(argc - 1, argv + 1);
     if (strcmp(cmd, "deid") == 0)
