@@ -297,4 +297,4 @@ static void store_on_abort(mt_dimse_req_t *req)
     mt_dimse_req_release(req);
 }
 
-const mt_svc_ops_t mt_svc_store = {store_on_request, store_on_data, store_on_abort};
+const mt_svc_ops_t mt_svc_store = {store_on_request, store_on_data, store_on_abort, NULL};
