@@ -110,6 +110,16 @@ typedef struct mt_index_ops {
     /* Call cb for every marked directory (outside a transaction; cb must not call the index).
      * A nonzero return from cb stops the walk and is returned. */
     int (*dirs)(mt_index_t *ix, int (*cb)(void *u, const char *rel_dir), void *u);
+    /* ---- project folders (issue 3); membership rows name the study by its UID ---- */
+    /* Put a study into a project. MT_ENOENT when no such study is indexed; *added false when
+     * it was a member already. */
+    int (*project_add)(mt_index_t *ix, const char *project, const char *study_uid, bool *added);
+    /* Take a study out of a project; *removed false when it was not a member. */
+    int (*project_remove)(mt_index_t *ix, const char *project, const char *study_uid,
+                          bool *removed);
+    /* Counts of the project's studies (present in the index), their series, instances, bytes
+     * and patients. */
+    int (*project_stats)(mt_index_t *ix, const char *project, mt_index_stats_t *out);
 } mt_index_ops_t;
 
 struct mt_index {

@@ -586,6 +586,93 @@ static int ix_stats(mt_index_t *ix, mt_index_stats_t *out)
     return err;
 }
 
+static int ix_project_add(mt_index_t *ix, const char *project, const char *study_uid,
+                          bool *added)
+{
+    sqlite_index_t *x = (sqlite_index_t *)ix;
+    sqlite3_stmt *s;
+    *added = false;
+    int rc = sqlite3_prepare_v2(x->db,
+                                "INSERT OR IGNORE INTO project_studies(project, study_uid) "
+                                "SELECT ?1, study_instance_uid FROM studies WHERE "
+                                "study_instance_uid = ?2",
+                                -1, &s, NULL);
+    if (rc != SQLITE_OK)
+        return db_err(x, rc, "project add");
+    sqlite3_bind_text(s, 1, project, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, study_uid, -1, SQLITE_STATIC);
+    rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE)
+        return db_err(x, rc, "project add");
+    if (sqlite3_changes(x->db) > 0) {
+        *added = true;
+        return 0;
+    }
+    bool exists = false;
+    rc = sqlite3_prepare_v2(x->db, "SELECT 1 FROM studies WHERE study_instance_uid = ?1", -1, &s,
+                            NULL);
+    if (rc != SQLITE_OK)
+        return db_err(x, rc, "project add");
+    sqlite3_bind_text(s, 1, study_uid, -1, SQLITE_STATIC);
+    exists = sqlite3_step(s) == SQLITE_ROW;
+    sqlite3_finalize(s);
+    return exists ? 0 : MT_ENOENT;
+}
+
+static int ix_project_remove(mt_index_t *ix, const char *project, const char *study_uid,
+                             bool *removed)
+{
+    sqlite_index_t *x = (sqlite_index_t *)ix;
+    sqlite3_stmt *s;
+    *removed = false;
+    int rc = sqlite3_prepare_v2(
+        x->db, "DELETE FROM project_studies WHERE project = ?1 AND study_uid = ?2", -1, &s, NULL);
+    if (rc != SQLITE_OK)
+        return db_err(x, rc, "project remove");
+    sqlite3_bind_text(s, 1, project, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, study_uid, -1, SQLITE_STATIC);
+    rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE)
+        return db_err(x, rc, "project remove");
+    *removed = sqlite3_changes(x->db) > 0;
+    return 0;
+}
+
+static int ix_project_stats(mt_index_t *ix, const char *project, mt_index_stats_t *out)
+{
+    sqlite_index_t *x = (sqlite_index_t *)ix;
+    sqlite3_stmt *s;
+    memset(out, 0, sizeof *out);
+    int rc = sqlite3_prepare_v2(
+        x->db,
+        "WITH st AS (SELECT studies.pk, studies.patient_pk FROM project_studies ps JOIN studies "
+        "ON studies.study_instance_uid = ps.study_uid WHERE ps.project = ?1), "
+        "se AS (SELECT series.pk FROM series JOIN st ON series.study_pk = st.pk) "
+        "SELECT (SELECT count(DISTINCT patient_pk) FROM st), (SELECT count(*) FROM st), "
+        "(SELECT count(*) FROM se), "
+        "(SELECT count(*) FROM instances JOIN se ON instances.series_pk = se.pk), "
+        "(SELECT coalesce(sum(size), 0) FROM instances JOIN se ON instances.series_pk = se.pk)",
+        -1, &s, NULL);
+    if (rc != SQLITE_OK)
+        return db_err(x, rc, "project stats");
+    sqlite3_bind_text(s, 1, project, -1, SQLITE_STATIC);
+    rc = sqlite3_step(s);
+    int err = 0;
+    if (rc == SQLITE_ROW) {
+        out->patients = (uint64_t)sqlite3_column_int64(s, 0);
+        out->studies = (uint64_t)sqlite3_column_int64(s, 1);
+        out->series = (uint64_t)sqlite3_column_int64(s, 2);
+        out->instances = (uint64_t)sqlite3_column_int64(s, 3);
+        out->bytes = (uint64_t)sqlite3_column_int64(s, 4);
+    } else {
+        err = db_err(x, rc, "project stats");
+    }
+    sqlite3_finalize(s);
+    return err;
+}
+
 static int ix_clear(mt_index_t *ix)
 {
     sqlite_index_t *x = (sqlite_index_t *)ix;
@@ -765,6 +852,9 @@ static const mt_index_ops_t sqlite_ops = {
     .dir_mark = ix_dir_mark,
     .dir_unmark = ix_dir_unmark,
     .dirs = ix_dirs,
+    .project_add = ix_project_add,
+    .project_remove = ix_project_remove,
+    .project_stats = ix_project_stats,
 };
 
 int mt_index_sqlite_open(const char *path, mt_index_t **out)
