@@ -8,6 +8,12 @@
  * Which attributes are indexed is one table, node/index/keys.def (level, tag, column). An
  * mt_index_rec_t collects the values of one instance: the ingest path offers every top-level
  * element it parses (mt_index_rec_offer) and the record keeps those that are index keys.
+ *
+ * instances.verified (docs/internals/durability.md): 1 = the file and the row are durable (the
+ * instance was, or is about to be, acknowledged); 0 / 2 = a batch in flight, or cut short by a
+ * crash (start-up reconciles these). Readers that need the file (C-MOVE, C-GET, WADO) select
+ * verified = 1. Values are stored as received (bytes in the instance's Specific Character Set,
+ * no conversion).
  */
 #ifndef MT_INDEX_H
 #define MT_INDEX_H
