@@ -14,7 +14,7 @@
  *
  * Each presentation context (PS3.8 Table 9-18) gets a result:
  *   0 acceptance               abstract syntax supported, a transfer syntax chosen
- *   1 user rejection           duplicate context id, or the role selection leaves us no role
+ *   1 user rejection           the role selection asks the requestor to be SCP only (C-GET)
  *   3 abstract syntax not supported
  *   4 transfer syntaxes not supported   none of the proposed ones is known (mt_ts_find)
  * Supported abstract syntaxes by default: Verification and every storage SOP class
@@ -33,8 +33,11 @@
  * sub-item carries the hook's server response (empty for username types).
  * Extended negotiation items (0x56, 0x57) are tolerated and not answered.
  *
- * A request we cannot answer sensibly (a presentation context id that is even or 0, more than
- * 128 contexts) returns MT_EMALFORMED with diag = A-ABORT (2, 6).
+ * A request we cannot answer sensibly (a presentation context id that is even or 0, the same
+ * id twice, more than 128 contexts) returns MT_EMALFORMED with diag = A-ABORT (2, 6).
+ * An RQ without a user information item is tolerated (peer Maximum Length taken as 0, no limit).
+ * The A-ASSOCIATE-AC answers every proposed context (rejected ones echo a proposed transfer
+ * syntax, which PS3.8 §9.3.3.2 says is not significant).
  */
 #ifndef MT_NEGOTIATE_H
 #define MT_NEGOTIATE_H

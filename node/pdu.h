@@ -27,9 +27,10 @@
  *                                              0x58 user identity (RQ), 0x59 (AC)
  *
  * Tolerance (what real peers send, and what PS3.8 asks of a receiver): reserved fields are not
- * tested; AE titles lose their leading and trailing spaces; UIDs lose trailing NUL/space padding;
- * items and user-information sub-items of unknown type are skipped; the AC's AE fields are kept
- * as received. Everything else is checked: every length against the bytes remaining in its
+ * tested; AE titles lose their leading and trailing spaces; a UID or AE title ends at its first
+ * NUL (padding) and loses trailing spaces, so decode -> encode -> decode is stable; items and
+ * sub-items of unknown type are skipped; the AC's AE fields are kept as received; the transfer
+ * syntax of a rejected AC context is not checked (PS3.8 §9.3.3.2: not significant). Everything else is checked: every length against the bytes remaining in its
  * enclosing PDU/item, the PDU length against a limit, UIDs against 64 characters, AE titles
  * against 16. A malformed PDU returns MT_EMALFORMED (MT_ETOOBIG for an oversized one) with a
  * diagnostic that says what to tell the peer (A-ABORT source/reason).
@@ -255,8 +256,9 @@ int mt_pdu_peek(const uint8_t *buf, size_t len, uint8_t *type, size_t *total_len
  *   MT_EMALFORMED diag filled: offset, reason, A-ABORT source/reason (unknown PDU type ->
  *                 reason 1 unrecognized PDU; lengths past their enclosing item, bad fixed
  *                 lengths, over-long UIDs -> 6 invalid PDU parameter value; duplicate
- *                 singleton items -> 5 unexpected PDU parameter).
- * On error *out holds nothing to dispose. */
+ *                 singleton items, items in the wrong PDU -> 5 unexpected PDU parameter; a
+ *                 P-DATA-TF without any PDV -> 6).
+ * On error *out holds nothing to dispose (it is always safe to mt_pdu_dispose). */
 int mt_pdu_decode(const uint8_t *buf, size_t len, size_t max_pdata_len, mt_pdu_t *out,
                   size_t *consumed, mt_pdu_diag_t *diag);
 
