@@ -67,11 +67,11 @@ typedef struct mt_nego_policy {
     size_t n_calling_ae_allow;
     const char *const *ts_preference; /* transfer syntax UIDs, most preferred first */
     size_t n_ts_preference;
-    uint32_t max_pdu;          /* our receive limit, sent as Maximum Length (0 = unlimited) */
-    uint16_t max_ops_invoked;  /* ops the requestor may have outstanding on us (0 = unlimited) */
+    uint32_t max_pdu;           /* our receive limit, sent as Maximum Length (0 = unlimited) */
+    uint16_t max_ops_invoked;   /* ops the requestor may have outstanding on us (0 = unlimited) */
     uint16_t max_ops_performed; /* ops we would invoke on the requestor (mitral: 1) */
-    uint32_t n_associations;   /* associations open now, not counting this one */
-    uint32_t max_associations; /* 0 = no limit */
+    uint32_t n_associations;    /* associations open now, not counting this one */
+    uint32_t max_associations;  /* 0 = no limit */
     mt_nego_abstract_cb abstract_supported; /* NULL = default */
     mt_nego_authorize_cb authorize;         /* NULL = accept every identity */
     void *user;                             /* passed to the hooks */
@@ -95,8 +95,8 @@ typedef struct mt_negotiated {
     mt_nego_pc_t pcs[MT_NEGO_MAX_PCS]; /* every proposed context in RQ order */
     size_t n_pcs;
     size_t n_accepted;
-    uint32_t peer_max_pdu; /* the requestor's Maximum Length: our P-DATA limit, 0 = unlimited */
-    uint32_t our_max_pdu;  /* policy max_pdu: what we told the peer we receive */
+    uint32_t peer_max_pdu;    /* the requestor's Maximum Length: our P-DATA limit, 0 = unlimited */
+    uint32_t our_max_pdu;     /* policy max_pdu: what we told the peer we receive */
     uint16_t max_ops_invoked; /* negotiated window (1/1 when not proposed) */
     uint16_t max_ops_performed;
     char peer_impl_class_uid[MT_UID_MAX + 1];

@@ -49,14 +49,22 @@ static void put_be32_at(uint8_t *p, uint32_t v)
 const char *mt_pdu_type_name(uint8_t type)
 {
     switch (type) {
-    case MT_PDU_A_ASSOCIATE_RQ: return "A-ASSOCIATE-RQ";
-    case MT_PDU_A_ASSOCIATE_AC: return "A-ASSOCIATE-AC";
-    case MT_PDU_A_ASSOCIATE_RJ: return "A-ASSOCIATE-RJ";
-    case MT_PDU_P_DATA_TF: return "P-DATA-TF";
-    case MT_PDU_A_RELEASE_RQ: return "A-RELEASE-RQ";
-    case MT_PDU_A_RELEASE_RP: return "A-RELEASE-RP";
-    case MT_PDU_A_ABORT: return "A-ABORT";
-    default: return "unknown";
+    case MT_PDU_A_ASSOCIATE_RQ:
+        return "A-ASSOCIATE-RQ";
+    case MT_PDU_A_ASSOCIATE_AC:
+        return "A-ASSOCIATE-AC";
+    case MT_PDU_A_ASSOCIATE_RJ:
+        return "A-ASSOCIATE-RJ";
+    case MT_PDU_P_DATA_TF:
+        return "P-DATA-TF";
+    case MT_PDU_A_RELEASE_RQ:
+        return "A-RELEASE-RQ";
+    case MT_PDU_A_RELEASE_RP:
+        return "A-RELEASE-RP";
+    case MT_PDU_A_ABORT:
+        return "A-ABORT";
+    default:
+        return "unknown";
     }
 }
 
@@ -822,8 +830,8 @@ int mt_pdu_encode_pdata(mt_buf_t *out, const mt_pdv_t *pdvs, size_t n)
     return rc;
 }
 
-int mt_pdu_encode_pdata_split(mt_buf_t *out, uint8_t pcid, bool command, const uint8_t *p,
-                              size_t n, uint32_t peer_max)
+int mt_pdu_encode_pdata_split(mt_buf_t *out, uint8_t pcid, bool command, const uint8_t *p, size_t n,
+                              uint32_t peer_max)
 {
     size_t frag;
     if (peer_max == 0)

@@ -30,10 +30,11 @@
  * tested; AE titles lose their leading and trailing spaces; a UID or AE title ends at its first
  * NUL (padding) and loses trailing spaces, so decode -> encode -> decode is stable; items and
  * sub-items of unknown type are skipped; the AC's AE fields are kept as received; the transfer
- * syntax of a rejected AC context is not checked (PS3.8 §9.3.3.2: not significant). Everything else is checked: every length against the bytes remaining in its
- * enclosing PDU/item, the PDU length against a limit, UIDs against 64 characters, AE titles
- * against 16. A malformed PDU returns MT_EMALFORMED (MT_ETOOBIG for an oversized one) with a
- * diagnostic that says what to tell the peer (A-ABORT source/reason).
+ * syntax of a rejected AC context is not checked (PS3.8 §9.3.3.2: not significant). Everything else
+ * is checked: every length against the bytes remaining in its enclosing PDU/item, the PDU length
+ * against a limit, UIDs against 64 characters, AE titles against 16. A malformed PDU returns
+ * MT_EMALFORMED (MT_ETOOBIG for an oversized one) with a diagnostic that says what to tell the peer
+ * (A-ABORT source/reason).
  *
  * Ownership: mt_pdu_decode fills caller storage; strings are fixed arrays in the struct, lists
  * (presentation contexts, transfer syntaxes, role selections, raw extended negotiation items,
@@ -195,8 +196,8 @@ typedef struct mt_pdu_user_info {
 
 /* A-ASSOCIATE-RQ and -AC. */
 typedef struct mt_pdu_assoc {
-    uint16_t protocol_version; /* bit 0 set = version 1 (§9.3.2); negotiate.c checks it */
-    char called_ae[MT_AE_MAX + 1];  /* leading/trailing spaces removed */
+    uint16_t protocol_version;     /* bit 0 set = version 1 (§9.3.2); negotiate.c checks it */
+    char called_ae[MT_AE_MAX + 1]; /* leading/trailing spaces removed */
     char calling_ae[MT_AE_MAX + 1];
     char app_context[MT_UID_MAX + 1]; /* "" when absent: negotiate.c rejects (1,1,2) */
     mt_pdu_pc_t *pcs;
@@ -208,8 +209,8 @@ typedef struct mt_pdu_assoc {
 /* One PDV (PS3.8 §9.3.5.1, Annex E.2): a fragment of a command or of a data set. */
 typedef struct mt_pdv {
     uint8_t pcid;
-    bool command; /* message control header bit 0 */
-    bool last;    /* message control header bit 1 */
+    bool command;        /* message control header bit 0 */
+    bool last;           /* message control header bit 1 */
     const uint8_t *data; /* borrowed: points into the input (decode) or the caller (encode) */
     size_t len;
 } mt_pdv_t;
@@ -228,7 +229,7 @@ typedef struct mt_pdu {
             const uint8_t *items; /* the PDV items, borrowed from the input buffer */
             size_t len;
             size_t n_pdvs; /* validated by the decoder */
-        } pdata; /* P-DATA-TF */
+        } pdata;           /* P-DATA-TF */
     } u;
 } mt_pdu_t;
 
@@ -282,8 +283,7 @@ int mt_pdu_encode_release_rp(mt_buf_t *out);
  * context (ts list empty) or NULL on MT_EINVAL. */
 mt_pdu_pc_t *mt_pdu_pc_add(mt_pdu_assoc_t *a, uint8_t id, const char *abstract_syntax);
 int mt_pdu_pc_add_ts(mt_pdu_pc_t *pc, const char *ts_uid);
-int mt_pdu_role_add(mt_pdu_user_info_t *ui, const char *sop_class_uid, uint8_t scu,
-                    uint8_t scp);
+int mt_pdu_role_add(mt_pdu_user_info_t *ui, const char *sop_class_uid, uint8_t scu, uint8_t scp);
 /* Set the user identity fields (copies); for an AC pass the server response as primary. */
 int mt_pdu_identity_set_rq(mt_pdu_user_info_t *ui, uint8_t type, bool positive_requested,
                            const uint8_t *primary, size_t primary_len, const uint8_t *secondary,
@@ -310,8 +310,8 @@ int mt_pdu_encode_pdata(mt_buf_t *out, const mt_pdv_t *pdvs, size_t n);
  * (n may be 0: one empty PDV) on context pcid, one PDV per PDU, each PDU-length <= peer_max
  * (the peer's Maximum Length; 0 = no limit, in which case 1 MiB fragments are used). The last
  * PDV has the last-fragment bit. peer_max below 8 is treated as 8 (a PDV of 2 value bytes). */
-int mt_pdu_encode_pdata_split(mt_buf_t *out, uint8_t pcid, bool command, const uint8_t *p,
-                              size_t n, uint32_t peer_max);
+int mt_pdu_encode_pdata_split(mt_buf_t *out, uint8_t pcid, bool command, const uint8_t *p, size_t n,
+                              uint32_t peer_max);
 
 /* Names for logs: "A-ASSOCIATE-RQ", ..., "unknown". */
 const char *mt_pdu_type_name(uint8_t type);

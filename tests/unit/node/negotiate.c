@@ -60,11 +60,11 @@ static int decode_fixture(const char *name, mt_pdu_t *p)
     return 0;
 }
 
-#define FIXTURE(p, name)                                                                       \
-    mt_pdu_t p;                                                                                \
-    if (decode_fixture(name, &p) != 0) {                                                       \
-        print_message("fixture %s missing, skipped\n", name);                                 \
-        skip();                                                                                \
+#define FIXTURE(p, name)                                                                           \
+    mt_pdu_t p;                                                                                    \
+    if (decode_fixture(name, &p) != 0) {                                                           \
+        print_message("fixture %s missing, skipped\n", name);                                      \
+        skip();                                                                                    \
     }
 
 /* a small RQ: called MITRAL-like "STORESCP", calling "SCU" */
@@ -239,7 +239,7 @@ static void test_transfer_syntax_choice(void **state)
     assert_int_equal(mt_negotiate(&pol, &rq.u.assoc, &n, &reply, &d), 0);
     assert_int_equal(n.n_pcs, 7);
     assert_int_equal(n.n_accepted, 3);
-    assert_string_equal(mt_negotiated_pc(&n, 3)->transfer_syntax, EXPLICIT); /* preference */
+    assert_string_equal(mt_negotiated_pc(&n, 3)->transfer_syntax, EXPLICIT);      /* preference */
     assert_string_equal(mt_negotiated_pc(&n, 5)->transfer_syntax, JPEG_LOSSLESS); /* as sent */
     assert_true(mt_negotiated_pc(&n, 5)->ts->encapsulated);
     assert_int_equal(n.pcs[3].result, MT_PC_TRANSFER_SYNTAXES_NOT_SUPPORTED);
@@ -347,8 +347,8 @@ static void test_rejections(void **state)
     mt_pdu_dispose(&reply);
 
     /* identity refused */
-    mt_pdu_identity_set_rq(&rq.u.assoc.ui, MT_IDENTITY_USERNAME, false, (const uint8_t *)"eve",
-                           3, NULL, 0);
+    mt_pdu_identity_set_rq(&rq.u.assoc.ui, MT_IDENTITY_USERNAME, false, (const uint8_t *)"eve", 3,
+                           NULL, 0);
     pol.authorize = refuse_all;
     expect_rj(&pol, &rq, 1, 1, 1);
     /* the order of the checks: called AE before the association limit */
@@ -527,8 +527,8 @@ static void test_user_identity(void **state)
     /* a JWT with a server response from the hook */
     mt_pdu_t r2;
     make_rq(&r2);
-    mt_pdu_identity_set_rq(&r2.u.assoc.ui, MT_IDENTITY_JWT, true, (const uint8_t *)"eyJ", 3,
-                           NULL, 0);
+    mt_pdu_identity_set_rq(&r2.u.assoc.ui, MT_IDENTITY_JWT, true, (const uint8_t *)"eyJ", 3, NULL,
+                           0);
     int calls = 0;
     pol.authorize = accept_with_token;
     pol.user = &calls;
@@ -586,16 +586,11 @@ static void test_hooks_and_limits(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_echoscu_accept),
-        cmocka_unit_test(test_storescu_all_classes),
-        cmocka_unit_test(test_orthanc_store),
-        cmocka_unit_test(test_transfer_syntax_choice),
-        cmocka_unit_test(test_rejections),
-        cmocka_unit_test(test_ae_padding),
-        cmocka_unit_test(test_abort_cases),
-        cmocka_unit_test(test_roles),
-        cmocka_unit_test(test_async_window),
-        cmocka_unit_test(test_user_identity),
+        cmocka_unit_test(test_echoscu_accept),   cmocka_unit_test(test_storescu_all_classes),
+        cmocka_unit_test(test_orthanc_store),    cmocka_unit_test(test_transfer_syntax_choice),
+        cmocka_unit_test(test_rejections),       cmocka_unit_test(test_ae_padding),
+        cmocka_unit_test(test_abort_cases),      cmocka_unit_test(test_roles),
+        cmocka_unit_test(test_async_window),     cmocka_unit_test(test_user_identity),
         cmocka_unit_test(test_hooks_and_limits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -36,12 +36,12 @@ static uint8_t *load(const char *name, size_t *n)
     return b;
 }
 
-#define LOAD(var, n, name)                                                                     \
-    size_t n = 0;                                                                              \
-    uint8_t *var = load(name, &n);                                                             \
-    if (!var) {                                                                                \
-        print_message("fixture %s missing, skipped\n", name);                                 \
-        skip();                                                                                \
+#define LOAD(var, n, name)                                                                         \
+    size_t n = 0;                                                                                  \
+    uint8_t *var = load(name, &n);                                                                 \
+    if (!var) {                                                                                    \
+        print_message("fixture %s missing, skipped\n", name);                                      \
+        skip();                                                                                    \
     }
 
 static void put32(uint8_t *p, uint32_t v)
@@ -330,16 +330,26 @@ static void test_fixture_roundtrips(void **state)
 {
     (void)state;
     static const char *names[] = {
-        "echoscu-assoc-rq.bin",          "storescu-assoc-rq.bin",
-        "storescu-identity-assoc-rq.bin", "getscu-assoc-rq.bin",
-        "dcmsend-assoc-rq.bin",          "storescp-assoc-ac-echo.bin",
-        "storescp-assoc-ac-store.bin",   "storescp-assoc-ac-roles.bin",
-        "storescp-assoc-ac-dcmsend.bin", "storescp-assoc-rj.bin",
-        "dcmtk-release-rq.bin",          "storescp-release-rp.bin",
-        "echoscu-c-echo-rq-pdata.bin",   "storescp-c-echo-rsp-pdata.bin",
-        "storescu-c-store-rq-pdata-first.bin", "storescu-c-store-data-pdata-last.bin",
-        "orthanc-echo-assoc-rq.bin",     "orthanc-store-assoc-rq.bin",
-        "orthanc-assoc-ac.bin",          "orthanc-c-store-rq-pdata.bin",
+        "echoscu-assoc-rq.bin",
+        "storescu-assoc-rq.bin",
+        "storescu-identity-assoc-rq.bin",
+        "getscu-assoc-rq.bin",
+        "dcmsend-assoc-rq.bin",
+        "storescp-assoc-ac-echo.bin",
+        "storescp-assoc-ac-store.bin",
+        "storescp-assoc-ac-roles.bin",
+        "storescp-assoc-ac-dcmsend.bin",
+        "storescp-assoc-rj.bin",
+        "dcmtk-release-rq.bin",
+        "storescp-release-rp.bin",
+        "echoscu-c-echo-rq-pdata.bin",
+        "storescp-c-echo-rsp-pdata.bin",
+        "storescu-c-store-rq-pdata-first.bin",
+        "storescu-c-store-data-pdata-last.bin",
+        "orthanc-echo-assoc-rq.bin",
+        "orthanc-store-assoc-rq.bin",
+        "orthanc-assoc-ac.bin",
+        "orthanc-c-store-rq-pdata.bin",
         "orthanc-c-store-rsp-pdata.bin",
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
@@ -487,8 +497,7 @@ static void test_roundtrip_rq_all_items(void **state)
     strcpy(ui->ext[1].sop_class_uid, "1.2");
     ui->n_ext = 2;
     assert_int_equal(mt_pdu_identity_set_rq(ui, MT_IDENTITY_USERNAME_PASSCODE, true,
-                                            (const uint8_t *)"bob", 3,
-                                            (const uint8_t *)"pw", 2),
+                                            (const uint8_t *)"bob", 3, (const uint8_t *)"pw", 2),
                      0);
     mt_buf_t b;
     mt_buf_init(&b, 1 << 16);
@@ -730,10 +739,10 @@ static uint8_t *echo_rq(size_t *n)
     return b;
 }
 
-#define ECHO_RQ(var, n)                                                                        \
-    size_t n;                                                                                  \
-    uint8_t *var = echo_rq(&n);                                                                \
-    if (!var)                                                                                  \
+#define ECHO_RQ(var, n)                                                                            \
+    size_t n;                                                                                      \
+    uint8_t *var = echo_rq(&n);                                                                    \
+    if (!var)                                                                                      \
         skip();
 
 static void test_item_past_end(void **state)
@@ -764,7 +773,8 @@ static void test_every_short_length(void **state)
 {
     (void)state;
     static const char *names[] = {"storescu-identity-assoc-rq.bin", "getscu-assoc-rq.bin",
-                                  "storescp-assoc-ac-roles.bin", "storescu-c-store-rq-pdata-first.bin"};
+                                  "storescp-assoc-ac-roles.bin",
+                                  "storescu-c-store-rq-pdata-first.bin"};
     for (size_t f = 0; f < 4; f++) {
         LOAD(buf, n, names[f]);
         for (size_t k = 0; k + 6 <= n; k++) {
@@ -911,9 +921,8 @@ static void test_subitem_bounds(void **state)
     strcpy(p.u.assoc.calling_ae, "B");
     p.u.assoc.has_user_info = true;
     assert_int_equal(mt_pdu_role_add(&p.u.assoc.ui, "1.2.3", 1, 0), 0);
-    assert_int_equal(mt_pdu_identity_set_rq(&p.u.assoc.ui, 1, false, (const uint8_t *)"u", 1,
-                                            NULL, 0),
-                     0);
+    assert_int_equal(
+        mt_pdu_identity_set_rq(&p.u.assoc.ui, 1, false, (const uint8_t *)"u", 1, NULL, 0), 0);
     mt_buf_t b;
     mt_buf_init(&b, 4096);
     assert_int_equal(mt_pdu_encode(&p, &b), 0);
