@@ -63,6 +63,14 @@
 /* Limit for every PDU type except P-DATA-TF (whose limit is the caller's max_pdata_len):
  * an A-ASSOCIATE-RQ proposing 128 contexts with many transfer syntaxes stays far below it. */
 #define MT_PDU_MAX_CONTROL_LEN (1024u * 1024u)
+/* Bounds on what one A-ASSOCIATE holds, so that a peer cannot make a 1 MiB PDU of tiny items
+ * expand into many megabytes. Context ids are odd 1..255, so more than 128 contexts is
+ * malformed; transfer syntaxes, role selections and extended negotiation items beyond these
+ * bounds are ignored (dcmtk proposes at most ~30 syntaxes and one role item per SOP class). */
+#define MT_PDU_MAX_PCS 128
+#define MT_PDU_MAX_TS 64
+#define MT_PDU_MAX_ROLES 256
+#define MT_PDU_MAX_EXT 256
 
 typedef enum mt_pdu_type {
     MT_PDU_A_ASSOCIATE_RQ = 0x01,
@@ -279,8 +287,8 @@ int mt_pdu_encode_release_rq(mt_buf_t *out);
 int mt_pdu_encode_release_rp(mt_buf_t *out);
 
 /* Helpers to build an A-ASSOCIATE-RQ/AC for encoding (allocations freed by mt_pdu_dispose).
- * Strings are copied; MT_EINVAL when longer than the field. mt_pdu_pc_add returns the new
- * context (ts list empty) or NULL on MT_EINVAL. */
+ * Strings are copied; MT_EINVAL when longer than the field, MT_ETOOBIG past the MT_PDU_MAX_*
+ * bounds. mt_pdu_pc_add returns the new context (ts list empty) or NULL on either. */
 mt_pdu_pc_t *mt_pdu_pc_add(mt_pdu_assoc_t *a, uint8_t id, const char *abstract_syntax);
 int mt_pdu_pc_add_ts(mt_pdu_pc_t *pc, const char *ts_uid);
 int mt_pdu_role_add(mt_pdu_user_info_t *ui, const char *sop_class_uid, uint8_t scu, uint8_t scp);

@@ -953,6 +953,58 @@ static void test_subitem_bounds(void **state)
     mt_buf_dispose(&b);
 }
 
+/* the MT_PDU_MAX_* bounds: a 129th context is malformed, syntaxes past 64 are ignored */
+static void test_bounds(void **state)
+{
+    (void)state;
+    mt_pdu_t p, q;
+    mt_pdu_init(&p, MT_PDU_A_ASSOCIATE_RQ);
+    strcpy(p.u.assoc.called_ae, "A");
+    strcpy(p.u.assoc.calling_ae, "B");
+    for (int i = 0; i < MT_PDU_MAX_PCS; i++) {
+        mt_pdu_pc_t *pc = mt_pdu_pc_add(&p.u.assoc, (uint8_t)(2 * i + 1), "1.2.840.10008.1.1");
+        assert_non_null(pc);
+        assert_int_equal(mt_pdu_pc_add_ts(pc, "1.2.840.10008.1.2"), 0);
+    }
+    assert_null(mt_pdu_pc_add(&p.u.assoc, 1, "1.2"));
+    for (int i = 1; i < MT_PDU_MAX_TS; i++)
+        assert_int_equal(mt_pdu_pc_add_ts(&p.u.assoc.pcs[0], "1.2"), 0);
+    assert_int_equal(mt_pdu_pc_add_ts(&p.u.assoc.pcs[0], "1.2"), MT_ETOOBIG);
+    mt_buf_t b;
+    mt_buf_init(&b, 1 << 20);
+    assert_int_equal(mt_pdu_encode(&p, &b), 0);
+    decode_ok(b.data, b.len, &q);
+    assert_int_equal(q.u.assoc.n_pcs, MT_PDU_MAX_PCS);
+    assert_int_equal(q.u.assoc.pcs[0].n_ts, MT_PDU_MAX_TS);
+    mt_pdu_dispose(&q);
+    /* the first context item starts after the application context item (74 + 4 + 21) */
+    size_t pc0 = 99, pc0_len = 4 + ((size_t)b.data[pc0 + 2] << 8 | b.data[pc0 + 3]);
+    assert_int_equal(b.data[pc0], 0x20);
+    /* append a copy of it: 129 contexts */
+    size_t n = b.len;
+    assert_int_equal(mt_buf_append(&b, b.data + pc0, pc0_len), 0);
+    put32(b.data + 2, (uint32_t)(b.len - 6));
+    expect_malformed(b.data, b.len, MT_ABORT_INVALID_PDU_PARAMETER_VALUE, n);
+    /* instead, grow the first context by 10 more syntaxes: ignored */
+    b.len = n;
+    uint8_t extra[7 * 10];
+    for (int i = 0; i < 10; i++)
+        memcpy(extra + 7 * i, (const uint8_t[]){0x40, 0, 0, 3, '9', '.', '9'}, 7);
+    uint8_t *c = malloc(n + sizeof(extra));
+    memcpy(c, b.data, pc0 + pc0_len);
+    memcpy(c + pc0 + pc0_len, extra, sizeof(extra));
+    memcpy(c + pc0 + pc0_len + sizeof(extra), b.data + pc0 + pc0_len, n - pc0 - pc0_len);
+    put32(c + 2, (uint32_t)(n + sizeof(extra) - 6));
+    put16(c + pc0 + 2, (uint16_t)(pc0_len - 4 + sizeof(extra)));
+    decode_ok(c, n + sizeof(extra), &q);
+    assert_int_equal(q.u.assoc.pcs[0].n_ts, MT_PDU_MAX_TS);
+    assert_string_equal(q.u.assoc.pcs[0].ts[MT_PDU_MAX_TS - 1].s, "1.2");
+    mt_pdu_dispose(&q);
+    free(c);
+    mt_buf_dispose(&b);
+    mt_pdu_dispose(&p);
+}
+
 static void test_pdv_malformed(void **state)
 {
     (void)state;
@@ -1006,6 +1058,7 @@ int main(void)
         cmocka_unit_test(test_duplicates_and_misplaced),
         cmocka_unit_test(test_unknown_items_skipped),
         cmocka_unit_test(test_subitem_bounds),
+        cmocka_unit_test(test_bounds),
         cmocka_unit_test(test_pdv_malformed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
