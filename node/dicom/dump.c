@@ -69,7 +69,7 @@ static void value_text(line_t *l, const mt_ds_elem_t *e, bool big, unsigned *vm)
         return;
     }
     uint16_t vr = e->vr;
-    unsigned unit = mt__vr_unit(vr);
+    unsigned unit = vr == MT_VR('A', 'T') ? 4 : mt__vr_unit(vr); /* AT: a pair of US */
     if (vr == MT_VR('O', 'B') || vr == MT__VR_UN || !mt__vr_known(vr)) {
         for (size_t i = 0; i < n && i < MAX_BYTES; i++)
             addf(l, "%s%02x", i ? "\\" : "", v[i]);
