@@ -207,8 +207,16 @@ static void test_orthanc_store(void **state)
     mt_pdu_dispose(&rq);
     FIXTURE(echo, "orthanc-echo-assoc-rq.bin");
     assert_int_equal(mt_negotiate(&pol, &echo.u.assoc, &n, &reply, &d), 0);
-    assert_int_equal(n.n_accepted, 1); /* Verification; Q/R models are not offered by mitral */
+    /* Verification and the FIND models are accepted; MOVE and worklist are not offered */
     assert_string_equal(mt_negotiated_pc(&n, 1)->transfer_syntax, EXPLICIT);
+    for (size_t i = 0; i < n.n_pcs; i++) {
+        const char *as = n.pcs[i].abstract_syntax;
+        if (strcmp(as, "1.2.840.10008.5.1.4.1.2.2.2") == 0 ||
+            strcmp(as, "1.2.840.10008.5.1.4.31") == 0)
+            assert_int_equal(n.pcs[i].result, MT_PC_ABSTRACT_SYNTAX_NOT_SUPPORTED);
+        if (strcmp(as, MT_UID_STUDY_ROOT_FIND) == 0)
+            assert_int_equal(n.pcs[i].result, MT_PC_ACCEPTANCE);
+    }
     mt_pdu_dispose(&reply);
     mt_pdu_dispose(&echo);
 }
