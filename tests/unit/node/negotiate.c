@@ -367,6 +367,34 @@ static void test_rejections(void **state)
     mt_pdu_dispose(&rq);
 }
 
+/* several called AE titles (node + projects), each with its own calling allow list */
+static void test_called_aes(void **state)
+{
+    (void)state;
+    mt_pdu_t rq;
+    make_rq(&rq);
+    static const char *const proj_allow[] = {"CT1"};
+    const mt_nego_ae_t aes[] = {{"STORESCP", NULL, 0}, {"PROJ1", proj_allow, 1}};
+    mt_nego_policy_t pol = policy();
+    pol.called_aes = aes;
+    pol.n_called_aes = 2;
+    mt_negotiated_t n;
+    mt_pdu_t reply;
+    mt_pdu_diag_t d;
+    assert_int_equal(mt_negotiate(&pol, &rq.u.assoc, &n, &reply, &d), 0);
+    assert_int_equal(n.called_index, 0);
+    mt_pdu_dispose(&reply);
+    strcpy(rq.u.assoc.called_ae, "PROJ1");
+    expect_rj(&pol, &rq, 1, 1, 3); /* SCU is not in PROJ1's list */
+    strcpy(rq.u.assoc.calling_ae, "CT1");
+    assert_int_equal(mt_negotiate(&pol, &rq.u.assoc, &n, &reply, &d), 0);
+    assert_int_equal(n.called_index, 1);
+    mt_pdu_dispose(&reply);
+    strcpy(rq.u.assoc.called_ae, "OTHER");
+    expect_rj(&pol, &rq, 1, 1, 7);
+    mt_pdu_dispose(&rq);
+}
+
 static void test_ae_padding(void **state)
 {
     (void)state;
