@@ -622,12 +622,12 @@ static void test_hooks_and_limits(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_echoscu_accept),   cmocka_unit_test(test_storescu_all_classes),
-        cmocka_unit_test(test_orthanc_store),    cmocka_unit_test(test_transfer_syntax_choice),
-        cmocka_unit_test(test_rejections),       cmocka_unit_test(test_ae_padding),
-        cmocka_unit_test(test_abort_cases),      cmocka_unit_test(test_roles),
-        cmocka_unit_test(test_async_window),     cmocka_unit_test(test_user_identity),
-        cmocka_unit_test(test_hooks_and_limits),
+        cmocka_unit_test(test_echoscu_accept), cmocka_unit_test(test_storescu_all_classes),
+        cmocka_unit_test(test_orthanc_store),  cmocka_unit_test(test_transfer_syntax_choice),
+        cmocka_unit_test(test_rejections),     cmocka_unit_test(test_called_aes),
+        cmocka_unit_test(test_ae_padding),     cmocka_unit_test(test_abort_cases),
+        cmocka_unit_test(test_roles),          cmocka_unit_test(test_async_window),
+        cmocka_unit_test(test_user_identity),  cmocka_unit_test(test_hooks_and_limits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
