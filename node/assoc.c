@@ -84,6 +84,7 @@ struct mt_assoc {
     mt__listener_t *listener;
     mt__assoc_link_t link;
     const mt_conf_t *conf; /* snapshot held for the association's life */
+    const mt_conf_project_t *project; /* called project AE, NULL = the node's AE */
     mt_log_ctx_t log;
     mt_ul_t ul;
     timer_mode_t timer_mode;
@@ -495,9 +496,26 @@ static int on_command(mt_assoc_t *a, mt_pdv_event_t *ev)
         return dimse_abort(a, "PDV on a context that was not accepted");
 
     if (cmd.command_field == MT_C_CANCEL_RQ) {
-        mt_log(MT_LOG_INFO, &a->log, "C-CANCEL-RQ for msgid=%u: nothing cancellable",
-               cmd.message_id_responded_to);
+        /* PS3.7 9.3.2.3: route it to the outstanding request it names */
         a->discard_data = has_ds;
+        mt_dimse_req_t *target = NULL;
+        for (mt_dimse_req_t *r = a->reqs; r && !target; r = r->next)
+            if (r->cmd.message_id == cmd.message_id_responded_to &&
+                (mt_dimse_cmd_flags(r->cmd.command_field) & MT_CMD_CANCEL))
+                target = r;
+        if (!target) {
+            mt_log(MT_LOG_INFO, &a->log, "C-CANCEL-RQ for msgid=%u: nothing cancellable",
+                   cmd.message_id_responded_to);
+            return 0;
+        }
+        mt_log(MT_LOG_INFO, &a->log, "C-CANCEL-RQ for %s msgid=%u",
+               mt_dimse_command_name(target->cmd.command_field), cmd.message_id_responded_to);
+        if (!target->cancel_requested) {
+            target->cancel_requested = true;
+            const mt_svc_ops_t *tops = ((req_impl_t *)target)->ops;
+            if (tops->on_cancel)
+                tops->on_cancel(target);
+        }
         return 0;
     }
     a->n_requests++;
@@ -802,6 +820,17 @@ static void on_associate_rq(mt_assoc_t *a, const mt_pdu_t *pdu)
     snprintf(a->log.called, sizeof a->log.called, "%s", rq->called_ae);
     const mt_conf_t *c = a->conf;
     uint32_t n_assoc = mt_node_assoc_count(a->node);
+    /* the called AE titles: the node's own (entry 0), then one per project */
+    size_t n_aes = 1 + c->n_projects;
+    mt_nego_ae_t *aes = mt_calloc(n_aes, sizeof *aes);
+    aes[0].ae_title = c->ae_title;
+    aes[0].calling_ae_allow = (const char *const *)c->calling_ae_allow;
+    aes[0].n_calling_ae_allow = c->n_calling_ae_allow;
+    for (size_t i = 0; i < c->n_projects; i++) {
+        aes[i + 1].ae_title = c->projects[i].ae_title;
+        aes[i + 1].calling_ae_allow = (const char *const *)c->projects[i].calling_ae_allow;
+        aes[i + 1].n_calling_ae_allow = c->projects[i].n_calling_ae_allow;
+    }
     mt_nego_policy_t pol = {
         .ae_title = c->ae_title,
         .calling_ae_allow = (const char *const *)c->calling_ae_allow,
@@ -813,12 +842,18 @@ static void on_associate_rq(mt_assoc_t *a, const mt_pdu_t *pdu)
         .max_ops_performed = 1,
         .n_associations = n_assoc ? n_assoc - 1 : 0, /* not counting this one */
         .max_associations = c->max_associations,
+        .called_aes = aes,
+        .n_called_aes = n_aes,
     };
     if (a->have_reply)
         mt_pdu_dispose(&a->reply);
     mt_pdu_diag_t diag = {0, NULL, 0, 0};
     int rc = mt_negotiate(&pol, rq, &a->nego, &a->reply, &diag);
+    mt_free(aes);
     a->have_reply = true;
+    a->project = (rc == 0 && a->nego.called_index > 0)
+                     ? &c->projects[a->nego.called_index - 1]
+                     : NULL;
     if (rc != 0 && rc != MT_EREJECTED) {
         mt_log(MT_LOG_WARN, &a->log, "A-ASSOCIATE-RQ not acceptable: %s",
                diag.reason ? diag.reason : mt_strerror(rc));
@@ -1070,4 +1105,21 @@ const char *mt_assoc_calling_ae(const mt_assoc_t *a)
 const char *mt_assoc_called_ae(const mt_assoc_t *a)
 {
     return a->nego.called_ae;
+}
+
+const mt_conf_t *mt_assoc_conf(const mt_assoc_t *a)
+{
+    return a->conf;
+}
+
+const mt_conf_project_t *mt_assoc_project(const mt_assoc_t *a)
+{
+    return a->project;
+}
+
+size_t mt_assoc_write_queue_bytes(const mt_assoc_t *a)
+{
+    if (a->closing || a->handles_closing)
+        return 0;
+    return uv_stream_get_write_queue_size((const uv_stream_t *)&a->tcp);
 }

@@ -254,7 +254,10 @@ int mt_index_rebuild_report(const char *storage_root, const char *index_path,
     err[0] = '\0';
     memset(out, 0, sizeof *out);
     if ((rc = mt_store_fs_open(storage_root, &st))) {
-        snprintf(err, errsz, "cannot open storage %s: %s", storage_root, mt_strerror(rc));
+        if (rc == MT_ESTATE)
+            snprintf(err, errsz, "storage %s is in use: stop the node first", storage_root);
+        else
+            snprintf(err, errsz, "cannot open storage %s: %s", storage_root, mt_strerror(rc));
         goto out;
     }
     if ((rc = mt_index_sqlite_open(index_path, &ix))) {

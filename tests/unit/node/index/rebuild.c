@@ -189,6 +189,11 @@ static void test_rebuild_empty_and_errors(void **state)
     snprintf(bad, sizeof bad, "%s/no/such/dir/index.sqlite", e.dir);
     assert_true(mt_index_rebuild(e.root, bad, &st, err, sizeof err) < 0);
     assert_non_null(strstr(err, "cannot open index"));
+    /* not under a running node */
+    assert_int_equal(t_env_open(&e, MT_DUP_OVERWRITE, 0, 0), 0);
+    assert_int_equal(mt_index_rebuild(e.root, e.index, &st, err, sizeof err), MT_ESTATE);
+    assert_non_null(strstr(err, "stop the node first"));
+    t_env_close(&e);
     t_env_dispose(&e);
 }
 
