@@ -155,7 +155,10 @@ static void on_timer(uv_timer_t *t)
         ul_event(a, MT_UL_EV_ARTIM_EXPIRED, NULL);
         break;
     case TM_IDLE:
-        if (a->n_outstanding || a->pause_count) {
+        /* Not idle when the wait is ours: reading paused, or a request complete and being
+         * worked on. A peer silent in the middle of a message (a data set or a PDU cut
+         * short) is idle: otherwise a stalled sender would hold its association forever. */
+        if (a->pause_count || (a->n_outstanding && mt_pdv_idle(&a->pdv) && a->rbuf.len == 0)) {
             start_timer(a, TM_IDLE, a->conf->idle_timeout_ms); /* work in progress: not idle */
             break;
         }
