@@ -158,9 +158,12 @@ static void on_timer(uv_timer_t *t)
         ul_event(a, MT_UL_EV_ARTIM_EXPIRED, NULL);
         break;
     case TM_IDLE:
-        /* work in progress (a service holds requests or paused reading): not idle; a pause
-         * because the peer does not read our responses does not count */
-        if (a->n_outstanding || a->pause_count > (a->write_paused ? 1u : 0u)) {
+        /* Not idle when the wait is ours: a service paused reading, or a request is complete
+         * and being worked on. A pause because the peer does not read our responses does not
+         * count, and neither does a peer silent in the middle of a message (a data set or a
+         * PDU cut short): otherwise a stalled sender would hold its association forever. */
+        if (a->pause_count > (a->write_paused ? 1u : 0u) ||
+            (a->n_outstanding && mt_pdv_idle(&a->pdv) && a->rbuf.len == 0)) {
             start_timer(a, TM_IDLE, a->conf->idle_timeout_ms);
             break;
         }
