@@ -183,3 +183,10 @@ CREATE INDEX instances_acquisition ON instances (acquisition_date, acquisition_t
 CREATE INDEX instances_content ON instances (content_date, content_time);
 CREATE INDEX instances_sop_class ON instances (sop_class_uid);
 CREATE INDEX instances_unverified ON instances (pk) WHERE verified = 0;
+
+-- Directories that may hold renames not yet durable (the ingest's one-flush path,
+-- docs/internals/durability.md): marked durably before the first rename into them, scanned
+-- for files without rows at start-up, unmarked once nothing in them is in flight.
+CREATE TABLE dirty_dirs (
+    path                            TEXT NOT NULL PRIMARY KEY   -- relative to the storage root
+) WITHOUT ROWID;

@@ -1,7 +1,9 @@
 /*
  * assoc.c - one DICOM association on one TCP connection: the ONLY file that does I/O for the
  * upper layer (STYLE.md §1). It owns the uv_tcp_t, one uv_timer_t (ARTIM, idle timeout and the
- * close-after-flush guard), the read buffer, and carries out what the pure modules decide:
+ * close-after-flush guard), a uv_idle_t (input buffered while paused is handled from the loop,
+ * never from inside a service's callback), the read buffer, and carries out what the pure
+ * modules decide:
  *
  *   bytes --(PDU framing: mt_pdu_peek/mt_pdu_decode)--> PDU --(event)--> ul.c (Table 9-10)
  *     effects: SEND_PDU / START_ARTIM / STOP_ARTIM / CLOSE_TRANSPORT   -> done here
@@ -59,7 +61,7 @@
 
 #define READ_CHUNK (64u * 1024u)
 #define STATUS_DUPLICATE_INVOCATION 0x0210 /* PS3.7 C.5.4 */
-#define MT_DIMSE_DATASET_PRESENT 0x0001     /* any value but 0x0101 (PS3.7 E.1-1) */
+#define DATASET_PRESENT 0x0001             /* any value but 0x0101 (PS3.7 E.1-1) */
 
 typedef enum { TM_NONE, TM_ARTIM, TM_IDLE, TM_FLUSH } timer_mode_t;
 
@@ -71,12 +73,14 @@ typedef struct req_impl {
 struct mt_assoc {
     uv_tcp_t tcp;
     uv_timer_t timer;
-    unsigned n_handles;  /* embedded handles not yet closed */
-    unsigned refs;       /* outstanding requests (each holds one) */
+    uv_idle_t deferred; /* runs process_input() for PDUs buffered while paused */
+    unsigned n_handles; /* embedded handles not yet closed */
+    unsigned refs;      /* outstanding requests (each holds one) */
     mt_node_t *node;
     mt__listener_t *listener;
     mt__assoc_link_t link;
     const mt_conf_t *conf; /* snapshot held for the association's life */
+    const mt_conf_project_t *project; /* called project AE, NULL = the node's AE */
     mt_log_ctx_t log;
     mt_ul_t ul;
     timer_mode_t timer_mode;
@@ -93,16 +97,15 @@ struct mt_assoc {
     unsigned pause_count;
     bool reading;
 
-    mt_buf_t *tx;       /* P-DATA-TF PDUs to send for the DT-1/AR-7 being carried out */
-    unsigned n_writes;  /* uv_write requests in flight */
+    mt_buf_t *tx;      /* P-DATA-TF PDUs to send for the DT-1/AR-7 being carried out */
+    unsigned n_writes; /* uv_write requests in flight */
 
-    mt_dimse_req_t *reqs;  /* outstanding requests */
+    mt_dimse_req_t *reqs; /* outstanding requests */
     unsigned n_outstanding;
-    mt_dimse_req_t *cur;   /* request whose data set is arriving */
-    bool discard_data;     /* the data set arriving belongs to a refused request */
+    mt_dimse_req_t *cur; /* request whose data set is arriving */
+    bool discard_data;   /* the data set arriving belongs to a refused request */
 
     bool release_pending; /* A-RELEASE-RQ received, waiting for outstanding requests */
-    bool established;     /* reached Sta6 */
     bool closing;         /* close_transport() done: no more reads or sends */
     bool handles_closing;
 
@@ -118,11 +121,6 @@ static unsigned ul_event(mt_assoc_t *a, mt_ul_event_t ev, const mt_ul_input_t *i
 #define IND(kind) (1u << (kind))
 
 /* ---- small helpers ---- */
-
-static uint64_t now_outstanding(const mt_assoc_t *a)
-{
-    return a->n_outstanding;
-}
 
 static void maybe_free(mt_assoc_t *a)
 {
@@ -365,18 +363,17 @@ static bool can_send_pdata(const mt_assoc_t *a)
 
 /* Encode a DIMSE message (command + optional data set) as P-DATA-TF PDUs and send it (P-DATA
  * request primitive, Evt9). */
-static int send_message(mt_assoc_t *a, uint8_t pcid, const mt_dimse_cmd_t *rsp,
-                        const uint8_t *data, size_t n)
+static int send_message(mt_assoc_t *a, uint8_t pcid, const mt_dimse_cmd_t *rsp, const uint8_t *data,
+                        size_t n)
 {
     mt_dimse_cmd_t c = *rsp;
-    c.data_set_type = data ? MT_DIMSE_DATASET_PRESENT : MT_DIMSE_NO_DATASET;
+    c.data_set_type = data ? DATASET_PRESENT : MT_DIMSE_NO_DATASET;
     mt_buf_t cmd, out;
     mt_buf_init(&cmd, MT_PDV_DEFAULT_MAX_COMMAND);
     mt_buf_init(&out, SIZE_MAX);
     int rc = mt_dimse_encode(&c, &cmd);
     if (rc == 0)
-        rc = mt_pdu_encode_pdata_split(&out, pcid, true, cmd.data, cmd.len,
-                                       a->nego.peer_max_pdu);
+        rc = mt_pdu_encode_pdata_split(&out, pcid, true, cmd.data, cmd.len, a->nego.peer_max_pdu);
     if (rc == 0 && data)
         rc = mt_pdu_encode_pdata_split(&out, pcid, false, data, n, a->nego.peer_max_pdu);
     mt_buf_dispose(&cmd);
@@ -386,7 +383,7 @@ static int send_message(mt_assoc_t *a, uint8_t pcid, const mt_dimse_cmd_t *rsp,
         mt_buf_dispose(&out);
         return rc;
     }
-    mt_log(MT_LOG_DEBUG, &a->log, "send %s msgid=%u status=0x%04X pcid=%u", 
+    mt_log(MT_LOG_DEBUG, &a->log, "send %s msgid=%u status=0x%04X pcid=%u",
            mt_dimse_command_name(c.command_field), c.message_id_responded_to, c.status, pcid);
     a->tx = &out;
     ul_event(a, MT_UL_EV_P_DATA_RQ, NULL);
@@ -395,8 +392,7 @@ static int send_message(mt_assoc_t *a, uint8_t pcid, const mt_dimse_cmd_t *rsp,
     return 0;
 }
 
-int mt_assoc_respond(mt_dimse_req_t *req, const mt_dimse_cmd_t *rsp, const uint8_t *data,
-                     size_t n)
+int mt_assoc_respond(mt_dimse_req_t *req, const mt_dimse_cmd_t *rsp, const uint8_t *data, size_t n)
 {
     mt_assoc_t *a = req->assoc;
     bool final = !status_is_pending(rsp->status);
@@ -466,8 +462,8 @@ static int on_command(mt_assoc_t *a, mt_pdv_event_t *ev)
     mt_diag_t d = {0, NULL};
     if (mt_dimse_decode(ev->data, ev->len, &cmd, &d) < 0) {
         char why[128];
-        snprintf(why, sizeof why, "malformed command set at %llu: %s",
-                 (unsigned long long)d.offset, d.reason ? d.reason : "?");
+        snprintf(why, sizeof why, "malformed command set at %llu: %s", (unsigned long long)d.offset,
+                 d.reason ? d.reason : "?");
         return dimse_abort(a, why);
     }
     bool has_ds = mt_dimse_has_dataset(&cmd);
@@ -482,9 +478,26 @@ static int on_command(mt_assoc_t *a, mt_pdv_event_t *ev)
         return dimse_abort(a, "PDV on a context that was not accepted");
 
     if (cmd.command_field == MT_C_CANCEL_RQ) {
-        mt_log(MT_LOG_INFO, &a->log, "C-CANCEL-RQ for msgid=%u: nothing cancellable",
-               cmd.message_id_responded_to);
+        /* PS3.7 9.3.2.3: route it to the outstanding request it names */
         a->discard_data = has_ds;
+        mt_dimse_req_t *target = NULL;
+        for (mt_dimse_req_t *r = a->reqs; r && !target; r = r->next)
+            if (r->cmd.message_id == cmd.message_id_responded_to &&
+                (mt_dimse_cmd_flags(r->cmd.command_field) & MT_CMD_CANCEL))
+                target = r;
+        if (!target) {
+            mt_log(MT_LOG_INFO, &a->log, "C-CANCEL-RQ for msgid=%u: nothing cancellable",
+                   cmd.message_id_responded_to);
+            return 0;
+        }
+        mt_log(MT_LOG_INFO, &a->log, "C-CANCEL-RQ for %s msgid=%u",
+               mt_dimse_command_name(target->cmd.command_field), cmd.message_id_responded_to);
+        if (!target->cancel_requested) {
+            target->cancel_requested = true;
+            const mt_svc_ops_t *tops = ((req_impl_t *)target)->ops;
+            if (tops->on_cancel)
+                tops->on_cancel(target);
+        }
         return 0;
     }
     a->n_requests++;
@@ -497,8 +510,8 @@ static int on_command(mt_assoc_t *a, mt_pdv_event_t *ev)
         comment = "unknown command";
     } else if (((flags & MT_CMD_DATASET) && !has_ds) || ((flags & MT_CMD_NO_DATASET) && has_ds)) {
         status = MT_STATUS_MISTYPED_ARGUMENT;
-        comment = has_ds ? "data set not allowed with this command"
-                         : "data set missing for this command";
+        comment =
+            has_ds ? "data set not allowed with this command" : "data set missing for this command";
     } else if (strcmp(cmd.affected_sop_class_uid, pc->abstract_syntax) != 0) {
         status = MT_STATUS_SOP_CLASS_NOT_SUPPORTED;
         comment = "Affected SOP Class differs from the presentation context";
@@ -577,7 +590,7 @@ static void log_abort(mt_assoc_t *a, const mt_ul_effects_t *fx, mt_ul_event_t ev
                    "requests=%u ok=%u failed=%u outstanding=%u",
                    fx->fx[i].abort_source, fx->fx[i].abort_reason, mt_ul_event_desc(ev),
                    mt_ul_state_name(fx->from), mt_ul_action_name(fx->action), a->n_requests,
-                   a->n_ok, a->n_failed, (unsigned)now_outstanding(a));
+                   a->n_ok, a->n_failed, a->n_outstanding);
 }
 
 /* Feed ev to ul.c and carry out the I/O effects in order. Returns the indications (IND bits)
@@ -653,8 +666,10 @@ static void close_handles(mt_assoc_t *a)
         return;
     a->handles_closing = true;
     uv_timer_stop(&a->timer);
+    uv_idle_stop(&a->deferred);
     uv_close((uv_handle_t *)&a->tcp, on_handle_closed);
     uv_close((uv_handle_t *)&a->timer, on_handle_closed);
+    uv_close((uv_handle_t *)&a->deferred, on_handle_closed);
 }
 
 /* Stop reading, abandon outstanding requests, close once queued writes have gone out (the
@@ -714,8 +729,8 @@ static void transport_closed(mt_assoc_t *a, ssize_t why)
         mt_log(MT_LOG_WARN, &a->log,
                "association aborted: connection %s in %s (A-P-ABORT); requests=%u ok=%u "
                "failed=%u outstanding=%u",
-               why == UV_EOF ? "closed by the peer" : uv_strerror((int)why),
-               mt_ul_state_name(st), a->n_requests, a->n_ok, a->n_failed, a->n_outstanding);
+               why == UV_EOF ? "closed by the peer" : uv_strerror((int)why), mt_ul_state_name(st),
+               a->n_requests, a->n_ok, a->n_failed, a->n_outstanding);
     ul_event(a, MT_UL_EV_TRANSPORT_CLOSED, NULL);
 }
 
@@ -758,14 +773,24 @@ void mt_assoc_pause_reading(mt_assoc_t *a)
     update_reading(a);
 }
 
+static void on_deferred(uv_idle_t *h)
+{
+    mt_assoc_t *a = h->data;
+    uv_idle_stop(h);
+    process_input(a);
+}
+
+/* Resuming never processes input on the caller's stack (a service's callback): PDUs buffered
+ * while paused are handled from the loop, in order, on the next iteration. */
 void mt_assoc_resume_reading(mt_assoc_t *a)
 {
     if (a->pause_count)
         a->pause_count--;
     if (a->pause_count || a->closing)
         return;
-    process_input(a); /* PDUs buffered while paused (no-op when already on the stack) */
     update_reading(a);
+    if (a->rbuf.len > a->rpos && !a->handles_closing)
+        uv_idle_start(&a->deferred, on_deferred);
 }
 
 /* ---- PDUs received ---- */
@@ -777,6 +802,17 @@ static void on_associate_rq(mt_assoc_t *a, const mt_pdu_t *pdu)
     snprintf(a->log.called, sizeof a->log.called, "%s", rq->called_ae);
     const mt_conf_t *c = a->conf;
     uint32_t n_assoc = mt_node_assoc_count(a->node);
+    /* the called AE titles: the node's own (entry 0), then one per project */
+    size_t n_aes = 1 + c->n_projects;
+    mt_nego_ae_t *aes = mt_calloc(n_aes, sizeof *aes);
+    aes[0].ae_title = c->ae_title;
+    aes[0].calling_ae_allow = (const char *const *)c->calling_ae_allow;
+    aes[0].n_calling_ae_allow = c->n_calling_ae_allow;
+    for (size_t i = 0; i < c->n_projects; i++) {
+        aes[i + 1].ae_title = c->projects[i].ae_title;
+        aes[i + 1].calling_ae_allow = (const char *const *)c->projects[i].calling_ae_allow;
+        aes[i + 1].n_calling_ae_allow = c->projects[i].n_calling_ae_allow;
+    }
     mt_nego_policy_t pol = {
         .ae_title = c->ae_title,
         .calling_ae_allow = (const char *const *)c->calling_ae_allow,
@@ -788,12 +824,18 @@ static void on_associate_rq(mt_assoc_t *a, const mt_pdu_t *pdu)
         .max_ops_performed = 1,
         .n_associations = n_assoc ? n_assoc - 1 : 0, /* not counting this one */
         .max_associations = c->max_associations,
+        .called_aes = aes,
+        .n_called_aes = n_aes,
     };
     if (a->have_reply)
         mt_pdu_dispose(&a->reply);
     mt_pdu_diag_t diag = {0, NULL, 0, 0};
     int rc = mt_negotiate(&pol, rq, &a->nego, &a->reply, &diag);
+    mt_free(aes);
     a->have_reply = true;
+    a->project = (rc == 0 && a->nego.called_index > 0)
+                     ? &c->projects[a->nego.called_index - 1]
+                     : NULL;
     if (rc != 0 && rc != MT_EREJECTED) {
         mt_log(MT_LOG_WARN, &a->log, "A-ASSOCIATE-RQ not acceptable: %s",
                diag.reason ? diag.reason : mt_strerror(rc));
@@ -820,7 +862,6 @@ static void on_associate_rq(mt_assoc_t *a, const mt_pdu_t *pdu)
     for (size_t i = 0; i < a->nego.n_pcs; i++)
         if (a->nego.pcs[i].result == MT_PC_ACCEPTANCE)
             mt_pdv_allow(&a->pdv, a->nego.pcs[i].id);
-    a->established = true;
     mt_log(MT_LOG_INFO, &a->log,
            "association accepted: contexts=%zu/%zu max_pdu=%u peer_max_pdu=%u async=%u/%u "
            "impl=%s%s%s associations=%u",
@@ -932,8 +973,8 @@ static void process_input(mt_assoc_t *a)
             ul_event(a, MT_UL_EV_INVALID_PDU, &in);
             break;
         }
-        mt_log(MT_LOG_TRACE, &a->log, "recv %s len=%zu in %s", mt_pdu_type_name(pdu.type), used,
-               mt_ul_state_name(a->ul.state));
+        mt_log(MT_LOG_TRACE, &a->log, "recv %s len=%zu in %s", mt_pdu_type_name((uint8_t)pdu.type),
+               used, mt_ul_state_name(a->ul.state));
         handle_pdu(a, &pdu);
         mt_pdu_dispose(&pdu);
         a->rpos += used;
@@ -967,8 +1008,8 @@ static void peer_name(mt_assoc_t *a)
             port = ntohs(s6->sin6_port);
         }
     }
-    snprintf(a->log.peer, sizeof a->log.peer, ss.ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u",
-             ip, port);
+    snprintf(a->log.peer, sizeof a->log.peer, ss.ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u", ip,
+             port);
 }
 
 int mt__assoc_accept(mt_node_t *node, mt__listener_t *l, void *server_stream)
@@ -978,8 +1019,9 @@ int mt__assoc_accept(mt_node_t *node, mt__listener_t *l, void *server_stream)
     a->node = node;
     uv_tcp_init(loop, &a->tcp);
     uv_timer_init(loop, &a->timer);
-    a->tcp.data = a->timer.data = a;
-    a->n_handles = 2;
+    uv_idle_init(loop, &a->deferred);
+    a->tcp.data = a->timer.data = a->deferred.data = a;
+    a->n_handles = 3;
     a->conf = mt_node_conf_ref(node);
     mt_node_assoc_opened(node);
     a->link.prev = a->link.next = &a->link;
@@ -1045,4 +1087,21 @@ const char *mt_assoc_calling_ae(const mt_assoc_t *a)
 const char *mt_assoc_called_ae(const mt_assoc_t *a)
 {
     return a->nego.called_ae;
+}
+
+const mt_conf_t *mt_assoc_conf(const mt_assoc_t *a)
+{
+    return a->conf;
+}
+
+const mt_conf_project_t *mt_assoc_project(const mt_assoc_t *a)
+{
+    return a->project;
+}
+
+size_t mt_assoc_write_queue_bytes(const mt_assoc_t *a)
+{
+    if (a->closing || a->handles_closing)
+        return 0;
+    return uv_stream_get_write_queue_size((const uv_stream_t *)&a->tcp);
 }

@@ -6,6 +6,9 @@
  *   mitral tag [--header] FILES|DIRS...
  *   mitral index stats   [-c FILE] [--data DIR]
  *   mitral index rebuild [-c FILE] [--data DIR]
+ *   mitral deid --profile NAME|FILE --key FILE IN... OUT_DIR   (node/deid/cli.c)
+ *   mitral project list|show NAME|add NAME|remove NAME [--study UID...] [--query 'TERMS']
+ *                  [-c FILE] [--data DIR]
  *   mitral --version | --help | <command> --help
  *
  * Flags override the config file; --data DIR puts storage (DIR/storage) and the index
@@ -19,8 +22,10 @@
 #include <sys/stat.h>
 
 #include "conf/conf.h"
+#include "deid/cli.h"
 #include "dicom/ds.h"
 #include "index/index.h"
+#include "index/query.h"
 #include "index/rebuild.h"
 #include "node.h"
 #include "tag_cli.h"
@@ -39,11 +44,13 @@ static const char usage_main[] =
     "cardiovascular MR research registries.\n"
     "\n"
     "commands:\n"
-    "  serve          run the node (C-ECHO, C-STORE)\n"
+    "  serve          run the node (C-ECHO, C-STORE, C-FIND)\n"
     "  dump FILE...   print the data set of DICOM files\n"
     "  tag FILES|DIRS tag CMR series offline (SeriesInstanceUID,tag,view,confidence,evidence)\n"
     "  index stats    count patients, studies, series, instances and bytes in the index\n"
     "  index rebuild  re-create the index from the files in storage\n"
+    "  deid           de-identify DICOM files offline (PS3.15 profiles, keyed pseudonyms)\n"
+    "  project        list / show / add / remove the studies of project folders\n"
     "\n"
     "  mitral --version | mitral <command> --help\n";
 
@@ -335,6 +342,223 @@ static int cmd_index(int argc, char **argv)
     return 0;
 }
 
+static const char usage_project[] =
+    "usage: mitral project list [-c FILE] [--data DIR]\n"
+    "       mitral project show NAME [-c FILE] [--data DIR]\n"
+    "       mitral project add NAME (--study UID... | --query 'TERMS') [-c FILE] [--data DIR]\n"
+    "       mitral project remove NAME (--study UID... | --query 'TERMS') [-c FILE] [--data DIR]\n"
+    "\n"
+    "Projects are declared in the config file (projects:, see conf/mitral.yaml); their\n"
+    "studies are a table of the index. TERMS select studies: space-separated\n"
+    "KEYWORD=VALUE, KEYWORD>=VALUE, KEYWORD<=VALUE over indexed attributes of any level,\n"
+    "with C-FIND matching (wildcards * ?, ranges, UID lists a\\b), e.g.\n"
+    "  --query 'StudyDate>=20200101 Modality=MR PatientName=SMITH*'\n"
+    "A study matches when any of its series / instances matches the series / instance terms.\n";
+
+typedef struct uid_list {
+    char **v;
+    size_t n;
+} uid_list_t;
+
+static int collect_uid(void *user, const char *uid)
+{
+    uid_list_t *l = user;
+    l->v = mt_realloc(l->v, (l->n + 1) * sizeof *l->v);
+    l->v[l->n++] = mt_strdup(uid ? uid : "");
+    return 0;
+}
+
+static void print_stats(const mt_index_stats_t *st)
+{
+    printf("patients %llu\nstudies %llu\nseries %llu\ninstances %llu\nbytes %llu\n",
+           (unsigned long long)st->patients, (unsigned long long)st->studies,
+           (unsigned long long)st->series, (unsigned long long)st->instances,
+           (unsigned long long)st->bytes);
+}
+
+static int cmd_project(int argc, char **argv)
+{
+    if (argc < 2 || wants_help(argc, argv)) {
+        fputs(usage_project, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    const char *what = argv[1];
+    const char *name = NULL, *cfile = NULL, *data = NULL, *query = NULL;
+    uid_list_t uids = {NULL, 0};
+    bool in_study = false;
+    int i = 2;
+    bool needs_name = strcmp(what, "list") != 0;
+    if (needs_name) {
+        if (argc < 3 || argv[2][0] == '-') {
+            fprintf(stderr, "mitral project %s: NAME missing\n%s", what, usage_project);
+            return 2;
+        }
+        name = argv[2];
+        i = 3;
+    }
+    for (; i < argc; i++) {
+        const char *a = argv[i];
+        if ((strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) && i + 1 < argc) {
+            cfile = argv[++i];
+            in_study = false;
+        } else if ((strcmp(a, "-d") == 0 || strcmp(a, "--data") == 0) && i + 1 < argc) {
+            data = argv[++i];
+            in_study = false;
+        } else if (strcmp(a, "--query") == 0 && i + 1 < argc) {
+            query = argv[++i];
+            in_study = false;
+        } else if (strcmp(a, "--study") == 0) {
+            in_study = true;
+        } else if (in_study && a[0] != '-') {
+            collect_uid(&uids, a);
+        } else {
+            fprintf(stderr, "mitral project: unexpected argument '%s'\n%s", a, usage_project);
+            goto usage_fail;
+        }
+    }
+    bool change = strcmp(what, "add") == 0 || strcmp(what, "remove") == 0;
+    if (!change && strcmp(what, "list") != 0 && strcmp(what, "show") != 0) {
+        fprintf(stderr, "mitral project: unknown subcommand '%s'\n%s", what, usage_project);
+        goto usage_fail;
+    }
+    if (change && !query && uids.n == 0) {
+        fprintf(stderr, "mitral project %s: give --study UID... or --query 'TERMS'\n", what);
+        goto usage_fail;
+    }
+    if (!change && (query || uids.n)) {
+        fprintf(stderr, "mitral project %s: --study/--query only apply to add and remove\n",
+                what);
+        goto usage_fail;
+    }
+    mt_conf_t *c;
+    if (cfile) {
+        char err[512];
+        c = mt_conf_load(cfile, err, sizeof err);
+        if (!c) {
+            fprintf(stderr, "%s\n", err);
+            goto usage_fail;
+        }
+    } else {
+        c = mt_conf_new_default();
+    }
+    if (data) {
+        char buf[4096];
+        mt_conf_set_data_dir(c, data);
+        snprintf(buf, sizeof buf, "%s/index.sqlite", data);
+        mt_free(c->index_path);
+        c->index_path = mt_strdup(buf);
+    }
+    int rc = 0;
+    const mt_conf_project_t *p = name ? mt_conf_project_by_name(c, name) : NULL;
+    if (name && !p) {
+        fprintf(stderr, "mitral project: no project '%s' in the config (projects:)\n", name);
+        rc = 1;
+        goto out;
+    }
+    mt_index_t *ix = NULL;
+    if ((rc = mt_index_sqlite_open(c->index_path, &ix)) != 0) {
+        fprintf(stderr, "mitral project: %s: %s\n", c->index_path, mt_strerror(rc));
+        rc = 1;
+        goto out;
+    }
+    if (!change) {
+        size_t first = p ? (size_t)(p - c->projects) : 0;
+        size_t last = p ? first + 1 : c->n_projects;
+        if (!p && c->n_projects == 0)
+            printf("no projects configured (projects: in the config file)\n");
+        for (size_t k = first; k < last; k++) {
+            const mt_conf_project_t *q = &c->projects[k];
+            mt_index_stats_t st;
+            if ((rc = ix->ops->project_stats(ix, q->name, &st)) != 0)
+                break;
+            if (p) {
+                printf("name %s\nae_title %s\n", q->name, q->ae_title);
+                if (q->description)
+                    printf("description %s\n", q->description);
+                printf("allowed_calling_aes");
+                for (size_t j = 0; j < q->n_calling_ae_allow; j++)
+                    printf(" %s", q->calling_ae_allow[j]);
+                printf(q->n_calling_ae_allow ? "\n" : " (any)\n");
+                print_stats(&st);
+            } else {
+                printf("%-24s %-16s studies=%llu instances=%llu  %s\n", q->name, q->ae_title,
+                       (unsigned long long)st.studies, (unsigned long long)st.instances,
+                       q->description ? q->description : "");
+            }
+        }
+        ix->ops->close(ix);
+        rc = rc ? 1 : 0;
+        goto out;
+    }
+    if (query) {
+        char err[256] = "";
+        mt_query_t *q = NULL;
+        mt_qdb_t *db = NULL;
+        if (mt_query_from_text(query, MT_LEVEL_STUDY, &q, err, sizeof err) != 0) {
+            fprintf(stderr, "mitral project %s: --query: %s\n", what, err);
+            ix->ops->close(ix);
+            rc = 2;
+            goto out;
+        }
+        mt_qscope_t scope = {.project = strcmp(what, "remove") == 0 ? p->name : NULL};
+        rc = mt_qdb_open(c->index_path, &db);
+        if (rc == 0)
+            rc = mt_qdb_study_uids(db, q, &scope, collect_uid, &uids);
+        mt_qdb_close(db);
+        mt_query_free(q);
+        if (rc) {
+            fprintf(stderr, "mitral project %s: query failed: %s\n", what, mt_strerror(rc));
+            ix->ops->close(ix);
+            rc = 1;
+            goto out;
+        }
+    }
+    size_t n_changed = 0, n_missing = 0;
+    rc = ix->ops->begin(ix);
+    for (size_t k = 0; rc == 0 && k < uids.n; k++) {
+        bool changed = false;
+        if (strcmp(what, "add") == 0) {
+            rc = ix->ops->project_add(ix, p->name, uids.v[k], &changed);
+            if (rc == MT_ENOENT) {
+                fprintf(stderr, "mitral project add: study %s is not in the index\n", uids.v[k]);
+                n_missing++;
+                rc = 0;
+            }
+        } else {
+            rc = ix->ops->project_remove(ix, p->name, uids.v[k], &changed);
+        }
+        n_changed += changed;
+    }
+    if (rc == 0)
+        rc = ix->ops->commit(ix);
+    else
+        ix->ops->rollback(ix);
+    if (rc) {
+        fprintf(stderr, "mitral project %s: %s\n", what, mt_strerror(rc));
+        rc = 1;
+    } else {
+        printf("%s %zu stud%s %s project %s (%zu selected", strcmp(what, "add") == 0 ? "added" : "removed",
+               n_changed, n_changed == 1 ? "y" : "ies", strcmp(what, "add") == 0 ? "to" : "from",
+               p->name, uids.n);
+        if (n_missing)
+            printf(", %zu not in the index", n_missing);
+        printf(")\n");
+        rc = n_missing ? 1 : 0;
+    }
+    ix->ops->close(ix);
+out:
+    mt_conf_free(c);
+    for (size_t k = 0; k < uids.n; k++)
+        mt_free(uids.v[k]);
+    mt_free(uids.v);
+    return rc;
+usage_fail:
+    for (size_t k = 0; k < uids.n; k++)
+        mt_free(uids.v[k]);
+    mt_free(uids.v);
+    return 2;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -359,6 +583,10 @@ int main(int argc, char **argv)
         return mt_tag_cli_main(argc - 1, argv + 1);
     if (strcmp(cmd, "index") == 0)
         return cmd_index(argc - 1, argv + 1);
+    if (strcmp(cmd, "deid") == 0)
+        return mt_deid_cli(argc - 1, argv + 1);
+    if (strcmp(cmd, "project") == 0)
+        return cmd_project(argc - 1, argv + 1);
     fprintf(stderr, "mitral: unknown command '%s'\n\n%s", cmd, usage_main);
     return 2;
 }

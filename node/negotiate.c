@@ -34,7 +34,9 @@ static bool ae_equal(const char *wire, const char *conf)
 
 static bool default_abstract(const char *uid)
 {
-    return strcmp(uid, MT_UID_VERIFICATION) == 0 || mt_sop_is_storage(uid);
+    return strcmp(uid, MT_UID_VERIFICATION) == 0 || mt_sop_is_storage(uid) ||
+           strcmp(uid, MT_UID_PATIENT_ROOT_FIND) == 0 || strcmp(uid, MT_UID_STUDY_ROOT_FIND) == 0 ||
+           strcmp(uid, MT_UID_PATIENT_STUDY_ONLY_FIND) == 0;
 }
 
 static bool abstract_ok(const mt_nego_policy_t *pol, const char *uid)
@@ -176,13 +178,27 @@ int mt_negotiate(const mt_nego_policy_t *pol, const mt_pdu_assoc_t *rq, mt_negot
         return reject(out, reply, MT_RJ_PERMANENT, MT_RJ_SOURCE_SERVICE_USER,
                       MT_RJ_USER_APP_CONTEXT_NOT_SUPPORTED,
                       "application context name not supported");
-    if (!pol->ae_title || !ae_equal(rq->called_ae, pol->ae_title))
+    const char *const *allow = pol->calling_ae_allow;
+    size_t n_allow = pol->n_calling_ae_allow;
+    if (pol->n_called_aes) {
+        size_t i = 0;
+        while (i < pol->n_called_aes && !(pol->called_aes[i].ae_title &&
+                                          ae_equal(rq->called_ae, pol->called_aes[i].ae_title)))
+            i++;
+        if (i == pol->n_called_aes)
+            return reject(out, reply, MT_RJ_PERMANENT, MT_RJ_SOURCE_SERVICE_USER,
+                          MT_RJ_USER_CALLED_AE_NOT_RECOGNIZED, "called AE title not recognised");
+        out->called_index = (int)i;
+        allow = pol->called_aes[i].calling_ae_allow;
+        n_allow = pol->called_aes[i].n_calling_ae_allow;
+    } else if (!pol->ae_title || !ae_equal(rq->called_ae, pol->ae_title)) {
         return reject(out, reply, MT_RJ_PERMANENT, MT_RJ_SOURCE_SERVICE_USER,
                       MT_RJ_USER_CALLED_AE_NOT_RECOGNIZED, "called AE title not recognised");
-    if (pol->n_calling_ae_allow) {
+    }
+    if (n_allow) {
         bool ok = false;
-        for (size_t i = 0; !ok && i < pol->n_calling_ae_allow; i++)
-            ok = ae_equal(rq->calling_ae, pol->calling_ae_allow[i]);
+        for (size_t i = 0; !ok && i < n_allow; i++)
+            ok = ae_equal(rq->calling_ae, allow[i]);
         if (!ok)
             return reject(out, reply, MT_RJ_PERMANENT, MT_RJ_SOURCE_SERVICE_USER,
                           MT_RJ_USER_CALLING_AE_NOT_RECOGNIZED, "calling AE title not recognised");

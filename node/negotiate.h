@@ -8,6 +8,9 @@
  *   application context != 1.2.840.10008.3.1.1.1 -> 1 permanent, 1 service-user, 2 app context
  *   called AE != policy ae_title                 -> 1 permanent, 1 service-user, 7 called AE
  *   calling AE not in the allow list (if any)    -> 1 permanent, 1 service-user, 3 calling AE
+ *     (when the policy lists called_aes, the node's title and its projects' titles: the called
+ *     AE must be one of them, and the calling AE in THAT entry's allow list; out->called_index
+ *     says which entry was called)
  *   n_associations >= max_associations (if set)  -> 2 transient, 3 presentation, 2 local limit
  *   user identity refused by the authorize hook  -> 1 permanent, 1 service-user, 1 no reason
  * AE titles compare without leading/trailing spaces, case-sensitively (PS3.8 §9.3.2).
@@ -17,8 +20,9 @@
  *   1 user rejection           duplicate context id, or the role selection leaves us no role
  *   3 abstract syntax not supported
  *   4 transfer syntaxes not supported   none of the proposed ones is known (mt_ts_find)
- * Supported abstract syntaxes by default: Verification and every storage SOP class
- * (mt_sop_is_storage); a policy hook can replace that. The transfer syntax chosen is the first
+ * Supported abstract syntaxes by default: Verification, every storage SOP class
+ * (mt_sop_is_storage) and the Query/Retrieve FIND SOP classes (Patient Root, Study Root,
+ * Patient/Study Only); a policy hook can replace that. The transfer syntax chosen is the first
  * entry of the policy's preference list that the SCU proposed; otherwise the first proposed
  * syntax we know (mt_ts_find), so compressed instances are accepted and stored as sent.
  *
@@ -48,6 +52,18 @@
 
 #define MT_NEGO_MAX_PCS 128 /* odd ids 1..255 */
 
+/* Query/Retrieve information models, FIND (PS3.4 C.6) */
+#define MT_UID_PATIENT_ROOT_FIND "1.2.840.10008.5.1.4.1.2.1.1"
+#define MT_UID_STUDY_ROOT_FIND "1.2.840.10008.5.1.4.1.2.2.1"
+#define MT_UID_PATIENT_STUDY_ONLY_FIND "1.2.840.10008.5.1.4.1.2.3.1" /* retired */
+
+/* One called AE title we answer to, with the calling AE titles it admits (n = 0: any). */
+typedef struct mt_nego_ae {
+    const char *ae_title;
+    const char *const *calling_ae_allow;
+    size_t n_calling_ae_allow;
+} mt_nego_ae_t;
+
 /* Authorisation hook for the user identity sub-item. Return 0 to accept, optionally setting
  * *response and *response_len to a server response (borrowed: must stay valid until the reply PDU
  * is built, i.e. the end of mt_negotiate; it is copied). Any other value refuses the
@@ -72,6 +88,10 @@ typedef struct mt_nego_policy {
     mt_nego_abstract_cb abstract_supported; /* NULL = default */
     mt_nego_authorize_cb authorize;         /* NULL = accept every identity */
     void *user;                             /* passed to the hooks */
+    /* n_called_aes > 0: these called AE titles (each with its allow list) replace ae_title and
+     * calling_ae_allow above (node AE + project AEs) */
+    const mt_nego_ae_t *called_aes;
+    size_t n_called_aes;
 } mt_nego_policy_t;
 
 /* One presentation context of the request with our answer. */
@@ -101,6 +121,7 @@ typedef struct mt_negotiated {
     bool has_identity;
     uint8_t identity_type;
     char identity_user[65]; /* primary field for username types (truncated), else "" */
+    int called_index; /* entry of policy called_aes that was called (0 without that list) */
     /* set when the result is a rejection */
     uint8_t rj_result, rj_source, rj_reason;
     const char *rj_why; /* static, for logs: "called AE title not recognised" */

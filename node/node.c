@@ -2,11 +2,14 @@
  * node.c - mt_node: the process-wide object. Owns the uv loop, the listener, the config
  * snapshots and the ingest pipeline.
  *
- * Start-up:  open ingest (store + index; temp files of a crash removed, unverified rows
- *            checked) -> listen -> signal handlers.
+ * Start-up:  load the de-identification profile and site secret (deid.profile, deid.key_file:
+ *            a bad profile, a missing or group/world-readable key refuses to start) -> open
+ *            ingest (store + index; temp files of a crash removed, unverified rows checked)
+ *            -> listen -> signal handlers.
  * SIGHUP:    reload the config file; new associations get the new snapshot, associations in
  *            flight keep theirs (snapshots are reference counted). Listening address/port and
- *            storage/index paths need a restart (logged as a warning when they changed).
+ *            storage/index paths and deid.profile/deid.key_file need a restart (logged as a
+ *            warning when they changed).
  * SIGTERM/SIGINT: stop accepting; let associations in flight finish for up to
  *            MT_NODE_DRAIN_MS, then abort the rest; close ingest (commits what is in flight);
  *            the loop ends and mt_node_run returns 0.
@@ -15,6 +18,7 @@
 
 #include <string.h>
 
+#include "deid/load.h"
 #include "listen.h"
 #include "util/alloc.h"
 #include "util/err.h"
@@ -37,6 +41,9 @@ struct mt_node {
     uv_timer_t drain_timer;
     uint64_t next_assoc_id;
     uint32_t n_assoc;
+    mt_deid_profile_t *deid; /* NULL: deid.profile none */
+    uint8_t *deid_key;
+    size_t deid_key_len;
     bool stopping;
     int exit_code;
 };
@@ -180,6 +187,14 @@ static void reload(mt_node_t *node)
         mt_log(MT_LOG_WARN, NULL, "SIGHUP: bind/port changes need a restart");
     c->port = old->port;
     memcpy(c->bind, old->bind, sizeof c->bind);
+    /* The profile and the secret in force were loaded at start-up: keep them (and say so). */
+    if (strcmp(c->deid_profile, old->deid_profile) != 0 ||
+        strcmp(c->deid_key_file, old->deid_key_file) != 0)
+        mt_log(MT_LOG_WARN, NULL, "SIGHUP: deid.profile/deid.key_file changes need a restart");
+    mt_free(c->deid_profile);
+    c->deid_profile = mt_strdup(old->deid_profile);
+    mt_free(c->deid_key_file);
+    c->deid_key_file = mt_strdup(old->deid_key_file);
     mt_log_level = (mt_log_level_t)c->log_level;
 
     conf_slot_t *s = mt_calloc(1, sizeof *s);
@@ -197,17 +212,61 @@ static void on_hup(uv_signal_t *s, int signum)
     reload(s->data);
 }
 
+const mt_deid_profile_t *mt_node_deid(mt_node_t *node, const uint8_t **key, size_t *key_len)
+{
+    if (key)
+        *key = node->deid_key;
+    if (key_len)
+        *key_len = node->deid_key_len;
+    return node->deid;
+}
+
+/* deid.profile / deid.key_file. Messages name files and lines, never a secret or a value. */
+static int deid_open(mt_node_t *node, const mt_conf_t *c)
+{
+    char err[512];
+    if (strcmp(c->deid_profile, "none") == 0) {
+        mt_log(MT_LOG_INFO, NULL, "de-identification: none (instances are stored as received)");
+        return 0;
+    }
+    if (strcmp(c->deid_key_file, "none") == 0) {
+        mt_log(MT_LOG_ERROR, NULL,
+               "deid.profile is %s but deid.key_file is none: the site secret is required",
+               c->deid_profile);
+        return MT_ECONF;
+    }
+    int rc = mt_deid_load_profile(c->deid_profile, NULL, &node->deid, err, sizeof err);
+    if (rc) {
+        mt_log(MT_LOG_ERROR, NULL, "deid.profile: %s", err);
+        return rc;
+    }
+    rc = mt_deid_load_key(c->deid_key_file, &node->deid_key, &node->deid_key_len, err,
+                          sizeof err);
+    if (rc) {
+        mt_log(MT_LOG_ERROR, NULL, "deid.key_file: %s", err);
+        mt_deid_profile_free(node->deid);
+        node->deid = NULL;
+        return rc;
+    }
+    mt_log(MT_LOG_INFO, NULL, "de-identification: profile %s, every instance is de-identified "
+           "before it is stored", node->deid->name);
+    return 0;
+}
+
 int mt_node_run(mt_node_t *node)
 {
     const mt_conf_t *c = node->confs->conf;
     mt_log_level = (mt_log_level_t)c->log_level;
+    int rc = deid_open(node, c);
+    if (rc)
+        return rc;
     mt_ingest_opts_t io = {
         .storage_root = c->storage_root,
         .index_path = c->index_path,
         .dup_policy = c->duplicates,
         .max_batch = c->max_batch,
     };
-    int rc = mt_ingest_open(node->loop, &io, &node->ingest);
+    rc = mt_ingest_open(node->loop, &io, &node->ingest);
     if (rc) {
         mt_log(MT_LOG_ERROR, NULL, "cannot open storage %s / index %s: %s", c->storage_root,
                c->index_path, mt_strerror(rc));
@@ -245,5 +304,7 @@ void mt_node_free(mt_node_t *node)
         mt_free(s);
     }
     mt_free(node->conf_path);
+    mt_deid_profile_free(node->deid);
+    mt_deid_key_free(node->deid_key, node->deid_key_len);
     mt_free(node);
 }

@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include "conf/conf.h"
+#include "deid/profile.h"
 #include "store/ingest.h"
 
 typedef struct mt_node mt_node_t;
@@ -25,6 +26,10 @@ const mt_conf_t *mt_node_conf_ref(mt_node_t *node);
 void mt_node_conf_unref(mt_node_t *node, const mt_conf_t *conf);
 
 uv_loop_t *mt_node_loop(mt_node_t *node);
+/* The de-identification profile C-STORE applies (deid.profile, loaded at start-up with the
+ * site secret from deid.key_file), or NULL when deid.profile is none: instances are then
+ * stored exactly as received. key/key_len may be NULL. Changes need a restart. */
+const mt_deid_profile_t *mt_node_deid(mt_node_t *node, const uint8_t **key, size_t *key_len);
 mt_ingest_t *mt_node_ingest(mt_node_t *node);
 
 /* Association bookkeeping (limit on concurrent associations, graceful shutdown). */

@@ -145,32 +145,38 @@ static int item_header(cursor_t *c, uint8_t *type, cursor_t *sub, mt_pdu_diag_t 
     return 0;
 }
 
-/* Copy a UID value: trailing NUL and space padding removed, then at most 64 characters. */
+/* Copy a UID value: it ends at the first NUL (padding, PS3.5 §9.1) and loses trailing spaces;
+ * then at most 64 characters. */
 static int copy_uid(char out[MT_UID_MAX + 1], const cursor_t *c, const uint8_t *p, size_t n,
                     mt_pdu_diag_t *diag)
 {
-    while (n > 0 && (p[n - 1] == 0 || p[n - 1] == ' '))
+    const uint8_t *nul = memchr(p, 0, n);
+    if (nul) /* NUL padding, or an embedded NUL: the string ends there */
+        n = (size_t)(nul - p);
+    while (n > 0 && p[n - 1] == ' ')
         n--;
     if (n > MT_UID_MAX)
         return BAD_VALUE(c, p, "UID longer than 64 characters");
     memcpy(out, p, n);
     out[n] = 0;
-    /* an embedded NUL ends the string early: the UID then matches nothing, which is safe */
     return 0;
 }
 
-/* AE title, or a version name: leading and trailing spaces (and NUL padding) are not significant;
- * truncated to max characters. */
+/* AE title, or a version name: leading and trailing spaces are not significant, a NUL ends
+ * it; truncated to max characters. */
 static void copy_trimmed(char *out, size_t max, const uint8_t *p, size_t n)
 {
-    while (n > 0 && (p[0] == ' ' || p[0] == 0)) {
+    while (n > 0 && p[0] == ' ') {
         p++;
         n--;
     }
-    while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == 0))
-        n--;
+    const uint8_t *nul = memchr(p, 0, n);
+    if (nul)
+        n = (size_t)(nul - p);
     if (n > max)
         n = max;
+    while (n > 0 && p[n - 1] == ' ')
+        n--;
     memcpy(out, p, n);
     out[n] = 0;
 }
@@ -229,6 +235,11 @@ static int decode_pc(cursor_t *c, bool rq, mt_pdu_assoc_t *a, mt_pdu_diag_t *dia
             if (!rq && pc->n_ts == 1)
                 return UNEXPECTED(c, at, "second transfer syntax sub-item in an AC");
             rc = copy_uid(ts_append(pc)->s, &v, v.pos, remaining(&v), diag);
+            /* PS3.8 §9.3.3.2: in a rejected AC context the syntax is not significant */
+            if (rc && !rq && pc->result != MT_PC_ACCEPTANCE) {
+                pc->ts[pc->n_ts - 1].s[0] = 0;
+                rc = 0;
+            }
         } else if (type == 0x30) {
             return UNEXPECTED(c, at, "abstract syntax sub-item in an A-ASSOCIATE-AC");
         }

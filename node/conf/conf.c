@@ -474,10 +474,54 @@ void mt_conf_set_data_dir(mt_conf_t *c, const char *dir)
     derive_paths(c);
 }
 
+static void projects_free(mt_conf_t *c)
+{
+    for (size_t i = 0; i < c->n_projects; i++) {
+        mt_conf_project_t *p = &c->projects[i];
+        mt_free(p->description);
+        for (size_t k = 0; k < p->n_calling_ae_allow; k++)
+            mt_free(p->calling_ae_allow[k]);
+    }
+    mt_free(c->projects);
+    c->projects = NULL;
+    c->n_projects = 0;
+}
+
+static bool ae_same(const char *a, const char *b)
+{
+    while (*a == ' ')
+        a++;
+    while (*b == ' ')
+        b++;
+    size_t na = strlen(a), nb = strlen(b);
+    while (na && a[na - 1] == ' ')
+        na--;
+    while (nb && b[nb - 1] == ' ')
+        nb--;
+    return na == nb && memcmp(a, b, na) == 0;
+}
+
+const mt_conf_project_t *mt_conf_project_by_ae(const mt_conf_t *c, const char *ae)
+{
+    for (size_t i = 0; c && ae && i < c->n_projects; i++)
+        if (ae_same(c->projects[i].ae_title, ae))
+            return &c->projects[i];
+    return NULL;
+}
+
+const mt_conf_project_t *mt_conf_project_by_name(const mt_conf_t *c, const char *name)
+{
+    for (size_t i = 0; c && name && i < c->n_projects; i++)
+        if (strcmp(c->projects[i].name, name) == 0)
+            return &c->projects[i];
+    return NULL;
+}
+
 void mt_conf_free(mt_conf_t *c)
 {
     if (!c)
         return;
+    projects_free(c);
     for (size_t i = 0; i < N_KEYS; i++) {
         const struct conf_key *k = &conf_keys[i];
         if (is_list(k))
@@ -502,6 +546,8 @@ struct loader {
     bool seen[N_KEYS];
     char sections[N_KEYS * 2][CONF_MAX_KEYPATH];
     size_t n_sections;
+    bool seen_projects;
+    size_t projects_line;
 };
 
 static size_t ev_line(const struct loader *L)
@@ -652,6 +698,156 @@ static int walk_leaf(struct loader *L, const struct conf_key *k)
     return 0;
 }
 
+/* ---- projects: a list of mappings (name, ae_title, description, allowed_calling_aes) ---- */
+
+static bool valid_project_name(const char *v, size_t n)
+{
+    if (n == 0 || n > 64)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char ch = v[i];
+        if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+              ch == '_' || ch == '-' || ch == '.'))
+            return false;
+    }
+    return true;
+}
+
+/* The current event is the scalar value of key `what` of project entry `ctx`. */
+static int project_scalar(struct loader *L, const char *ctx, const char *what, const char **v,
+                          size_t *n)
+{
+    if (L->ev.type != YAML_SCALAR_EVENT || ev_is_null(&L->ev))
+        return fail(L, ev_line(L), "%s.%s: expected a value", ctx, what);
+    return ev_text(L, what, v, n);
+}
+
+static int walk_project(struct loader *L, mt_conf_project_t *p, size_t idx)
+{
+    char ctx[32], why[256], s[48];
+    snprintf(ctx, sizeof ctx, "projects[%zu]", idx);
+    size_t start_line = ev_line(L);
+    bool seen_name = false, seen_ae = false, seen_desc = false, seen_allow = false;
+    for (;;) {
+        if (next(L))
+            return -1;
+        if (L->ev.type == YAML_MAPPING_END_EVENT)
+            break;
+        size_t kline = ev_line(L);
+        if (L->ev.type != YAML_SCALAR_EVENT)
+            return fail(L, kline, "%s: keys must be plain words", ctx);
+        const char *kv, *v;
+        size_t kn, n;
+        if (ev_text(L, "key", &kv, &kn))
+            return -1;
+        char key[32];
+        snprintf(key, sizeof key, "%.*s", (int)(kn < 31 ? kn : 31), kv);
+        bool *seen = NULL;
+        if (strcmp(key, "name") == 0 && kn == 4)
+            seen = &seen_name;
+        else if (strcmp(key, "ae_title") == 0 && kn == 8)
+            seen = &seen_ae;
+        else if (strcmp(key, "description") == 0 && kn == 11)
+            seen = &seen_desc;
+        else if (strcmp(key, "allowed_calling_aes") == 0 && kn == 19)
+            seen = &seen_allow;
+        else
+            return fail(L, kline, "unknown key \"%s\" in %s", show(kv, kn, s, sizeof s), ctx);
+        if (*seen)
+            return fail(L, kline, "duplicate key %s.%s", ctx, key);
+        *seen = true;
+        if (next(L))
+            return -1;
+        if (seen == &seen_allow) {
+            if (ev_is_null(&L->ev))
+                continue;
+            if (L->ev.type != YAML_SEQUENCE_START_EVENT)
+                return fail(L, ev_line(L), "%s.allowed_calling_aes: expected a list, e.g. [A, B]",
+                            ctx);
+            for (;;) {
+                if (next(L))
+                    return -1;
+                if (L->ev.type == YAML_SEQUENCE_END_EVENT)
+                    break;
+                if (L->ev.type != YAML_SCALAR_EVENT)
+                    return fail(L, ev_line(L), "%s.allowed_calling_aes: list entries must be "
+                                "plain values", ctx);
+                if (ev_text(L, key, &v, &n))
+                    return -1;
+                char ae[17];
+                if (p->n_calling_ae_allow >= MT_CONF_MAX_LIST)
+                    return fail(L, ev_line(L), "%s.allowed_calling_aes: more than %d entries",
+                                ctx, MT_CONF_MAX_LIST);
+                if (parse_ae(v, n, ae, why, sizeof why))
+                    return fail(L, ev_line(L), "%s.allowed_calling_aes: %s", ctx, why);
+                p->calling_ae_allow[p->n_calling_ae_allow++] = mt_strdup(ae);
+            }
+            continue;
+        }
+        if (project_scalar(L, ctx, key, &v, &n))
+            return -1;
+        if (seen == &seen_name) {
+            if (!valid_project_name(v, n))
+                return fail(L, ev_line(L), "%s.name: \"%s\" is not a project name (1-64 "
+                            "characters: letters, digits, '_', '-', '.')", ctx,
+                            show(v, n, s, sizeof s));
+            memcpy(p->name, v, n);
+            p->name[n] = '\0';
+        } else if (seen == &seen_ae) {
+            if (parse_ae(v, n, p->ae_title, why, sizeof why))
+                return fail(L, ev_line(L), "%s.ae_title: %s", ctx, why);
+        } else {
+            if (n > 1024 || has_ctl(v, n))
+                return fail(L, ev_line(L), "%s.description: at most 1024 characters, no "
+                            "control characters", ctx);
+            p->description = mt_strndup(v, n);
+        }
+    }
+    if (!seen_name)
+        return fail(L, start_line, "%s: name is required", ctx);
+    if (!seen_ae)
+        return fail(L, start_line, "%s: ae_title is required", ctx);
+    return 0;
+}
+
+/* After the key `projects`: the current event is its value. */
+static int walk_projects(struct loader *L)
+{
+    projects_free(L->c);
+    if (ev_is_null(&L->ev))
+        return 0;
+    if (L->ev.type != YAML_SEQUENCE_START_EVENT)
+        return fail(L, ev_line(L), "projects: expected a list of projects (- name: ...)");
+    for (;;) {
+        if (next(L))
+            return -1;
+        if (L->ev.type == YAML_SEQUENCE_END_EVENT)
+            break;
+        size_t line = ev_line(L);
+        if (L->ev.type != YAML_MAPPING_START_EVENT)
+            return fail(L, line, "projects[%zu]: expected a mapping (name:, ae_title:, ...)",
+                        L->c->n_projects);
+        if (L->c->n_projects >= MT_CONF_MAX_PROJECTS)
+            return fail(L, line, "projects: more than %d projects", MT_CONF_MAX_PROJECTS);
+        L->c->projects = mt_realloc(L->c->projects,
+                                    (L->c->n_projects + 1) * sizeof *L->c->projects);
+        mt_conf_project_t *p = &L->c->projects[L->c->n_projects++];
+        memset(p, 0, sizeof *p);
+        if (walk_project(L, p, L->c->n_projects - 1))
+            return -1;
+        for (size_t i = 0; i + 1 < L->c->n_projects; i++) {
+            if (strcmp(L->c->projects[i].name, p->name) == 0)
+                return fail(L, line, "projects[%zu]: duplicate project name %s",
+                            L->c->n_projects - 1, p->name);
+            if (ae_same(L->c->projects[i].ae_title, p->ae_title))
+                return fail(L, line, "projects[%zu]: AE title %s already used by project %s",
+                            L->c->n_projects - 1, p->ae_title, L->c->projects[i].name);
+        }
+        L->projects_line = line;
+    }
+    return 0;
+}
+
 /* Called after the MAPPING-START of the section `prefix` ("" for the top level). */
 static int walk_mapping(struct loader *L, const char *prefix)
 {
@@ -668,6 +864,14 @@ static int walk_mapping(struct loader *L, const char *prefix)
         if (ev_text(L, "key", &kv, &kn))
             return -1;
         char path[CONF_MAX_KEYPATH], s[48];
+        if (!*prefix && kn == 8 && memcmp(kv, "projects", 8) == 0) {
+            if (L->seen_projects)
+                return fail(L, kline, "duplicate section projects");
+            L->seen_projects = true;
+            if (next(L) || walk_projects(L))
+                return -1;
+            continue;
+        }
         int w = snprintf(path, sizeof path, "%s%s%.*s", prefix, *prefix ? "." : "", (int)kn, kv);
         const struct conf_key *k = NULL;
         bool section = false;
@@ -756,6 +960,12 @@ mt_conf_t *mt_conf_load_string(const char *yaml, size_t len, const char *name, c
     yaml_parser_delete(&L->parser);
     if (rc)
         goto fail;
+    if (mt_conf_project_by_ae(L->c, L->c->ae_title)) {
+        const mt_conf_project_t *p = mt_conf_project_by_ae(L->c, L->c->ae_title);
+        fail(L, L->projects_line, "project %s: AE title %s is node.ae_title", p->name,
+             p->ae_title);
+        goto fail;
+    }
     derive_paths(L->c);
     mt_conf_t *c = L->c;
     mt_free(L);

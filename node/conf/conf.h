@@ -16,6 +16,18 @@
 
 #define MT_CONF_MAX_LIST 64
 
+/* One project folder (`projects:` list): a set of studies (index table project_studies) seen
+ * through its own AE title. A later issue adds DICOMweb users here. */
+typedef struct mt_conf_project {
+    char name[65];          /* [A-Za-z0-9._-], 1-64 characters, unique */
+    char ae_title[17];      /* called AE title of the project, unique, != node.ae_title */
+    char *description;      /* free text, may be NULL */
+    char *calling_ae_allow[MT_CONF_MAX_LIST]; /* allowed calling AE titles; empty = any */
+    size_t n_calling_ae_allow;
+} mt_conf_project_t;
+
+#define MT_CONF_MAX_PROJECTS 256
+
 typedef struct mt_conf {
     /* node */
     char ae_title[17];          /* node.ae_title, default "MITRAL" */
@@ -37,6 +49,15 @@ typedef struct mt_conf {
     /* storage */
     mt_dup_policy_t duplicates; /* storage.duplicates: overwrite | keep-first | reject */
     uint32_t max_batch;         /* storage.max_batch, default 256 */
+    /* de-identification (PS3.15 Annex E, node/deid/): what C-STORE writes to disk */
+    char *deid_profile;         /* deid.profile: "none" (store as received), a profile NAME in
+                                 * deid-profiles/, or a FILE (.yaml or containing '/') */
+    char *deid_key_file;        /* deid.key_file: the site secret (mode 0600); "none" */
+    /* query (C-FIND, later QIDO-RS) */
+    uint32_t max_matches;       /* query.max_matches, default 10000: more answers A700 */
+    /* projects (not in keys.def: a list of mappings, parsed by conf.c walk_projects) */
+    mt_conf_project_t *projects;
+    size_t n_projects;
     /* logging */
     int log_level;              /* log.level: error|warn|info|debug|trace, default info */
     /* set by the loader: storage.root / index.path were given in the file, so
@@ -55,5 +76,9 @@ mt_conf_t *mt_conf_load_string(const char *yaml, size_t len, const char *name, c
 /* Derive storage_root/index_path from data_dir when they were not set explicitly. */
 void mt_conf_set_data_dir(mt_conf_t *c, const char *dir);
 void mt_conf_free(mt_conf_t *c);
+/* The project whose AE title is ae (compared without leading/trailing spaces), or NULL. */
+const mt_conf_project_t *mt_conf_project_by_ae(const mt_conf_t *c, const char *ae);
+/* The project named name, or NULL. */
+const mt_conf_project_t *mt_conf_project_by_name(const mt_conf_t *c, const char *name);
 
 #endif

@@ -18,7 +18,8 @@
  *   the File Meta Information is rebuilt (PS3.15 E.1.1 item 7), never copied.
  * - Output on stderr is counts only: nothing from a data set, and input paths only with -v.
  *   Exit status: 0 all written; 1 some input failed or was rejected (Burned In Annotation YES);
- *   2 usage, profile or key error.
+ *   2 usage, profile or key error. DICOMDIR files are skipped (their records carry names and
+ *   point at each other by offset; a de-identified set needs a new DICOMDIR, not an edited one).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -29,151 +30,22 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <openssl/crypto.h>
-
 #include "../dicom/ds.h"
 #include "../util/alloc.h"
 #include "../util/buf.h"
 #include "../util/err.h"
+#include "cli.h"
 #include "engine.h"
+#include "load.h"
 #include "profile.h"
 
-#ifndef MT_DEID_PROFILES_DIR
-#define MT_DEID_PROFILES_DIR "deid-profiles"
-#endif
-
 #define DEID_MAX_INPUT ((size_t)4 << 30)
-#define MAX_PROFILE ((size_t)4 << 20)
-
-int mt_deid_cli(int argc, char **argv);
 
 static const char usage[] =
     "usage: mitral deid --profile NAME|FILE --key FILE [--profiles-dir DIR] [-v] IN... OUT_DIR\n"
     "  De-identify DICOM files (PS3.15 Annex E profiles, keyed pseudonyms). IN may be files or\n"
     "  directories (walked recursively); outputs go to OUT_DIR/<study>/<series>/<sop>.dcm.\n"
     "  The key file (>= 16 bytes, mode 0600) is the site secret.\n";
-
-static int read_all(const char *path, size_t limit, uint8_t **out, size_t *len)
-{
-    *out = NULL;
-    *len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return MT_ERR_FROM_ERRNO();
-    struct stat st;
-    if (fstat(fd, &st) < 0) {
-        int rc = MT_ERR_FROM_ERRNO();
-        close(fd);
-        return rc;
-    }
-    if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > limit) {
-        close(fd);
-        return S_ISREG(st.st_mode) ? MT_ETOOBIG : MT_EINVAL;
-    }
-    size_t n = (size_t)st.st_size, got = 0;
-    uint8_t *b = mt_try_malloc(n + 1);
-    if (!b) {
-        close(fd);
-        return MT_ENOMEM;
-    }
-    while (got < n) {
-        ssize_t r = read(fd, b + got, n - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0) {
-            int rc = r < 0 ? MT_ERR_FROM_ERRNO() : MT_EIO;
-            close(fd);
-            mt_free(b);
-            return rc;
-        }
-        got += (size_t)r;
-    }
-    close(fd);
-    b[n] = 0;
-    *out = b;
-    *len = n;
-    return 0;
-}
-
-/* ---- profile resolver ---- */
-typedef struct resolver {
-    const char *dir;
-    char first_dir[4096]; /* directory of the profile FILE, if one was given */
-    struct {
-        uint8_t *text;
-        char *path;
-    } loaded[8];
-    size_t n;
-} resolver_t;
-
-static int is_path(const char *name)
-{
-    size_t n = strlen(name);
-    return strchr(name, '/') || (n > 5 && strcmp(name + n - 5, ".yaml") == 0);
-}
-
-static int resolve(void *user, const char *name, mt_deid_source_t *out)
-{
-    resolver_t *r = user;
-    if (r->n == sizeof(r->loaded) / sizeof(r->loaded[0]))
-        return MT_ETOOBIG;
-    char path[4096 + 256];
-    uint8_t *text = NULL;
-    size_t len = 0;
-    int rc = MT_ENOENT;
-    if (is_path(name)) {
-        snprintf(path, sizeof(path), "%s", name);
-        rc = read_all(path, MAX_PROFILE, &text, &len);
-    } else {
-        if (strchr(name, '.'))
-            return MT_EINVAL;
-        if (r->first_dir[0]) {
-            snprintf(path, sizeof(path), "%s/%s.yaml", r->first_dir, name);
-            rc = read_all(path, MAX_PROFILE, &text, &len);
-        }
-        if (rc) {
-            snprintf(path, sizeof(path), "%s/%s.yaml", r->dir, name);
-            rc = read_all(path, MAX_PROFILE, &text, &len);
-        }
-    }
-    if (rc)
-        return rc;
-    r->loaded[r->n].text = text;
-    r->loaded[r->n].path = mt_strdup(path);
-    out->text = (const char *)text;
-    out->len = len;
-    out->filename = r->loaded[r->n].path;
-    r->n++;
-    return 0;
-}
-
-/* ---- key ---- */
-static int load_key(const char *path, uint8_t **key, size_t *len)
-{
-    struct stat st;
-    if (stat(path, &st) < 0) {
-        fprintf(stderr, "mitral deid: key file %s: %s\n", path, strerror(errno));
-        return -1;
-    }
-    if (st.st_mode & (S_IRWXG | S_IRWXO)) {
-        fprintf(stderr, "mitral deid: key file %s is accessible by group or others; "
-                        "refusing to use it (chmod 600 %s)\n", path, path);
-        return -1;
-    }
-    int rc = read_all(path, 4096, key, len);
-    if (rc) {
-        fprintf(stderr, "mitral deid: key file %s: %s\n", path, mt_strerror(rc));
-        return -1;
-    }
-    if (*len < 16) {
-        fprintf(stderr, "mitral deid: key file %s holds %zu bytes; at least 16 are needed\n",
-                path, *len);
-        mt_free(*key);
-        *key = NULL;
-        return -1;
-    }
-    return 0;
-}
 
 /* ---- one file ---- */
 typedef struct run {
@@ -261,30 +133,29 @@ static void do_file(run_t *r, const char *path)
     mt_buf_t out;
     mt_buf_init(&out, DEID_MAX_INPUT + ((size_t)1 << 20));
     r->n_in++;
-    int rc = read_all(path, DEID_MAX_INPUT, &buf, &len);
+    int rc = mt_deid_read_file(path, DEID_MAX_INPUT, &buf, &len);
     if (rc) {
         report(r, path, mt_strerror(rc));
         r->n_failed++;
         goto done;
     }
-    size_t off = 0;
-    const mt_ts_t *ts = mt_ts_implicit_le;
-    rc = mt_part10_read_meta(buf, len, &meta, &off, &diag);
-    if (rc == MT_EUNSUPPORTED) {
-        memset(&meta, 0, sizeof(meta));
-        off = 0;
-        rc = 0;
-    } else if (!rc) {
-        ts = mt_ts_find(meta.transfer_syntax_uid);
-        if (!ts)
-            rc = MT_EUNSUPPORTED;
-    }
-    if (!rc)
-        rc = mt_ds_parse(buf + off, len - off, ts, &ds, &diag);
+    memset(&meta, 0, sizeof(meta));
+    rc = mt_part10_parse_file_buf(buf, len, &meta, &ds, &diag);
     if (!rc && mt_ds_count(ds) == 0)
         rc = MT_EMALFORMED;
     if (rc) {
         report(r, path, "skipped: not a DICOM file this codec reads");
+        r->n_skipped++;
+        goto done;
+    }
+    /* The input's transfer syntax is kept (compressed Pixel Data passes through untouched),
+     * except that deflated input and bare data sets are written as Explicit VR Little Endian. */
+    const mt_ts_t *ts = meta.transfer_syntax_uid[0] ? mt_ts_find(meta.transfer_syntax_uid) : NULL;
+    /* A DICOMDIR (PS3.10 media directory) is an index of other files, full of names, whose
+     * records point at each other by byte offset: not an instance, never written. */
+    if (strcmp(meta.sop_class_uid, "1.2.840.10008.1.3.10") == 0 ||
+        mt_ds_get(ds, MT_TAG(0x0004, 0x1220))) {
+        report(r, path, "skipped: DICOMDIR (media directory, not an instance)");
         r->n_skipped++;
         goto done;
     }
@@ -300,7 +171,7 @@ static void do_file(run_t *r, const char *path)
         r->n_failed++;
         goto done;
     }
-    const mt_ts_t *ots = ts->deflated ? mt_ts_explicit_le : ts;
+    const mt_ts_t *ots = !ts || ts->deflated ? mt_ts_explicit_le : ts;
     mt_meta_t om;
     memset(&om, 0, sizeof(om));
     if (!mt_ds_get_string(ds, MT_TAG(0x0008, 0x0016), om.sop_class_uid, sizeof(om.sop_class_uid)))
@@ -432,34 +303,17 @@ int mt_deid_cli(int argc, char **argv)
     }
     if (!dir)
         dir = getenv("MITRAL_DEID_PROFILES");
-    if (!dir)
-        dir = MT_DEID_PROFILES_DIR;
 
-    resolver_t rs;
-    memset(&rs, 0, sizeof(rs));
-    rs.dir = dir;
-    if (is_path(profile)) {
-        snprintf(rs.first_dir, sizeof(rs.first_dir), "%s", profile);
-        char *slash = strrchr(rs.first_dir, '/');
-        if (slash)
-            *slash = '\0';
-        else
-            snprintf(rs.first_dir, sizeof(rs.first_dir), ".");
-    }
     char err[512];
     mt_deid_profile_t *p = NULL;
-    int rc = mt_deid_profile_load(profile, resolve, &rs, &p, err, sizeof(err));
-    for (size_t i = 0; i < rs.n; i++) {
-        mt_free(rs.loaded[i].text);
-        mt_free(rs.loaded[i].path);
-    }
-    if (rc) {
+    if (mt_deid_load_profile(profile, dir, &p, err, sizeof(err))) {
         fprintf(stderr, "mitral deid: %s\n", err);
         return 2;
     }
     uint8_t *key = NULL;
     size_t key_len = 0;
-    if (load_key(keyfile, &key, &key_len)) {
+    if (mt_deid_load_key(keyfile, &key, &key_len, err, sizeof(err))) {
+        fprintf(stderr, "mitral deid: %s\n", err);
         mt_deid_profile_free(p);
         return 2;
     }
@@ -471,7 +325,7 @@ int mt_deid_cli(int argc, char **argv)
     r.out_dir = argv[argc - 1];
     r.verbose = verbose;
     char *od = mt_strdup(r.out_dir);
-    rc = mkdirs(od);
+    int rc = mkdirs(od);
     mt_free(od);
     if (rc) {
         fprintf(stderr, "mitral deid: output directory: %s\n", mt_strerror(rc));
@@ -483,8 +337,7 @@ int mt_deid_cli(int argc, char **argv)
                 "annotation), %zu skipped (not DICOM), %zu failed\n",
                 p->name, r.n_in, r.n_written, r.n_rejected, r.n_skipped, r.n_failed);
     }
-    OPENSSL_cleanse(key, key_len);
-    mt_free(key);
+    mt_deid_key_free(key, key_len);
     mt_deid_profile_free(p);
     if (rc)
         return 2;

@@ -729,7 +729,8 @@ mt_deid_action_t mt_deid_profile_lookup(const mt_deid_profile_t *p, uint32_t tag
     }
     if (lo < p->n_exact && p->exact[lo].tag == tag)
         return (mt_deid_action_t)p->exact[lo].action;
-    for (size_t i = 0; i < p->n_masked; i++)
+    /* Repeating-group rows (50xx, 60xx) name even groups only: (6001,3000) is private. */
+    for (size_t i = 0; i < p->n_masked && !((tag >> 16) & 1u); i++)
         if ((tag & p->masked[i].mask) == p->masked[i].tag)
             return (mt_deid_action_t)p->masked[i].action;
     if ((tag >> 16) & 1u)

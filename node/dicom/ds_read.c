@@ -442,6 +442,19 @@ static int decode(mt_ds_reader_t *r, const uint8_t *p, size_t n)
     }
 }
 
+/* zlib allocates through mt_try_malloc, so the tests' fault injection reaches it too */
+static voidpf z_alloc(voidpf opaque, uInt n, uInt size)
+{
+    (void)opaque;
+    return mt_try_malloc((size_t)n * size);
+}
+
+static void z_free(voidpf opaque, voidpf p)
+{
+    (void)opaque;
+    mt_free(p);
+}
+
 mt_ds_reader_t *mt_ds_reader_new(const mt_ds_reader_opts_t *opts)
 {
     if (!opts || !opts->ts)
@@ -458,6 +471,8 @@ mt_ds_reader_t *mt_ds_reader_new(const mt_ds_reader_opts_t *opts)
     r->state = ST_HDR;
     if (opts->ts->deflated) {
         r->deflated = true;
+        r->z.zalloc = z_alloc;
+        r->z.zfree = z_free;
         if (inflateInit2(&r->z, -MAX_WBITS) != Z_OK) {
             mt_free(r);
             return NULL;
@@ -497,13 +512,15 @@ int mt_ds_reader_feed(mt_ds_reader_t *r, const uint8_t *buf, size_t len)
             r->z.avail_out = ZCHUNK;
             int zr = inflate(&r->z, Z_NO_FLUSH);
             size_t got = ZCHUNK - r->z.avail_out;
-            if (zr != Z_OK && zr != Z_STREAM_END && zr != Z_BUF_ERROR)
-                return reader_fail(r, MT_EMALFORMED, r->pos, "corrupt deflate stream");
-            if (got) {
+            if (got) { /* first what inflated before any error: the same for every split */
                 int rc = decode(r, r->zout, got);
                 if (rc)
                     return rc;
             }
+            if (zr == Z_MEM_ERROR)
+                return reader_fail(r, MT_ENOMEM, r->pos, "out of memory inflating");
+            if (zr != Z_OK && zr != Z_STREAM_END && zr != Z_BUF_ERROR)
+                return reader_fail(r, MT_EMALFORMED, r->pos, "corrupt deflate stream");
             if (zr == Z_STREAM_END) {
                 r->z_end = true;
                 return 0;

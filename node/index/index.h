@@ -66,7 +66,7 @@ typedef struct mt_index_ops {
     int (*commit)(mt_index_t *ix);
     int (*rollback)(mt_index_t *ix);
     int (*stats)(mt_index_t *ix, mt_index_stats_t *out);
-    int (*clear)(mt_index_t *ix); /* delete every row (index rebuild) */
+    int (*clear)(mt_index_t *ix); /* delete every row and mark (index rebuild) */
     void (*close)(mt_index_t *ix);
 
     /* ---- durability bookkeeping (docs/internals/durability.md); added with the ingest ---- */
@@ -89,6 +89,26 @@ typedef struct mt_index_ops {
      * MT_ENOENT when absent. */
     int (*locate)(mt_index_t *ix, const char *sop_instance_uid, char *path, size_t pathsz,
                   uint64_t *size);
+
+    /* ---- dirty directories (the ingest's one-flush path, docs/internals/durability.md) ---- */
+    /* Mark a storage directory (path relative to the root) as possibly holding renames that are
+     * not durable yet; marking twice is harmless. Inside a transaction. */
+    int (*dir_mark)(mt_index_t *ix, const char *rel_dir);
+    /* Unmark one directory, or every directory when rel_dir is NULL. Inside a transaction. */
+    int (*dir_unmark)(mt_index_t *ix, const char *rel_dir);
+    /* Call cb for every marked directory (outside a transaction; cb must not call the index).
+     * A nonzero return from cb stops the walk and is returned. */
+    int (*dirs)(mt_index_t *ix, int (*cb)(void *u, const char *rel_dir), void *u);
+    /* ---- project folders (issue 3); membership rows name the study by its UID ---- */
+    /* Put a study into a project. MT_ENOENT when no such study is indexed; *added false when
+     * it was a member already. */
+    int (*project_add)(mt_index_t *ix, const char *project, const char *study_uid, bool *added);
+    /* Take a study out of a project; *removed false when it was not a member. */
+    int (*project_remove)(mt_index_t *ix, const char *project, const char *study_uid,
+                          bool *removed);
+    /* Counts of the project's studies (present in the index), their series, instances, bytes
+     * and patients. */
+    int (*project_stats)(mt_index_t *ix, const char *project, mt_index_stats_t *out);
 } mt_index_ops_t;
 
 struct mt_index {

@@ -66,6 +66,8 @@ enum {
     ST_PRUNE_PATIENT,
     ST_STUDY_PARENT,
     ST_SERIES_PARENT,
+    ST_DIR_MARK,
+    ST_DIR_UNMARK,
     ST_COUNT
 };
 
@@ -263,6 +265,8 @@ static int prepare_all(sqlite_index_t *x)
                     "WHERE sop_instance_uid=?"},
         {ST_STUDY_PARENT, "SELECT patient_pk FROM studies WHERE study_instance_uid=?"},
         {ST_SERIES_PARENT, "SELECT study_pk FROM series WHERE series_instance_uid=?"},
+        {ST_DIR_MARK, "INSERT OR IGNORE INTO dirty_dirs(path) VALUES(?)"},
+        {ST_DIR_UNMARK, "DELETE FROM dirty_dirs WHERE path=?"},
         {ST_PRUNE_SERIES, "DELETE FROM series WHERE pk=? AND NOT EXISTS "
                           "(SELECT 1 FROM instances WHERE series_pk=?1) RETURNING study_pk"},
         {ST_PRUNE_STUDY, "DELETE FROM studies WHERE pk=? AND NOT EXISTS "
@@ -580,11 +584,98 @@ static int ix_stats(mt_index_t *ix, mt_index_stats_t *out)
     return err;
 }
 
+static int ix_project_add(mt_index_t *ix, const char *project, const char *study_uid,
+                          bool *added)
+{
+    sqlite_index_t *x = (sqlite_index_t *)ix;
+    sqlite3_stmt *s;
+    *added = false;
+    int rc = sqlite3_prepare_v2(x->db,
+                                "INSERT OR IGNORE INTO project_studies(project, study_uid) "
+                                "SELECT ?1, study_instance_uid FROM studies WHERE "
+                                "study_instance_uid = ?2",
+                                -1, &s, NULL);
+    if (rc != SQLITE_OK)
+        return db_err(x, rc, "project add");
+    sqlite3_bind_text(s, 1, project, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, study_uid, -1, SQLITE_STATIC);
+    rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE)
+        return db_err(x, rc, "project add");
+    if (sqlite3_changes(x->db) > 0) {
+        *added = true;
+        return 0;
+    }
+    bool exists = false;
+    rc = sqlite3_prepare_v2(x->db, "SELECT 1 FROM studies WHERE study_instance_uid = ?1", -1, &s,
+                            NULL);
+    if (rc != SQLITE_OK)
+        return db_err(x, rc, "project add");
+    sqlite3_bind_text(s, 1, study_uid, -1, SQLITE_STATIC);
+    exists = sqlite3_step(s) == SQLITE_ROW;
+    sqlite3_finalize(s);
+    return exists ? 0 : MT_ENOENT;
+}
+
+static int ix_project_remove(mt_index_t *ix, const char *project, const char *study_uid,
+                             bool *removed)
+{
+    sqlite_index_t *x = (sqlite_index_t *)ix;
+    sqlite3_stmt *s;
+    *removed = false;
+    int rc = sqlite3_prepare_v2(
+        x->db, "DELETE FROM project_studies WHERE project = ?1 AND study_uid = ?2", -1, &s, NULL);
+    if (rc != SQLITE_OK)
+        return db_err(x, rc, "project remove");
+    sqlite3_bind_text(s, 1, project, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, study_uid, -1, SQLITE_STATIC);
+    rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE)
+        return db_err(x, rc, "project remove");
+    *removed = sqlite3_changes(x->db) > 0;
+    return 0;
+}
+
+static int ix_project_stats(mt_index_t *ix, const char *project, mt_index_stats_t *out)
+{
+    sqlite_index_t *x = (sqlite_index_t *)ix;
+    sqlite3_stmt *s;
+    memset(out, 0, sizeof *out);
+    int rc = sqlite3_prepare_v2(
+        x->db,
+        "WITH st AS (SELECT studies.pk, studies.patient_pk FROM project_studies ps JOIN studies "
+        "ON studies.study_instance_uid = ps.study_uid WHERE ps.project = ?1), "
+        "se AS (SELECT series.pk FROM series JOIN st ON series.study_pk = st.pk) "
+        "SELECT (SELECT count(DISTINCT patient_pk) FROM st), (SELECT count(*) FROM st), "
+        "(SELECT count(*) FROM se), "
+        "(SELECT count(*) FROM instances JOIN se ON instances.series_pk = se.pk), "
+        "(SELECT coalesce(sum(size), 0) FROM instances JOIN se ON instances.series_pk = se.pk)",
+        -1, &s, NULL);
+    if (rc != SQLITE_OK)
+        return db_err(x, rc, "project stats");
+    sqlite3_bind_text(s, 1, project, -1, SQLITE_STATIC);
+    rc = sqlite3_step(s);
+    int err = 0;
+    if (rc == SQLITE_ROW) {
+        out->patients = (uint64_t)sqlite3_column_int64(s, 0);
+        out->studies = (uint64_t)sqlite3_column_int64(s, 1);
+        out->series = (uint64_t)sqlite3_column_int64(s, 2);
+        out->instances = (uint64_t)sqlite3_column_int64(s, 3);
+        out->bytes = (uint64_t)sqlite3_column_int64(s, 4);
+    } else {
+        err = db_err(x, rc, "project stats");
+    }
+    sqlite3_finalize(s);
+    return err;
+}
+
 static int ix_clear(mt_index_t *ix)
 {
     sqlite_index_t *x = (sqlite_index_t *)ix;
     const char *sql = "DELETE FROM instances; DELETE FROM series; DELETE FROM studies; "
-                      "DELETE FROM patients;";
+                      "DELETE FROM patients; DELETE FROM dirty_dirs;";
     if (x->in_txn)
         return exec(x, sql);
     int err = ix_begin(ix);
@@ -657,6 +748,41 @@ static int ix_remove(mt_index_t *ix, const char *sop_instance_uid)
     return prune(x, MT_LEVEL_SERIES, series_pk);
 }
 
+static int ix_dir_mark(mt_index_t *ix, const char *rel_dir)
+{
+    sqlite_index_t *x = (sqlite_index_t *)ix;
+    sqlite3_stmt *s = x->st[ST_DIR_MARK];
+    sqlite3_bind_text(s, 1, rel_dir, -1, SQLITE_STATIC);
+    return step_done(x, s, "mark directory");
+}
+
+static int ix_dir_unmark(mt_index_t *ix, const char *rel_dir)
+{
+    sqlite_index_t *x = (sqlite_index_t *)ix;
+    if (!rel_dir)
+        return exec(x, "DELETE FROM dirty_dirs");
+    sqlite3_stmt *s = x->st[ST_DIR_UNMARK];
+    sqlite3_bind_text(s, 1, rel_dir, -1, SQLITE_STATIC);
+    return step_done(x, s, "unmark directory");
+}
+
+static int ix_dirs(mt_index_t *ix, int (*cb)(void *u, const char *rel_dir), void *u)
+{
+    sqlite_index_t *x = (sqlite_index_t *)ix;
+    sqlite3_stmt *s;
+    int rc = sqlite3_prepare_v2(x->db, "SELECT path FROM dirty_dirs", -1, &s, NULL);
+    if (rc != SQLITE_OK)
+        return db_err(x, rc, "dirs");
+    int err = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        if ((err = cb(u, (const char *)sqlite3_column_text(s, 0))))
+            break;
+    if (!err && rc != SQLITE_DONE)
+        err = db_err(x, rc, "dirs");
+    sqlite3_finalize(s);
+    return err;
+}
+
 static void ix_close(mt_index_t *ix)
 {
     sqlite_index_t *x = (sqlite_index_t *)ix;
@@ -705,6 +831,12 @@ static const mt_index_ops_t sqlite_ops = {
     .verify = ix_verify,
     .remove = ix_remove,
     .locate = ix_locate,
+    .dir_mark = ix_dir_mark,
+    .dir_unmark = ix_dir_unmark,
+    .dirs = ix_dirs,
+    .project_add = ix_project_add,
+    .project_remove = ix_project_remove,
+    .project_stats = ix_project_stats,
 };
 
 int mt_index_sqlite_open(const char *path, mt_index_t **out)

@@ -217,7 +217,8 @@ static int on_file(void *u, const char *rel_path, const char *abs_path, uint64_t
         goto out;
     if (res == MT_INDEX_REPLACED) {
         c->duplicates++;
-        mt_log(MT_LOG_WARN, NULL, "rebuild: %s: a second file of one SOP instance", rel_path);
+        mt_log(MT_LOG_WARN, NULL, "rebuild: a second file of one SOP instance (path at debug)");
+        mt_log(MT_LOG_DEBUG, NULL, "rebuild: %s: a second file of one SOP instance", rel_path);
     } else {
         c->indexed++;
     }
@@ -253,7 +254,10 @@ int mt_index_rebuild_report(const char *storage_root, const char *index_path,
     err[0] = '\0';
     memset(out, 0, sizeof *out);
     if ((rc = mt_store_fs_open(storage_root, &st))) {
-        snprintf(err, errsz, "cannot open storage %s: %s", storage_root, mt_strerror(rc));
+        if (rc == MT_ESTATE)
+            snprintf(err, errsz, "storage %s is in use: stop the node first", storage_root);
+        else
+            snprintf(err, errsz, "cannot open storage %s: %s", storage_root, mt_strerror(rc));
         goto out;
     }
     if ((rc = mt_index_sqlite_open(index_path, &ix))) {

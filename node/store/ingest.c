@@ -16,7 +16,7 @@
  *      │                 │   drain_cb fires when the spill finishes)
  *      └──commit──> FINAL work (rest of buf -> temp, close) ──> commit queue (mutex + cond)
  *                                                               │
- *   commit thread, per batch (commit_batch):                    ▼
+ *   commit thread, per batch (batch_intent/publish/finish):     ▼
  *     1. path of each job from its UIDs (store layout; a bad UID fails that job)
  *     2. BEGIN; put() each row with verified=0 (duplicate policy decides: insert, replace,
  *        keep the existing one, reject); COMMIT. These rows are the batch's intent record.
@@ -24,11 +24,14 @@
  *     4. publish: rename each temp file to its path (creating directories)
  *     5. sync #2 (one syncfs): the renames (directory entries) are durable
  *     6. unlink the files of replaced instances that lived at another path
- *     7. BEGIN; verify() each published row (verified=1); COMMIT (made durable by the next
- *        sync; losing it only means start-up re-checks those rows)
+ *     7. BEGIN; verify() each published row (verified=1, replaces_path cleared); [sync #3,
+ *        only when step 6 deleted something]; COMMIT (no flush needed: losing it only means
+ *        start-up re-checks those rows)
  *     8. post completions (mutex list + uv_async_send) -> done_cb on the loop:
  *        0 / MT_EDUPLICATE / failure + comment.
  *   So a success is never sent before that instance's file and its row are durable.
+ *   Pipelining (commit_thread): one syncfs serves as sync #2 of the previous batch and sync #1
+ *   of the next, so under load a batch costs one flush; an idle queue gets its sync at once.
  *
  * Failures: a job failure before step 2 (bad UID, write error) fails that job only; an index
  * error in step 2 rolls the transaction back and fails the batch (temp files removed). A failed
@@ -59,6 +62,7 @@
 
 #define DEFAULT_MAX_BATCH 256
 #define DEFAULT_SPILL_CHUNK (1u << 20)
+#define MAX_MARKED 64 /* dirty directories kept marked (series being received) */
 /* bytes a job may hold beyond the pause point: one read of the caller (PDU + socket read) */
 #define BUF_SLACK (64u << 20)
 
@@ -95,7 +99,8 @@ struct mt_ingest_job {
     char ts_uid[65], sop_class_uid[65];
     /* commit thread */
     job_act_t act;
-    bool repair; /* its rename failed after its row was committed */
+    bool repair;   /* its rename failed after its row was committed */
+    bool replaced; /* put() replaced an existing row */
     char rel_path[MT_STORE_PATH_MAX];
     char old_path[MT_STORE_PATH_MAX]; /* replaced instance's file at another path, or "" */
 };
@@ -124,6 +129,12 @@ struct mt_ingest {
 
     /* commit thread */
     bool broken; /* a sync failed: fail everything until restart */
+    /* directories durably marked in dirty_dirs (the one-flush path), least recently used
+     * evicted; clock counts batches */
+    char marked[MAX_MARKED][MT_STORE_PATH_MAX];
+    uint64_t marked_use[MAX_MARKED];
+    size_t n_marked;
+    uint64_t clock;
 };
 
 static const char *comment_for(int err)
@@ -272,7 +283,7 @@ static int index_from_file(mt_store_t *st, mt_index_t *ix, const char *sop, cons
 static void unlink_file(mt_store_t *st, const char *rel_path, reconcile_stats_t *rs)
 {
     int rc = st->ops->remove(st, rel_path);
-    if (rc == 0 && rs)
+    if (rc == 0)
         rs->unlinked++;
     else if (rc != 0 && rc != MT_ENOENT)
         mt_log(MT_LOG_WARN, NULL, "ingest: cannot remove a stored file: %s", mt_strerror(rc));
@@ -284,8 +295,9 @@ static void unlink_file(mt_store_t *st, const char *rel_path, reconcile_stats_t 
  *                                     another path (replaces, may be NULL) is deleted
  *   absent or not whole            -> that file deleted, the row removed; the replaced file, if
  *                                     still whole, indexed again (the replacement never happened)
- * Files are deleted before their rows go, so a crash in between leaves the row unverified and
- * the next start-up decides again. Returns 0 or an I/O / index failure. */
+ * The caller makes the deletions durable (store sync) BEFORE it commits, so a committed
+ * verdict never outlives a file it deleted; a crash before the commit leaves the row unverified
+ * and the next start-up decides again. Returns 0 or an I/O / index failure. */
 static int reconcile(mt_store_t *st, mt_index_t *ix, const char *sop, const char *rel_path,
                      const char *replaces, reconcile_stats_t *rs)
 {
@@ -351,6 +363,8 @@ static int reconcile_unverified(mt_store_t *st, mt_index_t *ix)
     err = ix->ops->begin(ix);
     for (check_item_t *c = list; c && !err; c = c->next)
         err = reconcile(st, ix, c->sop, c->path, c->replaces, &rs);
+    if (!err && rs.unlinked)
+        err = st->ops->sync(st); /* deletions before the verdicts */
     if (!err)
         err = ix->ops->commit(ix);
     else
@@ -368,6 +382,101 @@ out:
         mt_free(list->sop);
         mt_free(list->path);
         mt_free(list->replaces);
+        mt_free(list);
+        list = n;
+    }
+    return err;
+}
+
+typedef struct dir_item {
+    struct dir_item *next;
+    char *path;
+} dir_item_t;
+
+static int collect_dir(void *u, const char *rel_dir)
+{
+    dir_item_t **list = u;
+    dir_item_t *d = mt_calloc(1, sizeof *d);
+    d->path = mt_strdup(rel_dir);
+    d->next = *list;
+    *list = d;
+    return 0;
+}
+
+typedef struct scan_ctx {
+    mt_store_t *st;
+    mt_index_t *ix;
+    reconcile_stats_t *rs;
+} scan_ctx_t;
+
+/* A file in a dirty directory: one whose row exists (at its path) is fine; one whose SOP
+ * instance is indexed elsewhere is a stale copy (deleted); one without a row is indexed when
+ * whole (its SCU got no answer but the instance arrived whole), else deleted. */
+static int on_dirty_file(void *u, const char *rel_path, const char *abs_path, uint64_t size)
+{
+    (void)abs_path, (void)size;
+    scan_ctx_t *c = u;
+    const char *name = strrchr(rel_path, '/');
+    name = name ? name + 1 : rel_path;
+    size_t n = strlen(name);
+    if (n <= 4 || n - 4 > 64 || strcmp(name + n - 4, ".dcm") != 0)
+        return 0;
+    char sop[65], at[MT_STORE_PATH_MAX];
+    memcpy(sop, name, n - 4);
+    sop[n - 4] = '\0';
+    int rc = c->ix->ops->locate(c->ix, sop, at, sizeof at, NULL);
+    if (rc == 0) {
+        if (strcmp(at, rel_path) != 0)
+            unlink_file(c->st, rel_path, c->rs);
+        return 0;
+    }
+    if (rc != MT_ENOENT)
+        return rc;
+    rc = index_from_file(c->st, c->ix, sop, rel_path);
+    if (rc == 0) {
+        c->rs->restored++;
+        return 0;
+    }
+    if (bad_file(rc)) {
+        unlink_file(c->st, rel_path, c->rs);
+        return 0;
+    }
+    return rc == MT_ENOENT ? 0 : rc;
+}
+
+/* Start-up, after reconcile_unverified: the directories that may hold renames of a batch cut
+ * short on the one-flush path. Then every mark goes (nothing is in flight). */
+static int reconcile_dirs(mt_store_t *st, mt_index_t *ix)
+{
+    dir_item_t *list = NULL;
+    reconcile_stats_t rs = {0};
+    size_t n_dirs = 0;
+    int err = ix->ops->dirs(ix, collect_dir, &list);
+    if (err)
+        goto out;
+    scan_ctx_t c = {st, ix, &rs};
+    err = ix->ops->begin(ix);
+    for (dir_item_t *d = list; d && !err; d = d->next, n_dirs++)
+        err = st->ops->list(st, d->path, on_dirty_file, &c);
+    if (!err)
+        err = ix->ops->dir_unmark(ix, NULL);
+    if (!err && rs.unlinked)
+        err = st->ops->sync(st); /* deletions before the verdicts */
+    if (!err)
+        err = ix->ops->commit(ix);
+    else
+        ix->ops->rollback(ix);
+    if (!err && n_dirs)
+        err = st->ops->sync(st);
+    if (n_dirs || err)
+        mt_log(err ? MT_LOG_ERROR : MT_LOG_INFO, NULL,
+               "ingest: start-up scan of %zu directories: %zu files without a row indexed, %zu "
+               "deleted%s%s",
+               n_dirs, rs.restored, rs.unlinked, err ? ": " : "", err ? mt_strerror(err) : "");
+out:
+    while (list) {
+        dir_item_t *n = list->next;
+        mt_free(list->path);
         mt_free(list);
         list = n;
     }
@@ -408,19 +517,78 @@ static const char *job_sop(const mt_ingest_job_t *j)
     return mt_index_rec_get(j->rec, TAG_SOP_INSTANCE_UID);
 }
 
-/* The steps are numbered as in the file comment. */
-static void commit_batch(mt_ingest_t *ing, mt_ingest_job_t *batch)
+static void post_batch(mt_ingest_t *ing, mt_ingest_job_t *batch)
 {
-    mt_store_t *st = ing->store;
-    mt_index_t *ix = ing->index;
-    size_t n_ok = 0, n_pub = 0;
-    bool repair = false;
-    int err = 0;
+    mt_ingest_job_t *last = batch;
+    while (last->next)
+        last = last->next;
+    post_done(ing, batch, last);
+}
 
-    /* 1. paths */
+typedef enum {
+    B_NONE, /* nothing left to make durable (every job failed) */
+    B_SLOW, /* rows committed as intents: sync, rename, sync */
+    B_FAST, /* transaction still open: rename, commit, sync */
+} batch_mode_t;
+
+/* Length of the directory part of a relative path. */
+static size_t dir_len(const char *rel_path)
+{
+    const char *sl = strrchr(rel_path, '/');
+    return sl ? (size_t)(sl - rel_path) : 0;
+}
+
+static int marked_find(const mt_ingest_t *ing, const char *rel_path)
+{
+    size_t n = dir_len(rel_path);
+    for (size_t i = 0; i < ing->n_marked; i++)
+        if (strncmp(ing->marked[i], rel_path, n) == 0 && ing->marked[i][n] == '\0')
+            return (int)i;
+    return -1;
+}
+
+/* Slow path: mark the batch's unmarked directories in the open transaction (durable with sync
+ * #1, before any rename), evicting the least recently used marks not used by this batch. */
+static int mark_dirs(mt_ingest_t *ing, mt_ingest_job_t *batch)
+{
+    mt_index_t *ix = ing->index;
+    int err = 0;
+    for (mt_ingest_job_t *j = batch; j && !err; j = j->next) {
+        if (j->act != ACT_PUBLISH || j->status || marked_find(ing, j->rel_path) >= 0)
+            continue;
+        size_t slot = ing->n_marked;
+        if (slot == MAX_MARKED) {
+            slot = 0;
+            for (size_t i = 1; i < MAX_MARKED; i++)
+                if (ing->marked_use[i] < ing->marked_use[slot])
+                    slot = i;
+            if (ing->marked_use[slot] == ing->clock)
+                continue; /* every mark is in use by this batch: stay on the slow path */
+            if ((err = ix->ops->dir_unmark(ix, ing->marked[slot])))
+                break;
+        } else {
+            ing->n_marked++;
+        }
+        size_t n = dir_len(j->rel_path);
+        memcpy(ing->marked[slot], j->rel_path, n);
+        ing->marked[slot][n] = '\0';
+        ing->marked_use[slot] = ing->clock;
+        err = ix->ops->dir_mark(ix, ing->marked[slot]);
+    }
+    return err;
+}
+
+/* Steps 1-2 (numbered as in the file comment): paths, then the rows. Decides the path of the
+ * batch: FAST when every file goes to a new path in a directory already durably marked (the
+ * transaction stays open), else SLOW (rows committed as intents, new marks with them). */
+static batch_mode_t batch_intent(mt_ingest_t *ing, mt_ingest_job_t *batch)
+{
+    mt_index_t *ix = ing->index;
+    size_t n_ok = 0;
     for (mt_ingest_job_t *j = batch; j; j = j->next) {
         j->act = ACT_NONE;
         j->repair = false;
+        j->replaced = false;
         j->old_path[0] = '\0';
         if (j->status)
             continue;
@@ -439,10 +607,10 @@ static void commit_batch(mt_ingest_t *ing, mt_ingest_job_t *batch)
         n_ok++;
     }
     if (!n_ok)
-        goto done;
+        return B_NONE;
 
-    /* 2. the rows, verified=0: the intent record a crash recovery starts from */
-    err = ix->ops->begin(ix);
+    ing->clock++;
+    int err = ix->ops->begin(ix);
     for (mt_ingest_job_t *j = batch; j && !err; j = j->next) {
         if (j->status)
             continue;
@@ -450,8 +618,10 @@ static void commit_batch(mt_ingest_t *ing, mt_ingest_job_t *batch)
         if ((err = ix->ops->put(ix, j->rec, ing->dup, &res, j->old_path, sizeof j->old_path)))
             break;
         switch (res) {
-        case MT_INDEX_INSERTED:
         case MT_INDEX_REPLACED:
+            j->replaced = true;
+            /* fall through */
+        case MT_INDEX_INSERTED:
             j->act = ACT_PUBLISH;
             break;
         case MT_INDEX_KEPT_EXISTING:
@@ -462,29 +632,51 @@ static void commit_batch(mt_ingest_t *ing, mt_ingest_job_t *batch)
             break;
         }
     }
+    bool live = false, fast = true, any_pub = false;
+    for (mt_ingest_job_t *j = batch; j && !err; j = j->next) {
+        if (j->status)
+            continue;
+        live = true;
+        if (j->act != ACT_PUBLISH)
+            continue;
+        any_pub = true;
+        int m = marked_find(ing, j->rel_path);
+        if (m >= 0)
+            ing->marked_use[m] = ing->clock;
+        /* an overwrite must not rename data that is not durable over an acknowledged file */
+        if (m < 0 || j->replaced)
+            fast = false;
+    }
+    if (!err && live && fast && any_pub)
+        return B_FAST;
+    if (!err && !fast)
+        err = mark_dirs(ing, batch);
     if (!err)
         err = ix->ops->commit(ix);
     if (err) {
         ix->ops->rollback(ix);
+        ing->n_marked = 0; /* the marks of this transaction are gone: forget them all */
         mt_log(MT_LOG_ERROR, NULL, "ingest: index transaction failed: %s", mt_strerror(err));
         fail_rest(ing, batch, err == MT_ENOSPC ? MT_ENOSPC : MT_EDB,
                   err == MT_ENOSPC ? NULL : "index error");
-        goto done;
+        return B_NONE;
     }
+    return live ? B_SLOW : B_NONE;
+}
 
-    /* 3. sync #1: the temp files' data and the rows */
-    if ((err = st->ops->sync(st))) {
-        sync_failed(ing, batch, err);
-        goto done;
-    }
-
-    /* 4. publish */
+/* Step 4, after the sync that made the batch's temp data and rows durable. Returns the number
+ * of files renamed into place (their renames need the next sync). */
+static size_t batch_publish(mt_ingest_t *ing, mt_ingest_job_t *batch)
+{
+    mt_store_t *st = ing->store;
+    size_t n_pub = 0;
+    bool repair = false;
     for (mt_ingest_job_t *j = batch; j; j = j->next) {
         if (j->act == ACT_KEEP) {
             st->ops->tmp_discard(st, &j->tmp);
             continue;
         }
-        if (j->act != ACT_PUBLISH)
+        if (j->act != ACT_PUBLISH || j->status)
             continue;
         int perr = st->ops->publish(st, &j->tmp, j->rel_path);
         if (perr) {
@@ -499,68 +691,149 @@ static void commit_batch(mt_ingest_t *ing, mt_ingest_job_t *batch)
     }
     if (repair) /* a keep-first duplicate of an instance whose rename failed has nothing kept */
         for (mt_ingest_job_t *j = batch; j; j = j->next)
-            for (mt_ingest_job_t *k = batch; j->act == ACT_KEEP && k; k = k->next)
+            for (mt_ingest_job_t *k = batch; j->act == ACT_KEEP && !j->status && k; k = k->next)
                 if (k->repair && strcmp(job_sop(j), job_sop(k)) == 0)
                     fail_job(ing, j, MT_EIO, "cannot write file");
+    return n_pub;
+}
 
-    /* 5. sync #2: the renames */
-    if (n_pub && (err = st->ops->sync(st))) {
-        sync_failed(ing, batch, err);
-        goto done;
-    }
-
-    /* 6. files of replaced instances that lived at another path */
-    for (mt_ingest_job_t *j = batch; j; j = j->next)
-        if (j->act == ACT_PUBLISH && !j->status && j->old_path[0])
-            unlink_file(st, j->old_path, NULL);
-
-    /* 7. verified=1 (durable with the next sync), and the rows of failed renames */
-    err = ix->ops->begin(ix);
+/* Steps 6-8, after the sync that made the batch's renames durable. */
+static void batch_finish(mt_ingest_t *ing, mt_ingest_job_t *batch)
+{
+    mt_store_t *st = ing->store;
+    mt_index_t *ix = ing->index;
     reconcile_stats_t rs = {0};
+    bool any = false;
+    /* 6. files of replaced instances that lived at another path */
+    for (mt_ingest_job_t *j = batch; j; j = j->next) {
+        any = any || (j->act == ACT_PUBLISH && !j->status) || j->repair;
+        if (j->act == ACT_PUBLISH && !j->status && j->old_path[0])
+            unlink_file(st, j->old_path, &rs);
+    }
+    if (!any)
+        goto done;
+    /* 7. verified=1, and the rows of failed renames. A verified row with replaces_path cleared
+     * must never be durable while its old file still is: deletions are synced first (rare:
+     * only a replacement at another path or a repair deletes anything). The COMMIT itself
+     * needs no flush: losing it only means start-up re-checks those rows. */
+    int err = ix->ops->begin(ix);
     for (mt_ingest_job_t *j = batch; j && !err; j = j->next) {
         if (j->act == ACT_PUBLISH && !j->status)
             err = ix->ops->verify(ix, job_sop(j), j->tmp.size);
         else if (j->repair)
             err = reconcile(st, ix, job_sop(j), j->rel_path, j->old_path, &rs);
     }
+    if (!err && rs.unlinked)
+        err = st->ops->sync(st);
     if (!err)
         err = ix->ops->commit(ix);
     if (err) {
         ix->ops->rollback(ix); /* harmless: start-up reconciles rows left at verified=0 */
         mt_log(MT_LOG_WARN, NULL, "ingest: cannot mark a batch verified: %s", mt_strerror(err));
     }
-done:;
-    mt_ingest_job_t *last = batch;
-    while (last->next)
-        last = last->next;
-    post_done(ing, batch, last);
+done:
+    /* 8. */
+    post_batch(ing, batch);
 }
 
+/* One-flush path, transaction still open: rename, drop the rows of failed renames, commit.
+ * If the commit fails the renamed files have no rows: they go and the batch fails. */
+static void batch_fast(mt_ingest_t *ing, mt_ingest_job_t *batch)
+{
+    mt_index_t *ix = ing->index;
+    batch_publish(ing, batch);
+    int err = 0;
+    for (mt_ingest_job_t *j = batch; j && !err; j = j->next)
+        if (j->repair) {
+            j->repair = false; /* an inserted row: nothing to restore */
+            err = ix->ops->remove(ix, job_sop(j));
+        }
+    if (!err)
+        err = ix->ops->commit(ix);
+    if (err) {
+        ix->ops->rollback(ix);
+        mt_log(MT_LOG_ERROR, NULL, "ingest: index transaction failed: %s", mt_strerror(err));
+        reconcile_stats_t rs = {0};
+        for (mt_ingest_job_t *j = batch; j; j = j->next)
+            if (j->act == ACT_PUBLISH && !j->status)
+                unlink_file(ing->store, j->rel_path, &rs);
+        fail_rest(ing, batch, err == MT_ENOSPC ? MT_ENOSPC : MT_EDB,
+                  err == MT_ENOSPC ? NULL : "index error");
+    }
+}
+
+/* Take up to max_batch queued jobs (under mu), or NULL. */
+static mt_ingest_job_t *take_batch(mt_ingest_t *ing)
+{
+    mt_ingest_job_t *batch = ing->q_head, *last = batch;
+    if (!batch)
+        return NULL;
+    size_t n = 1;
+    while (last->next && n < ing->max_batch) {
+        last = last->next;
+        n++;
+    }
+    ing->q_head = last->next;
+    if (!ing->q_head)
+        ing->q_tail = &ing->q_head;
+    last->next = NULL;
+    return batch;
+}
+
+/* One sync per turn of the loop. A SLOW batch is pipelined: the sync that makes its renames
+ * durable (its sync #2) is the sync #1 of the next batch, so it waits in `pending`. A FAST
+ * batch renames before the sync and is finished right after it. When the queue runs dry the
+ * pending batch gets its own sync at once (no waiting for company). */
 static void commit_thread(void *arg)
 {
     mt_ingest_t *ing = arg;
+    mt_ingest_job_t *pending = NULL; /* SLOW, renamed into place, renames not yet durable */
     uv_mutex_lock(&ing->mu);
     for (;;) {
-        if (!ing->q_head) {
-            if (ing->stop)
-                break;
+        while (!ing->q_head && !pending && !ing->stop)
             uv_cond_wait(&ing->cond, &ing->mu);
-            continue;
-        }
-        mt_ingest_job_t *batch = ing->q_head, *last = batch;
-        size_t n = 1;
-        while (last->next && n < ing->max_batch) {
-            last = last->next;
-            n++;
-        }
-        ing->q_head = last->next;
-        if (!ing->q_head)
-            ing->q_tail = &ing->q_head;
-        last->next = NULL;
+        if (!ing->q_head && !pending)
+            break; /* stop, and nothing in flight */
+        mt_ingest_job_t *batch = take_batch(ing);
         uv_mutex_unlock(&ing->mu);
-        commit_batch(ing, batch);
+
+        batch_mode_t mode = batch ? batch_intent(ing, batch) : B_NONE;
+        if (mode == B_FAST)
+            batch_fast(ing, batch);
+        if (mode != B_NONE || pending) {
+            int err = ing->store->ops->sync(ing->store);
+            if (err) {
+                if (pending) {
+                    sync_failed(ing, pending, err);
+                    post_batch(ing, pending);
+                }
+                if (batch)
+                    sync_failed(ing, batch, err);
+                pending = NULL;
+                mode = B_NONE;
+            }
+        }
+        if (pending) {
+            batch_finish(ing, pending);
+            pending = NULL;
+        }
+        if (batch) {
+            if (mode == B_SLOW && batch_publish(ing, batch) > 0)
+                pending = batch;
+            else
+                batch_finish(ing, batch);
+        }
         uv_mutex_lock(&ing->mu);
     }
+    uv_mutex_unlock(&ing->mu);
+    /* everything is durable: no directory holds renames in flight */
+    if (ing->n_marked && ing->index->ops->begin(ing->index) == 0) {
+        if (ing->index->ops->dir_unmark(ing->index, NULL) == 0)
+            ing->index->ops->commit(ing->index);
+        else
+            ing->index->ops->rollback(ing->index);
+    }
+    uv_mutex_lock(&ing->mu);
     ing->thread_done = true;
     uv_mutex_unlock(&ing->mu);
     uv_async_send(&ing->async);
@@ -756,7 +1029,8 @@ int mt_ingest_open(uv_loop_t *loop, const mt_ingest_opts_t *opts, mt_ingest_t **
     /* the WAL lives next to the index: sync its file system too when it is another one */
     if ((err = mt_store_fs_add_sync_path(ing->store, opts->index_path)))
         goto fail;
-    if ((err = reconcile_unverified(ing->store, ing->index)))
+    if ((err = reconcile_unverified(ing->store, ing->index)) ||
+        (err = reconcile_dirs(ing->store, ing->index)))
         goto fail;
     if ((err = uv_mutex_init(&ing->mu)))
         goto fail;

@@ -12,13 +12,20 @@
  * Failures answer with the matching status and an ErrorComment and leave no file:
  *   A700 out of resources (disk), A900 data set does not match SOP class, C000 cannot
  *   understand (malformed data set), 0111 duplicate SOP instance (reject policy).
- * The bytes written are the bytes received: the stored file keeps the transfer syntax.
+ * Without de-identification (deid.profile none) the bytes written are the bytes received:
+ * the stored file keeps the transfer syntax. With a profile (mt_node_deid), the received bytes
+ * go to a node/deid/stream.c adapter instead, and what it emits is written: the de-identified
+ * header elements, then Pixel Data as received; the File Meta carries the mapped SOP Instance
+ * UID and the index record is made from the de-identified header, so the original data set
+ * never reaches the disk or the index. Burned In Annotation YES: 0110, nothing stored.
+ * The reader below still checks the received data set against the command.
  */
 #include "svc.h"
 
 #include <stdio.h>
 #include <string.h>
 
+#include "../deid/stream.h"
 #include "../dicom/ds.h"
 #include "../node.h"
 #include "../util/alloc.h"
@@ -35,6 +42,7 @@ typedef struct store_req {
     mt_ingest_job_t *job; /* NULL once committed or cancelled */
     mt_ds_reader_t *reader;
     mt_index_rec_t *rec;
+    mt_deid_stream_t *deid; /* NULL: store as received */
     const mt_ts_t *ts;
     bool paused;
     bool committed;
@@ -47,6 +55,7 @@ static void store_req_free(store_req_t *s)
     if (s->job)
         mt_ingest_job_cancel(s->job);
     mt_ds_reader_free(s->reader);
+    mt_deid_stream_free(s->deid);
     mt_index_rec_free(s->rec);
     mt_free(s);
 }
@@ -103,6 +112,42 @@ static void on_drain(void *data)
     }
 }
 
+/* De-identified bytes from the stream adapter: they go where received bytes go without it. */
+static int deid_emit(void *user, const uint8_t *p, size_t n)
+{
+    store_req_t *s = user;
+    return s->job ? mt_ingest_job_append(s->job, p, n, on_drain, s) : MT_ECANCELED;
+}
+
+/* A stream adapter error as the status the peer is told. */
+static void deid_fail(store_req_t *s, int rc)
+{
+    if (rc == MT_EREJECTED)
+        fail(s, MT_STATUS_PROCESSING_FAILURE, "refused: Burned In Annotation is YES");
+    else if (rc == MT_ENOSPC)
+        fail(s, MT_STATUS_REFUSED_OUT_OF_RESOURCES, "out of resources: disk full");
+    else if (rc == MT_ETOOBIG || rc == MT_ENOMEM || rc == MT_EIO)
+        fail(s, MT_STATUS_REFUSED_OUT_OF_RESOURCES, "out of resources: de-identification");
+    else if (rc == MT_EMALFORMED)
+        fail(s, MT_STATUS_CANNOT_UNDERSTAND, "malformed data set (de-identification)");
+    else
+        fail(s, MT_STATUS_PROCESSING_FAILURE, "de-identification failed");
+}
+
+/* The index record of what was stored: the de-identified header's top-level elements. */
+static mt_index_rec_t *deid_rec(store_req_t *s)
+{
+    const mt_ds_t *h = mt_deid_stream_header(s->deid);
+    mt_index_rec_t *rec = mt_index_rec_new();
+    bool big = mt_deid_stream_out_ts(s->ts)->big_endian;
+    for (size_t i = 0; h && i < mt_ds_count(h); i++) {
+        const mt_ds_elem_t *e = mt_ds_at(h, i);
+        if (e->value && e->vr != MT_VR('S', 'Q'))
+            mt_index_rec_offer(rec, e->tag, e->vr, e->value, e->len, big);
+    }
+    return rec;
+}
+
 static void store_on_request(mt_dimse_req_t *req)
 {
     store_req_t *s = mt_calloc(1, sizeof *s);
@@ -120,6 +165,13 @@ static void store_on_request(mt_dimse_req_t *req)
     }
     mt_ds_reader_opts_t o = {.ts = s->ts, .cb = on_element, .user = s};
     s->reader = mt_ds_reader_new(&o);
+    const uint8_t *key;
+    size_t key_len;
+    const mt_deid_profile_t *dp = mt_node_deid(mt_assoc_node(req->assoc), &key, &key_len);
+    if (dp && !(s->deid = mt_deid_stream_new(dp, key, key_len, s->ts, 0, deid_emit, s))) {
+        fail(s, MT_STATUS_REFUSED_OUT_OF_RESOURCES, "out of resources: de-identification");
+        return; /* never fall back to storing the original */
+    }
 
     mt_meta_t meta;
     memset(&meta, 0, sizeof meta);
@@ -128,6 +180,10 @@ static void store_on_request(mt_dimse_req_t *req)
              req->cmd.affected_sop_instance_uid);
     snprintf(meta.transfer_syntax_uid, sizeof meta.transfer_syntax_uid, "%s", s->ts->uid);
     snprintf(meta.source_ae, sizeof meta.source_ae, "%s", mt_assoc_calling_ae(req->assoc));
+    if (dp && mt_deid_stream_meta(dp, key, key_len, &meta) != 0) {
+        fail(s, MT_STATUS_PROCESSING_FAILURE, "de-identification failed");
+        return;
+    }
     s->job = mt_ingest_job_new(mt_node_ingest(mt_assoc_node(req->assoc)), &meta);
     if (!s->job)
         fail(s, MT_STATUS_REFUSED_OUT_OF_RESOURCES, "cannot start storing");
@@ -138,6 +194,10 @@ static void on_committed(void *data, int status, const char *comment)
     store_req_t *s = data;
     mt_dimse_req_t *req = s->req;
     s->job = NULL; /* the ingest pipeline has released it */
+    if (s->paused) { /* no drain callback comes after the commit */
+        s->paused = false;
+        mt_assoc_resume_reading(req->assoc);
+    }
     if (status == 0)
         respond(req, MT_STATUS_SUCCESS, NULL);
     else if (status == MT_EDUPLICATE)
@@ -173,6 +233,15 @@ static void finish(store_req_t *s)
                  !mt_index_rec_get(s->rec, TAG_SERIES_INSTANCE_UID))
             fail(s, MT_STATUS_DS_DOES_NOT_MATCH_SOP_CLASS, "missing Study/Series Instance UID");
     }
+    if (!s->fail_status && s->deid) {
+        int rc = mt_deid_stream_finish(s->deid);
+        if (rc < 0) {
+            deid_fail(s, rc);
+        } else {
+            mt_index_rec_free(s->rec);
+            s->rec = deid_rec(s);
+        }
+    }
     if (s->fail_status) {
         respond(req, s->fail_status, s->fail_comment);
         store_req_free(s);
@@ -188,7 +257,15 @@ static void finish(store_req_t *s)
 static int store_on_data(mt_dimse_req_t *req, const uint8_t *p, size_t n, bool last)
 {
     store_req_t *s = req->svc;
-    if (!s->fail_status && n) {
+    if (!s->fail_status && n && s->deid) {
+        int rc = mt_deid_stream_feed(s->deid, p, n);
+        if (rc < 0) {
+            deid_fail(s, rc);
+        } else if (rc == 1 && !s->paused) {
+            s->paused = true;
+            mt_assoc_pause_reading(req->assoc);
+        }
+    } else if (!s->fail_status && n) {
         int rc = mt_ingest_job_append(s->job, p, n, on_drain, s);
         if (rc < 0) {
             fail(s, MT_STATUS_REFUSED_OUT_OF_RESOURCES,
@@ -220,4 +297,4 @@ static void store_on_abort(mt_dimse_req_t *req)
     mt_dimse_req_release(req);
 }
 
-const mt_svc_ops_t mt_svc_store = {store_on_request, store_on_data, store_on_abort};
+const mt_svc_ops_t mt_svc_store = {store_on_request, store_on_data, store_on_abort, NULL};

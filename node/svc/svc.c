@@ -15,6 +15,7 @@ static const struct {
 #define MT_DIMSE_CMD(name, field, flags, handler) {field, MT_SVC_OPS_##handler},
 #define MT_SVC_OPS_mt_svc_echo (&mt_svc_echo)
 #define MT_SVC_OPS_mt_svc_store (&mt_svc_store)
+#define MT_SVC_OPS_mt_svc_find (&mt_svc_find)
 #define MT_SVC_OPS_NULL NULL
 #include "../dimse_cmds.def"
 #undef MT_DIMSE_CMD

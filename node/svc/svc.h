@@ -15,5 +15,6 @@ const mt_svc_ops_t *mt_svc_lookup(uint16_t command_field);
 
 extern const mt_svc_ops_t mt_svc_echo;
 extern const mt_svc_ops_t mt_svc_store;
+extern const mt_svc_ops_t mt_svc_find;
 
 #endif

@@ -9,10 +9,15 @@ encoded in the input), upper-cased, and dates in the DA, ISO and European forms.
 
 Usage: tests/deid/check_leaks.py --cmd "build/mitral deid" [--profile basic] [--testdata DIR]
 The command gets `--profile P --key KEY --profiles-dir DIR IN OUT_DIR` appended.
-Exit status 0: no leak. 1: leaks (listed by input number and attribute, never by value).
+Every output must also be read by dcmtk's dcmdump, and attributes no profile touches (SOP
+Class, Modality, the image pixel module, Pixel Data; with cmr-registry also the retained patient
+characteristics and device identity) must be equal in input and output.
+Exit status 0: no leak. 1: leaks (listed by input number and attribute, never by value), broken
+outputs or changed retained attributes.
 Needs python3-pydicom.
 """
 import argparse
+import json
 import os
 import shlex
 import subprocess
@@ -35,8 +40,16 @@ IDENT = [
     "NameOfPhysiciansReadingStudy", "PhysiciansOfRecord", "RequestingPhysician",
     "AccessionNumber", "MedicalRecordLocator", "IssuerOfPatientID", "ReferringPhysicianAddress",
     "InstitutionalDepartmentName", "PersonName", "StudyID",
+    "StudyDate", "SeriesDate", "AcquisitionDate", "ContentDate", "AcquisitionDateTime",
 ]
-DATE_ONLY = {"PatientBirthDate"}
+DATE_ONLY = {"PatientBirthDate", "StudyDate", "SeriesDate", "AcquisitionDate", "ContentDate",
+             "AcquisitionDateTime"}
+# Attributes no profile changes (not in PS3.15 Table E.1-1): compared input vs output.
+RETAINED = ["SOPClassUID", "Modality", "Rows", "Columns", "BitsAllocated", "BitsStored",
+            "SamplesPerPixel", "PhotometricInterpretation", "ImageType", "PixelData"]
+# Retained by the cmr-registry profile's options (patient characteristics, device identity).
+RETAINED_CMR = ["PatientSex", "PatientAge", "PatientWeight", "PatientSize", "Manufacturer",
+                "ManufacturerModelName", "MagneticFieldStrength", "DeviceSerialNumber"]
 
 
 def strings_of(value):
@@ -48,17 +61,65 @@ def strings_of(value):
     return [str(value)]
 
 
+# Text the de-identifier itself adds (PS3.15 E.1.1: CID 7050 code meanings, the method).
+OURS = b"\n".join(x.upper().encode() for x in [
+    "Basic Application Confidentiality Profile", "Retain Safe Private Option",
+    "Retain UIDs Option", "Retain Device Identity Option", "Retain Institution Identity Option",
+    "Retain Patient Characteristics Option",
+    "Retain Longitudinal Temporal Information Full Dates Option",
+    "Retain Longitudinal Temporal Information Modified Dates Option",
+    "Clean Descriptors Option", "Clean Structured Content Option", "Clean Graphics Option",
+    "mitral", "DEIDENTIFIED", "MODIFIED", "REMOVED", "UNMODIFIED"])
+
+# The option columns each committed profile selects (deid-profiles/*.yaml).
+PROFILE_OPTIONS = {
+    "basic": [],
+    "cmr-registry": ["rtnPatCharsOpt", "rtnDevIdOpt", "rtnLongModifDatesOpt", "cleanDescOpt"],
+}
+
+
+def kept_tags(profile):
+    """Tags whose values the profile keeps unchanged (K): everything not in Table E.1-1 and the
+    K cells of the selected options. Read from the same JSON the profiles are generated from."""
+    table = os.path.join(ROOT, "..", "shared", "standard", "innolitics",
+                         "confidentiality_profile_attributes.json")
+    rows = json.load(open(table, encoding="utf-8"))
+    listed, kept = set(), set()
+    for r in rows:
+        t = r["tag"].strip("()").replace(",", "").upper()
+        if len(t) != 8 or "X" in t:
+            continue
+        listed.add(int(t, 16))
+        if any(r.get(c) == "K" for c in PROFILE_OPTIONS.get(profile, [])):
+            kept.add(int(t, 16))
+    return listed, kept
+
+
+KEPT = (set(), set())
+
+
+def is_kept(tag):
+    listed, kept = KEPT
+    return (int(tag) not in listed) or (int(tag) in kept)
+
+
 def collect(ds, found, private_texts, shared):
+    """shared: (codes, texts) of the attributes of a REAL input that the profile keeps as they
+    are (K). A word of an identifying value that also occurs in one of them (a patient called
+    "Perfusion^Stroke" in a PERFUSION image; InstitutionName TOSHIBA, Manufacturer TOSHIBA_MEC)
+    cannot be told apart from it in the output bytes and is not checked."""
+    codes, texts = shared
     for el in ds.iterall():
         if el.VR == "SQ":
             continue
         kw = el.keyword
-        if not el.tag.is_private and kw not in IDENT and el.VR in ("CS", "LO", "SH", "UI", "LT",
-                                                                   "ST", "UT", "AE", "DS", "IS"):
-            # Words that also occur in non-identifying attributes of the same input (a test
-            # patient called "Perfusion^Stroke" in a PERFUSION image) cannot be told apart.
+        if not el.tag.is_private and kw not in IDENT and is_kept(el.tag):
             try:
-                shared.append(str(el.value).upper().encode("utf-8", "replace"))
+                for v in strings_of(el.value):
+                    if el.VR in ("CS", "UI", "DS", "IS", "AE", "AS"):
+                        codes.append(v.upper().encode("utf-8", "replace"))
+                    elif el.VR in ("LO", "SH", "LT", "ST", "UT", "PN"):
+                        texts.add(v.strip().upper().encode("utf-8", "replace"))
             except Exception:
                 pass
         if kw in IDENT and el.value not in (None, "", b""):
@@ -75,6 +136,7 @@ def variants(kw, s, charset):
     out = set()
     s = s.strip()
     if kw in DATE_ONLY or (len(s) == 8 and s.isdigit() and kw.endswith("Date")):
+        s = s[:8]  # DT: its date
         if len(s) == 8 and s.isdigit() and s != "19000101":  # 19000101: the D dummy
             y, m, d = s[:4], s[4:6], s[6:]
             for f in (s, "%s-%s-%s" % (y, m, d), "%s.%s.%s" % (d, m, y), "%s/%s/%s" % (d, m, y)):
@@ -154,7 +216,9 @@ def make_cmr_study(outdir, n_series=3, n_inst=2):
             ds.StudyDescription = "CMR Stress perfusion"
             ds.SeriesDescription = ["SAX cine", "LGE PSIR", "T1 MOLLI"][si % 3] + " Technikerin 17.08.2023"
             ds.ProtocolName = "cine_retro_sax CMRPID%06d" % (4711 + si)
-            ds.ImageComments = "Patient Müller called, see ACCN20230817"
+            # free text quoting this instance's own patient (C must scrub it; a name that is
+            # nowhere else in the instance cannot be recognised: docs/deid.md, limits)
+            ds.ImageComments = "Patient %s called, see ACCN20230817" % pname.split("^")[0]
             ds.Manufacturer = "SIEMENS"
             ds.ManufacturerModelName = "MAGNETOM Aera"
             ds.MagneticFieldStrength = "1.5"
@@ -213,6 +277,8 @@ def main():
     ap.add_argument("--testdata", default=os.path.join(ROOT, "..", "shared", "testdata"))
     ap.add_argument("--generated-only", action="store_true")
     args = ap.parse_args()
+    global KEPT
+    KEPT = kept_tags(args.profile)
 
     tmp = tempfile.mkdtemp(prefix="mt-deid-leaks-")
     key = os.path.join(tmp, "key")
@@ -225,50 +291,78 @@ def main():
     if not args.generated_only:
         inputs += list(real_files(args.testdata))
 
-    n_checked = n_written = n_skipped = 0
-    leaks = []
+    n_checked = n_written = n_skipped = n_retained = 0
+    leaks, broken, changed = [], [], []
+    retained = RETAINED + (RETAINED_CMR if args.profile == "cmr-registry" else [])
     for idx, path in enumerate(inputs):
+        generated = path.startswith(gen_dir)
+        where = "generated" if generated else os.path.relpath(path, args.testdata)
+        src = None
         try:
-            ds = pydicom.dcmread(path, force=True)
-            found, priv, shared = [], [], []
-            collect(ds, found, priv, shared)
-            charset = ds.get("SpecificCharacterSet", "ISO_IR 6")
+            src = pydicom.dcmread(path, force=True)
+            found, priv, shared = [], [], ([], set())
+            collect(src, found, priv, shared)
+            charset = src.get("SpecificCharacterSet", "ISO_IR 6")
             if isinstance(charset, str):
                 charset = [charset]
             charset = list(charset) or ["ISO_IR 6"]
         except Exception:
-            found, priv, shared, charset = [], [], [], ["ISO_IR 6"]
+            found, priv, shared, charset = [], [], ([], set()), ["ISO_IR 6"]
         out = os.path.join(tmp, "out%d" % idx)
         cmd = shlex.split(args.cmd) + ["--profile", args.profile, "--key", key,
                                        "--profiles-dir", args.profiles_dir, path, out]
         r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         outs = [os.path.join(d, f) for d, _, fs in os.walk(out) for f in fs] if os.path.isdir(out) else []
+        if generated and len(outs) != 1:
+            broken.append((idx, where, "no output for a generated input"))
         if not outs:
             n_skipped += 1
             continue
         n_written += 1
         blob = b"".join(open(o, "rb").read() for o in outs)
-        # The log must not carry values either.
-        blob_log = r.stderr
-        shared_blob = b"\n".join(shared)
+        blob_log = r.stdout + r.stderr  # the log must not carry values either
+        # Generated inputs: nothing is excused. Real inputs: see collect().
+        excused = b"\n".join(shared[0] + sorted(shared[1])) if not generated else b""
         # Private texts are checked in the generated files only: real vendor blocks are full of
         # generic words ("Gain", "Width") that legitimately occur elsewhere in the output.
-        for kw, s in found + (priv if path.startswith(gen_dir) else []):
+        for kw, s in found + (priv if generated else []):
             for v in variants(kw, s, charset):
-                if v.upper() in shared_blob:
+                if v.upper() in excused or v.upper() in OURS:
                     continue
                 n_checked += 1
                 if v in blob or v in blob_log:
-                    where = ("generated" if path.startswith(gen_dir)
-                             else os.path.relpath(path, args.testdata))
                     leaks.append((idx, where, kw))
+        for o in outs:
+            d = subprocess.run(["dcmdump", "-q", o], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE)
+            if d.returncode != 0 or b"E: " in d.stderr:
+                broken.append((idx, where, "dcmdump: " + d.stderr.decode("utf-8", "replace")[:200]))
+            if src is None or len(outs) != 1:
+                continue
+            try:
+                dst = pydicom.dcmread(o)
+            except Exception as e:
+                broken.append((idx, where, "pydicom: %s" % type(e).__name__))
+                continue
+            for kw in retained:
+                if kw in src and not src[kw].tag.is_private:
+                    n_retained += 1
+                    a = src[kw].value
+                    b = dst[kw].value if kw in dst else None
+                    if a != b:
+                        changed.append((idx, where, kw))
     for idx, where, kw in sorted(set(leaks)):
         print("LEAK input #%d (%s): a value of %s survives" % (idx, where, kw))
+    for idx, where, why in broken:
+        print("BROKEN input #%d (%s): %s" % (idx, where, why))
+    for idx, where, kw in sorted(set(changed)):
+        print("CHANGED input #%d (%s): retained attribute %s differs" % (idx, where, kw))
     print("check_leaks: profile %s: %d inputs, %d de-identified, %d skipped, %d value forms "
-          "checked, %d leaks" % (args.profile, len(inputs), n_written, n_skipped, n_checked,
-                                 len(set(leaks))))
+          "checked, %d leaks; %d outputs broken; %d retained values compared, %d changed"
+          % (args.profile, len(inputs), n_written, n_skipped, n_checked, len(set(leaks)),
+             len(broken), n_retained, len(set(changed))))
     subprocess.run(["rm", "-rf", tmp])
-    return 1 if leaks else 0
+    return 1 if leaks or broken or changed else 0
 
 
 if __name__ == "__main__":

@@ -188,6 +188,31 @@ static void test_storescu_all_classes(void **state)
     mt_pdu_dispose(&rq);
 }
 
+/* Orthanc's C-STORE SCU proposes every storage class with several syntaxes per context */
+static void test_orthanc_store(void **state)
+{
+    (void)state;
+    FIXTURE(rq, "orthanc-store-assoc-rq.bin");
+    mt_nego_policy_t pol = policy();
+    mt_negotiated_t n;
+    mt_pdu_t reply;
+    mt_pdu_diag_t d;
+    assert_int_equal(mt_negotiate(&pol, &rq.u.assoc, &n, &reply, &d), 0);
+    assert_string_equal(n.calling_ae, "ORTHANC");
+    assert_true(n.n_accepted > 50);
+    for (size_t i = 0; i < n.n_pcs; i++)
+        if (n.pcs[i].result == MT_PC_ACCEPTANCE)
+            assert_non_null(n.pcs[i].ts);
+    mt_pdu_dispose(&reply);
+    mt_pdu_dispose(&rq);
+    FIXTURE(echo, "orthanc-echo-assoc-rq.bin");
+    assert_int_equal(mt_negotiate(&pol, &echo.u.assoc, &n, &reply, &d), 0);
+    assert_int_equal(n.n_accepted, 1); /* Verification; Q/R models are not offered by mitral */
+    assert_string_equal(mt_negotiated_pc(&n, 1)->transfer_syntax, EXPLICIT);
+    mt_pdu_dispose(&reply);
+    mt_pdu_dispose(&echo);
+}
+
 static void test_transfer_syntax_choice(void **state)
 {
     (void)state;
@@ -563,6 +588,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_echoscu_accept),
         cmocka_unit_test(test_storescu_all_classes),
+        cmocka_unit_test(test_orthanc_store),
         cmocka_unit_test(test_transfer_syntax_choice),
         cmocka_unit_test(test_rejections),
         cmocka_unit_test(test_ae_padding),

@@ -323,6 +323,59 @@ static void test_remove_prunes(void **state)
     stats_are(ix, 1, 1, 1, 3, 3);
 }
 
+typedef struct dirs_seen {
+    int n;
+    char d[4][64];
+} dirs_seen_t;
+
+static int on_dir(void *u, const char *rel_dir)
+{
+    dirs_seen_t *v = u;
+    if (v->n < 4)
+        snprintf(v->d[v->n], 64, "%s", rel_dir);
+    v->n++;
+    return 0;
+}
+
+static void test_dirty_dirs(void **state)
+{
+    fixture_t *f = *state;
+    mt_index_t *ix = f->ix;
+    dirs_seen_t v = {0};
+    assert_int_equal(ix->ops->dirs(ix, on_dir, &v), 0);
+    assert_int_equal(v.n, 0);
+    assert_int_equal(ix->ops->begin(ix), 0);
+    assert_int_equal(ix->ops->dir_mark(ix, "ab/cd/1.2/1.2.3"), 0);
+    assert_int_equal(ix->ops->dir_mark(ix, "ab/cd/1.2/1.2.3"), 0); /* twice is harmless */
+    assert_int_equal(ix->ops->dir_mark(ix, "ef/01/1.3/1.3.1"), 0);
+    assert_int_equal(ix->ops->commit(ix), 0);
+    memset(&v, 0, sizeof v);
+    assert_int_equal(ix->ops->dirs(ix, on_dir, &v), 0);
+    assert_int_equal(v.n, 2);
+    assert_int_equal(ix->ops->begin(ix), 0);
+    assert_int_equal(ix->ops->dir_unmark(ix, "ab/cd/1.2/1.2.3"), 0);
+    assert_int_equal(ix->ops->commit(ix), 0);
+    memset(&v, 0, sizeof v);
+    assert_int_equal(ix->ops->dirs(ix, on_dir, &v), 0);
+    assert_int_equal(v.n, 1);
+    assert_string_equal(v.d[0], "ef/01/1.3/1.3.1");
+    assert_int_equal(ix->ops->begin(ix), 0);
+    assert_int_equal(ix->ops->dir_mark(ix, "x"), 0);
+    assert_int_equal(ix->ops->dir_unmark(ix, NULL), 0);
+    assert_int_equal(ix->ops->commit(ix), 0);
+    memset(&v, 0, sizeof v);
+    assert_int_equal(ix->ops->dirs(ix, on_dir, &v), 0);
+    assert_int_equal(v.n, 0);
+    /* clear() drops the marks too */
+    assert_int_equal(ix->ops->begin(ix), 0);
+    assert_int_equal(ix->ops->dir_mark(ix, "y"), 0);
+    assert_int_equal(ix->ops->commit(ix), 0);
+    assert_int_equal(ix->ops->clear(ix), 0);
+    memset(&v, 0, sizeof v);
+    assert_int_equal(ix->ops->dirs(ix, on_dir, &v), 0);
+    assert_int_equal(v.n, 0);
+}
+
 /* Values kept by the record, as the query builders will read them. */
 static void test_values(void **state)
 {
@@ -534,6 +587,7 @@ int main(void)
         FOR_BACKENDS(test_verified_bookkeeping),
         FOR_BACKENDS(test_remove_prunes),
         FOR_BACKENDS(test_values),
+        FOR_BACKENDS(test_dirty_dirs),
         cmocka_unit_test_setup_teardown(test_sqlite_schema_has_every_key, setup_sqlite,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_sqlite_migrations, setup_sqlite, teardown),
