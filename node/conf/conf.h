@@ -55,6 +55,11 @@ typedef struct mt_conf {
     char *deid_key_file;        /* deid.key_file: the site secret (mode 0600); "none" */
     /* query (C-FIND, later QIDO-RS) */
     uint32_t max_matches;       /* query.max_matches, default 10000: more answers A700 */
+    /* CMR series tagging (node/tagger.c, docs/tagging.md) */
+    uint32_t tag_series_idle_ms; /* tagging.series_idle, default 10 s: tag a series this long
+                                  * after its last instance */
+    uint32_t tag_study_idle_ms;  /* tagging.study_idle, default 300 s: final exam-level pass,
+                                  * then the study's features are dropped */
     /* projects (not in keys.def: a list of mappings, parsed by conf.c walk_projects) */
     mt_conf_project_t *projects;
     size_t n_projects;
