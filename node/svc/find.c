@@ -93,6 +93,7 @@ typedef struct find_req {
     const mt_ts_t *ts;
     mt_buf_t data;
     bool too_big;
+    bool wrong_context;
     mt_query_t *q;
     char *index_path;
     char project[65];
@@ -342,8 +343,10 @@ static void find_on_request(mt_dimse_req_t *req)
         f->model = MT_QR_PATIENT_ROOT;
     else if (strcmp(req->abstract_syntax, MT_UID_STUDY_ROOT_FIND) == 0)
         f->model = MT_QR_STUDY_ROOT;
-    else
+    else if (strcmp(req->abstract_syntax, MT_UID_PATIENT_STUDY_ONLY_FIND) == 0)
         f->model = MT_QR_PATIENT_STUDY_ONLY;
+    else
+        f->wrong_context = true; /* e.g. a storage SOP class context: answered 0122 */
     f->ts = mt_ts_find(req->transfer_syntax);
 }
 
@@ -353,6 +356,11 @@ static int find_on_data(mt_dimse_req_t *req, const uint8_t *p, size_t n, bool la
     if (!f->too_big && n && mt_buf_append(&f->data, p, n) != 0)
         f->too_big = true;
     if (last) {
+        if (f->wrong_context) {
+            send_final(f, MT_STATUS_SOP_CLASS_NOT_SUPPORTED,
+                       "not a Query/Retrieve FIND SOP class");
+            return 0;
+        }
         if (!f->ts) {
             send_final(f, MT_STATUS_CANNOT_UNDERSTAND, "unknown transfer syntax");
             return 0;
