@@ -194,6 +194,7 @@ static void send_some(find_req_t *f)
 {
     mt_assoc_t *a = f->req->assoc;
     uint16_t pending = f->q->any_unsupported ? MT_STATUS_PENDING_WARN : MT_STATUS_PENDING;
+    mt_assoc_cork(a); /* one write per slice */
     for (unsigned i = 0; i < SLICE && f->next < f->n_resp; i++) {
         if (atomic_load(&f->cancel))
             break;
@@ -203,6 +204,7 @@ static void send_some(find_req_t *f)
         mt_buf_dispose(&f->resp[f->next]);
         f->next++;
     }
+    mt_assoc_uncork(a); /* before any final response, which may release the association */
     if (atomic_load(&f->cancel)) {
         send_final(f, MT_STATUS_CANCEL, NULL);
         return;
