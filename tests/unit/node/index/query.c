@@ -626,6 +626,42 @@ static void test_exec_project_and_cap(void **state)
     results_free(&res);
 }
 
+/* The counts kept by the triggers of db/003 follow removals (and the pruning of an emptied
+ * series) and re-ingest. */
+static void test_counts_follow_changes(void **state)
+{
+    fx_t *f = *state;
+    results_t res = {.n = 0};
+    assert_int_equal(f->ix->ops->remove(f->ix, "1.1.1.3"), 0);
+    assert_int_equal(f->ix->ops->remove(f->ix, "1.1.2.1"), 0); /* the SR series goes too */
+    assert_int_equal(run(f, MT_QR_STUDY_ROOT, "STUDY", NULL, &res, 0, NULL, T_STUDY, UI, "1.1",
+                         T_N_STUDY_INST, IS, "", T_N_STUDY_SERIES, IS, "", T_MODALITIES, CS, "",
+                         0),
+                     1);
+    assert_true(has_value(&res, T_N_STUDY_INST, "2"));
+    assert_true(has_value(&res, T_N_STUDY_SERIES, "1"));
+    assert_true(has_value(&res, T_MODALITIES, "MR"));
+    assert_int_equal(run(f, MT_QR_STUDY_ROOT, "SERIES", NULL, &res, 0, NULL, T_STUDY, UI, "1.1",
+                         T_N_SERIES_INST, IS, "", 0),
+                     1);
+    assert_true(has_value(&res, T_N_SERIES_INST, "2"));
+    /* the same instance again (overwrite): counted once */
+    assert_int_equal(f->ix->ops->begin(f->ix), 0);
+    put_instance(f, "P1", "Smith^John", NULL, "1.1", "20200315", "093000", "1.1.1", "MR", 1,
+                 "1.1.1.2", 2);
+    put_instance(f, "P1", "Smith^John", NULL, "1.1", "20200315", "093000", "1.1.3", "CT", 3,
+                 "1.1.3.1", 1);
+    assert_int_equal(f->ix->ops->commit(f->ix), 0);
+    assert_int_equal(run(f, MT_QR_STUDY_ROOT, "STUDY", NULL, &res, 0, NULL, T_STUDY, UI, "1.1",
+                         T_N_STUDY_INST, IS, "", T_N_STUDY_SERIES, IS, "", T_MODALITIES, CS, "",
+                         T_N_PAT_STUDIES, IS, "", 0),
+                     1);
+    assert_true(has_value(&res, T_N_STUDY_INST, "3"));
+    assert_true(has_value(&res, T_N_STUDY_SERIES, "2"));
+    assert_true(has_value(&res, T_MODALITIES, "CT\\MR"));
+    results_free(&res);
+}
+
 static int count_uid(void *u, const char *uid)
 {
     (void)uid;
@@ -761,6 +797,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_exec_project_and_cap, setup_db, teardown_db),
         cmocka_unit_test_setup_teardown(test_exec_instances_and_text, setup_db, teardown_db),
         cmocka_unit_test_setup_teardown(test_explain_uses_indexes, setup_db, teardown_db),
+        cmocka_unit_test_setup_teardown(test_counts_follow_changes, setup_db, teardown_db),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
