@@ -202,6 +202,21 @@ try:
     check(st == "Success" and values(rs, "SOPInstanceUID") == [B + ".1.1.2"],
           "Study Root IMAGE level, single value on an IS key")
 
+    st, rs, _ = find(["QueryRetrieveLevel=PATIENT", "PatientID=PB", "PatientName"], model="-O")
+    check(st == "Success" and len(rs) == 1 and rs[0].PatientName == "M\u00fcller^J\u00fcrgen",
+          "Patient/Study Only PATIENT level")
+    st, rs, _ = find(["QueryRetrieveLevel=STUDY", "PatientID=PA", "StudyInstanceUID"], model="-O")
+    check(st == "Success" and len(rs) == 2, "Patient/Study Only STUDY level")
+    st, rs, _ = find(["QueryRetrieveLevel=SERIES", "PatientID=PA", "StudyInstanceUID=" + B + ".1"],
+                     model="-O")
+    check(st and "DataSetDoesNotMatchSOPClass" in st, "Patient/Study Only: no SERIES level")
+    for ts_flag, name in (("-xi", "implicit VR"), ("-xb", "explicit VR big endian")):
+        st, rs, _ = find(["QueryRetrieveLevel=IMAGE", "StudyInstanceUID=" + B + ".1",
+                          "SeriesInstanceUID=" + B + ".1.1", "SOPInstanceUID", "Rows",
+                          "InstanceNumber"], extra=[ts_flag])
+        check(st == "Success" and len(rs) == 2 and all(int(r.Rows) == 8 for r in rs),
+              "responses encoded in the context's transfer syntax (%s)" % name)
+
     # ---- refusals ----
     st, rs, _ = find(["QueryRetrieveLevel=SERIES"])
     check(st and "DataSetDoesNotMatchSOPClass" in st and not rs,
