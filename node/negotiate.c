@@ -105,8 +105,8 @@ static int abort_with(mt_pdu_t *reply, mt_pdu_diag_t *diag, const char *why)
 }
 
 /* Choose the context's answer; fills np. */
-static void answer_pc(const mt_nego_policy_t *pol, const mt_pdu_assoc_t *rq,
-                      const mt_pdu_pc_t *pc, mt_nego_pc_t *np)
+static void answer_pc(const mt_nego_policy_t *pol, const mt_pdu_assoc_t *rq, const mt_pdu_pc_t *pc,
+                      mt_nego_pc_t *np)
 {
     np->id = pc->id;
     memcpy(np->abstract_syntax, pc->abstract_syntax, sizeof(np->abstract_syntax));

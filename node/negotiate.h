@@ -17,7 +17,7 @@
  *
  * Each presentation context (PS3.8 Table 9-18) gets a result:
  *   0 acceptance               abstract syntax supported, a transfer syntax chosen
- *   1 user rejection           duplicate context id, or the role selection leaves us no role
+ *   1 user rejection           the role selection asks the requestor to be SCP only (C-GET)
  *   3 abstract syntax not supported
  *   4 transfer syntaxes not supported   none of the proposed ones is known (mt_ts_find)
  * Supported abstract syntaxes by default: Verification, every storage SOP class
@@ -37,8 +37,11 @@
  * sub-item carries the hook's server response (empty for username types).
  * Extended negotiation items (0x56, 0x57) are tolerated and not answered.
  *
- * A request we cannot answer sensibly (a presentation context id that is even or 0, more than
- * 128 contexts) returns MT_EMALFORMED with diag = A-ABORT (2, 6).
+ * A request we cannot answer sensibly (a presentation context id that is even or 0, the same
+ * id twice, more than 128 contexts) returns MT_EMALFORMED with diag = A-ABORT (2, 6).
+ * An RQ without a user information item is tolerated (peer Maximum Length taken as 0, no limit).
+ * The A-ASSOCIATE-AC answers every proposed context (rejected ones echo a proposed transfer
+ * syntax, which PS3.8 §9.3.3.2 says is not significant).
  */
 #ifndef MT_NEGOTIATE_H
 #define MT_NEGOTIATE_H
@@ -80,11 +83,11 @@ typedef struct mt_nego_policy {
     size_t n_calling_ae_allow;
     const char *const *ts_preference; /* transfer syntax UIDs, most preferred first */
     size_t n_ts_preference;
-    uint32_t max_pdu;          /* our receive limit, sent as Maximum Length (0 = unlimited) */
-    uint16_t max_ops_invoked;  /* ops the requestor may have outstanding on us (0 = unlimited) */
+    uint32_t max_pdu;           /* our receive limit, sent as Maximum Length (0 = unlimited) */
+    uint16_t max_ops_invoked;   /* ops the requestor may have outstanding on us (0 = unlimited) */
     uint16_t max_ops_performed; /* ops we would invoke on the requestor (mitral: 1) */
-    uint32_t n_associations;   /* associations open now, not counting this one */
-    uint32_t max_associations; /* 0 = no limit */
+    uint32_t n_associations;    /* associations open now, not counting this one */
+    uint32_t max_associations;  /* 0 = no limit */
     mt_nego_abstract_cb abstract_supported; /* NULL = default */
     mt_nego_authorize_cb authorize;         /* NULL = accept every identity */
     void *user;                             /* passed to the hooks */
@@ -112,8 +115,8 @@ typedef struct mt_negotiated {
     mt_nego_pc_t pcs[MT_NEGO_MAX_PCS]; /* every proposed context in RQ order */
     size_t n_pcs;
     size_t n_accepted;
-    uint32_t peer_max_pdu; /* the requestor's Maximum Length: our P-DATA limit, 0 = unlimited */
-    uint32_t our_max_pdu;  /* policy max_pdu: what we told the peer we receive */
+    uint32_t peer_max_pdu;    /* the requestor's Maximum Length: our P-DATA limit, 0 = unlimited */
+    uint32_t our_max_pdu;     /* policy max_pdu: what we told the peer we receive */
     uint16_t max_ops_invoked; /* negotiated window (1/1 when not proposed) */
     uint16_t max_ops_performed;
     char peer_impl_class_uid[MT_UID_MAX + 1];
