@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <uv.h>
+#include <zlib.h>
 
 #include "../conf/conf.h"
 #include "../dicom/ds.h"
@@ -231,6 +232,31 @@ static void send_some(find_req_t *f)
     }
 }
 
+/* Deflated Explicit VR Little Endian (PS3.5 A.5): the explicit LE encoding, raw deflate. */
+static int deflate_buf(const mt_buf_t *in, mt_buf_t *out)
+{
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+        return MT_ENOMEM;
+    uLong bound = deflateBound(&z, (uLong)in->len);
+    int rc = mt_buf_reserve(out, (size_t)bound + 2);
+    if (rc == 0) {
+        z.next_in = in->data;
+        z.avail_in = (uInt)in->len;
+        z.next_out = out->data + out->len;
+        z.avail_out = (uInt)(out->cap - out->len);
+        if (deflate(&z, Z_FINISH) != Z_STREAM_END)
+            rc = MT_EINVAL;
+        else
+            out->len += z.total_out;
+        if (rc == 0 && (out->len & 1)) /* PS3.5 A.5: padded to even length */
+            out->data[out->len++] = 0;
+    }
+    deflateEnd(&z);
+    return rc;
+}
+
 static int on_match(void *user, const mt_ds_t *r)
 {
     find_req_t *f = user;
@@ -242,7 +268,18 @@ static int on_match(void *user, const mt_ds_t *r)
     }
     mt_buf_t *b = &f->resp[f->n_resp];
     mt_buf_init(b, FIND_MAX_IDENTIFIER);
-    if (mt_ds_encode(r, f->ts, b) != 0) {
+    if (f->ts->deflated) {
+        mt_buf_t plain;
+        mt_buf_init(&plain, FIND_MAX_IDENTIFIER);
+        int rc = mt_ds_encode(r, mt_ts_explicit_le, &plain);
+        if (rc == 0)
+            rc = deflate_buf(&plain, b);
+        mt_buf_dispose(&plain);
+        if (rc != 0) {
+            mt_buf_dispose(b);
+            return MT_EINVAL;
+        }
+    } else if (mt_ds_encode(r, f->ts, b) != 0) {
         mt_buf_dispose(b);
         return MT_EINVAL;
     }

@@ -217,6 +217,56 @@ try:
         check(st == "Success" and len(rs) == 2 and all(int(r.Rows) == 8 for r in rs),
               "responses encoded in the context's transfer syntax (%s)" % name)
 
+    # a context accepting only Deflated Explicit VR Little Endian: identifier and responses
+    # deflated (raw peer; findscu always proposes the uncompressed syntaxes too)
+    import zlib
+    DEFLATED = "1.2.840.10008.1.2.1.99"
+    ident = Dataset()
+    ident.QueryRetrieveLevel = "SERIES"
+    ident.StudyInstanceUID = B + ".1"
+    ident.SeriesInstanceUID = ""
+    ident.Modality = ""
+    raw = DicomBytesIO()
+    raw.is_little_endian = True
+    raw.is_implicit_VR = False
+    write_dataset(raw, ident)
+    co = zlib.compressobj(wbits=-15)
+    body = co.compress(raw.getvalue()) + co.flush()
+    if len(body) % 2:
+        body += b"\0"
+    peer = Peer(node.port)
+    t, _ = peer.associate(contexts=((1, STUDY_ROOT, (DEFLATED,)),))
+    check(t == 0x02, "raw peer associated with a deflated-only context")
+    peer.send(pdata(1, True, True, command_set(0x0020, 1, STUDY_ROOT, has_data=True)) +
+              pdata(1, False, True, body))
+    got, cmd, data, final = [], b"", b"", None
+    while final is None:
+        t, pb = peer.recv_pdu()
+        check(t == 0x04, "P-DATA from the node")
+        pos = 0
+        while pos < len(pb):
+            n, pcid, mch = struct.unpack_from(">IBB", pb, pos)
+            frag = pb[pos + 6:pos + 4 + n]
+            pos += 4 + n
+            if mch & 1:
+                cmd += frag
+                if mch & 2:
+                    c = parse_command(cmd)
+                    cmd = b""
+                    if c.get(0x0900) not in (0xFF00, 0xFF01):
+                        final = c
+            else:
+                data += frag
+                if mch & 2:
+                    plain = zlib.decompress(data, -15)
+                    got.append(pydicom.dcmread(DicomBytesIO(plain), force=True))
+                    data = b""
+    peer.send(release_rq())
+    peer.recv_pdu()
+    peer.close()
+    check(final.get(0x0900) == 0 and sorted(str(g.Modality) for g in got) == ["MR", "SR"],
+          "deflated context: identifier inflated, responses deflated")
+
     # ---- refusals ----
     st, rs, _ = find(["QueryRetrieveLevel=SERIES"])
     check(st and "DataSetDoesNotMatchSOPClass" in st and not rs,
