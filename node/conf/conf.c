@@ -736,8 +736,8 @@ static int walk_project(struct loader *L, mt_conf_project_t *p, size_t idx)
         size_t kline = ev_line(L);
         if (L->ev.type != YAML_SCALAR_EVENT)
             return fail(L, kline, "%s: keys must be plain words", ctx);
-        const char *kv, *v;
-        size_t kn, n;
+        const char *kv, *v = "";
+        size_t kn, n = 0;
         if (ev_text(L, "key", &kv, &kn))
             return -1;
         char key[32];
