@@ -198,7 +198,7 @@ static void work_reencode(job_t *j)
     int rc = got == j->size ? mt_part10_parse_file_buf(whole.data, whole.len, &meta, &ds, &d)
                             : MT_EIO;
     mt_buf_dispose(&whole);
-    mt_buf_reset(&j->buf);
+    mt_buf_dispose(&j->buf);
     mt_buf_init(&j->buf, SIZE_MAX);
     if (rc == 0)
         rc = mt_ds_encode(ds, j->target, &j->buf);
@@ -264,6 +264,8 @@ static job_t *job_new(mt_retrieve_t *r, size_t idx)
 static void complete_current(mt_retrieve_t *r, uint16_t status, bool sent, const char *why)
 {
     const mt_subop_inst_t *in = &r->insts[r->cur];
+    if (r->p.on_subop)
+        r->p.on_subop(r->p.user, in, sent, status, why);
     if (!sent || (status != MT_STATUS_SUCCESS && (status & 0xF000) != 0xB000)) {
         r->c.failed++;
         add_failed_uid(r, in->sop_inst);
@@ -297,6 +299,8 @@ static void lose_link(mt_retrieve_t *r)
     for (size_t i = r->cur; i < r->n; i++) {
         r->c.failed++;
         add_failed_uid(r, r->insts[i].sop_inst);
+        if (r->p.on_subop)
+            r->p.on_subop(r->p.user, &r->insts[i], false, 0, "association lost");
     }
     r->cur = r->n;
     job_free(r->job);
@@ -550,6 +554,8 @@ void mt_retrieve_fail_all(mt_retrieve_t *r)
     for (size_t i = r->cur; i < r->n; i++) {
         r->c.failed++;
         add_failed_uid(r, r->insts[i].sop_inst);
+        if (r->p.on_subop)
+            r->p.on_subop(r->p.user, &r->insts[i], false, 0, "no association");
     }
     r->cur = r->n;
     r->link_lost = true;

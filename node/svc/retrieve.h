@@ -56,6 +56,10 @@ typedef struct mt_retrieve_params {
     uint16_t priority;
     const mt_log_ctx_t *log; /* copied */
     mt_retrieve_cb on_progress, on_done;
+    /* optional: each sub-operation's outcome. sent false: no C-STORE went out (why says
+     * why); else status is the C-STORE-RSP status */
+    void (*on_subop)(void *user, const mt_subop_inst_t *inst, bool sent, uint16_t status,
+                     const char *why);
     void *user;
 } mt_retrieve_params_t;
 
