@@ -61,6 +61,10 @@
 #include "util/log.h"
 
 #define READ_CHUNK (64u * 1024u)
+/* A peer that sends requests but does not read the responses: stop reading from it while more
+ * than this is queued for writing, resume below the low mark. */
+#define WRITE_HIGH_WATER (4u * 1024u * 1024u)
+#define WRITE_LOW_WATER (1u * 1024u * 1024u)
 #define STATUS_DUPLICATE_INVOCATION 0x0210 /* PS3.7 C.5.4 */
 #define DATASET_PRESENT 0x0001             /* any value but 0x0101 (PS3.7 E.1-1) */
 
@@ -102,6 +106,7 @@ struct mt_assoc {
     mt_link_sent_cb tx_cb; /* completion of that write (link send_data), taken by write_buf */
     void *tx_user;
     unsigned n_writes; /* uv_write requests in flight */
+    bool write_paused; /* reading paused by WRITE_HIGH_WATER (holds one pause_count) */
 
     mt_dimse_req_t *reqs; /* outstanding requests */
     unsigned n_outstanding;
@@ -158,8 +163,10 @@ static void on_timer(uv_timer_t *t)
         ul_event(a, MT_UL_EV_ARTIM_EXPIRED, NULL);
         break;
     case TM_IDLE:
-        if (a->n_outstanding || a->pause_count) {
-            start_timer(a, TM_IDLE, a->conf->idle_timeout_ms); /* work in progress: not idle */
+        /* work in progress (a service holds requests or paused reading): not idle; a pause
+         * because the peer does not read our responses does not count */
+        if (a->n_outstanding || a->pause_count > (a->write_paused ? 1u : 0u)) {
+            start_timer(a, TM_IDLE, a->conf->idle_timeout_ms);
             break;
         }
         mt_log(MT_LOG_WARN, &a->log, "idle for %u ms: A-ABORT", a->conf->idle_timeout_ms);
@@ -211,6 +218,11 @@ static void on_write(uv_write_t *w, int status)
     mt_free(wr);
     if (a->n_writes)
         a->n_writes--;
+    if (a->write_paused && !a->closing &&
+        uv_stream_get_write_queue_size((uv_stream_t *)&a->tcp) < WRITE_LOW_WATER) {
+        a->write_paused = false;
+        mt_assoc_resume_reading(a);
+    }
     if (cb)
         cb(user, status < 0 ? MT_ECANCELED : 0);
     if (status < 0 && status != UV_ECANCELED && !a->closing) {
@@ -246,6 +258,12 @@ static int write_buf(mt_assoc_t *a, mt_buf_t *b)
         return rc;
     }
     a->n_writes++;
+    if (!a->write_paused &&
+        uv_stream_get_write_queue_size((uv_stream_t *)&a->tcp) > WRITE_HIGH_WATER) {
+        mt_log(MT_LOG_DEBUG, &a->log, "peer is not reading: pausing until writes drain");
+        a->write_paused = true;
+        mt_assoc_pause_reading(a);
+    }
     return 0;
 }
 

@@ -36,12 +36,24 @@ const char *mt_index_rec_get(const mt_index_rec_t *r, uint32_t tag);
  * transfer syntax UID of the stored file, SOP class from the file meta. */
 void mt_index_rec_set_file(mt_index_rec_t *r, const char *rel_path, uint64_t size,
                            const char *ts_uid, const char *sop_class_uid);
+/* The adler32 (zlib) of the whole stored file, when known. */
+void mt_index_rec_set_checksum(mt_index_rec_t *r, uint32_t adler32);
 
 typedef struct mt_index_stats {
     uint64_t patients, studies, series, instances, bytes;
 } mt_index_stats_t;
 
 typedef struct mt_index mt_index_t;
+
+/* A row not yet verified, as unverified() reports it. */
+typedef struct mt_index_pending {
+    const char *sop_instance_uid, *rel_path;
+    const char *replaces_path; /* file of the instance it replaced at another path, or NULL */
+    uint64_t size;
+    bool unsynced;     /* mark_unsynced(): the file's data may be torn */
+    bool has_checksum; /* checksum: adler32 of the whole file as written */
+    uint32_t checksum;
+} mt_index_pending_t;
 
 /* Outcome of put() for one record. */
 typedef enum mt_index_put_result {
@@ -70,15 +82,14 @@ typedef struct mt_index_ops {
     void (*close)(mt_index_t *ix);
 
     /* ---- durability bookkeeping (docs/internals/durability.md); added with the ingest ---- */
-    /* Set verified=1 (and clear replaces_path) on every instance row still at 0. */
+    /* Set verified=1 (and clear replaces_path) on every instance row not verified. */
     int (*mark_verified)(mt_index_t *ix);
-    /* Call cb for every instance row with verified=0 (outside a transaction; cb must not call
-     * the index). replaces_path is the file of the instance that row replaced when it lived at
-     * another path, else NULL. A nonzero return from cb stops the walk and is returned. */
-    int (*unverified)(mt_index_t *ix,
-                      int (*cb)(void *u, const char *sop_instance_uid, const char *rel_path,
-                                const char *replaces_path, uint64_t size),
-                      void *u);
+    /* Call cb for every instance row not verified (outside a transaction; cb must not call
+     * the index), oldest first. A nonzero return from cb stops the walk and is returned. */
+    int (*unverified)(mt_index_t *ix, int (*cb)(void *u, const mt_index_pending_t *p), void *u);
+    /* Mark a row just put as written on the one-flush path (its data may be torn until the
+     * batch's sync: start-up must check its checksum). Inside the put's transaction. */
+    int (*mark_unsynced)(mt_index_t *ix, const char *sop_instance_uid);
     /* Mark one instance verified (and forget its replaces_path), recording the size found on
      * disk. MT_ENOENT when there is no such instance. */
     int (*verify)(mt_index_t *ix, const char *sop_instance_uid, uint64_t size);

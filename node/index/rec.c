@@ -91,8 +91,7 @@ const mt_index_key_t *mt_index_keys(size_t *n)
 
 const char *mt_index_level_table(mt_index_level_t level)
 {
-    static const char *const names[MT_LEVEL_COUNT] = {"patients", "studies", "series",
-                                                      "instances"};
+    static const char *const names[MT_LEVEL_COUNT] = {"patients", "studies", "series", "instances"};
     return level < MT_LEVEL_COUNT ? names[level] : NULL;
 }
 
@@ -111,6 +110,8 @@ struct mt_index_rec {
     char *values[N_KEYS]; /* by row; rows of one tag share one string (owned by the first) */
     char *rel_path, *ts_uid, *sop_class_uid;
     uint64_t size;
+    bool has_checksum;
+    uint32_t checksum;
 };
 
 mt_index_rec_t *mt_index_rec_new(void)
@@ -288,6 +289,12 @@ void mt_index_rec_set_file(mt_index_rec_t *r, const char *rel_path, uint64_t siz
     r->size = size;
 }
 
+void mt_index_rec_set_checksum(mt_index_rec_t *r, uint32_t adler32)
+{
+    r->has_checksum = true;
+    r->checksum = adler32;
+}
+
 const char *mt__index_rec_value(const mt_index_rec_t *r, size_t i)
 {
     return i < N_KEYS ? r->values[i] : NULL;
@@ -299,4 +306,6 @@ void mt__index_rec_file(const mt_index_rec_t *r, mt__index_file_t *out)
     out->ts_uid = r->ts_uid;
     out->sop_class_uid = r->sop_class_uid;
     out->size = r->size;
+    out->has_checksum = r->has_checksum;
+    out->checksum = r->checksum;
 }
