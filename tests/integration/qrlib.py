@@ -83,6 +83,9 @@ def final_status(text):
     m = re.findall(r"Received Final (?:Move|Get) Response \(([^)]*)\)", text)
     if m:
         return m[-1]
+    m = re.findall(r"DIMSE Status\s*: (0x[0-9A-Fa-f]{4}: .*)", text)  # -d output
+    if m:
+        return m[-1].strip()
     m = re.findall(r"(?:Move|Get) response with error status \(([^)]*)\)", text)
     return m[-1] if m else None
 
