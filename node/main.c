@@ -11,6 +11,7 @@
  *   mitral deid --profile NAME|FILE --key FILE IN... OUT_DIR   (node/deid/cli.c)
  *   mitral project list|show NAME|add NAME|remove NAME [--study UID...] [--query 'TERMS']
  *                  [-c FILE] [--data DIR]
+ *   mitral send --to AE@HOST:PORT [--aet OURS] FILES|DIRS...      (node/send_cli.c)
  *   mitral --version | --help | <command> --help
  *
  * Flags override the config file; --data DIR puts storage (DIR/storage) and the index
@@ -31,6 +32,7 @@
 #include "index/rebuild.h"
 #include "node.h"
 #include "tag/report.h"
+#include "send_cli.h"
 #include "tag_cli.h"
 #include "util/alloc.h"
 #include "util/err.h"
@@ -47,7 +49,7 @@ static const char usage_main[] =
     "cardiovascular MR research registries.\n"
     "\n"
     "commands:\n"
-    "  serve          run the node (C-ECHO, C-STORE, C-FIND)\n"
+    "  serve          run the node (C-ECHO, C-STORE, C-FIND, C-MOVE, C-GET, commitment)\n"
     "  dump FILE...   print the data set of DICOM files\n"
     "  tag FILES|DIRS tag CMR series offline (SeriesInstanceUID,tag,view,confidence,evidence)\n"
     "  report protocols  per-exam protocol report of the tagged series (SCMR Table 4 layout)\n"
@@ -55,6 +57,7 @@ static const char usage_main[] =
     "  index rebuild  re-create the index from the files in storage\n"
     "  deid           de-identify DICOM files offline (PS3.15 profiles, keyed pseudonyms)\n"
     "  project        list / show / add / remove the studies of project folders\n"
+    "  send           send DICOM files to a Storage SCP (C-STORE SCU)\n"
     "\n"
     "  mitral --version | mitral <command> --help\n";
 
@@ -700,6 +703,8 @@ int main(int argc, char **argv)
         return mt_deid_cli(argc - 1, argv + 1);
     if (strcmp(cmd, "project") == 0)
         return cmd_project(argc - 1, argv + 1);
+    if (strcmp(cmd, "send") == 0)
+        return mt_send_cli_main(argc - 1, argv + 1);
     fprintf(stderr, "mitral: unknown command '%s'\n\n%s", cmd, usage_main);
     return 2;
 }

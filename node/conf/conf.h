@@ -28,6 +28,17 @@ typedef struct mt_conf_project {
 
 #define MT_CONF_MAX_PROJECTS 256
 
+/* A remote application entity we open associations to (`move_destinations:` list): C-MOVE
+ * destinations, and the address where storage commitment results go when the requester's
+ * association has closed. */
+typedef struct mt_conf_dest {
+    char ae_title[17]; /* unique */
+    char host[256];    /* host name or address literal */
+    uint16_t port;
+} mt_conf_dest_t;
+
+#define MT_CONF_MAX_DESTS 1024
+
 typedef struct mt_conf {
     /* node */
     char ae_title[17];          /* node.ae_title, default "MITRAL" */
@@ -63,6 +74,9 @@ typedef struct mt_conf {
     /* projects (not in keys.def: a list of mappings, parsed by conf.c walk_projects) */
     mt_conf_project_t *projects;
     size_t n_projects;
+    /* move destinations (not in keys.def: a list of mappings, conf.c walk_dests) */
+    mt_conf_dest_t *dests;
+    size_t n_dests;
     /* logging */
     int log_level;              /* log.level: error|warn|info|debug|trace, default info */
     /* set by the loader: storage.root / index.path were given in the file, so
@@ -83,6 +97,8 @@ void mt_conf_set_data_dir(mt_conf_t *c, const char *dir);
 void mt_conf_free(mt_conf_t *c);
 /* The project whose AE title is ae (compared without leading/trailing spaces), or NULL. */
 const mt_conf_project_t *mt_conf_project_by_ae(const mt_conf_t *c, const char *ae);
+/* The move destination with AE title ae (compared without leading/trailing spaces), or NULL. */
+const mt_conf_dest_t *mt_conf_dest_by_ae(const mt_conf_t *c, const char *ae);
 /* The project named name, or NULL. */
 const mt_conf_project_t *mt_conf_project_by_name(const mt_conf_t *c, const char *name);
 
