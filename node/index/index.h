@@ -12,8 +12,8 @@
  * instances.verified (docs/internals/durability.md): 1 = the file and the row are durable (the
  * instance was, or is about to be, acknowledged); 0 / 2 = a batch in flight, or cut short by a
  * crash (start-up reconciles these). Readers that need the file (C-MOVE, C-GET, WADO) select
- * verified = 1. Text values (SH, LO, ST, LT, UC, UT, PN) are stored as UTF-8 whatever the
- * instance's Specific Character Set (rec.c); the others as received, trimmed.
+ * verified = 1. Values are stored as received (bytes in the instance's Specific Character Set,
+ * no conversion).
  */
 #ifndef MT_INDEX_H
 #define MT_INDEX_H
