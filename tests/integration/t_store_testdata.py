@@ -43,7 +43,8 @@ def dcmtk_clean(path):
     files it warns about: a private OB of undefined length hangs its sender)."""
     r = subprocess.run(["dcmdump", "-M", path], capture_output=True, text=True, errors="replace")
     return r.returncode == 0 and "W: " not in r.stderr and "W: " not in r.stdout and \
-        "(0008,0016) UI" in r.stdout and "(0008,0018) UI" in r.stdout  # storescu needs both
+        "(0008,0016) UI" in r.stdout and "(0008,0018) UI" in r.stdout and \
+        "(0002,0010) UI =" in r.stdout  # storescu needs both UIDs, and to know the syntax
 
 
 def expected_counts(insts):
