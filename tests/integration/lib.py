@@ -284,9 +284,12 @@ class Node:
         """Every published file under the storage root (not .tmp)."""
         out = []
         for root, dirs, files in os.walk(self.storage):
-            if os.path.abspath(root) == os.path.abspath(self.storage):
+            top = os.path.abspath(root) == os.path.abspath(self.storage)
+            if top:
                 dirs[:] = [x for x in dirs if x != ".tmp"]
             for f in files:
+                if top and f.startswith("."):
+                    continue  # the store's own files (.lock)
                 if not IS_MITRAL and not f.endswith(".dcm"):
                     continue  # storescp's temp/partial names
                 out.append(os.path.join(root, f))
