@@ -31,6 +31,37 @@ def tags_offline(fx):
     return out
 
 
+def query_file(path, study, tag=None, extra=()):
+    """A C-FIND identifier with the private keys spelled with their VRs (findscu -k cannot:
+    the tags are not in its dictionary)."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.QueryRetrieveLevel = "SERIES"
+    ds.StudyInstanceUID = study
+    ds.SeriesInstanceUID = ""
+    ds.add_new(0x4D490010, "LO", "MITRAL CMR 1")
+    ds.add_new(0x4D491010, "LO", tag or "")
+    for t, vr in extra:
+        ds.add_new(t, vr, "")
+    fm = FileMetaDataset()
+    fm.TransferSyntaxUID = ExplicitVRLittleEndian
+    fm.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.2.2.1"
+    fm.MediaStorageSOPInstanceUID = "1.2.3.4"
+    ds.file_meta = fm
+    ds.is_little_endian, ds.is_implicit_VR = True, False
+    ds.save_as(path, write_like_original=False)
+    return path
+
+
+def findscu(node, qfile):
+    cmd = ["findscu", "-v", "-S", "-aet", "FINDSCU", "-aec", node.aet, "127.0.0.1",
+           str(node.port), qfile]
+    r = lib.run(cmd, timeout=120)
+    r.stdout = (r.stdout or "") + (r.stderr or "")
+    return r
+
+
 def body():
     if not lib.IS_MITRAL:
         lib.skip("tagging is mitral's")
@@ -59,12 +90,32 @@ def body():
         except Exception:
             return -1
     lib.wait_for(lambda: n_tagged() >= len(truth), "every series tagged", deadline_s=120)
+
+    # C-FIND on the private SERIES keys (docs/conformance.md): match and return
+    off = tags_offline(fx)
+    study = truth[0]["study"]
+    in_study = {t["SeriesInstanceUID"] for t in truth if t["study"] == study}
+    for pattern, pred in (("cine.sax", lambda t: t == "cine.sax"),
+                          ("lge.*", lambda t: t.startswith("lge.")),
+                          ("cine.2ch\\cine.4ch", lambda t: t in ("cine.2ch", "cine.4ch"))):
+        want = sum(1 for u in in_study if pred(off.get(u, ("", ""))[0]))
+        q = query_file(os.path.join(base, "q.dcm"), study, pattern,
+                       extra=((0x4D491011, "CS"), (0x4D491012, "DS")))
+        r = findscu(node, q)
+        got = r.stdout.count("(Pending)")
+        lib.check(got == want, "C-FIND tag=%s: %d matches, want %d:\n%s" %
+                  (pattern, got, want, r.stdout[-1500:]))
+        lib.check(want == 0 or "MITRAL CMR 1" in r.stdout, "private creator not returned")
+    r = findscu(node, query_file(os.path.join(base, "q.dcm"), study))
+    lib.check(r.stdout.count("(Pending)") == len(in_study), "universal tag key: not every series")
+    for u in list(in_study)[:5]:
+        lib.check(("[%s]" % off[u][0]) in r.stdout or ("[%s ]" % off[u][0]) in r.stdout,
+                  "tag %s of %s not returned" % (off[u][0], u))
     lib.check(node.stop() == 0, "node did not stop cleanly")
 
     rows = node.query("SELECT series_uid, study_uid, tag, view, confidence, version, revision "
                       "FROM series_tags")
     lib.check(len(rows) == len(truth), "%d tag rows, %d series" % (len(rows), len(truth)))
-    off = tags_offline(fx)
     same = 0
     for row in rows:
         uid, tag, view = row["series_uid"], row["tag"], row["view"]
