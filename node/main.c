@@ -11,6 +11,7 @@
  *   mitral deid --profile NAME|FILE --key FILE IN... OUT_DIR   (node/deid/cli.c)
  *   mitral project list|show NAME|add NAME|remove NAME [--study UID...] [--query 'TERMS']
  *                  [-c FILE] [--data DIR]
+ *   mitral send --to AE@HOST:PORT [--aet OURS] FILES|DIRS...      (node/send_cli.c)
  *   mitral --version | --help | <command> --help
  *
  * Flags override the config file; --data DIR puts storage (DIR/storage) and the index
@@ -23,6 +24,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "http/auth.h"
 #include "conf/conf.h"
 #include "deid/cli.h"
 #include "dicom/ds.h"
@@ -31,6 +33,7 @@
 #include "index/rebuild.h"
 #include "node.h"
 #include "tag/report.h"
+#include "send_cli.h"
 #include "tag_cli.h"
 #include "util/alloc.h"
 #include "util/err.h"
@@ -47,7 +50,7 @@ static const char usage_main[] =
     "cardiovascular MR research registries.\n"
     "\n"
     "commands:\n"
-    "  serve          run the node (C-ECHO, C-STORE, C-FIND)\n"
+    "  serve          run the node (C-ECHO, C-STORE, C-FIND, C-MOVE, C-GET, commitment)\n"
     "  dump FILE...   print the data set of DICOM files\n"
     "  tag FILES|DIRS tag CMR series offline (SeriesInstanceUID,tag,view,confidence,evidence)\n"
     "  report protocols  per-exam protocol report of the tagged series (SCMR Table 4 layout)\n"
@@ -55,6 +58,8 @@ static const char usage_main[] =
     "  index rebuild  re-create the index from the files in storage\n"
     "  deid           de-identify DICOM files offline (PS3.15 profiles, keyed pseudonyms)\n"
     "  project        list / show / add / remove the studies of project folders\n"
+    "  send           send DICOM files to a Storage SCP (C-STORE SCU)\n"
+    "  passwd         hash a DICOMweb password or token (stdin) for users: in the config\n"
     "\n"
     "  mitral --version | mitral <command> --help\n";
 
@@ -667,6 +672,38 @@ static int cmd_report(int argc, char **argv)
     fwrite(out.data, 1, out.len, stdout);
     mt_buf_dispose(&out);
     mt_tag_report_free(ctx.r);
+/* mitral passwd [--iterations N]: read one secret line on stdin, print its hash. */
+static int cmd_passwd(int argc, char **argv)
+{
+    unsigned it = 200000;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--iterations") == 0 && i + 1 < argc) {
+            it = (unsigned)strtoul(argv[++i], NULL, 10);
+        } else {
+            fputs("usage: mitral passwd [--iterations N] < secret\n"
+                  "  Prints pbkdf2-sha256$N$SALT$HASH for users[].password or .token.\n",
+                  strcmp(argv[i], "--help") == 0 ? stdout : stderr);
+            return strcmp(argv[i], "--help") == 0 ? 0 : 2;
+        }
+    }
+    if (it < 1000 || it > 10000000) {
+        fprintf(stderr, "mitral passwd: --iterations 1000-10000000\n");
+        return 2;
+    }
+    char line[1024];
+    if (!fgets(line, sizeof line, stdin)) {
+        fprintf(stderr, "mitral passwd: no secret on stdin\n");
+        return 1;
+    }
+    size_t n = strcspn(line, "\r\n");
+    char out[256];
+    int rc = mt_auth_hash(line, n, it, out, sizeof out);
+    memset(line, 0, sizeof line);
+    if (rc) {
+        fprintf(stderr, "mitral passwd: %s\n", mt_strerror(rc));
+        return 1;
+    }
+    printf("%s\n", out);
     return 0;
 }
 
@@ -700,6 +737,10 @@ int main(int argc, char **argv)
         return mt_deid_cli(argc - 1, argv + 1);
     if (strcmp(cmd, "project") == 0)
         return cmd_project(argc - 1, argv + 1);
+    if (strcmp(cmd, "send") == 0)
+        return mt_send_cli_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "passwd") == 0)
+        return cmd_passwd(argc - 1, argv + 1);
     fprintf(stderr, "mitral: unknown command '%s'\n\n%s", cmd, usage_main);
     return 2;
 }

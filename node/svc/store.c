@@ -277,6 +277,13 @@ static void finish(store_req_t *s)
         store_req_free(s);
         return;
     }
+    /* The data set is complete: reading was maybe paused by its last append (the rest of the
+     * message was already buffered); the commit cancels the drain callback, so resume here or
+     * the association never reads its next message. */
+    if (s->paused) {
+        s->paused = false;
+        mt_assoc_resume_reading(req->assoc);
+    }
     mt_ingest_job_t *job = s->job;
     mt_index_rec_t *rec = s->rec;
     s->rec = NULL;

@@ -3,7 +3,8 @@
  * input and an A-ABORT source 2. A decoded PDU re-encodes and decodes to the same structure; a
  * P-DATA-TF re-encodes to the same bytes and its PDV iterator never fails; one byte less than a
  * whole PDU is always MT_EAGAIN. An A-ASSOCIATE-RQ also goes through node/negotiate.c, whose
- * reply always encodes and answers every proposed context. Corpus: PDUs captured from dcmtk (tests/fixtures/pdu/). */
+ * reply always encodes and answers every proposed context. Corpus: PDUs captured from dcmtk
+ * (tests/fixtures/pdu/). */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -13,10 +14,10 @@
 #include "pdu.h"
 #include "util/err.h"
 
-#define CHECK(x)                                                                               \
-    do {                                                                                       \
-        if (!(x))                                                                              \
-            abort();                                                                           \
+#define CHECK(x)                                                                                   \
+    do {                                                                                           \
+        if (!(x))                                                                                  \
+            abort();                                                                               \
     } while (0)
 
 static void same_assoc(const mt_pdu_t *p, const mt_pdu_t *q)

@@ -14,10 +14,10 @@
 #include "pdv.h"
 #include "util/err.h"
 
-#define CHECK(x)                                                                               \
-    do {                                                                                       \
-        if (!(x))                                                                              \
-            abort();                                                                           \
+#define CHECK(x)                                                                                   \
+    do {                                                                                           \
+        if (!(x))                                                                                  \
+            abort();                                                                               \
     } while (0)
 
 typedef struct st {

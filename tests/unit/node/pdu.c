@@ -36,12 +36,12 @@ static uint8_t *load(const char *name, size_t *n)
     return b;
 }
 
-#define LOAD(var, n, name)                                                                     \
-    size_t n = 0;                                                                              \
-    uint8_t *var = load(name, &n);                                                             \
-    if (!var) {                                                                                \
-        print_message("fixture %s missing, skipped\n", name);                                 \
-        skip();                                                                                \
+#define LOAD(var, n, name)                                                                         \
+    size_t n = 0;                                                                                  \
+    uint8_t *var = load(name, &n);                                                                 \
+    if (!var) {                                                                                    \
+        print_message("fixture %s missing, skipped\n", name);                                      \
+        skip();                                                                                    \
     }
 
 static void put32(uint8_t *p, uint32_t v)
@@ -330,16 +330,26 @@ static void test_fixture_roundtrips(void **state)
 {
     (void)state;
     static const char *names[] = {
-        "echoscu-assoc-rq.bin",          "storescu-assoc-rq.bin",
-        "storescu-identity-assoc-rq.bin", "getscu-assoc-rq.bin",
-        "dcmsend-assoc-rq.bin",          "storescp-assoc-ac-echo.bin",
-        "storescp-assoc-ac-store.bin",   "storescp-assoc-ac-roles.bin",
-        "storescp-assoc-ac-dcmsend.bin", "storescp-assoc-rj.bin",
-        "dcmtk-release-rq.bin",          "storescp-release-rp.bin",
-        "echoscu-c-echo-rq-pdata.bin",   "storescp-c-echo-rsp-pdata.bin",
-        "storescu-c-store-rq-pdata-first.bin", "storescu-c-store-data-pdata-last.bin",
-        "orthanc-echo-assoc-rq.bin",     "orthanc-store-assoc-rq.bin",
-        "orthanc-assoc-ac.bin",          "orthanc-c-store-rq-pdata.bin",
+        "echoscu-assoc-rq.bin",
+        "storescu-assoc-rq.bin",
+        "storescu-identity-assoc-rq.bin",
+        "getscu-assoc-rq.bin",
+        "dcmsend-assoc-rq.bin",
+        "storescp-assoc-ac-echo.bin",
+        "storescp-assoc-ac-store.bin",
+        "storescp-assoc-ac-roles.bin",
+        "storescp-assoc-ac-dcmsend.bin",
+        "storescp-assoc-rj.bin",
+        "dcmtk-release-rq.bin",
+        "storescp-release-rp.bin",
+        "echoscu-c-echo-rq-pdata.bin",
+        "storescp-c-echo-rsp-pdata.bin",
+        "storescu-c-store-rq-pdata-first.bin",
+        "storescu-c-store-data-pdata-last.bin",
+        "orthanc-echo-assoc-rq.bin",
+        "orthanc-store-assoc-rq.bin",
+        "orthanc-assoc-ac.bin",
+        "orthanc-c-store-rq-pdata.bin",
         "orthanc-c-store-rsp-pdata.bin",
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
@@ -487,8 +497,7 @@ static void test_roundtrip_rq_all_items(void **state)
     strcpy(ui->ext[1].sop_class_uid, "1.2");
     ui->n_ext = 2;
     assert_int_equal(mt_pdu_identity_set_rq(ui, MT_IDENTITY_USERNAME_PASSCODE, true,
-                                            (const uint8_t *)"bob", 3,
-                                            (const uint8_t *)"pw", 2),
+                                            (const uint8_t *)"bob", 3, (const uint8_t *)"pw", 2),
                      0);
     mt_buf_t b;
     mt_buf_init(&b, 1 << 16);
@@ -730,10 +739,10 @@ static uint8_t *echo_rq(size_t *n)
     return b;
 }
 
-#define ECHO_RQ(var, n)                                                                        \
-    size_t n;                                                                                  \
-    uint8_t *var = echo_rq(&n);                                                                \
-    if (!var)                                                                                  \
+#define ECHO_RQ(var, n)                                                                            \
+    size_t n;                                                                                      \
+    uint8_t *var = echo_rq(&n);                                                                    \
+    if (!var)                                                                                      \
         skip();
 
 static void test_item_past_end(void **state)
@@ -764,7 +773,8 @@ static void test_every_short_length(void **state)
 {
     (void)state;
     static const char *names[] = {"storescu-identity-assoc-rq.bin", "getscu-assoc-rq.bin",
-                                  "storescp-assoc-ac-roles.bin", "storescu-c-store-rq-pdata-first.bin"};
+                                  "storescp-assoc-ac-roles.bin",
+                                  "storescu-c-store-rq-pdata-first.bin"};
     for (size_t f = 0; f < 4; f++) {
         LOAD(buf, n, names[f]);
         for (size_t k = 0; k + 6 <= n; k++) {
@@ -911,9 +921,8 @@ static void test_subitem_bounds(void **state)
     strcpy(p.u.assoc.calling_ae, "B");
     p.u.assoc.has_user_info = true;
     assert_int_equal(mt_pdu_role_add(&p.u.assoc.ui, "1.2.3", 1, 0), 0);
-    assert_int_equal(mt_pdu_identity_set_rq(&p.u.assoc.ui, 1, false, (const uint8_t *)"u", 1,
-                                            NULL, 0),
-                     0);
+    assert_int_equal(
+        mt_pdu_identity_set_rq(&p.u.assoc.ui, 1, false, (const uint8_t *)"u", 1, NULL, 0), 0);
     mt_buf_t b;
     mt_buf_init(&b, 4096);
     assert_int_equal(mt_pdu_encode(&p, &b), 0);
@@ -942,6 +951,58 @@ static void test_subitem_bounds(void **state)
     expect_malformed(c, b.len, MT_ABORT_UNEXPECTED_PDU_PARAMETER, ident);
     free(c);
     mt_buf_dispose(&b);
+}
+
+/* the MT_PDU_MAX_* bounds: a 129th context is malformed, syntaxes past 64 are ignored */
+static void test_bounds(void **state)
+{
+    (void)state;
+    mt_pdu_t p, q;
+    mt_pdu_init(&p, MT_PDU_A_ASSOCIATE_RQ);
+    strcpy(p.u.assoc.called_ae, "A");
+    strcpy(p.u.assoc.calling_ae, "B");
+    for (int i = 0; i < MT_PDU_MAX_PCS; i++) {
+        mt_pdu_pc_t *pc = mt_pdu_pc_add(&p.u.assoc, (uint8_t)(2 * i + 1), "1.2.840.10008.1.1");
+        assert_non_null(pc);
+        assert_int_equal(mt_pdu_pc_add_ts(pc, "1.2.840.10008.1.2"), 0);
+    }
+    assert_null(mt_pdu_pc_add(&p.u.assoc, 1, "1.2"));
+    for (int i = 1; i < MT_PDU_MAX_TS; i++)
+        assert_int_equal(mt_pdu_pc_add_ts(&p.u.assoc.pcs[0], "1.2"), 0);
+    assert_int_equal(mt_pdu_pc_add_ts(&p.u.assoc.pcs[0], "1.2"), MT_ETOOBIG);
+    mt_buf_t b;
+    mt_buf_init(&b, 1 << 20);
+    assert_int_equal(mt_pdu_encode(&p, &b), 0);
+    decode_ok(b.data, b.len, &q);
+    assert_int_equal(q.u.assoc.n_pcs, MT_PDU_MAX_PCS);
+    assert_int_equal(q.u.assoc.pcs[0].n_ts, MT_PDU_MAX_TS);
+    mt_pdu_dispose(&q);
+    /* the first context item starts after the application context item (74 + 4 + 21) */
+    size_t pc0 = 99, pc0_len = 4 + ((size_t)b.data[pc0 + 2] << 8 | b.data[pc0 + 3]);
+    assert_int_equal(b.data[pc0], 0x20);
+    /* append a copy of it: 129 contexts */
+    size_t n = b.len;
+    assert_int_equal(mt_buf_append(&b, b.data + pc0, pc0_len), 0);
+    put32(b.data + 2, (uint32_t)(b.len - 6));
+    expect_malformed(b.data, b.len, MT_ABORT_INVALID_PDU_PARAMETER_VALUE, n);
+    /* instead, grow the first context by 10 more syntaxes: ignored */
+    b.len = n;
+    uint8_t extra[7 * 10];
+    for (int i = 0; i < 10; i++)
+        memcpy(extra + 7 * i, (const uint8_t[]){0x40, 0, 0, 3, '9', '.', '9'}, 7);
+    uint8_t *c = malloc(n + sizeof(extra));
+    memcpy(c, b.data, pc0 + pc0_len);
+    memcpy(c + pc0 + pc0_len, extra, sizeof(extra));
+    memcpy(c + pc0 + pc0_len + sizeof(extra), b.data + pc0 + pc0_len, n - pc0 - pc0_len);
+    put32(c + 2, (uint32_t)(n + sizeof(extra) - 6));
+    put16(c + pc0 + 2, (uint16_t)(pc0_len - 4 + sizeof(extra)));
+    decode_ok(c, n + sizeof(extra), &q);
+    assert_int_equal(q.u.assoc.pcs[0].n_ts, MT_PDU_MAX_TS);
+    assert_string_equal(q.u.assoc.pcs[0].ts[MT_PDU_MAX_TS - 1].s, "1.2");
+    mt_pdu_dispose(&q);
+    free(c);
+    mt_buf_dispose(&b);
+    mt_pdu_dispose(&p);
 }
 
 static void test_pdv_malformed(void **state)
@@ -997,6 +1058,7 @@ int main(void)
         cmocka_unit_test(test_duplicates_and_misplaced),
         cmocka_unit_test(test_unknown_items_skipped),
         cmocka_unit_test(test_subitem_bounds),
+        cmocka_unit_test(test_bounds),
         cmocka_unit_test(test_pdv_malformed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

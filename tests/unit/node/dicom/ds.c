@@ -268,10 +268,8 @@ static void test_parse_out_of_memory(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_set_get_remove),
-        cmocka_unit_test(test_big_endian_getters),
-        cmocka_unit_test(test_parse_tree),
-        cmocka_unit_test(test_parse_testdata),
+        cmocka_unit_test(test_set_get_remove),      cmocka_unit_test(test_big_endian_getters),
+        cmocka_unit_test(test_parse_tree),          cmocka_unit_test(test_parse_testdata),
         cmocka_unit_test(test_parse_out_of_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
