@@ -9,6 +9,7 @@ tagging.series_idle and again after tagging.study_idle, into the index (series_t
   - `mitral report protocols --format csv` equals `mitral tag --report csv` over the files;
     json, table and --by manufacturer work; --project of an unknown project reports 0 exams;
   - every C-STORE succeeded (tagging never fails or delays a store);
+  - `mitral tag --reindex` re-tags every stored series from the files (revision bumped);
   - with a de-identification profile, no original Study/Series Instance UID reaches
     series_tags (rows are keyed by the stored UIDs).
 """
@@ -129,6 +130,22 @@ def body():
         lib.check(version.startswith("cmr-"), "version %r" % version)
         lib.check(0.0 <= conf <= 1.0, "confidence %r" % conf)
     lib.log("node tags equal offline tags: %d/%d" % (same, len(rows)))
+
+    # mitral tag --reindex: every stored series re-tagged from the stored files
+    import sqlite3
+    con = sqlite3.connect(node.index, timeout=30)
+    con.execute("UPDATE series_tags SET tag = 'stale', version = 'old'")
+    con.commit()
+    con.close()
+    r = node.cli("tag", "--reindex", "--data", node.data)
+    lib.check(r.returncode == 0, "--reindex exit %s: %s" % (r.returncode, r.stderr))
+    again = {row["series_uid"]: (row["tag"], row["view"], row["version"], row["revision"])
+             for row in node.query("SELECT series_uid, tag, view, version, revision FROM series_tags")}
+    lib.check(len(again) == len(truth), "--reindex: %d rows" % len(again))
+    lib.check(all(v[2].startswith("cmr-") for v in again.values()), "--reindex: version not set")
+    lib.check(all(again[u][:2] == off[u] for u in again if u in off),
+              "--reindex tags differ from the offline tags of the same (not de-identified) files")
+    lib.check(all(v[3] >= 1 for v in again.values()), "--reindex: revision not bumped")
 
     rep = node.cli("report", "protocols", "--data", node.data, "--format", "csv")
     lib.check(rep.returncode == 0, "report exit %s: %s" % (rep.returncode, rep.stderr))
