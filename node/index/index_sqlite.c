@@ -25,6 +25,15 @@
  * attribute does not erase it at its study or series. A study seen under another patient (a
  * series under another study) moves to it. Parents left empty by a replace, a move or a remove
  * are deleted (prune).
+ * Upsert cache: a series arrives as many instances carrying the same patient / study / series
+ * values, and re-running an upsert that changes nothing still rewrites the row and its index
+ * entries (~20 WAL pages an instance, which every batch's flush then writes). So each level
+ * remembers the parent pk and bound values of its last upsert and the pk it returned; a put
+ * with the same ones skips that level (and, for study and series, the parent lookup: the row
+ * already has that parent). The upsert is an update to coalesce(new, old), so repeating it
+ * with the same values is a no-op: skipping it is exact. The cache is dropped whenever the
+ * rows may have changed behind it: a rollback (or failed commit), a prune, a clear, and a
+ * commit by another connection (PRAGMA data_version, checked at each begin).
  *
  * One mt_index_t is used by one thread at a time (index.h).
  */
@@ -69,6 +78,7 @@ enum {
     ST_DIR_MARK,
     ST_DIR_UNMARK,
     ST_MARK_UNSYNCED,
+    ST_DATA_VERSION,
     ST_COUNT
 };
 
@@ -80,7 +90,20 @@ typedef struct sqlite_index {
     uint16_t cols[MT_LEVEL_COUNT][128];
     size_t n_cols[MT_LEVEL_COUNT];
     bool in_txn;
+    /* upsert cache (file comment): per level, the signature of the last upsert and its pk */
+    struct {
+        mt_buf_t sig;
+        int64_t pk;
+        bool ok;
+    } up_cache[MT_LEVEL_COUNT];
+    int64_t data_version;
 } sqlite_index_t;
+
+static void cache_drop(sqlite_index_t *x)
+{
+    for (int l = 0; l < MT_LEVEL_COUNT; l++)
+        x->up_cache[l].ok = false;
+}
 
 static int db_err(sqlite_index_t *x, int rc, const char *what)
 {
@@ -256,6 +279,7 @@ static int prepare_all(sqlite_index_t *x)
         const char *sql;
     } fixed[] = {
         {ST_BEGIN, "BEGIN IMMEDIATE"},
+        {ST_DATA_VERSION, "PRAGMA data_version"},
         {ST_COMMIT, "COMMIT"},
         {ST_ROLLBACK, "ROLLBACK"},
         {ST_FIND_INSTANCE, "SELECT pk, series_pk, path FROM instances WHERE sop_instance_uid=?"},
@@ -312,8 +336,18 @@ static int ix_begin(mt_index_t *ix)
     if (x->in_txn)
         return MT_ESTATE;
     int err = step_done(x, x->st[ST_BEGIN], "begin");
-    if (!err)
+    if (!err) {
         x->in_txn = true;
+        /* another connection committed since the last look: the upsert cache may be stale */
+        sqlite3_stmt *s = x->st[ST_DATA_VERSION];
+        int64_t v = -1;
+        if (sqlite3_step(s) == SQLITE_ROW)
+            v = sqlite3_column_int64(s, 0);
+        sqlite3_reset(s);
+        if (v < 0 || v != x->data_version)
+            cache_drop(x);
+        x->data_version = v;
+    }
     return err;
 }
 
@@ -324,6 +358,7 @@ static int ix_commit(mt_index_t *ix)
         return MT_ESTATE;
     int err = step_done(x, x->st[ST_COMMIT], "commit");
     if (err) {
+        cache_drop(x);
         /* a failed COMMIT may leave the transaction open: end it */
         if (!sqlite3_get_autocommit(x->db))
             step_done(x, x->st[ST_ROLLBACK], "rollback");
@@ -338,6 +373,7 @@ static int ix_rollback(mt_index_t *ix)
     if (!x->in_txn)
         return MT_ESTATE;
     x->in_txn = false;
+    cache_drop(x);
     if (sqlite3_get_autocommit(x->db))
         return 0; /* SQLite already rolled back (e.g. after SQLITE_FULL) */
     return step_done(x, x->st[ST_ROLLBACK], "rollback");
@@ -381,11 +417,61 @@ static int upsert(sqlite_index_t *x, int which, mt_index_level_t l, int64_t pare
     return err;
 }
 
+static int parent_of(sqlite_index_t *x, int which, const char *uid, int64_t *parent);
+
+/* upsert() through the level's cache (file comment). For study and series, *was receives the
+ * row's parent before the upsert (parent_stmt, uid), 0 when new or unchanged (cache hit). */
+static int cached_upsert(sqlite_index_t *x, int which, mt_index_level_t l, int64_t parent,
+                         int parent_stmt, const char *uid, const mt_index_rec_t *rec, int64_t *pk,
+                         int64_t *was)
+{
+    uint8_t sig[2048];
+    size_t n = 0;
+    bool fits = true;
+    memcpy(sig, &parent, sizeof parent);
+    n = sizeof parent;
+    for (size_t i = 0; i < x->n_cols[l] && fits; i++) {
+        const char *v = mt__index_rec_value(rec, x->cols[l][i]);
+        size_t len = v ? strlen(v) + 1 : 1;
+        if (n + len > sizeof sig) {
+            fits = false;
+            break;
+        }
+        if (v)
+            memcpy(sig + n, v, len);
+        else
+            sig[n] = 0xff; /* absent: never the first byte of a text value + NUL */
+        n += len;
+    }
+    __typeof__(x->up_cache[0]) *c = &x->up_cache[l];
+    if (was)
+        *was = 0;
+    if (fits && c->ok && c->sig.len == n && memcmp(c->sig.data, sig, n) == 0) {
+        *pk = c->pk;
+        return 0;
+    }
+    c->ok = false;
+    int err = 0;
+    if (was && (err = parent_of(x, parent_stmt, uid, was)))
+        return err;
+    if ((err = upsert(x, which, l, parent, rec, pk)))
+        return err;
+    if (fits) {
+        mt_buf_reset(&c->sig);
+        if (mt_buf_append(&c->sig, sig, n) == 0) {
+            c->pk = *pk;
+            c->ok = true;
+        }
+    }
+    return 0;
+}
+
 /* Delete the row pk of level `from` (SERIES, STUDY or PATIENT), then its parents, each only
  * if it has no children left. */
 static int prune(sqlite_index_t *x, mt_index_level_t from, int64_t pk)
 {
     static const int which[] = {ST_PRUNE_SERIES, ST_PRUNE_STUDY, ST_PRUNE_PATIENT};
+    cache_drop(x);
     int first = from == MT_LEVEL_SERIES ? 0 : from == MT_LEVEL_STUDY ? 1 : 2;
     for (int i = first; i < 3; i++) {
         sqlite3_stmt *s = x->st[which[i]];
@@ -479,14 +565,14 @@ static int ix_put(mt_index_t *ix, const mt_index_rec_t *rec, mt_dup_policy_t dup
     }
 
     int64_t patient_pk, study_pk, series_pk, study_was = 0, patient_was = 0;
-    if ((err = parent_of(x, ST_STUDY_PARENT, mt_index_rec_get(rec, MT_TAG(0x0020, 0x000D)),
-                         &patient_was)) ||
-        (err = parent_of(x, ST_SERIES_PARENT, mt_index_rec_get(rec, MT_TAG(0x0020, 0x000E)),
-                         &study_was)))
-        return err;
-    if ((err = upsert(x, ST_UP_PATIENT, MT_LEVEL_PATIENT, 0, rec, &patient_pk)) ||
-        (err = upsert(x, ST_UP_STUDY, MT_LEVEL_STUDY, patient_pk, rec, &study_pk)) ||
-        (err = upsert(x, ST_UP_SERIES, MT_LEVEL_SERIES, study_pk, rec, &series_pk)))
+    if ((err = cached_upsert(x, ST_UP_PATIENT, MT_LEVEL_PATIENT, 0, 0, NULL, rec, &patient_pk,
+                             NULL)) ||
+        (err = cached_upsert(x, ST_UP_STUDY, MT_LEVEL_STUDY, patient_pk, ST_STUDY_PARENT,
+                             mt_index_rec_get(rec, MT_TAG(0x0020, 0x000D)), rec, &study_pk,
+                             &patient_was)) ||
+        (err = cached_upsert(x, ST_UP_SERIES, MT_LEVEL_SERIES, study_pk, ST_SERIES_PARENT,
+                             mt_index_rec_get(rec, MT_TAG(0x0020, 0x000E)), rec, &series_pk,
+                             &study_was)))
         return err;
     /* a study (series) that moved to another patient (study) may leave its old parent empty */
     if (study_was && study_was != study_pk && (err = prune(x, MT_LEVEL_STUDY, study_was)))
@@ -676,6 +762,7 @@ static int ix_project_stats(mt_index_t *ix, const char *project, mt_index_stats_
 static int ix_clear(mt_index_t *ix)
 {
     sqlite_index_t *x = (sqlite_index_t *)ix;
+    cache_drop(x);
     const char *sql = "DELETE FROM instances; DELETE FROM series; DELETE FROM studies; "
                       "DELETE FROM patients; DELETE FROM dirty_dirs;";
     if (x->in_txn)
@@ -810,6 +897,8 @@ static void ix_close(mt_index_t *ix)
     for (int i = 0; i < ST_COUNT; i++)
         sqlite3_finalize(x->st[i]);
     sqlite3_close(x->db);
+    for (int l = 0; l < MT_LEVEL_COUNT; l++)
+        mt_buf_dispose(&x->up_cache[l].sig);
     mt_free(x);
 }
 
@@ -944,6 +1033,8 @@ int mt_index_sqlite_open(const char *path, mt_index_t **out)
 {
     *out = NULL;
     sqlite_index_t *x = mt_calloc(1, sizeof *x);
+    for (int l = 0; l < MT_LEVEL_COUNT; l++)
+        mt_buf_init(&x->up_cache[l].sig, 4096);
     x->base.ops = &sqlite_ops;
     int rc = sqlite3_open_v2(
         path, &x->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
