@@ -74,6 +74,13 @@
 #define MAX_MARKED 64 /* dirty directories kept marked (series being received) */
 /* bytes a job may hold beyond the pause point: one read of the caller (PDU + socket read) */
 #define BUF_SLACK (64u << 20)
+/* Job buffers are recycled (loop thread): a fresh buffer per instance grows by doubling from
+ * 256 bytes (a dozen reallocs and copies for 130 KB) and, freed, goes back to the kernel
+ * (heap trim / munmap), so the next instance page-faults it in again. The pool keeps up to
+ * BUF_POOL_BYTES of released buffers (each at most BUF_POOL_ONE) for the next jobs. */
+#define BUF_POOL_MAX 32
+#define BUF_POOL_ONE (2u << 20)
+#define BUF_POOL_BYTES (4u << 20)
 
 #define TAG_SOP_INSTANCE_UID MT_TAG(0x0008, 0x0018)
 #define TAG_STUDY_INSTANCE_UID MT_TAG(0x0020, 0x000D)
@@ -133,6 +140,8 @@ struct mt_ingest {
     uv_async_t async;
     /* loop thread */
     size_t n_jobs;
+    mt_buf_t pool[BUF_POOL_MAX]; /* released job buffers, len 0 */
+    size_t n_pool, pool_bytes;
     bool closing, stop_sent;
     void (*close_cb)(void *);
     void *close_data;
@@ -178,11 +187,44 @@ static void post_done(mt_ingest_t *ing, mt_ingest_job_t *first, mt_ingest_job_t 
     uv_async_send(&ing->async);
 }
 
+/* A job buffer from the pool (or a new one). Loop thread. */
+static void buf_take(mt_ingest_t *ing, mt_buf_t *b)
+{
+    mt_buf_init(b, ing->spill_chunk + BUF_SLACK);
+    if (ing->n_pool) {
+        mt_buf_t *p = &ing->pool[--ing->n_pool];
+        ing->pool_bytes -= p->cap;
+        b->data = p->data;
+        b->cap = p->cap;
+    }
+}
+
+/* Release a job buffer to the pool (or free it). Loop thread. */
+static void buf_give(mt_ingest_t *ing, mt_buf_t *b)
+{
+    if (b->data && b->cap <= BUF_POOL_ONE && ing->n_pool < BUF_POOL_MAX &&
+        ing->pool_bytes + b->cap <= BUF_POOL_BYTES && !ing->closing) {
+        ing->pool[ing->n_pool++] = (mt_buf_t){.data = b->data, .cap = b->cap};
+        ing->pool_bytes += b->cap;
+        b->data = NULL;
+        b->len = b->cap = 0;
+        return;
+    }
+    mt_buf_dispose(b);
+}
+
+static void pool_free(mt_ingest_t *ing)
+{
+    while (ing->n_pool)
+        mt_buf_dispose(&ing->pool[--ing->n_pool]);
+    ing->pool_bytes = 0;
+}
+
 static void job_free(mt_ingest_job_t *job)
 {
     mt_ingest_t *ing = job->ing;
-    mt_buf_dispose(&job->buf);
-    mt_buf_dispose(&job->out);
+    buf_give(ing, &job->buf);
+    buf_give(ing, &job->out);
     mt_index_rec_free(job->rec);
     mt_free(job);
     ing->n_jobs--;
@@ -213,6 +255,7 @@ static void on_async_closed(uv_handle_t *h)
     mt_ingest_t *ing = h->data;
     void (*cb)(void *) = ing->close_cb;
     void *data = ing->close_data;
+    pool_free(ing);
     mt_free(ing);
     if (cb)
         cb(data);
@@ -908,8 +951,8 @@ static void start_work(mt_ingest_job_t *job, job_op_t op)
 static void enqueue_commit(mt_ingest_job_t *job)
 {
     mt_ingest_t *ing = job->ing;
-    mt_buf_dispose(&job->buf);
-    mt_buf_dispose(&job->out);
+    buf_give(ing, &job->buf);
+    buf_give(ing, &job->out);
     job->next = NULL;
     uv_mutex_lock(&ing->mu);
     *ing->q_tail = job;
@@ -964,8 +1007,8 @@ mt_ingest_job_t *mt_ingest_job_new(mt_ingest_t *ing, const mt_meta_t *meta)
         return NULL;
     mt_ingest_job_t *job = mt_calloc(1, sizeof *job);
     job->ing = ing;
-    mt_buf_init(&job->buf, ing->spill_chunk + BUF_SLACK);
-    mt_buf_init(&job->out, ing->spill_chunk + BUF_SLACK);
+    buf_take(ing, &job->buf);
+    buf_take(ing, &job->out);
     job->tmp.fd = -1;
     job->adler = (uint32_t)adler32_z(0, NULL, 0);
     snprintf(job->ts_uid, sizeof job->ts_uid, "%s", meta->transfer_syntax_uid);
@@ -1024,7 +1067,7 @@ void mt_ingest_job_cancel(mt_ingest_job_t *job)
         return;
     job->cancelled = true;
     job->want_drain = false;
-    mt_buf_dispose(&job->buf);
+    buf_give(job->ing, &job->buf);
     if (!job->working)
         start_work(job, OP_DISCARD);
 }

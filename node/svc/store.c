@@ -318,17 +318,22 @@ static int store_on_data(mt_dimse_req_t *req, const uint8_t *p, size_t n, bool l
             mt_assoc_pause_reading(req->assoc);
         }
     }
-    if (!s->fail_status && n && !s->hdr_off && s->hdr_end == UINT64_MAX &&
-        mt_buf_append(&s->hdr, p, n) != 0) {
-        s->hdr_off = true; /* header larger than the capture limit: not tagged */
-        mt_buf_dispose(&s->hdr);
-    }
+    /* the reader first: it finds Pixel Data (hdr_end) in this chunk, so the header capture
+     * below copies only the bytes before it, not the whole instance when it comes as one PDV */
+    uint64_t at = s->hdr.len; /* offset of p in the data set while capturing */
     if (!s->fail_status && n && mt_ds_reader_feed(s->reader, p, n) != 0) {
         char c[65];
         const mt_diag_t *d = mt_ds_reader_diag(s->reader);
         snprintf(c, sizeof c, "malformed data set at %llu: %s", (unsigned long long)d->offset,
                  d->reason ? d->reason : "?");
         fail(s, MT_STATUS_CANNOT_UNDERSTAND, c);
+    }
+    if (!s->fail_status && n && !s->hdr_off && at < s->hdr_end) {
+        size_t take = s->hdr_end - at < n ? (size_t)(s->hdr_end - at) : n;
+        if (mt_buf_append(&s->hdr, p, take) != 0) {
+            s->hdr_off = true; /* header larger than the capture limit: not tagged */
+            mt_buf_dispose(&s->hdr);
+        }
     }
     if (last)
         finish(s);
