@@ -98,6 +98,7 @@ struct mt_ingest_job {
     mt_buf_t buf; /* bytes appended, not yet handed to a worker */
     bool working; /* a pool worker owns out, tmp, work_status */
     bool commit_wanted, cancelled, want_drain;
+    bool free_deferred; /* completed before after_work_cb ran: that frees it */
     int status;
     const char *comment;
     mt_ingest_drain_cb drain_cb;
@@ -111,6 +112,7 @@ struct mt_ingest_job {
     mt_store_tmp_t tmp;
     int work_status;
     const char *work_comment;
+    bool direct; /* FINAL work queued it for the commit thread itself (no loop hop) */
     uint32_t adler; /* adler32 of the bytes written so far */
     mt_index_rec_t *rec;
     char ts_uid[65], sop_class_uid[65];
@@ -246,6 +248,11 @@ static void complete(mt_ingest_job_t *job)
     if (job->done_cb)
         job->done_cb(job->done_data, job->status, job->status ? job->comment : NULL);
     mt_ingest_t *ing = job->ing;
+    if (job->working) { /* direct FINAL: its after_work_cb has not run yet */
+        job->done_cb = NULL;
+        job->free_deferred = true;
+        return;
+    }
     job_free(job);
     maybe_stop(ing);
 }
@@ -926,6 +933,20 @@ static void work_cb(uv_work_t *w)
         st->ops->tmp_discard(st, &job->tmp);
         job->work_status = err;
         job->work_comment = comment_for(err);
+        return;
+    }
+    if (job->op == OP_FINAL) {
+        /* complete and committed (no cancel after commit): straight to the commit queue, not
+         * via a wake-up of the loop first. The job's buffers stay with the loop thread
+         * (after_work_cb recycles them); the commit thread never touches them. */
+        mt_ingest_t *ing = job->ing;
+        job->direct = true;
+        job->next = NULL;
+        uv_mutex_lock(&ing->mu);
+        *ing->q_tail = job;
+        ing->q_tail = &job->next;
+        uv_cond_signal(&ing->cond);
+        uv_mutex_unlock(&ing->mu);
     }
 }
 
@@ -966,6 +987,16 @@ static void after_work_cb(uv_work_t *w, int status)
     (void)status;
     mt_ingest_job_t *job = w->data;
     job->working = false;
+    if (job->direct) { /* the commit thread has it (work_cb); only the buffers are ours */
+        mt_ingest_t *ing = job->ing;
+        buf_give(ing, &job->buf);
+        buf_give(ing, &job->out);
+        if (job->free_deferred) {
+            job_free(job);
+            maybe_stop(ing);
+        }
+        return;
+    }
     if (job->work_status && !job->status) {
         job->status = job->work_status;
         job->comment = job->work_comment;
