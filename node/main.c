@@ -717,6 +717,11 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *cmd = argv[1];
+    /* libuv's pool (default 4 threads) runs every instance's temp-file write and the CMR
+     * tagger's extract and pass jobs (a pass holds a thread for a whole study): with 8 or more
+     * associations the writes would queue behind each other and behind a pass. 8 threads cost
+     * only stacks; an explicit UV_THREADPOOL_SIZE wins. Read by libuv at its first work item. */
+    setenv("UV_THREADPOOL_SIZE", "8", 0);
     if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
         printf("mitral %s (implementation class %s, %s)\n", MT_VERSION, MT_IMPL_CLASS_UID,
                MT_IMPL_VERSION_NAME);

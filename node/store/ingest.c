@@ -14,7 +14,10 @@
  *      │                 ▲  (double buffer: buf fills while out is written; append returns 1
  *      │                 │   "pause" only while a spill is running AND buf is full again;
  *      │                 │   drain_cb fires when the spill finishes)
- *      └──commit──> FINAL work (rest of buf -> temp, close) ──> commit queue (mutex + cond)
+ *      └──commit──> FINAL work (rest of buf -> temp, close) ──> commit queue (mutex + cond),
+ *                   queued by the pool thread itself (no loop wake-up in between); its
+ *                   after_work_cb only recycles the buffers (and frees the job if the commit
+ *                   thread completed it first: free_deferred)
  *                                                               │
  *   commit thread, per batch (batch_intent, then one of two paths):  ▼
  *     1. path of each job from its UIDs (store layout; a bad UID fails that job)
