@@ -24,7 +24,7 @@
  * "+1" is the prefix with its last byte incremented: the smallest string above every string
  * that starts with the prefix.
  * Computed attributes: NumberOfStudyRelatedSeries/Instances, NumberOfSeriesRelatedInstances and
- * ModalitiesInStudy are columns kept by the triggers of db/004_query_counts.sql (no per-row
+ * ModalitiesInStudy are columns kept by the triggers of db/003_query_counts.sql (no per-row
  * counting); patient-level counts sum them over the patient's (project's) studies;
  * SOPClassesInStudy is a DISTINCT over the study's instances.
  * Project scope: EXISTS (SELECT 1 FROM project_studies ps WHERE ps.project = ? AND
@@ -279,7 +279,7 @@ static bool computed_expr(mt_qsql_t *o, const mt_qkey_t *k, const mt_qscope_t *s
         }
         put(o, ")");
         return true;
-    /* kept by the triggers of db/004_query_counts.sql */
+    /* kept by the triggers of db/003_query_counts.sql */
     case MT_QC_STUDY_SERIES:
         put(o, "st.num_series");
         return true;

@@ -626,7 +626,7 @@ static void test_exec_project_and_cap(void **state)
     results_free(&res);
 }
 
-/* The counts kept by the triggers of db/004 follow removals (and the pruning of an emptied
+/* The counts kept by the triggers of db/003 follow removals (and the pruning of an emptied
  * series) and re-ingest. */
 static void test_counts_follow_changes(void **state)
 {

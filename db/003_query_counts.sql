@@ -1,4 +1,4 @@
--- 004_query_counts.sql - counts and modalities kept with their study / series, so that C-FIND
+-- 003_query_counts.sql - counts and modalities kept with their study / series, so that C-FIND
 -- answers NumberOfStudyRelatedSeries/Instances, NumberOfSeriesRelatedInstances and
 -- ModalitiesInStudy from the row it matched instead of counting instances per response (at
 -- 1,000,000 instances, a study-level query returning 300 studies would otherwise visit 30,000
