@@ -28,6 +28,7 @@
 #include "index/query.h"
 #include "index/rebuild.h"
 #include "node.h"
+#include "route_cli.h"
 #include "tag_cli.h"
 #include "util/alloc.h"
 #include "util/err.h"
@@ -51,6 +52,8 @@ static const char usage_main[] =
     "  index rebuild  re-create the index from the files in storage\n"
     "  deid           de-identify DICOM files offline (PS3.15 profiles, keyed pseudonyms)\n"
     "  project        list / show / add / remove the studies of project folders\n"
+    "  route test     show which routing rules match DICOM files and what they would do\n"
+    "  queue          list / retry / purge the forwarding queue\n"
     "\n"
     "  mitral --version | mitral <command> --help\n";
 
@@ -587,6 +590,10 @@ int main(int argc, char **argv)
         return mt_deid_cli(argc - 1, argv + 1);
     if (strcmp(cmd, "project") == 0)
         return cmd_project(argc - 1, argv + 1);
+    if (strcmp(cmd, "route") == 0)
+        return mt_route_cli(argc - 1, argv + 1);
+    if (strcmp(cmd, "queue") == 0)
+        return mt_queue_cli(argc - 1, argv + 1);
     fprintf(stderr, "mitral: unknown command '%s'\n\n%s", cmd, usage_main);
     return 2;
 }

@@ -20,6 +20,7 @@
 
 #include "deid/load.h"
 #include "listen.h"
+#include "route/load.h"
 #include "util/alloc.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -195,6 +196,12 @@ static void reload(mt_node_t *node)
     c->deid_profile = mt_strdup(old->deid_profile);
     mt_free(c->deid_key_file);
     c->deid_key_file = mt_strdup(old->deid_key_file);
+    /* The routing rules are part of the snapshot: a bad rules file keeps the config in force. */
+    if (mt_route_load_conf(c, err, sizeof err) != 0) {
+        mt_log(MT_LOG_ERROR, NULL, "SIGHUP: config not reloaded: %s", err);
+        mt_conf_free(c);
+        return;
+    }
     mt_log_level = (mt_log_level_t)c->log_level;
 
     conf_slot_t *s = mt_calloc(1, sizeof *s);
@@ -226,8 +233,16 @@ static int deid_open(mt_node_t *node, const mt_conf_t *c)
 {
     char err[512];
     if (strcmp(c->deid_profile, "none") == 0) {
-        mt_log(MT_LOG_INFO, NULL, "de-identification: none (instances are stored as received)");
-        return 0;
+        mt_log(MT_LOG_INFO, NULL, "de-identification: none (instances are stored as received "
+               "unless a routing rule names a profile)");
+        if (strcmp(c->deid_key_file, "none") == 0)
+            return 0;
+        /* the secret for the profiles that routing rules name */
+        int rc = mt_deid_load_key(c->deid_key_file, &node->deid_key, &node->deid_key_len, err,
+                                  sizeof err);
+        if (rc)
+            mt_log(MT_LOG_ERROR, NULL, "deid.key_file: %s", err);
+        return rc;
     }
     if (strcmp(c->deid_key_file, "none") == 0) {
         mt_log(MT_LOG_ERROR, NULL,
@@ -260,6 +275,14 @@ int mt_node_run(mt_node_t *node)
     int rc = deid_open(node, c);
     if (rc)
         return rc;
+    char err[512];
+    if ((rc = mt_route_load_conf(node->confs->conf, err, sizeof err)) != 0) {
+        mt_log(MT_LOG_ERROR, NULL, "routing.rules: %s", err);
+        return rc;
+    }
+    if (c->routes)
+        mt_log(MT_LOG_INFO, NULL, "routing: %zu rule(s) from %s", mt_route_set_count(c->routes),
+               c->routing_rules);
     mt_ingest_opts_t io = {
         .storage_root = c->storage_root,
         .index_path = c->index_path,
