@@ -1,4 +1,4 @@
--- 003_queue.sql - the outbound forwarding queue (issue 6, node/forward.c).
+-- 005_queue.sql - the outbound forwarding queue (issue 6, node/forward.c).
 --
 -- A row is written in the transaction that indexes the instance (index_sqlite.c put(), from
 -- the routing decision carried by the index record), so an instance is never indexed without
