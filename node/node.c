@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "deid/load.h"
+#include "forward.h"
 #include "http/web.h"
 #include "listen.h"
 #include "route/load.h"
@@ -41,6 +42,7 @@ struct mt_node {
     char *conf_path;
     mt_ingest_t *ingest;
     mt_tagger_t *tagger; /* CMR series tagging (issue 5) */
+    mt_forward_t *fwd;   /* forwarding (issue 6), NULL without destinations */
     uv_signal_t sig_term, sig_int, sig_hup;
     uv_timer_t drain_timer;
     uint64_t next_assoc_id;
@@ -102,6 +104,11 @@ mt_ingest_t *mt_node_ingest(mt_node_t *node)
     return node->ingest;
 }
 
+struct mt_forward *mt_node_forward(mt_node_t *node)
+{
+    return node->fwd;
+}
+
 struct mt_tagger *mt_node_tagger(mt_node_t *node)
 {
     return node->tagger;
@@ -138,11 +145,19 @@ static void on_tagger_closed(void *data)
 /* Every association has closed (or was aborted) and the HTTP connections are gone: finish
  * the shutdown (the tagger tags what is still pending, then the ingest commits what is in
  * flight). */
+static void on_forward_stopped(void *data);
+
 static void finish_stop(mt_node_t *node)
 {
     if (!node->web_idle || node->n_assoc)
         return;
     uv_timer_stop(&node->drain_timer);
+    if (node->fwd) { /* the forwarder first: it reads the index the ingest closes */
+        mt_forward_t *f = node->fwd;
+        node->fwd = NULL;
+        mt_forward_stop(f, on_forward_stopped, node);
+        return;
+    }
     if (node->tagger) {
         mt_tagger_t *t = node->tagger;
         node->tagger = NULL;
@@ -150,6 +165,11 @@ static void finish_stop(mt_node_t *node)
     } else if (node->ingest) {
         mt_ingest_close(node->ingest, on_ingest_closed, node);
     }
+}
+
+static void on_forward_stopped(void *data)
+{
+    finish_stop(data);
 }
 
 void mt_node_assoc_opened(mt_node_t *node)
@@ -348,6 +368,9 @@ int mt_node_run(mt_node_t *node)
         uv_run(node->loop, UV_RUN_DEFAULT);
         return rc;
     }
+    if ((rc = mt_forward_start(node->loop, c, &node->fwd)) != 0)
+        mt_log(MT_LOG_ERROR, NULL, "forwarding not started: %s (the queue keeps filling)",
+               mt_strerror(rc));
     mt_tagger_new(node->loop, c->index_path, c->tag_series_idle_ms, c->tag_study_idle_ms,
                   &node->tagger);
     node->web_idle = true;

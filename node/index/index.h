@@ -93,6 +93,9 @@ typedef struct mt_index_queue_entry {
     uint32_t attempts;
     int64_t queued_at_ms, next_at_ms; /* Unix ms */
     const char *last_error; /* NULL when none */
+    /* the stored instance (NULL when it is no longer indexed): file relative to the storage
+     * root, SOP class and transfer syntax of the stored file */
+    const char *rel_path, *sop_class_uid, *ts_uid;
 } mt_index_queue_entry_t;
 
 typedef struct mt_index_ops {
@@ -164,7 +167,8 @@ typedef struct mt_index_ops {
 
     /* ---- forwarding queue (issue 6); rows are added by put() (mt_index_rec_add_forward) ---- */
     /* Call cb for rows oldest first (by id): destination NULL = every destination; state -1
-     * all, 0 pending, 1 dead; due_ms >= 0: only pending rows with next_at <= due_ms; at most
+     * all, 0 pending, 1 dead; due_ms >= 0: only pending rows with next_at <= due_ms whose instance is durable
+     * (verified; rows of an instance no longer indexed are returned too); at most
      * limit rows (0 = no limit). cb must not call the index; nonzero stops and is returned. */
     int (*queue_list)(mt_index_t *ix, const char *destination, int state, int64_t due_ms,
                       size_t limit, int (*cb)(void *u, const mt_index_queue_entry_t *e),

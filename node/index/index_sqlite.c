@@ -966,10 +966,12 @@ static int ix_queue_list(mt_index_t *ix, const char *destination, int state, int
     sqlite3_stmt *s;
     int rc = sqlite3_prepare_v2(
         x->db,
-        "SELECT id, destination, sop_instance_uid, study_uid, state, attempts, queued_at, "
-        "next_at, last_error FROM forward_queue WHERE (?1 IS NULL OR destination = ?1) AND "
-        "(?2 < 0 OR state = ?2) AND (?3 < 0 OR (state = 0 AND next_at <= ?3)) ORDER BY id "
-        "LIMIT ?4",
+        "SELECT q.id, q.destination, q.sop_instance_uid, q.study_uid, q.state, q.attempts, "
+        "q.queued_at, q.next_at, q.last_error, i.path, i.sop_class_uid, i.transfer_syntax_uid "
+        "FROM forward_queue q LEFT JOIN instances i ON i.sop_instance_uid = q.sop_instance_uid "
+        "WHERE (?1 IS NULL OR q.destination = ?1) AND (?2 < 0 OR q.state = ?2) AND "
+        "(?3 < 0 OR (q.state = 0 AND q.next_at <= ?3 AND (i.verified IS NULL OR i.verified = 1))) "
+        "ORDER BY q.id LIMIT ?4",
         -1, &s, NULL);
     if (rc != SQLITE_OK)
         return db_err(x, rc, "queue list");
@@ -990,6 +992,9 @@ static int ix_queue_list(mt_index_t *ix, const char *destination, int state, int
             .queued_at_ms = sqlite3_column_int64(s, 6),
             .next_at_ms = sqlite3_column_int64(s, 7),
             .last_error = (const char *)sqlite3_column_text(s, 8),
+            .rel_path = (const char *)sqlite3_column_text(s, 9),
+            .sop_class_uid = (const char *)sqlite3_column_text(s, 10),
+            .ts_uid = (const char *)sqlite3_column_text(s, 11),
         };
         if ((ret = cb(u, &e)) != 0)
             break;

@@ -36,6 +36,7 @@
 #include <string.h>
 
 #include "../deid/stream.h"
+#include "../forward.h"
 #include "../dicom/ds.h"
 #include "../conf/conf.h"
 #include "../node.h"
@@ -354,6 +355,8 @@ static void on_committed(void *data, int status, const char *comment)
     }
     if (status == 0) {
         offer_header(s); /* O(1): queues the extraction on the pool */
+        if (s->dec.n_forward) /* queued in the commit's transaction: send soon */
+            mt_forward_kick(mt_node_forward(mt_assoc_node(req->assoc)));
         respond(req, MT_STATUS_SUCCESS, NULL);
     }
     else if (status == MT_EDUPLICATE)
