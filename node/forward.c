@@ -467,13 +467,14 @@ static void on_scu_open(mt_scu_t *s, int status, void *user)
     mt_retrieve_start(wk->r);
 }
 
-/* Keep only the transfer syntaxes the destination lists (when it lists any). */
+/* Keep only the transfer syntaxes the destination lists (when it lists any). Then split every
+ * context proposing several syntaxes into one for the first (the stored syntax: sent as is)
+ * and one for the rest (the re-encoding fallback), so that an acceptor which prefers another
+ * syntax cannot make us re-encode a file it could take as stored. */
 static size_t restrict_ts(const dest_t *d, mt_nego_proposal_t *pcs, size_t n)
 {
-    if (!d->cfg.n_ts)
-        return n;
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
+    size_t o = d->cfg.n_ts ? 0 : n;
+    for (size_t i = 0; d->cfg.n_ts && i < n; i++) {
         mt_nego_proposal_t p = pcs[i];
         size_t k = 0;
         for (size_t t = 0; t < p.n_ts; t++)
@@ -486,7 +487,17 @@ static size_t restrict_ts(const dest_t *d, mt_nego_proposal_t *pcs, size_t n)
         if (k)
             pcs[o++] = p;
     }
-    return o;
+    size_t m = o;
+    for (size_t i = 0; i < o && m < MT_NEGO_MAX_PCS; i++) {
+        if (pcs[i].n_ts < 2)
+            continue;
+        mt_nego_proposal_t rest = pcs[i];
+        memmove(rest.ts, rest.ts + 1, (rest.n_ts - 1) * sizeof rest.ts[0]);
+        rest.n_ts--;
+        pcs[i].n_ts = 1;
+        pcs[m++] = rest;
+    }
+    return m;
 }
 
 static void worker_start(worker_t *wk)
