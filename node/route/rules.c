@@ -95,6 +95,13 @@ static int parse_bool(cc_t *c, const yaml_node_t *n, const char *what, bool *out
     return cfail(c, n, "%s: expected true or false", what);
 }
 
+static void free_list(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        mt_free(v[i]);
+    mt_free(v);
+}
+
 /* A scalar or a list of scalars -> strings (max entries). */
 static int string_list(cc_t *c, const yaml_node_t *n, const char *what, size_t max, char ***out,
                        size_t *nout)
@@ -120,19 +127,17 @@ static int string_list(cc_t *c, const yaml_node_t *n, const char *what, size_t m
     for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
          it++) {
         yaml_node_t *e = node(c, *it);
-        if (!e || e->type != YAML_SCALAR_NODE || !safe_text(e) || !e->data.scalar.length)
+        if (!e || e->type != YAML_SCALAR_NODE || !safe_text(e) || !e->data.scalar.length) {
+            free_list(*out, *nout); /* nothing half-built for the caller to free */
+            *out = NULL;
+            *nout = 0;
             return cfail(c, e ? e : n, "%s: list entries must be plain values", what);
+        }
         (*out)[(*nout)++] = mt_strdup(scalar(e));
     }
     return 0;
 }
 
-static void free_list(char **v, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        mt_free(v[i]);
-    mt_free(v);
-}
 
 /* "(gggg,eeee)", "gggg,eeee" or "ggggeeee" (hex). */
 static bool parse_tag(const char *s, uint32_t *tag)
