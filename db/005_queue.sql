@@ -15,6 +15,7 @@ CREATE TABLE forward_queue (
     destination       TEXT NOT NULL,
     sop_instance_uid  TEXT NOT NULL,
     study_uid         TEXT NOT NULL,
+    series_uid        TEXT NOT NULL,
     state             INTEGER NOT NULL DEFAULT 0, -- 0 pending, 1 dead
     attempts          INTEGER NOT NULL DEFAULT 0,
     queued_at         INTEGER NOT NULL,

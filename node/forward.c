@@ -17,9 +17,10 @@
  * destination whose association could not be opened is not tried again before its own backoff
  * (kicks are ignored meanwhile; the poll timer looks again).
  *
- * Order within a study: rows are taken oldest first (queue id = arrival order), and a study
- * with rows in flight on one worker is not given to another, so one study's instances go out in
- * order over one association at a time; different studies go in parallel.
+ * Order: rows are taken oldest first (queue id = arrival order), and a series (forward.order:
+ * series, the default) or a study (forward.order: study) with rows in flight on one worker is
+ * not given to another, so its instances go out in order over one association at a time;
+ * different series (studies) go in parallel.
  *
  * Exactly once, as far as the destination can tell: a row disappears only after the
  * destination's success response, so a crash (kill -9) between the response and the delete
@@ -54,6 +55,7 @@ typedef struct dest dest_t;
 typedef struct row {
     int64_t id;
     char sop[65], study[65], sop_class[65], ts[65];
+    char group[65]; /* the ordering unit: series or study UID (forward.order) */
     char *path; /* absolute; NULL: the instance is no longer indexed */
     uint32_t attempts;
     int64_t queued_at;
@@ -114,6 +116,7 @@ struct mt_forward {
     dest_t *dests;
     size_t n_dests;
     uint32_t max_attempts, max_age_ms, retry_initial_ms, retry_max_ms, connect_timeout_ms;
+    bool order_study; /* forward.order: study (else series) */
     uv_timer_t poll;
     dbjob_t *db_head, *db_tail;
     bool db_running;
@@ -152,6 +155,8 @@ static int scan_row(void *u, const mt_index_queue_entry_t *e)
     r->id = e->id;
     snprintf(r->sop, sizeof r->sop, "%s", e->sop_instance_uid);
     snprintf(r->study, sizeof r->study, "%s", e->study_uid);
+    snprintf(r->group, sizeof r->group, "%s",
+             c->j->f->order_study || !e->series_uid ? e->study_uid : e->series_uid);
     r->attempts = e->attempts;
     r->queued_at = e->queued_at_ms;
     if (e->rel_path && e->sop_class_uid && e->ts_uid) {
@@ -548,14 +553,14 @@ static void worker_start(worker_t *wk)
     }
 }
 
-static bool study_busy(const dest_t *d, const char *study)
+static bool group_busy(const dest_t *d, const char *group)
 {
     for (unsigned i = 0; i < d->n_workers; i++) {
         const worker_t *wk = &d->w[i];
         if (!wk->busy)
             continue;
         for (size_t k = 0; k < wk->n_rows; k++)
-            if (!strcmp(wk->rows[k].study, study))
+            if (!strcmp(wk->rows[k].group, group))
                 return true;
     }
     return false;
@@ -570,8 +575,9 @@ static bool id_busy(const dest_t *d, int64_t id)
     return false;
 }
 
-/* Distribute scanned rows (oldest first) over idle workers; a study stays on one worker: the
- * one that already has it in this round, else the idle worker with the fewest rows. */
+/* Distribute scanned rows (oldest first) over idle workers; a group (series or study) stays on
+ * one worker: the one that already has it in this round, else the idle worker with the fewest
+ * rows. */
 static void assign(dest_t *d, row_t *rows, size_t n)
 {
     worker_t *fill[MAX_WORKERS];
@@ -585,10 +591,10 @@ static void assign(dest_t *d, row_t *rows, size_t n)
     for (size_t i = 0; i < n; i++) {
         row_t *r = &rows[i];
         worker_t *to = NULL;
-        if (n_fill && !id_busy(d, r->id) && !study_busy(d, r->study)) {
+        if (n_fill && !id_busy(d, r->id) && !group_busy(d, r->group)) {
             for (unsigned k = 0; k < n_fill && !to; k++)
                 for (size_t q = 0; q < fill[k]->n_rows; q++)
-                    if (!strcmp(fill[k]->rows[q].study, r->study)) {
+                    if (!strcmp(fill[k]->rows[q].group, r->group)) {
                         to = fill[k];
                         break;
                     }
@@ -642,6 +648,7 @@ int mt_forward_start(uv_loop_t *loop, const mt_conf_t *c, mt_forward_t **out)
     f->retry_initial_ms = c->fwd_retry_initial_ms;
     f->retry_max_ms = c->fwd_retry_max_ms;
     f->connect_timeout_ms = c->fwd_connect_timeout_ms;
+    f->order_study = c->fwd_order == 1;
     f->n_dests = c->n_destinations;
     f->dests = mt_calloc(f->n_dests, sizeof *f->dests);
     for (size_t i = 0; i < f->n_dests; i++) {

@@ -88,7 +88,7 @@ typedef enum mt_index_put_result {
 /* One row of the forwarding queue (db/003_queue.sql). Strings valid during the callback. */
 typedef struct mt_index_queue_entry {
     int64_t id;
-    const char *destination, *sop_instance_uid, *study_uid;
+    const char *destination, *sop_instance_uid, *study_uid, *series_uid;
     bool dead;
     uint32_t attempts;
     int64_t queued_at_ms, next_at_ms; /* Unix ms */

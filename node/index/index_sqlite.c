@@ -281,9 +281,10 @@ static int prepare_all(sqlite_index_t *x)
                            "(SELECT 1 FROM studies WHERE patient_pk=?1)"},
         {ST_PROJECT_JOIN, "INSERT OR IGNORE INTO project_studies(project, study_uid) VALUES(?,?)"},
         {ST_QUEUE_ADD,
-         "INSERT INTO forward_queue(destination, sop_instance_uid, study_uid, queued_at, next_at) "
-         "VALUES(?1, ?2, ?3, " NOW_MS ", " NOW_MS ") ON CONFLICT(destination, sop_instance_uid) "
-         "DO UPDATE SET state=0, attempts=0, study_uid=excluded.study_uid, "
+         "INSERT INTO forward_queue(destination, sop_instance_uid, study_uid, series_uid, "
+         "queued_at, next_at) VALUES(?1, ?2, ?3, ?4, " NOW_MS ", " NOW_MS ") "
+         "ON CONFLICT(destination, sop_instance_uid) DO UPDATE SET state=0, attempts=0, "
+         "study_uid=excluded.study_uid, series_uid=excluded.series_uid, "
          "next_at=excluded.next_at, last_error=NULL"},
     };
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
@@ -478,6 +479,8 @@ static int route_rows(sqlite_index_t *x, const mt_index_rec_t *rec, bool queue)
         sqlite3_bind_text(s, 1, v[i], -1, SQLITE_STATIC);
         sqlite3_bind_text(s, 2, sop, -1, SQLITE_STATIC);
         sqlite3_bind_text(s, 3, study, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 4, mt_index_rec_get(rec, MT_TAG(0x0020, 0x000E)), -1,
+                          SQLITE_STATIC);
         if ((err = step_done(x, s, "queue add")))
             return err;
     }
@@ -967,7 +970,8 @@ static int ix_queue_list(mt_index_t *ix, const char *destination, int state, int
     int rc = sqlite3_prepare_v2(
         x->db,
         "SELECT q.id, q.destination, q.sop_instance_uid, q.study_uid, q.state, q.attempts, "
-        "q.queued_at, q.next_at, q.last_error, i.path, i.sop_class_uid, i.transfer_syntax_uid "
+        "q.queued_at, q.next_at, q.last_error, i.path, i.sop_class_uid, i.transfer_syntax_uid, "
+        "q.series_uid "
         "FROM forward_queue q LEFT JOIN instances i ON i.sop_instance_uid = q.sop_instance_uid "
         "WHERE (?1 IS NULL OR q.destination = ?1) AND (?2 < 0 OR q.state = ?2) AND "
         "(?3 < 0 OR (q.state = 0 AND q.next_at <= ?3 AND (i.verified IS NULL OR i.verified = 1))) "
@@ -995,6 +999,7 @@ static int ix_queue_list(mt_index_t *ix, const char *destination, int state, int
             .rel_path = (const char *)sqlite3_column_text(s, 9),
             .sop_class_uid = (const char *)sqlite3_column_text(s, 10),
             .ts_uid = (const char *)sqlite3_column_text(s, 11),
+            .series_uid = (const char *)sqlite3_column_text(s, 12),
         };
         if ((ret = cb(u, &e)) != 0)
             break;
