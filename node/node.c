@@ -16,6 +16,7 @@
  */
 #include "node.h"
 
+#include <stddef.h>
 #include <string.h>
 
 #include "deid/load.h"
@@ -261,6 +262,14 @@ static void reload(mt_node_t *node)
     c->deid_profile = mt_strdup(old->deid_profile);
     mt_free(c->deid_key_file);
     c->deid_key_file = mt_strdup(old->deid_key_file);
+    /* The forwarder keeps the destinations it started with. */
+    bool same_dests = c->n_destinations == old->n_destinations;
+    for (size_t i = 0; same_dests && i < c->n_destinations; i++)
+        same_dests = memcmp(&c->destinations[i], &old->destinations[i],
+                            offsetof(mt_conf_destination_t, ts)) == 0;
+    if (!same_dests)
+        mt_log(MT_LOG_WARN, NULL, "SIGHUP: destinations changes need a restart (forwarding "
+               "keeps the destinations it started with; rules may name only those)");
     /* The routing rules are part of the snapshot: a bad rules file keeps the config in force. */
     if (mt_route_load_conf(c, err, sizeof err) != 0) {
         mt_log(MT_LOG_ERROR, NULL, "SIGHUP: config not reloaded: %s", err);
