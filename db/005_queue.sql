@@ -8,7 +8,10 @@
 -- `mitral queue list|retry|purge`). The file sent is looked up by SOP Instance UID at send
 -- time: what is forwarded is what is stored (de-identified), and a newer copy replaces an older
 -- one. Rows name the instance by UID (not pk) so they survive `mitral index rebuild`.
--- Times are Unix milliseconds. id orders the queue (arrival order, so order within a study).
+-- Times are Unix milliseconds. id orders the queue (arrival order, so order within a series).
+-- A newer copy of an instance already queued for a destination replaces its row (INSERT OR
+-- REPLACE: a new id), so a send of the older copy that is in flight deletes nothing when it
+-- succeeds, and the newer copy is sent after it.
 
 CREATE TABLE forward_queue (
     id                INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -281,11 +281,10 @@ static int prepare_all(sqlite_index_t *x)
                            "(SELECT 1 FROM studies WHERE patient_pk=?1)"},
         {ST_PROJECT_JOIN, "INSERT OR IGNORE INTO project_studies(project, study_uid) VALUES(?,?)"},
         {ST_QUEUE_ADD,
-         "INSERT INTO forward_queue(destination, sop_instance_uid, study_uid, series_uid, "
-         "queued_at, next_at) VALUES(?1, ?2, ?3, ?4, " NOW_MS ", " NOW_MS ") "
-         "ON CONFLICT(destination, sop_instance_uid) DO UPDATE SET state=0, attempts=0, "
-         "study_uid=excluded.study_uid, series_uid=excluded.series_uid, "
-         "next_at=excluded.next_at, last_error=NULL"},
+         /* OR REPLACE: a newer copy of a queued instance gets a new row (new id): a send of
+          * the older copy in flight then deletes nothing (queue_done of the old id) */
+         "INSERT OR REPLACE INTO forward_queue(destination, sop_instance_uid, study_uid, "
+         "series_uid, queued_at, next_at) VALUES(?1, ?2, ?3, ?4, " NOW_MS ", " NOW_MS ")"},
     };
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
         int err = prepare(x, fixed[i].which, fixed[i].sql);
