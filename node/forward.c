@@ -56,7 +56,7 @@ typedef struct row {
     int64_t id;
     char sop[65], study[65], sop_class[65], ts[65];
     char group[65]; /* the ordering unit: series or study UID (forward.order) */
-    char *path; /* absolute; NULL: the instance is no longer indexed */
+    char *path;     /* absolute; NULL: the instance is no longer indexed */
     uint32_t attempts;
     int64_t queued_at;
 } row_t;
@@ -200,10 +200,9 @@ static void db_work(uv_work_t *w)
             j->err = rc == MT_ENOENT ? 0 : rc;
         } else if (o->count) {
             uint32_t att = o->attempts + 1;
-            bool dead = att >= f->max_attempts ||
-                        j->now_ms - o->queued_at > (int64_t)f->max_age_ms;
-            j->err = ix->ops->queue_failed(ix, o->id, j->now_ms + backoff_ms(f, o->attempts),
-                                           dead, o->why);
+            bool dead = att >= f->max_attempts || j->now_ms - o->queued_at > (int64_t)f->max_age_ms;
+            j->err = ix->ops->queue_failed(ix, o->id, j->now_ms + backoff_ms(f, o->attempts), dead,
+                                           o->why);
         }
     }
     if (j->err)
@@ -389,8 +388,8 @@ static void on_subop(void *user, const mt_subop_inst_t *in, bool sent, uint16_t 
     else if (!ok)
         snprintf(o.why, sizeof o.why, "status 0x%04X", status);
     if (!ok)
-        mt_log(MT_LOG_WARN, &wk->log, "forward to %s: instance not delivered (%s)",
-               wk->d->cfg.name, o.why);
+        mt_log(MT_LOG_WARN, &wk->log, "forward to %s: instance not delivered (%s)", wk->d->cfg.name,
+               o.why);
     wk->outs[i] = o;
     wk->answered[i] = true;
 }
@@ -407,8 +406,8 @@ static void on_retrieve_done(mt_retrieve_t *r, void *user)
     (void)r;
     wk->retrieve_done = true;
     mt_retrieve_counts_t k = mt_retrieve_counts(r);
-    mt_log(MT_LOG_DEBUG, &wk->log, "forward to %s: batch done: %u sent, %u failed",
-           wk->d->cfg.name, k.completed + k.warning, k.failed);
+    mt_log(MT_LOG_DEBUG, &wk->log, "forward to %s: batch done: %u sent, %u failed", wk->d->cfg.name,
+           k.completed + k.warning, k.failed);
     if (wk->scu)
         mt_scu_release(wk->scu);
     worker_maybe_done(wk);
@@ -435,10 +434,9 @@ static void on_scu_open(mt_scu_t *s, int status, void *user)
         uint64_t b = (uint64_t)backoff_ms(f, d->open_failures - 1);
         d->down_until = uv_now(f->loop) + b;
         mt_log(MT_LOG_WARN, &f->log,
-               "forward to %s (%s@%s:%u): no association: %s; next try in %llu ms",
-               d->cfg.name, d->cfg.ae_title, d->cfg.host, d->cfg.port,
-               status == MT_EREJECTED ? "rejected" : mt_strerror(status),
-               (unsigned long long)b);
+               "forward to %s (%s@%s:%u): no association: %s; next try in %llu ms", d->cfg.name,
+               d->cfg.ae_title, d->cfg.host, d->cfg.port,
+               status == MT_EREJECTED ? "rejected" : mt_strerror(status), (unsigned long long)b);
         wk->retrieve_done = wk->closed = true;
         worker_finish(wk);
         return;

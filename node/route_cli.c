@@ -93,7 +93,8 @@ static int test_file(const mt_conf_t *c, const char *path, const mt_route_input_
         line_list(d.used_default ? "default" : "matched", d.rules, d.n_rules);
     if (d.reject) {
         printf("  reject    C-STORE answered 0124 (Refused: Not Authorized): \"%s\"; "
-               "nothing stored\n", d.reject_reason);
+               "nothing stored\n",
+               d.reject_reason);
     } else {
         line_list("projects", d.projects, d.n_projects);
         if (!d.deid)
@@ -125,12 +126,24 @@ int mt_route_cli(int argc, char **argv)
     argv++;
     while ((ch = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
         switch (ch) {
-        case 'c': cfile = optarg; break;
-        case 'A': calling = optarg; break;
-        case 'B': called = optarg; break;
-        case 'P': peer = optarg; break;
-        case 'h': fputs(usage_route, stdout); return 0;
-        default: fputs(usage_route, stderr); return 2;
+        case 'c':
+            cfile = optarg;
+            break;
+        case 'A':
+            calling = optarg;
+            break;
+        case 'B':
+            called = optarg;
+            break;
+        case 'P':
+            peer = optarg;
+            break;
+        case 'h':
+            fputs(usage_route, stdout);
+            return 0;
+        default:
+            fputs(usage_route, stderr);
+            return 2;
         }
     }
     if (optind >= argc) {

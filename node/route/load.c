@@ -49,8 +49,8 @@ static int check_profile(void *u, mt_route_set_t *set, const char *name, char *w
     return 0;
 }
 
-static int add_file(mt_route_set_t *set, const char *path, const mt_route_check_t *chk,
-                    char *err, size_t errsz)
+static int add_file(mt_route_set_t *set, const char *path, const mt_route_check_t *chk, char *err,
+                    size_t errsz)
 {
     uint8_t *buf = NULL;
     size_t len = 0;

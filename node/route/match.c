@@ -61,12 +61,19 @@ static char *numeric_text(uint16_t vr, const uint8_t *v, size_t len, bool big)
     size_t w;
     switch (vr) {
     case MT_VR('U', 'S'):
-    case MT_VR('S', 'S'): w = 2; break;
+    case MT_VR('S', 'S'):
+        w = 2;
+        break;
     case MT_VR('U', 'L'):
     case MT_VR('S', 'L'):
-    case MT_VR('F', 'L'): w = 4; break;
-    case MT_VR('F', 'D'): w = 8; break;
-    default: return NULL;
+    case MT_VR('F', 'L'):
+        w = 4;
+        break;
+    case MT_VR('F', 'D'):
+        w = 8;
+        break;
+    default:
+        return NULL;
     }
     size_t cnt = len / w;
     if (cnt > 64)
@@ -78,10 +85,18 @@ static char *numeric_text(uint16_t vr, const uint8_t *v, size_t len, bool big)
         uint64_t x = rd(v + i * w, w, big);
         char one[40];
         switch (vr) {
-        case MT_VR('U', 'S'): snprintf(one, sizeof one, "%u", (unsigned)(uint16_t)x); break;
-        case MT_VR('S', 'S'): snprintf(one, sizeof one, "%d", (int)(int16_t)(uint16_t)x); break;
-        case MT_VR('U', 'L'): snprintf(one, sizeof one, "%u", (unsigned)(uint32_t)x); break;
-        case MT_VR('S', 'L'): snprintf(one, sizeof one, "%d", (int)(int32_t)(uint32_t)x); break;
+        case MT_VR('U', 'S'):
+            snprintf(one, sizeof one, "%u", (unsigned)(uint16_t)x);
+            break;
+        case MT_VR('S', 'S'):
+            snprintf(one, sizeof one, "%d", (int)(int16_t)(uint16_t)x);
+            break;
+        case MT_VR('U', 'L'):
+            snprintf(one, sizeof one, "%u", (unsigned)(uint32_t)x);
+            break;
+        case MT_VR('S', 'L'):
+            snprintf(one, sizeof one, "%d", (int)(int32_t)(uint32_t)x);
+            break;
         case MT_VR('F', 'L'): {
             uint32_t u = (uint32_t)x;
             float f;
@@ -103,10 +118,22 @@ static char *numeric_text(uint16_t vr, const uint8_t *v, size_t len, bool big)
 static bool is_text_vr(uint16_t vr)
 {
     switch (vr) {
-    case MT_VR('A', 'E'): case MT_VR('A', 'S'): case MT_VR('C', 'S'): case MT_VR('D', 'A'):
-    case MT_VR('D', 'S'): case MT_VR('D', 'T'): case MT_VR('I', 'S'): case MT_VR('L', 'O'):
-    case MT_VR('L', 'T'): case MT_VR('P', 'N'): case MT_VR('S', 'H'): case MT_VR('S', 'T'):
-    case MT_VR('T', 'M'): case MT_VR('U', 'C'): case MT_VR('U', 'I'): case MT_VR('U', 'R'):
+    case MT_VR('A', 'E'):
+    case MT_VR('A', 'S'):
+    case MT_VR('C', 'S'):
+    case MT_VR('D', 'A'):
+    case MT_VR('D', 'S'):
+    case MT_VR('D', 'T'):
+    case MT_VR('I', 'S'):
+    case MT_VR('L', 'O'):
+    case MT_VR('L', 'T'):
+    case MT_VR('P', 'N'):
+    case MT_VR('S', 'H'):
+    case MT_VR('S', 'T'):
+    case MT_VR('T', 'M'):
+    case MT_VR('U', 'C'):
+    case MT_VR('U', 'I'):
+    case MT_VR('U', 'R'):
     case MT_VR('U', 'T'):
         return true;
     default:
@@ -193,8 +220,7 @@ static bool op_value(const mt__route_op_t *op, const char *v)
         char d[9];
         if (!date8(v, d))
             return false;
-        return (!op->dlo[0] || strcmp(d, op->dlo) >= 0) &&
-               (!op->dhi[0] || strcmp(d, op->dhi) <= 0);
+        return (!op->dlo[0] || strcmp(d, op->dlo) >= 0) && (!op->dhi[0] || strcmp(d, op->dhi) <= 0);
     }
     default:
         return false;
@@ -260,11 +286,21 @@ static bool cond_holds(const mt__route_cond_t *cd, const mt_route_input_t *in)
 {
     const char *text = NULL;
     switch (cd->subject) {
-    case MT__RS_ATTR: text = mt_route_attrs_get(in->attrs, cd->tag); break;
-    case MT__RS_CALLING_AE: text = in->calling_ae; break;
-    case MT__RS_CALLED_AE: text = in->called_ae; break;
-    case MT__RS_PEER: text = in->peer; break;
-    case MT__RS_CMR_SERIES: text = in->cmr_series; break;
+    case MT__RS_ATTR:
+        text = mt_route_attrs_get(in->attrs, cd->tag);
+        break;
+    case MT__RS_CALLING_AE:
+        text = in->calling_ae;
+        break;
+    case MT__RS_CALLED_AE:
+        text = in->called_ae;
+        break;
+    case MT__RS_PEER:
+        text = in->peer;
+        break;
+    case MT__RS_CMR_SERIES:
+        text = in->cmr_series;
+        break;
     }
     for (size_t i = 0; i < cd->n_ops; i++) {
         const mt__route_op_t *op = &cd->ops[i];
@@ -317,8 +353,7 @@ static bool apply(const mt_route_set_t *set, const mt_route_rule_t *r, mt_route_
     return !r->cont;
 }
 
-void mt_route_decide(const mt_route_set_t *set, const mt_route_input_t *in,
-                     mt_route_decision_t *d)
+void mt_route_decide(const mt_route_set_t *set, const mt_route_input_t *in, mt_route_decision_t *d)
 {
     memset(d, 0, sizeof *d);
     if (!set)

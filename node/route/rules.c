@@ -66,8 +66,7 @@ static bool is_null(const yaml_node_t *n)
     const char *s = scalar(n);
     if (!s || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
         return false;
-    return !*s || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") ||
-           !strcmp(s, "NULL");
+    return !*s || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") || !strcmp(s, "NULL");
 }
 
 static bool safe_text(const yaml_node_t *n)
@@ -137,7 +136,6 @@ static int string_list(cc_t *c, const yaml_node_t *n, const char *what, size_t m
     }
     return 0;
 }
-
 
 /* "(gggg,eeee)", "gggg,eeee" or "ggggeeee" (hex). */
 static bool parse_tag(const char *s, uint32_t *tag)
@@ -295,8 +293,8 @@ static int add_cidrs(cc_t *c, const yaml_node_t *v, mt__route_op_t *op)
     op->cidrs = mt_calloc(n ? n : 1, sizeof *op->cidrs);
     for (size_t i = 0; i < n; i++) {
         if (parse_cidr(vals[i], &op->cidrs[i])) {
-            rc = cfail(c, v, "peer: \"%.60s\" is not an address or CIDR (10.0.0.0/8, ::1)",
-                       vals[i]);
+            rc =
+                cfail(c, v, "peer: \"%.60s\" is not an address or CIDR (10.0.0.0/8, ::1)", vals[i]);
             break;
         }
         op->n_cidrs++;
@@ -322,8 +320,7 @@ static int compile_cond(cc_t *c, const char *what, const yaml_node_t *v, mt__rou
         return cfail(c, v, "%s: expected a value, a list, or {operator: ...}", what);
     if (v->data.mapping.pairs.top == v->data.mapping.pairs.start)
         return cfail(c, v, "%s: no operator", what);
-    for (yaml_node_pair_t *pr = v->data.mapping.pairs.start; pr < v->data.mapping.pairs.top;
-         pr++) {
+    for (yaml_node_pair_t *pr = v->data.mapping.pairs.start; pr < v->data.mapping.pairs.top; pr++) {
         yaml_node_t *k = node(c, pr->key), *val = node(c, pr->value);
         const char *ks = scalar(k);
         if (!ks || !val)
@@ -406,8 +403,7 @@ static int compile_match(cc_t *c, const yaml_node_t *m, mt_route_rule_t *r)
         return cfail(c, m, "match: expected a mapping of conditions (Modality: MR, ...)");
     size_t cnt = (size_t)(m->data.mapping.pairs.top - m->data.mapping.pairs.start);
     r->conds = mt_calloc(cnt ? cnt : 1, sizeof *r->conds);
-    for (yaml_node_pair_t *pr = m->data.mapping.pairs.start; pr < m->data.mapping.pairs.top;
-         pr++) {
+    for (yaml_node_pair_t *pr = m->data.mapping.pairs.start; pr < m->data.mapping.pairs.top; pr++) {
         yaml_node_t *k = node(c, pr->key), *v = node(c, pr->value);
         const char *ks = scalar(k);
         if (!ks || !v || !safe_text(k))
@@ -433,8 +429,10 @@ static int compile_match(cc_t *c, const yaml_node_t *m, mt_route_rule_t *r)
                              ks);
             if (MT_TAG_GROUP(cd->tag) == 0x0002 || MT_TAG_GROUP(cd->tag) == 0xFFFE ||
                 cd->tag >= MT_TAG_PIXEL_DATA)
-                return cfail(c, k, "match: %.64s: only data set attributes before Pixel Data "
-                             "can be matched", ks);
+                return cfail(c, k,
+                             "match: %.64s: only data set attributes before Pixel Data "
+                             "can be matched",
+                             ks);
             note_tag(c, cd->tag);
         }
         int rc = compile_cond(c, ks, v, cd);
@@ -481,11 +479,11 @@ static int check_names(cc_t *c, const yaml_node_t *at, const char *what, char **
 static int compile_rule(cc_t *c, const yaml_node_t *n, mt_route_rule_t *r, bool is_default)
 {
     if (n->type != YAML_MAPPING_NODE)
-        return cfail(c, n, is_default ? "default: expected a mapping of actions"
-                                      : "rules: each rule is a mapping (match:, actions)");
+        return cfail(c, n,
+                     is_default ? "default: expected a mapping of actions"
+                                : "rules: each rule is a mapping (match:, actions)");
     bool seen_stop = false, seen_cont = false, has_match = false;
-    for (yaml_node_pair_t *pr = n->data.mapping.pairs.start; pr < n->data.mapping.pairs.top;
-         pr++) {
+    for (yaml_node_pair_t *pr = n->data.mapping.pairs.start; pr < n->data.mapping.pairs.top; pr++) {
         yaml_node_t *k = node(c, pr->key), *v = node(c, pr->value);
         const char *ks = scalar(k);
         if (!ks || !v)
@@ -503,8 +501,7 @@ static int compile_rule(cc_t *c, const yaml_node_t *n, mt_route_rule_t *r, bool 
         } else if (!strcmp(ks, "projects")) {
             if (r->projects)
                 return cfail(c, k, "duplicate key projects");
-            rc = string_list(c, v, "projects", MT_ROUTE_MAX_TARGETS, &r->projects,
-                             &r->n_projects);
+            rc = string_list(c, v, "projects", MT_ROUTE_MAX_TARGETS, &r->projects, &r->n_projects);
             if (!rc)
                 rc = check_names(c, v, "projects", r->projects, r->n_projects,
                                  c->check ? c->check->project : NULL);
@@ -625,8 +622,7 @@ static int cmp_tag(const void *a, const void *b)
 
 bool mt_route_set_wants(const mt_route_set_t *set, uint32_t tag)
 {
-    return set && set->n_tags &&
-           bsearch(&tag, set->tags, set->n_tags, sizeof tag, cmp_tag) != NULL;
+    return set && set->n_tags && bsearch(&tag, set->tags, set->n_tags, sizeof tag, cmp_tag) != NULL;
 }
 
 static int compile_doc(cc_t *c, mt_route_rule_t **rules, size_t *n_rules, mt_route_rule_t *def,
@@ -638,8 +634,8 @@ static int compile_doc(cc_t *c, mt_route_rule_t **rules, size_t *n_rules, mt_rou
     if (root->type != YAML_MAPPING_NODE)
         return cfail(c, root, "the top level must be a mapping (rules:, default:)");
     bool seen_rules = false;
-    for (yaml_node_pair_t *pr = root->data.mapping.pairs.start;
-         pr < root->data.mapping.pairs.top; pr++) {
+    for (yaml_node_pair_t *pr = root->data.mapping.pairs.start; pr < root->data.mapping.pairs.top;
+         pr++) {
         yaml_node_t *k = node(c, pr->key), *v = node(c, pr->value);
         const char *ks = scalar(k);
         if (ks && !strcmp(ks, "rules") && v) {
@@ -680,8 +676,8 @@ static int compile_doc(cc_t *c, mt_route_rule_t **rules, size_t *n_rules, mt_rou
 int mt_route_set_add(mt_route_set_t *set, const char *yaml, size_t len, const char *name,
                      const mt_route_check_t *check, char *err, size_t errsz)
 {
-    cc_t c = {.name = name ? name : "<string>", .err = err, .errsz = errsz, .check = check,
-              .set = set};
+    cc_t c = {
+        .name = name ? name : "<string>", .err = err, .errsz = errsz, .check = check, .set = set};
     if (err && errsz)
         err[0] = '\0';
     if (len > MT_ROUTE_MAX_FILE)

@@ -56,7 +56,7 @@
 
 #include "../deid/profile.h"
 
-#define MT_ROUTE_MAX_TARGETS 32  /* projects / destinations in one decision */
+#define MT_ROUTE_MAX_TARGETS 32 /* projects / destinations in one decision */
 #define MT_ROUTE_MAX_RULES 4096
 #define MT_ROUTE_MAX_FILE (1u << 20)
 
@@ -110,11 +110,11 @@ typedef struct mt_route_input {
 } mt_route_input_t;
 
 typedef struct mt_route_decision {
-    bool matched_any;       /* some rule matched (else: the default applied, if any) */
+    bool matched_any; /* some rule matched (else: the default applied, if any) */
     bool used_default;
     bool reject;
-    const char *reject_reason;           /* for ErrorComment (from the rules file, never PHI) */
-    const char *deid;                    /* profile name, "none", or NULL = node-wide default */
+    const char *reject_reason;             /* for ErrorComment (from the rules file, never PHI) */
+    const char *deid;                      /* profile name, "none", or NULL = node-wide default */
     const mt_deid_profile_t *deid_profile; /* compiled profile for deid (NULL for none/NULL) */
     const char *projects[MT_ROUTE_MAX_TARGETS];
     size_t n_projects;
@@ -125,7 +125,6 @@ typedef struct mt_route_decision {
 } mt_route_decision_t;
 
 /* Decide for one instance. Strings in d point into set (valid while set lives). */
-void mt_route_decide(const mt_route_set_t *set, const mt_route_input_t *in,
-                     mt_route_decision_t *d);
+void mt_route_decide(const mt_route_set_t *set, const mt_route_input_t *in, mt_route_decision_t *d);
 
 #endif

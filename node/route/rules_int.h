@@ -42,8 +42,8 @@ typedef struct mt__route_op {
     regex_t re;
     bool has_re;
     bool has_lo, has_hi;
-    double lo, hi;        /* range */
-    char dlo[9], dhi[9];  /* date_range: YYYYMMDD, "" = open */
+    double lo, hi;       /* range */
+    char dlo[9], dhi[9]; /* date_range: YYYYMMDD, "" = open */
     mt__route_cidr_t *cidrs;
     size_t n_cidrs;
 } mt__route_op_t;

@@ -141,8 +141,8 @@ static void test_operators(void **st)
         const char *want;
     } cases[] = {
         {T_MODALITY, MT_VR('C', 'S'), "MR", "eq"},
-        {T_MODALITY, MT_VR('C', 'S'), "MR ", "eq"},       /* padding */
-        {T_MODALITY, MT_VR('C', 'S'), "mr", "-"},         /* case matters */
+        {T_MODALITY, MT_VR('C', 'S'), "MR ", "eq"}, /* padding */
+        {T_MODALITY, MT_VR('C', 'S'), "mr", "-"},   /* case matters */
         {T_MODALITY, MT_VR('C', 'S'), "PT", "oneof"},
         {T_MODALITY, MT_VR('C', 'S'), "OT\\CT", "oneof"}, /* any value of several */
         {T_STUDY_DESC, MT_VR('L', 'O'), "CARDIAC HEART MR", "glob"},
@@ -318,13 +318,13 @@ static void test_multiple_files(void **st)
 {
     (void)st;
     mt_route_set_t *s = mt_route_set_new();
-    const char *a = "rules:\n  - match: {Modality: MR}\n    projects: [pa]\ndefault:\n  projects: [pd]\n";
+    const char *a =
+        "rules:\n  - match: {Modality: MR}\n    projects: [pa]\ndefault:\n  projects: [pd]\n";
     const char *b = "rules:\n  - match: {Modality: CT}\n    projects: [pb]\n";
     const char *c = "default:\n  projects: [pc]\n";
     assert_int_equal(mt_route_set_add(s, a, strlen(a), "a.yaml", &chk, err, sizeof err), 0);
     assert_int_equal(mt_route_set_add(s, b, strlen(b), "b.yaml", &chk, err, sizeof err), 0);
-    assert_int_equal(mt_route_set_add(s, c, strlen(c), "c.yaml", &chk, err, sizeof err),
-                     MT_ECONF);
+    assert_int_equal(mt_route_set_add(s, c, strlen(c), "c.yaml", &chk, err, sizeof err), MT_ECONF);
     assert_string_equal(err, "c.yaml:1: default: only one default rule (across all rules files)");
     assert_int_equal(mt_route_set_count(s), 2);
     mt_route_decision_t d;
@@ -340,7 +340,8 @@ static void test_multiple_files(void **st)
 static void test_errors(void **st)
 {
     (void)st;
-    expect_error("rules:\n  - match: {Modalty: MR}\n", "r.yaml:2: match: unknown keyword \"Modalty\"");
+    expect_error("rules:\n  - match: {Modalty: MR}\n",
+                 "r.yaml:2: match: unknown keyword \"Modalty\"");
     expect_error("rules:\n  - match:\n      PatientID: {regex: '(['}\n",
                  "r.yaml:3: PatientID: bad regex");
     expect_error("rules:\n  - match: {Modality: MR}\n    forward: [nowhere]\n",
