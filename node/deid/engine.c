@@ -465,7 +465,15 @@ static int set_value(mt_ds_t *ds, const mt_ds_elem_t *e, const void *v, size_t n
 {
     if (n > 0xFFFFFFFEu)
         return MT_ETOOBIG;
-    return mt_ds_set(ds, e->tag, effective_vr(e), v, (uint32_t)n);
+    uint32_t tag = e->tag;
+    int rc = mt_ds_set(ds, tag, effective_vr(e), v, (uint32_t)n);
+    if (rc == MT_EINVAL) {
+        /* The value does not fit the element's VR (a malformed input: a name encoded as US):
+         * removing it is always safe. */
+        mt_ds_remove(ds, tag);
+        return 0;
+    }
+    return rc;
 }
 
 static int op_dummy(walk_t *w, mt_ds_t *ds, mt_ds_elem_t *e)
