@@ -1,7 +1,9 @@
 /*
  * assoc.c - one DICOM association on one TCP connection: the ONLY file that does I/O for the
  * upper layer (STYLE.md §1). It owns the uv_tcp_t, one uv_timer_t (ARTIM, idle timeout and the
- * close-after-flush guard), the read buffer, and carries out what the pure modules decide:
+ * close-after-flush guard), a uv_idle_t (input buffered while paused is handled from the loop,
+ * never from inside a service's callback), the read buffer, and carries out what the pure
+ * modules decide:
  *
  *   bytes --(PDU framing: mt_pdu_peek/mt_pdu_decode)--> PDU --(event)--> ul.c (Table 9-10)
  *     effects: SEND_PDU / START_ARTIM / STOP_ARTIM / CLOSE_TRANSPORT   -> done here
@@ -46,6 +48,7 @@
 #include <string.h>
 #include <uv.h>
 
+#include "link.h"
 #include "listen.h"
 #include "negotiate.h"
 #include "node.h"
@@ -58,8 +61,12 @@
 #include "util/log.h"
 
 #define READ_CHUNK (64u * 1024u)
+/* A peer that sends requests but does not read the responses: stop reading from it while more
+ * than this is queued for writing, resume below the low mark. */
+#define WRITE_HIGH_WATER (4u * 1024u * 1024u)
+#define WRITE_LOW_WATER (1u * 1024u * 1024u)
 #define STATUS_DUPLICATE_INVOCATION 0x0210 /* PS3.7 C.5.4 */
-#define MT_DIMSE_DATASET_PRESENT 0x0001     /* any value but 0x0101 (PS3.7 E.1-1) */
+#define DATASET_PRESENT 0x0001             /* any value but 0x0101 (PS3.7 E.1-1) */
 
 typedef enum { TM_NONE, TM_ARTIM, TM_IDLE, TM_FLUSH } timer_mode_t;
 
@@ -71,12 +78,14 @@ typedef struct req_impl {
 struct mt_assoc {
     uv_tcp_t tcp;
     uv_timer_t timer;
-    unsigned n_handles;  /* embedded handles not yet closed */
-    unsigned refs;       /* outstanding requests (each holds one) */
+    uv_idle_t deferred; /* runs process_input() for PDUs buffered while paused */
+    unsigned n_handles; /* embedded handles not yet closed */
+    unsigned refs;      /* outstanding requests (each holds one) */
     mt_node_t *node;
     mt__listener_t *listener;
     mt__assoc_link_t link;
     const mt_conf_t *conf; /* snapshot held for the association's life */
+    const mt_conf_project_t *project; /* called project AE, NULL = the node's AE */
     mt_log_ctx_t log;
     mt_ul_t ul;
     timer_mode_t timer_mode;
@@ -93,16 +102,22 @@ struct mt_assoc {
     unsigned pause_count;
     bool reading;
 
-    mt_buf_t *tx;       /* P-DATA-TF PDUs to send for the DT-1/AR-7 being carried out */
-    unsigned n_writes;  /* uv_write requests in flight */
+    mt_buf_t *tx;      /* P-DATA-TF PDUs to send for the DT-1/AR-7 being carried out */
+    mt_buf_t cork;     /* P-DATA-TF PDUs held while corked (mt_assoc_cork) */
+    unsigned cork_depth;
+    mt_link_sent_cb tx_cb; /* completion of that write (link send_data), taken by write_buf */
+    void *tx_user;
+    unsigned n_writes; /* uv_write requests in flight */
+    bool write_paused; /* reading paused by WRITE_HIGH_WATER (holds one pause_count) */
 
-    mt_dimse_req_t *reqs;  /* outstanding requests */
+    mt_dimse_req_t *reqs; /* outstanding requests */
     unsigned n_outstanding;
-    mt_dimse_req_t *cur;   /* request whose data set is arriving */
-    bool discard_data;     /* the data set arriving belongs to a refused request */
+    mt_link_pending_t sent; /* requests WE sent on this association (C-GET sub-operations):
+                               message id -> response callback (link.h) */
+    mt_dimse_req_t *cur; /* request whose data set is arriving */
+    bool discard_data;   /* the data set arriving belongs to a refused request */
 
     bool release_pending; /* A-RELEASE-RQ received, waiting for outstanding requests */
-    bool established;     /* reached Sta6 */
     bool closing;         /* close_transport() done: no more reads or sends */
     bool handles_closing;
 
@@ -119,11 +134,6 @@ static unsigned ul_event(mt_assoc_t *a, mt_ul_event_t ev, const mt_ul_input_t *i
 
 /* ---- small helpers ---- */
 
-static uint64_t now_outstanding(const mt_assoc_t *a)
-{
-    return a->n_outstanding;
-}
-
 static void maybe_free(mt_assoc_t *a)
 {
     if (a->n_handles || a->refs)
@@ -135,6 +145,7 @@ static void maybe_free(mt_assoc_t *a)
     if (a->have_reply)
         mt_pdu_dispose(&a->reply);
     mt_buf_dispose(&a->rbuf);
+    mt_buf_dispose(&a->cork);
     mt_log(MT_LOG_DEBUG, &a->log, "association freed");
     mt_node_conf_unref(node, a->conf);
     mt_free(a);
@@ -155,8 +166,13 @@ static void on_timer(uv_timer_t *t)
         ul_event(a, MT_UL_EV_ARTIM_EXPIRED, NULL);
         break;
     case TM_IDLE:
-        if (a->n_outstanding || a->pause_count) {
-            start_timer(a, TM_IDLE, a->conf->idle_timeout_ms); /* work in progress: not idle */
+        /* Not idle when the wait is ours: a service paused reading, or a request is complete
+         * and being worked on. A pause because the peer does not read our responses does not
+         * count, and neither does a peer silent in the middle of a message (a data set or a
+         * PDU cut short): otherwise a stalled sender would hold its association forever. */
+        if (a->pause_count > (a->write_paused ? 1u : 0u) ||
+            (a->n_outstanding && mt_pdv_idle(&a->pdv) && a->rbuf.len == 0)) {
+            start_timer(a, TM_IDLE, a->conf->idle_timeout_ms);
             break;
         }
         mt_log(MT_LOG_WARN, &a->log, "idle for %u ms: A-ABORT", a->conf->idle_timeout_ms);
@@ -194,16 +210,27 @@ typedef struct wreq {
     uv_write_t w;
     mt_assoc_t *a;
     uint8_t *data;
+    mt_link_sent_cb cb; /* link.h send_data completion, or NULL */
+    void *user;
 } wreq_t;
 
 static void on_write(uv_write_t *w, int status)
 {
     wreq_t *wr = (wreq_t *)w;
     mt_assoc_t *a = wr->a;
+    mt_link_sent_cb cb = wr->cb;
+    void *user = wr->user;
     mt_free(wr->data);
     mt_free(wr);
     if (a->n_writes)
         a->n_writes--;
+    if (a->write_paused && !a->closing &&
+        uv_stream_get_write_queue_size((uv_stream_t *)&a->tcp) < WRITE_LOW_WATER) {
+        a->write_paused = false;
+        mt_assoc_resume_reading(a);
+    }
+    if (cb)
+        cb(user, status < 0 ? MT_ECANCELED : 0);
     if (status < 0 && status != UV_ECANCELED && !a->closing) {
         mt_log(MT_LOG_INFO, &a->log, "write failed: %s", uv_strerror(status));
         ul_event(a, MT_UL_EV_TRANSPORT_CLOSED, NULL);
@@ -220,9 +247,12 @@ static int write_buf(mt_assoc_t *a, mt_buf_t *b)
         mt_buf_dispose(b);
         return MT_ECANCELED;
     }
-    wreq_t *wr = mt_malloc(sizeof *wr);
+    wreq_t *wr = mt_calloc(1, sizeof *wr);
     wr->a = a;
     wr->data = b->data;
+    wr->cb = a->tx_cb;
+    wr->user = a->tx_user;
+    a->tx_cb = NULL;
     uv_buf_t ub = uv_buf_init((char *)b->data, (unsigned)b->len);
     b->data = NULL;
     b->len = b->cap = 0;
@@ -234,12 +264,40 @@ static int write_buf(mt_assoc_t *a, mt_buf_t *b)
         return rc;
     }
     a->n_writes++;
+    if (!a->write_paused &&
+        uv_stream_get_write_queue_size((uv_stream_t *)&a->tcp) > WRITE_HIGH_WATER) {
+        mt_log(MT_LOG_DEBUG, &a->log, "peer is not reading: pausing until writes drain");
+        a->write_paused = true;
+        mt_assoc_pause_reading(a);
+    }
     return 0;
+}
+
+static void flush_cork(mt_assoc_t *a)
+{
+    if (a->cork.len == 0)
+        return;
+    mt_buf_t b = a->cork;
+    mt_buf_init(&a->cork, SIZE_MAX);
+    write_buf(a, &b);
+}
+
+void mt_assoc_cork(mt_assoc_t *a)
+{
+    a->cork_depth++;
+}
+
+void mt_assoc_uncork(mt_assoc_t *a)
+{
+    if (a->cork_depth && --a->cork_depth == 0)
+        flush_cork(a);
 }
 
 /* SEND_PDU effect. */
 static void send_pdu(mt_assoc_t *a, const mt_ul_fx_t *f)
 {
+    if (f->pdu_type != MT_UL_PDU_P_DATA_TF)
+        flush_cork(a); /* keep the order on the wire */
     mt_buf_t b;
     mt_buf_init(&b, SIZE_MAX);
     int rc = 0;
@@ -283,6 +341,15 @@ static void send_pdu(mt_assoc_t *a, const mt_ul_fx_t *f)
         return;
     }
     mt_log(MT_LOG_TRACE, &a->log, "send %s len=%zu", mt_pdu_type_name(f->pdu_type), b.len);
+    /* A write whose completion a link caller waits for (tx_cb) is never held in the cork. */
+    if (f->pdu_type == MT_UL_PDU_P_DATA_TF && a->cork_depth && !a->tx_cb) {
+        if (mt_buf_append(&a->cork, b.data, b.len) != 0)
+            flush_cork(a), write_buf(a, &b);
+        else
+            mt_buf_dispose(&b);
+        return;
+    }
+    flush_cork(a); /* keep the order on the wire */
     write_buf(a, &b);
 }
 
@@ -304,8 +371,10 @@ static void abort_requests(mt_assoc_t *a)
     a->discard_data = false;
     mt_dimse_req_t *list = a->reqs;
     a->reqs = NULL;
-    if (!list)
+    if (!list) {
+        mt_link_pending_fail(&a->sent, MT_ECANCELED);
         return;
+    }
     mt_log(MT_LOG_INFO, &a->log, "%u outstanding request(s) abandoned", a->n_outstanding);
     a->n_outstanding = 0;
     for (mt_dimse_req_t *r = list; r; r = r->next)
@@ -315,6 +384,8 @@ static void abort_requests(mt_assoc_t *a)
         r->next = NULL;
         ((req_impl_t *)r)->ops->on_abort(r);
     }
+    /* after on_abort: the services know; now their sub-operations learn the link is gone */
+    mt_link_pending_fail(&a->sent, MT_ECANCELED);
 }
 
 static void maybe_finish_release(mt_assoc_t *a)
@@ -365,18 +436,17 @@ static bool can_send_pdata(const mt_assoc_t *a)
 
 /* Encode a DIMSE message (command + optional data set) as P-DATA-TF PDUs and send it (P-DATA
  * request primitive, Evt9). */
-static int send_message(mt_assoc_t *a, uint8_t pcid, const mt_dimse_cmd_t *rsp,
-                        const uint8_t *data, size_t n)
+static int send_message(mt_assoc_t *a, uint8_t pcid, const mt_dimse_cmd_t *rsp, const uint8_t *data,
+                        size_t n)
 {
     mt_dimse_cmd_t c = *rsp;
-    c.data_set_type = data ? MT_DIMSE_DATASET_PRESENT : MT_DIMSE_NO_DATASET;
+    c.data_set_type = data ? DATASET_PRESENT : MT_DIMSE_NO_DATASET;
     mt_buf_t cmd, out;
     mt_buf_init(&cmd, MT_PDV_DEFAULT_MAX_COMMAND);
     mt_buf_init(&out, SIZE_MAX);
     int rc = mt_dimse_encode(&c, &cmd);
     if (rc == 0)
-        rc = mt_pdu_encode_pdata_split(&out, pcid, true, cmd.data, cmd.len,
-                                       a->nego.peer_max_pdu);
+        rc = mt_pdu_encode_pdata_split(&out, pcid, true, cmd.data, cmd.len, a->nego.peer_max_pdu);
     if (rc == 0 && data)
         rc = mt_pdu_encode_pdata_split(&out, pcid, false, data, n, a->nego.peer_max_pdu);
     mt_buf_dispose(&cmd);
@@ -386,7 +456,7 @@ static int send_message(mt_assoc_t *a, uint8_t pcid, const mt_dimse_cmd_t *rsp,
         mt_buf_dispose(&out);
         return rc;
     }
-    mt_log(MT_LOG_DEBUG, &a->log, "send %s msgid=%u status=0x%04X pcid=%u", 
+    mt_log(MT_LOG_DEBUG, &a->log, "send %s msgid=%u status=0x%04X pcid=%u",
            mt_dimse_command_name(c.command_field), c.message_id_responded_to, c.status, pcid);
     a->tx = &out;
     ul_event(a, MT_UL_EV_P_DATA_RQ, NULL);
@@ -395,8 +465,7 @@ static int send_message(mt_assoc_t *a, uint8_t pcid, const mt_dimse_cmd_t *rsp,
     return 0;
 }
 
-int mt_assoc_respond(mt_dimse_req_t *req, const mt_dimse_cmd_t *rsp, const uint8_t *data,
-                     size_t n)
+int mt_assoc_respond(mt_dimse_req_t *req, const mt_dimse_cmd_t *rsp, const uint8_t *data, size_t n)
 {
     mt_assoc_t *a = req->assoc;
     bool final = !status_is_pending(rsp->status);
@@ -466,14 +535,24 @@ static int on_command(mt_assoc_t *a, mt_pdv_event_t *ev)
     mt_diag_t d = {0, NULL};
     if (mt_dimse_decode(ev->data, ev->len, &cmd, &d) < 0) {
         char why[128];
-        snprintf(why, sizeof why, "malformed command set at %llu: %s",
-                 (unsigned long long)d.offset, d.reason ? d.reason : "?");
+        snprintf(why, sizeof why, "malformed command set at %llu: %s", (unsigned long long)d.offset,
+                 d.reason ? d.reason : "?");
         return dimse_abort(a, why);
     }
     bool has_ds = mt_dimse_has_dataset(&cmd);
     ev->expect_data = has_ds;
-    if (cmd.command_field & 0x8000)
-        return dimse_abort(a, "response received, but mitral issued no request");
+    if (cmd.command_field & 0x8000) {
+        /* a response to a request we sent (C-GET sub-operation) */
+        mt_link_rsp_cb cb;
+        void *cu;
+        if (!mt_link_pending_take(&a->sent, cmd.message_id_responded_to, &cb, &cu))
+            return dimse_abort(a, "response received to a request mitral did not send");
+        mt_log(MT_LOG_DEBUG, &a->log, "recv %s msgid=%u status=0x%04X",
+               mt_dimse_command_name(cmd.command_field), cmd.message_id_responded_to, cmd.status);
+        a->discard_data = has_ds; /* response data sets are not used */
+        cb(cu, 0, &cmd);
+        return 0;
+    }
     mt_log(MT_LOG_DEBUG, &a->log, "recv %s msgid=%u pcid=%u%s",
            mt_dimse_command_name(cmd.command_field), cmd.message_id, ev->pcid,
            has_ds ? " +dataset" : "");
@@ -482,9 +561,26 @@ static int on_command(mt_assoc_t *a, mt_pdv_event_t *ev)
         return dimse_abort(a, "PDV on a context that was not accepted");
 
     if (cmd.command_field == MT_C_CANCEL_RQ) {
-        mt_log(MT_LOG_INFO, &a->log, "C-CANCEL-RQ for msgid=%u: nothing cancellable",
-               cmd.message_id_responded_to);
+        /* PS3.7 9.3.2.3: route it to the outstanding request it names */
         a->discard_data = has_ds;
+        mt_dimse_req_t *target = NULL;
+        for (mt_dimse_req_t *r = a->reqs; r && !target; r = r->next)
+            if (r->cmd.message_id == cmd.message_id_responded_to &&
+                (mt_dimse_cmd_flags(r->cmd.command_field) & MT_CMD_CANCEL))
+                target = r;
+        if (!target) {
+            mt_log(MT_LOG_INFO, &a->log, "C-CANCEL-RQ for msgid=%u: nothing cancellable",
+                   cmd.message_id_responded_to);
+            return 0;
+        }
+        mt_log(MT_LOG_INFO, &a->log, "C-CANCEL-RQ for %s msgid=%u",
+               mt_dimse_command_name(target->cmd.command_field), cmd.message_id_responded_to);
+        if (!target->cancel_requested) {
+            target->cancel_requested = true;
+            const mt_svc_ops_t *tops = ((req_impl_t *)target)->ops;
+            if (tops->on_cancel)
+                tops->on_cancel(target);
+        }
         return 0;
     }
     a->n_requests++;
@@ -497,9 +593,11 @@ static int on_command(mt_assoc_t *a, mt_pdv_event_t *ev)
         comment = "unknown command";
     } else if (((flags & MT_CMD_DATASET) && !has_ds) || ((flags & MT_CMD_NO_DATASET) && has_ds)) {
         status = MT_STATUS_MISTYPED_ARGUMENT;
-        comment = has_ds ? "data set not allowed with this command"
-                         : "data set missing for this command";
-    } else if (strcmp(cmd.affected_sop_class_uid, pc->abstract_syntax) != 0) {
+        comment =
+            has_ds ? "data set not allowed with this command" : "data set missing for this command";
+    } else if (strcmp(cmd.command_field == MT_N_ACTION_RQ ? cmd.requested_sop_class_uid
+                                                          : cmd.affected_sop_class_uid,
+                      pc->abstract_syntax) != 0) {
         status = MT_STATUS_SOP_CLASS_NOT_SUPPORTED;
         comment = "Affected SOP Class differs from the presentation context";
     } else if (msg_id_in_use(a, cmd.message_id)) {
@@ -577,7 +675,7 @@ static void log_abort(mt_assoc_t *a, const mt_ul_effects_t *fx, mt_ul_event_t ev
                    "requests=%u ok=%u failed=%u outstanding=%u",
                    fx->fx[i].abort_source, fx->fx[i].abort_reason, mt_ul_event_desc(ev),
                    mt_ul_state_name(fx->from), mt_ul_action_name(fx->action), a->n_requests,
-                   a->n_ok, a->n_failed, (unsigned)now_outstanding(a));
+                   a->n_ok, a->n_failed, a->n_outstanding);
 }
 
 /* Feed ev to ul.c and carry out the I/O effects in order. Returns the indications (IND bits)
@@ -653,8 +751,10 @@ static void close_handles(mt_assoc_t *a)
         return;
     a->handles_closing = true;
     uv_timer_stop(&a->timer);
+    uv_idle_stop(&a->deferred);
     uv_close((uv_handle_t *)&a->tcp, on_handle_closed);
     uv_close((uv_handle_t *)&a->timer, on_handle_closed);
+    uv_close((uv_handle_t *)&a->deferred, on_handle_closed);
 }
 
 /* Stop reading, abandon outstanding requests, close once queued writes have gone out (the
@@ -714,8 +814,8 @@ static void transport_closed(mt_assoc_t *a, ssize_t why)
         mt_log(MT_LOG_WARN, &a->log,
                "association aborted: connection %s in %s (A-P-ABORT); requests=%u ok=%u "
                "failed=%u outstanding=%u",
-               why == UV_EOF ? "closed by the peer" : uv_strerror((int)why),
-               mt_ul_state_name(st), a->n_requests, a->n_ok, a->n_failed, a->n_outstanding);
+               why == UV_EOF ? "closed by the peer" : uv_strerror((int)why), mt_ul_state_name(st),
+               a->n_requests, a->n_ok, a->n_failed, a->n_outstanding);
     ul_event(a, MT_UL_EV_TRANSPORT_CLOSED, NULL);
 }
 
@@ -758,14 +858,24 @@ void mt_assoc_pause_reading(mt_assoc_t *a)
     update_reading(a);
 }
 
+static void on_deferred(uv_idle_t *h)
+{
+    mt_assoc_t *a = h->data;
+    uv_idle_stop(h);
+    process_input(a);
+}
+
+/* Resuming never processes input on the caller's stack (a service's callback): PDUs buffered
+ * while paused are handled from the loop, in order, on the next iteration. */
 void mt_assoc_resume_reading(mt_assoc_t *a)
 {
     if (a->pause_count)
         a->pause_count--;
     if (a->pause_count || a->closing)
         return;
-    process_input(a); /* PDUs buffered while paused (no-op when already on the stack) */
     update_reading(a);
+    if (a->rbuf.len > a->rpos && !a->handles_closing)
+        uv_idle_start(&a->deferred, on_deferred);
 }
 
 /* ---- PDUs received ---- */
@@ -777,6 +887,17 @@ static void on_associate_rq(mt_assoc_t *a, const mt_pdu_t *pdu)
     snprintf(a->log.called, sizeof a->log.called, "%s", rq->called_ae);
     const mt_conf_t *c = a->conf;
     uint32_t n_assoc = mt_node_assoc_count(a->node);
+    /* the called AE titles: the node's own (entry 0), then one per project */
+    size_t n_aes = 1 + c->n_projects;
+    mt_nego_ae_t *aes = mt_calloc(n_aes, sizeof *aes);
+    aes[0].ae_title = c->ae_title;
+    aes[0].calling_ae_allow = (const char *const *)c->calling_ae_allow;
+    aes[0].n_calling_ae_allow = c->n_calling_ae_allow;
+    for (size_t i = 0; i < c->n_projects; i++) {
+        aes[i + 1].ae_title = c->projects[i].ae_title;
+        aes[i + 1].calling_ae_allow = (const char *const *)c->projects[i].calling_ae_allow;
+        aes[i + 1].n_calling_ae_allow = c->projects[i].n_calling_ae_allow;
+    }
     mt_nego_policy_t pol = {
         .ae_title = c->ae_title,
         .calling_ae_allow = (const char *const *)c->calling_ae_allow,
@@ -788,12 +909,18 @@ static void on_associate_rq(mt_assoc_t *a, const mt_pdu_t *pdu)
         .max_ops_performed = 1,
         .n_associations = n_assoc ? n_assoc - 1 : 0, /* not counting this one */
         .max_associations = c->max_associations,
+        .called_aes = aes,
+        .n_called_aes = n_aes,
     };
     if (a->have_reply)
         mt_pdu_dispose(&a->reply);
     mt_pdu_diag_t diag = {0, NULL, 0, 0};
     int rc = mt_negotiate(&pol, rq, &a->nego, &a->reply, &diag);
+    mt_free(aes);
     a->have_reply = true;
+    a->project = (rc == 0 && a->nego.called_index > 0)
+                     ? &c->projects[a->nego.called_index - 1]
+                     : NULL;
     if (rc != 0 && rc != MT_EREJECTED) {
         mt_log(MT_LOG_WARN, &a->log, "A-ASSOCIATE-RQ not acceptable: %s",
                diag.reason ? diag.reason : mt_strerror(rc));
@@ -820,7 +947,6 @@ static void on_associate_rq(mt_assoc_t *a, const mt_pdu_t *pdu)
     for (size_t i = 0; i < a->nego.n_pcs; i++)
         if (a->nego.pcs[i].result == MT_PC_ACCEPTANCE)
             mt_pdv_allow(&a->pdv, a->nego.pcs[i].id);
-    a->established = true;
     mt_log(MT_LOG_INFO, &a->log,
            "association accepted: contexts=%zu/%zu max_pdu=%u peer_max_pdu=%u async=%u/%u "
            "impl=%s%s%s associations=%u",
@@ -932,8 +1058,8 @@ static void process_input(mt_assoc_t *a)
             ul_event(a, MT_UL_EV_INVALID_PDU, &in);
             break;
         }
-        mt_log(MT_LOG_TRACE, &a->log, "recv %s len=%zu in %s", mt_pdu_type_name(pdu.type), used,
-               mt_ul_state_name(a->ul.state));
+        mt_log(MT_LOG_TRACE, &a->log, "recv %s len=%zu in %s", mt_pdu_type_name((uint8_t)pdu.type),
+               used, mt_ul_state_name(a->ul.state));
         handle_pdu(a, &pdu);
         mt_pdu_dispose(&pdu);
         a->rpos += used;
@@ -967,8 +1093,8 @@ static void peer_name(mt_assoc_t *a)
             port = ntohs(s6->sin6_port);
         }
     }
-    snprintf(a->log.peer, sizeof a->log.peer, ss.ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u",
-             ip, port);
+    snprintf(a->log.peer, sizeof a->log.peer, ss.ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u", ip,
+             port);
 }
 
 int mt__assoc_accept(mt_node_t *node, mt__listener_t *l, void *server_stream)
@@ -978,8 +1104,9 @@ int mt__assoc_accept(mt_node_t *node, mt__listener_t *l, void *server_stream)
     a->node = node;
     uv_tcp_init(loop, &a->tcp);
     uv_timer_init(loop, &a->timer);
-    a->tcp.data = a->timer.data = a;
-    a->n_handles = 2;
+    uv_idle_init(loop, &a->deferred);
+    a->tcp.data = a->timer.data = a->deferred.data = a;
+    a->n_handles = 3;
     a->conf = mt_node_conf_ref(node);
     mt_node_assoc_opened(node);
     a->link.prev = a->link.next = &a->link;
@@ -987,6 +1114,7 @@ int mt__assoc_accept(mt_node_t *node, mt__listener_t *l, void *server_stream)
     snprintf(a->log.calling, sizeof a->log.calling, "-");
     snprintf(a->log.called, sizeof a->log.called, "-");
     mt_ul_init(&a->ul, false, &a->log);
+    mt_buf_init(&a->cork, SIZE_MAX);
     mt_pdv_init(&a->pdv, 0, on_pdv, a);
     size_t pdata_max = a->conf->max_pdu ? a->conf->max_pdu : MT_PDU_MAX_CONTROL_LEN;
     size_t ctl_max = MT_PDU_MAX_CONTROL_LEN;
@@ -1045,4 +1173,115 @@ const char *mt_assoc_calling_ae(const mt_assoc_t *a)
 const char *mt_assoc_called_ae(const mt_assoc_t *a)
 {
     return a->nego.called_ae;
+}
+
+const mt_conf_t *mt_assoc_conf(const mt_assoc_t *a)
+{
+    return a->conf;
+}
+
+const mt_conf_project_t *mt_assoc_project(const mt_assoc_t *a)
+{
+    return a->project;
+}
+
+size_t mt_assoc_write_queue_bytes(const mt_assoc_t *a)
+{
+    if (a->closing || a->handles_closing)
+        return 0;
+    return uv_stream_get_write_queue_size((const uv_stream_t *)&a->tcp);
+}
+
+/* ---- the link (link.h): requests mitral sends on the peer's association (C-GET) ---- */
+
+static uint8_t link_find_pc(void *impl, const char *as, const char *ts)
+{
+    mt_assoc_t *a = impl;
+    /* C-GET: contexts where the requestor took the SCP role; storage commitment's
+     * N-EVENT-REPORT goes on its own (SCU-role) context */
+    uint8_t id = mt_nego_find_pc(&a->nego, as, ts, true);
+    if (!id && strcmp(as, MT_UID_STORAGE_COMMITMENT) == 0)
+        id = mt_nego_find_pc(&a->nego, as, ts, false);
+    return id;
+}
+
+static uint32_t link_peer_max(void *impl)
+{
+    return ((mt_assoc_t *)impl)->nego.peer_max_pdu;
+}
+
+static uint16_t link_next_id(void *impl)
+{
+    return mt_link_pending_next_id(&((mt_assoc_t *)impl)->sent);
+}
+
+static int link_write(mt_assoc_t *a, mt_buf_t *out, mt_link_sent_cb cb, void *user)
+{
+    if (!can_send_pdata(a)) {
+        mt_buf_dispose(out);
+        return MT_ECANCELED;
+    }
+    a->tx = out;
+    a->tx_cb = cb;
+    a->tx_user = user;
+    ul_event(a, MT_UL_EV_P_DATA_RQ, NULL);
+    bool unsent = a->tx_cb != NULL;
+    a->tx = NULL;
+    a->tx_cb = NULL;
+    mt_buf_dispose(out);
+    return unsent ? MT_ECANCELED : 0;
+}
+
+static int link_send_command(void *impl, uint8_t pcid, const mt_dimse_cmd_t *rq,
+                             mt_link_rsp_cb on_rsp, void *user)
+{
+    mt_assoc_t *a = impl;
+    if (!can_send_pdata(a))
+        return MT_ECANCELED;
+    mt_buf_t cmd, out;
+    mt_buf_init(&cmd, MT_PDV_DEFAULT_MAX_COMMAND);
+    mt_buf_init(&out, SIZE_MAX);
+    int rc = mt_dimse_encode(rq, &cmd);
+    if (rc == 0)
+        rc = mt_link_encode_pdata(&out, pcid, true, cmd.data, cmd.len, true, a->nego.peer_max_pdu);
+    mt_buf_dispose(&cmd);
+    if (rc == 0)
+        rc = mt_link_pending_add(&a->sent, rq->message_id, on_rsp, user);
+    if (rc < 0) {
+        mt_buf_dispose(&out);
+        return rc;
+    }
+    mt_log(MT_LOG_DEBUG, &a->log, "send %s msgid=%u pcid=%u",
+           mt_dimse_command_name(rq->command_field), rq->message_id, pcid);
+    if (!(rc = link_write(a, &out, NULL, NULL)))
+        return 0;
+    mt_link_rsp_cb cb;
+    void *u;
+    mt_link_pending_take(&a->sent, rq->message_id, &cb, &u);
+    return rc;
+}
+
+static int link_send_data(void *impl, uint8_t pcid, const uint8_t *p, size_t n, bool last,
+                          mt_link_sent_cb on_sent, void *user)
+{
+    mt_assoc_t *a = impl;
+    if (!can_send_pdata(a))
+        return MT_ECANCELED;
+    mt_buf_t out;
+    mt_buf_init(&out, SIZE_MAX);
+    int rc = mt_link_encode_pdata(&out, pcid, false, p, n, last, a->nego.peer_max_pdu);
+    if (rc < 0) {
+        mt_buf_dispose(&out);
+        return rc;
+    }
+    return link_write(a, &out, on_sent, user);
+}
+
+static const mt_link_ops_t assoc_link_ops = {link_find_pc, link_peer_max, link_next_id,
+                                             link_send_command, link_send_data};
+
+mt_link_t mt_assoc_link(mt_assoc_t *a)
+{
+    mt_link_t l = {&assoc_link_ops, a};
+    return l;
 }

@@ -21,8 +21,8 @@
 struct mt__listener {
     uv_tcp_t server;
     mt_node_t *node;
-    bool listening;    /* server handle open */
-    bool closed;       /* server handle's close callback has run */
+    bool listening;          /* server handle open */
+    bool closed;             /* server handle's close callback has run */
     mt__assoc_link_t assocs; /* list head: prev/next of the open associations */
     struct mt__listener *next;
 };

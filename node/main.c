@@ -3,9 +3,15 @@
  *
  *   mitral serve [-c FILE] [--port N] [--aet TITLE] [--bind ADDR] [--data DIR]
  *   mitral dump FILE...
+ *   mitral tag [--header] FILES|DIRS...
+ *   mitral report protocols [-c FILE] [--data DIR] [--project P] [--from DATE] [--to DATE]
+ *                           [--by manufacturer] [--format csv|json|table]
  *   mitral index stats   [-c FILE] [--data DIR]
  *   mitral index rebuild [-c FILE] [--data DIR]
  *   mitral deid --profile NAME|FILE --key FILE IN... OUT_DIR   (node/deid/cli.c)
+ *   mitral project list|show NAME|add NAME|remove NAME [--study UID...] [--query 'TERMS']
+ *                  [-c FILE] [--data DIR]
+ *   mitral send --to AE@HOST:PORT [--aet OURS] FILES|DIRS...      (node/send_cli.c)
  *   mitral --version | --help | <command> --help
  *
  * Flags override the config file; --data DIR puts storage (DIR/storage) and the index
@@ -18,12 +24,17 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "http/auth.h"
 #include "conf/conf.h"
 #include "deid/cli.h"
 #include "dicom/ds.h"
 #include "index/index.h"
+#include "index/query.h"
 #include "index/rebuild.h"
 #include "node.h"
+#include "tag/report.h"
+#include "send_cli.h"
+#include "tag_cli.h"
 #include "util/alloc.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -39,11 +50,16 @@ static const char usage_main[] =
     "cardiovascular MR research registries.\n"
     "\n"
     "commands:\n"
-    "  serve          run the node (C-ECHO, C-STORE)\n"
+    "  serve          run the node (C-ECHO, C-STORE, C-FIND, C-MOVE, C-GET, commitment)\n"
     "  dump FILE...   print the data set of DICOM files\n"
+    "  tag FILES|DIRS tag CMR series offline (SeriesInstanceUID,tag,view,confidence,evidence)\n"
+    "  report protocols  per-exam protocol report of the tagged series (SCMR Table 4 layout)\n"
     "  index stats    count patients, studies, series, instances and bytes in the index\n"
     "  index rebuild  re-create the index from the files in storage\n"
     "  deid           de-identify DICOM files offline (PS3.15 profiles, keyed pseudonyms)\n"
+    "  project        list / show / add / remove the studies of project folders\n"
+    "  send           send DICOM files to a Storage SCP (C-STORE SCU)\n"
+    "  passwd         hash a DICOMweb password or token (stdin) for users: in the config\n"
     "\n"
     "  mitral --version | mitral <command> --help\n";
 
@@ -335,6 +351,362 @@ static int cmd_index(int argc, char **argv)
     return 0;
 }
 
+static const char usage_project[] =
+    "usage: mitral project list [-c FILE] [--data DIR]\n"
+    "       mitral project show NAME [-c FILE] [--data DIR]\n"
+    "       mitral project add NAME (--study UID... | --query 'TERMS') [-c FILE] [--data DIR]\n"
+    "       mitral project remove NAME (--study UID... | --query 'TERMS') [-c FILE] [--data DIR]\n"
+    "\n"
+    "Projects are declared in the config file (projects:, see conf/mitral.yaml); their\n"
+    "studies are a table of the index. TERMS select studies: space-separated\n"
+    "KEYWORD=VALUE, KEYWORD>=VALUE, KEYWORD<=VALUE over indexed attributes of any level,\n"
+    "with C-FIND matching (wildcards * ?, ranges, UID lists a\\b), e.g.\n"
+    "  --query 'StudyDate>=20200101 Modality=MR PatientName=SMITH*'\n"
+    "A study matches when any of its series / instances matches the series / instance terms.\n";
+
+typedef struct uid_list {
+    char **v;
+    size_t n;
+} uid_list_t;
+
+static int collect_uid(void *user, const char *uid)
+{
+    uid_list_t *l = user;
+    l->v = mt_realloc(l->v, (l->n + 1) * sizeof *l->v);
+    l->v[l->n++] = mt_strdup(uid ? uid : "");
+    return 0;
+}
+
+static void print_stats(const mt_index_stats_t *st)
+{
+    printf("patients %llu\nstudies %llu\nseries %llu\ninstances %llu\nbytes %llu\n",
+           (unsigned long long)st->patients, (unsigned long long)st->studies,
+           (unsigned long long)st->series, (unsigned long long)st->instances,
+           (unsigned long long)st->bytes);
+}
+
+static int cmd_project(int argc, char **argv)
+{
+    if (argc < 2 || wants_help(argc, argv)) {
+        fputs(usage_project, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    const char *what = argv[1];
+    const char *name = NULL, *cfile = NULL, *data = NULL, *query = NULL;
+    uid_list_t uids = {NULL, 0};
+    bool in_study = false;
+    int i = 2;
+    bool needs_name = strcmp(what, "list") != 0;
+    if (needs_name) {
+        if (argc < 3 || argv[2][0] == '-') {
+            fprintf(stderr, "mitral project %s: NAME missing\n%s", what, usage_project);
+            return 2;
+        }
+        name = argv[2];
+        i = 3;
+    }
+    for (; i < argc; i++) {
+        const char *a = argv[i];
+        if ((strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) && i + 1 < argc) {
+            cfile = argv[++i];
+            in_study = false;
+        } else if ((strcmp(a, "-d") == 0 || strcmp(a, "--data") == 0) && i + 1 < argc) {
+            data = argv[++i];
+            in_study = false;
+        } else if (strcmp(a, "--query") == 0 && i + 1 < argc) {
+            query = argv[++i];
+            in_study = false;
+        } else if (strcmp(a, "--study") == 0) {
+            in_study = true;
+        } else if (in_study && a[0] != '-') {
+            collect_uid(&uids, a);
+        } else {
+            fprintf(stderr, "mitral project: unexpected argument '%s'\n%s", a, usage_project);
+            goto usage_fail;
+        }
+    }
+    bool change = strcmp(what, "add") == 0 || strcmp(what, "remove") == 0;
+    if (!change && strcmp(what, "list") != 0 && strcmp(what, "show") != 0) {
+        fprintf(stderr, "mitral project: unknown subcommand '%s'\n%s", what, usage_project);
+        goto usage_fail;
+    }
+    if (change && !query && uids.n == 0) {
+        fprintf(stderr, "mitral project %s: give --study UID... or --query 'TERMS'\n", what);
+        goto usage_fail;
+    }
+    if (!change && (query || uids.n)) {
+        fprintf(stderr, "mitral project %s: --study/--query only apply to add and remove\n",
+                what);
+        goto usage_fail;
+    }
+    mt_conf_t *c;
+    if (cfile) {
+        char err[512];
+        c = mt_conf_load(cfile, err, sizeof err);
+        if (!c) {
+            fprintf(stderr, "%s\n", err);
+            goto usage_fail;
+        }
+    } else {
+        c = mt_conf_new_default();
+    }
+    if (data) {
+        char buf[4096];
+        mt_conf_set_data_dir(c, data);
+        snprintf(buf, sizeof buf, "%s/index.sqlite", data);
+        mt_free(c->index_path);
+        c->index_path = mt_strdup(buf);
+    }
+    int rc = 0;
+    const mt_conf_project_t *p = name ? mt_conf_project_by_name(c, name) : NULL;
+    if (name && !p) {
+        fprintf(stderr, "mitral project: no project '%s' in the config (projects:)\n", name);
+        rc = 1;
+        goto out;
+    }
+    mt_index_t *ix = NULL;
+    if ((rc = mt_index_sqlite_open(c->index_path, &ix)) != 0) {
+        fprintf(stderr, "mitral project: %s: %s\n", c->index_path, mt_strerror(rc));
+        rc = 1;
+        goto out;
+    }
+    if (!change) {
+        size_t first = p ? (size_t)(p - c->projects) : 0;
+        size_t last = p ? first + 1 : c->n_projects;
+        if (!p && c->n_projects == 0)
+            printf("no projects configured (projects: in the config file)\n");
+        for (size_t k = first; k < last; k++) {
+            const mt_conf_project_t *q = &c->projects[k];
+            mt_index_stats_t st;
+            if ((rc = ix->ops->project_stats(ix, q->name, &st)) != 0)
+                break;
+            if (p) {
+                printf("name %s\nae_title %s\n", q->name, q->ae_title);
+                if (q->description)
+                    printf("description %s\n", q->description);
+                printf("allowed_calling_aes");
+                for (size_t j = 0; j < q->n_calling_ae_allow; j++)
+                    printf(" %s", q->calling_ae_allow[j]);
+                printf(q->n_calling_ae_allow ? "\n" : " (any)\n");
+                print_stats(&st);
+            } else {
+                printf("%-24s %-16s studies=%llu instances=%llu  %s\n", q->name, q->ae_title,
+                       (unsigned long long)st.studies, (unsigned long long)st.instances,
+                       q->description ? q->description : "");
+            }
+        }
+        ix->ops->close(ix);
+        rc = rc ? 1 : 0;
+        goto out;
+    }
+    if (query) {
+        char err[256] = "";
+        mt_query_t *q = NULL;
+        mt_qdb_t *db = NULL;
+        if (mt_query_from_text(query, MT_LEVEL_STUDY, &q, err, sizeof err) != 0) {
+            fprintf(stderr, "mitral project %s: --query: %s\n", what, err);
+            ix->ops->close(ix);
+            rc = 2;
+            goto out;
+        }
+        mt_qscope_t scope = {.project = strcmp(what, "remove") == 0 ? p->name : NULL};
+        rc = mt_qdb_open(c->index_path, &db);
+        if (rc == 0)
+            rc = mt_qdb_study_uids(db, q, &scope, collect_uid, &uids);
+        mt_qdb_close(db);
+        mt_query_free(q);
+        if (rc) {
+            fprintf(stderr, "mitral project %s: query failed: %s\n", what, mt_strerror(rc));
+            ix->ops->close(ix);
+            rc = 1;
+            goto out;
+        }
+    }
+    size_t n_changed = 0, n_missing = 0;
+    rc = ix->ops->begin(ix);
+    for (size_t k = 0; rc == 0 && k < uids.n; k++) {
+        bool changed = false;
+        if (strcmp(what, "add") == 0) {
+            rc = ix->ops->project_add(ix, p->name, uids.v[k], &changed);
+            if (rc == MT_ENOENT) {
+                fprintf(stderr, "mitral project add: study %s is not in the index\n", uids.v[k]);
+                n_missing++;
+                rc = 0;
+            }
+        } else {
+            rc = ix->ops->project_remove(ix, p->name, uids.v[k], &changed);
+        }
+        n_changed += changed;
+    }
+    if (rc == 0)
+        rc = ix->ops->commit(ix);
+    else
+        ix->ops->rollback(ix);
+    if (rc) {
+        fprintf(stderr, "mitral project %s: %s\n", what, mt_strerror(rc));
+        rc = 1;
+    } else {
+        printf("%s %zu stud%s %s project %s (%zu selected", strcmp(what, "add") == 0 ? "added" : "removed",
+               n_changed, n_changed == 1 ? "y" : "ies", strcmp(what, "add") == 0 ? "to" : "from",
+               p->name, uids.n);
+        if (n_missing)
+            printf(", %zu not in the index", n_missing);
+        printf(")\n");
+        rc = n_missing ? 1 : 0;
+    }
+    ix->ops->close(ix);
+out:
+    mt_conf_free(c);
+    for (size_t k = 0; k < uids.n; k++)
+        mt_free(uids.v[k]);
+    mt_free(uids.v);
+    return rc;
+usage_fail:
+    for (size_t k = 0; k < uids.n; k++)
+        mt_free(uids.v[k]);
+    mt_free(uids.v);
+    return 2;
+}
+
+static const char usage_report[] =
+    "usage: mitral report protocols [-c FILE] [--data DIR] [--project P] [--from YYYYMMDD]\n"
+    "                               [--to YYYYMMDD] [--by manufacturer] [--format csv|json|table]\n"
+    "\n"
+    "Number and %% of exams with at least one series of each CMR tag (cine 2CH/3CH/4CH/SAX,\n"
+    "perfusion stress/rest, LGE by view, T1 native/post, T2, T2*, flow, MRA, black blood,\n"
+    "TI scout, localizer, other, unknown), plus exams, series and %% unknown, from the tags the\n"
+    "node wrote into its index (docs/tagging.md). Default format: table.\n";
+
+struct report_ctx {
+    mt_tag_report_t *r;
+};
+
+static int report_row(void *u, const mt_index_tag_t *t)
+{
+    struct report_ctx *c = u;
+    mt_tag_report_add(c->r, t->study_uid, t->manufacturer, t->tag);
+    return 0;
+}
+
+static int cmd_report(int argc, char **argv)
+{
+    if (wants_help(argc, argv) || argc < 2 || strcmp(argv[1], "protocols") != 0) {
+        fputs(usage_report, argc < 2 || wants_help(argc, argv) ? stdout : stderr);
+        return wants_help(argc, argv) ? 0 : 2;
+    }
+    static const struct option opts[] = {
+        {"config", required_argument, 0, 'c'}, {"data", required_argument, 0, 'd'},
+        {"project", required_argument, 0, 'P'}, {"from", required_argument, 0, 'f'},
+        {"to", required_argument, 0, 't'},     {"by", required_argument, 0, 'b'},
+        {"format", required_argument, 0, 'F'}, {0, 0, 0, 0},
+    };
+    const char *cfile = NULL, *data = NULL, *project = NULL, *from = NULL, *to = NULL;
+    bool by = false;
+    mt_tag_report_fmt_t fmt = MT_TAG_REPORT_TABLE;
+    int ch;
+    optind = 1;
+    argc--;
+    argv++;
+    while ((ch = getopt_long(argc, argv, "c:d:", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'c': cfile = optarg; break;
+        case 'd': data = optarg; break;
+        case 'P': project = optarg; break;
+        case 'f': from = optarg; break;
+        case 't': to = optarg; break;
+        case 'b':
+            if (strcmp(optarg, "manufacturer") != 0) {
+                fprintf(stderr, "mitral report: --by manufacturer\n");
+                return 2;
+            }
+            by = true;
+            break;
+        case 'F':
+            if (!strcmp(optarg, "csv"))
+                fmt = MT_TAG_REPORT_CSV;
+            else if (!strcmp(optarg, "json"))
+                fmt = MT_TAG_REPORT_JSON;
+            else if (!strcmp(optarg, "table"))
+                fmt = MT_TAG_REPORT_TABLE;
+            else {
+                fprintf(stderr, "mitral report: --format csv|json|table\n");
+                return 2;
+            }
+            break;
+        default: return 2;
+        }
+    }
+    mt_conf_t *c;
+    if (cfile) {
+        char err[512];
+        if (!(c = mt_conf_load(cfile, err, sizeof err))) {
+            fprintf(stderr, "%s\n", err);
+            return 2;
+        }
+    } else {
+        c = mt_conf_new_default();
+    }
+    char path[4096];
+    if (data)
+        snprintf(path, sizeof path, "%s/index.sqlite", data);
+    else
+        snprintf(path, sizeof path, "%s", c->index_path);
+    mt_conf_free(c);
+    mt_index_t *ix;
+    int rc = mt_index_sqlite_open(path, &ix);
+    if (rc) {
+        fprintf(stderr, "mitral report: %s: %s\n", path, mt_strerror(rc));
+        return 1;
+    }
+    struct report_ctx ctx = {mt_tag_report_new()};
+    rc = ix->ops->tag_each(ix, project, from, to, report_row, &ctx);
+    ix->ops->close(ix);
+    if (rc) {
+        fprintf(stderr, "mitral report: %s\n", mt_strerror(rc));
+        mt_tag_report_free(ctx.r);
+        return 1;
+    }
+    mt_buf_t out;
+    mt_buf_init(&out, (size_t)1 << 24);
+    mt_tag_report_format(ctx.r, fmt, by, &out);
+    fwrite(out.data, 1, out.len, stdout);
+    mt_buf_dispose(&out);
+    mt_tag_report_free(ctx.r);
+/* mitral passwd [--iterations N]: read one secret line on stdin, print its hash. */
+static int cmd_passwd(int argc, char **argv)
+{
+    unsigned it = 200000;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--iterations") == 0 && i + 1 < argc) {
+            it = (unsigned)strtoul(argv[++i], NULL, 10);
+        } else {
+            fputs("usage: mitral passwd [--iterations N] < secret\n"
+                  "  Prints pbkdf2-sha256$N$SALT$HASH for users[].password or .token.\n",
+                  strcmp(argv[i], "--help") == 0 ? stdout : stderr);
+            return strcmp(argv[i], "--help") == 0 ? 0 : 2;
+        }
+    }
+    if (it < 1000 || it > 10000000) {
+        fprintf(stderr, "mitral passwd: --iterations 1000-10000000\n");
+        return 2;
+    }
+    char line[1024];
+    if (!fgets(line, sizeof line, stdin)) {
+        fprintf(stderr, "mitral passwd: no secret on stdin\n");
+        return 1;
+    }
+    size_t n = strcspn(line, "\r\n");
+    char out[256];
+    int rc = mt_auth_hash(line, n, it, out, sizeof out);
+    memset(line, 0, sizeof line);
+    if (rc) {
+        fprintf(stderr, "mitral passwd: %s\n", mt_strerror(rc));
+        return 1;
+    }
+    printf("%s\n", out);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -355,10 +727,20 @@ int main(int argc, char **argv)
         return cmd_serve(argc - 1, argv + 1);
     if (strcmp(cmd, "dump") == 0)
         return cmd_dump(argc - 1, argv + 1);
+    if (strcmp(cmd, "tag") == 0)
+        return mt_tag_cli_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "report") == 0)
+        return cmd_report(argc - 1, argv + 1);
     if (strcmp(cmd, "index") == 0)
         return cmd_index(argc - 1, argv + 1);
     if (strcmp(cmd, "deid") == 0)
         return mt_deid_cli(argc - 1, argv + 1);
+    if (strcmp(cmd, "project") == 0)
+        return cmd_project(argc - 1, argv + 1);
+    if (strcmp(cmd, "send") == 0)
+        return mt_send_cli_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "passwd") == 0)
+        return cmd_passwd(argc - 1, argv + 1);
     fprintf(stderr, "mitral: unknown command '%s'\n\n%s", cmd, usage_main);
     return 2;
 }

@@ -49,14 +49,22 @@ static void put_be32_at(uint8_t *p, uint32_t v)
 const char *mt_pdu_type_name(uint8_t type)
 {
     switch (type) {
-    case MT_PDU_A_ASSOCIATE_RQ: return "A-ASSOCIATE-RQ";
-    case MT_PDU_A_ASSOCIATE_AC: return "A-ASSOCIATE-AC";
-    case MT_PDU_A_ASSOCIATE_RJ: return "A-ASSOCIATE-RJ";
-    case MT_PDU_P_DATA_TF: return "P-DATA-TF";
-    case MT_PDU_A_RELEASE_RQ: return "A-RELEASE-RQ";
-    case MT_PDU_A_RELEASE_RP: return "A-RELEASE-RP";
-    case MT_PDU_A_ABORT: return "A-ABORT";
-    default: return "unknown";
+    case MT_PDU_A_ASSOCIATE_RQ:
+        return "A-ASSOCIATE-RQ";
+    case MT_PDU_A_ASSOCIATE_AC:
+        return "A-ASSOCIATE-AC";
+    case MT_PDU_A_ASSOCIATE_RJ:
+        return "A-ASSOCIATE-RJ";
+    case MT_PDU_P_DATA_TF:
+        return "P-DATA-TF";
+    case MT_PDU_A_RELEASE_RQ:
+        return "A-RELEASE-RQ";
+    case MT_PDU_A_RELEASE_RP:
+        return "A-RELEASE-RP";
+    case MT_PDU_A_ABORT:
+        return "A-ABORT";
+    default:
+        return "unknown";
     }
 }
 
@@ -145,32 +153,38 @@ static int item_header(cursor_t *c, uint8_t *type, cursor_t *sub, mt_pdu_diag_t 
     return 0;
 }
 
-/* Copy a UID value: trailing NUL and space padding removed, then at most 64 characters. */
+/* Copy a UID value: it ends at the first NUL (padding, PS3.5 §9.1) and loses trailing spaces;
+ * then at most 64 characters. */
 static int copy_uid(char out[MT_UID_MAX + 1], const cursor_t *c, const uint8_t *p, size_t n,
                     mt_pdu_diag_t *diag)
 {
-    while (n > 0 && (p[n - 1] == 0 || p[n - 1] == ' '))
+    const uint8_t *nul = memchr(p, 0, n);
+    if (nul) /* NUL padding, or an embedded NUL: the string ends there */
+        n = (size_t)(nul - p);
+    while (n > 0 && p[n - 1] == ' ')
         n--;
     if (n > MT_UID_MAX)
         return BAD_VALUE(c, p, "UID longer than 64 characters");
     memcpy(out, p, n);
     out[n] = 0;
-    /* an embedded NUL ends the string early: the UID then matches nothing, which is safe */
     return 0;
 }
 
-/* AE title, or a version name: leading and trailing spaces (and NUL padding) are not significant;
- * truncated to max characters. */
+/* AE title, or a version name: leading and trailing spaces are not significant, a NUL ends
+ * it; truncated to max characters. */
 static void copy_trimmed(char *out, size_t max, const uint8_t *p, size_t n)
 {
-    while (n > 0 && (p[0] == ' ' || p[0] == 0)) {
+    while (n > 0 && p[0] == ' ') {
         p++;
         n--;
     }
-    while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == 0))
-        n--;
+    const uint8_t *nul = memchr(p, 0, n);
+    if (nul)
+        n = (size_t)(nul - p);
     if (n > max)
         n = max;
+    while (n > 0 && p[n - 1] == ' ')
+        n--;
     memcpy(out, p, n);
     out[n] = 0;
 }
@@ -207,6 +221,8 @@ static int decode_pc(cursor_t *c, bool rq, mt_pdu_assoc_t *a, mt_pdu_diag_t *dia
     const uint8_t *start = c->pos;
     if (remaining(c) < 4)
         return BAD_VALUE(c, start, "presentation context item shorter than 4 bytes");
+    if (a->n_pcs >= MT_PDU_MAX_PCS)
+        return BAD_VALUE(c, start - 4, "more than 128 presentation context items");
     mt_pdu_pc_t *pc = pc_append(a);
     pc->id = c->pos[0];
     if (!rq)
@@ -228,7 +244,14 @@ static int decode_pc(cursor_t *c, bool rq, mt_pdu_assoc_t *a, mt_pdu_diag_t *dia
         } else if (type == 0x40) {
             if (!rq && pc->n_ts == 1)
                 return UNEXPECTED(c, at, "second transfer syntax sub-item in an AC");
+            if (pc->n_ts >= MT_PDU_MAX_TS)
+                continue; /* ignored (pdu.h) */
             rc = copy_uid(ts_append(pc)->s, &v, v.pos, remaining(&v), diag);
+            /* PS3.8 §9.3.3.2: in a rejected AC context the syntax is not significant */
+            if (rc && !rq && pc->result != MT_PC_ACCEPTANCE) {
+                pc->ts[pc->n_ts - 1].s[0] = 0;
+                rc = 0;
+            }
         } else if (type == 0x30) {
             return UNEXPECTED(c, at, "abstract syntax sub-item in an A-ASSOCIATE-AC");
         }
@@ -254,6 +277,8 @@ static int decode_role(cursor_t *v, mt_pdu_user_info_t *ui, mt_pdu_diag_t *diag)
         return rc;
     r.scu_role = v->pos[2 + ul];
     r.scp_role = v->pos[3 + ul];
+    if (ui->n_roles >= MT_PDU_MAX_ROLES)
+        return 0; /* ignored (pdu.h) */
     ui->roles = mt_realloc(ui->roles, (ui->n_roles + 1) * sizeof(*ui->roles));
     ui->roles[ui->n_roles++] = r;
     return 0;
@@ -261,6 +286,8 @@ static int decode_role(cursor_t *v, mt_pdu_user_info_t *ui, mt_pdu_diag_t *diag)
 
 static int decode_ext(cursor_t *v, uint8_t type, mt_pdu_user_info_t *ui)
 {
+    if (ui->n_ext >= MT_PDU_MAX_EXT)
+        return 0; /* ignored (pdu.h) */
     mt_pdu_raw_item_t r;
     memset(&r, 0, sizeof(r));
     size_t n = remaining(v);
@@ -811,8 +838,8 @@ int mt_pdu_encode_pdata(mt_buf_t *out, const mt_pdv_t *pdvs, size_t n)
     return rc;
 }
 
-int mt_pdu_encode_pdata_split(mt_buf_t *out, uint8_t pcid, bool command, const uint8_t *p,
-                              size_t n, uint32_t peer_max)
+int mt_pdu_encode_pdata_split(mt_buf_t *out, uint8_t pcid, bool command, const uint8_t *p, size_t n,
+                              uint32_t peer_max)
 {
     size_t frag;
     if (peer_max == 0)
@@ -848,7 +875,7 @@ static int copy_str(char *dst, size_t max, const char *src)
 
 mt_pdu_pc_t *mt_pdu_pc_add(mt_pdu_assoc_t *a, uint8_t id, const char *abstract_syntax)
 {
-    if (abstract_syntax && strlen(abstract_syntax) > MT_UID_MAX)
+    if ((abstract_syntax && strlen(abstract_syntax) > MT_UID_MAX) || a->n_pcs >= MT_PDU_MAX_PCS)
         return NULL;
     mt_pdu_pc_t *pc = pc_append(a);
     pc->id = id;
@@ -861,6 +888,8 @@ int mt_pdu_pc_add_ts(mt_pdu_pc_t *pc, const char *ts_uid)
 {
     if (strlen(ts_uid) > MT_UID_MAX)
         return MT_EINVAL;
+    if (pc->n_ts >= MT_PDU_MAX_TS)
+        return MT_ETOOBIG;
     return copy_str(ts_append(pc)->s, MT_UID_MAX, ts_uid);
 }
 
@@ -868,6 +897,8 @@ int mt_pdu_role_add(mt_pdu_user_info_t *ui, const char *sop_class_uid, uint8_t s
 {
     if (strlen(sop_class_uid) > MT_UID_MAX)
         return MT_EINVAL;
+    if (ui->n_roles >= MT_PDU_MAX_ROLES)
+        return MT_ETOOBIG;
     ui->roles = mt_realloc(ui->roles, (ui->n_roles + 1) * sizeof(*ui->roles));
     mt_pdu_role_t *r = &ui->roles[ui->n_roles++];
     memset(r, 0, sizeof(*r));

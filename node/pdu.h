@@ -27,12 +27,14 @@
  *                                              0x58 user identity (RQ), 0x59 (AC)
  *
  * Tolerance (what real peers send, and what PS3.8 asks of a receiver): reserved fields are not
- * tested; AE titles lose their leading and trailing spaces; UIDs lose trailing NUL/space padding;
- * items and user-information sub-items of unknown type are skipped; the AC's AE fields are kept
- * as received. Everything else is checked: every length against the bytes remaining in its
- * enclosing PDU/item, the PDU length against a limit, UIDs against 64 characters, AE titles
- * against 16. A malformed PDU returns MT_EMALFORMED (MT_ETOOBIG for an oversized one) with a
- * diagnostic that says what to tell the peer (A-ABORT source/reason).
+ * tested; AE titles lose their leading and trailing spaces; a UID or AE title ends at its first
+ * NUL (padding) and loses trailing spaces, so decode -> encode -> decode is stable; items and
+ * sub-items of unknown type are skipped; the AC's AE fields are kept as received; the transfer
+ * syntax of a rejected AC context is not checked (PS3.8 §9.3.3.2: not significant). Everything else
+ * is checked: every length against the bytes remaining in its enclosing PDU/item, the PDU length
+ * against a limit, UIDs against 64 characters, AE titles against 16. A malformed PDU returns
+ * MT_EMALFORMED (MT_ETOOBIG for an oversized one) with a diagnostic that says what to tell the peer
+ * (A-ABORT source/reason).
  *
  * Ownership: mt_pdu_decode fills caller storage; strings are fixed arrays in the struct, lists
  * (presentation contexts, transfer syntaxes, role selections, raw extended negotiation items,
@@ -61,6 +63,14 @@
 /* Limit for every PDU type except P-DATA-TF (whose limit is the caller's max_pdata_len):
  * an A-ASSOCIATE-RQ proposing 128 contexts with many transfer syntaxes stays far below it. */
 #define MT_PDU_MAX_CONTROL_LEN (1024u * 1024u)
+/* Bounds on what one A-ASSOCIATE holds, so that a peer cannot make a 1 MiB PDU of tiny items
+ * expand into many megabytes. Context ids are odd 1..255, so more than 128 contexts is
+ * malformed; transfer syntaxes, role selections and extended negotiation items beyond these
+ * bounds are ignored (dcmtk proposes at most ~30 syntaxes and one role item per SOP class). */
+#define MT_PDU_MAX_PCS 128
+#define MT_PDU_MAX_TS 64
+#define MT_PDU_MAX_ROLES 256
+#define MT_PDU_MAX_EXT 256
 
 typedef enum mt_pdu_type {
     MT_PDU_A_ASSOCIATE_RQ = 0x01,
@@ -194,8 +204,8 @@ typedef struct mt_pdu_user_info {
 
 /* A-ASSOCIATE-RQ and -AC. */
 typedef struct mt_pdu_assoc {
-    uint16_t protocol_version; /* bit 0 set = version 1 (§9.3.2); negotiate.c checks it */
-    char called_ae[MT_AE_MAX + 1];  /* leading/trailing spaces removed */
+    uint16_t protocol_version;     /* bit 0 set = version 1 (§9.3.2); negotiate.c checks it */
+    char called_ae[MT_AE_MAX + 1]; /* leading/trailing spaces removed */
     char calling_ae[MT_AE_MAX + 1];
     char app_context[MT_UID_MAX + 1]; /* "" when absent: negotiate.c rejects (1,1,2) */
     mt_pdu_pc_t *pcs;
@@ -207,8 +217,8 @@ typedef struct mt_pdu_assoc {
 /* One PDV (PS3.8 §9.3.5.1, Annex E.2): a fragment of a command or of a data set. */
 typedef struct mt_pdv {
     uint8_t pcid;
-    bool command; /* message control header bit 0 */
-    bool last;    /* message control header bit 1 */
+    bool command;        /* message control header bit 0 */
+    bool last;           /* message control header bit 1 */
     const uint8_t *data; /* borrowed: points into the input (decode) or the caller (encode) */
     size_t len;
 } mt_pdv_t;
@@ -227,7 +237,7 @@ typedef struct mt_pdu {
             const uint8_t *items; /* the PDV items, borrowed from the input buffer */
             size_t len;
             size_t n_pdvs; /* validated by the decoder */
-        } pdata; /* P-DATA-TF */
+        } pdata;           /* P-DATA-TF */
     } u;
 } mt_pdu_t;
 
@@ -255,8 +265,9 @@ int mt_pdu_peek(const uint8_t *buf, size_t len, uint8_t *type, size_t *total_len
  *   MT_EMALFORMED diag filled: offset, reason, A-ABORT source/reason (unknown PDU type ->
  *                 reason 1 unrecognized PDU; lengths past their enclosing item, bad fixed
  *                 lengths, over-long UIDs -> 6 invalid PDU parameter value; duplicate
- *                 singleton items -> 5 unexpected PDU parameter).
- * On error *out holds nothing to dispose. */
+ *                 singleton items, items in the wrong PDU -> 5 unexpected PDU parameter; a
+ *                 P-DATA-TF without any PDV -> 6).
+ * On error *out holds nothing to dispose (it is always safe to mt_pdu_dispose). */
 int mt_pdu_decode(const uint8_t *buf, size_t len, size_t max_pdata_len, mt_pdu_t *out,
                   size_t *consumed, mt_pdu_diag_t *diag);
 
@@ -276,12 +287,11 @@ int mt_pdu_encode_release_rq(mt_buf_t *out);
 int mt_pdu_encode_release_rp(mt_buf_t *out);
 
 /* Helpers to build an A-ASSOCIATE-RQ/AC for encoding (allocations freed by mt_pdu_dispose).
- * Strings are copied; MT_EINVAL when longer than the field. mt_pdu_pc_add returns the new
- * context (ts list empty) or NULL on MT_EINVAL. */
+ * Strings are copied; MT_EINVAL when longer than the field, MT_ETOOBIG past the MT_PDU_MAX_*
+ * bounds. mt_pdu_pc_add returns the new context (ts list empty) or NULL on either. */
 mt_pdu_pc_t *mt_pdu_pc_add(mt_pdu_assoc_t *a, uint8_t id, const char *abstract_syntax);
 int mt_pdu_pc_add_ts(mt_pdu_pc_t *pc, const char *ts_uid);
-int mt_pdu_role_add(mt_pdu_user_info_t *ui, const char *sop_class_uid, uint8_t scu,
-                    uint8_t scp);
+int mt_pdu_role_add(mt_pdu_user_info_t *ui, const char *sop_class_uid, uint8_t scu, uint8_t scp);
 /* Set the user identity fields (copies); for an AC pass the server response as primary. */
 int mt_pdu_identity_set_rq(mt_pdu_user_info_t *ui, uint8_t type, bool positive_requested,
                            const uint8_t *primary, size_t primary_len, const uint8_t *secondary,
@@ -308,8 +318,8 @@ int mt_pdu_encode_pdata(mt_buf_t *out, const mt_pdv_t *pdvs, size_t n);
  * (n may be 0: one empty PDV) on context pcid, one PDV per PDU, each PDU-length <= peer_max
  * (the peer's Maximum Length; 0 = no limit, in which case 1 MiB fragments are used). The last
  * PDV has the last-fragment bit. peer_max below 8 is treated as 8 (a PDV of 2 value bytes). */
-int mt_pdu_encode_pdata_split(mt_buf_t *out, uint8_t pcid, bool command, const uint8_t *p,
-                              size_t n, uint32_t peer_max);
+int mt_pdu_encode_pdata_split(mt_buf_t *out, uint8_t pcid, bool command, const uint8_t *p, size_t n,
+                              uint32_t peer_max);
 
 /* Names for logs: "A-ASSOCIATE-RQ", ..., "unknown". */
 const char *mt_pdu_type_name(uint8_t type);

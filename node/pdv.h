@@ -76,11 +76,11 @@ typedef enum mt_pdv_state {
 
 typedef struct mt_pdv_asm {
     mt_pdv_state_t state;
-    uint8_t pcid;         /* context of the message in progress (state != IDLE) */
-    uint8_t allowed[32];  /* bitmap of accepted presentation context ids */
+    uint8_t pcid;        /* context of the message in progress (state != IDLE) */
+    uint8_t allowed[32]; /* bitmap of accepted presentation context ids */
     size_t max_command;
-    mt_buf_t cmd;         /* command fragments so far */
-    uint64_t data_bytes;  /* data-set bytes of the message in progress (for logs) */
+    mt_buf_t cmd;        /* command fragments so far */
+    uint64_t data_bytes; /* data-set bytes of the message in progress (for logs) */
     mt_pdv_cb cb;
     void *user;
 } mt_pdv_asm_t;

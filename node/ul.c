@@ -34,6 +34,7 @@ struct ul_cell {
 
 /* PS3.8 Table 9-10, one row per event in the standard's order. A zero cell is a local-usage
  * error (a bug), or a PDU in a state where there is no transport connection (Sta1, Sta4). */
+/* clang-format off */
 static const struct ul_cell ul_table[MT_UL_EV_COUNT][MT_STA_COUNT] = {
     [MT_UL_EV_A_ASSOCIATE_RQ] = { [MT_STA1] = {MT_AE_1, MT_STA4} },
     [MT_UL_EV_TRANSPORT_CONFIRM] = { [MT_STA4] = {MT_AE_2, MT_STA5} },
@@ -127,15 +128,18 @@ static const struct ul_cell ul_table[MT_UL_EV_COUNT][MT_STA_COUNT] = {
         [MT_STA13] = {MT_AA_7, MT_STA13},
     },
 };
+/* clang-format on */
 
 /* ---- name tables (tracing) ---- */
 
+/* clang-format off */
 static const char *const state_names[MT_STA_COUNT] = {
     [MT_STA1] = "Sta1",   [MT_STA2] = "Sta2",   [MT_STA3] = "Sta3",   [MT_STA4] = "Sta4",
     [MT_STA5] = "Sta5",   [MT_STA6] = "Sta6",   [MT_STA7] = "Sta7",   [MT_STA8] = "Sta8",
     [MT_STA9] = "Sta9",   [MT_STA10] = "Sta10", [MT_STA11] = "Sta11", [MT_STA12] = "Sta12",
     [MT_STA13] = "Sta13",
 };
+/* clang-format on */
 
 static const struct {
     const char *name, *desc;
@@ -161,6 +165,7 @@ static const struct {
     [MT_UL_EV_INVALID_PDU] = {"Evt19", "unrecognized or invalid PDU"},
 };
 
+/* clang-format off */
 static const char *const action_names[MT_UL_ACTION_COUNT] = {
     [MT_UL_NO_ACTION] = "-",
     [MT_AE_1] = "AE-1",  [MT_AE_2] = "AE-2",  [MT_AE_3] = "AE-3",  [MT_AE_4] = "AE-4",
@@ -172,6 +177,7 @@ static const char *const action_names[MT_UL_ACTION_COUNT] = {
     [MT_AA_1] = "AA-1",  [MT_AA_2] = "AA-2",  [MT_AA_3] = "AA-3",  [MT_AA_4] = "AA-4",
     [MT_AA_5] = "AA-5",  [MT_AA_6] = "AA-6",  [MT_AA_7] = "AA-7",  [MT_AA_8] = "AA-8",
 };
+/* clang-format on */
 
 static const char *const fx_names[MT_UL_FX_KIND_COUNT] = {
     [MT_UL_FX_TRANSPORT_CONNECT] = "TRANSPORT_CONNECT",
@@ -241,8 +247,7 @@ static void emit_abort(mt_ul_effects_t *fx, uint8_t source, uint8_t reason)
 static void set_state(mt_ul_t *ul, mt_ul_state_t to, mt_ul_event_t ev, mt_ul_action_t a)
 {
     mt_log(MT_LOG_TRACE, ul->log, "%s -> %s [%s] on %s (%s)", mt_ul_state_name(ul->state),
-           mt_ul_state_name(to), mt_ul_action_name(a), mt_ul_event_name(ev),
-           mt_ul_event_desc(ev));
+           mt_ul_state_name(to), mt_ul_action_name(a), mt_ul_event_name(ev), mt_ul_event_desc(ev));
     ul->state = to;
 }
 

@@ -75,6 +75,7 @@ typedef enum mt_ul_event {
 } mt_ul_event_t;
 
 /* PS3.8 Tables 9-6..9-9. 0 (MT_UL_NO_ACTION) marks an empty cell of Table 9-10. */
+/* clang-format off */
 typedef enum mt_ul_action {
     MT_UL_NO_ACTION = 0,
     MT_AE_1, MT_AE_2, MT_AE_3, MT_AE_4, MT_AE_5, MT_AE_6, MT_AE_7, MT_AE_8,
@@ -83,6 +84,7 @@ typedef enum mt_ul_action {
     MT_AA_1, MT_AA_2, MT_AA_3, MT_AA_4, MT_AA_5, MT_AA_6, MT_AA_7, MT_AA_8,
     MT_UL_ACTION_COUNT
 } mt_ul_action_t;
+/* clang-format on */
 
 /* PDU types (PS3.8 Table 9-11 ff., the wire value of the PDU-type byte) named in effects. */
 enum mt_ul_pdu_type {
@@ -112,14 +114,14 @@ typedef enum mt_ul_fx_kind {
     MT_UL_FX_START_ARTIM,           /* start, or restart when running */
     MT_UL_FX_STOP_ARTIM,
     MT_UL_FX_CLOSE_TRANSPORT,
-    MT_UL_FX_INDICATE_ASSOCIATE,     /* A-ASSOCIATE indication (AE-6) */
-    MT_UL_FX_CONFIRM_ASSOCIATE_AC,   /* A-ASSOCIATE confirmation, accept (AE-3) */
-    MT_UL_FX_CONFIRM_ASSOCIATE_RJ,   /* A-ASSOCIATE confirmation, reject (AE-4) */
-    MT_UL_FX_INDICATE_P_DATA,        /* P-DATA indication (DT-2, AR-6) */
-    MT_UL_FX_INDICATE_RELEASE,       /* A-RELEASE indication (AR-2; AR-8 with .collision) */
-    MT_UL_FX_CONFIRM_RELEASE,        /* A-RELEASE confirmation (AR-3, AR-10) */
-    MT_UL_FX_INDICATE_ABORT,         /* A-ABORT indication: the peer's user aborted (AA-3) */
-    MT_UL_FX_INDICATE_P_ABORT,       /* A-P-ABORT indication (AA-3 provider, AA-4, AA-8) */
+    MT_UL_FX_INDICATE_ASSOCIATE,   /* A-ASSOCIATE indication (AE-6) */
+    MT_UL_FX_CONFIRM_ASSOCIATE_AC, /* A-ASSOCIATE confirmation, accept (AE-3) */
+    MT_UL_FX_CONFIRM_ASSOCIATE_RJ, /* A-ASSOCIATE confirmation, reject (AE-4) */
+    MT_UL_FX_INDICATE_P_DATA,      /* P-DATA indication (DT-2, AR-6) */
+    MT_UL_FX_INDICATE_RELEASE,     /* A-RELEASE indication (AR-2; AR-8 with .collision) */
+    MT_UL_FX_CONFIRM_RELEASE,      /* A-RELEASE confirmation (AR-3, AR-10) */
+    MT_UL_FX_INDICATE_ABORT,       /* A-ABORT indication: the peer's user aborted (AA-3) */
+    MT_UL_FX_INDICATE_P_ABORT,     /* A-P-ABORT indication (AA-3 provider, AA-4, AA-8) */
     MT_UL_FX_KIND_COUNT
 } mt_ul_fx_kind_t;
 
@@ -151,8 +153,8 @@ typedef struct mt_ul_input {
 
 typedef struct mt_ul {
     mt_ul_state_t state;
-    bool requestor;           /* AR-8: Sta9 on the association-requestor side, else Sta10 */
-    const mt_log_ctx_t *log;  /* context of the trace lines; may be NULL */
+    bool requestor;          /* AR-8: Sta9 on the association-requestor side, else Sta10 */
+    const mt_log_ctx_t *log; /* context of the trace lines; may be NULL */
 } mt_ul_t;
 
 /* Sta1, acceptor side. log may be NULL. */

@@ -84,6 +84,7 @@ struct conf_key {
 };
 
 static const char *const dup_names[] = {"overwrite", "keep-first", "reject", NULL};
+static const char *const bool_names[] = {"false", "true", NULL};
 static const char *const level_names[] = {"error", "warn", "info", "debug", "trace", NULL};
 
 static int check_ip(const char *v, char *why, size_t whysz)
@@ -474,10 +475,86 @@ void mt_conf_set_data_dir(mt_conf_t *c, const char *dir)
     derive_paths(c);
 }
 
+static void projects_free(mt_conf_t *c)
+{
+    for (size_t i = 0; i < c->n_projects; i++) {
+        mt_conf_project_t *p = &c->projects[i];
+        mt_free(p->description);
+        for (size_t k = 0; k < p->n_calling_ae_allow; k++)
+            mt_free(p->calling_ae_allow[k]);
+    }
+    mt_free(c->projects);
+    c->projects = NULL;
+    c->n_projects = 0;
+}
+
+static void users_free(mt_conf_t *c)
+{
+    for (size_t i = 0; i < c->n_users; i++) {
+        mt_conf_user_t *u = &c->users[i];
+        mt_free(u->password_hash);
+        mt_free(u->token_hash);
+        for (size_t k = 0; k < u->n_projects; k++)
+            mt_free(u->projects[k]);
+    }
+    mt_free(c->users);
+    c->users = NULL;
+    c->n_users = 0;
+}
+
+const mt_conf_user_t *mt_conf_user_by_name(const mt_conf_t *c, const char *name)
+{
+    for (size_t i = 0; c && name && i < c->n_users; i++)
+        if (strcmp(c->users[i].name, name) == 0)
+            return &c->users[i];
+    return NULL;
+}
+
+static bool ae_same(const char *a, const char *b)
+{
+    while (*a == ' ')
+        a++;
+    while (*b == ' ')
+        b++;
+    size_t na = strlen(a), nb = strlen(b);
+    while (na && a[na - 1] == ' ')
+        na--;
+    while (nb && b[nb - 1] == ' ')
+        nb--;
+    return na == nb && memcmp(a, b, na) == 0;
+}
+
+const mt_conf_project_t *mt_conf_project_by_ae(const mt_conf_t *c, const char *ae)
+{
+    for (size_t i = 0; c && ae && i < c->n_projects; i++)
+        if (ae_same(c->projects[i].ae_title, ae))
+            return &c->projects[i];
+    return NULL;
+}
+
+const mt_conf_dest_t *mt_conf_dest_by_ae(const mt_conf_t *c, const char *ae)
+{
+    for (size_t i = 0; c && ae && i < c->n_dests; i++)
+        if (ae_same(c->dests[i].ae_title, ae))
+            return &c->dests[i];
+    return NULL;
+}
+
+const mt_conf_project_t *mt_conf_project_by_name(const mt_conf_t *c, const char *name)
+{
+    for (size_t i = 0; c && name && i < c->n_projects; i++)
+        if (strcmp(c->projects[i].name, name) == 0)
+            return &c->projects[i];
+    return NULL;
+}
+
 void mt_conf_free(mt_conf_t *c)
 {
     if (!c)
         return;
+    projects_free(c);
+    mt_free(c->dests);
+    users_free(c);
     for (size_t i = 0; i < N_KEYS; i++) {
         const struct conf_key *k = &conf_keys[i];
         if (is_list(k))
@@ -502,6 +579,10 @@ struct loader {
     bool seen[N_KEYS];
     char sections[N_KEYS * 2][CONF_MAX_KEYPATH];
     size_t n_sections;
+    bool seen_projects;
+    size_t projects_line;
+    bool seen_dests;
+    bool seen_users;
 };
 
 static size_t ev_line(const struct loader *L)
@@ -652,6 +733,379 @@ static int walk_leaf(struct loader *L, const struct conf_key *k)
     return 0;
 }
 
+/* ---- projects: a list of mappings (name, ae_title, description, allowed_calling_aes) ---- */
+
+static bool valid_project_name(const char *v, size_t n)
+{
+    if (n == 0 || n > 64)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char ch = v[i];
+        if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+              ch == '_' || ch == '-' || ch == '.'))
+            return false;
+    }
+    return true;
+}
+
+/* The current event is the scalar value of key `what` of project entry `ctx`. */
+static int project_scalar(struct loader *L, const char *ctx, const char *what, const char **v,
+                          size_t *n)
+{
+    if (L->ev.type != YAML_SCALAR_EVENT || ev_is_null(&L->ev))
+        return fail(L, ev_line(L), "%s.%s: expected a value", ctx, what);
+    return ev_text(L, what, v, n);
+}
+
+static int walk_project(struct loader *L, mt_conf_project_t *p, size_t idx)
+{
+    char ctx[32], why[256], s[48];
+    snprintf(ctx, sizeof ctx, "projects[%zu]", idx);
+    size_t start_line = ev_line(L);
+    bool seen_name = false, seen_ae = false, seen_desc = false, seen_allow = false;
+    for (;;) {
+        if (next(L))
+            return -1;
+        if (L->ev.type == YAML_MAPPING_END_EVENT)
+            break;
+        size_t kline = ev_line(L);
+        if (L->ev.type != YAML_SCALAR_EVENT)
+            return fail(L, kline, "%s: keys must be plain words", ctx);
+        const char *kv, *v = "";
+        size_t kn, n = 0;
+        if (ev_text(L, "key", &kv, &kn))
+            return -1;
+        char key[32];
+        snprintf(key, sizeof key, "%.*s", (int)(kn < 31 ? kn : 31), kv);
+        bool *seen = NULL;
+        if (strcmp(key, "name") == 0 && kn == 4)
+            seen = &seen_name;
+        else if (strcmp(key, "ae_title") == 0 && kn == 8)
+            seen = &seen_ae;
+        else if (strcmp(key, "description") == 0 && kn == 11)
+            seen = &seen_desc;
+        else if (strcmp(key, "allowed_calling_aes") == 0 && kn == 19)
+            seen = &seen_allow;
+        else
+            return fail(L, kline, "unknown key \"%s\" in %s", show(kv, kn, s, sizeof s), ctx);
+        if (*seen)
+            return fail(L, kline, "duplicate key %s.%s", ctx, key);
+        *seen = true;
+        if (next(L))
+            return -1;
+        if (seen == &seen_allow) {
+            if (ev_is_null(&L->ev))
+                continue;
+            if (L->ev.type != YAML_SEQUENCE_START_EVENT)
+                return fail(L, ev_line(L), "%s.allowed_calling_aes: expected a list, e.g. [A, B]",
+                            ctx);
+            for (;;) {
+                if (next(L))
+                    return -1;
+                if (L->ev.type == YAML_SEQUENCE_END_EVENT)
+                    break;
+                if (L->ev.type != YAML_SCALAR_EVENT)
+                    return fail(L, ev_line(L), "%s.allowed_calling_aes: list entries must be "
+                                "plain values", ctx);
+                if (ev_text(L, key, &v, &n))
+                    return -1;
+                char ae[17];
+                if (p->n_calling_ae_allow >= MT_CONF_MAX_LIST)
+                    return fail(L, ev_line(L), "%s.allowed_calling_aes: more than %d entries",
+                                ctx, MT_CONF_MAX_LIST);
+                if (parse_ae(v, n, ae, why, sizeof why))
+                    return fail(L, ev_line(L), "%s.allowed_calling_aes: %s", ctx, why);
+                p->calling_ae_allow[p->n_calling_ae_allow++] = mt_strdup(ae);
+            }
+            continue;
+        }
+        if (project_scalar(L, ctx, key, &v, &n))
+            return -1;
+        if (seen == &seen_name) {
+            if (!valid_project_name(v, n))
+                return fail(L, ev_line(L), "%s.name: \"%s\" is not a project name (1-64 "
+                            "characters: letters, digits, '_', '-', '.')", ctx,
+                            show(v, n, s, sizeof s));
+            memcpy(p->name, v, n);
+            p->name[n] = '\0';
+        } else if (seen == &seen_ae) {
+            if (parse_ae(v, n, p->ae_title, why, sizeof why))
+                return fail(L, ev_line(L), "%s.ae_title: %s", ctx, why);
+        } else {
+            if (n > 1024 || has_ctl(v, n))
+                return fail(L, ev_line(L), "%s.description: at most 1024 characters, no "
+                            "control characters", ctx);
+            p->description = mt_strndup(v, n);
+        }
+    }
+    if (!seen_name)
+        return fail(L, start_line, "%s: name is required", ctx);
+    if (!seen_ae)
+        return fail(L, start_line, "%s: ae_title is required", ctx);
+    return 0;
+}
+
+/* After the key `projects`: the current event is its value. */
+static int walk_projects(struct loader *L)
+{
+    projects_free(L->c);
+    if (ev_is_null(&L->ev))
+        return 0;
+    if (L->ev.type != YAML_SEQUENCE_START_EVENT)
+        return fail(L, ev_line(L), "projects: expected a list of projects (- name: ...)");
+    for (;;) {
+        if (next(L))
+            return -1;
+        if (L->ev.type == YAML_SEQUENCE_END_EVENT)
+            break;
+        size_t line = ev_line(L);
+        if (L->ev.type != YAML_MAPPING_START_EVENT)
+            return fail(L, line, "projects[%zu]: expected a mapping (name:, ae_title:, ...)",
+                        L->c->n_projects);
+        if (L->c->n_projects >= MT_CONF_MAX_PROJECTS)
+            return fail(L, line, "projects: more than %d projects", MT_CONF_MAX_PROJECTS);
+        L->c->projects = mt_realloc(L->c->projects,
+                                    (L->c->n_projects + 1) * sizeof *L->c->projects);
+        mt_conf_project_t *p = &L->c->projects[L->c->n_projects++];
+        memset(p, 0, sizeof *p);
+        if (walk_project(L, p, L->c->n_projects - 1))
+            return -1;
+        for (size_t i = 0; i + 1 < L->c->n_projects; i++) {
+            if (strcmp(L->c->projects[i].name, p->name) == 0)
+                return fail(L, line, "projects[%zu]: duplicate project name %s",
+                            L->c->n_projects - 1, p->name);
+            if (ae_same(L->c->projects[i].ae_title, p->ae_title))
+                return fail(L, line, "projects[%zu]: AE title %s already used by project %s",
+                            L->c->n_projects - 1, p->ae_title, L->c->projects[i].name);
+        }
+        L->projects_line = line;
+    }
+    return 0;
+}
+
+/* ---- move_destinations: a list of mappings (ae_title, host, port) ---- */
+
+static int walk_dest(struct loader *L, mt_conf_dest_t *d, size_t idx)
+{
+    char ctx[40], why[256], s[48];
+    snprintf(ctx, sizeof ctx, "move_destinations[%zu]", idx);
+    size_t start_line = ev_line(L);
+    bool seen_ae = false, seen_host = false, seen_port = false;
+    for (;;) {
+        if (next(L))
+            return -1;
+        if (L->ev.type == YAML_MAPPING_END_EVENT)
+            break;
+        size_t kline = ev_line(L);
+        if (L->ev.type != YAML_SCALAR_EVENT)
+            return fail(L, kline, "%s: keys must be plain words", ctx);
+        const char *kv, *v;
+        size_t kn, n;
+        if (ev_text(L, "key", &kv, &kn))
+            return -1;
+        bool *seen = NULL;
+        if (kn == 8 && memcmp(kv, "ae_title", 8) == 0)
+            seen = &seen_ae;
+        else if (kn == 4 && memcmp(kv, "host", 4) == 0)
+            seen = &seen_host;
+        else if (kn == 4 && memcmp(kv, "port", 4) == 0)
+            seen = &seen_port;
+        else
+            return fail(L, kline, "unknown key \"%s\" in %s (ae_title, host, port)",
+                        show(kv, kn, s, sizeof s), ctx);
+        if (*seen)
+            return fail(L, kline, "duplicate key in %s", ctx);
+        *seen = true;
+        char key[16];
+        snprintf(key, sizeof key, "%.*s", (int)kn, kv);
+        if (next(L) || project_scalar(L, ctx, key, &v, &n))
+            return -1;
+        if (seen == &seen_ae) {
+            if (parse_ae(v, n, d->ae_title, why, sizeof why))
+                return fail(L, ev_line(L), "%s.ae_title: %s", ctx, why);
+        } else if (seen == &seen_host) {
+            if (n == 0 || n >= sizeof d->host || has_ctl(v, n) || memchr(v, ' ', n))
+                return fail(L, ev_line(L), "%s.host: expected a host name or address", ctx);
+            memcpy(d->host, v, n);
+            d->host[n] = '\0';
+        } else {
+            char num[8];
+            unsigned long port = 0;
+            char *end = NULL;
+            if (n == 0 || n >= sizeof num)
+                return fail(L, ev_line(L), "%s.port: expected 1-65535", ctx);
+            memcpy(num, v, n);
+            num[n] = '\0';
+            port = strtoul(num, &end, 10);
+            if (!end || *end || port < 1 || port > 65535)
+                return fail(L, ev_line(L), "%s.port: expected 1-65535", ctx);
+            d->port = (uint16_t)port;
+        }
+    }
+    if (!seen_ae || !seen_host || !seen_port)
+        return fail(L, start_line, "%s: ae_title, host and port are required", ctx);
+    return 0;
+}
+
+static int walk_dests(struct loader *L)
+{
+    mt_free(L->c->dests);
+    L->c->dests = NULL;
+    L->c->n_dests = 0;
+    if (ev_is_null(&L->ev))
+        return 0;
+    if (L->ev.type != YAML_SEQUENCE_START_EVENT)
+        return fail(L, ev_line(L),
+                    "move_destinations: expected a list (- ae_title: ..., host: ..., port: ...)");
+    for (;;) {
+        if (next(L))
+            return -1;
+        if (L->ev.type == YAML_SEQUENCE_END_EVENT)
+            break;
+        size_t line = ev_line(L);
+        if (L->ev.type != YAML_MAPPING_START_EVENT)
+            return fail(L, line, "move_destinations[%zu]: expected a mapping", L->c->n_dests);
+        if (L->c->n_dests >= MT_CONF_MAX_DESTS)
+            return fail(L, line, "move_destinations: more than %d entries", MT_CONF_MAX_DESTS);
+        L->c->dests = mt_realloc(L->c->dests, (L->c->n_dests + 1) * sizeof *L->c->dests);
+        mt_conf_dest_t *d = &L->c->dests[L->c->n_dests++];
+        memset(d, 0, sizeof *d);
+        if (walk_dest(L, d, L->c->n_dests - 1))
+            return -1;
+        for (size_t i = 0; i + 1 < L->c->n_dests; i++)
+            if (ae_same(L->c->dests[i].ae_title, d->ae_title))
+                return fail(L, line, "move_destinations[%zu]: duplicate AE title %s",
+                            L->c->n_dests - 1, d->ae_title);
+    }
+    return 0;
+}
+
+/* ---- users: a list of mappings (name, password, token, admin, projects) ---- */
+
+static bool valid_secret_hash(const char *v, size_t n)
+{
+    if (n > 512 || has_ctl(v, n))
+        return false;
+    return (n > 7 && memcmp(v, "sha256$", 7) == 0) ||
+           (n > 14 && memcmp(v, "pbkdf2-sha256$", 14) == 0);
+}
+
+static int walk_user(struct loader *L, mt_conf_user_t *u, size_t idx)
+{
+    char ctx[32], s[48];
+    snprintf(ctx, sizeof ctx, "users[%zu]", idx);
+    size_t start_line = ev_line(L);
+    bool seen[5] = {false};
+    static const char *const names[] = {"name", "password", "token", "admin", "projects"};
+    for (;;) {
+        if (next(L))
+            return -1;
+        if (L->ev.type == YAML_MAPPING_END_EVENT)
+            break;
+        size_t kline = ev_line(L);
+        if (L->ev.type != YAML_SCALAR_EVENT)
+            return fail(L, kline, "%s: keys must be plain words", ctx);
+        const char *kv, *v;
+        size_t kn, n;
+        if (ev_text(L, "key", &kv, &kn))
+            return -1;
+        int which = -1;
+        for (int i = 0; i < 5; i++)
+            if (strlen(names[i]) == kn && memcmp(names[i], kv, kn) == 0)
+                which = i;
+        if (which < 0)
+            return fail(L, kline, "unknown key \"%s\" in %s", show(kv, kn, s, sizeof s), ctx);
+        if (seen[which])
+            return fail(L, kline, "duplicate key %s.%s", ctx, names[which]);
+        seen[which] = true;
+        if (next(L))
+            return -1;
+        if (which == 4) {
+            if (ev_is_null(&L->ev))
+                continue;
+            if (L->ev.type != YAML_SEQUENCE_START_EVENT)
+                return fail(L, ev_line(L), "%s.projects: expected a list, e.g. [a, b]", ctx);
+            for (;;) {
+                if (next(L))
+                    return -1;
+                if (L->ev.type == YAML_SEQUENCE_END_EVENT)
+                    break;
+                if (L->ev.type != YAML_SCALAR_EVENT)
+                    return fail(L, ev_line(L), "%s.projects: entries must be project names", ctx);
+                if (ev_text(L, "projects", &v, &n))
+                    return -1;
+                if (u->n_projects >= MT_CONF_MAX_LIST)
+                    return fail(L, ev_line(L), "%s.projects: more than %d entries", ctx,
+                                MT_CONF_MAX_LIST);
+                if (!valid_project_name(v, n))
+                    return fail(L, ev_line(L), "%s.projects: \"%s\" is not a project name", ctx,
+                                show(v, n, s, sizeof s));
+                u->projects[u->n_projects++] = mt_strndup(v, n);
+            }
+            continue;
+        }
+        if (project_scalar(L, ctx, names[which], &v, &n))
+            return -1;
+        if (which == 0) {
+            if (!valid_project_name(v, n))
+                return fail(L, ev_line(L), "%s.name: \"%s\" is not a user name (1-64 "
+                            "characters: letters, digits, '_', '-', '.')", ctx,
+                            show(v, n, s, sizeof s));
+            memcpy(u->name, v, n);
+            u->name[n] = '\0';
+        } else if (which == 1 || which == 2) {
+            if (!valid_secret_hash(v, n))
+                return fail(L, ev_line(L), "%s.%s: expected a hash \"sha256$HEX\" or "
+                            "\"pbkdf2-sha256$ITER$SALT$HASH\" (mitral passwd prints one), never "
+                            "the secret itself", ctx, names[which]);
+            *(which == 1 ? &u->password_hash : &u->token_hash) = mt_strndup(v, n);
+        } else {
+            if (n == 4 && memcmp(v, "true", 4) == 0)
+                u->admin = true;
+            else if (n == 5 && memcmp(v, "false", 5) == 0)
+                u->admin = false;
+            else
+                return fail(L, ev_line(L), "%s.admin: expected true or false", ctx);
+        }
+    }
+    if (!seen[0])
+        return fail(L, start_line, "%s: name is required", ctx);
+    if (!seen[1] && !seen[2])
+        return fail(L, start_line, "%s: password or token is required", ctx);
+    return 0;
+}
+
+static int walk_users(struct loader *L)
+{
+    users_free(L->c);
+    if (ev_is_null(&L->ev))
+        return 0;
+    if (L->ev.type != YAML_SEQUENCE_START_EVENT)
+        return fail(L, ev_line(L), "users: expected a list of users (- name: ...)");
+    for (;;) {
+        if (next(L))
+            return -1;
+        if (L->ev.type == YAML_SEQUENCE_END_EVENT)
+            break;
+        size_t line = ev_line(L);
+        if (L->ev.type != YAML_MAPPING_START_EVENT)
+            return fail(L, line, "users[%zu]: expected a mapping (name:, password:, ...)",
+                        L->c->n_users);
+        if (L->c->n_users >= MT_CONF_MAX_USERS)
+            return fail(L, line, "users: more than %d users", MT_CONF_MAX_USERS);
+        L->c->users = mt_realloc(L->c->users, (L->c->n_users + 1) * sizeof *L->c->users);
+        mt_conf_user_t *u = &L->c->users[L->c->n_users++];
+        memset(u, 0, sizeof *u);
+        if (walk_user(L, u, L->c->n_users - 1))
+            return -1;
+        for (size_t i = 0; i + 1 < L->c->n_users; i++)
+            if (strcmp(L->c->users[i].name, u->name) == 0)
+                return fail(L, line, "users[%zu]: duplicate user name %s", L->c->n_users - 1,
+                            u->name);
+    }
+    return 0;
+}
+
 /* Called after the MAPPING-START of the section `prefix` ("" for the top level). */
 static int walk_mapping(struct loader *L, const char *prefix)
 {
@@ -668,6 +1122,30 @@ static int walk_mapping(struct loader *L, const char *prefix)
         if (ev_text(L, "key", &kv, &kn))
             return -1;
         char path[CONF_MAX_KEYPATH], s[48];
+        if (!*prefix && kn == 8 && memcmp(kv, "projects", 8) == 0) {
+            if (L->seen_projects)
+                return fail(L, kline, "duplicate section projects");
+            L->seen_projects = true;
+            if (next(L) || walk_projects(L))
+                return -1;
+            continue;
+        }
+        if (!*prefix && kn == 17 && memcmp(kv, "move_destinations", 17) == 0) {
+            if (L->seen_dests)
+                return fail(L, kline, "duplicate section move_destinations");
+            L->seen_dests = true;
+            if (next(L) || walk_dests(L))
+                return -1;
+            continue;
+        }
+        if (!*prefix && kn == 5 && memcmp(kv, "users", 5) == 0) {
+            if (L->seen_users)
+                return fail(L, kline, "duplicate section users");
+            L->seen_users = true;
+            if (next(L) || walk_users(L))
+                return -1;
+            continue;
+        }
         int w = snprintf(path, sizeof path, "%s%s%.*s", prefix, *prefix ? "." : "", (int)kn, kv);
         const struct conf_key *k = NULL;
         bool section = false;
@@ -756,6 +1234,19 @@ mt_conf_t *mt_conf_load_string(const char *yaml, size_t len, const char *name, c
     yaml_parser_delete(&L->parser);
     if (rc)
         goto fail;
+    if (mt_conf_project_by_ae(L->c, L->c->ae_title)) {
+        const mt_conf_project_t *p = mt_conf_project_by_ae(L->c, L->c->ae_title);
+        fail(L, L->projects_line, "project %s: AE title %s is node.ae_title", p->name,
+             p->ae_title);
+        goto fail;
+    }
+    for (size_t i = 0; i < L->c->n_users; i++)
+        for (size_t k = 0; k < L->c->users[i].n_projects; k++)
+            if (!mt_conf_project_by_name(L->c, L->c->users[i].projects[k])) {
+                fail(L, 0, "users[%zu] (%s): no project named %s", i, L->c->users[i].name,
+                     L->c->users[i].projects[k]);
+                goto fail;
+            }
     derive_paths(L->c);
     mt_conf_t *c = L->c;
     mt_free(L);

@@ -219,8 +219,8 @@ bool mt_ds_get_u32(const mt_ds_t *ds, uint32_t tag, uint32_t *out)
     return true;
 }
 
-/* PS3.5 §6.2: UI is padded with NUL, other strings with a space; bytes (OB, UN) with NUL. */
-static int pad_byte(uint16_t vr)
+/* PS3.5 §6.2: UI is padded with NUL, other strings with a space; binary values with NUL. */
+static uint8_t pad_byte(uint16_t vr)
 {
     switch (vr) {
     case MT_VR('U', 'I'):
@@ -228,7 +228,7 @@ static int pad_byte(uint16_t vr)
     case MT_VR('U', 'N'):
         return 0;
     default:
-        return mt__vr_unit(vr) == 1 ? ' ' : -1;
+        return mt__vr_unit(vr) == 1 && mt__vr_known(vr) ? ' ' : 0;
     }
 }
 
@@ -248,21 +248,17 @@ int mt_ds_set(mt_ds_t *ds, uint32_t tag, uint16_t vr, const void *value, uint32_
         return MT_EINVAL;
     if (len >= MT_UNDEFINED_LENGTH - 1)
         return MT_ETOOBIG;
-    unsigned unit = mt__vr_unit(vr);
-    if (unit > 1 && len % unit)
-        return MT_EINVAL;
+    /* No check that a binary value is a whole number of its VR's units: the caller's values
+     * are written as given (the reader rejects such lengths in explicit VR input). */
     uint32_t n = len + (len & 1);
     uint8_t *v = NULL;
     if (n) {
-        int pad = pad_byte(vr);
-        if ((len & 1) && pad < 0)
-            return MT_EINVAL;
         v = mt_try_malloc(n);
         if (!v)
             return MT_ENOMEM;
         memcpy(v, value, len);
         if (len & 1)
-            v[len] = (uint8_t)pad;
+            v[len] = pad_byte(vr);
     }
     mt_ds_elem_t *e = mt__ds_slot(ds, tag, true); /* after the copy: value may alias the old */
     e->vr = vr;

@@ -151,7 +151,10 @@ mt_ds_elem_t *mt_ds_get(const mt_ds_t *ds, uint32_t tag);
 bool mt_ds_get_string(const mt_ds_t *ds, uint32_t tag, char *out, size_t outsz);
 bool mt_ds_get_u16(const mt_ds_t *ds, uint32_t tag, uint16_t *out); /* US, little endian tree */
 bool mt_ds_get_u32(const mt_ds_t *ds, uint32_t tag, uint32_t *out); /* UL */
-/* Set (insert or replace) an element; value copied; strings padded to even length per VR. */
+/* Set (insert or replace) an element; value copied; an odd length is padded to even (PS3.5
+ * §6.2: UI and binary VRs with NUL, other strings with a space). vr SQ makes an empty sequence
+ * (len must be 0); the caller may then fill items (an mt_malloc'd array of mt_ds_new() sets).
+ * Binary values are taken in the tree's byte order. MT_EINVAL for item tags (FFFE,xxxx). */
 int mt_ds_set(mt_ds_t *ds, uint32_t tag, uint16_t vr, const void *value, uint32_t len);
 int mt_ds_set_string(mt_ds_t *ds, uint32_t tag, uint16_t vr, const char *s);
 int mt_ds_set_u16(mt_ds_t *ds, uint32_t tag, uint16_t v);

@@ -126,7 +126,8 @@ static int emit(mt_ds_reader_t *r, mt_ds_event_t ev, const mt_elem_t *e)
         return 0;
     int rc = r->o.cb(r->o.user, ev, e);
     if (rc)
-        return reader_fail(r, rc < 0 ? rc : MT_ECANCELED, e->offset, "stopped by the event callback");
+        return reader_fail(r, rc < 0 ? rc : MT_ECANCELED, e->offset,
+                           "stopped by the event callback");
     return 0;
 }
 
@@ -172,8 +173,8 @@ static int close_frames(mt_ds_reader_t *r)
         }
         if (f->limit != NO_END && r->pos >= f->limit)
             return reader_fail(r, MT_EMALFORMED, r->pos,
-                        "undefined-length item or sequence not closed before the end of its "
-                        "enclosing item");
+                               "undefined-length item or sequence not closed before the end of its "
+                               "enclosing item");
         return 0;
     }
     return 0;
@@ -252,7 +253,7 @@ static int on_header(mt_ds_reader_t *r)
     coding(r, &ex, &big);
     if (r->pos > lim)
         return reader_fail(r, MT_EMALFORMED, off,
-                    "element header crosses the end of its item or sequence");
+                           "element header crosses the end of its item or sequence");
     uint32_t tag = MT_TAG(rd16(r->hdr, big), rd16(r->hdr + 2, big));
     mt_elem_t e = {.tag = tag, .depth = r->ds_depth, .offset = off};
 
@@ -261,7 +262,8 @@ static int on_header(mt_ds_reader_t *r)
         if (tag == MT_TAG_ITEM) {
             frame_t it = {.kind = F_ITEM, .explicit_vr = f->explicit_vr, .big = f->big};
             if (e.len != MT_UNDEFINED_LENGTH && e.len > lim - r->pos)
-                return reader_fail(r, MT_EMALFORMED, off, "item length past the end of the sequence");
+                return reader_fail(r, MT_EMALFORMED, off,
+                                   "item length past the end of the sequence");
             it.end = e.len == MT_UNDEFINED_LENGTH ? NO_END : r->pos + e.len;
             it.limit = it.end < lim ? it.end : lim;
             push(r, &it);
@@ -271,7 +273,7 @@ static int on_header(mt_ds_reader_t *r)
         if (tag == MT_TAG_SEQ_DELIM) {
             if (f->end != NO_END)
                 return reader_fail(r, MT_EMALFORMED, off,
-                            "sequence delimiter in a defined-length sequence");
+                                   "sequence delimiter in a defined-length sequence");
             if (e.len != 0)
                 return reader_fail(r, MT_EMALFORMED, off, "sequence delimiter with nonzero length");
             frame_t g = pop(r);
@@ -285,10 +287,11 @@ static int on_header(mt_ds_reader_t *r)
         e.len = rd32(r->hdr + 4, big);
         if (tag == MT_TAG_ITEM) {
             if (e.len == MT_UNDEFINED_LENGTH)
-                return reader_fail(r, MT_EMALFORMED, off, "pixel data fragment with undefined length");
+                return reader_fail(r, MT_EMALFORMED, off,
+                                   "pixel data fragment with undefined length");
             if (e.len > lim - r->pos)
                 return reader_fail(r, MT_EMALFORMED, off,
-                            "fragment length past the end of the enclosing item");
+                                   "fragment length past the end of the enclosing item");
             e.vr = f->vr;
             e.depth = r->ds_depth;
             return begin_value(r, MT_DS_EV_FRAGMENT, &e);
@@ -301,7 +304,8 @@ static int on_header(mt_ds_reader_t *r)
             e.vr = g.vr;
             return emit(r, MT_DS_EV_SEQ_END, &e);
         }
-        return reader_fail(r, MT_EMALFORMED, off, "expected a fragment item in encapsulated pixel data");
+        return reader_fail(r, MT_EMALFORMED, off,
+                           "expected a fragment item in encapsulated pixel data");
     }
 
     /* A data set (top level or item). */
@@ -310,7 +314,7 @@ static int on_header(mt_ds_reader_t *r)
         if (tag == MT_TAG_ITEM_DELIM) {
             if (!f || f->end != NO_END)
                 return reader_fail(r, MT_EMALFORMED, off,
-                            "item delimiter outside an undefined-length item");
+                                   "item delimiter outside an undefined-length item");
             if (e.len != 0)
                 return reader_fail(r, MT_EMALFORMED, off, "item delimiter with nonzero length");
             pop(r);
@@ -344,8 +348,13 @@ static int on_header(mt_ds_reader_t *r)
         if (vr == MT__VR_SQ)
             return start_seq(r, &e, ex, big);
         if (tag == MT_TAG_PIXEL_DATA || (ex && (vr == MT__VR_OB || vr == MT__VR_OW))) {
-            frame_t p = {.kind = F_ENCAP, .explicit_vr = ex, .big = big, .tag = tag,
-                         .vr = vr, .end = NO_END, .limit = lim};
+            frame_t p = {.kind = F_ENCAP,
+                         .explicit_vr = ex,
+                         .big = big,
+                         .tag = tag,
+                         .vr = vr,
+                         .end = NO_END,
+                         .limit = lim};
             int rc = emit(r, MT_DS_EV_ELEMENT, &e);
             if (rc)
                 return rc;
@@ -360,13 +369,14 @@ static int on_header(mt_ds_reader_t *r)
     }
     if (len > lim - r->pos)
         return reader_fail(r, MT_EMALFORMED, off,
-                    "value length past the end of the enclosing item or sequence");
+                           "value length past the end of the enclosing item or sequence");
     if (vr == MT__VR_SQ)
         return start_seq(r, &e, ex, big);
     unsigned unit = mt__vr_unit(vr);
     if (unit > 1 && len % unit) {
         if (ex)
-            return reader_fail(r, MT_EMALFORMED, off, "value length not a multiple of the VR's size");
+            return reader_fail(r, MT_EMALFORMED, off,
+                               "value length not a multiple of the VR's size");
         e.vr = MT__VR_UN; /* implicit VR: the dictionary's guess does not fit the value */
     }
     return begin_value(r, MT_DS_EV_ELEMENT, &e);
@@ -442,6 +452,19 @@ static int decode(mt_ds_reader_t *r, const uint8_t *p, size_t n)
     }
 }
 
+/* zlib allocates through mt_try_malloc, so the tests' fault injection reaches it too */
+static voidpf z_alloc(voidpf opaque, uInt n, uInt size)
+{
+    (void)opaque;
+    return mt_try_malloc((size_t)n * size);
+}
+
+static void z_free(voidpf opaque, voidpf p)
+{
+    (void)opaque;
+    mt_free(p);
+}
+
 mt_ds_reader_t *mt_ds_reader_new(const mt_ds_reader_opts_t *opts)
 {
     if (!opts || !opts->ts)
@@ -458,6 +481,8 @@ mt_ds_reader_t *mt_ds_reader_new(const mt_ds_reader_opts_t *opts)
     r->state = ST_HDR;
     if (opts->ts->deflated) {
         r->deflated = true;
+        r->z.zalloc = z_alloc;
+        r->z.zfree = z_free;
         if (inflateInit2(&r->z, -MAX_WBITS) != Z_OK) {
             mt_free(r);
             return NULL;
@@ -497,13 +522,15 @@ int mt_ds_reader_feed(mt_ds_reader_t *r, const uint8_t *buf, size_t len)
             r->z.avail_out = ZCHUNK;
             int zr = inflate(&r->z, Z_NO_FLUSH);
             size_t got = ZCHUNK - r->z.avail_out;
-            if (zr != Z_OK && zr != Z_STREAM_END && zr != Z_BUF_ERROR)
-                return reader_fail(r, MT_EMALFORMED, r->pos, "corrupt deflate stream");
-            if (got) {
+            if (got) { /* first what inflated before any error: the same for every split */
                 int rc = decode(r, r->zout, got);
                 if (rc)
                     return rc;
             }
+            if (zr == Z_MEM_ERROR)
+                return reader_fail(r, MT_ENOMEM, r->pos, "out of memory inflating");
+            if (zr != Z_OK && zr != Z_STREAM_END && zr != Z_BUF_ERROR)
+                return reader_fail(r, MT_EMALFORMED, r->pos, "corrupt deflate stream");
             if (zr == Z_STREAM_END) {
                 r->z_end = true;
                 return 0;
@@ -524,12 +551,13 @@ int mt_ds_reader_finish(mt_ds_reader_t *r)
         return reader_fail(r, MT_EMALFORMED, r->pos, "deflate stream truncated");
     if (r->state != ST_HDR || r->hdr_n != 0)
         return reader_fail(r, MT_EMALFORMED, r->state == ST_HDR ? r->hdr_off : r->cur.offset,
-                    "data set truncated inside an element");
+                           "data set truncated inside an element");
     int rc = close_frames(r);
     if (rc)
         return rc;
     if (r->n_frames)
-        return reader_fail(r, MT_EMALFORMED, r->pos, "data set truncated inside a sequence or item");
+        return reader_fail(r, MT_EMALFORMED, r->pos,
+                           "data set truncated inside a sequence or item");
     return 0;
 }
 

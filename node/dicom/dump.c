@@ -98,9 +98,15 @@ static void value_text(line_t *l, const mt_ds_elem_t *e, bool big, unsigned *vm)
             case MT_VR('A', 'T'):
                 addf(l, "(%04x,%04x)", (unsigned)rdn(p, 2, big), (unsigned)rdn(p + 2, 2, big));
                 break;
-            case MT_VR('S', 'S'): addf(l, "%d", (int16_t)x); break;
-            case MT_VR('S', 'L'): addf(l, "%" PRId32, (int32_t)x); break;
-            case MT_VR('S', 'V'): addf(l, "%" PRId64, (int64_t)x); break;
+            case MT_VR('S', 'S'):
+                addf(l, "%d", (int16_t)x);
+                break;
+            case MT_VR('S', 'L'):
+                addf(l, "%" PRId32, (int32_t)x);
+                break;
+            case MT_VR('S', 'V'):
+                addf(l, "%" PRId64, (int64_t)x);
+                break;
             case MT_VR('F', 'L'):
             case MT_VR('O', 'F'): {
                 float f;
@@ -116,7 +122,9 @@ static void value_text(line_t *l, const mt_ds_elem_t *e, bool big, unsigned *vm)
                 addf(l, "%g", d);
                 break;
             }
-            default: addf(l, "%" PRIu64, x); break;
+            default:
+                addf(l, "%" PRIu64, x);
+                break;
             }
         }
         if (count > MAX_NUMS)
@@ -191,10 +199,9 @@ static int dump_ds(const mt_ds_t *ds, mt_buf_t *out, unsigned depth)
             for (size_t k = 0; k < e->n_items; k++) {
                 const mt_ds_t *it = e->items[k];
                 start(&l, depth + 1, MT_TAG_ITEM, "na");
-                addf(&l, "(Item with %s length #=%zu)",
-                     it->undefined_len ? "undefined" : "defined", it->n);
-                if ((rc = emit(out, &l, 0, true, 1, "Item")) ||
-                    (rc = dump_ds(it, out, depth + 2)))
+                addf(&l, "(Item with %s length #=%zu)", it->undefined_len ? "undefined" : "defined",
+                     it->n);
+                if ((rc = emit(out, &l, 0, true, 1, "Item")) || (rc = dump_ds(it, out, depth + 2)))
                     return rc;
                 if (it->undefined_len) {
                     start(&l, depth + 1, MT_TAG_ITEM_DELIM, "na");
@@ -217,7 +224,9 @@ static int dump_ds(const mt_ds_t *ds, mt_buf_t *out, unsigned depth)
             if ((rc = emit(out, &l, 0, true, 1, keyword(e->tag))))
                 return rc;
             for (size_t k = 0; k < e->n_frags; k++) {
-                mt_ds_elem_t f = {.tag = MT_TAG_ITEM, .vr = MT__VR_OB, .len = e->frag_lens[k],
+                mt_ds_elem_t f = {.tag = MT_TAG_ITEM,
+                                  .vr = MT__VR_OB,
+                                  .len = e->frag_lens[k],
                                   .value = e->frags[k]};
                 unsigned vm;
                 start(&l, depth + 1, MT_TAG_ITEM, "pi");

@@ -13,8 +13,8 @@
  * meta (an empty data set); otherwise it is not trusted to say where the meta ends, because
  * wrong values are common in the wild (testdata: orthanc-tests/TransferSyntaxes/
  * 1.2.840.10008.1.2.4.50.dcm counts a (0008,0000) element that follows the meta; dcmtk reads
- * the same way and warns). A meta group written in implicit VR (a known writer bug) is tolerated element by
- * element (VR bytes that are not letters).
+ * the same way and warns). A meta group written in implicit VR (a known writer bug) is tolerated
+ * element by element (VR bytes that are not letters).
  *
  * Writing always produces a correct group: group length, version 00\01, the SOP class and
  * instance, the transfer syntax, our implementation class UID and version name, and the source
@@ -119,7 +119,9 @@ int mt_part10_read_meta(const uint8_t *buf, size_t len, mt_meta_t *meta, size_t 
                 end = pos + hdr + vlen + gl;
             }
             break;
-        case 0x0002: copy_str(v, vlen, meta->sop_class_uid, sizeof meta->sop_class_uid, false); break;
+        case 0x0002:
+            copy_str(v, vlen, meta->sop_class_uid, sizeof meta->sop_class_uid, false);
+            break;
         case 0x0003:
             copy_str(v, vlen, meta->sop_instance_uid, sizeof meta->sop_instance_uid, false);
             break;
@@ -132,8 +134,11 @@ int mt_part10_read_meta(const uint8_t *buf, size_t len, mt_meta_t *meta, size_t 
         case 0x0013:
             copy_str(v, vlen, meta->impl_version_name, sizeof meta->impl_version_name, false);
             break;
-        case 0x0016: copy_str(v, vlen, meta->source_ae, sizeof meta->source_ae, true); break;
-        default: break;
+        case 0x0016:
+            copy_str(v, vlen, meta->source_ae, sizeof meta->source_ae, true);
+            break;
+        default:
+            break;
         }
         pos += hdr + vlen;
         first = false;
@@ -172,15 +177,16 @@ int mt_part10_write_meta(const mt_meta_t *meta, mt_buf_t *out)
     size_t mark = out->len;
     int rc;
     if ((rc = mt_buf_append(out, preamble, sizeof preamble)) ||
-        (rc = mt_buf_append(out, "DICM", 4)) || (rc = put_elem(out, 0x0000, "UL", "\0\0\0\0", 4, 0)))
+        (rc = mt_buf_append(out, "DICM", 4)) ||
+        (rc = put_elem(out, 0x0000, "UL", "\0\0\0\0", 4, 0)))
         goto fail;
     size_t gl_at = out->len - 4, start = out->len;
     char ae[17];
     copy_str((const uint8_t *)meta->source_ae, (uint32_t)strnlen(meta->source_ae, 16), ae,
              sizeof ae, true);
     if ((rc = put_elem(out, 0x0001, "OB", version, 2, 0)) ||
-        (rc = put_elem(out, 0x0002, "UI", meta->sop_class_uid,
-                       strnlen(meta->sop_class_uid, 64), 0)) ||
+        (rc = put_elem(out, 0x0002, "UI", meta->sop_class_uid, strnlen(meta->sop_class_uid, 64),
+                       0)) ||
         (rc = put_elem(out, 0x0003, "UI", meta->sop_instance_uid,
                        strnlen(meta->sop_instance_uid, 64), 0)) ||
         (rc = put_elem(out, 0x0010, "UI", meta->transfer_syntax_uid,

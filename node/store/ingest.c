@@ -16,30 +16,41 @@
  *      │                 │   drain_cb fires when the spill finishes)
  *      └──commit──> FINAL work (rest of buf -> temp, close) ──> commit queue (mutex + cond)
  *                                                               │
- *   commit thread, per batch (commit_batch):                    ▼
+ *   commit thread, per batch (batch_intent, then one of two paths):  ▼
  *     1. path of each job from its UIDs (store layout; a bad UID fails that job)
  *     2. BEGIN; put() each row with verified=0 (duplicate policy decides: insert, replace,
- *        keep the existing one, reject); COMMIT. These rows are the batch's intent record.
- *     3. sync #1 (one syncfs): the temp files' data and the WAL holding the rows are durable
- *     4. publish: rename each temp file to its path (creating directories)
- *     5. sync #2 (one syncfs): the renames (directory entries) are durable
+ *        keep the existing one, reject). Then the path of the batch:
+ *     FAST (every file is new and goes to a directory already durably marked in dirty_dirs):
+ *        3f. rows marked unsynced (verified=2: start-up checks their adler32, the data may
+ *            be torn); rename each temp file into place; COMMIT; ONE sync: data, renames, rows
+ *     SLOW (anything else: a new series directory, an overwrite):
+ *        3. mark the new directories (dir_mark); COMMIT: the rows are the batch's intent
+ *           record; sync #1: the temp files' data and the rows are durable
+ *        4. rename each temp file into place; sync #2: the renames are durable
+ *     then, both paths:
  *     6. unlink the files of replaced instances that lived at another path
- *     7. BEGIN; verify() each published row (verified=1); COMMIT (made durable by the next
- *        sync; losing it only means start-up re-checks those rows)
+ *     7. BEGIN; verify() each published row (verified=1, replaces_path cleared); [sync #3,
+ *        only when step 6 deleted something]; COMMIT (no flush needed: losing it only means
+ *        start-up re-checks those rows)
  *     8. post completions (mutex list + uv_async_send) -> done_cb on the loop:
  *        0 / MT_EDUPLICATE / failure + comment.
  *   So a success is never sent before that instance's file and its row are durable.
+ *   One sync per turn of the loop (commit_thread): a SLOW batch's sync #2 is the next batch's
+ *   sync; a series arriving one instance at a time costs one flush per instance after its
+ *   first. Marks are kept for the MAX_MARKED most recently used directories.
  *
  * Failures: a job failure before step 2 (bad UID, write error) fails that job only; an index
- * error in step 2 rolls the transaction back and fails the batch (temp files removed). A failed
- * rename (step 4) fails its job and reconciles its row at once. A failed sync (3 or 5) fails
- * the batch and marks the ingest broken: after an fsync error the kernel may have dropped the
- * dirty pages, so nothing written since can be trusted; every later job fails with MT_EIO until
- * a restart, whose reconciliation repairs the index from the files (PostgreSQL makes the same
- * choice).
+ * error in step 2 / 3 / 3f rolls the transaction back and fails the batch (temp files removed;
+ * on the fast path the files already renamed are deleted). A failed rename fails its job; its
+ * row is reconciled at once (slow path) or dropped before the commit (fast path). A failed sync
+ * fails the batch(es) it covered and marks the ingest broken: after an fsync error the kernel
+ * may have dropped the dirty pages, so nothing written since can be trusted; every later job
+ * fails with MT_EIO until a restart, whose reconciliation repairs the index from the files
+ * (PostgreSQL makes the same choice).
  *
- * Start-up (mt_ingest_open): delete every temp file, then reconcile every row still at
- * verified=0 with the files (reconcile(), below); the same function repairs a failed rename.
+ * Start-up (mt_ingest_open): delete every temp file, reconcile every row not verified (0 or 2)
+ * with the files (reconcile(), below; the same function repairs a failed rename), then scan
+ * the marked directories for files without rows (reconcile_dirs) and drop every mark.
  *
  * Close: refuse new jobs, wait for live jobs to finish (commit or cancel), then stop and join
  * the commit thread, close index and store, and call the close callback.
@@ -49,6 +60,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 #include "../index/rebuild.h"
 #include "../util/alloc.h"
@@ -59,6 +71,7 @@
 
 #define DEFAULT_MAX_BATCH 256
 #define DEFAULT_SPILL_CHUNK (1u << 20)
+#define MAX_MARKED 64 /* dirty directories kept marked (series being received) */
 /* bytes a job may hold beyond the pause point: one read of the caller (PDU + socket read) */
 #define BUF_SLACK (64u << 20)
 
@@ -75,8 +88,8 @@ struct mt_ingest_job {
     mt_ingest_t *ing;
     mt_ingest_job_t *next; /* commit queue / completion list */
     /* loop thread */
-    mt_buf_t buf;          /* bytes appended, not yet handed to a worker */
-    bool working;          /* a pool worker owns out, tmp, work_status */
+    mt_buf_t buf; /* bytes appended, not yet handed to a worker */
+    bool working; /* a pool worker owns out, tmp, work_status */
     bool commit_wanted, cancelled, want_drain;
     int status;
     const char *comment;
@@ -91,11 +104,13 @@ struct mt_ingest_job {
     mt_store_tmp_t tmp;
     int work_status;
     const char *work_comment;
+    uint32_t adler; /* adler32 of the bytes written so far */
     mt_index_rec_t *rec;
     char ts_uid[65], sop_class_uid[65];
     /* commit thread */
     job_act_t act;
-    bool repair; /* its rename failed after its row was committed */
+    bool repair;   /* its rename failed after its row was committed */
+    bool replaced; /* put() replaced an existing row */
     char rel_path[MT_STORE_PATH_MAX];
     char old_path[MT_STORE_PATH_MAX]; /* replaced instance's file at another path, or "" */
 };
@@ -124,6 +139,12 @@ struct mt_ingest {
 
     /* commit thread */
     bool broken; /* a sync failed: fail everything until restart */
+    /* directories durably marked in dirty_dirs (the one-flush path), least recently used
+     * evicted; clock counts batches */
+    char marked[MAX_MARKED][MT_STORE_PATH_MAX];
+    uint64_t marked_use[MAX_MARKED];
+    size_t n_marked;
+    uint64_t clock;
 };
 
 static const char *comment_for(int err)
@@ -234,19 +255,25 @@ static bool bad_file(int err)
 }
 
 /* Index the file at rel_path if it is a whole Part 10 file of instance sop stored at its layout
- * path: put (overwrite) from the file's own values and mark the row verified.
+ * path (and, when torn is given, of exactly that size and adler32: a file written on the
+ * one-flush path can parse yet hold blocks that never reached the disk): put (overwrite) from
+ * the file's own values and mark the row verified.
  * 0 indexed; MT_ENOENT no such file; bad_file() codes: not a whole file of sop at that path;
  * anything else: I/O or index failure. */
-static int index_from_file(mt_store_t *st, mt_index_t *ix, const char *sop, const char *rel_path)
+static int index_from_file(mt_store_t *st, mt_index_t *ix, const char *sop, const char *rel_path,
+                           const mt_index_pending_t *torn)
 {
     char abs[1024], want[MT_STORE_PATH_MAX];
     mt_meta_t meta;
     uint64_t size = 0;
+    uint32_t sum = 0;
     int rc = st->ops->abs_path(st, rel_path, abs, sizeof abs);
     if (rc)
         return rc;
     mt_index_rec_t *rec = mt_index_rec_new();
-    rc = mt_index_read_file(abs, &meta, rec, &size);
+    rc = mt_index_read_file_sum(abs, &meta, rec, &size, &sum);
+    if (rc == 0 && torn && (!torn->has_checksum || torn->checksum != sum || torn->size != size))
+        rc = MT_EMALFORMED;
     if (rc == 0) {
         const char *ds_sop = mt_index_rec_get(rec, TAG_SOP_INSTANCE_UID);
         if (!ds_sop || strcmp(ds_sop, sop) != 0 || strcmp(meta.sop_instance_uid, sop) != 0 ||
@@ -259,6 +286,7 @@ static int index_from_file(mt_store_t *st, mt_index_t *ix, const char *sop, cons
     if (rc == 0) {
         mt_index_put_result_t res;
         mt_index_rec_set_file(rec, rel_path, size, meta.transfer_syntax_uid, meta.sop_class_uid);
+        mt_index_rec_set_checksum(rec, sum);
         rc = ix->ops->put(ix, rec, MT_DUP_OVERWRITE, &res, NULL, 0);
         if (rc == 0)
             rc = ix->ops->verify(ix, sop, size);
@@ -272,26 +300,28 @@ static int index_from_file(mt_store_t *st, mt_index_t *ix, const char *sop, cons
 static void unlink_file(mt_store_t *st, const char *rel_path, reconcile_stats_t *rs)
 {
     int rc = st->ops->remove(st, rel_path);
-    if (rc == 0 && rs)
+    if (rc == 0)
         rs->unlinked++;
     else if (rc != 0 && rc != MT_ENOENT)
         mt_log(MT_LOG_WARN, NULL, "ingest: cannot remove a stored file: %s", mt_strerror(rc));
 }
 
-/* The row of instance sop says rel_path but may not be durable, nor its file (verified=0).
+/* The row of instance sop says rel_path but may not be durable, nor its file (verified 0/2).
  * Call inside an index transaction. Outcome:
  *   the file at rel_path is whole  -> row re-indexed from it, verified; the file it replaced at
  *                                     another path (replaces, may be NULL) is deleted
  *   absent or not whole            -> that file deleted, the row removed; the replaced file, if
  *                                     still whole, indexed again (the replacement never happened)
- * Files are deleted before their rows go, so a crash in between leaves the row unverified and
- * the next start-up decides again. Returns 0 or an I/O / index failure. */
-static int reconcile(mt_store_t *st, mt_index_t *ix, const char *sop, const char *rel_path,
-                     const char *replaces, reconcile_stats_t *rs)
+ * The caller makes the deletions durable (store sync) BEFORE it commits, so a committed
+ * verdict never outlives a file it deleted; a crash before the commit leaves the row unverified
+ * and the next start-up decides again. Returns 0 or an I/O / index failure. */
+static int reconcile(mt_store_t *st, mt_index_t *ix, const mt_index_pending_t *p,
+                     reconcile_stats_t *rs)
 {
+    const char *sop = p->sop_instance_uid, *rel_path = p->rel_path, *replaces = p->replaces_path;
     if (replaces && (!*replaces || strcmp(replaces, rel_path) == 0))
         replaces = NULL;
-    int rc = index_from_file(st, ix, sop, rel_path);
+    int rc = index_from_file(st, ix, sop, rel_path, p->unsynced ? p : NULL);
     if (rc == 0) {
         rs->kept++;
         if (replaces)
@@ -308,7 +338,7 @@ static int reconcile(mt_store_t *st, mt_index_t *ix, const char *sop, const char
     rs->removed++;
     if (!replaces)
         return 0;
-    rc = index_from_file(st, ix, sop, replaces);
+    rc = index_from_file(st, ix, sop, replaces, NULL);
     if (rc == 0) {
         rs->restored++;
         return 0;
@@ -322,24 +352,23 @@ static int reconcile(mt_store_t *st, mt_index_t *ix, const char *sop, const char
 
 typedef struct check_item {
     struct check_item *next;
-    char *sop, *path, *replaces;
+    mt_index_pending_t p; /* strings owned */
 } check_item_t;
 
-static int collect_unverified(void *u, const char *sop, const char *rel_path,
-                              const char *replaces_path, uint64_t size)
+static int collect_unverified(void *u, const mt_index_pending_t *p)
 {
-    (void)size;
     check_item_t ***tail = u;
     check_item_t *c = mt_calloc(1, sizeof *c);
-    c->sop = mt_strdup(sop);
-    c->path = mt_strdup(rel_path);
-    c->replaces = replaces_path ? mt_strdup(replaces_path) : NULL;
+    c->p = *p;
+    c->p.sop_instance_uid = mt_strdup(p->sop_instance_uid);
+    c->p.rel_path = mt_strdup(p->rel_path);
+    c->p.replaces_path = p->replaces_path ? mt_strdup(p->replaces_path) : NULL;
     **tail = c;
     *tail = &c->next;
     return 0;
 }
 
-/* Start-up: reconcile every row still at verified=0 (the batches a crash may have cut short),
+/* Start-up: reconcile every row not verified (the batches a crash may have cut short),
  * in one transaction, then make the result durable. */
 static int reconcile_unverified(mt_store_t *st, mt_index_t *ix)
 {
@@ -350,7 +379,9 @@ static int reconcile_unverified(mt_store_t *st, mt_index_t *ix)
     reconcile_stats_t rs = {0};
     err = ix->ops->begin(ix);
     for (check_item_t *c = list; c && !err; c = c->next)
-        err = reconcile(st, ix, c->sop, c->path, c->replaces, &rs);
+        err = reconcile(st, ix, &c->p, &rs);
+    if (!err && rs.unlinked)
+        err = st->ops->sync(st); /* deletions before the verdicts */
     if (!err)
         err = ix->ops->commit(ix);
     else
@@ -365,9 +396,96 @@ static int reconcile_unverified(mt_store_t *st, mt_index_t *ix)
 out:
     while (list) {
         check_item_t *n = list->next;
-        mt_free(list->sop);
+        mt_free((char *)list->p.sop_instance_uid);
+        mt_free((char *)list->p.rel_path);
+        mt_free((char *)list->p.replaces_path);
+        mt_free(list);
+        list = n;
+    }
+    return err;
+}
+
+typedef struct dir_item {
+    struct dir_item *next;
+    char *path;
+} dir_item_t;
+
+static int collect_dir(void *u, const char *rel_dir)
+{
+    dir_item_t **list = u;
+    dir_item_t *d = mt_calloc(1, sizeof *d);
+    d->path = mt_strdup(rel_dir);
+    d->next = *list;
+    *list = d;
+    return 0;
+}
+
+typedef struct scan_ctx {
+    mt_store_t *st;
+    mt_index_t *ix;
+    reconcile_stats_t *rs;
+} scan_ctx_t;
+
+/* A file in a dirty directory: one whose row exists (at its path) is fine (the row was
+ * reconciled before); one whose SOP instance is indexed elsewhere is a stale copy; one without
+ * a row was renamed by a one-flush batch whose sync never completed: its SCU got no answer and
+ * its data may be torn, so it is deleted too (the SCU sends it again). */
+static int on_dirty_file(void *u, const char *rel_path, const char *abs_path, uint64_t size)
+{
+    (void)abs_path, (void)size;
+    scan_ctx_t *c = u;
+    const char *name = strrchr(rel_path, '/');
+    name = name ? name + 1 : rel_path;
+    size_t n = strlen(name);
+    if (n <= 4 || n - 4 > 64 || strcmp(name + n - 4, ".dcm") != 0)
+        return 0;
+    char sop[65], at[MT_STORE_PATH_MAX];
+    memcpy(sop, name, n - 4);
+    sop[n - 4] = '\0';
+    int rc = c->ix->ops->locate(c->ix, sop, at, sizeof at, NULL);
+    if (rc == 0) {
+        if (strcmp(at, rel_path) != 0)
+            unlink_file(c->st, rel_path, c->rs);
+        return 0;
+    }
+    if (rc != MT_ENOENT)
+        return rc;
+    unlink_file(c->st, rel_path, c->rs);
+    return 0;
+}
+
+/* Start-up, after reconcile_unverified: the directories that may hold renames of a batch cut
+ * short on the one-flush path. Then every mark goes (nothing is in flight). */
+static int reconcile_dirs(mt_store_t *st, mt_index_t *ix)
+{
+    dir_item_t *list = NULL;
+    reconcile_stats_t rs = {0};
+    size_t n_dirs = 0;
+    int err = ix->ops->dirs(ix, collect_dir, &list);
+    if (err)
+        goto out;
+    scan_ctx_t c = {st, ix, &rs};
+    err = ix->ops->begin(ix);
+    for (dir_item_t *d = list; d && !err; d = d->next, n_dirs++)
+        err = st->ops->list(st, d->path, on_dirty_file, &c);
+    if (!err)
+        err = ix->ops->dir_unmark(ix, NULL);
+    if (!err && rs.unlinked)
+        err = st->ops->sync(st); /* deletions before the verdicts */
+    if (!err)
+        err = ix->ops->commit(ix);
+    else
+        ix->ops->rollback(ix);
+    if (!err && n_dirs)
+        err = st->ops->sync(st);
+    if (n_dirs || err)
+        mt_log(err ? MT_LOG_ERROR : MT_LOG_INFO, NULL,
+               "ingest: start-up scan of %zu directories: %zu files without a row deleted%s%s",
+               n_dirs, rs.unlinked, err ? ": " : "", err ? mt_strerror(err) : "");
+out:
+    while (list) {
+        dir_item_t *n = list->next;
         mt_free(list->path);
-        mt_free(list->replaces);
         mt_free(list);
         list = n;
     }
@@ -408,19 +526,78 @@ static const char *job_sop(const mt_ingest_job_t *j)
     return mt_index_rec_get(j->rec, TAG_SOP_INSTANCE_UID);
 }
 
-/* The steps are numbered as in the file comment. */
-static void commit_batch(mt_ingest_t *ing, mt_ingest_job_t *batch)
+static void post_batch(mt_ingest_t *ing, mt_ingest_job_t *batch)
 {
-    mt_store_t *st = ing->store;
-    mt_index_t *ix = ing->index;
-    size_t n_ok = 0, n_pub = 0;
-    bool repair = false;
-    int err = 0;
+    mt_ingest_job_t *last = batch;
+    while (last->next)
+        last = last->next;
+    post_done(ing, batch, last);
+}
 
-    /* 1. paths */
+typedef enum {
+    B_NONE, /* nothing left to make durable (every job failed) */
+    B_SLOW, /* rows committed as intents: sync, rename, sync */
+    B_FAST, /* transaction still open: rename, commit, sync */
+} batch_mode_t;
+
+/* Length of the directory part of a relative path. */
+static size_t dir_len(const char *rel_path)
+{
+    const char *sl = strrchr(rel_path, '/');
+    return sl ? (size_t)(sl - rel_path) : 0;
+}
+
+static int marked_find(const mt_ingest_t *ing, const char *rel_path)
+{
+    size_t n = dir_len(rel_path);
+    for (size_t i = 0; i < ing->n_marked; i++)
+        if (strncmp(ing->marked[i], rel_path, n) == 0 && ing->marked[i][n] == '\0')
+            return (int)i;
+    return -1;
+}
+
+/* Slow path: mark the batch's unmarked directories in the open transaction (durable with sync
+ * #1, before any rename), evicting the least recently used marks not used by this batch. */
+static int mark_dirs(mt_ingest_t *ing, mt_ingest_job_t *batch)
+{
+    mt_index_t *ix = ing->index;
+    int err = 0;
+    for (mt_ingest_job_t *j = batch; j && !err; j = j->next) {
+        if (j->act != ACT_PUBLISH || j->status || marked_find(ing, j->rel_path) >= 0)
+            continue;
+        size_t slot = ing->n_marked;
+        if (slot == MAX_MARKED) {
+            slot = 0;
+            for (size_t i = 1; i < MAX_MARKED; i++)
+                if (ing->marked_use[i] < ing->marked_use[slot])
+                    slot = i;
+            if (ing->marked_use[slot] == ing->clock)
+                continue; /* every mark is in use by this batch: stay on the slow path */
+            if ((err = ix->ops->dir_unmark(ix, ing->marked[slot])))
+                break;
+        } else {
+            ing->n_marked++;
+        }
+        size_t n = dir_len(j->rel_path);
+        memcpy(ing->marked[slot], j->rel_path, n);
+        ing->marked[slot][n] = '\0';
+        ing->marked_use[slot] = ing->clock;
+        err = ix->ops->dir_mark(ix, ing->marked[slot]);
+    }
+    return err;
+}
+
+/* Steps 1-2 (numbered as in the file comment): paths, then the rows. Decides the path of the
+ * batch: FAST when every file goes to a new path in a directory already durably marked (the
+ * transaction stays open), else SLOW (rows committed as intents, new marks with them). */
+static batch_mode_t batch_intent(mt_ingest_t *ing, mt_ingest_job_t *batch)
+{
+    mt_index_t *ix = ing->index;
+    size_t n_ok = 0;
     for (mt_ingest_job_t *j = batch; j; j = j->next) {
         j->act = ACT_NONE;
         j->repair = false;
+        j->replaced = false;
         j->old_path[0] = '\0';
         if (j->status)
             continue;
@@ -436,13 +613,14 @@ static void commit_batch(mt_ingest_t *ing, mt_ingest_job_t *batch)
             continue;
         }
         mt_index_rec_set_file(j->rec, j->rel_path, j->tmp.size, j->ts_uid, j->sop_class_uid);
+        mt_index_rec_set_checksum(j->rec, j->adler);
         n_ok++;
     }
     if (!n_ok)
-        goto done;
+        return B_NONE;
 
-    /* 2. the rows, verified=0: the intent record a crash recovery starts from */
-    err = ix->ops->begin(ix);
+    ing->clock++;
+    int err = ix->ops->begin(ix);
     for (mt_ingest_job_t *j = batch; j && !err; j = j->next) {
         if (j->status)
             continue;
@@ -450,8 +628,10 @@ static void commit_batch(mt_ingest_t *ing, mt_ingest_job_t *batch)
         if ((err = ix->ops->put(ix, j->rec, ing->dup, &res, j->old_path, sizeof j->old_path)))
             break;
         switch (res) {
-        case MT_INDEX_INSERTED:
         case MT_INDEX_REPLACED:
+            j->replaced = true;
+            /* fall through */
+        case MT_INDEX_INSERTED:
             j->act = ACT_PUBLISH;
             break;
         case MT_INDEX_KEPT_EXISTING:
@@ -462,29 +642,57 @@ static void commit_batch(mt_ingest_t *ing, mt_ingest_job_t *batch)
             break;
         }
     }
+    bool live = false, fast = true, any_pub = false;
+    for (mt_ingest_job_t *j = batch; j && !err; j = j->next) {
+        if (j->status)
+            continue;
+        live = true;
+        if (j->act != ACT_PUBLISH)
+            continue;
+        any_pub = true;
+        int m = marked_find(ing, j->rel_path);
+        if (m >= 0)
+            ing->marked_use[m] = ing->clock;
+        /* an overwrite must not rename data that is not durable over an acknowledged file */
+        if (m < 0 || j->replaced)
+            fast = false;
+    }
+    if (!err && live && fast && any_pub) {
+        /* its data may be torn until the sync: start-up will check the checksum */
+        for (mt_ingest_job_t *j = batch; j && !err; j = j->next)
+            if (j->act == ACT_PUBLISH && !j->status)
+                err = ix->ops->mark_unsynced(ix, job_sop(j));
+        if (!err)
+            return B_FAST;
+    }
+    if (!err && !fast)
+        err = mark_dirs(ing, batch);
     if (!err)
         err = ix->ops->commit(ix);
     if (err) {
         ix->ops->rollback(ix);
+        ing->n_marked = 0; /* the marks of this transaction are gone: forget them all */
         mt_log(MT_LOG_ERROR, NULL, "ingest: index transaction failed: %s", mt_strerror(err));
         fail_rest(ing, batch, err == MT_ENOSPC ? MT_ENOSPC : MT_EDB,
                   err == MT_ENOSPC ? NULL : "index error");
-        goto done;
+        return B_NONE;
     }
+    return live ? B_SLOW : B_NONE;
+}
 
-    /* 3. sync #1: the temp files' data and the rows */
-    if ((err = st->ops->sync(st))) {
-        sync_failed(ing, batch, err);
-        goto done;
-    }
-
-    /* 4. publish */
+/* Step 4, after the sync that made the batch's temp data and rows durable. Returns the number
+ * of files renamed into place (their renames need the next sync). */
+static size_t batch_publish(mt_ingest_t *ing, mt_ingest_job_t *batch)
+{
+    mt_store_t *st = ing->store;
+    size_t n_pub = 0;
+    bool repair = false;
     for (mt_ingest_job_t *j = batch; j; j = j->next) {
         if (j->act == ACT_KEEP) {
             st->ops->tmp_discard(st, &j->tmp);
             continue;
         }
-        if (j->act != ACT_PUBLISH)
+        if (j->act != ACT_PUBLISH || j->status)
             continue;
         int perr = st->ops->publish(st, &j->tmp, j->rel_path);
         if (perr) {
@@ -499,68 +707,153 @@ static void commit_batch(mt_ingest_t *ing, mt_ingest_job_t *batch)
     }
     if (repair) /* a keep-first duplicate of an instance whose rename failed has nothing kept */
         for (mt_ingest_job_t *j = batch; j; j = j->next)
-            for (mt_ingest_job_t *k = batch; j->act == ACT_KEEP && k; k = k->next)
+            for (mt_ingest_job_t *k = batch; j->act == ACT_KEEP && !j->status && k; k = k->next)
                 if (k->repair && strcmp(job_sop(j), job_sop(k)) == 0)
                     fail_job(ing, j, MT_EIO, "cannot write file");
+    return n_pub;
+}
 
-    /* 5. sync #2: the renames */
-    if (n_pub && (err = st->ops->sync(st))) {
-        sync_failed(ing, batch, err);
-        goto done;
-    }
-
-    /* 6. files of replaced instances that lived at another path */
-    for (mt_ingest_job_t *j = batch; j; j = j->next)
-        if (j->act == ACT_PUBLISH && !j->status && j->old_path[0])
-            unlink_file(st, j->old_path, NULL);
-
-    /* 7. verified=1 (durable with the next sync), and the rows of failed renames */
-    err = ix->ops->begin(ix);
+/* Steps 6-8, after the sync that made the batch's renames durable. */
+static void batch_finish(mt_ingest_t *ing, mt_ingest_job_t *batch)
+{
+    mt_store_t *st = ing->store;
+    mt_index_t *ix = ing->index;
     reconcile_stats_t rs = {0};
+    bool any = false;
+    /* 6. files of replaced instances that lived at another path */
+    for (mt_ingest_job_t *j = batch; j; j = j->next) {
+        any = any || (j->act == ACT_PUBLISH && !j->status) || j->repair;
+        if (j->act == ACT_PUBLISH && !j->status && j->old_path[0])
+            unlink_file(st, j->old_path, &rs);
+    }
+    if (!any)
+        goto done;
+    /* 7. verified=1, and the rows of failed renames. A verified row with replaces_path cleared
+     * must never be durable while its old file still is: deletions are synced first (rare:
+     * only a replacement at another path or a repair deletes anything). The COMMIT itself
+     * needs no flush: losing it only means start-up re-checks those rows. */
+    int err = ix->ops->begin(ix);
     for (mt_ingest_job_t *j = batch; j && !err; j = j->next) {
         if (j->act == ACT_PUBLISH && !j->status)
             err = ix->ops->verify(ix, job_sop(j), j->tmp.size);
-        else if (j->repair)
-            err = reconcile(st, ix, job_sop(j), j->rel_path, j->old_path, &rs);
+        else if (j->repair) {
+            mt_index_pending_t p = {.sop_instance_uid = job_sop(j),
+                                    .rel_path = j->rel_path,
+                                    .replaces_path = j->old_path};
+            err = reconcile(st, ix, &p, &rs);
+        }
     }
+    if (!err && rs.unlinked)
+        err = st->ops->sync(st);
     if (!err)
         err = ix->ops->commit(ix);
     if (err) {
-        ix->ops->rollback(ix); /* harmless: start-up reconciles rows left at verified=0 */
+        ix->ops->rollback(ix); /* harmless: start-up reconciles rows left unverified */
         mt_log(MT_LOG_WARN, NULL, "ingest: cannot mark a batch verified: %s", mt_strerror(err));
     }
-done:;
-    mt_ingest_job_t *last = batch;
-    while (last->next)
-        last = last->next;
-    post_done(ing, batch, last);
+done:
+    /* 8. */
+    post_batch(ing, batch);
 }
 
+/* One-flush path, transaction still open: rename, drop the rows of failed renames, commit.
+ * If the commit fails the renamed files have no rows: they go and the batch fails. */
+static void batch_fast(mt_ingest_t *ing, mt_ingest_job_t *batch)
+{
+    mt_index_t *ix = ing->index;
+    batch_publish(ing, batch);
+    int err = 0;
+    for (mt_ingest_job_t *j = batch; j && !err; j = j->next)
+        if (j->repair) {
+            j->repair = false; /* an inserted row: nothing to restore */
+            err = ix->ops->remove(ix, job_sop(j));
+        }
+    if (!err)
+        err = ix->ops->commit(ix);
+    if (err) {
+        ix->ops->rollback(ix);
+        mt_log(MT_LOG_ERROR, NULL, "ingest: index transaction failed: %s", mt_strerror(err));
+        reconcile_stats_t rs = {0};
+        for (mt_ingest_job_t *j = batch; j; j = j->next)
+            if (j->act == ACT_PUBLISH && !j->status)
+                unlink_file(ing->store, j->rel_path, &rs);
+        fail_rest(ing, batch, err == MT_ENOSPC ? MT_ENOSPC : MT_EDB,
+                  err == MT_ENOSPC ? NULL : "index error");
+    }
+}
+
+/* Take up to max_batch queued jobs (under mu), or NULL. */
+static mt_ingest_job_t *take_batch(mt_ingest_t *ing)
+{
+    mt_ingest_job_t *batch = ing->q_head, *last = batch;
+    if (!batch)
+        return NULL;
+    size_t n = 1;
+    while (last->next && n < ing->max_batch) {
+        last = last->next;
+        n++;
+    }
+    ing->q_head = last->next;
+    if (!ing->q_head)
+        ing->q_tail = &ing->q_head;
+    last->next = NULL;
+    return batch;
+}
+
+/* One sync per turn of the loop. A SLOW batch is pipelined: the sync that makes its renames
+ * durable (its sync #2) is the sync #1 of the next batch, so it waits in `pending`. A FAST
+ * batch renames before the sync and is finished right after it. When the queue runs dry the
+ * pending batch gets its own sync at once (no waiting for company). */
 static void commit_thread(void *arg)
 {
     mt_ingest_t *ing = arg;
+    mt_ingest_job_t *pending = NULL; /* SLOW, renamed into place, renames not yet durable */
     uv_mutex_lock(&ing->mu);
     for (;;) {
-        if (!ing->q_head) {
-            if (ing->stop)
-                break;
+        while (!ing->q_head && !pending && !ing->stop)
             uv_cond_wait(&ing->cond, &ing->mu);
-            continue;
-        }
-        mt_ingest_job_t *batch = ing->q_head, *last = batch;
-        size_t n = 1;
-        while (last->next && n < ing->max_batch) {
-            last = last->next;
-            n++;
-        }
-        ing->q_head = last->next;
-        if (!ing->q_head)
-            ing->q_tail = &ing->q_head;
-        last->next = NULL;
+        if (!ing->q_head && !pending)
+            break; /* stop, and nothing in flight */
+        mt_ingest_job_t *batch = take_batch(ing);
         uv_mutex_unlock(&ing->mu);
-        commit_batch(ing, batch);
+
+        batch_mode_t mode = batch ? batch_intent(ing, batch) : B_NONE;
+        if (mode == B_FAST)
+            batch_fast(ing, batch);
+        if (mode != B_NONE || pending) {
+            int err = ing->store->ops->sync(ing->store);
+            if (err) {
+                if (pending) {
+                    sync_failed(ing, pending, err);
+                    post_batch(ing, pending);
+                }
+                if (batch)
+                    sync_failed(ing, batch, err);
+                pending = NULL;
+                mode = B_NONE;
+            }
+        }
+        if (pending) {
+            batch_finish(ing, pending);
+            pending = NULL;
+        }
+        if (batch) {
+            if (mode == B_SLOW && batch_publish(ing, batch) > 0)
+                pending = batch;
+            else
+                batch_finish(ing, batch);
+        }
         uv_mutex_lock(&ing->mu);
     }
+    uv_mutex_unlock(&ing->mu);
+    /* everything is durable: no directory holds renames in flight */
+    if (ing->n_marked && ing->index->ops->begin(ing->index) == 0) {
+        if (ing->index->ops->dir_unmark(ing->index, NULL) == 0)
+            ing->index->ops->commit(ing->index);
+        else
+            ing->index->ops->rollback(ing->index);
+    }
+    uv_mutex_lock(&ing->mu);
     ing->thread_done = true;
     uv_mutex_unlock(&ing->mu);
     uv_async_send(&ing->async);
@@ -579,8 +872,10 @@ static void work_cb(uv_work_t *w)
     }
     if (job->tmp.fd < 0 && !job->tmp.name[0])
         err = st->ops->tmp_create(st, &job->tmp);
-    if (!err && job->out.len)
+    if (!err && job->out.len) {
         err = st->ops->tmp_write(st, &job->tmp, job->out.data, job->out.len);
+        job->adler = (uint32_t)adler32_z(job->adler, job->out.data, job->out.len);
+    }
     mt_buf_reset(&job->out);
     if (!err && job->op == OP_FINAL)
         err = st->ops->tmp_close(st, &job->tmp);
@@ -597,7 +892,7 @@ static void start_work(mt_ingest_job_t *job, job_op_t op)
 {
     if (op == OP_FINAL && job->status && !job->work_status)
         job->work_status = job->status; /* failed earlier: FINAL only removes the temp file */
-    mt_buf_t t = job->out; /* empty: no worker holds it */
+    mt_buf_t t = job->out;              /* empty: no worker holds it */
     job->out = job->buf;
     job->buf = t;
     job->op = op;
@@ -672,6 +967,7 @@ mt_ingest_job_t *mt_ingest_job_new(mt_ingest_t *ing, const mt_meta_t *meta)
     mt_buf_init(&job->buf, ing->spill_chunk + BUF_SLACK);
     mt_buf_init(&job->out, ing->spill_chunk + BUF_SLACK);
     job->tmp.fd = -1;
+    job->adler = (uint32_t)adler32_z(0, NULL, 0);
     snprintf(job->ts_uid, sizeof job->ts_uid, "%s", meta->transfer_syntax_uid);
     snprintf(job->sop_class_uid, sizeof job->sop_class_uid, "%s", meta->sop_class_uid);
     ing->n_jobs++;
@@ -756,7 +1052,8 @@ int mt_ingest_open(uv_loop_t *loop, const mt_ingest_opts_t *opts, mt_ingest_t **
     /* the WAL lives next to the index: sync its file system too when it is another one */
     if ((err = mt_store_fs_add_sync_path(ing->store, opts->index_path)))
         goto fail;
-    if ((err = reconcile_unverified(ing->store, ing->index)))
+    if ((err = reconcile_unverified(ing->store, ing->index)) ||
+        (err = reconcile_dirs(ing->store, ing->index)))
         goto fail;
     if ((err = uv_mutex_init(&ing->mu)))
         goto fail;

@@ -1,13 +1,15 @@
 /*
- * ingest.h - durable ingest: instance bytes -> temp file -> group commit (sync + rename + index)
- * -> completion on the loop. The rule: the completion (and so the C-STORE-RSP) comes only after
- * this instance's file and index row are durable.
+ * ingest.h - durable ingest: instance bytes -> temp file -> group commit -> completion on the
+ * loop. The rule: the completion (and so the C-STORE-RSP) comes only after this instance's file
+ * and index row are durable. Design and crash argument: docs/internals/durability.md.
  *
- * Loop-thread API. One dedicated commit thread batches every instance that is ready:
- *   write out remaining bytes, close, rename into place (store layout), insert index rows in one
- *   transaction, make the batch durable with as few flushes as possible, then post completions
- *   back to the loop (uv_async). Bulk bytes are spilled to the temp file in bounded chunks, so
- *   memory stays bounded whatever the instance size.
+ * Loop-thread API. One dedicated commit thread batches every instance that is ready: index rows
+ * (verified=0) in one transaction, one syncfs (temp data + WAL), renames into place (store
+ * layout), one syncfs (renames), rows marked verified, then completions posted back to the loop
+ * (uv_async); a batch of new instances into series directories already marked takes a
+ * one-flush path (rename, commit, one syncfs). Bulk bytes are spilled to the temp file in bounded chunks on the libuv pool, so
+ * memory stays bounded whatever the instance size. mt_ingest_open reconciles what a crash left
+ * (temp files, rows whose batch was cut short) before it accepts anything.
  */
 #ifndef MT_STORE_INGEST_H
 #define MT_STORE_INGEST_H
@@ -31,12 +33,14 @@ typedef struct mt_ingest_opts {
     size_t spill_chunk;        /* bytes buffered per job before spilling to disk (default 1 MiB) */
 } mt_ingest_opts_t;
 
-/* status: 0 stored; MT_EDUPLICATE (reject policy); other negative codes = failure.
- * comment: a short static reason for ErrorComment on failure (never PHI). */
+/* status: 0 stored (or, keep-first policy, an instance with this SOP Instance UID already was);
+ * MT_EDUPLICATE (reject policy); MT_ENOSPC / MT_ENOMEM / MT_EIO out of resources; other negative
+ * codes = failure. comment: a short static reason for ErrorComment on failure (never PHI). */
 typedef void (*mt_ingest_done_cb)(void *data, int status, const char *comment);
 typedef void (*mt_ingest_drain_cb)(void *data);
 
-/* Open the store and index, clean up temp files left by a crash, start the commit thread. */
+/* Open the store and index, clean up temp files left by a crash, reconcile unverified rows
+ * with the files, start the commit thread. Blocking (start-up only). */
 int mt_ingest_open(uv_loop_t *loop, const mt_ingest_opts_t *opts, mt_ingest_t **out);
 /* Stop after committing everything in flight; cb on the loop when done (ingest freed). */
 void mt_ingest_close(mt_ingest_t *ing, void (*cb)(void *), void *data);

@@ -57,6 +57,8 @@ typedef struct mt_store_ops {
     int (*clean_tmp)(mt_store_t *s);
     /* Every published object (never temp files), in no particular order. */
     int (*walk)(mt_store_t *s, mt_store_walk_cb cb, void *u);
+    /* The objects directly in directory rel_dir (not below it); 0 when it does not exist. */
+    int (*list)(mt_store_t *s, const char *rel_dir, mt_store_walk_cb cb, void *u);
     int (*sync)(mt_store_t *s);
     /* Absolute path of a published object into out (for readers: C-MOVE, verification). */
     int (*abs_path)(mt_store_t *s, const char *rel_path, char *out, size_t outsz);
@@ -74,7 +76,9 @@ int mt_store_path(const char *study_uid, const char *series_uid, const char *sop
 /* Is uid usable in a path (see the layout above). */
 bool mt_store_uid_ok(const char *uid);
 
-/* Open (creating root and root/.tmp as needed) the file-system store. */
+/* Open (creating root and root/.tmp as needed) the file-system store. One store per root at
+ * a time: the open holds flock(<root>/.lock); MT_ESTATE when another open store (a running
+ * node, a rebuild) holds it. */
 int mt_store_fs_open(const char *root, mt_store_t **out);
 /* Also syncfs the file system holding path on sync(), when it differs from the root's. */
 int mt_store_fs_add_sync_path(mt_store_t *s, const char *path);
@@ -82,5 +86,7 @@ int mt_store_fs_add_sync_path(mt_store_t *s, const char *path);
  * store), the next one fails with err (a negative MT_E* code, e.g. MT_ENOSPC) writing nothing;
  * one shot. n = 0: the very next write fails. n < 0 disables. */
 void mt_store_fs_fail_write_after(long n, int err);
+/* The same for sync(): after n more successful syncs, the next one fails with err. */
+void mt_store_fs_fail_sync_after(long n, int err);
 
 #endif

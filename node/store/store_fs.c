@@ -1,6 +1,7 @@
 /*
  * store_fs.c - the POSIX file-system store (store.h).
  *
+ *   <root>/.lock                                  flock(2)ed while the store is open
  *   <root>/.tmp/<pid>-<counter>-<random>.part   temp files (deleted at start-up: clean_tmp)
  *   <root>/<h1>/<h2>/<study>/<series>/<sop>.dcm  published instances (mt_store_path)
  *
@@ -20,6 +21,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -35,19 +37,26 @@ typedef struct fs_store {
     mt_store_t base;
     char *root;
     int tmp_dirfd;
+    int lock_fd;                /* <root>/.lock, flock(LOCK_EX) while open */
     int sync_fds[MAX_SYNC_FDS]; /* one open fd per distinct file system to syncfs */
     dev_t sync_devs[MAX_SYNC_FDS];
     int n_sync;
     atomic_ulong counter;
 } fs_store_t;
 
-static atomic_long fail_countdown = -1;
-static atomic_int fail_err;
+static atomic_long fail_countdown = -1, fail_sync_countdown = -1;
+static atomic_int fail_err, fail_sync_err;
 
 void mt_store_fs_fail_write_after(long n, int err)
 {
     atomic_store(&fail_err, err);
     atomic_store(&fail_countdown, n);
+}
+
+void mt_store_fs_fail_sync_after(long n, int err)
+{
+    atomic_store(&fail_sync_err, err);
+    atomic_store(&fail_sync_countdown, n);
 }
 
 static int err_from_errno(int e)
@@ -293,9 +302,10 @@ static int fs_clean_tmp(mt_store_t *s)
     return n;
 }
 
-/* Depth-first walk of dir (absolute path in buf, relative part starts at rel_off). */
-static int walk_dir(char *buf, size_t bufsz, size_t rel_off, unsigned depth, mt_store_walk_cb cb,
-                    void *u)
+/* Depth-first walk of dir (absolute path in buf, relative part starts at rel_off); only the
+ * files of dir itself unless recurse. */
+static int walk_dir(char *buf, size_t bufsz, size_t rel_off, unsigned depth, bool recurse,
+                    mt_store_walk_cb cb, void *u)
 {
     if (depth > 16)
         return 0;
@@ -313,8 +323,8 @@ static int walk_dir(char *buf, size_t bufsz, size_t rel_off, unsigned depth, mt_
             continue;
         struct stat st;
         if (lstat(buf, &st) == 0) {
-            if (S_ISDIR(st.st_mode))
-                rc = walk_dir(buf, bufsz, rel_off, depth + 1, cb, u);
+            if (S_ISDIR(st.st_mode) && recurse)
+                rc = walk_dir(buf, bufsz, rel_off, depth + 1, true, cb, u);
             else if (S_ISREG(st.st_mode))
                 rc = cb(u, buf + rel_off, buf, (uint64_t)st.st_size);
         }
@@ -331,12 +341,25 @@ static int fs_walk(mt_store_t *s, mt_store_walk_cb cb, void *u)
     int n = snprintf(buf, sizeof buf, "%s", fs->root);
     if (n < 0 || (size_t)n >= sizeof buf - 2)
         return MT_ETOOBIG;
-    return walk_dir(buf, sizeof buf, (size_t)n + 1, 0, cb, u);
+    return walk_dir(buf, sizeof buf, (size_t)n + 1, 0, true, cb, u);
+}
+
+static int fs_list(mt_store_t *s, const char *rel_dir, mt_store_walk_cb cb, void *u)
+{
+    fs_store_t *fs = (fs_store_t *)s;
+    char buf[4096];
+    int n = snprintf(buf, sizeof buf, "%s/%s", fs->root, rel_dir);
+    if (n < 0 || (size_t)n >= sizeof buf - 2)
+        return MT_ETOOBIG;
+    return walk_dir(buf, sizeof buf, strlen(fs->root) + 1, 0, false, cb, u);
 }
 
 static int fs_sync(mt_store_t *s)
 {
     fs_store_t *fs = (fs_store_t *)s;
+    long c = atomic_load(&fail_sync_countdown);
+    if (c >= 0 && atomic_fetch_sub(&fail_sync_countdown, 1) == 0)
+        return atomic_load(&fail_sync_err);
     for (int i = 0; i < fs->n_sync; i++)
         if (syncfs(fs->sync_fds[i]) != 0)
             return err_from_errno(errno);
@@ -355,6 +378,8 @@ static void fs_close(mt_store_t *s)
         return;
     if (fs->tmp_dirfd >= 0)
         close(fs->tmp_dirfd);
+    if (fs->lock_fd >= 0)
+        close(fs->lock_fd); /* releases the lock */
     for (int i = 0; i < fs->n_sync; i++)
         close(fs->sync_fds[i]);
     mt_free(fs->root);
@@ -371,6 +396,7 @@ static const mt_store_ops_t fs_ops = {
     .remove = fs_remove,
     .clean_tmp = fs_clean_tmp,
     .walk = fs_walk,
+    .list = fs_list,
     .sync = fs_sync,
     .abs_path = fs_abs_path,
     .close = fs_close,
@@ -389,6 +415,7 @@ int mt_store_fs_open(const char *root, mt_store_t **out)
     fs_store_t *fs = mt_calloc(1, sizeof *fs);
     fs->base.ops = &fs_ops;
     fs->tmp_dirfd = -1;
+    fs->lock_fd = -1;
     size_t n = strlen(root);
     while (n > 1 && root[n - 1] == '/')
         n--;
@@ -408,6 +435,19 @@ int mt_store_fs_open(const char *root, mt_store_t **out)
     }
     if ((err = add_sync_fd(fs, fs->root)))
         goto fail;
+    /* one owner at a time: clean_tmp would delete another process's temp files, and a rebuild
+     * would clear the index under a running node */
+    snprintf(p, sizeof p, "%s/.lock", fs->root);
+    fs->lock_fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fs->lock_fd < 0) {
+        err = MT_ERR_FROM_ERRNO();
+        goto fail;
+    }
+    if (flock(fs->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        err = errno == EWOULDBLOCK ? MT_ESTATE : MT_ERR_FROM_ERRNO();
+        mt_log(MT_LOG_ERROR, NULL, "store: %s is in use by another process", fs->root);
+        goto fail;
+    }
     *out = &fs->base;
     return 0;
 fail:

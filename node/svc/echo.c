@@ -28,4 +28,4 @@ static void echo_on_abort(mt_dimse_req_t *req)
     mt_dimse_req_release(req);
 }
 
-const mt_svc_ops_t mt_svc_echo = {echo_on_request, echo_on_data, echo_on_abort};
+const mt_svc_ops_t mt_svc_echo = {echo_on_request, echo_on_data, echo_on_abort, NULL};

@@ -60,11 +60,11 @@ static int decode_fixture(const char *name, mt_pdu_t *p)
     return 0;
 }
 
-#define FIXTURE(p, name)                                                                       \
-    mt_pdu_t p;                                                                                \
-    if (decode_fixture(name, &p) != 0) {                                                       \
-        print_message("fixture %s missing, skipped\n", name);                                 \
-        skip();                                                                                \
+#define FIXTURE(p, name)                                                                           \
+    mt_pdu_t p;                                                                                    \
+    if (decode_fixture(name, &p) != 0) {                                                           \
+        print_message("fixture %s missing, skipped\n", name);                                      \
+        skip();                                                                                    \
     }
 
 /* a small RQ: called MITRAL-like "STORESCP", calling "SCU" */
@@ -188,6 +188,89 @@ static void test_storescu_all_classes(void **state)
     mt_pdu_dispose(&rq);
 }
 
+/* Orthanc's C-STORE SCU proposes every storage class with several syntaxes per context */
+static void test_orthanc_store(void **state)
+{
+    (void)state;
+    FIXTURE(rq, "orthanc-store-assoc-rq.bin");
+    mt_nego_policy_t pol = policy();
+    mt_negotiated_t n;
+    mt_pdu_t reply;
+    mt_pdu_diag_t d;
+    assert_int_equal(mt_negotiate(&pol, &rq.u.assoc, &n, &reply, &d), 0);
+    assert_string_equal(n.calling_ae, "ORTHANC");
+    assert_true(n.n_accepted > 50);
+    for (size_t i = 0; i < n.n_pcs; i++)
+        if (n.pcs[i].result == MT_PC_ACCEPTANCE)
+            assert_non_null(n.pcs[i].ts);
+    mt_pdu_dispose(&reply);
+    mt_pdu_dispose(&rq);
+    FIXTURE(echo, "orthanc-echo-assoc-rq.bin");
+    assert_int_equal(mt_negotiate(&pol, &echo.u.assoc, &n, &reply, &d), 0);
+    /* Verification and the FIND models are accepted; MOVE and worklist are not offered */
+    assert_string_equal(mt_negotiated_pc(&n, 1)->transfer_syntax, EXPLICIT);
+    for (size_t i = 0; i < n.n_pcs; i++) {
+        const char *as = n.pcs[i].abstract_syntax;
+        if (strcmp(as, "1.2.840.10008.5.1.4.1.2.2.2") == 0 ||
+            strcmp(as, "1.2.840.10008.5.1.4.31") == 0)
+            assert_int_equal(n.pcs[i].result, MT_PC_ABSTRACT_SYNTAX_NOT_SUPPORTED);
+        if (strcmp(as, MT_UID_STUDY_ROOT_FIND) == 0)
+            assert_int_equal(n.pcs[i].result, MT_PC_ACCEPTANCE);
+    }
+    mt_pdu_dispose(&reply);
+    mt_pdu_dispose(&echo);
+}
+
+/* The node's AE title plus project AE titles, each with its own calling AE allow list. */
+static void test_called_ae_list(void **state)
+{
+    (void)state;
+    static const char *const main_allow[] = {"ADMIN"};
+    static const char *const proj_allow[] = {"WS1", "WS2"};
+    mt_nego_ae_t aes[] = {
+        {"MITRAL", main_allow, 1},
+        {"CMR_QR", proj_allow, 2},
+        {"OPEN_QR", NULL, 0},
+    };
+    struct {
+        const char *called, *calling;
+        int rc, index;
+        uint8_t reason;
+    } cases[] = {
+        {"MITRAL", "ADMIN", 0, 0, 0},
+        {"MITRAL", "WS1", MT_EREJECTED, 0, MT_RJ_USER_CALLING_AE_NOT_RECOGNIZED},
+        {"CMR_QR", "WS2", 0, 1, 0},
+        {"CMR_QR", "ADMIN", MT_EREJECTED, 0, MT_RJ_USER_CALLING_AE_NOT_RECOGNIZED},
+        {"OPEN_QR", "ANYONE", 0, 2, 0},
+        {"NOPE", "ADMIN", MT_EREJECTED, 0, MT_RJ_USER_CALLED_AE_NOT_RECOGNIZED},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        mt_pdu_t rq;
+        make_rq(&rq);
+        snprintf(rq.u.assoc.called_ae, sizeof rq.u.assoc.called_ae, "%s", cases[c].called);
+        snprintf(rq.u.assoc.calling_ae, sizeof rq.u.assoc.calling_ae, "%s", cases[c].calling);
+        mt_pdu_pc_t *pc = mt_pdu_pc_add(&rq.u.assoc, 3, MT_UID_STUDY_ROOT_FIND);
+        mt_pdu_pc_add_ts(pc, IMPLICIT);
+        mt_nego_policy_t pol = policy();
+        pol.called_aes = aes;
+        pol.n_called_aes = 3;
+        mt_negotiated_t n;
+        mt_pdu_t reply;
+        mt_pdu_diag_t d;
+        assert_int_equal(mt_negotiate(&pol, &rq.u.assoc, &n, &reply, &d), cases[c].rc);
+        if (cases[c].rc == 0) {
+            assert_int_equal(n.called_index, cases[c].index);
+            assert_non_null(mt_negotiated_pc(&n, 3)); /* Study Root FIND accepted */
+        } else {
+            assert_int_equal(n.rj_result, MT_RJ_PERMANENT);
+            assert_int_equal(n.rj_source, MT_RJ_SOURCE_SERVICE_USER);
+            assert_int_equal(n.rj_reason, cases[c].reason);
+        }
+        mt_pdu_dispose(&reply);
+        mt_pdu_dispose(&rq);
+    }
+}
+
 static void test_transfer_syntax_choice(void **state)
 {
     (void)state;
@@ -214,7 +297,7 @@ static void test_transfer_syntax_choice(void **state)
     assert_int_equal(mt_negotiate(&pol, &rq.u.assoc, &n, &reply, &d), 0);
     assert_int_equal(n.n_pcs, 7);
     assert_int_equal(n.n_accepted, 3);
-    assert_string_equal(mt_negotiated_pc(&n, 3)->transfer_syntax, EXPLICIT); /* preference */
+    assert_string_equal(mt_negotiated_pc(&n, 3)->transfer_syntax, EXPLICIT);      /* preference */
     assert_string_equal(mt_negotiated_pc(&n, 5)->transfer_syntax, JPEG_LOSSLESS); /* as sent */
     assert_true(mt_negotiated_pc(&n, 5)->ts->encapsulated);
     assert_int_equal(n.pcs[3].result, MT_PC_TRANSFER_SYNTAXES_NOT_SUPPORTED);
@@ -322,13 +405,41 @@ static void test_rejections(void **state)
     mt_pdu_dispose(&reply);
 
     /* identity refused */
-    mt_pdu_identity_set_rq(&rq.u.assoc.ui, MT_IDENTITY_USERNAME, false, (const uint8_t *)"eve",
-                           3, NULL, 0);
+    mt_pdu_identity_set_rq(&rq.u.assoc.ui, MT_IDENTITY_USERNAME, false, (const uint8_t *)"eve", 3,
+                           NULL, 0);
     pol.authorize = refuse_all;
     expect_rj(&pol, &rq, 1, 1, 1);
     /* the order of the checks: called AE before the association limit */
     pol.max_associations = 1;
     pol.n_associations = 5;
+    strcpy(rq.u.assoc.called_ae, "OTHER");
+    expect_rj(&pol, &rq, 1, 1, 7);
+    mt_pdu_dispose(&rq);
+}
+
+/* several called AE titles (node + projects), each with its own calling allow list */
+static void test_called_aes(void **state)
+{
+    (void)state;
+    mt_pdu_t rq;
+    make_rq(&rq);
+    static const char *const proj_allow[] = {"CT1"};
+    const mt_nego_ae_t aes[] = {{"STORESCP", NULL, 0}, {"PROJ1", proj_allow, 1}};
+    mt_nego_policy_t pol = policy();
+    pol.called_aes = aes;
+    pol.n_called_aes = 2;
+    mt_negotiated_t n;
+    mt_pdu_t reply;
+    mt_pdu_diag_t d;
+    assert_int_equal(mt_negotiate(&pol, &rq.u.assoc, &n, &reply, &d), 0);
+    assert_int_equal(n.called_index, 0);
+    mt_pdu_dispose(&reply);
+    strcpy(rq.u.assoc.called_ae, "PROJ1");
+    expect_rj(&pol, &rq, 1, 1, 3); /* SCU is not in PROJ1's list */
+    strcpy(rq.u.assoc.calling_ae, "CT1");
+    assert_int_equal(mt_negotiate(&pol, &rq.u.assoc, &n, &reply, &d), 0);
+    assert_int_equal(n.called_index, 1);
+    mt_pdu_dispose(&reply);
     strcpy(rq.u.assoc.called_ae, "OTHER");
     expect_rj(&pol, &rq, 1, 1, 7);
     mt_pdu_dispose(&rq);
@@ -502,8 +613,8 @@ static void test_user_identity(void **state)
     /* a JWT with a server response from the hook */
     mt_pdu_t r2;
     make_rq(&r2);
-    mt_pdu_identity_set_rq(&r2.u.assoc.ui, MT_IDENTITY_JWT, true, (const uint8_t *)"eyJ", 3,
-                           NULL, 0);
+    mt_pdu_identity_set_rq(&r2.u.assoc.ui, MT_IDENTITY_JWT, true, (const uint8_t *)"eyJ", 3, NULL,
+                           0);
     int calls = 0;
     pol.authorize = accept_with_token;
     pol.user = &calls;
@@ -561,16 +672,13 @@ static void test_hooks_and_limits(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_echoscu_accept),
-        cmocka_unit_test(test_storescu_all_classes),
-        cmocka_unit_test(test_transfer_syntax_choice),
-        cmocka_unit_test(test_rejections),
-        cmocka_unit_test(test_ae_padding),
-        cmocka_unit_test(test_abort_cases),
-        cmocka_unit_test(test_roles),
-        cmocka_unit_test(test_async_window),
-        cmocka_unit_test(test_user_identity),
-        cmocka_unit_test(test_hooks_and_limits),
+        cmocka_unit_test(test_echoscu_accept), cmocka_unit_test(test_storescu_all_classes),
+        cmocka_unit_test(test_orthanc_store),  cmocka_unit_test(test_transfer_syntax_choice),
+        cmocka_unit_test(test_rejections),     cmocka_unit_test(test_called_aes),
+        cmocka_unit_test(test_ae_padding),     cmocka_unit_test(test_abort_cases),
+        cmocka_unit_test(test_roles),          cmocka_unit_test(test_async_window),
+        cmocka_unit_test(test_user_identity),  cmocka_unit_test(test_hooks_and_limits),
+        cmocka_unit_test(test_called_ae_list),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

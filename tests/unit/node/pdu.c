@@ -36,12 +36,12 @@ static uint8_t *load(const char *name, size_t *n)
     return b;
 }
 
-#define LOAD(var, n, name)                                                                     \
-    size_t n = 0;                                                                              \
-    uint8_t *var = load(name, &n);                                                             \
-    if (!var) {                                                                                \
-        print_message("fixture %s missing, skipped\n", name);                                 \
-        skip();                                                                                \
+#define LOAD(var, n, name)                                                                         \
+    size_t n = 0;                                                                                  \
+    uint8_t *var = load(name, &n);                                                                 \
+    if (!var) {                                                                                    \
+        print_message("fixture %s missing, skipped\n", name);                                      \
+        skip();                                                                                    \
     }
 
 static void put32(uint8_t *p, uint32_t v)
@@ -330,17 +330,97 @@ static void test_fixture_roundtrips(void **state)
 {
     (void)state;
     static const char *names[] = {
-        "echoscu-assoc-rq.bin",          "storescu-assoc-rq.bin",
-        "storescu-identity-assoc-rq.bin", "getscu-assoc-rq.bin",
-        "dcmsend-assoc-rq.bin",          "storescp-assoc-ac-echo.bin",
-        "storescp-assoc-ac-store.bin",   "storescp-assoc-ac-roles.bin",
-        "storescp-assoc-ac-dcmsend.bin", "storescp-assoc-rj.bin",
-        "dcmtk-release-rq.bin",          "storescp-release-rp.bin",
-        "echoscu-c-echo-rq-pdata.bin",   "storescp-c-echo-rsp-pdata.bin",
-        "storescu-c-store-rq-pdata-first.bin", "storescu-c-store-data-pdata-last.bin",
+        "echoscu-assoc-rq.bin",
+        "storescu-assoc-rq.bin",
+        "storescu-identity-assoc-rq.bin",
+        "getscu-assoc-rq.bin",
+        "dcmsend-assoc-rq.bin",
+        "storescp-assoc-ac-echo.bin",
+        "storescp-assoc-ac-store.bin",
+        "storescp-assoc-ac-roles.bin",
+        "storescp-assoc-ac-dcmsend.bin",
+        "storescp-assoc-rj.bin",
+        "dcmtk-release-rq.bin",
+        "storescp-release-rp.bin",
+        "echoscu-c-echo-rq-pdata.bin",
+        "storescp-c-echo-rsp-pdata.bin",
+        "storescu-c-store-rq-pdata-first.bin",
+        "storescu-c-store-data-pdata-last.bin",
+        "orthanc-echo-assoc-rq.bin",
+        "orthanc-store-assoc-rq.bin",
+        "orthanc-assoc-ac.bin",
+        "orthanc-c-store-rq-pdata.bin",
+        "orthanc-c-store-rsp-pdata.bin",
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         roundtrip_fixture(names[i]);
+}
+
+/* Orthanc 1.x (REST /modalities/scp/echo and /store to storescp; storescu to Orthanc) */
+static void test_orthanc(void **state)
+{
+    (void)state;
+    LOAD(buf, n, "orthanc-echo-assoc-rq.bin");
+    mt_pdu_t p;
+    decode_ok(buf, n, &p);
+    const mt_pdu_assoc_t *a = &p.u.assoc;
+    assert_string_equal(a->called_ae, "STORESCP");
+    assert_string_equal(a->calling_ae, "ORTHANC");
+    assert_int_equal(a->n_pcs, 5); /* Verification and the query/retrieve models */
+    assert_string_equal(a->pcs[0].abstract_syntax, "1.2.840.10008.1.1");
+    assert_true(a->pcs[0].n_ts >= 2);
+    mt_pdu_dispose(&p);
+    free(buf);
+    LOAD(ac, m, "orthanc-assoc-ac.bin");
+    decode_ok(ac, m, &p);
+    assert_int_equal(p.type, MT_PDU_A_ASSOCIATE_AC);
+    assert_true(p.u.assoc.n_pcs >= 1);
+    size_t accepted = 0;
+    for (size_t i = 0; i < p.u.assoc.n_pcs; i++)
+        accepted += p.u.assoc.pcs[i].result == MT_PC_ACCEPTANCE;
+    assert_true(accepted >= 1);
+    mt_pdu_dispose(&p);
+    free(ac);
+}
+
+/* A rejected context in an AC may carry any transfer syntax: not significant */
+static void test_rejected_ac_ts_tolerated(void **state)
+{
+    (void)state;
+    mt_pdu_t p, q;
+    mt_pdu_init(&p, MT_PDU_A_ASSOCIATE_AC);
+    strcpy(p.u.assoc.called_ae, "A");
+    strcpy(p.u.assoc.calling_ae, "B");
+    mt_pdu_pc_t *pc = mt_pdu_pc_add(&p.u.assoc, 1, NULL);
+    pc->result = MT_PC_ABSTRACT_SYNTAX_NOT_SUPPORTED;
+    mt_pdu_pc_add_ts(pc, "1.2.840.10008.1.2");
+    mt_buf_t b;
+    mt_buf_init(&b, 4096);
+    assert_int_equal(mt_pdu_encode(&p, &b), 0);
+    mt_pdu_dispose(&p);
+    /* grow the TS sub-item to 70 bytes of garbage */
+    size_t ts = 0;
+    for (size_t i = 74; i + 3 < b.len; i++)
+        if (b.data[i] == 0x40 && b.data[i + 3] == 17)
+            ts = i;
+    assert_true(ts);
+    uint8_t *c = malloc(b.len + 53);
+    memcpy(c, b.data, ts + 4);
+    memset(c + ts + 4, 'x', 70);
+    memcpy(c + ts + 4 + 70, b.data + ts + 4 + 17, b.len - ts - 4 - 17);
+    size_t m = b.len + 53;
+    put32(c + 2, (uint32_t)(m - 6));
+    put16(c + ts - 6, (uint16_t)(4 + 4 + 70)); /* the context item */
+    put16(c + ts + 2, 70);
+    decode_ok(c, m, &q);
+    assert_int_equal(q.u.assoc.pcs[0].n_ts, 1);
+    assert_string_equal(q.u.assoc.pcs[0].ts[0].s, "");
+    mt_pdu_dispose(&q);
+    /* in an accepted context it is an error */
+    c[ts - 2] = MT_PC_ACCEPTANCE;
+    expect_malformed(c, m, MT_ABORT_INVALID_PDU_PARAMETER_VALUE, ts + 4);
+    free(c);
+    mt_buf_dispose(&b);
 }
 
 /* Every prefix of a PDU is MT_EAGAIN; a stream of two PDUs decodes one at a time. */
@@ -417,8 +497,7 @@ static void test_roundtrip_rq_all_items(void **state)
     strcpy(ui->ext[1].sop_class_uid, "1.2");
     ui->n_ext = 2;
     assert_int_equal(mt_pdu_identity_set_rq(ui, MT_IDENTITY_USERNAME_PASSCODE, true,
-                                            (const uint8_t *)"bob", 3,
-                                            (const uint8_t *)"pw", 2),
+                                            (const uint8_t *)"bob", 3, (const uint8_t *)"pw", 2),
                      0);
     mt_buf_t b;
     mt_buf_init(&b, 1 << 16);
@@ -660,10 +739,10 @@ static uint8_t *echo_rq(size_t *n)
     return b;
 }
 
-#define ECHO_RQ(var, n)                                                                        \
-    size_t n;                                                                                  \
-    uint8_t *var = echo_rq(&n);                                                                \
-    if (!var)                                                                                  \
+#define ECHO_RQ(var, n)                                                                            \
+    size_t n;                                                                                      \
+    uint8_t *var = echo_rq(&n);                                                                    \
+    if (!var)                                                                                      \
         skip();
 
 static void test_item_past_end(void **state)
@@ -694,10 +773,14 @@ static void test_every_short_length(void **state)
 {
     (void)state;
     static const char *names[] = {"storescu-identity-assoc-rq.bin", "getscu-assoc-rq.bin",
-                                  "storescp-assoc-ac-roles.bin", "storescu-c-store-rq-pdata-first.bin"};
+                                  "storescp-assoc-ac-roles.bin",
+                                  "storescu-c-store-rq-pdata-first.bin"};
     for (size_t f = 0; f < 4; f++) {
         LOAD(buf, n, names[f]);
         for (size_t k = 0; k + 6 <= n; k++) {
+            /* big fixtures: every length near both ends, a sample in the middle */
+            if (n > 2000 && k > 1000 && k + 1000 < n && k % 31)
+                continue;
             uint8_t *c = malloc(6 + k);
             memcpy(c, buf, 6 + k);
             put32(c + 2, (uint32_t)k);
@@ -738,7 +821,16 @@ static void test_uid_checks(void **state)
     mt_pdu_dispose(&p);
     free(c);
 
-    /* AE titles: leading spaces are not significant */
+    /* an embedded NUL ends the UID (it then re-encodes to the same string) */
+    memcpy(b + 111, "1.2.840\0 0008.1.1", 17);
+    decode_ok(b, n, &p);
+    assert_string_equal(p.u.assoc.pcs[0].abstract_syntax, "1.2.840");
+    mt_pdu_dispose(&p);
+    /* AE titles: leading spaces are not significant, a NUL ends them */
+    memcpy(b + 26, "ECHO \0SCU       ", 16);
+    decode_ok(b, n, &p);
+    assert_string_equal(p.u.assoc.calling_ae, "ECHO");
+    mt_pdu_dispose(&p);
     memcpy(b + 10, "  MITRAL        ", 16);
     decode_ok(b, n, &p);
     assert_string_equal(p.u.assoc.called_ae, "MITRAL");
@@ -829,9 +921,8 @@ static void test_subitem_bounds(void **state)
     strcpy(p.u.assoc.calling_ae, "B");
     p.u.assoc.has_user_info = true;
     assert_int_equal(mt_pdu_role_add(&p.u.assoc.ui, "1.2.3", 1, 0), 0);
-    assert_int_equal(mt_pdu_identity_set_rq(&p.u.assoc.ui, 1, false, (const uint8_t *)"u", 1,
-                                            NULL, 0),
-                     0);
+    assert_int_equal(
+        mt_pdu_identity_set_rq(&p.u.assoc.ui, 1, false, (const uint8_t *)"u", 1, NULL, 0), 0);
     mt_buf_t b;
     mt_buf_init(&b, 4096);
     assert_int_equal(mt_pdu_encode(&p, &b), 0);
@@ -860,6 +951,58 @@ static void test_subitem_bounds(void **state)
     expect_malformed(c, b.len, MT_ABORT_UNEXPECTED_PDU_PARAMETER, ident);
     free(c);
     mt_buf_dispose(&b);
+}
+
+/* the MT_PDU_MAX_* bounds: a 129th context is malformed, syntaxes past 64 are ignored */
+static void test_bounds(void **state)
+{
+    (void)state;
+    mt_pdu_t p, q;
+    mt_pdu_init(&p, MT_PDU_A_ASSOCIATE_RQ);
+    strcpy(p.u.assoc.called_ae, "A");
+    strcpy(p.u.assoc.calling_ae, "B");
+    for (int i = 0; i < MT_PDU_MAX_PCS; i++) {
+        mt_pdu_pc_t *pc = mt_pdu_pc_add(&p.u.assoc, (uint8_t)(2 * i + 1), "1.2.840.10008.1.1");
+        assert_non_null(pc);
+        assert_int_equal(mt_pdu_pc_add_ts(pc, "1.2.840.10008.1.2"), 0);
+    }
+    assert_null(mt_pdu_pc_add(&p.u.assoc, 1, "1.2"));
+    for (int i = 1; i < MT_PDU_MAX_TS; i++)
+        assert_int_equal(mt_pdu_pc_add_ts(&p.u.assoc.pcs[0], "1.2"), 0);
+    assert_int_equal(mt_pdu_pc_add_ts(&p.u.assoc.pcs[0], "1.2"), MT_ETOOBIG);
+    mt_buf_t b;
+    mt_buf_init(&b, 1 << 20);
+    assert_int_equal(mt_pdu_encode(&p, &b), 0);
+    decode_ok(b.data, b.len, &q);
+    assert_int_equal(q.u.assoc.n_pcs, MT_PDU_MAX_PCS);
+    assert_int_equal(q.u.assoc.pcs[0].n_ts, MT_PDU_MAX_TS);
+    mt_pdu_dispose(&q);
+    /* the first context item starts after the application context item (74 + 4 + 21) */
+    size_t pc0 = 99, pc0_len = 4 + ((size_t)b.data[pc0 + 2] << 8 | b.data[pc0 + 3]);
+    assert_int_equal(b.data[pc0], 0x20);
+    /* append a copy of it: 129 contexts */
+    size_t n = b.len;
+    assert_int_equal(mt_buf_append(&b, b.data + pc0, pc0_len), 0);
+    put32(b.data + 2, (uint32_t)(b.len - 6));
+    expect_malformed(b.data, b.len, MT_ABORT_INVALID_PDU_PARAMETER_VALUE, n);
+    /* instead, grow the first context by 10 more syntaxes: ignored */
+    b.len = n;
+    uint8_t extra[7 * 10];
+    for (int i = 0; i < 10; i++)
+        memcpy(extra + 7 * i, (const uint8_t[]){0x40, 0, 0, 3, '9', '.', '9'}, 7);
+    uint8_t *c = malloc(n + sizeof(extra));
+    memcpy(c, b.data, pc0 + pc0_len);
+    memcpy(c + pc0 + pc0_len, extra, sizeof(extra));
+    memcpy(c + pc0 + pc0_len + sizeof(extra), b.data + pc0 + pc0_len, n - pc0 - pc0_len);
+    put32(c + 2, (uint32_t)(n + sizeof(extra) - 6));
+    put16(c + pc0 + 2, (uint16_t)(pc0_len - 4 + sizeof(extra)));
+    decode_ok(c, n + sizeof(extra), &q);
+    assert_int_equal(q.u.assoc.pcs[0].n_ts, MT_PDU_MAX_TS);
+    assert_string_equal(q.u.assoc.pcs[0].ts[MT_PDU_MAX_TS - 1].s, "1.2");
+    mt_pdu_dispose(&q);
+    free(c);
+    mt_buf_dispose(&b);
+    mt_pdu_dispose(&p);
 }
 
 static void test_pdv_malformed(void **state)
@@ -899,6 +1042,8 @@ int main(void)
         cmocka_unit_test(test_fixed_pdus),
         cmocka_unit_test(test_pdata_fixtures),
         cmocka_unit_test(test_fixture_roundtrips),
+        cmocka_unit_test(test_orthanc),
+        cmocka_unit_test(test_rejected_ac_ts_tolerated),
         cmocka_unit_test(test_incremental),
         cmocka_unit_test(test_roundtrip_rq_all_items),
         cmocka_unit_test(test_roundtrip_fixed),
@@ -913,6 +1058,7 @@ int main(void)
         cmocka_unit_test(test_duplicates_and_misplaced),
         cmocka_unit_test(test_unknown_items_skipped),
         cmocka_unit_test(test_subitem_bounds),
+        cmocka_unit_test(test_bounds),
         cmocka_unit_test(test_pdv_malformed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -26,11 +26,11 @@ typedef struct rec {
     uint8_t pcid;
     size_t data_total;
     bool saw_last;
-    bool last_was_final; /* no data event after the one with last */
-    bool expect_data;    /* what to answer for commands (when !use_dimse) */
-    bool use_dimse;      /* decode the command set to decide */
+    bool last_was_final;    /* no data event after the one with last */
+    bool expect_data;       /* what to answer for commands (when !use_dimse) */
+    bool use_dimse;         /* decode the command set to decide */
     const uint8_t *lo, *hi; /* data events must point into [lo, hi) */
-    int fail_on_data;    /* return MT_ECANCELED on the n-th data event */
+    int fail_on_data;       /* return MT_ECANCELED on the n-th data event */
 } rec_t;
 
 static int on_event(void *user, mt_pdv_event_t *ev)
@@ -322,10 +322,8 @@ static void test_feed_pdu_mixed(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_storescu_stream),
-        cmocka_unit_test(test_fragmented_command),
-        cmocka_unit_test(test_command_bytes),
-        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_storescu_stream), cmocka_unit_test(test_fragmented_command),
+        cmocka_unit_test(test_command_bytes),   cmocka_unit_test(test_errors),
         cmocka_unit_test(test_feed_pdu_mixed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

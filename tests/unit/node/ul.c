@@ -20,6 +20,7 @@
 
 /*                 Sta1    Sta2    Sta3    Sta4    Sta5    Sta6    Sta7    Sta8    Sta9    Sta10
  *                 Sta11   Sta12   Sta13 */
+/* clang-format off */
 static const char *const table_9_10[20][14] = {
     [1] = {"", "AE-1", "", "", "", "", "", "", "", "", "", "", "", ""},
     [2] = {"", "", "", "", "AE-2", "", "", "", "", "", "", "", "", ""},
@@ -51,8 +52,10 @@ static const char *const table_9_10[20][14] = {
     [19] = {"", "", "AA-1", "AA-8", "", "AA-8", "AA-8", "AA-8", "AA-8", "AA-8", "AA-8",
             "AA-8", "AA-8", "AA-7"},
 };
+/* clang-format on */
 
 /* Tables 9-6..9-9: the next state each action names. 0 = it depends (AE-6, AR-8). */
+/* clang-format off */
 static const struct {
     const char *name;
     int next;
@@ -63,6 +66,7 @@ static const struct {
     {"AR-9", 11}, {"AR-10", 12}, {"AA-1", 13}, {"AA-2", 1},  {"AA-3", 1},  {"AA-4", 1},
     {"AA-5", 1},  {"AA-6", 13}, {"AA-7", 13}, {"AA-8", 13},
 };
+/* clang-format on */
 
 static int expected_next(const char *action)
 {
@@ -115,8 +119,8 @@ static void walk_every_cell(void **state)
         }
     }
     /* cells filled in the standard's table */
-    assert_int_equal(filled, 1 + 1 + 11 + 11 + 1 + 11 + 1 + 1 + 2 + 11 + 1 + 11 + 11 + 3 + 10 +
-                                 11 + 12 + 2 + 11);
+    assert_int_equal(filled, 1 + 1 + 11 + 11 + 1 + 11 + 1 + 1 + 2 + 11 + 1 + 11 + 11 + 3 + 10 + 11 +
+                                 12 + 2 + 11);
 }
 
 static void chosen_states(void **state)
@@ -165,8 +169,8 @@ static void fx_string(const mt_ul_effects_t *fx, char *out, size_t n)
         else if (f->kind == MT_UL_FX_SEND_PDU)
             len += (size_t)snprintf(out + len, n - len, "%sPDU%u", i ? " " : "", f->pdu_type);
         else
-            len += (size_t)snprintf(out + len, n - len, "%s%s", i ? " " : "",
-                                    mt_ul_fx_name(f->kind));
+            len +=
+                (size_t)snprintf(out + len, n - len, "%s%s", i ? " " : "", mt_ul_fx_name(f->kind));
     }
 }
 
@@ -178,34 +182,39 @@ static void action_effects(void **state)
         int st, ev;
         const char *fx;
     } cases[] = {
-        {1, 1, "TRANSPORT_CONNECT"},                                  /* AE-1 */
-        {4, 2, "PDU1"},                                               /* AE-2 */
-        {5, 3, "CONFIRM_ASSOCIATE_AC"},                               /* AE-3 */
-        {5, 4, "CONFIRM_ASSOCIATE_RJ CLOSE_TRANSPORT"},               /* AE-4 */
-        {1, 5, "TRANSPORT_ACCEPT START_ARTIM"},                       /* AE-5 */
-        {3, 7, "PDU2"},                                               /* AE-7 */
-        {3, 8, "PDU3 START_ARTIM"},                                   /* AE-8 */
-        {6, 9, "PDU4"},                                               /* DT-1 */
-        {6, 10, "INDICATE_P_DATA"},                                   /* DT-2 */
-        {6, 11, "PDU5"},                                              /* AR-1 */
-        {6, 12, "INDICATE_RELEASE"},                                  /* AR-2 */
-        {7, 13, "CONFIRM_RELEASE CLOSE_TRANSPORT"},                   /* AR-3 */
-        {8, 14, "PDU6 START_ARTIM"},                                  /* AR-4 */
-        {13, 17, "STOP_ARTIM"},                                       /* AR-5 */
-        {7, 10, "INDICATE_P_DATA"},                                   /* AR-6 */
-        {8, 9, "PDU4"},                                               /* AR-7 */
-        {9, 14, "PDU6"},                                              /* AR-9 */
-        {10, 13, "CONFIRM_RELEASE"},                                  /* AR-10 */
-        {6, 15, "A-ABORT(0/0) START_ARTIM"},                          /* AA-1 */
-        {2, 3, "A-ABORT(2/2) START_ARTIM"},                           /* AA-1 peer PDU */
-        {13, 18, "STOP_ARTIM CLOSE_TRANSPORT"},                       /* AA-2 */
-        {6, 16, "INDICATE_ABORT CLOSE_TRANSPORT"},                    /* AA-3 user source */
-        {6, 17, "INDICATE_P_ABORT"},                                  /* AA-4 */
-        {2, 17, "STOP_ARTIM"},                                        /* AA-5 */
-        {13, 10, ""},                                                 /* AA-6 */
-        {13, 6, "A-ABORT(2/2)"},                                      /* AA-7 */
-        {6, 6, "A-ABORT(2/2) INDICATE_P_ABORT START_ARTIM"},          /* AA-8 unexpected */
-        {8, 10, "A-ABORT(2/2) INDICATE_P_ABORT START_ARTIM"},         /* AA-8 unexpected */
+        {1, 1, "TRANSPORT_CONNECT"},                          /* AE-1 */
+        {4, 2, "PDU1"},                                       /* AE-2 */
+        {5, 3, "CONFIRM_ASSOCIATE_AC"},                       /* AE-3 */
+        {5, 4, "CONFIRM_ASSOCIATE_RJ CLOSE_TRANSPORT"},       /* AE-4 */
+        {1, 5, "TRANSPORT_ACCEPT START_ARTIM"},               /* AE-5 */
+        {3, 7, "PDU2"},                                       /* AE-7 */
+        {3, 8, "PDU3 START_ARTIM"},                           /* AE-8 */
+        {6, 9, "PDU4"},                                       /* DT-1 */
+        {6, 10, "INDICATE_P_DATA"},                           /* DT-2 */
+        {6, 11, "PDU5"},                                      /* AR-1 */
+        {6, 12, "INDICATE_RELEASE"},                          /* AR-2 */
+        {7, 13, "CONFIRM_RELEASE CLOSE_TRANSPORT"},           /* AR-3 */
+        {8, 14, "PDU6 START_ARTIM"},                          /* AR-4 */
+        {13, 17, "STOP_ARTIM"},                               /* AR-5 */
+        {7, 10, "INDICATE_P_DATA"},                           /* AR-6 */
+        {8, 9, "PDU4"},                                       /* AR-7 */
+        {9, 14, "PDU6"},                                      /* AR-9 */
+        {10, 13, "CONFIRM_RELEASE"},                          /* AR-10 */
+        {6, 15, "A-ABORT(0/0) START_ARTIM"},                  /* AA-1 */
+        {2, 3, "A-ABORT(2/2) START_ARTIM"},                   /* AA-1 peer PDU */
+        {2, 19, "A-ABORT(2/0) START_ARTIM"},                  /* AA-1 invalid PDU */
+        {3, 15, "A-ABORT(0/0) START_ARTIM"},                  /* AA-1 user abort */
+        {4, 15, "STOP_ARTIM CLOSE_TRANSPORT"},                /* AA-2 */
+        {2, 16, "STOP_ARTIM CLOSE_TRANSPORT"},                /* AA-2 peer abort */
+        {13, 16, "STOP_ARTIM CLOSE_TRANSPORT"},               /* AA-2 */
+        {13, 18, "STOP_ARTIM CLOSE_TRANSPORT"},               /* AA-2 */
+        {6, 16, "INDICATE_ABORT CLOSE_TRANSPORT"},            /* AA-3 user source */
+        {6, 17, "INDICATE_P_ABORT"},                          /* AA-4 */
+        {2, 17, "STOP_ARTIM"},                                /* AA-5 */
+        {13, 10, ""},                                         /* AA-6 */
+        {13, 6, "A-ABORT(2/2)"},                              /* AA-7 */
+        {6, 6, "A-ABORT(2/2) INDICATE_P_ABORT START_ARTIM"},  /* AA-8 unexpected */
+        {8, 10, "A-ABORT(2/2) INDICATE_P_ABORT START_ARTIM"}, /* AA-8 unexpected */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         mt_ul_t ul;

@@ -62,8 +62,12 @@ static void test_set_get_remove(void **state)
     assert_null(mt_ds_get(ds, MT_TAG(0x0010, 0x0010))->value);
     assert_true(mt_ds_get_string(ds, MT_TAG(0x0010, 0x0010), s, sizeof s));
     assert_string_equal(s, "");
-    /* invalid: odd length of a binary VR, item tags, SQ with a value */
-    assert_int_equal(mt_ds_set(ds, MT_TAG(0x0028, 0x0011), MT_VR('U', 'S'), "abc", 3), MT_EINVAL);
+    /* a binary VR with an odd length: padded with NUL (not validated) */
+    assert_int_equal(mt_ds_set(ds, MT_TAG(0x0028, 0x0011), MT_VR('U', 'S'), "\x01", 1), 0);
+    assert_true(mt_ds_get_u16(ds, MT_TAG(0x0028, 0x0011), &u16));
+    assert_int_equal(u16, 1);
+    assert_true(mt_ds_remove(ds, MT_TAG(0x0028, 0x0011)));
+    /* invalid: item tags, SQ with a value */
     assert_int_equal(mt_ds_set(ds, MT_TAG_ITEM, MT_VR('O', 'B'), "ab", 2), MT_EINVAL);
     assert_int_equal(mt_ds_set(ds, MT_TAG(0x0008, 0x1140), MT_VR('S', 'Q'), "ab", 2), MT_EINVAL);
     /* OB odd: padded with NUL */
@@ -220,13 +224,53 @@ static void test_parse_testdata(void **state)
     assert_int_equal(mt_alloc_live(), live);
 }
 
+/* Out of memory while copying values (mt_try_malloc fails on the n-th call): MT_ENOMEM, no
+ * tree, nothing leaked; also through zlib for a deflated file. */
+static void test_parse_out_of_memory(void **state)
+{
+    (void)state;
+    if (!tu_have_testdata())
+        skip();
+    static const char *files[] = {"pydicom/test_files/test-SR.dcm",
+                                  "pydicom/test_files/image_dfl.dcm"};
+    for (size_t f = 0; f < 2; f++) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/%s", TESTDATA, files[f]);
+        size_t len, off;
+        uint8_t *buf = tu_read(path, &len);
+        assert_non_null(buf);
+        mt_meta_t m;
+        assert_int_equal(mt_part10_read_meta(buf, len, &m, &off, NULL), 0);
+        const mt_ts_t *ts = mt_ts_find(m.transfer_syntax_uid);
+        long live = mt_alloc_live();
+        size_t n_fail = 0;
+        for (long n = 0;; n++) {
+            mt_ds_t *ds = NULL;
+            mt_diag_t d = {0, NULL};
+            mt_alloc_fail_after(n);
+            int rc = mt_ds_parse(buf + off, len - off, ts, &ds, &d);
+            mt_alloc_fail_after(-1);
+            if (rc == 0) {
+                mt_ds_free(ds);
+                break;
+            }
+            assert_int_equal(rc, MT_ENOMEM);
+            assert_null(ds);
+            assert_int_equal(mt_alloc_live(), live);
+            n_fail++;
+        }
+        assert_true(n_fail > 10);
+        assert_int_equal(mt_alloc_live(), live);
+        free(buf);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_set_get_remove),
-        cmocka_unit_test(test_big_endian_getters),
-        cmocka_unit_test(test_parse_tree),
-        cmocka_unit_test(test_parse_testdata),
+        cmocka_unit_test(test_set_get_remove),      cmocka_unit_test(test_big_endian_getters),
+        cmocka_unit_test(test_parse_tree),          cmocka_unit_test(test_parse_testdata),
+        cmocka_unit_test(test_parse_out_of_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -223,10 +223,10 @@ static void test_big_endian(void **state)
 {
     (void)state;
     const uint8_t be[] = {
-        0x00, 0x28, 0x00, 0x10, 'U', 'S', 0x00, 0x02, 0x02, 0x00,             /* Rows 512 */
-        0x00, 0x40, 0xA7, 0x30, 'S', 'Q', 0, 0, 0xFF, 0xFF, 0xFF, 0xFF,        /* SQ u/l */
+        0x00, 0x28, 0x00, 0x10, 'U',  'S',  0x00, 0x02, 0x02, 0x00,             /* Rows 512 */
+        0x00, 0x40, 0xA7, 0x30, 'S',  'Q',  0,    0,    0xFF, 0xFF, 0xFF, 0xFF, /* SQ u/l */
         0xFF, 0xFE, 0xE0, 0x00, 0x00, 0x00, 0x00, 0x0A,                         /* item 10 */
-        0x00, 0x28, 0x00, 0x11, 'U', 'S', 0x00, 0x02, 0x01, 0x00,             /* Columns */
+        0x00, 0x28, 0x00, 0x11, 'U',  'S',  0x00, 0x02, 0x01, 0x00,             /* Columns */
         0xFF, 0xFE, 0xE0, 0xDD, 0x00, 0x00, 0x00, 0x00,                         /* seq delim */
     };
     log_t l;
@@ -340,8 +340,8 @@ static void test_large_value_streams(void **state)
     tu_u16(&t, 1);
     tu_ex(&t, 0x7FE0, 0x0010, "OW", 0x80000000u);
     big_t b = {0};
-    mt_ds_reader_opts_t o = {.ts = mt_ts_explicit_le, .cb = on_big, .user = &b,
-                             .max_buffered_value = 4096};
+    mt_ds_reader_opts_t o = {
+        .ts = mt_ts_explicit_le, .cb = on_big, .user = &b, .max_buffered_value = 4096};
     b.r = mt_ds_reader_new(&o);
     assert_int_equal(mt_ds_reader_feed(b.r, t.b, t.n), 0);
     for (int i = 0; i < 2048; i++)
@@ -371,7 +371,7 @@ typedef struct bad_case {
 static void mk_value_past_item(tu_bytes_t *t)
 {
     tu_ex(t, 0x0008, 0x1140, "SQ", MT_UNDEFINED_LENGTH);
-    tu_im(t, 0xFFFE, 0xE000, 10); /* item of 10 */
+    tu_im(t, 0xFFFE, 0xE000, 10);      /* item of 10 */
     tu_ex(t, 0x0008, 0x1150, "UI", 4); /* 8 + 4 > 10 */
     tu_raw(t, "1.2\0", 4);
     tu_im(t, 0xFFFE, 0xE0DD, 0);

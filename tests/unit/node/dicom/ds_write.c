@@ -34,7 +34,7 @@ static const char *const differ[] = {
 
 /* Files with a meta header that do not parse: the malformed ones (ds_read.c tests why). */
 static const char *const unparsable[] = {
-    "fo-dicom/GH179B.dcm",                               /* garbage VR bytes */
+    "fo-dicom/GH179B.dcm",                                 /* garbage VR bytes */
     "orthanc-tests/2026-05-06-Deeply-Nested-Sequence.dcm", /* nesting > max_depth */
     "pydicom/test_files/MR_truncated.dcm",
     "pydicom/test_files/SC_rgb_jpeg.dcm",                 /* implicit data in explicit TS */
@@ -77,8 +77,7 @@ static void roundtrip_one(const char *path, void *user)
     int rc = mt_ds_parse(buf + off, len - off, ts, &ds, &d);
     if (rc) {
         if (!listed(path, unparsable, sizeof unparsable / sizeof unparsable[0]))
-            fail_msg("%s does not parse: %s at %llu", path, d.reason,
-                     (unsigned long long)d.offset);
+            fail_msg("%s does not parse: %s at %llu", path, d.reason, (unsigned long long)d.offset);
         w->n_unparsable++;
         free(buf);
         return;
@@ -92,8 +91,8 @@ static void roundtrip_one(const char *path, void *user)
         while (i < out.len && i < len - off && out.data[i] == buf[off + i])
             i++;
         if (!listed(path, differ, sizeof differ / sizeof differ[0]))
-            fail_msg("%s: encoded %zu bytes vs %zu, first difference at data set offset %zu",
-                     path, out.len, len - off, i);
+            fail_msg("%s: encoded %zu bytes vs %zu, first difference at data set offset %zu", path,
+                     out.len, len - off, i);
         w->n_differ++;
     } else {
         w->n_same++;
@@ -117,8 +116,7 @@ static void test_roundtrip_testdata(void **state)
 }
 
 /* Parse a file of the test data: its tree (and its transfer syntax). */
-static mt_ds_t *load(const char *rel, const mt_ts_t **ts, uint8_t **buf, size_t *len,
-                     size_t *off)
+static mt_ds_t *load(const char *rel, const mt_ts_t **ts, uint8_t **buf, size_t *len, size_t *off)
 {
     char path[512];
     snprintf(path, sizeof path, "%s/%s", TESTDATA, rel);
@@ -314,12 +312,11 @@ static void test_un_sequence_big_endian(void **state)
 {
     (void)state;
     const uint8_t be[] = {
-        0x00, 0x09, 0x10, 0x01, 'U', 'N', 0, 0, 0xFF, 0xFF, 0xFF, 0xFF,
-        0xFE, 0xFF, 0x00, 0xE0, 0xFF, 0xFF, 0xFF, 0xFF,             /* LE item, u/l */
+        0x00, 0x09, 0x10, 0x01, 'U',  'N',  0,    0,    0xFF, 0xFF, 0xFF, 0xFF, 0xFE,
+        0xFF, 0x00, 0xE0, 0xFF, 0xFF, 0xFF, 0xFF,                   /* LE item, u/l */
         0x28, 0x00, 0x10, 0x00, 0x02, 0x00, 0x00, 0x00, 0x00, 0x02, /* (0028,0010) 512 LE */
-        0xFE, 0xFF, 0x0D, 0xE0, 0, 0, 0, 0,
-        0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0,
-        0x00, 0x28, 0x00, 0x11, 'U', 'S', 0x00, 0x02, 0x01, 0x00,
+        0xFE, 0xFF, 0x0D, 0xE0, 0,    0,    0,    0,    0xFE, 0xFF, 0xDD, 0xE0, 0,
+        0,    0,    0,    0x00, 0x28, 0x00, 0x11, 'U',  'S',  0x00, 0x02, 0x01, 0x00,
     };
     mt_ds_t *ds;
     mt_diag_t d;
@@ -341,10 +338,8 @@ static void test_un_sequence_big_endian(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_roundtrip_testdata),
-        cmocka_unit_test(test_conversions_testdata),
-        cmocka_unit_test(test_mr_small_three_syntaxes),
-        cmocka_unit_test(test_built_tree),
+        cmocka_unit_test(test_roundtrip_testdata),      cmocka_unit_test(test_conversions_testdata),
+        cmocka_unit_test(test_mr_small_three_syntaxes), cmocka_unit_test(test_built_tree),
         cmocka_unit_test(test_un_sequence_big_endian),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -14,6 +14,7 @@
 
 static inline uint8_t *tu_read(const char *path, size_t *len)
 {
+    *len = 0;
     FILE *f = fopen(path, "rb");
     if (!f)
         return NULL;
@@ -65,9 +66,9 @@ static inline void tu_walk(const char *dir, void (*fn)(const char *path, void *u
     qsort(names, n, sizeof *names, tu_cmp);
     for (size_t i = 0; i < n; i++) {
         char path[4096];
-        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        int k = snprintf(path, sizeof path, "%s/%s", dir, names[i]);
         struct stat st;
-        if (stat(path, &st) == 0) {
+        if (k > 0 && (size_t)k < sizeof path && stat(path, &st) == 0) {
             if (S_ISDIR(st.st_mode))
                 tu_walk(path, fn, user);
             else if (S_ISREG(st.st_mode))

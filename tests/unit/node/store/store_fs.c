@@ -64,6 +64,7 @@ static int teardown(void **state)
     *slash = '\0';
     rm_rf(root);
     mt_store_fs_fail_write_after(-1, 0);
+    mt_store_fs_fail_sync_after(-1, 0);
     return 0;
 }
 
@@ -109,8 +110,8 @@ static void test_uid_validation(void **state)
 {
     (void)state;
     static const char *good[] = {"0", "1.2.840.10008.5.1.4.1.1.4", "1.2.3", "1.02.3"};
-    static const char *bad[] = {"",      ".",       "..",     "1..2",  ".1",    "1.",
-                                "1/2",   "../1",    "1.2/..", "a.1",   "1.2 ",  " 1.2",
+    static const char *bad[] = {"",      ".",       "..",     "1..2",    ".1",   "1.",
+                                "1/2",   "../1",    "1.2/..", "a.1",     "1.2 ", " 1.2",
                                 "1.2\n", "1.2.3.*", "-1",     "1.2.3\\4"};
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
         assert_true(mt_store_uid_ok(good[i]));
@@ -191,6 +192,25 @@ static void test_publish_discard(void **state)
     assert_int_equal(n_tmp(), 0);
     assert_int_equal(s->ops->tmp_write(s, &t, "x", 1), MT_ESTATE);
 
+    /* list: the files of one directory only */
+    char rel2[MT_STORE_PATH_MAX];
+    assert_int_equal(mt_store_path("1.2.3", "1.2.3.9", "1.2.3.9.1", rel2, sizeof rel2), 0);
+    assert_int_equal(s->ops->tmp_create(s, &t), 0);
+    assert_int_equal(s->ops->publish(s, &t, rel2), 0);
+    char dir[MT_STORE_PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", rel);
+    *strrchr(dir, '/') = '\0';
+    memset(&w, 0, sizeof w);
+    assert_int_equal(s->ops->list(s, dir, on_walk, &w), 0);
+    assert_int_equal(w.n, 1);
+    assert_string_equal(w.rel[0], rel);
+    *strrchr(dir, '/') = '\0'; /* the study directory: only subdirectories */
+    memset(&w, 0, sizeof w);
+    assert_int_equal(s->ops->list(s, dir, on_walk, &w), 0);
+    assert_int_equal(w.n, 0);
+    assert_int_equal(s->ops->list(s, "no/such/dir", on_walk, &w), 0);
+    assert_int_equal(s->ops->remove(s, rel2), 0);
+
     /* remove */
     assert_int_equal(s->ops->remove(s, rel), 0);
     assert_int_equal(s->ops->remove(s, rel), MT_ENOENT);
@@ -264,6 +284,27 @@ static void test_fault_injection(void **state)
     s->ops->close(s);
 }
 
+static void test_lock_and_sync_fault(void **state)
+{
+    (void)state;
+    mt_store_t *s, *s2;
+    assert_int_equal(mt_store_fs_open(root, &s), 0);
+    assert_int_equal(mt_store_fs_open(root, &s2), MT_ESTATE); /* one owner at a time */
+    assert_null(s2);
+    mt_store_fs_fail_sync_after(1, MT_EIO);
+    assert_int_equal(s->ops->sync(s), 0);
+    assert_int_equal(s->ops->sync(s), MT_EIO);
+    assert_int_equal(s->ops->sync(s), 0); /* one shot */
+    s->ops->close(s);
+    assert_int_equal(mt_store_fs_open(root, &s2), 0); /* released by close */
+    s2->ops->close(s2);
+    walked_t w = {0};
+    assert_int_equal(mt_store_fs_open(root, &s), 0);
+    assert_int_equal(s->ops->walk(s, on_walk, &w), 0);
+    assert_int_equal(w.n, 0); /* .lock is not an object */
+    s->ops->close(s);
+}
+
 static void test_open_errors(void **state)
 {
     (void)state;
@@ -298,6 +339,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_publish_discard, setup, teardown),
         cmocka_unit_test_setup_teardown(test_clean_tmp, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fault_injection, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lock_and_sync_fault, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

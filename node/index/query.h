@@ -1,0 +1,214 @@
+/*
+ * query.h - the query layer: an identifier (C-FIND / C-MOVE / C-GET data set, a QIDO-RS query
+ * string later, or the CLI's 'StudyDate>=20200101 Modality=MR') becomes an mt_query_t (what
+ * to match and what to return, level by level), then SQL with bound parameters over the index
+ * tables (query_sql.c), then rows (query_exec.c, SQLite).
+ *
+ *   identifier --mt_query_from_ds / mt_query_from_text--> mt_query_t     (query.c, PURE)
+ *   mt_query_t + scope --mt_query_sql--> SQL text + parameters            (query_sql.c, PURE)
+ *   mt_qdb_find       rows -> response data sets (C-FIND, QIDO-RS JSON later)   (query_exec.c)
+ *   mt_qdb_instances  the instances an identifier selects (C-MOVE, C-GET)
+ *   mt_qdb_study_uids the studies a query selects (mitral project add --query)
+ *
+ * Matching (PS3.4 C.2.2.2), per key of the identifier:
+ *   universal   zero length (or a lone "*"): no condition, the key is returned
+ *   single      exact value; PN case-insensitive (ASCII and Latin-1 letters) by component
+ *               group: each non-empty group of the query value must match the same group of
+ *               the stored value ("Yamada^Tarou" matches the alphabetic group of
+ *               "Yamada^Tarou=山田^太郎")
+ *   wildcard    '*' (any run) and '?' (one character, UTF-8 aware); not for UI, DA, TM, DT
+ *   range       DA, TM, DT: "lo-hi", "lo-", "-hi"; TM/DT bounds are prefixes ("1000" includes
+ *               10:00:59); DA bounds are whole dates
+ *   list        UI values separated by '\' (PS3.4 C.2.2.2.2)
+ *   sequence    sequence keys are returned as empty sequences; items with values (sequence
+ *               matching) are not matched (the key counts as an unsupported optional key)
+ * Multi-valued stored attributes (keys.def MULTI) match when any of their values matches.
+ * The SQL narrows with index-friendly conditions (=, ranges on the prefix before the first
+ * wildcard, IN) and leaves the exact semantics to mt_query_match(), registered as the SQL
+ * function mt_match(flags, pattern, value), so the meaning of a match lives in one pure
+ * function that the unit tests exercise without a database.
+ *
+ * Character sets: query values are converted to UTF-8 from the identifier's
+ * SpecificCharacterSet (ISO_IR 100 = Latin-1; ISO_IR 192 and the default repertoire are taken
+ * as they are; other sets are compared byte for byte). Stored values stay in the bytes of their
+ * instance's character set; mt_query_match reads a stored value that is not valid UTF-8 as
+ * Latin-1, and an exact non-ASCII value is looked up in both encodings. Responses carry the
+ * stored bytes and the stored SpecificCharacterSet.
+ *
+ * Information models and levels (PS3.4 C.6): Patient Root (PATIENT, STUDY, SERIES, IMAGE),
+ * Study Root (STUDY, SERIES, IMAGE; patient keys are study keys), Patient/Study Only (PATIENT,
+ * STUDY). Hierarchical: the unique key of every level above the query level must be given
+ * (single value or UID list), else the identifier is refused (A900). Keys of levels above the
+ * query level may also be matched (lenient); keys of levels below are returned empty. The
+ * relational model (MT_QR_RELATIONAL, the CLI) matches any key at any level.
+ */
+#ifndef MT_INDEX_QUERY_H
+#define MT_INDEX_QUERY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../dicom/ds.h"
+#include "../util/buf.h"
+#include "keys.h"
+
+typedef enum mt_qr_model {
+    MT_QR_PATIENT_ROOT,
+    MT_QR_STUDY_ROOT,
+    MT_QR_PATIENT_STUDY_ONLY,
+    MT_QR_RELATIONAL, /* no hierarchy checks: any key at any level (CLI, QIDO-RS) */
+} mt_qr_model_t;
+
+typedef enum mt_qmatch {
+    MT_QM_UNIVERSAL,
+    MT_QM_SINGLE,
+    MT_QM_WILDCARD,
+    MT_QM_RANGE,
+    MT_QM_LIST,
+    MT_QM_SEQUENCE,
+} mt_qmatch_t;
+
+/* Attributes the query computes rather than reads from a column. */
+typedef enum mt_qcomputed {
+    MT_QC_NONE,
+    MT_QC_PATIENT_STUDIES,   /* (0020,1200) NumberOfPatientRelatedStudies */
+    MT_QC_PATIENT_SERIES,    /* (0020,1202) NumberOfPatientRelatedSeries */
+    MT_QC_PATIENT_INSTANCES, /* (0020,1204) NumberOfPatientRelatedInstances */
+    MT_QC_STUDY_SERIES,      /* (0020,1206) NumberOfStudyRelatedSeries */
+    MT_QC_STUDY_INSTANCES,   /* (0020,1208) NumberOfStudyRelatedInstances */
+    MT_QC_SERIES_INSTANCES,  /* (0020,1209) NumberOfSeriesRelatedInstances */
+    MT_QC_MODALITIES,        /* (0008,0061) ModalitiesInStudy (matching supported) */
+    MT_QC_SOP_CLASSES,       /* (0008,0062) SOPClassesInStudy */
+    MT_QC_RETRIEVE_AE,       /* (0008,0054) RetrieveAETitle: the called AE title */
+    MT_QC_AVAILABILITY,      /* (0008,0056) InstanceAvailability: ONLINE */
+    MT_QC_TS,                /* (0008,3002) AvailableTransferSyntaxUID (IMAGE level) */
+} mt_qcomputed_t;
+
+/* mt_query_match flags (also the first argument of the SQL function mt_match) */
+#define MT_QF_PN 0x1    /* person name: case-insensitive, by component group */
+#define MT_QF_MULTI 0x2 /* stored value is multi-valued ('\'): any value may match */
+#define MT_QF_ICASE 0x4 /* case-insensitive without PN groups */
+
+typedef struct mt_qkey {
+    uint32_t tag;
+    uint16_t vr;
+    mt_index_level_t level;     /* the level the attribute belongs to */
+    const mt_index_key_t *col;  /* indexed column answering it, or NULL */
+    mt_qcomputed_t computed;
+    mt_qmatch_t match;
+    char *value;                /* SINGLE / WILDCARD (UTF-8) */
+    char *lo, *hi;              /* RANGE; NULL = open */
+    char **list;                /* LIST */
+    size_t n_list;
+    bool matching;    /* takes part in the WHERE clause */
+    bool unsupported; /* had a value we cannot match on: ignored (Pending FF01) */
+    bool returned;    /* appears in responses (every key of the identifier does) */
+    bool below_level; /* a key of a level below the query level: returned empty */
+} mt_qkey_t;
+
+typedef struct mt_query {
+    mt_qr_model_t model;
+    mt_index_level_t level;
+    mt_qkey_t *keys;
+    size_t n_keys;
+    char charset[65];      /* the identifier's SpecificCharacterSet ("" = default) */
+    bool has_charset_key;  /* the identifier carried (0008,0005) */
+    bool any_unsupported;  /* some key had a value that was not matched */
+} mt_query_t;
+
+/* Why an identifier was refused: the DIMSE status to answer with, an ErrorComment and the
+ * offending element (0 when none). */
+typedef struct mt_query_err {
+    uint16_t status; /* 0xA900 identifier does not match SOP class, 0xC000 cannot understand */
+    uint32_t tag;
+    char comment[65];
+} mt_query_err_t;
+
+/* Build a query from a C-FIND/C-MOVE/C-GET identifier. MT_EINVAL with err filled when the
+ * identifier is not acceptable for the model. */
+int mt_query_from_ds(const mt_ds_t *id, mt_qr_model_t model, mt_query_t **out,
+                     mt_query_err_t *err);
+/* Build a relational query from text: space-separated terms KEYWORD=VALUE, KEYWORD>=VALUE,
+ * KEYWORD<=VALUE (ranges for DA/TM/DT), values with wildcards or UID lists as in an
+ * identifier; keywords from the DICOM dictionary (PatientName, StudyDate, Modality ...).
+ * The query level is the lowest level among the keys, at least `level`. Values are UTF-8. */
+int mt_query_from_text(const char *text, mt_index_level_t level, mt_query_t **out, char *err,
+                       size_t errsz);
+void mt_query_free(mt_query_t *q);
+/* The query level for a QueryRetrieveLevel value, or -1. */
+int mt_query_level_parse(const char *s);
+const char *mt_query_level_name(mt_index_level_t level); /* "PATIENT" ... "IMAGE" */
+
+/* The semantics of one match (flags MT_QF_*): pattern is UTF-8 with '*'/'?' wildcards (a
+ * SINGLE value has none, so it must be equal); value is the stored text, read as Latin-1 when
+ * it is not valid UTF-8. */
+bool mt_query_match(unsigned flags, const char *pattern, const char *value);
+
+/* Character set helpers (PURE): Latin-1 bytes -> UTF-8 (out caller-freed); UTF-8 -> Latin-1
+ * when every code point is <= U+00FF, else NULL. */
+char *mt_query_latin1_to_utf8(const char *s, size_t n);
+char *mt_query_utf8_to_latin1(const char *s);
+bool mt_query_is_utf8(const char *s, size_t n);
+
+/* ---- SQL (query_sql.c, PURE) ---- */
+
+typedef enum mt_qsel {
+    MT_QSEL_FIND,       /* one row per entity at the query level, the returned keys */
+    MT_QSEL_INSTANCES,  /* every verified instance under the matched entities */
+    MT_QSEL_STUDY_UIDS, /* DISTINCT Study Instance UIDs of the matched entities */
+} mt_qsel_t;
+
+typedef struct mt_qscope {
+    const char *project;     /* NULL = every study (the node's own AE title) */
+    const char *retrieve_ae; /* RetrieveAETitle in responses */
+} mt_qscope_t;
+
+typedef struct mt_qsql {
+    mt_buf_t sql;
+    char **params; /* text parameters ?1..?n in order */
+    size_t n_params;
+    int *col_of_key; /* FIND: result column of each query key, -1 = none (returned empty) */
+    int col_charset; /* FIND: column holding the stored SpecificCharacterSet */
+    size_t n_cols;
+} mt_qsql_t;
+
+/* SQL for the query. limit 0 = none (FIND uses max_matches + 1 to see a cap). */
+int mt_query_sql(const mt_query_t *q, const mt_qscope_t *scope, mt_qsel_t sel, uint32_t limit,
+                 mt_qsql_t *out);
+void mt_qsql_dispose(mt_qsql_t *s);
+
+/* ---- execution on SQLite (query_exec.c) ---- */
+
+typedef struct mt_qdb mt_qdb_t;
+
+/* A read-only connection to the index at path (WAL: concurrent with the writer), with
+ * mt_match registered. One mt_qdb_t is used by one thread at a time. */
+int mt_qdb_open(const char *index_path, mt_qdb_t **out);
+void mt_qdb_close(mt_qdb_t *db);
+
+/* Called once per match with the response identifier (freed after the call). Return 0 to go
+ * on, nonzero to stop (the value is returned by mt_qdb_find). */
+typedef int (*mt_qdb_match_cb)(void *user, const mt_ds_t *response);
+/* Run a C-FIND: at most max matches (0 = no cap) are passed to cb; *capped is set when there
+ * were more. */
+int mt_qdb_find(mt_qdb_t *db, const mt_query_t *q, const mt_qscope_t *scope, uint32_t max,
+                mt_qdb_match_cb cb, void *user, bool *capped);
+
+typedef struct mt_qdb_instance {
+    const char *study_uid, *series_uid, *sop_instance_uid, *sop_class_uid;
+    const char *transfer_syntax_uid, *path; /* path relative to the storage root */
+    uint64_t size;
+} mt_qdb_instance_t;
+/* The verified instances an identifier selects (C-MOVE / C-GET sub-operations), ordered by
+ * study, series, instance number. */
+int mt_qdb_instances(mt_qdb_t *db, const mt_query_t *q, const mt_qscope_t *scope,
+                     int (*cb)(void *user, const mt_qdb_instance_t *inst), void *user);
+/* The Study Instance UIDs a query selects. */
+int mt_qdb_study_uids(mt_qdb_t *db, const mt_query_t *q, const mt_qscope_t *scope,
+                      int (*cb)(void *user, const char *study_uid), void *user);
+/* EXPLAIN QUERY PLAN of the SQL for q, one "detail" line each, appended to out (tests). */
+int mt_qdb_explain(mt_qdb_t *db, const mt_query_t *q, const mt_qscope_t *scope, mt_qsel_t sel,
+                   mt_buf_t *out);
+
+#endif

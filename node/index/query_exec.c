@@ -1,0 +1,301 @@
+/*
+ * query_exec.c - runs the SQL of query_sql.c on a read-only SQLite connection and turns rows
+ * into response identifiers (C-FIND), instance lists (C-MOVE / C-GET) or study UIDs (CLI).
+ *
+ * The connection is opened SQLITE_OPEN_READONLY on the node's index file: in WAL mode readers
+ * never block the ingest writer and see the last committed state. It registers mt_match(flags,
+ * pattern, value) = mt_query_match (query.c), deterministic, so the exact matching semantics are
+ * those of the pure, unit-tested function. Called off the event loop (a uv_queue_work worker:
+ * node/svc/find.c), one mt_qdb_t per thread at a time.
+ *
+ * Response values are the stored text, re-encoded for the attribute's VR: binary VRs (US, SS,
+ * UL, SL, FL, FD) from their decimal text; sequences as empty sequences; anything without a
+ * column zero length. QueryRetrieveLevel, RetrieveAETitle (the called AE title) and the stored
+ * SpecificCharacterSet are always set.
+ */
+#include "query.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../util/alloc.h"
+#include "../util/err.h"
+#include "../util/log.h"
+
+#define TAG_CHARSET MT_TAG(0x0008, 0x0005)
+#define TAG_QR_LEVEL MT_TAG(0x0008, 0x0052)
+
+struct mt_qdb {
+    sqlite3 *db;
+};
+
+static void sql_match(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    unsigned flags = (unsigned)sqlite3_value_int(argv[0]);
+    const char *pattern = (const char *)sqlite3_value_text(argv[1]);
+    const char *value = (const char *)sqlite3_value_text(argv[2]);
+    sqlite3_result_int(ctx, value && mt_query_match(flags, pattern, value));
+}
+
+int mt_qdb_open(const char *index_path, mt_qdb_t **out)
+{
+    *out = NULL;
+    mt_qdb_t *q = mt_calloc(1, sizeof *q);
+    int rc = sqlite3_open_v2(index_path, &q->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
+                             NULL);
+    if (rc != SQLITE_OK) {
+        mt_log(MT_LOG_ERROR, NULL, "query: cannot open %s: %s", index_path,
+               q->db ? sqlite3_errmsg(q->db) : sqlite3_errstr(rc));
+        sqlite3_close(q->db);
+        mt_free(q);
+        return rc == SQLITE_CANTOPEN ? MT_ENOENT : MT_EDB;
+    }
+    sqlite3_busy_timeout(q->db, 5000);
+    sqlite3_exec(q->db, "PRAGMA query_only=ON; PRAGMA cache_size=-16384;", NULL, NULL, NULL);
+    rc = sqlite3_create_function(q->db, "mt_match", 3, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
+                                 sql_match, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        sqlite3_close(q->db);
+        mt_free(q);
+        return MT_EDB;
+    }
+    *out = q;
+    return 0;
+}
+
+void mt_qdb_close(mt_qdb_t *db)
+{
+    if (!db)
+        return;
+    sqlite3_close(db->db);
+    mt_free(db);
+}
+
+static int prepare(mt_qdb_t *db, const mt_qsql_t *s, const char *prefix, sqlite3_stmt **st)
+{
+    mt_buf_t b;
+    mt_buf_init(&b, 1u << 21);
+    mt_buf_append(&b, prefix, strlen(prefix));
+    mt_buf_append(&b, s->sql.data, s->sql.len);
+    mt_buf_append(&b, "", 1);
+    int rc = sqlite3_prepare_v2(db->db, (const char *)b.data, -1, st, NULL);
+    if (rc != SQLITE_OK) {
+        mt_log(MT_LOG_ERROR, NULL, "query: %s in: %s", sqlite3_errmsg(db->db),
+               (const char *)b.data);
+        mt_buf_dispose(&b);
+        return MT_EDB;
+    }
+    mt_buf_dispose(&b);
+    for (size_t i = 0; i < s->n_params; i++)
+        sqlite3_bind_text(*st, (int)i + 1, s->params[i], -1, SQLITE_STATIC);
+    return 0;
+}
+
+/* ---- response values ---- */
+
+static void put_numbers(mt_ds_t *ds, uint32_t tag, uint16_t vr, const char *text)
+{
+    uint8_t buf[256];
+    size_t n = 0, w = (vr == MT_VR('U', 'S') || vr == MT_VR('S', 'S')) ? 2
+                      : (vr == MT_VR('F', 'D'))                        ? 8
+                                                                       : 4;
+    const char *p = text;
+    while (*p && n + w <= sizeof buf) {
+        char *end;
+        uint64_t raw = 0;
+        if (vr == MT_VR('F', 'L')) {
+            float f = strtof(p, &end);
+            uint32_t u;
+            memcpy(&u, &f, 4);
+            raw = u;
+        } else if (vr == MT_VR('F', 'D')) {
+            double d = strtod(p, &end);
+            memcpy(&raw, &d, 8);
+        } else {
+            long long v = strtoll(p, &end, 10);
+            raw = (uint64_t)v;
+        }
+        if (end == p)
+            break;
+        for (size_t i = 0; i < w; i++)
+            buf[n++] = (uint8_t)(raw >> (8 * i));
+        p = end;
+        if (*p == '\\')
+            p++;
+    }
+    mt_ds_set(ds, tag, vr, n ? buf : NULL, (uint32_t)n);
+}
+
+static void put_value(mt_ds_t *ds, uint32_t tag, uint16_t vr, const char *text)
+{
+    switch (vr) {
+    case MT_VR('S', 'Q'):
+        mt_ds_set(ds, tag, vr, NULL, 0);
+        return;
+    case MT_VR('U', 'S'):
+    case MT_VR('S', 'S'):
+    case MT_VR('U', 'L'):
+    case MT_VR('S', 'L'):
+    case MT_VR('F', 'L'):
+    case MT_VR('F', 'D'):
+        put_numbers(ds, tag, vr, text ? text : "");
+        return;
+    case MT_VR('O', 'B'): case MT_VR('O', 'W'): case MT_VR('O', 'F'): case MT_VR('O', 'D'):
+    case MT_VR('O', 'L'): case MT_VR('O', 'V'): case MT_VR('A', 'T'): case MT_VR('U', 'N'):
+        mt_ds_set(ds, tag, vr, NULL, 0);
+        return;
+    default:
+        break;
+    }
+    size_t n = text ? strlen(text) : 0;
+    if (mt_ds_set(ds, tag, vr, text, (uint32_t)n) != 0)
+        mt_ds_set(ds, tag, vr, NULL, 0);
+}
+
+int mt_qdb_find(mt_qdb_t *db, const mt_query_t *q, const mt_qscope_t *scope, uint32_t max,
+                mt_qdb_match_cb cb, void *user, bool *capped)
+{
+    *capped = false;
+    mt_qsql_t s;
+    int err = mt_query_sql(q, scope, MT_QSEL_FIND, max ? max + 1 : 0, &s);
+    if (err)
+        return err;
+    sqlite3_stmt *st;
+    if ((err = prepare(db, &s, "", &st))) {
+        mt_qsql_dispose(&s);
+        return err;
+    }
+    uint32_t n = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (max && n >= max) {
+            *capped = true;
+            break;
+        }
+        n++;
+        mt_ds_t *r = mt_ds_new();
+        put_value(r, TAG_QR_LEVEL, MT_VR('C', 'S'), mt_query_level_name(q->level));
+        const char *cs = (const char *)sqlite3_column_text(st, s.col_charset);
+        if ((cs && *cs) || q->has_charset_key)
+            put_value(r, TAG_CHARSET, MT_VR('C', 'S'), cs ? cs : "");
+        for (size_t i = 0; i < q->n_keys; i++) {
+            const mt_qkey_t *k = &q->keys[i];
+            if (!k->returned)
+                continue;
+            const char *v = NULL;
+            if (s.col_of_key[i] >= 0)
+                v = (const char *)sqlite3_column_text(st, s.col_of_key[i]);
+            else if (k->computed == MT_QC_RETRIEVE_AE)
+                v = scope && scope->retrieve_ae ? scope->retrieve_ae : "";
+            else if (k->computed == MT_QC_AVAILABILITY)
+                v = "ONLINE";
+            put_value(r, k->tag, k->vr, v);
+        }
+        if (!mt_ds_get(r, MT_TAG(0x0008, 0x0054)))
+            put_value(r, MT_TAG(0x0008, 0x0054), MT_VR('A', 'E'),
+                      scope && scope->retrieve_ae ? scope->retrieve_ae : "");
+        int stop = cb(user, r);
+        mt_ds_free(r);
+        if (stop) {
+            err = stop;
+            break;
+        }
+    }
+    if (!err && rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        mt_log(MT_LOG_ERROR, NULL, "query: %s", sqlite3_errmsg(db->db));
+        err = MT_EDB;
+    }
+    sqlite3_finalize(st);
+    mt_qsql_dispose(&s);
+    return err;
+}
+
+int mt_qdb_instances(mt_qdb_t *db, const mt_query_t *q, const mt_qscope_t *scope,
+                     int (*cb)(void *user, const mt_qdb_instance_t *inst), void *user)
+{
+    mt_qsql_t s;
+    int err = mt_query_sql(q, scope, MT_QSEL_INSTANCES, 0, &s);
+    if (err)
+        return err;
+    sqlite3_stmt *st;
+    if ((err = prepare(db, &s, "", &st))) {
+        mt_qsql_dispose(&s);
+        return err;
+    }
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        mt_qdb_instance_t in = {
+            .study_uid = (const char *)sqlite3_column_text(st, 0),
+            .series_uid = (const char *)sqlite3_column_text(st, 1),
+            .sop_instance_uid = (const char *)sqlite3_column_text(st, 2),
+            .sop_class_uid = (const char *)sqlite3_column_text(st, 3),
+            .transfer_syntax_uid = (const char *)sqlite3_column_text(st, 4),
+            .path = (const char *)sqlite3_column_text(st, 5),
+            .size = (uint64_t)sqlite3_column_int64(st, 6),
+        };
+        int stop = cb(user, &in);
+        if (stop) {
+            err = stop;
+            break;
+        }
+    }
+    if (!err && rc != SQLITE_ROW && rc != SQLITE_DONE)
+        err = MT_EDB;
+    sqlite3_finalize(st);
+    mt_qsql_dispose(&s);
+    return err;
+}
+
+int mt_qdb_study_uids(mt_qdb_t *db, const mt_query_t *q, const mt_qscope_t *scope,
+                      int (*cb)(void *user, const char *study_uid), void *user)
+{
+    mt_qsql_t s;
+    int err = mt_query_sql(q, scope, MT_QSEL_STUDY_UIDS, 0, &s);
+    if (err)
+        return err;
+    sqlite3_stmt *st;
+    if ((err = prepare(db, &s, "", &st))) {
+        mt_qsql_dispose(&s);
+        return err;
+    }
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int stop = cb(user, (const char *)sqlite3_column_text(st, 0));
+        if (stop) {
+            err = stop;
+            break;
+        }
+    }
+    if (!err && rc != SQLITE_ROW && rc != SQLITE_DONE)
+        err = MT_EDB;
+    sqlite3_finalize(st);
+    mt_qsql_dispose(&s);
+    return err;
+}
+
+int mt_qdb_explain(mt_qdb_t *db, const mt_query_t *q, const mt_qscope_t *scope, mt_qsel_t sel,
+                   mt_buf_t *out)
+{
+    mt_qsql_t s;
+    int err = mt_query_sql(q, scope, sel, 0, &s);
+    if (err)
+        return err;
+    sqlite3_stmt *st;
+    if ((err = prepare(db, &s, "EXPLAIN QUERY PLAN ", &st))) {
+        mt_qsql_dispose(&s);
+        return err;
+    }
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        const char *d = (const char *)sqlite3_column_text(st, 3);
+        if (d) {
+            mt_buf_append(out, d, strlen(d));
+            mt_buf_append(out, "\n", 1);
+        }
+    }
+    sqlite3_finalize(st);
+    mt_qsql_dispose(&s);
+    return 0;
+}

@@ -1,0 +1,120 @@
+/*
+ * desc.c - description tokens from the fixed vocabulary (spec §3.1; vocabulary in vocab.def).
+ *
+ * The description (SeriesDescription + " " + ProtocolName) is upper-cased and:
+ *   - split on every character outside [A-Z0-9*] into primary tokens;
+ *   - each primary token split again at letter/digit boundaries into sub-tokens;
+ *   - a primary token made only of digits is also joined with the next primary token
+ *     ("4 CH" -> "4CH", "2-chamber" -> "2CHAMBER");
+ *   - a primary token B<digits> (UK Biobank "_b7" slice) sets the V_BN word;
+ *   - normalised raw string: characters outside [A-Z0-9*:=+()] become '_' (substring rules).
+ * T entries match a primary token, a sub-token (entries of 2+ characters only), or a join;
+ * S entries match a substring of the normalised raw string. Only the resulting bit set is
+ * kept. PURE.
+ */
+#include <ctype.h>
+#include <string.h>
+
+#include "tag.h"
+
+struct word {
+    const char *s;
+    char kind;
+};
+
+static const struct word words[MT_W_COUNT] = {
+#define MT_TAGW(id, str, k) [MT_W_##id] = {str, #k[0]},
+#include "vocab.def"
+#undef MT_TAGW
+};
+
+const char *mt_tag_word_str(int id)
+{
+    return (id >= 0 && id < MT_W_COUNT) ? words[id].s : "?";
+}
+
+#define MAX_DESC 512
+
+static void match_token(const char *t, size_t len, bool sub, mt_tag_words_t *out)
+{
+    if (len == 0)
+        return;
+    for (int i = 0; i < MT_W_COUNT; i++) {
+        if (words[i].kind != 'T')
+            continue;
+        size_t wl = strlen(words[i].s);
+        if (wl != len || (sub && wl < 2))
+            continue;
+        if (memcmp(words[i].s, t, len) == 0)
+            mt_tag_words_set(out, i);
+    }
+}
+
+void mt_tag_words_scan(const char *desc, mt_tag_words_t *out)
+{
+    if (!desc)
+        return;
+    char up[MAX_DESC], norm[MAX_DESC];
+    size_t n = 0;
+    for (; desc[n] && n < MAX_DESC - 1; n++) {
+        char c = (char)toupper((unsigned char)desc[n]);
+        up[n] = c;
+        norm[n] = (isalnum((unsigned char)c) || strchr("*:=+()", c)) && c ? c : '_';
+    }
+    up[n] = norm[n] = '\0';
+
+    for (int i = 0; i < MT_W_COUNT; i++)
+        if (words[i].kind == 'S' && strstr(norm, words[i].s))
+            mt_tag_words_set(out, i);
+
+    /* primary tokens */
+    size_t prev_s = 0, prev_l = 0;
+    bool prev_digits = false;
+    size_t i = 0;
+    while (i < n) {
+        while (i < n && !(isalnum((unsigned char)up[i]) || up[i] == '*'))
+            i++;
+        size_t s = i;
+        while (i < n && (isalnum((unsigned char)up[i]) || up[i] == '*'))
+            i++;
+        size_t l = i - s;
+        if (l == 0)
+            break;
+        const char *t = up + s;
+        match_token(t, l, false, out);
+        /* B<digits>: UK Biobank per-slice SAX series */
+        if (l >= 2 && t[0] == 'B') {
+            bool digits = true;
+            for (size_t k = 1; k < l; k++)
+                digits &= isdigit((unsigned char)t[k]) != 0;
+            if (digits)
+                mt_tag_words_set(out, MT_W_V_BN);
+        }
+        /* sub-tokens at letter/digit boundaries */
+        size_t a = 0;
+        bool split = false;
+        for (size_t k = 1; k <= l; k++) {
+            bool boundary = k == l || (isdigit((unsigned char)t[k]) != isdigit((unsigned char)t[k - 1])) ||
+                            t[k] == '*' || t[k - 1] == '*';
+            if (!boundary)
+                continue;
+            if (k < l)
+                split = true;
+            if (split || a > 0)
+                match_token(t + a, k - a, true, out);
+            a = k;
+        }
+        /* digits joined with the next token */
+        if (prev_digits && prev_l + l < 32) {
+            char j[40];
+            memcpy(j, up + prev_s, prev_l);
+            memcpy(j + prev_l, t, l);
+            match_token(j, prev_l + l, false, out);
+        }
+        prev_digits = true;
+        for (size_t k = 0; k < l; k++)
+            prev_digits &= isdigit((unsigned char)t[k]) != 0;
+        prev_s = s;
+        prev_l = l;
+    }
+}

@@ -1,0 +1,326 @@
+/*
+ * tag_cli.c - `mitral tag FILES|DIRS...`: the CMR tagger offline, without a running node.
+ *
+ * Reads every file given (directories recursively, symlinks not followed), parses it with the
+ * data set codec (mt_part10_parse_file_buf), extracts the tagger's features (node/tag/), drops
+ * the data set, groups the features by StudyInstanceUID and SeriesInstanceUID, runs the
+ * series statistics and the exam-level pass per study, and prints one line per series:
+ *
+ *     SeriesInstanceUID,tag,view,confidence,evidence
+ *
+ * in study order (first file seen) and, within a study, by acquisition start. Files that are
+ * not DICOM, or have no SeriesInstanceUID, are counted and skipped (a summary goes to stderr).
+ * Exit status: 0, 1 when no series could be tagged, 2 on usage errors.
+ */
+#include <errno.h>
+#include <ftw.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "dicom/ds.h"
+#include "tag/report.h"
+#include "tag/tag.h"
+#include "tag_cli.h"
+#include "util/alloc.h"
+#include "util/buf.h"
+#include "util/err.h"
+
+static const char usage_tag[] =
+    "usage: mitral tag [--header] [--report csv|json|table [--by manufacturer]] [--bench N]\n"
+    "                  FILES|DIRS...\n"
+    "\n"
+    "Tags every MR series found in the files (directories are walked recursively) with the\n"
+    "CMR sequence tagger (cine.sax, lge.4ch, perfusion.stress, t1map.native, flow, ...; see\n"
+    "docs/tagging.md) and prints one line per series:\n"
+    "  SeriesInstanceUID,tag,view,confidence,evidence\n"
+    "Works on files alone: no node, no index.\n"
+    "\n"
+    "  --header   print the column names first\n"
+    "  --report F instead of the series lines, print the per-exam protocol report (SCMR\n"
+    "             Registry Table 4 layout: exams with >= 1 series of each tag, and %%) as\n"
+    "             csv, json or table; --by manufacturer adds one table per vendor family\n"
+    "  --bench N  re-run the rules N times over the extracted features and print the\n"
+    "             throughput (series/s) to stderr\n"
+    "  --reindex  re-tag every series of the node's index (needs the node integration;\n"
+    "             not available offline)\n";
+
+struct series_ent {
+    mt_tag_series_t s;
+    size_t study;
+    size_t order;
+};
+
+struct tagger {
+    struct series_ent **ser;
+    size_t n_ser, cap_ser;
+    size_t *hash; /* open addressing over ser indexes + 1 */
+    size_t hcap;
+    char (*study_uid)[65];
+    size_t n_study, cap_study;
+    unsigned long files, skipped;
+};
+
+static struct tagger T;
+
+static uint64_t hstr(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+static void rehash(void)
+{
+    size_t cap = T.hcap ? T.hcap * 2 : 1024;
+    size_t *h = mt_calloc(cap, sizeof *h);
+    for (size_t i = 0; i < T.n_ser; i++) {
+        size_t k = hstr(T.ser[i]->s.h.series_uid) & (cap - 1);
+        while (h[k])
+            k = (k + 1) & (cap - 1);
+        h[k] = i + 1;
+    }
+    mt_free(T.hash);
+    T.hash = h;
+    T.hcap = cap;
+}
+
+static size_t study_index(const char *uid)
+{
+    for (size_t i = T.n_study; i-- > 0;)
+        if (strcmp(T.study_uid[i], uid) == 0)
+            return i;
+    if (T.n_study == T.cap_study) {
+        T.cap_study = T.cap_study ? T.cap_study * 2 : 16;
+        T.study_uid = mt_realloc(T.study_uid, T.cap_study * sizeof *T.study_uid);
+    }
+    snprintf(T.study_uid[T.n_study], sizeof T.study_uid[0], "%s", uid);
+    return T.n_study++;
+}
+
+static struct series_ent *series_for(const mt_tag_inst_t *in)
+{
+    if ((T.n_ser + 1) * 2 > T.hcap)
+        rehash();
+    size_t k = hstr(in->series_uid) & (T.hcap - 1);
+    while (T.hash[k]) {
+        struct series_ent *e = T.ser[T.hash[k] - 1];
+        if (strcmp(e->s.h.series_uid, in->series_uid) == 0)
+            return e;
+        k = (k + 1) & (T.hcap - 1);
+    }
+    if (T.n_ser == T.cap_ser) {
+        T.cap_ser = T.cap_ser ? T.cap_ser * 2 : 64;
+        T.ser = mt_realloc(T.ser, T.cap_ser * sizeof *T.ser);
+    }
+    struct series_ent *e = mt_calloc(1, sizeof *e);
+    mt_tag_series_init(&e->s);
+    e->study = study_index(in->study_uid);
+    e->order = T.n_ser;
+    T.ser[T.n_ser++] = e;
+    T.hash[k] = T.n_ser;
+    return e;
+}
+
+static int read_all(const char *path, mt_buf_t *b)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return MT_ERR_FROM_ERRNO();
+    uint8_t chunk[65536];
+    size_t n;
+    int rc = 0;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        if ((rc = mt_buf_append(b, chunk, n)) != 0)
+            break;
+    if (!rc && ferror(f))
+        rc = MT_EIO;
+    fclose(f);
+    return rc;
+}
+
+static void tag_file(const char *path)
+{
+    T.files++;
+    mt_buf_t b;
+    mt_buf_init(&b, (size_t)1 << 32);
+    int rc = read_all(path, &b);
+    if (rc) {
+        fprintf(stderr, "mitral tag: %s: %s\n", path, mt_strerror(rc));
+        T.skipped++;
+        mt_buf_dispose(&b);
+        return;
+    }
+    mt_meta_t meta;
+    mt_ds_t *ds = NULL;
+    mt_diag_t diag = {0, NULL};
+    rc = mt_part10_parse_file_buf(b.data, b.len, &meta, &ds, &diag);
+    mt_buf_dispose(&b);
+    if (rc) {
+        mt_ds_free(ds);
+        T.skipped++;
+        return;
+    }
+    const mt_ts_t *ts = meta.transfer_syntax_uid[0] ? mt_ts_find(meta.transfer_syntax_uid) : NULL;
+    mt_tag_inst_t in;
+    rc = mt_tag_extract(ds, ts && ts->big_endian, &in);
+    mt_ds_free(ds);
+    if (rc) {
+        mt_tag_inst_dispose(&in);
+        T.skipped++;
+        return;
+    }
+    struct series_ent *e = series_for(&in);
+    mt_tag_series_add(&e->s, &in);
+    mt_tag_inst_dispose(&in);
+}
+
+static int on_entry(const char *path, const struct stat *sb, int type, struct FTW *ftw)
+{
+    (void)sb;
+    (void)ftw;
+    if (type == FTW_F)
+        tag_file(path);
+    return 0;
+}
+
+static int cmp_series(const void *a, const void *b)
+{
+    const mt_tag_series_t *x = *(mt_tag_series_t *const *)a, *y = *(mt_tag_series_t *const *)b;
+    double tx = isnan(x->t_rel) ? 1e12 : x->t_rel, ty = isnan(y->t_rel) ? 1e12 : y->t_rel;
+    if (tx != ty)
+        return tx < ty ? -1 : 1;
+    if (x->h.series_number != y->h.series_number)
+        return x->h.series_number < y->h.series_number ? -1 : 1;
+    return strcmp(x->h.series_uid, y->h.series_uid);
+}
+
+int mt_tag_cli_main(int argc, char **argv)
+{
+    bool header = false, by_vendor = false;
+    int report = -1;
+    long bench = 0;
+    int first = 1;
+    for (; first < argc && argv[first][0] == '-' && argv[first][1]; first++) {
+        if (!strcmp(argv[first], "--help") || !strcmp(argv[first], "-h")) {
+            fputs(usage_tag, stdout);
+            return 0;
+        } else if (!strcmp(argv[first], "--header")) {
+            header = true;
+        } else if (!strcmp(argv[first], "--report") && first + 1 < argc) {
+            const char *f = argv[++first];
+            report = !strcmp(f, "csv") ? MT_TAG_REPORT_CSV : !strcmp(f, "json") ? MT_TAG_REPORT_JSON
+                     : !strcmp(f, "table") ? MT_TAG_REPORT_TABLE : -2;
+            if (report == -2) {
+                fprintf(stderr, "mitral tag: --report csv|json|table\n");
+                return 2;
+            }
+        } else if (!strcmp(argv[first], "--by") && first + 1 < argc) {
+            if (strcmp(argv[++first], "manufacturer") != 0) {
+                fprintf(stderr, "mitral tag: --by manufacturer\n");
+                return 2;
+            }
+            by_vendor = true;
+        } else if (!strcmp(argv[first], "--bench") && first + 1 < argc) {
+            bench = strtol(argv[++first], NULL, 10);
+            if (bench < 1 || bench > 1000000) {
+                fprintf(stderr, "mitral tag: --bench N (1..1000000)\n");
+                return 2;
+            }
+        } else if (!strcmp(argv[first], "--reindex")) {
+            fprintf(stderr, "mitral tag --reindex: re-tagging the index needs the node "
+                            "integration of the tagger, not available in this build\n");
+            return 2;
+        } else if (!strcmp(argv[first], "--")) {
+            first++;
+            break;
+        } else {
+            fprintf(stderr, "mitral tag: unknown option '%s'\n%s", argv[first], usage_tag);
+            return 2;
+        }
+    }
+    if (first >= argc) {
+        fputs(usage_tag, stderr);
+        return 2;
+    }
+    memset(&T, 0, sizeof T);
+    for (int i = first; i < argc; i++) {
+        struct stat st;
+        if (stat(argv[i], &st) != 0) {
+            fprintf(stderr, "mitral tag: %s: %s\n", argv[i], strerror(errno));
+            T.skipped++;
+            continue;
+        }
+        if (S_ISDIR(st.st_mode))
+            nftw(argv[i], on_entry, 32, FTW_PHYS);
+        else
+            tag_file(argv[i]);
+    }
+    for (size_t i = 0; i < T.n_ser; i++)
+        mt_tag_series_finish(&T.ser[i]->s);
+
+    if (header && report < 0)
+        puts("SeriesInstanceUID,tag,view,confidence,evidence");
+    mt_tag_series_t **group = mt_malloc((T.n_ser ? T.n_ser : 1) * sizeof *group);
+    char line[2048];
+    if (bench > 0) {
+        struct timespec a, b;
+        clock_gettime(CLOCK_MONOTONIC, &a);
+        for (long it = 0; it < bench; it++)
+            for (size_t st = 0; st < T.n_study; st++) {
+                size_t k = 0;
+                for (size_t i = 0; i < T.n_ser; i++)
+                    if (T.ser[i]->study == st) {
+                        group[k] = &T.ser[i]->s;
+                        group[k++]->fam = -1;
+                    }
+                mt_tag_study_t study = {group, k, false, false, {0, 0, 0}, false, -1, NAN};
+                mt_tag_study_run(&study);
+            }
+        clock_gettime(CLOCK_MONOTONIC, &b);
+        double dt = (double)(b.tv_sec - a.tv_sec) + 1e-9 * (double)(b.tv_nsec - a.tv_nsec);
+        fprintf(stderr, "mitral tag: bench %ld x %zu series: %.3f s, %.0f series/s\n", bench,
+                T.n_ser, dt, dt > 0 ? (double)bench * (double)T.n_ser / dt : 0.0);
+    }
+    mt_tag_report_t *rep = report >= 0 ? mt_tag_report_new() : NULL;
+    for (size_t st = 0; st < T.n_study; st++) {
+        size_t k = 0;
+        for (size_t i = 0; i < T.n_ser; i++)
+            if (T.ser[i]->study == st)
+                group[k++] = &T.ser[i]->s;
+        mt_tag_study_t study = {group, k, false, false, {0, 0, 0}, false, -1, NAN};
+        mt_tag_study_run(&study);
+        qsort(group, k, sizeof *group, cmp_series);
+        for (size_t i = 0; i < k; i++) {
+            if (rep)
+                mt_tag_report_add(rep, group[i]->h.study_uid, group[i]->h.vendor,
+                                  group[i]->res.tag);
+            else if (mt_tag_format_line(group[i], line, sizeof line) == 0)
+                puts(line);
+        }
+    }
+    if (rep) {
+        mt_buf_t out;
+        mt_buf_init(&out, (size_t)1 << 24);
+        mt_tag_report_format(rep, (mt_tag_report_fmt_t)report, by_vendor, &out);
+        fwrite(out.data, 1, out.len, stdout);
+        mt_buf_dispose(&out);
+        mt_tag_report_free(rep);
+    }
+    mt_free(group);
+    fprintf(stderr, "mitral tag: %lu files, %zu series in %zu studies, %lu files skipped\n",
+            T.files, T.n_ser, T.n_study, T.skipped);
+    int rc = T.n_ser ? 0 : 1;
+    for (size_t i = 0; i < T.n_ser; i++) {
+        mt_tag_series_dispose(&T.ser[i]->s);
+        mt_free(T.ser[i]);
+    }
+    mt_free(T.ser);
+    mt_free(T.hash);
+    mt_free(T.study_uid);
+    return rc;
+}
