@@ -17,7 +17,6 @@ if [ ! -d "$MT_SOURCE_DIR/../shared/testdata" ]; then
         --profile basic --generated-only
 fi
 DCIODVFY=""
-# dciodvfy doubles the run time: the cmr-registry test runs it, this one does not
-# command -v dciodvfy >/dev/null && DCIODVFY=--dciodvfy
+command -v dciodvfy >/dev/null && DCIODVFY=--dciodvfy
 exec "$PY" -W ignore "$MT_SOURCE_DIR/tests/deid/check_leaks.py" --cmd "$MITRAL deid" --profile basic \
     $DCIODVFY
