@@ -198,9 +198,8 @@ static void do_file(run_t *r, const char *path)
         snprintf(om.sop_class_uid, sizeof(om.sop_class_uid), "%s", meta.sop_class_uid);
     if (!mt_ds_get_string(ds, MT_TAG(0x0008, 0x0018), om.sop_instance_uid,
                           sizeof(om.sop_instance_uid)) &&
-        mt_deid_map_uids(r->key, r->key_len, meta.sop_instance_uid,
-                         strlen(meta.sop_instance_uid), om.sop_instance_uid,
-                         sizeof(om.sop_instance_uid)) < 0)
+        mt_deid_map_uids(r->key, r->key_len, meta.sop_instance_uid, strlen(meta.sop_instance_uid),
+                         om.sop_instance_uid, sizeof(om.sop_instance_uid)) < 0)
         om.sop_instance_uid[0] = '\0';
     snprintf(om.transfer_syntax_uid, sizeof(om.transfer_syntax_uid), "%s", ots->uid);
     snprintf(om.impl_class_uid, sizeof(om.impl_class_uid), "%s", MT_IMPL_CLASS_UID);
