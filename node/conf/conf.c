@@ -922,8 +922,8 @@ static int walk_dest(struct loader *L, mt_conf_dest_t *d, size_t idx)
         size_t kline = ev_line(L);
         if (L->ev.type != YAML_SCALAR_EVENT)
             return fail(L, kline, "%s: keys must be plain words", ctx);
-        const char *kv, *v;
-        size_t kn, n;
+        const char *kv = NULL, *v = "";
+        size_t kn = 0, n = 0;
         if (ev_text(L, "key", &kv, &kn))
             return -1;
         bool *seen = NULL;
@@ -1028,8 +1028,8 @@ static int walk_user(struct loader *L, mt_conf_user_t *u, size_t idx)
         size_t kline = ev_line(L);
         if (L->ev.type != YAML_SCALAR_EVENT)
             return fail(L, kline, "%s: keys must be plain words", ctx);
-        const char *kv, *v;
-        size_t kn, n;
+        const char *kv = NULL, *v = "";
+        size_t kn = 0, n = 0;
         if (ev_text(L, "key", &kv, &kn))
             return -1;
         int which = -1;
@@ -1149,8 +1149,8 @@ static int walk_destination(struct loader *L, mt_conf_destination_t *d, size_t i
         size_t kline = ev_line(L);
         if (L->ev.type != YAML_SCALAR_EVENT)
             return fail(L, kline, "%s: keys must be plain words", ctx);
-        const char *kv, *v;
-        size_t kn, n;
+        const char *kv = NULL, *v = "";
+        size_t kn = 0, n = 0;
         if (ev_text(L, "key", &kv, &kn))
             return -1;
         int ki = -1;
@@ -1276,8 +1276,8 @@ static int walk_mapping(struct loader *L, const char *prefix)
         size_t kline = ev_line(L);
         if (L->ev.type != YAML_SCALAR_EVENT)
             return fail(L, kline, "%s: keys must be plain words", *prefix ? prefix : "top level");
-        const char *kv;
-        size_t kn;
+        const char *kv = NULL;
+        size_t kn = 0;
         if (ev_text(L, "key", &kv, &kn))
             return -1;
         char path[CONF_MAX_KEYPATH], s[48];
