@@ -646,7 +646,8 @@ int mt_scu_open(uv_loop_t *loop, const mt_scu_params_t *p, mt_scu_open_cb on_ope
 static uint8_t link_find_pc(void *impl, const char *as, const char *ts)
 {
     mt_scu_t *s = impl;
-    return mt_nego_find_pc(&s->nego, as, ts, false);
+    uint8_t id = mt_nego_find_pc(&s->nego, as, ts, false);
+    return id ? id : mt_nego_find_pc(&s->nego, as, ts, true); /* SCP role: commitment report */
 }
 
 static uint32_t link_peer_max(void *impl)
