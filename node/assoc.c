@@ -103,6 +103,8 @@ struct mt_assoc {
     bool reading;
 
     mt_buf_t *tx;      /* P-DATA-TF PDUs to send for the DT-1/AR-7 being carried out */
+    mt_buf_t cork;     /* P-DATA-TF PDUs held while corked (mt_assoc_cork) */
+    unsigned cork_depth;
     mt_link_sent_cb tx_cb; /* completion of that write (link send_data), taken by write_buf */
     void *tx_user;
     unsigned n_writes; /* uv_write requests in flight */
@@ -143,6 +145,7 @@ static void maybe_free(mt_assoc_t *a)
     if (a->have_reply)
         mt_pdu_dispose(&a->reply);
     mt_buf_dispose(&a->rbuf);
+    mt_buf_dispose(&a->cork);
     mt_log(MT_LOG_DEBUG, &a->log, "association freed");
     mt_node_conf_unref(node, a->conf);
     mt_free(a);
@@ -163,9 +166,12 @@ static void on_timer(uv_timer_t *t)
         ul_event(a, MT_UL_EV_ARTIM_EXPIRED, NULL);
         break;
     case TM_IDLE:
-        /* work in progress (a service holds requests or paused reading): not idle; a pause
-         * because the peer does not read our responses does not count */
-        if (a->n_outstanding || a->pause_count > (a->write_paused ? 1u : 0u)) {
+        /* Not idle when the wait is ours: a service paused reading, or a request is complete
+         * and being worked on. A pause because the peer does not read our responses does not
+         * count, and neither does a peer silent in the middle of a message (a data set or a
+         * PDU cut short): otherwise a stalled sender would hold its association forever. */
+        if (a->pause_count > (a->write_paused ? 1u : 0u) ||
+            (a->n_outstanding && mt_pdv_idle(&a->pdv) && a->rbuf.len == 0)) {
             start_timer(a, TM_IDLE, a->conf->idle_timeout_ms);
             break;
         }
@@ -267,9 +273,31 @@ static int write_buf(mt_assoc_t *a, mt_buf_t *b)
     return 0;
 }
 
+static void flush_cork(mt_assoc_t *a)
+{
+    if (a->cork.len == 0)
+        return;
+    mt_buf_t b = a->cork;
+    mt_buf_init(&a->cork, SIZE_MAX);
+    write_buf(a, &b);
+}
+
+void mt_assoc_cork(mt_assoc_t *a)
+{
+    a->cork_depth++;
+}
+
+void mt_assoc_uncork(mt_assoc_t *a)
+{
+    if (a->cork_depth && --a->cork_depth == 0)
+        flush_cork(a);
+}
+
 /* SEND_PDU effect. */
 static void send_pdu(mt_assoc_t *a, const mt_ul_fx_t *f)
 {
+    if (f->pdu_type != MT_UL_PDU_P_DATA_TF)
+        flush_cork(a); /* keep the order on the wire */
     mt_buf_t b;
     mt_buf_init(&b, SIZE_MAX);
     int rc = 0;
@@ -313,6 +341,15 @@ static void send_pdu(mt_assoc_t *a, const mt_ul_fx_t *f)
         return;
     }
     mt_log(MT_LOG_TRACE, &a->log, "send %s len=%zu", mt_pdu_type_name(f->pdu_type), b.len);
+    /* A write whose completion a link caller waits for (tx_cb) is never held in the cork. */
+    if (f->pdu_type == MT_UL_PDU_P_DATA_TF && a->cork_depth && !a->tx_cb) {
+        if (mt_buf_append(&a->cork, b.data, b.len) != 0)
+            flush_cork(a), write_buf(a, &b);
+        else
+            mt_buf_dispose(&b);
+        return;
+    }
+    flush_cork(a); /* keep the order on the wire */
     write_buf(a, &b);
 }
 
@@ -1077,6 +1114,7 @@ int mt__assoc_accept(mt_node_t *node, mt__listener_t *l, void *server_stream)
     snprintf(a->log.calling, sizeof a->log.calling, "-");
     snprintf(a->log.called, sizeof a->log.called, "-");
     mt_ul_init(&a->ul, false, &a->log);
+    mt_buf_init(&a->cork, SIZE_MAX);
     mt_pdv_init(&a->pdv, 0, on_pdv, a);
     size_t pdata_max = a->conf->max_pdu ? a->conf->max_pdu : MT_PDU_MAX_CONTROL_LEN;
     size_t ctl_max = MT_PDU_MAX_CONTROL_LEN;

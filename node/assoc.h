@@ -95,5 +95,10 @@ bool mt_assoc_is_open(const mt_assoc_t *a);
 /* Bytes queued for writing and not yet handed to the kernel (a service producing many
  * responses waits while this is large). */
 size_t mt_assoc_write_queue_bytes(const mt_assoc_t *a);
+/* Cork: the P-DATA-TF PDUs of the responses sent until mt_assoc_uncork are collected and
+ * written with one uv_write (a C-FIND answering many matches). Any other PDU flushes them
+ * first, so the order on the wire is kept. Nests. */
+void mt_assoc_cork(mt_assoc_t *a);
+void mt_assoc_uncork(mt_assoc_t *a);
 
 #endif

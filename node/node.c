@@ -19,7 +19,9 @@
 #include <string.h>
 
 #include "deid/load.h"
+#include "http/web.h"
 #include "listen.h"
+#include "tagger.h"
 #include "util/alloc.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -37,6 +39,7 @@ struct mt_node {
     conf_slot_t *confs; /* head = the snapshot in force */
     char *conf_path;
     mt_ingest_t *ingest;
+    mt_tagger_t *tagger; /* CMR series tagging (issue 5) */
     uv_signal_t sig_term, sig_int, sig_hup;
     uv_timer_t drain_timer;
     uint64_t next_assoc_id;
@@ -46,6 +49,8 @@ struct mt_node {
     size_t deid_key_len;
     bool stopping;
     int exit_code;
+    mt_web_t *web; /* DICOMweb (http.enabled), NULL when off */
+    bool web_idle; /* the HTTP server has stopped and its last connection closed */
 };
 
 int mt_node_new(uv_loop_t *loop, mt_conf_t *conf, const char *conf_path, mt_node_t **out)
@@ -96,6 +101,11 @@ mt_ingest_t *mt_node_ingest(mt_node_t *node)
     return node->ingest;
 }
 
+struct mt_tagger *mt_node_tagger(mt_node_t *node)
+{
+    return node->tagger;
+}
+
 uint64_t mt_node_next_assoc_id(mt_node_t *node)
 {
     return ++node->next_assoc_id;
@@ -117,12 +127,28 @@ static void on_ingest_closed(void *data)
     mt_log(MT_LOG_INFO, NULL, "stopped");
 }
 
-/* Every association has closed (or was aborted): finish the shutdown. */
-static void finish_stop(mt_node_t *node)
+static void on_tagger_closed(void *data)
 {
-    uv_timer_stop(&node->drain_timer);
+    mt_node_t *node = data;
     if (node->ingest)
         mt_ingest_close(node->ingest, on_ingest_closed, node);
+}
+
+/* Every association has closed (or was aborted) and the HTTP connections are gone: finish
+ * the shutdown (the tagger tags what is still pending, then the ingest commits what is in
+ * flight). */
+static void finish_stop(mt_node_t *node)
+{
+    if (!node->web_idle || node->n_assoc)
+        return;
+    uv_timer_stop(&node->drain_timer);
+    if (node->tagger) {
+        mt_tagger_t *t = node->tagger;
+        node->tagger = NULL;
+        mt_tagger_close(t, on_tagger_closed, node);
+    } else if (node->ingest) {
+        mt_ingest_close(node->ingest, on_ingest_closed, node);
+    }
 }
 
 void mt_node_assoc_opened(mt_node_t *node)
@@ -142,6 +168,15 @@ static void on_drain_timeout(uv_timer_t *t)
     mt_node_t *node = t->data;
     mt_log(MT_LOG_WARN, NULL, "shutdown: aborting %u association(s) still open", node->n_assoc);
     mt_listen_abort_all(node);
+    mt_web_abort_all(node->web);
+}
+
+static void on_web_idle(void *data)
+{
+    mt_node_t *node = data;
+    node->web_idle = true;
+    if (node->stopping)
+        finish_stop(node);
 }
 
 static void stop(mt_node_t *node)
@@ -151,7 +186,11 @@ static void stop(mt_node_t *node)
     node->stopping = true;
     mt_log(MT_LOG_INFO, NULL, "stopping: %u association(s) in flight", node->n_assoc);
     mt_listen_stop(node);
-    if (node->n_assoc == 0) {
+    if (node->web) {
+        mt_web_stop(node->web);
+        mt_web_on_idle(node->web, on_web_idle, node);
+    }
+    if (node->n_assoc == 0 && node->web_idle) {
         finish_stop(node);
         return;
     }
@@ -187,6 +226,12 @@ static void reload(mt_node_t *node)
         mt_log(MT_LOG_WARN, NULL, "SIGHUP: bind/port changes need a restart");
     c->port = old->port;
     memcpy(c->bind, old->bind, sizeof c->bind);
+    if (c->http_port != old->http_port || strcmp(c->http_bind, old->http_bind) != 0 ||
+        c->http_enabled != old->http_enabled)
+        mt_log(MT_LOG_WARN, NULL, "SIGHUP: http.enabled/bind/port changes need a restart");
+    c->http_port = old->http_port;
+    c->http_enabled = old->http_enabled;
+    memcpy(c->http_bind, old->http_bind, sizeof c->http_bind);
     /* The profile and the secret in force were loaded at start-up: keep them (and say so). */
     if (strcmp(c->deid_profile, old->deid_profile) != 0 ||
         strcmp(c->deid_key_file, old->deid_key_file) != 0)
@@ -280,6 +325,23 @@ int mt_node_run(mt_node_t *node)
         uv_run(node->loop, UV_RUN_DEFAULT);
         return rc;
     }
+    mt_tagger_new(node->loop, c->index_path, c->tag_series_idle_ms, c->tag_study_idle_ms,
+                  &node->tagger);
+    node->web_idle = true;
+    if (c->http_enabled) {
+        node->web_idle = false;
+        rc = mt_web_start(node, c, &node->web);
+        if (rc) {
+            mt_log(MT_LOG_ERROR, NULL, "cannot listen for DICOMweb on %s:%u: %s", c->http_bind,
+                   c->http_port, mt_strerror(rc));
+            mt_listen_stop(node);
+            mt_ingest_close(node->ingest, NULL, NULL);
+            uv_run(node->loop, UV_RUN_DEFAULT);
+            return rc;
+        }
+        mt_log(MT_LOG_INFO, NULL, "DICOMweb on http://%s:%u/dicomweb", c->http_bind,
+               c->http_port);
+    }
     uv_signal_init(node->loop, &node->sig_term);
     uv_signal_init(node->loop, &node->sig_int);
     uv_signal_init(node->loop, &node->sig_hup);
@@ -306,5 +368,6 @@ void mt_node_free(mt_node_t *node)
     mt_free(node->conf_path);
     mt_deid_profile_free(node->deid);
     mt_deid_key_free(node->deid_key, node->deid_key_len);
+    mt_web_free(node->web);
     mt_free(node);
 }

@@ -84,6 +84,7 @@ struct conf_key {
 };
 
 static const char *const dup_names[] = {"overwrite", "keep-first", "reject", NULL};
+static const char *const bool_names[] = {"false", "true", NULL};
 static const char *const level_names[] = {"error", "warn", "info", "debug", "trace", NULL};
 
 static int check_ip(const char *v, char *why, size_t whysz)
@@ -487,6 +488,28 @@ static void projects_free(mt_conf_t *c)
     c->n_projects = 0;
 }
 
+static void users_free(mt_conf_t *c)
+{
+    for (size_t i = 0; i < c->n_users; i++) {
+        mt_conf_user_t *u = &c->users[i];
+        mt_free(u->password_hash);
+        mt_free(u->token_hash);
+        for (size_t k = 0; k < u->n_projects; k++)
+            mt_free(u->projects[k]);
+    }
+    mt_free(c->users);
+    c->users = NULL;
+    c->n_users = 0;
+}
+
+const mt_conf_user_t *mt_conf_user_by_name(const mt_conf_t *c, const char *name)
+{
+    for (size_t i = 0; c && name && i < c->n_users; i++)
+        if (strcmp(c->users[i].name, name) == 0)
+            return &c->users[i];
+    return NULL;
+}
+
 static bool ae_same(const char *a, const char *b)
 {
     while (*a == ' ')
@@ -531,6 +554,7 @@ void mt_conf_free(mt_conf_t *c)
         return;
     projects_free(c);
     mt_free(c->dests);
+    users_free(c);
     for (size_t i = 0; i < N_KEYS; i++) {
         const struct conf_key *k = &conf_keys[i];
         if (is_list(k))
@@ -558,6 +582,7 @@ struct loader {
     bool seen_projects;
     size_t projects_line;
     bool seen_dests;
+    bool seen_users;
 };
 
 static size_t ev_line(const struct loader *L)
@@ -746,8 +771,8 @@ static int walk_project(struct loader *L, mt_conf_project_t *p, size_t idx)
         size_t kline = ev_line(L);
         if (L->ev.type != YAML_SCALAR_EVENT)
             return fail(L, kline, "%s: keys must be plain words", ctx);
-        const char *kv, *v;
-        size_t kn, n;
+        const char *kv, *v = "";
+        size_t kn, n = 0;
         if (ev_text(L, "key", &kv, &kn))
             return -1;
         char key[32];
@@ -955,6 +980,132 @@ static int walk_dests(struct loader *L)
     return 0;
 }
 
+/* ---- users: a list of mappings (name, password, token, admin, projects) ---- */
+
+static bool valid_secret_hash(const char *v, size_t n)
+{
+    if (n > 512 || has_ctl(v, n))
+        return false;
+    return (n > 7 && memcmp(v, "sha256$", 7) == 0) ||
+           (n > 14 && memcmp(v, "pbkdf2-sha256$", 14) == 0);
+}
+
+static int walk_user(struct loader *L, mt_conf_user_t *u, size_t idx)
+{
+    char ctx[32], s[48];
+    snprintf(ctx, sizeof ctx, "users[%zu]", idx);
+    size_t start_line = ev_line(L);
+    bool seen[5] = {false};
+    static const char *const names[] = {"name", "password", "token", "admin", "projects"};
+    for (;;) {
+        if (next(L))
+            return -1;
+        if (L->ev.type == YAML_MAPPING_END_EVENT)
+            break;
+        size_t kline = ev_line(L);
+        if (L->ev.type != YAML_SCALAR_EVENT)
+            return fail(L, kline, "%s: keys must be plain words", ctx);
+        const char *kv, *v;
+        size_t kn, n;
+        if (ev_text(L, "key", &kv, &kn))
+            return -1;
+        int which = -1;
+        for (int i = 0; i < 5; i++)
+            if (strlen(names[i]) == kn && memcmp(names[i], kv, kn) == 0)
+                which = i;
+        if (which < 0)
+            return fail(L, kline, "unknown key \"%s\" in %s", show(kv, kn, s, sizeof s), ctx);
+        if (seen[which])
+            return fail(L, kline, "duplicate key %s.%s", ctx, names[which]);
+        seen[which] = true;
+        if (next(L))
+            return -1;
+        if (which == 4) {
+            if (ev_is_null(&L->ev))
+                continue;
+            if (L->ev.type != YAML_SEQUENCE_START_EVENT)
+                return fail(L, ev_line(L), "%s.projects: expected a list, e.g. [a, b]", ctx);
+            for (;;) {
+                if (next(L))
+                    return -1;
+                if (L->ev.type == YAML_SEQUENCE_END_EVENT)
+                    break;
+                if (L->ev.type != YAML_SCALAR_EVENT)
+                    return fail(L, ev_line(L), "%s.projects: entries must be project names", ctx);
+                if (ev_text(L, "projects", &v, &n))
+                    return -1;
+                if (u->n_projects >= MT_CONF_MAX_LIST)
+                    return fail(L, ev_line(L), "%s.projects: more than %d entries", ctx,
+                                MT_CONF_MAX_LIST);
+                if (!valid_project_name(v, n))
+                    return fail(L, ev_line(L), "%s.projects: \"%s\" is not a project name", ctx,
+                                show(v, n, s, sizeof s));
+                u->projects[u->n_projects++] = mt_strndup(v, n);
+            }
+            continue;
+        }
+        if (project_scalar(L, ctx, names[which], &v, &n))
+            return -1;
+        if (which == 0) {
+            if (!valid_project_name(v, n))
+                return fail(L, ev_line(L), "%s.name: \"%s\" is not a user name (1-64 "
+                            "characters: letters, digits, '_', '-', '.')", ctx,
+                            show(v, n, s, sizeof s));
+            memcpy(u->name, v, n);
+            u->name[n] = '\0';
+        } else if (which == 1 || which == 2) {
+            if (!valid_secret_hash(v, n))
+                return fail(L, ev_line(L), "%s.%s: expected a hash \"sha256$HEX\" or "
+                            "\"pbkdf2-sha256$ITER$SALT$HASH\" (mitral passwd prints one), never "
+                            "the secret itself", ctx, names[which]);
+            *(which == 1 ? &u->password_hash : &u->token_hash) = mt_strndup(v, n);
+        } else {
+            if (n == 4 && memcmp(v, "true", 4) == 0)
+                u->admin = true;
+            else if (n == 5 && memcmp(v, "false", 5) == 0)
+                u->admin = false;
+            else
+                return fail(L, ev_line(L), "%s.admin: expected true or false", ctx);
+        }
+    }
+    if (!seen[0])
+        return fail(L, start_line, "%s: name is required", ctx);
+    if (!seen[1] && !seen[2])
+        return fail(L, start_line, "%s: password or token is required", ctx);
+    return 0;
+}
+
+static int walk_users(struct loader *L)
+{
+    users_free(L->c);
+    if (ev_is_null(&L->ev))
+        return 0;
+    if (L->ev.type != YAML_SEQUENCE_START_EVENT)
+        return fail(L, ev_line(L), "users: expected a list of users (- name: ...)");
+    for (;;) {
+        if (next(L))
+            return -1;
+        if (L->ev.type == YAML_SEQUENCE_END_EVENT)
+            break;
+        size_t line = ev_line(L);
+        if (L->ev.type != YAML_MAPPING_START_EVENT)
+            return fail(L, line, "users[%zu]: expected a mapping (name:, password:, ...)",
+                        L->c->n_users);
+        if (L->c->n_users >= MT_CONF_MAX_USERS)
+            return fail(L, line, "users: more than %d users", MT_CONF_MAX_USERS);
+        L->c->users = mt_realloc(L->c->users, (L->c->n_users + 1) * sizeof *L->c->users);
+        mt_conf_user_t *u = &L->c->users[L->c->n_users++];
+        memset(u, 0, sizeof *u);
+        if (walk_user(L, u, L->c->n_users - 1))
+            return -1;
+        for (size_t i = 0; i + 1 < L->c->n_users; i++)
+            if (strcmp(L->c->users[i].name, u->name) == 0)
+                return fail(L, line, "users[%zu]: duplicate user name %s", L->c->n_users - 1,
+                            u->name);
+    }
+    return 0;
+}
+
 /* Called after the MAPPING-START of the section `prefix` ("" for the top level). */
 static int walk_mapping(struct loader *L, const char *prefix)
 {
@@ -984,6 +1135,14 @@ static int walk_mapping(struct loader *L, const char *prefix)
                 return fail(L, kline, "duplicate section move_destinations");
             L->seen_dests = true;
             if (next(L) || walk_dests(L))
+                return -1;
+            continue;
+        }
+        if (!*prefix && kn == 5 && memcmp(kv, "users", 5) == 0) {
+            if (L->seen_users)
+                return fail(L, kline, "duplicate section users");
+            L->seen_users = true;
+            if (next(L) || walk_users(L))
                 return -1;
             continue;
         }
@@ -1081,6 +1240,13 @@ mt_conf_t *mt_conf_load_string(const char *yaml, size_t len, const char *name, c
              p->ae_title);
         goto fail;
     }
+    for (size_t i = 0; i < L->c->n_users; i++)
+        for (size_t k = 0; k < L->c->users[i].n_projects; k++)
+            if (!mt_conf_project_by_name(L->c, L->c->users[i].projects[k])) {
+                fail(L, 0, "users[%zu] (%s): no project named %s", i, L->c->users[i].name,
+                     L->c->users[i].projects[k]);
+                goto fail;
+            }
     derive_paths(L->c);
     mt_conf_t *c = L->c;
     mt_free(L);

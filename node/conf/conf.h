@@ -38,6 +38,19 @@ typedef struct mt_conf_dest {
 } mt_conf_dest_t;
 
 #define MT_CONF_MAX_DESTS 1024
+/* One DICOMweb user (`users:` list). Secrets are stored hashed (node/http/auth.h):
+ * "sha256$<hex>" or "pbkdf2-sha256$<iterations>$<salt hex>$<hash hex>"; `mitral passwd`
+ * prints one. admin: may use /dicomweb (every study) and every project. */
+typedef struct mt_conf_user {
+    char name[65];
+    char *password_hash; /* HTTP Basic; NULL = no password login */
+    char *token_hash;    /* Authorization: Bearer; NULL = no token */
+    bool admin;
+    char *projects[MT_CONF_MAX_LIST]; /* project names this user may use */
+    size_t n_projects;
+} mt_conf_user_t;
+
+#define MT_CONF_MAX_USERS 256
 
 typedef struct mt_conf {
     /* node */
@@ -66,12 +79,29 @@ typedef struct mt_conf {
     char *deid_key_file;        /* deid.key_file: the site secret (mode 0600); "none" */
     /* query (C-FIND, later QIDO-RS) */
     uint32_t max_matches;       /* query.max_matches, default 10000: more answers A700 */
+    /* CMR series tagging (node/tagger.c, docs/tagging.md) */
+    uint32_t tag_series_idle_ms; /* tagging.series_idle, default 10 s: tag a series this long
+                                  * after its last instance */
+    uint32_t tag_study_idle_ms;  /* tagging.study_idle, default 300 s: final exam-level pass,
+                                  * then the study's features are dropped */
     /* projects (not in keys.def: a list of mappings, parsed by conf.c walk_projects) */
     mt_conf_project_t *projects;
     size_t n_projects;
     /* move destinations (not in keys.def: a list of mappings, conf.c walk_dests) */
     mt_conf_dest_t *dests;
     size_t n_dests;
+    /* users (not in keys.def: a list of mappings, parsed by conf.c walk_users) */
+    mt_conf_user_t *users;
+    size_t n_users;
+    /* DICOMweb (node/http/) */
+    int http_enabled;           /* http.enabled: false | true */
+    char http_bind[64];         /* http.bind, default 127.0.0.1 */
+    uint16_t http_port;         /* http.port, default 8042 */
+    uint32_t http_max_conns;    /* http.max_connections, default 256 */
+    uint32_t http_max_header;   /* http.max_header_size (request line + headers), 16384 */
+    uint32_t http_max_body_mb;  /* http.max_body_mb: largest request body (STOW-RS), 4096 */
+    uint32_t http_header_timeout_ms; /* http.header_timeout: whole header must arrive, 10 s */
+    uint32_t http_idle_timeout_ms;   /* http.idle_timeout: no byte moved either way, 60 s */
     /* logging */
     int log_level;              /* log.level: error|warn|info|debug|trace, default info */
     /* set by the loader: storage.root / index.path were given in the file, so
@@ -94,6 +124,8 @@ void mt_conf_free(mt_conf_t *c);
 const mt_conf_project_t *mt_conf_project_by_ae(const mt_conf_t *c, const char *ae);
 /* The move destination with AE title ae (compared without leading/trailing spaces), or NULL. */
 const mt_conf_dest_t *mt_conf_dest_by_ae(const mt_conf_t *c, const char *ae);
+/* The user named name, or NULL. */
+const mt_conf_user_t *mt_conf_user_by_name(const mt_conf_t *c, const char *name);
 /* The project named name, or NULL. */
 const mt_conf_project_t *mt_conf_project_by_name(const mt_conf_t *c, const char *name);
 

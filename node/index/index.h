@@ -8,6 +8,12 @@
  * Which attributes are indexed is one table, node/index/keys.def (level, tag, column). An
  * mt_index_rec_t collects the values of one instance: the ingest path offers every top-level
  * element it parses (mt_index_rec_offer) and the record keeps those that are index keys.
+ *
+ * instances.verified (docs/internals/durability.md): 1 = the file and the row are durable (the
+ * instance was, or is about to be, acknowledged); 0 / 2 = a batch in flight, or cut short by a
+ * crash (start-up reconciles these). Readers that need the file (C-MOVE, C-GET, WADO) select
+ * verified = 1. Values are stored as received (bytes in the instance's Specific Character Set,
+ * no conversion).
  */
 #ifndef MT_INDEX_H
 #define MT_INDEX_H
@@ -54,6 +60,14 @@ typedef struct mt_index_pending {
     bool has_checksum; /* checksum: adler32 of the whole file as written */
     uint32_t checksum;
 } mt_index_pending_t;
+/* One series' CMR tag (node/tag/, spec section 9.1). Strings are borrowed. */
+typedef struct mt_index_tag {
+    const char *study_uid, *series_uid, *tag, *view, *evidence, *version;
+    double confidence;
+    unsigned revision;
+    int manufacturer;       /* enum mt_tag_vendor */
+    const char *study_date; /* tag_each only (may be NULL) */
+} mt_index_tag_t;
 
 /* Outcome of put() for one record. */
 typedef enum mt_index_put_result {
@@ -120,6 +134,15 @@ typedef struct mt_index_ops {
     /* Counts of the project's studies (present in the index), their series, instances, bytes
      * and patients. */
     int (*project_stats)(mt_index_t *ix, const char *project, mt_index_stats_t *out);
+    /* ---- CMR series tags (issue 5, node/tag/, db/003_series_tags.sql) ---- */
+    /* Insert or update a series' tag. The stored revision becomes the previous one + 1 when
+     * the tag or view changed (0 for a new row); *revision (may be NULL) receives it. */
+    int (*tag_put)(mt_index_t *ix, const mt_index_tag_t *t, unsigned *revision);
+    /* Call cb for every tagged series whose study is indexed, optionally only the studies of
+     * a project and with StudyDate in [from, to] (YYYYMMDD, either may be NULL). cb gets the
+     * row with study_date filled; a nonzero return stops the walk and is returned. */
+    int (*tag_each)(mt_index_t *ix, const char *project, const char *from, const char *to,
+                    int (*cb)(void *u, const mt_index_tag_t *t), void *u);
 } mt_index_ops_t;
 
 struct mt_index {

@@ -833,6 +833,87 @@ static int journal_wal(sqlite_index_t *x)
     return 0;
 }
 
+static int ix_tag_put(mt_index_t *ix, const mt_index_tag_t *t, unsigned *revision)
+{
+    sqlite_index_t *x = (sqlite_index_t *)ix;
+    sqlite3_stmt *s;
+    int rc = sqlite3_prepare_v2(
+        x->db,
+        "INSERT INTO series_tags(series_uid, study_uid, tag, view, confidence, evidence, version, "
+        "revision, manufacturer) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8) "
+        "ON CONFLICT(series_uid) DO UPDATE SET study_uid = excluded.study_uid, "
+        "revision = revision + (tag <> excluded.tag OR view <> excluded.view), "
+        "tag = excluded.tag, view = excluded.view, confidence = excluded.confidence, "
+        "evidence = excluded.evidence, version = excluded.version, "
+        "manufacturer = excluded.manufacturer, "
+        "tagged_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now') RETURNING revision",
+        -1, &s, NULL);
+    if (rc != SQLITE_OK)
+        return db_err(x, rc, "tag put");
+    sqlite3_bind_text(s, 1, t->series_uid, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, t->study_uid ? t->study_uid : "", -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, t->tag, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 4, t->view ? t->view : "", -1, SQLITE_STATIC);
+    sqlite3_bind_double(s, 5, t->confidence);
+    sqlite3_bind_text(s, 6, t->evidence ? t->evidence : "", -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 7, t->version ? t->version : "", -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 8, t->manufacturer);
+    rc = sqlite3_step(s);
+    int err = 0;
+    if (rc == SQLITE_ROW) {
+        if (revision)
+            *revision = (unsigned)sqlite3_column_int(s, 0);
+        rc = sqlite3_step(s);
+    }
+    if (rc != SQLITE_DONE)
+        err = db_err(x, rc, "tag put");
+    sqlite3_finalize(s);
+    return err;
+}
+
+static int ix_tag_each(mt_index_t *ix, const char *project, const char *from, const char *to,
+                       int (*cb)(void *u, const mt_index_tag_t *t), void *u)
+{
+    sqlite_index_t *x = (sqlite_index_t *)ix;
+    sqlite3_stmt *s;
+    int rc = sqlite3_prepare_v2(
+        x->db,
+        "SELECT t.series_uid, t.study_uid, t.tag, t.view, t.confidence, t.evidence, t.version, "
+        "t.revision, t.manufacturer, st.study_date FROM series_tags t "
+        "JOIN studies st ON st.study_instance_uid = t.study_uid "
+        "WHERE (?1 IS NULL OR EXISTS (SELECT 1 FROM project_studies ps WHERE ps.project = ?1 "
+        "AND ps.study_uid = t.study_uid)) "
+        "AND (?2 IS NULL OR st.study_date >= ?2) AND (?3 IS NULL OR st.study_date <= ?3) "
+        "ORDER BY t.study_uid, t.series_uid",
+        -1, &s, NULL);
+    if (rc != SQLITE_OK)
+        return db_err(x, rc, "tag list");
+    sqlite3_bind_text(s, 1, project, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, from, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, to, -1, SQLITE_STATIC);
+    int err = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        mt_index_tag_t t = {
+            .series_uid = (const char *)sqlite3_column_text(s, 0),
+            .study_uid = (const char *)sqlite3_column_text(s, 1),
+            .tag = (const char *)sqlite3_column_text(s, 2),
+            .view = (const char *)sqlite3_column_text(s, 3),
+            .confidence = sqlite3_column_double(s, 4),
+            .evidence = (const char *)sqlite3_column_text(s, 5),
+            .version = (const char *)sqlite3_column_text(s, 6),
+            .revision = (unsigned)sqlite3_column_int(s, 7),
+            .manufacturer = sqlite3_column_int(s, 8),
+            .study_date = (const char *)sqlite3_column_text(s, 9),
+        };
+        if ((err = cb(u, &t)) != 0)
+            break;
+    }
+    if (!err && rc != SQLITE_DONE)
+        err = db_err(x, rc, "tag list");
+    sqlite3_finalize(s);
+    return err;
+}
+
 static const mt_index_ops_t sqlite_ops = {
     .name = "sqlite",
     .begin = ix_begin,
@@ -855,6 +936,8 @@ static const mt_index_ops_t sqlite_ops = {
     .project_add = ix_project_add,
     .project_remove = ix_project_remove,
     .project_stats = ix_project_stats,
+    .tag_put = ix_tag_put,
+    .tag_each = ix_tag_each,
 };
 
 int mt_index_sqlite_open(const char *path, mt_index_t **out)

@@ -144,8 +144,9 @@ static bool is_pad(char c)
     return c == ' ' || c == '\0';
 }
 
-/* Append one component of a string value, trimmed as described in the header comment. */
-static void put_component(mt_buf_t *out, const char *p, size_t n, bool trim_leading)
+/* Append one component of a string value, trimmed as described in the header comment, cut
+ * at the value cap. Returns false once the cap is reached (the caller stops there). */
+static bool put_component(mt_buf_t *out, const char *p, size_t n, bool trim_leading)
 {
     size_t a = 0;
     if (trim_leading)
@@ -156,7 +157,11 @@ static void put_component(mt_buf_t *out, const char *p, size_t n, bool trim_lead
     for (size_t i = a; i < n; i++)
         if (p[i] == '\0') /* an embedded NUL would cut the C string: stop at it */
             n = i;
-    mt_buf_append(out, p + a, n - a); /* over the cap: the value is cut short */
+    size_t room = out->limit - out->len;
+    bool fits = n - a <= room;
+    if (mt_buf_append(out, p + a, fits ? n - a : room) != 0)
+        return false;
+    return fits;
 }
 
 static uint64_t load(const uint8_t *p, size_t n, bool be)
@@ -253,9 +258,10 @@ void mt_index_rec_offer(mt_index_rec_t *r, uint32_t tag, uint16_t vr, const uint
             size_t start = 0;
             for (size_t i = 0; i <= len; i++) {
                 if (i == len || p[i] == '\\') {
-                    if (start)
-                        mt_buf_append(&out, "\\", 1);
-                    put_component(&out, p + start, i - start, true);
+                    if (start && mt_buf_append(&out, "\\", 1) != 0)
+                        break;
+                    if (!put_component(&out, p + start, i - start, true))
+                        break;
                     start = i + 1;
                 }
             }

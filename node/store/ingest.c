@@ -48,7 +48,7 @@
  * fails with MT_EIO until a restart, whose reconciliation repairs the index from the files
  * (PostgreSQL makes the same choice).
  *
- * Start-up (mt_ingest_open): delete every temp file, reconcile every row still at verified=0
+ * Start-up (mt_ingest_open): delete every temp file, reconcile every row not verified (0 or 2)
  * with the files (reconcile(), below; the same function repairs a failed rename), then scan
  * the marked directories for files without rows (reconcile_dirs) and drop every mark.
  *
@@ -306,7 +306,7 @@ static void unlink_file(mt_store_t *st, const char *rel_path, reconcile_stats_t 
         mt_log(MT_LOG_WARN, NULL, "ingest: cannot remove a stored file: %s", mt_strerror(rc));
 }
 
-/* The row of instance sop says rel_path but may not be durable, nor its file (verified=0).
+/* The row of instance sop says rel_path but may not be durable, nor its file (verified 0/2).
  * Call inside an index transaction. Outcome:
  *   the file at rel_path is whole  -> row re-indexed from it, verified; the file it replaced at
  *                                     another path (replaces, may be NULL) is deleted
@@ -368,7 +368,7 @@ static int collect_unverified(void *u, const mt_index_pending_t *p)
     return 0;
 }
 
-/* Start-up: reconcile every row still at verified=0 (the batches a crash may have cut short),
+/* Start-up: reconcile every row not verified (the batches a crash may have cut short),
  * in one transaction, then make the result durable. */
 static int reconcile_unverified(mt_store_t *st, mt_index_t *ix)
 {
@@ -748,7 +748,7 @@ static void batch_finish(mt_ingest_t *ing, mt_ingest_job_t *batch)
     if (!err)
         err = ix->ops->commit(ix);
     if (err) {
-        ix->ops->rollback(ix); /* harmless: start-up reconciles rows left at verified=0 */
+        ix->ops->rollback(ix); /* harmless: start-up reconciles rows left unverified */
         mt_log(MT_LOG_WARN, NULL, "ingest: cannot mark a batch verified: %s", mt_strerror(err));
     }
 done:

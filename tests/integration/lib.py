@@ -305,6 +305,7 @@ class Node:
     def db(self):
         con = sqlite3.connect("file:%s?mode=ro" % self.index, uri=True, timeout=30)
         con.row_factory = sqlite3.Row
+        con.text_factory = lambda b: b.decode("utf-8", "replace")  # raw charset bytes possible
         return con
 
     def query(self, sql, args=()):

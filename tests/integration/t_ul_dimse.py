@@ -47,7 +47,7 @@ try:
     pcid, rsp = p.recv_command()
     check(status_of(rsp) == 0x0212, "C-ECHO-RQ with a data set -> 0x0212 (got %r)" % (rsp,))
 
-    # 3: C-FIND (no service yet)
+    # 3: C-FIND on a storage context: the FIND service answers SOP class not supported
     p.send(pdata(3, True, True, command_set(0x0020, 3, MR_STORAGE, has_data=True)))
     p.send(pdata(3, False, True, b"\x08\x00\x52\x00\x06\x00\x00\x00STUDY "))
     pcid, rsp = p.recv_command()

@@ -420,6 +420,14 @@ static void test_values(void **state)
     offer_str(r, T_STUDY_DESC, MT_VR('L', 'O'), "CARDIAC^MRI  ");
     offer_str(r, T_STUDY_DATE, MT_VR('D', 'A'), "20240102");
     assert_string_equal(mt_index_rec_get(r, T_PNAME), "Doe^Jane");
+    /* values are capped at 1024 bytes: a long text is cut there, not dropped */
+    char longtext[3000];
+    memset(longtext, 'x', sizeof longtext - 1);
+    longtext[sizeof longtext - 1] = '\0';
+    offer_str(r, MT_TAG(0x0010, 0x4000), MT_VR('L', 'T'), longtext);
+    assert_int_equal(strlen(mt_index_rec_get(r, MT_TAG(0x0010, 0x4000))), 1024);
+    offer_str(r, MT_TAG(0x0010, 0x1000), MT_VR('L', 'O'), "A\\B");
+    assert_string_equal(mt_index_rec_get(r, MT_TAG(0x0010, 0x1000)), "A\\B");
     assert_null(mt_index_rec_get(r, MT_TAG(0x0010, 0x0030))); /* not offered */
     mt_index_rec_offer(r, MT_TAG(0x0009, 0x0010), MT_VR('L', 'O'), (const uint8_t *)"x", 1,
                        false); /* not a key: ignored */

@@ -1,0 +1,945 @@
+/*
+ * conn.c - HTTP/1.1 connections on libuv (the only file doing HTTP socket I/O). Contract and
+ * lifetimes: http.h.
+ *
+ * Per connection:
+ *
+ *   accept -> READING (timer: header_timeout until the headers are complete, then idle)
+ *     headers complete -> dispatch (web.c)   [Expect: 100-continue answered when the handler
+ *                                             did not respond at once]
+ *     body bytes       -> handler->on_body   (1: uv_read_stop until mt_http_resume_body)
+ *     message complete -> parser paused; handler->on_end
+ *   response ended + message complete -> the request is freed; keep-alive: parse what is left
+ *     in the read buffer (a pipelined request), else close after the writes drain
+ *
+ * The parser (libhttp-parser) is fed from conn->in (a bounded buffer); pausing it in a
+ * callback makes http_parser_execute return early, the unconsumed bytes stay in conn->in.
+ * A response that ends before its request body was read marks the connection for closing
+ * (the rest of the body is not read). Errors before dispatch answer 400/408/413/431 and close.
+ */
+#include "http.h"
+
+#include <http_parser.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../util/alloc.h"
+#include "../util/buf.h"
+#include "../util/err.h"
+#include "../util/log.h"
+
+#define WRITE_LOW (256u * 1024u)
+#define READ_CHUNK 65536
+#define IN_MAX (256u * 1024u) /* unparsed bytes held (pipelined requests, paused body) */
+
+typedef struct mt__http_conn conn_t;
+
+struct mt_http_server {
+    uv_loop_t *loop;
+    uv_tcp_t tcp;
+    mt_http_opts_t o;
+    conn_t *conns; /* doubly linked */
+    uint32_t n_conns;
+    uint64_t next_id;
+    bool stopping, listening, closed;
+    void (*idle_cb)(void *);
+    void *idle_data;
+};
+
+struct mt__http_conn {
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    int open_handles;
+    mt_http_server_t *srv;
+    conn_t *prev, *next;
+    http_parser parser;
+    mt_buf_t in;
+    mt_http_req_t *req;
+    /* header accumulation */
+    mt_buf_t url, hname, hval;
+    bool in_value;
+    size_t header_bytes;
+    uint64_t body_bytes;
+    bool headers_done, message_done, paused_read, body_paused, reading;
+    bool closing, close_after, want_continue;
+    int pre_error; /* status to answer before dispatch (400, 413, 431) */
+    size_t queued;  /* bytes handed to uv_write, not yet written */
+    void (*drain_cb)(void *);
+    void *drain_data;
+    uint64_t id, n_req;
+    uint64_t header_deadline;
+    char peer[64];
+    bool loopback;
+    bool in_parse; /* inside parse_more */
+};
+
+static void conn_close(conn_t *c);
+static void parse_more(conn_t *c);
+static void update_reading(conn_t *c);
+static void arm_timer(conn_t *c);
+
+const char *mt_http_reason(int s)
+{
+    switch (s) {
+    case 100: return "Continue";
+    case 200: return "OK";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 206: return "Partial Content";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 406: return "Not Acceptable";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 411: return "Length Required";
+    case 413: return "Payload Too Large";
+    case 415: return "Unsupported Media Type";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 503: return "Service Unavailable";
+    default: return "Unknown";
+    }
+}
+
+/* ---- writes ---- */
+
+typedef struct wreq {
+    uv_write_t w;
+    conn_t *c;
+    size_t n;
+    void *own[3];
+} wreq_t;
+
+static void maybe_free_conn(conn_t *c);
+
+static void on_written(uv_write_t *w, int status)
+{
+    wreq_t *wr = (wreq_t *)w;
+    conn_t *c = wr->c;
+    for (int i = 0; i < 3; i++)
+        mt_free(wr->own[i]);
+    c->queued -= wr->n;
+    mt_free(wr);
+    if (status < 0 && !c->closing) {
+        conn_close(c);
+        return;
+    }
+    if (!c->closing)
+        arm_timer(c);
+    if (c->drain_cb && c->queued < WRITE_LOW) {
+        void (*cb)(void *) = c->drain_cb;
+        c->drain_cb = NULL;
+        cb(c->drain_data);
+    }
+    if (c->closing)
+        maybe_free_conn(c);
+    else if (c->close_after && c->queued == 0 && (!c->req || c->req->ended))
+        conn_close(c);
+}
+
+/* Queue up to three buffers; owned ones are mt_free'd after the write. */
+static void queue(conn_t *c, uv_buf_t *b, int nb, void **own)
+{
+    wreq_t *wr = mt_calloc(1, sizeof *wr);
+    wr->c = c;
+    for (int i = 0; i < nb; i++) {
+        wr->n += b[i].len;
+        wr->own[i] = own ? own[i] : NULL;
+    }
+    if (c->closing) {
+        for (int i = 0; i < nb; i++)
+            mt_free(wr->own[i]);
+        mt_free(wr);
+        return;
+    }
+    c->queued += wr->n;
+    int rc = uv_write(&wr->w, (uv_stream_t *)&c->tcp, b, (unsigned)nb, on_written);
+    if (rc < 0) {
+        c->queued -= wr->n;
+        for (int i = 0; i < nb; i++)
+            mt_free(wr->own[i]);
+        mt_free(wr);
+        conn_close(c);
+    }
+}
+
+/* ---- the request ---- */
+
+static mt_http_req_t *req_new(conn_t *c)
+{
+    mt_http_req_t *r = mt_calloc(1, sizeof *r);
+    r->conn = c;
+    r->content_length = -1;
+    r->peer_loopback = c->loopback;
+    snprintf(r->peer, sizeof r->peer, "%s", c->peer);
+    r->id = c->id * 1000 + (++c->n_req % 1000);
+    return r;
+}
+
+static void req_free(mt_http_req_t *r)
+{
+    mt_free(r->path);
+    mt_free(r->query);
+    for (size_t i = 0; i < r->n_headers; i++) {
+        mt_free(r->headers[i].name);
+        mt_free(r->headers[i].value);
+    }
+    mt_free(r);
+}
+
+const char *mt_http_header(const mt_http_req_t *r, const char *name)
+{
+    for (size_t i = 0; i < r->n_headers; i++)
+        if (strcmp(r->headers[i].name, name) == 0)
+            return r->headers[i].value;
+    return NULL;
+}
+
+/* The response has ended: free the request once its message has been read, and go on with
+ * the next one (keep-alive), or close. */
+static void req_finish(conn_t *c)
+{
+    mt_http_req_t *r = c->req;
+    if (!r || !r->ended)
+        return;
+    if (c->closing) {
+        c->req = NULL;
+        req_free(r);
+        maybe_free_conn(c);
+        return;
+    }
+    if (!c->message_done) { /* answered before the body was read: close when written */
+        c->close_after = true;
+        if (c->queued == 0)
+            conn_close(c);
+        return;
+    }
+    c->req = NULL;
+    req_free(r);
+    if (c->close_after || c->srv->stopping) {
+        c->close_after = true;
+        if (c->queued == 0)
+            conn_close(c);
+        return;
+    }
+    /* next request */
+    c->headers_done = c->message_done = false;
+    c->header_bytes = 0;
+    c->body_bytes = 0;
+    c->pre_error = 0;
+    c->want_continue = false;
+    c->body_paused = false;
+    c->header_deadline = uv_now(c->srv->loop) + c->srv->o.header_timeout_ms;
+    http_parser_pause(&c->parser, 0);
+    arm_timer(c);
+    parse_more(c); /* a pipelined request may wait in the buffer (no-op when re-entered) */
+}
+
+static void send_head(mt_http_req_t *r, int status, const char *ctype, const char *extra,
+                      int64_t len)
+{
+    conn_t *c = r->conn;
+    r->started = true;
+    r->status = status;
+    if (!c->message_done)
+        c->close_after = true; /* the rest of the body will not be read */
+    char h[1024];
+    int n = snprintf(h, sizeof h, "HTTP/1.1 %d %s\r\nServer: mitral\r\n", status,
+                     mt_http_reason(status));
+    if (ctype)
+        n += snprintf(h + n, sizeof h - (size_t)n, "Content-Type: %s\r\n", ctype);
+    if (len >= 0)
+        n += snprintf(h + n, sizeof h - (size_t)n, "Content-Length: %lld\r\n", (long long)len);
+    else
+        n += snprintf(h + n, sizeof h - (size_t)n, "Transfer-Encoding: chunked\r\n");
+    if (c->close_after || c->srv->stopping)
+        n += snprintf(h + n, sizeof h - (size_t)n, "Connection: close\r\n");
+    if ((size_t)n >= sizeof h)
+        n = (int)sizeof h - 1;
+    size_t el = extra ? strlen(extra) : 0;
+    char *m = mt_malloc((size_t)n + el + 2);
+    memcpy(m, h, (size_t)n);
+    if (el)
+        memcpy(m + n, extra, el);
+    memcpy(m + n + el, "\r\n", 2);
+    uv_buf_t b = uv_buf_init(m, (unsigned)((size_t)n + el + 2));
+    void *own[1] = {m};
+    queue(c, &b, 1, own);
+}
+
+void mt_http_begin(mt_http_req_t *r, int status, const char *ctype, const char *extra,
+                   int64_t content_length)
+{
+    if (r->started || r->ended)
+        return;
+    if (r->aborted) {
+        r->started = true;
+        return;
+    }
+    send_head(r, status, ctype, extra, content_length);
+    r->resp_chunked = content_length < 0;
+}
+
+static int write_body(mt_http_req_t *r, void *p, size_t n, bool take)
+{
+    conn_t *c = r->conn;
+    if (!r->started || r->ended || r->aborted || c->closing || n == 0) {
+        if (take)
+            mt_free(p);
+        return r->aborted || c->closing ? 0 : 0;
+    }
+    void *m = p;
+    if (!take) {
+        m = mt_malloc(n);
+        memcpy(m, p, n);
+    }
+    if (r->resp_chunked) {
+        char *hdr = mt_malloc(24);
+        int hn = snprintf(hdr, 24, "%zx\r\n", n);
+        uv_buf_t b[3] = {uv_buf_init(hdr, (unsigned)hn), uv_buf_init(m, (unsigned)n),
+                         uv_buf_init("\r\n", 2)};
+        void *own[3] = {hdr, m, NULL};
+        queue(c, b, 3, own);
+    } else {
+        uv_buf_t b = uv_buf_init(m, (unsigned)n);
+        void *own[1] = {m};
+        queue(c, &b, 1, own);
+    }
+    return c->queued >= MT_HTTP_WRITE_HIGH ? 1 : 0;
+}
+
+int mt_http_write(mt_http_req_t *r, const void *p, size_t n)
+{
+    return write_body(r, (void *)p, n, false);
+}
+
+int mt_http_write_take(mt_http_req_t *r, void *p, size_t n)
+{
+    return write_body(r, p, n, true);
+}
+
+void mt_http_on_drain(mt_http_req_t *r, void (*cb)(void *), void *data)
+{
+    conn_t *c = r->conn;
+    if (r->aborted || c->closing || c->queued < WRITE_LOW) {
+        cb(data); /* nothing to wait for */
+        return;
+    }
+    c->drain_cb = cb;
+    c->drain_data = data;
+}
+
+void mt_http_end(mt_http_req_t *r)
+{
+    conn_t *c = r->conn;
+    if (r->ended)
+        return;
+    if (!r->started)
+        mt_http_begin(r, 500, NULL, NULL, 0);
+    r->ended = true;
+    if (!r->aborted && !c->closing && r->resp_chunked) {
+        uv_buf_t b = uv_buf_init("0\r\n\r\n", 5);
+        queue(c, &b, 1, NULL);
+    }
+    mt_log(MT_LOG_DEBUG, NULL, "http %llu: %d", (unsigned long long)r->id, r->status);
+    req_finish(c);
+}
+
+void mt_http_respond(mt_http_req_t *r, int status, const char *ctype, const char *extra,
+                     const void *body, size_t len)
+{
+    if (r->started || r->ended)
+        return;
+    mt_http_begin(r, status, ctype, extra, (int64_t)len);
+    if (len)
+        mt_http_write(r, body, len);
+    mt_http_end(r);
+}
+
+void mt_http_resume_body(mt_http_req_t *r)
+{
+    conn_t *c = r->conn;
+    if (!c->body_paused || c->closing)
+        return;
+    c->body_paused = false;
+    update_reading(c);
+}
+
+/* An error before (or instead of) dispatch: answer and close. */
+static void pre_respond(conn_t *c, int status, const char *msg)
+{
+    if (!c->req)
+        c->req = req_new(c);
+    c->close_after = true;
+    char body[256];
+    int n = snprintf(body, sizeof body, "%s\n", msg);
+    mt_http_respond(c->req, status, "text/plain", NULL, body, (size_t)n);
+}
+
+/* ---- parser callbacks ---- */
+
+static conn_t *P(http_parser *p)
+{
+    return p->data;
+}
+
+static int count_header(conn_t *c, size_t n)
+{
+    c->header_bytes += n;
+    if (c->header_bytes > c->srv->o.max_header) {
+        c->pre_error = 431;
+        return -1;
+    }
+    return 0;
+}
+
+static int on_message_begin(http_parser *p)
+{
+    conn_t *c = P(p);
+    mt_buf_reset(&c->url);
+    mt_buf_reset(&c->hname);
+    mt_buf_reset(&c->hval);
+    c->in_value = false;
+    if (!c->req)
+        c->req = req_new(c);
+    return 0;
+}
+
+static int on_url(http_parser *p, const char *at, size_t n)
+{
+    conn_t *c = P(p);
+    if (count_header(c, n) || mt_buf_append(&c->url, at, n))
+        return (c->pre_error = 431), -1;
+    return 0;
+}
+
+static char *dup_buf(const mt_buf_t *b)
+{
+    char *s = mt_malloc(b->len + 1);
+    memcpy(s, b->data, b->len);
+    s[b->len] = 0;
+    return s;
+}
+
+static int flush_header(conn_t *c)
+{
+    mt_http_req_t *r = c->req;
+    if (!c->hname.len)
+        return 0;
+    if (r->n_headers >= MT_HTTP_MAX_HEADERS) {
+        c->pre_error = 431;
+        return -1;
+    }
+    char *name = dup_buf(&c->hname);
+    for (char *q = name; *q; q++)
+        if (*q >= 'A' && *q <= 'Z')
+            *q = (char)(*q + 32);
+    char *v = dup_buf(&c->hval);
+    size_t vn = strlen(v);
+    while (vn && (v[vn - 1] == ' ' || v[vn - 1] == '\t'))
+        v[--vn] = 0;
+    r->headers[r->n_headers].name = name;
+    r->headers[r->n_headers].value = v;
+    r->n_headers++;
+    mt_buf_reset(&c->hname);
+    mt_buf_reset(&c->hval);
+    return 0;
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t n)
+{
+    conn_t *c = P(p);
+    if (count_header(c, n))
+        return -1;
+    if (c->in_value) {
+        if (flush_header(c))
+            return -1;
+        c->in_value = false;
+    }
+    return mt_buf_append(&c->hname, at, n) ? ((c->pre_error = 431), -1) : 0;
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t n)
+{
+    conn_t *c = P(p);
+    if (count_header(c, n))
+        return -1;
+    c->in_value = true;
+    return mt_buf_append(&c->hval, at, n) ? ((c->pre_error = 431), -1) : 0;
+}
+
+static int hexval(int ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decode the path; NULL when it has a bad escape or decodes to a NUL. */
+static char *decode_path(const char *s, size_t n)
+{
+    char *o = mt_malloc(n + 1);
+    size_t j = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] != '%') {
+            o[j++] = s[i];
+            continue;
+        }
+        int h = i + 2 < n ? hexval(s[i + 1]) : -1, l = i + 2 < n ? hexval(s[i + 2]) : -1;
+        if (h < 0 || l < 0 || (h == 0 && l == 0)) {
+            mt_free(o);
+            return NULL;
+        }
+        o[j++] = (char)(h * 16 + l);
+        i += 2;
+    }
+    o[j] = 0;
+    return o;
+}
+
+static int on_headers_complete(http_parser *p)
+{
+    conn_t *c = P(p);
+    mt_http_req_t *r = c->req;
+    if (c->in_value && flush_header(c))
+        return -1;
+    c->headers_done = true;
+    r->method = p->method;
+    if (!http_should_keep_alive(p))
+        c->close_after = true;
+    const char *u = (const char *)c->url.data;
+    size_t un = c->url.len;
+    struct http_parser_url pu;
+    http_parser_url_init(&pu);
+    if (un == 0 || http_parser_parse_url(u, un, 0, &pu) != 0 ||
+        !(pu.field_set & (1 << UF_PATH))) {
+        c->pre_error = 400;
+        return -1;
+    }
+    r->path = decode_path(u + pu.field_data[UF_PATH].off, pu.field_data[UF_PATH].len);
+    if (!r->path) {
+        c->pre_error = 400;
+        return -1;
+    }
+    if (pu.field_set & (1 << UF_QUERY))
+        r->query = mt_strndup(u + pu.field_data[UF_QUERY].off, pu.field_data[UF_QUERY].len);
+    else
+        r->query = mt_strdup("");
+    if (p->flags & F_CONTENTLENGTH || mt_http_header(r, "content-length")) {
+        r->content_length = (int64_t)p->content_length;
+        if (p->content_length > c->srv->o.max_body) {
+            c->pre_error = 413;
+            return -1;
+        }
+    }
+    const char *ex = mt_http_header(r, "expect");
+    c->want_continue = ex && strcasecmp(ex, "100-continue") == 0;
+    arm_timer(c);
+    return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t n)
+{
+    conn_t *c = P(p);
+    mt_http_req_t *r = c->req;
+    c->body_bytes += n;
+    if (c->body_bytes > c->srv->o.max_body) {
+        c->pre_error = 413;
+        return -1;
+    }
+    if (r->ended || !r->handler || !r->handler->on_body)
+        return 0; /* answered already, or a body nobody wants: discard */
+    int rc = r->handler->on_body(r, (const uint8_t *)at, n);
+    if (rc < 0) {
+        c->close_after = true;
+        r->handler = NULL;
+        return 0;
+    }
+    if (rc == 1)
+        c->body_paused = true; /* stop reading the socket; the bytes at hand still come */
+    return 0;
+}
+
+static int on_message_complete(http_parser *p)
+{
+    conn_t *c = P(p);
+    c->message_done = true;
+    http_parser_pause(p, 1); /* one request at a time */
+    return 0;
+}
+
+static const http_parser_settings settings = {
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+static void dispatch(conn_t *c)
+{
+    mt_http_req_t *r = c->req;
+    c->srv->o.dispatch(c->srv->o.user, r);
+    if (c->closing)
+        return;
+    if (c->want_continue && !r->started && !c->message_done) {
+        uv_buf_t b = uv_buf_init("HTTP/1.1 100 Continue\r\n\r\n", 25);
+        queue(c, &b, 1, NULL);
+    }
+}
+
+/* Feed conn->in to the parser until a message is complete (then wait for its response), the
+ * bytes run out, or the input is malformed. Not re-entrant: a response that ends inside a
+ * callback lets the loop go on with the next request. */
+static void parse_more(conn_t *c)
+{
+    if (c->in_parse)
+        return;
+    c->in_parse = true;
+    while (!c->closing && !c->message_done && c->in.len) {
+        bool had_headers = c->headers_done;
+        size_t n = http_parser_execute(&c->parser, &settings, (const char *)c->in.data,
+                                       c->in.len);
+        if (c->closing)
+            break;
+        enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
+        if (e != HPE_OK && e != HPE_PAUSED) {
+            int st = c->pre_error ? c->pre_error : 400;
+            const char *why = st == 431   ? "request header too large"
+                              : st == 413 ? "request body too large"
+                                          : http_errno_description(e);
+            mt_buf_consume(&c->in, c->in.len);
+            mt_log(MT_LOG_INFO, NULL, "http %s: %d %s", c->peer, st, why);
+            mt_http_req_t *r = c->req;
+            c->message_done = true;
+            c->close_after = true;
+            if (r && r->handler && !r->ended) {
+                /* the handler owns the request: it answers (or has answered) */
+                const mt_http_handler_t *h = r->handler;
+                r->handler = NULL;
+                if (h->on_abort)
+                    h->on_abort(r);
+                if (!r->started && !r->ended) {
+                    char body[128];
+                    int bn = snprintf(body, sizeof body, "%s\n", why);
+                    mt_http_begin(r, st, "text/plain", NULL, bn);
+                    mt_http_write(r, body, (size_t)bn);
+                }
+                if (r->started && r->status == 0)
+                    r->status = st;
+            } else if (!r || !r->started) {
+                pre_respond(c, st, why);
+            } else if (!r->ended) {
+                conn_close(c);
+            }
+            break;
+        }
+        mt_buf_consume(&c->in, n);
+        if (!had_headers && c->headers_done)
+            dispatch(c);
+        if (c->closing)
+            break;
+        if (c->message_done && c->req) {
+            mt_http_req_t *r = c->req;
+            if (!r->ended && r->handler && r->handler->on_end)
+                r->handler->on_end(r); /* may end the response: req_finish resets the state */
+            else if (!r->ended && !r->handler)
+                mt_http_respond(r, 500, NULL, NULL, NULL, 0);
+            else if (r->ended)
+                req_finish(c);
+            continue;
+        }
+        if (n == 0)
+            break;
+    }
+    c->in_parse = false;
+    update_reading(c);
+}
+
+/* ---- socket ---- */
+
+static void on_alloc(uv_handle_t *h, size_t sugg, uv_buf_t *b)
+{
+    (void)h;
+    (void)sugg;
+    static char slab[READ_CHUNK]; /* loop thread only; consumed before the next alloc */
+    *b = uv_buf_init(slab, sizeof slab);
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
+{
+    conn_t *c = s->data;
+    if (nread < 0) {
+        if (c->req && !c->req->ended && c->req->handler && c->req->handler->on_abort) {
+            c->req->aborted = true;
+            c->req->handler->on_abort(c->req);
+        }
+        conn_close(c);
+        return;
+    }
+    if (nread == 0)
+        return;
+    if (mt_buf_append(&c->in, b->base, (size_t)nread)) {
+        pre_respond(c, 431, "too much unparsed input");
+        return;
+    }
+    arm_timer(c);
+    parse_more(c);
+}
+
+static void update_reading(conn_t *c)
+{
+    if (c->closing)
+        return;
+    bool want = c->in.len < IN_MAX && !c->body_paused && !c->message_done;
+    if (want && !c->reading) {
+        c->reading = true;
+        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    } else if (!want && c->reading) {
+        c->reading = false;
+        uv_read_stop((uv_stream_t *)&c->tcp);
+    }
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    conn_t *c = h->data;
+    c->open_handles--;
+    maybe_free_conn(c);
+}
+
+static void maybe_free_conn(conn_t *c)
+{
+    if (c->open_handles || c->queued || c->req)
+        return;
+    mt_http_server_t *s = c->srv;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    s->n_conns--;
+    mt_buf_dispose(&c->in);
+    mt_buf_dispose(&c->url);
+    mt_buf_dispose(&c->hname);
+    mt_buf_dispose(&c->hval);
+    mt_free(c);
+    if (s->stopping && s->n_conns == 0 && s->closed && s->idle_cb) {
+        void (*cb)(void *) = s->idle_cb;
+        s->idle_cb = NULL;
+        cb(s->idle_data);
+    }
+}
+
+static void conn_close(conn_t *c)
+{
+    if (c->closing)
+        return;
+    c->closing = true;
+    c->drain_cb = NULL;
+    if (c->req && !c->req->ended) {
+        mt_http_req_t *r = c->req;
+        if (!r->aborted) {
+            r->aborted = true;
+            if (r->handler && r->handler->on_abort)
+                r->handler->on_abort(r);
+        }
+        if (!r->handler && !r->ended)
+            r->ended = true; /* nobody owns it */
+    }
+    if (c->req && c->req->ended) {
+        req_free(c->req);
+        c->req = NULL;
+    }
+    uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+    uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    conn_t *c = t->data;
+    if (c->closing)
+        return;
+    if (!c->headers_done && c->header_bytes + c->in.len > 0 && !(c->req && c->req->started)) {
+        mt_log(MT_LOG_INFO, NULL, "http %s: request header not complete in time", c->peer);
+        c->message_done = true;
+        pre_respond(c, 408, "request header not complete in time");
+        /* do not wait for the peer to read it: close when written (or at idle timeout) */
+        return;
+    }
+    mt_log(MT_LOG_DEBUG, NULL, "http %s: idle, closing", c->peer);
+    conn_close(c);
+}
+
+static void arm_timer(conn_t *c)
+{
+    if (c->closing)
+        return;
+    uint64_t now = uv_now(c->srv->loop);
+    uint64_t ms = c->srv->o.idle_timeout_ms;
+    if (!c->headers_done) {
+        uint64_t left = c->header_deadline > now ? c->header_deadline - now : 0;
+        if (left < ms)
+            ms = left;
+    }
+    uv_timer_start(&c->timer, on_timer, ms ? ms : 1, 0);
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    mt_http_server_t *s = server->data;
+    if (status < 0)
+        return;
+    conn_t *c = mt_calloc(1, sizeof *c);
+    c->srv = s;
+    c->id = ++s->next_id;
+    uv_tcp_init(s->loop, &c->tcp);
+    uv_timer_init(s->loop, &c->timer);
+    c->tcp.data = c->timer.data = c;
+    c->open_handles = 2;
+    c->next = s->conns;
+    if (s->conns)
+        s->conns->prev = c;
+    s->conns = c;
+    s->n_conns++;
+    mt_buf_init(&c->in, IN_MAX + READ_CHUNK);
+    mt_buf_init(&c->url, s->o.max_header);
+    mt_buf_init(&c->hname, s->o.max_header);
+    mt_buf_init(&c->hval, s->o.max_header);
+    http_parser_init(&c->parser, HTTP_REQUEST);
+    c->parser.data = c;
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+        conn_close(c);
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    snprintf(c->peer, sizeof c->peer, "?");
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
+        char ip[48] = "?";
+        int port = 0;
+        if (ss.ss_family == AF_INET) {
+            struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+            uv_ip4_name(a, ip, sizeof ip);
+            port = ntohs(a->sin_port);
+            c->loopback = (ntohl(a->sin_addr.s_addr) >> 24) == 127;
+        } else if (ss.ss_family == AF_INET6) {
+            struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+            uv_ip6_name(a, ip, sizeof ip);
+            port = ntohs(a->sin6_port);
+            static const uint8_t lo6[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+            c->loopback = memcmp(&a->sin6_addr, lo6, 16) == 0 ||
+                          strncmp(ip, "::ffff:127.", 11) == 0;
+        }
+        snprintf(c->peer, sizeof c->peer, "%s:%d", ip, port);
+    }
+    c->header_deadline = uv_now(s->loop) + s->o.header_timeout_ms;
+    if (s->n_conns > s->o.max_conns || s->stopping) {
+        mt_log(MT_LOG_WARN, NULL, "http %s: too many connections (%u), refused", c->peer,
+               s->n_conns - 1);
+        c->message_done = true;
+        pre_respond(c, 503, "too many connections");
+        return;
+    }
+    arm_timer(c);
+    update_reading(c);
+}
+
+static void on_server_closed(uv_handle_t *h)
+{
+    mt_http_server_t *s = h->data;
+    s->closed = true;
+    if (s->n_conns == 0 && s->idle_cb) {
+        void (*cb)(void *) = s->idle_cb;
+        s->idle_cb = NULL;
+        cb(s->idle_data);
+    }
+}
+
+int mt_http_start(uv_loop_t *loop, const mt_http_opts_t *o, mt_http_server_t **out)
+{
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    int rc = uv_ip4_addr(o->bind, o->port, (struct sockaddr_in *)&ss);
+    if (rc < 0)
+        rc = uv_ip6_addr(o->bind, o->port, (struct sockaddr_in6 *)&ss);
+    if (rc < 0)
+        return MT_EINVAL;
+    mt_http_server_t *s = mt_calloc(1, sizeof *s);
+    s->loop = loop;
+    s->o = *o;
+    http_parser_set_max_header_size(o->max_header);
+    uv_tcp_init(loop, &s->tcp);
+    s->tcp.data = s;
+    rc = uv_tcp_bind(&s->tcp, (const struct sockaddr *)&ss, 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&s->tcp, 128, on_connection);
+    if (rc < 0) {
+        s->stopping = true;
+        uv_close((uv_handle_t *)&s->tcp, on_server_closed);
+        return rc; /* s is freed by mt_http_free-less path: leaked only on start-up failure */
+    }
+    s->listening = true;
+    *out = s;
+    return 0;
+}
+
+void mt_http_stop(mt_http_server_t *s)
+{
+    if (!s || s->stopping)
+        return;
+    s->stopping = true;
+    if (s->listening) {
+        s->listening = false;
+        uv_close((uv_handle_t *)&s->tcp, on_server_closed);
+    }
+    for (conn_t *c = s->conns, *n; c; c = n) {
+        n = c->next;
+        if (!c->req)
+            conn_close(c);
+        else
+            c->close_after = true;
+    }
+}
+
+void mt_http_abort_all(mt_http_server_t *s)
+{
+    if (!s)
+        return;
+    for (conn_t *c = s->conns, *n; c; c = n) {
+        n = c->next;
+        conn_close(c);
+    }
+}
+
+uint32_t mt_http_busy(const mt_http_server_t *s)
+{
+    return s ? s->n_conns : 0;
+}
+
+void mt_http_on_idle(mt_http_server_t *s, void (*cb)(void *), void *data)
+{
+    if (s->closed && s->n_conns == 0) {
+        cb(data);
+        return;
+    }
+    s->idle_cb = cb;
+    s->idle_data = data;
+}
+
+void mt_http_free(mt_http_server_t *s)
+{
+    mt_free(s);
+}

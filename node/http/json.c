@@ -1,0 +1,468 @@
+/*
+ * json.c - DICOM JSON Model (PS3.18 Annex F) encoder. Contract: json.h. PURE.
+ *
+ * mt_json_value is the one place that turns a value into JSON; the tree walker (mt_json_ds)
+ * and the stream writer (mt_json_stream_*) only handle structure: commas, sequences, items.
+ */
+#include "json.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../index/query.h"
+#include "../util/alloc.h"
+#include "../util/err.h"
+
+#define VR(a, b) MT_VR(a, b)
+
+static int put(mt_buf_t *o, const char *s)
+{
+    return mt_buf_append(o, s, strlen(s));
+}
+
+int mt_json_str(mt_buf_t *out, const char *s, size_t n)
+{
+    int rc = mt_buf_append(out, "\"", 1);
+    size_t run = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch >= 0x20 && ch != '"' && ch != '\\')
+            continue;
+        rc = mt_buf_append(out, s + run, i - run);
+        char esc[8];
+        if (ch == '"' || ch == '\\')
+            snprintf(esc, sizeof esc, "\\%c", ch);
+        else
+            snprintf(esc, sizeof esc, "\\u%04x", ch);
+        if (!rc)
+            rc = put(out, esc);
+        run = i + 1;
+    }
+    if (!rc)
+        rc = mt_buf_append(out, s + run, n - run);
+    return rc ? rc : mt_buf_append(out, "\"", 1);
+}
+
+/* Text as UTF-8 JSON string (Latin-1 converted). */
+static int text(mt_buf_t *o, const char *s, size_t n, bool latin1)
+{
+    if (!latin1 && mt_query_is_utf8(s, n))
+        return mt_json_str(o, s, n);
+    char *u = mt_query_latin1_to_utf8(s, n);
+    int rc = mt_json_str(o, u, strlen(u));
+    mt_free(u);
+    return rc;
+}
+
+static bool is_space(char c)
+{
+    return c == ' ' || c == '\0';
+}
+
+static void trim(const char **s, size_t *n, bool leading)
+{
+    while (*n && is_space((*s)[*n - 1]))
+        (*n)--;
+    if (leading)
+        while (*n && **s == ' ')
+            (*s)++, (*n)--;
+}
+
+static bool is_binary_bulk(uint16_t vr)
+{
+    return vr == VR('O', 'B') || vr == VR('O', 'W') || vr == VR('O', 'F') || vr == VR('O', 'D') ||
+           vr == VR('O', 'L') || vr == VR('O', 'V') || vr == VR('U', 'N');
+}
+
+/* DS text -> a JSON number, or false when it is not a decimal. */
+static bool ds_number(const char *s, size_t n, char *out, size_t outsz)
+{
+    char tmp[64];
+    if (n == 0 || n >= sizeof tmp)
+        return false;
+    memcpy(tmp, s, n);
+    tmp[n] = 0;
+    char *end;
+    double d = strtod(tmp, &end);
+    if (*end || end == tmp)
+        return false;
+    /* keep the text when it is already a JSON number (what dcm2json prints) */
+    const char *p = tmp;
+    size_t o = 0;
+    if (*p == '+')
+        p++;
+    else if (*p == '-')
+        out[o++] = *p++;
+    while (p[0] == '0' && p[1] >= '0' && p[1] <= '9')
+        p++;
+    if (*p == '.')
+        out[o++] = '0';
+    bool ok = o + strlen(p) + 2 < outsz;
+    if (ok) {
+        strcpy(out + o, p);
+        size_t L = strlen(out);
+        if (L && out[L - 1] == '.')
+            strcpy(out + L, "0");
+        for (const char *q = out; *q; q++)
+            if (!((*q >= '0' && *q <= '9') || *q == '.' || *q == '-' || *q == 'e' || *q == 'E' ||
+                  *q == '+'))
+                ok = false;
+    }
+    if (!ok)
+        snprintf(out, outsz, "%.17g", d);
+    return true;
+}
+
+static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+static int base64(mt_buf_t *o, const uint8_t *v, size_t n)
+{
+    int rc = mt_buf_reserve(o, (n + 2) / 3 * 4 + 2);
+    if (rc)
+        return rc;
+    mt_buf_append(o, "\"", 1);
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t x = (uint32_t)v[i] << 16;
+        if (i + 1 < n)
+            x |= (uint32_t)v[i + 1] << 8;
+        if (i + 2 < n)
+            x |= v[i + 2];
+        char q[4] = {b64[(x >> 18) & 63], b64[(x >> 12) & 63],
+                     i + 1 < n ? b64[(x >> 6) & 63] : '=', i + 2 < n ? b64[x & 63] : '='};
+        mt_buf_append(o, q, 4);
+    }
+    return mt_buf_append(o, "\"", 1);
+}
+
+static uint64_t rd(const uint8_t *p, size_t n, bool be)
+{
+    uint64_t x = 0;
+    for (size_t i = 0; i < n; i++)
+        x |= (uint64_t)p[be ? n - 1 - i : i] << (8 * i);
+    return x;
+}
+
+static int pn_value(mt_buf_t *o, const char *s, size_t n, bool latin1)
+{
+    static const char *const groups[] = {"Alphabetic", "Ideographic", "Phonetic"};
+    int rc = put(o, "{");
+    bool first = true;
+    size_t start = 0;
+    for (int g = 0; g < 3 && start <= n; g++) {
+        size_t e = start;
+        while (e < n && s[e] != '=')
+            e++;
+        const char *gs = s + start;
+        size_t gn = e - start;
+        trim(&gs, &gn, false);
+        if (gn) {
+            char k[32];
+            snprintf(k, sizeof k, "%s\"%s\":", first ? "" : ",", groups[g]);
+            rc = rc ? rc : put(o, k);
+            rc = rc ? rc : text(o, gs, gn, latin1);
+            first = false;
+        }
+        start = e + 1;
+    }
+    return rc ? rc : put(o, "}");
+}
+
+int mt_json_value(uint32_t tag, uint16_t vr, const uint8_t *v, size_t len, bool latin1,
+                  const mt_json_opts_t *o, mt_buf_t *out)
+{
+    char vrs[16];
+    snprintf(vrs, sizeof vrs, "\"vr\":\"%c%c\"", (char)(vr >> 8), (char)(vr & 0xFF));
+    int rc = put(out, vrs);
+    if (rc || len == 0 || !v) {
+        if (!rc && is_binary_bulk(vr) && len && !v && o && o->bulk_uri) {
+            char t[16];
+            snprintf(t, sizeof t, "%08X\"", tag);
+            rc = put(out, ",\"BulkDataURI\":\"");
+            rc = rc ? rc : put(out, o->bulk_uri);
+            rc = rc ? rc : put(out, t);
+        }
+        return rc;
+    }
+    bool be = o && o->big_endian;
+    if (is_binary_bulk(vr)) {
+        if (o && o->bulk_threshold && len > o->bulk_threshold) {
+            if (!o->bulk_uri)
+                return 0;
+            char t[16];
+            snprintf(t, sizeof t, "%08X\"", tag);
+            rc = put(out, ",\"BulkDataURI\":\"");
+            rc = rc ? rc : put(out, o->bulk_uri);
+            return rc ? rc : put(out, t);
+        }
+        rc = put(out, ",\"InlineBinary\":");
+        return rc ? rc : base64(out, v, len);
+    }
+    rc = put(out, ",\"Value\":[");
+    size_t w = 0;
+    char num[64];
+    if (vr == VR('U', 'S') || vr == VR('S', 'S') || vr == VR('U', 'L') || vr == VR('S', 'L') ||
+        vr == VR('F', 'L') || vr == VR('F', 'D') || vr == VR('U', 'V') || vr == VR('S', 'V') ||
+        vr == VR('A', 'T')) {
+        w = (vr == VR('U', 'S') || vr == VR('S', 'S')) ? 2
+            : (vr == VR('F', 'D') || vr == VR('U', 'V') || vr == VR('S', 'V')) ? 8
+            : 4;
+        for (size_t i = 0; i + w <= len && !rc; i += w) {
+            uint64_t x = rd(v + i, w, be);
+            if (vr == VR('U', 'S') || vr == VR('U', 'L') || vr == VR('U', 'V'))
+                snprintf(num, sizeof num, "%llu", (unsigned long long)x);
+            else if (vr == VR('S', 'S'))
+                snprintf(num, sizeof num, "%d", (int16_t)x);
+            else if (vr == VR('S', 'L'))
+                snprintf(num, sizeof num, "%d", (int32_t)x);
+            else if (vr == VR('S', 'V'))
+                snprintf(num, sizeof num, "%lld", (long long)(int64_t)x);
+            else if (vr == VR('F', 'L')) {
+                float f;
+                uint32_t u = (uint32_t)x;
+                memcpy(&f, &u, 4);
+                snprintf(num, sizeof num, "%.9g", (double)f);
+            } else if (vr == VR('F', 'D')) {
+                double d;
+                memcpy(&d, &x, 8);
+                snprintf(num, sizeof num, "%.17g", d);
+            } else { /* AT: group then element */
+                uint16_t g = (uint16_t)rd(v + i, 2, be), e = (uint16_t)rd(v + i + 2, 2, be);
+                snprintf(num, sizeof num, "\"%04X%04X\"", g, e);
+            }
+            if (strstr(num, "nan") || strstr(num, "inf"))
+                snprintf(num, sizeof num, "null");
+            rc = put(out, i ? "," : "");
+            rc = rc ? rc : put(out, num);
+        }
+        return rc ? rc : put(out, "]");
+    }
+    /* strings */
+    const char *s = (const char *)v;
+    bool single = vr == VR('L', 'T') || vr == VR('S', 'T') || vr == VR('U', 'T') ||
+                  vr == VR('U', 'R');
+    bool charset_vr = vr == VR('S', 'H') || vr == VR('L', 'O') || vr == VR('S', 'T') ||
+                      vr == VR('L', 'T') || vr == VR('U', 'T') || vr == VR('P', 'N') ||
+                      vr == VR('U', 'C');
+    size_t start = 0;
+    bool firstv = true;
+    while (start <= len && !rc) {
+        size_t e = start;
+        if (!single)
+            while (e < len && s[e] != '\\')
+                e++;
+        else
+            e = len;
+        const char *vs = s + start;
+        size_t vn = e - start;
+        trim(&vs, &vn, !single || vr == VR('U', 'R'));
+        rc = put(out, firstv ? "" : ",");
+        firstv = false;
+        if (rc)
+            break;
+        if (vn == 0) {
+            rc = put(out, "null");
+        } else if (vr == VR('P', 'N')) {
+            rc = pn_value(out, vs, vn, latin1);
+        } else if (vr == VR('I', 'S')) {
+            char t[32];
+            char *end;
+            snprintf(t, sizeof t, "%.*s", (int)(vn < 31 ? vn : 31), vs);
+            long long x = strtoll(t, &end, 10);
+            if (*end == 0 && end != t) {
+                snprintf(num, sizeof num, "%lld", x);
+                rc = put(out, num);
+            } else {
+                rc = text(out, vs, vn, false);
+            }
+        } else if (vr == VR('D', 'S')) {
+            if (ds_number(vs, vn, num, sizeof num))
+                rc = put(out, num);
+            else
+                rc = text(out, vs, vn, false);
+        } else {
+            rc = text(out, vs, vn, charset_vr && latin1);
+        }
+        start = e + 1;
+    }
+    return rc ? rc : put(out, "]");
+}
+
+static bool charset_latin1(const char *cs)
+{
+    return cs && (strstr(cs, "ISO_IR 100") || strstr(cs, "ISO 2022 IR 100"));
+}
+
+static int tree(const mt_ds_t *ds, const mt_json_opts_t *o, bool latin1, unsigned depth,
+                mt_buf_t *out)
+{
+    if (depth > 64)
+        return MT_ETOOBIG;
+    int rc = put(out, "{");
+    bool first = true;
+    mt_ds_elem_t *cs = mt_ds_get(ds, MT_TAG(0x0008, 0x0005));
+    if (cs && cs->value) {
+        char t[80];
+        snprintf(t, sizeof t, "%.*s", (int)(cs->len < 79 ? cs->len : 79), (char *)cs->value);
+        latin1 = charset_latin1(t);
+    }
+    for (size_t i = 0; i < mt_ds_count(ds) && !rc; i++) {
+        const mt_ds_elem_t *e = mt_ds_at(ds, i);
+        if (MT_TAG_ELEM(e->tag) == 0 || MT_TAG_GROUP(e->tag) == 0x0002)
+            continue;
+        char t[16];
+        snprintf(t, sizeof t, "%s\"%08X\":{", first ? "" : ",", e->tag);
+        first = false;
+        rc = put(out, t);
+        if (rc)
+            break;
+        if (e->vr == VR('S', 'Q') || e->items) {
+            rc = put(out, "\"vr\":\"SQ\"");
+            if (!rc && e->n_items) {
+                rc = put(out, ",\"Value\":[");
+                for (size_t k = 0; k < e->n_items && !rc; k++) {
+                    rc = put(out, k ? "," : "");
+                    rc = rc ? rc : tree(e->items[k], o, latin1, depth + 1, out);
+                }
+                rc = rc ? rc : put(out, "]");
+            }
+        } else if (e->encapsulated) {
+            rc = mt_json_value(e->tag, e->vr, NULL, 1, latin1, o, out);
+        } else {
+            rc = mt_json_value(e->tag, e->vr, e->value, e->value ? e->len : 0, latin1, o, out);
+        }
+        rc = rc ? rc : put(out, "}");
+    }
+    return rc ? rc : put(out, "}");
+}
+
+int mt_json_ds(const mt_ds_t *ds, const mt_json_opts_t *o, mt_buf_t *out)
+{
+    return tree(ds, o, false, 0, out);
+}
+
+/* ---- stream writer ---- */
+
+#define JS_MAX_DEPTH 66
+
+struct mt_json_stream {
+    mt_json_opts_t o;
+    mt_buf_t *out;
+    bool latin1;
+    unsigned sp;
+    struct {
+        bool need_comma; /* in this object */
+        bool seq_items;  /* the sequence opened at this level has items */
+        bool pixel;      /* an encapsulated Pixel Data at this level is open */
+        unsigned skip;   /* events to skip: inside a skipped sequence */
+    } st[JS_MAX_DEPTH];
+    unsigned skip_depth; /* > 0: inside a sequence we do not write (too deep) */
+};
+
+mt_json_stream_t *mt_json_stream_new(const mt_json_opts_t *o, mt_buf_t *out)
+{
+    mt_json_stream_t *s = mt_calloc(1, sizeof *s);
+    s->o = *o;
+    s->out = out;
+    put(out, "{");
+    return s;
+}
+
+void mt_json_stream_free(mt_json_stream_t *s)
+{
+    mt_free(s);
+}
+
+static int key(mt_json_stream_t *s, uint32_t tag)
+{
+    char t[16];
+    snprintf(t, sizeof t, "%s\"%08X\":{", s->st[s->sp].need_comma ? "," : "", tag);
+    s->st[s->sp].need_comma = true;
+    return put(s->out, t);
+}
+
+int mt_json_stream_event(mt_json_stream_t *s, mt_ds_event_t ev, const mt_elem_t *e)
+{
+    int rc = 0;
+    mt_json_opts_t nested = s->o;
+    if (s->sp > 0)
+        nested.bulk_uri = NULL; /* BulkDataURIs name top-level attributes only */
+    switch (ev) {
+    case MT_DS_EV_ELEMENT:
+        if (MT_TAG_ELEM(e->tag) == 0 || MT_TAG_GROUP(e->tag) == 0x0002)
+            return 0;
+        if (e->tag == MT_TAG(0x0008, 0x0005) && e->depth == 0 && e->value) {
+            char t[80];
+            snprintf(t, sizeof t, "%.*s", (int)(e->value_len < 79 ? e->value_len : 79),
+                     (const char *)e->value);
+            s->latin1 = charset_latin1(t);
+        }
+        rc = key(s, e->tag);
+        if (rc)
+            return rc;
+        if (e->len == MT_UNDEFINED_LENGTH) { /* encapsulated Pixel Data */
+            rc = mt_json_value(e->tag, e->vr, NULL, 1, s->latin1, &nested, s->out);
+            if (s->sp + 1 >= JS_MAX_DEPTH)
+                return MT_ETOOBIG;
+            s->sp++;
+            memset(&s->st[s->sp], 0, sizeof s->st[s->sp]);
+            s->st[s->sp].pixel = true;
+            return rc ? rc : put(s->out, "}");
+        }
+        if (!e->value) { /* delivered in chunks: too large to inline */
+            rc = mt_json_value(e->tag, e->vr, NULL, e->len, s->latin1, &nested, s->out);
+        } else {
+            rc = mt_json_value(e->tag, e->vr, e->value, e->value_len, s->latin1, &nested,
+                               s->out);
+        }
+        return rc ? rc : put(s->out, "}");
+    case MT_DS_EV_VALUE_CHUNK:
+    case MT_DS_EV_FRAGMENT:
+        return 0;
+    case MT_DS_EV_SEQ_START:
+        rc = key(s, e->tag);
+        rc = rc ? rc : put(s->out, "\"vr\":\"SQ\"");
+        if (s->sp + 1 >= JS_MAX_DEPTH)
+            return MT_ETOOBIG;
+        s->sp++;
+        memset(&s->st[s->sp], 0, sizeof s->st[s->sp]);
+        return rc;
+    case MT_DS_EV_ITEM_START:
+        rc = put(s->out, s->st[s->sp].seq_items ? ",{" : ",\"Value\":[{");
+        s->st[s->sp].seq_items = true;
+        if (s->sp + 1 >= JS_MAX_DEPTH)
+            return MT_ETOOBIG;
+        s->sp++;
+        memset(&s->st[s->sp], 0, sizeof s->st[s->sp]);
+        return rc;
+    case MT_DS_EV_ITEM_END:
+        if (s->sp == 0)
+            return MT_EMALFORMED;
+        s->sp--;
+        return put(s->out, "}");
+    case MT_DS_EV_SEQ_END:
+        if (s->sp == 0)
+            return MT_EMALFORMED;
+        if (s->st[s->sp].pixel) {
+            s->sp--;
+            return 0;
+        }
+        rc = put(s->out, s->st[s->sp].seq_items ? "]}" : "}");
+        s->sp--;
+        return rc;
+    }
+    return 0;
+}
+
+int mt_json_stream_finish(mt_json_stream_t *s)
+{
+    int rc = 0;
+    while (s->sp > 0 && !rc) { /* a stream stopped early (at Pixel Data): close what is open */
+        if (s->st[s->sp].pixel)
+            ;
+        else
+            rc = put(s->out, s->st[s->sp].seq_items ? "}]}" : "}");
+        s->sp--;
+    }
+    return rc ? rc : put(s->out, "}");
+}

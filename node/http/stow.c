@@ -1,0 +1,588 @@
+/*
+ * stow.c - STOW-RS (PS3.18 §10.5): POST multipart/related; type="application/dicom" to
+ * {base}/studies or {base}/studies/{StudyInstanceUID}.
+ *
+ * Each part is a Part 10 file that streams through the path a C-STORE takes (node/svc/
+ * store.c): its File Meta gives SOP class/instance and transfer syntax; the data set bytes go
+ * to an ingest job (node/store/ingest.h: temp file, group commit, completion only when the
+ * file and its index row are durable) or, when deid.profile is set, through the streaming
+ * de-identifier first (node/deid/stream.h), so the original never reaches the disk; a
+ * streaming reader checks the data set and fills the index record. Reading the request body
+ * pauses while a job holds more than its buffer budget (back-pressure down to TCP).
+ * A part POSTed to a project base URL joins that project (index project_add, on a worker
+ * once every commit has completed).
+ *
+ * Response (application/dicom+json): RetrieveURL of the study (when one), ReferencedSOP-
+ * Sequence (0008,1199) with RetrieveURL per stored instance, FailedSOPSequence (0008,1198)
+ * with FailureReason (0008,1197):
+ *   0xA700 out of resources · 0xA900 data set does not match (SOP class/instance of meta
+ *   and data set differ, or StudyInstanceUID is not the one in the URL) · 0xC000 cannot
+ *   understand (no Part 10 header, malformed, unknown syntax, not application/dicom) ·
+ *   0x0111 duplicate (storage.duplicates reject) · 0x0110 processing failure.
+ * Status: 200 all stored; 202 some stored, some failed; 409 none stored; 400 malformed
+ * multipart; 415 not multipart/related with type application/dicom.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <uv.h>
+
+#include "../deid/stream.h"
+#include "../dicom/ds.h"
+#include "../index/index.h"
+#include "../util/alloc.h"
+#include "../util/err.h"
+#include "../util/log.h"
+#include "json.h"
+#include "multipart.h"
+#include "web.h"
+
+#define TAG_SOP_CLASS_UID MT_TAG(0x0008, 0x0016)
+#define TAG_SOP_INSTANCE_UID MT_TAG(0x0008, 0x0018)
+#define TAG_STUDY_UID MT_TAG(0x0020, 0x000D)
+#define TAG_SERIES_UID MT_TAG(0x0020, 0x000E)
+#define HEAD_MAX (1u << 20)
+
+#define R_OUT_OF_RESOURCES 0xA700
+#define R_MISMATCH 0xA900
+#define R_CANNOT_UNDERSTAND 0xC000
+#define R_DUPLICATE 0x0111
+#define R_FAILURE 0x0110
+
+typedef struct stow stow_t;
+
+typedef struct result {
+    char cls[65], inst[65], study[65], series[65];
+    uint16_t reason; /* 0 = stored */
+} result_t;
+
+typedef struct part {
+    stow_t *s;
+    size_t idx; /* into results */
+    mt_buf_t head;
+    bool meta_done;
+    mt_meta_t meta;
+    const mt_ts_t *ts;
+    mt_ingest_job_t *job;
+    mt_ds_reader_t *reader;
+    mt_index_rec_t *rec;
+    mt_deid_stream_t *deid;
+    uint16_t fail;
+} part_t;
+
+struct stow {
+    mt_web_req_t *wr;
+    char study[65];
+    bool has_study;
+    mt_mp_t *mp;
+    part_t *cur;
+    result_t *res;
+    size_t n_res, cap_res;
+    size_t pending;
+    bool body_done, malformed, paused, aborted, responded;
+    char project[65];
+    uv_work_t work;
+    int join_err;
+};
+
+static void respond(stow_t *s);
+
+static result_t *new_result(stow_t *s)
+{
+    if (s->n_res == s->cap_res) {
+        s->cap_res = s->cap_res ? s->cap_res * 2 : 8;
+        s->res = mt_realloc(s->res, s->cap_res * sizeof *s->res);
+    }
+    result_t *r = &s->res[s->n_res++];
+    memset(r, 0, sizeof *r);
+    return r;
+}
+
+static void part_free(part_t *p)
+{
+    if (!p)
+        return;
+    if (p->job)
+        mt_ingest_job_cancel(p->job);
+    mt_ds_reader_free(p->reader);
+    mt_deid_stream_free(p->deid);
+    mt_index_rec_free(p->rec);
+    mt_buf_dispose(&p->head);
+    mt_free(p);
+}
+
+static void part_fail(part_t *p, uint16_t reason)
+{
+    if (p->fail)
+        return;
+    p->fail = reason;
+    p->s->res[p->idx].reason = reason;
+    if (p->job) {
+        mt_ingest_job_cancel(p->job);
+        p->job = NULL;
+    }
+}
+
+static void on_drain(void *data)
+{
+    stow_t *s = data;
+    if (s->paused) {
+        s->paused = false;
+        if (!s->aborted)
+            mt_http_resume_body(s->wr->r);
+    }
+}
+
+static int deid_emit(void *user, const uint8_t *b, size_t n)
+{
+    part_t *p = user;
+    return p->job ? mt_ingest_job_append(p->job, b, n, on_drain, p->s) : MT_ECANCELED;
+}
+
+static int on_element(void *user, mt_ds_event_t ev, const mt_elem_t *e)
+{
+    part_t *p = user;
+    if (ev == MT_DS_EV_ELEMENT && e->depth == 0 && e->value)
+        mt_index_rec_offer(p->rec, e->tag, e->vr, e->value, e->value_len, p->ts->big_endian);
+    return 0;
+}
+
+/* Data set bytes of the current part. Returns 1 to pause reading. */
+static int dataset_bytes(part_t *p, const uint8_t *b, size_t n)
+{
+    int pause = 0;
+    if (p->fail || !n)
+        return 0;
+    int rc;
+    if (p->deid) {
+        rc = mt_deid_stream_feed(p->deid, b, n);
+        if (rc < 0)
+            part_fail(p, rc == MT_ENOSPC || rc == MT_ETOOBIG || rc == MT_ENOMEM
+                             ? R_OUT_OF_RESOURCES
+                         : rc == MT_EMALFORMED ? R_CANNOT_UNDERSTAND
+                                               : R_FAILURE);
+        else if (rc == 1)
+            pause = 1;
+    } else {
+        rc = mt_ingest_job_append(p->job, b, n, on_drain, p->s);
+        if (rc < 0)
+            part_fail(p, R_OUT_OF_RESOURCES);
+        else if (rc == 1)
+            pause = 1;
+    }
+    if (!p->fail && mt_ds_reader_feed(p->reader, b, n) != 0)
+        part_fail(p, R_CANNOT_UNDERSTAND);
+    return p->fail ? 0 : pause;
+}
+
+static void start_job(part_t *p)
+{
+    stow_t *s = p->s;
+    result_t *r = &s->res[p->idx];
+    snprintf(r->cls, sizeof r->cls, "%s", p->meta.sop_class_uid);
+    snprintf(r->inst, sizeof r->inst, "%s", p->meta.sop_instance_uid);
+    p->ts = mt_ts_find(p->meta.transfer_syntax_uid);
+    if (!p->ts || !p->meta.sop_class_uid[0] || !p->meta.sop_instance_uid[0]) {
+        part_fail(p, R_CANNOT_UNDERSTAND);
+        return;
+    }
+    p->rec = mt_index_rec_new();
+    mt_ds_reader_opts_t o = {.ts = p->ts, .cb = on_element, .user = p};
+    p->reader = mt_ds_reader_new(&o);
+    const uint8_t *key;
+    size_t key_len;
+    const mt_deid_profile_t *dp = mt_node_deid(s->wr->node, &key, &key_len);
+    if (dp && !(p->deid = mt_deid_stream_new(dp, key, key_len, p->ts, 0, deid_emit, p))) {
+        part_fail(p, R_OUT_OF_RESOURCES);
+        return; /* never fall back to storing the original */
+    }
+    mt_meta_t meta;
+    memset(&meta, 0, sizeof meta);
+    snprintf(meta.sop_class_uid, sizeof meta.sop_class_uid, "%s", p->meta.sop_class_uid);
+    snprintf(meta.sop_instance_uid, sizeof meta.sop_instance_uid, "%s",
+             p->meta.sop_instance_uid);
+    snprintf(meta.transfer_syntax_uid, sizeof meta.transfer_syntax_uid, "%s", p->ts->uid);
+    snprintf(meta.source_ae, sizeof meta.source_ae, "%s", p->meta.source_ae);
+    if (dp && mt_deid_stream_meta(dp, key, key_len, &meta) != 0) {
+        part_fail(p, R_FAILURE);
+        return;
+    }
+    p->job = mt_ingest_job_new(mt_node_ingest(s->wr->node), &meta);
+    if (!p->job)
+        part_fail(p, R_OUT_OF_RESOURCES);
+}
+
+static int mp_begin(void *user, const mt_mp_part_t *mp)
+{
+    stow_t *s = user;
+    part_t *p = mt_calloc(1, sizeof *p);
+    p->s = s;
+    p->idx = s->n_res;
+    new_result(s);
+    mt_buf_init(&p->head, HEAD_MAX);
+    s->cur = p;
+    char type[96], v[8];
+    mt_mp_param(mp->content_type, "x", type, sizeof type, v, sizeof v);
+    if (type[0] && strcmp(type, "application/dicom") != 0)
+        part_fail(p, R_CANNOT_UNDERSTAND);
+    return 0;
+}
+
+static int mp_data(void *user, const uint8_t *b, size_t n)
+{
+    stow_t *s = user;
+    part_t *p = s->cur;
+    if (!p || p->fail)
+        return 0;
+    if (p->meta_done)
+        return dataset_bytes(p, b, n);
+    if (mt_buf_append(&p->head, b, n)) {
+        part_fail(p, R_CANNOT_UNDERSTAND);
+        return 0;
+    }
+    size_t consumed = 0;
+    mt_diag_t d;
+    int rc = mt_part10_read_meta(p->head.data, p->head.len, &p->meta, &consumed, &d);
+    if (rc == MT_EAGAIN)
+        return 0;
+    if (rc) {
+        part_fail(p, R_CANNOT_UNDERSTAND); /* STOW-RS needs Part 10 files (PS3.18 §10.5) */
+        return 0;
+    }
+    p->meta_done = true;
+    start_job(p);
+    if (p->fail)
+        return 0;
+    int pause = dataset_bytes(p, p->head.data + consumed, p->head.len - consumed);
+    mt_buf_dispose(&p->head);
+    return pause;
+}
+
+static void on_committed(void *data, int status, const char *comment)
+{
+    part_t *p = data;
+    stow_t *s = p->s;
+    (void)comment;
+    p->job = NULL;
+    if (status == MT_EDUPLICATE)
+        s->res[p->idx].reason = R_DUPLICATE;
+    else if (status == MT_ENOSPC || status == MT_ENOMEM || status == MT_EIO)
+        s->res[p->idx].reason = R_OUT_OF_RESOURCES;
+    else if (status)
+        s->res[p->idx].reason = R_FAILURE;
+    part_free(p);
+    s->pending--;
+    if (s->paused) { /* no drain callback comes after a commit */
+        s->paused = false;
+        if (!s->aborted)
+            mt_http_resume_body(s->wr->r);
+    }
+    if (s->body_done && s->pending == 0)
+        respond(s);
+}
+
+static int mp_end(void *user)
+{
+    stow_t *s = user;
+    part_t *p = s->cur;
+    s->cur = NULL;
+    if (!p)
+        return 0;
+    result_t *r = &s->res[p->idx];
+    if (!p->meta_done && !p->fail)
+        part_fail(p, R_CANNOT_UNDERSTAND);
+    if (!p->fail && mt_ds_reader_finish(p->reader) != 0)
+        part_fail(p, R_CANNOT_UNDERSTAND);
+    if (!p->fail) {
+        const char *cls = mt_index_rec_get(p->rec, TAG_SOP_CLASS_UID);
+        const char *ins = mt_index_rec_get(p->rec, TAG_SOP_INSTANCE_UID);
+        const char *st = mt_index_rec_get(p->rec, TAG_STUDY_UID);
+        const char *se = mt_index_rec_get(p->rec, TAG_SERIES_UID);
+        if (!cls || strcmp(cls, p->meta.sop_class_uid) != 0 || !ins ||
+            strcmp(ins, p->meta.sop_instance_uid) != 0 || !st || !se)
+            part_fail(p, R_MISMATCH);
+        else if (s->has_study && strcmp(st, s->study) != 0)
+            part_fail(p, R_MISMATCH);
+    }
+    if (!p->fail && p->deid) {
+        int rc = mt_deid_stream_finish(p->deid);
+        if (rc < 0) {
+            part_fail(p, rc == MT_EMALFORMED ? R_CANNOT_UNDERSTAND : R_FAILURE);
+        } else {
+            const mt_ds_t *h = mt_deid_stream_header(p->deid);
+            mt_index_rec_t *rec = mt_index_rec_new();
+            bool big = mt_deid_stream_out_ts(p->ts)->big_endian;
+            for (size_t i = 0; h && i < mt_ds_count(h); i++) {
+                const mt_ds_elem_t *e = mt_ds_at(h, i);
+                if (e->value && e->vr != MT_VR('S', 'Q'))
+                    mt_index_rec_offer(rec, e->tag, e->vr, e->value, e->len, big);
+            }
+            mt_index_rec_free(p->rec);
+            p->rec = rec;
+            const char *ins = mt_index_rec_get(rec, TAG_SOP_INSTANCE_UID);
+            if (ins)
+                snprintf(r->inst, sizeof r->inst, "%s", ins);
+        }
+    }
+    if (p->fail) {
+        part_free(p);
+        return 0;
+    }
+    const char *st = mt_index_rec_get(p->rec, TAG_STUDY_UID);
+    const char *se = mt_index_rec_get(p->rec, TAG_SERIES_UID);
+    snprintf(r->study, sizeof r->study, "%s", st ? st : "");
+    snprintf(r->series, sizeof r->series, "%s", se ? se : "");
+    mt_ingest_job_t *job = p->job;
+    mt_index_rec_t *rec = p->rec;
+    p->rec = NULL;
+    s->pending++;
+    mt_ingest_job_commit(job, rec, on_committed, p);
+    return 0;
+}
+
+static const mt_mp_cb_t mp_cb = {mp_begin, mp_data, mp_end};
+
+/* ---- the HTTP side ---- */
+
+static void stow_free(stow_t *s)
+{
+    part_free(s->cur);
+    mt_mp_free(s->mp);
+    mt_free(s->res);
+    mt_free(s);
+}
+
+static int on_body(mt_http_req_t *r, const uint8_t *b, size_t n)
+{
+    stow_t *s = r->h;
+    if (s->malformed)
+        return 0;
+    int rc = mt_mp_feed(s->mp, b, n);
+    if (rc < 0) {
+        s->malformed = true;
+        if (s->cur) {
+            part_t *p = s->cur;
+            s->cur = NULL;
+            s->n_res--; /* the broken part is not reported as an instance */
+            part_free(p);
+        }
+        return 0;
+    }
+    if (rc > 0) { /* an ingest job holds more than its budget: stop reading until drained */
+        s->paused = true;
+        return 1;
+    }
+    return 0;
+}
+
+static void on_end(mt_http_req_t *r)
+{
+    stow_t *s = r->h;
+    if (!s->malformed && mt_mp_finish(s->mp) != 0)
+        s->malformed = true;
+    if (s->malformed && s->cur) {
+        part_t *p = s->cur;
+        s->cur = NULL;
+        s->n_res--;
+        part_free(p);
+    }
+    s->body_done = true;
+    if (s->pending == 0)
+        respond(s);
+}
+
+static void on_abort(mt_http_req_t *r)
+{
+    stow_t *s = r->h;
+    s->aborted = true;
+    s->malformed = true;
+    if (s->cur) {
+        part_t *p = s->cur;
+        s->cur = NULL;
+        part_free(p);
+    }
+    s->body_done = true;
+    if (s->pending == 0)
+        respond(s);
+}
+
+static const mt_http_handler_t handler = {on_body, on_end, on_abort};
+
+static void put(mt_buf_t *b, const char *s)
+{
+    mt_buf_append(b, s, strlen(s));
+}
+
+static void uid_elem(mt_buf_t *b, const char *tag, const char *vr, const char *v, bool comma)
+{
+    char t[64];
+    snprintf(t, sizeof t, "%s\"%s\":{\"vr\":\"%s\",\"Value\":[", comma ? "," : "", tag, vr);
+    put(b, t);
+    mt_json_str(b, v, strlen(v));
+    put(b, "]}");
+}
+
+static void send_response(stow_t *s)
+{
+    mt_web_req_t *wr = s->wr;
+    if (s->malformed && s->n_res == 0) {
+        mt__web_fail(wr, 400, "malformed multipart/related body");
+        stow_free(s);
+        return;
+    }
+    size_t ok = 0, bad = 0;
+    for (size_t i = 0; i < s->n_res; i++)
+        s->res[i].reason ? bad++ : ok++;
+    mt_buf_t b;
+    mt_buf_init(&b, 1u << 30);
+    put(&b, "{");
+    bool comma = false;
+    const char *study = s->has_study ? s->study : NULL;
+    if (!study)
+        for (size_t i = 0; i < s->n_res && !study; i++)
+            if (!s->res[i].reason)
+                study = s->res[i].study;
+    char url[1024];
+    if (study && study[0]) {
+        snprintf(url, sizeof url, "%s/studies/%s", wr->base, study);
+        uid_elem(&b, "00081190", "UR", url, false);
+        comma = true;
+    }
+    if (bad) {
+        put(&b, comma ? ",\"00081198\":{\"vr\":\"SQ\",\"Value\":[" :
+                        "\"00081198\":{\"vr\":\"SQ\",\"Value\":[");
+        comma = true;
+        bool first = true;
+        for (size_t i = 0; i < s->n_res; i++) {
+            result_t *r = &s->res[i];
+            if (!r->reason)
+                continue;
+            put(&b, first ? "{" : ",{");
+            first = false;
+            uid_elem(&b, "00081150", "UI", r->cls, false);
+            uid_elem(&b, "00081155", "UI", r->inst, true);
+            char t[64];
+            snprintf(t, sizeof t, ",\"00081197\":{\"vr\":\"US\",\"Value\":[%u]}}", r->reason);
+            put(&b, t);
+        }
+        put(&b, "]}");
+    }
+    if (ok) {
+        put(&b, comma ? ",\"00081199\":{\"vr\":\"SQ\",\"Value\":[" :
+                        "\"00081199\":{\"vr\":\"SQ\",\"Value\":[");
+        bool first = true;
+        for (size_t i = 0; i < s->n_res; i++) {
+            result_t *r = &s->res[i];
+            if (r->reason)
+                continue;
+            put(&b, first ? "{" : ",{");
+            first = false;
+            uid_elem(&b, "00081150", "UI", r->cls, false);
+            uid_elem(&b, "00081155", "UI", r->inst, true);
+            snprintf(url, sizeof url, "%s/studies/%s/series/%s/instances/%s", wr->base,
+                     r->study, r->series, r->inst);
+            uid_elem(&b, "00081190", "UR", url, true);
+            put(&b, "}");
+        }
+        put(&b, "]}");
+    }
+    put(&b, "}");
+    int status = bad == 0 && ok > 0 ? 200 : ok > 0 ? 202 : s->n_res == 0 ? 400 : 409;
+    if (s->malformed && ok)
+        status = 202;
+    mt_log(MT_LOG_INFO, NULL, "http %s: stow %zu stored, %zu failed%s%s", wr->r->peer, ok, bad,
+           s->project[0] ? " project=" : "", s->project);
+    mt_http_respond(wr->r, status, "application/dicom+json", NULL, b.data, b.len);
+    mt_buf_dispose(&b);
+    mt__web_req_free(wr);
+    stow_free(s);
+}
+
+/* Worker: put the stored studies into the project. */
+static void join_work(uv_work_t *w)
+{
+    stow_t *s = w->data;
+    mt_index_t *ix = NULL;
+    int rc = mt_index_sqlite_open(s->wr->conf->index_path, &ix);
+    if (rc) {
+        s->join_err = rc;
+        return;
+    }
+    for (size_t i = 0; i < s->n_res && !rc; i++) {
+        if (s->res[i].reason || !s->res[i].study[0])
+            continue;
+        bool dup = false;
+        for (size_t j = 0; j < i && !dup; j++)
+            dup = !s->res[j].reason && strcmp(s->res[j].study, s->res[i].study) == 0;
+        if (dup)
+            continue;
+        bool added;
+        rc = ix->ops->project_add(ix, s->project, s->res[i].study, &added);
+    }
+    ix->ops->close(ix);
+    s->join_err = rc;
+}
+
+static void after_join(uv_work_t *w, int status)
+{
+    stow_t *s = w->data;
+    (void)status;
+    if (s->join_err) {
+        mt_log(MT_LOG_ERROR, NULL, "http %s: stow: cannot add studies to project %s: %s",
+               s->wr->r->peer, s->project, mt_strerror(s->join_err));
+        for (size_t i = 0; i < s->n_res; i++)
+            if (!s->res[i].reason)
+                s->res[i].reason = R_FAILURE; /* stored, but not visible in the project */
+    }
+    send_response(s);
+}
+
+static void respond(stow_t *s)
+{
+    if (s->responded)
+        return;
+    s->responded = true;
+    bool any = false;
+    for (size_t i = 0; i < s->n_res; i++)
+        any |= !s->res[i].reason;
+    if (s->project[0] && any) {
+        s->work.data = s;
+        uv_queue_work(mt_node_loop(s->wr->node), &s->work, join_work, after_join);
+        return;
+    }
+    send_response(s);
+}
+
+void mt__stow(mt_web_req_t *wr, const char *study)
+{
+    const char *ct = mt_http_header(wr->r, "content-type");
+    char type[96], boundary[MT_MP_MAX_BOUNDARY + 8], part[96], tmp[96];
+    if (mt_mp_param(ct, "boundary", type, sizeof type, boundary, sizeof boundary) != 0 ||
+        strcmp(type, "multipart/related") != 0) {
+        mt__web_fail(wr, 415, "STOW-RS takes multipart/related; type=\"application/dicom\"");
+        return;
+    }
+    mt_mp_param(ct, "type", tmp, sizeof tmp, part, sizeof part);
+    for (char *c = part; *c; c++)
+        if (*c >= 'A' && *c <= 'Z')
+            *c = (char)(*c + 32);
+    if (part[0] && strcmp(part, "application/dicom") != 0) {
+        mt__web_fail(wr, 415, "STOW-RS: only type=\"application/dicom\" parts are supported");
+        return;
+    }
+    stow_t *s = mt_calloc(1, sizeof *s);
+    s->wr = wr;
+    if (study) {
+        s->has_study = true;
+        snprintf(s->study, sizeof s->study, "%s", study);
+    }
+    if (wr->project)
+        snprintf(s->project, sizeof s->project, "%s", wr->project);
+    s->mp = mt_mp_new(boundary, &mp_cb, s);
+    if (!s->mp) {
+        mt_free(s);
+        mt__web_fail(wr, 400, "multipart boundary missing or malformed");
+        return;
+    }
+    wr->r->h = s;
+    wr->r->handler = &handler;
+}

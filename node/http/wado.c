@@ -1,0 +1,1184 @@
+/*
+ * wado.c - WADO-RS (PS3.18 §10.4) and WADO-URI (PS3.18 §9): retrieve instances, metadata,
+ * frames, bulk data and rendered images.
+ *
+ * Every retrieval first asks the query layer for the instances (mt_qdb_instances, scoped to
+ * the caller's project, off the loop): a UID outside the scope selects nothing and is 404.
+ *
+ *   instances  multipart/related; type="application/dicom". Files stream from disk on the
+ *              libuv pool (uv_fs_read, CHUNK bytes at a time), written only when the
+ *              connection's queue has drained below its low-water mark: memory per request
+ *              is bounded whatever the study size. transfer-syntax=* (or absent, for
+ *              compressed files) sends the stored bytes; Explicit VR Little Endian
+ *              (1.2.840.10008.1.2.1, and the default when no syntax is named) is produced
+ *              from a native stored syntax by re-encoding the data set (node/dicom/ds.h) one
+ *              instance at a time on a worker. Any other syntax that differs from the
+ *              stored one, or explicit LE for compressed pixel data: 406.
+ *   metadata   application/dicom+json: each file is read up to its Pixel Data only and its
+ *              elements streamed into DICOM JSON (json.c); binary values over 1 KiB and
+ *              Pixel Data become BulkDataURI .../instances/I/bulkdata/GGGGEEEE.
+ *   frames     multipart/related; application/octet-stream (native: Little Endian frame
+ *              bytes) or the stored compressed syntax's media type with transfer-syntax=UID.
+ *   bulkdata   multipart/related; application/octet-stream with the top-level value.
+ *   rendered,  image/jpeg (libturbojpeg) or image/png (libpng), frame 1 or frames/N: native
+ *   thumbnail  grayscale (MONOCHROME1/2, 8/16 bits): Modality LUT (rescale), then the window
+ *              from ?window=center,width[,linear] or the header's first WindowCenter/Width,
+ *              else the pixel range. thumbnail fits 128x128 (or ?viewport=w,h).
+ * WADO-URI: requestType=WADO, studyUID, seriesUID, objectUID, contentType
+ *   (application/dicom -> the stored file; image/jpeg (the default), image/png -> rendered),
+ *   frameNumber, windowCenter/windowWidth, rows/columns.
+ */
+#include <fcntl.h>
+#include <png.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <turbojpeg.h>
+#include <uv.h>
+
+#include "../dicom/dict.h"
+#include "../util/alloc.h"
+#include "../util/err.h"
+#include "../util/log.h"
+#include "json.h"
+#include "multipart.h"
+#include "web.h"
+
+#define CHUNK (256u * 1024u)
+#define META_READ (64u * 1024u)
+#define BULK_THRESHOLD 1024
+#define MAX_INSTANCE_IN_MEMORY (1024u << 20)
+#define BOUNDARY "mitral-3d1f1a7c9b2e4d58"
+#define TS_EXPLICIT_LE "1.2.840.10008.1.2.1"
+
+typedef enum { W_INSTANCES, W_METADATA, W_FRAMES, W_BULK, W_RENDERED, W_THUMB, W_URI_FILE } wmode_t;
+
+typedef struct inst {
+    char *study, *series, *sop, *cls, *ts, *path;
+    uint64_t size;
+} inst_t;
+
+typedef struct wado {
+    mt_web_req_t *wr;
+    wmode_t mode;
+    char study[65], series[65], instance[65];
+    bool has_series, has_instance;
+    char arg[256];
+    mt_index_level_t level;
+    char *index_path, *root;
+    inst_t *insts;
+    size_t n_insts, cap_insts;
+    int err;
+    int status; /* error response status from the worker, 0 = fine */
+    char msg[160];
+    /* negotiated */
+    /* instances: 0 as stored (transfer-syntax=*), 1 explicit LE asked (native re-encoded,
+     * compressed 406), 2 exactly want_ts, 3 none named (native as explicit LE, compressed
+     * as stored). frames/bulk: 1 = octet-stream only. */
+    int ts_policy;
+    char want_ts[72];
+    bool png;
+    /* results built by workers */
+    mt_buf_t out;
+    char ctype[256];
+    /* streaming state */
+    size_t cur;
+    uv_fs_t fs;
+    uv_file fd;
+    uint8_t *chunk;
+    bool in_fs;
+    uv_work_t work;
+    bool aborted;
+    uint64_t off;
+    bool transcoded; /* cur instance's bytes are in out */
+} wado_t;
+
+static void wado_free(wado_t *w)
+{
+    for (size_t i = 0; i < w->n_insts; i++) {
+        inst_t *x = &w->insts[i];
+        mt_free(x->study);
+        mt_free(x->series);
+        mt_free(x->sop);
+        mt_free(x->cls);
+        mt_free(x->ts);
+        mt_free(x->path);
+    }
+    mt_free(w->insts);
+    mt_free(w->index_path);
+    mt_free(w->root);
+    mt_buf_dispose(&w->out);
+    mt_free(w->chunk);
+    mt_free(w);
+}
+
+static void finish(wado_t *w)
+{
+    mt_http_end(w->wr->r);
+    mt__web_req_free(w->wr);
+    wado_free(w);
+}
+
+static void fail(wado_t *w, int status, const char *msg)
+{
+    mt__web_fail(w->wr, status, msg);
+    wado_free(w);
+}
+
+static void on_abort(mt_http_req_t *r)
+{
+    (void)r; /* the stream functions notice r->aborted */
+}
+
+static const mt_http_handler_t handler = {NULL, NULL, on_abort};
+
+/* ---- instance lookup (worker) ---- */
+
+static int inst_cb(void *user, const mt_qdb_instance_t *i)
+{
+    wado_t *w = user;
+    if (w->n_insts == w->cap_insts) {
+        w->cap_insts = w->cap_insts ? w->cap_insts * 2 : 16;
+        w->insts = mt_realloc(w->insts, w->cap_insts * sizeof *w->insts);
+    }
+    inst_t *x = &w->insts[w->n_insts++];
+    x->study = mt_strdup(i->study_uid ? i->study_uid : "");
+    x->series = mt_strdup(i->series_uid ? i->series_uid : "");
+    x->sop = mt_strdup(i->sop_instance_uid ? i->sop_instance_uid : "");
+    x->cls = mt_strdup(i->sop_class_uid ? i->sop_class_uid : "");
+    x->ts = mt_strdup(i->transfer_syntax_uid ? i->transfer_syntax_uid : "");
+    x->path = mt_strdup(i->path ? i->path : "");
+    x->size = i->size;
+    return 0;
+}
+
+static int lookup(wado_t *w)
+{
+    mt_ds_t *id = mt__web_identifier(w->level, w->study, w->has_series ? w->series : NULL,
+                                     w->has_instance ? w->instance : NULL);
+    mt_query_t *q = NULL;
+    mt_query_err_t qe;
+    int rc = mt_query_from_ds(id, MT_QR_RELATIONAL, &q, &qe);
+    mt_ds_free(id);
+    if (rc)
+        return rc;
+    mt_qdb_t *db = mt__web_qdb_get(w->index_path);
+    if (!db) {
+        mt_query_free(q);
+        return MT_EDB;
+    }
+    mt_qscope_t scope = {.project = w->wr->project, .retrieve_ae = w->wr->conf->ae_title};
+    rc = mt_qdb_instances(db, q, &scope, inst_cb, w);
+    mt__web_qdb_put(w->index_path, db);
+    mt_query_free(q);
+    return rc < 0 ? rc : 0;
+}
+
+static char *full_path(const wado_t *w, const inst_t *x)
+{
+    size_t n = strlen(w->root) + strlen(x->path) + 2;
+    char *p = mt_malloc(n);
+    snprintf(p, n, "%s/%s", w->root, x->path);
+    return p;
+}
+
+/* Read a whole file (bounded). */
+static int read_file(const char *path, uint64_t limit, mt_buf_t *out)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return MT_ENOENT;
+    mt_buf_init(out, limit);
+    uint8_t tmp[65536];
+    size_t n;
+    int rc = 0;
+    while ((n = fread(tmp, 1, sizeof tmp, f)) > 0)
+        if ((rc = mt_buf_append(out, tmp, n)))
+            break;
+    if (ferror(f))
+        rc = MT_EIO;
+    fclose(f);
+    return rc;
+}
+
+static const mt_ts_t *ts_of(const char *uid)
+{
+    return mt_ts_find(uid);
+}
+
+static bool native(const char *ts_uid)
+{
+    const mt_ts_t *t = ts_of(ts_uid);
+    return t && !t->encapsulated && !t->deflated;
+}
+
+/* ---- metadata (worker) ---- */
+
+typedef struct meta_ctx {
+    mt_json_stream_t *js;
+    bool stop;
+} meta_ctx_t;
+
+#define STOP_AT_PIXELS 1
+
+static int meta_ev(void *user, mt_ds_event_t ev, const mt_elem_t *e)
+{
+    meta_ctx_t *m = user;
+    int rc = mt_json_stream_event(m->js, ev, e);
+    if (rc)
+        return rc;
+    if (ev == MT_DS_EV_ELEMENT && e->depth == 0 && e->tag == MT_TAG_PIXEL_DATA) {
+        m->stop = true;
+        return MT_ECANCELED; /* everything we need has been read */
+    }
+    return 0;
+}
+
+static int metadata_one(wado_t *w, const inst_t *x, mt_buf_t *out)
+{
+    char *p = full_path(w, x);
+    FILE *f = fopen(p, "rb");
+    mt_free(p);
+    if (!f)
+        return MT_ENOENT;
+    uint8_t *buf = mt_malloc(META_READ);
+    size_t n = fread(buf, 1, META_READ, f);
+    mt_meta_t meta;
+    size_t consumed = 0;
+    mt_diag_t d;
+    int rc = mt_part10_read_meta(buf, n, &meta, &consumed, &d);
+    const mt_ts_t *ts = rc == 0 ? mt_ts_find(meta.transfer_syntax_uid) : NULL;
+    if (!ts) {
+        mt_free(buf);
+        fclose(f);
+        return rc ? rc : MT_EUNSUPPORTED;
+    }
+    char uri[1024];
+    snprintf(uri, sizeof uri, "%s/studies/%s/series/%s/instances/%s/bulkdata/", w->wr->base,
+             x->study, x->series, x->sop);
+    mt_json_opts_t o = {.bulk_threshold = BULK_THRESHOLD, .bulk_uri = uri,
+                        .big_endian = ts->big_endian};
+    meta_ctx_t m = {.js = mt_json_stream_new(&o, out)};
+    mt_ds_reader_opts_t ro = {.ts = ts, .max_buffered_value = 65536, .cb = meta_ev, .user = &m};
+    mt_ds_reader_t *r = mt_ds_reader_new(&ro);
+    rc = mt_ds_reader_feed(r, buf + consumed, n - consumed);
+    while (rc == 0 && !m.stop && (n = fread(buf, 1, META_READ, f)) > 0)
+        rc = mt_ds_reader_feed(r, buf, n);
+    if (rc == MT_ECANCELED && m.stop)
+        rc = 0;
+    if (rc == 0 && !m.stop)
+        rc = mt_ds_reader_finish(r);
+    if (rc == 0)
+        rc = mt_json_stream_finish(m.js);
+    mt_json_stream_free(m.js);
+    mt_ds_reader_free(r);
+    mt_free(buf);
+    fclose(f);
+    return rc;
+}
+
+/* ---- whole-instance work: transcode, frames, bulk data, rendered ---- */
+
+static int parse_inst(wado_t *w, const inst_t *x, mt_buf_t *file, mt_meta_t *meta,
+                      mt_ds_t **ds)
+{
+    char *p = full_path(w, x);
+    int rc = read_file(p, MAX_INSTANCE_IN_MEMORY, file);
+    mt_free(p);
+    if (rc)
+        return rc;
+    mt_diag_t d;
+    return mt_part10_parse_file_buf(file->data, file->len, meta, ds, &d);
+}
+
+static int transcode(wado_t *w, const inst_t *x, mt_buf_t *out)
+{
+    mt_buf_t file;
+    mt_meta_t meta;
+    mt_ds_t *ds = NULL;
+    int rc = parse_inst(w, x, &file, &meta, &ds);
+    mt_buf_dispose(&file);
+    if (rc)
+        return rc;
+    snprintf(meta.transfer_syntax_uid, sizeof meta.transfer_syntax_uid, "%s", TS_EXPLICIT_LE);
+    mt_buf_init(out, MAX_INSTANCE_IN_MEMORY);
+    rc = mt_part10_write_meta(&meta, out);
+    if (!rc)
+        rc = mt_ds_encode(ds, mt_ts_explicit_le, out);
+    mt_ds_free(ds);
+    return rc;
+}
+
+static int ds_int(const mt_ds_t *ds, uint32_t tag, int def)
+{
+    char s[32];
+    uint16_t u;
+    const mt_ds_elem_t *e = mt_ds_get(ds, tag);
+    if (!e)
+        return def;
+    if (e->vr == MT_VR('U', 'S') && mt_ds_get_u16(ds, tag, &u))
+        return u;
+    if (!mt_ds_get_string(ds, tag, s, sizeof s))
+        return def;
+    return atoi(s);
+}
+
+static double ds_double(const mt_ds_t *ds, uint32_t tag, double def, bool *found)
+{
+    char s[128];
+    if (found)
+        *found = false;
+    if (!mt_ds_get_string(ds, tag, s, sizeof s) || !s[0])
+        return def;
+    char *bs = strchr(s, '\\');
+    if (bs)
+        *bs = 0;
+    if (found)
+        *found = true;
+    return atof(s);
+}
+
+typedef struct frame {
+    const uint8_t *p;
+    size_t n;
+    uint8_t *own;
+} frame_t;
+
+/* Frame k (1-based) of the pixel data: a pointer into ds (or own, concatenated). */
+static int get_frame(const mt_ds_t *ds, const mt_ts_t *ts, int k, frame_t *f, char *msg,
+                     size_t msgsz)
+{
+    memset(f, 0, sizeof *f);
+    const mt_ds_elem_t *px = mt_ds_get(ds, MT_TAG_PIXEL_DATA);
+    if (!px) {
+        snprintf(msg, msgsz, "no pixel data");
+        return 404;
+    }
+    int frames = ds_int(ds, MT_TAG(0x0028, 0x0008), 1);
+    if (frames < 1)
+        frames = 1;
+    if (k < 1 || k > frames) {
+        snprintf(msg, msgsz, "frame %d out of range (1-%d)", k, frames);
+        return 404;
+    }
+    if (!px->encapsulated) {
+        int rows = ds_int(ds, MT_TAG(0x0028, 0x0010), 0), cols = ds_int(ds, MT_TAG(0x0028, 0x0011), 0);
+        int spp = ds_int(ds, MT_TAG(0x0028, 0x0002), 1), bits = ds_int(ds, MT_TAG(0x0028, 0x0100), 0);
+        if (rows <= 0 || cols <= 0 || spp <= 0 || bits <= 0 || bits % 8) {
+            snprintf(msg, msgsz, "unsupported pixel layout");
+            return 406;
+        }
+        size_t fs = (size_t)rows * (size_t)cols * (size_t)spp * (size_t)(bits / 8);
+        if ((uint64_t)fs * (uint64_t)k > px->len || !px->value) {
+            snprintf(msg, msgsz, "pixel data shorter than its frames");
+            return 500;
+        }
+        f->p = px->value + fs * (size_t)(k - 1);
+        f->n = fs;
+        if (ts->big_endian && bits > 8) { /* octet-stream frames are little endian */
+            f->own = mt_malloc(fs);
+            size_t w = (size_t)bits / 8;
+            for (size_t i = 0; i + w <= fs; i += w)
+                for (size_t j = 0; j < w; j++)
+                    f->own[i + j] = f->p[i + w - 1 - j];
+            f->p = f->own;
+        }
+        return 0;
+    }
+    size_t nf = px->n_frags > 0 ? px->n_frags - 1 : 0; /* frags[0] = Basic Offset Table */
+    if (nf == 0) {
+        snprintf(msg, msgsz, "no fragments");
+        return 500;
+    }
+    if (frames == 1 || nf == (size_t)frames) {
+        size_t from = frames == 1 ? 1 : (size_t)k, to = frames == 1 ? nf : (size_t)k;
+        if (from == to) {
+            f->p = px->frags[from];
+            f->n = px->frag_lens[from];
+            return 0;
+        }
+        size_t total = 0;
+        for (size_t i = from; i <= to; i++)
+            total += px->frag_lens[i];
+        f->own = mt_malloc(total ? total : 1);
+        size_t o = 0;
+        for (size_t i = from; i <= to; i++) {
+            memcpy(f->own + o, px->frags[i], px->frag_lens[i]);
+            o += px->frag_lens[i];
+        }
+        f->p = f->own;
+        f->n = total;
+        return 0;
+    }
+    /* several fragments per frame: the Basic Offset Table says where each frame starts */
+    uint32_t bot_n = px->frag_lens[0] / 4;
+    if (bot_n != (uint32_t)frames) {
+        snprintf(msg, msgsz, "fragments cannot be mapped to frames (no offset table)");
+        return 500;
+    }
+    const uint8_t *bot = px->frags[0];
+#define BOT(i) ((uint32_t)bot[4 * (i)] | (uint32_t)bot[4 * (i) + 1] << 8 | \
+                (uint32_t)bot[4 * (i) + 2] << 16 | (uint32_t)bot[4 * (i) + 3] << 24)
+    uint64_t start = BOT(k - 1), end = k < frames ? BOT(k) : UINT64_MAX;
+#undef BOT
+    uint64_t pos = 0, total = 0;
+    for (size_t i = 1; i <= nf; i++) {
+        if (pos >= start && pos < end)
+            total += px->frag_lens[i];
+        pos += 8 + px->frag_lens[i];
+    }
+    f->own = mt_malloc(total ? total : 1);
+    pos = 0;
+    size_t o = 0;
+    for (size_t i = 1; i <= nf; i++) {
+        if (pos >= start && pos < end) {
+            memcpy(f->own + o, px->frags[i], px->frag_lens[i]);
+            o += px->frag_lens[i];
+        }
+        pos += 8 + px->frag_lens[i];
+    }
+    f->p = f->own;
+    f->n = o;
+    return 0;
+}
+
+static const char *ts_media(const char *ts)
+{
+    if (!strncmp(ts, "1.2.840.10008.1.2.4.5", 21) || !strncmp(ts, "1.2.840.10008.1.2.4.70", 22) ||
+        !strncmp(ts, "1.2.840.10008.1.2.4.57", 22))
+        return "image/jpeg";
+    if (!strcmp(ts, "1.2.840.10008.1.2.4.80") || !strcmp(ts, "1.2.840.10008.1.2.4.81"))
+        return "image/jls";
+    if (!strcmp(ts, "1.2.840.10008.1.2.4.90") || !strcmp(ts, "1.2.840.10008.1.2.4.91"))
+        return "image/jp2";
+    if (!strncmp(ts, "1.2.840.10008.1.2.4.20", 22))
+        return "image/jphc";
+    if (!strcmp(ts, "1.2.840.10008.1.2.5"))
+        return "image/dicom-rle";
+    if (!strncmp(ts, "1.2.840.10008.1.2.4.10", 22))
+        return "video/mpeg";
+    return "application/octet-stream";
+}
+
+static void part_head(mt_buf_t *out, const char *ctype, size_t len)
+{
+    char h[512];
+    int n = snprintf(h, sizeof h, "\r\n--%s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n\r\n",
+                     BOUNDARY, ctype, len);
+    mt_buf_append(out, h, (size_t)n);
+}
+
+static void part_close(mt_buf_t *out)
+{
+    char h[64];
+    int n = snprintf(h, sizeof h, "\r\n--%s--\r\n", BOUNDARY);
+    mt_buf_append(out, h, (size_t)n);
+}
+
+static int frames_work(wado_t *w)
+{
+    mt_buf_t file;
+    mt_meta_t meta;
+    mt_ds_t *ds = NULL;
+    const inst_t *x = &w->insts[0];
+    int rc = parse_inst(w, x, &file, &meta, &ds);
+    if (rc) {
+        mt_buf_dispose(&file);
+        return rc;
+    }
+    const mt_ts_t *ts = mt_ts_find(x->ts);
+    bool nat = native(x->ts);
+    if (!ts || (!nat && w->ts_policy == 1)) {
+        w->status = 406;
+        snprintf(w->msg, sizeof w->msg, "frames: stored compressed; ask for its media type");
+        goto out;
+    }
+    char ctype[160];
+    if (nat)
+        snprintf(ctype, sizeof ctype, "application/octet-stream");
+    else
+        snprintf(ctype, sizeof ctype, "%s; transfer-syntax=%s", ts_media(x->ts), x->ts);
+    mt_buf_init(&w->out, MAX_INSTANCE_IN_MEMORY);
+    char *list = mt_strdup(w->arg), *save = NULL;
+    for (char *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        char *end;
+        long k = strtol(t, &end, 10);
+        if (*end || k < 1 || k > 1000000) {
+            w->status = 400;
+            snprintf(w->msg, sizeof w->msg, "frames: a list of frame numbers 1,2,3");
+            break;
+        }
+        frame_t f;
+        int st = get_frame(ds, ts, (int)k, &f, w->msg, sizeof w->msg);
+        if (st) {
+            w->status = st;
+            break;
+        }
+        part_head(&w->out, ctype, f.n);
+        rc = mt_buf_append(&w->out, f.p, f.n);
+        mt_free(f.own);
+        if (rc)
+            break;
+    }
+    mt_free(list);
+    part_close(&w->out);
+    snprintf(w->ctype, sizeof w->ctype, "multipart/related; type=\"%s\"; boundary=%s",
+             nat ? "application/octet-stream" : ts_media(x->ts), BOUNDARY);
+out:
+    mt_ds_free(ds);
+    mt_buf_dispose(&file);
+    return rc;
+}
+
+static int bulk_work(wado_t *w)
+{
+    mt_buf_t file;
+    mt_meta_t meta;
+    mt_ds_t *ds = NULL;
+    const inst_t *x = &w->insts[0];
+    int rc = parse_inst(w, x, &file, &meta, &ds);
+    if (rc) {
+        mt_buf_dispose(&file);
+        return rc;
+    }
+    uint32_t tag = 0;
+    if (strlen(w->arg) == 8 && strspn(w->arg, "0123456789abcdefABCDEF") == 8)
+        tag = (uint32_t)strtoul(w->arg, NULL, 16);
+    const mt_ds_elem_t *e = tag ? mt_ds_get(ds, tag) : NULL;
+    mt_buf_init(&w->out, MAX_INSTANCE_IN_MEMORY);
+    if (!e) {
+        w->status = 404;
+        snprintf(w->msg, sizeof w->msg, "no such bulk data");
+    } else if (e->encapsulated) {
+        part_head(&w->out, "application/octet-stream", 0);
+        size_t at = w->out.len;
+        size_t total = 0;
+        for (size_t i = 1; i < e->n_frags; i++) {
+            mt_buf_append(&w->out, e->frags[i], e->frag_lens[i]);
+            total += e->frag_lens[i];
+        }
+        /* rewrite the header with the length */
+        mt_buf_t t;
+        mt_buf_init(&t, MAX_INSTANCE_IN_MEMORY);
+        part_head(&t, "application/octet-stream", total);
+        mt_buf_append(&t, w->out.data + at, w->out.len - at);
+        mt_buf_dispose(&w->out);
+        w->out = t;
+    } else {
+        part_head(&w->out, "application/octet-stream", e->value ? e->len : 0);
+        if (e->value)
+            mt_buf_append(&w->out, e->value, e->len);
+    }
+    part_close(&w->out);
+    snprintf(w->ctype, sizeof w->ctype,
+             "multipart/related; type=\"application/octet-stream\"; boundary=%s", BOUNDARY);
+    mt_ds_free(ds);
+    mt_buf_dispose(&file);
+    return 0;
+}
+
+/* ---- rendered ---- */
+
+typedef struct png_mem {
+    mt_buf_t *out;
+    int err;
+} png_mem_t;
+
+static void png_write(png_structp p, png_bytep d, png_size_t n)
+{
+    png_mem_t *m = png_get_io_ptr(p);
+    if (!m->err)
+        m->err = mt_buf_append(m->out, d, n);
+}
+
+static void png_flush(png_structp p)
+{
+    (void)p;
+}
+
+static int encode_png(const uint8_t *g, int wdt, int hgt, mt_buf_t *out)
+{
+    png_structp p = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+    if (!p)
+        return MT_ENOMEM;
+    png_infop info = png_create_info_struct(p);
+    png_mem_t m = {out, 0};
+    if (!info || setjmp(png_jmpbuf(p))) {
+        png_destroy_write_struct(&p, &info);
+        return MT_EIO;
+    }
+    png_set_write_fn(p, &m, png_write, png_flush);
+    png_set_IHDR(p, info, (png_uint_32)wdt, (png_uint_32)hgt, 8, PNG_COLOR_TYPE_GRAY,
+                 PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    png_write_info(p, info);
+    for (int y = 0; y < hgt; y++)
+        png_write_row(p, (png_const_bytep)(g + (size_t)y * (size_t)wdt));
+    png_write_end(p, info);
+    png_destroy_write_struct(&p, &info);
+    return m.err;
+}
+
+static int encode_jpeg(const uint8_t *g, int wdt, int hgt, int quality, mt_buf_t *out)
+{
+    tjhandle tj = tjInitCompress();
+    if (!tj)
+        return MT_ENOMEM;
+    unsigned char *jb = NULL;
+    unsigned long jn = 0;
+    int rc = tjCompress2(tj, g, wdt, 0, hgt, TJPF_GRAY, &jb, &jn, TJSAMP_GRAY, quality,
+                         TJFLAG_FASTDCT);
+    int err = rc == 0 ? mt_buf_append(out, jb, jn) : MT_EIO;
+    tjFree(jb);
+    tjDestroy(tj);
+    return err;
+}
+
+static int render_work(wado_t *w)
+{
+    mt_buf_t file;
+    mt_meta_t meta;
+    mt_ds_t *ds = NULL;
+    const inst_t *x = &w->insts[0];
+    int rc = parse_inst(w, x, &file, &meta, &ds);
+    if (rc) {
+        mt_buf_dispose(&file);
+        return rc;
+    }
+    const mt_ts_t *ts = mt_ts_find(x->ts);
+    char pi[32] = "";
+    mt_ds_get_string(ds, MT_TAG(0x0028, 0x0004), pi, sizeof pi);
+    int spp = ds_int(ds, MT_TAG(0x0028, 0x0002), 1), bits = ds_int(ds, MT_TAG(0x0028, 0x0100), 0);
+    int rows = ds_int(ds, MT_TAG(0x0028, 0x0010), 0), cols = ds_int(ds, MT_TAG(0x0028, 0x0011), 0);
+    int signd = ds_int(ds, MT_TAG(0x0028, 0x0103), 0);
+    int stored = ds_int(ds, MT_TAG(0x0028, 0x0101), bits);
+    if (!native(x->ts) || spp != 1 || (bits != 8 && bits != 16) ||
+        (strcmp(pi, "MONOCHROME2") != 0 && strcmp(pi, "MONOCHROME1") != 0) || rows <= 0 ||
+        cols <= 0) {
+        w->status = 406;
+        snprintf(w->msg, sizeof w->msg,
+                 "rendered: native grayscale (MONOCHROME1/2, 8 or 16 bits) only");
+        goto out;
+    }
+    int k = w->arg[0] ? atoi(w->arg) : 1;
+    frame_t f;
+    int st = get_frame(ds, ts, k, &f, w->msg, sizeof w->msg);
+    if (st) {
+        w->status = st;
+        goto out;
+    }
+    size_t np = (size_t)rows * (size_t)cols;
+    double slope = ds_double(ds, MT_TAG(0x0028, 0x1053), 1.0, NULL);
+    double icpt = ds_double(ds, MT_TAG(0x0028, 0x1052), 0.0, NULL);
+    if (slope == 0)
+        slope = 1;
+    double *v = mt_malloc(np * sizeof *v);
+    double lo = 1e300, hi = -1e300;
+    uint32_t mask = stored > 0 && stored < 32 ? (1u << stored) - 1 : 0xFFFFFFFFu;
+    for (size_t i = 0; i < np; i++) {
+        int32_t raw;
+        if (bits == 8) {
+            raw = f.p[i];
+        } else {
+            uint32_t u = (uint32_t)f.p[2 * i] | (uint32_t)f.p[2 * i + 1] << 8; /* LE (frame) */
+            u &= mask;
+            if (signd && stored > 0 && stored < 32 && (u & (1u << (stored - 1))))
+                raw = (int32_t)(u | ~mask);
+            else
+                raw = (int32_t)u;
+        }
+        v[i] = raw * slope + icpt;
+        if (v[i] < lo)
+            lo = v[i];
+        if (v[i] > hi)
+            hi = v[i];
+    }
+    mt_free(f.own);
+    bool have_c = false, have_w = false;
+    double wc = ds_double(ds, MT_TAG(0x0028, 0x1050), 0, &have_c);
+    double ww = ds_double(ds, MT_TAG(0x0028, 0x1051), 0, &have_w);
+    const char *win = mt__web_param(w->wr, "window");
+    const char *qc = mt__web_param(w->wr, "windowCenter"), *qw = mt__web_param(w->wr, "windowWidth");
+    if (win) {
+        char *end;
+        double c = strtod(win, &end);
+        if (*end == ',') {
+            wc = c;
+            ww = strtod(end + 1, NULL);
+            have_c = have_w = true;
+        }
+    } else if (qc && qw) {
+        wc = atof(qc);
+        ww = atof(qw);
+        have_c = have_w = true;
+    }
+    if (!have_c || !have_w || ww < 1) {
+        wc = (lo + hi) / 2;
+        ww = hi - lo > 1 ? hi - lo : 1;
+    }
+    /* output size: thumbnail 128 max side or viewport */
+    int ow = cols, oh = rows;
+    int vw = 0, vh = 0;
+    const char *vp = mt__web_param(w->wr, "viewport");
+    if (vp)
+        sscanf(vp, "%d,%d", &vw, &vh);
+    if (mt__web_param(w->wr, "rows"))
+        vh = atoi(mt__web_param(w->wr, "rows"));
+    if (mt__web_param(w->wr, "columns"))
+        vw = atoi(mt__web_param(w->wr, "columns"));
+    if (w->mode == W_THUMB && vw <= 0 && vh <= 0)
+        vw = vh = 128;
+    if (vw > 0 || vh > 0) {
+        double sx = vw > 0 ? (double)vw / cols : 1e9, sy = vh > 0 ? (double)vh / rows : 1e9;
+        double s = sx < sy ? sx : sy;
+        if (s < 1) {
+            ow = (int)(cols * s);
+            oh = (int)(rows * s);
+            if (ow < 1)
+                ow = 1;
+            if (oh < 1)
+                oh = 1;
+        }
+    }
+    uint8_t *g = mt_malloc((size_t)ow * (size_t)oh);
+    bool invert = strcmp(pi, "MONOCHROME1") == 0;
+    for (int y = 0; y < oh; y++)
+        for (int xx = 0; xx < ow; xx++) {
+            size_t sy = (size_t)((int64_t)y * rows / oh), sx = (size_t)((int64_t)xx * cols / ow);
+            double val = v[sy * (size_t)cols + sx];
+            /* PS3.3 C.11.2.1.2.1 linear window */
+            double t = (val - (wc - 0.5)) / (ww - 1) + 0.5;
+            if (ww <= 1)
+                t = val > wc ? 1 : 0;
+            int o = t <= 0 ? 0 : t >= 1 ? 255 : (int)(t * 255 + 0.5);
+            g[(size_t)y * (size_t)ow + (size_t)xx] = (uint8_t)(invert ? 255 - o : o);
+        }
+    mt_free(v);
+    mt_buf_init(&w->out, MAX_INSTANCE_IN_MEMORY);
+    const char *qual = mt__web_param(w->wr, "quality");
+    int q = qual ? atoi(qual) : 90;
+    if (q < 1 || q > 100)
+        q = 90;
+    rc = w->png ? encode_png(g, ow, oh, &w->out) : encode_jpeg(g, ow, oh, q, &w->out);
+    mt_free(g);
+    snprintf(w->ctype, sizeof w->ctype, "%s", w->png ? "image/png" : "image/jpeg");
+out:
+    mt_ds_free(ds);
+    mt_buf_dispose(&file);
+    return rc;
+}
+
+/* ---- the worker ---- */
+
+static void work(uv_work_t *wk)
+{
+    wado_t *w = wk->data;
+    int rc = lookup(w);
+    if (rc) {
+        w->err = rc;
+        return;
+    }
+    if (w->n_insts == 0)
+        return;
+    if (w->mode == W_METADATA) {
+        mt_buf_init(&w->out, 1u << 30);
+        mt_buf_append(&w->out, "[", 1);
+        for (size_t i = 0; i < w->n_insts && !rc; i++) {
+            if (i)
+                mt_buf_append(&w->out, ",", 1);
+            rc = metadata_one(w, &w->insts[i], &w->out);
+        }
+        mt_buf_append(&w->out, "]", 1);
+        snprintf(w->ctype, sizeof w->ctype, "application/dicom+json");
+    } else if (w->mode == W_FRAMES) {
+        rc = frames_work(w);
+    } else if (w->mode == W_BULK) {
+        rc = bulk_work(w);
+    } else if (w->mode == W_RENDERED || w->mode == W_THUMB) {
+        rc = render_work(w);
+    }
+    w->err = rc;
+}
+
+/* ---- streaming instances (loop) ---- */
+
+static void next_instance(wado_t *w);
+static void read_next(wado_t *w);
+
+static void on_drained(void *data)
+{
+    read_next(data);
+}
+
+static void on_read(uv_fs_t *req)
+{
+    wado_t *w = req->data;
+    ssize_t n = req->result;
+    uv_fs_req_cleanup(req);
+    w->in_fs = false;
+    if (n < 0 || w->wr->r->aborted) {
+        if (n < 0)
+            mt_log(MT_LOG_WARN, NULL, "http %s: read failed: %s", w->wr->r->peer,
+                   uv_strerror((int)n));
+        uv_fs_t c;
+        uv_fs_close(NULL, &c, w->fd, NULL);
+        uv_fs_req_cleanup(&c);
+        w->fd = -1;
+        mt_free(w->chunk);
+        w->chunk = NULL;
+        finish(w); /* the peer sees a truncated body (chunked without the last chunk) */
+        return;
+    }
+    if (n == 0) {
+        uv_fs_t c;
+        uv_fs_close(NULL, &c, w->fd, NULL); /* close of a read-only file: no I/O wait */
+        uv_fs_req_cleanup(&c);
+        w->fd = -1;
+        w->cur++;
+        next_instance(w);
+        return;
+    }
+    uint8_t *p = w->chunk;
+    w->chunk = NULL;
+    w->off += (uint64_t)n;
+    if (mt_http_write_take(w->wr->r, p, (size_t)n) == 1)
+        mt_http_on_drain(w->wr->r, on_drained, w);
+    else
+        read_next(w);
+}
+
+static void read_next(wado_t *w)
+{
+    if (!w->chunk)
+        w->chunk = mt_malloc(CHUNK);
+    uv_buf_t b = uv_buf_init((char *)w->chunk, CHUNK);
+    w->fs.data = w;
+    w->in_fs = true;
+    int rc = uv_fs_read(mt_node_loop(w->wr->node), &w->fs, w->fd, &b, 1, (int64_t)w->off, on_read);
+    if (rc < 0) {
+        w->in_fs = false;
+        finish(w);
+    }
+}
+
+static void on_open(uv_fs_t *req)
+{
+    wado_t *w = req->data;
+    ssize_t fd = req->result;
+    uv_fs_req_cleanup(req);
+    w->in_fs = false;
+    if (fd < 0 || w->wr->r->aborted) {
+        if (fd >= 0) {
+            uv_fs_t c;
+            uv_fs_close(NULL, &c, (uv_file)fd, NULL);
+            uv_fs_req_cleanup(&c);
+        }
+        mt_log(MT_LOG_WARN, NULL, "http %s: cannot open a stored file", w->wr->r->peer);
+        finish(w);
+        return;
+    }
+    w->fd = (uv_file)fd;
+    w->off = 0;
+    read_next(w);
+}
+
+static void after_transcode(uv_work_t *wk, int status);
+
+static void transcode_work(uv_work_t *wk)
+{
+    wado_t *w = wk->data;
+    mt_buf_dispose(&w->out);
+    w->err = transcode(w, &w->insts[w->cur], &w->out);
+}
+
+static void after_transcode(uv_work_t *wk, int status)
+{
+    wado_t *w = wk->data;
+    (void)status;
+    if (w->err || w->wr->r->aborted) {
+        mt_log(MT_LOG_WARN, NULL, "http %s: re-encoding failed: %s", w->wr->r->peer,
+               mt_strerror(w->err));
+        finish(w);
+        return;
+    }
+    mt_buf_t part;
+    mt_buf_init(&part, 4096);
+    char ct[128];
+    snprintf(ct, sizeof ct, "application/dicom; transfer-syntax=%s", TS_EXPLICIT_LE);
+    part_head(&part, ct, w->out.len);
+    mt_http_write(w->wr->r, part.data, part.len);
+    mt_buf_dispose(&part);
+    uint8_t *p = w->out.data;
+    size_t n = w->out.len;
+    w->out.data = NULL;
+    w->out.len = w->out.cap = 0;
+    w->cur++;
+    if (mt_http_write_take(w->wr->r, p, n) == 1)
+        mt_http_on_drain(w->wr->r, (void (*)(void *))next_instance, w);
+    else
+        next_instance(w);
+}
+
+static void next_instance(wado_t *w)
+{
+    mt_http_req_t *r = w->wr->r;
+    if (r->aborted) {
+        finish(w);
+        return;
+    }
+    if (w->cur >= w->n_insts) {
+        if (w->mode != W_URI_FILE) {
+            mt_buf_t t;
+            mt_buf_init(&t, 256);
+            part_close(&t);
+            mt_http_write(r, t.data, t.len);
+            mt_buf_dispose(&t);
+        }
+        finish(w);
+        return;
+    }
+    const inst_t *x = &w->insts[w->cur];
+    bool need_tc = (w->ts_policy == 1 || w->ts_policy == 3) && strcmp(x->ts, TS_EXPLICIT_LE) != 0 && native(x->ts);
+    if (need_tc) {
+        w->work.data = w;
+        uv_queue_work(mt_node_loop(w->wr->node), &w->work, transcode_work, after_transcode);
+        return;
+    }
+    if (w->mode != W_URI_FILE) {
+        mt_buf_t part;
+        mt_buf_init(&part, 4096);
+        char ct[160];
+        snprintf(ct, sizeof ct, "application/dicom; transfer-syntax=%s", x->ts);
+        part_head(&part, ct, (size_t)x->size);
+        mt_http_write(r, part.data, part.len);
+        mt_buf_dispose(&part);
+    }
+    char *p = full_path(w, x);
+    w->fs.data = w;
+    w->in_fs = true;
+    int rc = uv_fs_open(mt_node_loop(w->wr->node), &w->fs, p, O_RDONLY, 0, on_open);
+    mt_free(p);
+    if (rc < 0) {
+        w->in_fs = false;
+        finish(w);
+    }
+}
+
+/* Can every instance be sent under the negotiated syntax? */
+static bool ts_ok(const wado_t *w, const inst_t *x)
+{
+    if (w->ts_policy == 0 || w->ts_policy == 3)
+        return true;
+    if (w->ts_policy == 1)
+        return native(x->ts) || strcmp(x->ts, TS_EXPLICIT_LE) == 0;
+    return strcmp(x->ts, w->want_ts) == 0;
+}
+
+static void after(uv_work_t *wk, int status)
+{
+    wado_t *w = wk->data;
+    mt_http_req_t *r = w->wr->r;
+    (void)status;
+    if (w->err) {
+        mt_log(MT_LOG_WARN, NULL, "http %s: wado failed: %s", r->peer, mt_strerror(w->err));
+        fail(w, w->err == MT_ENOENT ? 404 : 500, "retrieve failed");
+        return;
+    }
+    if (w->n_insts == 0) {
+        fail(w, 404, "no such study, series or instance in this scope");
+        return;
+    }
+    if (w->status) {
+        fail(w, w->status, w->msg);
+        return;
+    }
+    if (w->mode == W_INSTANCES || w->mode == W_URI_FILE) {
+        for (size_t i = 0; i < w->n_insts; i++)
+            if (!ts_ok(w, &w->insts[i])) {
+                fail(w, 406, "an instance cannot be sent in the requested transfer syntax "
+                             "(stored compressed: use transfer-syntax=*)");
+                return;
+            }
+        if (w->mode == W_URI_FILE) {
+            mt_http_begin(r, 200, "application/dicom", NULL, (int64_t)w->insts[0].size);
+        } else {
+            char ct[160];
+            snprintf(ct, sizeof ct, "multipart/related; type=\"application/dicom\"; boundary=%s",
+                     BOUNDARY);
+            mt_http_begin(r, 200, ct, NULL, -1);
+        }
+        w->cur = 0;
+        w->fd = -1;
+        next_instance(w);
+        return;
+    }
+    mt_http_respond(r, 200, w->ctype, NULL, w->out.data, w->out.len);
+    mt__web_req_free(w->wr);
+    wado_free(w);
+}
+
+/* ---- negotiation ---- */
+
+static int negotiate(wado_t *w)
+{
+    mt_web_accept_t acc[16];
+    size_t na = mt__web_accept(mt_http_header(w->wr->r, "accept"), acc, 16);
+    for (size_t i = 0; i < na; i++) {
+        mt_web_accept_t *a = &acc[i];
+        if (a->q <= 0)
+            continue;
+        switch (w->mode) {
+        case W_INSTANCES:
+            if (mt__web_type_ok(a->type, "multipart/related") &&
+                (!a->part_type[0] || strcmp(a->part_type, "application/dicom") == 0)) {
+                if (strcmp(a->ts, "*") == 0) {
+                    w->ts_policy = 0;
+                } else if (!a->ts[0]) {
+                    w->ts_policy = 3;
+                } else if (strcmp(a->ts, TS_EXPLICIT_LE) == 0) {
+                    w->ts_policy = 1;
+                } else {
+                    w->ts_policy = 2;
+                    snprintf(w->want_ts, sizeof w->want_ts, "%s", a->ts);
+                }
+                return 0;
+            }
+            if (strcmp(a->type, "application/dicom") == 0) {
+                w->ts_policy = 0;
+                return 0;
+            }
+            break;
+        case W_METADATA:
+            if (mt__web_type_ok(a->type, "application/dicom+json") ||
+                strcmp(a->type, "application/json") == 0)
+                return 0;
+            break;
+        case W_FRAMES:
+        case W_BULK:
+            if (mt__web_type_ok(a->type, "multipart/related") ||
+                strcmp(a->type, "application/octet-stream") == 0 ||
+                strncmp(a->type, "image/", 6) == 0) {
+                bool octet_only = (strcmp(a->part_type, "application/octet-stream") == 0 &&
+                                   strcmp(a->ts, "*") != 0) ||
+                                  strcmp(a->type, "application/octet-stream") == 0;
+                w->ts_policy = octet_only ? 1 : 0;
+                return 0;
+            }
+            break;
+        case W_RENDERED:
+        case W_THUMB:
+            if (mt__web_type_ok(a->type, "image/jpeg")) {
+                w->png = false;
+                return 0;
+            }
+            if (mt__web_type_ok(a->type, "image/png")) {
+                w->png = true;
+                return 0;
+            }
+            break;
+        case W_URI_FILE:
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static void start(wado_t *w)
+{
+    mt_web_req_t *wr = w->wr;
+    wr->r->handler = &handler;
+    if (w->mode != W_URI_FILE && negotiate(w) != 0) {
+        fail(w, 406, "cannot produce any of the media types in Accept");
+        return;
+    }
+    w->index_path = mt_strdup(wr->conf->index_path);
+    w->root = mt_strdup(wr->conf->storage_root);
+    w->level = w->has_instance ? MT_LEVEL_INSTANCE : w->has_series ? MT_LEVEL_SERIES
+                                                                   : MT_LEVEL_STUDY;
+    w->work.data = w;
+    uv_queue_work(mt_node_loop(wr->node), &w->work, work, after);
+}
+
+void mt__wado(mt_web_req_t *wr, const char *study, const char *series, const char *instance,
+              const char *what, const char *arg)
+{
+    wado_t *w = mt_calloc(1, sizeof *w);
+    w->wr = wr;
+    w->fd = -1;
+    snprintf(w->study, sizeof w->study, "%s", study);
+    if (series) {
+        w->has_series = true;
+        snprintf(w->series, sizeof w->series, "%s", series);
+    }
+    if (instance) {
+        w->has_instance = true;
+        snprintf(w->instance, sizeof w->instance, "%s", instance);
+    }
+    if (arg)
+        snprintf(w->arg, sizeof w->arg, "%s", arg);
+    if (!*what)
+        w->mode = W_INSTANCES;
+    else if (strcmp(what, "metadata") == 0)
+        w->mode = W_METADATA;
+    else if (strcmp(what, "frames") == 0)
+        w->mode = W_FRAMES;
+    else if (strcmp(what, "bulkdata") == 0)
+        w->mode = W_BULK;
+    else if (strcmp(what, "rendered") == 0)
+        w->mode = W_RENDERED;
+    else
+        w->mode = W_THUMB;
+    if ((w->mode == W_FRAMES || w->mode == W_BULK) && !instance) {
+        fail(w, 404, "frames and bulk data belong to an instance");
+        return;
+    }
+    if ((w->mode == W_RENDERED || w->mode == W_THUMB) && !instance) {
+        fail(w, 406, "rendered study/series is not supported: ask for an instance");
+        return;
+    }
+    start(w);
+}
+
+void mt__wado_uri(mt_web_req_t *wr)
+{
+    const char *rt = mt__web_param(wr, "requestType");
+    const char *st = mt__web_param(wr, "studyUID"), *se = mt__web_param(wr, "seriesUID"),
+               *ob = mt__web_param(wr, "objectUID");
+    if (!rt || strcmp(rt, "WADO") != 0 || !st || !se || !ob || !*st || !*se || !*ob) {
+        mt__web_fail(wr, 400, "WADO-URI: requestType=WADO, studyUID, seriesUID and objectUID "
+                              "are required");
+        return;
+    }
+    if (strlen(st) > 64 || strlen(se) > 64 || strlen(ob) > 64) {
+        mt__web_fail(wr, 400, "WADO-URI: malformed UID");
+        return;
+    }
+    const char *ct = mt__web_param(wr, "contentType");
+    wado_t *w = mt_calloc(1, sizeof *w);
+    w->wr = wr;
+    w->fd = -1;
+    snprintf(w->study, sizeof w->study, "%s", st);
+    snprintf(w->series, sizeof w->series, "%s", se);
+    snprintf(w->instance, sizeof w->instance, "%s", ob);
+    w->has_series = w->has_instance = true;
+    if (ct && strcmp(ct, "application/dicom") == 0) {
+        w->mode = W_URI_FILE;
+        w->ts_policy = 0; /* WADO-URI: the stored file as it is */
+    } else if (!ct || strcmp(ct, "image/jpeg") == 0 || strcmp(ct, "image/png") == 0) {
+        w->mode = W_RENDERED;
+        w->png = ct && strcmp(ct, "image/png") == 0;
+        const char *fn = mt__web_param(wr, "frameNumber");
+        if (fn)
+            snprintf(w->arg, sizeof w->arg, "%s", fn);
+        wr->r->handler = &handler;
+        w->index_path = mt_strdup(wr->conf->index_path);
+        w->root = mt_strdup(wr->conf->storage_root);
+        w->level = MT_LEVEL_INSTANCE;
+        w->work.data = w;
+        uv_queue_work(mt_node_loop(wr->node), &w->work, work, after);
+        return;
+    } else {
+        fail(w, 406, "WADO-URI: contentType application/dicom, image/jpeg or image/png");
+        return;
+    }
+    start(w);
+}

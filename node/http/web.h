@@ -1,0 +1,87 @@
+/*
+ * web.h - DICOMweb (PS3.18) on top of http.h: what web.c (routing, authentication, scope)
+ * hands to the services qido.c, wado.c and stow.c. Internal to node/http/ (mt__ names).
+ *
+ * Base URLs: /dicomweb (every study; admin users) and /projects/NAME/dicomweb (the studies
+ * of project NAME; users holding the project, or admins). Everything a service reads goes
+ * through the query layer (node/index/query.h) with scope.project set, so nothing outside
+ * the caller's scope can be returned: an unknown or out-of-scope UID is 404.
+ */
+#ifndef MT_HTTP_WEB_H
+#define MT_HTTP_WEB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "../conf/conf.h"
+#include "../index/query.h"
+#include "../node.h"
+#include "http.h"
+
+#define MT_WEB_MAX_SEGS 12
+#define MT_WEB_MAX_PARAMS 64
+
+typedef struct mt_web mt_web_t;
+
+typedef struct mt_web_param {
+    char *key, *value; /* percent-decoded ('+' is a space) */
+} mt_web_param_t;
+
+/* One DICOMweb request, owned by its service once dispatched. */
+typedef struct mt_web_req {
+    mt_web_t *web;
+    mt_node_t *node;
+    mt_http_req_t *r;
+    const mt_conf_t *conf; /* snapshot held for the request (mt_node_conf_ref) */
+    const char *project;   /* NULL: every study */
+    char project_buf[65];
+    char base[512];        /* absolute base URL, e.g. http://host:8042/projects/x/dicomweb */
+    char *segs[MT_WEB_MAX_SEGS]; /* path segments after the base */
+    size_t n_segs;
+    mt_web_param_t params[MT_WEB_MAX_PARAMS];
+    size_t n_params;
+} mt_web_req_t;
+
+/* Start/stop the DICOMweb server of a node (http.enabled). */
+int mt_web_start(mt_node_t *node, const mt_conf_t *c, mt_web_t **out);
+void mt_web_stop(mt_web_t *w);
+void mt_web_abort_all(mt_web_t *w);
+void mt_web_on_idle(mt_web_t *w, void (*cb)(void *), void *data);
+/* After the idle callback (or when never started). */
+void mt_web_free(mt_web_t *w);
+
+/* Release a request's resources (after its response has ended). */
+void mt__web_req_free(mt_web_req_t *wr);
+/* Respond with a short text body and end; frees wr. */
+void mt__web_fail(mt_web_req_t *wr, int status, const char *msg);
+/* The value of query parameter key (first occurrence), or NULL. */
+const char *mt__web_param(const mt_web_req_t *wr, const char *key);
+
+/* A read-only index connection from the pool (worker threads), and back. */
+mt_qdb_t *mt__web_qdb_get(const char *index_path);
+void mt__web_qdb_put(const char *index_path, mt_qdb_t *db);
+
+/* Services: each takes over wr (responds, then frees it). */
+void mt__qido(mt_web_req_t *wr, mt_index_level_t level, const char *study, const char *series);
+/* what: "" (instances), "metadata", "frames", "rendered", "thumbnail", "bulkdata" */
+void mt__wado(mt_web_req_t *wr, const char *study, const char *series, const char *instance,
+              const char *what, const char *arg);
+void mt__wado_uri(mt_web_req_t *wr);
+void mt__stow(mt_web_req_t *wr, const char *study);
+
+/* Helpers shared by the services */
+/* An identifier for the query layer: QueryRetrieveLevel, ISO_IR 192, the UIDs given. */
+mt_ds_t *mt__web_identifier(mt_index_level_t level, const char *study, const char *series,
+                            const char *instance);
+/* One media range of an Accept header. */
+typedef struct mt_web_accept {
+    char type[96];      /* lower case, e.g. "multipart/related", "application/dicom+json" */
+    char part_type[96]; /* multipart: its type= parameter ("" when absent) */
+    char ts[72];        /* transfer-syntax= parameter ("" when absent) */
+    float q;
+} mt_web_accept_t;
+/* Parse Accept (NULL or empty = any type); at most max ranges, ordered by q (stable). */
+size_t mt__web_accept(const char *accept, mt_web_accept_t *out, size_t max);
+/* Does media range `range` accept the concrete type t (wildcards: any, image/any)? */
+bool mt__web_type_ok(const char *range, const char *t);
+#endif
