@@ -14,8 +14,9 @@
  *                  instances' SOP classes and syntaxes (mt_retrieve_proposals); when it cannot
  *                  be opened every sub-operation fails (A702, the Failed SOP Instance UID List);
  *                  C-GET: the sub-operations go on the requester's association (assoc link)
- *   sub-ops     -> retrieve.c; after each one a Pending response (FF00) with remaining /
- *                  completed / failed / warning; at the end the final response:
+ *   sub-ops     -> retrieve.c; after a sub-operation a Pending response (FF00) with
+ *                  remaining / completed / failed / warning (at most one per 10 ms); at the
+ *                  end the final response:
  *                    0000 all completed | B000 some failed or warned | A702 none completed |
  *                    FE00 C-CANCEL-RQ honoured (counts; remaining = not started) |
  *                    C001 index error
@@ -76,6 +77,7 @@ typedef struct qr_req {
     bool scu_open; /* an scu exists and has not reported closing */
     bool finished; /* final response sent / req released */
     uint64_t t_start;
+    uint64_t last_pending; /* uv_hrtime of the last Pending response */
 } qr_req_t;
 
 static void qr_maybe_free(qr_req_t *m)
@@ -168,9 +170,17 @@ static void send_final_simple(qr_req_t *m, uint16_t status, const char *comment)
 
 /* ---- sub-operations ---- */
 
+/* A Pending response after a sub-operation, at most one per PENDING_MIN_NS (PS3.4 C.4.2.1.5
+ * leaves their number to the SCP): a 2,500-instance move sends a few hundred, not 2,500. */
+#define PENDING_MIN_NS (10u * 1000u * 1000u)
+
 static void on_progress(mt_retrieve_t *r, void *user)
 {
     qr_req_t *m = user;
+    uint64_t now = uv_hrtime();
+    if (m->last_pending && now - m->last_pending < PENDING_MIN_NS)
+        return;
+    m->last_pending = now;
     mt_retrieve_counts_t c = mt_retrieve_counts(r);
     respond(m, MT_STATUS_PENDING, NULL, &c, NULL);
 }
