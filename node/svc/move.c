@@ -112,6 +112,12 @@ static void respond(qr_req_t *m, uint16_t status, const char *comment, const mt_
         if (final) {
             m->req = NULL;
             m->finished = true;
+            mt_log(MT_LOG_INFO, &m->log,
+                   "%s msgid=%u%s%s abandoned (requester gone): instances=%zu completed=%u "
+                   "failed=%u",
+                   m->is_get ? "c-get" : "c-move", req->cmd.message_id, m->is_get ? "" : " dest=",
+                   m->is_get ? "" : m->dest_ae, m->n_insts, c ? c->completed : 0,
+                   c ? c->failed : 0);
             mt_dimse_req_release(req);
         }
         return;
