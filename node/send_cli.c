@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -275,6 +276,7 @@ int mt_send_cli_main(int argc, char **argv)
         fprintf(stderr, "mitral send: more than %d presentation contexts needed; files of the "
                 "other SOP classes will fail\n", MT_NEGO_MAX_PCS);
 
+    signal(SIGPIPE, SIG_IGN); /* a peer that closes early: EPIPE on its association */
     uv_loop_t loop;
     uv_loop_init(&loop);
     mt_scu_params_t sp = {.calling_ae = aet,
