@@ -22,8 +22,9 @@
  *                    C001 index error
  *                  with an identifier holding Failed SOP Instance UID List (0008,0058) when
  *                  some failed.
- * C-CANCEL: the engine stops after the sub-operation in progress. Association lost: the
- * engine is cancelled; the request is released when it has stopped.
+ * C-CANCEL: the engine stops after the sub-operation in progress. Requester's association
+ * lost: the destination association is aborted at once (C-MOVE; C-GET loses its link with
+ * the association); the request is released when the engine has stopped.
  * The destination association is released after the last sub-operation; the request's state
  * is freed once both the final response is sent and that association has closed.
  */
@@ -518,6 +519,8 @@ void mt__qr_on_abort(mt_dimse_req_t *req)
     m->cancel = true;
     if (m->r) {
         mt_retrieve_cancel(m->r); /* on_done releases req */
+        if (m->scu)
+            mt_scu_abort(m->scu); /* nobody to report to: stop now (node shutdown too) */
         return;
     }
     if (m->in_work || m->scu_open)

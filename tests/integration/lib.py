@@ -287,6 +287,8 @@ class Node:
             if os.path.abspath(root) == os.path.abspath(self.storage):
                 dirs[:] = [x for x in dirs if x != ".tmp"]
             for f in files:
+                if os.path.abspath(root) == os.path.abspath(self.storage) and f.startswith("."):
+                    continue  # the store's .lock
                 if not IS_MITRAL and not f.endswith(".dcm"):
                     continue  # storescp's temp/partial names
                 out.append(os.path.join(root, f))
