@@ -324,8 +324,10 @@ static void on_report_rsp(void *user, int err, const mt_dimse_cmd_t *rsp)
         mt_log(MT_LOG_WARN, &c->log, "storage commitment: N-EVENT-REPORT not answered (%s)",
                c->scu ? "new association lost" : "association lost");
     else
-        mt_log(MT_LOG_INFO, &c->log, "storage commitment: N-EVENT-REPORT (event %u) answered "
-               "0x%04X%s", c->event_type, rsp->status, c->scu ? " on a new association" : "");
+        mt_log(MT_LOG_INFO, &c->log,
+               "storage commitment: N-EVENT-REPORT (event %u) answered "
+               "0x%04X%s",
+               c->event_type, rsp->status, c->scu ? " on a new association" : "");
     if (c->scu) {
         mt_scu_release(c->scu); /* on_scu_close frees */
         return;
@@ -337,8 +339,8 @@ static void on_scu_open(mt_scu_t *s, int status, void *user)
 {
     commit_req_t *c = user;
     if (status < 0) {
-        mt_log(MT_LOG_WARN, &c->log, "storage commitment: cannot associate with %s: %s",
-               c->calling, mt_strerror(status));
+        mt_log(MT_LOG_WARN, &c->log, "storage commitment: cannot associate with %s: %s", c->calling,
+               mt_strerror(status));
         c->scu = NULL;
         commit_free(c);
         return;
@@ -374,13 +376,17 @@ static void after_work_cb(uv_work_t *w, int status)
     if (!d) {
         mt_log(MT_LOG_WARN, &c->log,
                "storage commitment: association closed and no address for %s in "
-               "move_destinations: result not delivered", c->calling);
+               "move_destinations: result not delivered",
+               c->calling);
         commit_free(c);
         return;
     }
     static const mt_nego_proposal_t pcs[1] = {{MT_UID_STORAGE_COMMITMENT,
                                                {"1.2.840.10008.1.2.1", "1.2.840.10008.1.2"},
-                                               2, true, false, true}};
+                                               2,
+                                               true,
+                                               false,
+                                               true}};
     mt_scu_params_t sp = {.calling_ae = c->called,
                           .called_ae = d->ae_title,
                           .host = d->host,
@@ -434,7 +440,9 @@ static int commit_on_data(mt_dimse_req_t *req, const uint8_t *p, size_t n, bool 
     }
     if (c->too_big || !c->ts || parse_request(c, &why) != 0) {
         respond(c, MT_STATUS_PROCESSING_FAILURE,
-                c->too_big ? "action information too large" : why ? why : "unreadable");
+                c->too_big ? "action information too large"
+                : why      ? why
+                           : "unreadable");
         commit_free(c);
         return 0;
     }

@@ -195,8 +195,8 @@ static void work_reencode(job_t *j)
     mt_meta_t meta;
     mt_ds_t *ds = NULL;
     mt_diag_t d = {0, NULL};
-    int rc = got == j->size ? mt_part10_parse_file_buf(whole.data, whole.len, &meta, &ds, &d)
-                            : MT_EIO;
+    int rc =
+        got == j->size ? mt_part10_parse_file_buf(whole.data, whole.len, &meta, &ds, &d) : MT_EIO;
     mt_buf_dispose(&whole);
     mt_buf_dispose(&j->buf);
     mt_buf_init(&j->buf, SIZE_MAX);
@@ -275,8 +275,8 @@ static void complete_current(mt_retrieve_t *r, uint16_t status, bool sent, const
         else
             mt_log(MT_LOG_INFO, &r->log, "sub-operation %zu/%zu failed: %s", r->cur + 1, r->n,
                    why ? why : "?");
-        mt_log(MT_LOG_DEBUG, &r->log, "failed sub-operation: class=%s instance=%s",
-               in->sop_class, in->sop_inst);
+        mt_log(MT_LOG_DEBUG, &r->log, "failed sub-operation: class=%s instance=%s", in->sop_class,
+               in->sop_inst);
     } else if (status == MT_STATUS_SUCCESS) {
         r->c.completed++;
     } else {
@@ -398,8 +398,7 @@ static void send_store(mt_retrieve_t *r, job_t *j)
     rq.priority = r->p.priority;
     rq.data_set_type = 0x0001;
     snprintf(rq.affected_sop_class_uid, sizeof rq.affected_sop_class_uid, "%s", in->sop_class);
-    snprintf(rq.affected_sop_instance_uid, sizeof rq.affected_sop_instance_uid, "%s",
-             in->sop_inst);
+    snprintf(rq.affected_sop_instance_uid, sizeof rq.affected_sop_instance_uid, "%s", in->sop_inst);
     if (r->originator[0]) {
         rq.has_move_originator = true;
         snprintf(rq.move_originator_ae, sizeof rq.move_originator_ae, "%s", r->originator);
