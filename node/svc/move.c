@@ -442,8 +442,6 @@ static void start(qr_req_t *m)
     int rc = mt_query_from_ds(id, m->model, &m->q, &qe);
     mt_ds_free(id);
     if (rc != 0) {
-        mt_dimse_cmd_t rsp;
-        (void)rsp;
         send_final_simple(m, qe.status ? qe.status : MT_STATUS_CANNOT_UNDERSTAND, qe.comment);
         return;
     }
