@@ -899,8 +899,8 @@ static int walk_dest(struct loader *L, mt_conf_dest_t *d, size_t idx)
         size_t kline = ev_line(L);
         if (L->ev.type != YAML_SCALAR_EVENT)
             return fail(L, kline, "%s: keys must be plain words", ctx);
-        const char *kv, *v;
-        size_t kn, n;
+        const char *kv = NULL, *v = NULL;
+        size_t kn = 0, n = 0;
         if (ev_text(L, "key", &kv, &kn))
             return -1;
         bool *seen = NULL;
