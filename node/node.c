@@ -17,6 +17,7 @@
 #include "node.h"
 
 #include <stddef.h>
+#include <signal.h>
 #include <string.h>
 
 #include "deid/load.h"
@@ -344,6 +345,9 @@ static int deid_open(mt_node_t *node, const mt_conf_t *c)
 
 int mt_node_run(mt_node_t *node)
 {
+    /* a write to a connection the peer has closed must be an EPIPE error for that
+     * association (libuv reports it), not a process-wide SIGPIPE */
+    signal(SIGPIPE, SIG_IGN);
     const mt_conf_t *c = node->confs->conf;
     mt_log_level = (mt_log_level_t)c->log_level;
     int rc = deid_open(node, c);
