@@ -76,6 +76,7 @@ struct mt__http_conn {
 static void conn_close(conn_t *c);
 static void parse_more(conn_t *c);
 static void update_reading(conn_t *c);
+static void dispatch(conn_t *c);
 static void arm_timer(conn_t *c);
 
 const char *mt_http_reason(int s)
@@ -543,6 +544,7 @@ static int on_headers_complete(http_parser *p)
     const char *ex = mt_http_header(r, "expect");
     c->want_continue = ex && strcasecmp(ex, "100-continue") == 0;
     arm_timer(c);
+    dispatch(c); /* now, so the handler sees the body bytes that follow in this buffer */
     return 0;
 }
 
@@ -550,6 +552,8 @@ static int on_body(http_parser *p, const char *at, size_t n)
 {
     conn_t *c = P(p);
     mt_http_req_t *r = c->req;
+    if (c->closing || !r)
+        return 0;
     c->body_bytes += n;
     if (c->body_bytes > c->srv->o.max_body) {
         c->pre_error = 413;
@@ -571,6 +575,8 @@ static int on_body(http_parser *p, const char *at, size_t n)
 static int on_message_complete(http_parser *p)
 {
     conn_t *c = P(p);
+    if (c->closing)
+        return 0;
     c->message_done = true;
     http_parser_pause(p, 1); /* one request at a time */
     return 0;
@@ -607,7 +613,6 @@ static void parse_more(conn_t *c)
         return;
     c->in_parse = true;
     while (!c->closing && !c->message_done && c->in.len) {
-        bool had_headers = c->headers_done;
         size_t n = http_parser_execute(&c->parser, &settings, (const char *)c->in.data,
                                        c->in.len);
         if (c->closing)
@@ -645,8 +650,6 @@ static void parse_more(conn_t *c)
             break;
         }
         mt_buf_consume(&c->in, n);
-        if (!had_headers && c->headers_done)
-            dispatch(c);
         if (c->closing)
             break;
         if (c->message_done && c->req) {

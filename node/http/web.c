@@ -480,9 +480,13 @@ method:
     mt__web_req_free(wr);
 }
 
+/* A request a service answers later (off the loop): the connection must not answer for it. */
+static const mt_http_handler_t owned = {NULL, NULL, NULL};
+
 static void on_dispatch(void *user, mt_http_req_t *r)
 {
     mt_web_t *w = user;
+    r->handler = &owned;
     mt_web_req_t *wr = mt_calloc(1, sizeof *wr);
     wr->web = w;
     wr->node = w->node;
