@@ -185,6 +185,8 @@ int mt_json_value(uint32_t tag, uint16_t vr, const uint8_t *v, size_t len, bool 
         return rc;
     }
     bool be = o && o->big_endian;
+    if (tag == MT_TAG(0x0008, 0x0005)) /* the JSON text is UTF-8, whatever the file used */
+        return put(out, ",\"Value\":[\"ISO_IR 192\"]");
     if (is_binary_bulk(vr)) {
         if (o && o->bulk_threshold && len > o->bulk_threshold) {
             if (!o->bulk_uri)
