@@ -10,6 +10,7 @@ import json
 import os
 import re
 import socket
+import subprocess
 
 import lib
 
@@ -170,3 +171,42 @@ def stored_file(node, sop_uid):
         if k in r and r[k]:
             return os.path.join(node.storage, r[k])
     return None
+
+
+def dcm2json(path):
+    out = subprocess.run(["dcm2json", path], check=True, capture_output=True).stdout
+    return json.loads(out)
+
+
+def same_value(a, b):
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return abs(float(a) - float(b)) <= 1e-6 * max(1.0, abs(float(a)))
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same_value(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        ka = {k for k in a if k not in ("BulkDataURI", "InlineBinary")}
+        kb = {k for k in b if k not in ("BulkDataURI", "InlineBinary")}
+        return ka == kb and all(same_value(a[k], b[k]) for k in ka)
+    return a == b
+
+
+def compare_meta(ours, ref, what):
+    """Every attribute dcm2json writes with a Value is in ours with an equal value."""
+    n = 0
+    for tag, el in ref.items():
+        if "Value" not in el or el.get("vr") in ("OB", "OW", "OF", "OD", "UN", "OL", "OV"):
+            continue
+        mine = ours.get(tag)
+        if not lib.check(mine is not None, "%s: %s missing from metadata" % (what, tag)):
+            continue
+        if el["vr"] == "SQ":
+            lib.check(len(mine.get("Value", [])) == len(el["Value"]),
+                      "%s: %s item count differs" % (what, tag))
+            continue
+        lib.check(mine.get("vr") == el["vr"], "%s: %s vr %s != %s" % (what, tag, mine.get("vr"), el["vr"]))
+        lib.check(same_value(mine.get("Value"), el["Value"]),
+                  "%s: %s value %r != dcm2json %r" % (what, tag, mine.get("Value"), el["Value"]))
+        n += 1
+    lib.check(n > 20, "%s: compared %d attributes" % (what, n))
+
+
