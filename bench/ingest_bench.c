@@ -92,11 +92,12 @@ int main(int argc, char **argv)
         mt_index_rec_t *rec = mt_index_rec_new();
         mt_index_rec_offer(rec, MT_TAG(0x0008, 0x0018), MT_VR('U', 'I'), (uint8_t *)sop,
                            strlen(sop), false);
-        const char *st = "1.2.826.0.1.3680043.10.1532.9.1", *se = "1.2.826.0.1.3680043.10.1532.9.1.1";
-        mt_index_rec_offer(rec, MT_TAG(0x0020, 0x000D), MT_VR('U', 'I'), (uint8_t *)st,
-                           strlen(st), false);
-        mt_index_rec_offer(rec, MT_TAG(0x0020, 0x000E), MT_VR('U', 'I'), (uint8_t *)se,
-                           strlen(se), false);
+        const char *st = "1.2.826.0.1.3680043.10.1532.9.1",
+                   *se = "1.2.826.0.1.3680043.10.1532.9.1.1";
+        mt_index_rec_offer(rec, MT_TAG(0x0020, 0x000D), MT_VR('U', 'I'), (uint8_t *)st, strlen(st),
+                           false);
+        mt_index_rec_offer(rec, MT_TAG(0x0020, 0x000E), MT_VR('U', 'I'), (uint8_t *)se, strlen(se),
+                           false);
         mt_ingest_job_t *job = mt_ingest_job_new(ing, &meta);
         for (size_t off = 0; off < b.len; off += 16384) {
             size_t k = b.len - off < 16384 ? b.len - off : 16384;

@@ -7,10 +7,12 @@
 --
 -- Patient identity is (patient_id, issuer_of_patient_id), both NOT NULL ('' when absent) so the
 -- UNIQUE constraint holds. An instance row carries its file (path relative to the storage root,
--- size, transfer syntax), `verified`: 0 from the index commit until the batch that wrote it has
--- been made durable (docs/internals/durability.md), and `replaces_path`: while verified = 0, the
--- file of the instance this row replaced when it lived at another path (it is deleted once the
--- new file is durable). Start-up reconciles the rows still at 0 with the files.
+-- size, transfer syntax, adler32 checksum), `verified` (docs/internals/durability.md): 0 from the
+-- index commit until the batch that wrote it has been made durable, 2 instead of 0 when the
+-- batch took the one-flush path (its data may be torn by a crash: start-up checks the
+-- checksum), 1 once durable; and `replaces_path`: while not verified, the file of the instance
+-- this row replaced when it lived at another path (deleted once the new file is durable).
+-- Start-up reconciles the rows not at 1 with the files.
 
 CREATE TABLE schema_version (
     version     INTEGER NOT NULL PRIMARY KEY,
@@ -176,13 +178,14 @@ CREATE TABLE instances (
     transfer_syntax_uid             TEXT NOT NULL,
     verified                        INTEGER NOT NULL DEFAULT 0,
     replaces_path                   TEXT,                       -- older file of this SOP instance
+    checksum                        INTEGER,                    -- adler32 of the whole file
     stored_at                       TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))
 );
 CREATE INDEX instances_series ON instances (series_pk, instance_number);
 CREATE INDEX instances_acquisition ON instances (acquisition_date, acquisition_time);
 CREATE INDEX instances_content ON instances (content_date, content_time);
 CREATE INDEX instances_sop_class ON instances (sop_class_uid);
-CREATE INDEX instances_unverified ON instances (pk) WHERE verified = 0;
+CREATE INDEX instances_unverified ON instances (pk) WHERE verified <> 1;
 
 -- Directories that may hold renames not yet durable (the ingest's one-flush path,
 -- docs/internals/durability.md): marked durably before the first rename into them, scanned

@@ -48,6 +48,7 @@
 #include <string.h>
 #include <uv.h>
 
+#include "link.h"
 #include "listen.h"
 #include "negotiate.h"
 #include "node.h"
@@ -60,6 +61,10 @@
 #include "util/log.h"
 
 #define READ_CHUNK (64u * 1024u)
+/* A peer that sends requests but does not read the responses: stop reading from it while more
+ * than this is queued for writing, resume below the low mark. */
+#define WRITE_HIGH_WATER (4u * 1024u * 1024u)
+#define WRITE_LOW_WATER (1u * 1024u * 1024u)
 #define STATUS_DUPLICATE_INVOCATION 0x0210 /* PS3.7 C.5.4 */
 #define DATASET_PRESENT 0x0001             /* any value but 0x0101 (PS3.7 E.1-1) */
 
@@ -98,10 +103,17 @@ struct mt_assoc {
     bool reading;
 
     mt_buf_t *tx;      /* P-DATA-TF PDUs to send for the DT-1/AR-7 being carried out */
+    mt_buf_t cork;     /* P-DATA-TF PDUs held while corked (mt_assoc_cork) */
+    unsigned cork_depth;
+    mt_link_sent_cb tx_cb; /* completion of that write (link send_data), taken by write_buf */
+    void *tx_user;
     unsigned n_writes; /* uv_write requests in flight */
+    bool write_paused; /* reading paused by WRITE_HIGH_WATER (holds one pause_count) */
 
     mt_dimse_req_t *reqs; /* outstanding requests */
     unsigned n_outstanding;
+    mt_link_pending_t sent; /* requests WE sent on this association (C-GET sub-operations):
+                               message id -> response callback (link.h) */
     mt_dimse_req_t *cur; /* request whose data set is arriving */
     bool discard_data;   /* the data set arriving belongs to a refused request */
 
@@ -133,6 +145,7 @@ static void maybe_free(mt_assoc_t *a)
     if (a->have_reply)
         mt_pdu_dispose(&a->reply);
     mt_buf_dispose(&a->rbuf);
+    mt_buf_dispose(&a->cork);
     mt_log(MT_LOG_DEBUG, &a->log, "association freed");
     mt_node_conf_unref(node, a->conf);
     mt_free(a);
@@ -153,8 +166,13 @@ static void on_timer(uv_timer_t *t)
         ul_event(a, MT_UL_EV_ARTIM_EXPIRED, NULL);
         break;
     case TM_IDLE:
-        if (a->n_outstanding || a->pause_count) {
-            start_timer(a, TM_IDLE, a->conf->idle_timeout_ms); /* work in progress: not idle */
+        /* Not idle when the wait is ours: a service paused reading, or a request is complete
+         * and being worked on. A pause because the peer does not read our responses does not
+         * count, and neither does a peer silent in the middle of a message (a data set or a
+         * PDU cut short): otherwise a stalled sender would hold its association forever. */
+        if (a->pause_count > (a->write_paused ? 1u : 0u) ||
+            (a->n_outstanding && mt_pdv_idle(&a->pdv) && a->rbuf.len == 0)) {
+            start_timer(a, TM_IDLE, a->conf->idle_timeout_ms);
             break;
         }
         mt_log(MT_LOG_WARN, &a->log, "idle for %u ms: A-ABORT", a->conf->idle_timeout_ms);
@@ -192,16 +210,27 @@ typedef struct wreq {
     uv_write_t w;
     mt_assoc_t *a;
     uint8_t *data;
+    mt_link_sent_cb cb; /* link.h send_data completion, or NULL */
+    void *user;
 } wreq_t;
 
 static void on_write(uv_write_t *w, int status)
 {
     wreq_t *wr = (wreq_t *)w;
     mt_assoc_t *a = wr->a;
+    mt_link_sent_cb cb = wr->cb;
+    void *user = wr->user;
     mt_free(wr->data);
     mt_free(wr);
     if (a->n_writes)
         a->n_writes--;
+    if (a->write_paused && !a->closing &&
+        uv_stream_get_write_queue_size((uv_stream_t *)&a->tcp) < WRITE_LOW_WATER) {
+        a->write_paused = false;
+        mt_assoc_resume_reading(a);
+    }
+    if (cb)
+        cb(user, status < 0 ? MT_ECANCELED : 0);
     if (status < 0 && status != UV_ECANCELED && !a->closing) {
         mt_log(MT_LOG_INFO, &a->log, "write failed: %s", uv_strerror(status));
         ul_event(a, MT_UL_EV_TRANSPORT_CLOSED, NULL);
@@ -218,9 +247,12 @@ static int write_buf(mt_assoc_t *a, mt_buf_t *b)
         mt_buf_dispose(b);
         return MT_ECANCELED;
     }
-    wreq_t *wr = mt_malloc(sizeof *wr);
+    wreq_t *wr = mt_calloc(1, sizeof *wr);
     wr->a = a;
     wr->data = b->data;
+    wr->cb = a->tx_cb;
+    wr->user = a->tx_user;
+    a->tx_cb = NULL;
     uv_buf_t ub = uv_buf_init((char *)b->data, (unsigned)b->len);
     b->data = NULL;
     b->len = b->cap = 0;
@@ -232,12 +264,40 @@ static int write_buf(mt_assoc_t *a, mt_buf_t *b)
         return rc;
     }
     a->n_writes++;
+    if (!a->write_paused &&
+        uv_stream_get_write_queue_size((uv_stream_t *)&a->tcp) > WRITE_HIGH_WATER) {
+        mt_log(MT_LOG_DEBUG, &a->log, "peer is not reading: pausing until writes drain");
+        a->write_paused = true;
+        mt_assoc_pause_reading(a);
+    }
     return 0;
+}
+
+static void flush_cork(mt_assoc_t *a)
+{
+    if (a->cork.len == 0)
+        return;
+    mt_buf_t b = a->cork;
+    mt_buf_init(&a->cork, SIZE_MAX);
+    write_buf(a, &b);
+}
+
+void mt_assoc_cork(mt_assoc_t *a)
+{
+    a->cork_depth++;
+}
+
+void mt_assoc_uncork(mt_assoc_t *a)
+{
+    if (a->cork_depth && --a->cork_depth == 0)
+        flush_cork(a);
 }
 
 /* SEND_PDU effect. */
 static void send_pdu(mt_assoc_t *a, const mt_ul_fx_t *f)
 {
+    if (f->pdu_type != MT_UL_PDU_P_DATA_TF)
+        flush_cork(a); /* keep the order on the wire */
     mt_buf_t b;
     mt_buf_init(&b, SIZE_MAX);
     int rc = 0;
@@ -281,6 +341,15 @@ static void send_pdu(mt_assoc_t *a, const mt_ul_fx_t *f)
         return;
     }
     mt_log(MT_LOG_TRACE, &a->log, "send %s len=%zu", mt_pdu_type_name(f->pdu_type), b.len);
+    /* A write whose completion a link caller waits for (tx_cb) is never held in the cork. */
+    if (f->pdu_type == MT_UL_PDU_P_DATA_TF && a->cork_depth && !a->tx_cb) {
+        if (mt_buf_append(&a->cork, b.data, b.len) != 0)
+            flush_cork(a), write_buf(a, &b);
+        else
+            mt_buf_dispose(&b);
+        return;
+    }
+    flush_cork(a); /* keep the order on the wire */
     write_buf(a, &b);
 }
 
@@ -302,8 +371,10 @@ static void abort_requests(mt_assoc_t *a)
     a->discard_data = false;
     mt_dimse_req_t *list = a->reqs;
     a->reqs = NULL;
-    if (!list)
+    if (!list) {
+        mt_link_pending_fail(&a->sent, MT_ECANCELED);
         return;
+    }
     mt_log(MT_LOG_INFO, &a->log, "%u outstanding request(s) abandoned", a->n_outstanding);
     a->n_outstanding = 0;
     for (mt_dimse_req_t *r = list; r; r = r->next)
@@ -313,6 +384,8 @@ static void abort_requests(mt_assoc_t *a)
         r->next = NULL;
         ((req_impl_t *)r)->ops->on_abort(r);
     }
+    /* after on_abort: the services know; now their sub-operations learn the link is gone */
+    mt_link_pending_fail(&a->sent, MT_ECANCELED);
 }
 
 static void maybe_finish_release(mt_assoc_t *a)
@@ -468,8 +541,18 @@ static int on_command(mt_assoc_t *a, mt_pdv_event_t *ev)
     }
     bool has_ds = mt_dimse_has_dataset(&cmd);
     ev->expect_data = has_ds;
-    if (cmd.command_field & 0x8000)
-        return dimse_abort(a, "response received, but mitral issued no request");
+    if (cmd.command_field & 0x8000) {
+        /* a response to a request we sent (C-GET sub-operation) */
+        mt_link_rsp_cb cb;
+        void *cu;
+        if (!mt_link_pending_take(&a->sent, cmd.message_id_responded_to, &cb, &cu))
+            return dimse_abort(a, "response received to a request mitral did not send");
+        mt_log(MT_LOG_DEBUG, &a->log, "recv %s msgid=%u status=0x%04X",
+               mt_dimse_command_name(cmd.command_field), cmd.message_id_responded_to, cmd.status);
+        a->discard_data = has_ds; /* response data sets are not used */
+        cb(cu, 0, &cmd);
+        return 0;
+    }
     mt_log(MT_LOG_DEBUG, &a->log, "recv %s msgid=%u pcid=%u%s",
            mt_dimse_command_name(cmd.command_field), cmd.message_id, ev->pcid,
            has_ds ? " +dataset" : "");
@@ -512,7 +595,9 @@ static int on_command(mt_assoc_t *a, mt_pdv_event_t *ev)
         status = MT_STATUS_MISTYPED_ARGUMENT;
         comment =
             has_ds ? "data set not allowed with this command" : "data set missing for this command";
-    } else if (strcmp(cmd.affected_sop_class_uid, pc->abstract_syntax) != 0) {
+    } else if (strcmp(cmd.command_field == MT_N_ACTION_RQ ? cmd.requested_sop_class_uid
+                                                          : cmd.affected_sop_class_uid,
+                      pc->abstract_syntax) != 0) {
         status = MT_STATUS_SOP_CLASS_NOT_SUPPORTED;
         comment = "Affected SOP Class differs from the presentation context";
     } else if (msg_id_in_use(a, cmd.message_id)) {
@@ -1029,6 +1114,7 @@ int mt__assoc_accept(mt_node_t *node, mt__listener_t *l, void *server_stream)
     snprintf(a->log.calling, sizeof a->log.calling, "-");
     snprintf(a->log.called, sizeof a->log.called, "-");
     mt_ul_init(&a->ul, false, &a->log);
+    mt_buf_init(&a->cork, SIZE_MAX);
     mt_pdv_init(&a->pdv, 0, on_pdv, a);
     size_t pdata_max = a->conf->max_pdu ? a->conf->max_pdu : MT_PDU_MAX_CONTROL_LEN;
     size_t ctl_max = MT_PDU_MAX_CONTROL_LEN;
@@ -1104,4 +1190,98 @@ size_t mt_assoc_write_queue_bytes(const mt_assoc_t *a)
     if (a->closing || a->handles_closing)
         return 0;
     return uv_stream_get_write_queue_size((const uv_stream_t *)&a->tcp);
+}
+
+/* ---- the link (link.h): requests mitral sends on the peer's association (C-GET) ---- */
+
+static uint8_t link_find_pc(void *impl, const char *as, const char *ts)
+{
+    mt_assoc_t *a = impl;
+    /* C-GET: contexts where the requestor took the SCP role; storage commitment's
+     * N-EVENT-REPORT goes on its own (SCU-role) context */
+    uint8_t id = mt_nego_find_pc(&a->nego, as, ts, true);
+    if (!id && strcmp(as, MT_UID_STORAGE_COMMITMENT) == 0)
+        id = mt_nego_find_pc(&a->nego, as, ts, false);
+    return id;
+}
+
+static uint32_t link_peer_max(void *impl)
+{
+    return ((mt_assoc_t *)impl)->nego.peer_max_pdu;
+}
+
+static uint16_t link_next_id(void *impl)
+{
+    return mt_link_pending_next_id(&((mt_assoc_t *)impl)->sent);
+}
+
+static int link_write(mt_assoc_t *a, mt_buf_t *out, mt_link_sent_cb cb, void *user)
+{
+    if (!can_send_pdata(a)) {
+        mt_buf_dispose(out);
+        return MT_ECANCELED;
+    }
+    a->tx = out;
+    a->tx_cb = cb;
+    a->tx_user = user;
+    ul_event(a, MT_UL_EV_P_DATA_RQ, NULL);
+    bool unsent = a->tx_cb != NULL;
+    a->tx = NULL;
+    a->tx_cb = NULL;
+    mt_buf_dispose(out);
+    return unsent ? MT_ECANCELED : 0;
+}
+
+static int link_send_command(void *impl, uint8_t pcid, const mt_dimse_cmd_t *rq,
+                             mt_link_rsp_cb on_rsp, void *user)
+{
+    mt_assoc_t *a = impl;
+    if (!can_send_pdata(a))
+        return MT_ECANCELED;
+    mt_buf_t cmd, out;
+    mt_buf_init(&cmd, MT_PDV_DEFAULT_MAX_COMMAND);
+    mt_buf_init(&out, SIZE_MAX);
+    int rc = mt_dimse_encode(rq, &cmd);
+    if (rc == 0)
+        rc = mt_link_encode_pdata(&out, pcid, true, cmd.data, cmd.len, true, a->nego.peer_max_pdu);
+    mt_buf_dispose(&cmd);
+    if (rc == 0)
+        rc = mt_link_pending_add(&a->sent, rq->message_id, on_rsp, user);
+    if (rc < 0) {
+        mt_buf_dispose(&out);
+        return rc;
+    }
+    mt_log(MT_LOG_DEBUG, &a->log, "send %s msgid=%u pcid=%u",
+           mt_dimse_command_name(rq->command_field), rq->message_id, pcid);
+    if (!(rc = link_write(a, &out, NULL, NULL)))
+        return 0;
+    mt_link_rsp_cb cb;
+    void *u;
+    mt_link_pending_take(&a->sent, rq->message_id, &cb, &u);
+    return rc;
+}
+
+static int link_send_data(void *impl, uint8_t pcid, const uint8_t *p, size_t n, bool last,
+                          mt_link_sent_cb on_sent, void *user)
+{
+    mt_assoc_t *a = impl;
+    if (!can_send_pdata(a))
+        return MT_ECANCELED;
+    mt_buf_t out;
+    mt_buf_init(&out, SIZE_MAX);
+    int rc = mt_link_encode_pdata(&out, pcid, false, p, n, last, a->nego.peer_max_pdu);
+    if (rc < 0) {
+        mt_buf_dispose(&out);
+        return rc;
+    }
+    return link_write(a, &out, on_sent, user);
+}
+
+static const mt_link_ops_t assoc_link_ops = {link_find_pc, link_peer_max, link_next_id,
+                                             link_send_command, link_send_data};
+
+mt_link_t mt_assoc_link(mt_assoc_t *a)
+{
+    mt_link_t l = {&assoc_link_ops, a};
+    return l;
 }

@@ -34,6 +34,7 @@
 #include <stdint.h>
 
 #include "dimse.h"
+#include "link.h"
 #include "util/log.h"
 
 typedef struct mt_assoc mt_assoc_t;
@@ -80,8 +81,18 @@ const struct mt_conf *mt_assoc_conf(const mt_assoc_t *a);
 /* The project whose AE title was called, or NULL when the node's own AE title was called (it
  * sees every study). Points into mt_assoc_conf(a). */
 const struct mt_conf_project *mt_assoc_project(const mt_assoc_t *a);
+/* The link (link.h) for requests mitral sends on this association: C-GET sub-operations
+ * (C-STORE-RQ on contexts where the requestor took the SCP role), storage commitment
+ * N-EVENT-REPORT-RQ. Their responses are routed back by message id; when the association
+ * ends, outstanding response callbacks get MT_ECANCELED (after the services' on_abort). */
+mt_link_t mt_assoc_link(mt_assoc_t *a);
 /* Bytes queued for writing and not yet handed to the kernel (a service producing many
  * responses waits while this is large). */
 size_t mt_assoc_write_queue_bytes(const mt_assoc_t *a);
+/* Cork: the P-DATA-TF PDUs of the responses sent until mt_assoc_uncork are collected and
+ * written with one uv_write (a C-FIND answering many matches). Any other PDU flushes them
+ * first, so the order on the wire is kept. Nests. */
+void mt_assoc_cork(mt_assoc_t *a);
+void mt_assoc_uncork(mt_assoc_t *a);
 
 #endif

@@ -4,11 +4,14 @@
  *   mitral serve [-c FILE] [--port N] [--aet TITLE] [--bind ADDR] [--data DIR]
  *   mitral dump FILE...
  *   mitral tag [--header] FILES|DIRS...
+ *   mitral report protocols [-c FILE] [--data DIR] [--project P] [--from DATE] [--to DATE]
+ *                           [--by manufacturer] [--format csv|json|table]
  *   mitral index stats   [-c FILE] [--data DIR]
  *   mitral index rebuild [-c FILE] [--data DIR]
  *   mitral deid --profile NAME|FILE --key FILE IN... OUT_DIR   (node/deid/cli.c)
  *   mitral project list|show NAME|add NAME|remove NAME [--study UID...] [--query 'TERMS']
  *                  [-c FILE] [--data DIR]
+ *   mitral send --to AE@HOST:PORT [--aet OURS] FILES|DIRS...      (node/send_cli.c)
  *   mitral --version | --help | <command> --help
  *
  * Flags override the config file; --data DIR puts storage (DIR/storage) and the index
@@ -29,6 +32,8 @@
 #include "index/query.h"
 #include "index/rebuild.h"
 #include "node.h"
+#include "tag/report.h"
+#include "send_cli.h"
 #include "tag_cli.h"
 #include "util/alloc.h"
 #include "util/err.h"
@@ -45,13 +50,15 @@ static const char usage_main[] =
     "cardiovascular MR research registries.\n"
     "\n"
     "commands:\n"
-    "  serve          run the node (C-ECHO, C-STORE, C-FIND)\n"
+    "  serve          run the node (C-ECHO, C-STORE, C-FIND, C-MOVE, C-GET, commitment)\n"
     "  dump FILE...   print the data set of DICOM files\n"
     "  tag FILES|DIRS tag CMR series offline (SeriesInstanceUID,tag,view,confidence,evidence)\n"
+    "  report protocols  per-exam protocol report of the tagged series (SCMR Table 4 layout)\n"
     "  index stats    count patients, studies, series, instances and bytes in the index\n"
     "  index rebuild  re-create the index from the files in storage\n"
     "  deid           de-identify DICOM files offline (PS3.15 profiles, keyed pseudonyms)\n"
     "  project        list / show / add / remove the studies of project folders\n"
+    "  send           send DICOM files to a Storage SCP (C-STORE SCU)\n"
     "  passwd         hash a DICOMweb password or token (stdin) for users: in the config\n"
     "\n"
     "  mitral --version | mitral <command> --help\n";
@@ -561,6 +568,110 @@ usage_fail:
     return 2;
 }
 
+static const char usage_report[] =
+    "usage: mitral report protocols [-c FILE] [--data DIR] [--project P] [--from YYYYMMDD]\n"
+    "                               [--to YYYYMMDD] [--by manufacturer] [--format csv|json|table]\n"
+    "\n"
+    "Number and %% of exams with at least one series of each CMR tag (cine 2CH/3CH/4CH/SAX,\n"
+    "perfusion stress/rest, LGE by view, T1 native/post, T2, T2*, flow, MRA, black blood,\n"
+    "TI scout, localizer, other, unknown), plus exams, series and %% unknown, from the tags the\n"
+    "node wrote into its index (docs/tagging.md). Default format: table.\n";
+
+struct report_ctx {
+    mt_tag_report_t *r;
+};
+
+static int report_row(void *u, const mt_index_tag_t *t)
+{
+    struct report_ctx *c = u;
+    mt_tag_report_add(c->r, t->study_uid, t->manufacturer, t->tag);
+    return 0;
+}
+
+static int cmd_report(int argc, char **argv)
+{
+    if (wants_help(argc, argv) || argc < 2 || strcmp(argv[1], "protocols") != 0) {
+        fputs(usage_report, argc < 2 || wants_help(argc, argv) ? stdout : stderr);
+        return wants_help(argc, argv) ? 0 : 2;
+    }
+    static const struct option opts[] = {
+        {"config", required_argument, 0, 'c'}, {"data", required_argument, 0, 'd'},
+        {"project", required_argument, 0, 'P'}, {"from", required_argument, 0, 'f'},
+        {"to", required_argument, 0, 't'},     {"by", required_argument, 0, 'b'},
+        {"format", required_argument, 0, 'F'}, {0, 0, 0, 0},
+    };
+    const char *cfile = NULL, *data = NULL, *project = NULL, *from = NULL, *to = NULL;
+    bool by = false;
+    mt_tag_report_fmt_t fmt = MT_TAG_REPORT_TABLE;
+    int ch;
+    optind = 1;
+    argc--;
+    argv++;
+    while ((ch = getopt_long(argc, argv, "c:d:", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'c': cfile = optarg; break;
+        case 'd': data = optarg; break;
+        case 'P': project = optarg; break;
+        case 'f': from = optarg; break;
+        case 't': to = optarg; break;
+        case 'b':
+            if (strcmp(optarg, "manufacturer") != 0) {
+                fprintf(stderr, "mitral report: --by manufacturer\n");
+                return 2;
+            }
+            by = true;
+            break;
+        case 'F':
+            if (!strcmp(optarg, "csv"))
+                fmt = MT_TAG_REPORT_CSV;
+            else if (!strcmp(optarg, "json"))
+                fmt = MT_TAG_REPORT_JSON;
+            else if (!strcmp(optarg, "table"))
+                fmt = MT_TAG_REPORT_TABLE;
+            else {
+                fprintf(stderr, "mitral report: --format csv|json|table\n");
+                return 2;
+            }
+            break;
+        default: return 2;
+        }
+    }
+    mt_conf_t *c;
+    if (cfile) {
+        char err[512];
+        if (!(c = mt_conf_load(cfile, err, sizeof err))) {
+            fprintf(stderr, "%s\n", err);
+            return 2;
+        }
+    } else {
+        c = mt_conf_new_default();
+    }
+    char path[4096];
+    if (data)
+        snprintf(path, sizeof path, "%s/index.sqlite", data);
+    else
+        snprintf(path, sizeof path, "%s", c->index_path);
+    mt_conf_free(c);
+    mt_index_t *ix;
+    int rc = mt_index_sqlite_open(path, &ix);
+    if (rc) {
+        fprintf(stderr, "mitral report: %s: %s\n", path, mt_strerror(rc));
+        return 1;
+    }
+    struct report_ctx ctx = {mt_tag_report_new()};
+    rc = ix->ops->tag_each(ix, project, from, to, report_row, &ctx);
+    ix->ops->close(ix);
+    if (rc) {
+        fprintf(stderr, "mitral report: %s\n", mt_strerror(rc));
+        mt_tag_report_free(ctx.r);
+        return 1;
+    }
+    mt_buf_t out;
+    mt_buf_init(&out, (size_t)1 << 24);
+    mt_tag_report_format(ctx.r, fmt, by, &out);
+    fwrite(out.data, 1, out.len, stdout);
+    mt_buf_dispose(&out);
+    mt_tag_report_free(ctx.r);
 /* mitral passwd [--iterations N]: read one secret line on stdin, print its hash. */
 static int cmd_passwd(int argc, char **argv)
 {
@@ -618,12 +729,16 @@ int main(int argc, char **argv)
         return cmd_dump(argc - 1, argv + 1);
     if (strcmp(cmd, "tag") == 0)
         return mt_tag_cli_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "report") == 0)
+        return cmd_report(argc - 1, argv + 1);
     if (strcmp(cmd, "index") == 0)
         return cmd_index(argc - 1, argv + 1);
     if (strcmp(cmd, "deid") == 0)
         return mt_deid_cli(argc - 1, argv + 1);
     if (strcmp(cmd, "project") == 0)
         return cmd_project(argc - 1, argv + 1);
+    if (strcmp(cmd, "send") == 0)
+        return mt_send_cli_main(argc - 1, argv + 1);
     if (strcmp(cmd, "passwd") == 0)
         return cmd_passwd(argc - 1, argv + 1);
     fprintf(stderr, "mitral: unknown command '%s'\n\n%s", cmd, usage_main);

@@ -36,7 +36,20 @@ static bool default_abstract(const char *uid)
 {
     return strcmp(uid, MT_UID_VERIFICATION) == 0 || mt_sop_is_storage(uid) ||
            strcmp(uid, MT_UID_PATIENT_ROOT_FIND) == 0 || strcmp(uid, MT_UID_STUDY_ROOT_FIND) == 0 ||
-           strcmp(uid, MT_UID_PATIENT_STUDY_ONLY_FIND) == 0;
+           strcmp(uid, MT_UID_PATIENT_STUDY_ONLY_FIND) == 0 ||
+           strcmp(uid, MT_UID_PATIENT_ROOT_MOVE) == 0 || strcmp(uid, MT_UID_STUDY_ROOT_MOVE) == 0 ||
+           strcmp(uid, MT_UID_PATIENT_ROOT_GET) == 0 || strcmp(uid, MT_UID_STUDY_ROOT_GET) == 0 ||
+           strcmp(uid, MT_UID_STORAGE_COMMITMENT) == 0;
+}
+
+/* The RQ proposes a C-GET model: storage contexts may then make the requestor an SCP. */
+static bool proposes_get(const mt_pdu_assoc_t *rq)
+{
+    for (size_t i = 0; i < rq->n_pcs; i++)
+        if (strcmp(rq->pcs[i].abstract_syntax, MT_UID_PATIENT_ROOT_GET) == 0 ||
+            strcmp(rq->pcs[i].abstract_syntax, MT_UID_STUDY_ROOT_GET) == 0)
+            return true;
+    return false;
 }
 
 static bool abstract_ok(const mt_nego_policy_t *pol, const char *uid)
@@ -129,7 +142,10 @@ static void answer_pc(const mt_nego_policy_t *pol, const mt_pdu_assoc_t *rq, con
     }
     /* PS3.7 D.3.3.4: we are SCP only, so the requestor must keep the SCU role */
     const mt_pdu_role_t *r = find_role(rq, pc->abstract_syntax);
-    if (r && r->scu_role != 1) {
+    if (r && r->scp_role == 1 && mt_sop_is_storage(pc->abstract_syntax) && proposes_get(rq)) {
+        np->requestor_scp = true; /* C-GET: we send C-STORE-RQs on this context */
+        np->requestor_scu = r->scu_role == 1;
+    } else if (r && r->scu_role != 1) {
         np->result = MT_PC_USER_REJECTION;
         return;
     }
@@ -275,8 +291,10 @@ int mt_negotiate(const mt_nego_policy_t *pol, const mt_pdu_assoc_t *rq, mt_negot
             bool answered = false;
             for (size_t k = 0; !answered && k < ui->n_roles; k++)
                 answered = strcmp(ui->roles[k].sop_class_uid, r->sop_class_uid) == 0;
+            bool get_role = r->scp_role == 1 && mt_sop_is_storage(r->sop_class_uid) &&
+                            proposes_get(rq);
             if (accepted && !answered)
-                mt_pdu_role_add(ui, r->sop_class_uid, r->scu_role, 0);
+                mt_pdu_role_add(ui, r->sop_class_uid, r->scu_role, get_role ? 1 : 0);
         }
         if (rq->ui.has_identity_rq && rq->ui.identity_positive_response_requested)
             mt_pdu_identity_set_ac(ui, id_rsp, id_rsp_len);
@@ -299,4 +317,129 @@ size_t mt_negotiated_max_pdv(const mt_negotiated_t *n, size_t limit_when_unlimit
     if (n->peer_max_pdu < 8)
         return 2;
     return n->peer_max_pdu - MT_PDV_HEADER_LEN;
+}
+
+/* ---- requestor side ---- */
+
+int mt_nego_build_rq(const mt_nego_rq_params_t *p, mt_pdu_t *rq)
+{
+    mt_pdu_init(rq, MT_PDU_A_ASSOCIATE_RQ);
+    if (!p->calling_ae || !p->called_ae || strlen(p->calling_ae) > MT_AE_MAX ||
+        strlen(p->called_ae) > MT_AE_MAX || p->n_pcs == 0 || p->n_pcs > MT_NEGO_MAX_PCS)
+        return MT_EINVAL;
+    mt_pdu_assoc_t *a = &rq->u.assoc;
+    a->protocol_version = 1;
+    trim_copy(a->called_ae, p->called_ae);
+    trim_copy(a->calling_ae, p->calling_ae);
+    memcpy(a->app_context, MT_APP_CONTEXT_UID, sizeof(MT_APP_CONTEXT_UID));
+    a->has_user_info = true;
+    mt_pdu_user_info_t *ui = &a->ui;
+    ui->has_max_len = true;
+    ui->max_len = p->max_pdu;
+    memcpy(ui->impl_class_uid, MT_IMPL_CLASS_UID, sizeof(MT_IMPL_CLASS_UID));
+    memcpy(ui->impl_version_name, MT_IMPL_VERSION_NAME, sizeof(MT_IMPL_VERSION_NAME));
+    for (size_t i = 0; i < p->n_pcs; i++) {
+        const mt_nego_proposal_t *pp = &p->pcs[i];
+        if (!pp->abstract_syntax || pp->n_ts == 0 || pp->n_ts > 8)
+            goto fail;
+        mt_pdu_pc_t *pc = mt_pdu_pc_add(a, (uint8_t)(2 * i + 1), pp->abstract_syntax);
+        if (!pc)
+            goto fail;
+        for (size_t k = 0; k < pp->n_ts; k++)
+            if (mt_pdu_pc_add_ts(pc, pp->ts[k]) != 0)
+                goto fail;
+        if (pp->role_item) {
+            bool dup = false;
+            for (size_t k = 0; k < ui->n_roles && !dup; k++)
+                dup = strcmp(ui->roles[k].sop_class_uid, pp->abstract_syntax) == 0;
+            if (!dup && mt_pdu_role_add(ui, pp->abstract_syntax, pp->we_scu, pp->we_scp) != 0)
+                goto fail;
+        }
+    }
+    return 0;
+fail:
+    mt_pdu_dispose(rq);
+    mt_pdu_init(rq, MT_PDU_A_ASSOCIATE_RQ);
+    return MT_EINVAL;
+}
+
+int mt_nego_read_ac(const mt_pdu_assoc_t *rq, const mt_pdu_assoc_t *ac, mt_negotiated_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    memcpy(out->calling_ae, rq->calling_ae, sizeof(out->calling_ae));
+    memcpy(out->called_ae, rq->called_ae, sizeof(out->called_ae));
+    out->our_max_pdu = rq->has_user_info ? rq->ui.max_len : 0;
+    out->max_ops_invoked = 1;
+    out->max_ops_performed = 1;
+    if (ac->has_user_info) {
+        out->peer_max_pdu = ac->ui.has_max_len ? ac->ui.max_len : 0;
+        memcpy(out->peer_impl_class_uid, ac->ui.impl_class_uid, sizeof(out->peer_impl_class_uid));
+        memcpy(out->peer_impl_version_name, ac->ui.impl_version_name,
+               sizeof(out->peer_impl_version_name));
+        if (ac->ui.has_async) {
+            out->max_ops_invoked = ac->ui.max_ops_invoked;
+            out->max_ops_performed = ac->ui.max_ops_performed;
+        }
+    }
+    for (size_t i = 0; i < ac->n_pcs; i++) {
+        bool known = false;
+        for (size_t k = 0; k < rq->n_pcs && !known; k++)
+            known = rq->pcs[k].id == ac->pcs[i].id;
+        if (!known)
+            return MT_EPROTO;
+    }
+    for (size_t k = 0; k < rq->n_pcs && out->n_pcs < MT_NEGO_MAX_PCS; k++) {
+        const mt_pdu_pc_t *q = &rq->pcs[k];
+        mt_nego_pc_t *np = &out->pcs[out->n_pcs++];
+        np->id = q->id;
+        memcpy(np->abstract_syntax, q->abstract_syntax, sizeof(np->abstract_syntax));
+        np->result = MT_PC_NO_REASON;
+        np->requestor_scu = true;
+        const mt_pdu_pc_t *a = NULL;
+        for (size_t i = 0; i < ac->n_pcs && !a; i++)
+            if (ac->pcs[i].id == q->id)
+                a = &ac->pcs[i];
+        if (!a)
+            continue; /* not answered: not usable */
+        np->result = a->result;
+        if (a->result != MT_PC_ACCEPTANCE)
+            continue;
+        if (a->n_ts < 1 || !proposed(q, a->ts[0].s) || !mt_ts_find(a->ts[0].s)) {
+            np->result = MT_PC_TRANSFER_SYNTAXES_NOT_SUPPORTED;
+            continue;
+        }
+        memcpy(np->transfer_syntax, a->ts[0].s, sizeof(np->transfer_syntax));
+        np->ts = mt_ts_find(a->ts[0].s);
+        const mt_pdu_role_t *ours = find_role(rq, q->abstract_syntax);
+        if (ours) {
+            /* PS3.7 D.3.3.4: a role is granted when we proposed it and the AC accepts it; no
+             * answer item means the defaults (requestor SCU only) */
+            const mt_pdu_role_t *ans = find_role(ac, q->abstract_syntax);
+            np->requestor_scu = ans ? (ours->scu_role && ans->scu_role) : true;
+            np->requestor_scp = ans ? (ours->scp_role && ans->scp_role) : false;
+            if (!np->requestor_scu && !np->requestor_scp) {
+                np->result = MT_PC_USER_REJECTION;
+                np->transfer_syntax[0] = 0;
+                np->ts = NULL;
+                continue;
+            }
+        }
+        out->n_accepted++;
+    }
+    return 0;
+}
+
+uint8_t mt_nego_find_pc(const mt_negotiated_t *n, const char *abstract_syntax, const char *ts,
+                        bool requestor_scp)
+{
+    for (size_t i = 0; i < n->n_pcs; i++) {
+        const mt_nego_pc_t *pc = &n->pcs[i];
+        if (pc->result != MT_PC_ACCEPTANCE || strcmp(pc->abstract_syntax, abstract_syntax) != 0)
+            continue;
+        if (ts && strcmp(pc->transfer_syntax, ts) != 0)
+            continue;
+        if (requestor_scp ? pc->requestor_scp : pc->requestor_scu)
+            return pc->id;
+    }
+    return 0;
 }

@@ -21,8 +21,9 @@
  *   3 abstract syntax not supported
  *   4 transfer syntaxes not supported   none of the proposed ones is known (mt_ts_find)
  * Supported abstract syntaxes by default: Verification, every storage SOP class
- * (mt_sop_is_storage) and the Query/Retrieve FIND SOP classes (Patient Root, Study Root,
- * Patient/Study Only); a policy hook can replace that. The transfer syntax chosen is the first
+ * (mt_sop_is_storage), the Query/Retrieve FIND SOP classes (Patient Root, Study Root,
+ * Patient/Study Only), MOVE and GET (Patient Root, Study Root) and Storage Commitment Push
+ * Model; a policy hook can replace that. The transfer syntax chosen is the first
  * entry of the policy's preference list that the SCU proposed; otherwise the first proposed
  * syntax we know (mt_ts_find), so compressed instances are accepted and stored as sent.
  *
@@ -32,7 +33,10 @@
  * unlimited (PS3.7 D.3.3.3); SCP/SCU role selection (PS3.7 D.3.3.4), one answer per proposed
  * item whose SOP class is an accepted abstract syntax: the requestor keeps the SCU role it asked
  * for, we take no SCU role (we are SCP only); a context whose role item asks the requestor to be
- * SCP only is rejected (1). User identity (PS3.7 D.3.3.7): handed to the authorize hook (NULL =
+ * SCP only is rejected (1), except for a storage SOP class when the RQ also proposes a C-GET
+ * model (PS3.4 C.4.3.1: the C-GET SCU is the C-STORE SCP of the sub-operations): then the
+ * requestor's SCP role is accepted (the answer echoes its SCU and SCP bits) and the context's
+ * requestor_scp is set; mitral sends C-STORE-RQs on such a context. User identity (PS3.7 D.3.3.7): handed to the authorize hook (NULL =
  * accept all); when the RQ asked for a positive response and the identity is accepted, a 0x59
  * sub-item carries the hook's server response (empty for username types).
  * Extended negotiation items (0x56, 0x57) are tolerated and not answered.
@@ -59,6 +63,14 @@
 #define MT_UID_PATIENT_ROOT_FIND "1.2.840.10008.5.1.4.1.2.1.1"
 #define MT_UID_STUDY_ROOT_FIND "1.2.840.10008.5.1.4.1.2.2.1"
 #define MT_UID_PATIENT_STUDY_ONLY_FIND "1.2.840.10008.5.1.4.1.2.3.1" /* retired */
+/* MOVE and GET (PS3.4 C.6.1.1, C.6.2.1) */
+#define MT_UID_PATIENT_ROOT_MOVE "1.2.840.10008.5.1.4.1.2.1.2"
+#define MT_UID_STUDY_ROOT_MOVE "1.2.840.10008.5.1.4.1.2.2.2"
+#define MT_UID_PATIENT_ROOT_GET "1.2.840.10008.5.1.4.1.2.1.3"
+#define MT_UID_STUDY_ROOT_GET "1.2.840.10008.5.1.4.1.2.2.3"
+/* Storage Commitment Push Model (PS3.4 Annex J) and its well-known instance */
+#define MT_UID_STORAGE_COMMITMENT "1.2.840.10008.1.20.1"
+#define MT_UID_STORAGE_COMMITMENT_INSTANCE "1.2.840.10008.1.20.1.1"
 
 /* One called AE title we answer to, with the calling AE titles it admits (n = 0: any). */
 typedef struct mt_nego_ae {
@@ -141,6 +153,41 @@ int mt_negotiate(const mt_nego_policy_t *pol, const mt_pdu_assoc_t *rq, mt_negot
 
 /* The accepted context with this id, or NULL (not proposed or not accepted). */
 const mt_nego_pc_t *mt_negotiated_pc(const mt_negotiated_t *n, uint8_t pcid);
+
+/* ---- the requestor side (node/scu.c): build the A-ASSOCIATE-RQ, read the answer ---- */
+
+typedef struct mt_nego_proposal {
+    const char *abstract_syntax;
+    const char *ts[8]; /* proposed transfer syntaxes, most preferred first */
+    size_t n_ts;
+    bool role_item;    /* send an SCP/SCU role selection item for the abstract syntax: */
+    bool we_scu;       /*   we (the requestor) may be SCU */
+    bool we_scp;       /*   we may be SCP (N-EVENT-REPORT of storage commitment) */
+} mt_nego_proposal_t;
+
+typedef struct mt_nego_rq_params {
+    const char *calling_ae, *called_ae;
+    const mt_nego_proposal_t *pcs; /* context ids 1, 3, 5 ... in this order */
+    size_t n_pcs;                  /* at most MT_NEGO_MAX_PCS */
+    uint32_t max_pdu;              /* our receive limit (Maximum Length sub-item) */
+} mt_nego_rq_params_t;
+
+/* Build the A-ASSOCIATE-RQ (mt_pdu_dispose it). MT_EINVAL for bad parameters (AE too long, no
+ * context, too many contexts or syntaxes). */
+int mt_nego_build_rq(const mt_nego_rq_params_t *p, mt_pdu_t *rq);
+/* Read the peer's A-ASSOCIATE-AC answering rq into out (requestor view): every proposed
+ * context with the peer's result and chosen syntax (an accepted context whose syntax was not
+ * proposed, or is unknown, counts as rejected), peer_max_pdu, the async window and, from the
+ * role items, requestor_scu/requestor_scp (defaults: we are SCU, not SCP). out->n_accepted 0 is
+ * not an error (the caller decides). MT_EPROTO when the AC is not an answer to rq (a context
+ * id we did not propose). */
+int mt_nego_read_ac(const mt_pdu_assoc_t *rq, const mt_pdu_assoc_t *ac, mt_negotiated_t *out);
+
+/* The accepted context with this abstract syntax and transfer syntax (ts NULL: any) on which the
+ * association requestor is SCU (requestor_scp false) or SCP (true: C-GET sub-operations);
+ * 0 when none. */
+uint8_t mt_nego_find_pc(const mt_negotiated_t *n, const char *abstract_syntax, const char *ts,
+                        bool requestor_scp);
 
 /* Largest PDV value we may put in one P-DATA-TF to this peer (peer_max - 6; 0 = unlimited is
  * mapped to limit_when_unlimited). */

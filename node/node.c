@@ -21,6 +21,7 @@
 #include "deid/load.h"
 #include "http/web.h"
 #include "listen.h"
+#include "tagger.h"
 #include "util/alloc.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -38,6 +39,7 @@ struct mt_node {
     conf_slot_t *confs; /* head = the snapshot in force */
     char *conf_path;
     mt_ingest_t *ingest;
+    mt_tagger_t *tagger; /* CMR series tagging (issue 5) */
     uv_signal_t sig_term, sig_int, sig_hup;
     uv_timer_t drain_timer;
     uint64_t next_assoc_id;
@@ -99,6 +101,11 @@ mt_ingest_t *mt_node_ingest(mt_node_t *node)
     return node->ingest;
 }
 
+struct mt_tagger *mt_node_tagger(mt_node_t *node)
+{
+    return node->tagger;
+}
+
 uint64_t mt_node_next_assoc_id(mt_node_t *node)
 {
     return ++node->next_assoc_id;
@@ -120,15 +127,28 @@ static void on_ingest_closed(void *data)
     mt_log(MT_LOG_INFO, NULL, "stopped");
 }
 
+static void on_tagger_closed(void *data)
+{
+    mt_node_t *node = data;
+    if (node->ingest)
+        mt_ingest_close(node->ingest, on_ingest_closed, node);
+}
+
 /* Every association has closed (or was aborted) and the HTTP connections are gone: finish
- * the shutdown. */
+ * the shutdown (the tagger tags what is still pending, then the ingest commits what is in
+ * flight). */
 static void finish_stop(mt_node_t *node)
 {
     if (!node->web_idle || node->n_assoc)
         return;
     uv_timer_stop(&node->drain_timer);
-    if (node->ingest)
+    if (node->tagger) {
+        mt_tagger_t *t = node->tagger;
+        node->tagger = NULL;
+        mt_tagger_close(t, on_tagger_closed, node);
+    } else if (node->ingest) {
         mt_ingest_close(node->ingest, on_ingest_closed, node);
+    }
 }
 
 void mt_node_assoc_opened(mt_node_t *node)
@@ -305,6 +325,8 @@ int mt_node_run(mt_node_t *node)
         uv_run(node->loop, UV_RUN_DEFAULT);
         return rc;
     }
+    mt_tagger_new(node->loop, c->index_path, c->tag_series_idle_ms, c->tag_study_idle_ms,
+                  &node->tagger);
     node->web_idle = true;
     if (c->http_enabled) {
         node->web_idle = false;

@@ -31,6 +31,8 @@ uv_loop_t *mt_node_loop(mt_node_t *node);
  * stored exactly as received. key/key_len may be NULL. Changes need a restart. */
 const mt_deid_profile_t *mt_node_deid(mt_node_t *node, const uint8_t **key, size_t *key_len);
 mt_ingest_t *mt_node_ingest(mt_node_t *node);
+/* The CMR tagger (node/tagger.h), NULL before start-up and after shutdown began. */
+struct mt_tagger *mt_node_tagger(mt_node_t *node);
 
 /* Association bookkeeping (limit on concurrent associations, graceful shutdown). */
 uint64_t mt_node_next_assoc_id(mt_node_t *node);

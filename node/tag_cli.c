@@ -19,8 +19,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "dicom/ds.h"
+#include "tag/report.h"
 #include "tag/tag.h"
 #include "tag_cli.h"
 #include "util/alloc.h"
@@ -28,7 +30,8 @@
 #include "util/err.h"
 
 static const char usage_tag[] =
-    "usage: mitral tag [--header] FILES|DIRS...\n"
+    "usage: mitral tag [--header] [--report csv|json|table [--by manufacturer]] [--bench N]\n"
+    "                  FILES|DIRS...\n"
     "\n"
     "Tags every MR series found in the files (directories are walked recursively) with the\n"
     "CMR sequence tagger (cine.sax, lge.4ch, perfusion.stress, t1map.native, flow, ...; see\n"
@@ -37,6 +40,11 @@ static const char usage_tag[] =
     "Works on files alone: no node, no index.\n"
     "\n"
     "  --header   print the column names first\n"
+    "  --report F instead of the series lines, print the per-exam protocol report (SCMR\n"
+    "             Registry Table 4 layout: exams with >= 1 series of each tag, and %%) as\n"
+    "             csv, json or table; --by manufacturer adds one table per vendor family\n"
+    "  --bench N  re-run the rules N times over the extracted features and print the\n"
+    "             throughput (series/s) to stderr\n"
     "  --reindex  re-tag every series of the node's index (needs the node integration;\n"
     "             not available offline)\n";
 
@@ -193,7 +201,9 @@ static int cmp_series(const void *a, const void *b)
 
 int mt_tag_cli_main(int argc, char **argv)
 {
-    bool header = false;
+    bool header = false, by_vendor = false;
+    int report = -1;
+    long bench = 0;
     int first = 1;
     for (; first < argc && argv[first][0] == '-' && argv[first][1]; first++) {
         if (!strcmp(argv[first], "--help") || !strcmp(argv[first], "-h")) {
@@ -201,6 +211,26 @@ int mt_tag_cli_main(int argc, char **argv)
             return 0;
         } else if (!strcmp(argv[first], "--header")) {
             header = true;
+        } else if (!strcmp(argv[first], "--report") && first + 1 < argc) {
+            const char *f = argv[++first];
+            report = !strcmp(f, "csv") ? MT_TAG_REPORT_CSV : !strcmp(f, "json") ? MT_TAG_REPORT_JSON
+                     : !strcmp(f, "table") ? MT_TAG_REPORT_TABLE : -2;
+            if (report == -2) {
+                fprintf(stderr, "mitral tag: --report csv|json|table\n");
+                return 2;
+            }
+        } else if (!strcmp(argv[first], "--by") && first + 1 < argc) {
+            if (strcmp(argv[++first], "manufacturer") != 0) {
+                fprintf(stderr, "mitral tag: --by manufacturer\n");
+                return 2;
+            }
+            by_vendor = true;
+        } else if (!strcmp(argv[first], "--bench") && first + 1 < argc) {
+            bench = strtol(argv[++first], NULL, 10);
+            if (bench < 1 || bench > 1000000) {
+                fprintf(stderr, "mitral tag: --bench N (1..1000000)\n");
+                return 2;
+            }
         } else if (!strcmp(argv[first], "--reindex")) {
             fprintf(stderr, "mitral tag --reindex: re-tagging the index needs the node "
                             "integration of the tagger, not available in this build\n");
@@ -233,10 +263,30 @@ int mt_tag_cli_main(int argc, char **argv)
     for (size_t i = 0; i < T.n_ser; i++)
         mt_tag_series_finish(&T.ser[i]->s);
 
-    if (header)
+    if (header && report < 0)
         puts("SeriesInstanceUID,tag,view,confidence,evidence");
     mt_tag_series_t **group = mt_malloc((T.n_ser ? T.n_ser : 1) * sizeof *group);
     char line[2048];
+    if (bench > 0) {
+        struct timespec a, b;
+        clock_gettime(CLOCK_MONOTONIC, &a);
+        for (long it = 0; it < bench; it++)
+            for (size_t st = 0; st < T.n_study; st++) {
+                size_t k = 0;
+                for (size_t i = 0; i < T.n_ser; i++)
+                    if (T.ser[i]->study == st) {
+                        group[k] = &T.ser[i]->s;
+                        group[k++]->fam = -1;
+                    }
+                mt_tag_study_t study = {group, k, false, false, {0, 0, 0}, false, -1, NAN};
+                mt_tag_study_run(&study);
+            }
+        clock_gettime(CLOCK_MONOTONIC, &b);
+        double dt = (double)(b.tv_sec - a.tv_sec) + 1e-9 * (double)(b.tv_nsec - a.tv_nsec);
+        fprintf(stderr, "mitral tag: bench %ld x %zu series: %.3f s, %.0f series/s\n", bench,
+                T.n_ser, dt, dt > 0 ? (double)bench * (double)T.n_ser / dt : 0.0);
+    }
+    mt_tag_report_t *rep = report >= 0 ? mt_tag_report_new() : NULL;
     for (size_t st = 0; st < T.n_study; st++) {
         size_t k = 0;
         for (size_t i = 0; i < T.n_ser; i++)
@@ -245,9 +295,21 @@ int mt_tag_cli_main(int argc, char **argv)
         mt_tag_study_t study = {group, k, false, false, {0, 0, 0}, false, -1, NAN};
         mt_tag_study_run(&study);
         qsort(group, k, sizeof *group, cmp_series);
-        for (size_t i = 0; i < k; i++)
-            if (mt_tag_format_line(group[i], line, sizeof line) == 0)
+        for (size_t i = 0; i < k; i++) {
+            if (rep)
+                mt_tag_report_add(rep, group[i]->h.study_uid, group[i]->h.vendor,
+                                  group[i]->res.tag);
+            else if (mt_tag_format_line(group[i], line, sizeof line) == 0)
                 puts(line);
+        }
+    }
+    if (rep) {
+        mt_buf_t out;
+        mt_buf_init(&out, (size_t)1 << 24);
+        mt_tag_report_format(rep, (mt_tag_report_fmt_t)report, by_vendor, &out);
+        fwrite(out.data, 1, out.len, stdout);
+        mt_buf_dispose(&out);
+        mt_tag_report_free(rep);
     }
     mt_free(group);
     fprintf(stderr, "mitral tag: %lu files, %zu series in %zu studies, %lu files skipped\n",

@@ -532,6 +532,14 @@ const mt_conf_project_t *mt_conf_project_by_ae(const mt_conf_t *c, const char *a
     return NULL;
 }
 
+const mt_conf_dest_t *mt_conf_dest_by_ae(const mt_conf_t *c, const char *ae)
+{
+    for (size_t i = 0; c && ae && i < c->n_dests; i++)
+        if (ae_same(c->dests[i].ae_title, ae))
+            return &c->dests[i];
+    return NULL;
+}
+
 const mt_conf_project_t *mt_conf_project_by_name(const mt_conf_t *c, const char *name)
 {
     for (size_t i = 0; c && name && i < c->n_projects; i++)
@@ -545,6 +553,7 @@ void mt_conf_free(mt_conf_t *c)
     if (!c)
         return;
     projects_free(c);
+    mt_free(c->dests);
     users_free(c);
     for (size_t i = 0; i < N_KEYS; i++) {
         const struct conf_key *k = &conf_keys[i];
@@ -572,6 +581,7 @@ struct loader {
     size_t n_sections;
     bool seen_projects;
     size_t projects_line;
+    bool seen_dests;
     bool seen_users;
 };
 
@@ -761,8 +771,8 @@ static int walk_project(struct loader *L, mt_conf_project_t *p, size_t idx)
         size_t kline = ev_line(L);
         if (L->ev.type != YAML_SCALAR_EVENT)
             return fail(L, kline, "%s: keys must be plain words", ctx);
-        const char *kv, *v;
-        size_t kn, n;
+        const char *kv, *v = "";
+        size_t kn, n = 0;
         if (ev_text(L, "key", &kv, &kn))
             return -1;
         char key[32];
@@ -869,6 +879,103 @@ static int walk_projects(struct loader *L)
                             L->c->n_projects - 1, p->ae_title, L->c->projects[i].name);
         }
         L->projects_line = line;
+    }
+    return 0;
+}
+
+/* ---- move_destinations: a list of mappings (ae_title, host, port) ---- */
+
+static int walk_dest(struct loader *L, mt_conf_dest_t *d, size_t idx)
+{
+    char ctx[40], why[256], s[48];
+    snprintf(ctx, sizeof ctx, "move_destinations[%zu]", idx);
+    size_t start_line = ev_line(L);
+    bool seen_ae = false, seen_host = false, seen_port = false;
+    for (;;) {
+        if (next(L))
+            return -1;
+        if (L->ev.type == YAML_MAPPING_END_EVENT)
+            break;
+        size_t kline = ev_line(L);
+        if (L->ev.type != YAML_SCALAR_EVENT)
+            return fail(L, kline, "%s: keys must be plain words", ctx);
+        const char *kv, *v;
+        size_t kn, n;
+        if (ev_text(L, "key", &kv, &kn))
+            return -1;
+        bool *seen = NULL;
+        if (kn == 8 && memcmp(kv, "ae_title", 8) == 0)
+            seen = &seen_ae;
+        else if (kn == 4 && memcmp(kv, "host", 4) == 0)
+            seen = &seen_host;
+        else if (kn == 4 && memcmp(kv, "port", 4) == 0)
+            seen = &seen_port;
+        else
+            return fail(L, kline, "unknown key \"%s\" in %s (ae_title, host, port)",
+                        show(kv, kn, s, sizeof s), ctx);
+        if (*seen)
+            return fail(L, kline, "duplicate key in %s", ctx);
+        *seen = true;
+        char key[16];
+        snprintf(key, sizeof key, "%.*s", (int)kn, kv);
+        if (next(L) || project_scalar(L, ctx, key, &v, &n))
+            return -1;
+        if (seen == &seen_ae) {
+            if (parse_ae(v, n, d->ae_title, why, sizeof why))
+                return fail(L, ev_line(L), "%s.ae_title: %s", ctx, why);
+        } else if (seen == &seen_host) {
+            if (n == 0 || n >= sizeof d->host || has_ctl(v, n) || memchr(v, ' ', n))
+                return fail(L, ev_line(L), "%s.host: expected a host name or address", ctx);
+            memcpy(d->host, v, n);
+            d->host[n] = '\0';
+        } else {
+            char num[8];
+            unsigned long port = 0;
+            char *end = NULL;
+            if (n == 0 || n >= sizeof num)
+                return fail(L, ev_line(L), "%s.port: expected 1-65535", ctx);
+            memcpy(num, v, n);
+            num[n] = '\0';
+            port = strtoul(num, &end, 10);
+            if (!end || *end || port < 1 || port > 65535)
+                return fail(L, ev_line(L), "%s.port: expected 1-65535", ctx);
+            d->port = (uint16_t)port;
+        }
+    }
+    if (!seen_ae || !seen_host || !seen_port)
+        return fail(L, start_line, "%s: ae_title, host and port are required", ctx);
+    return 0;
+}
+
+static int walk_dests(struct loader *L)
+{
+    mt_free(L->c->dests);
+    L->c->dests = NULL;
+    L->c->n_dests = 0;
+    if (ev_is_null(&L->ev))
+        return 0;
+    if (L->ev.type != YAML_SEQUENCE_START_EVENT)
+        return fail(L, ev_line(L),
+                    "move_destinations: expected a list (- ae_title: ..., host: ..., port: ...)");
+    for (;;) {
+        if (next(L))
+            return -1;
+        if (L->ev.type == YAML_SEQUENCE_END_EVENT)
+            break;
+        size_t line = ev_line(L);
+        if (L->ev.type != YAML_MAPPING_START_EVENT)
+            return fail(L, line, "move_destinations[%zu]: expected a mapping", L->c->n_dests);
+        if (L->c->n_dests >= MT_CONF_MAX_DESTS)
+            return fail(L, line, "move_destinations: more than %d entries", MT_CONF_MAX_DESTS);
+        L->c->dests = mt_realloc(L->c->dests, (L->c->n_dests + 1) * sizeof *L->c->dests);
+        mt_conf_dest_t *d = &L->c->dests[L->c->n_dests++];
+        memset(d, 0, sizeof *d);
+        if (walk_dest(L, d, L->c->n_dests - 1))
+            return -1;
+        for (size_t i = 0; i + 1 < L->c->n_dests; i++)
+            if (ae_same(L->c->dests[i].ae_title, d->ae_title))
+                return fail(L, line, "move_destinations[%zu]: duplicate AE title %s",
+                            L->c->n_dests - 1, d->ae_title);
     }
     return 0;
 }
@@ -1020,6 +1127,14 @@ static int walk_mapping(struct loader *L, const char *prefix)
                 return fail(L, kline, "duplicate section projects");
             L->seen_projects = true;
             if (next(L) || walk_projects(L))
+                return -1;
+            continue;
+        }
+        if (!*prefix && kn == 17 && memcmp(kv, "move_destinations", 17) == 0) {
+            if (L->seen_dests)
+                return fail(L, kline, "duplicate section move_destinations");
+            L->seen_dests = true;
+            if (next(L) || walk_dests(L))
                 return -1;
             continue;
         }

@@ -28,6 +28,16 @@ typedef struct mt_conf_project {
 
 #define MT_CONF_MAX_PROJECTS 256
 
+/* A remote application entity we open associations to (`move_destinations:` list): C-MOVE
+ * destinations, and the address where storage commitment results go when the requester's
+ * association has closed. */
+typedef struct mt_conf_dest {
+    char ae_title[17]; /* unique */
+    char host[256];    /* host name or address literal */
+    uint16_t port;
+} mt_conf_dest_t;
+
+#define MT_CONF_MAX_DESTS 1024
 /* One DICOMweb user (`users:` list). Secrets are stored hashed (node/http/auth.h):
  * "sha256$<hex>" or "pbkdf2-sha256$<iterations>$<salt hex>$<hash hex>"; `mitral passwd`
  * prints one. admin: may use /dicomweb (every study) and every project. */
@@ -69,9 +79,17 @@ typedef struct mt_conf {
     char *deid_key_file;        /* deid.key_file: the site secret (mode 0600); "none" */
     /* query (C-FIND, later QIDO-RS) */
     uint32_t max_matches;       /* query.max_matches, default 10000: more answers A700 */
+    /* CMR series tagging (node/tagger.c, docs/tagging.md) */
+    uint32_t tag_series_idle_ms; /* tagging.series_idle, default 10 s: tag a series this long
+                                  * after its last instance */
+    uint32_t tag_study_idle_ms;  /* tagging.study_idle, default 300 s: final exam-level pass,
+                                  * then the study's features are dropped */
     /* projects (not in keys.def: a list of mappings, parsed by conf.c walk_projects) */
     mt_conf_project_t *projects;
     size_t n_projects;
+    /* move destinations (not in keys.def: a list of mappings, conf.c walk_dests) */
+    mt_conf_dest_t *dests;
+    size_t n_dests;
     /* users (not in keys.def: a list of mappings, parsed by conf.c walk_users) */
     mt_conf_user_t *users;
     size_t n_users;
@@ -104,6 +122,8 @@ void mt_conf_set_data_dir(mt_conf_t *c, const char *dir);
 void mt_conf_free(mt_conf_t *c);
 /* The project whose AE title is ae (compared without leading/trailing spaces), or NULL. */
 const mt_conf_project_t *mt_conf_project_by_ae(const mt_conf_t *c, const char *ae);
+/* The move destination with AE title ae (compared without leading/trailing spaces), or NULL. */
+const mt_conf_dest_t *mt_conf_dest_by_ae(const mt_conf_t *c, const char *ae);
 /* The user named name, or NULL. */
 const mt_conf_user_t *mt_conf_user_by_name(const mt_conf_t *c, const char *name);
 /* The project named name, or NULL. */

@@ -148,9 +148,29 @@ static void do_file(run_t *r, const char *path)
         r->n_skipped++;
         goto done;
     }
+    /* File Meta elements inside the data set (a file without preamble whose group 0002 the
+     * reader took for data set elements): the transfer syntax is theirs, and they go. */
+    if (!meta.transfer_syntax_uid[0])
+        mt_ds_get_string(ds, MT_TAG(0x0002, 0x0010), meta.transfer_syntax_uid,
+                         sizeof(meta.transfer_syntax_uid));
+    for (size_t i = mt_ds_count(ds); i-- > 0;)
+        if (MT_TAG_GROUP(mt_ds_at(ds, i)->tag) == 0x0002)
+            mt_ds_remove(ds, mt_ds_at(ds, i)->tag);
     /* The input's transfer syntax is kept (compressed Pixel Data passes through untouched),
      * except that deflated input and bare data sets are written as Explicit VR Little Endian. */
     const mt_ts_t *ts = meta.transfer_syntax_uid[0] ? mt_ts_find(meta.transfer_syntax_uid) : NULL;
+    char iuid[65];
+    if (!mt_ds_get_string(ds, MT_TAG(0x0008, 0x0018), iuid, sizeof(iuid)) || !iuid[0]) {
+        report(r, path, "skipped: no SOP Instance UID (not a composite instance)");
+        r->n_skipped++;
+        goto done;
+    }
+    const mt_ds_elem_t *px = mt_ds_get(ds, MT_TAG_PIXEL_DATA);
+    if (px && px->encapsulated && (!ts || !ts->encapsulated)) {
+        report(r, path, "skipped: encapsulated Pixel Data in an unknown transfer syntax");
+        r->n_skipped++;
+        goto done;
+    }
     /* A DICOMDIR (PS3.10 media directory) is an index of other files, full of names, whose
      * records point at each other by byte offset: not an instance, never written. */
     if (strcmp(meta.sop_class_uid, "1.2.840.10008.1.3.10") == 0 ||

@@ -268,7 +268,9 @@ static mt_deid_action_t resolve(const walk_t *w, uint32_t tag, uint16_t vr, bool
     case MT_DEID_ZD:
         return valid ? MT_DEID_D : MT_DEID_Z;
     case MT_DEID_XZ:
-        return valid ? MT_DEID_Z : MT_DEID_X;
+        /* A sequence with no items is invalid where it is Type 3 (VM 1-n) and only Type 2
+         * needs it present: remove it. Other VRs: Z keeps a Type 2 attribute present. */
+        return valid && vr != VR_SQ ? MT_DEID_Z : MT_DEID_X;
     case MT_DEID_XD:
     case MT_DEID_XZD:
         return valid ? MT_DEID_D : MT_DEID_X;
@@ -457,11 +459,13 @@ static uint16_t effective_vr(const mt_ds_elem_t *e)
     return d && d->vr != VR_SQ ? d->vr : VR_UN;
 }
 
+/* A value the engine writes takes the dictionary's VR when the element came as UN: it is now
+ * text we made, and PS3.5 padding (space for text, NUL for UI) follows the real VR. */
 static int set_value(mt_ds_t *ds, const mt_ds_elem_t *e, const void *v, size_t n)
 {
     if (n > 0xFFFFFFFEu)
         return MT_ETOOBIG;
-    return mt_ds_set(ds, e->tag, e->vr, v, (uint32_t)n);
+    return mt_ds_set(ds, e->tag, effective_vr(e), v, (uint32_t)n);
 }
 
 static int op_dummy(walk_t *w, mt_ds_t *ds, mt_ds_elem_t *e)
@@ -530,32 +534,32 @@ static int op_clean_text(walk_t *w, mt_ds_t *ds, mt_ds_elem_t *e)
     char out[VALMAX];
     size_t n = scrub(w, (const char *)e->value, trim_len((const char *)e->value, e->len), out);
     w->res->n_cleaned++;
+    if (n == 0) { /* nothing left: a dummy keeps a Type 1 attribute valid */
+        const char *d = dummy_string(effective_vr(e));
+        return set_value(ds, e, d, strlen(d));
+    }
     return set_value(ds, e, out, n);
 }
 
-/* Replace a sequence's items: none (Z) or one empty item (D). */
-static int op_seq_reset(mt_ds_t *ds, mt_ds_elem_t *e, bool one_item)
+/* Z on a sequence: no items. */
+static int op_seq_reset(mt_ds_t *ds, mt_ds_elem_t *e)
 {
     uint32_t tag = e->tag;
     mt_ds_remove(ds, tag);
-    int rc = mt_ds_set(ds, tag, VR_SQ, NULL, 0);
-    if (rc || !one_item)
-        return rc;
-    mt_ds_elem_t *s = mt_ds_get(ds, tag);
-    if (!s)
-        return MT_EINVAL;
-    s->items = mt_malloc(sizeof(*s->items));
-    s->items[0] = mt_ds_new();
-    s->n_items = 1;
-    return 0;
+    return mt_ds_set(ds, tag, VR_SQ, NULL, 0);
 }
 
-static int walk_ds(walk_t *w, mt_ds_t *ds, unsigned depth, bool cleaning);
+/* How attributes that the table does not name (default K) are treated inside an item:
+ * as they are (a sequence kept or U), cleaned (a C sequence), or replaced by dummies (a D
+ * sequence: the items stay, so Type 1 contents stay present, but no value of theirs does). */
+enum { MODE_KEEP, MODE_CLEAN, MODE_DUMMY };
 
-static int walk_items(walk_t *w, mt_ds_elem_t *e, unsigned depth, bool cleaning)
+static int walk_ds(walk_t *w, mt_ds_t *ds, unsigned depth, int mode);
+
+static int walk_items(walk_t *w, mt_ds_elem_t *e, unsigned depth, int mode)
 {
     for (size_t k = 0; k < e->n_items; k++) {
-        int rc = walk_ds(w, e->items[k], depth + 1, cleaning);
+        int rc = walk_ds(w, e->items[k], depth + 1, mode);
         if (rc)
             return rc;
     }
@@ -579,7 +583,7 @@ static mt_deid_action_t private_action(walk_t *w, const mt_ds_t *ds, const mt_ds
 }
 
 static int apply_one(walk_t *w, mt_ds_t *ds, mt_ds_elem_t *e, mt_deid_action_t a, bool def,
-                     unsigned depth, bool cleaning)
+                     unsigned depth, int mode)
 {
     uint16_t vr = effective_vr(e);
     bool retain_uids = w->p->options & (1u << MT_DEID_OPT_RETAIN_UIDS);
@@ -592,18 +596,22 @@ static int apply_one(walk_t *w, mt_ds_t *ds, mt_ds_elem_t *e, mt_deid_action_t a
             return 0;
         case MT_DEID_Z:
             w->res->n_replaced++;
-            return op_seq_reset(ds, e, false);
+            return op_seq_reset(ds, e);
         case MT_DEID_D:
             w->res->n_replaced++;
-            return op_seq_reset(ds, e, true);
+            /* No items: nothing to hide, and an added empty item would break the IOD. */
+            return walk_items(w, e, depth, MODE_DUMMY);
         case MT_DEID_C:
-            return walk_items(w, e, depth, true);
+            return walk_items(w, e, depth, mode == MODE_DUMMY ? MODE_DUMMY : MODE_CLEAN);
         default: /* K, U: keep the items and make them safe */
-            return walk_items(w, e, depth, cleaning);
+            return walk_items(w, e, depth, mode);
         }
     }
-    if (cleaning && def && a == MT_DEID_K && vr_free_text(vr))
+    if (mode == MODE_CLEAN && def && a == MT_DEID_K && vr_free_text(vr))
         a = MT_DEID_C;
+    if (mode == MODE_DUMMY && def && a == MT_DEID_K &&
+        (vr_free_text(vr) || vr == VR_DA || vr == VR_DT || vr == VR_TM))
+        a = MT_DEID_D;
     switch (a) {
     case MT_DEID_X:
         w->res->n_removed++;
@@ -640,7 +648,7 @@ static int apply_one(walk_t *w, mt_ds_t *ds, mt_ds_elem_t *e, mt_deid_action_t a
     }
 }
 
-static int walk_ds(walk_t *w, mt_ds_t *ds, unsigned depth, bool cleaning)
+static int walk_ds(walk_t *w, mt_ds_t *ds, unsigned depth, int mode)
 {
     if (depth > 64)
         return MT_EMALFORMED;
@@ -661,7 +669,7 @@ static int walk_ds(walk_t *w, mt_ds_t *ds, unsigned depth, bool cleaning)
             if (el <= 0x00FF)
                 continue; /* creators: settled below */
             mt_deid_action_t a = private_action(w, ds, e);
-            rc = apply_one(w, ds, e, a, a == MT_DEID_K, depth, cleaning);
+            rc = apply_one(w, ds, e, a, a == MT_DEID_K, depth, mode);
             if (rc)
                 return rc;
             continue;
@@ -679,12 +687,12 @@ static int walk_ds(walk_t *w, mt_ds_t *ds, unsigned depth, bool cleaning)
         mt_deid_action_t a = resolve(w, e->tag, e->vr, &def);
         if ((e->tag == TAG_PATIENT_ID || e->tag == TAG_PATIENT_NAME) && a != MT_DEID_K &&
             a != MT_DEID_X) {
-            mt_deid_ident_mode_t mode =
+            mt_deid_ident_mode_t im =
                 e->tag == TAG_PATIENT_ID ? w->p->patient_id : w->p->patient_name;
             size_t n = e->value ? trim_len((const char *)e->value, e->len) : 0;
             char ps[MT_DEID_PSEUDONYM_MAX];
             w->res->n_replaced++;
-            if (mode == MT_DEID_EMPTY || n == 0) {
+            if (im == MT_DEID_EMPTY || n == 0) {
                 rc = set_value(ds, e, NULL, 0);
             } else if (e->tag == TAG_PATIENT_NAME && w->res->pseudonym[0]) {
                 rc = set_value(ds, e, w->res->pseudonym, strlen(w->res->pseudonym));
@@ -693,7 +701,7 @@ static int walk_ds(walk_t *w, mt_ds_t *ds, unsigned depth, bool cleaning)
                 rc = set_value(ds, e, ps, strlen(ps));
             }
         } else {
-            rc = apply_one(w, ds, e, a, def, depth, cleaning);
+            rc = apply_one(w, ds, e, a, def, depth, mode);
         }
         if (rc)
             return rc;
@@ -756,6 +764,56 @@ static int add_method(walk_t *w, mt_ds_t *ds)
     return mt_ds_set_string(ds, MT_TAG(0x0028, 0x0303), MT_VR('C', 'S'), ltim);
 }
 
+/* A sequence that arrived as UN with a defined length (PS3.5 §6.2.2: its value is the
+ * sequence's items in implicit VR little endian) would be opaque bytes to the walk, names and
+ * all. Decode it into a real SQ element so that its items are handled like any others; when it
+ * does not decode, remove it: what cannot be read cannot be shown to be safe. */
+static void normalize_un(mt_ds_t *ds, unsigned depth)
+{
+    if (depth > 64)
+        return;
+    for (size_t i = mt_ds_count(ds); i-- > 0;) {
+        mt_ds_elem_t *e = mt_ds_at(ds, i);
+        const mt_dict_entry_t *d;
+        if (e->vr == VR_UN && e->value && e->len && e->len != MT_UNDEFINED_LENGTH &&
+            (d = mt_dict_by_tag(e->tag)) && d->vr == VR_SQ) {
+            size_t n = (size_t)e->len + 8;
+            uint8_t *buf = mt_try_malloc(n);
+            mt_ds_t *t = NULL;
+            mt_diag_t diag;
+            mt_ds_elem_t *sq = NULL;
+            if (buf) {
+                uint32_t tag = e->tag, len = e->len;
+                uint8_t h[8] = {(uint8_t)(tag >> 16), (uint8_t)(tag >> 24), (uint8_t)tag,
+                                (uint8_t)(tag >> 8), (uint8_t)len, (uint8_t)(len >> 8),
+                                (uint8_t)(len >> 16), (uint8_t)(len >> 24)};
+                memcpy(buf, h, 8);
+                memcpy(buf + 8, e->value, e->len);
+                if (mt_ds_parse(buf, n, mt_ts_implicit_le, &t, &diag) == 0)
+                    sq = mt_ds_get(t, e->tag);
+                mt_free(buf);
+            }
+            if (!sq || sq->vr != VR_SQ) {
+                mt_ds_free(t);
+                mt_ds_remove(ds, e->tag);
+                continue;
+            }
+            mt_free(e->value);
+            e->value = NULL;
+            e->vr = VR_SQ;
+            e->len = MT_UNDEFINED_LENGTH;
+            e->items = sq->items;
+            e->n_items = sq->n_items;
+            sq->items = NULL;
+            sq->n_items = 0;
+            mt_ds_free(t);
+        }
+        if (e->vr == VR_SQ)
+            for (size_t k = 0; k < e->n_items; k++)
+                normalize_un(e->items[k], depth + 1);
+    }
+}
+
 int mt_deid_apply(const mt_deid_profile_t *p, const uint8_t *key, size_t key_len, mt_ds_t *ds,
                   mt_deid_result_t *res)
 {
@@ -790,8 +848,9 @@ int mt_deid_apply(const mt_deid_profile_t *p, const uint8_t *key, size_t key_len
         mt_deid_pseudonym(key, key_len, p->pseudonym_prefix, pid, strlen(pid), res->pseudonym,
                           sizeof(res->pseudonym));
 
+    normalize_un(ds, 0);
     collect(&w, ds, 0);
-    int rc = walk_ds(&w, ds, 0, false);
+    int rc = walk_ds(&w, ds, 0, MODE_KEEP);
     if (!rc)
         rc = add_method(&w, ds);
     for (size_t i = 0; i < w.n_ids; i++)

@@ -14,11 +14,16 @@
  *     scrubs them, and any run of 6+ digits (dates, numbers), out of retained text.
  *  3. Walks the tree at every depth (items of sequences are data sets), each element getting the
  *     action of its row, of "private", or the profile's default/unknown action; composites are
- *     resolved per profile->composite (valid: Z/D->D, X/Z->Z, X/D->D, X/Z/D->D, X/Z/U*->U for
- *     sequences else Z; minimal: the first letter). Then:
- *       X remove; Z zero length (a sequence: no items); D a dummy valid for the VR (a sequence:
- *       one empty item; UI: the mapped UID); K keep (a sequence: its items are walked);
- *       C clean (DA/DT shifted by the patient's shift, TM kept, text scrubbed, UI mapped,
+ *     resolved per profile->composite (valid: Z/D->D, X/Z->Z (a sequence: X, since an empty
+ *     sequence is invalid where it is Type 3), X/D->D, X/Z/D->D, X/Z/U*->U for sequences and
+ *     UIDs else Z; minimal: the first letter). Then:
+ *       X remove; Z zero length (a sequence: no items); D a dummy valid for the VR (UI: the
+ *       mapped UID; a sequence: its items are kept and walked with the table, and every text,
+ *       date and time the table does not name is replaced by a dummy, so Type 1 contents
+ *       stay present but carry nothing; a sequence without items stays empty);
+ *       K keep (a sequence: its items are walked);
+ *       C clean (DA/DT shifted by the patient's shift, TM kept, text scrubbed (a dummy when
+ *       nothing is left), UI mapped,
  *       sequences walked with text cleaning on); U every value -> 2.25 UID (sequences walked).
  *     Attributes kept by default are still made safe: UI values that are not well known
  *     (the 1.2.840.10008 root, and class/scheme attributes such as SOP Class UID) are mapped

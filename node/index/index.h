@@ -8,6 +8,12 @@
  * Which attributes are indexed is one table, node/index/keys.def (level, tag, column). An
  * mt_index_rec_t collects the values of one instance: the ingest path offers every top-level
  * element it parses (mt_index_rec_offer) and the record keeps those that are index keys.
+ *
+ * instances.verified (docs/internals/durability.md): 1 = the file and the row are durable (the
+ * instance was, or is about to be, acknowledged); 0 / 2 = a batch in flight, or cut short by a
+ * crash (start-up reconciles these). Readers that need the file (C-MOVE, C-GET, WADO) select
+ * verified = 1. Values are stored as received (bytes in the instance's Specific Character Set,
+ * no conversion).
  */
 #ifndef MT_INDEX_H
 #define MT_INDEX_H
@@ -36,12 +42,32 @@ const char *mt_index_rec_get(const mt_index_rec_t *r, uint32_t tag);
  * transfer syntax UID of the stored file, SOP class from the file meta. */
 void mt_index_rec_set_file(mt_index_rec_t *r, const char *rel_path, uint64_t size,
                            const char *ts_uid, const char *sop_class_uid);
+/* The adler32 (zlib) of the whole stored file, when known. */
+void mt_index_rec_set_checksum(mt_index_rec_t *r, uint32_t adler32);
 
 typedef struct mt_index_stats {
     uint64_t patients, studies, series, instances, bytes;
 } mt_index_stats_t;
 
 typedef struct mt_index mt_index_t;
+
+/* A row not yet verified, as unverified() reports it. */
+typedef struct mt_index_pending {
+    const char *sop_instance_uid, *rel_path;
+    const char *replaces_path; /* file of the instance it replaced at another path, or NULL */
+    uint64_t size;
+    bool unsynced;     /* mark_unsynced(): the file's data may be torn */
+    bool has_checksum; /* checksum: adler32 of the whole file as written */
+    uint32_t checksum;
+} mt_index_pending_t;
+/* One series' CMR tag (node/tag/, spec section 9.1). Strings are borrowed. */
+typedef struct mt_index_tag {
+    const char *study_uid, *series_uid, *tag, *view, *evidence, *version;
+    double confidence;
+    unsigned revision;
+    int manufacturer;       /* enum mt_tag_vendor */
+    const char *study_date; /* tag_each only (may be NULL) */
+} mt_index_tag_t;
 
 /* Outcome of put() for one record. */
 typedef enum mt_index_put_result {
@@ -70,15 +96,14 @@ typedef struct mt_index_ops {
     void (*close)(mt_index_t *ix);
 
     /* ---- durability bookkeeping (docs/internals/durability.md); added with the ingest ---- */
-    /* Set verified=1 (and clear replaces_path) on every instance row still at 0. */
+    /* Set verified=1 (and clear replaces_path) on every instance row not verified. */
     int (*mark_verified)(mt_index_t *ix);
-    /* Call cb for every instance row with verified=0 (outside a transaction; cb must not call
-     * the index). replaces_path is the file of the instance that row replaced when it lived at
-     * another path, else NULL. A nonzero return from cb stops the walk and is returned. */
-    int (*unverified)(mt_index_t *ix,
-                      int (*cb)(void *u, const char *sop_instance_uid, const char *rel_path,
-                                const char *replaces_path, uint64_t size),
-                      void *u);
+    /* Call cb for every instance row not verified (outside a transaction; cb must not call
+     * the index), oldest first. A nonzero return from cb stops the walk and is returned. */
+    int (*unverified)(mt_index_t *ix, int (*cb)(void *u, const mt_index_pending_t *p), void *u);
+    /* Mark a row just put as written on the one-flush path (its data may be torn until the
+     * batch's sync: start-up must check its checksum). Inside the put's transaction. */
+    int (*mark_unsynced)(mt_index_t *ix, const char *sop_instance_uid);
     /* Mark one instance verified (and forget its replaces_path), recording the size found on
      * disk. MT_ENOENT when there is no such instance. */
     int (*verify)(mt_index_t *ix, const char *sop_instance_uid, uint64_t size);
@@ -109,6 +134,15 @@ typedef struct mt_index_ops {
     /* Counts of the project's studies (present in the index), their series, instances, bytes
      * and patients. */
     int (*project_stats)(mt_index_t *ix, const char *project, mt_index_stats_t *out);
+    /* ---- CMR series tags (issue 5, node/tag/, db/003_series_tags.sql) ---- */
+    /* Insert or update a series' tag. The stored revision becomes the previous one + 1 when
+     * the tag or view changed (0 for a new row); *revision (may be NULL) receives it. */
+    int (*tag_put)(mt_index_t *ix, const mt_index_tag_t *t, unsigned *revision);
+    /* Call cb for every tagged series whose study is indexed, optionally only the studies of
+     * a project and with StudyDate in [from, to] (YYYYMMDD, either may be NULL). cb gets the
+     * row with study_date filled; a nonzero return stops the walk and is returned. */
+    int (*tag_each)(mt_index_t *ix, const char *project, const char *from, const char *to,
+                    int (*cb)(void *u, const mt_index_tag_t *t), void *u);
 } mt_index_ops_t;
 
 struct mt_index {

@@ -68,6 +68,7 @@ enum {
     ST_SERIES_PARENT,
     ST_DIR_MARK,
     ST_DIR_UNMARK,
+    ST_MARK_UNSYNCED,
     ST_COUNT
 };
 
@@ -259,8 +260,8 @@ static int prepare_all(sqlite_index_t *x)
         {ST_ROLLBACK, "ROLLBACK"},
         {ST_FIND_INSTANCE, "SELECT pk, series_pk, path FROM instances WHERE sop_instance_uid=?"},
         {ST_DELETE_INSTANCE, "DELETE FROM instances WHERE pk=?"},
-        {ST_MARK_VERIFIED,
-         "UPDATE instances SET verified=1, replaces_path=NULL WHERE verified=0"},
+        {ST_MARK_VERIFIED, "UPDATE instances SET verified=1, replaces_path=NULL WHERE verified<>1"},
+        {ST_MARK_UNSYNCED, "UPDATE instances SET verified=2 WHERE sop_instance_uid=?"},
         {ST_VERIFY, "UPDATE instances SET verified=1, replaces_path=NULL, size=? "
                     "WHERE sop_instance_uid=?"},
         {ST_STUDY_PARENT, "SELECT patient_pk FROM studies WHERE study_instance_uid=?"},
@@ -289,7 +290,7 @@ static int prepare_all(sqlite_index_t *x)
         {ST_UP_STUDY, MT_LEVEL_STUDY, "patient_pk", "study_instance_uid", "", 0},
         {ST_UP_SERIES, MT_LEVEL_SERIES, "study_pk", "series_instance_uid", "", 0},
         {ST_INSERT_INSTANCE, MT_LEVEL_INSTANCE, "series_pk", NULL,
-         ",path,size,transfer_syntax_uid,replaces_path", 4},
+         ",path,size,transfer_syntax_uid,replaces_path,checksum", 5},
     };
     mt_buf_t b;
     int err = 0;
@@ -490,8 +491,7 @@ static int ix_put(mt_index_t *ix, const mt_index_rec_t *rec, mt_dup_policy_t dup
     /* a study (series) that moved to another patient (study) may leave its old parent empty */
     if (study_was && study_was != study_pk && (err = prune(x, MT_LEVEL_STUDY, study_was)))
         return err;
-    if (patient_was && patient_was != patient_pk &&
-        (err = prune(x, MT_LEVEL_PATIENT, patient_was)))
+    if (patient_was && patient_was != patient_pk && (err = prune(x, MT_LEVEL_PATIENT, patient_was)))
         return err;
 
     sqlite3_stmt *s = x->st[ST_INSERT_INSTANCE];
@@ -511,6 +511,8 @@ static int ix_put(mt_index_t *ix, const mt_index_rec_t *rec, mt_dup_policy_t dup
     sqlite3_bind_text(s, p + 2, f.ts_uid, -1, SQLITE_STATIC);
     if (old_pk && strcmp(prev, f.rel_path) != 0)
         sqlite3_bind_text(s, p + 3, prev, -1, SQLITE_STATIC);
+    if (f.has_checksum)
+        sqlite3_bind_int64(s, p + 4, (sqlite3_int64)f.checksum);
     if ((err = step_done(x, s, "insert instance")))
         return err;
 
@@ -693,24 +695,28 @@ static int ix_mark_verified(mt_index_t *ix)
     return step_done(x, x->st[ST_MARK_VERIFIED], "mark verified");
 }
 
-static int ix_unverified(mt_index_t *ix,
-                         int (*cb)(void *u, const char *sop_instance_uid, const char *rel_path,
-                                   const char *replaces_path, uint64_t size),
-                         void *u)
+static int ix_unverified(mt_index_t *ix, int (*cb)(void *u, const mt_index_pending_t *p), void *u)
 {
     sqlite_index_t *x = (sqlite_index_t *)ix;
     sqlite3_stmt *s;
     int rc = sqlite3_prepare_v2(x->db,
-                                "SELECT sop_instance_uid, path, replaces_path, size FROM instances "
-                                "WHERE verified=0 ORDER BY pk",
+                                "SELECT sop_instance_uid, path, replaces_path, size, verified, "
+                                "checksum FROM instances WHERE verified<>1 ORDER BY pk",
                                 -1, &s, NULL);
     if (rc != SQLITE_OK)
         return db_err(x, rc, "unverified");
     int err = 0;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        err = cb(u, (const char *)sqlite3_column_text(s, 0),
-                 (const char *)sqlite3_column_text(s, 1), (const char *)sqlite3_column_text(s, 2),
-                 (uint64_t)sqlite3_column_int64(s, 3));
+        mt_index_pending_t p = {
+            .sop_instance_uid = (const char *)sqlite3_column_text(s, 0),
+            .rel_path = (const char *)sqlite3_column_text(s, 1),
+            .replaces_path = (const char *)sqlite3_column_text(s, 2),
+            .size = (uint64_t)sqlite3_column_int64(s, 3),
+            .unsynced = sqlite3_column_int(s, 4) == 2,
+            .has_checksum = sqlite3_column_type(s, 5) == SQLITE_INTEGER,
+            .checksum = (uint32_t)sqlite3_column_int64(s, 5),
+        };
+        err = cb(u, &p);
         if (err)
             break;
     }
@@ -746,6 +752,17 @@ static int ix_remove(mt_index_t *ix, const char *sop_instance_uid)
     if ((err = step_done(x, d, "delete instance")))
         return err;
     return prune(x, MT_LEVEL_SERIES, series_pk);
+}
+
+static int ix_mark_unsynced(mt_index_t *ix, const char *sop_instance_uid)
+{
+    sqlite_index_t *x = (sqlite_index_t *)ix;
+    sqlite3_stmt *s = x->st[ST_MARK_UNSYNCED];
+    sqlite3_bind_text(s, 1, sop_instance_uid, -1, SQLITE_STATIC);
+    int err = step_done(x, s, "mark unsynced");
+    if (!err && sqlite3_changes(x->db) == 0)
+        err = MT_ENOENT;
+    return err;
 }
 
 static int ix_dir_mark(mt_index_t *ix, const char *rel_dir)
@@ -816,6 +833,87 @@ static int journal_wal(sqlite_index_t *x)
     return 0;
 }
 
+static int ix_tag_put(mt_index_t *ix, const mt_index_tag_t *t, unsigned *revision)
+{
+    sqlite_index_t *x = (sqlite_index_t *)ix;
+    sqlite3_stmt *s;
+    int rc = sqlite3_prepare_v2(
+        x->db,
+        "INSERT INTO series_tags(series_uid, study_uid, tag, view, confidence, evidence, version, "
+        "revision, manufacturer) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8) "
+        "ON CONFLICT(series_uid) DO UPDATE SET study_uid = excluded.study_uid, "
+        "revision = revision + (tag <> excluded.tag OR view <> excluded.view), "
+        "tag = excluded.tag, view = excluded.view, confidence = excluded.confidence, "
+        "evidence = excluded.evidence, version = excluded.version, "
+        "manufacturer = excluded.manufacturer, "
+        "tagged_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now') RETURNING revision",
+        -1, &s, NULL);
+    if (rc != SQLITE_OK)
+        return db_err(x, rc, "tag put");
+    sqlite3_bind_text(s, 1, t->series_uid, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, t->study_uid ? t->study_uid : "", -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, t->tag, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 4, t->view ? t->view : "", -1, SQLITE_STATIC);
+    sqlite3_bind_double(s, 5, t->confidence);
+    sqlite3_bind_text(s, 6, t->evidence ? t->evidence : "", -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 7, t->version ? t->version : "", -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 8, t->manufacturer);
+    rc = sqlite3_step(s);
+    int err = 0;
+    if (rc == SQLITE_ROW) {
+        if (revision)
+            *revision = (unsigned)sqlite3_column_int(s, 0);
+        rc = sqlite3_step(s);
+    }
+    if (rc != SQLITE_DONE)
+        err = db_err(x, rc, "tag put");
+    sqlite3_finalize(s);
+    return err;
+}
+
+static int ix_tag_each(mt_index_t *ix, const char *project, const char *from, const char *to,
+                       int (*cb)(void *u, const mt_index_tag_t *t), void *u)
+{
+    sqlite_index_t *x = (sqlite_index_t *)ix;
+    sqlite3_stmt *s;
+    int rc = sqlite3_prepare_v2(
+        x->db,
+        "SELECT t.series_uid, t.study_uid, t.tag, t.view, t.confidence, t.evidence, t.version, "
+        "t.revision, t.manufacturer, st.study_date FROM series_tags t "
+        "JOIN studies st ON st.study_instance_uid = t.study_uid "
+        "WHERE (?1 IS NULL OR EXISTS (SELECT 1 FROM project_studies ps WHERE ps.project = ?1 "
+        "AND ps.study_uid = t.study_uid)) "
+        "AND (?2 IS NULL OR st.study_date >= ?2) AND (?3 IS NULL OR st.study_date <= ?3) "
+        "ORDER BY t.study_uid, t.series_uid",
+        -1, &s, NULL);
+    if (rc != SQLITE_OK)
+        return db_err(x, rc, "tag list");
+    sqlite3_bind_text(s, 1, project, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, from, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, to, -1, SQLITE_STATIC);
+    int err = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        mt_index_tag_t t = {
+            .series_uid = (const char *)sqlite3_column_text(s, 0),
+            .study_uid = (const char *)sqlite3_column_text(s, 1),
+            .tag = (const char *)sqlite3_column_text(s, 2),
+            .view = (const char *)sqlite3_column_text(s, 3),
+            .confidence = sqlite3_column_double(s, 4),
+            .evidence = (const char *)sqlite3_column_text(s, 5),
+            .version = (const char *)sqlite3_column_text(s, 6),
+            .revision = (unsigned)sqlite3_column_int(s, 7),
+            .manufacturer = sqlite3_column_int(s, 8),
+            .study_date = (const char *)sqlite3_column_text(s, 9),
+        };
+        if ((err = cb(u, &t)) != 0)
+            break;
+    }
+    if (!err && rc != SQLITE_DONE)
+        err = db_err(x, rc, "tag list");
+    sqlite3_finalize(s);
+    return err;
+}
+
 static const mt_index_ops_t sqlite_ops = {
     .name = "sqlite",
     .begin = ix_begin,
@@ -831,12 +929,15 @@ static const mt_index_ops_t sqlite_ops = {
     .verify = ix_verify,
     .remove = ix_remove,
     .locate = ix_locate,
+    .mark_unsynced = ix_mark_unsynced,
     .dir_mark = ix_dir_mark,
     .dir_unmark = ix_dir_unmark,
     .dirs = ix_dirs,
     .project_add = ix_project_add,
     .project_remove = ix_project_remove,
     .project_stats = ix_project_stats,
+    .tag_put = ix_tag_put,
+    .tag_each = ix_tag_each,
 };
 
 int mt_index_sqlite_open(const char *path, mt_index_t **out)
@@ -844,9 +945,8 @@ int mt_index_sqlite_open(const char *path, mt_index_t **out)
     *out = NULL;
     sqlite_index_t *x = mt_calloc(1, sizeof *x);
     x->base.ops = &sqlite_ops;
-    int rc = sqlite3_open_v2(path, &x->db,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                             NULL);
+    int rc = sqlite3_open_v2(
+        path, &x->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     int err;
     if (rc != SQLITE_OK) {
         mt_log(MT_LOG_ERROR, NULL, "index: cannot open %s: %s", path,

@@ -6,6 +6,7 @@
 #ifndef MT_INDEX_KEYS_H
 #define MT_INDEX_KEYS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -52,6 +53,8 @@ const char *mt__index_rec_value(const mt_index_rec_t *r, size_t i);
 typedef struct mt__index_file {
     const char *rel_path, *ts_uid, *sop_class_uid; /* NULL when unset */
     uint64_t size;
+    bool has_checksum;
+    uint32_t checksum;
 } mt__index_file_t;
 void mt__index_rec_file(const mt_index_rec_t *r, mt__index_file_t *out);
 

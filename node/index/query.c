@@ -551,7 +551,7 @@ int mt_query_from_ds(const mt_ds_t *id, mt_qr_model_t model, mt_query_t **out,
     int level = mt_query_level_parse(lvp);
     if (level < 0 || !model_has_level(model, (mt_index_level_t)level)) {
         set_err(err, MT_STATUS_IDENTIFIER_MISMATCH, TAG_QR_LEVEL,
-                "QueryRetrieveLevel %.40s not in this model", lvp);
+                "QueryRetrieveLevel %.16s not in this model", lvp);
         return MT_EINVAL;
     }
     mt_query_t *q = mt_calloc(1, sizeof *q);
@@ -642,7 +642,7 @@ int mt_query_from_ds(const mt_ds_t *id, mt_qr_model_t model, mt_query_t **out,
             if (!uk || (uk->match != MT_QM_SINGLE && uk->match != MT_QM_LIST)) {
                 const mt_dict_entry_t *d = mt_dict_by_tag(unique_key[l]);
                 set_err(err, MT_STATUS_IDENTIFIER_MISMATCH, unique_key[l],
-                        "unique key %.40s required above this level", d ? d->keyword : "?");
+                        "unique key %.24s required above this level", d ? d->keyword : "?");
                 mt_query_free(q);
                 return MT_EINVAL;
             }

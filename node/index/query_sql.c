@@ -23,6 +23,10 @@
  *   ModalitiesInStudy           st.pk IN (SELECT study_pk FROM series WHERE modality ...)
  * "+1" is the prefix with its last byte incremented: the smallest string above every string
  * that starts with the prefix.
+ * Computed attributes: NumberOfStudyRelatedSeries/Instances, NumberOfSeriesRelatedInstances and
+ * ModalitiesInStudy are columns kept by the triggers of db/003_query_counts.sql (no per-row
+ * counting); patient-level counts sum them over the patient's (project's) studies;
+ * SOPClassesInStudy is a DISTINCT over the study's instances.
  * Project scope: EXISTS (SELECT 1 FROM project_studies ps WHERE ps.project = ? AND
  * ps.study_uid = st.study_instance_uid) (its primary key), at PATIENT level through the
  * patient's studies; patient-level counts then count the project's studies only.
@@ -261,37 +265,32 @@ static void project_exists(mt_qsql_t *o, const char *project, const char *study_
  * of the SQL, or empty). */
 static bool computed_expr(mt_qsql_t *o, const mt_qkey_t *k, const mt_qscope_t *scope)
 {
-    const char *proj_join = "";
     switch (k->computed) {
     case MT_QC_PATIENT_STUDIES:
     case MT_QC_PATIENT_SERIES:
     case MT_QC_PATIENT_INSTANCES:
-        put(o, "(SELECT count(*) FROM studies s2");
-        if (k->computed != MT_QC_PATIENT_STUDIES)
-            put(o, " JOIN series e2 ON e2.study_pk = s2.pk");
-        if (k->computed == MT_QC_PATIENT_INSTANCES)
-            put(o, " JOIN instances i2 ON i2.series_pk = e2.pk");
-        put(o, " WHERE s2.patient_pk = p.pk");
+        put(o, k->computed == MT_QC_PATIENT_STUDIES   ? "(SELECT count(*)"
+               : k->computed == MT_QC_PATIENT_SERIES ? "(SELECT coalesce(sum(s2.num_series), 0)"
+                                                     : "(SELECT coalesce(sum(s2.num_instances), 0)");
+        put(o, " FROM studies s2 WHERE s2.patient_pk = p.pk");
         if (scope && scope->project) {
             put(o, " AND ");
             project_exists(o, scope->project, "s2");
         }
         put(o, ")");
-        (void)proj_join;
         return true;
+    /* kept by the triggers of db/003_query_counts.sql */
     case MT_QC_STUDY_SERIES:
-        put(o, "(SELECT count(*) FROM series e2 WHERE e2.study_pk = st.pk)");
+        put(o, "st.num_series");
         return true;
     case MT_QC_STUDY_INSTANCES:
-        put(o, "(SELECT count(*) FROM series e2 JOIN instances i2 ON i2.series_pk = e2.pk "
-               "WHERE e2.study_pk = st.pk)");
+        put(o, "st.num_instances");
         return true;
     case MT_QC_SERIES_INSTANCES:
-        put(o, "(SELECT count(*) FROM instances i2 WHERE i2.series_pk = se.pk)");
+        put(o, "se.num_instances");
         return true;
     case MT_QC_MODALITIES:
-        put(o, "(SELECT group_concat(m, '\\') FROM (SELECT DISTINCT e2.modality AS m FROM "
-               "series e2 WHERE e2.study_pk = st.pk AND e2.modality <> ''))");
+        put(o, "st.modalities_in_study");
         return true;
     case MT_QC_SOP_CLASSES:
         put(o, "(SELECT group_concat(c, '\\') FROM (SELECT DISTINCT i2.sop_class_uid AS c FROM "

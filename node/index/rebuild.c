@@ -8,6 +8,8 @@
  * incomplete), then every byte of the data set goes through mt_ds_reader_feed and the reader
  * must finish cleanly (a truncated or zero-filled file fails). Top-level elements whose value
  * the reader delivers whole are offered to the record; keys are never bulk data.
+ * mt_index_read_file_sum also returns the adler32 of every byte read (the ingest's checksum
+ * of a stored file, to detect torn data that still parses).
  *
  * mt_index_rebuild: clear the index, then walk the store (temp files under .tmp are never
  * visited) and index every file that
@@ -16,8 +18,9 @@
  *     in by hand, or a UID that cannot name a path);
  * A second file with the same SOP Instance UID (possible only by copying files around, see
  * docs/internals/durability.md) replaces the first and is counted as a duplicate. Rows go in
- * with verified=1, COMMIT_EVERY per transaction; at the end one store sync (covering the
- * index's file system) makes the result durable. Run it with the node stopped.
+ * with verified=1 and their checksum, COMMIT_EVERY per transaction; at the end one store sync
+ * (covering the index's file system) makes the result durable. The store's lock makes it
+ * refuse a root a running node holds.
  */
 #include "rebuild.h"
 
@@ -27,6 +30,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "../store/store.h"
 #include "../util/alloc.h"
@@ -72,9 +76,15 @@ static ssize_t read_full(int fd, uint8_t *p, size_t n)
     return (ssize_t)got;
 }
 
-int mt_index_read_file(const char *abs_path, mt_meta_t *meta, mt_index_rec_t *rec,
-                       uint64_t *size)
+int mt_index_read_file(const char *abs_path, mt_meta_t *meta, mt_index_rec_t *rec, uint64_t *size)
 {
+    return mt_index_read_file_sum(abs_path, meta, rec, size, NULL);
+}
+
+int mt_index_read_file_sum(const char *abs_path, mt_meta_t *meta, mt_index_rec_t *rec,
+                           uint64_t *size, uint32_t *adler32)
+{
+    uLong sum = adler32_z(0, NULL, 0);
     int fd = open(abs_path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return errno == ENOENT ? MT_ENOENT : MT_ERR_FROM_ERRNO();
@@ -115,6 +125,7 @@ int mt_index_read_file(const char *abs_path, mt_meta_t *meta, mt_index_rec_t *re
                 goto out;
             }
             eof = (size_t)n < cap - len;
+            sum = adler32_z(sum, buf + len, (size_t)n);
             len += (size_t)n;
         }
         err = mt_part10_read_meta(buf, len, meta, &consumed, &diag);
@@ -151,14 +162,17 @@ int mt_index_read_file(const char *abs_path, mt_meta_t *meta, mt_index_rec_t *re
             goto out;
         }
         eof = (size_t)n < READ_CHUNK;
+        sum = adler32_z(sum, buf, (size_t)n);
         if (n > 0 && (err = mt_ds_reader_feed(r, buf, (size_t)n)))
             goto out;
     }
     err = mt_ds_reader_finish(r);
+    if (adler32)
+        *adler32 = (uint32_t)sum;
 out:
     if (err && r && mt_ds_reader_diag(r)->reason)
-        mt_log(MT_LOG_DEBUG, NULL, "read %s: %s at %llu", abs_path,
-               mt_ds_reader_diag(r)->reason, (unsigned long long)mt_ds_reader_diag(r)->offset);
+        mt_log(MT_LOG_DEBUG, NULL, "read %s: %s at %llu", abs_path, mt_ds_reader_diag(r)->reason,
+               (unsigned long long)mt_ds_reader_diag(r)->offset);
     mt_ds_reader_free(r);
     mt_free(buf);
     close(fd);
@@ -191,8 +205,9 @@ static int on_file(void *u, const char *rel_path, const char *abs_path, uint64_t
     }
     mt_meta_t meta;
     uint64_t fsize = 0;
+    uint32_t sum = 0;
     mt_index_rec_t *rec = mt_index_rec_new();
-    int rc = mt_index_read_file(abs_path, &meta, rec, &fsize);
+    int rc = mt_index_read_file_sum(abs_path, &meta, rec, &fsize, &sum);
     if (rc) {
         c->unreadable++;
         mt_log(MT_LOG_DEBUG, NULL, "rebuild: %s: %s", rel_path, mt_strerror(rc));
@@ -210,6 +225,7 @@ static int on_file(void *u, const char *rel_path, const char *abs_path, uint64_t
         goto out;
     }
     mt_index_rec_set_file(rec, rel_path, fsize, meta.transfer_syntax_uid, meta.sop_class_uid);
+    mt_index_rec_set_checksum(rec, sum);
     if (c->in_txn == 0 && (c->err = ix->ops->begin(ix)))
         goto out;
     mt_index_put_result_t res;
@@ -238,9 +254,8 @@ int mt_index_rebuild(const char *storage_root, const char *index_path, mt_index_
     return mt_index_rebuild_report(storage_root, index_path, out, NULL, err, errsz);
 }
 
-int mt_index_rebuild_report(const char *storage_root, const char *index_path,
-                            mt_index_stats_t *out, mt_index_rebuild_report_t *rep, char *err,
-                            size_t errsz)
+int mt_index_rebuild_report(const char *storage_root, const char *index_path, mt_index_stats_t *out,
+                            mt_index_rebuild_report_t *rep, char *err, size_t errsz)
 {
     char dummy[1];
     if (!err || !errsz) {

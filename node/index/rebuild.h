@@ -37,5 +37,8 @@ int mt_index_rebuild_report(const char *storage_root, const char *index_path,
  * truncated or zero-filled file fails (MT_EMALFORMED); MT_ENOENT when the file is missing. */
 int mt_index_read_file(const char *abs_path, mt_meta_t *meta, mt_index_rec_t *rec,
                        uint64_t *size);
+/* The same, also computing the adler32 (zlib) of the whole file into *adler32. */
+int mt_index_read_file_sum(const char *abs_path, mt_meta_t *meta, mt_index_rec_t *rec,
+                           uint64_t *size, uint32_t *adler32);
 
 #endif

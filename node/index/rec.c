@@ -91,8 +91,7 @@ const mt_index_key_t *mt_index_keys(size_t *n)
 
 const char *mt_index_level_table(mt_index_level_t level)
 {
-    static const char *const names[MT_LEVEL_COUNT] = {"patients", "studies", "series",
-                                                      "instances"};
+    static const char *const names[MT_LEVEL_COUNT] = {"patients", "studies", "series", "instances"};
     return level < MT_LEVEL_COUNT ? names[level] : NULL;
 }
 
@@ -111,6 +110,8 @@ struct mt_index_rec {
     char *values[N_KEYS]; /* by row; rows of one tag share one string (owned by the first) */
     char *rel_path, *ts_uid, *sop_class_uid;
     uint64_t size;
+    bool has_checksum;
+    uint32_t checksum;
 };
 
 mt_index_rec_t *mt_index_rec_new(void)
@@ -143,8 +144,9 @@ static bool is_pad(char c)
     return c == ' ' || c == '\0';
 }
 
-/* Append one component of a string value, trimmed as described in the header comment. */
-static void put_component(mt_buf_t *out, const char *p, size_t n, bool trim_leading)
+/* Append one component of a string value, trimmed as described in the header comment, cut
+ * at the value cap. Returns false once the cap is reached (the caller stops there). */
+static bool put_component(mt_buf_t *out, const char *p, size_t n, bool trim_leading)
 {
     size_t a = 0;
     if (trim_leading)
@@ -155,7 +157,11 @@ static void put_component(mt_buf_t *out, const char *p, size_t n, bool trim_lead
     for (size_t i = a; i < n; i++)
         if (p[i] == '\0') /* an embedded NUL would cut the C string: stop at it */
             n = i;
-    mt_buf_append(out, p + a, n - a); /* over the cap: the value is cut short */
+    size_t room = out->limit - out->len;
+    bool fits = n - a <= room;
+    if (mt_buf_append(out, p + a, fits ? n - a : room) != 0)
+        return false;
+    return fits;
 }
 
 static uint64_t load(const uint8_t *p, size_t n, bool be)
@@ -252,9 +258,10 @@ void mt_index_rec_offer(mt_index_rec_t *r, uint32_t tag, uint16_t vr, const uint
             size_t start = 0;
             for (size_t i = 0; i <= len; i++) {
                 if (i == len || p[i] == '\\') {
-                    if (start)
-                        mt_buf_append(&out, "\\", 1);
-                    put_component(&out, p + start, i - start, true);
+                    if (start && mt_buf_append(&out, "\\", 1) != 0)
+                        break;
+                    if (!put_component(&out, p + start, i - start, true))
+                        break;
                     start = i + 1;
                 }
             }
@@ -288,6 +295,12 @@ void mt_index_rec_set_file(mt_index_rec_t *r, const char *rel_path, uint64_t siz
     r->size = size;
 }
 
+void mt_index_rec_set_checksum(mt_index_rec_t *r, uint32_t adler32)
+{
+    r->has_checksum = true;
+    r->checksum = adler32;
+}
+
 const char *mt__index_rec_value(const mt_index_rec_t *r, size_t i)
 {
     return i < N_KEYS ? r->values[i] : NULL;
@@ -299,4 +312,6 @@ void mt__index_rec_file(const mt_index_rec_t *r, mt__index_file_t *out)
     out->ts_uid = r->ts_uid;
     out->sop_class_uid = r->sop_class_uid;
     out->size = r->size;
+    out->has_checksum = r->has_checksum;
+    out->checksum = r->checksum;
 }

@@ -16,13 +16,18 @@
  *      │                 │   drain_cb fires when the spill finishes)
  *      └──commit──> FINAL work (rest of buf -> temp, close) ──> commit queue (mutex + cond)
  *                                                               │
- *   commit thread, per batch (batch_intent/publish/finish):     ▼
+ *   commit thread, per batch (batch_intent, then one of two paths):  ▼
  *     1. path of each job from its UIDs (store layout; a bad UID fails that job)
  *     2. BEGIN; put() each row with verified=0 (duplicate policy decides: insert, replace,
- *        keep the existing one, reject); COMMIT. These rows are the batch's intent record.
- *     3. sync #1 (one syncfs): the temp files' data and the WAL holding the rows are durable
- *     4. publish: rename each temp file to its path (creating directories)
- *     5. sync #2 (one syncfs): the renames (directory entries) are durable
+ *        keep the existing one, reject). Then the path of the batch:
+ *     FAST (every file is new and goes to a directory already durably marked in dirty_dirs):
+ *        3f. rows marked unsynced (verified=2: start-up checks their adler32, the data may
+ *            be torn); rename each temp file into place; COMMIT; ONE sync: data, renames, rows
+ *     SLOW (anything else: a new series directory, an overwrite):
+ *        3. mark the new directories (dir_mark); COMMIT: the rows are the batch's intent
+ *           record; sync #1: the temp files' data and the rows are durable
+ *        4. rename each temp file into place; sync #2: the renames are durable
+ *     then, both paths:
  *     6. unlink the files of replaced instances that lived at another path
  *     7. BEGIN; verify() each published row (verified=1, replaces_path cleared); [sync #3,
  *        only when step 6 deleted something]; COMMIT (no flush needed: losing it only means
@@ -30,19 +35,22 @@
  *     8. post completions (mutex list + uv_async_send) -> done_cb on the loop:
  *        0 / MT_EDUPLICATE / failure + comment.
  *   So a success is never sent before that instance's file and its row are durable.
- *   Pipelining (commit_thread): one syncfs serves as sync #2 of the previous batch and sync #1
- *   of the next, so under load a batch costs one flush; an idle queue gets its sync at once.
+ *   One sync per turn of the loop (commit_thread): a SLOW batch's sync #2 is the next batch's
+ *   sync; a series arriving one instance at a time costs one flush per instance after its
+ *   first. Marks are kept for the MAX_MARKED most recently used directories.
  *
  * Failures: a job failure before step 2 (bad UID, write error) fails that job only; an index
- * error in step 2 rolls the transaction back and fails the batch (temp files removed). A failed
- * rename (step 4) fails its job and reconciles its row at once. A failed sync (3 or 5) fails
- * the batch and marks the ingest broken: after an fsync error the kernel may have dropped the
- * dirty pages, so nothing written since can be trusted; every later job fails with MT_EIO until
- * a restart, whose reconciliation repairs the index from the files (PostgreSQL makes the same
- * choice).
+ * error in step 2 / 3 / 3f rolls the transaction back and fails the batch (temp files removed;
+ * on the fast path the files already renamed are deleted). A failed rename fails its job; its
+ * row is reconciled at once (slow path) or dropped before the commit (fast path). A failed sync
+ * fails the batch(es) it covered and marks the ingest broken: after an fsync error the kernel
+ * may have dropped the dirty pages, so nothing written since can be trusted; every later job
+ * fails with MT_EIO until a restart, whose reconciliation repairs the index from the files
+ * (PostgreSQL makes the same choice).
  *
- * Start-up (mt_ingest_open): delete every temp file, then reconcile every row still at
- * verified=0 with the files (reconcile(), below); the same function repairs a failed rename.
+ * Start-up (mt_ingest_open): delete every temp file, reconcile every row not verified (0 or 2)
+ * with the files (reconcile(), below; the same function repairs a failed rename), then scan
+ * the marked directories for files without rows (reconcile_dirs) and drop every mark.
  *
  * Close: refuse new jobs, wait for live jobs to finish (commit or cancel), then stop and join
  * the commit thread, close index and store, and call the close callback.
@@ -52,6 +60,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 #include "../index/rebuild.h"
 #include "../util/alloc.h"
@@ -79,8 +88,8 @@ struct mt_ingest_job {
     mt_ingest_t *ing;
     mt_ingest_job_t *next; /* commit queue / completion list */
     /* loop thread */
-    mt_buf_t buf;          /* bytes appended, not yet handed to a worker */
-    bool working;          /* a pool worker owns out, tmp, work_status */
+    mt_buf_t buf; /* bytes appended, not yet handed to a worker */
+    bool working; /* a pool worker owns out, tmp, work_status */
     bool commit_wanted, cancelled, want_drain;
     int status;
     const char *comment;
@@ -95,6 +104,7 @@ struct mt_ingest_job {
     mt_store_tmp_t tmp;
     int work_status;
     const char *work_comment;
+    uint32_t adler; /* adler32 of the bytes written so far */
     mt_index_rec_t *rec;
     char ts_uid[65], sop_class_uid[65];
     /* commit thread */
@@ -245,19 +255,25 @@ static bool bad_file(int err)
 }
 
 /* Index the file at rel_path if it is a whole Part 10 file of instance sop stored at its layout
- * path: put (overwrite) from the file's own values and mark the row verified.
+ * path (and, when torn is given, of exactly that size and adler32: a file written on the
+ * one-flush path can parse yet hold blocks that never reached the disk): put (overwrite) from
+ * the file's own values and mark the row verified.
  * 0 indexed; MT_ENOENT no such file; bad_file() codes: not a whole file of sop at that path;
  * anything else: I/O or index failure. */
-static int index_from_file(mt_store_t *st, mt_index_t *ix, const char *sop, const char *rel_path)
+static int index_from_file(mt_store_t *st, mt_index_t *ix, const char *sop, const char *rel_path,
+                           const mt_index_pending_t *torn)
 {
     char abs[1024], want[MT_STORE_PATH_MAX];
     mt_meta_t meta;
     uint64_t size = 0;
+    uint32_t sum = 0;
     int rc = st->ops->abs_path(st, rel_path, abs, sizeof abs);
     if (rc)
         return rc;
     mt_index_rec_t *rec = mt_index_rec_new();
-    rc = mt_index_read_file(abs, &meta, rec, &size);
+    rc = mt_index_read_file_sum(abs, &meta, rec, &size, &sum);
+    if (rc == 0 && torn && (!torn->has_checksum || torn->checksum != sum || torn->size != size))
+        rc = MT_EMALFORMED;
     if (rc == 0) {
         const char *ds_sop = mt_index_rec_get(rec, TAG_SOP_INSTANCE_UID);
         if (!ds_sop || strcmp(ds_sop, sop) != 0 || strcmp(meta.sop_instance_uid, sop) != 0 ||
@@ -270,6 +286,7 @@ static int index_from_file(mt_store_t *st, mt_index_t *ix, const char *sop, cons
     if (rc == 0) {
         mt_index_put_result_t res;
         mt_index_rec_set_file(rec, rel_path, size, meta.transfer_syntax_uid, meta.sop_class_uid);
+        mt_index_rec_set_checksum(rec, sum);
         rc = ix->ops->put(ix, rec, MT_DUP_OVERWRITE, &res, NULL, 0);
         if (rc == 0)
             rc = ix->ops->verify(ix, sop, size);
@@ -289,7 +306,7 @@ static void unlink_file(mt_store_t *st, const char *rel_path, reconcile_stats_t 
         mt_log(MT_LOG_WARN, NULL, "ingest: cannot remove a stored file: %s", mt_strerror(rc));
 }
 
-/* The row of instance sop says rel_path but may not be durable, nor its file (verified=0).
+/* The row of instance sop says rel_path but may not be durable, nor its file (verified 0/2).
  * Call inside an index transaction. Outcome:
  *   the file at rel_path is whole  -> row re-indexed from it, verified; the file it replaced at
  *                                     another path (replaces, may be NULL) is deleted
@@ -298,12 +315,13 @@ static void unlink_file(mt_store_t *st, const char *rel_path, reconcile_stats_t 
  * The caller makes the deletions durable (store sync) BEFORE it commits, so a committed
  * verdict never outlives a file it deleted; a crash before the commit leaves the row unverified
  * and the next start-up decides again. Returns 0 or an I/O / index failure. */
-static int reconcile(mt_store_t *st, mt_index_t *ix, const char *sop, const char *rel_path,
-                     const char *replaces, reconcile_stats_t *rs)
+static int reconcile(mt_store_t *st, mt_index_t *ix, const mt_index_pending_t *p,
+                     reconcile_stats_t *rs)
 {
+    const char *sop = p->sop_instance_uid, *rel_path = p->rel_path, *replaces = p->replaces_path;
     if (replaces && (!*replaces || strcmp(replaces, rel_path) == 0))
         replaces = NULL;
-    int rc = index_from_file(st, ix, sop, rel_path);
+    int rc = index_from_file(st, ix, sop, rel_path, p->unsynced ? p : NULL);
     if (rc == 0) {
         rs->kept++;
         if (replaces)
@@ -320,7 +338,7 @@ static int reconcile(mt_store_t *st, mt_index_t *ix, const char *sop, const char
     rs->removed++;
     if (!replaces)
         return 0;
-    rc = index_from_file(st, ix, sop, replaces);
+    rc = index_from_file(st, ix, sop, replaces, NULL);
     if (rc == 0) {
         rs->restored++;
         return 0;
@@ -334,24 +352,23 @@ static int reconcile(mt_store_t *st, mt_index_t *ix, const char *sop, const char
 
 typedef struct check_item {
     struct check_item *next;
-    char *sop, *path, *replaces;
+    mt_index_pending_t p; /* strings owned */
 } check_item_t;
 
-static int collect_unverified(void *u, const char *sop, const char *rel_path,
-                              const char *replaces_path, uint64_t size)
+static int collect_unverified(void *u, const mt_index_pending_t *p)
 {
-    (void)size;
     check_item_t ***tail = u;
     check_item_t *c = mt_calloc(1, sizeof *c);
-    c->sop = mt_strdup(sop);
-    c->path = mt_strdup(rel_path);
-    c->replaces = replaces_path ? mt_strdup(replaces_path) : NULL;
+    c->p = *p;
+    c->p.sop_instance_uid = mt_strdup(p->sop_instance_uid);
+    c->p.rel_path = mt_strdup(p->rel_path);
+    c->p.replaces_path = p->replaces_path ? mt_strdup(p->replaces_path) : NULL;
     **tail = c;
     *tail = &c->next;
     return 0;
 }
 
-/* Start-up: reconcile every row still at verified=0 (the batches a crash may have cut short),
+/* Start-up: reconcile every row not verified (the batches a crash may have cut short),
  * in one transaction, then make the result durable. */
 static int reconcile_unverified(mt_store_t *st, mt_index_t *ix)
 {
@@ -362,7 +379,7 @@ static int reconcile_unverified(mt_store_t *st, mt_index_t *ix)
     reconcile_stats_t rs = {0};
     err = ix->ops->begin(ix);
     for (check_item_t *c = list; c && !err; c = c->next)
-        err = reconcile(st, ix, c->sop, c->path, c->replaces, &rs);
+        err = reconcile(st, ix, &c->p, &rs);
     if (!err && rs.unlinked)
         err = st->ops->sync(st); /* deletions before the verdicts */
     if (!err)
@@ -379,9 +396,9 @@ static int reconcile_unverified(mt_store_t *st, mt_index_t *ix)
 out:
     while (list) {
         check_item_t *n = list->next;
-        mt_free(list->sop);
-        mt_free(list->path);
-        mt_free(list->replaces);
+        mt_free((char *)list->p.sop_instance_uid);
+        mt_free((char *)list->p.rel_path);
+        mt_free((char *)list->p.replaces_path);
         mt_free(list);
         list = n;
     }
@@ -409,9 +426,10 @@ typedef struct scan_ctx {
     reconcile_stats_t *rs;
 } scan_ctx_t;
 
-/* A file in a dirty directory: one whose row exists (at its path) is fine; one whose SOP
- * instance is indexed elsewhere is a stale copy (deleted); one without a row is indexed when
- * whole (its SCU got no answer but the instance arrived whole), else deleted. */
+/* A file in a dirty directory: one whose row exists (at its path) is fine (the row was
+ * reconciled before); one whose SOP instance is indexed elsewhere is a stale copy; one without
+ * a row was renamed by a one-flush batch whose sync never completed: its SCU got no answer and
+ * its data may be torn, so it is deleted too (the SCU sends it again). */
 static int on_dirty_file(void *u, const char *rel_path, const char *abs_path, uint64_t size)
 {
     (void)abs_path, (void)size;
@@ -432,16 +450,8 @@ static int on_dirty_file(void *u, const char *rel_path, const char *abs_path, ui
     }
     if (rc != MT_ENOENT)
         return rc;
-    rc = index_from_file(c->st, c->ix, sop, rel_path);
-    if (rc == 0) {
-        c->rs->restored++;
-        return 0;
-    }
-    if (bad_file(rc)) {
-        unlink_file(c->st, rel_path, c->rs);
-        return 0;
-    }
-    return rc == MT_ENOENT ? 0 : rc;
+    unlink_file(c->st, rel_path, c->rs);
+    return 0;
 }
 
 /* Start-up, after reconcile_unverified: the directories that may hold renames of a batch cut
@@ -470,9 +480,8 @@ static int reconcile_dirs(mt_store_t *st, mt_index_t *ix)
         err = st->ops->sync(st);
     if (n_dirs || err)
         mt_log(err ? MT_LOG_ERROR : MT_LOG_INFO, NULL,
-               "ingest: start-up scan of %zu directories: %zu files without a row indexed, %zu "
-               "deleted%s%s",
-               n_dirs, rs.restored, rs.unlinked, err ? ": " : "", err ? mt_strerror(err) : "");
+               "ingest: start-up scan of %zu directories: %zu files without a row deleted%s%s",
+               n_dirs, rs.unlinked, err ? ": " : "", err ? mt_strerror(err) : "");
 out:
     while (list) {
         dir_item_t *n = list->next;
@@ -604,6 +613,7 @@ static batch_mode_t batch_intent(mt_ingest_t *ing, mt_ingest_job_t *batch)
             continue;
         }
         mt_index_rec_set_file(j->rec, j->rel_path, j->tmp.size, j->ts_uid, j->sop_class_uid);
+        mt_index_rec_set_checksum(j->rec, j->adler);
         n_ok++;
     }
     if (!n_ok)
@@ -647,8 +657,14 @@ static batch_mode_t batch_intent(mt_ingest_t *ing, mt_ingest_job_t *batch)
         if (m < 0 || j->replaced)
             fast = false;
     }
-    if (!err && live && fast && any_pub)
-        return B_FAST;
+    if (!err && live && fast && any_pub) {
+        /* its data may be torn until the sync: start-up will check the checksum */
+        for (mt_ingest_job_t *j = batch; j && !err; j = j->next)
+            if (j->act == ACT_PUBLISH && !j->status)
+                err = ix->ops->mark_unsynced(ix, job_sop(j));
+        if (!err)
+            return B_FAST;
+    }
     if (!err && !fast)
         err = mark_dirs(ing, batch);
     if (!err)
@@ -720,15 +736,19 @@ static void batch_finish(mt_ingest_t *ing, mt_ingest_job_t *batch)
     for (mt_ingest_job_t *j = batch; j && !err; j = j->next) {
         if (j->act == ACT_PUBLISH && !j->status)
             err = ix->ops->verify(ix, job_sop(j), j->tmp.size);
-        else if (j->repair)
-            err = reconcile(st, ix, job_sop(j), j->rel_path, j->old_path, &rs);
+        else if (j->repair) {
+            mt_index_pending_t p = {.sop_instance_uid = job_sop(j),
+                                    .rel_path = j->rel_path,
+                                    .replaces_path = j->old_path};
+            err = reconcile(st, ix, &p, &rs);
+        }
     }
     if (!err && rs.unlinked)
         err = st->ops->sync(st);
     if (!err)
         err = ix->ops->commit(ix);
     if (err) {
-        ix->ops->rollback(ix); /* harmless: start-up reconciles rows left at verified=0 */
+        ix->ops->rollback(ix); /* harmless: start-up reconciles rows left unverified */
         mt_log(MT_LOG_WARN, NULL, "ingest: cannot mark a batch verified: %s", mt_strerror(err));
     }
 done:
@@ -852,8 +872,10 @@ static void work_cb(uv_work_t *w)
     }
     if (job->tmp.fd < 0 && !job->tmp.name[0])
         err = st->ops->tmp_create(st, &job->tmp);
-    if (!err && job->out.len)
+    if (!err && job->out.len) {
         err = st->ops->tmp_write(st, &job->tmp, job->out.data, job->out.len);
+        job->adler = (uint32_t)adler32_z(job->adler, job->out.data, job->out.len);
+    }
     mt_buf_reset(&job->out);
     if (!err && job->op == OP_FINAL)
         err = st->ops->tmp_close(st, &job->tmp);
@@ -870,7 +892,7 @@ static void start_work(mt_ingest_job_t *job, job_op_t op)
 {
     if (op == OP_FINAL && job->status && !job->work_status)
         job->work_status = job->status; /* failed earlier: FINAL only removes the temp file */
-    mt_buf_t t = job->out; /* empty: no worker holds it */
+    mt_buf_t t = job->out;              /* empty: no worker holds it */
     job->out = job->buf;
     job->buf = t;
     job->op = op;
@@ -945,6 +967,7 @@ mt_ingest_job_t *mt_ingest_job_new(mt_ingest_t *ing, const mt_meta_t *meta)
     mt_buf_init(&job->buf, ing->spill_chunk + BUF_SLACK);
     mt_buf_init(&job->out, ing->spill_chunk + BUF_SLACK);
     job->tmp.fd = -1;
+    job->adler = (uint32_t)adler32_z(0, NULL, 0);
     snprintf(job->ts_uid, sizeof job->ts_uid, "%s", meta->transfer_syntax_uid);
     snprintf(job->sop_class_uid, sizeof job->sop_class_uid, "%s", meta->sop_class_uid);
     ing->n_jobs++;

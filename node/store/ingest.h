@@ -6,7 +6,8 @@
  * Loop-thread API. One dedicated commit thread batches every instance that is ready: index rows
  * (verified=0) in one transaction, one syncfs (temp data + WAL), renames into place (store
  * layout), one syncfs (renames), rows marked verified, then completions posted back to the loop
- * (uv_async). Bulk bytes are spilled to the temp file in bounded chunks on the libuv pool, so
+ * (uv_async); a batch of new instances into series directories already marked takes a
+ * one-flush path (rename, commit, one syncfs). Bulk bytes are spilled to the temp file in bounded chunks on the libuv pool, so
  * memory stays bounded whatever the instance size. mt_ingest_open reconciles what a crash left
  * (temp files, rows whose batch was cut short) before it accepts anything.
  */

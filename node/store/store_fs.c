@@ -37,7 +37,7 @@ typedef struct fs_store {
     mt_store_t base;
     char *root;
     int tmp_dirfd;
-    int lock_fd; /* <root>/.lock, flock(LOCK_EX) while open */
+    int lock_fd;                /* <root>/.lock, flock(LOCK_EX) while open */
     int sync_fds[MAX_SYNC_FDS]; /* one open fd per distinct file system to syncfs */
     dev_t sync_devs[MAX_SYNC_FDS];
     int n_sync;

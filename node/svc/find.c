@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <uv.h>
+#include <zlib.h>
 
 #include "../conf/conf.h"
 #include "../dicom/ds.h"
@@ -93,6 +94,7 @@ typedef struct find_req {
     const mt_ts_t *ts;
     mt_buf_t data;
     bool too_big;
+    bool wrong_context;
     mt_query_t *q;
     char *index_path;
     char project[65];
@@ -193,6 +195,7 @@ static void send_some(find_req_t *f)
 {
     mt_assoc_t *a = f->req->assoc;
     uint16_t pending = f->q->any_unsupported ? MT_STATUS_PENDING_WARN : MT_STATUS_PENDING;
+    mt_assoc_cork(a); /* one write per slice */
     for (unsigned i = 0; i < SLICE && f->next < f->n_resp; i++) {
         if (atomic_load(&f->cancel))
             break;
@@ -202,6 +205,7 @@ static void send_some(find_req_t *f)
         mt_buf_dispose(&f->resp[f->next]);
         f->next++;
     }
+    mt_assoc_uncork(a); /* before any final response, which may release the association */
     if (atomic_load(&f->cancel)) {
         send_final(f, MT_STATUS_CANCEL, NULL);
         return;
@@ -228,6 +232,31 @@ static void send_some(find_req_t *f)
     }
 }
 
+/* Deflated Explicit VR Little Endian (PS3.5 A.5): the explicit LE encoding, raw deflate. */
+static int deflate_buf(const mt_buf_t *in, mt_buf_t *out)
+{
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+        return MT_ENOMEM;
+    uLong bound = deflateBound(&z, (uLong)in->len);
+    int rc = mt_buf_reserve(out, (size_t)bound + 2);
+    if (rc == 0) {
+        z.next_in = in->data;
+        z.avail_in = (uInt)in->len;
+        z.next_out = out->data + out->len;
+        z.avail_out = (uInt)(out->cap - out->len);
+        if (deflate(&z, Z_FINISH) != Z_STREAM_END)
+            rc = MT_EINVAL;
+        else
+            out->len += z.total_out;
+        if (rc == 0 && (out->len & 1)) /* PS3.5 A.5: padded to even length */
+            out->data[out->len++] = 0;
+    }
+    deflateEnd(&z);
+    return rc;
+}
+
 static int on_match(void *user, const mt_ds_t *r)
 {
     find_req_t *f = user;
@@ -239,7 +268,18 @@ static int on_match(void *user, const mt_ds_t *r)
     }
     mt_buf_t *b = &f->resp[f->n_resp];
     mt_buf_init(b, FIND_MAX_IDENTIFIER);
-    if (mt_ds_encode(r, f->ts, b) != 0) {
+    if (f->ts->deflated) {
+        mt_buf_t plain;
+        mt_buf_init(&plain, FIND_MAX_IDENTIFIER);
+        int rc = mt_ds_encode(r, mt_ts_explicit_le, &plain);
+        if (rc == 0)
+            rc = deflate_buf(&plain, b);
+        mt_buf_dispose(&plain);
+        if (rc != 0) {
+            mt_buf_dispose(b);
+            return MT_EINVAL;
+        }
+    } else if (mt_ds_encode(r, f->ts, b) != 0) {
         mt_buf_dispose(b);
         return MT_EINVAL;
     }
@@ -342,8 +382,10 @@ static void find_on_request(mt_dimse_req_t *req)
         f->model = MT_QR_PATIENT_ROOT;
     else if (strcmp(req->abstract_syntax, MT_UID_STUDY_ROOT_FIND) == 0)
         f->model = MT_QR_STUDY_ROOT;
-    else
+    else if (strcmp(req->abstract_syntax, MT_UID_PATIENT_STUDY_ONLY_FIND) == 0)
         f->model = MT_QR_PATIENT_STUDY_ONLY;
+    else
+        f->wrong_context = true; /* e.g. a storage SOP class context: answered 0122 */
     f->ts = mt_ts_find(req->transfer_syntax);
 }
 
@@ -353,6 +395,11 @@ static int find_on_data(mt_dimse_req_t *req, const uint8_t *p, size_t n, bool la
     if (!f->too_big && n && mt_buf_append(&f->data, p, n) != 0)
         f->too_big = true;
     if (last) {
+        if (f->wrong_context) {
+            send_final(f, MT_STATUS_SOP_CLASS_NOT_SUPPORTED,
+                       "not a Query/Retrieve FIND SOP class");
+            return 0;
+        }
         if (!f->ts) {
             send_final(f, MT_STATUS_CANNOT_UNDERSTAND, "unknown transfer syntax");
             return 0;

@@ -28,6 +28,7 @@
 #include "../deid/stream.h"
 #include "../dicom/ds.h"
 #include "../node.h"
+#include "../tagger.h"
 #include "../util/alloc.h"
 #include "../util/err.h"
 #include "../util/log.h"
@@ -36,6 +37,7 @@
 #define TAG_SOP_INSTANCE_UID MT_TAG(0x0008, 0x0018)
 #define TAG_STUDY_INSTANCE_UID MT_TAG(0x0020, 0x000D)
 #define TAG_SERIES_INSTANCE_UID MT_TAG(0x0020, 0x000E)
+#define MT_STORE_TAG_HDR_MAX (16u << 20)
 
 typedef struct store_req {
     mt_dimse_req_t *req;
@@ -46,6 +48,12 @@ typedef struct store_req {
     const mt_ts_t *ts;
     bool paused;
     bool committed;
+    /* the original header for the CMR tagger (node/tagger.c): data set bytes as received
+     * (before de-identification) up to Pixel Data; dropped beyond MT_STORE_TAG_HDR_MAX */
+    mt_buf_t hdr;
+    uint64_t hdr_end; /* offset of Pixel Data, or UINT64_MAX while not seen */
+    bool hdr_off;     /* not captured (too large, deflated, no tagger) */
+    char stored_study[65], stored_series[65]; /* UIDs as stored (de-identified or not) */
     uint16_t fail_status; /* nonzero: answer this once the data set has ended */
     char fail_comment[65];
 } store_req_t;
@@ -57,7 +65,21 @@ static void store_req_free(store_req_t *s)
     mt_ds_reader_free(s->reader);
     mt_deid_stream_free(s->deid);
     mt_index_rec_free(s->rec);
+    mt_buf_dispose(&s->hdr);
     mt_free(s);
+}
+
+/* Hand the captured original header to the tagger (after a successful store). */
+static void offer_header(store_req_t *s)
+{
+    mt_tagger_t *t = mt_node_tagger(mt_assoc_node(s->req->assoc));
+    if (!t || s->hdr_off || !s->hdr.len)
+        return;
+    size_t len = s->hdr_end < s->hdr.len ? (size_t)s->hdr_end : s->hdr.len;
+    uint8_t *p = s->hdr.data;
+    s->hdr.data = NULL;
+    s->hdr.len = s->hdr.cap = 0;
+    mt_tagger_offer(t, p, len, s->ts, s->stored_study, s->stored_series);
 }
 
 static void respond(mt_dimse_req_t *req, uint16_t status, const char *comment)
@@ -100,6 +122,9 @@ static int on_element(void *user, mt_ds_event_t ev, const mt_elem_t *e)
     store_req_t *s = user;
     if (ev == MT_DS_EV_ELEMENT && e->depth == 0 && e->value)
         mt_index_rec_offer(s->rec, e->tag, e->vr, e->value, e->value_len, s->ts->big_endian);
+    if (ev == MT_DS_EV_ELEMENT && e->depth == 0 && e->tag == MT_TAG_PIXEL_DATA &&
+        s->hdr_end == UINT64_MAX)
+        s->hdr_end = e->offset;
     return 0;
 }
 
@@ -155,6 +180,9 @@ static void store_on_request(mt_dimse_req_t *req)
     req->svc = s;
     s->rec = mt_index_rec_new();
     s->ts = mt_ts_find(req->transfer_syntax);
+    mt_buf_init(&s->hdr, MT_STORE_TAG_HDR_MAX);
+    s->hdr_end = UINT64_MAX;
+    s->hdr_off = !s->ts || s->ts->deflated || !mt_node_tagger(mt_assoc_node(req->assoc));
     if (!s->ts) {
         fail(s, MT_STATUS_CANNOT_UNDERSTAND, "unknown transfer syntax");
         return;
@@ -198,8 +226,10 @@ static void on_committed(void *data, int status, const char *comment)
         s->paused = false;
         mt_assoc_resume_reading(req->assoc);
     }
-    if (status == 0)
+    if (status == 0) {
+        offer_header(s); /* O(1): queues the extraction on the pool */
         respond(req, MT_STATUS_SUCCESS, NULL);
+    }
     else if (status == MT_EDUPLICATE)
         respond(req, MT_STATUS_DUPLICATE_SOP_INSTANCE, "duplicate SOP instance");
     else if (status == MT_ENOSPC || status == MT_ENOMEM || status == MT_EIO)
@@ -247,9 +277,22 @@ static void finish(store_req_t *s)
         store_req_free(s);
         return;
     }
+    /* The data set is complete: reading was maybe paused by its last append (the rest of the
+     * message was already buffered); the commit cancels the drain callback, so resume here or
+     * the association never reads its next message. */
+    if (s->paused) {
+        s->paused = false;
+        mt_assoc_resume_reading(req->assoc);
+    }
     mt_ingest_job_t *job = s->job;
     mt_index_rec_t *rec = s->rec;
     s->rec = NULL;
+    const char *stu = mt_index_rec_get(rec, TAG_STUDY_INSTANCE_UID);
+    snprintf(s->stored_study, sizeof s->stored_study, "%s", stu ? stu : "");
+    const char *ser = mt_index_rec_get(rec, TAG_SERIES_INSTANCE_UID);
+    snprintf(s->stored_series, sizeof s->stored_series, "%s", ser ? ser : "");
+    if (!s->stored_study[0] || !s->stored_series[0])
+        s->hdr_off = true;
     s->committed = true;
     mt_ingest_job_commit(job, rec, on_committed, s);
 }
@@ -274,6 +317,11 @@ static int store_on_data(mt_dimse_req_t *req, const uint8_t *p, size_t n, bool l
             s->paused = true;
             mt_assoc_pause_reading(req->assoc);
         }
+    }
+    if (!s->fail_status && n && !s->hdr_off && s->hdr_end == UINT64_MAX &&
+        mt_buf_append(&s->hdr, p, n) != 0) {
+        s->hdr_off = true; /* header larger than the capture limit: not tagged */
+        mt_buf_dispose(&s->hdr);
     }
     if (!s->fail_status && n && mt_ds_reader_feed(s->reader, p, n) != 0) {
         char c[65];

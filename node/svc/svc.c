@@ -16,6 +16,9 @@ static const struct {
 #define MT_SVC_OPS_mt_svc_echo (&mt_svc_echo)
 #define MT_SVC_OPS_mt_svc_store (&mt_svc_store)
 #define MT_SVC_OPS_mt_svc_find (&mt_svc_find)
+#define MT_SVC_OPS_mt_svc_move (&mt_svc_move)
+#define MT_SVC_OPS_mt_svc_get (&mt_svc_get)
+#define MT_SVC_OPS_mt_svc_commit (&mt_svc_commit)
 #define MT_SVC_OPS_NULL NULL
 #include "../dimse_cmds.def"
 #undef MT_DIMSE_CMD

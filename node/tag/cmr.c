@@ -640,6 +640,7 @@ struct lax_cluster {
     unsigned members;
     int view;
     float conf;
+    int dup_view;
 };
 
 /* §5.2: a SAX stack candidate in one cluster of a series. */
@@ -834,7 +835,7 @@ void mt_tag_study_run(mt_tag_study_t *st)
         st->s[i]->link = (int)i;
     for (size_t i = 0; i < n; i++) {
         mt_tag_series_t *a = st->s[i];
-        if (a->link != (int)i || !a->h.protocol_hash)
+        if (a->link != (int)i)
             continue;
         for (size_t j = i + 1; j < n; j++) {
             mt_tag_series_t *b = st->s[j];
@@ -842,6 +843,11 @@ void mt_tag_study_run(mt_tag_study_t *st)
                 !same_geometry(a, b))
                 continue;
             if (!isnan(a->t_rel) && !isnan(b->t_rel) && fabs(a->t_rel - b->t_rel) > 120)
+                continue;
+            /* without ProtocolName (removed by de-identification) only exact copies of the
+             * acquisition (same geometry, same start within 5 s: MOCO, maps, MAG/PSIR) */
+            if (!a->h.protocol_hash &&
+                (isnan(a->t_rel) || isnan(b->t_rel) || fabs(a->t_rel - b->t_rel) > 5))
                 continue;
             b->link = (int)i;
         }
@@ -888,7 +894,8 @@ void mt_tag_study_run(mt_tag_study_t *st)
             continue;
         bool ev_c = fam[i] == MT_FAM_PERF || (fam[i] == MT_FAM_MRA && (s->h.contrast ||
                      mt_tag_words_has(&s->h.desc, MT_W_CE_MRA))) ||
-                    s->h.contrast || !isnan(s->h.bolus_start) || post_contrast_words(&s->h.desc);
+                    s->h.contrast || !isnan(s->h.bolus_start) ||
+                    (post_contrast_words(&s->h.desc) && !s->name_conflict);
         if (ev_c && (isnan(tc) || s->t_rel < tc))
             tc = s->t_rel;
     }
@@ -899,7 +906,7 @@ void mt_tag_study_run(mt_tag_study_t *st)
     for (size_t i = 0; i < n; i++) {
         mt_tag_series_t *s = st->s[i];
         bool after = !isnan(tc) && !isnan(s->t_rel) && s->t_rel >= tc - 30;
-        bool ctx = after || s->h.contrast || post_contrast_words(&s->h.desc);
+        bool ctx = after || s->h.contrast || (post_contrast_words(&s->h.desc) && !s->name_conflict);
         if (fam[i] == MT_FAM_LGE) {
             if (!ctx) {
                 ev_add(ev[i], sizeof ev[i], "lge_no_contrast_context");
@@ -991,8 +998,15 @@ void mt_tag_study_run(mt_tag_study_t *st)
                 lax[k].view = views[k];
             ev_add(sev, sizeof sev, "lax_fit(k=%zu delta=%.0f)", nlax, delta);
         }
-        for (size_t k = 0; k < nlax; k++)
+        for (size_t k = 0; k < nlax; k++) {
             lax[k].conf = fitc;
+            lax[k].dup_view = MT_VIEW_NONE;
+            if (lax[k].view == MT_VIEW_OTHER) { /* a duplicate: which view it duplicated */
+                lax[k].conf = .7f;
+                float c1;
+                lax[k].dup_view = mt_tag_view_from_alpha(fmod(lax[k].alpha - delta + 180, 180), &c1);
+            }
+        }
     }
 
     /* per-series view */
@@ -1024,6 +1038,11 @@ void mt_tag_study_run(mt_tag_study_t *st)
                         if (fabs(dot3(lax[k].n, cl->n)) >= cos(10.0 / DEG)) {
                             v = lax[k].view;
                             cc = lax[k].conf;
+                            /* "unless a description token says otherwise" (§5.4) */
+                            if (v == MT_VIEW_OTHER && dv > 0 && dv == lax[k].dup_view) {
+                                v = dv;
+                                cc = .8f;
+                            }
                             break;
                         }
                 }

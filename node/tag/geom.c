@@ -17,7 +17,9 @@
  *                                 k <= 7; larger k: nearest template after the fit of the
  *                                 first 7); delta is the clamped least-squares optimum for
  *                                 each assignment. A duplicated view keeps the cluster that
- *                                 fits best; the others become `other` (RV 2CH/3CH).
+ *                                 fits best and every duplicate within 15 degrees of the
+ *                                 template (a re-planned repeat); the others become `other`
+ *                                 (RV 2CH/3CH).
  *                                 Confidence 0.95 when >= 2 clusters fit within 15 degrees,
  *                                 else 0.8.
  */
@@ -193,7 +195,9 @@ bool mt_tag_joint_fit(const double *alpha, size_t k, int *views, double *delta, 
         for (size_t j = 0; j < k && j < MT_TAG_MAX_LAX; j++)
             if (j != i && tv[j] == tv[i] && (res[j] < res[i] || (res[j] == res[i] && j < i)))
                 dup_better = true;
-        views[i] = dup_better ? MT_VIEW_OTHER : tmpl_view[tv[i]];
+        /* a duplicate that still fits its template within 15 degrees is a repeat of the
+         * same view (another acquisition, re-planned); otherwise it is another plane */
+        views[i] = dup_better && res[i] > 15 ? MT_VIEW_OTHER : tmpl_view[tv[i]];
         if (!dup_better && res[i] <= 15)
             good++;
     }

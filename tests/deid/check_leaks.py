@@ -19,7 +19,9 @@ Needs python3-pydicom.
 import argparse
 import json
 import os
+import re
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -96,6 +98,28 @@ def kept_tags(profile):
 
 
 KEPT = (set(), set())
+X_TAGS = set()  # tags the profile removes outright (X), from the same JSON
+
+
+def removed_tags(profile):
+    table = os.path.join(ROOT, "..", "shared", "standard", "innolitics",
+                         "confidentiality_profile_attributes.json")
+    out = set()
+    for r in json.load(open(table, encoding="utf-8")):
+        t = r["tag"].strip("()").replace(",", "").upper()
+        if len(t) != 8 or "X" in t:
+            continue
+        action = r["basicProfile"]
+        for c in PROFILE_OPTIONS.get(profile, []):
+            action = r.get(c, action)
+        if action == "X":
+            out.add(int(t, 16))
+    return out
+
+
+def removed_by_table(keyword):
+    tag = pydicom.datadict.tag_for_keyword(keyword)
+    return tag is not None and tag in X_TAGS
 
 
 def is_kept(tag):
@@ -260,6 +284,28 @@ def make_cmr_study(outdir, n_series=3, n_inst=2):
     return paths
 
 
+# New dciodvfy errors that mean the encoder or the engine broke the file. Others are listed,
+# not failed: they follow from the table's own actions (X on Acquisition Context Sequence,
+# Type 2 in the enhanced IODs; conditions of 2C attributes that read removed attributes such as
+# Responsible Person or Body Part Examined) or from inputs dciodvfy could not read.
+DCIODVFY_FATAL = (r"Tags out of order|trailing garbage|Bad Sequence number of Items|"
+                  r"Value invalid for this VR|invalid data values|Empty attribute \(no value\) "
+                  r"Type 1|Missing attribute Type 1 Required")
+
+
+def dciodvfy_errors(path):
+    """dciodvfy's error messages for a file, with UIDs and values blanked so that an input and
+    its de-identified output compare; None when dciodvfy is not installed."""
+    if not shutil.which("dciodvfy"):
+        return None
+    r = subprocess.run(["dciodvfy", path], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    out = set()
+    for line in r.stdout.decode("utf-8", "replace").splitlines():
+        if line.startswith("Error"):
+            out.add(re.sub(r"(UID|value|Value) .*", r"\1 ...", line))
+    return out
+
+
 def real_files(testdata):
     for dirpath, _, files in os.walk(testdata):
         for f in sorted(files):
@@ -276,9 +322,12 @@ def main():
     ap.add_argument("--profiles-dir", default=os.path.join(ROOT, "deid-profiles"))
     ap.add_argument("--testdata", default=os.path.join(ROOT, "..", "shared", "testdata"))
     ap.add_argument("--generated-only", action="store_true")
+    ap.add_argument("--dciodvfy", action="store_true",
+                    help="fail on dciodvfy errors the output has and the input had not")
     args = ap.parse_args()
-    global KEPT
+    global KEPT, X_TAGS
     KEPT = kept_tags(args.profile)
+    X_TAGS = removed_tags(args.profile)
 
     tmp = tempfile.mkdtemp(prefix="mt-deid-leaks-")
     key = os.path.join(tmp, "key")
@@ -293,6 +342,7 @@ def main():
 
     n_checked = n_written = n_skipped = n_retained = 0
     leaks, broken, changed = [], [], []
+    notes = set()
     retained = RETAINED + (RETAINED_CMR if args.profile == "cmr-registry" else [])
     for idx, path in enumerate(inputs):
         generated = path.startswith(gen_dir)
@@ -339,6 +389,19 @@ def main():
                 broken.append((idx, where, "dcmdump: " + d.stderr.decode("utf-8", "replace")[:200]))
             if src is None or len(outs) != 1:
                 continue
+            deflated = src is not None and str(getattr(getattr(
+                src, "file_meta", None), "TransferSyntaxUID", "")) in ("1.2.840.10008.1.2.1.99",
+                                                                      "1.2.840.10008.1.2.8.1")
+            if args.dciodvfy and not deflated:  # dciodvfy cannot read deflated input
+                new = (dciodvfy_errors(o) or set()) - (dciodvfy_errors(path) or set())
+                for e in sorted(new):
+                    m = re.search(r"Missing attribute Type \S+ Required Element=<(\w+)>", e)
+                    if m and removed_by_table(m.group(1)):
+                        notes.add(e[:160] + " (the table removes it)")
+                    elif re.search(DCIODVFY_FATAL, e):
+                        broken.append((idx, where, "dciodvfy: new " + e[:160]))
+                    else:
+                        notes.add(e[:160])
             try:
                 dst = pydicom.dcmread(o)
             except Exception as e:
@@ -355,6 +418,8 @@ def main():
         print("LEAK input #%d (%s): a value of %s survives" % (idx, where, kw))
     for idx, where, why in broken:
         print("BROKEN input #%d (%s): %s" % (idx, where, why))
+    for e in sorted(notes):
+        print("NOTE: new in some output, from the table's actions: " + e)
     for idx, where, kw in sorted(set(changed)):
         print("CHANGED input #%d (%s): retained attribute %s differs" % (idx, where, kw))
     print("check_leaks: profile %s: %d inputs, %d de-identified, %d skipped, %d value forms "

@@ -151,7 +151,7 @@ def pdata(items):
 
 class Assoc:
     def __init__(self, host, port, called="MITRAL", calling="DULTEST", contexts=None,
-                 max_pdu=16384, timeout=60.0):
+                 max_pdu=16384, timeout=30.0):
         self.host, self.port = host, port
         self.called, self.calling = called, calling
         self.contexts = contexts or [(VERIFICATION, [IMPLICIT_LE])]

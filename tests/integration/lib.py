@@ -179,9 +179,10 @@ def yaml_from_dict(d):
 class Node:
     """A mitral node (or, with MT_TARGET=storescp, dcmtk's storescp) in its own temp dir."""
 
-    def __init__(self, name="node", conf=None, aet="MITRAL", data=None, port=None):
+    def __init__(self, name="node", conf=None, aet="MITRAL", data=None, port=None, yaml_extra=""):
         self.name = name
         self.conf = conf or {}
+        self.yaml_extra = yaml_extra  # raw YAML appended (lists of mappings: projects, ...)
         self.aet = aet
         self.dir = data or tmpdir("mt-%s-" % name)
         self.data = self.dir
@@ -198,10 +199,10 @@ class Node:
         if IS_MITRAL:
             cmd = [MITRAL, "serve", "--bind", "127.0.0.1", "--port", str(self.port),
                    "--aet", self.aet, "--data", self.data]
-            if self.conf:
+            if self.conf or self.yaml_extra:
                 self.conf_path = os.path.join(self.dir, "mitral.yaml")
                 with open(self.conf_path, "w") as f:
-                    f.write(yaml_from_dict(self.conf))
+                    f.write(yaml_from_dict(self.conf) + self.yaml_extra)
                 cmd[2:2] = ["-c", self.conf_path]
             return cmd
         os.makedirs(self.storage, exist_ok=True)
@@ -304,6 +305,7 @@ class Node:
     def db(self):
         con = sqlite3.connect("file:%s?mode=ro" % self.index, uri=True, timeout=30)
         con.row_factory = sqlite3.Row
+        con.text_factory = lambda b: b.decode("utf-8", "replace")  # raw charset bytes possible
         return con
 
     def query(self, sql, args=()):

@@ -2,7 +2,8 @@
 # t_deid_leaks_basic.sh - `mitral deid --profile basic` on every file of ../shared/testdata and on
 # generated CMR studies full of identifiers: no identifying value of an input in the output
 # bytes (raw, upper-cased, dates in DA/ISO/European form), dcmdump reads every output, the
-# attributes the profile retains are intact (tests/deid/check_leaks.py does the work).
+# attributes the profile retains are intact, and (with dicom3tools installed) dciodvfy finds no
+# new structural error (tests/deid/check_leaks.py does the work).
 set -u
 : "${MITRAL:?MITRAL must name the mitral executable}"
 : "${MT_SOURCE_DIR:?}"
@@ -15,4 +16,7 @@ if [ ! -d "$MT_SOURCE_DIR/../shared/testdata" ]; then
     exec "$PY" -W ignore "$MT_SOURCE_DIR/tests/deid/check_leaks.py" --cmd "$MITRAL deid" \
         --profile basic --generated-only
 fi
-exec "$PY" -W ignore "$MT_SOURCE_DIR/tests/deid/check_leaks.py" --cmd "$MITRAL deid" --profile basic
+DCIODVFY=""
+command -v dciodvfy >/dev/null && DCIODVFY=--dciodvfy
+exec "$PY" -W ignore "$MT_SOURCE_DIR/tests/deid/check_leaks.py" --cmd "$MITRAL deid" --profile basic \
+    $DCIODVFY

@@ -154,12 +154,19 @@ def round_raw(all_layers):
                         i["path"], i["sop_class"], i["ts"], a.results.get(pcid)))
                     continue
                 cls, sop, ts, data = dul.split_part10(i["path"])
-                status, rsp = a.store(pcid, cls, sop, data)
+                try:
+                    status, rsp = a.store(pcid, cls, sop, data)
+                except (dul.Closed, OSError) as e:
+                    fails.append("%s: no response (%r); the rest of this association skipped" % (i["path"], e))
+                    break
                 if status != 0:
                     fails.append("%s: status %s %s" % (i["path"], status, rsp.get("comment", "")))
                 else:
                     expect[sop] = (i, i["path"], i["ts"], True)
-            a.release()
+            try:
+                a.release()
+            except (dul.Closed, OSError):
+                a.close()
             lib.check(not fails, "raw layer %d: %d failures:\n      %s" % (li, len(fails), "\n      ".join(fails[:10])))
         verify(node, "raw layer %d" % li, dict(expect), calling)
     lib.check(node.stop() == 0, "raw: exit code after SIGTERM")

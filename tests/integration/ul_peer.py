@@ -183,18 +183,23 @@ class Peer:
 
     def __init__(self, port, timeout=30):
         self.s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        self.buf = b""
+        self.buf = bytearray()
+        self.pos = 0
 
     def send(self, b):
         self.s.sendall(b)
 
     def recv_exact(self, n):
-        while len(self.buf) < n:
+        while len(self.buf) - self.pos < n:
             chunk = self.s.recv(65536)
             if not chunk:
                 raise EOFError("connection closed")
+            if self.pos:
+                del self.buf[:self.pos]
+                self.pos = 0
             self.buf += chunk
-        out, self.buf = self.buf[:n], self.buf[n:]
+        out = bytes(self.buf[self.pos:self.pos + n])
+        self.pos += n
         return out
 
     def recv_pdu(self):

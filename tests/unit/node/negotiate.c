@@ -221,6 +221,56 @@ static void test_orthanc_store(void **state)
     mt_pdu_dispose(&echo);
 }
 
+/* The node's AE title plus project AE titles, each with its own calling AE allow list. */
+static void test_called_ae_list(void **state)
+{
+    (void)state;
+    static const char *const main_allow[] = {"ADMIN"};
+    static const char *const proj_allow[] = {"WS1", "WS2"};
+    mt_nego_ae_t aes[] = {
+        {"MITRAL", main_allow, 1},
+        {"CMR_QR", proj_allow, 2},
+        {"OPEN_QR", NULL, 0},
+    };
+    struct {
+        const char *called, *calling;
+        int rc, index;
+        uint8_t reason;
+    } cases[] = {
+        {"MITRAL", "ADMIN", 0, 0, 0},
+        {"MITRAL", "WS1", MT_EREJECTED, 0, MT_RJ_USER_CALLING_AE_NOT_RECOGNIZED},
+        {"CMR_QR", "WS2", 0, 1, 0},
+        {"CMR_QR", "ADMIN", MT_EREJECTED, 0, MT_RJ_USER_CALLING_AE_NOT_RECOGNIZED},
+        {"OPEN_QR", "ANYONE", 0, 2, 0},
+        {"NOPE", "ADMIN", MT_EREJECTED, 0, MT_RJ_USER_CALLED_AE_NOT_RECOGNIZED},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        mt_pdu_t rq;
+        make_rq(&rq);
+        snprintf(rq.u.assoc.called_ae, sizeof rq.u.assoc.called_ae, "%s", cases[c].called);
+        snprintf(rq.u.assoc.calling_ae, sizeof rq.u.assoc.calling_ae, "%s", cases[c].calling);
+        mt_pdu_pc_t *pc = mt_pdu_pc_add(&rq.u.assoc, 3, MT_UID_STUDY_ROOT_FIND);
+        mt_pdu_pc_add_ts(pc, IMPLICIT);
+        mt_nego_policy_t pol = policy();
+        pol.called_aes = aes;
+        pol.n_called_aes = 3;
+        mt_negotiated_t n;
+        mt_pdu_t reply;
+        mt_pdu_diag_t d;
+        assert_int_equal(mt_negotiate(&pol, &rq.u.assoc, &n, &reply, &d), cases[c].rc);
+        if (cases[c].rc == 0) {
+            assert_int_equal(n.called_index, cases[c].index);
+            assert_non_null(mt_negotiated_pc(&n, 3)); /* Study Root FIND accepted */
+        } else {
+            assert_int_equal(n.rj_result, MT_RJ_PERMANENT);
+            assert_int_equal(n.rj_source, MT_RJ_SOURCE_SERVICE_USER);
+            assert_int_equal(n.rj_reason, cases[c].reason);
+        }
+        mt_pdu_dispose(&reply);
+        mt_pdu_dispose(&rq);
+    }
+}
+
 static void test_transfer_syntax_choice(void **state)
 {
     (void)state;
@@ -628,6 +678,7 @@ int main(void)
         cmocka_unit_test(test_ae_padding),     cmocka_unit_test(test_abort_cases),
         cmocka_unit_test(test_roles),          cmocka_unit_test(test_async_window),
         cmocka_unit_test(test_user_identity),  cmocka_unit_test(test_hooks_and_limits),
+        cmocka_unit_test(test_called_ae_list),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

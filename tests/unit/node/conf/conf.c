@@ -56,6 +56,8 @@ static void assert_conf_equal(const mt_conf_t *a, const mt_conf_t *b)
     assert_int_equal(a->duplicates, b->duplicates);
     assert_int_equal(a->max_batch, b->max_batch);
     assert_int_equal(a->log_level, b->log_level);
+    assert_int_equal(a->max_matches, b->max_matches);
+    assert_int_equal(a->n_projects, b->n_projects);
     assert_int_equal(a->storage_root_explicit, b->storage_root_explicit);
     assert_int_equal(a->index_path_explicit, b->index_path_explicit);
 }
@@ -387,6 +389,61 @@ static void test_load_file(void **state)
     assert_non_null(strstr(err, "cannot open"));
 }
 
+static void test_projects(void **state)
+{
+    (void)state;
+    long live = mt_alloc_live();
+    mt_conf_t *c = load("node:\n  ae_title: MAIN\nprojects:\n"
+                        "  - name: cmr-2020\n    ae_title: ' CMR_QR '\n"
+                        "    description: CMR registry\n    allowed_calling_aes: [WS1, WS2]\n"
+                        "  - name: open\n    ae_title: OPEN\nquery:\n  max_matches: 50\n");
+    if (!c)
+        fail_msg("%s", err);
+    assert_int_equal(c->n_projects, 2);
+    assert_string_equal(c->projects[0].name, "cmr-2020");
+    assert_string_equal(c->projects[0].ae_title, "CMR_QR");
+    assert_string_equal(c->projects[0].description, "CMR registry");
+    assert_int_equal(c->projects[0].n_calling_ae_allow, 2);
+    assert_string_equal(c->projects[0].calling_ae_allow[1], "WS2");
+    assert_null(c->projects[1].description);
+    assert_int_equal(c->projects[1].n_calling_ae_allow, 0);
+    assert_int_equal(c->max_matches, 50);
+    assert_ptr_equal(mt_conf_project_by_ae(c, "CMR_QR  "), &c->projects[0]);
+    assert_ptr_equal(mt_conf_project_by_name(c, "open"), &c->projects[1]);
+    assert_null(mt_conf_project_by_ae(c, "MAIN"));
+    mt_conf_free(c);
+    c = load("projects: []\n");
+    assert_non_null(c);
+    assert_int_equal(c->n_projects, 0);
+    mt_conf_free(c);
+    c = load("projects:\n");
+    assert_non_null(c);
+    mt_conf_free(c);
+    assert_int_equal(mt_alloc_live(), live);
+
+    expect_error("projects:\n  - name: a\n", "t.yaml:2: projects[0]: ae_title is required");
+    expect_error("projects:\n  - ae_title: A\n", "t.yaml:2: projects[0]: name is required");
+    expect_error("projects:\n  - name: a b\n    ae_title: A\n",
+                 "t.yaml:2: projects[0].name: \"a b\" is not a project name (1-64 characters: "
+                 "letters, digits, '_', '-', '.')");
+    expect_error("projects:\n  - name: a\n    ae_title: A\n    colour: red\n",
+                 "t.yaml:4: unknown key \"colour\" in projects[0]");
+    expect_error("projects:\n  - name: a\n    ae_title: A\n  - name: a\n    ae_title: B\n",
+                 "t.yaml:4: projects[1]: duplicate project name a");
+    expect_error("projects:\n  - name: a\n    ae_title: A\n  - name: b\n    ae_title: A\n",
+                 "t.yaml:4: projects[1]: AE title A already used by project a");
+    expect_error("projects:\n  - name: a\n    ae_title: MITRAL\n",
+                 "t.yaml:2: project a: AE title MITRAL is node.ae_title");
+    expect_error("projects: 3\n", "t.yaml:1: projects: expected a list of projects (- name: ...)");
+    expect_error("projects:\n  - name: a\n    ae_title: A\n    allowed_calling_aes: WS\n",
+                 "t.yaml:4: projects[0].allowed_calling_aes: expected a list, e.g. [A, B]");
+    expect_error("projects:\n  - name: a\n    ae_title: A\n    name: b\n",
+                 "t.yaml:4: duplicate key projects[0].name");
+    expect_error("projects: []\nprojects: []\n", "t.yaml:2: duplicate section projects");
+    expect_error("query:\n  max_matches: 0\n",
+                 "t.yaml:2: query.max_matches: 0 is out of range (1-10000000)");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -401,6 +458,7 @@ int main(void)
         cmocka_unit_test(test_duplicates),
         cmocka_unit_test(test_syntax_errors),
         cmocka_unit_test(test_load_file),
+        cmocka_unit_test(test_projects),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -272,17 +272,25 @@ static void test_sequences(void **state)
     assert_int_equal(ris->n_items, 1);
     assert_string_equal(get(ris->items[0], 0x0008, 0x1150), "1.2.840.10008.5.1.4.1.1.4");
     assert_memory_equal(get(ris->items[0], 0x0008, 0x1155), "2.25.", 5);
-    /* X/Z (valid): an empty sequence; X/Z/D and D on a sequence: one empty item */
-    mt_ds_elem_t *z = mt_ds_get(ds, MT_TAG(0x0008, 0x1110));
-    assert_non_null(z);
-    assert_int_equal(z->n_items, 0);
+    /* X/Z (valid) on a sequence: removed (an empty Type 3 sequence is invalid); X/Z/D and D
+     * on a sequence: the items stay (Type 1 contents present), their UIDs mapped and their
+     * text replaced by dummies */
+    assert_null(mt_ds_get(ds, MT_TAG(0x0008, 0x1110)));
     mt_ds_elem_t *d = mt_ds_get(ds, MT_TAG(0x0008, 0x1111));
     assert_non_null(d);
     assert_int_equal(d->n_items, 1);
-    assert_int_equal(mt_ds_count(d->items[0]), 0);
+    assert_memory_equal(get(d->items[0], 0x0008, 0x1155), "2.25.", 5);
     d = mt_ds_get(ds, MT_TAG(0x0018, 0x9346));
     assert_int_equal(d->n_items, 1);
-    assert_int_equal(mt_ds_count(d->items[0]), 0);
+    assert_string_equal(get(d->items[0], 0x0008, 0x0104), "DEIDENTIFIED");
+    /* D on a sequence without items: left empty (an empty item would break the IOD) */
+    mt_ds_t *e2 = mt_ds_new();
+    assert_int_equal(mt_ds_set(e2, MT_TAG(0x0018, 0x9346), MT_VR('S', 'Q'), NULL, 0), 0);
+    assert_int_equal(mt_deid_apply(p, KEY1, sizeof(KEY1), e2, NULL), 0);
+    d = mt_ds_get(e2, MT_TAG(0x0018, 0x9346));
+    assert_non_null(d);
+    assert_int_equal(d->n_items, 0);
+    mt_ds_free(e2);
     /* C on a sequence: nested levels cleaned; PatientName two levels down is Z -> pseudonym */
     mt_ds_elem_t *c1 = mt_ds_get(ds, MT_TAG(0x0040, 0xA730));
     assert_non_null(c1);
@@ -291,7 +299,7 @@ static void test_sequences(void **state)
     assert_string_equal(get(i1, 0x0040, 0xA160), "Patient seen by ,");
     mt_ds_t *i2 = mt_ds_get(i1, MT_TAG(0x0040, 0xA730))->items[0];
     assert_string_equal(get(i2, 0x0010, 0x0010), get(ds, 0x0010, 0x0020));
-    assert_string_equal(get(i2, 0x0040, 0xA160), "");
+    assert_string_equal(get(i2, 0x0040, 0xA160), "DEIDENTIFIED"); /* all scrubbed: dummy */
     /* the reference three levels down points at this instance's mapped SOP Instance UID */
     assert_string_equal(get(i2, 0x0008, 0x1155), get(ds, 0x0008, 0x0018));
     mt_ds_free(ds);
@@ -721,7 +729,7 @@ static bool allowed(const char *action, char o, uint16_t vr)
         if (vr == MT_VR('U', 'I'))
             return o == 'U';
         if (text)
-            return o == 'C' || o == 'Z';
+            return o == 'C' || o == 'D'; /* scrubbed; a dummy when nothing was left */
         if (vr == MT_VR('S', 'Q'))
             return o == 'U' || o == 'K';
         return o == 'K'; /* nothing identifying to clean in TM, numbers, codes */
@@ -731,9 +739,9 @@ static bool allowed(const char *action, char o, uint16_t vr)
     if (strcmp(action, "U") == 0)
         return vr == MT_VR('U', 'I') ? o == 'U' : (o == 'U' || o == 'D');
     if (strcmp(action, "D") == 0)
-        return o == 'D' || (vr == MT_VR('U', 'I') && o == 'U');
+        return o == 'D' || ((vr == MT_VR('U', 'I') || vr == MT_VR('S', 'Q')) && o == 'U');
     for (const char *a = action; *a; a++)
-        if (*a == o || (*a == 'D' && vr == MT_VR('U', 'I') && o == 'U'))
+        if (*a == o || (*a == 'D' && (vr == MT_VR('U', 'I') || vr == MT_VR('S', 'Q')) && o == 'U'))
             return true;
     return false;
 }
@@ -907,6 +915,55 @@ static void test_cmr_registry_method(void **state)
     mt_deid_profile_free(p);
 }
 
+
+/* A sequence that came as UN with a defined length (implicit VR LE items inside) is decoded and
+ * handled like any sequence; one that does not decode is removed. */
+static void put_le32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v, p[1] = (uint8_t)(v >> 8), p[2] = (uint8_t)(v >> 16), p[3] = (uint8_t)(v >> 24);
+}
+
+static size_t implicit_elem(uint8_t *p, uint16_t g, uint16_t e, const char *v)
+{
+    size_t n = strlen(v);
+    p[0] = (uint8_t)g, p[1] = (uint8_t)(g >> 8), p[2] = (uint8_t)e, p[3] = (uint8_t)(e >> 8);
+    put_le32(p + 4, (uint32_t)n);
+    memcpy(p + 8, v, n);
+    return 8 + n;
+}
+
+static void test_un_sequence(void **state)
+{
+    (void)state;
+    mt_deid_profile_t *p = load("t");
+    uint8_t v[256];
+    size_t n = 8;
+    n += implicit_elem(v + n, 0x0008, 0x1155, "1.2.3.4.5.66");
+    n += implicit_elem(v + n, 0x0010, 0x0010, "Doe^Jane");
+    v[0] = 0xFE, v[1] = 0xFF, v[2] = 0x00, v[3] = 0xE0; /* item (FFFE,E000) */
+    put_le32(v + 4, (uint32_t)(n - 8));
+    mt_ds_t *ds = mt_ds_new();
+    set(ds, 0x0010, 0x0020, "LO", "MRN-4711");
+    assert_int_equal(mt_ds_set(ds, MT_TAG(0x0008, 0x1115), MT_VR('U', 'N'), v, (uint32_t)n), 0);
+    assert_int_equal(mt_ds_set(ds, MT_TAG(0x0008, 0x1199), MT_VR('U', 'N'), "garbage!", 8), 0);
+    assert_int_equal(mt_deid_apply(p, KEY1, sizeof(KEY1), ds, NULL), 0);
+    mt_ds_elem_t *sq = mt_ds_get(ds, MT_TAG(0x0008, 0x1115));
+    assert_non_null(sq);
+    assert_int_equal(sq->vr, MT_VR('S', 'Q'));
+    assert_int_equal(sq->n_items, 1);
+    assert_memory_equal(get(sq->items[0], 0x0008, 0x1155), "2.25.", 5);
+    assert_string_equal(get(sq->items[0], 0x0010, 0x0010), get(ds, 0x0010, 0x0020));
+    assert_null(mt_ds_get(ds, MT_TAG(0x0008, 0x1199))); /* undecodable: removed */
+    mt_buf_t out;
+    mt_buf_init(&out, 1 << 20);
+    assert_int_equal(mt_ds_encode(ds, mt_ts_explicit_le, &out), 0);
+    assert_null(memmem(out.data, out.len, "Doe", 3));
+    assert_null(memmem(out.data, out.len, "1.2.3.4.5.66", 12));
+    mt_buf_dispose(&out);
+    mt_ds_free(ds);
+    mt_deid_profile_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -919,6 +976,7 @@ int main(void)
         cmocka_unit_test(test_safe_private_and_retain),
         cmocka_unit_test(test_burned_in_annotation),
         cmocka_unit_test(test_no_leak_of_values),
+        cmocka_unit_test(test_un_sequence),
         cmocka_unit_test(test_table_e1_1),
         cmocka_unit_test(test_graphics_and_private_rows),
         cmocka_unit_test(test_cmr_registry_method),

@@ -210,26 +210,28 @@ typedef struct unv {
     int n;
     char sop[4][64], path[4][64], replaces[4][64];
     uint64_t size[4];
+    bool unsynced[4];
+    int64_t checksum[4];
 } unv_t;
 
-static int on_unverified(void *u, const char *sop, const char *path, const char *replaces,
-                         uint64_t size)
+static int on_unverified(void *u, const mt_index_pending_t *p)
 {
     unv_t *v = u;
     if (v->n < 4) {
-        snprintf(v->sop[v->n], 64, "%s", sop);
-        snprintf(v->path[v->n], 64, "%s", path);
-        snprintf(v->replaces[v->n], 64, "%s", replaces ? replaces : "-");
-        v->size[v->n] = size;
+        snprintf(v->sop[v->n], 64, "%s", p->sop_instance_uid);
+        snprintf(v->path[v->n], 64, "%s", p->rel_path);
+        snprintf(v->replaces[v->n], 64, "%s", p->replaces_path ? p->replaces_path : "-");
+        v->size[v->n] = p->size;
+        v->unsynced[v->n] = p->unsynced;
+        v->checksum[v->n] = p->has_checksum ? (int64_t)p->checksum : -1;
     }
     v->n++;
     return 0;
 }
 
-static int stop_walk(void *u, const char *sop, const char *path, const char *replaces,
-                     uint64_t size)
+static int stop_walk(void *u, const mt_index_pending_t *p)
 {
-    (void)sop, (void)path, (void)replaces, (void)size;
+    (void)p;
     ++*(int *)u;
     return 42;
 }
@@ -285,6 +287,31 @@ static void test_verified_bookkeeping(void **state)
     assert_int_equal(ix->ops->unverified(ix, on_unverified, &v), 0);
     assert_int_equal(v.n, 1);
     assert_string_equal(v.replaces[0], "-");
+    assert_false(v.unsynced[0]);
+    assert_int_equal(v.checksum[0], -1);
+
+    /* the one-flush path: a row marked unsynced, with its checksum */
+    mt_index_rec_t *r = rec_make("P1", "1.1", "1.1.9", "1.1.1.7", "a/7.dcm", 3);
+    mt_index_rec_set_checksum(r, 0xDEADBEEF);
+    mt_index_put_result_t res;
+    assert_int_equal(ix->ops->begin(ix), 0);
+    assert_int_equal(ix->ops->put(ix, r, MT_DUP_OVERWRITE, &res, NULL, 0), 0);
+    assert_int_equal(ix->ops->mark_unsynced(ix, "1.1.1.7"), 0);
+    assert_int_equal(ix->ops->mark_unsynced(ix, "9.9"), MT_ENOENT);
+    assert_int_equal(ix->ops->commit(ix), 0);
+    mt_index_rec_free(r);
+    memset(&v, 0, sizeof v);
+    assert_int_equal(ix->ops->unverified(ix, on_unverified, &v), 0);
+    assert_int_equal(v.n, 2);
+    assert_string_equal(v.sop[1], "1.1.1.7");
+    assert_true(v.unsynced[1]);
+    assert_int_equal(v.checksum[1], 0xDEADBEEF);
+    assert_int_equal(ix->ops->begin(ix), 0);
+    assert_int_equal(ix->ops->mark_verified(ix), 0);
+    assert_int_equal(ix->ops->commit(ix), 0);
+    memset(&v, 0, sizeof v);
+    assert_int_equal(ix->ops->unverified(ix, on_unverified, &v), 0);
+    assert_int_equal(v.n, 0);
 }
 
 static void test_remove_prunes(void **state)
@@ -393,6 +420,14 @@ static void test_values(void **state)
     offer_str(r, T_STUDY_DESC, MT_VR('L', 'O'), "CARDIAC^MRI  ");
     offer_str(r, T_STUDY_DATE, MT_VR('D', 'A'), "20240102");
     assert_string_equal(mt_index_rec_get(r, T_PNAME), "Doe^Jane");
+    /* values are capped at 1024 bytes: a long text is cut there, not dropped */
+    char longtext[3000];
+    memset(longtext, 'x', sizeof longtext - 1);
+    longtext[sizeof longtext - 1] = '\0';
+    offer_str(r, MT_TAG(0x0010, 0x4000), MT_VR('L', 'T'), longtext);
+    assert_int_equal(strlen(mt_index_rec_get(r, MT_TAG(0x0010, 0x4000))), 1024);
+    offer_str(r, MT_TAG(0x0010, 0x1000), MT_VR('L', 'O'), "A\\B");
+    assert_string_equal(mt_index_rec_get(r, MT_TAG(0x0010, 0x1000)), "A\\B");
     assert_null(mt_index_rec_get(r, MT_TAG(0x0010, 0x0030))); /* not offered */
     mt_index_rec_offer(r, MT_TAG(0x0009, 0x0010), MT_VR('L', 'O'), (const uint8_t *)"x", 1,
                        false); /* not a key: ignored */
@@ -429,8 +464,9 @@ static void test_values(void **state)
     assert_int_equal(sqlite3_column_int(s, 7), 0);
     sqlite3_finalize(s);
     /* PN matching is case-insensitive (PS3.4 C.2.2.2.1) */
-    assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM patients WHERE "
-                                            "patient_name = 'DOE^JANE'",
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT count(*) FROM patients WHERE "
+                                        "patient_name = 'DOE^JANE'",
                                         -1, &s, NULL),
                      SQLITE_OK);
     assert_int_equal(sqlite3_step(s), SQLITE_ROW);
@@ -477,8 +513,8 @@ static void test_sqlite_schema_has_every_key(void **state)
             fail_msg("keys.def %s: no column %s.%s", k[i].keyword, t, k[i].column);
         assert_ptr_equal(mt_index_key_find(k[i].tag, k[i].level), &k[i]);
     }
-    static const char *file_cols[] = {"path", "size", "transfer_syntax_uid", "verified",
-                                      "replaces_path"};
+    static const char *file_cols[] = {"path",     "size",          "transfer_syntax_uid",
+                                      "verified", "replaces_path", "checksum"};
     for (size_t i = 0; i < sizeof file_cols / sizeof file_cols[0]; i++)
         assert_true(has_column(db, "instances", file_cols[i]));
     /* the keys the C-FIND tables require and the CMR attributes are all there */
@@ -544,9 +580,9 @@ static void test_sqlite_migrations(void **state)
     assert_int_equal(query_int(db, "SELECT count(*) FROM schema_version"), version);
 
     /* a database from a newer mitral is refused, untouched */
-    assert_int_equal(sqlite3_exec(db, "INSERT INTO schema_version(version) VALUES (999)", NULL,
-                                  NULL, NULL),
-                     SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(db, "INSERT INTO schema_version(version) VALUES (999)", NULL, NULL, NULL),
+        SQLITE_OK);
     sqlite3_close(db);
     assert_int_equal(mt_index_sqlite_open(f->path, &f->ix), MT_EDB);
     assert_null(f->ix);
@@ -588,8 +624,7 @@ int main(void)
         FOR_BACKENDS(test_remove_prunes),
         FOR_BACKENDS(test_values),
         FOR_BACKENDS(test_dirty_dirs),
-        cmocka_unit_test_setup_teardown(test_sqlite_schema_has_every_key, setup_sqlite,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_sqlite_schema_has_every_key, setup_sqlite, teardown),
         cmocka_unit_test_setup_teardown(test_sqlite_migrations, setup_sqlite, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

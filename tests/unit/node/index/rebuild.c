@@ -5,10 +5,10 @@
 #include "../store/ingest_util.h"
 
 static const char *const real_files[] = {
-    "pydicom/test_files/MR_small.dcm",       "pydicom/test_files/CT_small.dcm",
-    "pydicom/test_files/image_dfl.dcm",      "pydicom/test_files/JPEG2000.dcm",
-    "pydicom/test_files/rtplan.dcm",         "pydicom/test_files/SC_rgb_rle.dcm",
-    "pydicom/test_files/rtdose.dcm",         "pydicom/test_files/liver_1frame.dcm",
+    "pydicom/test_files/MR_small.dcm",      "pydicom/test_files/CT_small.dcm",
+    "pydicom/test_files/image_dfl.dcm",     "pydicom/test_files/JPEG2000.dcm",
+    "pydicom/test_files/rtplan.dcm",        "pydicom/test_files/SC_rgb_rle.dcm",
+    "pydicom/test_files/rtdose.dcm",        "pydicom/test_files/liver_1frame.dcm",
     "pydicom/test_files/ExplVR_BigEnd.dcm", "orthanc-tests/Issue22-NoPixelData.dcm",
 };
 #define N_REAL (sizeof real_files / sizeof real_files[0])

@@ -7,10 +7,10 @@
 #include "ingest_util.h"
 
 static const char *const real_files[] = {
-    "pydicom/test_files/MR_small.dcm",   "pydicom/test_files/CT_small.dcm",
-    "pydicom/test_files/image_dfl.dcm",  "pydicom/test_files/JPEG2000.dcm",
-    "pydicom/test_files/rtplan.dcm",     "pydicom/test_files/SC_rgb_rle.dcm",
-    "pydicom/test_files/rtdose.dcm",     "dicom-test-files/WG04/REF/MR1_UNC",
+    "pydicom/test_files/MR_small.dcm",     "pydicom/test_files/CT_small.dcm",
+    "pydicom/test_files/image_dfl.dcm",    "pydicom/test_files/JPEG2000.dcm",
+    "pydicom/test_files/rtplan.dcm",       "pydicom/test_files/SC_rgb_rle.dcm",
+    "pydicom/test_files/rtdose.dcm",       "dicom-test-files/WG04/REF/MR1_UNC",
     "pydicom/test_files/liver_1frame.dcm", "pydicom/test_files/MR_small_bigendian.dcm",
 };
 #define N_REAL (sizeof real_files / sizeof real_files[0])
@@ -61,8 +61,8 @@ static void test_batches(void **state)
         char sop[32];
         snprintf(sop, sizeof sop, "1.2.3.4.%d", i + 1);
         /* two studies, sizes from tiny to several spill chunks */
-        t_inst_build(&in[i], i % 2 ? "1.2.3" : "1.2.4", i % 2 ? "1.2.3.1" : "1.2.4.1", sop,
-                     "PID1", (size_t)i * 3000, (uint8_t)i);
+        t_inst_build(&in[i], i % 2 ? "1.2.3" : "1.2.4", i % 2 ? "1.2.3.1" : "1.2.4.1", sop, "PID1",
+                     (size_t)i * 3000, (uint8_t)i);
         j[i] = t_submit(&e, &in[i], 1000);
     }
     t_wait(&e, j, N);
@@ -392,12 +392,12 @@ static void test_crash_recovery(void **state)
     fwrite(f_old.file, 1, f_old.file_len, fp);
     fclose(fp);
     char rel_e_old[MT_STORE_PATH_MAX], rel_f_old[MT_STORE_PATH_MAX], rel_f_new[MT_STORE_PATH_MAX];
-    assert_int_equal(mt_store_path(e_old.study, e_old.series, e_old.sop, rel_e_old,
-                                   sizeof rel_e_old), 0);
-    assert_int_equal(mt_store_path(f_old.study, f_old.series, f_old.sop, rel_f_old,
-                                   sizeof rel_f_old), 0);
-    assert_int_equal(mt_store_path(f_new.study, f_new.series, f_new.sop, rel_f_new,
-                                   sizeof rel_f_new), 0);
+    assert_int_equal(
+        mt_store_path(e_old.study, e_old.series, e_old.sop, rel_e_old, sizeof rel_e_old), 0);
+    assert_int_equal(
+        mt_store_path(f_old.study, f_old.series, f_old.sop, rel_f_old, sizeof rel_f_old), 0);
+    assert_int_equal(
+        mt_store_path(f_new.study, f_new.series, f_new.sop, rel_f_new, sizeof rel_f_new), 0);
     char sql[2048];
     snprintf(sql, sizeof sql,
              "UPDATE instances SET verified=0 WHERE sop_instance_uid IN "
@@ -445,10 +445,13 @@ static void test_crash_recovery(void **state)
 }
 
 /* The one-flush path: a batch renames into a directory marked before; a crash before its sync
- * can leave files there without rows. Start-up scans the marked directories:
- *   g  a whole file without a row                  -> indexed
- *   h  a partial file without a row                -> deleted
- *   i  a stale copy of an instance indexed elsewhere -> deleted
+ * can leave files there without rows, and rows (verified=2) whose data is torn. Start-up:
+ *   g  a whole file without a row (its SCU got no answer)  -> deleted
+ *   h  a partial file without a row                        -> deleted
+ *   i  a stale copy of an instance indexed elsewhere       -> deleted
+ *   j  an unsynced row whose file parses but holds zeroed
+ *      blocks (checksum differs)                           -> row and file removed
+ *   k  an unsynced row whose file is intact                -> kept, verified
  * and a clean close leaves no mark behind. */
 static void test_dirty_directories(void **state)
 {
@@ -456,8 +459,10 @@ static void test_dirty_directories(void **state)
     t_env_t e;
     t_env_init(&e);
     assert_int_equal(t_env_open(&e, MT_DUP_OVERWRITE, 0, 0), 0);
-    t_inst_t a, g, h, i_old, i_new;
+    t_inst_t a, g, h, i_old, i_new, jj, kk;
     t_inst_build(&a, "1.2.3", "1.2.3.1", "1.2.3.1.1", "P", 100, 1);
+    t_inst_build(&jj, "1.2.3", "1.2.3.1", "1.2.3.1.10", "P", 20000, 10);
+    t_inst_build(&kk, "1.2.3", "1.2.3.1", "1.2.3.1.11", "P", 20000, 11);
     t_inst_build(&g, "1.2.3", "1.2.3.1", "1.2.3.1.7", "P", 100, 7);
     t_inst_build(&h, "1.2.3", "1.2.3.1", "1.2.3.1.8", "P", 4000, 8);
     t_inst_build(&i_old, "1.2.3", "1.2.3.1", "1.2.3.1.9", "P", 100, 9);
@@ -465,6 +470,8 @@ static void test_dirty_directories(void **state)
     /* several instances into one series: the first marks the directory, the next go fast */
     assert_int_equal(t_store(&e, &a), 0);
     assert_int_equal(t_store(&e, &i_new), 0);
+    assert_int_equal(t_store(&e, &jj), 0); /* one-flush path: same directory as a */
+    assert_int_equal(t_store(&e, &kk), 0);
     t_env_close(&e);
     sqlite3 *db = t_db(&e);
     sqlite3_stmt *st;
@@ -491,23 +498,41 @@ static void test_dirty_directories(void **state)
     assert_int_equal(mt_store_path(a.study, a.series, a.sop, rel_dir, sizeof rel_dir), 0);
     *strrchr(rel_dir, '/') = '\0';
     char sql[512];
-    snprintf(sql, sizeof sql, "INSERT INTO dirty_dirs(path) VALUES('%s'), ('no/such/dir')",
-             rel_dir);
+    snprintf(sql, sizeof sql,
+             "INSERT INTO dirty_dirs(path) VALUES('%s'), ('no/such/dir');"
+             "UPDATE instances SET verified=2 WHERE sop_instance_uid IN ('%s', '%s')",
+             rel_dir, jj.sop, kk.sop);
     t_sql(&e, sql);
+    /* j: blocks of its pixel data never reached the disk (read back as zeros) */
+    char pj[512];
+    t_layout(&e, jj.study, jj.series, jj.sop, pj, sizeof pj);
+    fp = fopen(pj, "r+b");
+    fseek(fp, -8192, SEEK_END);
+    static const uint8_t zeros[4096];
+    fwrite(zeros, 1, sizeof zeros, fp);
+    fclose(fp);
+    {
+        mt_meta_t m;
+        assert_int_equal(mt_index_read_file(pj, &m, NULL, NULL), 0); /* it still parses */
+    }
 
     assert_int_equal(t_env_open(&e, MT_DUP_OVERWRITE, 0, 0), 0);
     check_stored(&e, &a);
-    check_stored(&e, &g);                  /* g */
+    assert_int_equal(t_file_size(pg), -1); /* g */
+    assert_false(t_row(&e, g.sop, NULL, 0, NULL, NULL));
     assert_int_equal(t_file_size(ph), -1); /* h */
     assert_false(t_row(&e, h.sop, NULL, 0, NULL, NULL));
     assert_int_equal(t_file_size(pi), -1); /* i */
     check_stored(&e, &i_new);
+    assert_false(t_row(&e, jj.sop, NULL, 0, NULL, NULL)); /* j */
+    assert_int_equal(t_file_size(pj), -1);
+    check_stored(&e, &kk); /* k */
     t_env_close(&e);
     mt_index_stats_t s;
     t_stats(&e, &s);
     assert_int_equal(s.instances, 3);
-    t_inst_t *list[] = {&a, &g, &h, &i_old, &i_new};
-    for (size_t k = 0; k < 5; k++)
+    t_inst_t *list[] = {&a, &g, &h, &i_old, &i_new, &jj, &kk};
+    for (size_t k = 0; k < 7; k++)
         t_inst_dispose(list[k]);
     t_env_dispose(&e);
 }

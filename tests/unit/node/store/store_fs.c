@@ -110,8 +110,8 @@ static void test_uid_validation(void **state)
 {
     (void)state;
     static const char *good[] = {"0", "1.2.840.10008.5.1.4.1.1.4", "1.2.3", "1.02.3"};
-    static const char *bad[] = {"",      ".",       "..",     "1..2",  ".1",    "1.",
-                                "1/2",   "../1",    "1.2/..", "a.1",   "1.2 ",  " 1.2",
+    static const char *bad[] = {"",      ".",       "..",     "1..2",    ".1",   "1.",
+                                "1/2",   "../1",    "1.2/..", "a.1",     "1.2 ", " 1.2",
                                 "1.2\n", "1.2.3.*", "-1",     "1.2.3\\4"};
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
         assert_true(mt_store_uid_ok(good[i]));

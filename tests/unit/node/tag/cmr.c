@@ -308,13 +308,18 @@ static void test_joint_fit_with_noise(void **state)
         assert_true(c >= .95f);
     }
     /* a duplicate view becomes other */
-    double al[4] = {22, 90, 150, 95};
+    double al[4] = {22, 90, 150, 60};
     int views[4];
     double d;
     float c;
     assert_true(mt_tag_joint_fit(al, 4, views, &d, &c));
     assert_int_equal(views[1], MT_VIEW_2CH);
     assert_int_equal(views[3], MT_VIEW_OTHER);
+    /* a re-planned repeat within 15 degrees keeps the view */
+    double rep[4] = {22, 90, 150, 98};
+    assert_true(mt_tag_joint_fit(rep, 4, views, &d, &c));
+    assert_int_equal(views[1], MT_VIEW_2CH);
+    assert_int_equal(views[3], MT_VIEW_2CH);
 }
 
 static void test_patient_plane(void **state)

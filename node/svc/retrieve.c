@@ -1,0 +1,676 @@
+/*
+ * retrieve.c - C-STORE sub-operations over a link: see retrieve.h for the sequence.
+ *
+ * Jobs: each instance has at most one job object (struct job) holding its open file and the
+ * chunk being sent; a job runs on a libuv worker for PREPARE (open + first chunk + meta), READ
+ * (next chunk) and REENCODE (whole file -> data set in the fallback syntax), and its after-work
+ * callback continues on the loop. At most two jobs exist: the instance being sent and the next
+ * one being prepared while the response is awaited. mt_retrieve_free while a job is on a worker
+ * only marks the engine; the last after-work frees it.
+ */
+#include "retrieve.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../dicom/ds.h"
+#include "../util/alloc.h"
+#include "../util/buf.h"
+#include "../util/err.h"
+
+#define CHUNK (1024u * 1024u)
+#define MAX_REENCODE ((uint64_t)1 << 31) /* files re-encoded in memory: at most 2 GiB */
+#define TS_ILE "1.2.840.10008.1.2"
+#define TS_ELE "1.2.840.10008.1.2.1"
+
+enum job_kind { JOB_PREPARE, JOB_READ, JOB_REENCODE };
+
+typedef struct job {
+    mt_retrieve_t *r;
+    size_t idx;
+    uv_work_t w;
+    enum job_kind kind;
+    bool in_work, ready;
+    int fd;
+    uint64_t size, pos; /* file size; next file offset to read */
+    mt_buf_t buf;       /* bytes read (or the re-encoded data set) */
+    size_t buf_off;     /* data set bytes start here in buf */
+    bool eof;           /* buf holds the end of the data set */
+    char meta_ts[65];
+    const mt_ts_t *target; /* REENCODE: the syntax to encode in */
+    int err;
+    const char *why; /* static, for the log */
+    uint8_t pcid;
+} job_t;
+
+struct mt_retrieve {
+    mt_retrieve_params_t p;
+    mt_log_ctx_t log;
+    char originator[17];
+    mt_subop_inst_t *insts;
+    size_t n, cur;
+    mt_retrieve_counts_t c;
+    mt_buf_t failed;
+    uint64_t bytes;
+    job_t *job, *pre; /* current sub-operation, prefetch of the next */
+    unsigned n_work;  /* jobs on a worker */
+    unsigned n_cb;    /* link callbacks still to come (responses, write completions) */
+    bool sending, rsp_in, data_done, link_lost;
+    uint16_t rsp_status;
+    bool cancel, done, freed;
+};
+
+static void next_subop(mt_retrieve_t *r);
+static void begin_send(mt_retrieve_t *r, job_t *j);
+
+/* ---- bookkeeping ---- */
+
+static void add_failed_uid(mt_retrieve_t *r, const char *uid)
+{
+    if (r->failed.len)
+        mt_buf_append(&r->failed, "\\", 1);
+    mt_buf_append(&r->failed, uid, strlen(uid));
+}
+
+static void job_free(job_t *j)
+{
+    if (!j)
+        return;
+    if (j->fd >= 0)
+        close(j->fd);
+    mt_buf_dispose(&j->buf);
+    mt_free(j);
+}
+
+static void engine_free(mt_retrieve_t *r)
+{
+    job_free(r->job);
+    job_free(r->pre);
+    for (size_t i = 0; i < r->n; i++)
+        mt_free(r->insts[i].path);
+    mt_free(r->insts);
+    mt_buf_dispose(&r->failed);
+    mt_free(r);
+}
+
+static void finish(mt_retrieve_t *r)
+{
+    if (r->done)
+        return;
+    r->done = true;
+    r->c.remaining = (unsigned)(r->n - r->c.completed - r->c.failed - r->c.warning);
+    mt_log(MT_LOG_INFO, &r->log,
+           "sub-operations %s: completed=%u failed=%u warning=%u remaining=%u bytes=%llu",
+           r->cancel ? "cancelled" : "done", r->c.completed, r->c.failed, r->c.warning,
+           r->c.remaining, (unsigned long long)r->bytes);
+    if (r->p.on_done)
+        r->p.on_done(r, r->p.user);
+}
+
+/* ---- workers ---- */
+
+static int read_chunk(job_t *j)
+{
+    size_t want = j->size - j->pos < CHUNK ? (size_t)(j->size - j->pos) : CHUNK;
+    mt_buf_reset(&j->buf);
+    if (mt_buf_reserve(&j->buf, want) < 0)
+        return MT_ENOMEM;
+    size_t got = 0;
+    while (got < want) {
+        ssize_t k = pread(j->fd, j->buf.data + got, want - got, (off_t)(j->pos + got));
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return MT_EIO;
+        got += (size_t)k;
+    }
+    j->buf.len = got;
+    j->pos += got;
+    j->eof = j->pos >= j->size;
+    return 0;
+}
+
+static void work_prepare(job_t *j)
+{
+    const mt_subop_inst_t *in = &j->r->insts[j->idx];
+    j->fd = open(in->path, O_RDONLY | O_CLOEXEC);
+    if (j->fd < 0) {
+        j->err = MT_ENOENT;
+        j->why = "cannot open the stored file";
+        return;
+    }
+    struct stat st;
+    if (fstat(j->fd, &st) < 0 || st.st_size <= 0) {
+        j->err = MT_EIO;
+        j->why = "cannot stat the stored file";
+        return;
+    }
+    j->size = (uint64_t)st.st_size;
+    if ((j->err = read_chunk(j)) < 0) {
+        j->why = "cannot read the stored file";
+        return;
+    }
+    mt_meta_t meta;
+    size_t consumed = 0;
+    mt_diag_t d = {0, NULL};
+    int rc = mt_part10_read_meta(j->buf.data, j->buf.len, &meta, &consumed, &d);
+    if (rc < 0 || !meta.transfer_syntax_uid[0]) {
+        j->err = MT_EMALFORMED;
+        j->why = "stored file has no readable file meta";
+        return;
+    }
+    snprintf(j->meta_ts, sizeof j->meta_ts, "%s", meta.transfer_syntax_uid);
+    j->buf_off = consumed;
+}
+
+static void work_reencode(job_t *j)
+{
+    if (j->size > MAX_REENCODE) {
+        j->err = MT_ETOOBIG;
+        j->why = "file too large to re-encode";
+        return;
+    }
+    mt_buf_t whole;
+    mt_buf_init(&whole, (size_t)j->size);
+    if (mt_buf_reserve(&whole, (size_t)j->size) < 0) {
+        mt_buf_dispose(&whole);
+        j->err = MT_ENOMEM;
+        j->why = "out of memory";
+        return;
+    }
+    size_t got = 0;
+    while (got < j->size) {
+        ssize_t k = pread(j->fd, whole.data + got, (size_t)j->size - got, (off_t)got);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            break;
+        got += (size_t)k;
+    }
+    whole.len = got;
+    mt_meta_t meta;
+    mt_ds_t *ds = NULL;
+    mt_diag_t d = {0, NULL};
+    int rc = got == j->size ? mt_part10_parse_file_buf(whole.data, whole.len, &meta, &ds, &d)
+                            : MT_EIO;
+    mt_buf_dispose(&whole);
+    mt_buf_dispose(&j->buf);
+    mt_buf_init(&j->buf, SIZE_MAX);
+    if (rc == 0)
+        rc = mt_ds_encode(ds, j->target, &j->buf);
+    mt_ds_free(ds);
+    if (rc < 0) {
+        j->err = rc;
+        j->why = "cannot re-encode the data set";
+        return;
+    }
+    j->buf_off = 0;
+    j->eof = true;
+}
+
+static void work_cb(uv_work_t *w)
+{
+    job_t *j = w->data;
+    switch (j->kind) {
+    case JOB_PREPARE:
+        work_prepare(j);
+        break;
+    case JOB_READ:
+        if ((j->err = read_chunk(j)) < 0)
+            j->why = "cannot read the stored file";
+        j->buf_off = 0;
+        break;
+    case JOB_REENCODE:
+        work_reencode(j);
+        break;
+    }
+}
+
+static void after_work_cb(uv_work_t *w, int status);
+
+static int launch(mt_retrieve_t *r, job_t *j, enum job_kind kind)
+{
+    j->kind = kind;
+    j->in_work = true;
+    j->ready = false;
+    j->w.data = j;
+    int rc = uv_queue_work(r->p.loop, &j->w, work_cb, after_work_cb);
+    if (rc < 0) {
+        j->in_work = false;
+        j->err = MT_ECANCELED;
+        j->why = "cannot queue file work";
+        return rc;
+    }
+    r->n_work++;
+    return 0;
+}
+
+static job_t *job_new(mt_retrieve_t *r, size_t idx)
+{
+    job_t *j = mt_calloc(1, sizeof *j);
+    j->r = r;
+    j->idx = idx;
+    j->fd = -1;
+    mt_buf_init(&j->buf, SIZE_MAX);
+    return j;
+}
+
+/* ---- sub-operations ---- */
+
+static void complete_current(mt_retrieve_t *r, uint16_t status, bool sent, const char *why)
+{
+    const mt_subop_inst_t *in = &r->insts[r->cur];
+    if (r->p.on_subop)
+        r->p.on_subop(r->p.user, in, sent, status, why);
+    if (!sent || (status != MT_STATUS_SUCCESS && (status & 0xF000) != 0xB000)) {
+        r->c.failed++;
+        add_failed_uid(r, in->sop_inst);
+        if (sent)
+            mt_log(MT_LOG_INFO, &r->log, "sub-operation %zu/%zu failed: C-STORE status 0x%04X",
+                   r->cur + 1, r->n, status);
+        else
+            mt_log(MT_LOG_INFO, &r->log, "sub-operation %zu/%zu failed: %s", r->cur + 1, r->n,
+                   why ? why : "?");
+        mt_log(MT_LOG_DEBUG, &r->log, "failed sub-operation: class=%s instance=%s",
+               in->sop_class, in->sop_inst);
+    } else if (status == MT_STATUS_SUCCESS) {
+        r->c.completed++;
+    } else {
+        r->c.warning++;
+    }
+    job_free(r->job);
+    r->job = NULL;
+    r->sending = r->rsp_in = r->data_done = false;
+    r->cur++;
+    next_subop(r);
+}
+
+static void lose_link(mt_retrieve_t *r)
+{
+    if (r->link_lost || r->done)
+        return;
+    r->link_lost = true;
+    mt_log(MT_LOG_WARN, &r->log, "association lost: %zu sub-operation(s) not completed",
+           r->n - r->cur);
+    for (size_t i = r->cur; i < r->n; i++) {
+        r->c.failed++;
+        add_failed_uid(r, r->insts[i].sop_inst);
+        if (r->p.on_subop)
+            r->p.on_subop(r->p.user, &r->insts[i], false, 0, "association lost");
+    }
+    r->cur = r->n;
+    job_free(r->job);
+    r->job = NULL;
+    r->sending = false;
+    finish(r);
+}
+
+static void prefetch(mt_retrieve_t *r)
+{
+    size_t k = r->cur + 1;
+    if (r->pre || r->cancel || r->link_lost || k >= r->n)
+        return;
+    r->pre = job_new(r, k);
+    if (launch(r, r->pre, JOB_PREPARE) < 0)
+        r->pre->ready = true; /* its error is reported when it is sent */
+}
+
+static bool release_cb(mt_retrieve_t *r)
+{
+    r->n_cb--;
+    if (r->freed) {
+        if (r->n_work == 0 && r->n_cb == 0)
+            engine_free(r);
+        return true;
+    }
+    return false;
+}
+
+static void on_rsp(void *user, int err, const mt_dimse_cmd_t *rsp)
+{
+    mt_retrieve_t *r = user;
+    if (release_cb(r))
+        return;
+    if (r->done)
+        return;
+    if (err < 0 || !rsp) {
+        lose_link(r);
+        return;
+    }
+    r->rsp_in = true;
+    r->rsp_status = rsp->status;
+    if (r->data_done)
+        complete_current(r, rsp->status, true, NULL);
+}
+
+static void send_chunk(mt_retrieve_t *r, job_t *j);
+
+static void on_sent(void *user, int err)
+{
+    mt_retrieve_t *r = user;
+    if (release_cb(r) || r->done || !r->job)
+        return;
+    job_t *j = r->job;
+    if (err < 0) {
+        lose_link(r);
+        return;
+    }
+    if (!j->eof) {
+        if (launch(r, j, JOB_READ) < 0) {
+            lose_link(r); /* a half-sent data set cannot be finished: give up */
+        }
+        return;
+    }
+    r->data_done = true;
+    if (j->fd >= 0) {
+        close(j->fd);
+        j->fd = -1;
+    }
+    mt_buf_dispose(&j->buf);
+    prefetch(r);
+    if (r->rsp_in)
+        complete_current(r, r->rsp_status, true, NULL);
+}
+
+static void send_chunk(mt_retrieve_t *r, job_t *j)
+{
+    const uint8_t *p = j->buf.data + j->buf_off;
+    size_t n = j->buf.len - j->buf_off;
+    r->bytes += n;
+    int rc = r->p.link.ops->send_data(r->p.link.impl, j->pcid, p, n, j->eof, on_sent, r);
+    if (rc < 0)
+        lose_link(r);
+    else
+        r->n_cb++;
+}
+
+static void send_store(mt_retrieve_t *r, job_t *j)
+{
+    const mt_subop_inst_t *in = &r->insts[j->idx];
+    mt_dimse_cmd_t rq;
+    mt_dimse_cmd_init(&rq);
+    rq.command_field = MT_C_STORE_RQ;
+    rq.message_id = r->p.link.ops->next_message_id(r->p.link.impl);
+    rq.priority = r->p.priority;
+    rq.data_set_type = 0x0001;
+    snprintf(rq.affected_sop_class_uid, sizeof rq.affected_sop_class_uid, "%s", in->sop_class);
+    snprintf(rq.affected_sop_instance_uid, sizeof rq.affected_sop_instance_uid, "%s",
+             in->sop_inst);
+    if (r->originator[0]) {
+        rq.has_move_originator = true;
+        snprintf(rq.move_originator_ae, sizeof rq.move_originator_ae, "%s", r->originator);
+        rq.move_originator_message_id = r->p.move_originator_msg_id;
+    }
+    r->sending = true;
+    r->rsp_in = r->data_done = false;
+    int rc = r->p.link.ops->send_command(r->p.link.impl, j->pcid, &rq, on_rsp, r);
+    if (rc < 0) {
+        lose_link(r);
+        return;
+    }
+    r->n_cb++;
+    send_chunk(r, j);
+}
+
+/* The context for j's instance, maybe with a re-encoding to a fallback syntax. */
+static void begin_send(mt_retrieve_t *r, job_t *j)
+{
+    r->job = j;
+    if (j->err) {
+        complete_current(r, 0, false, j->why);
+        return;
+    }
+    const mt_subop_inst_t *in = &r->insts[j->idx];
+    const mt_link_ops_t *ops = r->p.link.ops;
+    if (j->kind == JOB_PREPARE) {
+        j->pcid = ops->find_pc(r->p.link.impl, in->sop_class, j->meta_ts);
+        if (j->pcid) {
+            send_store(r, j);
+            return;
+        }
+        const mt_ts_t *ts = mt_ts_find(j->meta_ts);
+        if (ts && !ts->encapsulated) {
+            const char *fb[2] = {TS_ELE, TS_ILE};
+            for (int k = 0; k < 2 && !j->pcid; k++) {
+                j->pcid = ops->find_pc(r->p.link.impl, in->sop_class, fb[k]);
+                j->target = mt_ts_find(fb[k]);
+            }
+        }
+        if (!j->pcid) {
+            complete_current(r, 0, false,
+                             "no accepted presentation context for the SOP class and syntax");
+            return;
+        }
+        mt_log(MT_LOG_DEBUG, &r->log, "re-encoding %s -> %s for the destination", j->meta_ts,
+               j->target->uid);
+        if (launch(r, j, JOB_REENCODE) < 0)
+            complete_current(r, 0, false, j->why);
+        return;
+    }
+    send_store(r, j); /* re-encoded */
+}
+
+static void after_work_cb(uv_work_t *w, int status)
+{
+    job_t *j = w->data;
+    mt_retrieve_t *r = j->r;
+    j->in_work = false;
+    r->n_work--;
+    if (r->freed) {
+        if (r->n_work == 0 && r->n_cb == 0)
+            engine_free(r);
+        return;
+    }
+    if (status < 0 && !j->err) {
+        j->err = MT_ECANCELED;
+        j->why = "node shutting down";
+    }
+    if (r->done)
+        return; /* link lost or cancelled meanwhile: the job is freed with the engine */
+    if (j == r->pre) {
+        j->ready = true;
+        if (!r->sending && !r->job && r->cur == j->idx) {
+            r->pre = NULL;
+            begin_send(r, j);
+        }
+        return;
+    }
+    if (j != r->job)
+        return;
+    switch (j->kind) {
+    case JOB_PREPARE:
+    case JOB_REENCODE:
+        if (j->err) {
+            complete_current(r, 0, false, j->why);
+            return;
+        }
+        begin_send(r, j);
+        break;
+    case JOB_READ:
+        if (j->err) {
+            lose_link(r);
+            return;
+        }
+        send_chunk(r, j);
+        break;
+    }
+}
+
+static void next_subop(mt_retrieve_t *r)
+{
+    if (r->link_lost)
+        return;
+    if (r->cur >= r->n || r->cancel) {
+        finish(r);
+        return;
+    }
+    if (r->p.on_progress && r->cur > 0)
+        r->p.on_progress(r, r->p.user);
+    if (r->done || r->freed)
+        return;
+    if (r->pre && r->pre->idx == r->cur) {
+        if (!r->pre->ready)
+            return; /* after_work_cb continues */
+        job_t *j = r->pre;
+        r->pre = NULL;
+        begin_send(r, j);
+        return;
+    }
+    job_t *j = job_new(r, r->cur);
+    r->job = j;
+    if (launch(r, j, JOB_PREPARE) < 0)
+        complete_current(r, 0, false, j->why);
+}
+
+/* ---- API ---- */
+
+mt_retrieve_t *mt_retrieve_new(const mt_retrieve_params_t *p, mt_subop_inst_t *insts, size_t n)
+{
+    mt_retrieve_t *r = mt_calloc(1, sizeof *r);
+    r->p = *p;
+    if (p->log)
+        r->log = *p->log;
+    r->p.log = &r->log;
+    if (p->move_originator_ae)
+        snprintf(r->originator, sizeof r->originator, "%s", p->move_originator_ae);
+    r->insts = insts;
+    r->n = n;
+    r->c.remaining = (unsigned)n;
+    mt_buf_init(&r->failed, SIZE_MAX);
+    return r;
+}
+
+void mt_retrieve_start(mt_retrieve_t *r)
+{
+    next_subop(r);
+}
+
+void mt_retrieve_fail_all(mt_retrieve_t *r)
+{
+    for (size_t i = r->cur; i < r->n; i++) {
+        r->c.failed++;
+        add_failed_uid(r, r->insts[i].sop_inst);
+        if (r->p.on_subop)
+            r->p.on_subop(r->p.user, &r->insts[i], false, 0, "no association");
+    }
+    r->cur = r->n;
+    r->link_lost = true;
+    finish(r);
+}
+
+void mt_retrieve_cancel(mt_retrieve_t *r)
+{
+    r->cancel = true;
+}
+
+bool mt_retrieve_cancelled(const mt_retrieve_t *r)
+{
+    return r->cancel && r->c.completed + r->c.failed + r->c.warning < r->n;
+}
+
+void mt_retrieve_free(mt_retrieve_t *r)
+{
+    if (!r)
+        return;
+    r->freed = true;
+    if (r->n_work == 0 && r->n_cb == 0)
+        engine_free(r);
+}
+
+mt_retrieve_counts_t mt_retrieve_counts(const mt_retrieve_t *r)
+{
+    mt_retrieve_counts_t c = r->c;
+    c.remaining = (unsigned)(r->n - c.completed - c.failed - c.warning);
+    return c;
+}
+
+const char *mt_retrieve_failed_uids(const mt_retrieve_t *r)
+{
+    if (!r->failed.len)
+        return "";
+    mt_buf_t *b = (mt_buf_t *)&r->failed;
+    if (mt_buf_reserve(b, 1) < 0)
+        return "";
+    b->data[b->len] = 0;
+    return (const char *)b->data;
+}
+
+uint64_t mt_retrieve_bytes(const mt_retrieve_t *r)
+{
+    return r->bytes;
+}
+
+/* ---- pure helpers ---- */
+
+static bool same_proposal(const mt_nego_proposal_t *p, const char *as, const char *ts0)
+{
+    return strcmp(p->abstract_syntax, as) == 0 && strcmp(p->ts[0], ts0) == 0;
+}
+
+size_t mt_retrieve_proposals(const mt_subop_inst_t *insts, size_t n, mt_nego_proposal_t *out,
+                             size_t max, bool *truncated)
+{
+    size_t k = 0;
+    *truncated = false;
+    for (size_t i = 0; i < n; i++) {
+        const mt_ts_t *ts = mt_ts_find(insts[i].ts);
+        const char *as = insts[i].sop_class;
+        /* the stored syntax first; Explicit/Implicit LE after it when native */
+        mt_nego_proposal_t want[2];
+        size_t n_want = 0;
+        memset(want, 0, sizeof want);
+        if (!ts) {
+            want[0].abstract_syntax = as;
+            want[0].ts[0] = TS_ELE; /* unknown syntax: only a re-encoded copy could go */
+            want[0].ts[1] = TS_ILE;
+            want[0].n_ts = 2;
+            n_want = 1;
+        } else if (strcmp(ts->uid, TS_ELE) == 0 || strcmp(ts->uid, TS_ILE) == 0) {
+            want[0].abstract_syntax = as;
+            want[0].ts[0] = ts->uid;
+            want[0].ts[1] = strcmp(ts->uid, TS_ELE) == 0 ? TS_ILE : TS_ELE;
+            want[0].n_ts = 2;
+            n_want = 1;
+        } else {
+            want[0].abstract_syntax = as;
+            want[0].ts[0] = ts->uid;
+            want[0].n_ts = 1;
+            n_want = 1;
+            if (!ts->encapsulated) {
+                want[1].abstract_syntax = as;
+                want[1].ts[0] = TS_ELE;
+                want[1].ts[1] = TS_ILE;
+                want[1].n_ts = 2;
+                n_want = 2;
+            }
+        }
+        for (size_t w = 0; w < n_want; w++) {
+            bool dup = false;
+            for (size_t q = 0; q < k && !dup; q++)
+                dup = same_proposal(&out[q], want[w].abstract_syntax, want[w].ts[0]);
+            if (dup)
+                continue;
+            if (k == max) {
+                *truncated = true;
+                continue;
+            }
+            out[k++] = want[w];
+        }
+    }
+    return k;
+}
+
+uint16_t mt_retrieve_final_status(const mt_retrieve_counts_t *c, bool cancelled)
+{
+    if (cancelled)
+        return MT_STATUS_CANCEL;
+    if (c->failed == 0 && c->warning == 0)
+        return MT_STATUS_SUCCESS;
+    if (c->completed == 0 && c->warning == 0)
+        return 0xA702;
+    return MT_STATUS_WARN_COERCION; /* B000: sub-operations complete, one or more failures */
+}

@@ -1,0 +1,374 @@
+/*
+ * tagger.c - the node's CMR tagger: features in, tags out, never on the event loop's time.
+ *
+ *   store.c (committed, status 0) --mt_tagger_offer(hdr)--> extract job (pool):
+ *       mt_ds_parse + mt_tag_extract; the header bytes are freed there
+ *   after_extract (loop): the features join their study / series (copied planes); a study
+ *       with a pass in flight parks them on its pending list
+ *   tick (uv_timer, every 250 ms .. 1 s): the first study that has a series idle for
+ *       series_idle with new instances, or that has been idle for study_idle, gets a pass
+ *   pass job (pool, one at a time: it owns the index connection): finish the dirty series,
+ *       re-classify them, mt_tag_study_run over all series of the study (later series revise
+ *       earlier tags), write every series' result (tag_put: the index keeps the revision)
+ *   after_pass (loop): merge pending features; a study-idle pass drops the study's features
+ *
+ * Memory: features of a study stay until its study-idle pass. A series that arrives after
+ * that starts a fresh study record: its exam-level context is only what arrives with it
+ * (documented limitation; `mitral tag --reindex` will re-tag from the stored files).
+ * Closing: the timer stops, every study with anything untagged gets a pass regardless of idle
+ * times, then the index connection closes and the callback fires.
+ */
+#include "tagger.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "index/index.h"
+#include "tag/tag.h"
+#include "util/alloc.h"
+#include "util/err.h"
+#include "util/log.h"
+
+typedef struct t_series {
+    mt_tag_series_t s;
+    uint64_t last_add;
+    bool dirty;
+} t_series_t;
+
+typedef struct t_study {
+    char uid[65];
+    t_series_t **ser;
+    size_t n_ser, cap_ser;
+    uint64_t last_add;
+    bool busy, final_pass;
+    mt_tag_inst_t *pending;
+    size_t n_pending, cap_pending;
+    struct t_study *next;
+} t_study_t;
+
+struct mt_tagger {
+    uv_loop_t *loop;
+    uv_timer_t timer;
+    char *index_path;
+    mt_index_t *ix; /* used by pass jobs only, one at a time */
+    uint64_t series_idle, study_idle;
+    t_study_t *studies;
+    unsigned extract_in_flight;
+    bool pass_in_flight;
+    bool closing;
+    void (*close_cb)(void *);
+    void *close_data;
+};
+
+typedef struct extract_job {
+    uv_work_t w;
+    mt_tagger_t *t;
+    uint8_t *hdr;
+    size_t len;
+    const mt_ts_t *ts;
+    char study_uid[65], series_uid[65]; /* as stored */
+    mt_tag_inst_t in;
+    int rc;
+} extract_job_t;
+
+typedef struct pass_job {
+    uv_work_t w;
+    mt_tagger_t *t;
+    t_study_t *st;
+    int rc;
+} pass_job_t;
+
+static void tick(mt_tagger_t *t);
+
+static t_study_t *study_get(mt_tagger_t *t, const char *uid)
+{
+    for (t_study_t *s = t->studies; s; s = s->next)
+        if (strcmp(s->uid, uid) == 0)
+            return s;
+    t_study_t *s = mt_calloc(1, sizeof *s);
+    snprintf(s->uid, sizeof s->uid, "%s", uid);
+    s->next = t->studies;
+    t->studies = s;
+    return s;
+}
+
+static void study_free(mt_tagger_t *t, t_study_t *st)
+{
+    for (t_study_t **p = &t->studies; *p; p = &(*p)->next)
+        if (*p == st) {
+            *p = st->next;
+            break;
+        }
+    for (size_t i = 0; i < st->n_ser; i++) {
+        mt_tag_series_dispose(&st->ser[i]->s);
+        mt_free(st->ser[i]);
+    }
+    for (size_t i = 0; i < st->n_pending; i++)
+        mt_tag_inst_dispose(&st->pending[i]);
+    mt_free(st->pending);
+    mt_free(st->ser);
+    mt_free(st);
+}
+
+static void study_add(mt_tagger_t *t, t_study_t *st, const mt_tag_inst_t *in)
+{
+    t_series_t *se = NULL;
+    for (size_t i = 0; i < st->n_ser; i++)
+        if (strcmp(st->ser[i]->s.h.series_uid, in->series_uid) == 0) {
+            se = st->ser[i];
+            break;
+        }
+    if (!se) {
+        if (st->n_ser == st->cap_ser) {
+            st->cap_ser = st->cap_ser ? st->cap_ser * 2 : 16;
+            st->ser = mt_realloc(st->ser, st->cap_ser * sizeof *st->ser);
+        }
+        se = mt_calloc(1, sizeof *se);
+        mt_tag_series_init(&se->s);
+        st->ser[st->n_ser++] = se;
+    }
+    mt_tag_series_add(&se->s, in);
+    se->dirty = true;
+    se->last_add = st->last_add = uv_now(t->loop);
+    st->final_pass = false;
+}
+
+/* ---- extraction ---- */
+static void extract_work(uv_work_t *w)
+{
+    extract_job_t *j = w->data;
+    mt_ds_t *ds = NULL;
+    mt_diag_t diag = {0, NULL};
+    j->rc = mt_ds_parse(j->hdr, j->len, j->ts, &ds, &diag);
+    if (j->rc == 0)
+        j->rc = mt_tag_extract(ds, j->ts->big_endian, &j->in);
+    else
+        mt_tag_inst_init(&j->in);
+    /* identity as stored: never the original UIDs */
+    memcpy(j->in.study_uid, j->study_uid, sizeof j->in.study_uid);
+    memcpy(j->in.series_uid, j->series_uid, sizeof j->in.series_uid);
+    mt_ds_free(ds);
+    mt_free(j->hdr);
+    j->hdr = NULL;
+}
+
+static void after_extract(uv_work_t *w, int status)
+{
+    extract_job_t *j = w->data;
+    mt_tagger_t *t = j->t;
+    t->extract_in_flight--;
+    if (status == 0 && j->rc == 0) {
+        t_study_t *st = study_get(t, j->in.study_uid);
+        if (st->busy) { /* a pass owns the series: park the features */
+            if (st->n_pending == st->cap_pending) {
+                st->cap_pending = st->cap_pending ? st->cap_pending * 2 : 16;
+                st->pending = mt_realloc(st->pending, st->cap_pending * sizeof *st->pending);
+            }
+            st->pending[st->n_pending++] = j->in; /* moved */
+            j->in.img = NULL;
+            st->last_add = uv_now(t->loop);
+        } else {
+            study_add(t, st, &j->in);
+        }
+    } else {
+        mt_log(MT_LOG_DEBUG, NULL, "tagger: header not tagged: %s", mt_strerror(j->rc));
+    }
+    mt_tag_inst_dispose(&j->in);
+    mt_free(j->hdr);
+    mt_free(j);
+    if (t->closing)
+        tick(t);
+}
+
+void mt_tagger_offer(mt_tagger_t *t, uint8_t *hdr, size_t len, const mt_ts_t *ts,
+                     const char *study_uid, const char *series_uid)
+{
+    if (t->closing || !ts || ts->deflated || !study_uid || !series_uid) {
+        mt_free(hdr);
+        return;
+    }
+    extract_job_t *j = mt_calloc(1, sizeof *j);
+    j->t = t;
+    j->hdr = hdr;
+    j->len = len;
+    j->ts = ts;
+    snprintf(j->study_uid, sizeof j->study_uid, "%s", study_uid);
+    snprintf(j->series_uid, sizeof j->series_uid, "%s", series_uid);
+    j->w.data = j;
+    t->extract_in_flight++;
+    if (uv_queue_work(t->loop, &j->w, extract_work, after_extract) != 0) {
+        t->extract_in_flight--;
+        mt_free(hdr);
+        mt_free(j);
+    }
+}
+
+/* ---- exam-level pass ---- */
+static void pass_work(uv_work_t *w)
+{
+    pass_job_t *j = w->data;
+    mt_tagger_t *t = j->t;
+    t_study_t *st = j->st;
+    mt_tag_series_t **arr = mt_malloc((st->n_ser ? st->n_ser : 1) * sizeof *arr);
+    for (size_t i = 0; i < st->n_ser; i++) {
+        t_series_t *se = st->ser[i];
+        if (se->dirty) {
+            mt_tag_series_finish(&se->s);
+            se->s.fam = -1; /* re-classify on the new statistics */
+        }
+        arr[i] = &se->s;
+    }
+    mt_tag_study_t study = {arr, st->n_ser, false, false, {0, 0, 0}, false, -1, NAN};
+    mt_tag_study_run(&study);
+    j->rc = 0;
+    if (!t->ix)
+        j->rc = mt_index_sqlite_open(t->index_path, &t->ix);
+    if (j->rc == 0 && (j->rc = t->ix->ops->begin(t->ix)) == 0) {
+        for (size_t i = 0; i < st->n_ser && j->rc == 0; i++) {
+            const mt_tag_series_t *s = arr[i];
+            mt_index_tag_t row = {
+                .study_uid = st->uid,
+                .series_uid = s->h.series_uid,
+                .tag = s->res.tag,
+                .view = mt_tag_view_name(s->res.view),
+                .evidence = s->res.evidence,
+                .version = MT_TAG_VERSION,
+                .confidence = round((double)s->res.confidence * 100.0) / 100.0,
+                .manufacturer = s->h.vendor,
+            };
+            j->rc = t->ix->ops->tag_put(t->ix, &row, NULL);
+        }
+        if (j->rc == 0)
+            j->rc = t->ix->ops->commit(t->ix);
+        else
+            t->ix->ops->rollback(t->ix);
+    }
+    mt_free(arr);
+}
+
+static void after_pass(uv_work_t *w, int status)
+{
+    pass_job_t *j = w->data;
+    mt_tagger_t *t = j->t;
+    t_study_t *st = j->st;
+    t->pass_in_flight = false;
+    st->busy = false;
+    if (status != 0 || j->rc != 0)
+        mt_log(MT_LOG_WARN, NULL, "tagger: tags of a study not written: %s",
+               mt_strerror(status ? status : j->rc));
+    else
+        mt_log(MT_LOG_DEBUG, NULL, "tagger: %zu series tagged (%s pass)", st->n_ser,
+               st->final_pass ? "study" : "series");
+    for (size_t i = 0; i < st->n_ser; i++)
+        st->ser[i]->dirty = false;
+    for (size_t i = 0; i < st->n_pending; i++) {
+        study_add(t, st, &st->pending[i]);
+        mt_tag_inst_dispose(&st->pending[i]);
+    }
+    st->n_pending = 0;
+    bool drop = st->final_pass;
+    for (size_t i = 0; i < st->n_ser; i++)
+        drop &= !st->ser[i]->dirty;
+    if (drop)
+        study_free(t, st);
+    mt_free(j);
+    tick(t);
+}
+
+static void start_pass(mt_tagger_t *t, t_study_t *st, bool final)
+{
+    pass_job_t *j = mt_calloc(1, sizeof *j);
+    j->t = t;
+    j->st = st;
+    j->w.data = j;
+    st->busy = true;
+    st->final_pass = final;
+    t->pass_in_flight = true;
+    if (uv_queue_work(t->loop, &j->w, pass_work, after_pass) != 0) {
+        st->busy = false;
+        t->pass_in_flight = false;
+        mt_free(j);
+    }
+}
+
+static void on_closed(uv_handle_t *h)
+{
+    mt_tagger_t *t = h->data;
+    if (t->ix)
+        t->ix->ops->close(t->ix);
+    while (t->studies)
+        study_free(t, t->studies);
+    void (*cb)(void *) = t->close_cb;
+    void *data = t->close_data;
+    mt_free(t->index_path);
+    mt_free(t);
+    if (cb)
+        cb(data);
+}
+
+static void tick(mt_tagger_t *t)
+{
+    if (t->pass_in_flight)
+        return;
+    uint64_t now = uv_now(t->loop);
+    for (t_study_t *st = t->studies; st; st = st->next) {
+        bool dirty = false, series_ready = false;
+        for (size_t i = 0; i < st->n_ser; i++)
+            if (st->ser[i]->dirty) {
+                dirty = true;
+                series_ready |= now - st->ser[i]->last_add >= t->series_idle;
+            }
+        bool study_ready = now - st->last_add >= t->study_idle;
+        if (t->closing) {
+            if (dirty) {
+                start_pass(t, st, true);
+                return;
+            }
+            continue;
+        }
+        if (study_ready) {
+            start_pass(t, st, true); /* final pass (also drops a study with nothing new) */
+            return;
+        }
+        if (series_ready) {
+            start_pass(t, st, false);
+            return;
+        }
+    }
+    if (t->closing && t->extract_in_flight == 0 && !uv_is_closing((uv_handle_t *)&t->timer))
+        uv_close((uv_handle_t *)&t->timer, on_closed);
+}
+
+static void on_tick(uv_timer_t *h)
+{
+    tick(h->data);
+}
+
+int mt_tagger_new(uv_loop_t *loop, const char *index_path, uint32_t series_idle_ms,
+                  uint32_t study_idle_ms, mt_tagger_t **out)
+{
+    mt_tagger_t *t = mt_calloc(1, sizeof *t);
+    t->loop = loop;
+    t->index_path = mt_strdup(index_path);
+    t->series_idle = series_idle_ms;
+    t->study_idle = study_idle_ms < series_idle_ms ? series_idle_ms : study_idle_ms;
+    uv_timer_init(loop, &t->timer);
+    t->timer.data = t;
+    uint64_t period = series_idle_ms / 4;
+    period = period < 50 ? 50 : period > 1000 ? 1000 : period;
+    uv_timer_start(&t->timer, on_tick, period, period);
+    uv_unref((uv_handle_t *)&t->timer);
+    *out = t;
+    return 0;
+}
+
+void mt_tagger_close(mt_tagger_t *t, void (*cb)(void *), void *data)
+{
+    t->closing = true;
+    t->close_cb = cb;
+    t->close_data = data;
+    uv_timer_stop(&t->timer);
+    uv_ref((uv_handle_t *)&t->timer);
+    tick(t);
+}

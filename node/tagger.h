@@ -1,0 +1,33 @@
+/*
+ * tagger.h - CMR series tagging inside the node (issue 5; rules in node/tag/, docs/tagging.md).
+ *
+ * Loop-thread API. The store service hands over the original (not de-identified) header bytes
+ * of each stored instance; everything else happens off the event loop on the libuv pool:
+ * parse + feature extraction per instance, then, when a series has been idle for
+ * tagging.series_idle and again when its study has been idle for tagging.study_idle, the
+ * exam-level pass over every series of the study and the index writes (series_tags, through a
+ * connection of its own). A C-STORE response never waits for any of it.
+ */
+#ifndef MT_TAGGER_H
+#define MT_TAGGER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "dicom/ds.h"
+
+typedef struct mt_tagger mt_tagger_t;
+
+int mt_tagger_new(uv_loop_t *loop, const char *index_path, uint32_t series_idle_ms,
+                  uint32_t study_idle_ms, mt_tagger_t **out);
+/* Offer one instance's header: the data set bytes before Pixel Data, in transfer syntax ts
+ * (not deflated), as received (before de-identification). study_uid / series_uid are the UIDs
+ * the instance was STORED under (de-identified when a profile is in force): the tags are
+ * keyed by them, so no original identifier reaches the index. Takes ownership of hdr. */
+void mt_tagger_offer(mt_tagger_t *t, uint8_t *hdr, size_t len, const mt_ts_t *ts,
+                     const char *study_uid, const char *series_uid);
+/* Tag everything still pending (ignoring idle times), then free; cb on the loop when done. */
+void mt_tagger_close(mt_tagger_t *t, void (*cb)(void *), void *data);
+
+#endif

@@ -1,0 +1,113 @@
+"""qrlib.py - helpers of the retrieve tests (t_move_*, t_get_*, t_commit_*, t_send_*): a dcmtk
+storescp destination started on a free port and stopped by PID, movescu/getscu runners and
+parsers of their output. Not a test itself (no t_ prefix)."""
+import os
+import re
+import subprocess
+
+import lib
+
+
+class StoreSCP:
+    """dcmtk storescp as a C-MOVE destination (writes each received instance to a file)."""
+
+    def __init__(self, aet, extra=(), name="dest"):
+        self.aet = aet
+        self.extra = list(extra)
+        self.dir = lib.tmpdir("mt-%s-" % name)
+        self.out = os.path.join(self.dir, "in")
+        os.makedirs(self.out)
+        self.port = lib.free_port()
+        self.proc = None
+        self.logpath = os.path.join(self.dir, "storescp.log")
+
+    def start(self):
+        lf = open(self.logpath, "wb")
+        cmd = ["storescp", "-v", "-aet", self.aet, "-od", self.out, "-fe", ".dcm"] + \
+            self.extra + [str(self.port)]
+        self.proc = subprocess.Popen(cmd, stdout=lf, stderr=subprocess.STDOUT, env=lib.PEER_ENV)
+        lf.close()
+        lib.wait_for(lambda: lib.port_listening(self.port), "storescp listens", proc=self.proc)
+        return self
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def files(self):
+        return sorted(os.path.join(self.out, f) for f in os.listdir(self.out)
+                      if f.endswith(".dcm"))
+
+    def by_sop(self):
+        res = {}
+        for p in self.files():
+            m = lib.read_meta(p)
+            if m:
+                res[m["sop_instance_uid"]] = p
+        return res
+
+    def clear(self):
+        for p in self.files():
+            os.unlink(p)
+
+
+def movescu(node, dest, keys, aec=None, study_root=True, extra=()):
+    cmd = ["movescu", "-v", "-aet", "MOVESCU", "-aec", aec or node.aet, "-aem", dest] + \
+        (["-S"] if study_root else ["-P"]) + list(extra)
+    for k in keys:
+        cmd += ["-k", k]
+    cmd += ["127.0.0.1", str(node.port)]
+    r = lib.run(cmd, timeout=240)
+    r.stdout = (r.stdout or "") + (r.stderr or "")
+    return r
+
+
+def getscu(node, outdir, keys, aec=None, study_root=True, extra=()):
+    cmd = ["getscu", "-v", "-aet", "GETSCU", "-aec", aec or node.aet, "-od", outdir] + \
+        (["-S"] if study_root else ["-P"]) + list(extra)
+    for k in keys:
+        cmd += ["-k", k]
+    cmd += ["127.0.0.1", str(node.port)]
+    r = lib.run(cmd, timeout=240)
+    r.stdout = (r.stdout or "") + (r.stderr or "")
+    return r
+
+
+def final_status(text):
+    """The text inside 'Received Final Move Response (...)' / the C-GET final status."""
+    m = re.findall(r"Received Final (?:Move|Get) Response \(([^)]*)\)", text)
+    if m:
+        return m[-1]
+    m = re.findall(r"DIMSE Status\s*: (0x[0-9A-Fa-f]{4}: .*)", text)  # -d output
+    if m:
+        return m[-1].strip()
+    m = re.findall(r"(?:Move|Get) response with error status \(([^)]*)\)", text)
+    return m[-1] if m else None
+
+
+def dest_yaml(dests):
+    """[(ae, port)] -> move_destinations YAML."""
+    out = ["move_destinations:"]
+    for ae, port in dests:
+        out += ["  - ae_title: %s" % ae, "    host: 127.0.0.1", "    port: %d" % port]
+    return "\n".join(out) + "\n"
+
+
+def study_uid(path):
+    import pydicom
+    return pydicom.dcmread(path, stop_before_pixels=True).StudyInstanceUID
+
+
+def check_identical(src_by_sop, got_by_sop, what):
+    """Every instance of src arrived and its data set equals the stored one."""
+    missing = sorted(set(src_by_sop) - set(got_by_sop))
+    lib.check(not missing, "%s: %d instance(s) missing" % (what, len(missing)))
+    for sop, p in sorted(got_by_sop.items()):
+        if sop in src_by_sop:
+            d = lib.compare_datasets(src_by_sop[sop], p)
+            lib.check(d is None, "%s: %s differs: %s" % (what, sop, d))
