@@ -672,6 +672,9 @@ static int cmd_report(int argc, char **argv)
     fwrite(out.data, 1, out.len, stdout);
     mt_buf_dispose(&out);
     mt_tag_report_free(ctx.r);
+    return 0;
+}
+
 /* mitral passwd [--iterations N]: read one secret line on stdin, print its hash. */
 static int cmd_passwd(int argc, char **argv)
 {
