@@ -253,9 +253,11 @@ static void send_head(mt_http_req_t *r, int status, const char *ctype, const cha
                      mt_http_reason(status));
     if (ctype)
         n += snprintf(h + n, sizeof h - (size_t)n, "Content-Type: %s\r\n", ctype);
-    if (len >= 0)
+    if (status == 204 || status == 304)
+        ; /* RFC 9110 §8.6: no Content-Length (and no body) */
+    else if (len >= 0)
         n += snprintf(h + n, sizeof h - (size_t)n, "Content-Length: %lld\r\n", (long long)len);
-    else
+    else if (r->method != HTTP_HEAD)
         n += snprintf(h + n, sizeof h - (size_t)n, "Transfer-Encoding: chunked\r\n");
     if (c->close_after || c->srv->stopping)
         n += snprintf(h + n, sizeof h - (size_t)n, "Connection: close\r\n");
@@ -282,16 +284,17 @@ void mt_http_begin(mt_http_req_t *r, int status, const char *ctype, const char *
         return;
     }
     send_head(r, status, ctype, extra, content_length);
-    r->resp_chunked = content_length < 0;
+    r->resp_chunked = content_length < 0 && r->method != HTTP_HEAD;
 }
 
 static int write_body(mt_http_req_t *r, void *p, size_t n, bool take)
 {
     conn_t *c = r->conn;
-    if (!r->started || r->ended || r->aborted || c->closing || n == 0) {
+    if (!r->started || r->ended || r->aborted || c->closing || n == 0 ||
+        r->method == HTTP_HEAD || r->status == 204 || r->status == 304) { /* no body */
         if (take)
             mt_free(p);
-        return r->aborted || c->closing ? 0 : 0;
+        return 0;
     }
     void *m = p;
     if (!take) {
