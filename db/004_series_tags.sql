@@ -1,4 +1,4 @@
--- 003_series_tags.sql - CMR series tags (issue 5, node/tag/, docs/tagging.md).
+-- 004_series_tags.sql - CMR series tags (issue 5, node/tag/, docs/tagging.md).
 --
 -- One row per tagged series: the tagger's last decision (tag, view, confidence, evidence,
 -- tagger version) and a revision counter bumped each time a later pass changes the tag or

@@ -134,7 +134,7 @@ typedef struct mt_index_ops {
     /* Counts of the project's studies (present in the index), their series, instances, bytes
      * and patients. */
     int (*project_stats)(mt_index_t *ix, const char *project, mt_index_stats_t *out);
-    /* ---- CMR series tags (issue 5, node/tag/, db/003_series_tags.sql) ---- */
+    /* ---- CMR series tags (issue 5, node/tag/, db/004_series_tags.sql) ---- */
     /* Insert or update a series' tag. The stored revision becomes the previous one + 1 when
      * the tag or view changed (0 for a new row); *revision (may be NULL) receives it. */
     int (*tag_put)(mt_index_t *ix, const mt_index_tag_t *t, unsigned *revision);
