@@ -16,6 +16,7 @@
  */
 #include "node.h"
 
+#include <signal.h>
 #include <string.h>
 
 #include "deid/load.h"
@@ -301,6 +302,9 @@ static int deid_open(mt_node_t *node, const mt_conf_t *c)
 int mt_node_run(mt_node_t *node)
 {
     const mt_conf_t *c = node->confs->conf;
+    /* A peer that closes while we write must cost an EPIPE, not the process (libuv writes
+     * with write(2), which raises SIGPIPE). */
+    signal(SIGPIPE, SIG_IGN);
     mt_log_level = (mt_log_level_t)c->log_level;
     int rc = deid_open(node, c);
     if (rc)

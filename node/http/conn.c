@@ -71,6 +71,7 @@ struct mt__http_conn {
     char peer[64];
     bool loopback;
     bool in_parse; /* inside parse_more */
+    int in_cb;     /* inside a callback into a handler that may end the request */
 };
 
 static void conn_close(conn_t *c);
@@ -134,7 +135,9 @@ static void on_written(uv_write_t *w, int status)
     if (c->drain_cb && c->queued < WRITE_LOW) {
         void (*cb)(void *) = c->drain_cb;
         c->drain_cb = NULL;
+        c->in_cb++; /* the writer may end its request: c must outlive this callback */
         cb(c->drain_data);
+        c->in_cb--;
     }
     if (c->closing)
         maybe_free_conn(c);
@@ -632,19 +635,29 @@ static void parse_more(conn_t *c)
             c->message_done = true;
             c->close_after = true;
             if (r && r->handler && !r->ended) {
-                /* the handler owns the request: it answers (or has answered) */
-                const mt_http_handler_t *h = r->handler;
-                r->handler = NULL;
-                if (h->on_abort)
-                    h->on_abort(r);
-                if (!r->started && !r->ended) {
-                    char body[128];
-                    int bn = snprintf(body, sizeof body, "%s\n", why);
-                    mt_http_begin(r, st, "text/plain", NULL, bn);
-                    mt_http_write(r, body, (size_t)bn);
+                /* The handler owns the request: we answer on the socket ourselves, and tell
+                 * it; whatever it answers later is dropped (aborted) and its mt_http_end
+                 * lets the connection close. */
+                bool answered = r->started;
+                r->aborted = true;
+                if (!answered) {
+                    char raw[512];
+                    int bn = snprintf(raw, sizeof raw,
+                                      "HTTP/1.1 %d %s\r\nServer: mitral\r\nContent-Type: "
+                                      "text/plain\r\nContent-Length: %zu\r\nConnection: "
+                                      "close\r\n\r\n%s\n",
+                                      st, mt_http_reason(st), strlen(why) + 1, why);
+                    char *m = mt_malloc((size_t)bn);
+                    memcpy(m, raw, (size_t)bn);
+                    uv_buf_t b = uv_buf_init(m, (unsigned)bn);
+                    void *own[1] = {m};
+                    queue(c, &b, 1, own);
                 }
-                if (r->started && r->status == 0)
-                    r->status = st;
+                const mt_http_handler_t *h = r->handler;
+                if (h->on_abort)
+                    h->on_abort(r); /* may end (and free) the request */
+                if (answered && !c->closing && c->req == r)
+                    conn_close(c); /* a response is half sent: nothing else can follow */
             } else if (!r || !r->started) {
                 pre_respond(c, st, why);
             } else if (!r->ended) {
@@ -686,11 +699,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 {
     conn_t *c = s->data;
     if (nread < 0) {
-        if (c->req && !c->req->ended && c->req->handler && c->req->handler->on_abort) {
-            c->req->aborted = true;
-            c->req->handler->on_abort(c->req);
-        }
-        conn_close(c);
+        conn_close(c); /* tells the handler (on_abort) */
         return;
     }
     if (nread == 0)
@@ -721,12 +730,20 @@ static void on_handle_closed(uv_handle_t *h)
 {
     conn_t *c = h->data;
     c->open_handles--;
+    if (c->open_handles == 0 && c->drain_cb) {
+        /* a writer waiting for the drain learns of the close now (its request is aborted) */
+        void (*cb)(void *) = c->drain_cb;
+        c->drain_cb = NULL;
+        c->in_cb++;
+        cb(c->drain_data);
+        c->in_cb--;
+    }
     maybe_free_conn(c);
 }
 
 static void maybe_free_conn(conn_t *c)
 {
-    if (c->open_handles || c->queued || c->req)
+    if (c->open_handles || c->queued || c->req || c->in_cb)
         return;
     mt_http_server_t *s = c->srv;
     if (c->prev)
@@ -753,20 +770,18 @@ static void conn_close(conn_t *c)
     if (c->closing)
         return;
     c->closing = true;
-    c->drain_cb = NULL;
-    if (c->req && !c->req->ended) {
-        mt_http_req_t *r = c->req;
-        if (!r->aborted) {
-            r->aborted = true;
-            if (r->handler && r->handler->on_abort)
-                r->handler->on_abort(r);
-        }
-        if (!r->handler && !r->ended)
-            r->ended = true; /* nobody owns it */
+    mt_http_req_t *r = c->req;
+    if (r && !r->ended && !r->aborted) {
+        r->aborted = true;
+        if (r->handler && r->handler->on_abort)
+            r->handler->on_abort(r); /* may end (and so free) the request */
     }
-    if (c->req && c->req->ended) {
-        req_free(c->req);
+    r = c->req;
+    if (r && !r->ended && !r->handler)
+        r->ended = true; /* nobody owns it */
+    if (r && r->ended) {
         c->req = NULL;
+        req_free(r);
     }
     uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
     uv_close((uv_handle_t *)&c->timer, on_handle_closed);

@@ -902,7 +902,9 @@ static void on_open(uv_fs_t *req)
             uv_fs_close(NULL, &c, (uv_file)fd, NULL);
             uv_fs_req_cleanup(&c);
         }
-        mt_log(MT_LOG_WARN, NULL, "http %s: cannot open a stored file", w->wr->r->peer);
+        if (fd < 0)
+            mt_log(MT_LOG_WARN, NULL, "http %s: cannot open a stored file: %s", w->wr->r->peer,
+                   uv_strerror((int)fd));
         finish(w);
         return;
     }

@@ -228,6 +228,13 @@ def main():
     lib.check(st == 415, "STOW application/json -> 415 (%s)" % st)
     st, _, _ = web.request(node, "POST", P1 + "/studies", dict(web.BOB, **{"Content-Type": ct}), body)
     lib.check(st == 403, "STOW by bob into p1 -> 403 (%s)" % st)
+    # bob posts (a copy of) p1's CT into p2: the study exists outside p2, so it may not join p2
+    st, r = web.stow(node, P2 + "/studies", [CT], web.BOB)
+    fails = (r or {}).get("00081198", {}).get("Value", [])
+    lib.check(st == 409 and fails and fails[0]["00081197"]["Value"] == [0x0124],
+              "STOW of another project's study -> 409, 0124 not authorized (%s %r)" % (st, r))
+    st, _, _ = web.request(node, "GET", P2 + "/studies/%s/metadata" % s_ct, web.BOB)
+    lib.check(st == 404, "... and bob still cannot read it (%s)" % st)
     st, j = web.get_json(node, P1 + "/studies", web.ALICE)
     lib.check(st == 200 and len(j) == 3, "p1 still holds its 3 studies")
     lib.check(node.alive(), "node alive")
