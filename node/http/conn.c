@@ -16,10 +16,17 @@
  * callback makes http_parser_execute return early, the unconsumed bytes stay in conn->in.
  * A response that ends before its request body was read marks the connection for closing
  * (the rest of the body is not read). Errors before dispatch answer 400/408/413/431 and close.
+ *
+ * HTTPS (opts.tls_port): a second listener; its connections run TLS (OpenSSL, 1.2 or later)
+ * over memory BIOs: socket bytes go into rbio and SSL_read's plaintext into conn->in; every
+ * write is SSL_write'n and what wbio holds is queued to the socket (tls_flush). Everything
+ * above the bytes (parser, limits, handlers) is the same for both.
  */
 #include "http.h"
 
 #include <http_parser.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -28,7 +35,7 @@
 #include "../util/err.h"
 #include "../util/log.h"
 
-#define WRITE_LOW (256u * 1024u)
+#define WRITE_LOW (1024u * 1024u)
 #define READ_CHUNK 65536
 #define IN_MAX (256u * 1024u) /* unparsed bytes held (pipelined requests, paused body) */
 
@@ -37,6 +44,9 @@ typedef struct mt__http_conn conn_t;
 struct mt_http_server {
     uv_loop_t *loop;
     uv_tcp_t tcp;
+    uv_tcp_t tls_tcp;   /* HTTPS listener (opts.tls_port), when configured */
+    SSL_CTX *tls;
+    int n_listeners;    /* listening handles not yet closed */
     mt_http_opts_t o;
     conn_t *conns; /* doubly linked */
     uint32_t n_conns;
@@ -71,6 +81,8 @@ struct mt__http_conn {
     char peer[64];
     bool loopback;
     bool in_parse; /* inside parse_more */
+    SSL *ssl;      /* HTTPS: TLS over memory BIOs (rbio: bytes from the socket, wbio: to it) */
+    BIO *rbio, *wbio;
     int in_cb;     /* inside a callback into a handler that may end the request */
 };
 
@@ -145,8 +157,9 @@ static void on_written(uv_write_t *w, int status)
         conn_close(c);
 }
 
-/* Queue up to three buffers; owned ones are mt_free'd after the write. */
-static void queue(conn_t *c, uv_buf_t *b, int nb, void **own)
+/* Queue up to three buffers for the socket as they are; owned ones are mt_free'd after the
+ * write. */
+static void raw_queue(conn_t *c, uv_buf_t *b, int nb, void **own)
 {
     wreq_t *wr = mt_calloc(1, sizeof *wr);
     wr->c = c;
@@ -171,6 +184,41 @@ static void queue(conn_t *c, uv_buf_t *b, int nb, void **own)
     }
 }
 
+/* What TLS has to send (handshake records, encrypted data) goes to the socket. */
+static void tls_flush(conn_t *c)
+{
+    size_t n;
+    while (!c->closing && (n = BIO_ctrl_pending(c->wbio)) > 0) {
+        char *m = mt_malloc(n);
+        int k = BIO_read(c->wbio, m, (int)n);
+        if (k <= 0) {
+            mt_free(m);
+            break;
+        }
+        uv_buf_t b = uv_buf_init(m, (unsigned)k);
+        void *own[1] = {m};
+        raw_queue(c, &b, 1, own);
+    }
+}
+
+/* Queue up to three buffers (owned ones are mt_free'd once written, or encrypted). */
+static void queue(conn_t *c, uv_buf_t *b, int nb, void **own)
+{
+    if (!c->ssl) {
+        raw_queue(c, b, nb, own);
+        return;
+    }
+    for (int i = 0; i < nb && !c->closing; i++)
+        if (b[i].len && SSL_write(c->ssl, b[i].base, (int)b[i].len) <= 0) {
+            conn_close(c);
+            break;
+        }
+    for (int i = 0; i < nb; i++)
+        if (own)
+            mt_free(own[i]);
+    tls_flush(c);
+}
+
 /* ---- the request ---- */
 
 static mt_http_req_t *req_new(conn_t *c)
@@ -179,6 +227,7 @@ static mt_http_req_t *req_new(conn_t *c)
     r->conn = c;
     r->content_length = -1;
     r->peer_loopback = c->loopback;
+    r->tls = c->ssl != NULL;
     snprintf(r->peer, sizeof r->peer, "%s", c->peer);
     r->id = c->id * 1000 + (++c->n_req % 1000);
     return r;
@@ -704,7 +753,35 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
     }
     if (nread == 0)
         return;
-    if (mt_buf_append(&c->in, b->base, (size_t)nread)) {
+    if (c->ssl) {
+        if (BIO_write(c->rbio, b->base, (int)nread) != (int)nread) {
+            conn_close(c);
+            return;
+        }
+        char plain[16384];
+        for (;;) {
+            int k = SSL_read(c->ssl, plain, sizeof plain);
+            if (k > 0) {
+                if (mt_buf_append(&c->in, plain, (size_t)k)) {
+                    pre_respond(c, 431, "too much unparsed input");
+                    return;
+                }
+                continue;
+            }
+            int e = SSL_get_error(c->ssl, k);
+            tls_flush(c); /* handshake records */
+            if (e == SSL_ERROR_WANT_READ)
+                break;
+            if (e != SSL_ERROR_ZERO_RETURN)
+                mt_log(MT_LOG_INFO, NULL, "http %s: TLS: %s", c->peer,
+                       ERR_reason_error_string(ERR_peek_last_error()) ?: "connection failed");
+            ERR_clear_error();
+            conn_close(c);
+            return;
+        }
+        if (c->closing)
+            return;
+    } else if (mt_buf_append(&c->in, b->base, (size_t)nread)) {
         pre_respond(c, 431, "too much unparsed input");
         return;
     }
@@ -753,6 +830,8 @@ static void maybe_free_conn(conn_t *c)
     if (c->next)
         c->next->prev = c->prev;
     s->n_conns--;
+    if (c->ssl)
+        SSL_free(c->ssl); /* and its BIOs */
     mt_buf_dispose(&c->in);
     mt_buf_dispose(&c->url);
     mt_buf_dispose(&c->hname);
@@ -817,7 +896,7 @@ static void arm_timer(conn_t *c)
     uv_timer_start(&c->timer, on_timer, ms ? ms : 1, 0);
 }
 
-static void on_connection(uv_stream_t *server, int status)
+static void accept_conn(uv_stream_t *server, int status, bool tls)
 {
     mt_http_server_t *s = server->data;
     if (status < 0)
@@ -845,6 +924,19 @@ static void on_connection(uv_stream_t *server, int status)
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
+    if (tls) {
+        c->ssl = SSL_new(s->tls);
+        c->rbio = BIO_new(BIO_s_mem());
+        c->wbio = BIO_new(BIO_s_mem());
+        if (!c->ssl || !c->rbio || !c->wbio) {
+            BIO_free(c->rbio);
+            BIO_free(c->wbio);
+            conn_close(c);
+            return;
+        }
+        SSL_set_bio(c->ssl, c->rbio, c->wbio);
+        SSL_set_accept_state(c->ssl);
+    }
     struct sockaddr_storage ss;
     int len = sizeof ss;
     snprintf(c->peer, sizeof c->peer, "?");
@@ -878,15 +970,60 @@ static void on_connection(uv_stream_t *server, int status)
     update_reading(c);
 }
 
+static void on_connection(uv_stream_t *server, int status)
+{
+    accept_conn(server, status, false);
+}
+
+static void on_connection_tls(uv_stream_t *server, int status)
+{
+    accept_conn(server, status, true);
+}
+
 static void on_server_closed(uv_handle_t *h)
 {
     mt_http_server_t *s = h->data;
+    if (--s->n_listeners > 0)
+        return;
     s->closed = true;
     if (s->n_conns == 0 && s->idle_cb) {
         void (*cb)(void *) = s->idle_cb;
         s->idle_cb = NULL;
         cb(s->idle_data);
     }
+}
+
+/* The HTTPS listener: a TLS 1.2+ context with the configured certificate chain and key. */
+static int tls_start(mt_http_server_t *s, const mt_http_opts_t *o)
+{
+    s->tls = SSL_CTX_new(TLS_server_method());
+    if (!s->tls)
+        return MT_ENOMEM;
+    SSL_CTX_set_min_proto_version(s->tls, TLS1_2_VERSION);
+    if (SSL_CTX_use_certificate_chain_file(s->tls, o->tls_cert) != 1 ||
+        SSL_CTX_use_PrivateKey_file(s->tls, o->tls_key, SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(s->tls) != 1) {
+        mt_log(MT_LOG_ERROR, NULL, "http.tls_cert/tls_key: %s",
+               ERR_reason_error_string(ERR_peek_last_error()) ?: "cannot load");
+        ERR_clear_error();
+        return MT_ECONF;
+    }
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    int rc = uv_ip4_addr(o->bind, o->tls_port, (struct sockaddr_in *)&ss);
+    if (rc < 0)
+        rc = uv_ip6_addr(o->bind, o->tls_port, (struct sockaddr_in6 *)&ss);
+    if (rc < 0)
+        return MT_EINVAL;
+    uv_tcp_init(s->loop, &s->tls_tcp);
+    s->tls_tcp.data = s;
+    s->n_listeners++;
+    rc = uv_tcp_bind(&s->tls_tcp, (const struct sockaddr *)&ss, 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&s->tls_tcp, 128, on_connection_tls);
+    if (rc < 0)
+        uv_close((uv_handle_t *)&s->tls_tcp, on_server_closed);
+    return rc;
 }
 
 int mt_http_start(uv_loop_t *loop, const mt_http_opts_t *o, mt_http_server_t **out)
@@ -904,13 +1041,19 @@ int mt_http_start(uv_loop_t *loop, const mt_http_opts_t *o, mt_http_server_t **o
     http_parser_set_max_header_size(o->max_header);
     uv_tcp_init(loop, &s->tcp);
     s->tcp.data = s;
+    s->n_listeners = 1;
     rc = uv_tcp_bind(&s->tcp, (const struct sockaddr *)&ss, 0);
     if (rc == 0)
         rc = uv_listen((uv_stream_t *)&s->tcp, 128, on_connection);
+    if (rc == 0 && o->tls_port)
+        rc = tls_start(s, o);
     if (rc < 0) {
         s->stopping = true;
         uv_close((uv_handle_t *)&s->tcp, on_server_closed);
-        return rc; /* s is freed by mt_http_free-less path: leaked only on start-up failure */
+        if (s->tls)
+            SSL_CTX_free(s->tls);
+        s->tls = NULL;
+        return rc; /* s stays allocated: start-up failure ends the process */
     }
     s->listening = true;
     *out = s;
@@ -925,6 +1068,8 @@ void mt_http_stop(mt_http_server_t *s)
     if (s->listening) {
         s->listening = false;
         uv_close((uv_handle_t *)&s->tcp, on_server_closed);
+        if (s->tls)
+            uv_close((uv_handle_t *)&s->tls_tcp, on_server_closed);
     }
     for (conn_t *c = s->conns, *n; c; c = n) {
         n = c->next;
@@ -962,5 +1107,7 @@ void mt_http_on_idle(mt_http_server_t *s, void (*cb)(void *), void *data)
 
 void mt_http_free(mt_http_server_t *s)
 {
+    if (s && s->tls)
+        SSL_CTX_free(s->tls);
     mt_free(s);
 }

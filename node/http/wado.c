@@ -45,7 +45,7 @@
 #include "multipart.h"
 #include "web.h"
 
-#define CHUNK (256u * 1024u)
+#define CHUNK (1024u * 1024u)
 #define META_READ (64u * 1024u)
 #define META_FIRST (16u * 1024u)
 #define BULK_THRESHOLD 1024
@@ -292,7 +292,7 @@ static int metadata_one(wado_t *w, const inst_t *x, mt_buf_t *out, uint8_t *buf)
 /* Metadata runs as up to META_JOBS work items over slices of the instances (the libuv pool
  * has 4 threads); the slices are written out in order. */
 #define META_JOBS 4
-#define META_MIN_SLICE 64
+#define META_MIN_SLICE 32
 
 typedef struct meta_job {
     uv_work_t work;
