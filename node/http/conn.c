@@ -24,7 +24,10 @@
  */
 #include "http.h"
 
+#include <errno.h>
 #include <http_parser.h>
+#include <poll.h>
+#include <sys/sendfile.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <stdio.h>
@@ -82,6 +85,8 @@ struct mt__http_conn {
     bool loopback;
     bool in_parse; /* inside parse_more */
     SSL *ssl;      /* HTTPS: TLS over memory BIOs (rbio: bytes from the socket, wbio: to it) */
+    struct sendfile_req *sf; /* a file being sent straight to the socket (worker thread) */
+    bool sf_running;         /* the worker owns the socket's write side: no uv_close yet */
     BIO *rbio, *wbio;
     int in_cb;     /* inside a callback into a handler that may end the request */
 };
@@ -129,6 +134,8 @@ typedef struct wreq {
 } wreq_t;
 
 static void maybe_free_conn(conn_t *c);
+static void on_handle_closed(uv_handle_t *h);
+static void sf_start(conn_t *c);
 
 static void on_written(uv_write_t *w, int status)
 {
@@ -144,6 +151,10 @@ static void on_written(uv_write_t *w, int status)
     }
     if (!c->closing)
         arm_timer(c);
+    if (c->sf && !c->sf_running && c->queued == 0 && !c->closing) {
+        sf_start(c);
+        return;
+    }
     if (c->drain_cb && c->queued < WRITE_LOW) {
         void (*cb)(void *) = c->drain_cb;
         c->drain_cb = NULL;
@@ -217,6 +228,140 @@ static void queue(conn_t *c, uv_buf_t *b, int nb, void **own)
         if (own)
             mt_free(own[i]);
     tls_flush(c);
+}
+
+/* ---- sendfile: file bytes from the page cache straight to the socket ----
+ * The worker owns the socket's write side while it runs: it starts only once the write queue
+ * is empty (so bytes stay in order), the loop queues nothing meanwhile (the only writer is the
+ * waiting handler), and a close waits for it (conn_close defers uv_close). The socket is
+ * non-blocking: the worker polls for POLLOUT, at most idle_timeout per wait. */
+typedef struct sendfile_req {
+    uv_work_t work;
+    conn_t *c;
+    int sock, file;
+    int64_t off;
+    size_t len;
+    int err;
+    void (*cb)(void *, int);
+    void *data;
+} sendfile_req_t;
+
+static void sf_work(uv_work_t *w)
+{
+    sendfile_req_t *f = w->data;
+    off_t off = (off_t)f->off;
+    size_t left = f->len;
+    int timeout = (int)f->c->srv->o.idle_timeout_ms;
+    while (left) {
+        ssize_t n = sendfile(f->sock, f->file, &off, left > (1u << 30) ? (1u << 30) : left);
+        if (n > 0) {
+            left -= (size_t)n;
+            continue;
+        }
+        if (n == 0) {
+            f->err = MT_EIO; /* the file is shorter than the index says */
+            return;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN) {
+            f->err = MT_ERR_FROM_ERRNO();
+            return;
+        }
+        struct pollfd p = {.fd = f->sock, .events = POLLOUT};
+        int r = poll(&p, 1, timeout);
+        if (r == 0) {
+            f->err = MT_ECANCELED; /* the client stopped reading */
+            return;
+        }
+        if (r < 0 && errno != EINTR) {
+            f->err = MT_ERR_FROM_ERRNO();
+            return;
+        }
+        if (r > 0 && (p.revents & (POLLERR | POLLHUP))) {
+            f->err = MT_EIO;
+            return;
+        }
+    }
+}
+
+static void sf_after(uv_work_t *w, int status)
+{
+    sendfile_req_t *f = w->data;
+    conn_t *c = f->c;
+    (void)status;
+    c->sf_running = false;
+    c->sf = NULL;
+    int err = f->err;
+    void (*cb)(void *, int) = f->cb;
+    void *data = f->data;
+    mt_free(f);
+    if (c->closing) {
+        uv_close((uv_handle_t *)&c->tcp, on_handle_closed); /* deferred by conn_close */
+    } else if (err) {
+        conn_close(c);
+    } else {
+        arm_timer(c);
+        if (c->req && c->req->resp_chunked) { /* the CRLF that ends the file's chunk */
+            uv_buf_t b = uv_buf_init("\r\n", 2);
+            raw_queue(c, &b, 1, NULL);
+        }
+    }
+    c->in_cb++;
+    cb(data, err ? err : (c->closing ? MT_ECANCELED : 0));
+    c->in_cb--;
+    maybe_free_conn(c);
+}
+
+static void sf_start(conn_t *c)
+{
+    sendfile_req_t *f = c->sf;
+    uv_os_fd_t fd;
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0) {
+        f->err = MT_EIO;
+        c->sf_running = true;
+        sf_after(&f->work, 0);
+        return;
+    }
+    f->sock = fd;
+    c->sf_running = true;
+    uv_queue_work(c->srv->loop, &f->work, sf_work, sf_after);
+}
+
+bool mt_http_can_sendfile(const mt_http_req_t *r)
+{
+    return !r->conn->ssl && r->method != HTTP_HEAD;
+}
+
+void mt_http_sendfile(mt_http_req_t *r, int file, int64_t off, size_t len,
+                      void (*cb)(void *data, int status), void *data)
+{
+    conn_t *c = r->conn;
+    if (r->aborted || c->closing || c->sf || !r->started || r->ended || c->ssl) {
+        cb(data, MT_ECANCELED);
+        return;
+    }
+    if (r->resp_chunked) { /* the chunk's size line now, its CRLF when the file is sent */
+        char h[24];
+        int n = snprintf(h, sizeof h, "%zx\r\n", len);
+        char *m = mt_malloc((size_t)n);
+        memcpy(m, h, (size_t)n);
+        uv_buf_t b = uv_buf_init(m, (unsigned)n);
+        void *own[1] = {m};
+        raw_queue(c, &b, 1, own);
+    }
+    sendfile_req_t *f = mt_calloc(1, sizeof *f);
+    f->work.data = f;
+    f->c = c;
+    f->file = file;
+    f->off = off;
+    f->len = len;
+    f->cb = cb;
+    f->data = data;
+    c->sf = f;
+    if (c->queued == 0)
+        sf_start(c);
+    /* else on_written starts it when the queue is empty */
 }
 
 /* ---- the request ---- */
@@ -807,6 +952,15 @@ static void on_handle_closed(uv_handle_t *h)
 {
     conn_t *c = h->data;
     c->open_handles--;
+    if (c->open_handles == 0 && c->sf && !c->sf_running) {
+        /* a sendfile that was waiting for the write queue will never start */
+        sendfile_req_t *f = c->sf;
+        c->sf = NULL;
+        c->in_cb++;
+        f->cb(f->data, MT_ECANCELED);
+        c->in_cb--;
+        mt_free(f);
+    }
     if (c->open_handles == 0 && c->drain_cb) {
         /* a writer waiting for the drain learns of the close now (its request is aborted) */
         void (*cb)(void *) = c->drain_cb;
@@ -820,7 +974,7 @@ static void on_handle_closed(uv_handle_t *h)
 
 static void maybe_free_conn(conn_t *c)
 {
-    if (c->open_handles || c->queued || c->req || c->in_cb)
+    if (c->open_handles || c->queued || c->req || c->in_cb || c->sf)
         return;
     mt_http_server_t *s = c->srv;
     if (c->prev)
@@ -862,7 +1016,8 @@ static void conn_close(conn_t *c)
         c->req = NULL;
         req_free(r);
     }
-    uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+    if (!c->sf_running) /* else after the worker is done with the socket (sf_after) */
+        uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
     uv_close((uv_handle_t *)&c->timer, on_handle_closed);
 }
 
@@ -871,6 +1026,10 @@ static void on_timer(uv_timer_t *t)
     conn_t *c = t->data;
     if (c->closing)
         return;
+    if (c->sf_running) { /* the worker moves the bytes and has its own stall timeout */
+        arm_timer(c);
+        return;
+    }
     if (!c->headers_done && c->header_bytes + c->in.len > 0 && !(c->req && c->req->started)) {
         mt_log(MT_LOG_INFO, NULL, "http %s: request header not complete in time", c->peer);
         c->message_done = true;

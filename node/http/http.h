@@ -121,6 +121,13 @@ int mt_http_write_take(mt_http_req_t *r, void *p, size_t n);
 /* cb fires once (on the loop) when the queued bytes fall below the low-water mark. */
 void mt_http_on_drain(mt_http_req_t *r, void (*cb)(void *), void *data);
 void mt_http_end(mt_http_req_t *r);
+/* Zero-copy: len bytes of file from off straight to the socket (sendfile(2) on a worker,
+ * after what is queued). cb(data, 0 | negative) once, on the loop; file stays the caller's.
+ * Only when mt_http_can_sendfile (plain HTTP, not HEAD). In a chunked response the bytes are
+ * one chunk (size line and final CRLF written here). */
+bool mt_http_can_sendfile(const mt_http_req_t *r);
+void mt_http_sendfile(mt_http_req_t *r, int file, int64_t off, size_t len,
+                      void (*cb)(void *data, int status), void *data);
 /* After an on_body that returned 1. */
 void mt_http_resume_body(mt_http_req_t *r);
 
