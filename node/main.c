@@ -34,6 +34,7 @@
 #include "node.h"
 #include "tag/report.h"
 #include "send_cli.h"
+#include "route_cli.h"
 #include "tag_cli.h"
 #include "util/alloc.h"
 #include "util/err.h"
@@ -58,6 +59,8 @@ static const char usage_main[] =
     "  index rebuild  re-create the index from the files in storage\n"
     "  deid           de-identify DICOM files offline (PS3.15 profiles, keyed pseudonyms)\n"
     "  project        list / show / add / remove the studies of project folders\n"
+    "  route test     show which routing rules match DICOM files and what they would do\n"
+    "  queue          list / retry / purge the forwarding queue\n"
     "  send           send DICOM files to a Storage SCP (C-STORE SCU)\n"
     "  passwd         hash a DICOMweb password or token (stdin) for users: in the config\n"
     "\n"
@@ -738,6 +741,10 @@ int main(int argc, char **argv)
         return cmd_index(argc - 1, argv + 1);
     if (strcmp(cmd, "deid") == 0)
         return mt_deid_cli(argc - 1, argv + 1);
+    if (strcmp(cmd, "route") == 0)
+        return mt_route_cli(argc - 1, argv + 1);
+    if (strcmp(cmd, "queue") == 0)
+        return mt_queue_cli(argc - 1, argv + 1);
     if (strcmp(cmd, "project") == 0)
         return cmd_project(argc - 1, argv + 1);
     if (strcmp(cmd, "send") == 0)

@@ -21,7 +21,9 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "conf/conf.h"
 #include "dicom/ds.h"
+#include "index/index.h"
 #include "tag/report.h"
 #include "tag/tag.h"
 #include "tag_cli.h"
@@ -45,8 +47,10 @@ static const char usage_tag[] =
     "             csv, json or table; --by manufacturer adds one table per vendor family\n"
     "  --bench N  re-run the rules N times over the extracted features and print the\n"
     "             throughput (series/s) to stderr\n"
-    "  --reindex  re-tag every series of the node's index (needs the node integration;\n"
-    "             not available offline)\n";
+    "  --reindex [-c FILE] [--data DIR]\n"
+    "             re-tag every stored series (after a tagger upgrade) from the files under the\n"
+    "             storage root and write the tags into the index (the node may run; the\n"
+    "             features come from the STORED headers, de-identified if a profile is used)\n";
 
 struct series_ent {
     mt_tag_series_t s;
@@ -201,7 +205,9 @@ static int cmp_series(const void *a, const void *b)
 
 int mt_tag_cli_main(int argc, char **argv)
 {
-    bool header = false, by_vendor = false;
+    bool header = false, by_vendor = false, reindex = false;
+    const char *cfile = NULL, *data = NULL;
+    char storage[4096] = "", index_path[4096] = "";
     int report = -1;
     long bench = 0;
     int first = 1;
@@ -232,9 +238,13 @@ int mt_tag_cli_main(int argc, char **argv)
                 return 2;
             }
         } else if (!strcmp(argv[first], "--reindex")) {
-            fprintf(stderr, "mitral tag --reindex: re-tagging the index needs the node "
-                            "integration of the tagger, not available in this build\n");
-            return 2;
+            reindex = true;
+        } else if ((!strcmp(argv[first], "-c") || !strcmp(argv[first], "--config")) &&
+                   first + 1 < argc) {
+            cfile = argv[++first];
+        } else if ((!strcmp(argv[first], "-d") || !strcmp(argv[first], "--data")) &&
+                   first + 1 < argc) {
+            data = argv[++first];
         } else if (!strcmp(argv[first], "--")) {
             first++;
             break;
@@ -243,11 +253,36 @@ int mt_tag_cli_main(int argc, char **argv)
             return 2;
         }
     }
-    if (first >= argc) {
+    if (reindex) {
+        if (first < argc) {
+            fprintf(stderr, "mitral tag --reindex takes no FILES (it reads the storage root)\n");
+            return 2;
+        }
+        mt_conf_t *c;
+        if (cfile) {
+            char err[512];
+            if (!(c = mt_conf_load(cfile, err, sizeof err))) {
+                fprintf(stderr, "%s\n", err);
+                return 2;
+            }
+        } else {
+            c = mt_conf_new_default();
+        }
+        if (data) {
+            snprintf(storage, sizeof storage, "%s/storage", data);
+            snprintf(index_path, sizeof index_path, "%s/index.sqlite", data);
+        } else {
+            snprintf(storage, sizeof storage, "%s", c->storage_root);
+            snprintf(index_path, sizeof index_path, "%s", c->index_path);
+        }
+        mt_conf_free(c);
+    } else if (first >= argc) {
         fputs(usage_tag, stderr);
         return 2;
     }
     memset(&T, 0, sizeof T);
+    if (reindex)
+        nftw(storage, on_entry, 32, FTW_PHYS);
     for (int i = first; i < argc; i++) {
         struct stat st;
         if (stat(argv[i], &st) != 0) {
@@ -287,6 +322,13 @@ int mt_tag_cli_main(int argc, char **argv)
                 T.n_ser, dt, dt > 0 ? (double)bench * (double)T.n_ser / dt : 0.0);
     }
     mt_tag_report_t *rep = report >= 0 ? mt_tag_report_new() : NULL;
+    mt_index_t *ix = NULL;
+    int ix_rc = 0;
+    unsigned long written = 0;
+    if (reindex && (ix_rc = mt_index_sqlite_open(index_path, &ix)) == 0)
+        ix_rc = ix->ops->begin(ix);
+    if (ix_rc)
+        fprintf(stderr, "mitral tag --reindex: %s: %s\n", index_path, mt_strerror(ix_rc));
     for (size_t st = 0; st < T.n_study; st++) {
         size_t k = 0;
         for (size_t i = 0; i < T.n_ser; i++)
@@ -296,6 +338,19 @@ int mt_tag_cli_main(int argc, char **argv)
         mt_tag_study_run(&study);
         qsort(group, k, sizeof *group, cmp_series);
         for (size_t i = 0; i < k; i++) {
+            if (ix && !ix_rc) {
+                const mt_tag_series_t *g = group[i];
+                mt_index_tag_t row = {
+                    .study_uid = g->h.study_uid, .series_uid = g->h.series_uid,
+                    .tag = g->res.tag, .view = mt_tag_view_name(g->res.view),
+                    .evidence = g->res.evidence, .version = MT_TAG_VERSION,
+                    .confidence = round((double)g->res.confidence * 100.0) / 100.0,
+                    .manufacturer = g->h.vendor,
+                };
+                if ((ix_rc = ix->ops->tag_put(ix, &row, NULL)) == 0)
+                    written++;
+                continue;
+            }
             if (rep)
                 mt_tag_report_add(rep, group[i]->h.study_uid, group[i]->h.vendor,
                                   group[i]->res.tag);
@@ -311,10 +366,20 @@ int mt_tag_cli_main(int argc, char **argv)
         mt_buf_dispose(&out);
         mt_tag_report_free(rep);
     }
+    if (ix) {
+        if (!ix_rc)
+            ix_rc = ix->ops->commit(ix);
+        else
+            ix->ops->rollback(ix);
+        ix->ops->close(ix);
+        if (!ix_rc)
+            fprintf(stderr, "mitral tag --reindex: %lu series re-tagged (%s)\n", written,
+                    MT_TAG_VERSION);
+    }
     mt_free(group);
     fprintf(stderr, "mitral tag: %lu files, %zu series in %zu studies, %lu files skipped\n",
             T.files, T.n_ser, T.n_study, T.skipped);
-    int rc = T.n_ser ? 0 : 1;
+    int rc = (T.n_ser || reindex) && !ix_rc ? 0 : 1;
     for (size_t i = 0; i < T.n_ser; i++) {
         mt_tag_series_dispose(&T.ser[i]->s);
         mt_free(T.ser[i]);

@@ -67,9 +67,9 @@ static int on_event(void *user, mt_ds_event_t ev, const mt_elem_t *e)
     return 0;
 }
 
-mt_deid_stream_t *mt_deid_stream_new(const mt_deid_profile_t *p, const uint8_t *key,
-                                     size_t key_len, const mt_ts_t *ts, size_t max_header,
-                                     mt_deid_emit_cb emit, void *user)
+mt_deid_stream_t *mt_deid_stream_new(const mt_deid_profile_t *p, const uint8_t *key, size_t key_len,
+                                     const mt_ts_t *ts, size_t max_header, mt_deid_emit_cb emit,
+                                     void *user)
 {
     if (!p || !key || !ts || !emit)
         return NULL;
@@ -244,8 +244,7 @@ int mt_deid_stream_meta(const mt_deid_profile_t *p, const uint8_t *key, size_t k
 {
     /* The engine itself decides: a one-element data set holding the SOP Instance UID. */
     mt_ds_t *ds = mt_ds_new();
-    int rc = mt_ds_set_string(ds, MT_TAG(0x0008, 0x0018), MT_VR('U', 'I'),
-                              meta->sop_instance_uid);
+    int rc = mt_ds_set_string(ds, MT_TAG(0x0008, 0x0018), MT_VR('U', 'I'), meta->sop_instance_uid);
     if (!rc)
         rc = mt_deid_apply(p, key, key_len, ds, NULL);
     if (!rc && !mt_ds_get_string(ds, MT_TAG(0x0008, 0x0018), meta->sop_instance_uid,

@@ -44,9 +44,9 @@ typedef int (*mt_deid_emit_cb)(void *user, const uint8_t *p, size_t n);
 #define MT_DEID_STREAM_MAX_HEADER ((size_t)64 << 20)
 
 /* p and key must outlive the stream. max_header 0 = MT_DEID_STREAM_MAX_HEADER. */
-mt_deid_stream_t *mt_deid_stream_new(const mt_deid_profile_t *p, const uint8_t *key,
-                                     size_t key_len, const mt_ts_t *ts, size_t max_header,
-                                     mt_deid_emit_cb emit, void *user);
+mt_deid_stream_t *mt_deid_stream_new(const mt_deid_profile_t *p, const uint8_t *key, size_t key_len,
+                                     const mt_ts_t *ts, size_t max_header, mt_deid_emit_cb emit,
+                                     void *user);
 void mt_deid_stream_free(mt_deid_stream_t *s);
 int mt_deid_stream_feed(mt_deid_stream_t *s, const uint8_t *p, size_t n);
 /* The data set has ended. */

@@ -45,6 +45,14 @@ void mt_index_rec_set_file(mt_index_rec_t *r, const char *rel_path, uint64_t siz
 /* The adler32 (zlib) of the whole stored file, when known. */
 void mt_index_rec_set_checksum(mt_index_rec_t *r, uint32_t adler32);
 
+/* Routing (issue 6): projects the instance's study joins, and destinations it is queued for,
+ * both in the transaction of put() (so a crash cannot index an instance without them).
+ * Duplicates are ignored. */
+void mt_index_rec_add_project(mt_index_rec_t *r, const char *project);
+void mt_index_rec_add_forward(mt_index_rec_t *r, const char *destination);
+size_t mt_index_rec_projects(const mt_index_rec_t *r, const char *const **out);
+size_t mt_index_rec_forwards(const mt_index_rec_t *r, const char *const **out);
+
 typedef struct mt_index_stats {
     uint64_t patients, studies, series, instances, bytes;
 } mt_index_stats_t;
@@ -76,6 +84,19 @@ typedef enum mt_index_put_result {
     MT_INDEX_KEPT_EXISTING, /* keep-first: nothing written */
     MT_INDEX_REJECTED_DUPLICATE,
 } mt_index_put_result_t;
+
+/* One row of the forwarding queue (db/003_queue.sql). Strings valid during the callback. */
+typedef struct mt_index_queue_entry {
+    int64_t id;
+    const char *destination, *sop_instance_uid, *study_uid, *series_uid;
+    bool dead;
+    uint32_t attempts;
+    int64_t queued_at_ms, next_at_ms; /* Unix ms */
+    const char *last_error; /* NULL when none */
+    /* the stored instance (NULL when it is no longer indexed): file relative to the storage
+     * root, SOP class and transfer syntax of the stored file */
+    const char *rel_path, *sop_class_uid, *ts_uid;
+} mt_index_queue_entry_t;
 
 typedef struct mt_index_ops {
     const char *name; /* "sqlite" */
@@ -143,6 +164,27 @@ typedef struct mt_index_ops {
      * row with study_date filled; a nonzero return stops the walk and is returned. */
     int (*tag_each)(mt_index_t *ix, const char *project, const char *from, const char *to,
                     int (*cb)(void *u, const mt_index_tag_t *t), void *u);
+
+    /* ---- forwarding queue (issue 6); rows are added by put() (mt_index_rec_add_forward) ---- */
+    /* Call cb for rows oldest first (by id): destination NULL = every destination; state -1
+     * all, 0 pending, 1 dead; due_ms >= 0: only pending rows with next_at <= due_ms whose instance is durable
+     * (verified; rows of an instance no longer indexed are returned too); at most
+     * limit rows (0 = no limit). cb must not call the index; nonzero stops and is returned. */
+    int (*queue_list)(mt_index_t *ix, const char *destination, int state, int64_t due_ms,
+                      size_t limit, int (*cb)(void *u, const mt_index_queue_entry_t *e),
+                      void *u);
+    /* Delivered: delete the row (MT_ENOENT if gone). */
+    int (*queue_done)(mt_index_t *ix, int64_t id);
+    /* A failed attempt: attempts+1, next_at, last_error; dead marks it dead-letter. */
+    int (*queue_failed)(mt_index_t *ix, int64_t id, int64_t next_at_ms, bool dead,
+                        const char *error);
+    /* Make rows pending and due now (attempts 0): id > 0 that row, else every row of
+     * destination (NULL: all) that is dead (dead_only) or any. *n = rows changed. */
+    int (*queue_retry)(mt_index_t *ix, const char *destination, int64_t id, bool dead_only,
+                       size_t *n);
+    /* Delete rows: id > 0 that row, else of destination (NULL: all), dead only or all. */
+    int (*queue_purge)(mt_index_t *ix, const char *destination, int64_t id, bool dead_only,
+                       size_t *n);
 } mt_index_ops_t;
 
 struct mt_index {

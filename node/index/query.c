@@ -48,6 +48,11 @@ static const struct {
     {TAG_RETRIEVE_AE, MT_QC_RETRIEVE_AE, -1, MT_VR('A', 'E')},
     {TAG_AVAILABILITY, MT_QC_AVAILABILITY, -1, MT_VR('C', 'S')},
     {TAG_AVAILABLE_TS, MT_QC_TS, MT_LEVEL_INSTANCE, MT_VR('U', 'I')},
+    {MT_TAG(MT_CMR_GROUP, 0x0010), MT_QC_CMR_CREATOR, MT_LEVEL_SERIES, MT_VR('L', 'O')},
+    {MT_TAG(MT_CMR_GROUP, 0x1010), MT_QC_CMR_TAG, MT_LEVEL_SERIES, MT_VR('L', 'O')},
+    {MT_TAG(MT_CMR_GROUP, 0x1011), MT_QC_CMR_VIEW, MT_LEVEL_SERIES, MT_VR('C', 'S')},
+    {MT_TAG(MT_CMR_GROUP, 0x1012), MT_QC_CMR_CONFIDENCE, MT_LEVEL_SERIES, MT_VR('D', 'S')},
+    {MT_TAG(MT_CMR_GROUP, 0x1013), MT_QC_CMR_VERSION, MT_LEVEL_SERIES, MT_VR('L', 'O')},
 };
 
 /* ---- levels ---- */
@@ -440,6 +445,12 @@ static void decide(mt_query_t *q, mt_qkey_t *k)
     bool ok = false;
     if (k->computed == MT_QC_MODALITIES) {
         ok = k->match == MT_QM_SINGLE || k->match == MT_QM_LIST || k->match == MT_QM_WILDCARD;
+    } else if (k->computed == MT_QC_CMR_TAG || k->computed == MT_QC_CMR_VIEW) {
+        ok = k->match == MT_QM_SINGLE || k->match == MT_QM_WILDCARD;
+    } else if (k->computed == MT_QC_CMR_CREATOR) {
+        ok = true; /* the creator's value is ours: nothing to match */
+        k->match = MT_QM_UNIVERSAL;
+        return;
     } else if (k->col) {
         switch (k->col->kind) {
         case MT_KIND_STR:
@@ -580,8 +591,9 @@ int mt_query_from_ds(const mt_ds_t *id, mt_qr_model_t model, mt_query_t **out,
         uint16_t g = MT_TAG_GROUP(e->tag);
         if (g == 0x0000 || g == 0x0002 || e->tag == TAG_QR_LEVEL || e->tag == TAG_CHARSET)
             continue;
-        if ((MT_TAG_ELEM(e->tag) & 0xFF00) == 0 && (g & 1))
-            continue; /* private creator: not a key */
+        if ((MT_TAG_ELEM(e->tag) & 0xFF00) == 0 && (g & 1) &&
+            e->tag != MT_TAG(MT_CMR_GROUP, 0x0010))
+            continue; /* private creator: not a key (ours is returned with our keys) */
         mt_qkey_t *k = add_key(q, e->tag);
         k->vr = e->vr;
         resolve(q, k, false);

@@ -83,7 +83,17 @@ typedef enum mt_qcomputed {
     MT_QC_RETRIEVE_AE,       /* (0008,0054) RetrieveAETitle: the called AE title */
     MT_QC_AVAILABILITY,      /* (0008,0056) InstanceAvailability: ONLINE */
     MT_QC_TS,                /* (0008,3002) AvailableTransferSyntaxUID (IMAGE level) */
+    /* CMR series tags (issue 5, docs/tagging.md): private SERIES keys under the private
+     * creator MT_CMR_CREATOR in block 0x10 of group MT_CMR_GROUP, read from series_tags */
+    MT_QC_CMR_CREATOR,       /* (4D49,0010) LO "MITRAL CMR 1" (returned with the others) */
+    MT_QC_CMR_TAG,           /* (4D49,1010) LO tag, e.g. cine.sax (single, wildcard, '\' list) */
+    MT_QC_CMR_VIEW,          /* (4D49,1011) CS view: sax 2ch 3ch 4ch other */
+    MT_QC_CMR_CONFIDENCE,    /* (4D49,1012) DS confidence 0..1 (returned only) */
+    MT_QC_CMR_VERSION,       /* (4D49,1013) LO tagger version (returned only) */
 } mt_qcomputed_t;
+
+#define MT_CMR_GROUP 0x4D49
+#define MT_CMR_CREATOR "MITRAL CMR 1"
 
 /* mt_query_match flags (also the first argument of the SQL function mt_match) */
 #define MT_QF_PN 0x1    /* person name: case-insensitive, by component group */

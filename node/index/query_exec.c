@@ -192,6 +192,8 @@ int mt_qdb_find(mt_qdb_t *db, const mt_query_t *q, const mt_qscope_t *scope, uin
                 v = scope && scope->retrieve_ae ? scope->retrieve_ae : "";
             else if (k->computed == MT_QC_AVAILABILITY)
                 v = "ONLINE";
+            else if (k->computed == MT_QC_CMR_CREATOR)
+                v = MT_CMR_CREATOR;
             put_value(r, k->tag, k->vr, v);
         }
         if (!mt_ds_get(r, MT_TAG(0x0008, 0x0054)))

@@ -154,10 +154,42 @@ static void cond_modalities(mt_qsql_t *o, const mt_qkey_t *k)
     put(o, ")");
 }
 
+/* CMR tag / view keys: EXISTS over series_tags; a '\'-separated value is a list of
+ * alternatives (each may have wildcards): "only the series with these tags". */
+static void cond_cmr(mt_qsql_t *o, const mt_qkey_t *k)
+{
+    const char *col = k->computed == MT_QC_CMR_TAG ? "t.tag" : "t.view";
+    put(o, "EXISTS (SELECT 1 FROM series_tags t WHERE t.series_uid = se.series_instance_uid "
+           "AND (");
+    const char *v = k->value ? k->value : "";
+    bool first = true;
+    while (true) {
+        const char *e = strchr(v, '\\');
+        size_t n = e ? (size_t)(e - v) : strlen(v);
+        char alt[256];
+        if (n >= sizeof alt)
+            n = sizeof alt - 1;
+        memcpy(alt, v, n);
+        alt[n] = 0;
+        if (!first)
+            put(o, " OR ");
+        first = false;
+        match_fn(o, MT_QF_ICASE, alt, col);
+        if (!e)
+            break;
+        v = e + 1;
+    }
+    put(o, "))");
+}
+
 static void cond(mt_qsql_t *o, const mt_qkey_t *k)
 {
     if (k->computed == MT_QC_MODALITIES) {
         cond_modalities(o, k);
+        return;
+    }
+    if (k->computed == MT_QC_CMR_TAG || k->computed == MT_QC_CMR_VIEW) {
+        cond_cmr(o, k);
         return;
     }
     char col[96];
@@ -298,6 +330,19 @@ static bool computed_expr(mt_qsql_t *o, const mt_qkey_t *k, const mt_qscope_t *s
         return true;
     case MT_QC_TS:
         put(o, "i.transfer_syntax_uid");
+        return true;
+    case MT_QC_CMR_TAG:
+        put(o, "(SELECT t.tag FROM series_tags t WHERE t.series_uid = se.series_instance_uid)");
+        return true;
+    case MT_QC_CMR_VIEW:
+        put(o, "(SELECT t.view FROM series_tags t WHERE t.series_uid = se.series_instance_uid)");
+        return true;
+    case MT_QC_CMR_CONFIDENCE:
+        put(o, "(SELECT printf('%.2f', t.confidence) FROM series_tags t WHERE "
+               "t.series_uid = se.series_instance_uid)");
+        return true;
+    case MT_QC_CMR_VERSION:
+        put(o, "(SELECT t.version FROM series_tags t WHERE t.series_uid = se.series_instance_uid)");
         return true;
     default:
         return false;

@@ -112,6 +112,8 @@ struct mt_index_rec {
     uint64_t size;
     bool has_checksum;
     uint32_t checksum;
+    char **projects, **forward; /* routing (issue 6): joined / queued with the instance row */
+    size_t n_projects, n_forward;
 };
 
 mt_index_rec_t *mt_index_rec_new(void)
@@ -136,7 +138,44 @@ void mt_index_rec_free(mt_index_rec_t *r)
     mt_free(r->rel_path);
     mt_free(r->ts_uid);
     mt_free(r->sop_class_uid);
+    for (size_t i = 0; i < r->n_projects; i++)
+        mt_free(r->projects[i]);
+    for (size_t i = 0; i < r->n_forward; i++)
+        mt_free(r->forward[i]);
+    mt_free(r->projects);
+    mt_free(r->forward);
     mt_free(r);
+}
+
+static void add_name(char ***v, size_t *n, const char *name)
+{
+    for (size_t i = 0; i < *n; i++)
+        if (strcmp((*v)[i], name) == 0)
+            return;
+    *v = mt_realloc(*v, (*n + 1) * sizeof **v);
+    (*v)[(*n)++] = mt_strdup(name);
+}
+
+void mt_index_rec_add_project(mt_index_rec_t *r, const char *project)
+{
+    add_name(&r->projects, &r->n_projects, project);
+}
+
+void mt_index_rec_add_forward(mt_index_rec_t *r, const char *destination)
+{
+    add_name(&r->forward, &r->n_forward, destination);
+}
+
+size_t mt_index_rec_projects(const mt_index_rec_t *r, const char *const **out)
+{
+    *out = (const char *const *)r->projects;
+    return r->n_projects;
+}
+
+size_t mt_index_rec_forwards(const mt_index_rec_t *r, const char *const **out)
+{
+    *out = (const char *const *)r->forward;
+    return r->n_forward;
 }
 
 static bool is_pad(char c)

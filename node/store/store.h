@@ -77,7 +77,7 @@ int mt_store_path(const char *study_uid, const char *series_uid, const char *sop
 bool mt_store_uid_ok(const char *uid);
 
 /* Open (creating root and root/.tmp as needed) the file-system store. One store per root at
- * a time: the open holds flock(<root>/.lock); MT_ESTATE when another open store (a running
+ * a time: the open holds flock(<root>/.tmp); MT_ESTATE when another open store (a running
  * node, a rebuild) holds it. */
 int mt_store_fs_open(const char *root, mt_store_t **out);
 /* Also syncfs the file system holding path on sync(), when it differs from the root's. */

@@ -1,8 +1,8 @@
 /*
  * store_fs.c - the POSIX file-system store (store.h).
  *
- *   <root>/.lock                                  flock(2)ed while the store is open
- *   <root>/.tmp/<pid>-<counter>-<random>.part   temp files (deleted at start-up: clean_tmp)
+ *   <root>/.tmp/<pid>-<counter>-<random>.part   temp files (deleted at start-up: clean_tmp);
+ *                                                .tmp itself is flock(2)ed while open
  *   <root>/<h1>/<h2>/<study>/<series>/<sop>.dcm  published instances (mt_store_path)
  *
  * Crash safety comes from the order the ingest uses (docs/internals/durability.md): write the
@@ -36,8 +36,7 @@
 typedef struct fs_store {
     mt_store_t base;
     char *root;
-    int tmp_dirfd;
-    int lock_fd;                /* <root>/.lock, flock(LOCK_EX) while open */
+    int tmp_dirfd;              /* <root>/.tmp, flock(LOCK_EX)ed while the store is open */
     int sync_fds[MAX_SYNC_FDS]; /* one open fd per distinct file system to syncfs */
     dev_t sync_devs[MAX_SYNC_FDS];
     int n_sync;
@@ -378,8 +377,6 @@ static void fs_close(mt_store_t *s)
         return;
     if (fs->tmp_dirfd >= 0)
         close(fs->tmp_dirfd);
-    if (fs->lock_fd >= 0)
-        close(fs->lock_fd); /* releases the lock */
     for (int i = 0; i < fs->n_sync; i++)
         close(fs->sync_fds[i]);
     mt_free(fs->root);
@@ -415,7 +412,6 @@ int mt_store_fs_open(const char *root, mt_store_t **out)
     fs_store_t *fs = mt_calloc(1, sizeof *fs);
     fs->base.ops = &fs_ops;
     fs->tmp_dirfd = -1;
-    fs->lock_fd = -1;
     size_t n = strlen(root);
     while (n > 1 && root[n - 1] == '/')
         n--;
@@ -436,14 +432,9 @@ int mt_store_fs_open(const char *root, mt_store_t **out)
     if ((err = add_sync_fd(fs, fs->root)))
         goto fail;
     /* one owner at a time: clean_tmp would delete another process's temp files, and a rebuild
-     * would clear the index under a running node */
-    snprintf(p, sizeof p, "%s/.lock", fs->root);
-    fs->lock_fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fs->lock_fd < 0) {
-        err = MT_ERR_FROM_ERRNO();
-        goto fail;
-    }
-    if (flock(fs->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+     * would clear the index under a running node. The lock is on the .tmp directory itself
+     * (released when it is closed), so no lock file shows among the objects. */
+    if (flock(fs->tmp_dirfd, LOCK_EX | LOCK_NB) != 0) {
         err = errno == EWOULDBLOCK ? MT_ESTATE : MT_ERR_FROM_ERRNO();
         mt_log(MT_LOG_ERROR, NULL, "store: %s is in use by another process", fs->root);
         goto fail;

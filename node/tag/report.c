@@ -121,7 +121,7 @@ void mt_tag_report_add(mt_tag_report_t *r, const char *exam, int vendor, const c
     if (row < 0)
         row = mt_tag_report_row("unknown");
     e->tags |= 1u << row;
-    bool unk = strcmp(tag, "unknown") == 0;
+    bool unk = row == mt_tag_report_row("unknown");
     r->series++;
     r->unknown_series += unk;
     r->series_v[e->vendor]++;

@@ -70,8 +70,8 @@ def assoc_rq(called, calling, contexts, max_pdu=16384, async_ops=None):
 
 
 def parse_assoc_ac(body):
-    """-> ({pcid: (result, ts)}, peer max pdu)"""
-    pcs, max_pdu = {}, 0
+    """-> ({pcid: (result, ts)}, peer max pdu, async window (invoked, performed) or None)"""
+    pcs, max_pdu, window = {}, 0, None
     pos = 68
     while pos + 4 <= len(body):
         t, _, ln = struct.unpack(">BBH", body[pos:pos + 4])
@@ -89,9 +89,11 @@ def parse_assoc_ac(body):
                 st, _, sl = struct.unpack(">BBH", v[q:q + 4])
                 if st == 0x51 and sl == 4:
                     max_pdu = struct.unpack(">I", v[q + 4:q + 8])[0]
+                elif st == 0x53 and sl == 4:
+                    window = struct.unpack(">HH", v[q + 4:q + 8])
                 q += 4 + sl
         pos += 4 + ln
-    return pcs, max_pdu
+    return pcs, max_pdu, window
 
 
 # ---- DIMSE command sets: implicit VR little endian, group 0000 ----
@@ -160,6 +162,7 @@ class Assoc:
         self.accepted = {}  # pcid -> ts
         self.results = {}   # pcid -> result code
         self.reject = None
+        self.async_window = None  # (invoked, performed) from the A-ASSOCIATE-AC, if any
         self.abort = None  # (source, reason) of an A-ABORT received
         self.msg_id = 0
         self.sock = socket.create_connection((host, port), timeout=timeout)
@@ -220,7 +223,7 @@ class Assoc:
         self.send(assoc_rq(self.called, self.calling, self.contexts, self.max_pdu, async_ops))
         t, body = self.recv_pdu()
         if t == PDU_ASSOC_AC:
-            pcs, self.peer_max_pdu = parse_assoc_ac(body)
+            pcs, self.peer_max_pdu, self.async_window = parse_assoc_ac(body)
             for pcid, (result, ts) in pcs.items():
                 self.results[pcid] = result
                 if result == 0:

@@ -284,9 +284,12 @@ class Node:
         """Every published file under the storage root (not .tmp)."""
         out = []
         for root, dirs, files in os.walk(self.storage):
-            if os.path.abspath(root) == os.path.abspath(self.storage):
+            top = os.path.abspath(root) == os.path.abspath(self.storage)
+            if top:
                 dirs[:] = [x for x in dirs if x != ".tmp"]
             for f in files:
+                if top and f.startswith("."):
+                    continue  # the store's own files (.lock)
                 if not IS_MITRAL and not f.endswith(".dcm"):
                     continue  # storescp's temp/partial names
                 out.append(os.path.join(root, f))
@@ -573,8 +576,8 @@ def valid_instances(root):
             if not m or not m.get("transfer_syntax_uid"):
                 continue
             ts = m["transfer_syntax_uid"]
-            if not UID(ts).is_transfer_syntax:
-                continue
+            if not UID(ts).is_transfer_syntax and not ts.startswith("1.2.840.10008.1.2."):
+                continue  # (syntaxes newer than pydicom, e.g. HTJ2K, are explicit VR LE)
             try:
                 import warnings
                 with warnings.catch_warnings(record=True) as caught:

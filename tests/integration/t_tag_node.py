@@ -9,6 +9,7 @@ tagging.series_idle and again after tagging.study_idle, into the index (series_t
   - `mitral report protocols --format csv` equals `mitral tag --report csv` over the files;
     json, table and --by manufacturer work; --project of an unknown project reports 0 exams;
   - every C-STORE succeeded (tagging never fails or delays a store);
+  - `mitral tag --reindex` re-tags every stored series from the files (revision bumped);
   - with a de-identification profile, no original Study/Series Instance UID reaches
     series_tags (rows are keyed by the stored UIDs).
 """
@@ -29,6 +30,37 @@ def tags_offline(fx):
         if len(p) == 5:
             out[p[0]] = (p[1], p[2])
     return out
+
+
+def query_file(path, study, tag=None, extra=()):
+    """A C-FIND identifier with the private keys spelled with their VRs (findscu -k cannot:
+    the tags are not in its dictionary)."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.QueryRetrieveLevel = "SERIES"
+    ds.StudyInstanceUID = study
+    ds.SeriesInstanceUID = ""
+    ds.add_new(0x4D490010, "LO", "MITRAL CMR 1")
+    ds.add_new(0x4D491010, "LO", tag or "")
+    for t, vr in extra:
+        ds.add_new(t, vr, "")
+    fm = FileMetaDataset()
+    fm.TransferSyntaxUID = ExplicitVRLittleEndian
+    fm.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.2.2.1"
+    fm.MediaStorageSOPInstanceUID = "1.2.3.4"
+    ds.file_meta = fm
+    ds.is_little_endian, ds.is_implicit_VR = True, False
+    ds.save_as(path, write_like_original=False)
+    return path
+
+
+def findscu(node, qfile):
+    cmd = ["findscu", "-v", "-S", "-aet", "FINDSCU", "-aec", node.aet, "127.0.0.1",
+           str(node.port), qfile]
+    r = lib.run(cmd, timeout=120)
+    r.stdout = (r.stdout or "") + (r.stderr or "")
+    return r
 
 
 def body():
@@ -59,12 +91,32 @@ def body():
         except Exception:
             return -1
     lib.wait_for(lambda: n_tagged() >= len(truth), "every series tagged", deadline_s=120)
+
+    # C-FIND on the private SERIES keys (docs/conformance.md): match and return
+    off = tags_offline(fx)
+    study = truth[0]["study"]
+    in_study = {t["SeriesInstanceUID"] for t in truth if t["study"] == study}
+    for pattern, pred in (("cine.sax", lambda t: t == "cine.sax"),
+                          ("lge.*", lambda t: t.startswith("lge.")),
+                          ("cine.2ch\\cine.4ch", lambda t: t in ("cine.2ch", "cine.4ch"))):
+        want = sum(1 for u in in_study if pred(off.get(u, ("", ""))[0]))
+        q = query_file(os.path.join(base, "q.dcm"), study, pattern,
+                       extra=((0x4D491011, "CS"), (0x4D491012, "DS")))
+        r = findscu(node, q)
+        got = r.stdout.count("(Pending)")
+        lib.check(got == want, "C-FIND tag=%s: %d matches, want %d:\n%s" %
+                  (pattern, got, want, r.stdout[-1500:]))
+        lib.check(want == 0 or "MITRAL CMR 1" in r.stdout, "private creator not returned")
+    r = findscu(node, query_file(os.path.join(base, "q.dcm"), study))
+    lib.check(r.stdout.count("(Pending)") == len(in_study), "universal tag key: not every series")
+    for u in list(in_study)[:5]:
+        lib.check(("[%s]" % off[u][0]) in r.stdout or ("[%s ]" % off[u][0]) in r.stdout,
+                  "tag %s of %s not returned" % (off[u][0], u))
     lib.check(node.stop() == 0, "node did not stop cleanly")
 
     rows = node.query("SELECT series_uid, study_uid, tag, view, confidence, version, revision "
                       "FROM series_tags")
     lib.check(len(rows) == len(truth), "%d tag rows, %d series" % (len(rows), len(truth)))
-    off = tags_offline(fx)
     same = 0
     for row in rows:
         uid, tag, view = row["series_uid"], row["tag"], row["view"]
@@ -78,6 +130,22 @@ def body():
         lib.check(version.startswith("cmr-"), "version %r" % version)
         lib.check(0.0 <= conf <= 1.0, "confidence %r" % conf)
     lib.log("node tags equal offline tags: %d/%d" % (same, len(rows)))
+
+    # mitral tag --reindex: every stored series re-tagged from the stored files
+    import sqlite3
+    con = sqlite3.connect(node.index, timeout=30)
+    con.execute("UPDATE series_tags SET tag = 'stale', version = 'old'")
+    con.commit()
+    con.close()
+    r = node.cli("tag", "--reindex", "--data", node.data)
+    lib.check(r.returncode == 0, "--reindex exit %s: %s" % (r.returncode, r.stderr))
+    again = {row["series_uid"]: (row["tag"], row["view"], row["version"], row["revision"])
+             for row in node.query("SELECT series_uid, tag, view, version, revision FROM series_tags")}
+    lib.check(len(again) == len(truth), "--reindex: %d rows" % len(again))
+    lib.check(all(v[2].startswith("cmr-") for v in again.values()), "--reindex: version not set")
+    lib.check(all(again[u][:2] == off[u] for u in again if u in off),
+              "--reindex tags differ from the offline tags of the same (not de-identified) files")
+    lib.check(all(v[3] >= 1 for v in again.values()), "--reindex: revision not bumped")
 
     rep = node.cli("report", "protocols", "--data", node.data, "--format", "csv")
     lib.check(rep.returncode == 0, "report exit %s: %s" % (rep.returncode, rep.stderr))
