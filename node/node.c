@@ -16,6 +16,7 @@
  */
 #include "node.h"
 
+#include <signal.h>
 #include <stddef.h>
 #include <signal.h>
 #include <string.h>
@@ -349,6 +350,9 @@ int mt_node_run(mt_node_t *node)
      * association (libuv reports it), not a process-wide SIGPIPE */
     signal(SIGPIPE, SIG_IGN);
     const mt_conf_t *c = node->confs->conf;
+    /* A peer that closes while we write must cost an EPIPE, not the process (libuv writes
+     * with write(2), which raises SIGPIPE). */
+    signal(SIGPIPE, SIG_IGN);
     mt_log_level = (mt_log_level_t)c->log_level;
     int rc = deid_open(node, c);
     if (rc)
