@@ -433,6 +433,22 @@ static const mt_index_key_t *find_col(uint32_t tag, mt_index_level_t level, bool
 static void decide(mt_query_t *q, mt_qkey_t *k)
 {
     k->matching = false;
+    if (k->computed == MT_QC_CMR_CREATOR) {
+        k->match = MT_QM_UNIVERSAL; /* the creator's value is ours: nothing to match */
+        return;
+    }
+    if ((k->computed == MT_QC_CMR_TAG || k->computed == MT_QC_CMR_VIEW) && k->below_level) {
+        /* a series tag at STUDY / PATIENT level: the entities having at least one such
+         * series (C-FIND, QIDO-RS /studies); C-MOVE / C-GET select the instances of those
+         * series only (issue 5: "only the series with these tags of a study") */
+        if (k->match == MT_QM_SINGLE || k->match == MT_QM_WILDCARD)
+            k->matching = true;
+        else if (k->match != MT_QM_UNIVERSAL)
+            k->unsupported = true;
+        if (k->unsupported)
+            q->any_unsupported = true;
+        return;
+    }
     if (k->below_level) {
         if (k->match != MT_QM_UNIVERSAL && k->match != MT_QM_SEQUENCE)
             k->unsupported = true;
@@ -447,10 +463,6 @@ static void decide(mt_query_t *q, mt_qkey_t *k)
         ok = k->match == MT_QM_SINGLE || k->match == MT_QM_LIST || k->match == MT_QM_WILDCARD;
     } else if (k->computed == MT_QC_CMR_TAG || k->computed == MT_QC_CMR_VIEW) {
         ok = k->match == MT_QM_SINGLE || k->match == MT_QM_WILDCARD;
-    } else if (k->computed == MT_QC_CMR_CREATOR) {
-        ok = true; /* the creator's value is ours: nothing to match */
-        k->match = MT_QM_UNIVERSAL;
-        return;
     } else if (k->col) {
         switch (k->col->kind) {
         case MT_KIND_STR:
