@@ -13,6 +13,12 @@
  *   includefield={attributeID}[,...] | all (repeatable), limit, offset, fuzzymatching
  *   (accepted; fuzzy matching is not performed: a Warning header says so; PN matching is
  *   case-insensitive anyway). An unknown attribute or parameter is 400.
+ *   CMR series tags (docs/tagging.md): cmrtag / cmrview / cmrconfidence / cmrversion name the
+ *   private keys (4D49,1010..1013) (also usable as 4D491010...); a cmrtag / cmrview value may
+ *   be a ','- or '\'-separated list. Whenever one of them is asked for, the private creator
+ *   (4D49,0010) is too (so the JSON is valid); /studies matches them (studies having such a
+ *   series) but never returns them. Not in the defaults; includefield=all adds them at
+ *   series and instance level.
  * Response: 200 application/dicom+json, an array of objects (json.c, dcm2json's encoding),
  *   each with RetrieveURL; 204 when nothing matches. More matches than query.max_matches:
  *   the first max_matches and a Warning header.
@@ -114,9 +120,8 @@ static uint32_t attr_tag(const char *s)
         if (strcmp(s, cmr[i].name) == 0)
             return cmr[i].tag;
     size_t n = strlen(s);
-    if (n == 8 && strspn(s, "0123456789abcdefABCDEF") == 8) {
+    if (n == 8 && strspn(s, "0123456789abcdefABCDEF") == 8)
         return (uint32_t)strtoul(s, NULL, 16);
-    }
     const mt_dict_entry_t *d = mt_dict_by_keyword(s);
     return d ? d->tag : 0;
 }
@@ -128,9 +133,6 @@ static void defaults(mt_ds_t *id, mt_index_level_t level, bool with_upper)
     for (int l = from; l <= (int)level - 1; l++)
         for (const uint32_t *t = lists[l]; *t; t++)
             want(id, *t);
-    if (level >= MT_LEVEL_SERIES)
-        for (uint16_t e = 0x1010; e <= 0x1013; e++)
-            want(id, MT_TAG(MT_CMR_GROUP, e));
 }
 
 static void include_all(mt_ds_t *id, mt_index_level_t level)
@@ -144,6 +146,9 @@ static void include_all(mt_ds_t *id, mt_index_level_t level)
         if ((*t == MT_TAG(0x0020, 0x1209) && level >= MT_LEVEL_SERIES) ||
             *t != MT_TAG(0x0020, 0x1209))
             want(id, *t);
+    if (level >= MT_LEVEL_SERIES)
+        for (uint16_t e = 0x1010; e <= 0x1013; e++)
+            want(id, MT_TAG(MT_CMR_GROUP, e));
 }
 
 static int match_cb(void *user, const mt_ds_t *resp)
@@ -155,8 +160,7 @@ static int match_cb(void *user, const mt_ds_t *resp)
         return 1;
     mt_ds_t *d = (mt_ds_t *)resp;
     mt_ds_remove(d, MT_TAG(0x0008, 0x0052));
-    if (x->level < MT_LEVEL_SERIES) /* a series attribute: matched, not returned */
-    {
+    if (x->level < MT_LEVEL_SERIES) { /* series attributes: matched, not returned */
         mt_ds_remove(d, CMR_CREATOR_TAG);
         for (uint16_t e = 0x1010; e <= 0x1013; e++)
             mt_ds_remove(d, MT_TAG(MT_CMR_GROUP, e));

@@ -6,7 +6,8 @@ admin); once every series is tagged:
   - /series?cmrtag=P, /studies/{s}/series?cmrtag=P and the private form ?4D491010=P return
     exactly the series whose series_tags row matches P (single value, wildcard, comma and
     backslash lists), each with (4D49,0010) "MITRAL CMR 1" and (4D49,1010) = its tag;
-  - cmrview=V matches the view; includefield=cmrtag,cmrview returns them unmatched;
+  - cmrview=V matches the view; includefield=cmrtag,cmrview (or all) returns them unmatched,
+    and they are not in the default attributes;
   - /instances?cmrtag=P returns the instances of those series;
   - /studies?cmrtag=P returns the studies having at least one such series (no CMR element);
   - no match is 204.
@@ -81,6 +82,9 @@ def body():
         r = by_series[val(o, "0020000E")]
         lib.check(val(o, "4D490010") == "MITRAL CMR 1" and val(o, "4D491010") == r["tag"],
                   "includefield=cmrtag: %s" % o)
+    got = qido(node, "/studies/%s/series" % study, {})
+    lib.check(got and all("4D491010" not in o and "4D490010" not in o for o in got),
+              "CMR attributes returned without includefield or a match")
     got = qido(node, "/series", {"includefield": "all", "limit": "3"})
     lib.check(all(val(o, "4D491010") for o in got), "includefield=all: no CMR tag")
     lib.check(node.stop() == 0, "node did not stop cleanly")
