@@ -208,6 +208,20 @@ rc, out = cli(node.dir, "purge", "--all")
 check(rc == 0 and "purged 1" in out and qfiles(node.dir) == [], "purge --all empties it")
 node.cleanup()
 
+# offline `mitral deid` with the same profile: the burned-in input goes to OUT/quarantine/
+out_dir = os.path.join(work, "offline")
+pr = subprocess.run([mitral, "deid", "--profile", prof, "--key", key, burned, clean, out_dir],
+                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
+msg = pr.stdout.decode("utf-8", "replace")
+qo = os.path.join(out_dir, "quarantine")
+qlist = sorted(os.listdir(qo)) if os.path.isdir(qo) else []
+others = [f for a, _, fs in os.walk(out_dir) if a != qo for f in fs if f.endswith(".dcm")]
+check(pr.returncode == 0 and "1 quarantined" in msg and len(qlist) == 1 and len(others) == 1,
+      "mitral deid: 1 written, 1 in OUT_DIR/quarantine/ (%s)" % msg.strip().splitlines()[-1])
+check(qlist[0][:-4] in (first, second), "offline quarantine: same mapped SOP UID as the node's")
+qd = pydicom.dcmread(os.path.join(qo, qlist[0]))
+check(str(qd.get("PatientIdentityRemoved", "")) == "YES", "offline quarantine: de-identified")
+
 # reject mode unchanged
 rnode = Node(conf_extra="deid:\n  profile: cmr-registry\n  key_file: %s\n" % key)
 try:
