@@ -17,7 +17,10 @@
  * go to a node/deid/stream.c adapter instead, and what it emits is written: the de-identified
  * header elements, then Pixel Data as received; the File Meta carries the mapped SOP Instance
  * UID and the index record is made from the de-identified header, so the original data set
- * never reaches the disk or the index. Burned In Annotation YES: 0110, nothing stored.
+ * never reaches the disk or the index. Burned In Annotation YES: 0110, nothing stored
+ * (burned-in-annotation: reject), or (quarantine) the de-identified instance goes to
+ * mt_ingest_job_quarantine instead of the commit: <root>/.quarantine/<sop>.dcm, no index row,
+ * no projects, no forwarding, no tagging; answered B000 with a "quarantined" ErrorComment.
  * The reader below still checks the received data set against the command.
  *
  * Routing (routing.rules, node/route/): when the association's config snapshot has rules, the
