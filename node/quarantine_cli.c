@@ -149,6 +149,7 @@ static int copy_to_tmp(mt_store_t *st, const char *abs, mt_store_tmp_t *t)
 static int release_one(mt_store_t *st, mt_index_t *ix, const char *sop, const char **why)
 {
     char qrel[MT_STORE_PATH_MAX], abs[1200], rel[MT_STORE_PATH_MAX];
+    mt_store_tmp_t t = {.fd = -1};
     *why = NULL;
     if (!mt_ingest_quarantine_path(sop, qrel, sizeof qrel))
         return MT_EMALFORMED;
@@ -180,7 +181,6 @@ static int release_one(mt_store_t *st, mt_index_t *ix, const char *sop, const ch
         rc = MT_EDUPLICATE;
         goto out;
     }
-    mt_store_tmp_t t = {.fd = -1};
     if ((rc = copy_to_tmp(st, abs, &t)) || (rc = st->ops->sync(st)))
         goto out_tmp;
     mt_index_rec_set_file(rec, rel, size, meta.transfer_syntax_uid, meta.sop_class_uid);
