@@ -19,13 +19,18 @@
  *   de-identification itself). Deflated input is written as Explicit VR Little Endian;
  *   the File Meta Information is rebuilt (PS3.15 E.1.1 item 7), never copied.
  * - Output on stderr is counts only: nothing from a data set, and input paths only with -v.
- *   Exit status: 0 all written; 1 some input failed or was rejected (Burned In Annotation YES);
+ * - Burned In Annotation YES: with burned-in-annotation: reject the input is not written
+ *   (counted rejected); with quarantine it is de-identified all the same and written as
+ *   OUT_DIR/quarantine/<sop>.dcm (flat, named by the mapped SOP UID), apart from the
+ *   releasable outputs, for a human to review the pixel data (counted quarantined).
+ *   Exit status: 0 all written (quarantined included); 1 some input failed or was rejected;
  *   2 usage, profile or key error. DICOMDIR files are skipped (their records carry names and
  *   point at each other by offset; a de-identified set needs a new DICOMDIR, not an edited one).
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,7 +61,7 @@ typedef struct run {
     size_t key_len;
     const char *out_dir;
     int verbose;
-    size_t n_in, n_written, n_rejected, n_skipped, n_failed;
+    size_t n_in, n_written, n_rejected, n_quarantined, n_skipped, n_failed;
 } run_t;
 
 static int mkdirs(char *path)
@@ -181,6 +186,12 @@ static void do_file(run_t *r, const char *path)
     }
     mt_deid_result_t res;
     rc = mt_deid_apply(r->p, r->key, r->key_len, ds, &res);
+    bool quarantined = false;
+    if (rc == MT_EREJECTED && r->p->burned_in == MT_DEID_BURNED_IN_QUARANTINE) {
+        /* de-identified all the same; written apart, for review of the pixel data */
+        quarantined = true;
+        rc = mt_deid_apply_quarantined(r->p, r->key, r->key_len, ds, &res);
+    }
     if (rc == MT_EREJECTED) {
         report(r, path, "rejected: Burned In Annotation is YES");
         r->n_rejected++;
@@ -216,7 +227,8 @@ static void do_file(run_t *r, const char *path)
     for (char *s = sop; *s; s++)
         if (!((*s >= '0' && *s <= '9') || *s == '.'))
             *s = '_';
-    int k = snprintf(dir, sizeof(dir), "%s/%s/%s", r->out_dir, study, series);
+    int k = quarantined ? snprintf(dir, sizeof(dir), "%s/quarantine", r->out_dir)
+                        : snprintf(dir, sizeof(dir), "%s/%s/%s", r->out_dir, study, series);
     if (k < 0 || (size_t)k >= sizeof(dir) - sizeof(name) - 16) {
         report(r, path, "output path too long");
         r->n_failed++;
@@ -228,7 +240,12 @@ static void do_file(run_t *r, const char *path)
         r->n_failed++;
         goto done;
     }
-    r->n_written++;
+    if (quarantined) {
+        report(r, path, "quarantined: Burned In Annotation is YES");
+        r->n_quarantined++;
+    } else {
+        r->n_written++;
+    }
 done:
     mt_buf_dispose(&out);
     mt_ds_free(ds);
@@ -360,8 +377,10 @@ int mt_deid_cli(int argc, char **argv)
             close(dfd);
         fprintf(stderr,
                 "mitral deid: profile %s: %zu inputs, %zu written, %zu rejected (burned-in "
-                "annotation), %zu skipped (not DICOM), %zu failed\n",
-                p->name, r.n_in, r.n_written, r.n_rejected, r.n_skipped, r.n_failed);
+                "annotation), %zu quarantined (burned-in annotation), %zu skipped (not DICOM), "
+                "%zu failed\n",
+                p->name, r.n_in, r.n_written, r.n_rejected, r.n_quarantined, r.n_skipped,
+                r.n_failed);
     }
     mt_deid_key_free(key, key_len);
     mt_deid_profile_free(p);

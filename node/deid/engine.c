@@ -844,8 +844,8 @@ static void normalize_un(mt_ds_t *ds, unsigned depth)
     }
 }
 
-int mt_deid_apply(const mt_deid_profile_t *p, const uint8_t *key, size_t key_len, mt_ds_t *ds,
-                  mt_deid_result_t *res)
+static int apply(const mt_deid_profile_t *p, const uint8_t *key, size_t key_len, mt_ds_t *ds,
+                 mt_deid_result_t *res, bool check_burned_in)
 {
     mt_deid_result_t dummy;
     if (!res)
@@ -854,7 +854,8 @@ int mt_deid_apply(const mt_deid_profile_t *p, const uint8_t *key, size_t key_len
     if (!p || !ds || !key || key_len < 16)
         return MT_EINVAL;
     char v[65];
-    if (mt_ds_get_string(ds, TAG_BURNED_IN, v, sizeof(v)) && strcmp(v, "YES") == 0)
+    if (check_burned_in && mt_ds_get_string(ds, TAG_BURNED_IN, v, sizeof(v)) &&
+        strcmp(v, "YES") == 0)
         return MT_EREJECTED;
 
     walk_t w;
@@ -887,4 +888,16 @@ int mt_deid_apply(const mt_deid_profile_t *p, const uint8_t *key, size_t key_len
         mt_free(w.ids[i].s);
     mt_free(w.ids);
     return rc;
+}
+
+int mt_deid_apply(const mt_deid_profile_t *p, const uint8_t *key, size_t key_len, mt_ds_t *ds,
+                  mt_deid_result_t *res)
+{
+    return apply(p, key, key_len, ds, res, true);
+}
+
+int mt_deid_apply_quarantined(const mt_deid_profile_t *p, const uint8_t *key, size_t key_len,
+                              mt_ds_t *ds, mt_deid_result_t *res)
+{
+    return apply(p, key, key_len, ds, res, false);
 }

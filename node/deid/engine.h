@@ -8,7 +8,8 @@
  *
  * What mt_deid_apply does, in order:
  *  1. Burned In Annotation (0028,0301) = YES: returns MT_EREJECTED before touching anything; the
- *     caller answers with an error status (profile->burned_in == REJECT) or quarantines.
+ *     caller answers with an error status (profile->burned_in == REJECT) or quarantines: it
+ *     calls mt_deid_apply_quarantined, which de-identifies the header all the same.
  *  2. Decodes sequences that came as UN with a defined length (undecodable ones are removed),
  *     then collects the identifying values of the instance (names, IDs, institution, addresses...:
  *     every PN and a fixed list of identifier attributes whose action is not K); the C action
@@ -65,6 +66,12 @@ typedef struct mt_deid_result {
  * key. On other errors the tree may be partly processed and must not be stored. */
 int mt_deid_apply(const mt_deid_profile_t *p, const uint8_t *key, size_t key_len, mt_ds_t *ds,
                   mt_deid_result_t *res);
+
+/* The same, for an instance the caller quarantines (profile->burned_in == QUARANTINE): the
+ * Burned In Annotation check is skipped and the header is de-identified exactly as any other
+ * (the pixel data, which the engine never touches, is why the result is held back). */
+int mt_deid_apply_quarantined(const mt_deid_profile_t *p, const uint8_t *key, size_t key_len,
+                              mt_ds_t *ds, mt_deid_result_t *res);
 
 /* Is this UID well known (left alone by U and by the default UID mapping)? */
 int mt_deid_uid_is_well_known(const char *uid, size_t len);

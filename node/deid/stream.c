@@ -39,6 +39,7 @@ struct mt_deid_stream {
     uint64_t split, bulk_end;
     mt_ds_t *header;
     mt_deid_result_t res;
+    bool quarantined;
     mt_deid_emit_cb emit;
     void *user;
 };
@@ -131,6 +132,10 @@ static int process_header(mt_deid_stream_t *s, size_t len, int *hint)
     if (rc)
         return rc == MT_EAGAIN ? MT_EMALFORMED : rc;
     rc = mt_deid_apply(s->p, s->key, s->key_len, ds, &s->res);
+    if (rc == MT_EREJECTED && s->p->burned_in == MT_DEID_BURNED_IN_QUARANTINE) {
+        s->quarantined = true;
+        rc = mt_deid_apply_quarantined(s->p, s->key, s->key_len, ds, &s->res);
+    }
     if (rc) {
         mt_ds_free(ds);
         return rc;
@@ -227,6 +232,11 @@ int mt_deid_stream_finish(mt_deid_stream_t *s)
 const mt_ds_t *mt_deid_stream_header(const mt_deid_stream_t *s)
 {
     return s->header;
+}
+
+bool mt_deid_stream_quarantined(const mt_deid_stream_t *s)
+{
+    return s->quarantined;
 }
 
 const mt_deid_result_t *mt_deid_stream_result(const mt_deid_stream_t *s)

@@ -391,6 +391,10 @@ static int mp_end(void *user)
         int rc = mt_deid_stream_finish(p->deid);
         if (rc < 0) {
             part_fail(p, rc == MT_EMALFORMED ? R_CANNOT_UNDERSTAND : R_FAILURE);
+        } else if (mt_deid_stream_quarantined(p->deid)) {
+            /* Burned In Annotation YES with burned-in-annotation: quarantine: STOW-RS has no
+             * quarantine path yet, so the part fails as with reject (docs/deid.md) */
+            part_fail(p, R_FAILURE);
         } else {
             const mt_ds_t *h = mt_deid_stream_header(p->deid);
             mt_index_rec_t *rec = mt_index_rec_new();

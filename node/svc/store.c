@@ -17,7 +17,10 @@
  * go to a node/deid/stream.c adapter instead, and what it emits is written: the de-identified
  * header elements, then Pixel Data as received; the File Meta carries the mapped SOP Instance
  * UID and the index record is made from the de-identified header, so the original data set
- * never reaches the disk or the index. Burned In Annotation YES: 0110, nothing stored.
+ * never reaches the disk or the index. Burned In Annotation YES: 0110, nothing stored
+ * (burned-in-annotation: reject), or (quarantine) the de-identified instance goes to
+ * mt_ingest_job_quarantine instead of the commit: <root>/.quarantine/<sop>.dcm, no index row,
+ * no projects, no forwarding, no tagging; answered B000 with a "quarantined" ErrorComment.
  * The reader below still checks the received data set against the command.
  *
  * Routing (routing.rules, node/route/): when the association's config snapshot has rules, the
@@ -73,6 +76,7 @@ typedef struct store_req {
     uint64_t hdr_end; /* offset of Pixel Data, or UINT64_MAX while not seen */
     bool hdr_off;     /* not captured (too large, deflated, no tagger) */
     char stored_study[65], stored_series[65]; /* UIDs as stored (de-identified or not) */
+    char stored_sop[65];                      /* quarantined: its de-identified SOP UID */
     uint16_t fail_status; /* nonzero: answer this once the data set has ended */
     char fail_comment[65];
 } store_req_t;
@@ -368,6 +372,32 @@ static void on_committed(void *data, int status, const char *comment)
     store_req_free(s);
 }
 
+/* The quarantined instance is durable in <root>/.quarantine/ (or failed). Warning B000
+ * (Coercion of Data Elements): the header was de-identified and the instance is safe with us,
+ * so the sender must not retry; the ErrorComment says it is held back (docs/conformance.md). */
+static void on_quarantined(void *data, int status, const char *comment)
+{
+    store_req_t *s = data;
+    mt_dimse_req_t *req = s->req;
+    s->job = NULL;
+    if (s->paused) {
+        s->paused = false;
+        mt_assoc_resume_reading(req->assoc);
+    }
+    if (status == 0) {
+        /* the de-identified SOP Instance UID only: a pseudonymous value, no PHI */
+        mt_log(MT_LOG_WARN, mt_assoc_log(req->assoc),
+               "c-store msgid=%u quarantined (Burned In Annotation YES): sop=%s",
+               req->cmd.message_id, s->stored_sop);
+        respond(req, MT_STATUS_WARN_COERCION, "quarantined: Burned In Annotation YES, held for review");
+    } else if (status == MT_ENOSPC || status == MT_ENOMEM || status == MT_EIO) {
+        respond(req, MT_STATUS_REFUSED_OUT_OF_RESOURCES, comment ? comment : mt_strerror(status));
+    } else {
+        respond(req, MT_STATUS_PROCESSING_FAILURE, comment ? comment : mt_strerror(status));
+    }
+    store_req_free(s);
+}
+
 /* The data set has ended: check it and commit, or answer the recorded failure. */
 static void finish(store_req_t *s)
 {
@@ -428,6 +458,16 @@ static void finish(store_req_t *s)
     mt_ingest_job_t *job = s->job;
     mt_index_rec_t *rec = s->rec;
     s->rec = NULL;
+    if (s->deid && mt_deid_stream_quarantined(s->deid)) {
+        /* not indexed, not forwarded, not tagged: held in <root>/.quarantine/ */
+        const char *sop = mt_index_rec_get(rec, TAG_SOP_INSTANCE_UID);
+        snprintf(s->stored_sop, sizeof s->stored_sop, "%s", sop ? sop : "");
+        mt_index_rec_free(rec);
+        s->hdr_off = true;
+        s->committed = true;
+        mt_ingest_job_quarantine(job, s->stored_sop, on_quarantined, s);
+        return;
+    }
     const char *stu = mt_index_rec_get(rec, TAG_STUDY_INSTANCE_UID);
     snprintf(s->stored_study, sizeof s->stored_study, "%s", stu ? stu : "");
     const char *ser = mt_index_rec_get(rec, TAG_SERIES_INSTANCE_UID);
