@@ -493,6 +493,14 @@ static void resolve(mt_query_t *q, mt_qkey_t *k, bool relational)
                 k->below_level = true;
             return;
         }
+    int sl = mt_index_seq_level(k->tag);
+    if (sl >= 0) { /* a stored sequence key (issue 3): its level's seq_keys blob */
+        k->level = (mt_index_level_t)sl;
+        if (k->level > q->level)
+            k->below_level = true;
+        k->vr = MT_VR('S', 'Q');
+        return;
+    }
     k->col = find_col(k->tag, q->level, relational);
     if (k->col) {
         k->level = k->col->level;

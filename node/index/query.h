@@ -20,8 +20,10 @@
  *   range       DA, TM, DT: "lo-hi", "lo-", "-hi"; TM/DT bounds are prefixes ("1000" includes
  *               10:00:59); DA bounds are whole dates
  *   list        UI values separated by '\' (PS3.4 C.2.2.2.2)
- *   sequence    sequence keys are returned as empty sequences; items with values (sequence
- *               matching) are not matched (the key counts as an unsupported optional key)
+ *   sequence    the sequence keys of PS3.4 Annex C (mt_index_seq_level) are returned with
+ *               their stored items (the level's seq_keys blob); other sequence keys are
+ *               returned empty; items with values (sequence matching) are not matched: the
+ *               key counts as an unsupported optional key (FF01) and is still returned
  * Multi-valued stored attributes (keys.def MULTI) match when any of their values matches.
  * The SQL narrows with index-friendly conditions (=, ranges on the prefix before the first
  * wildcard, IN) and leaves the exact semantics to mt_query_match(), registered as the SQL
