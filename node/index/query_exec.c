@@ -184,8 +184,11 @@ int mt_qdb_find(mt_qdb_t *db, const mt_query_t *q, const mt_qscope_t *scope, uin
                 mt_qdb_match_cb cb, void *user, bool *capped)
 {
     *capped = false;
+    bool filtered = false; /* sequence matching is applied here, after the SQL */
+    for (size_t i = 0; i < q->n_keys; i++)
+        filtered = filtered || q->keys[i].seq_match;
     mt_qsql_t s;
-    int err = mt_query_sql(q, scope, MT_QSEL_FIND, max ? max + 1 : 0, &s);
+    int err = mt_query_sql(q, scope, MT_QSEL_FIND, max && !filtered ? max + 1 : 0, &s);
     if (err)
         return err;
     sqlite3_stmt *st;
@@ -196,11 +199,10 @@ int mt_qdb_find(mt_qdb_t *db, const mt_query_t *q, const mt_qscope_t *scope, uin
     uint32_t n = 0;
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (max && n >= max) {
+        if (max && n >= max && !filtered) {
             *capped = true;
             break;
         }
-        n++;
         mt_ds_t *r = mt_ds_new();
         put_value(r, TAG_QR_LEVEL, MT_VR('C', 'S'), mt_query_level_name(q->level));
         const char *cs = (const char *)sqlite3_column_text(st, s.col_charset);
@@ -229,6 +231,20 @@ int mt_qdb_find(mt_qdb_t *db, const mt_query_t *q, const mt_qscope_t *scope, uin
         if (!mt_ds_get(r, MT_TAG(0x0008, 0x0054)))
             put_value(r, MT_TAG(0x0008, 0x0054), MT_VR('A', 'E'),
                       scope && scope->retrieve_ae ? scope->retrieve_ae : "");
+        bool keep = true;
+        for (size_t i = 0; i < q->n_keys && keep; i++)
+            if (q->keys[i].seq_match)
+                keep = mt_query_seq_filter(&q->keys[i], mt_ds_get(r, q->keys[i].tag));
+        if (!keep) {
+            mt_ds_free(r);
+            continue;
+        }
+        if (max && n >= max) {
+            *capped = true;
+            mt_ds_free(r);
+            break;
+        }
+        n++;
         int stop = cb(user, r);
         mt_ds_free(r);
         if (stop) {

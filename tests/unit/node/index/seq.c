@@ -428,19 +428,57 @@ static void test_find_returns_items(void **state)
     mt_query_free(q);
     mt_ds_free(d);
 
-    /* items with values: not matched (FF01), the stored items are still returned */
-    d = mt_ds_new();
-    mt_ds_set_string(d, T_QR_LEVEL, MT_VR('C', 'S'), "STUDY");
-    mt_ds_set_string(d, T_STUDY, MT_VR('U', 'I'), "1.1");
-    set_items(d, T_PROC_SEQ, 1, code_item("CMR1", "", ""));
-    assert_int_equal(mt_query_from_ds(d, MT_QR_STUDY_ROOT, &q, &e), 0);
-    assert_true(q->any_unsupported);
     results_free(&res);
-    assert_int_equal(mt_qdb_find(f->db, q, NULL, 0, collect, &res, &cap), 0);
-    assert_int_equal(res.n, 1);
-    check_code(res.r[0], T_PROC_SEQ, 0, "CMR1");
+}
+
+/* a STUDY C-FIND with ProcedureCodeSequence carrying one item (value, scheme) */
+static size_t seq_find(fx_t *f, const char *value, const char *scheme, uint32_t max,
+                       results_t *res, bool *unsupported, bool *capped)
+{
+    mt_ds_t *d = mt_ds_new();
+    mt_ds_set_string(d, T_QR_LEVEL, MT_VR('C', 'S'), "STUDY");
+    mt_ds_set(d, T_STUDY, MT_VR('U', 'I'), NULL, 0);
+    set_items(d, T_PROC_SEQ, 1, code_item(value, scheme, ""));
+    mt_query_t *q = NULL;
+    mt_query_err_t e;
+    assert_int_equal(mt_query_from_ds(d, MT_QR_STUDY_ROOT, &q, &e), 0);
+    *unsupported = q->any_unsupported;
+    results_free(res);
+    bool cap = false;
+    assert_int_equal(mt_qdb_find(f->db, q, NULL, max, collect, res, &cap), 0);
+    if (capped)
+        *capped = cap;
     mt_query_free(q);
     mt_ds_free(d);
+    return res->n;
+}
+
+static void test_find_sequence_matching(void **state)
+{
+    fx_t *f = *state;
+    results_t res = {0};
+    bool unsup, cap;
+    /* single value: the study with a matching item, and only the matching items */
+    assert_int_equal(seq_find(f, "CMR2", "", 0, &res, &unsup, NULL), 1);
+    assert_false(unsup);
+    assert_int_equal(mt_ds_get(res.r[0], T_PROC_SEQ)->n_items, 1);
+    check_code(res.r[0], T_PROC_SEQ, 0, "CMR2");
+    char buf[64];
+    assert_true(mt_ds_get_string(res.r[0], T_STUDY, buf, sizeof buf));
+    assert_string_equal(buf, "1.1");
+    /* two attributes of the item must both match */
+    assert_int_equal(seq_find(f, "CMR1", "L", 0, &res, &unsup, NULL), 1);
+    assert_int_equal(seq_find(f, "CMR1", "X", 0, &res, &unsup, NULL), 0);
+    /* wildcard: both items */
+    assert_int_equal(seq_find(f, "CMR*", "", 0, &res, &unsup, NULL), 1);
+    assert_int_equal(mt_ds_get(res.r[0], T_PROC_SEQ)->n_items, 2);
+    assert_int_equal(seq_find(f, "NOPE", "", 0, &res, &unsup, NULL), 0);
+    /* the cap counts matches, not rows */
+    assert_int_equal(seq_find(f, "CMR?", "", 1, &res, &unsup, &cap), 1);
+    assert_false(cap);
+    /* a list inside the item: not matched (FF01), the stored items are returned whole */
+    assert_int_equal(seq_find(f, "CMR1\\CMR2", "", 0, &res, &unsup, NULL), 2);
+    assert_true(unsup);
     results_free(&res);
 }
 
@@ -451,6 +489,7 @@ int main(void)
         cmocka_unit_test(test_capture_streaming),
         cmocka_unit_test(test_capture_tree_and_caps),
         cmocka_unit_test_setup_teardown(test_find_returns_items, setup_db, teardown_db),
+        cmocka_unit_test_setup_teardown(test_find_sequence_matching, setup_db, teardown_db),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
