@@ -10,6 +10,13 @@
  *     Explicit VR Big Endian) become decimal text, values joined by '\'.
  * Values are capped at MT_REC_VALUE_MAX bytes (an index key is never bulk data). A tag listed at
  * several levels (SpecificCharacterSet) is one value in the record, written to each column.
+ * Sequence keys (issue 3, seq_keys[] below): the streaming paths also pass every reader event
+ * (mt_index_rec_seq_event); a top-level SEQ_START of a sequence key starts a capture that
+ * re-encodes the events (items, nested sequences, elements) as Explicit VR Little Endian with
+ * undefined lengths into the blob of the key's level, until its SEQ_END; a chunked value,
+ * encapsulated data or the MT_INDEX_SEQ_MAX cap drops that sequence whole. The tree path
+ * (mt_index_rec_offer_seq) encodes a parsed SQ element with mt_ds_encode. Big endian data sets
+ * are not captured (values would need swapping per VR).
  * PURE: no I/O.
  */
 #include "index.h"
