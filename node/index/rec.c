@@ -123,7 +123,6 @@ struct mt_index_rec {
     size_t n_projects, n_forward;
     /* sequence keys: per-level blobs, and the capture of the sequence being read */
     mt_buf_t seq[MT_LEVEL_COUNT];
-    bool seq_init;
     int cap_level;      /* level of the sequence being captured, -1 = none */
     size_t cap_start;   /* where it started in seq[cap_level] */
     bool cap_dropped;   /* too big / not representable: dropped at SEQ_END */

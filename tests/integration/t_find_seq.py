@@ -196,8 +196,9 @@ try:
     shutil.rmtree(os.path.join(node.dir, "data"), ignore_errors=True)
     shutil.move(data, os.path.join(node.dir, "data"))
     node.log = open(node.log_path, "a")
-    node.proc = subprocess.Popen([node.binary, "serve", "-c", os.path.join(node.dir, "mitral.yaml")],
-                                 stdout=node.log, stderr=subprocess.STDOUT)
+    conf = os.path.join(node.dir, "mitral.yaml")
+    node.proc = subprocess.Popen([node.binary, "serve", "-c", conf], stdout=node.log,
+                                 stderr=subprocess.STDOUT)
     import socket
     import time
     for _ in range(200):
