@@ -8,7 +8,8 @@ OtherPatientIDsSequence (study/patient), RequestAttributesSequence with a nested
 ScheduledProtocolCodeSequence, PerformedProtocolCodeSequence (series) and
 ConceptNameCodeSequence (image); one is sent in Implicit VR Little Endian (re-encoded in the
 index). findscu queries in explicit and implicit VR contexts; then the node is stopped,
-`mitral index rebuild` re-creates the index from the files, and the same answers come back."""
+`mitral index rebuild` re-creates the index from the files, and the same answers come back.
+Finally a node with deid.profile cmr-registry: no identifying sequence content is answered."""
 import os
 import shutil
 import subprocess
@@ -209,6 +210,28 @@ try:
             time.sleep(0.05)
     checks("after index rebuild")
     old.cleanup()
+    node.stop()
+    node.cleanup()
+
+    # de-identification: what the index keeps is the de-identified header's sequences
+    key = os.path.join(work, "key")
+    with open(key, "wb") as f:
+        f.write(os.urandom(32))
+    os.chmod(key, 0o600)
+    node = Node(conf_extra="deid:\n  profile: cmr-registry\n  key_file: %s\n" % key)
+    rc, out = dcmtk("storescu", "-aec", "MITRAL", "127.0.0.1", str(node.port), fa)
+    check(rc == 0, "deid: stored")
+    st, rs, _ = find(["QueryRetrieveLevel=STUDY", "StudyInstanceUID", "OtherPatientIDsSequence",
+                      "RequestAttributesSequence", "ProcedureCodeSequence"])
+    check(st == "Success" and len(rs) == 1, "deid: one study")
+    text = str(rs[0])
+    check("ALT-SA" not in text and "RP-SA" not in text,
+          "deid: no identifying sequence content in the response")
+    study = str(rs[0].StudyInstanceUID)
+    st, rs, _ = find(["QueryRetrieveLevel=SERIES", "StudyInstanceUID=" + study,
+                      "RequestAttributesSequence"])
+    check(st == "Success" and all("RP-SA" not in str(r) for r in rs),
+          "deid: series level sequence content de-identified")
 finally:
     node.stop()
     node.cleanup()
