@@ -64,8 +64,8 @@ def main():
         lib.check(op.get("vr") == "SQ" and op["Value"][0]["00100020"]["Value"] == ["ALT-W1"],
                   "OtherPatientIDsSequence returned with its item: %r" % op)
     finally:
-        node.stop()
+        rc = node.stop()
+    lib.check(rc == 0, "clean stop (rc %s)" % rc)
 
 
-if __name__ == "__main__":
-    main()
+lib.run_guarded(main)
