@@ -150,6 +150,8 @@ static int on_element(void *user, mt_ds_event_t ev, const mt_elem_t *e)
     part_t *p = user;
     if (ev == MT_DS_EV_ELEMENT && e->depth == 0 && e->value)
         mt_index_rec_offer(p->rec, e->tag, e->vr, e->value, e->value_len, p->ts->big_endian);
+    if (p->rec)
+        mt_index_rec_seq_event(p->rec, ev, e, p->ts->big_endian);
     return 0;
 }
 
@@ -403,6 +405,8 @@ static int mp_end(void *user)
                 const mt_ds_elem_t *e = mt_ds_at(h, i);
                 if (e->value && e->vr != MT_VR('S', 'Q'))
                     mt_index_rec_offer(rec, e->tag, e->vr, e->value, e->len, big);
+                else if (e->vr == MT_VR('S', 'Q'))
+                    mt_index_rec_offer_seq(rec, e, big);
             }
             mt_index_rec_free(p->rec);
             p->rec = rec;

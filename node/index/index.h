@@ -22,6 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../dicom/ds.h"
+
 typedef enum mt_dup_policy {
     MT_DUP_OVERWRITE, /* replace the stored instance (default) */
     MT_DUP_KEEP_FIRST, /* keep the stored one, answer success (the new copy is dropped) */
@@ -36,6 +38,19 @@ void mt_index_rec_free(mt_index_rec_t *r);
  * Explicit VR Big Endian so numeric values are read right). Safe to call for every element. */
 void mt_index_rec_offer(mt_index_rec_t *r, uint32_t tag, uint16_t vr, const uint8_t *value,
                         size_t len, bool big_endian);
+/* Sequence keys (issue 3): the optional sequence keys of PS3.4 Annex C (mt_index_seq_level)
+ * are kept whole, re-encoded as Explicit VR Little Endian (undefined lengths), one blob per
+ * level, capped at MT_INDEX_SEQ_MAX bytes (a sequence that does not fit is dropped).
+ * Feed every reader event (streaming paths: store, rebuild); big_endian data sets are not
+ * captured. mt_index_rec_offer_seq takes a parsed top-level SQ element (tree paths). */
+#define MT_INDEX_SEQ_MAX 16384
+void mt_index_rec_seq_event(mt_index_rec_t *r, mt_ds_event_t ev, const mt_elem_t *e,
+                            bool big_endian);
+void mt_index_rec_offer_seq(mt_index_rec_t *r, const mt_ds_elem_t *sq, bool big_endian);
+/* The blob kept for a level (0..3 = PATIENT..INSTANCE), NULL when none. */
+const uint8_t *mt_index_rec_seq_blob(const mt_index_rec_t *r, int level, size_t *len);
+/* The level (0..3) of a sequence key, or -1 if tag is not one. */
+int mt_index_seq_level(uint32_t tag);
 /* The value kept for tag (trailing padding removed), or NULL. */
 const char *mt_index_rec_get(const mt_index_rec_t *r, uint32_t tag);
 /* File facts, set by the ingest path: path relative to the storage root, size in bytes,

@@ -392,6 +392,26 @@ static int upsert(sqlite_index_t *x, int which, mt_index_level_t l, int64_t pare
     return err;
 }
 
+/* The level's sequence keys blob (issue 3, db/006), when the instance carried some. */
+static int put_seq(sqlite_index_t *x, mt_index_level_t l, int64_t pk, const mt_index_rec_t *rec)
+{
+    size_t n;
+    const uint8_t *blob = mt_index_rec_seq_blob(rec, (int)l, &n);
+    if (!blob)
+        return 0;
+    char sql[96];
+    snprintf(sql, sizeof sql, "UPDATE %s SET seq_keys=? WHERE pk=?", mt_index_level_table(l));
+    sqlite3_stmt *s;
+    int rc = sqlite3_prepare_v2(x->db, sql, -1, &s, NULL);
+    if (rc != SQLITE_OK)
+        return db_err(x, rc, "prepare seq_keys");
+    sqlite3_bind_blob(s, 1, blob, (int)n, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, pk);
+    rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    return rc == SQLITE_DONE ? 0 : db_err(x, rc, "seq_keys");
+}
+
 /* Delete the row pk of level `from` (SERIES, STUDY or PATIENT), then its parents, each only
  * if it has no children left. */
 static int prune(sqlite_index_t *x, mt_index_level_t from, int64_t pk)
@@ -528,7 +548,10 @@ static int ix_put(mt_index_t *ix, const mt_index_rec_t *rec, mt_dup_policy_t dup
         return err;
     if ((err = upsert(x, ST_UP_PATIENT, MT_LEVEL_PATIENT, 0, rec, &patient_pk)) ||
         (err = upsert(x, ST_UP_STUDY, MT_LEVEL_STUDY, patient_pk, rec, &study_pk)) ||
-        (err = upsert(x, ST_UP_SERIES, MT_LEVEL_SERIES, study_pk, rec, &series_pk)))
+        (err = upsert(x, ST_UP_SERIES, MT_LEVEL_SERIES, study_pk, rec, &series_pk)) ||
+        (err = put_seq(x, MT_LEVEL_PATIENT, patient_pk, rec)) ||
+        (err = put_seq(x, MT_LEVEL_STUDY, study_pk, rec)) ||
+        (err = put_seq(x, MT_LEVEL_SERIES, series_pk, rec)))
         return err;
     /* a study (series) that moved to another patient (study) may leave its old parent empty */
     if (study_was && study_was != study_pk && (err = prune(x, MT_LEVEL_STUDY, study_was)))
@@ -556,6 +579,8 @@ static int ix_put(mt_index_t *ix, const mt_index_rec_t *rec, mt_dup_policy_t dup
     if (f.has_checksum)
         sqlite3_bind_int64(s, p + 4, (sqlite3_int64)f.checksum);
     if ((err = step_done(x, s, "insert instance")))
+        return err;
+    if ((err = put_seq(x, MT_LEVEL_INSTANCE, sqlite3_last_insert_rowid(x->db), rec)))
         return err;
 
     if ((err = route_rows(x, rec, true)))

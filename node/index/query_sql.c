@@ -412,6 +412,9 @@ int mt_query_sql(const mt_query_t *q, const mt_qscope_t *scope, mt_qsel_t sel, u
             else if (k->col) {
                 putf(o, "%s.%s", alias[k->col->level], k->col->column);
                 have = true;
+            } else if (mt_index_seq_level(k->tag) >= 0) {
+                putf(o, "%s.%s", alias[k->level], "seq_keys");
+                have = true;
             } else {
                 have = false;
             }

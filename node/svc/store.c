@@ -147,6 +147,8 @@ static int on_element(void *user, mt_ds_event_t ev, const mt_elem_t *e)
     store_req_t *s = user;
     if (ev == MT_DS_EV_ELEMENT && e->depth == 0 && e->value)
         mt_index_rec_offer(s->rec, e->tag, e->vr, e->value, e->value_len, s->ts->big_endian);
+    if (s->rec)
+        mt_index_rec_seq_event(s->rec, ev, e, s->ts->big_endian);
     if (ev == MT_DS_EV_ELEMENT && e->depth == 0 && e->tag == MT_TAG_PIXEL_DATA &&
         s->hdr_end == UINT64_MAX)
         s->hdr_end = e->offset;
@@ -204,6 +206,8 @@ static mt_index_rec_t *deid_rec(store_req_t *s)
         const mt_ds_elem_t *e = mt_ds_at(h, i);
         if (e->value && e->vr != MT_VR('S', 'Q'))
             mt_index_rec_offer(rec, e->tag, e->vr, e->value, e->len, big);
+        else if (e->vr == MT_VR('S', 'Q'))
+            mt_index_rec_offer_seq(rec, e, big);
     }
     return rec;
 }
