@@ -4,7 +4,7 @@
 JOBS ?= $(shell nproc)
 CONF ?= conf/mitral.yaml
 
-.PHONY: all deps build build-asan run test bench clean
+.PHONY: all deps build build-asan run test bench bench-find clean
 
 all: build
 
@@ -28,6 +28,11 @@ test: build-asan
 bench: build
 	@scripts/install-deps --bench
 	bench/ingest
+
+# C-FIND latency at 100k / 1M instances, and against Orthanc on 50k (bench/find.py --help)
+bench-find: build
+	@scripts/install-deps --bench
+	bench/find.py --mitral build/mitral
 
 clean:
 	rm -rf build build-asan

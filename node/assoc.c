@@ -1285,3 +1285,19 @@ mt_link_t mt_assoc_link(mt_assoc_t *a)
     mt_link_t l = {&assoc_link_ops, a};
     return l;
 }
+
+void mt_assoc_ref(mt_assoc_t *a)
+{
+    a->refs++;
+}
+
+void mt_assoc_unref(mt_assoc_t *a)
+{
+    a->refs--;
+    maybe_free(a);
+}
+
+bool mt_assoc_is_open(const mt_assoc_t *a)
+{
+    return can_send_pdata(a) && !a->handles_closing;
+}

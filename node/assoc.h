@@ -86,6 +86,12 @@ const struct mt_conf_project *mt_assoc_project(const mt_assoc_t *a);
  * N-EVENT-REPORT-RQ. Their responses are routed back by message id; when the association
  * ends, outstanding response callbacks get MT_ECANCELED (after the services' on_abort). */
 mt_link_t mt_assoc_link(mt_assoc_t *a);
+/* Hold the association beyond its requests (a service that sends later on it, e.g. the
+ * storage commitment report); every ref needs one unref. */
+void mt_assoc_ref(mt_assoc_t *a);
+void mt_assoc_unref(mt_assoc_t *a);
+/* The association is established and may carry P-DATA (Sta6, or Sta8 while a release waits). */
+bool mt_assoc_is_open(const mt_assoc_t *a);
 /* Bytes queued for writing and not yet handed to the kernel (a service producing many
  * responses waits while this is large). */
 size_t mt_assoc_write_queue_bytes(const mt_assoc_t *a);

@@ -33,7 +33,9 @@
 #include "index/rebuild.h"
 #include "node.h"
 #include "tag/report.h"
+#include "quarantine_cli.h"
 #include "send_cli.h"
+#include "route_cli.h"
 #include "tag_cli.h"
 #include "util/alloc.h"
 #include "util/err.h"
@@ -57,7 +59,10 @@ static const char usage_main[] =
     "  index stats    count patients, studies, series, instances and bytes in the index\n"
     "  index rebuild  re-create the index from the files in storage\n"
     "  deid           de-identify DICOM files offline (PS3.15 profiles, keyed pseudonyms)\n"
+    "  quarantine     list, release or purge instances quarantined for burned-in annotation\n"
     "  project        list / show / add / remove the studies of project folders\n"
+    "  route test     show which routing rules match DICOM files and what they would do\n"
+    "  queue          list / retry / purge the forwarding queue\n"
     "  send           send DICOM files to a Storage SCP (C-STORE SCU)\n"
     "  passwd         hash a DICOMweb password or token (stdin) for users: in the config\n"
     "\n"
@@ -305,6 +310,72 @@ static int cmd_dump(int argc, char **argv)
     for (int i = 1; i < argc; i++)
         failed |= dump_one(argv[i]);
     return failed;
+}
+
+static const char usage_quarantine[] =
+    "usage: mitral quarantine list [-c FILE] [--data DIR]\n"
+    "       mitral quarantine release SOP_UID... [-c FILE] [--data DIR]\n"
+    "       mitral quarantine purge (SOP_UID... | --all) [-c FILE] [--data DIR]\n"
+    "\n"
+    "Instances with Burned In Annotation YES under a profile with\n"
+    "burned-in-annotation: quarantine are de-identified (header) and held in\n"
+    "<storage>/.quarantine/<SOP_UID>.dcm: not indexed, not queryable, not forwarded.\n"
+    "  list     one line per instance: SOP Instance UID (de-identified) and size\n"
+    "  release  after review: store and index it as a normal instance (node stopped)\n"
+    "  purge    delete it from the quarantine\n";
+
+static int cmd_quarantine(int argc, char **argv)
+{
+    if (argc < 2 || wants_help(argc, argv)) {
+        fputs(usage_quarantine, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    const char *what = argv[1];
+    if (strcmp(what, "list") != 0 && strcmp(what, "release") != 0 &&
+        strcmp(what, "purge") != 0) {
+        fprintf(stderr, "mitral quarantine: unknown subcommand '%s'\n%s", what, usage_quarantine);
+        return 2;
+    }
+    /* options go to conf_from_args, the rest are SOP UIDs */
+    char **opt = mt_calloc((size_t)argc + 1, sizeof *opt);
+    char **uids = mt_calloc((size_t)argc + 1, sizeof *uids);
+    int n_opt = 0, n_uids = 0;
+    bool all = false;
+    opt[n_opt++] = argv[0];
+    for (int i = 2; i < argc; i++) {
+        if ((!strcmp(argv[i], "-c") || !strcmp(argv[i], "--config") || !strcmp(argv[i], "-d") ||
+             !strcmp(argv[i], "--data")) && i + 1 < argc) {
+            opt[n_opt++] = argv[i];
+            opt[n_opt++] = argv[++i];
+        } else if (!strncmp(argv[i], "--config=", 9) || !strncmp(argv[i], "--data=", 7)) {
+            opt[n_opt++] = argv[i];
+        } else if (!strcmp(argv[i], "--all")) {
+            all = true;
+        } else if (argv[i][0] == '-') {
+            fprintf(stderr, "mitral quarantine: unknown option '%s'\n%s", argv[i],
+                    usage_quarantine);
+            mt_free(opt);
+            mt_free(uids);
+            return 2;
+        } else {
+            uids[n_uids++] = argv[i];
+        }
+    }
+    int rc = 2;
+    bool need_uids = strcmp(what, "list") != 0;
+    if ((need_uids && !n_uids && !all) || (all && strcmp(what, "purge") != 0) ||
+        (all && n_uids) || (!need_uids && n_uids)) {
+        fputs(usage_quarantine, stderr);
+    } else {
+        mt_conf_t *c = conf_from_args(n_opt, opt, false, NULL);
+        if (c) {
+            rc = mt_quarantine_cli(c->storage_root, c->index_path, what, n_uids, uids, all);
+            mt_conf_free(c);
+        }
+    }
+    mt_free(opt);
+    mt_free(uids);
+    return rc;
 }
 
 static int cmd_index(int argc, char **argv)
@@ -743,6 +814,12 @@ int main(int argc, char **argv)
         return cmd_index(argc - 1, argv + 1);
     if (strcmp(cmd, "deid") == 0)
         return mt_deid_cli(argc - 1, argv + 1);
+    if (strcmp(cmd, "quarantine") == 0)
+        return cmd_quarantine(argc - 1, argv + 1);
+    if (strcmp(cmd, "route") == 0)
+        return mt_route_cli(argc - 1, argv + 1);
+    if (strcmp(cmd, "queue") == 0)
+        return mt_queue_cli(argc - 1, argv + 1);
     if (strcmp(cmd, "project") == 0)
         return cmd_project(argc - 1, argv + 1);
     if (strcmp(cmd, "send") == 0)

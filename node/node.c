@@ -16,11 +16,16 @@
  */
 #include "node.h"
 
+#include <signal.h>
+#include <stddef.h>
+#include <signal.h>
 #include <string.h>
 
 #include "deid/load.h"
+#include "forward.h"
 #include "http/web.h"
 #include "listen.h"
+#include "route/load.h"
 #include "tagger.h"
 #include "util/alloc.h"
 #include "util/err.h"
@@ -40,6 +45,7 @@ struct mt_node {
     char *conf_path;
     mt_ingest_t *ingest;
     mt_tagger_t *tagger; /* CMR series tagging (issue 5) */
+    mt_forward_t *fwd;   /* forwarding (issue 6), NULL without destinations */
     uv_signal_t sig_term, sig_int, sig_hup;
     uv_timer_t drain_timer;
     uint64_t next_assoc_id;
@@ -101,6 +107,11 @@ mt_ingest_t *mt_node_ingest(mt_node_t *node)
     return node->ingest;
 }
 
+struct mt_forward *mt_node_forward(mt_node_t *node)
+{
+    return node->fwd;
+}
+
 struct mt_tagger *mt_node_tagger(mt_node_t *node)
 {
     return node->tagger;
@@ -137,11 +148,19 @@ static void on_tagger_closed(void *data)
 /* Every association has closed (or was aborted) and the HTTP connections are gone: finish
  * the shutdown (the tagger tags what is still pending, then the ingest commits what is in
  * flight). */
+static void on_forward_stopped(void *data);
+
 static void finish_stop(mt_node_t *node)
 {
     if (!node->web_idle || node->n_assoc)
         return;
     uv_timer_stop(&node->drain_timer);
+    if (node->fwd) { /* the forwarder first: it reads the index the ingest closes */
+        mt_forward_t *f = node->fwd;
+        node->fwd = NULL;
+        mt_forward_stop(f, on_forward_stopped, node);
+        return;
+    }
     if (node->tagger) {
         mt_tagger_t *t = node->tagger;
         node->tagger = NULL;
@@ -149,6 +168,11 @@ static void finish_stop(mt_node_t *node)
     } else if (node->ingest) {
         mt_ingest_close(node->ingest, on_ingest_closed, node);
     }
+}
+
+static void on_forward_stopped(void *data)
+{
+    finish_stop(data);
 }
 
 void mt_node_assoc_opened(mt_node_t *node)
@@ -240,6 +264,20 @@ static void reload(mt_node_t *node)
     c->deid_profile = mt_strdup(old->deid_profile);
     mt_free(c->deid_key_file);
     c->deid_key_file = mt_strdup(old->deid_key_file);
+    /* The forwarder keeps the destinations it started with. */
+    bool same_dests = c->n_destinations == old->n_destinations;
+    for (size_t i = 0; same_dests && i < c->n_destinations; i++)
+        same_dests = memcmp(&c->destinations[i], &old->destinations[i],
+                            offsetof(mt_conf_destination_t, ts)) == 0;
+    if (!same_dests)
+        mt_log(MT_LOG_WARN, NULL, "SIGHUP: destinations changes need a restart (forwarding "
+               "keeps the destinations it started with; rules may name only those)");
+    /* The routing rules are part of the snapshot: a bad rules file keeps the config in force. */
+    if (mt_route_load_conf(c, err, sizeof err) != 0) {
+        mt_log(MT_LOG_ERROR, NULL, "SIGHUP: config not reloaded: %s", err);
+        mt_conf_free(c);
+        return;
+    }
     mt_log_level = (mt_log_level_t)c->log_level;
 
     conf_slot_t *s = mt_calloc(1, sizeof *s);
@@ -271,8 +309,16 @@ static int deid_open(mt_node_t *node, const mt_conf_t *c)
 {
     char err[512];
     if (strcmp(c->deid_profile, "none") == 0) {
-        mt_log(MT_LOG_INFO, NULL, "de-identification: none (instances are stored as received)");
-        return 0;
+        mt_log(MT_LOG_INFO, NULL, "de-identification: none (instances are stored as received "
+               "unless a routing rule names a profile)");
+        if (strcmp(c->deid_key_file, "none") == 0)
+            return 0;
+        /* the secret for the profiles that routing rules name */
+        int rc = mt_deid_load_key(c->deid_key_file, &node->deid_key, &node->deid_key_len, err,
+                                  sizeof err);
+        if (rc)
+            mt_log(MT_LOG_ERROR, NULL, "deid.key_file: %s", err);
+        return rc;
     }
     if (strcmp(c->deid_key_file, "none") == 0) {
         mt_log(MT_LOG_ERROR, NULL,
@@ -300,11 +346,25 @@ static int deid_open(mt_node_t *node, const mt_conf_t *c)
 
 int mt_node_run(mt_node_t *node)
 {
+    /* a write to a connection the peer has closed must be an EPIPE error for that
+     * association (libuv reports it), not a process-wide SIGPIPE */
+    signal(SIGPIPE, SIG_IGN);
     const mt_conf_t *c = node->confs->conf;
+    /* A peer that closes while we write must cost an EPIPE, not the process (libuv writes
+     * with write(2), which raises SIGPIPE). */
+    signal(SIGPIPE, SIG_IGN);
     mt_log_level = (mt_log_level_t)c->log_level;
     int rc = deid_open(node, c);
     if (rc)
         return rc;
+    char err[512];
+    if ((rc = mt_route_load_conf(node->confs->conf, err, sizeof err)) != 0) {
+        mt_log(MT_LOG_ERROR, NULL, "routing.rules: %s", err);
+        return rc;
+    }
+    if (c->routes)
+        mt_log(MT_LOG_INFO, NULL, "routing: %zu rule(s) from %s", mt_route_set_count(c->routes),
+               c->routing_rules);
     mt_ingest_opts_t io = {
         .storage_root = c->storage_root,
         .index_path = c->index_path,
@@ -325,6 +385,9 @@ int mt_node_run(mt_node_t *node)
         uv_run(node->loop, UV_RUN_DEFAULT);
         return rc;
     }
+    if ((rc = mt_forward_start(node->loop, c, &node->fwd)) != 0)
+        mt_log(MT_LOG_ERROR, NULL, "forwarding not started: %s (the queue keeps filling)",
+               mt_strerror(rc));
     mt_tagger_new(node->loop, c->index_path, c->tag_series_idle_ms, c->tag_study_idle_ms,
                   &node->tagger);
     node->web_idle = true;

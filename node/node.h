@@ -33,6 +33,8 @@ const mt_deid_profile_t *mt_node_deid(mt_node_t *node, const uint8_t **key, size
 mt_ingest_t *mt_node_ingest(mt_node_t *node);
 /* The CMR tagger (node/tagger.h), NULL before start-up and after shutdown began. */
 struct mt_tagger *mt_node_tagger(mt_node_t *node);
+/* The forwarder (node/forward.c), or NULL when no destinations are configured. */
+struct mt_forward *mt_node_forward(mt_node_t *node);
 
 /* Association bookkeeping (limit on concurrent associations, graceful shutdown). */
 uint64_t mt_node_next_assoc_id(mt_node_t *node);

@@ -53,8 +53,8 @@ struct mt_scu {
     mt_buf_t rbuf;
     bool reading;
     bool discard_input;
-    mt_buf_t *tx;            /* P-DATA-TF bytes for the DT-1 being carried out */
-    mt_link_sent_cb tx_cb;   /* its completion */
+    mt_buf_t *tx;          /* P-DATA-TF bytes for the DT-1 being carried out */
+    mt_link_sent_cb tx_cb; /* its completion */
     void *tx_user;
     unsigned n_writes;
 
@@ -123,7 +123,9 @@ static void on_timer(uv_timer_t *t)
     case TM_DIMSE:
     case TM_RELEASE:
         mt_log(MT_LOG_WARN, &s->log, "%s timed out in %s: A-ABORT",
-               m == TM_SETUP ? "association set-up" : m == TM_DIMSE ? "response" : "release",
+               m == TM_SETUP   ? "association set-up"
+               : m == TM_DIMSE ? "response"
+                               : "release",
                mt_ul_state_name(s->ul.state));
         s->status = MT_ECANCELED;
         if (s->ul.state == MT_STA4 || s->ul.state == MT_STA1)
@@ -407,8 +409,8 @@ static void handle_pdu(mt_scu_t *s, const mt_pdu_t *pdu)
             if (s->nego.pcs[i].result == MT_PC_ACCEPTANCE)
                 mt_pdv_allow(&s->pdv, s->nego.pcs[i].id);
         mt_log(MT_LOG_INFO, &s->log,
-               "association to %s:%u accepted: contexts=%zu/%zu peer_max_pdu=%u impl=%s",
-               s->host, s->port, s->nego.n_accepted, s->nego.n_pcs, s->nego.peer_max_pdu,
+               "association to %s:%u accepted: contexts=%zu/%zu peer_max_pdu=%u impl=%s", s->host,
+               s->port, s->nego.n_accepted, s->nego.n_pcs, s->nego.peer_max_pdu,
                s->nego.peer_impl_class_uid);
         s->opened = true;
         if (s->on_open)
@@ -448,8 +450,8 @@ static void handle_pdu(mt_scu_t *s, const mt_pdu_t *pdu)
         ul_event(s, MT_UL_EV_A_RELEASE_RP_PDU, NULL);
         break;
     case MT_PDU_A_ABORT: {
-        mt_log(MT_LOG_WARN, &s->log, "association aborted by %s:%u: source=%u reason=%u",
-               s->host, s->port, pdu->u.abort.source, pdu->u.abort.reason);
+        mt_log(MT_LOG_WARN, &s->log, "association aborted by %s:%u: source=%u reason=%u", s->host,
+               s->port, pdu->u.abort.source, pdu->u.abort.reason);
         s->status = MT_ECANCELED;
         mt_ul_input_t in = {.abort_source = pdu->u.abort.source};
         ul_event(s, MT_UL_EV_A_ABORT_PDU, &in);
@@ -624,9 +626,9 @@ int mt_scu_open(uv_loop_t *loop, const mt_scu_params_t *p, mt_scu_open_cb on_ope
     snprintf(s->log.called, sizeof s->log.called, "%s", p->called_ae);
     mt_ul_init(&s->ul, true, &s->log);
     mt_pdv_init(&s->pdv, 0, on_pdv, s);
-    mt_buf_init(&s->rbuf, MT_PDU_HEADER_LEN + (s->max_pdu > MT_PDU_MAX_CONTROL_LEN
-                                                   ? s->max_pdu
-                                                   : MT_PDU_MAX_CONTROL_LEN));
+    mt_buf_init(&s->rbuf,
+                MT_PDU_HEADER_LEN +
+                    (s->max_pdu > MT_PDU_MAX_CONTROL_LEN ? s->max_pdu : MT_PDU_MAX_CONTROL_LEN));
     uv_tcp_init(loop, &s->tcp);
     uv_timer_init(loop, &s->timer);
     s->tcp.data = s->timer.data = s;
@@ -646,7 +648,8 @@ int mt_scu_open(uv_loop_t *loop, const mt_scu_params_t *p, mt_scu_open_cb on_ope
 static uint8_t link_find_pc(void *impl, const char *as, const char *ts)
 {
     mt_scu_t *s = impl;
-    return mt_nego_find_pc(&s->nego, as, ts, false);
+    uint8_t id = mt_nego_find_pc(&s->nego, as, ts, false);
+    return id ? id : mt_nego_find_pc(&s->nego, as, ts, true); /* SCP role: commitment report */
 }
 
 static uint32_t link_peer_max(void *impl)
@@ -687,8 +690,7 @@ static int link_send_command(void *impl, uint8_t pcid, const mt_dimse_cmd_t *rq,
     mt_buf_init(&out, SIZE_MAX);
     int rc = mt_dimse_encode(rq, &cmd);
     if (rc == 0)
-        rc = mt_link_encode_pdata(&out, pcid, true, cmd.data, cmd.len, true,
-                                  s->nego.peer_max_pdu);
+        rc = mt_link_encode_pdata(&out, pcid, true, cmd.data, cmd.len, true, s->nego.peer_max_pdu);
     mt_buf_dispose(&cmd);
     if (rc == 0)
         rc = mt_link_pending_add(&s->pending, rq->message_id, on_rsp, user);
@@ -696,8 +698,8 @@ static int link_send_command(void *impl, uint8_t pcid, const mt_dimse_cmd_t *rq,
         mt_buf_dispose(&out);
         return rc;
     }
-    mt_log(MT_LOG_DEBUG, &s->log, "send %s msgid=%u pcid=%u", mt_dimse_command_name(rq->command_field),
-           rq->message_id, pcid);
+    mt_log(MT_LOG_DEBUG, &s->log, "send %s msgid=%u pcid=%u",
+           mt_dimse_command_name(rq->command_field), rq->message_id, pcid);
     rc = send_pdata(s, &out, NULL, NULL);
     if (rc < 0) {
         mt_link_rsp_cb cb;

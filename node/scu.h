@@ -45,7 +45,7 @@ typedef struct mt_scu_params {
     uint16_t port;
     const mt_nego_proposal_t *pcs; /* copied by mt_scu_open (strings must outlive the call) */
     size_t n_pcs;
-    uint32_t max_pdu;           /* we receive; 0 = 262144 */
+    uint32_t max_pdu;            /* we receive; 0 = 262144 */
     uint32_t connect_timeout_ms; /* 0 = 30 s */
     uint32_t dimse_timeout_ms;   /* 0 = 300 s */
     uint64_t log_parent_id;      /* association id to mention in the log lines (0 = none) */

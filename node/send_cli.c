@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -195,12 +196,10 @@ static void on_close(mt_scu_t *s, int status, void *user)
 
 int mt_send_cli_main(int argc, char **argv)
 {
-    static const struct option opts[] = {{"to", required_argument, NULL, 't'},
-                                         {"aet", required_argument, NULL, 'a'},
-                                         {"timeout", required_argument, NULL, 'T'},
-                                         {"verbose", no_argument, NULL, 'v'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"to", required_argument, NULL, 't'},      {"aet", required_argument, NULL, 'a'},
+        {"timeout", required_argument, NULL, 'T'}, {"verbose", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
     const char *to = NULL, *aet = "MITRAL";
     unsigned timeout_s = 30;
     int ch;
@@ -272,9 +271,12 @@ int mt_send_cli_main(int argc, char **argv)
     bool truncated = false;
     size_t n_pcs = mt_retrieve_proposals(c.insts, c.n, pcs, MT_NEGO_MAX_PCS, &truncated);
     if (truncated)
-        fprintf(stderr, "mitral send: more than %d presentation contexts needed; files of the "
-                "other SOP classes will fail\n", MT_NEGO_MAX_PCS);
+        fprintf(stderr,
+                "mitral send: more than %d presentation contexts needed; files of the "
+                "other SOP classes will fail\n",
+                MT_NEGO_MAX_PCS);
 
+    signal(SIGPIPE, SIG_IGN); /* a peer that closes early: EPIPE on its association */
     uv_loop_t loop;
     uv_loop_init(&loop);
     mt_scu_params_t sp = {.calling_ae = aet,
@@ -288,10 +290,7 @@ int mt_send_cli_main(int argc, char **argv)
     c.t0 = uv_hrtime();
     int rc = mt_scu_open(&loop, &sp, on_open, on_close, &c, &c.scu);
     mt_free(pcs);
-    mt_retrieve_params_t rp = {.loop = &loop,
-                               .on_done = on_done,
-                               .on_subop = on_subop,
-                               .user = &c};
+    mt_retrieve_params_t rp = {.loop = &loop, .on_done = on_done, .on_subop = on_subop, .user = &c};
     if (rc == 0)
         rp.link = mt_scu_link(c.scu);
     c.r = mt_retrieve_new(&rp, c.insts, c.n);

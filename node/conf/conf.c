@@ -49,6 +49,7 @@
 #include <string.h>
 #include <yaml.h>
 
+#include "../route/rules.h"
 #include "../util/alloc.h"
 #include "../util/log.h"
 
@@ -85,6 +86,7 @@ struct conf_key {
 
 static const char *const dup_names[] = {"overwrite", "keep-first", "reject", NULL};
 static const char *const bool_names[] = {"false", "true", NULL};
+static const char *const order_names[] = {"series", "study", NULL};
 static const char *const level_names[] = {"error", "warn", "info", "debug", "trace", NULL};
 
 static int check_ip(const char *v, char *why, size_t whysz)
@@ -510,6 +512,16 @@ const mt_conf_user_t *mt_conf_user_by_name(const mt_conf_t *c, const char *name)
     return NULL;
 }
 
+static void destinations_free(mt_conf_t *c)
+{
+    for (size_t i = 0; i < c->n_destinations; i++)
+        for (size_t k = 0; k < c->destinations[i].n_ts; k++)
+            mt_free(c->destinations[i].ts[k]);
+    mt_free(c->destinations);
+    c->destinations = NULL;
+    c->n_destinations = 0;
+}
+
 static bool ae_same(const char *a, const char *b)
 {
     while (*a == ' ')
@@ -540,6 +552,14 @@ const mt_conf_dest_t *mt_conf_dest_by_ae(const mt_conf_t *c, const char *ae)
     return NULL;
 }
 
+const mt_conf_destination_t *mt_conf_destination_by_name(const mt_conf_t *c, const char *name)
+{
+    for (size_t i = 0; i < c->n_destinations; i++)
+        if (strcmp(c->destinations[i].name, name) == 0)
+            return &c->destinations[i];
+    return NULL;
+}
+
 const mt_conf_project_t *mt_conf_project_by_name(const mt_conf_t *c, const char *name)
 {
     for (size_t i = 0; c && name && i < c->n_projects; i++)
@@ -555,6 +575,8 @@ void mt_conf_free(mt_conf_t *c)
     projects_free(c);
     mt_free(c->dests);
     users_free(c);
+    destinations_free(c);
+    mt_route_set_free(c->routes);
     for (size_t i = 0; i < N_KEYS; i++) {
         const struct conf_key *k = &conf_keys[i];
         if (is_list(k))
@@ -583,6 +605,7 @@ struct loader {
     size_t projects_line;
     bool seen_dests;
     bool seen_users;
+    bool seen_destinations;
 };
 
 static size_t ev_line(const struct loader *L)
@@ -899,8 +922,8 @@ static int walk_dest(struct loader *L, mt_conf_dest_t *d, size_t idx)
         size_t kline = ev_line(L);
         if (L->ev.type != YAML_SCALAR_EVENT)
             return fail(L, kline, "%s: keys must be plain words", ctx);
-        const char *kv, *v;
-        size_t kn, n;
+        const char *kv = NULL, *v = "";
+        size_t kn = 0, n = 0;
         if (ev_text(L, "key", &kv, &kn))
             return -1;
         bool *seen = NULL;
@@ -1005,8 +1028,8 @@ static int walk_user(struct loader *L, mt_conf_user_t *u, size_t idx)
         size_t kline = ev_line(L);
         if (L->ev.type != YAML_SCALAR_EVENT)
             return fail(L, kline, "%s: keys must be plain words", ctx);
-        const char *kv, *v;
-        size_t kn, n;
+        const char *kv = NULL, *v = "";
+        size_t kn = 0, n = 0;
         if (ev_text(L, "key", &kv, &kn))
             return -1;
         int which = -1;
@@ -1106,6 +1129,142 @@ static int walk_users(struct loader *L)
     return 0;
 }
 
+/* ---- destinations: a list of mappings (name, ae_title, host, port, transfer_syntaxes,
+ * associations, calling_ae) ---- */
+
+static int walk_destination(struct loader *L, mt_conf_destination_t *d, size_t idx)
+{
+    static const char *const keys[] = {"name", "ae_title", "host", "port", "transfer_syntaxes",
+                                       "associations", "calling_ae", NULL};
+    char ctx[40], why[256], s[48];
+    snprintf(ctx, sizeof ctx, "destinations[%zu]", idx);
+    size_t start_line = ev_line(L);
+    bool seen[7] = {false};
+    uint64_t x;
+    for (;;) {
+        if (next(L))
+            return -1;
+        if (L->ev.type == YAML_MAPPING_END_EVENT)
+            break;
+        size_t kline = ev_line(L);
+        if (L->ev.type != YAML_SCALAR_EVENT)
+            return fail(L, kline, "%s: keys must be plain words", ctx);
+        const char *kv = NULL, *v = "";
+        size_t kn = 0, n = 0;
+        if (ev_text(L, "key", &kv, &kn))
+            return -1;
+        int ki = -1;
+        for (int i = 0; keys[i]; i++)
+            if (strlen(keys[i]) == kn && memcmp(keys[i], kv, kn) == 0)
+                ki = i;
+        if (ki < 0)
+            return fail(L, kline, "unknown key \"%s\" in %s", show(kv, kn, s, sizeof s), ctx);
+        if (seen[ki])
+            return fail(L, kline, "duplicate key %s.%s", ctx, keys[ki]);
+        seen[ki] = true;
+        if (next(L))
+            return -1;
+        if (ki == 4) { /* transfer_syntaxes */
+            if (ev_is_null(&L->ev))
+                continue;
+            if (L->ev.type != YAML_SEQUENCE_START_EVENT)
+                return fail(L, ev_line(L), "%s.transfer_syntaxes: expected a list of UIDs", ctx);
+            for (;;) {
+                if (next(L))
+                    return -1;
+                if (L->ev.type == YAML_SEQUENCE_END_EVENT)
+                    break;
+                if (L->ev.type != YAML_SCALAR_EVENT)
+                    return fail(L, ev_line(L), "%s.transfer_syntaxes: entries must be UIDs", ctx);
+                if (ev_text(L, "transfer_syntaxes", &v, &n))
+                    return -1;
+                if (d->n_ts >= MT_CONF_MAX_LIST)
+                    return fail(L, ev_line(L), "%s.transfer_syntaxes: more than %d entries", ctx,
+                                MT_CONF_MAX_LIST);
+                if (parse_uid(v, n, why, sizeof why))
+                    return fail(L, ev_line(L), "%s.transfer_syntaxes: %s", ctx, why);
+                d->ts[d->n_ts++] = mt_strndup(v, n);
+            }
+            continue;
+        }
+        if (project_scalar(L, ctx, keys[ki], &v, &n))
+            return -1;
+        switch (ki) {
+        case 0:
+            if (!valid_project_name(v, n))
+                return fail(L, ev_line(L), "%s.name: \"%s\" is not a destination name (1-64 "
+                            "characters: letters, digits, '_', '-', '.')", ctx,
+                            show(v, n, s, sizeof s));
+            memcpy(d->name, v, n);
+            d->name[n] = '\0';
+            break;
+        case 1:
+            if (parse_ae(v, n, d->ae_title, why, sizeof why))
+                return fail(L, ev_line(L), "%s.ae_title: %s", ctx, why);
+            break;
+        case 6:
+            if (parse_ae(v, n, d->calling_ae, why, sizeof why))
+                return fail(L, ev_line(L), "%s.calling_ae: %s", ctx, why);
+            break;
+        case 2:
+            if (n == 0 || n >= sizeof d->host || has_ctl(v, n) || memchr(v, ' ', n))
+                return fail(L, ev_line(L), "%s.host: \"%s\" is not a host name or address", ctx,
+                            show(v, n, s, sizeof s));
+            memcpy(d->host, v, n);
+            d->host[n] = '\0';
+            break;
+        case 3:
+            if (!parse_digits(v, n, &x) || x < 1 || x > 65535)
+                return fail(L, ev_line(L), "%s.port: \"%s\" is not a port number (1-65535)", ctx,
+                            show(v, n, s, sizeof s));
+            d->port = (uint16_t)x;
+            break;
+        case 5:
+            if (!parse_digits(v, n, &x) || x < 1 || x > 64)
+                return fail(L, ev_line(L), "%s.associations: \"%s\" is out of range (1-64)",
+                            ctx, show(v, n, s, sizeof s));
+            d->associations = (uint32_t)x;
+            break;
+        }
+    }
+    if (!seen[0] || !seen[1] || !seen[2] || !seen[3])
+        return fail(L, start_line, "%s: name, ae_title, host and port are required", ctx);
+    return 0;
+}
+
+static int walk_destinations(struct loader *L)
+{
+    destinations_free(L->c);
+    if (ev_is_null(&L->ev))
+        return 0;
+    if (L->ev.type != YAML_SEQUENCE_START_EVENT)
+        return fail(L, ev_line(L), "destinations: expected a list (- name: ...)");
+    for (;;) {
+        if (next(L))
+            return -1;
+        if (L->ev.type == YAML_SEQUENCE_END_EVENT)
+            break;
+        size_t line = ev_line(L);
+        mt_conf_t *c = L->c;
+        if (L->ev.type != YAML_MAPPING_START_EVENT)
+            return fail(L, line, "destinations[%zu]: expected a mapping (name:, ae_title:, ...)",
+                        c->n_destinations);
+        if (c->n_destinations >= MT_CONF_MAX_DESTINATIONS)
+            return fail(L, line, "destinations: more than %d", MT_CONF_MAX_DESTINATIONS);
+        c->destinations =
+            mt_realloc(c->destinations, (c->n_destinations + 1) * sizeof *c->destinations);
+        mt_conf_destination_t *d = &c->destinations[c->n_destinations++];
+        memset(d, 0, sizeof *d);
+        if (walk_destination(L, d, c->n_destinations - 1))
+            return -1;
+        for (size_t i = 0; i + 1 < c->n_destinations; i++)
+            if (strcmp(c->destinations[i].name, d->name) == 0)
+                return fail(L, line, "destinations[%zu]: duplicate destination name %s",
+                            c->n_destinations - 1, d->name);
+    }
+    return 0;
+}
+
 /* Called after the MAPPING-START of the section `prefix` ("" for the top level). */
 static int walk_mapping(struct loader *L, const char *prefix)
 {
@@ -1117,8 +1276,8 @@ static int walk_mapping(struct loader *L, const char *prefix)
         size_t kline = ev_line(L);
         if (L->ev.type != YAML_SCALAR_EVENT)
             return fail(L, kline, "%s: keys must be plain words", *prefix ? prefix : "top level");
-        const char *kv;
-        size_t kn;
+        const char *kv = NULL;
+        size_t kn = 0;
         if (ev_text(L, "key", &kv, &kn))
             return -1;
         char path[CONF_MAX_KEYPATH], s[48];
@@ -1143,6 +1302,14 @@ static int walk_mapping(struct loader *L, const char *prefix)
                 return fail(L, kline, "duplicate section users");
             L->seen_users = true;
             if (next(L) || walk_users(L))
+                return -1;
+            continue;
+        }
+        if (!*prefix && kn == 12 && memcmp(kv, "destinations", 12) == 0) {
+            if (L->seen_destinations)
+                return fail(L, kline, "duplicate section destinations");
+            L->seen_destinations = true;
+            if (next(L) || walk_destinations(L))
                 return -1;
             continue;
         }

@@ -52,6 +52,24 @@ typedef struct mt_conf_user {
 
 #define MT_CONF_MAX_USERS 256
 
+/* One forwarding destination (`destinations:` list, issue 6): a DICOM Storage SCP that routing
+ * rules name in `forward: [..]`. The outbound queue (db/003_queue.sql) names it by name. */
+typedef struct mt_conf_destination {
+    char name[65];          /* [A-Za-z0-9._-], 1-64 characters, unique */
+    char ae_title[17];      /* called AE title of the destination */
+    char calling_ae[17];    /* our calling AE title; "" = node.ae_title */
+    char host[256];         /* name or address literal */
+    uint16_t port;
+    char *ts[MT_CONF_MAX_LIST]; /* transfer_syntaxes: proposed in this order, UIDs; empty = the
+                                 * stored file's own syntax, then Explicit/Implicit VR LE */
+    size_t n_ts;
+    uint32_t associations;  /* concurrent associations; 0 = forward.associations */
+} mt_conf_destination_t;
+
+#define MT_CONF_MAX_DESTINATIONS 64
+
+struct mt_route_set;
+
 typedef struct mt_conf {
     /* node */
     char ae_title[17];          /* node.ae_title, default "MITRAL" */
@@ -102,6 +120,27 @@ typedef struct mt_conf {
     uint32_t http_max_body_mb;  /* http.max_body_mb: largest request body (STOW-RS), 4096 */
     uint32_t http_header_timeout_ms; /* http.header_timeout: whole header must arrive, 10 s */
     uint32_t http_idle_timeout_ms;   /* http.idle_timeout: no byte moved either way, 60 s */
+    uint32_t http_tls_port;     /* http.tls_port: HTTPS listener, 0 = none */
+    char *http_tls_cert;        /* http.tls_cert: PEM certificate chain, "none" */
+    char *http_tls_key;         /* http.tls_key: PEM private key, "none" */
+    /* routing and forwarding (issue 6) */
+    char *routing_rules;        /* routing.rules: "none", a rules FILE, or a DIRECTORY whose
+                                 * *.yaml files are read in name order */
+    uint32_t fwd_associations;  /* forward.associations, default 2 per destination */
+    uint32_t fwd_max_attempts;  /* forward.max_attempts, default 50: then dead-letter */
+    uint32_t fwd_max_age_ms;    /* forward.max_age, default 168h: then dead-letter */
+    uint32_t fwd_retry_initial_ms; /* forward.retry_initial, default 1s (doubles per attempt) */
+    uint32_t fwd_retry_max_ms;  /* forward.retry_max, default 5m */
+    uint32_t fwd_connect_timeout_ms; /* forward.connect_timeout, default 10s */
+    int fwd_order;              /* forward.order: 0 series (default), 1 study: the unit whose
+                                 * instances go out in arrival order over one association */
+    /* forwarding destinations (not in keys.def: conf.c walk_destinations) */
+    mt_conf_destination_t *destinations;
+    size_t n_destinations;
+    /* The compiled routing rules (node/route/rules.h), NULL when routing.rules is none. Not
+     * set by the loader: mt_route_load_conf fills it (it reads more files); mt_conf_free frees
+     * it, so it lives exactly as long as the snapshot that associations hold. */
+    struct mt_route_set *routes;
     /* logging */
     int log_level;              /* log.level: error|warn|info|debug|trace, default info */
     /* set by the loader: storage.root / index.path were given in the file, so
@@ -126,6 +165,8 @@ const mt_conf_project_t *mt_conf_project_by_ae(const mt_conf_t *c, const char *a
 const mt_conf_dest_t *mt_conf_dest_by_ae(const mt_conf_t *c, const char *ae);
 /* The user named name, or NULL. */
 const mt_conf_user_t *mt_conf_user_by_name(const mt_conf_t *c, const char *name);
+/* The forwarding destination named name, or NULL. */
+const mt_conf_destination_t *mt_conf_destination_by_name(const mt_conf_t *c, const char *name);
 /* The project named name, or NULL. */
 const mt_conf_project_t *mt_conf_project_by_name(const mt_conf_t *c, const char *name);
 

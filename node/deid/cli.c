@@ -14,16 +14,23 @@
  * - IN: files or directories (walked recursively, in name order; symlinked directories are not
  *   followed). Each DICOM file (Part 10, or a bare implicit-LE data set) is parsed, de-identified
  *   and written as OUT_DIR/<study>/<series>/<instance>.dcm, named by the MAPPED UIDs, through a
- *   temporary file, fsync and rename. Deflated input is written as Explicit VR Little Endian;
+ *   temporary file and a rename; one syncfs(2) of the output file system at the end makes them
+ *   all durable before the exit status says so (an fsync per file cost more than the
+ *   de-identification itself). Deflated input is written as Explicit VR Little Endian;
  *   the File Meta Information is rebuilt (PS3.15 E.1.1 item 7), never copied.
  * - Output on stderr is counts only: nothing from a data set, and input paths only with -v.
- *   Exit status: 0 all written; 1 some input failed or was rejected (Burned In Annotation YES);
+ * - Burned In Annotation YES: with burned-in-annotation: reject the input is not written
+ *   (counted rejected); with quarantine it is de-identified all the same and written as
+ *   OUT_DIR/quarantine/<sop>.dcm (flat, named by the mapped SOP UID), apart from the
+ *   releasable outputs, for a human to review the pixel data (counted quarantined).
+ *   Exit status: 0 all written (quarantined included); 1 some input failed or was rejected;
  *   2 usage, profile or key error. DICOMDIR files are skipped (their records carry names and
  *   point at each other by offset; a de-identified set needs a new DICOMDIR, not an edited one).
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,7 +61,7 @@ typedef struct run {
     size_t key_len;
     const char *out_dir;
     int verbose;
-    size_t n_in, n_written, n_rejected, n_skipped, n_failed;
+    size_t n_in, n_written, n_rejected, n_quarantined, n_skipped, n_failed;
 } run_t;
 
 static int mkdirs(char *path)
@@ -104,8 +111,6 @@ static int write_atomic(const char *dir, const char *name, const mt_buf_t *b)
         }
         off += (size_t)w;
     }
-    if (!rc && fsync(fd) < 0)
-        rc = MT_ERR_FROM_ERRNO();
     if (close(fd) < 0 && !rc)
         rc = MT_ERR_FROM_ERRNO();
     if (!rc && rename(tmp, dst) < 0)
@@ -181,6 +186,12 @@ static void do_file(run_t *r, const char *path)
     }
     mt_deid_result_t res;
     rc = mt_deid_apply(r->p, r->key, r->key_len, ds, &res);
+    bool quarantined = false;
+    if (rc == MT_EREJECTED && r->p->burned_in == MT_DEID_BURNED_IN_QUARANTINE) {
+        /* de-identified all the same; written apart, for review of the pixel data */
+        quarantined = true;
+        rc = mt_deid_apply_quarantined(r->p, r->key, r->key_len, ds, &res);
+    }
     if (rc == MT_EREJECTED) {
         report(r, path, "rejected: Burned In Annotation is YES");
         r->n_rejected++;
@@ -198,9 +209,8 @@ static void do_file(run_t *r, const char *path)
         snprintf(om.sop_class_uid, sizeof(om.sop_class_uid), "%s", meta.sop_class_uid);
     if (!mt_ds_get_string(ds, MT_TAG(0x0008, 0x0018), om.sop_instance_uid,
                           sizeof(om.sop_instance_uid)) &&
-        mt_deid_map_uids(r->key, r->key_len, meta.sop_instance_uid,
-                         strlen(meta.sop_instance_uid), om.sop_instance_uid,
-                         sizeof(om.sop_instance_uid)) < 0)
+        mt_deid_map_uids(r->key, r->key_len, meta.sop_instance_uid, strlen(meta.sop_instance_uid),
+                         om.sop_instance_uid, sizeof(om.sop_instance_uid)) < 0)
         om.sop_instance_uid[0] = '\0';
     snprintf(om.transfer_syntax_uid, sizeof(om.transfer_syntax_uid), "%s", ots->uid);
     snprintf(om.impl_class_uid, sizeof(om.impl_class_uid), "%s", MT_IMPL_CLASS_UID);
@@ -217,7 +227,8 @@ static void do_file(run_t *r, const char *path)
     for (char *s = sop; *s; s++)
         if (!((*s >= '0' && *s <= '9') || *s == '.'))
             *s = '_';
-    int k = snprintf(dir, sizeof(dir), "%s/%s/%s", r->out_dir, study, series);
+    int k = quarantined ? snprintf(dir, sizeof(dir), "%s/quarantine", r->out_dir)
+                        : snprintf(dir, sizeof(dir), "%s/%s/%s", r->out_dir, study, series);
     if (k < 0 || (size_t)k >= sizeof(dir) - sizeof(name) - 16) {
         report(r, path, "output path too long");
         r->n_failed++;
@@ -229,7 +240,12 @@ static void do_file(run_t *r, const char *path)
         r->n_failed++;
         goto done;
     }
-    r->n_written++;
+    if (quarantined) {
+        report(r, path, "quarantined: Burned In Annotation is YES");
+        r->n_quarantined++;
+    } else {
+        r->n_written++;
+    }
 done:
     mt_buf_dispose(&out);
     mt_ds_free(ds);
@@ -352,10 +368,19 @@ int mt_deid_cli(int argc, char **argv)
     } else {
         for (int i = first; i < argc - 1; i++)
             do_path(&r, argv[i], 0);
+        int dfd = open(r.out_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0 || syncfs(dfd) < 0) {
+            fprintf(stderr, "mitral deid: output directory: cannot sync: %s\n", strerror(errno));
+            r.n_failed++;
+        }
+        if (dfd >= 0)
+            close(dfd);
         fprintf(stderr,
                 "mitral deid: profile %s: %zu inputs, %zu written, %zu rejected (burned-in "
-                "annotation), %zu skipped (not DICOM), %zu failed\n",
-                p->name, r.n_in, r.n_written, r.n_rejected, r.n_skipped, r.n_failed);
+                "annotation), %zu quarantined (burned-in annotation), %zu skipped (not DICOM), "
+                "%zu failed\n",
+                p->name, r.n_in, r.n_written, r.n_rejected, r.n_quarantined, r.n_skipped,
+                r.n_failed);
     }
     mt_deid_key_free(key, key_len);
     mt_deid_profile_free(p);

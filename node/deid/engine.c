@@ -34,8 +34,14 @@ static bool vr_is(uint16_t vr, const char *list)
             return true;
     return false;
 }
-static bool vr_text(uint16_t vr) { return vr_is(vr, "AELOSHPNSTLTUTUCCSURAS"); }
-static bool vr_free_text(uint16_t vr) { return vr_is(vr, "AELOSHPNSTLTUTUC"); }
+static bool vr_text(uint16_t vr)
+{
+    return vr_is(vr, "AELOSHPNSTLTUTUCCSURAS");
+}
+static bool vr_free_text(uint16_t vr)
+{
+    return vr_is(vr, "AELOSHPNSTLTUTUC");
+}
 #define VR_SQ MT_VR('S', 'Q')
 #define VR_UI MT_VR('U', 'I')
 #define VR_DA MT_VR('D', 'A')
@@ -187,13 +193,11 @@ int mt_deid_uid_is_well_known(const char *uid, size_t len)
 
 /* Attributes whose UI values name classes, syntaxes or schemes, never instances. */
 static const uint32_t class_uid_tags[] = {
-    MT_TAG(0x0002, 0x0002), MT_TAG(0x0002, 0x0010), MT_TAG(0x0002, 0x0012),
-    MT_TAG(0x0004, 0x1510), MT_TAG(0x0004, 0x1512), MT_TAG(0x0008, 0x0016),
-    MT_TAG(0x0008, 0x001A), MT_TAG(0x0008, 0x001B), MT_TAG(0x0008, 0x0062),
-    MT_TAG(0x0008, 0x010C), MT_TAG(0x0008, 0x010D), MT_TAG(0x0008, 0x0117),
-    MT_TAG(0x0008, 0x1150), MT_TAG(0x0008, 0x1162), MT_TAG(0x0008, 0x9123),
-    MT_TAG(0x0040, 0xDB0C), MT_TAG(0x0040, 0xDB0D), MT_TAG(0x0400, 0x0010),
-    MT_TAG(0x0400, 0x0510),
+    MT_TAG(0x0002, 0x0002), MT_TAG(0x0002, 0x0010), MT_TAG(0x0002, 0x0012), MT_TAG(0x0004, 0x1510),
+    MT_TAG(0x0004, 0x1512), MT_TAG(0x0008, 0x0016), MT_TAG(0x0008, 0x001A), MT_TAG(0x0008, 0x001B),
+    MT_TAG(0x0008, 0x0062), MT_TAG(0x0008, 0x010C), MT_TAG(0x0008, 0x010D), MT_TAG(0x0008, 0x0117),
+    MT_TAG(0x0008, 0x1150), MT_TAG(0x0008, 0x1162), MT_TAG(0x0008, 0x9123), MT_TAG(0x0040, 0xDB0C),
+    MT_TAG(0x0040, 0xDB0D), MT_TAG(0x0400, 0x0010), MT_TAG(0x0400, 0x0510),
 };
 
 static bool is_class_uid_tag(uint32_t tag)
@@ -283,16 +287,13 @@ static mt_deid_action_t resolve(const walk_t *w, uint32_t tag, uint16_t vr, bool
 
 /* ---- identifier collection (for C on text) ---- */
 static const uint32_t ident_tags[] = {
-    MT_TAG(0x0008, 0x0050), MT_TAG(0x0008, 0x0080), MT_TAG(0x0008, 0x0081),
-    MT_TAG(0x0008, 0x0092), MT_TAG(0x0008, 0x0094), MT_TAG(0x0008, 0x1010),
-    MT_TAG(0x0008, 0x1040), MT_TAG(0x0010, 0x0020), MT_TAG(0x0010, 0x0021),
-    MT_TAG(0x0010, 0x1000), MT_TAG(0x0010, 0x1040), MT_TAG(0x0010, 0x1080),
-    MT_TAG(0x0010, 0x1081), MT_TAG(0x0010, 0x1090), MT_TAG(0x0010, 0x2152),
-    MT_TAG(0x0010, 0x2154), MT_TAG(0x0010, 0x2180), MT_TAG(0x0018, 0x1000),
-    MT_TAG(0x0020, 0x0010), MT_TAG(0x0032, 0x1033), MT_TAG(0x0040, 0x0010),
-    MT_TAG(0x0040, 0x0242), MT_TAG(0x0040, 0x0243), MT_TAG(0x0040, 0x1102),
-    MT_TAG(0x0040, 0x1103), MT_TAG(0x0040, 0x2008), MT_TAG(0x0040, 0x2009),
-    MT_TAG(0x0040, 0x2010),
+    MT_TAG(0x0008, 0x0050), MT_TAG(0x0008, 0x0080), MT_TAG(0x0008, 0x0081), MT_TAG(0x0008, 0x0092),
+    MT_TAG(0x0008, 0x0094), MT_TAG(0x0008, 0x1010), MT_TAG(0x0008, 0x1040), MT_TAG(0x0010, 0x0020),
+    MT_TAG(0x0010, 0x0021), MT_TAG(0x0010, 0x1000), MT_TAG(0x0010, 0x1040), MT_TAG(0x0010, 0x1080),
+    MT_TAG(0x0010, 0x1081), MT_TAG(0x0010, 0x1090), MT_TAG(0x0010, 0x2152), MT_TAG(0x0010, 0x2154),
+    MT_TAG(0x0010, 0x2180), MT_TAG(0x0018, 0x1000), MT_TAG(0x0020, 0x0010), MT_TAG(0x0032, 0x1033),
+    MT_TAG(0x0040, 0x0010), MT_TAG(0x0040, 0x0242), MT_TAG(0x0040, 0x0243), MT_TAG(0x0040, 0x1102),
+    MT_TAG(0x0040, 0x1103), MT_TAG(0x0040, 0x2008), MT_TAG(0x0040, 0x2009), MT_TAG(0x0040, 0x2010),
 };
 
 static bool is_ident_tag(uint32_t tag)
@@ -303,7 +304,10 @@ static bool is_ident_tag(uint32_t tag)
     return false;
 }
 
-static char up(char c) { return c >= 'a' && c <= 'z' ? (char)(c - 32) : c; }
+static char up(char c)
+{
+    return c >= 'a' && c <= 'z' ? (char)(c - 32) : c;
+}
 static bool alnum(unsigned char c)
 {
     return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c >= 0x80;
@@ -426,24 +430,39 @@ static size_t scrub(const walk_t *w, const char *in, size_t n, char *out)
 static const char *dummy_string(uint16_t vr)
 {
     switch (vr) {
-    case MT_VR('D', 'A'): return "19000101";
-    case MT_VR('D', 'T'): return "19000101000000";
-    case MT_VR('T', 'M'): return "000000";
-    case MT_VR('D', 'S'): case MT_VR('I', 'S'): return "0";
-    case MT_VR('A', 'S'): return "000Y";
-    case MT_VR('U', 'R'): return "urn:x-mitral:deidentified";
-    default: return "DEIDENTIFIED";
+    case MT_VR('D', 'A'):
+        return "19000101";
+    case MT_VR('D', 'T'):
+        return "19000101000000";
+    case MT_VR('T', 'M'):
+        return "000000";
+    case MT_VR('D', 'S'):
+    case MT_VR('I', 'S'):
+        return "0";
+    case MT_VR('A', 'S'):
+        return "000Y";
+    case MT_VR('U', 'R'):
+        return "urn:x-mitral:deidentified";
+    default:
+        return "DEIDENTIFIED";
     }
 }
 
 static size_t dummy_binary_len(uint16_t vr)
 {
     switch (vr) {
-    case MT_VR('F', 'D'): case MT_VR('S', 'V'): case MT_VR('U', 'V'): case MT_VR('O', 'D'):
+    case MT_VR('F', 'D'):
+    case MT_VR('S', 'V'):
+    case MT_VR('U', 'V'):
+    case MT_VR('O', 'D'):
     case MT_VR('O', 'V'):
         return 8;
-    case MT_VR('F', 'L'): case MT_VR('S', 'L'): case MT_VR('U', 'L'): case MT_VR('A', 'T'):
-    case MT_VR('O', 'F'): case MT_VR('O', 'L'):
+    case MT_VR('F', 'L'):
+    case MT_VR('S', 'L'):
+    case MT_VR('U', 'L'):
+    case MT_VR('A', 'T'):
+    case MT_VR('O', 'F'):
+    case MT_VR('O', 'L'):
         return 4;
     default:
         return 2;
@@ -465,7 +484,15 @@ static int set_value(mt_ds_t *ds, const mt_ds_elem_t *e, const void *v, size_t n
 {
     if (n > 0xFFFFFFFEu)
         return MT_ETOOBIG;
-    return mt_ds_set(ds, e->tag, effective_vr(e), v, (uint32_t)n);
+    uint32_t tag = e->tag;
+    int rc = mt_ds_set(ds, tag, effective_vr(e), v, (uint32_t)n);
+    if (rc == MT_EINVAL) {
+        /* The value does not fit the element's VR (a malformed input: a name encoded as US):
+         * removing it is always safe. */
+        mt_ds_remove(ds, tag);
+        return 0;
+    }
+    return rc;
 }
 
 static int op_dummy(walk_t *w, mt_ds_t *ds, mt_ds_elem_t *e)
@@ -566,7 +593,10 @@ static int walk_items(walk_t *w, mt_ds_elem_t *e, unsigned depth, int mode)
     return 0;
 }
 
-static bool is_overlay_group(uint16_t g) { return g >= 0x6000 && g <= 0x601E && !(g & 1); }
+static bool is_overlay_group(uint16_t g)
+{
+    return g >= 0x6000 && g <= 0x601E && !(g & 1);
+}
 
 /* Private data element (gggg,xxyy), xx >= 0x10: returns the action to take. */
 static mt_deid_action_t private_action(walk_t *w, const mt_ds_t *ds, const mt_ds_elem_t *e)
@@ -579,7 +609,7 @@ static mt_deid_action_t private_action(walk_t *w, const mt_ds_t *ds, const mt_ds
     if (!mt_ds_get_string(ds, MT_TAG(g, el >> 8), creator, sizeof(creator)))
         return MT_DEID_X;
     return mt_deid_profile_safe_private(w->p, g, (uint8_t)(el & 0xFF), creator) ? MT_DEID_K
-                                                                                 : MT_DEID_X;
+                                                                                : MT_DEID_X;
 }
 
 static int apply_one(walk_t *w, mt_ds_t *ds, mt_ds_elem_t *e, mt_deid_action_t a, bool def,
@@ -785,7 +815,7 @@ static void normalize_un(mt_ds_t *ds, unsigned depth)
             if (buf) {
                 uint32_t tag = e->tag, len = e->len;
                 uint8_t h[8] = {(uint8_t)(tag >> 16), (uint8_t)(tag >> 24), (uint8_t)tag,
-                                (uint8_t)(tag >> 8), (uint8_t)len, (uint8_t)(len >> 8),
+                                (uint8_t)(tag >> 8),  (uint8_t)len,         (uint8_t)(len >> 8),
                                 (uint8_t)(len >> 16), (uint8_t)(len >> 24)};
                 memcpy(buf, h, 8);
                 memcpy(buf + 8, e->value, e->len);
@@ -814,8 +844,8 @@ static void normalize_un(mt_ds_t *ds, unsigned depth)
     }
 }
 
-int mt_deid_apply(const mt_deid_profile_t *p, const uint8_t *key, size_t key_len, mt_ds_t *ds,
-                  mt_deid_result_t *res)
+static int apply(const mt_deid_profile_t *p, const uint8_t *key, size_t key_len, mt_ds_t *ds,
+                 mt_deid_result_t *res, bool check_burned_in)
 {
     mt_deid_result_t dummy;
     if (!res)
@@ -824,7 +854,8 @@ int mt_deid_apply(const mt_deid_profile_t *p, const uint8_t *key, size_t key_len
     if (!p || !ds || !key || key_len < 16)
         return MT_EINVAL;
     char v[65];
-    if (mt_ds_get_string(ds, TAG_BURNED_IN, v, sizeof(v)) && strcmp(v, "YES") == 0)
+    if (check_burned_in && mt_ds_get_string(ds, TAG_BURNED_IN, v, sizeof(v)) &&
+        strcmp(v, "YES") == 0)
         return MT_EREJECTED;
 
     walk_t w;
@@ -840,8 +871,8 @@ int mt_deid_apply(const mt_deid_profile_t *p, const uint8_t *key, size_t key_len
     pid[0] = '\0';
     for (size_t i = 0; i < 3 && !pid[0]; i++)
         mt_ds_get_string(ds, who[i], pid, sizeof(pid));
-    w.shift = mt_deid_date_shift(key, key_len, pid, strlen(pid), p->shift_min_days,
-                                 p->shift_max_days);
+    w.shift =
+        mt_deid_date_shift(key, key_len, pid, strlen(pid), p->shift_min_days, p->shift_max_days);
     res->shift_days = w.shift;
     if (mt_ds_get_string(ds, TAG_PATIENT_ID, pid, sizeof(pid)) && pid[0] &&
         p->patient_id == MT_DEID_PSEUDONYM)
@@ -857,4 +888,16 @@ int mt_deid_apply(const mt_deid_profile_t *p, const uint8_t *key, size_t key_len
         mt_free(w.ids[i].s);
     mt_free(w.ids);
     return rc;
+}
+
+int mt_deid_apply(const mt_deid_profile_t *p, const uint8_t *key, size_t key_len, mt_ds_t *ds,
+                  mt_deid_result_t *res)
+{
+    return apply(p, key, key_len, ds, res, true);
+}
+
+int mt_deid_apply_quarantined(const mt_deid_profile_t *p, const uint8_t *key, size_t key_len,
+                              mt_ds_t *ds, mt_deid_result_t *res)
+{
+    return apply(p, key, key_len, ds, res, false);
 }

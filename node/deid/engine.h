@@ -8,8 +8,10 @@
  *
  * What mt_deid_apply does, in order:
  *  1. Burned In Annotation (0028,0301) = YES: returns MT_EREJECTED before touching anything; the
- *     caller answers with an error status (profile->burned_in == REJECT) or quarantines.
- *  2. Collects the identifying values of the instance (names, IDs, institution, addresses...:
+ *     caller answers with an error status (profile->burned_in == REJECT) or quarantines: it
+ *     calls mt_deid_apply_quarantined, which de-identifies the header all the same.
+ *  2. Decodes sequences that came as UN with a defined length (undecodable ones are removed),
+ *     then collects the identifying values of the instance (names, IDs, institution, addresses...:
  *     every PN and a fixed list of identifier attributes whose action is not K); the C action
  *     scrubs them, and any run of 6+ digits (dates, numbers), out of retained text.
  *  3. Walks the tree at every depth (items of sequences are data sets), each element getting the
@@ -33,6 +35,8 @@
  *     (group, element, creator) is on Table E.3.10-1, or the private action is K. Private
  *     creators are dropped when nothing of their block is left. Group lengths are dropped.
  *     Overlays (60xx): the whole group goes when (60xx,3000)'s action removes it.
+ *     A replacement that the element's VR cannot hold (malformed input) removes the element;
+ *     values written into UN elements take the dictionary VR.
  *  4. Adds PatientIdentityRemoved YES, DeidentificationMethod, DeidentificationMethodCodeSequence
  *     (CID 7050, DCM: the profile's code and each selected option's) and
  *     LongitudinalTemporalInformationModified (MODIFIED, UNMODIFIED or REMOVED).
@@ -62,6 +66,12 @@ typedef struct mt_deid_result {
  * key. On other errors the tree may be partly processed and must not be stored. */
 int mt_deid_apply(const mt_deid_profile_t *p, const uint8_t *key, size_t key_len, mt_ds_t *ds,
                   mt_deid_result_t *res);
+
+/* The same, for an instance the caller quarantines (profile->burned_in == QUARANTINE): the
+ * Burned In Annotation check is skipped and the header is de-identified exactly as any other
+ * (the pixel data, which the engine never touches, is why the result is held back). */
+int mt_deid_apply_quarantined(const mt_deid_profile_t *p, const uint8_t *key, size_t key_len,
+                              mt_ds_t *ds, mt_deid_result_t *res);
 
 /* Is this UID well known (left alone by U and by the default UID mapping)? */
 int mt_deid_uid_is_well_known(const char *uid, size_t len);

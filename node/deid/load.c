@@ -151,7 +151,8 @@ int mt_deid_load_key(const char *path, uint8_t **key, size_t *len, char *err, si
     if (st.st_mode & (S_IRWXG | S_IRWXO)) {
         snprintf(err, errsz,
                  "key file %s is accessible by group or others; refusing to use it "
-                 "(chmod 600 %s)", path, path);
+                 "(chmod 600 %s)",
+                 path, path);
         return MT_ECONF;
     }
     int rc = mt_deid_read_file(path, MAX_KEY, key, len);

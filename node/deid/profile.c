@@ -27,10 +27,18 @@
 #define MAX_YAML_DEPTH 16
 
 static const char *const action_names[MT_DEID_ACTION_COUNT] = {
-    [MT_DEID_DEFAULT] = "default", [MT_DEID_D] = "D",     [MT_DEID_Z] = "Z",
-    [MT_DEID_X] = "X",             [MT_DEID_K] = "K",     [MT_DEID_C] = "C",
-    [MT_DEID_U] = "U",             [MT_DEID_ZD] = "Z/D",  [MT_DEID_XZ] = "X/Z",
-    [MT_DEID_XD] = "X/D",          [MT_DEID_XZD] = "X/Z/D", [MT_DEID_XZU] = "X/Z/U*",
+    [MT_DEID_DEFAULT] = "default",
+    [MT_DEID_D] = "D",
+    [MT_DEID_Z] = "Z",
+    [MT_DEID_X] = "X",
+    [MT_DEID_K] = "K",
+    [MT_DEID_C] = "C",
+    [MT_DEID_U] = "U",
+    [MT_DEID_ZD] = "Z/D",
+    [MT_DEID_XZ] = "X/Z",
+    [MT_DEID_XD] = "X/D",
+    [MT_DEID_XZD] = "X/Z/D",
+    [MT_DEID_XZU] = "X/Z/U*",
 };
 
 static const char *const option_names[MT_DEID_OPT_COUNT] = {
@@ -60,8 +68,8 @@ const char *mt_deid_option_name(mt_deid_option_t o)
 enum { N_SCALAR, N_SEQ, N_MAP };
 typedef struct ynode {
     int type;
-    unsigned line; /* 1-based */
-    char *str;     /* N_SCALAR */
+    unsigned line;       /* 1-based */
+    char *str;           /* N_SCALAR */
     struct ynode **kids; /* N_SEQ: items; N_MAP: key, value, key, value ... */
     size_t n;
 } ynode_t;
@@ -83,7 +91,8 @@ typedef struct ctx {
     size_t errsz;
 } ctx_t;
 
-static int fail(ctx_t *c, unsigned line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(ctx_t *c, unsigned line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static int fail(ctx_t *c, unsigned line, const char *fmt, ...)
 {
     if (c->err && c->errsz) {
@@ -124,8 +133,7 @@ static int build(ctx_t *c, yaml_parser_t *ps, yaml_event_t *ev, unsigned depth, 
     case YAML_SEQUENCE_START_EVENT:
     case YAML_MAPPING_START_EVENT: {
         n->type = ev->type == YAML_SEQUENCE_START_EVENT ? N_SEQ : N_MAP;
-        yaml_event_type_t end =
-            n->type == N_SEQ ? YAML_SEQUENCE_END_EVENT : YAML_MAPPING_END_EVENT;
+        yaml_event_type_t end = n->type == N_SEQ ? YAML_SEQUENCE_END_EVENT : YAML_MAPPING_END_EVENT;
         for (;;) {
             yaml_event_t e;
             if (!yaml_parser_parse(ps, &e)) {
@@ -339,8 +347,10 @@ static int parse_attributes(ctx_t *c, const ynode_t *v, rules_t *rs)
             return fail(c, a->line, "%s: expected an action", k->str);
         uint8_t act;
         if (parse_action(a->str, &act))
-            return fail(c, a->line, "unknown action '%s' (D, Z, X, K, C, U, Z/D, X/Z, X/D, "
-                                    "X/Z/D, X/Z/U*)", a->str);
+            return fail(c, a->line,
+                        "unknown action '%s' (D, Z, X, K, C, U, Z/D, X/Z, X/D, "
+                        "X/Z/D, X/Z/U*)",
+                        a->str);
         rules_set(rs, tag, mask, act);
     }
     return 0;
@@ -440,7 +450,7 @@ static int apply_selection(ctx_t *c, const ynode_t *v, build_state_t *bs)
             return fail(c, k->line, "option '%s' is not defined by the base profile", k->str);
         }
         bs->p->options |= 1u << o;
-        const rules_t *or = &bs->opts[o].rules;
+        const rules_t * or = &bs->opts[o].rules;
         for (size_t j = 0; j < or->n; j++) {
             mt_deid_rule_t r = or->r[j];
             bool replace = true;
@@ -549,7 +559,8 @@ static int apply_doc(ctx_t *c, const ynode_t *root, build_state_t *bs)
             }
         } else if (strcmp(key, "date-shift") == 0) {
             const ynode_t *lo, *hi;
-            if (v->type != N_MAP || !(lo = map_get(v, "min-days")) || !(hi = map_get(v, "max-days")))
+            if (v->type != N_MAP || !(lo = map_get(v, "min-days")) ||
+                !(hi = map_get(v, "max-days")))
                 rc = fail(c, v->line, "date-shift: expected {min-days: N, max-days: M}");
             else if (!(rc = parse_days(c, lo, "min-days", &p->shift_min_days)) &&
                      !(rc = parse_days(c, hi, "max-days", &p->shift_max_days)) &&

@@ -92,13 +92,13 @@ typedef struct mt_deid_code {
 typedef struct mt_deid_profile {
     char name[65];
     char edition[33];
-    uint32_t options;         /* 1u << mt_deid_option_t, the options selected */
-    uint8_t default_action;   /* attributes absent from the table */
-    uint8_t unknown_action;   /* public attributes absent from the dictionary */
-    uint8_t private_action;   /* "private": odd groups (C = keep the safe-private list) */
-    mt_deid_rule_t *exact;    /* sorted by tag */
+    uint32_t options;       /* 1u << mt_deid_option_t, the options selected */
+    uint8_t default_action; /* attributes absent from the table */
+    uint8_t unknown_action; /* public attributes absent from the dictionary */
+    uint8_t private_action; /* "private": odd groups (C = keep the safe-private list) */
+    mt_deid_rule_t *exact;  /* sorted by tag */
     size_t n_exact;
-    mt_deid_rule_t *masked;   /* tried in order after the exact rules */
+    mt_deid_rule_t *masked; /* tried in order after the exact rules */
     size_t n_masked;
     mt_deid_safe_private_t *safe;
     size_t n_safe;

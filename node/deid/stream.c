@@ -39,6 +39,7 @@ struct mt_deid_stream {
     uint64_t split, bulk_end;
     mt_ds_t *header;
     mt_deid_result_t res;
+    bool quarantined;
     mt_deid_emit_cb emit;
     void *user;
 };
@@ -67,9 +68,9 @@ static int on_event(void *user, mt_ds_event_t ev, const mt_elem_t *e)
     return 0;
 }
 
-mt_deid_stream_t *mt_deid_stream_new(const mt_deid_profile_t *p, const uint8_t *key,
-                                     size_t key_len, const mt_ts_t *ts, size_t max_header,
-                                     mt_deid_emit_cb emit, void *user)
+mt_deid_stream_t *mt_deid_stream_new(const mt_deid_profile_t *p, const uint8_t *key, size_t key_len,
+                                     const mt_ts_t *ts, size_t max_header, mt_deid_emit_cb emit,
+                                     void *user)
 {
     if (!p || !key || !ts || !emit)
         return NULL;
@@ -131,6 +132,10 @@ static int process_header(mt_deid_stream_t *s, size_t len, int *hint)
     if (rc)
         return rc == MT_EAGAIN ? MT_EMALFORMED : rc;
     rc = mt_deid_apply(s->p, s->key, s->key_len, ds, &s->res);
+    if (rc == MT_EREJECTED && s->p->burned_in == MT_DEID_BURNED_IN_QUARANTINE) {
+        s->quarantined = true;
+        rc = mt_deid_apply_quarantined(s->p, s->key, s->key_len, ds, &s->res);
+    }
     if (rc) {
         mt_ds_free(ds);
         return rc;
@@ -229,6 +234,11 @@ const mt_ds_t *mt_deid_stream_header(const mt_deid_stream_t *s)
     return s->header;
 }
 
+bool mt_deid_stream_quarantined(const mt_deid_stream_t *s)
+{
+    return s->quarantined;
+}
+
 const mt_deid_result_t *mt_deid_stream_result(const mt_deid_stream_t *s)
 {
     return &s->res;
@@ -244,8 +254,7 @@ int mt_deid_stream_meta(const mt_deid_profile_t *p, const uint8_t *key, size_t k
 {
     /* The engine itself decides: a one-element data set holding the SOP Instance UID. */
     mt_ds_t *ds = mt_ds_new();
-    int rc = mt_ds_set_string(ds, MT_TAG(0x0008, 0x0018), MT_VR('U', 'I'),
-                              meta->sop_instance_uid);
+    int rc = mt_ds_set_string(ds, MT_TAG(0x0008, 0x0018), MT_VR('U', 'I'), meta->sop_instance_uid);
     if (!rc)
         rc = mt_deid_apply(p, key, key_len, ds, NULL);
     if (!rc && !mt_ds_get_string(ds, MT_TAG(0x0008, 0x0018), meta->sop_instance_uid,

@@ -20,7 +20,10 @@
  *   those attributes (Table E.1-1 X, no safe private element lives above 7FE0).
  * - Deflated transfer syntaxes cannot be split on raw bytes: the whole data set is buffered (up
  *   to max_header), and written as Explicit VR Little Endian (mt_deid_stream_out_ts).
- * - Burned In Annotation YES: feed/finish return MT_EREJECTED and nothing more is emitted.
+ * - Burned In Annotation YES: with burned-in-annotation: reject, feed/finish return
+ *   MT_EREJECTED and nothing more is emitted; with quarantine, the header is de-identified
+ *   all the same (mt_deid_apply_quarantined), emitted as usual, and mt_deid_stream_quarantined
+ *   turns true: the caller must keep the result out of the store (docs/deid.md, Quarantine).
  *
  * Feed and finish return a negative MT_E* code (MT_EREJECTED, MT_ETOOBIG: header larger than
  * max_header, MT_EMALFORMED, or the emit callback's error), else the largest value the emit
@@ -29,6 +32,7 @@
 #ifndef MT_DEID_STREAM_H
 #define MT_DEID_STREAM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -44,9 +48,9 @@ typedef int (*mt_deid_emit_cb)(void *user, const uint8_t *p, size_t n);
 #define MT_DEID_STREAM_MAX_HEADER ((size_t)64 << 20)
 
 /* p and key must outlive the stream. max_header 0 = MT_DEID_STREAM_MAX_HEADER. */
-mt_deid_stream_t *mt_deid_stream_new(const mt_deid_profile_t *p, const uint8_t *key,
-                                     size_t key_len, const mt_ts_t *ts, size_t max_header,
-                                     mt_deid_emit_cb emit, void *user);
+mt_deid_stream_t *mt_deid_stream_new(const mt_deid_profile_t *p, const uint8_t *key, size_t key_len,
+                                     const mt_ts_t *ts, size_t max_header, mt_deid_emit_cb emit,
+                                     void *user);
 void mt_deid_stream_free(mt_deid_stream_t *s);
 int mt_deid_stream_feed(mt_deid_stream_t *s, const uint8_t *p, size_t n);
 /* The data set has ended. */
@@ -55,6 +59,10 @@ int mt_deid_stream_finish(mt_deid_stream_t *s);
  * except for a deflated syntax, where the header is the whole data set), once it has been
  * emitted; NULL before. Borrowed: valid until mt_deid_stream_free. */
 const mt_ds_t *mt_deid_stream_header(const mt_deid_stream_t *s);
+/* Burned In Annotation was YES and the profile quarantines: the emitted bytes are
+ * de-identified (header) but must go to the quarantine, not the store. Known once the header
+ * has been emitted (false before). */
+bool mt_deid_stream_quarantined(const mt_deid_stream_t *s);
 /* Counts and the pseudonym of the instance (for the caller's statistics; never log values). */
 const mt_deid_result_t *mt_deid_stream_result(const mt_deid_stream_t *s);
 

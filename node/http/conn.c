@@ -16,10 +16,20 @@
  * callback makes http_parser_execute return early, the unconsumed bytes stay in conn->in.
  * A response that ends before its request body was read marks the connection for closing
  * (the rest of the body is not read). Errors before dispatch answer 400/408/413/431 and close.
+ *
+ * HTTPS (opts.tls_port): a second listener; its connections run TLS (OpenSSL, 1.2 or later)
+ * over memory BIOs: socket bytes go into rbio and SSL_read's plaintext into conn->in; every
+ * write is SSL_write'n and what wbio holds is queued to the socket (tls_flush). Everything
+ * above the bytes (parser, limits, handlers) is the same for both.
  */
 #include "http.h"
 
+#include <errno.h>
 #include <http_parser.h>
+#include <poll.h>
+#include <sys/sendfile.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -28,7 +38,7 @@
 #include "../util/err.h"
 #include "../util/log.h"
 
-#define WRITE_LOW (256u * 1024u)
+#define WRITE_LOW (1024u * 1024u)
 #define READ_CHUNK 65536
 #define IN_MAX (256u * 1024u) /* unparsed bytes held (pipelined requests, paused body) */
 
@@ -37,6 +47,9 @@ typedef struct mt__http_conn conn_t;
 struct mt_http_server {
     uv_loop_t *loop;
     uv_tcp_t tcp;
+    uv_tcp_t tls_tcp;   /* HTTPS listener (opts.tls_port), when configured */
+    SSL_CTX *tls;
+    int n_listeners;    /* listening handles not yet closed */
     mt_http_opts_t o;
     conn_t *conns; /* doubly linked */
     uint32_t n_conns;
@@ -71,11 +84,17 @@ struct mt__http_conn {
     char peer[64];
     bool loopback;
     bool in_parse; /* inside parse_more */
+    SSL *ssl;      /* HTTPS: TLS over memory BIOs (rbio: bytes from the socket, wbio: to it) */
+    struct sendfile_req *sf; /* a file being sent straight to the socket (worker thread) */
+    bool sf_running;         /* the worker owns the socket's write side: no uv_close yet */
+    BIO *rbio, *wbio;
+    int in_cb;     /* inside a callback into a handler that may end the request */
 };
 
 static void conn_close(conn_t *c);
 static void parse_more(conn_t *c);
 static void update_reading(conn_t *c);
+static void dispatch(conn_t *c);
 static void arm_timer(conn_t *c);
 
 const char *mt_http_reason(int s)
@@ -115,6 +134,8 @@ typedef struct wreq {
 } wreq_t;
 
 static void maybe_free_conn(conn_t *c);
+static void on_handle_closed(uv_handle_t *h);
+static void sf_start(conn_t *c);
 
 static void on_written(uv_write_t *w, int status)
 {
@@ -130,10 +151,16 @@ static void on_written(uv_write_t *w, int status)
     }
     if (!c->closing)
         arm_timer(c);
+    if (c->sf && !c->sf_running && c->queued == 0 && !c->closing) {
+        sf_start(c);
+        return;
+    }
     if (c->drain_cb && c->queued < WRITE_LOW) {
         void (*cb)(void *) = c->drain_cb;
         c->drain_cb = NULL;
+        c->in_cb++; /* the writer may end its request: c must outlive this callback */
         cb(c->drain_data);
+        c->in_cb--;
     }
     if (c->closing)
         maybe_free_conn(c);
@@ -141,8 +168,9 @@ static void on_written(uv_write_t *w, int status)
         conn_close(c);
 }
 
-/* Queue up to three buffers; owned ones are mt_free'd after the write. */
-static void queue(conn_t *c, uv_buf_t *b, int nb, void **own)
+/* Queue up to three buffers for the socket as they are; owned ones are mt_free'd after the
+ * write. */
+static void raw_queue(conn_t *c, uv_buf_t *b, int nb, void **own)
 {
     wreq_t *wr = mt_calloc(1, sizeof *wr);
     wr->c = c;
@@ -167,6 +195,175 @@ static void queue(conn_t *c, uv_buf_t *b, int nb, void **own)
     }
 }
 
+/* What TLS has to send (handshake records, encrypted data) goes to the socket. */
+static void tls_flush(conn_t *c)
+{
+    size_t n;
+    while (!c->closing && (n = BIO_ctrl_pending(c->wbio)) > 0) {
+        char *m = mt_malloc(n);
+        int k = BIO_read(c->wbio, m, (int)n);
+        if (k <= 0) {
+            mt_free(m);
+            break;
+        }
+        uv_buf_t b = uv_buf_init(m, (unsigned)k);
+        void *own[1] = {m};
+        raw_queue(c, &b, 1, own);
+    }
+}
+
+/* Queue up to three buffers (owned ones are mt_free'd once written, or encrypted). */
+static void queue(conn_t *c, uv_buf_t *b, int nb, void **own)
+{
+    if (!c->ssl) {
+        raw_queue(c, b, nb, own);
+        return;
+    }
+    for (int i = 0; i < nb && !c->closing; i++)
+        if (b[i].len && SSL_write(c->ssl, b[i].base, (int)b[i].len) <= 0) {
+            conn_close(c);
+            break;
+        }
+    for (int i = 0; i < nb; i++)
+        if (own)
+            mt_free(own[i]);
+    tls_flush(c);
+}
+
+/* ---- sendfile: file bytes from the page cache straight to the socket ----
+ * The worker owns the socket's write side while it runs: it starts only once the write queue
+ * is empty (so bytes stay in order), the loop queues nothing meanwhile (the only writer is the
+ * waiting handler), and a close waits for it (conn_close defers uv_close). The socket is
+ * non-blocking: the worker polls for POLLOUT, at most idle_timeout per wait. */
+typedef struct sendfile_req {
+    uv_work_t work;
+    conn_t *c;
+    int sock, file;
+    int64_t off;
+    size_t len;
+    int err;
+    void (*cb)(void *, int);
+    void *data;
+} sendfile_req_t;
+
+static void sf_work(uv_work_t *w)
+{
+    sendfile_req_t *f = w->data;
+    off_t off = (off_t)f->off;
+    size_t left = f->len;
+    int timeout = (int)f->c->srv->o.idle_timeout_ms;
+    while (left) {
+        ssize_t n = sendfile(f->sock, f->file, &off, left > (1u << 30) ? (1u << 30) : left);
+        if (n > 0) {
+            left -= (size_t)n;
+            continue;
+        }
+        if (n == 0) {
+            f->err = MT_EIO; /* the file is shorter than the index says */
+            return;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN) {
+            f->err = MT_ERR_FROM_ERRNO();
+            return;
+        }
+        struct pollfd p = {.fd = f->sock, .events = POLLOUT};
+        int r = poll(&p, 1, timeout);
+        if (r == 0) {
+            f->err = MT_ECANCELED; /* the client stopped reading */
+            return;
+        }
+        if (r < 0 && errno != EINTR) {
+            f->err = MT_ERR_FROM_ERRNO();
+            return;
+        }
+        if (r > 0 && (p.revents & (POLLERR | POLLHUP))) {
+            f->err = MT_EIO;
+            return;
+        }
+    }
+}
+
+static void sf_after(uv_work_t *w, int status)
+{
+    sendfile_req_t *f = w->data;
+    conn_t *c = f->c;
+    (void)status;
+    c->sf_running = false;
+    c->sf = NULL;
+    int err = f->err;
+    void (*cb)(void *, int) = f->cb;
+    void *data = f->data;
+    mt_free(f);
+    if (c->closing) {
+        uv_close((uv_handle_t *)&c->tcp, on_handle_closed); /* deferred by conn_close */
+    } else if (err) {
+        conn_close(c);
+    } else {
+        arm_timer(c);
+        if (c->req && c->req->resp_chunked) { /* the CRLF that ends the file's chunk */
+            uv_buf_t b = uv_buf_init("\r\n", 2);
+            raw_queue(c, &b, 1, NULL);
+        }
+    }
+    c->in_cb++;
+    cb(data, err ? err : (c->closing ? MT_ECANCELED : 0));
+    c->in_cb--;
+    maybe_free_conn(c);
+}
+
+static void sf_start(conn_t *c)
+{
+    sendfile_req_t *f = c->sf;
+    uv_os_fd_t fd;
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0) {
+        f->err = MT_EIO;
+        c->sf_running = true;
+        sf_after(&f->work, 0);
+        return;
+    }
+    f->sock = fd;
+    c->sf_running = true;
+    uv_queue_work(c->srv->loop, &f->work, sf_work, sf_after);
+}
+
+bool mt_http_can_sendfile(const mt_http_req_t *r)
+{
+    return !r->conn->ssl && r->method != HTTP_HEAD;
+}
+
+void mt_http_sendfile(mt_http_req_t *r, int file, int64_t off, size_t len,
+                      void (*cb)(void *data, int status), void *data)
+{
+    conn_t *c = r->conn;
+    if (r->aborted || c->closing || c->sf || !r->started || r->ended || c->ssl) {
+        cb(data, MT_ECANCELED);
+        return;
+    }
+    if (r->resp_chunked) { /* the chunk's size line now, its CRLF when the file is sent */
+        char h[24];
+        int n = snprintf(h, sizeof h, "%zx\r\n", len);
+        char *m = mt_malloc((size_t)n);
+        memcpy(m, h, (size_t)n);
+        uv_buf_t b = uv_buf_init(m, (unsigned)n);
+        void *own[1] = {m};
+        raw_queue(c, &b, 1, own);
+    }
+    sendfile_req_t *f = mt_calloc(1, sizeof *f);
+    f->work.data = f;
+    f->c = c;
+    f->file = file;
+    f->off = off;
+    f->len = len;
+    f->cb = cb;
+    f->data = data;
+    c->sf = f;
+    if (c->queued == 0)
+        sf_start(c);
+    /* else on_written starts it when the queue is empty */
+}
+
 /* ---- the request ---- */
 
 static mt_http_req_t *req_new(conn_t *c)
@@ -175,6 +372,7 @@ static mt_http_req_t *req_new(conn_t *c)
     r->conn = c;
     r->content_length = -1;
     r->peer_loopback = c->loopback;
+    r->tls = c->ssl != NULL;
     snprintf(r->peer, sizeof r->peer, "%s", c->peer);
     r->id = c->id * 1000 + (++c->n_req % 1000);
     return r;
@@ -252,9 +450,11 @@ static void send_head(mt_http_req_t *r, int status, const char *ctype, const cha
                      mt_http_reason(status));
     if (ctype)
         n += snprintf(h + n, sizeof h - (size_t)n, "Content-Type: %s\r\n", ctype);
-    if (len >= 0)
+    if (status == 204 || status == 304)
+        ; /* RFC 9110 §8.6: no Content-Length (and no body) */
+    else if (len >= 0)
         n += snprintf(h + n, sizeof h - (size_t)n, "Content-Length: %lld\r\n", (long long)len);
-    else
+    else if (r->method != HTTP_HEAD)
         n += snprintf(h + n, sizeof h - (size_t)n, "Transfer-Encoding: chunked\r\n");
     if (c->close_after || c->srv->stopping)
         n += snprintf(h + n, sizeof h - (size_t)n, "Connection: close\r\n");
@@ -281,16 +481,17 @@ void mt_http_begin(mt_http_req_t *r, int status, const char *ctype, const char *
         return;
     }
     send_head(r, status, ctype, extra, content_length);
-    r->resp_chunked = content_length < 0;
+    r->resp_chunked = content_length < 0 && r->method != HTTP_HEAD;
 }
 
 static int write_body(mt_http_req_t *r, void *p, size_t n, bool take)
 {
     conn_t *c = r->conn;
-    if (!r->started || r->ended || r->aborted || c->closing || n == 0) {
+    if (!r->started || r->ended || r->aborted || c->closing || n == 0 ||
+        r->method == HTTP_HEAD || r->status == 204 || r->status == 304) { /* no body */
         if (take)
             mt_free(p);
-        return r->aborted || c->closing ? 0 : 0;
+        return 0;
     }
     void *m = p;
     if (!take) {
@@ -543,6 +744,7 @@ static int on_headers_complete(http_parser *p)
     const char *ex = mt_http_header(r, "expect");
     c->want_continue = ex && strcasecmp(ex, "100-continue") == 0;
     arm_timer(c);
+    dispatch(c); /* now, so the handler sees the body bytes that follow in this buffer */
     return 0;
 }
 
@@ -550,6 +752,8 @@ static int on_body(http_parser *p, const char *at, size_t n)
 {
     conn_t *c = P(p);
     mt_http_req_t *r = c->req;
+    if (c->closing || !r)
+        return 0;
     c->body_bytes += n;
     if (c->body_bytes > c->srv->o.max_body) {
         c->pre_error = 413;
@@ -571,6 +775,8 @@ static int on_body(http_parser *p, const char *at, size_t n)
 static int on_message_complete(http_parser *p)
 {
     conn_t *c = P(p);
+    if (c->closing)
+        return 0;
     c->message_done = true;
     http_parser_pause(p, 1); /* one request at a time */
     return 0;
@@ -607,7 +813,6 @@ static void parse_more(conn_t *c)
         return;
     c->in_parse = true;
     while (!c->closing && !c->message_done && c->in.len) {
-        bool had_headers = c->headers_done;
         size_t n = http_parser_execute(&c->parser, &settings, (const char *)c->in.data,
                                        c->in.len);
         if (c->closing)
@@ -624,19 +829,29 @@ static void parse_more(conn_t *c)
             c->message_done = true;
             c->close_after = true;
             if (r && r->handler && !r->ended) {
-                /* the handler owns the request: it answers (or has answered) */
-                const mt_http_handler_t *h = r->handler;
-                r->handler = NULL;
-                if (h->on_abort)
-                    h->on_abort(r);
-                if (!r->started && !r->ended) {
-                    char body[128];
-                    int bn = snprintf(body, sizeof body, "%s\n", why);
-                    mt_http_begin(r, st, "text/plain", NULL, bn);
-                    mt_http_write(r, body, (size_t)bn);
+                /* The handler owns the request: we answer on the socket ourselves, and tell
+                 * it; whatever it answers later is dropped (aborted) and its mt_http_end
+                 * lets the connection close. */
+                bool answered = r->started;
+                r->aborted = true;
+                if (!answered) {
+                    char raw[512];
+                    int bn = snprintf(raw, sizeof raw,
+                                      "HTTP/1.1 %d %s\r\nServer: mitral\r\nContent-Type: "
+                                      "text/plain\r\nContent-Length: %zu\r\nConnection: "
+                                      "close\r\n\r\n%s\n",
+                                      st, mt_http_reason(st), strlen(why) + 1, why);
+                    char *m = mt_malloc((size_t)bn);
+                    memcpy(m, raw, (size_t)bn);
+                    uv_buf_t b = uv_buf_init(m, (unsigned)bn);
+                    void *own[1] = {m};
+                    queue(c, &b, 1, own);
                 }
-                if (r->started && r->status == 0)
-                    r->status = st;
+                const mt_http_handler_t *h = r->handler;
+                if (h->on_abort)
+                    h->on_abort(r); /* may end (and free) the request */
+                if (answered && !c->closing && c->req == r)
+                    conn_close(c); /* a response is half sent: nothing else can follow */
             } else if (!r || !r->started) {
                 pre_respond(c, st, why);
             } else if (!r->ended) {
@@ -645,8 +860,6 @@ static void parse_more(conn_t *c)
             break;
         }
         mt_buf_consume(&c->in, n);
-        if (!had_headers && c->headers_done)
-            dispatch(c);
         if (c->closing)
             break;
         if (c->message_done && c->req) {
@@ -680,16 +893,40 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 {
     conn_t *c = s->data;
     if (nread < 0) {
-        if (c->req && !c->req->ended && c->req->handler && c->req->handler->on_abort) {
-            c->req->aborted = true;
-            c->req->handler->on_abort(c->req);
-        }
-        conn_close(c);
+        conn_close(c); /* tells the handler (on_abort) */
         return;
     }
     if (nread == 0)
         return;
-    if (mt_buf_append(&c->in, b->base, (size_t)nread)) {
+    if (c->ssl) {
+        if (BIO_write(c->rbio, b->base, (int)nread) != (int)nread) {
+            conn_close(c);
+            return;
+        }
+        char plain[16384];
+        for (;;) {
+            int k = SSL_read(c->ssl, plain, sizeof plain);
+            if (k > 0) {
+                if (mt_buf_append(&c->in, plain, (size_t)k)) {
+                    pre_respond(c, 431, "too much unparsed input");
+                    return;
+                }
+                continue;
+            }
+            int e = SSL_get_error(c->ssl, k);
+            tls_flush(c); /* handshake records */
+            if (e == SSL_ERROR_WANT_READ)
+                break;
+            if (e != SSL_ERROR_ZERO_RETURN)
+                mt_log(MT_LOG_INFO, NULL, "http %s: TLS: %s", c->peer,
+                       ERR_reason_error_string(ERR_peek_last_error()) ?: "connection failed");
+            ERR_clear_error();
+            conn_close(c);
+            return;
+        }
+        if (c->closing)
+            return;
+    } else if (mt_buf_append(&c->in, b->base, (size_t)nread)) {
         pre_respond(c, 431, "too much unparsed input");
         return;
     }
@@ -715,12 +952,29 @@ static void on_handle_closed(uv_handle_t *h)
 {
     conn_t *c = h->data;
     c->open_handles--;
+    if (c->open_handles == 0 && c->sf && !c->sf_running) {
+        /* a sendfile that was waiting for the write queue will never start */
+        sendfile_req_t *f = c->sf;
+        c->sf = NULL;
+        c->in_cb++;
+        f->cb(f->data, MT_ECANCELED);
+        c->in_cb--;
+        mt_free(f);
+    }
+    if (c->open_handles == 0 && c->drain_cb) {
+        /* a writer waiting for the drain learns of the close now (its request is aborted) */
+        void (*cb)(void *) = c->drain_cb;
+        c->drain_cb = NULL;
+        c->in_cb++;
+        cb(c->drain_data);
+        c->in_cb--;
+    }
     maybe_free_conn(c);
 }
 
 static void maybe_free_conn(conn_t *c)
 {
-    if (c->open_handles || c->queued || c->req)
+    if (c->open_handles || c->queued || c->req || c->in_cb || c->sf)
         return;
     mt_http_server_t *s = c->srv;
     if (c->prev)
@@ -730,6 +984,8 @@ static void maybe_free_conn(conn_t *c)
     if (c->next)
         c->next->prev = c->prev;
     s->n_conns--;
+    if (c->ssl)
+        SSL_free(c->ssl); /* and its BIOs */
     mt_buf_dispose(&c->in);
     mt_buf_dispose(&c->url);
     mt_buf_dispose(&c->hname);
@@ -747,22 +1003,21 @@ static void conn_close(conn_t *c)
     if (c->closing)
         return;
     c->closing = true;
-    c->drain_cb = NULL;
-    if (c->req && !c->req->ended) {
-        mt_http_req_t *r = c->req;
-        if (!r->aborted) {
-            r->aborted = true;
-            if (r->handler && r->handler->on_abort)
-                r->handler->on_abort(r);
-        }
-        if (!r->handler && !r->ended)
-            r->ended = true; /* nobody owns it */
+    mt_http_req_t *r = c->req;
+    if (r && !r->ended && !r->aborted) {
+        r->aborted = true;
+        if (r->handler && r->handler->on_abort)
+            r->handler->on_abort(r); /* may end (and so free) the request */
     }
-    if (c->req && c->req->ended) {
-        req_free(c->req);
+    r = c->req;
+    if (r && !r->ended && !r->handler)
+        r->ended = true; /* nobody owns it */
+    if (r && r->ended) {
         c->req = NULL;
+        req_free(r);
     }
-    uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+    if (!c->sf_running) /* else after the worker is done with the socket (sf_after) */
+        uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
     uv_close((uv_handle_t *)&c->timer, on_handle_closed);
 }
 
@@ -771,6 +1026,10 @@ static void on_timer(uv_timer_t *t)
     conn_t *c = t->data;
     if (c->closing)
         return;
+    if (c->sf_running) { /* the worker moves the bytes and has its own stall timeout */
+        arm_timer(c);
+        return;
+    }
     if (!c->headers_done && c->header_bytes + c->in.len > 0 && !(c->req && c->req->started)) {
         mt_log(MT_LOG_INFO, NULL, "http %s: request header not complete in time", c->peer);
         c->message_done = true;
@@ -796,7 +1055,7 @@ static void arm_timer(conn_t *c)
     uv_timer_start(&c->timer, on_timer, ms ? ms : 1, 0);
 }
 
-static void on_connection(uv_stream_t *server, int status)
+static void accept_conn(uv_stream_t *server, int status, bool tls)
 {
     mt_http_server_t *s = server->data;
     if (status < 0)
@@ -824,6 +1083,19 @@ static void on_connection(uv_stream_t *server, int status)
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
+    if (tls) {
+        c->ssl = SSL_new(s->tls);
+        c->rbio = BIO_new(BIO_s_mem());
+        c->wbio = BIO_new(BIO_s_mem());
+        if (!c->ssl || !c->rbio || !c->wbio) {
+            BIO_free(c->rbio);
+            BIO_free(c->wbio);
+            conn_close(c);
+            return;
+        }
+        SSL_set_bio(c->ssl, c->rbio, c->wbio);
+        SSL_set_accept_state(c->ssl);
+    }
     struct sockaddr_storage ss;
     int len = sizeof ss;
     snprintf(c->peer, sizeof c->peer, "?");
@@ -857,15 +1129,60 @@ static void on_connection(uv_stream_t *server, int status)
     update_reading(c);
 }
 
+static void on_connection(uv_stream_t *server, int status)
+{
+    accept_conn(server, status, false);
+}
+
+static void on_connection_tls(uv_stream_t *server, int status)
+{
+    accept_conn(server, status, true);
+}
+
 static void on_server_closed(uv_handle_t *h)
 {
     mt_http_server_t *s = h->data;
+    if (--s->n_listeners > 0)
+        return;
     s->closed = true;
     if (s->n_conns == 0 && s->idle_cb) {
         void (*cb)(void *) = s->idle_cb;
         s->idle_cb = NULL;
         cb(s->idle_data);
     }
+}
+
+/* The HTTPS listener: a TLS 1.2+ context with the configured certificate chain and key. */
+static int tls_start(mt_http_server_t *s, const mt_http_opts_t *o)
+{
+    s->tls = SSL_CTX_new(TLS_server_method());
+    if (!s->tls)
+        return MT_ENOMEM;
+    SSL_CTX_set_min_proto_version(s->tls, TLS1_2_VERSION);
+    if (SSL_CTX_use_certificate_chain_file(s->tls, o->tls_cert) != 1 ||
+        SSL_CTX_use_PrivateKey_file(s->tls, o->tls_key, SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(s->tls) != 1) {
+        mt_log(MT_LOG_ERROR, NULL, "http.tls_cert/tls_key: %s",
+               ERR_reason_error_string(ERR_peek_last_error()) ?: "cannot load");
+        ERR_clear_error();
+        return MT_ECONF;
+    }
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    int rc = uv_ip4_addr(o->bind, o->tls_port, (struct sockaddr_in *)&ss);
+    if (rc < 0)
+        rc = uv_ip6_addr(o->bind, o->tls_port, (struct sockaddr_in6 *)&ss);
+    if (rc < 0)
+        return MT_EINVAL;
+    uv_tcp_init(s->loop, &s->tls_tcp);
+    s->tls_tcp.data = s;
+    s->n_listeners++;
+    rc = uv_tcp_bind(&s->tls_tcp, (const struct sockaddr *)&ss, 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&s->tls_tcp, 128, on_connection_tls);
+    if (rc < 0)
+        uv_close((uv_handle_t *)&s->tls_tcp, on_server_closed);
+    return rc;
 }
 
 int mt_http_start(uv_loop_t *loop, const mt_http_opts_t *o, mt_http_server_t **out)
@@ -883,13 +1200,19 @@ int mt_http_start(uv_loop_t *loop, const mt_http_opts_t *o, mt_http_server_t **o
     http_parser_set_max_header_size(o->max_header);
     uv_tcp_init(loop, &s->tcp);
     s->tcp.data = s;
+    s->n_listeners = 1;
     rc = uv_tcp_bind(&s->tcp, (const struct sockaddr *)&ss, 0);
     if (rc == 0)
         rc = uv_listen((uv_stream_t *)&s->tcp, 128, on_connection);
+    if (rc == 0 && o->tls_port)
+        rc = tls_start(s, o);
     if (rc < 0) {
         s->stopping = true;
         uv_close((uv_handle_t *)&s->tcp, on_server_closed);
-        return rc; /* s is freed by mt_http_free-less path: leaked only on start-up failure */
+        if (s->tls)
+            SSL_CTX_free(s->tls);
+        s->tls = NULL;
+        return rc; /* s stays allocated: start-up failure ends the process */
     }
     s->listening = true;
     *out = s;
@@ -904,6 +1227,8 @@ void mt_http_stop(mt_http_server_t *s)
     if (s->listening) {
         s->listening = false;
         uv_close((uv_handle_t *)&s->tcp, on_server_closed);
+        if (s->tls)
+            uv_close((uv_handle_t *)&s->tls_tcp, on_server_closed);
     }
     for (conn_t *c = s->conns, *n; c; c = n) {
         n = c->next;
@@ -941,5 +1266,7 @@ void mt_http_on_idle(mt_http_server_t *s, void (*cb)(void *), void *data)
 
 void mt_http_free(mt_http_server_t *s)
 {
+    if (s && s->tls)
+        SSL_CTX_free(s->tls);
     mt_free(s);
 }

@@ -33,7 +33,7 @@
 #include <stdint.h>
 #include <uv.h>
 
-#define MT_HTTP_WRITE_HIGH (1u << 20) /* bytes queued before writers must wait */
+#define MT_HTTP_WRITE_HIGH (4u << 20) /* bytes queued before writers must wait */
 #define MT_HTTP_MAX_HEADERS 64
 
 typedef struct mt_http_server mt_http_server_t;
@@ -62,6 +62,7 @@ struct mt_http_req {
     size_t n_headers;
     int64_t content_length; /* -1 when absent (chunked or none) */
     bool peer_loopback;     /* the client connected from 127.0.0.0/8 or ::1 */
+    bool tls;               /* came in on the HTTPS listener */
     char peer[64];          /* "addr:port" for logs */
     uint64_t id;            /* connection id . request number, for logs */
     /* set by the dispatch callback */
@@ -83,6 +84,8 @@ typedef struct mt_http_opts {
     uint32_t max_conns, max_header;
     uint64_t max_body;
     uint32_t header_timeout_ms, idle_timeout_ms;
+    uint16_t tls_port;              /* 0: no HTTPS listener */
+    const char *tls_cert, *tls_key; /* PEM files (chain, key) when tls_port is set */
     mt_http_dispatch_cb dispatch;
     void *user;
 } mt_http_opts_t;
@@ -118,6 +121,13 @@ int mt_http_write_take(mt_http_req_t *r, void *p, size_t n);
 /* cb fires once (on the loop) when the queued bytes fall below the low-water mark. */
 void mt_http_on_drain(mt_http_req_t *r, void (*cb)(void *), void *data);
 void mt_http_end(mt_http_req_t *r);
+/* Zero-copy: len bytes of file from off straight to the socket (sendfile(2) on a worker,
+ * after what is queued). cb(data, 0 | negative) once, on the loop; file stays the caller's.
+ * Only when mt_http_can_sendfile (plain HTTP, not HEAD). In a chunked response the bytes are
+ * one chunk (size line and final CRLF written here). */
+bool mt_http_can_sendfile(const mt_http_req_t *r);
+void mt_http_sendfile(mt_http_req_t *r, int file, int64_t off, size_t len,
+                      void (*cb)(void *data, int status), void *data);
 /* After an on_body that returned 1. */
 void mt_http_resume_body(mt_http_req_t *r);
 

@@ -21,6 +21,58 @@ static int put(mt_buf_t *o, const char *s)
     return mt_buf_append(o, s, strlen(s));
 }
 
+/* A string literal, without strlen (the metadata path writes millions of these). */
+#define PUTL(o, lit) mt_buf_append((o), (lit), sizeof(lit) - 1)
+
+static const char hexd[] = "0123456789ABCDEF";
+
+static void hex8(char *p, uint32_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 4)
+        p[i] = hexd[v & 15];
+}
+
+/* ,"GGGGEEEE":{   (comma optional) */
+static int put_key(mt_buf_t *o, uint32_t tag, bool comma)
+{
+    char t[16];
+    size_t n = 0;
+    if (comma)
+        t[n++] = ',';
+    t[n++] = '"';
+    hex8(t + n, tag);
+    n += 8;
+    t[n++] = '"';
+    t[n++] = ':';
+    t[n++] = '{';
+    return mt_buf_append(o, t, n);
+}
+
+static int put_i64(mt_buf_t *o, long long v)
+{
+    char t[24];
+    size_t n = sizeof t;
+    unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+    do {
+        t[--n] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        t[--n] = '-';
+    return mt_buf_append(o, t + n, sizeof t - n);
+}
+
+static int put_u64(mt_buf_t *o, unsigned long long u)
+{
+    char t[24];
+    size_t n = sizeof t;
+    do {
+        t[--n] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    return mt_buf_append(o, t + n, sizeof t - n);
+}
+
 int mt_json_str(mt_buf_t *out, const char *s, size_t n)
 {
     int rc = mt_buf_append(out, "\"", 1);
@@ -146,7 +198,7 @@ static uint64_t rd(const uint8_t *p, size_t n, bool be)
 static int pn_value(mt_buf_t *o, const char *s, size_t n, bool latin1)
 {
     static const char *const groups[] = {"Alphabetic", "Ideographic", "Phonetic"};
-    int rc = put(o, "{");
+    int rc = PUTL(o, "{");
     bool first = true;
     size_t start = 0;
     for (int g = 0; g < 3 && start <= n; g++) {
@@ -165,40 +217,41 @@ static int pn_value(mt_buf_t *o, const char *s, size_t n, bool latin1)
         }
         start = e + 1;
     }
-    return rc ? rc : put(o, "}");
+    return rc ? rc : PUTL(o, "}");
 }
 
 int mt_json_value(uint32_t tag, uint16_t vr, const uint8_t *v, size_t len, bool latin1,
                   const mt_json_opts_t *o, mt_buf_t *out)
 {
-    char vrs[16];
-    snprintf(vrs, sizeof vrs, "\"vr\":\"%c%c\"", (char)(vr >> 8), (char)(vr & 0xFF));
-    int rc = put(out, vrs);
+    char vrs[10] = {'"', 'v', 'r', '"', ':', '"', (char)(vr >> 8), (char)(vr & 0xFF), '"'};
+    int rc = mt_buf_append(out, vrs, 9);
     if (rc || len == 0 || !v) {
         if (!rc && is_binary_bulk(vr) && len && !v && o && o->bulk_uri) {
             char t[16];
             snprintf(t, sizeof t, "%08X\"", tag);
-            rc = put(out, ",\"BulkDataURI\":\"");
+            rc = PUTL(out, ",\"BulkDataURI\":\"");
             rc = rc ? rc : put(out, o->bulk_uri);
             rc = rc ? rc : put(out, t);
         }
         return rc;
     }
     bool be = o && o->big_endian;
+    if (tag == MT_TAG(0x0008, 0x0005)) /* the JSON text is UTF-8, whatever the file used */
+        return PUTL(out, ",\"Value\":[\"ISO_IR 192\"]");
     if (is_binary_bulk(vr)) {
         if (o && o->bulk_threshold && len > o->bulk_threshold) {
             if (!o->bulk_uri)
                 return 0;
             char t[16];
             snprintf(t, sizeof t, "%08X\"", tag);
-            rc = put(out, ",\"BulkDataURI\":\"");
+            rc = PUTL(out, ",\"BulkDataURI\":\"");
             rc = rc ? rc : put(out, o->bulk_uri);
             return rc ? rc : put(out, t);
         }
-        rc = put(out, ",\"InlineBinary\":");
+        rc = PUTL(out, ",\"InlineBinary\":");
         return rc ? rc : base64(out, v, len);
     }
-    rc = put(out, ",\"Value\":[");
+    rc = PUTL(out, ",\"Value\":[");
     size_t w = 0;
     char num[64];
     if (vr == VR('U', 'S') || vr == VR('S', 'S') || vr == VR('U', 'L') || vr == VR('S', 'L') ||
@@ -209,15 +262,23 @@ int mt_json_value(uint32_t tag, uint16_t vr, const uint8_t *v, size_t len, bool 
             : 4;
         for (size_t i = 0; i + w <= len && !rc; i += w) {
             uint64_t x = rd(v + i, w, be);
-            if (vr == VR('U', 'S') || vr == VR('U', 'L') || vr == VR('U', 'V'))
-                snprintf(num, sizeof num, "%llu", (unsigned long long)x);
-            else if (vr == VR('S', 'S'))
-                snprintf(num, sizeof num, "%d", (int16_t)x);
-            else if (vr == VR('S', 'L'))
-                snprintf(num, sizeof num, "%d", (int32_t)x);
-            else if (vr == VR('S', 'V'))
-                snprintf(num, sizeof num, "%lld", (long long)(int64_t)x);
-            else if (vr == VR('F', 'L')) {
+            if (i)
+                rc = PUTL(out, ",");
+            if (rc)
+                break;
+            if (vr == VR('U', 'S') || vr == VR('U', 'L') || vr == VR('U', 'V')) {
+                rc = put_u64(out, x);
+                continue;
+            } else if (vr == VR('S', 'S')) {
+                rc = put_i64(out, (int16_t)x);
+                continue;
+            } else if (vr == VR('S', 'L')) {
+                rc = put_i64(out, (int32_t)x);
+                continue;
+            } else if (vr == VR('S', 'V')) {
+                rc = put_i64(out, (long long)(int64_t)x);
+                continue;
+            } else if (vr == VR('F', 'L')) {
                 float f;
                 uint32_t u = (uint32_t)x;
                 memcpy(&f, &u, 4);
@@ -232,10 +293,9 @@ int mt_json_value(uint32_t tag, uint16_t vr, const uint8_t *v, size_t len, bool 
             }
             if (strstr(num, "nan") || strstr(num, "inf"))
                 snprintf(num, sizeof num, "null");
-            rc = put(out, i ? "," : "");
-            rc = rc ? rc : put(out, num);
+            rc = put(out, num);
         }
-        return rc ? rc : put(out, "]");
+        return rc ? rc : PUTL(out, "]");
     }
     /* strings */
     const char *s = (const char *)v;
@@ -261,7 +321,7 @@ int mt_json_value(uint32_t tag, uint16_t vr, const uint8_t *v, size_t len, bool 
         if (rc)
             break;
         if (vn == 0) {
-            rc = put(out, "null");
+            rc = PUTL(out, "null");
         } else if (vr == VR('P', 'N')) {
             rc = pn_value(out, vs, vn, latin1);
         } else if (vr == VR('I', 'S')) {
@@ -270,8 +330,7 @@ int mt_json_value(uint32_t tag, uint16_t vr, const uint8_t *v, size_t len, bool 
             snprintf(t, sizeof t, "%.*s", (int)(vn < 31 ? vn : 31), vs);
             long long x = strtoll(t, &end, 10);
             if (*end == 0 && end != t) {
-                snprintf(num, sizeof num, "%lld", x);
-                rc = put(out, num);
+                rc = put_i64(out, x);
             } else {
                 rc = text(out, vs, vn, false);
             }
@@ -285,7 +344,7 @@ int mt_json_value(uint32_t tag, uint16_t vr, const uint8_t *v, size_t len, bool 
         }
         start = e + 1;
     }
-    return rc ? rc : put(out, "]");
+    return rc ? rc : PUTL(out, "]");
 }
 
 static bool charset_latin1(const char *cs)
@@ -298,7 +357,7 @@ static int tree(const mt_ds_t *ds, const mt_json_opts_t *o, bool latin1, unsigne
 {
     if (depth > 64)
         return MT_ETOOBIG;
-    int rc = put(out, "{");
+    int rc = PUTL(out, "{");
     bool first = true;
     mt_ds_elem_t *cs = mt_ds_get(ds, MT_TAG(0x0008, 0x0005));
     if (cs && cs->value) {
@@ -310,30 +369,28 @@ static int tree(const mt_ds_t *ds, const mt_json_opts_t *o, bool latin1, unsigne
         const mt_ds_elem_t *e = mt_ds_at(ds, i);
         if (MT_TAG_ELEM(e->tag) == 0 || MT_TAG_GROUP(e->tag) == 0x0002)
             continue;
-        char t[16];
-        snprintf(t, sizeof t, "%s\"%08X\":{", first ? "" : ",", e->tag);
+        rc = put_key(out, e->tag, !first);
         first = false;
-        rc = put(out, t);
         if (rc)
             break;
         if (e->vr == VR('S', 'Q') || e->items) {
-            rc = put(out, "\"vr\":\"SQ\"");
+            rc = PUTL(out, "\"vr\":\"SQ\"");
             if (!rc && e->n_items) {
-                rc = put(out, ",\"Value\":[");
+                rc = PUTL(out, ",\"Value\":[");
                 for (size_t k = 0; k < e->n_items && !rc; k++) {
                     rc = put(out, k ? "," : "");
                     rc = rc ? rc : tree(e->items[k], o, latin1, depth + 1, out);
                 }
-                rc = rc ? rc : put(out, "]");
+                rc = rc ? rc : PUTL(out, "]");
             }
         } else if (e->encapsulated) {
             rc = mt_json_value(e->tag, e->vr, NULL, 1, latin1, o, out);
         } else {
             rc = mt_json_value(e->tag, e->vr, e->value, e->value ? e->len : 0, latin1, o, out);
         }
-        rc = rc ? rc : put(out, "}");
+        rc = rc ? rc : PUTL(out, "}");
     }
-    return rc ? rc : put(out, "}");
+    return rc ? rc : PUTL(out, "}");
 }
 
 int mt_json_ds(const mt_ds_t *ds, const mt_json_opts_t *o, mt_buf_t *out)
@@ -364,7 +421,7 @@ mt_json_stream_t *mt_json_stream_new(const mt_json_opts_t *o, mt_buf_t *out)
     mt_json_stream_t *s = mt_calloc(1, sizeof *s);
     s->o = *o;
     s->out = out;
-    put(out, "{");
+    PUTL(out, "{");
     return s;
 }
 
@@ -375,10 +432,9 @@ void mt_json_stream_free(mt_json_stream_t *s)
 
 static int key(mt_json_stream_t *s, uint32_t tag)
 {
-    char t[16];
-    snprintf(t, sizeof t, "%s\"%08X\":{", s->st[s->sp].need_comma ? "," : "", tag);
+    bool comma = s->st[s->sp].need_comma;
     s->st[s->sp].need_comma = true;
-    return put(s->out, t);
+    return put_key(s->out, tag, comma);
 }
 
 int mt_json_stream_event(mt_json_stream_t *s, mt_ds_event_t ev, const mt_elem_t *e)
@@ -407,7 +463,7 @@ int mt_json_stream_event(mt_json_stream_t *s, mt_ds_event_t ev, const mt_elem_t 
             s->sp++;
             memset(&s->st[s->sp], 0, sizeof s->st[s->sp]);
             s->st[s->sp].pixel = true;
-            return rc ? rc : put(s->out, "}");
+            return rc ? rc : PUTL(s->out, "}");
         }
         if (!e->value) { /* delivered in chunks: too large to inline */
             rc = mt_json_value(e->tag, e->vr, NULL, e->len, s->latin1, &nested, s->out);
@@ -415,13 +471,13 @@ int mt_json_stream_event(mt_json_stream_t *s, mt_ds_event_t ev, const mt_elem_t 
             rc = mt_json_value(e->tag, e->vr, e->value, e->value_len, s->latin1, &nested,
                                s->out);
         }
-        return rc ? rc : put(s->out, "}");
+        return rc ? rc : PUTL(s->out, "}");
     case MT_DS_EV_VALUE_CHUNK:
     case MT_DS_EV_FRAGMENT:
         return 0;
     case MT_DS_EV_SEQ_START:
         rc = key(s, e->tag);
-        rc = rc ? rc : put(s->out, "\"vr\":\"SQ\"");
+        rc = rc ? rc : PUTL(s->out, "\"vr\":\"SQ\"");
         if (s->sp + 1 >= JS_MAX_DEPTH)
             return MT_ETOOBIG;
         s->sp++;
@@ -439,7 +495,7 @@ int mt_json_stream_event(mt_json_stream_t *s, mt_ds_event_t ev, const mt_elem_t 
         if (s->sp == 0)
             return MT_EMALFORMED;
         s->sp--;
-        return put(s->out, "}");
+        return PUTL(s->out, "}");
     case MT_DS_EV_SEQ_END:
         if (s->sp == 0)
             return MT_EMALFORMED;
@@ -464,5 +520,5 @@ int mt_json_stream_finish(mt_json_stream_t *s)
             rc = put(s->out, s->st[s->sp].seq_items ? "}]}" : "}");
         s->sp--;
     }
-    return rc ? rc : put(s->out, "}");
+    return rc ? rc : PUTL(s->out, "}");
 }

@@ -14,7 +14,8 @@
  * "InlineBinary" (base64) up to bulk_threshold bytes, else "BulkDataURI" (when a URI prefix is
  * given; the element's tag is appended) or no value. Group lengths (gggg,0000) are left out.
  * Text is converted to UTF-8: from Latin-1 when SpecificCharacterSet is ISO_IR 100, or when
- * the bytes are not valid UTF-8.
+ * the bytes are not valid UTF-8; a non-empty SpecificCharacterSet is therefore written as
+ * "ISO_IR 192" (as dcm2json does).
  */
 #ifndef MT_HTTP_JSON_H
 #define MT_HTTP_JSON_H

@@ -13,6 +13,12 @@
  *   includefield={attributeID}[,...] | all (repeatable), limit, offset, fuzzymatching
  *   (accepted; fuzzy matching is not performed: a Warning header says so; PN matching is
  *   case-insensitive anyway). An unknown attribute or parameter is 400.
+ *   CMR series tags (docs/tagging.md): cmrtag / cmrview / cmrconfidence / cmrversion name the
+ *   private keys (4D49,1010..1013) (also usable as 4D491010...); a cmrtag / cmrview value may
+ *   be a ','- or '\'-separated list. Whenever one of them is asked for, the private creator
+ *   (4D49,0010) is too (so the JSON is valid); /studies matches them (studies having such a
+ *   series) but never returns them. Not in the defaults; includefield=all adds them at
+ *   series and instance level.
  * Response: 200 application/dicom+json, an array of objects (json.c, dcm2json's encoding),
  *   each with RetrieveURL; 204 when nothing matches. More matches than query.max_matches:
  *   the first max_matches and a Warning header.
@@ -65,21 +71,54 @@ static const uint32_t computed_all[] = {MT_TAG(0x0020, 0x1206), MT_TAG(0x0020, 0
                                         MT_TAG(0x0020, 0x1209), MT_TAG(0x0008, 0x0061),
                                         MT_TAG(0x0008, 0x0062), 0};
 
+#define CMR_CREATOR_TAG MT_TAG(MT_CMR_GROUP, 0x0010)
+#define CMR_TAG_TAG MT_TAG(MT_CMR_GROUP, 0x1010)
+#define CMR_VIEW_TAG MT_TAG(MT_CMR_GROUP, 0x1011)
+
+/* the CMR series tag attributes (docs/tagging.md): private, not in the dictionary */
+static bool is_cmr(uint32_t tag)
+{
+    return MT_TAG_GROUP(tag) == MT_CMR_GROUP &&
+           (MT_TAG_ELEM(tag) == 0x0010 || (MT_TAG_ELEM(tag) >= 0x1010 && MT_TAG_ELEM(tag) <= 0x1013));
+}
+
 static uint16_t vr_of(uint32_t tag)
 {
+    switch (tag) {
+    case CMR_VIEW_TAG:
+        return MT_VR('C', 'S');
+    case MT_TAG(MT_CMR_GROUP, 0x1012):
+        return MT_VR('D', 'S');
+    default:
+        if (is_cmr(tag))
+            return MT_VR('L', 'O');
+    }
     const mt_dict_entry_t *d = mt_dict_by_tag(tag);
     return d ? d->vr : MT_VR('U', 'N');
 }
 
 static void want(mt_ds_t *id, uint32_t tag)
 {
+    if (is_cmr(tag) && tag != CMR_CREATOR_TAG && !mt_ds_get(id, CMR_CREATOR_TAG))
+        mt_ds_set(id, CMR_CREATOR_TAG, MT_VR('L', 'O'), NULL, 0); /* valid DICOM JSON */
     if (!mt_ds_get(id, tag))
         mt_ds_set(id, tag, vr_of(tag), NULL, 0);
 }
 
-/* keyword or GGGGEEEE -> tag; 0 when neither. */
+/* keyword, GGGGEEEE, or cmrtag / cmrview / cmrconfidence / cmrversion -> tag; 0 when
+ * none. */
 static uint32_t attr_tag(const char *s)
 {
+    static const struct {
+        const char *name;
+        uint32_t tag;
+    } cmr[] = {{"cmrtag", CMR_TAG_TAG},
+               {"cmrview", CMR_VIEW_TAG},
+               {"cmrconfidence", MT_TAG(MT_CMR_GROUP, 0x1012)},
+               {"cmrversion", MT_TAG(MT_CMR_GROUP, 0x1013)}};
+    for (size_t i = 0; i < sizeof cmr / sizeof cmr[0]; i++)
+        if (strcmp(s, cmr[i].name) == 0)
+            return cmr[i].tag;
     size_t n = strlen(s);
     if (n == 8 && strspn(s, "0123456789abcdefABCDEF") == 8)
         return (uint32_t)strtoul(s, NULL, 16);
@@ -107,6 +146,9 @@ static void include_all(mt_ds_t *id, mt_index_level_t level)
         if ((*t == MT_TAG(0x0020, 0x1209) && level >= MT_LEVEL_SERIES) ||
             *t != MT_TAG(0x0020, 0x1209))
             want(id, *t);
+    if (level >= MT_LEVEL_SERIES)
+        for (uint16_t e = 0x1010; e <= 0x1013; e++)
+            want(id, MT_TAG(MT_CMR_GROUP, e));
 }
 
 static int match_cb(void *user, const mt_ds_t *resp)
@@ -118,6 +160,11 @@ static int match_cb(void *user, const mt_ds_t *resp)
         return 1;
     mt_ds_t *d = (mt_ds_t *)resp;
     mt_ds_remove(d, MT_TAG(0x0008, 0x0052));
+    if (x->level < MT_LEVEL_SERIES) { /* series attributes: matched, not returned */
+        mt_ds_remove(d, CMR_CREATOR_TAG);
+        for (uint16_t e = 0x1010; e <= 0x1013; e++)
+            mt_ds_remove(d, MT_TAG(MT_CMR_GROUP, e));
+    }
     char st[65] = "", se[65] = "", in[65] = "", url[1024];
     mt_ds_get_string(d, MT_TAG(0x0020, 0x000D), st, sizeof st);
     mt_ds_get_string(d, MT_TAG(0x0020, 0x000E), se, sizeof se);
@@ -258,7 +305,10 @@ void mt__qido(mt_web_req_t *wr, mt_index_level_t level, const char *study, const
             /* UID lists may be comma-separated (PS3.18 §8.3.4.1) */
             uint16_t vr = vr_of(tag);
             char *val = mt_strdup(v);
-            if (vr == MT_VR('U', 'I'))
+            bool cmr = tag == CMR_TAG_TAG || tag == CMR_VIEW_TAG;
+            if (cmr)
+                want(id, CMR_CREATOR_TAG);
+            if (vr == MT_VR('U', 'I') || cmr) /* the CMR keys: a list like the C-FIND key */
                 for (char *c = val; *c; c++)
                     if (*c == ',')
                         *c = '\\';

@@ -5,10 +5,12 @@
  * Every retrieval first asks the query layer for the instances (mt_qdb_instances, scoped to
  * the caller's project, off the loop): a UID outside the scope selects nothing and is 404.
  *
- *   instances  multipart/related; type="application/dicom". Files stream from disk on the
- *              libuv pool (uv_fs_read, CHUNK bytes at a time), written only when the
- *              connection's queue has drained below its low-water mark: memory per request
- *              is bounded whatever the study size. transfer-syntax=* (or absent, for
+ *   instances  multipart/related; type="application/dicom". Over plain HTTP each file goes
+ *              from the page cache to the socket with sendfile(2) on a worker
+ *              (mt_http_sendfile); over HTTPS it streams from disk on the libuv pool
+ *              (uv_fs_read, CHUNK bytes at a time), written only when the connection's queue
+ *              has drained below its low-water mark: memory per request is bounded whatever
+ *              the study size. transfer-syntax=* (or absent, for
  *              compressed files) sends the stored bytes; Explicit VR Little Endian
  *              (1.2.840.10008.1.2.1, and the default when no syntax is named) is produced
  *              from a native stored syntax by re-encoding the data set (node/dicom/ds.h) one
@@ -29,6 +31,7 @@
  *   frameNumber, windowCenter/windowWidth, rows/columns.
  */
 #include <fcntl.h>
+#include <unistd.h>
 #include <png.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,8 +47,9 @@
 #include "multipart.h"
 #include "web.h"
 
-#define CHUNK (256u * 1024u)
+#define CHUNK (1024u * 1024u)
 #define META_READ (64u * 1024u)
+#define META_FIRST (16u * 1024u)
 #define BULK_THRESHOLD 1024
 #define MAX_INSTANCE_IN_MEMORY (1024u << 20)
 #define BOUNDARY "mitral-3d1f1a7c9b2e4d58"
@@ -91,6 +95,8 @@ typedef struct wado {
     bool aborted;
     uint64_t off;
     bool transcoded; /* cur instance's bytes are in out */
+    struct meta_job *jobs; /* metadata slices */
+    size_t n_jobs, jobs_left;
 } wado_t;
 
 static void wado_free(wado_t *w)
@@ -109,6 +115,7 @@ static void wado_free(wado_t *w)
     mt_free(w->root);
     mt_buf_dispose(&w->out);
     mt_free(w->chunk);
+    mt_free(w->jobs);
     mt_free(w);
 }
 
@@ -234,24 +241,31 @@ static int meta_ev(void *user, mt_ds_event_t ev, const mt_elem_t *e)
     return 0;
 }
 
-static int metadata_one(wado_t *w, const inst_t *x, mt_buf_t *out)
+/* One instance's metadata object appended to out. buf: META_READ bytes of scratch. The file
+ * is read META_FIRST bytes at a time and only up to its Pixel Data. */
+static int metadata_one(wado_t *w, const inst_t *x, mt_buf_t *out, uint8_t *buf)
 {
     char *p = full_path(w, x);
-    FILE *f = fopen(p, "rb");
+    int fd = open(p, O_RDONLY | O_CLOEXEC);
     mt_free(p);
-    if (!f)
+    if (fd < 0)
         return MT_ENOENT;
-    uint8_t *buf = mt_malloc(META_READ);
-    size_t n = fread(buf, 1, META_READ, f);
+    size_t n = 0;
     mt_meta_t meta;
     size_t consumed = 0;
     mt_diag_t d;
-    int rc = mt_part10_read_meta(buf, n, &meta, &consumed, &d);
+    int rc = MT_EAGAIN;
+    while (rc == MT_EAGAIN && n < META_READ) { /* the File Meta group, usually < 1 KiB */
+        ssize_t k = read(fd, buf + n, n ? META_READ - n : META_FIRST);
+        if (k <= 0)
+            break;
+        n += (size_t)k;
+        rc = mt_part10_read_meta(buf, n, &meta, &consumed, &d);
+    }
     const mt_ts_t *ts = rc == 0 ? mt_ts_find(meta.transfer_syntax_uid) : NULL;
     if (!ts) {
-        mt_free(buf);
-        fclose(f);
-        return rc ? rc : MT_EUNSUPPORTED;
+        close(fd);
+        return rc ? (rc == MT_EAGAIN ? MT_EMALFORMED : rc) : MT_EUNSUPPORTED;
     }
     char uri[1024];
     snprintf(uri, sizeof uri, "%s/studies/%s/series/%s/instances/%s/bulkdata/", w->wr->base,
@@ -262,8 +276,9 @@ static int metadata_one(wado_t *w, const inst_t *x, mt_buf_t *out)
     mt_ds_reader_opts_t ro = {.ts = ts, .max_buffered_value = 65536, .cb = meta_ev, .user = &m};
     mt_ds_reader_t *r = mt_ds_reader_new(&ro);
     rc = mt_ds_reader_feed(r, buf + consumed, n - consumed);
-    while (rc == 0 && !m.stop && (n = fread(buf, 1, META_READ, f)) > 0)
-        rc = mt_ds_reader_feed(r, buf, n);
+    ssize_t k;
+    while (rc == 0 && !m.stop && (k = read(fd, buf, META_FIRST)) > 0)
+        rc = mt_ds_reader_feed(r, buf, (size_t)k);
     if (rc == MT_ECANCELED && m.stop)
         rc = 0;
     if (rc == 0 && !m.stop)
@@ -272,9 +287,34 @@ static int metadata_one(wado_t *w, const inst_t *x, mt_buf_t *out)
         rc = mt_json_stream_finish(m.js);
     mt_json_stream_free(m.js);
     mt_ds_reader_free(r);
-    mt_free(buf);
-    fclose(f);
+    close(fd);
     return rc;
+}
+
+/* Metadata runs as up to META_JOBS work items over slices of the instances (the libuv pool
+ * has 4 threads); the slices are written out in order. */
+#define META_JOBS 4
+#define META_MIN_SLICE 32
+
+typedef struct meta_job {
+    uv_work_t work;
+    wado_t *w;
+    size_t from, to;
+    mt_buf_t out;
+    int err;
+} meta_job_t;
+
+static void meta_work(uv_work_t *wk)
+{
+    meta_job_t *j = wk->data;
+    uint8_t *buf = mt_malloc(META_READ);
+    mt_buf_init(&j->out, 1u << 30);
+    for (size_t i = j->from; i < j->to && !j->err; i++) {
+        if (i > j->from)
+            mt_buf_append(&j->out, ",", 1);
+        j->err = metadata_one(j->w, &j->w->insts[i], &j->out, buf);
+    }
+    mt_free(buf);
 }
 
 /* ---- whole-instance work: transcode, frames, bulk data, rendered ---- */
@@ -780,15 +820,7 @@ static void work(uv_work_t *wk)
     if (w->n_insts == 0)
         return;
     if (w->mode == W_METADATA) {
-        mt_buf_init(&w->out, 1u << 30);
-        mt_buf_append(&w->out, "[", 1);
-        for (size_t i = 0; i < w->n_insts && !rc; i++) {
-            if (i)
-                mt_buf_append(&w->out, ",", 1);
-            rc = metadata_one(w, &w->insts[i], &w->out);
-        }
-        mt_buf_append(&w->out, "]", 1);
-        snprintf(w->ctype, sizeof w->ctype, "application/dicom+json");
+        ; /* meta_work, in slices, once the instances are known (after) */
     } else if (w->mode == W_FRAMES) {
         rc = frames_work(w);
     } else if (w->mode == W_BULK) {
@@ -860,6 +892,22 @@ static void read_next(wado_t *w)
     }
 }
 
+/* The file went out with sendfile(2) (plain HTTP): end the chunk, next instance. */
+static void on_sent(void *data, int status)
+{
+    wado_t *w = data;
+    uv_fs_t c;
+    uv_fs_close(NULL, &c, w->fd, NULL);
+    uv_fs_req_cleanup(&c);
+    w->fd = -1;
+    if (status || w->wr->r->aborted) {
+        finish(w);
+        return;
+    }
+    w->cur++;
+    next_instance(w);
+}
+
 static void on_open(uv_fs_t *req)
 {
     wado_t *w = req->data;
@@ -872,12 +920,18 @@ static void on_open(uv_fs_t *req)
             uv_fs_close(NULL, &c, (uv_file)fd, NULL);
             uv_fs_req_cleanup(&c);
         }
-        mt_log(MT_LOG_WARN, NULL, "http %s: cannot open a stored file", w->wr->r->peer);
+        if (fd < 0)
+            mt_log(MT_LOG_WARN, NULL, "http %s: cannot open a stored file: %s", w->wr->r->peer,
+                   uv_strerror((int)fd));
         finish(w);
         return;
     }
     w->fd = (uv_file)fd;
     w->off = 0;
+    if (mt_http_can_sendfile(w->wr->r)) {
+        mt_http_sendfile(w->wr->r, w->fd, 0, (size_t)w->insts[w->cur].size, on_sent, w);
+        return;
+    }
     read_next(w);
 }
 
@@ -973,6 +1027,8 @@ static bool ts_ok(const wado_t *w, const inst_t *x)
     return strcmp(x->ts, w->want_ts) == 0;
 }
 
+static void meta_after(uv_work_t *wk, int status);
+
 static void after(uv_work_t *wk, int status)
 {
     wado_t *w = wk->data;
@@ -1011,9 +1067,59 @@ static void after(uv_work_t *wk, int status)
         next_instance(w);
         return;
     }
+    if (w->mode == W_METADATA) {
+        size_t n = w->n_insts, k = n / META_MIN_SLICE;
+        k = k < 1 ? 1 : k > META_JOBS ? META_JOBS : k;
+        w->jobs = mt_calloc(k, sizeof *w->jobs);
+        w->n_jobs = w->jobs_left = k;
+        for (size_t i = 0; i < k; i++) {
+            meta_job_t *j = &w->jobs[i];
+            j->w = w;
+            j->from = n * i / k;
+            j->to = n * (i + 1) / k;
+            j->work.data = j;
+            uv_queue_work(mt_node_loop(w->wr->node), &j->work, meta_work, meta_after);
+        }
+        return;
+    }
     mt_http_respond(r, 200, w->ctype, NULL, w->out.data, w->out.len);
     mt__web_req_free(w->wr);
     wado_free(w);
+}
+
+static void meta_after(uv_work_t *wk, int status)
+{
+    meta_job_t *j = wk->data;
+    wado_t *w = j->w;
+    (void)status;
+    if (--w->jobs_left)
+        return;
+    mt_http_req_t *r = w->wr->r;
+    int err = 0;
+    size_t total = 2 + (w->n_jobs - 1);
+    for (size_t i = 0; i < w->n_jobs; i++) {
+        err = err ? err : w->jobs[i].err;
+        total += w->jobs[i].out.len;
+    }
+    if (err) {
+        mt_log(MT_LOG_WARN, NULL, "http %s: metadata failed: %s", r->peer, mt_strerror(err));
+        for (size_t i = 0; i < w->n_jobs; i++)
+            mt_buf_dispose(&w->jobs[i].out);
+        fail(w, 500, "metadata: a stored file could not be read");
+        return;
+    }
+    mt_http_begin(r, 200, "application/dicom+json", NULL, (int64_t)total);
+    mt_http_write(r, "[", 1);
+    for (size_t i = 0; i < w->n_jobs; i++) {
+        if (i)
+            mt_http_write(r, ",", 1);
+        mt_buf_t *b = &w->jobs[i].out;
+        mt_http_write_take(r, b->data, b->len); /* the connection frees it once written */
+        b->data = NULL;
+        b->len = b->cap = 0;
+    }
+    mt_http_write(r, "]", 1);
+    finish(w);
 }
 
 /* ---- negotiation ---- */

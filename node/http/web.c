@@ -480,9 +480,13 @@ method:
     mt__web_req_free(wr);
 }
 
+/* A request a service answers later (off the loop): the connection must not answer for it. */
+static const mt_http_handler_t owned = {NULL, NULL, NULL};
+
 static void on_dispatch(void *user, mt_http_req_t *r)
 {
     mt_web_t *w = user;
+    r->handler = &owned;
     mt_web_req_t *wr = mt_calloc(1, sizeof *wr);
     wr->web = w;
     wr->node = w->node;
@@ -562,12 +566,12 @@ static void on_dispatch(void *user, mt_http_req_t *r)
     for (char *q = hostbuf; *q; q++)
         if (*q == '"' || *q == '\\' || *q == '/' || (unsigned char)*q < 0x20)
             *q = '_';
+    const char *scheme = r->tls || (proto && strcmp(proto, "https") == 0) ? "https" : "http";
     if (wr->project)
-        snprintf(wr->base, sizeof wr->base, "%s://%s/projects/%s/dicomweb",
-                 proto && strcmp(proto, "https") == 0 ? "https" : "http", hostbuf, wr->project);
+        snprintf(wr->base, sizeof wr->base, "%s://%s/projects/%s/dicomweb", scheme, hostbuf,
+                 wr->project);
     else
-        snprintf(wr->base, sizeof wr->base, "%s://%s/dicomweb",
-                 proto && strcmp(proto, "https") == 0 ? "https" : "http", hostbuf);
+        snprintf(wr->base, sizeof wr->base, "%s://%s/dicomweb", scheme, hostbuf);
     route(wr);
 }
 
@@ -583,9 +587,19 @@ int mt_web_start(mt_node_t *node, const mt_conf_t *c, mt_web_t **out)
         .max_body = (uint64_t)c->http_max_body_mb << 20,
         .header_timeout_ms = c->http_header_timeout_ms,
         .idle_timeout_ms = c->http_idle_timeout_ms,
+        .tls_port = (uint16_t)c->http_tls_port,
+        .tls_cert = c->http_tls_cert,
+        .tls_key = c->http_tls_key,
         .dispatch = on_dispatch,
         .user = w,
     };
+    if (c->http_tls_port && (strcmp(c->http_tls_cert, "none") == 0 ||
+                             strcmp(c->http_tls_key, "none") == 0)) {
+        mt_log(MT_LOG_ERROR, NULL, "http.tls_port is set: http.tls_cert and http.tls_key are "
+               "required");
+        mt_free(w);
+        return MT_ECONF;
+    }
     int rc = mt_http_start(mt_node_loop(node), &o, &w->srv);
     if (rc) {
         mt_free(w);

@@ -22,6 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../dicom/ds.h"
+
 typedef enum mt_dup_policy {
     MT_DUP_OVERWRITE, /* replace the stored instance (default) */
     MT_DUP_KEEP_FIRST, /* keep the stored one, answer success (the new copy is dropped) */
@@ -36,6 +38,19 @@ void mt_index_rec_free(mt_index_rec_t *r);
  * Explicit VR Big Endian so numeric values are read right). Safe to call for every element. */
 void mt_index_rec_offer(mt_index_rec_t *r, uint32_t tag, uint16_t vr, const uint8_t *value,
                         size_t len, bool big_endian);
+/* Sequence keys (issue 3): the optional sequence keys of PS3.4 Annex C (mt_index_seq_level)
+ * are kept whole, re-encoded as Explicit VR Little Endian (undefined lengths), one blob per
+ * level, capped at MT_INDEX_SEQ_MAX bytes (a sequence that does not fit is dropped).
+ * Feed every reader event (streaming paths: store, rebuild); big_endian data sets are not
+ * captured. mt_index_rec_offer_seq takes a parsed top-level SQ element (tree paths). */
+#define MT_INDEX_SEQ_MAX 16384
+void mt_index_rec_seq_event(mt_index_rec_t *r, mt_ds_event_t ev, const mt_elem_t *e,
+                            bool big_endian);
+void mt_index_rec_offer_seq(mt_index_rec_t *r, const mt_ds_elem_t *sq, bool big_endian);
+/* The blob kept for a level (0..3 = PATIENT..INSTANCE), NULL when none. */
+const uint8_t *mt_index_rec_seq_blob(const mt_index_rec_t *r, int level, size_t *len);
+/* The level (0..3) of a sequence key, or -1 if tag is not one. */
+int mt_index_seq_level(uint32_t tag);
 /* The value kept for tag (trailing padding removed), or NULL. */
 const char *mt_index_rec_get(const mt_index_rec_t *r, uint32_t tag);
 /* File facts, set by the ingest path: path relative to the storage root, size in bytes,
@@ -44,6 +59,14 @@ void mt_index_rec_set_file(mt_index_rec_t *r, const char *rel_path, uint64_t siz
                            const char *ts_uid, const char *sop_class_uid);
 /* The adler32 (zlib) of the whole stored file, when known. */
 void mt_index_rec_set_checksum(mt_index_rec_t *r, uint32_t adler32);
+
+/* Routing (issue 6): projects the instance's study joins, and destinations it is queued for,
+ * both in the transaction of put() (so a crash cannot index an instance without them).
+ * Duplicates are ignored. */
+void mt_index_rec_add_project(mt_index_rec_t *r, const char *project);
+void mt_index_rec_add_forward(mt_index_rec_t *r, const char *destination);
+size_t mt_index_rec_projects(const mt_index_rec_t *r, const char *const **out);
+size_t mt_index_rec_forwards(const mt_index_rec_t *r, const char *const **out);
 
 typedef struct mt_index_stats {
     uint64_t patients, studies, series, instances, bytes;
@@ -76,6 +99,19 @@ typedef enum mt_index_put_result {
     MT_INDEX_KEPT_EXISTING, /* keep-first: nothing written */
     MT_INDEX_REJECTED_DUPLICATE,
 } mt_index_put_result_t;
+
+/* One row of the forwarding queue (db/003_queue.sql). Strings valid during the callback. */
+typedef struct mt_index_queue_entry {
+    int64_t id;
+    const char *destination, *sop_instance_uid, *study_uid, *series_uid;
+    bool dead;
+    uint32_t attempts;
+    int64_t queued_at_ms, next_at_ms; /* Unix ms */
+    const char *last_error; /* NULL when none */
+    /* the stored instance (NULL when it is no longer indexed): file relative to the storage
+     * root, SOP class and transfer syntax of the stored file */
+    const char *rel_path, *sop_class_uid, *ts_uid;
+} mt_index_queue_entry_t;
 
 typedef struct mt_index_ops {
     const char *name; /* "sqlite" */
@@ -143,6 +179,27 @@ typedef struct mt_index_ops {
      * row with study_date filled; a nonzero return stops the walk and is returned. */
     int (*tag_each)(mt_index_t *ix, const char *project, const char *from, const char *to,
                     int (*cb)(void *u, const mt_index_tag_t *t), void *u);
+
+    /* ---- forwarding queue (issue 6); rows are added by put() (mt_index_rec_add_forward) ---- */
+    /* Call cb for rows oldest first (by id): destination NULL = every destination; state -1
+     * all, 0 pending, 1 dead; due_ms >= 0: only pending rows with next_at <= due_ms whose instance is durable
+     * (verified; rows of an instance no longer indexed are returned too); at most
+     * limit rows (0 = no limit). cb must not call the index; nonzero stops and is returned. */
+    int (*queue_list)(mt_index_t *ix, const char *destination, int state, int64_t due_ms,
+                      size_t limit, int (*cb)(void *u, const mt_index_queue_entry_t *e),
+                      void *u);
+    /* Delivered: delete the row (MT_ENOENT if gone). */
+    int (*queue_done)(mt_index_t *ix, int64_t id);
+    /* A failed attempt: attempts+1, next_at, last_error; dead marks it dead-letter. */
+    int (*queue_failed)(mt_index_t *ix, int64_t id, int64_t next_at_ms, bool dead,
+                        const char *error);
+    /* Make rows pending and due now (attempts 0): id > 0 that row, else every row of
+     * destination (NULL: all) that is dead (dead_only) or any. *n = rows changed. */
+    int (*queue_retry)(mt_index_t *ix, const char *destination, int64_t id, bool dead_only,
+                       size_t *n);
+    /* Delete rows: id > 0 that row, else of destination (NULL: all), dead only or all. */
+    int (*queue_purge)(mt_index_t *ix, const char *destination, int64_t id, bool dead_only,
+                       size_t *n);
 } mt_index_ops_t;
 
 struct mt_index {

@@ -79,6 +79,8 @@ enum {
     ST_DIR_UNMARK,
     ST_MARK_UNSYNCED,
     ST_DATA_VERSION,
+    ST_PROJECT_JOIN,
+    ST_QUEUE_ADD,
     ST_COUNT
 };
 
@@ -272,6 +274,9 @@ static int prepare(sqlite_index_t *x, int which, const char *sql)
     return rc == SQLITE_OK ? 0 : db_err(x, rc, "prepare");
 }
 
+/* Unix milliseconds, as SQL. */
+#define NOW_MS "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)"
+
 static int prepare_all(sqlite_index_t *x)
 {
     static const struct {
@@ -298,6 +303,12 @@ static int prepare_all(sqlite_index_t *x)
                          "(SELECT 1 FROM series WHERE study_pk=?1) RETURNING patient_pk"},
         {ST_PRUNE_PATIENT, "DELETE FROM patients WHERE pk=? AND NOT EXISTS "
                            "(SELECT 1 FROM studies WHERE patient_pk=?1)"},
+        {ST_PROJECT_JOIN, "INSERT OR IGNORE INTO project_studies(project, study_uid) VALUES(?,?)"},
+        {ST_QUEUE_ADD,
+         /* OR REPLACE: a newer copy of a queued instance gets a new row (new id): a send of
+          * the older copy in flight then deletes nothing (queue_done of the old id) */
+         "INSERT OR REPLACE INTO forward_queue(destination, sop_instance_uid, study_uid, "
+         "series_uid, queued_at, next_at) VALUES(?1, ?2, ?3, ?4, " NOW_MS ", " NOW_MS ")"},
     };
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
         int err = prepare(x, fixed[i].which, fixed[i].sql);
@@ -466,6 +477,26 @@ static int cached_upsert(sqlite_index_t *x, int which, mt_index_level_t l, int64
     return 0;
 }
 
+/* The level's sequence keys blob (issue 3, db/006), when the instance carried some. */
+static int put_seq(sqlite_index_t *x, mt_index_level_t l, int64_t pk, const mt_index_rec_t *rec)
+{
+    size_t n;
+    const uint8_t *blob = mt_index_rec_seq_blob(rec, (int)l, &n);
+    if (!blob)
+        return 0;
+    char sql[96];
+    snprintf(sql, sizeof sql, "UPDATE %s SET seq_keys=? WHERE pk=?", mt_index_level_table(l));
+    sqlite3_stmt *s;
+    int rc = sqlite3_prepare_v2(x->db, sql, -1, &s, NULL);
+    if (rc != SQLITE_OK)
+        return db_err(x, rc, "prepare seq_keys");
+    sqlite3_bind_blob(s, 1, blob, (int)n, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, pk);
+    rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    return rc == SQLITE_DONE ? 0 : db_err(x, rc, "seq_keys");
+}
+
 /* Delete the row pk of level `from` (SERIES, STUDY or PATIENT), then its parents, each only
  * if it has no children left. */
 static int prune(sqlite_index_t *x, mt_index_level_t from, int64_t pk)
@@ -530,6 +561,37 @@ static int find_instance(sqlite_index_t *x, const char *uid, int64_t *pk, int64_
     return err;
 }
 
+/* The routing decision carried by rec (issue 6), in put()'s transaction: the study joins its
+ * projects, and the instance is queued for each destination (queue too: false for a copy that
+ * was not stored). */
+static int route_rows(sqlite_index_t *x, const mt_index_rec_t *rec, bool queue)
+{
+    const char *study = mt_index_rec_get(rec, MT_TAG(0x0020, 0x000D));
+    const char *sop = mt_index_rec_get(rec, MT_TAG(0x0008, 0x0018));
+    const char *const *v;
+    size_t n = mt_index_rec_projects(rec, &v);
+    int err;
+    for (size_t i = 0; i < n; i++) {
+        sqlite3_stmt *s = x->st[ST_PROJECT_JOIN];
+        sqlite3_bind_text(s, 1, v[i], -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 2, study, -1, SQLITE_STATIC);
+        if ((err = step_done(x, s, "project join")))
+            return err;
+    }
+    n = queue ? mt_index_rec_forwards(rec, &v) : 0;
+    for (size_t i = 0; i < n; i++) {
+        sqlite3_stmt *s = x->st[ST_QUEUE_ADD];
+        sqlite3_bind_text(s, 1, v[i], -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 2, sop, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 3, study, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 4, mt_index_rec_get(rec, MT_TAG(0x0020, 0x000E)), -1,
+                          SQLITE_STATIC);
+        if ((err = step_done(x, s, "queue add")))
+            return err;
+    }
+    return 0;
+}
+
 static int ix_put(mt_index_t *ix, const mt_index_rec_t *rec, mt_dup_policy_t dup,
                   mt_index_put_result_t *result, char *old_path, size_t old_path_sz)
 {
@@ -556,7 +618,7 @@ static int ix_put(mt_index_t *ix, const mt_index_rec_t *rec, mt_dup_policy_t dup
         }
         if (dup == MT_DUP_KEEP_FIRST) {
             *result = MT_INDEX_KEPT_EXISTING;
-            return 0;
+            return route_rows(x, rec, false); /* the stored copy was forwarded already */
         }
         sqlite3_stmt *d = x->st[ST_DELETE_INSTANCE];
         sqlite3_bind_int64(d, 1, old_pk);
@@ -572,7 +634,10 @@ static int ix_put(mt_index_t *ix, const mt_index_rec_t *rec, mt_dup_policy_t dup
                              &patient_was)) ||
         (err = cached_upsert(x, ST_UP_SERIES, MT_LEVEL_SERIES, study_pk, ST_SERIES_PARENT,
                              mt_index_rec_get(rec, MT_TAG(0x0020, 0x000E)), rec, &series_pk,
-                             &study_was)))
+                             &study_was)) ||
+        (err = put_seq(x, MT_LEVEL_PATIENT, patient_pk, rec)) ||
+        (err = put_seq(x, MT_LEVEL_STUDY, study_pk, rec)) ||
+        (err = put_seq(x, MT_LEVEL_SERIES, series_pk, rec)))
         return err;
     /* a study (series) that moved to another patient (study) may leave its old parent empty */
     if (study_was && study_was != study_pk && (err = prune(x, MT_LEVEL_STUDY, study_was)))
@@ -601,7 +666,11 @@ static int ix_put(mt_index_t *ix, const mt_index_rec_t *rec, mt_dup_policy_t dup
         sqlite3_bind_int64(s, p + 4, (sqlite3_int64)f.checksum);
     if ((err = step_done(x, s, "insert instance")))
         return err;
+    if ((err = put_seq(x, MT_LEVEL_INSTANCE, sqlite3_last_insert_rowid(x->db), rec)))
+        return err;
 
+    if ((err = route_rows(x, rec, true)))
+        return err;
     if (old_pk) {
         if (old_series != series_pk && (err = prune(x, MT_LEVEL_SERIES, old_series)))
             return err;
@@ -1003,6 +1072,139 @@ static int ix_tag_each(mt_index_t *ix, const char *project, const char *from, co
     return err;
 }
 
+/* ---- forwarding queue ---- */
+
+static int ix_queue_list(mt_index_t *ix, const char *destination, int state, int64_t due_ms,
+                         size_t limit, int (*cb)(void *u, const mt_index_queue_entry_t *e),
+                         void *u)
+{
+    sqlite_index_t *x = (sqlite_index_t *)ix;
+    sqlite3_stmt *s;
+    int rc = sqlite3_prepare_v2(
+        x->db,
+        "SELECT q.id, q.destination, q.sop_instance_uid, q.study_uid, q.state, q.attempts, "
+        "q.queued_at, q.next_at, q.last_error, i.path, i.sop_class_uid, i.transfer_syntax_uid, "
+        "q.series_uid "
+        "FROM forward_queue q LEFT JOIN instances i ON i.sop_instance_uid = q.sop_instance_uid "
+        "WHERE (?1 IS NULL OR q.destination = ?1) AND (?2 < 0 OR q.state = ?2) AND "
+        "(?3 < 0 OR (q.state = 0 AND q.next_at <= ?3 AND (i.verified IS NULL OR i.verified = 1))) "
+        "ORDER BY q.id LIMIT ?4",
+        -1, &s, NULL);
+    if (rc != SQLITE_OK)
+        return db_err(x, rc, "queue list");
+    if (destination)
+        sqlite3_bind_text(s, 1, destination, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 2, state);
+    sqlite3_bind_int64(s, 3, due_ms);
+    sqlite3_bind_int64(s, 4, limit ? (sqlite3_int64)limit : -1);
+    int ret = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        mt_index_queue_entry_t e = {
+            .id = sqlite3_column_int64(s, 0),
+            .destination = (const char *)sqlite3_column_text(s, 1),
+            .sop_instance_uid = (const char *)sqlite3_column_text(s, 2),
+            .study_uid = (const char *)sqlite3_column_text(s, 3),
+            .dead = sqlite3_column_int(s, 4) == 1,
+            .attempts = (uint32_t)sqlite3_column_int(s, 5),
+            .queued_at_ms = sqlite3_column_int64(s, 6),
+            .next_at_ms = sqlite3_column_int64(s, 7),
+            .last_error = (const char *)sqlite3_column_text(s, 8),
+            .rel_path = (const char *)sqlite3_column_text(s, 9),
+            .sop_class_uid = (const char *)sqlite3_column_text(s, 10),
+            .ts_uid = (const char *)sqlite3_column_text(s, 11),
+            .series_uid = (const char *)sqlite3_column_text(s, 12),
+        };
+        if ((ret = cb(u, &e)) != 0)
+            break;
+    }
+    if (!ret && rc != SQLITE_DONE)
+        ret = db_err(x, rc, "queue list");
+    sqlite3_finalize(s);
+    return ret;
+}
+
+static int exec_changes(sqlite_index_t *x, sqlite3_stmt *s, const char *what, size_t *n)
+{
+    int rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE)
+        return db_err(x, rc, what);
+    if (n)
+        *n = (size_t)sqlite3_changes(x->db);
+    return 0;
+}
+
+static int ix_queue_done(mt_index_t *ix, int64_t id)
+{
+    sqlite_index_t *x = (sqlite_index_t *)ix;
+    sqlite3_stmt *s;
+    int rc = sqlite3_prepare_v2(x->db, "DELETE FROM forward_queue WHERE id = ?1", -1, &s, NULL);
+    if (rc != SQLITE_OK)
+        return db_err(x, rc, "queue done");
+    sqlite3_bind_int64(s, 1, id);
+    size_t n = 0;
+    int err = exec_changes(x, s, "queue done", &n);
+    return err ? err : n ? 0 : MT_ENOENT;
+}
+
+static int ix_queue_failed(mt_index_t *ix, int64_t id, int64_t next_at_ms, bool dead,
+                           const char *error)
+{
+    sqlite_index_t *x = (sqlite_index_t *)ix;
+    sqlite3_stmt *s;
+    int rc = sqlite3_prepare_v2(x->db,
+                                "UPDATE forward_queue SET attempts = attempts + 1, next_at = ?2, "
+                                "state = ?3, last_error = ?4 WHERE id = ?1",
+                                -1, &s, NULL);
+    if (rc != SQLITE_OK)
+        return db_err(x, rc, "queue failed");
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int64(s, 2, next_at_ms);
+    sqlite3_bind_int(s, 3, dead ? 1 : 0);
+    if (error)
+        sqlite3_bind_text(s, 4, error, -1, SQLITE_TRANSIENT);
+    return exec_changes(x, s, "queue failed", NULL);
+}
+
+static int ix_queue_retry(mt_index_t *ix, const char *destination, int64_t id, bool dead_only,
+                          size_t *n)
+{
+    sqlite_index_t *x = (sqlite_index_t *)ix;
+    sqlite3_stmt *s;
+    int rc = sqlite3_prepare_v2(
+        x->db,
+        "UPDATE forward_queue SET state = 0, attempts = 0, next_at = " NOW_MS " WHERE "
+        "(?1 > 0 AND id = ?1) OR (?1 <= 0 AND (?2 IS NULL OR destination = ?2) AND "
+        "(?3 = 0 OR state = 1))",
+        -1, &s, NULL);
+    if (rc != SQLITE_OK)
+        return db_err(x, rc, "queue retry");
+    sqlite3_bind_int64(s, 1, id);
+    if (destination)
+        sqlite3_bind_text(s, 2, destination, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 3, dead_only ? 1 : 0);
+    return exec_changes(x, s, "queue retry", n);
+}
+
+static int ix_queue_purge(mt_index_t *ix, const char *destination, int64_t id, bool dead_only,
+                          size_t *n)
+{
+    sqlite_index_t *x = (sqlite_index_t *)ix;
+    sqlite3_stmt *s;
+    int rc = sqlite3_prepare_v2(x->db,
+                                "DELETE FROM forward_queue WHERE (?1 > 0 AND id = ?1) OR "
+                                "(?1 <= 0 AND (?2 IS NULL OR destination = ?2) AND "
+                                "(?3 = 0 OR state = 1))",
+                                -1, &s, NULL);
+    if (rc != SQLITE_OK)
+        return db_err(x, rc, "queue purge");
+    sqlite3_bind_int64(s, 1, id);
+    if (destination)
+        sqlite3_bind_text(s, 2, destination, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 3, dead_only ? 1 : 0);
+    return exec_changes(x, s, "queue purge", n);
+}
+
 static const mt_index_ops_t sqlite_ops = {
     .name = "sqlite",
     .begin = ix_begin,
@@ -1027,6 +1229,11 @@ static const mt_index_ops_t sqlite_ops = {
     .project_stats = ix_project_stats,
     .tag_put = ix_tag_put,
     .tag_each = ix_tag_each,
+    .queue_list = ix_queue_list,
+    .queue_done = ix_queue_done,
+    .queue_failed = ix_queue_failed,
+    .queue_retry = ix_queue_retry,
+    .queue_purge = ix_queue_purge,
 };
 
 int mt_index_sqlite_open(const char *path, mt_index_t **out)

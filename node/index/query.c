@@ -290,6 +290,9 @@ void mt_query_free(mt_query_t *q)
         for (size_t j = 0; j < k->n_list; j++)
             mt_free(k->list[j]);
         mt_free(k->list);
+        for (size_t j = 0; j < k->n_items; j++)
+            mt_free(k->items[j].value);
+        mt_free(k->items);
     }
     mt_free(q->keys);
     mt_free(q);
@@ -433,6 +436,22 @@ static const mt_index_key_t *find_col(uint32_t tag, mt_index_level_t level, bool
 static void decide(mt_query_t *q, mt_qkey_t *k)
 {
     k->matching = false;
+    if (k->computed == MT_QC_CMR_CREATOR) {
+        k->match = MT_QM_UNIVERSAL; /* the creator's value is ours: nothing to match */
+        return;
+    }
+    if ((k->computed == MT_QC_CMR_TAG || k->computed == MT_QC_CMR_VIEW) && k->below_level) {
+        /* a series tag at STUDY / PATIENT level: the entities having at least one such
+         * series (C-FIND, QIDO-RS /studies); C-MOVE / C-GET select the instances of those
+         * series only (issue 5: "only the series with these tags of a study") */
+        if (k->match == MT_QM_SINGLE || k->match == MT_QM_WILDCARD)
+            k->matching = true;
+        else if (k->match != MT_QM_UNIVERSAL)
+            k->unsupported = true;
+        if (k->unsupported)
+            q->any_unsupported = true;
+        return;
+    }
     if (k->below_level) {
         if (k->match != MT_QM_UNIVERSAL && k->match != MT_QM_SEQUENCE)
             k->unsupported = true;
@@ -447,10 +466,6 @@ static void decide(mt_query_t *q, mt_qkey_t *k)
         ok = k->match == MT_QM_SINGLE || k->match == MT_QM_LIST || k->match == MT_QM_WILDCARD;
     } else if (k->computed == MT_QC_CMR_TAG || k->computed == MT_QC_CMR_VIEW) {
         ok = k->match == MT_QM_SINGLE || k->match == MT_QM_WILDCARD;
-    } else if (k->computed == MT_QC_CMR_CREATOR) {
-        ok = true; /* the creator's value is ours: nothing to match */
-        k->match = MT_QM_UNIVERSAL;
-        return;
     } else if (k->col) {
         switch (k->col->kind) {
         case MT_KIND_STR:
@@ -493,6 +508,14 @@ static void resolve(mt_query_t *q, mt_qkey_t *k, bool relational)
                 k->below_level = true;
             return;
         }
+    int sl = mt_index_seq_level(k->tag);
+    if (sl >= 0) { /* a stored sequence key (issue 3): its level's seq_keys blob */
+        k->level = (mt_index_level_t)sl;
+        if (k->level > q->level)
+            k->below_level = true;
+        k->vr = MT_VR('S', 'Q');
+        return;
+    }
     k->col = find_col(k->tag, q->level, relational);
     if (k->col) {
         k->level = k->col->level;
@@ -509,6 +532,92 @@ static void resolve(mt_query_t *q, mt_qkey_t *k, bool relational)
         const mt_dict_entry_t *d = mt_dict_by_tag(k->tag);
         k->vr = d ? d->vr : MT_VR('U', 'N');
     }
+}
+
+/* Sequence matching on a stored sequence key of the query level or above: one item whose
+ * valued attributes are strings (single value or wildcard; no ranges, lists, nested items
+ * with values). Fills k->items and sets seq_match; false when the item cannot be matched. */
+static bool seq_keys_from_item(mt_qkey_t *k, const mt_ds_elem_t *e, mt_index_level_t level)
+{
+    if (mt_index_seq_level(k->tag) < 0 || k->below_level || k->level > level ||
+        e->n_items != 1)
+        return false;
+    const mt_ds_t *item = e->items[0];
+    size_t n = mt_ds_count(item);
+    k->items = mt_calloc(n ? n : 1, sizeof *k->items);
+    for (size_t j = 0; j < n; j++) {
+        const mt_ds_elem_t *a = mt_ds_at(item, j);
+        if (a->vr == MT_VR('S', 'Q') || a->n_items) {
+            for (size_t i = 0; i < a->n_items; i++)
+                if (mt_ds_count(a->items[i]))
+                    return false; /* nested matching: not supported */
+            continue;
+        }
+        if (!a->len)
+            continue; /* universal: returned */
+        if (!is_text_vr(a->vr) || a->len > QUERY_MAX_VALUE)
+            return false;
+        size_t len = a->len;
+        const char *v = (const char *)a->value;
+        while (len && (v[len - 1] == ' ' || v[len - 1] == '\0'))
+            len--;
+        size_t lead = 0;
+        if (a->vr != MT_VR('L', 'T') && a->vr != MT_VR('S', 'T') && a->vr != MT_VR('U', 'T'))
+            while (lead < len && v[lead] == ' ')
+                lead++;
+        bool range = a->vr == MT_VR('D', 'A') || a->vr == MT_VR('T', 'M') ||
+                     a->vr == MT_VR('D', 'T');
+        if (memchr(v + lead, '\\', len - lead) || (range && memchr(v + lead, '-', len - lead)))
+            return false; /* lists and ranges inside items: not supported */
+        if (len == lead || (len - lead == 1 && v[lead] == '*'))
+            continue;
+        mt_qitem_t *qi = &k->items[k->n_items++];
+        qi->tag = a->tag;
+        qi->vr = a->vr;
+        qi->value = mt_strndup(v + lead, len - lead);
+    }
+    if (!k->n_items)
+        return true; /* only universal attributes: a plain return key */
+    k->seq_match = true;
+    return true;
+}
+
+static bool item_matches(const mt_qkey_t *k, const mt_ds_t *item)
+{
+    for (size_t i = 0; i < k->n_items; i++) {
+        const mt_qitem_t *qi = &k->items[i];
+        char stored[QUERY_MAX_VALUE + 1];
+        if (!mt_ds_get_string(item, qi->tag, stored, sizeof stored))
+            return false;
+        const char *sv = stored;
+        while (*sv == ' ')
+            sv++;
+        unsigned flags = MT_QF_MULTI;
+        if (qi->vr == MT_VR('P', 'N'))
+            flags |= MT_QF_PN;
+        bool literal = qi->vr == MT_VR('U', 'I') || qi->vr == MT_VR('D', 'A') ||
+                       qi->vr == MT_VR('T', 'M') || qi->vr == MT_VR('D', 'T');
+        if (literal ? strcmp(qi->value, sv) != 0 : !mt_query_match(flags, qi->value, sv))
+            return false;
+    }
+    return true;
+}
+
+bool mt_query_seq_filter(const mt_qkey_t *k, mt_ds_elem_t *sq)
+{
+    if (!k->seq_match)
+        return true;
+    if (!sq)
+        return false;
+    size_t kept = 0;
+    for (size_t i = 0; i < sq->n_items; i++) {
+        if (item_matches(k, sq->items[i]))
+            sq->items[kept++] = sq->items[i];
+        else
+            mt_ds_free(sq->items[i]);
+    }
+    sq->n_items = kept;
+    return kept > 0;
 }
 
 static void set_err(mt_query_err_t *err, uint16_t status, uint32_t tag, const char *fmt,
@@ -600,12 +709,15 @@ int mt_query_from_ds(const mt_ds_t *id, mt_qr_model_t model, mt_query_t **out,
         if (e->vr == MT_VR('S', 'Q') || e->items) {
             k->vr = MT_VR('S', 'Q');
             k->match = MT_QM_SEQUENCE;
+            bool valued = false;
             for (size_t it = 0; it < e->n_items; it++) {
                 const mt_ds_t *item = e->items[it];
                 for (size_t j = 0; j < mt_ds_count(item); j++)
-                    if (mt_ds_at(item, j)->len && mt_ds_at(item, j)->vr != MT_VR('S', 'Q'))
-                        k->unsupported = true;
+                    if (mt_ds_at(item, j)->len || mt_ds_at(item, j)->n_items)
+                        valued = true;
             }
+            if (valued && !seq_keys_from_item(k, e, q->level))
+                k->unsupported = true;
             if (k->unsupported)
                 q->any_unsupported = true;
             continue;

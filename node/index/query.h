@@ -20,8 +20,10 @@
  *   range       DA, TM, DT: "lo-hi", "lo-", "-hi"; TM/DT bounds are prefixes ("1000" includes
  *               10:00:59); DA bounds are whole dates
  *   list        UI values separated by '\' (PS3.4 C.2.2.2.2)
- *   sequence    sequence keys are returned as empty sequences; items with values (sequence
- *               matching) are not matched (the key counts as an unsupported optional key)
+ *   sequence    the sequence keys of PS3.4 Annex C (mt_index_seq_level) are returned with
+ *               their stored items (the level's seq_keys blob); other sequence keys are
+ *               returned empty; items with values (sequence matching) are not matched: the
+ *               key counts as an unsupported optional key (FF01) and is still returned
  * Multi-valued stored attributes (keys.def MULTI) match when any of their values matches.
  * The SQL narrows with index-friendly conditions (=, ranges on the prefix before the first
  * wildcard, IN) and leaves the exact semantics to mt_query_match(), registered as the SQL
@@ -100,6 +102,13 @@ typedef enum mt_qcomputed {
 #define MT_QF_MULTI 0x2 /* stored value is multi-valued ('\'): any value may match */
 #define MT_QF_ICASE 0x4 /* case-insensitive without PN groups */
 
+/* One attribute of the item of a sequence key with values (sequence matching, issue 3). */
+typedef struct mt_qitem {
+    uint32_t tag;
+    uint16_t vr;
+    char *value; /* as sent, trailing padding removed; '*'/'?' wildcards for string VRs */
+} mt_qitem_t;
+
 typedef struct mt_qkey {
     uint32_t tag;
     uint16_t vr;
@@ -115,6 +124,12 @@ typedef struct mt_qkey {
     bool unsupported; /* had a value we cannot match on: ignored (Pending FF01) */
     bool returned;    /* appears in responses (every key of the identifier does) */
     bool below_level; /* a key of a level below the query level: returned empty */
+    /* sequence matching (PS3.4 C.2.2.2.6) on a stored sequence key: the request's one item's
+     * attributes with values; a row matches when any stored item matches all of them (single
+     * value or wildcard, by mt_query_match), and only the matching items are returned */
+    mt_qitem_t *items;
+    size_t n_items;
+    bool seq_match;
 } mt_qkey_t;
 
 typedef struct mt_query {
@@ -154,6 +169,10 @@ const char *mt_query_level_name(mt_index_level_t level); /* "PATIENT" ... "IMAGE
  * SINGLE value has none, so it must be equal); value is the stored text, read as Latin-1 when
  * it is not valid UTF-8. */
 bool mt_query_match(unsigned flags, const char *pattern, const char *value);
+
+/* Sequence matching (PURE): keep in the response's sequence sq only the stored items that
+ * match every attribute of k->items; false when none is left (the entity does not match). */
+bool mt_query_seq_filter(const mt_qkey_t *k, mt_ds_elem_t *sq);
 
 /* Character set helpers (PURE): Latin-1 bytes -> UTF-8 (out caller-freed); UTF-8 -> Latin-1
  * when every code point is <= U+00FF, else NULL. */

@@ -129,6 +129,31 @@ static void put_numbers(mt_ds_t *ds, uint32_t tag, uint16_t vr, const char *text
     mt_ds_set(ds, tag, vr, n ? buf : NULL, (uint32_t)n);
 }
 
+/* A sequence key from its level's seq_keys blob (Explicit VR Little Endian, db/006): the
+ * stored items, or an empty sequence when none were stored (or the blob does not parse). */
+static void put_sequence(mt_ds_t *ds, uint32_t tag, const void *blob, int n)
+{
+    mt_ds_set(ds, tag, MT_VR('S', 'Q'), NULL, 0);
+    if (!blob || n <= 0)
+        return;
+    mt_ds_t *stored = NULL;
+    mt_diag_t diag;
+    memset(&diag, 0, sizeof diag);
+    if (mt_ds_parse(blob, (size_t)n, mt_ts_explicit_le, &stored, &diag) != 0) {
+        mt_log(MT_LOG_WARN, NULL, "query: seq_keys blob does not parse: %s",
+               diag.reason ? diag.reason : "?");
+        return;
+    }
+    mt_ds_elem_t *from = mt_ds_get(stored, tag), *to = mt_ds_get(ds, tag);
+    if (from && to && from->items) {
+        to->items = from->items; /* moved */
+        to->n_items = from->n_items;
+        from->items = NULL;
+        from->n_items = 0;
+    }
+    mt_ds_free(stored);
+}
+
 static void put_value(mt_ds_t *ds, uint32_t tag, uint16_t vr, const char *text)
 {
     switch (vr) {
@@ -159,8 +184,11 @@ int mt_qdb_find(mt_qdb_t *db, const mt_query_t *q, const mt_qscope_t *scope, uin
                 mt_qdb_match_cb cb, void *user, bool *capped)
 {
     *capped = false;
+    bool filtered = false; /* sequence matching is applied here, after the SQL */
+    for (size_t i = 0; i < q->n_keys; i++)
+        filtered = filtered || q->keys[i].seq_match;
     mt_qsql_t s;
-    int err = mt_query_sql(q, scope, MT_QSEL_FIND, max ? max + 1 : 0, &s);
+    int err = mt_query_sql(q, scope, MT_QSEL_FIND, max && !filtered ? max + 1 : 0, &s);
     if (err)
         return err;
     sqlite3_stmt *st;
@@ -171,11 +199,10 @@ int mt_qdb_find(mt_qdb_t *db, const mt_query_t *q, const mt_qscope_t *scope, uin
     uint32_t n = 0;
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (max && n >= max) {
+        if (max && n >= max && !filtered) {
             *capped = true;
             break;
         }
-        n++;
         mt_ds_t *r = mt_ds_new();
         put_value(r, TAG_QR_LEVEL, MT_VR('C', 'S'), mt_query_level_name(q->level));
         const char *cs = (const char *)sqlite3_column_text(st, s.col_charset);
@@ -186,6 +213,11 @@ int mt_qdb_find(mt_qdb_t *db, const mt_query_t *q, const mt_qscope_t *scope, uin
             if (!k->returned)
                 continue;
             const char *v = NULL;
+            if (k->vr == MT_VR('S', 'Q') && s.col_of_key[i] >= 0) {
+                put_sequence(r, k->tag, sqlite3_column_blob(st, s.col_of_key[i]),
+                             sqlite3_column_bytes(st, s.col_of_key[i]));
+                continue;
+            }
             if (s.col_of_key[i] >= 0)
                 v = (const char *)sqlite3_column_text(st, s.col_of_key[i]);
             else if (k->computed == MT_QC_RETRIEVE_AE)
@@ -199,6 +231,20 @@ int mt_qdb_find(mt_qdb_t *db, const mt_query_t *q, const mt_qscope_t *scope, uin
         if (!mt_ds_get(r, MT_TAG(0x0008, 0x0054)))
             put_value(r, MT_TAG(0x0008, 0x0054), MT_VR('A', 'E'),
                       scope && scope->retrieve_ae ? scope->retrieve_ae : "");
+        bool keep = true;
+        for (size_t i = 0; i < q->n_keys && keep; i++)
+            if (q->keys[i].seq_match)
+                keep = mt_query_seq_filter(&q->keys[i], mt_ds_get(r, q->keys[i].tag));
+        if (!keep) {
+            mt_ds_free(r);
+            continue;
+        }
+        if (max && n >= max) {
+            *capped = true;
+            mt_ds_free(r);
+            break;
+        }
+        n++;
         int stop = cb(user, r);
         mt_ds_free(r);
         if (stop) {

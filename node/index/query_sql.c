@@ -156,11 +156,20 @@ static void cond_modalities(mt_qsql_t *o, const mt_qkey_t *k)
 
 /* CMR tag / view keys: EXISTS over series_tags; a '\'-separated value is a list of
  * alternatives (each may have wildcards): "only the series with these tags". */
-static void cond_cmr(mt_qsql_t *o, const mt_qkey_t *k)
+static void cond_cmr(mt_qsql_t *o, const mt_qkey_t *k, mt_index_level_t fl)
 {
     const char *col = k->computed == MT_QC_CMR_TAG ? "t.tag" : "t.view";
-    put(o, "EXISTS (SELECT 1 FROM series_tags t WHERE t.series_uid = se.series_instance_uid "
-           "AND (");
+    /* at STUDY / PATIENT level (no series in the FROM): at least one series of the entity */
+    if (fl == MT_LEVEL_STUDY)
+        put(o, "EXISTS (SELECT 1 FROM series s5 JOIN series_tags t ON t.series_uid = "
+               "s5.series_instance_uid WHERE s5.study_pk = st.pk AND (");
+    else if (fl == MT_LEVEL_PATIENT)
+        put(o, "EXISTS (SELECT 1 FROM studies s6 JOIN series s5 ON s5.study_pk = s6.pk "
+               "JOIN series_tags t ON t.series_uid = s5.series_instance_uid "
+               "WHERE s6.patient_pk = p.pk AND (");
+    else
+        put(o, "EXISTS (SELECT 1 FROM series_tags t WHERE t.series_uid = "
+               "se.series_instance_uid AND (");
     const char *v = k->value ? k->value : "";
     bool first = true;
     while (true) {
@@ -182,14 +191,14 @@ static void cond_cmr(mt_qsql_t *o, const mt_qkey_t *k)
     put(o, "))");
 }
 
-static void cond(mt_qsql_t *o, const mt_qkey_t *k)
+static void cond(mt_qsql_t *o, const mt_qkey_t *k, mt_index_level_t fl)
 {
     if (k->computed == MT_QC_MODALITIES) {
         cond_modalities(o, k);
         return;
     }
     if (k->computed == MT_QC_CMR_TAG || k->computed == MT_QC_CMR_VIEW) {
-        cond_cmr(o, k);
+        cond_cmr(o, k, fl);
         return;
     }
     char col[96];
@@ -403,6 +412,9 @@ int mt_query_sql(const mt_query_t *q, const mt_qscope_t *scope, mt_qsel_t sel, u
             else if (k->col) {
                 putf(o, "%s.%s", alias[k->col->level], k->col->column);
                 have = true;
+            } else if (mt_index_seq_level(k->tag) >= 0) {
+                putf(o, "%s.%s", alias[k->level], "seq_keys");
+                have = true;
             } else {
                 have = false;
             }
@@ -432,7 +444,7 @@ int mt_query_sql(const mt_query_t *q, const mt_qscope_t *scope, mt_qsel_t sel, u
         if (!k->matching)
             continue;
         put(o, " AND ");
-        cond(o, k);
+        cond(o, k, fl);
     }
     if (fl == MT_LEVEL_INSTANCE)
         put(o, " AND i.verified = 1");

@@ -55,6 +55,8 @@ static int on_event(void *user, mt_ds_event_t ev, const mt_elem_t *e)
     read_ctx_t *c = user;
     if (ev == MT_DS_EV_ELEMENT && e->depth == 0 && e->value && c->rec)
         mt_index_rec_offer(c->rec, e->tag, e->vr, e->value, e->value_len, c->big_endian);
+    if (c->rec)
+        mt_index_rec_seq_event(c->rec, ev, e, c->big_endian);
     return 0;
 }
 

@@ -10,6 +10,13 @@
  *     Explicit VR Big Endian) become decimal text, values joined by '\'.
  * Values are capped at MT_REC_VALUE_MAX bytes (an index key is never bulk data). A tag listed at
  * several levels (SpecificCharacterSet) is one value in the record, written to each column.
+ * Sequence keys (issue 3, seq_keys[] below): the streaming paths also pass every reader event
+ * (mt_index_rec_seq_event); a top-level SEQ_START of a sequence key starts a capture that
+ * re-encodes the events (items, nested sequences, elements) as Explicit VR Little Endian with
+ * undefined lengths into the blob of the key's level, until its SEQ_END; a chunked value,
+ * encapsulated data or the MT_INDEX_SEQ_MAX cap drops that sequence whole. The tree path
+ * (mt_index_rec_offer_seq) encodes a parsed SQ element with mt_ds_encode. Big endian data sets
+ * are not captured (values would need swapping per VR).
  * PURE: no I/O.
  */
 #include "index.h"
@@ -112,11 +119,22 @@ struct mt_index_rec {
     uint64_t size;
     bool has_checksum;
     uint32_t checksum;
+    char **projects, **forward; /* routing (issue 6): joined / queued with the instance row */
+    size_t n_projects, n_forward;
+    /* sequence keys: per-level blobs, and the capture of the sequence being read */
+    mt_buf_t seq[MT_LEVEL_COUNT];
+    int cap_level;      /* level of the sequence being captured, -1 = none */
+    size_t cap_start;   /* where it started in seq[cap_level] */
+    bool cap_dropped;   /* too big / not representable: dropped at SEQ_END */
 };
 
 mt_index_rec_t *mt_index_rec_new(void)
 {
-    return mt_calloc(1, sizeof(mt_index_rec_t));
+    mt_index_rec_t *r = mt_calloc(1, sizeof(mt_index_rec_t));
+    for (int l = 0; l < MT_LEVEL_COUNT; l++)
+        mt_buf_init(&r->seq[l], MT_INDEX_SEQ_MAX);
+    r->cap_level = -1;
+    return r;
 }
 
 static void clear_slot(mt_index_rec_t *r, const tag_slot_t *s)
@@ -136,7 +154,46 @@ void mt_index_rec_free(mt_index_rec_t *r)
     mt_free(r->rel_path);
     mt_free(r->ts_uid);
     mt_free(r->sop_class_uid);
+    for (size_t i = 0; i < r->n_projects; i++)
+        mt_free(r->projects[i]);
+    for (size_t i = 0; i < r->n_forward; i++)
+        mt_free(r->forward[i]);
+    mt_free(r->projects);
+    mt_free(r->forward);
+    for (int l = 0; l < MT_LEVEL_COUNT; l++)
+        mt_buf_dispose(&r->seq[l]);
     mt_free(r);
+}
+
+static void add_name(char ***v, size_t *n, const char *name)
+{
+    for (size_t i = 0; i < *n; i++)
+        if (strcmp((*v)[i], name) == 0)
+            return;
+    *v = mt_realloc(*v, (*n + 1) * sizeof **v);
+    (*v)[(*n)++] = mt_strdup(name);
+}
+
+void mt_index_rec_add_project(mt_index_rec_t *r, const char *project)
+{
+    add_name(&r->projects, &r->n_projects, project);
+}
+
+void mt_index_rec_add_forward(mt_index_rec_t *r, const char *destination)
+{
+    add_name(&r->forward, &r->n_forward, destination);
+}
+
+size_t mt_index_rec_projects(const mt_index_rec_t *r, const char *const **out)
+{
+    *out = (const char *const *)r->projects;
+    return r->n_projects;
+}
+
+size_t mt_index_rec_forwards(const mt_index_rec_t *r, const char *const **out)
+{
+    *out = (const char *const *)r->forward;
+    return r->n_forward;
 }
 
 static bool is_pad(char c)
@@ -314,4 +371,179 @@ void mt__index_rec_file(const mt_index_rec_t *r, mt__index_file_t *out)
     out->size = r->size;
     out->has_checksum = r->has_checksum;
     out->checksum = r->checksum;
+}
+
+/* ---- sequence keys (issue 3) ---- */
+
+/* The sequence keys of PS3.4 Annex C Tables C.6-1 to C.6-4 (optional keys, returned from the
+ * stored value). */
+static const struct {
+    uint32_t tag;
+    mt_index_level_t level;
+} seq_keys[] = {
+    {MT_TAG(0x0010, 0x0024), MT_LEVEL_PATIENT}, /* IssuerOfPatientIDQualifiersSequence */
+    {MT_TAG(0x0010, 0x1002), MT_LEVEL_PATIENT}, /* OtherPatientIDsSequence */
+    {MT_TAG(0x0008, 0x0051), MT_LEVEL_STUDY},   /* IssuerOfAccessionNumberSequence */
+    {MT_TAG(0x0008, 0x1032), MT_LEVEL_STUDY},   /* ProcedureCodeSequence */
+    {MT_TAG(0x0008, 0x1110), MT_LEVEL_STUDY},   /* ReferencedStudySequence */
+    {MT_TAG(0x0008, 0x1120), MT_LEVEL_STUDY},   /* ReferencedPatientSequence */
+    {MT_TAG(0x0008, 0x1111), MT_LEVEL_SERIES},  /* ReferencedPerformedProcedureStepSequence */
+    {MT_TAG(0x0040, 0x0260), MT_LEVEL_SERIES},  /* PerformedProtocolCodeSequence */
+    {MT_TAG(0x0040, 0x0275), MT_LEVEL_SERIES},  /* RequestAttributesSequence */
+    {MT_TAG(0x0008, 0x3001), MT_LEVEL_INSTANCE}, /* AlternateRepresentationSequence */
+    {MT_TAG(0x0040, 0xA043), MT_LEVEL_INSTANCE}, /* ConceptNameCodeSequence */
+    {MT_TAG(0x0040, 0xA504), MT_LEVEL_INSTANCE}, /* ContentTemplateSequence */
+};
+
+int mt_index_seq_level(uint32_t tag)
+{
+    for (size_t i = 0; i < sizeof seq_keys / sizeof seq_keys[0]; i++)
+        if (seq_keys[i].tag == tag)
+            return (int)seq_keys[i].level;
+    return -1;
+}
+
+static bool long_vr(uint16_t vr)
+{
+    switch (vr) {
+    case MT_VR('O', 'B'): case MT_VR('O', 'D'): case MT_VR('O', 'F'): case MT_VR('O', 'L'):
+    case MT_VR('O', 'V'): case MT_VR('O', 'W'): case MT_VR('S', 'Q'): case MT_VR('U', 'C'):
+    case MT_VR('U', 'N'): case MT_VR('U', 'R'): case MT_VR('U', 'T'): case MT_VR('S', 'V'):
+    case MT_VR('U', 'V'):
+        return true;
+    default:
+        return false;
+    }
+}
+
+static void put_le16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+}
+
+static void put_le32(uint8_t *p, uint32_t v)
+{
+    put_le16(p, (uint16_t)v);
+    put_le16(p + 2, (uint16_t)(v >> 16));
+}
+
+/* Append one element header (Explicit VR Little Endian); vr 0 = item/delimiter tags. */
+static bool cap_header(mt_index_rec_t *r, uint32_t tag, uint16_t vr, uint32_t len)
+{
+    uint8_t h[12];
+    size_t n;
+    put_le16(h, (uint16_t)(tag >> 16));
+    put_le16(h + 2, (uint16_t)tag);
+    if (!vr) {
+        put_le32(h + 4, len);
+        n = 8;
+    } else if (long_vr(vr)) {
+        h[4] = (uint8_t)(vr >> 8);
+        h[5] = (uint8_t)vr;
+        h[6] = h[7] = 0;
+        put_le32(h + 8, len);
+        n = 12;
+    } else {
+        if (len > 0xFFFF)
+            return false;
+        h[4] = (uint8_t)(vr >> 8);
+        h[5] = (uint8_t)vr;
+        put_le16(h + 6, (uint16_t)len);
+        n = 8;
+    }
+    return mt_buf_append(&r->seq[r->cap_level], h, n) == 0;
+}
+
+void mt_index_rec_seq_event(mt_index_rec_t *r, mt_ds_event_t ev, const mt_elem_t *e,
+                            bool big_endian)
+{
+    if (big_endian)
+        return; /* values would need swapping per VR: not captured */
+    if (r->cap_level < 0) {
+        if (ev != MT_DS_EV_SEQ_START || e->depth != 0)
+            return;
+        int l = mt_index_seq_level(e->tag);
+        if (l < 0)
+            return;
+        r->cap_level = l;
+        r->cap_start = r->seq[l].len;
+        r->cap_dropped = !cap_header(r, e->tag, MT_VR('S', 'Q'), MT_UNDEFINED_LENGTH);
+        return;
+    }
+    bool ok = !r->cap_dropped;
+    switch (ev) {
+    case MT_DS_EV_ELEMENT:
+        if (!e->value && e->len && e->len != MT_UNDEFINED_LENGTH) {
+            ok = false; /* chunked (large) value: never a key */
+            break;
+        }
+        if (e->len == MT_UNDEFINED_LENGTH) {
+            ok = false; /* encapsulated data in an item */
+            break;
+        }
+        ok = ok && cap_header(r, e->tag, e->vr == MT_VR('S', 'Q') ? MT_VR('U', 'N') : e->vr,
+                              (uint32_t)e->value_len) &&
+             (!e->value_len ||
+              mt_buf_append(&r->seq[r->cap_level], e->value, e->value_len) == 0);
+        break;
+    case MT_DS_EV_VALUE_CHUNK:
+    case MT_DS_EV_FRAGMENT:
+        ok = false;
+        break;
+    case MT_DS_EV_SEQ_START:
+        ok = ok && cap_header(r, e->tag, MT_VR('S', 'Q'), MT_UNDEFINED_LENGTH);
+        break;
+    case MT_DS_EV_ITEM_START:
+        ok = ok && cap_header(r, MT_TAG(0xFFFE, 0xE000), 0, MT_UNDEFINED_LENGTH);
+        break;
+    case MT_DS_EV_ITEM_END:
+        ok = ok && cap_header(r, MT_TAG(0xFFFE, 0xE00D), 0, 0);
+        break;
+    case MT_DS_EV_SEQ_END:
+        ok = ok && cap_header(r, MT_TAG(0xFFFE, 0xE0DD), 0, 0);
+        if (e->depth == 0) {
+            if (!ok)
+                r->seq[r->cap_level].len = r->cap_start; /* dropped whole */
+            r->cap_level = -1;
+            r->cap_dropped = false;
+            return;
+        }
+        break;
+    }
+    if (!ok)
+        r->cap_dropped = true;
+}
+
+void mt_index_rec_offer_seq(mt_index_rec_t *r, const mt_ds_elem_t *sq, bool big_endian)
+{
+    if (big_endian || !sq || !sq->items)
+        return;
+    int l = mt_index_seq_level(sq->tag);
+    if (l < 0 || r->cap_level >= 0)
+        return;
+    mt_ds_t *tmp = mt_ds_new();
+    mt_buf_t out;
+    mt_buf_init(&out, MT_INDEX_SEQ_MAX);
+    if (mt_ds_set(tmp, sq->tag, MT_VR('S', 'Q'), NULL, 0) == 0) {
+        mt_ds_elem_t *t = mt_ds_get(tmp, sq->tag);
+        t->items = sq->items; /* borrowed for the encoding */
+        t->n_items = sq->n_items;
+        if (mt_ds_encode(tmp, mt_ts_explicit_le, &out) == 0 &&
+            r->seq[l].len + out.len <= r->seq[l].limit)
+            (void)mt_buf_append(&r->seq[l], out.data, out.len);
+        t->items = NULL;
+        t->n_items = 0;
+    }
+    mt_buf_dispose(&out);
+    mt_ds_free(tmp);
+}
+
+const uint8_t *mt_index_rec_seq_blob(const mt_index_rec_t *r, int level, size_t *len)
+{
+    *len = 0;
+    if (level < 0 || level >= MT_LEVEL_COUNT || !r->seq[level].len)
+        return NULL;
+    *len = r->seq[level].len;
+    return r->seq[level].data;
 }

@@ -125,6 +125,8 @@ struct mt_ingest_job {
     bool replaced; /* put() replaced an existing row */
     char rel_path[MT_STORE_PATH_MAX];
     char old_path[MT_STORE_PATH_MAX]; /* replaced instance's file at another path, or "" */
+    /* mt_ingest_job_quarantine: FINAL publishes here (no index row, no commit thread) */
+    char quar_path[MT_STORE_PATH_MAX];
 };
 
 struct mt_ingest {
@@ -932,6 +934,15 @@ static void work_cb(uv_work_t *w)
     mt_buf_reset(&job->out);
     if (!err && job->op == OP_FINAL)
         err = st->ops->tmp_close(st, &job->tmp);
+    if (!err && job->op == OP_FINAL && job->quar_path[0]) {
+        /* Quarantine: data durable, then the rename, then the rename durable; a crash before
+         * the rename leaves a temp file (removed at start-up), never a torn quarantined file. */
+        err = st->ops->sync(st);
+        if (!err)
+            err = st->ops->publish(st, &job->tmp, job->quar_path);
+        if (!err && (err = st->ops->sync(st)) != 0)
+            (void)st->ops->remove(st, job->quar_path);
+    }
     if (err) {
         st->ops->tmp_discard(st, &job->tmp);
         job->work_status = err;
@@ -1015,7 +1026,7 @@ static void after_work_cb(uv_work_t *w, int status)
         return;
     }
     if (job->op == OP_FINAL) {
-        if (job->status)
+        if (job->status || job->quar_path[0])
             complete(job);
         else
             enqueue_commit(job);
@@ -1093,6 +1104,31 @@ void mt_ingest_job_commit(mt_ingest_job_t *job, mt_index_rec_t *rec, mt_ingest_d
         job->commit_wanted = true;
     else
         start_work(job, OP_FINAL); /* also delivers an earlier failure, asynchronously */
+}
+
+void mt_ingest_job_quarantine(mt_ingest_job_t *job, const char *sop_uid, mt_ingest_done_cb cb,
+                              void *data)
+{
+    job->done_cb = cb;
+    job->done_data = data;
+    job->want_drain = false;
+    if (!mt_ingest_quarantine_path(sop_uid, job->quar_path, sizeof job->quar_path) &&
+        !job->status) {
+        job->status = MT_EMALFORMED;
+        job->comment = comment_for(MT_EMALFORMED);
+    }
+    if (job->working)
+        job->commit_wanted = true;
+    else
+        start_work(job, OP_FINAL);
+}
+
+bool mt_ingest_quarantine_path(const char *sop_uid, char *out, size_t outsz)
+{
+    if (!sop_uid || !mt_store_uid_ok(sop_uid))
+        return false;
+    int n = snprintf(out, outsz, MT_INGEST_QUARANTINE_DIR "/%s.dcm", sop_uid);
+    return n > 0 && (size_t)n < outsz;
 }
 
 void mt_ingest_job_cancel(mt_ingest_job_t *job)

@@ -54,6 +54,17 @@ int mt_ingest_job_append(mt_ingest_job_t *job, const uint8_t *p, size_t n,
 /* Commit: takes ownership of rec; cb fires exactly once on the loop thread. */
 void mt_ingest_job_commit(mt_ingest_job_t *job, mt_index_rec_t *rec, mt_ingest_done_cb cb,
                           void *data);
+/* Quarantine instead of commit (de-identification: Burned In Annotation YES with
+ * burned-in-annotation: quarantine, docs/deid.md): the temp file is made durable and renamed
+ * to <root>/.quarantine/<sop_uid>.dcm (replacing one there), made durable again, off the loop
+ * on the libuv pool; no index row, so nothing else (C-FIND, C-MOVE, DICOMweb, forwarding, a
+ * rebuild: hidden directories are skipped) ever sees it. cb fires exactly once: 0 when the
+ * file is durable, else a failure as for commit. `mitral quarantine` lists, releases, purges. */
+#define MT_INGEST_QUARANTINE_DIR ".quarantine"
+void mt_ingest_job_quarantine(mt_ingest_job_t *job, const char *sop_uid, mt_ingest_done_cb cb,
+                              void *data);
+/* ".quarantine/<sop_uid>.dcm" into out; false for a UID unusable in a path (store.h). */
+bool mt_ingest_quarantine_path(const char *sop_uid, char *out, size_t outsz);
 /* Abandon (peer vanished, bad data): temp file removed, nothing indexed, no callback. */
 void mt_ingest_job_cancel(mt_ingest_job_t *job);
 

@@ -12,5 +12,4 @@ static void get_on_request(mt_dimse_req_t *req)
     mt__qr_on_request(req, true);
 }
 
-const mt_svc_ops_t mt_svc_get = {get_on_request, mt__qr_on_data, mt__qr_on_abort,
-                                 mt__qr_on_cancel};
+const mt_svc_ops_t mt_svc_get = {get_on_request, mt__qr_on_data, mt__qr_on_abort, mt__qr_on_cancel};

@@ -14,15 +14,17 @@
  *                  instances' SOP classes and syntaxes (mt_retrieve_proposals); when it cannot
  *                  be opened every sub-operation fails (A702, the Failed SOP Instance UID List);
  *                  C-GET: the sub-operations go on the requester's association (assoc link)
- *   sub-ops     -> retrieve.c; after each one a Pending response (FF00) with remaining /
- *                  completed / failed / warning; at the end the final response:
+ *   sub-ops     -> retrieve.c; after a sub-operation a Pending response (FF00) with
+ *                  remaining / completed / failed / warning (at most one per 10 ms); at the
+ *                  end the final response:
  *                    0000 all completed | B000 some failed or warned | A702 none completed |
  *                    FE00 C-CANCEL-RQ honoured (counts; remaining = not started) |
  *                    C001 index error
  *                  with an identifier holding Failed SOP Instance UID List (0008,0058) when
  *                  some failed.
- * C-CANCEL: the engine stops after the sub-operation in progress. Association lost: the
- * engine is cancelled; the request is released when it has stopped.
+ * C-CANCEL: the engine stops after the sub-operation in progress. Requester's association
+ * lost: the destination association is aborted at once (C-MOVE; C-GET loses its link with
+ * the association); the request is released when the engine has stopped.
  * The destination association is released after the last sub-operation; the request's state
  * is freed once both the final response is sent and that association has closed.
  */
@@ -76,6 +78,7 @@ typedef struct qr_req {
     bool scu_open; /* an scu exists and has not reported closing */
     bool finished; /* final response sent / req released */
     uint64_t t_start;
+    uint64_t last_pending; /* uv_hrtime of the last Pending response */
 } qr_req_t;
 
 static void qr_maybe_free(qr_req_t *m)
@@ -99,8 +102,8 @@ static uint16_t rsp_field(const qr_req_t *m)
 }
 
 /* Send a response; a final one releases the req and marks m finished. */
-static void respond(qr_req_t *m, uint16_t status, const char *comment, const mt_retrieve_counts_t *c,
-                    const char *failed_uids)
+static void respond(qr_req_t *m, uint16_t status, const char *comment,
+                    const mt_retrieve_counts_t *c, const char *failed_uids)
 {
     mt_dimse_req_t *req = m->req;
     if (!req)
@@ -110,6 +113,12 @@ static void respond(qr_req_t *m, uint16_t status, const char *comment, const mt_
         if (final) {
             m->req = NULL;
             m->finished = true;
+            mt_log(MT_LOG_INFO, &m->log,
+                   "%s msgid=%u%s%s abandoned (requester gone): instances=%zu completed=%u "
+                   "failed=%u",
+                   m->is_get ? "c-get" : "c-move", req->cmd.message_id,
+                   m->is_get ? "" : " dest=", m->is_get ? "" : m->dest_ae, m->n_insts,
+                   c ? c->completed : 0, c ? c->failed : 0);
             mt_dimse_req_release(req);
         }
         return;
@@ -145,16 +154,16 @@ static void respond(qr_req_t *m, uint16_t status, const char *comment, const mt_
     if (final) {
         m->req = NULL;
         m->finished = true;
-        mt_log(status == MT_STATUS_SUCCESS || status == MT_STATUS_CANCEL ? MT_LOG_INFO
-                                                                         : MT_LOG_WARN,
-               &m->log,
-               "%s msgid=%u%s%s%s%s instances=%zu status=0x%04X completed=%u failed=%u "
-               "warning=%u%s%s ms=%.1f",
-               m->is_get ? "c-get" : "c-move", req->cmd.message_id, m->is_get ? "" : " dest=",
-               m->is_get ? "" : m->dest_ae, m->has_project ? " project=" : "",
-               m->has_project ? m->project : "", m->n_insts, status, c ? c->completed : 0,
-               c ? c->failed : 0, c ? c->warning : 0, comment ? " comment=" : "",
-               comment ? comment : "", (double)(uv_hrtime() - m->t_start) / 1e6);
+        mt_log(
+            status == MT_STATUS_SUCCESS || status == MT_STATUS_CANCEL ? MT_LOG_INFO : MT_LOG_WARN,
+            &m->log,
+            "%s msgid=%u%s%s%s%s instances=%zu status=0x%04X completed=%u failed=%u "
+            "warning=%u%s%s ms=%.1f",
+            m->is_get ? "c-get" : "c-move", req->cmd.message_id,
+            m->is_get ? "" : " dest=", m->is_get ? "" : m->dest_ae,
+            m->has_project ? " project=" : "", m->has_project ? m->project : "", m->n_insts, status,
+            c ? c->completed : 0, c ? c->failed : 0, c ? c->warning : 0, comment ? " comment=" : "",
+            comment ? comment : "", (double)(uv_hrtime() - m->t_start) / 1e6);
     }
     mt_assoc_respond(req, &rsp, have_id ? id.data : NULL, have_id ? id.len : 0);
     mt_buf_dispose(&id);
@@ -168,9 +177,17 @@ static void send_final_simple(qr_req_t *m, uint16_t status, const char *comment)
 
 /* ---- sub-operations ---- */
 
+/* A Pending response after a sub-operation, at most one per PENDING_MIN_NS (PS3.4 C.4.2.1.5
+ * leaves their number to the SCP): a 2,500-instance move sends a few hundred, not 2,500. */
+#define PENDING_MIN_NS (10u * 1000u * 1000u)
+
 static void on_progress(mt_retrieve_t *r, void *user)
 {
     qr_req_t *m = user;
+    uint64_t now = uv_hrtime();
+    if (m->last_pending && now - m->last_pending < PENDING_MIN_NS)
+        return;
+    m->last_pending = now;
     mt_retrieve_counts_t c = mt_retrieve_counts(r);
     respond(m, MT_STATUS_PENDING, NULL, &c, NULL);
 }
@@ -209,8 +226,8 @@ static void on_scu_open(mt_scu_t *s, int status, void *user)
     if (status < 0) {
         m->scu = NULL;
         m->scu_open = false;
-        mt_log(MT_LOG_WARN, &m->log, "c-move: cannot associate with %s at %s:%u: %s",
-               m->dest_ae, m->dest_host, m->dest_port,
+        mt_log(MT_LOG_WARN, &m->log, "c-move: cannot associate with %s at %s:%u: %s", m->dest_ae,
+               m->dest_host, m->dest_port,
                status == MT_EREJECTED ? "association rejected" : mt_strerror(status));
         mt_retrieve_fail_all(m->r); /* on_done answers */
         return;
@@ -330,7 +347,8 @@ static int on_instance(void *user, const mt_qdb_instance_t *in)
     mt_subop_inst_t *s = &m->insts[m->n_insts++];
     memset(s, 0, sizeof *s);
     snprintf(s->sop_class, sizeof s->sop_class, "%s", in->sop_class_uid ? in->sop_class_uid : "");
-    snprintf(s->sop_inst, sizeof s->sop_inst, "%s", in->sop_instance_uid ? in->sop_instance_uid : "");
+    snprintf(s->sop_inst, sizeof s->sop_inst, "%s",
+             in->sop_instance_uid ? in->sop_instance_uid : "");
     snprintf(s->ts, sizeof s->ts, "%s", in->transfer_syntax_uid ? in->transfer_syntax_uid : "");
     size_t n = strlen(m->storage_root) + 1 + strlen(in->path ? in->path : "") + 1;
     s->path = mt_malloc(n);
@@ -413,8 +431,8 @@ static void start(qr_req_t *m)
     mt_diag_t diag = {0, NULL};
     if (mt_ds_parse(m->data.data, m->data.len, m->ts, &id, &diag) != 0) {
         char cm[65];
-        snprintf(cm, sizeof cm, "malformed identifier at %llu: %s",
-                 (unsigned long long)diag.offset, diag.reason ? diag.reason : "?");
+        snprintf(cm, sizeof cm, "malformed identifier at %llu: %s", (unsigned long long)diag.offset,
+                 diag.reason ? diag.reason : "?");
         mt_ds_free(id);
         send_final_simple(m, MT_STATUS_CANNOT_UNDERSTAND, cm);
         return;
@@ -424,8 +442,6 @@ static void start(qr_req_t *m)
     int rc = mt_query_from_ds(id, m->model, &m->q, &qe);
     mt_ds_free(id);
     if (rc != 0) {
-        mt_dimse_cmd_t rsp;
-        (void)rsp;
         send_final_simple(m, qe.status ? qe.status : MT_STATUS_CANNOT_UNDERSTAND, qe.comment);
         return;
     }
@@ -460,9 +476,10 @@ void mt__qr_on_request(mt_dimse_req_t *req, bool is_get)
     m->log = *mt_assoc_log(req->assoc);
     mt_buf_init(&m->data, QR_MAX_IDENTIFIER);
     const char *as = req->abstract_syntax;
-    m->model = (strcmp(as, MT_UID_PATIENT_ROOT_MOVE) == 0 || strcmp(as, MT_UID_PATIENT_ROOT_GET) == 0)
-                   ? MT_QR_PATIENT_ROOT
-                   : MT_QR_STUDY_ROOT;
+    m->model =
+        (strcmp(as, MT_UID_PATIENT_ROOT_MOVE) == 0 || strcmp(as, MT_UID_PATIENT_ROOT_GET) == 0)
+            ? MT_QR_PATIENT_ROOT
+            : MT_QR_STUDY_ROOT;
     m->ts = mt_ts_find(req->transfer_syntax);
 }
 
@@ -502,6 +519,8 @@ void mt__qr_on_abort(mt_dimse_req_t *req)
     m->cancel = true;
     if (m->r) {
         mt_retrieve_cancel(m->r); /* on_done releases req */
+        if (m->scu)
+            mt_scu_abort(m->scu); /* nobody to report to: stop now (node shutdown too) */
         return;
     }
     if (m->in_work || m->scu_open)

@@ -35,6 +35,7 @@ typedef struct job {
     uv_work_t w;
     enum job_kind kind;
     bool in_work, ready;
+    bool orphan; /* dropped by the engine while on a worker: after_work_cb frees it */
     int fd;
     uint64_t size, pos; /* file size; next file offset to read */
     mt_buf_t buf;       /* bytes read (or the re-encoded data set) */
@@ -88,6 +89,7 @@ static void job_free(job_t *j)
 
 static void engine_free(mt_retrieve_t *r)
 {
+    /* n_work is 0: neither job is on a worker */
     job_free(r->job);
     job_free(r->pre);
     for (size_t i = 0; i < r->n; i++)
@@ -195,8 +197,8 @@ static void work_reencode(job_t *j)
     mt_meta_t meta;
     mt_ds_t *ds = NULL;
     mt_diag_t d = {0, NULL};
-    int rc = got == j->size ? mt_part10_parse_file_buf(whole.data, whole.len, &meta, &ds, &d)
-                            : MT_EIO;
+    int rc =
+        got == j->size ? mt_part10_parse_file_buf(whole.data, whole.len, &meta, &ds, &d) : MT_EIO;
     mt_buf_dispose(&whole);
     mt_buf_dispose(&j->buf);
     mt_buf_init(&j->buf, SIZE_MAX);
@@ -261,6 +263,15 @@ static job_t *job_new(mt_retrieve_t *r, size_t idx)
 
 /* ---- sub-operations ---- */
 
+/* Free j now, or when its worker returns. */
+static void drop_job(job_t *j)
+{
+    if (j && j->in_work)
+        j->orphan = true;
+    else
+        job_free(j);
+}
+
 static void complete_current(mt_retrieve_t *r, uint16_t status, bool sent, const char *why)
 {
     const mt_subop_inst_t *in = &r->insts[r->cur];
@@ -275,14 +286,14 @@ static void complete_current(mt_retrieve_t *r, uint16_t status, bool sent, const
         else
             mt_log(MT_LOG_INFO, &r->log, "sub-operation %zu/%zu failed: %s", r->cur + 1, r->n,
                    why ? why : "?");
-        mt_log(MT_LOG_DEBUG, &r->log, "failed sub-operation: class=%s instance=%s",
-               in->sop_class, in->sop_inst);
+        mt_log(MT_LOG_DEBUG, &r->log, "failed sub-operation: class=%s instance=%s", in->sop_class,
+               in->sop_inst);
     } else if (status == MT_STATUS_SUCCESS) {
         r->c.completed++;
     } else {
         r->c.warning++;
     }
-    job_free(r->job);
+    drop_job(r->job);
     r->job = NULL;
     r->sending = r->rsp_in = r->data_done = false;
     r->cur++;
@@ -303,7 +314,7 @@ static void lose_link(mt_retrieve_t *r)
             r->p.on_subop(r->p.user, &r->insts[i], false, 0, "association lost");
     }
     r->cur = r->n;
-    job_free(r->job);
+    drop_job(r->job);
     r->job = NULL;
     r->sending = false;
     finish(r);
@@ -398,8 +409,7 @@ static void send_store(mt_retrieve_t *r, job_t *j)
     rq.priority = r->p.priority;
     rq.data_set_type = 0x0001;
     snprintf(rq.affected_sop_class_uid, sizeof rq.affected_sop_class_uid, "%s", in->sop_class);
-    snprintf(rq.affected_sop_instance_uid, sizeof rq.affected_sop_instance_uid, "%s",
-             in->sop_inst);
+    snprintf(rq.affected_sop_instance_uid, sizeof rq.affected_sop_instance_uid, "%s", in->sop_inst);
     if (r->originator[0]) {
         rq.has_move_originator = true;
         snprintf(rq.move_originator_ae, sizeof rq.move_originator_ae, "%s", r->originator);
@@ -460,6 +470,12 @@ static void after_work_cb(uv_work_t *w, int status)
     mt_retrieve_t *r = j->r;
     j->in_work = false;
     r->n_work--;
+    if (j->orphan) {
+        job_free(j);
+        if (r->freed && r->n_work == 0 && r->n_cb == 0)
+            engine_free(r);
+        return;
+    }
     if (r->freed) {
         if (r->n_work == 0 && r->n_cb == 0)
             engine_free(r);

@@ -41,8 +41,8 @@
 typedef struct mt_subop_inst {
     char sop_class[65];
     char sop_inst[65];
-    char ts[65];  /* the stored transfer syntax (index); the file's meta decides at send time */
-    char *path;   /* absolute path, mt_malloc'd (freed with the retrieve) */
+    char ts[65]; /* the stored transfer syntax (index); the file's meta decides at send time */
+    char *path;  /* absolute path, mt_malloc'd (freed with the retrieve) */
 } mt_subop_inst_t;
 
 typedef struct mt_retrieve mt_retrieve_t;

@@ -17,8 +17,21 @@
  * go to a node/deid/stream.c adapter instead, and what it emits is written: the de-identified
  * header elements, then Pixel Data as received; the File Meta carries the mapped SOP Instance
  * UID and the index record is made from the de-identified header, so the original data set
- * never reaches the disk or the index. Burned In Annotation YES: 0110, nothing stored.
+ * never reaches the disk or the index. Burned In Annotation YES: 0110, nothing stored
+ * (burned-in-annotation: reject), or (quarantine) the de-identified instance goes to
+ * mt_ingest_job_quarantine instead of the commit: <root>/.quarantine/<sop>.dcm, no index row,
+ * no projects, no forwarding, no tagging; answered B000 with a "quarantined" ErrorComment.
  * The reader below still checks the received data set against the command.
+ *
+ * Routing (routing.rules, node/route/): when the association's config snapshot has rules, the
+ * job is not started at on_request. The received bytes are held (up to
+ * MT_DEID_STREAM_MAX_HEADER) while the reader collects the attributes the rules look at; when
+ * the first top-level element at or after Pixel Data starts (or the data set ends), the rules
+ * decide: reject -> the failure status 0124 with the rule's reason as ErrorComment, nothing
+ * written; else the job starts with the rule's deid profile (or the node-wide one), the held
+ * bytes go through it, and the rest streams as without rules. The decision's projects and
+ * destinations travel in the index record, so ingest joins and queues them in the transaction
+ * that indexes the instance.
  */
 #include "svc.h"
 
@@ -26,8 +39,11 @@
 #include <string.h>
 
 #include "../deid/stream.h"
+#include "../forward.h"
 #include "../dicom/ds.h"
+#include "../conf/conf.h"
 #include "../node.h"
+#include "../route/rules.h"
 #include "../tagger.h"
 #include "../util/alloc.h"
 #include "../util/err.h"
@@ -48,12 +64,19 @@ typedef struct store_req {
     const mt_ts_t *ts;
     bool paused;
     bool committed;
+    /* routing: rules of the association's snapshot (NULL: none); bytes held until decided */
+    const mt_route_set_t *routes;
+    mt_route_attrs_t *attrs;
+    mt_buf_t held;
+    bool decided, decide_now;
+    mt_route_decision_t dec;
     /* the original header for the CMR tagger (node/tagger.c): data set bytes as received
      * (before de-identification) up to Pixel Data; dropped beyond MT_STORE_TAG_HDR_MAX */
     mt_buf_t hdr;
     uint64_t hdr_end; /* offset of Pixel Data, or UINT64_MAX while not seen */
     bool hdr_off;     /* not captured (too large, deflated, no tagger) */
     char stored_study[65], stored_series[65]; /* UIDs as stored (de-identified or not) */
+    char stored_sop[65];                      /* quarantined: its de-identified SOP UID */
     uint16_t fail_status; /* nonzero: answer this once the data set has ended */
     char fail_comment[65];
 } store_req_t;
@@ -65,6 +88,8 @@ static void store_req_free(store_req_t *s)
     mt_ds_reader_free(s->reader);
     mt_deid_stream_free(s->deid);
     mt_index_rec_free(s->rec);
+    mt_route_attrs_free(s->attrs);
+    mt_buf_dispose(&s->held);
     mt_buf_dispose(&s->hdr);
     mt_free(s);
 }
@@ -122,9 +147,21 @@ static int on_element(void *user, mt_ds_event_t ev, const mt_elem_t *e)
     store_req_t *s = user;
     if (ev == MT_DS_EV_ELEMENT && e->depth == 0 && e->value)
         mt_index_rec_offer(s->rec, e->tag, e->vr, e->value, e->value_len, s->ts->big_endian);
+    if (s->rec)
+        mt_index_rec_seq_event(s->rec, ev, e, s->ts->big_endian);
     if (ev == MT_DS_EV_ELEMENT && e->depth == 0 && e->tag == MT_TAG_PIXEL_DATA &&
         s->hdr_end == UINT64_MAX)
         s->hdr_end = e->offset;
+    if (s->attrs && !s->decided && e->depth == 0 &&
+        (ev == MT_DS_EV_ELEMENT || ev == MT_DS_EV_SEQ_START)) {
+        if (e->tag >= MT_TAG_PIXEL_DATA)
+            s->decide_now = true; /* the bulk data starts: decide before it is written */
+        else if (ev == MT_DS_EV_ELEMENT)
+            mt_route_attrs_offer(s->attrs, e->tag, e->vr, e->value, e->value_len,
+                                 s->ts->big_endian);
+        else
+            mt_route_attrs_offer(s->attrs, e->tag, e->vr, NULL, 0, false);
+    }
     return 0;
 }
 
@@ -169,33 +206,19 @@ static mt_index_rec_t *deid_rec(store_req_t *s)
         const mt_ds_elem_t *e = mt_ds_at(h, i);
         if (e->value && e->vr != MT_VR('S', 'Q'))
             mt_index_rec_offer(rec, e->tag, e->vr, e->value, e->len, big);
+        else if (e->vr == MT_VR('S', 'Q'))
+            mt_index_rec_offer_seq(rec, e, big);
     }
     return rec;
 }
 
-static void store_on_request(mt_dimse_req_t *req)
+/* Start the ingest job (and the de-identification stream when dp is not NULL). */
+static void start_job(store_req_t *s, const mt_deid_profile_t *dp)
 {
-    store_req_t *s = mt_calloc(1, sizeof *s);
-    s->req = req;
-    req->svc = s;
-    s->rec = mt_index_rec_new();
-    s->ts = mt_ts_find(req->transfer_syntax);
-    mt_buf_init(&s->hdr, MT_STORE_TAG_HDR_MAX);
-    s->hdr_end = UINT64_MAX;
-    s->hdr_off = !s->ts || s->ts->deflated || !mt_node_tagger(mt_assoc_node(req->assoc));
-    if (!s->ts) {
-        fail(s, MT_STATUS_CANNOT_UNDERSTAND, "unknown transfer syntax");
-        return;
-    }
-    if (!req->cmd.affected_sop_instance_uid[0] || !req->cmd.affected_sop_class_uid[0]) {
-        fail(s, MT_STATUS_CANNOT_UNDERSTAND, "missing Affected SOP Class/Instance UID");
-        return;
-    }
-    mt_ds_reader_opts_t o = {.ts = s->ts, .cb = on_element, .user = s};
-    s->reader = mt_ds_reader_new(&o);
+    mt_dimse_req_t *req = s->req;
     const uint8_t *key;
     size_t key_len;
-    const mt_deid_profile_t *dp = mt_node_deid(mt_assoc_node(req->assoc), &key, &key_len);
+    (void)mt_node_deid(mt_assoc_node(req->assoc), &key, &key_len);
     if (dp && !(s->deid = mt_deid_stream_new(dp, key, key_len, s->ts, 0, deid_emit, s))) {
         fail(s, MT_STATUS_REFUSED_OUT_OF_RESOURCES, "out of resources: de-identification");
         return; /* never fall back to storing the original */
@@ -217,6 +240,118 @@ static void store_on_request(mt_dimse_req_t *req)
         fail(s, MT_STATUS_REFUSED_OUT_OF_RESOURCES, "cannot start storing");
 }
 
+/* Received bytes to the job: through the deid stream when there is one. */
+static void write_bytes(store_req_t *s, const uint8_t *p, size_t n)
+{
+    if (s->fail_status || !n)
+        return;
+    int rc;
+    if (s->deid) {
+        rc = mt_deid_stream_feed(s->deid, p, n);
+        if (rc < 0) {
+            deid_fail(s, rc);
+            return;
+        }
+    } else {
+        rc = mt_ingest_job_append(s->job, p, n, on_drain, s);
+        if (rc < 0) {
+            fail(s, MT_STATUS_REFUSED_OUT_OF_RESOURCES,
+                 rc == MT_ENOSPC ? "out of resources: disk full" : "out of resources: write");
+            return;
+        }
+    }
+    if (rc == 1 && !s->paused) {
+        s->paused = true;
+        mt_assoc_pause_reading(s->req->assoc);
+    }
+}
+
+/* The peer's numeric address from the log context ("1.2.3.4:5" or "[::1]:5"). */
+static void peer_ip(const mt_assoc_t *a, char *out, size_t outsz)
+{
+    const char *p = mt_assoc_log(a)->peer;
+    const char *b = p, *e;
+    if (*p == '[') {
+        b = p + 1;
+        e = strchr(b, ']');
+    } else {
+        e = strrchr(p, ':');
+    }
+    size_t n = e ? (size_t)(e - b) : strlen(b);
+    snprintf(out, outsz, "%.*s", (int)n, b);
+}
+
+/* The rules decide (attributes before Pixel Data are known); then the held bytes are written. */
+static void route_decide(store_req_t *s)
+{
+    mt_dimse_req_t *req = s->req;
+    char peer[64];
+    peer_ip(req->assoc, peer, sizeof peer);
+    mt_route_input_t in = {
+        .calling_ae = mt_assoc_calling_ae(req->assoc),
+        .called_ae = mt_assoc_called_ae(req->assoc),
+        .peer = peer[0] ? peer : NULL,
+        .cmr_series = NULL, /* hook: CMR series tagging does not run on the store path yet */
+        .attrs = s->attrs,
+    };
+    mt_route_decide(s->routes, &in, &s->dec);
+    s->decided = true;
+    mt_log(MT_LOG_DEBUG, mt_assoc_log(req->assoc),
+           "c-store msgid=%u route: %s%s%zu rule(s), projects=%zu forward=%zu deid=%s",
+           req->cmd.message_id, s->dec.reject ? "reject " : "",
+           s->dec.used_default ? "default " : "", s->dec.n_rules, s->dec.n_projects,
+           s->dec.n_forward, s->dec.deid ? s->dec.deid : "(node)");
+    if (s->dec.reject) {
+        fail(s, MT_STATUS_NOT_AUTHORIZED, s->dec.reject_reason);
+        mt_buf_dispose(&s->held);
+        return;
+    }
+    const mt_deid_profile_t *dp = NULL;
+    if (!s->dec.deid)
+        dp = mt_node_deid(mt_assoc_node(req->assoc), NULL, NULL);
+    else if (strcmp(s->dec.deid, "none") != 0)
+        dp = s->dec.deid_profile;
+    if (s->dec.deid && strcmp(s->dec.deid, "none") != 0 && !dp) {
+        fail(s, MT_STATUS_PROCESSING_FAILURE, "routing: de-identification profile not loaded");
+        return;
+    }
+    start_job(s, dp);
+    if (!s->fail_status)
+        write_bytes(s, s->held.data, s->held.len);
+    mt_buf_dispose(&s->held);
+}
+
+static void store_on_request(mt_dimse_req_t *req)
+{
+    store_req_t *s = mt_calloc(1, sizeof *s);
+    s->req = req;
+    req->svc = s;
+    s->rec = mt_index_rec_new();
+    mt_buf_init(&s->held, MT_DEID_STREAM_MAX_HEADER);
+    s->ts = mt_ts_find(req->transfer_syntax);
+    mt_buf_init(&s->hdr, MT_STORE_TAG_HDR_MAX);
+    s->hdr_end = UINT64_MAX;
+    s->hdr_off = !s->ts || s->ts->deflated || !mt_node_tagger(mt_assoc_node(req->assoc));
+    if (!s->ts) {
+        fail(s, MT_STATUS_CANNOT_UNDERSTAND, "unknown transfer syntax");
+        return;
+    }
+    if (!req->cmd.affected_sop_instance_uid[0] || !req->cmd.affected_sop_class_uid[0]) {
+        fail(s, MT_STATUS_CANNOT_UNDERSTAND, "missing Affected SOP Class/Instance UID");
+        return;
+    }
+    mt_ds_reader_opts_t o = {.ts = s->ts, .cb = on_element, .user = s};
+    s->reader = mt_ds_reader_new(&o);
+    const mt_conf_t *conf = mt_assoc_conf(req->assoc);
+    if (conf && conf->routes) {
+        s->routes = conf->routes;
+        s->attrs = mt_route_attrs_new(s->routes);
+        return; /* the job starts once the rules have decided */
+    }
+    s->decided = true;
+    start_job(s, mt_node_deid(mt_assoc_node(req->assoc), NULL, NULL));
+}
+
 static void on_committed(void *data, int status, const char *comment)
 {
     store_req_t *s = data;
@@ -228,6 +363,8 @@ static void on_committed(void *data, int status, const char *comment)
     }
     if (status == 0) {
         offer_header(s); /* O(1): queues the extraction on the pool */
+        if (s->dec.n_forward) /* queued in the commit's transaction: send soon */
+            mt_forward_kick(mt_node_forward(mt_assoc_node(req->assoc)));
         respond(req, MT_STATUS_SUCCESS, NULL);
     }
     else if (status == MT_EDUPLICATE)
@@ -236,6 +373,32 @@ static void on_committed(void *data, int status, const char *comment)
         respond(req, MT_STATUS_REFUSED_OUT_OF_RESOURCES, comment ? comment : mt_strerror(status));
     else
         respond(req, MT_STATUS_PROCESSING_FAILURE, comment ? comment : mt_strerror(status));
+    store_req_free(s);
+}
+
+/* The quarantined instance is durable in <root>/.quarantine/ (or failed). Warning B000
+ * (Coercion of Data Elements): the header was de-identified and the instance is safe with us,
+ * so the sender must not retry; the ErrorComment says it is held back (docs/conformance.md). */
+static void on_quarantined(void *data, int status, const char *comment)
+{
+    store_req_t *s = data;
+    mt_dimse_req_t *req = s->req;
+    s->job = NULL;
+    if (s->paused) {
+        s->paused = false;
+        mt_assoc_resume_reading(req->assoc);
+    }
+    if (status == 0) {
+        /* the de-identified SOP Instance UID only: a pseudonymous value, no PHI */
+        mt_log(MT_LOG_WARN, mt_assoc_log(req->assoc),
+               "c-store msgid=%u quarantined (Burned In Annotation YES): sop=%s",
+               req->cmd.message_id, s->stored_sop);
+        respond(req, MT_STATUS_WARN_COERCION, "quarantined: Burned In Annotation YES, held for review");
+    } else if (status == MT_ENOSPC || status == MT_ENOMEM || status == MT_EIO) {
+        respond(req, MT_STATUS_REFUSED_OUT_OF_RESOURCES, comment ? comment : mt_strerror(status));
+    } else {
+        respond(req, MT_STATUS_PROCESSING_FAILURE, comment ? comment : mt_strerror(status));
+    }
     store_req_free(s);
 }
 
@@ -263,6 +426,14 @@ static void finish(store_req_t *s)
                  !mt_index_rec_get(s->rec, TAG_SERIES_INSTANCE_UID))
             fail(s, MT_STATUS_DS_DOES_NOT_MATCH_SOP_CLASS, "missing Study/Series Instance UID");
     }
+    if (!s->fail_status && !s->decided)
+        route_decide(s); /* a data set without Pixel Data */
+    if (!s->fail_status) {
+        for (size_t i = 0; i < s->dec.n_projects; i++)
+            mt_index_rec_add_project(s->rec, s->dec.projects[i]);
+        for (size_t i = 0; i < s->dec.n_forward; i++)
+            mt_index_rec_add_forward(s->rec, s->dec.forward[i]);
+    }
     if (!s->fail_status && s->deid) {
         int rc = mt_deid_stream_finish(s->deid);
         if (rc < 0) {
@@ -270,6 +441,10 @@ static void finish(store_req_t *s)
         } else {
             mt_index_rec_free(s->rec);
             s->rec = deid_rec(s);
+            for (size_t i = 0; i < s->dec.n_projects; i++)
+                mt_index_rec_add_project(s->rec, s->dec.projects[i]);
+            for (size_t i = 0; i < s->dec.n_forward; i++)
+                mt_index_rec_add_forward(s->rec, s->dec.forward[i]);
         }
     }
     if (s->fail_status) {
@@ -287,6 +462,16 @@ static void finish(store_req_t *s)
     mt_ingest_job_t *job = s->job;
     mt_index_rec_t *rec = s->rec;
     s->rec = NULL;
+    if (s->deid && mt_deid_stream_quarantined(s->deid)) {
+        /* not indexed, not forwarded, not tagged: held in <root>/.quarantine/ */
+        const char *sop = mt_index_rec_get(rec, TAG_SOP_INSTANCE_UID);
+        snprintf(s->stored_sop, sizeof s->stored_sop, "%s", sop ? sop : "");
+        mt_index_rec_free(rec);
+        s->hdr_off = true;
+        s->committed = true;
+        mt_ingest_job_quarantine(job, s->stored_sop, on_quarantined, s);
+        return;
+    }
     const char *stu = mt_index_rec_get(rec, TAG_STUDY_INSTANCE_UID);
     snprintf(s->stored_study, sizeof s->stored_study, "%s", stu ? stu : "");
     const char *ser = mt_index_rec_get(rec, TAG_SERIES_INSTANCE_UID);
@@ -300,24 +485,11 @@ static void finish(store_req_t *s)
 static int store_on_data(mt_dimse_req_t *req, const uint8_t *p, size_t n, bool last)
 {
     store_req_t *s = req->svc;
-    if (!s->fail_status && n && s->deid) {
-        int rc = mt_deid_stream_feed(s->deid, p, n);
-        if (rc < 0) {
-            deid_fail(s, rc);
-        } else if (rc == 1 && !s->paused) {
-            s->paused = true;
-            mt_assoc_pause_reading(req->assoc);
-        }
-    } else if (!s->fail_status && n) {
-        int rc = mt_ingest_job_append(s->job, p, n, on_drain, s);
-        if (rc < 0) {
-            fail(s, MT_STATUS_REFUSED_OUT_OF_RESOURCES,
-                 rc == MT_ENOSPC ? "out of resources: disk full" : "out of resources: write");
-        } else if (rc == 1 && !s->paused) {
-            s->paused = true;
-            mt_assoc_pause_reading(req->assoc);
-        }
-    }
+    bool holding = !s->decided && !s->fail_status;
+    if (holding && n && mt_buf_append(&s->held, p, n) != 0)
+        fail(s, MT_STATUS_REFUSED_OUT_OF_RESOURCES, "out of resources: header too large");
+    else if (!holding)
+        write_bytes(s, p, n);
     /* the reader first: it finds Pixel Data (hdr_end) in this chunk, so the header capture
      * below copies only the bytes before it, not the whole instance when it comes as one PDV */
     uint64_t at = s->hdr.len; /* offset of p in the data set while capturing */
@@ -335,6 +507,8 @@ static int store_on_data(mt_dimse_req_t *req, const uint8_t *p, size_t n, bool l
             mt_buf_dispose(&s->hdr);
         }
     }
+    if (holding && !s->fail_status && s->decide_now)
+        route_decide(s);
     if (last)
         finish(s);
     return 0;

@@ -52,8 +52,9 @@ def pdu(t, body):
     return struct.pack(">BBI", t, 0, len(body)) + body
 
 
-def assoc_rq(called, calling, contexts, max_pdu=16384, async_ops=None):
-    """contexts: [(abstract, [ts...])] -> A-ASSOCIATE-RQ PDU bytes; pcids 1, 3, 5..."""
+def assoc_rq(called, calling, contexts, max_pdu=16384, async_ops=None, roles=None):
+    """contexts: [(abstract, [ts...])] -> A-ASSOCIATE-RQ PDU bytes; pcids 1, 3, 5...
+    roles: [(sop_class, scu, scp)] SCP/SCU role selection items (PS3.7 D.3.3.4)."""
     body = struct.pack(">HH", 1, 0) + _ae(called) + _ae(calling) + b"\0" * 32
     body += _item(0x10, _uid(APP_CONTEXT))
     for i, (abstract, tss) in enumerate(contexts):
@@ -64,6 +65,9 @@ def assoc_rq(called, calling, contexts, max_pdu=16384, async_ops=None):
     ui = _item(0x51, struct.pack(">I", max_pdu)) + _item(0x52, _uid(IMPL_CLASS))
     if async_ops:
         ui += _item(0x53, struct.pack(">HH", async_ops[0], async_ops[1]))
+    for uid, scu, scp in roles or ():
+        u = _uid(uid)
+        ui += _item(0x54, struct.pack(">H", len(u)) + u + bytes([scu, scp]))
     ui += _item(0x55, b"MT_DULTEST")
     body += _item(0x50, ui)
     return pdu(PDU_ASSOC_RQ, body)
@@ -219,8 +223,9 @@ class Assoc:
         self.sock.close()
 
     # -- association --
-    def associate(self, async_ops=None):
-        self.send(assoc_rq(self.called, self.calling, self.contexts, self.max_pdu, async_ops))
+    def associate(self, async_ops=None, roles=None):
+        self.send(assoc_rq(self.called, self.calling, self.contexts, self.max_pdu, async_ops,
+                           roles))
         t, body = self.recv_pdu()
         if t == PDU_ASSOC_AC:
             pcs, self.peer_max_pdu, self.async_window = parse_assoc_ac(body)

@@ -111,3 +111,39 @@ def check_identical(src_by_sop, got_by_sop, what):
         if sop in src_by_sop:
             d = lib.compare_datasets(src_by_sop[sop], p)
             lib.check(d is None, "%s: %s differs: %s" % (what, sop, d))
+
+
+def read_msg(a):
+    """One DIMSE message from a dul.Assoc: -> (command dict, data set bytes or None)."""
+    import struct
+    import dul
+    cmd, data = b"", b""
+    while True:
+        t, body = a.recv_pdu()
+        if t != dul.PDU_PDATA:
+            raise dul.Closed("PDU type %d instead of P-DATA-TF" % t)
+        pos = 0
+        while pos + 6 <= len(body):
+            ln, pcid, hdr = struct.unpack(">IBB", body[pos:pos + 6])
+            frag = body[pos + 6:pos + 4 + ln]
+            pos += 4 + ln
+            if hdr & 1:
+                cmd += frag
+                if hdr & 2:
+                    c = dul.parse_command(cmd)
+                    c["pcid"] = pcid
+                    dst = c["raw"].get(0x0800, b"\x01\x01")
+                    if struct.unpack("<H", dst[:2])[0] == 0x0101:
+                        return c, None
+            else:
+                data += frag
+                if hdr & 2:
+                    c = dul.parse_command(cmd)
+                    c["pcid"] = pcid
+                    return c, data
+
+
+def us(c, el):
+    import struct
+    v = c["raw"].get(el)
+    return struct.unpack("<H", v[:2])[0] if v else None

@@ -8,10 +8,12 @@ CMR instances full of identifiers and real files (native, encapsulated, big endi
 overlays); the stored files are named by mapped 2.25 UIDs and dcmdump reads them; Pixel Data is
 stored byte for byte; Burned In Annotation YES is refused (0110) and nothing is stored; the same
 instance sent twice is stored under the same mapped UID (determinism).
+findscu sees only pseudonyms: no original Patient ID or name matches anything.
 A node with deid.profile none stores exactly the bytes it received.
 A node refuses to start with a world-readable key, with no key, or with a broken profile
 (the message names file:line)."""
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -81,6 +83,35 @@ try:
     rc, out = store(node, burned)
     check("(Success)" not in out and ("Processing Failure" in out or "0x110" in out.lower()),
           "Burned In Annotation YES: refused with 0110")
+    # C-FIND sees only pseudonyms; the original Patient IDs and names find nothing
+    xdir = os.path.join(work, "x")
+
+    def find(*keys):
+        shutil.rmtree(xdir, ignore_errors=True)
+        os.mkdir(xdir)
+        args = ["-P", "-X", "-od", xdir, "-aec", "MITRAL", "-k", "QueryRetrieveLevel=PATIENT"]
+        for k in keys:
+            args += ["-k", k]
+        rc, out = dcmtk("findscu", *(args + ["127.0.0.1", str(node.port)]))
+        return rc, [pydicom.dcmread(os.path.join(xdir, f), force=True)
+                    for f in sorted(os.listdir(xdir))]
+
+    rc, rs = find("PatientID", "PatientName")
+    ids = sorted(str(r.PatientID) for r in rs)
+    check(rc == 0 and rs and all(i.startswith("CMR") and len(i) == 19 for i in ids),
+          "C-FIND: %d patients, every Patient ID a CMR pseudonym" % len(rs))
+    check(all(str(r.PatientName) == str(r.PatientID) for r in rs),
+          "C-FIND: Patient's Name is the pseudonym")
+    originals = {str(pydicom.dcmread(p, stop_before_pixels=True).get("PatientID", ""))
+                 for p in inputs}
+    originals.discard("")
+    hits = 0
+    for pid in sorted(originals):
+        rc, rs = find("PatientID=%s" % pid)
+        hits += len(rs)
+    check(hits == 0, "C-FIND: none of the %d original Patient IDs matches" % len(originals))
+    rc, rs = find("PatientName=M*LLER*")
+    check(rc == 0 and not rs, "C-FIND: an original name matches nothing")
 finally:
     node.stop()
 

@@ -161,6 +161,49 @@ def body():
         lib.check(len(slow.files()) < 12, "cancelled move stopped early (%d of 12 arrived)"
                   % len(slow.files()))
         lib.check(node.alive(), "node alive after the cancelled move")
+
+        # ---- the requester vanishes mid-move (movescu killed): the node drops the work ----
+        import subprocess
+        import time
+        slow.clear()
+        cmd = ["movescu", "-S", "-aet", "MOVESCU", "-aec", node.aet, "-aem", "SLOW",
+               "-k", "QueryRetrieveLevel=STUDY", "-k", "StudyInstanceUID=" + study_a,
+               "127.0.0.1", str(node.port)]
+        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             env=lib.PEER_ENV)
+        lib.wait_for(lambda: len(slow.files()) >= 1, "first sub-operation of the killed move")
+        p.kill()
+        p.wait()
+        lib.wait_for(lambda: "outstanding request(s) abandoned" in node.all_logs(),
+                     "the node notices the requester is gone")
+        lib.wait_for(lambda: len(re.findall(r"c-move msgid=\d+ dest=SLOW", node.all_logs())) >= 2,
+                     "the abandoned move ends (after its sub-operation in progress)")
+        lib.check(len(slow.files()) < 12, "abandoned move stopped early")
+        r = lib.echoscu(node)
+        lib.check(r.returncode == 0, "echo after the abandoned move")
+
+        # ---- the destination dies mid-move: failed sub-operations, node unharmed ----
+        slow2 = qrlib.StoreSCP("SLOW", extra=["--sleep-after", "1"], name="slow2")
+        slow2.port = slow.port
+        slow.stop()
+        slow2.start()
+        out = []
+        t = __import__("threading").Thread(target=lambda: out.append(qrlib.movescu(
+            node, "SLOW", ["QueryRetrieveLevel=STUDY", "StudyInstanceUID=" + study_a],
+            extra=["-d"])))
+        t.start()
+        lib.wait_for(lambda: len(slow2.files()) >= 1, "first sub-operation before the kill")
+        slow2.proc.kill()
+        slow2.proc.wait()
+        t.join(120)
+        fs = qrlib.final_status(out[0].stdout) if out else None
+        lib.check(fs is not None and fs[:6].lower() in ("0xb000", "0xa702"),
+                  "destination killed mid-move: B000/A702, got %r" % (fs,))
+        lib.check(out and "(0008,0058)" in out[0].stdout, "failed UIDs listed")
+        lib.check(node.alive(), "node alive after the destination died")
+        r = lib.echoscu(node)
+        lib.check(r.returncode == 0, "echo after the destination died")
+
         log = node.all_logs()
         lib.check("ERROR: AddressSanitizer" not in log, "no sanitizer report")
         lib.check(re.search(r"c-move msgid=\d+ dest=SLOW .*status=0xFE00", log) is not None,

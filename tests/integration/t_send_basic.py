@@ -40,6 +40,20 @@ def body():
         lib.check(open(dest.logpath).read().count("Association Received") == 1,
                   "one association for all files")
 
+        # files larger than the 1 MiB read chunk: streamed in several chunks, identical
+        big = [os.path.join(lib.TESTDATA, "pydicom-data", "MR2_UNCI.dcm"),
+               os.path.join(lib.TESTDATA, "dbdicom", "MULTIFRAME", "IM_0010")]
+        big = [p for p in big if os.path.exists(p) and lib.read_meta(p)]
+        if big:
+            dest.clear()
+            r = lib.run([lib.MITRAL, "send", "--to", "SENDDEST@127.0.0.1:%d" % dest.port] + big)
+            lib.check(r.returncode == 0, "send of multi-chunk files: exit %s\n%s%s"
+                      % (r.returncode, r.stdout, r.stderr))
+            src = {lib.read_meta(p)["sop_instance_uid"]: p for p in big}
+            qrlib.check_identical(src, dest.by_sop(), "multi-chunk send")
+        else:
+            lib.log("note: no test file larger than 1 MiB: multi-chunk check skipped")
+
         if os.path.isdir(TS_DIR):
             r = lib.run([lib.MITRAL, "send", "--to", "PLAIN@127.0.0.1:%d" % plain.port, TS_DIR])
             lib.check(r.returncode == 1, "compressed files to an uncompressed-only SCP: exit 1")

@@ -207,12 +207,13 @@ static void test_orthanc_store(void **state)
     mt_pdu_dispose(&rq);
     FIXTURE(echo, "orthanc-echo-assoc-rq.bin");
     assert_int_equal(mt_negotiate(&pol, &echo.u.assoc, &n, &reply, &d), 0);
-    /* Verification and the FIND models are accepted; MOVE and worklist are not offered */
+    /* Verification, the FIND and MOVE models are accepted; worklist is not offered */
     assert_string_equal(mt_negotiated_pc(&n, 1)->transfer_syntax, EXPLICIT);
     for (size_t i = 0; i < n.n_pcs; i++) {
         const char *as = n.pcs[i].abstract_syntax;
-        if (strcmp(as, "1.2.840.10008.5.1.4.1.2.2.2") == 0 ||
-            strcmp(as, "1.2.840.10008.5.1.4.31") == 0)
+        if (strcmp(as, "1.2.840.10008.5.1.4.1.2.2.2") == 0)
+            assert_int_equal(n.pcs[i].result, MT_PC_ACCEPTANCE);
+        if (strcmp(as, "1.2.840.10008.5.1.4.31") == 0)
             assert_int_equal(n.pcs[i].result, MT_PC_ABSTRACT_SYNTAX_NOT_SUPPORTED);
         if (strcmp(as, MT_UID_STUDY_ROOT_FIND) == 0)
             assert_int_equal(n.pcs[i].result, MT_PC_ACCEPTANCE);
@@ -296,7 +297,7 @@ static void test_transfer_syntax_choice(void **state)
     mt_pdu_diag_t d;
     assert_int_equal(mt_negotiate(&pol, &rq.u.assoc, &n, &reply, &d), 0);
     assert_int_equal(n.n_pcs, 7);
-    assert_int_equal(n.n_accepted, 3);
+    assert_int_equal(n.n_accepted, 4); /* 1, 3, 5 and 11 (Study Root GET) */
     assert_string_equal(mt_negotiated_pc(&n, 3)->transfer_syntax, EXPLICIT);      /* preference */
     assert_string_equal(mt_negotiated_pc(&n, 5)->transfer_syntax, JPEG_LOSSLESS); /* as sent */
     assert_true(mt_negotiated_pc(&n, 5)->ts->encapsulated);
@@ -304,7 +305,7 @@ static void test_transfer_syntax_choice(void **state)
     assert_string_equal(n.pcs[3].transfer_syntax, "");
     assert_null(n.pcs[3].ts);
     assert_int_equal(n.pcs[4].result, MT_PC_ABSTRACT_SYNTAX_NOT_SUPPORTED);
-    assert_int_equal(n.pcs[5].result, MT_PC_ABSTRACT_SYNTAX_NOT_SUPPORTED);
+    assert_int_equal(n.pcs[5].result, MT_PC_ACCEPTANCE); /* Study Root GET */
     assert_int_equal(n.pcs[6].result, MT_PC_TRANSFER_SYNTAXES_NOT_SUPPORTED);
     /* on the wire: every context answered, rejected ones still carry a TS sub-item */
     mt_pdu_t ac;
@@ -489,8 +490,9 @@ static void test_abort_cases(void **state)
 static void test_roles(void **state)
 {
     (void)state;
-    /* getscu: asks to be SCP for every storage class (C-GET): those contexts are refused,
-     * the Query/Retrieve GET context is not supported */
+    /* getscu: asks to be SCP for every storage class, with a C-GET model context: the
+     * storage contexts are accepted with the requestor as SCP (C-GET sub-operations), and the
+     * role items are answered SCU=0 SCP=1 */
     FIXTURE(rq, "getscu-assoc-rq.bin");
     mt_nego_policy_t pol = policy();
     pol.ae_title = "STORESCP";
@@ -498,20 +500,45 @@ static void test_roles(void **state)
     mt_pdu_t reply;
     mt_pdu_diag_t d;
     assert_int_equal(mt_negotiate(&pol, &rq.u.assoc, &n, &reply, &d), 0);
-    size_t refused = 0;
+    size_t scp = 0;
     for (size_t i = 0; i < n.n_pcs; i++) {
         const char *as = n.pcs[i].abstract_syntax;
-        if (mt_sop_is_storage(as)) {
-            assert_int_equal(n.pcs[i].result, MT_PC_USER_REJECTION);
-            refused++;
-        } else if (strcmp(as, MT_UID_VERIFICATION) != 0) {
-            assert_int_equal(n.pcs[i].result, MT_PC_ABSTRACT_SYNTAX_NOT_SUPPORTED);
+        if (mt_sop_is_storage(as) && n.pcs[i].result == MT_PC_ACCEPTANCE) {
+            assert_true(n.pcs[i].requestor_scp);
+            assert_false(n.pcs[i].requestor_scu);
+            scp++;
         }
     }
+    assert_true(scp > 10);
+    assert_true(reply.u.assoc.ui.n_roles > 10);
+    for (size_t i = 0; i < reply.u.assoc.ui.n_roles; i++) {
+        assert_int_equal(reply.u.assoc.ui.roles[i].scu_role, 0);
+        assert_int_equal(reply.u.assoc.ui.roles[i].scp_role, 1);
+    }
+    uint8_t id = mt_nego_find_pc(&n, MR_STORAGE, NULL, true);
+    assert_true(id != 0);
+    assert_int_equal(mt_nego_find_pc(&n, MR_STORAGE, NULL, false), 0);
+    mt_pdu_dispose(&reply);
+    mt_pdu_dispose(&rq);
+
+    /* the same roles without a C-GET model context: SCP-only requestors are refused */
+    FIXTURE(rq3, "getscu-assoc-rq.bin");
+    for (size_t i = 0; i < rq3.u.assoc.n_pcs; i++)
+        if (strstr(rq3.u.assoc.pcs[i].abstract_syntax, "1.2.840.10008.5.1.4.1.2.") ==
+            rq3.u.assoc.pcs[i].abstract_syntax)
+            snprintf(rq3.u.assoc.pcs[i].abstract_syntax, sizeof rq3.u.assoc.pcs[i].abstract_syntax,
+                     "1.2.3.999");
+    assert_int_equal(mt_negotiate(&pol, &rq3.u.assoc, &n, &reply, &d), 0);
+    size_t refused = 0;
+    for (size_t i = 0; i < n.n_pcs; i++)
+        if (mt_sop_is_storage(n.pcs[i].abstract_syntax)) {
+            assert_int_equal(n.pcs[i].result, MT_PC_USER_REJECTION);
+            refused++;
+        }
     assert_true(refused > 10);
     assert_int_equal(reply.u.assoc.ui.n_roles, 0); /* no answer for refused classes */
     mt_pdu_dispose(&reply);
-    mt_pdu_dispose(&rq);
+    mt_pdu_dispose(&rq3);
 
     /* a storage SCU that proposes SCU+SCP roles: accepted, answered SCU=1 SCP=0 */
     mt_pdu_t r2;

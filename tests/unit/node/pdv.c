@@ -86,7 +86,7 @@ static uint8_t *load(const char *name, size_t *n)
 static void test_storescu_stream(void **state)
 {
     (void)state;
-    size_t n;
+    size_t n = 0;
     uint8_t *buf = load("storescu-c-store-stream.bin", &n);
     if (!buf)
         skip();

@@ -444,9 +444,43 @@ static void test_projects(void **state)
                  "t.yaml:2: query.max_matches: 0 is out of range (1-10000000)");
 }
 
+static void test_move_destinations(void **state)
+{
+    (void)state;
+    long live = mt_alloc_live();
+    mt_conf_t *c = load("move_destinations:\n  - ae_title: WS1\n    host: 10.0.0.2\n    port: 104\n"
+                        "  - ae_title: ' WS2 '\n    host: ws2.example\n    port: 11112\n");
+    if (!c)
+        fail_msg("%s", err);
+    assert_int_equal(c->n_dests, 2);
+    assert_string_equal(c->dests[0].host, "10.0.0.2");
+    assert_int_equal(c->dests[0].port, 104);
+    assert_ptr_equal(mt_conf_dest_by_ae(c, "WS2 "), &c->dests[1]);
+    assert_null(mt_conf_dest_by_ae(c, "WS3"));
+    mt_conf_free(c);
+    c = load("move_destinations: []\n");
+    assert_non_null(c);
+    assert_int_equal(c->n_dests, 0);
+    mt_conf_free(c);
+    assert_int_equal(mt_alloc_live(), live);
+    expect_error("move_destinations:\n  - ae_title: A\n    host: h\n",
+                 "t.yaml:2: move_destinations[0]: ae_title, host and port are required");
+    expect_error("move_destinations:\n  - ae_title: A\n    host: h\n    port: 0\n",
+                 "t.yaml:4: move_destinations[0].port: expected 1-65535");
+    expect_error("move_destinations:\n  - ae_title: A\n    host: h\n    port: 1\n"
+                 "  - ae_title: A\n    host: g\n    port: 2\n",
+                 "t.yaml:5: move_destinations[1]: duplicate AE title A");
+    expect_error("move_destinations:\n  - ae_title: A\n    hots: h\n",
+                 "t.yaml:3: unknown key \"hots\" in move_destinations[0] (ae_title, host, port)");
+    expect_error("move_destinations: 3\n",
+                 "t.yaml:1: move_destinations: expected a list (- ae_title: ..., host: ..., "
+                 "port: ...)");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_move_destinations),
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_empty_inputs_are_defaults),
         cmocka_unit_test(test_shipped_file_equals_defaults),

@@ -58,8 +58,9 @@ static void test_key_file_permissions(void **state)
 static void make_file(const char *path, const char *sop, const char *burned)
 {
     mt_ds_t *ds = mt_ds_new();
-    assert_int_equal(mt_ds_set_string(ds, MT_TAG(0x0008, 0x0016), MT_VR('U', 'I'),
-                                      "1.2.840.10008.5.1.4.1.1.4"), 0);
+    assert_int_equal(
+        mt_ds_set_string(ds, MT_TAG(0x0008, 0x0016), MT_VR('U', 'I'), "1.2.840.10008.5.1.4.1.1.4"),
+        0);
     assert_int_equal(mt_ds_set_string(ds, MT_TAG(0x0008, 0x0018), MT_VR('U', 'I'), sop), 0);
     assert_int_equal(mt_ds_set_string(ds, MT_TAG(0x0008, 0x0020), MT_VR('D', 'A'), "20240301"), 0);
     assert_int_equal(mt_ds_set_string(ds, MT_TAG(0x0010, 0x0010), MT_VR('P', 'N'), "Doe^Jane"), 0);
@@ -119,8 +120,8 @@ static int run_cli(const char *in, const char *out, const char *profile)
     char key[512], pdir[512];
     snprintf(key, sizeof(key), "%s/key", g_dir);
     snprintf(pdir, sizeof(pdir), "%s/deid-profiles", MT_SOURCE_DIR);
-    char *argv[] = {"deid", "--profile", (char *)profile, "--key", key, "--profiles-dir", pdir,
-                    (char *)in, (char *)out, NULL};
+    char *argv[] = {"deid",           "--profile", (char *)profile, "--key",     key,
+                    "--profiles-dir", pdir,        (char *)in,      (char *)out, NULL};
     return mt_deid_cli(9, argv);
 }
 
@@ -147,8 +148,8 @@ static void test_cli_run(void **state)
     assert_non_null(b2);
     assert_int_equal(n1, n2); /* determinism: same key and input, same bytes */
     assert_memory_equal(b1, b2, n1);
-    static const char *const secrets[] = {"Doe", "Jane", "MRN-4711", "20240301", "1.2.3.4.3",
-                                          "1.2.3.4.1", NULL};
+    static const char *const secrets[] = {"Doe",       "Jane",      "MRN-4711", "20240301",
+                                          "1.2.3.4.3", "1.2.3.4.1", NULL};
     for (const char *const *s = secrets; *s; s++)
         if (memmem(b1, n1, *s, strlen(*s)))
             fail_msg("'%s' survived", *s);

@@ -38,11 +38,11 @@ static const char test_profile[] =
     "pseudonym-prefix: \"P-\"\n"
     "date-shift: {min-days: -100, max-days: -10}\n"
     "attributes:\n"
-    "  \"(0008,0050)\": Z\n"      /* AccessionNumber SH */
-    "  \"(0008,0080)\": X/Z/D\n"  /* InstitutionName LO -> D */
-    "  \"(0008,0090)\": Z\n"      /* ReferringPhysicianName PN */
-    "  \"(0008,0012)\": X/D\n"    /* InstanceCreationDate DA -> D */
-    "  \"(0008,0013)\": X/Z/D\n"  /* InstanceCreationTime TM -> D */
+    "  \"(0008,0050)\": Z\n"     /* AccessionNumber SH */
+    "  \"(0008,0080)\": X/Z/D\n" /* InstitutionName LO -> D */
+    "  \"(0008,0090)\": Z\n"     /* ReferringPhysicianName PN */
+    "  \"(0008,0012)\": X/D\n"   /* InstanceCreationDate DA -> D */
+    "  \"(0008,0013)\": X/Z/D\n" /* InstanceCreationTime TM -> D */
     "  \"(0008,0018)\": U\n"
     "  \"(0008,1155)\": U\n"
     "  \"(0020,000D)\": U\n"
@@ -53,16 +53,16 @@ static const char test_profile[] =
     "  \"(0010,0010)\": Z\n"
     "  \"(0010,0020)\": Z/D\n"
     "  \"(0010,0030)\": Z\n"
-    "  \"(0010,1010)\": X\n"      /* PatientAge AS */
-    "  \"(0010,1030)\": D\n"      /* PatientWeight DS */
-    "  \"(0018,1000)\": D\n"      /* DeviceSerialNumber LO */
+    "  \"(0010,1010)\": X\n" /* PatientAge AS */
+    "  \"(0010,1030)\": D\n" /* PatientWeight DS */
+    "  \"(0018,1000)\": D\n" /* DeviceSerialNumber LO */
     "  \"(0028,0011)\": K\n"
-    "  \"(0008,0020)\": C\n"      /* StudyDate DA */
-    "  \"(0008,002A)\": C\n"      /* AcquisitionDateTime DT */
-    "  \"(0008,0030)\": C\n"      /* StudyTime TM */
-    "  \"(0008,103E)\": C\n"      /* SeriesDescription LO */
-    "  \"(0040,A730)\": C\n"      /* ContentSequence: clean */
-    "  \"(0018,9346)\": D\n"      /* a sequence with D */
+    "  \"(0008,0020)\": C\n" /* StudyDate DA */
+    "  \"(0008,002A)\": C\n" /* AcquisitionDateTime DT */
+    "  \"(0008,0030)\": C\n" /* StudyTime TM */
+    "  \"(0008,103E)\": C\n" /* SeriesDescription LO */
+    "  \"(0040,A730)\": C\n" /* ContentSequence: clean */
+    "  \"(0018,9346)\": D\n" /* a sequence with D */
     "  \"(50xx,xxxx)\": X\n"
     "  \"(60xx,3000)\": X\n"
     "  private: X\n"
@@ -186,7 +186,7 @@ static mt_ds_t *make_instance(const char *sop_uid, const char *ref_uid)
     assert_int_equal(mt_ds_set_u32(ds, MT_TAG(0x0031, 0x0000), 4), 0);
     set(ds, 0x0009, 0x0003, "LO", "x");
     set(ds, 0x0077, 0x0000 | 0x0100, "LO", "unknown"); /* odd: private without creator */
-    set(ds, 0x0044, 0x9999, "LO", "Doe");               /* even, not in the dictionary */
+    set(ds, 0x0044, 0x9999, "LO", "Doe");              /* even, not in the dictionary */
     return ds;
 }
 
@@ -480,9 +480,9 @@ static void test_burned_in_annotation(void **state)
 static void test_no_leak_of_values(void **state)
 {
     (void)state;
-    static const char *secrets[] = {"Jane", "JANE", "Doe", "Welby", "MRN-4711", "ACC998877",
-                                    "Elsewhere", "19700101", "20240301", "SN12345", "054Y",
-                                    "1.2.3.4.5.6.7.1", NULL};
+    static const char *secrets[] = {
+        "Jane",     "JANE",     "Doe",     "Welby", "MRN-4711",        "ACC998877", "Elsewhere",
+        "19700101", "20240301", "SN12345", "054Y",  "1.2.3.4.5.6.7.1", NULL};
     mt_deid_profile_t *p = load("t");
     mt_ds_t *ds = make_instance("1.2.3.4.5.6.7.100", "1.2.3.4.5.6.7.101");
     assert_int_equal(mt_deid_apply(p, KEY1, sizeof(KEY1), ds, NULL), 0);
@@ -496,7 +496,6 @@ static void test_no_leak_of_values(void **state)
     mt_ds_free(ds);
     mt_deid_profile_free(p);
 }
-
 
 /* ---- PS3.15 Table E.1-1, row by row, expectations read from the standard's JSON ----
  *
@@ -642,25 +641,51 @@ static uint16_t put_row_value(mt_ds_t *ds, uint32_t tag)
     const char *v;
     static const uint8_t bin[8] = {1, 2, 3, 4, 5, 6, 7, 8};
     switch (vr) {
-    case MT_VR('D', 'A'): v = "20200115"; break;
-    case MT_VR('D', 'T'): v = "20200115101010"; break;
-    case MT_VR('T', 'M'): v = "101010"; break;
-    case MT_VR('U', 'I'): v = ROW_SECRET_UID; break;
-    case MT_VR('A', 'S'): v = "042Y"; break;
-    case MT_VR('D', 'S'): v = "12.5"; break;
-    case MT_VR('I', 'S'): v = "7"; break;
-    case MT_VR('C', 'S'): v = "ABC"; break;
-    case MT_VR('P', 'N'): v = "Smith^John"; break;
-    case MT_VR('U', 'R'): v = "http://example.org/smith"; break;
-    case MT_VR('A', 'E'): v = "SMITHAE"; break;
-    case MT_VR('L', 'O'): case MT_VR('S', 'H'): case MT_VR('S', 'T'): case MT_VR('L', 'T'):
-    case MT_VR('U', 'T'): case MT_VR('U', 'C'):
+    case MT_VR('D', 'A'):
+        v = "20200115";
+        break;
+    case MT_VR('D', 'T'):
+        v = "20200115101010";
+        break;
+    case MT_VR('T', 'M'):
+        v = "101010";
+        break;
+    case MT_VR('U', 'I'):
+        v = ROW_SECRET_UID;
+        break;
+    case MT_VR('A', 'S'):
+        v = "042Y";
+        break;
+    case MT_VR('D', 'S'):
+        v = "12.5";
+        break;
+    case MT_VR('I', 'S'):
+        v = "7";
+        break;
+    case MT_VR('C', 'S'):
+        v = "ABC";
+        break;
+    case MT_VR('P', 'N'):
+        v = "Smith^John";
+        break;
+    case MT_VR('U', 'R'):
+        v = "http://example.org/smith";
+        break;
+    case MT_VR('A', 'E'):
+        v = "SMITHAE";
+        break;
+    case MT_VR('L', 'O'):
+    case MT_VR('S', 'H'):
+    case MT_VR('S', 'T'):
+    case MT_VR('L', 'T'):
+    case MT_VR('U', 'T'):
+    case MT_VR('U', 'C'):
         v = ROW_TEXT;
         break;
     default: {
         size_t n = vr == MT_VR('F', 'D') || vr == MT_VR('S', 'V') || vr == MT_VR('U', 'V') ? 8
-                   : vr == MT_VR('U', 'S') || vr == MT_VR('S', 'S')                      ? 2
-                                                                                         : 4;
+                   : vr == MT_VR('U', 'S') || vr == MT_VR('S', 'S')                        ? 2
+                                                                                           : 4;
         assert_int_equal(mt_ds_set(ds, tag, vr, bin, (uint32_t)n), 0);
         return vr;
     }
@@ -684,7 +709,7 @@ static char outcome(const mt_ds_t *ds, uint32_t tag, uint16_t vr, const uint8_t 
         if (!mt_ds_get_string(it, MT_TAG(0x0008, 0x1155), uid, sizeof(uid)))
             return 'D'; /* one dummy item */
         if (strcmp(uid, ROW_SECRET_UID) == 0)
-            return 'K'; /* kept, with its UIDs (retain-uids) */
+            return 'K';                                   /* kept, with its UIDs (retain-uids) */
         return strncmp(uid, "2.25.", 5) == 0 ? 'U' : '?'; /* kept, contained UIDs replaced */
     }
     size_t len = e->value ? e->len : 0;
@@ -773,8 +798,8 @@ static void check_column(const char *json, const char *column, const char *optio
         char o = outcome(ds, tag, vr, orig, olen, res.shift_days);
         /* Patient ID and Patient's Name follow the profile's pseudonym rules (D or Z). */
         if (!allowed(rows[i].action, o, vr)) {
-            print_error("%s %s: %s (%s, VR %c%c) gave %c\n", column, rows[i].tag,
-                        rows[i].action, option ? option : "basic", vr >> 8, vr & 0xFF, o);
+            print_error("%s %s: %s (%s, VR %c%c) gave %c\n", column, rows[i].tag, rows[i].action,
+                        option ? option : "basic", vr >> 8, vr & 0xFF, o);
             failures++;
         }
         checked++;
@@ -825,7 +850,8 @@ static mt_ds_t *graphics_instance(void)
     mt_ds_t *ds = mt_ds_new();
     set(ds, 0x0010, 0x0010, "PN", "Smith^John");
     assert_int_equal(mt_ds_set_u16(ds, MT_TAG(0x6002, 0x0010), 16), 0);
-    assert_int_equal(mt_ds_set(ds, MT_TAG(0x6002, 0x3000), MT_VR('O', 'W'), "\xff\x00\xff\x00", 4), 0);
+    assert_int_equal(mt_ds_set(ds, MT_TAG(0x6002, 0x3000), MT_VR('O', 'W'), "\xff\x00\xff\x00", 4),
+                     0);
     set(ds, 0x6002, 0x4000, "LT", "overlay by Smith");
     assert_int_equal(mt_ds_set_u16(ds, MT_TAG(0x5000, 0x0005), 1), 0);
     assert_int_equal(mt_ds_set(ds, MT_TAG(0x5000, 0x3000), MT_VR('O', 'W'), "\x01\x00", 2), 0);
@@ -915,12 +941,12 @@ static void test_cmr_registry_method(void **state)
     mt_deid_profile_free(p);
 }
 
-
 /* A sequence that came as UN with a defined length (implicit VR LE items inside) is decoded and
  * handled like any sequence; one that does not decode is removed. */
 static void put_le32(uint8_t *p, uint32_t v)
 {
-    p[0] = (uint8_t)v, p[1] = (uint8_t)(v >> 8), p[2] = (uint8_t)(v >> 16), p[3] = (uint8_t)(v >> 24);
+    p[0] = (uint8_t)v, p[1] = (uint8_t)(v >> 8), p[2] = (uint8_t)(v >> 16),
+    p[3] = (uint8_t)(v >> 24);
 }
 
 static size_t implicit_elem(uint8_t *p, uint16_t g, uint16_t e, const char *v)

@@ -22,7 +22,9 @@
 #endif
 
 /* Resolver over named strings, falling back to MT_SOURCE_DIR/deid-profiles/NAME.yaml. */
-typedef struct src { const char *name, *text; } src_t;
+typedef struct src {
+    const char *name, *text;
+} src_t;
 static src_t *g_srcs;
 static char *g_file_text[8];
 static size_t g_nfile;
@@ -74,9 +76,10 @@ static int load(src_t *srcs, const char *name, mt_deid_profile_t **p, char *err,
 
 static void expect_error(const char *text, const char *want)
 {
-    src_t s[] = {{"bad.yaml", text}, {"base0", "name: base0\ndefault: K\n"
-                                               "options:\n  retain-uids:\n    attributes:\n"
-                                               "      \"(0008,0018)\": K\n"},
+    src_t s[] = {{"bad.yaml", text},
+                 {"base0", "name: base0\ndefault: K\n"
+                           "options:\n  retain-uids:\n    attributes:\n"
+                           "      \"(0008,0018)\": K\n"},
                  {NULL, NULL}};
     char err[256];
     mt_deid_profile_t *p = NULL;

@@ -108,14 +108,14 @@ static void test_matches_whole_tree(void **state)
     (void)state;
     mt_deid_profile_t *p = profile("cmr-registry");
     static const char *const files[] = {
-        "pydicom/test_files/MR_small.dcm",            /* explicit LE, native */
-        "pydicom/test_files/MR_small_implicit.dcm",   /* implicit LE */
-        "pydicom/test_files/MR_small_bigendian.dcm",  /* explicit BE */
-        "pydicom/test_files/JPEG2000.dcm",            /* encapsulated */
-        "pydicom/test_files/SC_rgb_jpeg_dcmtk.dcm",   /* encapsulated, JPEG */
-        "pydicom/test_files/image_dfl.dcm",           /* deflated: buffered whole */
-        "pydicom/test_files/CT_small.dcm",            /* GE private groups */
-        "pydicom/test_files/test-SR.dcm",             /* no Pixel Data, nested sequences */
+        "pydicom/test_files/MR_small.dcm",           /* explicit LE, native */
+        "pydicom/test_files/MR_small_implicit.dcm",  /* implicit LE */
+        "pydicom/test_files/MR_small_bigendian.dcm", /* explicit BE */
+        "pydicom/test_files/JPEG2000.dcm",           /* encapsulated */
+        "pydicom/test_files/SC_rgb_jpeg_dcmtk.dcm",  /* encapsulated, JPEG */
+        "pydicom/test_files/image_dfl.dcm",          /* deflated: buffered whole */
+        "pydicom/test_files/CT_small.dcm",           /* GE private groups */
+        "pydicom/test_files/test-SR.dcm",            /* no Pixel Data, nested sequences */
         "pydicom-data/MR-SIEMENS-DICOM-WithOverlays.dcm",
     };
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
@@ -127,8 +127,9 @@ static void test_matches_whole_tree(void **state)
 static void make(mt_buf_t *b, const char *burned, size_t npix)
 {
     mt_ds_t *ds = mt_ds_new();
-    assert_int_equal(mt_ds_set_string(ds, MT_TAG(0x0008, 0x0016), MT_VR('U', 'I'),
-                                      "1.2.840.10008.5.1.4.1.1.4"), 0);
+    assert_int_equal(
+        mt_ds_set_string(ds, MT_TAG(0x0008, 0x0016), MT_VR('U', 'I'), "1.2.840.10008.5.1.4.1.1.4"),
+        0);
     assert_int_equal(mt_ds_set_string(ds, MT_TAG(0x0008, 0x0018), MT_VR('U', 'I'), "1.2.3.9"), 0);
     assert_int_equal(mt_ds_set_string(ds, MT_TAG(0x0010, 0x0010), MT_VR('P', 'N'), "Doe^Jane"), 0);
     assert_int_equal(mt_ds_set_string(ds, MT_TAG(0x0010, 0x0020), MT_VR('L', 'O'), "MRN-4711"), 0);
@@ -154,9 +155,11 @@ static void test_tail_dropped_pixels_kept(void **state)
     mt_buf_init(&in, 1 << 24);
     mt_buf_init(&got, 1 << 24);
     make(&in, "NO", 300000);
-    mt_deid_stream_t *s = mt_deid_stream_new(p, KEY, sizeof(KEY), mt_ts_explicit_le, 0, to_buf, &got);
+    mt_deid_stream_t *s =
+        mt_deid_stream_new(p, KEY, sizeof(KEY), mt_ts_explicit_le, 0, to_buf, &got);
     for (size_t i = 0; i < in.len; i += 1000)
-        assert_true(mt_deid_stream_feed(s, in.data + i, in.len - i < 1000 ? in.len - i : 1000) >= 0);
+        assert_true(mt_deid_stream_feed(s, in.data + i, in.len - i < 1000 ? in.len - i : 1000) >=
+                    0);
     assert_true(mt_deid_stream_finish(s) >= 0);
     assert_null(memmem(got.data, got.len, "Doe", 3));
     assert_null(memmem(got.data, got.len, "MRN-4711", 8));
@@ -187,7 +190,44 @@ static void test_tail_dropped_pixels_kept(void **state)
     assert_int_equal(rc, MT_EREJECTED);
     assert_int_equal(mt_deid_stream_finish(s), MT_EREJECTED);
     assert_int_equal(got.len, 0);
+    assert_false(mt_deid_stream_quarantined(s));
     mt_deid_stream_free(s);
+
+    /* The same with burned-in-annotation: quarantine: de-identified and emitted as usual,
+     * flagged quarantined (the caller keeps it out of the store); no identifying value out. */
+    p->burned_in = MT_DEID_BURNED_IN_QUARANTINE;
+    s = mt_deid_stream_new(p, KEY, sizeof(KEY), mt_ts_explicit_le, 0, to_buf, &got);
+    rc = 0;
+    for (size_t i = 0; i < in.len && rc >= 0; i += 4096)
+        rc = mt_deid_stream_feed(s, in.data + i, in.len - i < 4096 ? in.len - i : 4096);
+    assert_true(rc >= 0);
+    assert_true(mt_deid_stream_finish(s) >= 0);
+    assert_true(mt_deid_stream_quarantined(s));
+    assert_true(got.len > 300000);
+    assert_null(memmem(got.data, got.len, "Doe^Jane", 8));
+    assert_null(memmem(got.data, got.len, "MRN-4711", 8));
+    assert_null(memmem(got.data, got.len, "1.2.3.9", 8)); /* the UID (with its NUL pad) */
+    {
+        char v[65];
+        const mt_ds_t *h = mt_deid_stream_header(s);
+        assert_non_null(h);
+        assert_true(mt_ds_get_string(h, MT_TAG(0x0012, 0x0062), v, sizeof(v)));
+        assert_string_equal(v, "YES");
+        assert_true(mt_ds_get_string(h, MT_TAG(0x0028, 0x0301), v, sizeof(v)));
+        assert_string_equal(v, "YES");
+    }
+    mt_deid_stream_free(s);
+    /* and an instance without burned-in annotation is not flagged */
+    mt_buf_reset(&in);
+    mt_buf_reset(&got);
+    make(&in, "NO", 1000);
+    s = mt_deid_stream_new(p, KEY, sizeof(KEY), mt_ts_explicit_le, 0, to_buf, &got);
+    assert_true(mt_deid_stream_feed(s, in.data, in.len) >= 0);
+    assert_true(mt_deid_stream_finish(s) >= 0);
+    assert_false(mt_deid_stream_quarantined(s));
+    mt_deid_stream_free(s);
+    p->burned_in = MT_DEID_BURNED_IN_REJECT;
+    mt_buf_reset(&got);
 
     /* A header larger than the limit: MT_ETOOBIG, nothing emitted. */
     mt_buf_reset(&in);

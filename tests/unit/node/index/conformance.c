@@ -613,12 +613,113 @@ static void test_sqlite_migrations(void **state)
     assert_null(f->ix);
 }
 
+/* ---- routing: projects joined and the forwarding queue, in put()'s transaction ---- */
+
+typedef struct qrows {
+    int64_t id[16];
+    char sop[16][65], series[16][65];
+    bool dead[16], has_file[16];
+    uint32_t attempts[16];
+    size_t n;
+} qrows_t;
+
+static int on_q(void *u, const mt_index_queue_entry_t *e)
+{
+    qrows_t *q = u;
+    assert_true(q->n < 16);
+    q->id[q->n] = e->id;
+    snprintf(q->sop[q->n], 65, "%s", e->sop_instance_uid);
+    snprintf(q->series[q->n], 65, "%s", e->series_uid ? e->series_uid : "");
+    q->dead[q->n] = e->dead;
+    q->has_file[q->n] = e->rel_path != NULL;
+    q->attempts[q->n] = e->attempts;
+    q->n++;
+    return 0;
+}
+
+static qrows_t qlist(mt_index_t *ix, const char *dest, int state, int64_t due)
+{
+    qrows_t q;
+    memset(&q, 0, sizeof q);
+    assert_int_equal(ix->ops->queue_list(ix, dest, state, due, 0, on_q, &q), 0);
+    return q;
+}
+
+static void test_routing_rows(void **state)
+{
+    fixture_t *f = *state;
+    mt_index_t *ix = f->ix;
+    mt_index_rec_t *r = rec_make("P1", "1.2.3", "1.2.3.1", "1.2.3.1.1", "a/1.dcm", 10);
+    mt_index_rec_add_project(r, "cmr");
+    mt_index_rec_add_project(r, "cmr"); /* twice: once */
+    mt_index_rec_add_forward(r, "central");
+    mt_index_rec_add_forward(r, "backup");
+    put_ok(ix, r, MT_DUP_OVERWRITE, MT_INDEX_INSERTED, "");
+    assert_int_equal(ix->ops->mark_verified(ix), 0);
+    r = rec_make("P1", "1.2.3", "1.2.3.1", "1.2.3.1.2", "a/2.dcm", 10);
+    mt_index_rec_add_forward(r, "central");
+    put_ok(ix, r, MT_DUP_OVERWRITE, MT_INDEX_INSERTED, "");
+    /* not verified yet: not due */
+    qrows_t q = qlist(ix, "central", 0, INT64_MAX);
+    assert_int_equal(q.n, 1);
+    assert_string_equal(q.sop[0], "1.2.3.1.1");
+    assert_string_equal(q.series[0], "1.2.3.1");
+    assert_true(q.has_file[0]);
+    assert_int_equal(ix->ops->mark_verified(ix), 0);
+    q = qlist(ix, "central", 0, INT64_MAX);
+    assert_int_equal(q.n, 2); /* arrival order */
+    assert_string_equal(q.sop[1], "1.2.3.1.2");
+    assert_int_equal(qlist(ix, NULL, -1, -1).n, 3);
+    assert_int_equal(qlist(ix, "backup", -1, -1).n, 1);
+    mt_index_stats_t ps;
+    assert_int_equal(ix->ops->project_stats(ix, "cmr", &ps), 0);
+    assert_int_equal(ps.studies, 1);
+
+    /* a failed attempt: attempts+1, not due before next_at; dead ones are listed as dead */
+    int64_t id1 = q.id[0], id2 = q.id[1];
+    assert_int_equal(ix->ops->queue_failed(ix, id1, INT64_MAX / 2, false, "status 0xA700"), 0);
+    q = qlist(ix, "central", 0, 1000);
+    assert_int_equal(q.n, 0);
+    assert_int_equal(ix->ops->queue_failed(ix, id2, 0, true, "no association"), 0);
+    q = qlist(ix, "central", 1, -1);
+    assert_int_equal(q.n, 1);
+    assert_true(q.dead[0]);
+    assert_int_equal(q.attempts[0], 1);
+    size_t n = 0;
+    assert_int_equal(ix->ops->queue_retry(ix, "central", 0, true, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(qlist(ix, "central", 1, -1).n, 0);
+
+    /* a newer copy of a queued instance: a new row; the old id is gone */
+    r = rec_make("P1", "1.2.3", "1.2.3.1", "1.2.3.1.2", "a/2.dcm", 12);
+    mt_index_rec_add_forward(r, "central");
+    put_ok(ix, r, MT_DUP_OVERWRITE, MT_INDEX_REPLACED, "");
+    assert_int_equal(ix->ops->queue_done(ix, id2), MT_ENOENT);
+    q = qlist(ix, "central", -1, -1);
+    assert_int_equal(q.n, 2);
+    assert_true(q.id[1] > id2);
+    /* keep-first: the dropped copy is not queued again */
+    assert_int_equal(ix->ops->queue_done(ix, q.id[1]), 0);
+    r = rec_make("P1", "1.2.3", "1.2.3.1", "1.2.3.1.2", "a/2.dcm", 12);
+    mt_index_rec_add_forward(r, "central");
+    put_ok(ix, r, MT_DUP_KEEP_FIRST, MT_INDEX_KEPT_EXISTING, "");
+    assert_int_equal(qlist(ix, "central", -1, -1).n, 1);
+    /* an instance removed from the index: its row says so (no file) */
+    assert_int_equal(ix->ops->remove(ix, "1.2.3.1.1"), 0);
+    q = qlist(ix, "central", -1, -1);
+    assert_false(q.has_file[0]);
+    assert_int_equal(ix->ops->queue_purge(ix, NULL, 0, false, &n), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(qlist(ix, NULL, -1, -1).n, 0);
+}
+
 #define FOR_BACKENDS(t) cmocka_unit_test_setup_teardown(t, setup_sqlite, teardown)
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         FOR_BACKENDS(test_put_exists_stats),
+        FOR_BACKENDS(test_routing_rows),
         FOR_BACKENDS(test_duplicates),
         FOR_BACKENDS(test_verified_bookkeeping),
         FOR_BACKENDS(test_remove_prunes),

@@ -707,6 +707,92 @@ static void test_exec_instances_and_text(void **state)
     mt_query_free(q);
 }
 
+/* CMR tag / view keys (issue 5): at STUDY level of a hierarchical model they are matched
+ * (studies having such a series) and C-MOVE / C-GET get the instances of those series only;
+ * at PATIENT and STUDY level of C-FIND the entities having at least one such series. */
+#define T_CMR_CREATOR MT_TAG(MT_CMR_GROUP, 0x0010)
+#define T_CMR_TAG MT_TAG(MT_CMR_GROUP, 0x1010)
+#define T_CMR_VIEW MT_TAG(MT_CMR_GROUP, 0x1011)
+
+static void put_tag(fx_t *f, const char *study, const char *series, const char *tag,
+                    const char *view)
+{
+    mt_index_tag_t t = {.study_uid = study, .series_uid = series, .tag = tag, .view = view,
+                        .evidence = "", .version = "cmr-test", .confidence = 0.9};
+    assert_int_equal(f->ix->ops->tag_put(f->ix, &t, NULL), 0);
+}
+
+static int cmr_instances(fx_t *f, const char *level, const char *study, const char *series,
+                         const char *tag, const char *view)
+{
+    mt_ds_t *d = ident(level);
+    mt_ds_set_string(d, T_STUDY, UI, study);
+    if (series)
+        mt_ds_set_string(d, T_SERIES, UI, series);
+    mt_ds_set_string(d, T_CMR_CREATOR, LO, MT_CMR_CREATOR);
+    if (tag)
+        mt_ds_set_string(d, T_CMR_TAG, LO, tag);
+    if (view)
+        mt_ds_set_string(d, T_CMR_VIEW, CS, view);
+    mt_query_t *q = NULL;
+    mt_query_err_t e;
+    assert_int_equal(mt_query_from_ds(d, MT_QR_STUDY_ROOT, &q, &e), 0);
+    assert_false(q->any_unsupported);
+    const mt_qkey_t *k = key(q, tag ? T_CMR_TAG : T_CMR_VIEW);
+    assert_non_null(k);
+    assert_int_equal(k->matching, strcmp(tag ? tag : view, "*") != 0); /* '*': universal */
+    assert_false(key(q, T_CMR_CREATOR)->matching);
+    mt_qscope_t all = {NULL, NULL};
+    int n = 0;
+    assert_int_equal(mt_qdb_instances(f->db, q, &all, count_inst, &n), 0);
+    mt_query_free(q);
+    mt_ds_free(d);
+    return n;
+}
+
+static void test_exec_cmr_keys(void **state)
+{
+    fx_t *f = *state;
+    assert_int_equal(f->ix->ops->begin(f->ix), 0);
+    put_tag(f, "1.1", "1.1.1", "cine.sax", "sax");
+    put_tag(f, "1.1", "1.1.2", "lge.psir", "4ch");
+    put_tag(f, "2.1", "2.1.1", "cine.4ch", "4ch");
+    assert_int_equal(f->ix->ops->commit(f->ix), 0);
+
+    /* C-MOVE / C-GET at STUDY level: only the series whose tag matches */
+    assert_int_equal(cmr_instances(f, "STUDY", "1.1", NULL, "cine.sax", NULL), 3);
+    assert_int_equal(cmr_instances(f, "STUDY", "1.1", NULL, "LGE.*", NULL), 1);
+    assert_int_equal(cmr_instances(f, "STUDY", "1.1", NULL, "cine.sax\\lge.*", NULL), 4);
+    assert_int_equal(cmr_instances(f, "STUDY", "1.1", NULL, "cine.4ch", NULL), 0);
+    assert_int_equal(cmr_instances(f, "STUDY", "1.1\\2.1", NULL, "cine.*", NULL), 4);
+    assert_int_equal(cmr_instances(f, "STUDY", "1.1\\2.1", NULL, NULL, "4ch"), 2);
+    assert_int_equal(cmr_instances(f, "STUDY", "1.2", NULL, "*", NULL), 1); /* universal */
+    /* SERIES level: the listed series that match */
+    assert_int_equal(cmr_instances(f, "SERIES", "1.1", "1.1.1\\1.1.2", "lge.?sir", NULL), 1);
+
+    /* C-FIND / QIDO at STUDY and PATIENT level: entities having such a series */
+    results_t res = {0};
+    assert_int_equal(run(f, MT_QR_STUDY_ROOT, "STUDY", NULL, &res, 0, NULL, T_STUDY, UI, "",
+                         T_CMR_CREATOR, LO, MT_CMR_CREATOR, T_CMR_TAG, LO, "cine.*", 0),
+                     2);
+    assert_true(has_value(&res, T_STUDY, "1.1"));
+    assert_true(has_value(&res, T_STUDY, "2.1"));
+    assert_int_equal(run(f, MT_QR_RELATIONAL, "STUDY", NULL, &res, 0, NULL, T_CMR_VIEW, CS,
+                         "sax", 0),
+                     1);
+    assert_int_equal(run(f, MT_QR_PATIENT_ROOT, "PATIENT", NULL, &res, 0, NULL, T_PID, LO, "",
+                         T_CMR_TAG, LO, "lge.*", 0),
+                     1);
+    assert_true(has_value(&res, T_PID, "P1"));
+    /* INSTANCE level: the instances of the matching series, tag returned */
+    assert_int_equal(run(f, MT_QR_RELATIONAL, "IMAGE", NULL, &res, 0, NULL, T_CMR_CREATOR, LO,
+                         "", T_CMR_TAG, LO, "cine.4ch", 0),
+                     1);
+    assert_true(has_value(&res, T_CMR_TAG, "cine.4ch"));
+    assert_true(has_value(&res, T_CMR_CREATOR, MT_CMR_CREATOR));
+    results_free(&res);
+}
+
 /* No query of the usual kinds may scan the instances or series tables. */
 static void test_explain_uses_indexes(void **state)
 {
@@ -797,6 +883,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_exec_project_and_cap, setup_db, teardown_db),
         cmocka_unit_test_setup_teardown(test_exec_instances_and_text, setup_db, teardown_db),
         cmocka_unit_test_setup_teardown(test_explain_uses_indexes, setup_db, teardown_db),
+        cmocka_unit_test_setup_teardown(test_exec_cmr_keys, setup_db, teardown_db),
         cmocka_unit_test_setup_teardown(test_counts_follow_changes, setup_db, teardown_db),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

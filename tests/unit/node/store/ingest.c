@@ -169,6 +169,89 @@ static void test_cancel(void **state)
     assert_int_equal(mt_alloc_live(), live);
 }
 
+/* mt_ingest_job_quarantine: the file lands whole in <root>/.quarantine/<sop>.dcm, durable
+ * before the callback, with no index row, no file in the layout and no temp file left; a
+ * spilled (large) job works the same; a bad UID fails and leaves nothing; the path helper. */
+typedef struct q_done {
+    bool done;
+    int status;
+    int64_t size_at_cb;
+    char path[256];
+} q_done_t;
+
+static void q_on_done(void *data, int status, const char *comment)
+{
+    (void)comment;
+    q_done_t *q = data;
+    assert_false(q->done);
+    q->done = true;
+    q->status = status;
+    q->size_at_cb = t_file_size(q->path);
+}
+
+static void test_quarantine(void **state)
+{
+    (void)state;
+    long live = mt_alloc_live();
+    char rel[MT_STORE_PATH_MAX];
+    assert_true(mt_ingest_quarantine_path("1.2.3", rel, sizeof rel));
+    assert_string_equal(rel, ".quarantine/1.2.3.dcm");
+    assert_false(mt_ingest_quarantine_path("../x", rel, sizeof rel));
+    assert_false(mt_ingest_quarantine_path("1.2.3", rel, 8));
+
+    t_env_t e;
+    t_env_init(&e);
+    assert_int_equal(t_env_open(&e, MT_DUP_OVERWRITE, 0, 4096), 0);
+    const size_t sizes[] = {100, 200000};
+    for (size_t k = 0; k < 2; k++) {
+        t_inst_t in;
+        char sop[32];
+        snprintf(sop, sizeof sop, "1.2.3.1.%zu", k + 1);
+        t_inst_build(&in, "1.2.3", "1.2.3.1", sop, "P", sizes[k], 7);
+        q_done_t q = {0};
+        snprintf(q.path, sizeof q.path, "%s/.quarantine/%s.dcm", e.root, sop);
+        mt_ingest_job_t *j = mt_ingest_job_new(e.ing, &in.meta);
+        assert_non_null(j);
+        for (size_t off = in.ds_off; off < in.file_len; off += 5000) {
+            size_t n = in.file_len - off < 5000 ? in.file_len - off : 5000;
+            int rc = mt_ingest_job_append(j, in.file + off, n, NULL, NULL);
+            assert_true(rc >= 0);
+            uv_run(&e.loop, UV_RUN_NOWAIT);
+        }
+        mt_ingest_job_quarantine(j, sop, q_on_done, &q);
+        while (!q.done)
+            uv_run(&e.loop, UV_RUN_ONCE);
+        assert_int_equal(q.status, 0);
+        assert_int_equal(q.size_at_cb, (int64_t)in.file_len);
+        assert_false(t_row(&e, sop, NULL, 0, NULL, NULL));
+        t_inst_dispose(&in);
+    }
+    /* a UID unusable in a path: failure, nothing written */
+    t_inst_t bad;
+    t_inst_build(&bad, "1.2.3", "1.2.3.1", "1.2.3.1.9", "P", 100, 7);
+    q_done_t q = {0};
+    snprintf(q.path, sizeof q.path, "%s/.quarantine/x", e.root);
+    mt_ingest_job_t *j = mt_ingest_job_new(e.ing, &bad.meta);
+    assert_true(mt_ingest_job_append(j, bad.file + bad.ds_off, bad.file_len - bad.ds_off, NULL,
+                                     NULL) >= 0);
+    mt_ingest_job_quarantine(j, "1..2", q_on_done, &q);
+    while (!q.done)
+        uv_run(&e.loop, UV_RUN_ONCE);
+    assert_int_equal(q.status, MT_EMALFORMED);
+    t_inst_dispose(&bad);
+    t_env_close(&e);
+    assert_int_equal(t_count_files(e.root), 0); /* nothing in the layout (dot dirs skipped) */
+    assert_int_equal(t_n_tmp(&e), 0);
+    char qd[256];
+    snprintf(qd, sizeof qd, "%s/.quarantine", e.root);
+    assert_int_equal(t_count_files(qd), 2);
+    mt_index_stats_t s;
+    t_stats(&e, &s);
+    assert_int_equal(s.instances, 0);
+    t_env_dispose(&e);
+    assert_int_equal(mt_alloc_live(), live);
+}
+
 static void test_duplicates(void **state)
 {
     (void)state;
@@ -614,6 +697,7 @@ int main(void)
         cmocka_unit_test(test_batches),
         cmocka_unit_test(test_real_files),
         cmocka_unit_test(test_cancel),
+        cmocka_unit_test(test_quarantine),
         cmocka_unit_test(test_duplicates),
         cmocka_unit_test(test_duplicates_in_one_batch),
         cmocka_unit_test(test_failures),

@@ -189,7 +189,9 @@ static int t_inst_load(t_inst_t *in, const char *rel)
         if ((u = mt_index_rec_get(rec, MT_TAG(0x0008, 0x0018))))
             snprintf(in->sop, sizeof in->sop, "%s", u);
         /* the store service builds the meta from the command, which must match the data set */
-        snprintf(in->meta.sop_instance_uid, sizeof in->meta.sop_instance_uid, "%s", in->sop);
+        size_t k = strnlen(in->sop, sizeof in->meta.sop_instance_uid - 1);
+        memcpy(in->meta.sop_instance_uid, in->sop, k);
+        in->meta.sop_instance_uid[k] = '\0';
         if ((u = mt_index_rec_get(rec, MT_TAG(0x0008, 0x0016))))
             snprintf(in->meta.sop_class_uid, sizeof in->meta.sop_class_uid, "%s", u);
     }

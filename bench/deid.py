@@ -1,0 +1,160 @@
+#!/usr/bin/python3
+"""bench/deid.py - de-identification throughput (issue 4).
+
+  bench/deid.py [--mitral build/mitral] [--instances 300] [--rows 256] [--keep DIR]
+
+Inputs: a generated CMR study (tests/deid/check_leaks.py's generator: identifiers everywhere,
+private tags, nested sequences) of --instances instances of --rows x --rows 16-bit pixels.
+
+1. Batch CLI: `mitral deid --profile cmr-registry` over the directory vs `gdcmanon -e` (GDCM's
+   Basic Profile, with a throw-away certificate) over the same directory: instances/s each,
+   and the ratio (target: mitral >= 2x gdcmanon). Best of 3 runs.
+2. End to end through C-STORE: one storescu association sending every instance to a node with
+   `deid.profile: cmr-registry` and to a node with `deid.profile: none`, same run; instances/s
+   each and the cost of de-identification (target: < 10% of ingest throughput). Best of 3.
+
+Timings are wall-clock on a shared machine: compare the two columns of one run, not runs.
+Build mitral without sanitizers (-DCMAKE_BUILD_TYPE=Release) for meaningful numbers.
+"""
+import argparse
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(ROOT, "tests", "deid"))
+import check_leaks  # noqa: E402
+import pydicom  # noqa: E402
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def make_inputs(d, n, rows):
+    per = max(1, n // 3)
+    paths = check_leaks.make_cmr_study(d, n_series=3, n_inst=per)
+    for p in paths:  # a realistic image size
+        ds = pydicom.dcmread(p)
+        ds.Rows = ds.Columns = rows
+        ds.PixelData = os.urandom(rows * rows * 2)
+        ds.save_as(p, write_like_original=False)
+    return paths
+
+
+def best(f, k=3):
+    ts = []
+    for _ in range(k):
+        t0 = time.monotonic()
+        f()
+        ts.append(time.monotonic() - t0)
+    return min(ts)
+
+
+def node(mitral, work, name, profile, key):
+    d = os.path.join(work, name)
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    port = free_port()
+    conf = os.path.join(d, "mitral.yaml")
+    with open(conf, "w") as f:
+        f.write("node:\n  bind: 127.0.0.1\n  port: %d\n  data_dir: %s\n" % (port, d))
+        f.write("deid:\n  profile: %s\n  key_file: %s\n" % (profile, key))
+    log = open(os.path.join(d, "log"), "w")
+    p = subprocess.Popen([mitral, "serve", "-c", conf], stdout=log, stderr=subprocess.STDOUT)
+    for _ in range(400):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    return p, port
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--mitral", default=os.path.join(ROOT, "build", "mitral"))
+    ap.add_argument("--instances", type=int, default=300)
+    ap.add_argument("--rows", type=int, default=256)
+    ap.add_argument("--keep")
+    a = ap.parse_args()
+    work = a.keep or tempfile.mkdtemp(prefix="mt-bench-deid-")
+    os.makedirs(work, exist_ok=True)
+    src = os.path.join(work, "in")
+    shutil.rmtree(src, ignore_errors=True)
+    os.makedirs(src)
+    inputs = make_inputs(src, a.instances, a.rows)
+    n = len(inputs)
+    key = os.path.join(work, "key")
+    with open(key, "wb") as f:
+        f.write(os.urandom(32))
+    os.chmod(key, 0o600)
+    print("bench/deid: %d instances, %dx%d 16-bit, mitral %s" % (n, a.rows, a.rows, a.mitral))
+
+    out = os.path.join(work, "out")
+
+    def run_mitral():
+        shutil.rmtree(out, ignore_errors=True)
+        subprocess.run([a.mitral, "deid", "--profile", "cmr-registry", "--key", key, src, out],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+
+    t_m = best(run_mitral)
+    print("batch CLI  mitral deid (cmr-registry): %8.1f instances/s" % (n / t_m))
+    if shutil.which("gdcmanon"):
+        cert, pkey = os.path.join(work, "c.pem"), os.path.join(work, "k.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                        pkey, "-out", cert, "-days", "2", "-subj", "/CN=bench"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+        gout = os.path.join(work, "gout")
+
+        def run_gdcm():
+            shutil.rmtree(gout, ignore_errors=True)
+            os.makedirs(gout)
+            subprocess.run(["gdcmanon", "-e", "-c", cert, "-i", src, "-o", gout],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+
+        t_g = best(run_gdcm)
+        print("batch CLI  gdcmanon -e (basic):        %8.1f instances/s" % (n / t_g))
+        print("           mitral / gdcmanon:          %8.2fx (target >= 2x)" % (t_g / t_m))
+    else:
+        print("batch CLI  gdcmanon not installed (Debian libgdcm-tools): skipped")
+
+    if not shutil.which("storescu"):
+        print("C-STORE    storescu not installed: skipped")
+        return 0
+    rates = {}
+    for profile in ("none", "cmr-registry"):
+        def send():
+            p, port = node(a.mitral, work, "node-" + profile, profile, key)
+            try:
+                env = dict(os.environ, TCP_NODELAY="1")
+                t0 = time.monotonic()
+                subprocess.run(["storescu", "-aec", "MITRAL", "127.0.0.1", str(port)] + inputs,
+                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               check=True)
+                return time.monotonic() - t0
+            finally:
+                p.terminate()
+                p.wait()
+        rates[profile] = n / min(send() for _ in range(3))
+        print("C-STORE    node, deid.profile %-12s %8.1f instances/s" % (profile + ":",
+                                                                      rates[profile]))
+    cost = 1 - rates["cmr-registry"] / rates["none"]
+    print("           de-identification cost:     %8.1f %% of ingest throughput (target < 10%%)"
+          % (100 * cost))
+    if not a.keep:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

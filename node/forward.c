@@ -1,0 +1,706 @@
+/*
+ * forward.c - the forwarder: outbound queue (index table forward_queue) -> C-STORE SCU.
+ *
+ * Per destination (destinations: in the config) up to `associations` workers. Each worker
+ * takes a batch of due queue rows (at most BATCH), opens one association (node/scu.c) proposing
+ * the contexts the batch needs (mt_retrieve_proposals, restricted to the destination's
+ * transfer_syntaxes when it lists some), sends the stored files one after another with the
+ * sub-operation engine (node/svc/retrieve.c: the file as stored, streamed in chunks) and
+ * releases the association. Then the outcomes are written back in one transaction:
+ *
+ *   success (0000, or a Bxxx warning)  the row is deleted: only now is the instance delivered
+ *   failure (status, not sent, lost)   attempts+1, next_at = now + backoff, last_error; dead
+ *                                      (state 1) after forward.max_attempts or forward.max_age
+ *   row of an instance gone from the index: deleted (nothing to send)
+ *
+ * Backoff: retry_initial * 2^attempts, at most retry_max, plus 0-25% random jitter. A
+ * destination whose association could not be opened is not tried again before its own backoff
+ * (kicks are ignored meanwhile; the poll timer looks again).
+ *
+ * Order: rows are taken oldest first (queue id = arrival order), and a series (forward.order:
+ * series, the default) or a study (forward.order: study) with rows in flight on one worker is
+ * not given to another, so its instances go out in order over one association at a time;
+ * different series (studies) go in parallel.
+ *
+ * Exactly once, as far as the destination can tell: a row disappears only after the
+ * destination's success response, so a crash (kill -9) between the response and the delete
+ * re-sends that instance after restart: the same SOP Instance UID again, which a Storage SCP
+ * treats as a duplicate (mitral: overwrite/keep-first, both idempotent). Nothing is lost: a
+ * row is written in the transaction that indexes the instance.
+ *
+ * Scans: when kicked (the store path committed an instance with destinations), when a worker
+ * finishes, and every POLL_MS (retries that came due). Index work runs on the libuv pool,
+ * serialised on the forwarder's own SQLite connection (WAL: it never blocks the ingest).
+ */
+#include "forward.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "index/index.h"
+#include "scu.h"
+#include "svc/retrieve.h"
+#include "util/alloc.h"
+#include "util/err.h"
+#include "util/log.h"
+
+#define BATCH 64
+#define POLL_MS 500
+#define MAX_WORKERS 64
+
+typedef struct mt_forward fwd_t;
+typedef struct dest dest_t;
+
+typedef struct row {
+    int64_t id;
+    char sop[65], study[65], sop_class[65], ts[65];
+    char group[65]; /* the ordering unit: series or study UID (forward.order) */
+    char *path;     /* absolute; NULL: the instance is no longer indexed */
+    uint32_t attempts;
+    int64_t queued_at;
+} row_t;
+
+typedef struct outcome {
+    int64_t id;
+    bool ok, drop; /* drop: delete without counting (instance gone) */
+    bool count;    /* a failure that counts as an attempt */
+    uint32_t attempts;
+    int64_t queued_at;
+    char why[64];
+} outcome_t;
+
+typedef struct worker {
+    dest_t *d;
+    bool busy, opened, retrieve_done, closed;
+    mt_scu_t *scu;
+    mt_retrieve_t *r;
+    row_t rows[BATCH];
+    size_t n_rows;
+    bool answered[BATCH]; /* outs[i] holds the outcome of rows[i] */
+    outcome_t outs[BATCH];
+    mt_log_ctx_t log;
+} worker_t;
+
+struct dest {
+    fwd_t *f;
+    mt_conf_destination_t cfg; /* copy; cfg.ts points into ts_store */
+    char *ts_store[MT_CONF_MAX_LIST];
+    unsigned n_workers;
+    worker_t w[MAX_WORKERS];
+    bool scan_queued, rescan;
+    uint64_t down_until; /* uv_now: no new association before */
+    unsigned open_failures;
+};
+
+/* A unit of index work, run one at a time on the pool. */
+typedef struct dbjob {
+    uv_work_t w;
+    fwd_t *f;
+    dest_t *d; /* SCAN */
+    bool scan;
+    int64_t now_ms;
+    row_t *rows; /* SCAN result */
+    size_t n_rows;
+    outcome_t *out; /* FLUSH */
+    size_t n_out;
+    int err;
+    struct dbjob *next;
+} dbjob_t;
+
+struct mt_forward {
+    uv_loop_t *loop;
+    mt_index_t *ix;
+    char *root;
+    char calling_ae[17];
+    dest_t *dests;
+    size_t n_dests;
+    uint32_t max_attempts, max_age_ms, retry_initial_ms, retry_max_ms, connect_timeout_ms;
+    bool order_study; /* forward.order: study (else series) */
+    uv_timer_t poll;
+    dbjob_t *db_head, *db_tail;
+    bool db_running;
+    bool stopping;
+    unsigned n_active; /* busy workers */
+    void (*stop_cb)(void *);
+    void *stop_data;
+    mt_log_ctx_t log;
+};
+
+static void db_next(fwd_t *f);
+static void scan(dest_t *d);
+static void maybe_stopped(fwd_t *f);
+static void assign(dest_t *d, row_t *rows, size_t n);
+
+static int64_t wall_ms(void)
+{
+    uv_timeval64_t tv;
+    uv_gettimeofday(&tv);
+    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+/* ---- index work ---- */
+
+typedef struct scan_ctx {
+    dbjob_t *j;
+    const char *root;
+} scan_ctx_t;
+
+static int scan_row(void *u, const mt_index_queue_entry_t *e)
+{
+    scan_ctx_t *c = u;
+    dbjob_t *j = c->j;
+    row_t *r = &j->rows[j->n_rows++];
+    memset(r, 0, sizeof *r);
+    r->id = e->id;
+    snprintf(r->sop, sizeof r->sop, "%s", e->sop_instance_uid);
+    snprintf(r->study, sizeof r->study, "%s", e->study_uid);
+    snprintf(r->group, sizeof r->group, "%s",
+             c->j->f->order_study || !e->series_uid ? e->study_uid : e->series_uid);
+    r->attempts = e->attempts;
+    r->queued_at = e->queued_at_ms;
+    if (e->rel_path && e->sop_class_uid && e->ts_uid) {
+        snprintf(r->sop_class, sizeof r->sop_class, "%s", e->sop_class_uid);
+        snprintf(r->ts, sizeof r->ts, "%s", e->ts_uid);
+        size_t n = strlen(c->root) + 1 + strlen(e->rel_path) + 1;
+        r->path = mt_malloc(n);
+        snprintf(r->path, n, "%s/%s", c->root, e->rel_path);
+    }
+    return 0;
+}
+
+static int64_t backoff_ms(const fwd_t *f, uint32_t attempts)
+{
+    uint64_t b = f->retry_initial_ms;
+    for (uint32_t i = 0; i < attempts && b < f->retry_max_ms; i++)
+        b *= 2;
+    if (b > f->retry_max_ms)
+        b = f->retry_max_ms;
+    return (int64_t)(b + (uint64_t)((double)b * 0.25 * ((double)rand() / RAND_MAX)));
+}
+
+static void db_work(uv_work_t *w)
+{
+    dbjob_t *j = w->data;
+    fwd_t *f = j->f;
+    mt_index_t *ix = f->ix;
+    if (j->scan) {
+        size_t cap = (size_t)j->d->n_workers * BATCH * 2;
+        j->rows = mt_calloc(cap, sizeof *j->rows);
+        scan_ctx_t c = {j, f->root};
+        j->err = ix->ops->queue_list(ix, j->d->cfg.name, 0, j->now_ms, cap, scan_row, &c);
+        return;
+    }
+    if ((j->err = ix->ops->begin(ix)) != 0)
+        return;
+    for (size_t i = 0; i < j->n_out && !j->err; i++) {
+        outcome_t *o = &j->out[i];
+        if (o->ok || o->drop) {
+            int rc = ix->ops->queue_done(ix, o->id);
+            j->err = rc == MT_ENOENT ? 0 : rc;
+        } else if (o->count) {
+            uint32_t att = o->attempts + 1;
+            bool dead = att >= f->max_attempts || j->now_ms - o->queued_at > (int64_t)f->max_age_ms;
+            j->err = ix->ops->queue_failed(ix, o->id, j->now_ms + backoff_ms(f, o->attempts), dead,
+                                           o->why);
+        }
+    }
+    if (j->err)
+        ix->ops->rollback(ix);
+    else
+        j->err = ix->ops->commit(ix);
+}
+
+static void db_after(uv_work_t *w, int status)
+{
+    dbjob_t *j = w->data;
+    fwd_t *f = j->f;
+    (void)status;
+    f->db_running = false;
+    if (j->err)
+        mt_log(MT_LOG_ERROR, &f->log, "forward: index: %s", mt_strerror(j->err));
+    if (j->scan) {
+        dest_t *d = j->d;
+        d->scan_queued = false;
+        if (!f->stopping && !j->err) {
+            assign(d, j->rows, j->n_rows);
+        } else {
+            for (size_t i = 0; i < j->n_rows; i++)
+                mt_free(j->rows[i].path);
+        }
+        mt_free(j->rows);
+        if (d->rescan && !f->stopping) {
+            d->rescan = false;
+            scan(d);
+        }
+    }
+    mt_free(j->out);
+    mt_free(j);
+    db_next(f);
+    maybe_stopped(f);
+}
+
+static void db_next(fwd_t *f)
+{
+    if (f->db_running || !f->db_head)
+        return;
+    dbjob_t *j = f->db_head;
+    f->db_head = j->next;
+    if (!f->db_head)
+        f->db_tail = NULL;
+    f->db_running = true;
+    j->now_ms = wall_ms();
+    j->w.data = j;
+    uv_queue_work(f->loop, &j->w, db_work, db_after);
+}
+
+static void db_push(fwd_t *f, dbjob_t *j)
+{
+    j->f = f;
+    if (f->db_tail)
+        f->db_tail->next = j;
+    else
+        f->db_head = j;
+    f->db_tail = j;
+    db_next(f);
+}
+
+/* ---- scanning ---- */
+
+static bool any_idle(const dest_t *d)
+{
+    for (unsigned i = 0; i < d->n_workers; i++)
+        if (!d->w[i].busy)
+            return true;
+    return false;
+}
+
+static void scan(dest_t *d)
+{
+    fwd_t *f = d->f;
+    if (f->stopping)
+        return;
+    if (d->scan_queued) {
+        d->rescan = true;
+        return;
+    }
+    if (!any_idle(d) || uv_now(f->loop) < d->down_until)
+        return;
+    dbjob_t *j = mt_calloc(1, sizeof *j);
+    j->d = d;
+    j->scan = true;
+    d->scan_queued = true;
+    db_push(f, j);
+}
+
+static void on_poll(uv_timer_t *t)
+{
+    fwd_t *f = t->data;
+    for (size_t i = 0; i < f->n_dests; i++)
+        scan(&f->dests[i]);
+}
+
+void mt_forward_kick(mt_forward_t *f)
+{
+    if (!f || f->stopping)
+        return;
+    for (size_t i = 0; i < f->n_dests; i++)
+        scan(&f->dests[i]);
+}
+
+/* ---- workers ---- */
+
+static void worker_finish(worker_t *wk)
+{
+    dest_t *d = wk->d;
+    fwd_t *f = d->f;
+    dbjob_t *j = mt_calloc(1, sizeof *j);
+    j->out = mt_calloc(wk->n_rows ? wk->n_rows : 1, sizeof *j->out);
+    for (size_t i = 0; i < wk->n_rows; i++) {
+        row_t *r = &wk->rows[i];
+        outcome_t *o = &j->out[j->n_out];
+        if (wk->answered[i]) { /* filled by on_subop */
+            *o = wk->outs[i];
+            j->n_out++;
+            continue;
+        }
+        memset(o, 0, sizeof *o);
+        o->id = r->id;
+        if (!r->path) {
+            o->drop = true;
+        } else if (f->stopping) {
+            continue; /* not answered because we stop: stays queued as it was */
+        } else {
+            o->count = true;
+            o->attempts = r->attempts;
+            o->queued_at = r->queued_at;
+            snprintf(o->why, sizeof o->why, "%s", wk->opened ? "not sent" : "no association");
+        }
+        j->n_out++;
+    }
+    for (size_t i = 0; i < wk->n_rows; i++)
+        mt_free(wk->rows[i].path); /* (paths handed to retrieve were copied) */
+    wk->n_rows = 0;
+    if (wk->r) {
+        mt_retrieve_free(wk->r);
+        wk->r = NULL;
+    }
+    wk->busy = false;
+    f->n_active--;
+    if (j->n_out)
+        db_push(f, j);
+    else {
+        mt_free(j->out);
+        mt_free(j);
+    }
+    scan(d);
+    maybe_stopped(f);
+}
+
+static size_t row_of(worker_t *wk, const char *sop)
+{
+    for (size_t i = 0; i < wk->n_rows; i++)
+        if (!wk->answered[i] && !strcmp(wk->rows[i].sop, sop))
+            return i;
+    return SIZE_MAX;
+}
+
+static void on_subop(void *user, const mt_subop_inst_t *in, bool sent, uint16_t status,
+                     const char *why)
+{
+    worker_t *wk = user;
+    size_t i = row_of(wk, in->sop_inst);
+    if (i == SIZE_MAX)
+        return;
+    row_t *r = &wk->rows[i];
+    bool ok = sent && (status == 0 || (status & 0xF000) == 0xB000);
+    if (!ok && wk->d->f->stopping)
+        return; /* aborted by our own shutdown: leave the row as it is */
+    outcome_t o;
+    memset(&o, 0, sizeof o);
+    o.id = r->id;
+    o.ok = ok;
+    o.count = !ok;
+    o.attempts = r->attempts;
+    o.queued_at = r->queued_at;
+    if (!sent)
+        snprintf(o.why, sizeof o.why, "%s", why ? why : "not sent");
+    else if (!ok)
+        snprintf(o.why, sizeof o.why, "status 0x%04X", status);
+    if (!ok)
+        mt_log(MT_LOG_WARN, &wk->log, "forward to %s: instance not delivered (%s)", wk->d->cfg.name,
+               o.why);
+    wk->outs[i] = o;
+    wk->answered[i] = true;
+}
+
+static void worker_maybe_done(worker_t *wk)
+{
+    if (wk->busy && wk->retrieve_done && wk->closed)
+        worker_finish(wk);
+}
+
+static void on_retrieve_done(mt_retrieve_t *r, void *user)
+{
+    worker_t *wk = user;
+    (void)r;
+    wk->retrieve_done = true;
+    mt_retrieve_counts_t k = mt_retrieve_counts(r);
+    mt_log(MT_LOG_DEBUG, &wk->log, "forward to %s: batch done: %u sent, %u failed", wk->d->cfg.name,
+           k.completed + k.warning, k.failed);
+    if (wk->scu)
+        mt_scu_release(wk->scu);
+    worker_maybe_done(wk);
+}
+
+static void on_scu_close(mt_scu_t *s, int status, void *user)
+{
+    worker_t *wk = user;
+    (void)s;
+    (void)status;
+    wk->scu = NULL;
+    wk->closed = true;
+    worker_maybe_done(wk);
+}
+
+static void on_scu_open(mt_scu_t *s, int status, void *user)
+{
+    worker_t *wk = user;
+    dest_t *d = wk->d;
+    fwd_t *f = d->f;
+    if (status < 0) {
+        wk->scu = NULL;
+        d->open_failures++;
+        uint64_t b = (uint64_t)backoff_ms(f, d->open_failures - 1);
+        d->down_until = uv_now(f->loop) + b;
+        mt_log(MT_LOG_WARN, &f->log,
+               "forward to %s (%s@%s:%u): no association: %s; next try in %llu ms", d->cfg.name,
+               d->cfg.ae_title, d->cfg.host, d->cfg.port,
+               status == MT_EREJECTED ? "rejected" : mt_strerror(status), (unsigned long long)b);
+        wk->retrieve_done = wk->closed = true;
+        worker_finish(wk);
+        return;
+    }
+    d->open_failures = 0;
+    wk->opened = true;
+    if (f->stopping) {
+        wk->retrieve_done = true;
+        mt_scu_abort(s);
+        return;
+    }
+    mt_subop_inst_t *insts = mt_calloc(wk->n_rows, sizeof *insts);
+    size_t n = 0;
+    for (size_t i = 0; i < wk->n_rows; i++) {
+        row_t *r = &wk->rows[i];
+        if (!r->path)
+            continue;
+        mt_subop_inst_t *in = &insts[n++];
+        snprintf(in->sop_class, sizeof in->sop_class, "%s", r->sop_class);
+        snprintf(in->sop_inst, sizeof in->sop_inst, "%s", r->sop);
+        snprintf(in->ts, sizeof in->ts, "%s", r->ts);
+        in->path = mt_strdup(r->path);
+    }
+    mt_retrieve_params_t rp = {.loop = f->loop,
+                               .link = mt_scu_link(s),
+                               .log = &wk->log,
+                               .on_done = on_retrieve_done,
+                               .on_subop = on_subop,
+                               .user = wk};
+    wk->r = mt_retrieve_new(&rp, insts, n);
+    mt_retrieve_start(wk->r);
+}
+
+/* Keep only the transfer syntaxes the destination lists (when it lists any). Then split every
+ * context proposing several syntaxes into one for the first (the stored syntax: sent as is)
+ * and one for the rest (the re-encoding fallback), so that an acceptor which prefers another
+ * syntax cannot make us re-encode a file it could take as stored. */
+static size_t restrict_ts(const dest_t *d, mt_nego_proposal_t *pcs, size_t n)
+{
+    size_t o = d->cfg.n_ts ? 0 : n;
+    for (size_t i = 0; d->cfg.n_ts && i < n; i++) {
+        mt_nego_proposal_t p = pcs[i];
+        size_t k = 0;
+        for (size_t t = 0; t < p.n_ts; t++)
+            for (size_t j = 0; j < d->cfg.n_ts; j++)
+                if (!strcmp(p.ts[t], d->cfg.ts[j])) {
+                    p.ts[k++] = p.ts[t];
+                    break;
+                }
+        p.n_ts = k;
+        if (k)
+            pcs[o++] = p;
+    }
+    size_t m = o;
+    for (size_t i = 0; i < o && m < MT_NEGO_MAX_PCS; i++) {
+        if (pcs[i].n_ts < 2)
+            continue;
+        mt_nego_proposal_t rest = pcs[i];
+        memmove(rest.ts, rest.ts + 1, (rest.n_ts - 1) * sizeof rest.ts[0]);
+        rest.n_ts--;
+        pcs[i].n_ts = 1;
+        pcs[m++] = rest;
+    }
+    return m;
+}
+
+static void worker_start(worker_t *wk)
+{
+    dest_t *d = wk->d;
+    fwd_t *f = d->f;
+    wk->busy = true;
+    wk->opened = wk->retrieve_done = wk->closed = false;
+    f->n_active++;
+    mt_subop_inst_t *tmp = mt_calloc(wk->n_rows, sizeof *tmp);
+    size_t n = 0;
+    for (size_t i = 0; i < wk->n_rows; i++) {
+        if (!wk->rows[i].path)
+            continue;
+        snprintf(tmp[n].sop_class, sizeof tmp[n].sop_class, "%s", wk->rows[i].sop_class);
+        snprintf(tmp[n].ts, sizeof tmp[n].ts, "%s", wk->rows[i].ts);
+        n++;
+    }
+    if (n == 0) { /* only rows of instances that are gone */
+        mt_free(tmp);
+        wk->retrieve_done = wk->closed = true;
+        worker_finish(wk);
+        return;
+    }
+    mt_nego_proposal_t *pcs = mt_calloc(MT_NEGO_MAX_PCS, sizeof *pcs);
+    bool truncated = false;
+    size_t n_pcs = mt_retrieve_proposals(tmp, n, pcs, MT_NEGO_MAX_PCS, &truncated);
+    n_pcs = restrict_ts(d, pcs, n_pcs);
+    mt_scu_params_t sp = {.calling_ae = d->cfg.calling_ae[0] ? d->cfg.calling_ae : f->calling_ae,
+                          .called_ae = d->cfg.ae_title,
+                          .host = d->cfg.host,
+                          .port = d->cfg.port,
+                          .pcs = pcs,
+                          .n_pcs = n_pcs,
+                          .connect_timeout_ms = f->connect_timeout_ms,
+                          .dimse_timeout_ms = 0};
+    int rc = mt_scu_open(f->loop, &sp, on_scu_open, on_scu_close, wk, &wk->scu);
+    mt_free(pcs);
+    mt_free(tmp);
+    if (rc < 0) {
+        wk->scu = NULL;
+        mt_log(MT_LOG_WARN, &f->log, "forward to %s: cannot connect: %s", d->cfg.name,
+               mt_strerror(rc));
+        d->open_failures++;
+        d->down_until = uv_now(f->loop) + (uint64_t)backoff_ms(f, d->open_failures - 1);
+        wk->retrieve_done = wk->closed = true;
+        worker_finish(wk);
+    }
+}
+
+static bool group_busy(const dest_t *d, const char *group)
+{
+    for (unsigned i = 0; i < d->n_workers; i++) {
+        const worker_t *wk = &d->w[i];
+        if (!wk->busy)
+            continue;
+        for (size_t k = 0; k < wk->n_rows; k++)
+            if (!strcmp(wk->rows[k].group, group))
+                return true;
+    }
+    return false;
+}
+
+static bool id_busy(const dest_t *d, int64_t id)
+{
+    for (unsigned i = 0; i < d->n_workers; i++)
+        for (size_t k = 0; d->w[i].busy && k < d->w[i].n_rows; k++)
+            if (d->w[i].rows[k].id == id)
+                return true;
+    return false;
+}
+
+/* Distribute scanned rows (oldest first) over idle workers; a group (series or study) stays on
+ * one worker: the one that already has it in this round, else the idle worker with the fewest
+ * rows. */
+static void assign(dest_t *d, row_t *rows, size_t n)
+{
+    worker_t *fill[MAX_WORKERS];
+    unsigned n_fill = 0;
+    for (unsigned i = 0; i < d->n_workers; i++)
+        if (!d->w[i].busy) {
+            d->w[i].n_rows = 0;
+            memset(d->w[i].answered, 0, sizeof d->w[i].answered);
+            fill[n_fill++] = &d->w[i];
+        }
+    for (size_t i = 0; i < n; i++) {
+        row_t *r = &rows[i];
+        worker_t *to = NULL;
+        if (n_fill && !id_busy(d, r->id) && !group_busy(d, r->group)) {
+            for (unsigned k = 0; k < n_fill && !to; k++)
+                for (size_t q = 0; q < fill[k]->n_rows; q++)
+                    if (!strcmp(fill[k]->rows[q].group, r->group)) {
+                        to = fill[k];
+                        break;
+                    }
+            if (!to) {
+                to = fill[0];
+                for (unsigned k = 1; k < n_fill; k++)
+                    if (fill[k]->n_rows < to->n_rows)
+                        to = fill[k];
+            }
+        }
+        if (to && to->n_rows < BATCH)
+            to->rows[to->n_rows++] = *r;
+        else
+            mt_free(r->path);
+    }
+    for (unsigned k = 0; k < n_fill; k++)
+        if (fill[k]->n_rows)
+            worker_start(fill[k]);
+}
+
+/* ---- start / stop ---- */
+
+static void copy_dest(dest_t *d, const mt_conf_destination_t *c, unsigned dflt)
+{
+    d->cfg = *c;
+    for (size_t i = 0; i < c->n_ts; i++)
+        d->cfg.ts[i] = d->ts_store[i] = mt_strdup(c->ts[i]);
+    d->n_workers = c->associations ? c->associations : dflt;
+    if (d->n_workers > MAX_WORKERS)
+        d->n_workers = MAX_WORKERS;
+    for (unsigned i = 0; i < d->n_workers; i++)
+        d->w[i].d = d;
+}
+
+int mt_forward_start(uv_loop_t *loop, const mt_conf_t *c, mt_forward_t **out)
+{
+    *out = NULL;
+    if (!c->n_destinations)
+        return 0;
+    fwd_t *f = mt_calloc(1, sizeof *f);
+    f->loop = loop;
+    int rc = mt_index_sqlite_open(c->index_path, &f->ix);
+    if (rc) {
+        mt_free(f);
+        return rc;
+    }
+    f->root = mt_strdup(c->storage_root);
+    snprintf(f->calling_ae, sizeof f->calling_ae, "%s", c->ae_title);
+    f->max_attempts = c->fwd_max_attempts;
+    f->max_age_ms = c->fwd_max_age_ms;
+    f->retry_initial_ms = c->fwd_retry_initial_ms;
+    f->retry_max_ms = c->fwd_retry_max_ms;
+    f->connect_timeout_ms = c->fwd_connect_timeout_ms;
+    f->order_study = c->fwd_order == 1;
+    f->n_dests = c->n_destinations;
+    f->dests = mt_calloc(f->n_dests, sizeof *f->dests);
+    for (size_t i = 0; i < f->n_dests; i++) {
+        f->dests[i].f = f;
+        copy_dest(&f->dests[i], &c->destinations[i], c->fwd_associations);
+        for (unsigned k = 0; k < f->dests[i].n_workers; k++)
+            snprintf(f->dests[i].w[k].log.called, sizeof f->dests[i].w[k].log.called, "%s",
+                     c->destinations[i].ae_title);
+    }
+    srand((unsigned)uv_hrtime());
+    uv_timer_init(loop, &f->poll);
+    f->poll.data = f;
+    uv_timer_start(&f->poll, on_poll, 0, POLL_MS);
+    mt_log(MT_LOG_INFO, NULL, "forwarding to %zu destination(s)", f->n_dests);
+    *out = f;
+    return 0;
+}
+
+static void on_poll_closed(uv_handle_t *h)
+{
+    fwd_t *f = h->data;
+    f->ix->ops->close(f->ix);
+    for (size_t i = 0; i < f->n_dests; i++)
+        for (size_t k = 0; k < f->dests[i].cfg.n_ts; k++)
+            mt_free(f->dests[i].ts_store[k]);
+    mt_free(f->dests);
+    mt_free(f->root);
+    void (*cb)(void *) = f->stop_cb;
+    void *data = f->stop_data;
+    mt_free(f);
+    if (cb)
+        cb(data);
+}
+
+static void maybe_stopped(fwd_t *f)
+{
+    if (!f->stopping || f->n_active || f->db_running || f->db_head)
+        return;
+    if (uv_is_closing((uv_handle_t *)&f->poll))
+        return;
+    uv_close((uv_handle_t *)&f->poll, on_poll_closed);
+}
+
+void mt_forward_stop(mt_forward_t *f, void (*cb)(void *), void *data)
+{
+    f->stopping = true;
+    f->stop_cb = cb;
+    f->stop_data = data;
+    uv_timer_stop(&f->poll);
+    for (size_t i = 0; i < f->n_dests; i++)
+        for (unsigned k = 0; k < f->dests[i].n_workers; k++) {
+            worker_t *wk = &f->dests[i].w[k];
+            if (wk->busy && wk->scu && wk->opened)
+                mt_scu_abort(wk->scu);
+        }
+    maybe_stopped(f);
+}

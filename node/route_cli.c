@@ -1,0 +1,270 @@
+/*
+ * route_cli.c - the command line of routing and forwarding:
+ *
+ *   mitral route test [-c FILE] [--calling AE] [--called AE] [--peer ADDR] FILE.dcm...
+ *       compile routing.rules of the config exactly as `serve` does (errors as file:line) and,
+ *       for each DICOM file, print which rules matched and what would happen (reject, projects,
+ *       deid profile, forward destinations). Changes nothing: no index, no storage.
+ *   mitral queue list [-c FILE] [--data DIR] [--dest NAME] [--dead]
+ *   mitral queue retry [-c FILE] [--data DIR] [--dest NAME] [--all] [ID...]
+ *       dead entries (all entries with --all, or the given ids) become pending and due now;
+ *       a running node picks them up at its next queue scan.
+ *   mitral queue purge [-c FILE] [--data DIR] [--dest NAME] [--all] [ID...]
+ *       delete dead entries (every entry with --all, or the given ids).
+ */
+#include "route_cli.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "conf/conf.h"
+#include "deid/load.h"
+#include "dicom/ds.h"
+#include "index/index.h"
+#include "route/load.h"
+#include "route/rules.h"
+#include "util/alloc.h"
+#include "util/err.h"
+
+static const char usage_route[] =
+    "usage: mitral route test [-c FILE] [--calling AE] [--called AE] [--peer ADDR] FILE...\n"
+    "\n"
+    "Compiles routing.rules of the config (as `serve` would) and prints, for each DICOM file,\n"
+    "the rules that match and what would happen: reject, projects, deid profile, forward.\n"
+    "Nothing is stored or queued. --calling/--called/--peer stand for the association\n"
+    "(defaults: calling ROUTETEST, called node.ae_title, peer 127.0.0.1).\n";
+
+static const char usage_queue[] =
+    "usage: mitral queue list|retry|purge [-c FILE] [--data DIR] [--dest NAME] [options]\n"
+    "\n"
+    "  list   [--dead]        the forwarding queue, oldest first (--dead: dead-letter only)\n"
+    "  retry  [--all] [ID...] dead entries (--all: every entry; or these ids) become due now\n"
+    "  purge  [--all] [ID...] delete dead entries (--all: every entry; or these ids)\n";
+
+static void line_list(const char *what, const char *const *v, size_t n)
+{
+    printf("  %-9s", what);
+    if (!n)
+        printf(" -");
+    for (size_t i = 0; i < n; i++)
+        printf("%s%s", i ? ", " : " ", v[i]);
+    printf("\n");
+}
+
+static int test_file(const mt_conf_t *c, const char *path, const mt_route_input_t *tmpl)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int rc = mt_deid_read_file(path, (size_t)4 << 30, &buf, &len);
+    if (rc) {
+        fprintf(stderr, "%s: cannot read: %s\n", path, mt_strerror(rc));
+        return 1;
+    }
+    mt_meta_t meta;
+    mt_ds_t *ds = NULL;
+    mt_diag_t diag = {0, NULL};
+    rc = mt_part10_parse_file_buf(buf, len, &meta, &ds, &diag);
+    mt_free(buf);
+    if (rc) {
+        fprintf(stderr, "%s: not a DICOM file: %s at %llu\n", path,
+                diag.reason ? diag.reason : mt_strerror(rc), (unsigned long long)diag.offset);
+        return 1;
+    }
+    const mt_ts_t *ts = mt_ts_find(meta.transfer_syntax_uid);
+    mt_route_attrs_t *a = mt_route_attrs_new(c->routes);
+    for (size_t i = 0; i < mt_ds_count(ds); i++) {
+        const mt_ds_elem_t *e = mt_ds_at(ds, i);
+        if (e->tag >= MT_TAG_PIXEL_DATA)
+            break;
+        mt_route_attrs_offer(a, e->tag, e->vr, e->vr == MT_VR('S', 'Q') ? NULL : e->value, e->len,
+                             ts && ts->big_endian);
+    }
+    mt_route_input_t in = *tmpl;
+    in.attrs = a;
+    mt_route_decision_t d;
+    mt_route_decide(c->routes, &in, &d);
+    printf("%s\n", path);
+    if (!d.n_rules)
+        printf("  matched   no rule%s\n", c->routes ? "" : " (routing.rules is none)");
+    else
+        line_list(d.used_default ? "default" : "matched", d.rules, d.n_rules);
+    if (d.reject) {
+        printf("  reject    C-STORE answered 0124 (Refused: Not Authorized): \"%s\"; "
+               "nothing stored\n",
+               d.reject_reason);
+    } else {
+        line_list("projects", d.projects, d.n_projects);
+        if (!d.deid)
+            printf("  deid      %s (node-wide deid.profile)\n", c->deid_profile);
+        else
+            printf("  deid      %s\n", d.deid);
+        line_list("forward", d.forward, d.n_forward);
+    }
+    mt_route_attrs_free(a);
+    mt_ds_free(ds);
+    return 0;
+}
+
+int mt_route_cli(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "test") != 0) {
+        fputs(usage_route, argc < 2 ? stderr : stdout);
+        return argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) ? 0 : 2;
+    }
+    static const struct option opts[] = {
+        {"config", required_argument, 0, 'c'}, {"calling", required_argument, 0, 'A'},
+        {"called", required_argument, 0, 'B'}, {"peer", required_argument, 0, 'P'},
+        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0},
+    };
+    const char *cfile = NULL, *calling = "ROUTETEST", *called = NULL, *peer = "127.0.0.1";
+    int ch;
+    optind = 1;
+    argc--;
+    argv++;
+    while ((ch = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'c':
+            cfile = optarg;
+            break;
+        case 'A':
+            calling = optarg;
+            break;
+        case 'B':
+            called = optarg;
+            break;
+        case 'P':
+            peer = optarg;
+            break;
+        case 'h':
+            fputs(usage_route, stdout);
+            return 0;
+        default:
+            fputs(usage_route, stderr);
+            return 2;
+        }
+    }
+    if (optind >= argc) {
+        fputs(usage_route, stderr);
+        return 2;
+    }
+    char err[512];
+    mt_conf_t *c = cfile ? mt_conf_load(cfile, err, sizeof err) : mt_conf_new_default();
+    if (!c) {
+        fprintf(stderr, "%s\n", err);
+        return 2;
+    }
+    if (mt_route_load_conf(c, err, sizeof err) != 0) {
+        fprintf(stderr, "%s\n", err);
+        mt_conf_free(c);
+        return 2;
+    }
+    mt_route_input_t in = {calling, called ? called : c->ae_title, peer, NULL, NULL};
+    int rc = 0;
+    for (int i = optind; i < argc; i++)
+        rc |= test_file(c, argv[i], &in);
+    mt_conf_free(c);
+    return rc;
+}
+
+static int print_entry(void *u, const mt_index_queue_entry_t *e)
+{
+    size_t *n = u;
+    char q[32], nx[32];
+    time_t t = (time_t)(e->queued_at_ms / 1000);
+    struct tm tm;
+    strftime(q, sizeof q, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
+    t = (time_t)(e->next_at_ms / 1000);
+    strftime(nx, sizeof nx, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
+    if (!*n)
+        printf("%-8s %-12s %-7s %-8s %-20s %-20s %s\n", "id", "destination", "state", "attempts",
+               "queued", "next", "sop_instance_uid / last error");
+    printf("%-8lld %-12s %-7s %-8u %-20s %-20s %s%s%s\n", (long long)e->id, e->destination,
+           e->dead ? "dead" : "pending", e->attempts, q, e->dead ? "-" : nx, e->sop_instance_uid,
+           e->last_error ? " / " : "", e->last_error ? e->last_error : "");
+    (*n)++;
+    return 0;
+}
+
+int mt_queue_cli(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        fputs(usage_queue, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    const char *what = argv[1];
+    bool list = !strcmp(what, "list"), retry = !strcmp(what, "retry"),
+         purge = !strcmp(what, "purge");
+    if (!list && !retry && !purge) {
+        fprintf(stderr, "mitral queue: unknown subcommand '%s'\n%s", what, usage_queue);
+        return 2;
+    }
+    const char *cfile = NULL, *data = NULL, *dest = NULL;
+    bool dead = false, all = false;
+    int64_t ids[256];
+    size_t n_ids = 0;
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i];
+        if ((!strcmp(a, "-c") || !strcmp(a, "--config")) && i + 1 < argc)
+            cfile = argv[++i];
+        else if ((!strcmp(a, "-d") || !strcmp(a, "--data")) && i + 1 < argc)
+            data = argv[++i];
+        else if (!strcmp(a, "--dest") && i + 1 < argc)
+            dest = argv[++i];
+        else if (!strcmp(a, "--dead") && list)
+            dead = true;
+        else if (!strcmp(a, "--all") && !list)
+            all = true;
+        else if (!list && a[0] >= '1' && a[0] <= '9' && n_ids < 256)
+            ids[n_ids++] = strtoll(a, NULL, 10);
+        else {
+            fprintf(stderr, "mitral queue: unexpected argument '%s'\n%s", a, usage_queue);
+            return 2;
+        }
+    }
+    char err[512];
+    mt_conf_t *c = cfile ? mt_conf_load(cfile, err, sizeof err) : mt_conf_new_default();
+    if (!c) {
+        fprintf(stderr, "%s\n", err);
+        return 2;
+    }
+    if (data) {
+        char buf[4096];
+        mt_conf_set_data_dir(c, data);
+        snprintf(buf, sizeof buf, "%s/index.sqlite", data);
+        mt_free(c->index_path);
+        c->index_path = mt_strdup(buf);
+    }
+    mt_index_t *ix = NULL;
+    int rc = mt_index_sqlite_open(c->index_path, &ix);
+    if (rc) {
+        fprintf(stderr, "mitral queue: %s: %s\n", c->index_path, mt_strerror(rc));
+        mt_conf_free(c);
+        return 1;
+    }
+    size_t n = 0, changed = 0;
+    if (list) {
+        rc = ix->ops->queue_list(ix, dest, dead ? 1 : -1, -1, 0, print_entry, &n);
+        if (!rc)
+            printf("%zu entr%s\n", n, n == 1 ? "y" : "ies");
+    } else if (n_ids) {
+        for (size_t i = 0; i < n_ids && !rc; i++) {
+            rc = retry ? ix->ops->queue_retry(ix, NULL, ids[i], false, &n)
+                       : ix->ops->queue_purge(ix, NULL, ids[i], false, &n);
+            changed += n;
+        }
+    } else {
+        rc = retry ? ix->ops->queue_retry(ix, dest, 0, !all, &changed)
+                   : ix->ops->queue_purge(ix, dest, 0, !all, &changed);
+    }
+    if (!rc && !list)
+        printf("%s %zu entr%s\n", retry ? "retrying" : "purged", changed,
+               changed == 1 ? "y" : "ies");
+    if (rc)
+        fprintf(stderr, "mitral queue %s: %s\n", what, mt_strerror(rc));
+    ix->ops->close(ix);
+    mt_conf_free(c);
+    return rc ? 1 : 0;
+}

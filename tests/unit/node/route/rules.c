@@ -1,0 +1,402 @@
+/* tests for node/route/rules.c + match.c: every operator, precedence, first match vs continue,
+ * the default rule, reject, and bad rule files reported as file:line. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "dicom/ds.h"
+#include "route/rules.h"
+#include "util/alloc.h"
+#include "util/err.h"
+
+static char err[512];
+
+static int chk_dest(void *u, const char *name, char *why, size_t whysz)
+{
+    (void)u;
+    (void)why;
+    (void)whysz;
+    return strcmp(name, "central") && strcmp(name, "backup");
+}
+
+static int chk_proj(void *u, const char *name, char *why, size_t whysz)
+{
+    (void)u;
+    (void)why;
+    (void)whysz;
+    return strncmp(name, "p", 1);
+}
+
+static int chk_prof(void *u, mt_route_set_t *set, const char *name, char *why, size_t whysz)
+{
+    (void)u;
+    (void)set;
+    if (!strcmp(name, "basic") || !strcmp(name, "strict"))
+        return 0;
+    snprintf(why, whysz, "no such profile");
+    return -1;
+}
+
+static const mt_route_check_t chk = {chk_dest, chk_proj, chk_prof, NULL};
+
+static mt_route_set_t *compile(const char *yaml)
+{
+    mt_route_set_t *s = mt_route_set_new();
+    int rc = mt_route_set_add(s, yaml, strlen(yaml), "r.yaml", &chk, err, sizeof err);
+    if (rc) {
+        fprintf(stderr, "unexpected: %s\n", err);
+        mt_route_set_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+static void expect_error(const char *yaml, const char *msg)
+{
+    long live = mt_alloc_live();
+    mt_route_set_t *s = mt_route_set_new();
+    int rc = mt_route_set_add(s, yaml, strlen(yaml), "r.yaml", &chk, err, sizeof err);
+    assert_int_equal(rc, MT_ECONF);
+    if (!strstr(err, msg)) {
+        fprintf(stderr, "got: %s\nwant: %s\n", err, msg);
+        fail();
+    }
+    assert_int_equal(mt_route_set_count(s), 0);
+    mt_route_set_free(s);
+    assert_int_equal(mt_alloc_live(), live);
+}
+
+typedef struct inst {
+    mt_route_attrs_t *a;
+    mt_route_input_t in;
+} inst_t;
+
+static void inst_init(inst_t *x, const mt_route_set_t *s)
+{
+    x->a = mt_route_attrs_new(s);
+    memset(&x->in, 0, sizeof x->in);
+    x->in.calling_ae = "PACS1";
+    x->in.called_ae = "MITRAL";
+    x->in.peer = "10.1.2.3";
+    x->in.attrs = x->a;
+}
+
+static void put(inst_t *x, uint32_t tag, uint16_t vr, const char *v)
+{
+    mt_route_attrs_offer(x->a, tag, vr, (const uint8_t *)v, strlen(v), false);
+}
+
+#define T_MODALITY MT_TAG(0x0008, 0x0060)
+#define T_STUDY_DESC MT_TAG(0x0008, 0x1030)
+#define T_PATIENT_ID MT_TAG(0x0010, 0x0020)
+#define T_STUDY_DATE MT_TAG(0x0008, 0x0020)
+#define T_FIELD MT_TAG(0x0018, 0x0087)
+#define T_INSTITUTION MT_TAG(0x0008, 0x0080)
+#define T_ROWS MT_TAG(0x0028, 0x0010)
+
+/* The name of the first rule that matched, or "-" when none did. */
+static const char *first(const mt_route_set_t *s, inst_t *x, mt_route_decision_t *d)
+{
+    mt_route_decide(s, &x->in, d);
+    return d->n_rules ? d->rules[0] : "-";
+}
+
+static void test_operators(void **st)
+{
+    (void)st;
+    mt_route_set_t *s = compile("rules:\n"
+                                "  - name: eq\n"
+                                "    match: {Modality: MR}\n"
+                                "  - name: oneof\n"
+                                "    match: {Modality: [CT, PT]}\n"
+                                "  - name: glob\n"
+                                "    match: {StudyDescription: {glob: '*HEART*'}}\n"
+                                "  - name: regex\n"
+                                "    match: {PatientID: {regex: '^H[0-9]+$'}}\n"
+                                "  - name: range\n"
+                                "    match: {'(0018,0087)': {range: [1.4, 3.1]}}\n"
+                                "  - name: openrange\n"
+                                "    match: {Rows: {range: [1000, ~]}}\n"
+                                "  - name: dates\n"
+                                "    match: {StudyDate: {date_range: [2020-01-01, 20201231]}}\n"
+                                "  - name: absent\n"
+                                "    match: {InstitutionName: {absent: true}, Modality: XA}\n"
+                                "  - name: present\n"
+                                "    match: {InstitutionName: {present: true}}\n");
+    assert_non_null(s);
+    assert_int_equal(mt_route_set_count(s), 9);
+    assert_true(mt_route_set_wants(s, T_MODALITY));
+    assert_false(mt_route_set_wants(s, MT_TAG(0x0010, 0x0010)));
+    mt_route_decision_t d;
+    struct {
+        uint32_t tag;
+        uint16_t vr;
+        const char *v;
+        const char *want;
+    } cases[] = {
+        {T_MODALITY, MT_VR('C', 'S'), "MR", "eq"},
+        {T_MODALITY, MT_VR('C', 'S'), "MR ", "eq"}, /* padding */
+        {T_MODALITY, MT_VR('C', 'S'), "mr", "-"},   /* case matters */
+        {T_MODALITY, MT_VR('C', 'S'), "PT", "oneof"},
+        {T_MODALITY, MT_VR('C', 'S'), "OT\\CT", "oneof"}, /* any value of several */
+        {T_STUDY_DESC, MT_VR('L', 'O'), "CARDIAC HEART MR", "glob"},
+        {T_STUDY_DESC, MT_VR('L', 'O'), "BRAIN", "-"},
+        {T_PATIENT_ID, MT_VR('L', 'O'), "H12345", "regex"},
+        {T_PATIENT_ID, MT_VR('L', 'O'), "XH12345", "-"},
+        {T_FIELD, MT_VR('D', 'S'), "1.5", "range"},
+        {T_FIELD, MT_VR('D', 'S'), "3.1", "range"}, /* inclusive */
+        {T_FIELD, MT_VR('D', 'S'), "7", "-"},
+        {T_FIELD, MT_VR('D', 'S'), "abc", "-"},
+        {T_STUDY_DATE, MT_VR('D', 'A'), "20200615", "dates"},
+        {T_STUDY_DATE, MT_VR('D', 'A'), "20210101", "-"},
+        {T_MODALITY, MT_VR('C', 'S'), "XA", "absent"},
+        {T_INSTITUTION, MT_VR('L', 'O'), "", "present"}, /* present even when empty */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        inst_t x;
+        inst_init(&x, s);
+        put(&x, cases[i].tag, cases[i].vr, cases[i].v);
+        const char *got = first(s, &x, &d);
+        if (strcmp(got, cases[i].want)) {
+            fprintf(stderr, "case %zu (%s): got %s want %s\n", i, cases[i].v, got, cases[i].want);
+            fail();
+        }
+        mt_route_attrs_free(x.a);
+    }
+    /* binary numeric VR as decimal text: Rows US 1024 little endian */
+    inst_t x;
+    inst_init(&x, s);
+    uint8_t rows[2] = {0x00, 0x04};
+    mt_route_attrs_offer(x.a, T_ROWS, MT_VR('U', 'S'), rows, 2, false);
+    assert_string_equal(mt_route_attrs_get(x.a, T_ROWS), "1024");
+    assert_string_equal(first(s, &x, &d), "openrange");
+    mt_route_attrs_free(x.a);
+    inst_init(&x, s);
+    mt_route_attrs_offer(x.a, T_ROWS, MT_VR('U', 'S'), rows, 2, true); /* big endian: 4 */
+    assert_string_equal(mt_route_attrs_get(x.a, T_ROWS), "4");
+    assert_string_equal(first(s, &x, &d), "-");
+    mt_route_attrs_free(x.a);
+    mt_route_set_free(s);
+}
+
+static void test_peer_and_aes(void **st)
+{
+    (void)st;
+    mt_route_set_t *s = compile("rules:\n"
+                                "  - name: net\n"
+                                "    match: {peer: [192.168.0.0/16, '::1'], calling_ae: CT1}\n"
+                                "  - name: ae\n"
+                                "    match: {calling_ae: {glob: 'PACS*'}, called_ae: MITRAL}\n"
+                                "  - name: v6net\n"
+                                "    match: {peer: 'fd00::/8'}\n"
+                                "  - name: host\n"
+                                "    match: {peer: 10.1.2.3}\n");
+    assert_non_null(s);
+    mt_route_decision_t d;
+    inst_t x;
+    inst_init(&x, s);
+    assert_string_equal(first(s, &x, &d), "ae");
+    x.in.calling_ae = "CT1";
+    assert_string_equal(first(s, &x, &d), "host");
+    x.in.peer = "192.168.4.5";
+    assert_string_equal(first(s, &x, &d), "net");
+    x.in.peer = "::ffff:192.168.4.5"; /* IPv4-mapped */
+    assert_string_equal(first(s, &x, &d), "net");
+    x.in.peer = "::1";
+    assert_string_equal(first(s, &x, &d), "net");
+    x.in.peer = "fd12::1";
+    assert_string_equal(first(s, &x, &d), "v6net");
+    x.in.peer = "11.0.0.1";
+    assert_string_equal(first(s, &x, &d), "-");
+    x.in.peer = NULL; /* unknown peer: a peer condition cannot hold */
+    assert_string_equal(first(s, &x, &d), "-");
+    mt_route_attrs_free(x.a);
+    mt_route_set_free(s);
+}
+
+static void test_precedence_and_continue(void **st)
+{
+    (void)st;
+    mt_route_set_t *s = compile("rules:\n"
+                                "  - name: all-mr\n"
+                                "    match: {Modality: MR}\n"
+                                "    projects: [p-mr]\n"
+                                "    forward: [central]\n"
+                                "    deid: strict\n"
+                                "    continue: true\n"
+                                "  - name: heart\n"
+                                "    match: {StudyDescription: {glob: '*HEART*'}}\n"
+                                "    projects: [p-heart, p-mr]\n"
+                                "    deid: basic\n"
+                                "    forward: [backup, central]\n"
+                                "  - name: never\n"
+                                "    match: {Modality: MR}\n"
+                                "    projects: [p-never]\n"
+                                "default:\n"
+                                "  projects: [p-default]\n");
+    assert_non_null(s);
+    mt_route_decision_t d;
+    inst_t x;
+    inst_init(&x, s);
+    put(&x, T_MODALITY, MT_VR('C', 'S'), "MR");
+    put(&x, T_STUDY_DESC, MT_VR('L', 'O'), "HEART");
+    mt_route_decide(s, &x.in, &d);
+    assert_true(d.matched_any);
+    assert_false(d.used_default);
+    assert_int_equal(d.n_rules, 2); /* all-mr continues, heart stops before never */
+    assert_string_equal(d.rules[1], "heart");
+    assert_int_equal(d.n_projects, 2);
+    assert_string_equal(d.projects[0], "p-mr");
+    assert_string_equal(d.projects[1], "p-heart");
+    assert_int_equal(d.n_forward, 2);
+    assert_string_equal(d.forward[0], "central");
+    assert_string_equal(d.forward[1], "backup");
+    assert_string_equal(d.deid, "strict"); /* the earlier rule takes precedence */
+    mt_route_attrs_free(x.a);
+
+    /* MR but not HEART: all-mr continues, never matches and stops */
+    inst_init(&x, s);
+    put(&x, T_MODALITY, MT_VR('C', 'S'), "MR");
+    mt_route_decide(s, &x.in, &d);
+    assert_int_equal(d.n_rules, 2);
+    assert_string_equal(d.rules[1], "never");
+    assert_int_equal(d.n_projects, 2);
+    mt_route_attrs_free(x.a);
+
+    /* nothing matches: the default */
+    inst_init(&x, s);
+    put(&x, T_MODALITY, MT_VR('C', 'S'), "CT");
+    mt_route_decide(s, &x.in, &d);
+    assert_false(d.matched_any);
+    assert_true(d.used_default);
+    assert_int_equal(d.n_projects, 1);
+    assert_string_equal(d.projects[0], "p-default");
+    assert_null(d.deid);
+    assert_int_equal(d.n_forward, 0);
+    mt_route_attrs_free(x.a);
+    mt_route_set_free(s);
+}
+
+static void test_reject(void **st)
+{
+    (void)st;
+    mt_route_set_t *s = compile("rules:\n"
+                                "  - match: {Modality: MR}\n"
+                                "    projects: [p1]\n"
+                                "    continue: true\n"
+                                "  - name: no-sr\n"
+                                "    match: {Modality: [SR, MR]}\n"
+                                "    reject: no structured reports\n"
+                                "  - match: {}\n"
+                                "    projects: [p2]\n");
+    assert_non_null(s);
+    mt_route_decision_t d;
+    inst_t x;
+    inst_init(&x, s);
+    put(&x, T_MODALITY, MT_VR('C', 'S'), "MR");
+    mt_route_decide(s, &x.in, &d);
+    assert_true(d.reject);
+    assert_string_equal(d.reject_reason, "no structured reports");
+    assert_string_equal(d.rules[0], "r.yaml:2"); /* unnamed rule: file:line */
+    mt_route_attrs_free(x.a);
+    inst_init(&x, s);
+    put(&x, T_MODALITY, MT_VR('C', 'S'), "CT");
+    mt_route_decide(s, &x.in, &d);
+    assert_false(d.reject);
+    assert_string_equal(d.projects[0], "p2"); /* empty match: always */
+    mt_route_attrs_free(x.a);
+    mt_route_set_free(s);
+}
+
+static void test_multiple_files(void **st)
+{
+    (void)st;
+    mt_route_set_t *s = mt_route_set_new();
+    const char *a =
+        "rules:\n  - match: {Modality: MR}\n    projects: [pa]\ndefault:\n  projects: [pd]\n";
+    const char *b = "rules:\n  - match: {Modality: CT}\n    projects: [pb]\n";
+    const char *c = "default:\n  projects: [pc]\n";
+    assert_int_equal(mt_route_set_add(s, a, strlen(a), "a.yaml", &chk, err, sizeof err), 0);
+    assert_int_equal(mt_route_set_add(s, b, strlen(b), "b.yaml", &chk, err, sizeof err), 0);
+    assert_int_equal(mt_route_set_add(s, c, strlen(c), "c.yaml", &chk, err, sizeof err), MT_ECONF);
+    assert_string_equal(err, "c.yaml:1: default: only one default rule (across all rules files)");
+    assert_int_equal(mt_route_set_count(s), 2);
+    mt_route_decision_t d;
+    inst_t x;
+    inst_init(&x, s);
+    put(&x, T_MODALITY, MT_VR('C', 'S'), "CT");
+    mt_route_decide(s, &x.in, &d);
+    assert_string_equal(d.projects[0], "pb");
+    mt_route_attrs_free(x.a);
+    mt_route_set_free(s);
+}
+
+static void test_errors(void **st)
+{
+    (void)st;
+    expect_error("rules:\n  - match: {Modalty: MR}\n",
+                 "r.yaml:2: match: unknown keyword \"Modalty\"");
+    expect_error("rules:\n  - match:\n      PatientID: {regex: '(['}\n",
+                 "r.yaml:3: PatientID: bad regex");
+    expect_error("rules:\n  - match: {Modality: MR}\n    forward: [nowhere]\n",
+                 "r.yaml:3: forward: unknown destination \"nowhere\"");
+    expect_error("rules:\n  - match: {Modality: MR}\n    projects: [zz]\n",
+                 "r.yaml:3: projects: unknown project \"zz\"");
+    expect_error("rules:\n  - match: {Modality: MR}\n\n    deid: fancy\n",
+                 "r.yaml:4: deid: profile \"fancy\": no such profile");
+    expect_error("rules:\n  - match: {Modality: MR}\n    frobnicate: 1\n",
+                 "r.yaml:3: unknown key \"frobnicate\" in rule");
+    expect_error("rules:\n  - match: {Modality: {like: MR}}\n",
+                 "r.yaml:2: Modality: unknown operator \"like\"");
+    expect_error("rules:\n  - match: {peer: 10.0.0.0/33}\n", "r.yaml:2: peer: \"10.0.0.0/33\"");
+    expect_error("rules:\n  - match: {StudyDate: {date_range: [2020-13, ~]}}\n",
+                 "r.yaml:2: StudyDate: \"2020-13\" is not a date");
+    expect_error("rules:\n  - match: {Rows: {range: [5, 1]}}\n",
+                 "r.yaml:2: Rows: low bound above high bound");
+    expect_error("rules:\n  - match: {PixelData: {present: true}}\n",
+                 "only data set attributes before Pixel Data");
+    expect_error("rules:\n  - reject: x\n    continue: true\n", "r.yaml:2: reject ends evaluation");
+    expect_error("rules:\n  - reject: x\n    projects: [p1]\n", "reject cannot be combined");
+    expect_error("rules:\n  - stop: true\n    continue: true\n", "stop or continue, not both");
+    expect_error("rulez: []\n", "r.yaml:1: unknown top-level key \"rulez\"");
+    expect_error("rules:\n  - match: [a\n", "r.yaml:3: YAML syntax error");
+    expect_error("default:\n  match: {Modality: MR}\n", "r.yaml:2: default: unknown key \"match\"");
+    expect_error("rules:\n  - match: {'(0008,00ZZ)': x}\n", "unknown keyword \"(0008,00ZZ)\"");
+}
+
+static void test_tags_by_number(void **st)
+{
+    (void)st;
+    mt_route_set_t *s = compile("rules:\n  - name: t\n    match: {'00080060': MR, "
+                                "'0008,1030': {glob: '*'}}\n");
+    assert_non_null(s);
+    inst_t x;
+    inst_init(&x, s);
+    put(&x, T_MODALITY, MT_VR('C', 'S'), "MR");
+    mt_route_decision_t d;
+    assert_string_equal(first(s, &x, &d), "-"); /* StudyDescription absent: glob fails */
+    put(&x, T_STUDY_DESC, MT_VR('L', 'O'), "x");
+    assert_string_equal(first(s, &x, &d), "t");
+    mt_route_attrs_free(x.a);
+    mt_route_set_free(s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_operators),
+        cmocka_unit_test(test_peer_and_aes),
+        cmocka_unit_test(test_precedence_and_continue),
+        cmocka_unit_test(test_reject),
+        cmocka_unit_test(test_multiple_files),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_tags_by_number),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
