@@ -949,7 +949,7 @@ static void work_cb(uv_work_t *w)
         job->work_comment = comment_for(err);
         return;
     }
-    if (job->op == OP_FINAL) {
+    if (job->op == OP_FINAL && !job->quar_path[0]) {
         /* complete and committed (no cancel after commit): straight to the commit queue, not
          * via a wake-up of the loop first. The job's buffers stay with the loop thread
          * (after_work_cb recycles them); the commit thread never touches them. */
