@@ -99,6 +99,7 @@ typedef struct sqlite_index {
         bool ok;
     } up_cache[MT_LEVEL_COUNT];
     int64_t data_version;
+    sqlite3_stmt *seq_st[MT_LEVEL_COUNT]; /* put_seq's UPDATE per level, prepared on first use */
 } sqlite_index_t;
 
 static void cache_drop(sqlite_index_t *x)
@@ -484,16 +485,21 @@ static int put_seq(sqlite_index_t *x, mt_index_level_t l, int64_t pk, const mt_i
     const uint8_t *blob = mt_index_rec_seq_blob(rec, (int)l, &n);
     if (!blob)
         return 0;
-    char sql[96];
-    snprintf(sql, sizeof sql, "UPDATE %s SET seq_keys=? WHERE pk=?", mt_index_level_table(l));
-    sqlite3_stmt *s;
-    int rc = sqlite3_prepare_v2(x->db, sql, -1, &s, NULL);
-    if (rc != SQLITE_OK)
-        return db_err(x, rc, "prepare seq_keys");
+    sqlite3_stmt *s = x->seq_st[l];
+    int rc;
+    if (!s) {
+        char sql[96];
+        snprintf(sql, sizeof sql, "UPDATE %s SET seq_keys=? WHERE pk=?", mt_index_level_table(l));
+        rc = sqlite3_prepare_v3(x->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, NULL);
+        if (rc != SQLITE_OK)
+            return db_err(x, rc, "prepare seq_keys");
+        x->seq_st[l] = s;
+    }
     sqlite3_bind_blob(s, 1, blob, (int)n, SQLITE_STATIC);
     sqlite3_bind_int64(s, 2, pk);
     rc = sqlite3_step(s);
-    sqlite3_finalize(s);
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
     return rc == SQLITE_DONE ? 0 : db_err(x, rc, "seq_keys");
 }
 
@@ -965,6 +971,8 @@ static void ix_close(mt_index_t *ix)
         ix_rollback(ix);
     for (int i = 0; i < ST_COUNT; i++)
         sqlite3_finalize(x->st[i]);
+    for (int l = 0; l < MT_LEVEL_COUNT; l++)
+        sqlite3_finalize(x->seq_st[l]);
     sqlite3_close(x->db);
     for (int l = 0; l < MT_LEVEL_COUNT; l++)
         mt_buf_dispose(&x->up_cache[l].sig);
