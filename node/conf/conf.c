@@ -44,6 +44,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1266,6 +1267,29 @@ static int walk_destinations(struct loader *L)
 }
 
 /* Called after the MAPPING-START of the section `prefix` ("" for the top level). */
+/* Top-level sections that hold a list of mappings, each parsed by its own walker (not in
+ * keys.def). */
+struct list_section {
+    const char *name;
+    size_t seen_offset; /* of the struct loader flag that catches a duplicate section */
+    int (*walk)(struct loader *L);
+};
+
+static const struct list_section list_sections[] = {
+    {"projects", offsetof(struct loader, seen_projects), walk_projects},
+    {"move_destinations", offsetof(struct loader, seen_dests), walk_dests},
+    {"users", offsetof(struct loader, seen_users), walk_users},
+    {"destinations", offsetof(struct loader, seen_destinations), walk_destinations},
+};
+
+static const struct list_section *find_list_section(const char *kv, size_t kn)
+{
+    for (size_t i = 0; i < sizeof list_sections / sizeof list_sections[0]; i++)
+        if (strlen(list_sections[i].name) == kn && memcmp(list_sections[i].name, kv, kn) == 0)
+            return &list_sections[i];
+    return NULL;
+}
+
 static int walk_mapping(struct loader *L, const char *prefix)
 {
     for (;;) {
@@ -1281,35 +1305,13 @@ static int walk_mapping(struct loader *L, const char *prefix)
         if (ev_text(L, "key", &kv, &kn))
             return -1;
         char path[CONF_MAX_KEYPATH], s[48];
-        if (!*prefix && kn == 8 && memcmp(kv, "projects", 8) == 0) {
-            if (L->seen_projects)
-                return fail(L, kline, "duplicate section projects");
-            L->seen_projects = true;
-            if (next(L) || walk_projects(L))
-                return -1;
-            continue;
-        }
-        if (!*prefix && kn == 17 && memcmp(kv, "move_destinations", 17) == 0) {
-            if (L->seen_dests)
-                return fail(L, kline, "duplicate section move_destinations");
-            L->seen_dests = true;
-            if (next(L) || walk_dests(L))
-                return -1;
-            continue;
-        }
-        if (!*prefix && kn == 5 && memcmp(kv, "users", 5) == 0) {
-            if (L->seen_users)
-                return fail(L, kline, "duplicate section users");
-            L->seen_users = true;
-            if (next(L) || walk_users(L))
-                return -1;
-            continue;
-        }
-        if (!*prefix && kn == 12 && memcmp(kv, "destinations", 12) == 0) {
-            if (L->seen_destinations)
-                return fail(L, kline, "duplicate section destinations");
-            L->seen_destinations = true;
-            if (next(L) || walk_destinations(L))
+        const struct list_section *ls = *prefix ? NULL : find_list_section(kv, kn);
+        if (ls) {
+            bool *seen = (bool *)((char *)L + ls->seen_offset);
+            if (*seen)
+                return fail(L, kline, "duplicate section %s", ls->name);
+            *seen = true;
+            if (next(L) || ls->walk(L))
                 return -1;
             continue;
         }

@@ -721,6 +721,24 @@ static int ix_locate(mt_index_t *ix, const char *sop_instance_uid, char *path, s
     return err;
 }
 
+/* Step s once and read (patients, studies, series, instances, bytes) into out; s finalized. */
+static int read_stats(sqlite_index_t *x, sqlite3_stmt *s, mt_index_stats_t *out, const char *what)
+{
+    int rc = sqlite3_step(s);
+    int err = 0;
+    if (rc == SQLITE_ROW) {
+        out->patients = (uint64_t)sqlite3_column_int64(s, 0);
+        out->studies = (uint64_t)sqlite3_column_int64(s, 1);
+        out->series = (uint64_t)sqlite3_column_int64(s, 2);
+        out->instances = (uint64_t)sqlite3_column_int64(s, 3);
+        out->bytes = (uint64_t)sqlite3_column_int64(s, 4);
+    } else {
+        err = db_err(x, rc, what);
+    }
+    sqlite3_finalize(s);
+    return err;
+}
+
 static int ix_stats(mt_index_t *ix, mt_index_stats_t *out)
 {
     sqlite_index_t *x = (sqlite_index_t *)ix;
@@ -732,19 +750,7 @@ static int ix_stats(mt_index_t *ix, mt_index_stats_t *out)
                                 -1, &s, NULL);
     if (rc != SQLITE_OK)
         return db_err(x, rc, "stats");
-    rc = sqlite3_step(s);
-    int err = 0;
-    if (rc == SQLITE_ROW) {
-        out->patients = (uint64_t)sqlite3_column_int64(s, 0);
-        out->studies = (uint64_t)sqlite3_column_int64(s, 1);
-        out->series = (uint64_t)sqlite3_column_int64(s, 2);
-        out->instances = (uint64_t)sqlite3_column_int64(s, 3);
-        out->bytes = (uint64_t)sqlite3_column_int64(s, 4);
-    } else {
-        err = db_err(x, rc, "stats");
-    }
-    sqlite3_finalize(s);
-    return err;
+    return read_stats(x, s, out, "stats");
 }
 
 static int ix_project_add(mt_index_t *ix, const char *project, const char *study_uid,
@@ -819,19 +825,7 @@ static int ix_project_stats(mt_index_t *ix, const char *project, mt_index_stats_
     if (rc != SQLITE_OK)
         return db_err(x, rc, "project stats");
     sqlite3_bind_text(s, 1, project, -1, SQLITE_STATIC);
-    rc = sqlite3_step(s);
-    int err = 0;
-    if (rc == SQLITE_ROW) {
-        out->patients = (uint64_t)sqlite3_column_int64(s, 0);
-        out->studies = (uint64_t)sqlite3_column_int64(s, 1);
-        out->series = (uint64_t)sqlite3_column_int64(s, 2);
-        out->instances = (uint64_t)sqlite3_column_int64(s, 3);
-        out->bytes = (uint64_t)sqlite3_column_int64(s, 4);
-    } else {
-        err = db_err(x, rc, "project stats");
-    }
-    sqlite3_finalize(s);
-    return err;
+    return read_stats(x, s, out, "project stats");
 }
 
 static int ix_clear(mt_index_t *ix)
