@@ -26,7 +26,9 @@ static char *fmt(uint32_t tag, uint16_t vr, const void *v, size_t n, bool latin1
     mt_buf_t b;
     mt_buf_init(&b, 1 << 20);
     mt_json_opts_t def = {0};
-    assert_int_equal(mt_json_value(tag, vr, v, n, latin1, o ? o : &def, &b), 0);
+    mt_charset_t cs;
+    mt_charset_parse("ISO_IR 100", 10, &cs);
+    assert_int_equal(mt_json_value(tag, vr, v, n, latin1 ? &cs : NULL, o ? o : &def, &b), 0);
     snprintf(out, sizeof out, "%.*s", (int)b.len, (char *)b.data);
     mt_buf_dispose(&b);
     return out;
