@@ -76,6 +76,8 @@ static int apply_term(mt_charset_t *cs, const char *t, size_t n, bool first)
                    (e->term_ext && strlen(e->term_ext) == n && !memcmp(e->term_ext, t, n));
         if (!hit)
             continue;
+        if (!first || (e->term_ext && strlen(e->term_ext) == n && !memcmp(e->term_ext, t, n)))
+            cs->ext = true;
         if (first && e->g == 0)
             cs->g0 = (uint8_t)i;
         else if (first)
@@ -107,6 +109,11 @@ int mt_charset_parse(const char *value, size_t len, mt_charset_t *cs)
         start = end + 1;
     }
     return rc;
+}
+
+bool mt_charset_declared(const mt_charset_t *cs)
+{
+    return cs->g1 || cs->utf8 || cs->whole || cs->ext || cs->g0 != CE_ASCII;
 }
 
 bool mt_charset_plain(const mt_charset_t *cs, const char *s, size_t n)

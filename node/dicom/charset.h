@@ -28,6 +28,7 @@
 typedef struct mt_charset {
     uint8_t g0, g1;     /* initial code elements (charset.c's table; 0 = none in G1) */
     bool utf8;          /* ISO_IR 192 */
+    bool ext;           /* ISO 2022 code extensions named (escape sequences may switch sets) */
     const char *whole;  /* GB18030 / GBK: the iconv name of a whole-value decoder, else NULL */
 } mt_charset_t;
 
@@ -38,6 +39,10 @@ void mt_charset_default(mt_charset_t *cs);
  * Returns 0, or MT_EINVAL for a term this table does not know (*cs is then the default, with
  * every term it did know applied). */
 int mt_charset_parse(const char *value, size_t len, mt_charset_t *cs);
+
+/* True when the set declares more than the default repertoire (a G1 set, an ISO 2022 extension,
+ * UTF-8, GB18030/GBK). */
+bool mt_charset_declared(const mt_charset_t *cs);
 
 /* True when the bytes are already UTF-8 in this character set (ASCII only, or a valid UTF-8
  * string under ISO_IR 192): no conversion needed. */
