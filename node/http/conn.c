@@ -17,8 +17,11 @@
  * A response that ends before its request body was read marks the connection for closing
  * (the rest of the body is not read). Errors before dispatch answer 400/408/413/431 and close.
  *
- * HTTPS (opts.tls_port): a second listener; its connections run TLS (OpenSSL, 1.2 or later)
- * over memory BIOs: socket bytes go into rbio and SSL_read's plaintext into conn->in; every
+ * HTTPS (opts.tls_port): a second listener whose connections run TLS; and/or on the main port
+ * (opts.tls_main): ONLY, every connection runs TLS; BOTH, the first byte received decides: 0x16
+ * (a TLS record of type handshake, RFC 8446 §5.1: a ClientHello starts every TLS session)
+ * starts TLS, anything else (an HTTP method's first letter) stays clear HTTP. TLS (OpenSSL,
+ * 1.2 or later) runs over memory BIOs: socket bytes go into rbio and SSL_read's plaintext into conn->in; every
  * write is SSL_write'n and what wbio holds is queued to the socket (tls_flush). Everything
  * above the bytes (parser, limits, handlers) is the same for both.
  */
@@ -85,6 +88,7 @@ struct mt__http_conn {
     bool loopback;
     bool in_parse; /* inside parse_more */
     SSL *ssl;      /* HTTPS: TLS over memory BIOs (rbio: bytes from the socket, wbio: to it) */
+    bool sniff;    /* tls_main BOTH: the first byte read decides between TLS and clear HTTP */
     struct sendfile_req *sf; /* a file being sent straight to the socket (worker thread) */
     bool sf_running;         /* the worker owns the socket's write side: no uv_close yet */
     BIO *rbio, *wbio;
@@ -96,6 +100,7 @@ static void parse_more(conn_t *c);
 static void update_reading(conn_t *c);
 static void dispatch(conn_t *c);
 static void arm_timer(conn_t *c);
+static int tls_attach(conn_t *c);
 
 const char *mt_http_reason(int s)
 {
@@ -898,6 +903,13 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
     }
     if (nread == 0)
         return;
+    if (c->sniff) {
+        c->sniff = false;
+        if ((uint8_t)b->base[0] == 0x16 && tls_attach(c) != 0) {
+            conn_close(c);
+            return;
+        }
+    }
     if (c->ssl) {
         if (BIO_write(c->rbio, b->base, (int)nread) != (int)nread) {
             conn_close(c);
@@ -1055,7 +1067,26 @@ static void arm_timer(conn_t *c)
     uv_timer_start(&c->timer, on_timer, ms ? ms : 1, 0);
 }
 
-static void accept_conn(uv_stream_t *server, int status, bool tls)
+/* Make c a TLS connection (server side, memory BIOs). */
+static int tls_attach(conn_t *c)
+{
+    c->ssl = SSL_new(c->srv->tls);
+    c->rbio = BIO_new(BIO_s_mem());
+    c->wbio = BIO_new(BIO_s_mem());
+    if (!c->ssl || !c->rbio || !c->wbio) {
+        SSL_free(c->ssl);
+        c->ssl = NULL;
+        BIO_free(c->rbio);
+        BIO_free(c->wbio);
+        return MT_ENOMEM;
+    }
+    SSL_set_bio(c->ssl, c->rbio, c->wbio);
+    SSL_set_accept_state(c->ssl);
+    return 0;
+}
+
+/* tls: MT_HTTP_TLS_OFF (clear HTTP), _ONLY (TLS) or _BOTH (sniff the first byte). */
+static void accept_conn(uv_stream_t *server, int status, int tls)
 {
     mt_http_server_t *s = server->data;
     if (status < 0)
@@ -1083,19 +1114,11 @@ static void accept_conn(uv_stream_t *server, int status, bool tls)
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
-    if (tls) {
-        c->ssl = SSL_new(s->tls);
-        c->rbio = BIO_new(BIO_s_mem());
-        c->wbio = BIO_new(BIO_s_mem());
-        if (!c->ssl || !c->rbio || !c->wbio) {
-            BIO_free(c->rbio);
-            BIO_free(c->wbio);
-            conn_close(c);
-            return;
-        }
-        SSL_set_bio(c->ssl, c->rbio, c->wbio);
-        SSL_set_accept_state(c->ssl);
+    if (tls == MT_HTTP_TLS_ONLY && tls_attach(c) != 0) {
+        conn_close(c);
+        return;
     }
+    c->sniff = tls == MT_HTTP_TLS_BOTH;
     struct sockaddr_storage ss;
     int len = sizeof ss;
     snprintf(c->peer, sizeof c->peer, "?");
@@ -1131,12 +1154,13 @@ static void accept_conn(uv_stream_t *server, int status, bool tls)
 
 static void on_connection(uv_stream_t *server, int status)
 {
-    accept_conn(server, status, false);
+    mt_http_server_t *s = server->data;
+    accept_conn(server, status, s->o.tls_main);
 }
 
 static void on_connection_tls(uv_stream_t *server, int status)
 {
-    accept_conn(server, status, true);
+    accept_conn(server, status, MT_HTTP_TLS_ONLY);
 }
 
 static void on_server_closed(uv_handle_t *h)
@@ -1152,8 +1176,8 @@ static void on_server_closed(uv_handle_t *h)
     }
 }
 
-/* The HTTPS listener: a TLS 1.2+ context with the configured certificate chain and key. */
-static int tls_start(mt_http_server_t *s, const mt_http_opts_t *o)
+/* The TLS 1.2+ context with the configured certificate chain and key. */
+static int tls_context(mt_http_server_t *s, const mt_http_opts_t *o)
 {
     s->tls = SSL_CTX_new(TLS_server_method());
     if (!s->tls)
@@ -1167,6 +1191,12 @@ static int tls_start(mt_http_server_t *s, const mt_http_opts_t *o)
         ERR_clear_error();
         return MT_ECONF;
     }
+    return 0;
+}
+
+/* The second listener (http.tls_port): every connection runs TLS. */
+static int tls_start(mt_http_server_t *s, const mt_http_opts_t *o)
+{
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof ss);
     int rc = uv_ip4_addr(o->bind, o->tls_port, (struct sockaddr_in *)&ss);
@@ -1198,6 +1228,11 @@ int mt_http_start(uv_loop_t *loop, const mt_http_opts_t *o, mt_http_server_t **o
     s->loop = loop;
     s->o = *o;
     http_parser_set_max_header_size(o->max_header);
+    if ((o->tls_port || o->tls_main) && (rc = tls_context(s, o)) != 0) {
+        SSL_CTX_free(s->tls);
+        mt_free(s);
+        return rc;
+    }
     uv_tcp_init(loop, &s->tcp);
     s->tcp.data = s;
     s->n_listeners = 1;
@@ -1227,7 +1262,7 @@ void mt_http_stop(mt_http_server_t *s)
     if (s->listening) {
         s->listening = false;
         uv_close((uv_handle_t *)&s->tcp, on_server_closed);
-        if (s->tls)
+        if (s->o.tls_port)
             uv_close((uv_handle_t *)&s->tls_tcp, on_server_closed);
     }
     for (conn_t *c = s->conns, *n; c; c = n) {

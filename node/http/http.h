@@ -78,6 +78,8 @@ struct mt_http_req {
  * responds at once. */
 typedef void (*mt_http_dispatch_cb)(void *user, mt_http_req_t *r);
 
+enum { MT_HTTP_TLS_OFF, MT_HTTP_TLS_BOTH, MT_HTTP_TLS_ONLY }; /* = http.tls's names */
+
 typedef struct mt_http_opts {
     const char *bind;
     uint16_t port;
@@ -85,7 +87,8 @@ typedef struct mt_http_opts {
     uint64_t max_body;
     uint32_t header_timeout_ms, idle_timeout_ms;
     uint16_t tls_port;              /* 0: no HTTPS listener */
-    const char *tls_cert, *tls_key; /* PEM files (chain, key) when tls_port is set */
+    int tls_main;                   /* TLS on port: MT_HTTP_TLS_OFF, _BOTH (sniffed), _ONLY */
+    const char *tls_cert, *tls_key; /* PEM files (chain, key) when tls_port/tls_main is set */
     mt_http_dispatch_cb dispatch;
     void *user;
 } mt_http_opts_t;

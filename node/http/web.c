@@ -588,15 +588,16 @@ int mt_web_start(mt_node_t *node, const mt_conf_t *c, mt_web_t **out)
         .header_timeout_ms = c->http_header_timeout_ms,
         .idle_timeout_ms = c->http_idle_timeout_ms,
         .tls_port = (uint16_t)c->http_tls_port,
+        .tls_main = c->http_tls,
         .tls_cert = c->http_tls_cert,
         .tls_key = c->http_tls_key,
         .dispatch = on_dispatch,
         .user = w,
     };
-    if (c->http_tls_port && (strcmp(c->http_tls_cert, "none") == 0 ||
-                             strcmp(c->http_tls_key, "none") == 0)) {
-        mt_log(MT_LOG_ERROR, NULL, "http.tls_port is set: http.tls_cert and http.tls_key are "
-               "required");
+    if ((c->http_tls_port || c->http_tls) && (strcmp(c->http_tls_cert, "none") == 0 ||
+                                              strcmp(c->http_tls_key, "none") == 0)) {
+        mt_log(MT_LOG_ERROR, NULL, "http.tls_port or http.tls is set: http.tls_cert and "
+               "http.tls_key are required");
         mt_free(w);
         return MT_ECONF;
     }
