@@ -12,7 +12,8 @@
  * IS/DS and binary numbers as JSON numbers (DS normalised: no '+', no leading zeros,
  * "0.5" for ".5"), AT as "GGGGEEEE", SQ as a list of objects, OB/OW/OF/OD/OL/OV/UN as
  * "InlineBinary" (base64) up to bulk_threshold bytes, else "BulkDataURI" (when a URI prefix is
- * given; the element's tag is appended) or no value. Group lengths (gggg,0000) are left out.
+ * given; the element's tag is appended, after SSSSSSSS/N/ for each enclosing sequence and
+ * 1-based item number in the stream encoder: .../bulkdata/00540016/1/00181072) or no value. Group lengths (gggg,0000) are left out.
  * Text is converted to UTF-8: from Latin-1 when SpecificCharacterSet is ISO_IR 100, or when
  * the bytes are not valid UTF-8; a non-empty SpecificCharacterSet is therefore written as
  * "ISO_IR 192" (as dcm2json does).

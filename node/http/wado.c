@@ -18,10 +18,11 @@
  *              stored one, or explicit LE for compressed pixel data: 406.
  *   metadata   application/dicom+json: each file is read up to its Pixel Data only and its
  *              elements streamed into DICOM JSON (json.c); binary values over 1 KiB and
- *              Pixel Data become BulkDataURI .../instances/I/bulkdata/GGGGEEEE.
+ *              Pixel Data become BulkDataURI .../instances/I/bulkdata/GGGGEEEE, nested in
+ *              sequences at any depth .../bulkdata/SSSSSSSS/N/GGGGEEEE (N: 1-based item).
  *   frames     multipart/related; application/octet-stream (native: Little Endian frame
  *              bytes) or the stored compressed syntax's media type with transfer-syntax=UID.
- *   bulkdata   multipart/related; application/octet-stream with the top-level value.
+ *   bulkdata   multipart/related; application/octet-stream with the value the path names.
  *   rendered,  image/jpeg (libturbojpeg) or image/png (libpng), frame 1 or frames/N: native
  *   thumbnail  grayscale (MONOCHROME1/2, 8/16 bits): Modality LUT (rescale), then the window
  *              from ?window=center,width[,linear] or the header's first WindowCenter/Width,
@@ -67,7 +68,7 @@ typedef struct wado {
     wmode_t mode;
     char study[65], series[65], instance[65];
     bool has_series, has_instance;
-    char arg[256];
+    char arg[512];
     mt_index_level_t level;
     char *index_path, *root;
     inst_t *insts;
@@ -570,6 +571,38 @@ out:
     return rc;
 }
 
+static bool hex_tag(const char *s, size_t n, uint32_t *tag)
+{
+    if (n != 8 || strspn(s, "0123456789abcdefABCDEF") < 8)
+        return false;
+    *tag = (uint32_t)strtoul(s, NULL, 16);
+    return true;
+}
+
+/* The element a bulk data path names: "GGGGEEEE" at the top level, or "SSSSSSSS/N/..." down
+ * through item N (1-based) of sequence SSSSSSSS, as the metadata's BulkDataURIs write it
+ * (json.c). NULL when the path names nothing. */
+static const mt_ds_elem_t *bulk_elem(const mt_ds_t *ds, const char *path)
+{
+    const char *p = path;
+    for (;;) {
+        const char *slash = strchr(p, '/');
+        size_t n = slash ? (size_t)(slash - p) : strlen(p);
+        uint32_t tag;
+        if (!hex_tag(p, n, &tag))
+            return NULL;
+        const mt_ds_elem_t *e = mt_ds_get(ds, tag);
+        if (!slash || !e)
+            return e && e->vr == MT_VR('S', 'Q') ? NULL : e; /* a sequence is not bulk data */
+        char *end;
+        unsigned long item = strtoul(slash + 1, &end, 10);
+        if (end == slash + 1 || *end != '/' || item < 1 || item > e->n_items || !e->items)
+            return NULL;
+        ds = e->items[item - 1];
+        p = end + 1;
+    }
+}
+
 static int bulk_work(wado_t *w)
 {
     mt_buf_t file;
@@ -581,10 +614,7 @@ static int bulk_work(wado_t *w)
         mt_buf_dispose(&file);
         return rc;
     }
-    uint32_t tag = 0;
-    if (strlen(w->arg) == 8 && strspn(w->arg, "0123456789abcdefABCDEF") == 8)
-        tag = (uint32_t)strtoul(w->arg, NULL, 16);
-    const mt_ds_elem_t *e = tag ? mt_ds_get(ds, tag) : NULL;
+    const mt_ds_elem_t *e = bulk_elem(ds, w->arg);
     mt_buf_init(&w->out, MAX_INSTANCE_IN_MEMORY);
     if (!e) {
         w->status = 404;

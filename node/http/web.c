@@ -13,6 +13,7 @@
  *   GET  .../metadata                                            WADO-RS metadata
  *   GET  studies/S/series/R/instances/I/frames/1,2,3             WADO-RS frames
  *   GET  .../instances/I/bulkdata/TAG                            WADO-RS bulk data
+ *   GET  .../instances/I/bulkdata/SEQ/ITEM/.../TAG               nested in sequences (1-based)
  *   GET  .../rendered | .../thumbnail (instance, frames/N/rendered)  rendered (JPEG/PNG)
  *   GET  wado?requestType=WADO&studyUID=&seriesUID=&objectUID=   WADO-URI
  *   POST studies | studies/S                                     STOW-RS (stow.c)
@@ -461,8 +462,20 @@ static void route(mt_web_req_t *wr)
         mt__wado(wr, study, series, inst, what, NULL);
         return;
     }
-    if (inst && i + 2 == n && (strcmp(what, "frames") == 0 || strcmp(what, "bulkdata") == 0)) {
+    if (inst && i + 2 == n && strcmp(what, "frames") == 0) {
         mt__wado(wr, study, series, inst, what, s[i + 1]);
+        return;
+    }
+    if (inst && i + 2 <= n && (n - i) % 2 == 0 && strcmp(what, "bulkdata") == 0) {
+        char a[512]; /* TAG, or SEQ/ITEM/.../TAG for a value nested in sequences */
+        size_t k = 0;
+        for (size_t j = i + 1; j < n && k < sizeof a; j++)
+            k += (size_t)snprintf(a + k, sizeof a - k, "%s%s", j > i + 1 ? "/" : "", s[j]);
+        if (k >= sizeof a) {
+            mt__web_fail(wr, 404, "bulk data path too long");
+            return;
+        }
+        mt__wado(wr, study, series, inst, what, a);
         return;
     }
     if (inst && i + 3 == n && strcmp(what, "frames") == 0 &&

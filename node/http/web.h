@@ -18,7 +18,7 @@
 #include "../node.h"
 #include "http.h"
 
-#define MT_WEB_MAX_SEGS 12
+#define MT_WEB_MAX_SEGS 40 /* bulkdata/T then 16 levels of S/N nested sequence items */
 #define MT_WEB_MAX_PARAMS 64
 
 typedef struct mt_web mt_web_t;
