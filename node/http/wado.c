@@ -82,7 +82,7 @@ typedef struct wado {
      * as stored). frames/bulk: 1 = octet-stream only. */
     int ts_policy;
     char want_ts[72];
-    bool png;
+    mt_render_opts_t ro; /* rendered, thumbnail: parameters (ro.png: image/png) */
     /* results built by workers */
     mt_buf_t out;
     char ctype[256];
@@ -364,21 +364,6 @@ static int ds_int(const mt_ds_t *ds, uint32_t tag, int def)
     return atoi(s);
 }
 
-static double ds_double(const mt_ds_t *ds, uint32_t tag, double def, bool *found)
-{
-    char s[128];
-    if (found)
-        *found = false;
-    if (!mt_ds_get_string(ds, tag, s, sizeof s) || !s[0])
-        return def;
-    char *bs = strchr(s, '\\');
-    if (bs)
-        *bs = 0;
-    if (found)
-        *found = true;
-    return atof(s);
-}
-
 typedef struct frame {
     const uint8_t *p;
     size_t n;
@@ -410,6 +395,10 @@ static int get_frame(const mt_ds_t *ds, const mt_ts_t *ts, int k, frame_t *f, ch
             return 406;
         }
         size_t fs = (size_t)rows * (size_t)cols * (size_t)spp * (size_t)(bits / 8);
+        char pi[32] = "";
+        mt_ds_get_string(ds, MT_TAG(0x0028, 0x0004), pi, sizeof pi);
+        if (mt_pixel_pi(pi) == MT_PI_YBR_FULL_422 && spp == 3) /* Y1 Y2 Cb Cr per pair */
+            fs = (size_t)rows * (size_t)cols * 2 * (size_t)(bits / 8);
         if ((uint64_t)fs * (uint64_t)k > px->len || !px->value) {
             snprintf(msg, msgsz, "pixel data shorter than its frames");
             return 500;
@@ -649,192 +638,92 @@ static int bulk_work(wado_t *w)
 
 /* ---- rendered ---- */
 
-typedef struct png_mem {
-    mt_buf_t *out;
-    int err;
-} png_mem_t;
-
-static void png_write(png_structp p, png_bytep d, png_size_t n)
+/* Render frame k of instance x into out with w->ro. 0, or an HTTP status with w->msg set. */
+static int render_one(wado_t *w, const inst_t *x, int k, mt_buf_t *out)
 {
-    png_mem_t *m = png_get_io_ptr(p);
-    if (!m->err)
-        m->err = mt_buf_append(m->out, d, n);
-}
-
-static void png_flush(png_structp p)
-{
-    (void)p;
-}
-
-static int encode_png(const uint8_t *g, int wdt, int hgt, mt_buf_t *out)
-{
-    png_structp p = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
-    if (!p)
-        return MT_ENOMEM;
-    png_infop info = png_create_info_struct(p);
-    png_mem_t m = {out, 0};
-    if (!info || setjmp(png_jmpbuf(p))) {
-        png_destroy_write_struct(&p, &info);
-        return MT_EIO;
+    const mt_ts_t *ts = mt_ts_find(x->ts);
+    if (!ts || !native(x->ts)) {
+        snprintf(w->msg, sizeof w->msg, "rendered: compressed pixel data (transfer syntax %s) "
+                 "cannot be decoded here", x->ts);
+        return 406;
     }
-    png_set_write_fn(p, &m, png_write, png_flush);
-    png_set_IHDR(p, info, (png_uint_32)wdt, (png_uint_32)hgt, 8, PNG_COLOR_TYPE_GRAY,
-                 PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
-    png_write_info(p, info);
-    for (int y = 0; y < hgt; y++)
-        png_write_row(p, (png_const_bytep)(g + (size_t)y * (size_t)wdt));
-    png_write_end(p, info);
-    png_destroy_write_struct(&p, &info);
-    return m.err;
-}
-
-static int encode_jpeg(const uint8_t *g, int wdt, int hgt, int quality, mt_buf_t *out)
-{
-    tjhandle tj = tjInitCompress();
-    if (!tj)
-        return MT_ENOMEM;
-    unsigned char *jb = NULL;
-    unsigned long jn = 0;
-    int rc = tjCompress2(tj, g, wdt, 0, hgt, TJPF_GRAY, &jb, &jn, TJSAMP_GRAY, quality,
-                         TJFLAG_FASTDCT);
-    int err = rc == 0 ? mt_buf_append(out, jb, jn) : MT_EIO;
-    tjFree(jb);
-    tjDestroy(tj);
-    return err;
-}
-
-static int render_work(wado_t *w)
-{
     mt_buf_t file;
     mt_meta_t meta;
     mt_ds_t *ds = NULL;
-    const inst_t *x = &w->insts[0];
     int rc = parse_inst(w, x, &file, &meta, &ds);
     if (rc) {
         mt_buf_dispose(&file);
-        return rc;
+        snprintf(w->msg, sizeof w->msg, "rendered: a stored file could not be read");
+        return rc == MT_ENOENT ? 404 : 500;
     }
-    const mt_ts_t *ts = mt_ts_find(x->ts);
-    char pi[32] = "";
-    mt_ds_get_string(ds, MT_TAG(0x0028, 0x0004), pi, sizeof pi);
-    int spp = ds_int(ds, MT_TAG(0x0028, 0x0002), 1), bits = ds_int(ds, MT_TAG(0x0028, 0x0100), 0);
-    int rows = ds_int(ds, MT_TAG(0x0028, 0x0010), 0), cols = ds_int(ds, MT_TAG(0x0028, 0x0011), 0);
-    int signd = ds_int(ds, MT_TAG(0x0028, 0x0103), 0);
-    int stored = ds_int(ds, MT_TAG(0x0028, 0x0101), bits);
-    if (!native(x->ts) || spp != 1 || (bits != 8 && bits != 16) ||
-        (strcmp(pi, "MONOCHROME2") != 0 && strcmp(pi, "MONOCHROME1") != 0) || rows <= 0 ||
-        cols <= 0) {
-        w->status = 406;
-        snprintf(w->msg, sizeof w->msg,
-                 "rendered: native grayscale (MONOCHROME1/2, 8 or 16 bits) only");
-        goto out;
-    }
-    int k = w->arg[0] ? atoi(w->arg) : 1;
     frame_t f;
     int st = get_frame(ds, ts, k, &f, w->msg, sizeof w->msg);
-    if (st) {
-        w->status = st;
-        goto out;
+    if (st == 0) {
+        mt_pixel_desc_t d;
+        mt__render_desc(ds, ts->big_endian, &d);
+        mt_buf_init(out, MAX_INSTANCE_IN_MEMORY);
+        st = mt__render(ds, &d, f.p, f.n, &w->ro, out, w->msg, sizeof w->msg);
+        mt_free(f.own);
     }
-    size_t np = (size_t)rows * (size_t)cols;
-    double slope = ds_double(ds, MT_TAG(0x0028, 0x1053), 1.0, NULL);
-    double icpt = ds_double(ds, MT_TAG(0x0028, 0x1052), 0.0, NULL);
-    if (slope == 0)
-        slope = 1;
-    double *v = mt_malloc(np * sizeof *v);
-    double lo = 1e300, hi = -1e300;
-    uint32_t mask = stored > 0 && stored < 32 ? (1u << stored) - 1 : 0xFFFFFFFFu;
-    for (size_t i = 0; i < np; i++) {
-        int32_t raw;
-        if (bits == 8) {
-            raw = f.p[i];
-        } else {
-            uint32_t u = (uint32_t)f.p[2 * i] | (uint32_t)f.p[2 * i + 1] << 8; /* LE (frame) */
-            u &= mask;
-            if (signd && stored > 0 && stored < 32 && (u & (1u << (stored - 1))))
-                raw = (int32_t)(u | ~mask);
-            else
-                raw = (int32_t)u;
-        }
-        v[i] = raw * slope + icpt;
-        if (v[i] < lo)
-            lo = v[i];
-        if (v[i] > hi)
-            hi = v[i];
-    }
-    mt_free(f.own);
-    bool have_c = false, have_w = false;
-    double wc = ds_double(ds, MT_TAG(0x0028, 0x1050), 0, &have_c);
-    double ww = ds_double(ds, MT_TAG(0x0028, 0x1051), 0, &have_w);
-    const char *win = mt__web_param(w->wr, "window");
-    const char *qc = mt__web_param(w->wr, "windowCenter"), *qw = mt__web_param(w->wr, "windowWidth");
-    if (win) {
-        char *end;
-        double c = strtod(win, &end);
-        if (*end == ',') {
-            wc = c;
-            ww = strtod(end + 1, NULL);
-            have_c = have_w = true;
-        }
-    } else if (qc && qw) {
-        wc = atof(qc);
-        ww = atof(qw);
-        have_c = have_w = true;
-    }
-    if (!have_c || !have_w || ww < 1) {
-        wc = (lo + hi) / 2;
-        ww = hi - lo > 1 ? hi - lo : 1;
-    }
-    /* output size: thumbnail 128 max side or viewport */
-    int ow = cols, oh = rows;
-    int vw = 0, vh = 0;
-    const char *vp = mt__web_param(w->wr, "viewport");
-    if (vp)
-        sscanf(vp, "%d,%d", &vw, &vh);
-    if (mt__web_param(w->wr, "rows"))
-        vh = atoi(mt__web_param(w->wr, "rows"));
-    if (mt__web_param(w->wr, "columns"))
-        vw = atoi(mt__web_param(w->wr, "columns"));
-    if (w->mode == W_THUMB && vw <= 0 && vh <= 0)
-        vw = vh = 128;
-    if (vw > 0 || vh > 0) {
-        double sx = vw > 0 ? (double)vw / cols : 1e9, sy = vh > 0 ? (double)vh / rows : 1e9;
-        double s = sx < sy ? sx : sy;
-        if (s < 1) {
-            ow = (int)(cols * s);
-            oh = (int)(rows * s);
-            if (ow < 1)
-                ow = 1;
-            if (oh < 1)
-                oh = 1;
-        }
-    }
-    uint8_t *g = mt_malloc((size_t)ow * (size_t)oh);
-    bool invert = strcmp(pi, "MONOCHROME1") == 0;
-    for (int y = 0; y < oh; y++)
-        for (int xx = 0; xx < ow; xx++) {
-            size_t sy = (size_t)((int64_t)y * rows / oh), sx = (size_t)((int64_t)xx * cols / ow);
-            double val = v[sy * (size_t)cols + sx];
-            /* PS3.3 C.11.2.1.2.1 linear window */
-            double t = (val - (wc - 0.5)) / (ww - 1) + 0.5;
-            if (ww <= 1)
-                t = val > wc ? 1 : 0;
-            int o = t <= 0 ? 0 : t >= 1 ? 255 : (int)(t * 255 + 0.5);
-            g[(size_t)y * (size_t)ow + (size_t)xx] = (uint8_t)(invert ? 255 - o : o);
-        }
-    mt_free(v);
-    mt_buf_init(&w->out, MAX_INSTANCE_IN_MEMORY);
-    const char *qual = mt__web_param(w->wr, "quality");
-    int q = qual ? atoi(qual) : 90;
-    if (q < 1 || q > 100)
-        q = 90;
-    rc = w->png ? encode_png(g, ow, oh, &w->out) : encode_jpeg(g, ow, oh, q, &w->out);
-    mt_free(g);
-    snprintf(w->ctype, sizeof w->ctype, "%s", w->png ? "image/png" : "image/jpeg");
-out:
     mt_ds_free(ds);
     mt_buf_dispose(&file);
-    return rc;
+    return st;
+}
+
+/* The frame number of frames/N/rendered or frameNumber: one positive integer (PS3.18 §9.5.2,
+ * §10.4.1.1.3), else 0. */
+static int frame_number(const char *arg)
+{
+    if (!arg[0])
+        return 1;
+    char *end;
+    long k = strtol(arg, &end, 10);
+    return *end || k < 1 || k > 1000000 ? 0 : (int)k;
+}
+
+/* An instance's rendered resource, or a study/series thumbnail: the first instance that renders,
+ * trying the middle instance of the first series first (a representative image, PS3.18
+ * §10.4.3.3.4), then the rest in order. A study/series rendered resource also starts here: the
+ * first renderable instance becomes its first part (w->cur is the next to try). */
+static int render_work(wado_t *w)
+{
+    int k = frame_number(w->arg);
+    if (k == 0) {
+        w->status = 400;
+        snprintf(w->msg, sizeof w->msg, "frame number: one positive integer");
+        return 0;
+    }
+    size_t start = 0;
+    if (w->mode == W_THUMB && !w->has_instance) {
+        size_t in_first = 0;
+        while (in_first < w->n_insts && strcmp(w->insts[in_first].series, w->insts[0].series) == 0)
+            in_first++;
+        start = in_first / 2;
+    }
+    int st = 406;
+    for (size_t t = 0; t < w->n_insts; t++) {
+        size_t i = (start + t) % w->n_insts;
+        mt_buf_dispose(&w->out);
+        st = render_one(w, &w->insts[i], k, &w->out);
+        if (st == 0) {
+            w->cur = i + 1;
+            break;
+        }
+        if (w->has_instance || st == 400)
+            break;
+    }
+    if (st) {
+        w->status = st;
+        if (!w->has_instance && st != 400 && st != 500) {
+            char why[sizeof w->msg];
+            snprintf(why, sizeof why, "%s", w->msg);
+            w->status = 406;
+            snprintf(w->msg, sizeof w->msg, "no instance here can be rendered (last: %.100s)", why);
+        }
+        return 0;
+    }
+    snprintf(w->ctype, sizeof w->ctype, "%s", w->ro.png ? "image/png" : "image/jpeg");
+    return 0;
 }
 
 /* ---- the worker ---- */
@@ -1059,6 +948,101 @@ static bool ts_ok(const wado_t *w, const inst_t *x)
 
 static void meta_after(uv_work_t *wk, int status);
 
+/* ---- study/series rendered: multipart/related, one rendered instance a part (loop) ---- */
+
+static const char *render_warning(const wado_t *w)
+{
+    return w->ro.annotation_ignored
+               ? "Warning: 299 mitral \"annotation is not supported: nothing is burned in\"\r\n"
+               : NULL;
+}
+
+/* Write w->out (instance i's image) as a part with its Content-Location; 1 when the
+ * connection's queue is full (wait for drain). */
+static int rendered_part(wado_t *w, size_t i)
+{
+    const inst_t *x = &w->insts[i];
+    char h[1024];
+    int n = snprintf(h, sizeof h,
+                     "\r\n--%s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                     "Content-Location: %s/studies/%s/series/%s/instances/%s/rendered\r\n\r\n",
+                     BOUNDARY, w->ro.png ? "image/png" : "image/jpeg", w->out.len, w->wr->base,
+                     x->study, x->series, x->sop);
+    mt_http_write(w->wr->r, h, (size_t)n < sizeof h ? (size_t)n : sizeof h - 1);
+    uint8_t *p = w->out.data;
+    size_t len = w->out.len;
+    w->out.data = NULL;
+    w->out.len = w->out.cap = 0;
+    return mt_http_write_take(w->wr->r, p, len);
+}
+
+static void rendered_next(wado_t *w);
+
+static void on_rendered_drained(void *data)
+{
+    rendered_next(data);
+}
+
+static void rendered_work(uv_work_t *wk)
+{
+    wado_t *w = wk->data;
+    mt_buf_dispose(&w->out);
+    w->status = render_one(w, &w->insts[w->cur], frame_number(w->arg), &w->out);
+}
+
+static void rendered_after(uv_work_t *wk, int status)
+{
+    wado_t *w = wk->data;
+    (void)status;
+    size_t i = w->cur++;
+    if (w->status) { /* not renderable (no pixel data, compressed, ...): left out */
+        mt_log(MT_LOG_DEBUG, NULL, "http %s: rendered: instance %zu left out: %s",
+               w->wr->r->peer, i + 1, w->msg);
+        w->status = 0;
+        mt_buf_dispose(&w->out);
+        rendered_next(w);
+        return;
+    }
+    if (rendered_part(w, i) == 1)
+        mt_http_on_drain(w->wr->r, on_rendered_drained, w);
+    else
+        rendered_next(w);
+}
+
+static void rendered_next(wado_t *w)
+{
+    mt_http_req_t *r = w->wr->r;
+    if (r->aborted) {
+        finish(w);
+        return;
+    }
+    if (w->cur >= w->n_insts) {
+        mt_buf_t t;
+        mt_buf_init(&t, 256);
+        part_close(&t);
+        mt_http_write(r, t.data, t.len);
+        mt_buf_dispose(&t);
+        finish(w);
+        return;
+    }
+    w->work.data = w;
+    uv_queue_work(mt_node_loop(w->wr->node), &w->work, rendered_work, rendered_after);
+}
+
+/* The first renderable instance is in w->out (render_work): send the head and it, then the rest
+ * one at a time on the pool, each written once the connection has drained. */
+static void rendered_begin(wado_t *w)
+{
+    char ct[160];
+    snprintf(ct, sizeof ct, "multipart/related; type=\"%s\"; boundary=%s",
+             w->ro.png ? "image/png" : "image/jpeg", BOUNDARY);
+    mt_http_begin(w->wr->r, 200, ct, render_warning(w), -1);
+    if (rendered_part(w, w->cur - 1) == 1)
+        mt_http_on_drain(w->wr->r, on_rendered_drained, w);
+    else
+        rendered_next(w);
+}
+
 static void after(uv_work_t *wk, int status)
 {
     wado_t *w = wk->data;
@@ -1112,7 +1096,11 @@ static void after(uv_work_t *wk, int status)
         }
         return;
     }
-    mt_http_respond(r, 200, w->ctype, NULL, w->out.data, w->out.len);
+    if (w->mode == W_RENDERED && !w->has_instance) {
+        rendered_begin(w);
+        return;
+    }
+    mt_http_respond(r, 200, w->ctype, render_warning(w), w->out.data, w->out.len);
     mt__web_req_free(w->wr);
     wado_free(w);
 }
@@ -1202,12 +1190,24 @@ static int negotiate(wado_t *w)
             break;
         case W_RENDERED:
         case W_THUMB:
+            if (w->mode == W_RENDERED && !w->has_instance &&
+                strcmp(a->type, "multipart/related") == 0) { /* study/series: parts' type */
+                if (!a->part_type[0] || strcmp(a->part_type, "image/jpeg") == 0) {
+                    w->ro.png = false;
+                    return 0;
+                }
+                if (strcmp(a->part_type, "image/png") == 0) {
+                    w->ro.png = true;
+                    return 0;
+                }
+                break;
+            }
             if (mt__web_type_ok(a->type, "image/jpeg")) {
-                w->png = false;
+                w->ro.png = false;
                 return 0;
             }
             if (mt__web_type_ok(a->type, "image/png")) {
-                w->png = true;
+                w->ro.png = true;
                 return 0;
             }
             break;
@@ -1267,9 +1267,12 @@ void mt__wado(mt_web_req_t *wr, const char *study, const char *series, const cha
         fail(w, 404, "frames and bulk data belong to an instance");
         return;
     }
-    if ((w->mode == W_RENDERED || w->mode == W_THUMB) && !instance) {
-        fail(w, 406, "rendered study/series is not supported: ask for an instance");
-        return;
+    if (w->mode == W_RENDERED || w->mode == W_THUMB) {
+        int st = mt__render_opts(wr, w->mode == W_THUMB, false, &w->ro, w->msg, sizeof w->msg);
+        if (st) {
+            fail(w, st, w->msg);
+            return;
+        }
     }
     start(w);
 }
@@ -1301,7 +1304,13 @@ void mt__wado_uri(mt_web_req_t *wr)
         w->ts_policy = 0; /* WADO-URI: the stored file as it is */
     } else if (!ct || strcmp(ct, "image/jpeg") == 0 || strcmp(ct, "image/png") == 0) {
         w->mode = W_RENDERED;
-        w->png = ct && strcmp(ct, "image/png") == 0;
+        int st = mt__render_opts(wr, false, true, &w->ro, w->msg, sizeof w->msg);
+        if (st) {
+            fail(w, st, w->msg);
+            return;
+        }
+        w->ro.png = ct && strcmp(ct, "image/png") == 0;
+        w->ro.uri = true;
         const char *fn = mt__web_param(wr, "frameNumber");
         if (fn)
             snprintf(w->arg, sizeof w->arg, "%s", fn);
