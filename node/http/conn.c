@@ -28,9 +28,12 @@
 #include "http.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <http_parser.h>
 #include <poll.h>
 #include <sys/sendfile.h>
+#include <sys/socket.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <stdio.h>
@@ -246,48 +249,110 @@ typedef struct sendfile_req {
     int sock, file;
     int64_t off;
     size_t len;
+    const mt_http_file_t *files; /* mt_http_sendfiles: the list (file, off, len unused) */
+    size_t n_files;
+    const char *tail;
+    size_t tail_len;
     int err;
     void (*cb)(void *, int);
     void *data;
 } sendfile_req_t;
 
-static void sf_work(uv_work_t *w)
+/* Wait until the (non-blocking) socket can take more: 0, or an error (MT_ECANCELED when the
+ * client read nothing for timeout ms). */
+static int sock_wait(int sock, int timeout)
 {
-    sendfile_req_t *f = w->data;
-    off_t off = (off_t)f->off;
-    size_t left = f->len;
-    int timeout = (int)f->c->srv->o.idle_timeout_ms;
+    struct pollfd p = {.fd = sock, .events = POLLOUT};
+    int r = poll(&p, 1, timeout);
+    if (r == 0)
+        return MT_ECANCELED; /* the client stopped reading */
+    if (r < 0)
+        return errno == EINTR ? 0 : MT_ERR_FROM_ERRNO();
+    return p.revents & (POLLERR | POLLHUP) ? MT_EIO : 0;
+}
+
+/* len bytes of file from off to the socket. */
+static int sock_sendfile(int sock, int file, off_t off, size_t left, int timeout)
+{
     while (left) {
-        ssize_t n = sendfile(f->sock, f->file, &off, left > (1u << 30) ? (1u << 30) : left);
+        ssize_t n = sendfile(sock, file, &off, left > (1u << 30) ? (1u << 30) : left);
         if (n > 0) {
             left -= (size_t)n;
             continue;
         }
-        if (n == 0) {
-            f->err = MT_EIO; /* the file is shorter than the index says */
-            return;
-        }
+        if (n == 0)
+            return MT_EIO; /* the file is shorter than the index says */
         if (errno == EINTR)
             continue;
-        if (errno != EAGAIN) {
-            f->err = MT_ERR_FROM_ERRNO();
-            return;
-        }
-        struct pollfd p = {.fd = f->sock, .events = POLLOUT};
-        int r = poll(&p, 1, timeout);
-        if (r == 0) {
-            f->err = MT_ECANCELED; /* the client stopped reading */
-            return;
-        }
-        if (r < 0 && errno != EINTR) {
-            f->err = MT_ERR_FROM_ERRNO();
-            return;
-        }
-        if (r > 0 && (p.revents & (POLLERR | POLLHUP))) {
-            f->err = MT_EIO;
-            return;
-        }
+        if (errno != EAGAIN)
+            return MT_ERR_FROM_ERRNO();
+        int rc = sock_wait(sock, timeout);
+        if (rc)
+            return rc;
     }
+    return 0;
+}
+
+/* n bytes to the socket; more: MSG_MORE (the kernel may hold a partial segment for what
+ * follows, as TCP_CORK would). */
+static int sock_send(int sock, const char *p, size_t n, bool more, int timeout)
+{
+    while (n) {
+        ssize_t k = send(sock, p, n, MSG_NOSIGNAL | (more ? MSG_MORE : 0));
+        if (k > 0) {
+            p += k;
+            n -= (size_t)k;
+            continue;
+        }
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0 && errno != EAGAIN)
+            return MT_ERR_FROM_ERRNO();
+        int rc = sock_wait(sock, timeout);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static int open_ahead(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0)
+        posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED); /* read ahead while the previous goes */
+    return fd;
+}
+
+/* mt_http_sendfiles on the worker. */
+static int sf_files(sendfile_req_t *f, int timeout)
+{
+    int rc = 0, fd = f->n_files ? open_ahead(f->files[0].path) : -1;
+    for (size_t i = 0; i < f->n_files && !rc; i++) {
+        const mt_http_file_t *x = &f->files[i];
+        if (fd < 0) {
+            rc = MT_ENOENT;
+            break;
+        }
+        int next = i + 1 < f->n_files ? open_ahead(f->files[i + 1].path) : -1;
+        rc = sock_send(f->sock, x->head, x->head_len, true, timeout);
+        if (!rc)
+            rc = sock_sendfile(f->sock, fd, 0, (size_t)x->size, timeout);
+        close(fd);
+        fd = next;
+    }
+    if (fd >= 0)
+        close(fd);
+    return rc ? rc : sock_send(f->sock, f->tail, f->tail_len, false, timeout);
+}
+
+static void sf_work(uv_work_t *w)
+{
+    sendfile_req_t *f = w->data;
+    int timeout = (int)f->c->srv->o.idle_timeout_ms;
+    if (f->files)
+        f->err = sf_files(f, timeout);
+    else
+        f->err = sock_sendfile(f->sock, f->file, (off_t)f->off, f->len, timeout);
 }
 
 static void sf_after(uv_work_t *w, int status)
@@ -367,6 +432,31 @@ void mt_http_sendfile(mt_http_req_t *r, int file, int64_t off, size_t len,
     if (c->queued == 0)
         sf_start(c);
     /* else on_written starts it when the queue is empty */
+}
+
+void mt_http_sendfiles(mt_http_req_t *r, const mt_http_file_t *files, size_t n,
+                       const char *tail, size_t tail_len, void (*cb)(void *data, int status),
+                       void *data)
+{
+    conn_t *c = r->conn;
+    if (r->aborted || c->closing || c->sf || !r->started || r->ended || c->ssl ||
+        r->resp_chunked) {
+        cb(data, MT_ECANCELED);
+        return;
+    }
+    sendfile_req_t *f = mt_calloc(1, sizeof *f);
+    f->work.data = f;
+    f->c = c;
+    f->file = -1;
+    f->files = files;
+    f->n_files = n;
+    f->tail = tail;
+    f->tail_len = tail_len;
+    f->cb = cb;
+    f->data = data;
+    c->sf = f;
+    if (c->queued == 0)
+        sf_start(c);
 }
 
 /* ---- the request ---- */

@@ -131,6 +131,23 @@ void mt_http_end(mt_http_req_t *r);
 bool mt_http_can_sendfile(const mt_http_req_t *r);
 void mt_http_sendfile(mt_http_req_t *r, int file, int64_t off, size_t len,
                       void (*cb)(void *data, int status), void *data);
+/* Zero-copy, many files in one go: for each file, its head bytes (e.g. a multipart part
+ * header), then size bytes of the file at path; then tail. All of it runs on one worker
+ * (send(MSG_MORE) for the heads, sendfile(2) for the files, the next file opened and read
+ * ahead with POSIX_FADV_WILLNEED while the current one is sent), so a series costs one
+ * thread-pool round trip, not several per instance. The response must have a known
+ * Content-Length (not chunked). files and their strings stay the caller's until cb(data,
+ * 0 | negative), once, on the loop. A file shorter than its size fails (the connection closes:
+ * the client sees a short body). */
+typedef struct mt_http_file {
+    const char *head;
+    size_t head_len;
+    const char *path;
+    uint64_t size;
+} mt_http_file_t;
+void mt_http_sendfiles(mt_http_req_t *r, const mt_http_file_t *files, size_t n,
+                       const char *tail, size_t tail_len, void (*cb)(void *data, int status),
+                       void *data);
 /* After an on_body that returned 1. */
 void mt_http_resume_body(mt_http_req_t *r);
 

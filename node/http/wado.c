@@ -60,6 +60,7 @@ typedef enum { W_INSTANCES, W_METADATA, W_FRAMES, W_BULK, W_RENDERED, W_THUMB, W
 
 typedef struct inst {
     char *study, *series, *sop, *cls, *ts, *path;
+    char *full; /* storage root + path, when sent in batches */
     uint64_t size;
 } inst_t;
 
@@ -97,6 +98,9 @@ typedef struct wado {
     uint64_t off;
     bool transcoded; /* cur instance's bytes are in out */
     struct meta_job *jobs; /* metadata slices */
+    mt_http_file_t *files;  /* as-stored batches: one per instance, heads in heads */
+    char *heads;
+    char tail[64];
     size_t n_jobs, jobs_left;
 } wado_t;
 
@@ -110,7 +114,10 @@ static void wado_free(wado_t *w)
         mt_free(x->cls);
         mt_free(x->ts);
         mt_free(x->path);
+        mt_free(x->full);
     }
+    mt_free(w->files);
+    mt_free(w->heads);
     mt_free(w->insts);
     mt_free(w->index_path);
     mt_free(w->root);
@@ -156,6 +163,7 @@ static int inst_cb(void *user, const mt_qdb_instance_t *i)
     x->cls = mt_strdup(i->sop_class_uid ? i->sop_class_uid : "");
     x->ts = mt_strdup(i->transfer_syntax_uid ? i->transfer_syntax_uid : "");
     x->path = mt_strdup(i->path ? i->path : "");
+    x->full = NULL;
     x->size = i->size;
     return 0;
 }
@@ -891,6 +899,69 @@ static void after_transcode(uv_work_t *wk, int status)
         next_instance(w);
 }
 
+/* Is x re-encoded (to Explicit VR Little Endian) under the negotiated syntax? */
+static bool need_transcode(const wado_t *w, const inst_t *x)
+{
+    return (w->ts_policy == 1 || w->ts_policy == 3) && strcmp(x->ts, TS_EXPLICIT_LE) != 0 &&
+           native(x->ts);
+}
+
+/* ---- streaming instances as stored over plain HTTP: batches of files on one worker ---- */
+
+#define BATCH_BYTES (8u << 20) /* a batch holds a pool thread: let others in between batches */
+
+static void send_batch(wado_t *w);
+
+static void on_batch_sent(void *data, int status)
+{
+    wado_t *w = data;
+    if (status || w->wr->r->aborted || w->cur >= w->n_insts) {
+        finish(w); /* on failure the connection closes: the client sees a short body */
+        return;
+    }
+    send_batch(w);
+}
+
+static void send_batch(wado_t *w)
+{
+    size_t from = w->cur, bytes = 0;
+    while (w->cur < w->n_insts && (w->cur == from || bytes + w->insts[w->cur].size <= BATCH_BYTES))
+        bytes += w->insts[w->cur++].size;
+    bool last = w->cur >= w->n_insts;
+    mt_http_sendfiles(w->wr->r, w->files + from, w->cur - from, last ? w->tail : NULL,
+                      last ? strlen(w->tail) : 0, on_batch_sent, w);
+}
+
+/* Plain HTTP, every instance as stored: the part headers are known up front, so the response
+ * has a Content-Length (no chunk framing) and its files go out in batches, each on one worker
+ * (mt_http_sendfiles: sendfile(2), the next file read ahead). */
+static void send_all_as_stored(wado_t *w)
+{
+    size_t head_max = 160;
+    w->files = mt_calloc(w->n_insts, sizeof *w->files);
+    w->heads = mt_malloc(w->n_insts * head_max);
+    uint64_t total = 0;
+    for (size_t i = 0; i < w->n_insts; i++) {
+        const inst_t *x = &w->insts[i];
+        char *h = w->heads + i * head_max;
+        int n = snprintf(h, head_max, "\r\n--%s\r\nContent-Type: application/dicom; "
+                         "transfer-syntax=%s\r\nContent-Length: %llu\r\n\r\n", BOUNDARY,
+                         x->ts, (unsigned long long)x->size);
+        w->files[i] = (mt_http_file_t){.head = h, .head_len = (size_t)n < head_max ? (size_t)n
+                                                                                 : head_max - 1,
+                                       .path = x->full, .size = x->size};
+        total += w->files[i].head_len + x->size;
+    }
+    snprintf(w->tail, sizeof w->tail, "\r\n--%s--\r\n", BOUNDARY);
+    total += strlen(w->tail);
+    char ct[160];
+    snprintf(ct, sizeof ct, "multipart/related; type=\"application/dicom\"; boundary=%s",
+             BOUNDARY);
+    mt_http_begin(w->wr->r, 200, ct, NULL, (int64_t)total);
+    w->cur = 0;
+    send_batch(w);
+}
+
 static void next_instance(wado_t *w)
 {
     mt_http_req_t *r = w->wr->r;
@@ -910,8 +981,7 @@ static void next_instance(wado_t *w)
         return;
     }
     const inst_t *x = &w->insts[w->cur];
-    bool need_tc = (w->ts_policy == 1 || w->ts_policy == 3) && strcmp(x->ts, TS_EXPLICIT_LE) != 0 && native(x->ts);
-    if (need_tc) {
+    if (need_transcode(w, x)) {
         w->work.data = w;
         uv_queue_work(mt_node_loop(w->wr->node), &w->work, transcode_work, after_transcode);
         return;
@@ -1071,6 +1141,15 @@ static void after(uv_work_t *wk, int status)
         if (w->mode == W_URI_FILE) {
             mt_http_begin(r, 200, "application/dicom", NULL, (int64_t)w->insts[0].size);
         } else {
+            bool as_stored = mt_http_can_sendfile(r);
+            for (size_t i = 0; i < w->n_insts && as_stored; i++)
+                as_stored = !need_transcode(w, &w->insts[i]);
+            if (as_stored) {
+                for (size_t i = 0; i < w->n_insts; i++)
+                    w->insts[i].full = full_path(w, &w->insts[i]);
+                send_all_as_stored(w);
+                return;
+            }
             char ct[160];
             snprintf(ct, sizeof ct, "multipart/related; type=\"application/dicom\"; boundary=%s",
                      BOUNDARY);
