@@ -17,9 +17,12 @@ mt_pi_t mt_pixel_pi(const char *s)
         const char *name;
         mt_pi_t pi;
     } names[] = {
-        {"MONOCHROME1", MT_PI_MONOCHROME1}, {"MONOCHROME2", MT_PI_MONOCHROME2},
-        {"RGB", MT_PI_RGB},                 {"YBR_FULL", MT_PI_YBR_FULL},
-        {"YBR_FULL_422", MT_PI_YBR_FULL_422}, {"PALETTE COLOR", MT_PI_PALETTE_COLOR},
+        {"MONOCHROME1", MT_PI_MONOCHROME1},
+        {"MONOCHROME2", MT_PI_MONOCHROME2},
+        {"RGB", MT_PI_RGB},
+        {"YBR_FULL", MT_PI_YBR_FULL},
+        {"YBR_FULL_422", MT_PI_YBR_FULL_422},
+        {"PALETTE COLOR", MT_PI_PALETTE_COLOR},
     };
     size_t n = strlen(s);
     while (n && (s[n - 1] == ' ' || s[n - 1] == '\0'))
@@ -290,7 +293,8 @@ int mt_pixel_region(const uint8_t *src, int w, int h, int ch, int sx, int sy, in
         int ya = y0 + (int)((int64_t)oy * rh / oh), yb = y0 + (int)((int64_t)(oy + 1) * rh / oh);
         yb = yb <= ya ? ya + 1 : yb;
         for (int ox = 0; ox < ow; ox++) {
-            int xa = x0 + (int)((int64_t)ox * rw / ow), xb = x0 + (int)((int64_t)(ox + 1) * rw / ow);
+            int xa = x0 + (int)((int64_t)ox * rw / ow),
+                xb = x0 + (int)((int64_t)(ox + 1) * rw / ow);
             xb = xb <= xa ? xa + 1 : xb;
             int tx = flip_x ? ow - 1 - ox : ox, ty = flip_y ? oh - 1 - oy : oy;
             uint8_t *o = dst + ((size_t)ty * (size_t)ow + (size_t)tx) * (size_t)ch;

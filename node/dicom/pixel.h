@@ -51,11 +51,11 @@ typedef struct mt_palette {
 
 typedef struct mt_pixel_desc {
     int rows, cols;
-    int spp;              /* Samples per Pixel */
-    int bits_allocated;   /* 8 or 16 */
-    int bits_stored;      /* <= bits_allocated; 0 = bits_allocated */
-    bool is_signed;       /* Pixel Representation 1 */
-    int planar;           /* Planar Configuration: 0 interleaved, 1 by plane */
+    int spp;            /* Samples per Pixel */
+    int bits_allocated; /* 8 or 16 */
+    int bits_stored;    /* <= bits_allocated; 0 = bits_allocated */
+    bool is_signed;     /* Pixel Representation 1 */
+    int planar;         /* Planar Configuration: 0 interleaved, 1 by plane */
     mt_pi_t pi;
     double slope, intercept; /* Modality LUT; slope 0 is taken as 1 */
     mt_palette_t palette;    /* PALETTE COLOR only */
@@ -64,7 +64,7 @@ typedef struct mt_pixel_desc {
 typedef enum { MT_VOI_LINEAR, MT_VOI_LINEAR_EXACT, MT_VOI_SIGMOID } mt_voi_fn_t;
 
 typedef struct mt_window {
-    bool set;         /* false: the frame's value range (after the Modality LUT) */
+    bool set; /* false: the frame's value range (after the Modality LUT) */
     double center, width;
     mt_voi_fn_t fn;
 } mt_window_t;

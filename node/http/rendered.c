@@ -125,8 +125,8 @@ static int parse_viewport(const char *v, mt_render_opts_t *o, char *msg, size_t 
         if (!parse_int(f[2], l[2], false, &o->sx, NULL) ||
             !parse_int(f[3], l[3], false, &o->sy, NULL) ||
             !parse_int(f[4], l[4], false, &o->sw, NULL) ||
-            !parse_int(f[5], l[5], false, &o->sh, NULL) || o->sx < 0 || o->sy < 0 ||
-            o->sw == 0 || o->sh == 0)
+            !parse_int(f[5], l[5], false, &o->sh, NULL) || o->sx < 0 || o->sy < 0 || o->sw == 0 ||
+            o->sh == 0)
             return bad(msg, msgsz, "viewport: sx,sy >= 0 and sw,sh non-zero integers");
         o->region = true;
     }
@@ -145,8 +145,8 @@ static void parse_annotation(const char *v, mt_render_opts_t *o)
     o->annotation_ignored = v && *v; /* patient, technique: no text is burned in */
 }
 
-int mt__render_opts(const mt_web_req_t *wr, bool thumb, bool uri, mt_render_opts_t *o,
-                    char *msg, size_t msgsz)
+int mt__render_opts(const mt_web_req_t *wr, bool thumb, bool uri, mt_render_opts_t *o, char *msg,
+                    size_t msgsz)
 {
     memset(o, 0, sizeof *o);
     o->quality = 90;
@@ -173,10 +173,10 @@ int mt__render_opts(const mt_web_req_t *wr, bool thumb, bool uri, mt_render_opts
         o->win.fn = MT_VOI_LINEAR;
     }
     const char *rows = mt__web_param(wr, "rows"), *cols = mt__web_param(wr, "columns");
-    if ((rows && (!parse_int(rows, strlen(rows), false, &o->vh, NULL) || o->vh < 1 ||
-                  o->vh > MAX_SIDE)) ||
-        (cols && (!parse_int(cols, strlen(cols), false, &o->vw, NULL) || o->vw < 1 ||
-                  o->vw > MAX_SIDE)))
+    if ((rows &&
+         (!parse_int(rows, strlen(rows), false, &o->vh, NULL) || o->vh < 1 || o->vh > MAX_SIDE)) ||
+        (cols &&
+         (!parse_int(cols, strlen(cols), false, &o->vw, NULL) || o->vw < 1 || o->vw > MAX_SIDE)))
         return bad(msg, msgsz, "rows, columns: integers 1-8192");
     if ((v = mt__web_param(wr, "region"))) {
         const char *f[5];
@@ -238,8 +238,8 @@ static void palette(const mt_ds_t *ds, bool big_endian, mt_palette_t *p)
     const mt_ds_elem_t *d = mt_ds_get(ds, desc_tag[0]);
     if (d && d->value && d->len >= 6) {
         const uint8_t *v = d->value;
-#define U16(i) (uint16_t)(big_endian ? (v[2 * (i)] << 8 | v[2 * (i) + 1]) \
-                                     : (v[2 * (i)] | v[2 * (i) + 1] << 8))
+#define U16(i)                                                                                     \
+    (uint16_t)(big_endian ? (v[2 * (i)] << 8 | v[2 * (i) + 1]) : (v[2 * (i)] | v[2 * (i) + 1] << 8))
         p->n = U16(0);
         p->first = d->vr == MT_VR('S', 'S') ? (int16_t)U16(1) : U16(1);
         p->bits = U16(2);
@@ -397,7 +397,8 @@ int mt__render(const mt_ds_t *ds, const mt_pixel_desc_t *d, const uint8_t *frame
         st = 400;
         goto out;
     }
-    rc = o->png ? encode_png(scaled, ow, oh, ch, out) : encode_jpeg(scaled, ow, oh, ch, o->quality, out);
+    rc = o->png ? encode_png(scaled, ow, oh, ch, out)
+                : encode_jpeg(scaled, ow, oh, ch, o->quality, out);
     if (rc) {
         snprintf(msg, msgsz, "rendered: encoding failed");
         st = 500;

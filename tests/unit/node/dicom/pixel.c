@@ -13,8 +13,13 @@
 
 static mt_pixel_desc_t desc(mt_pi_t pi, int rows, int cols, int spp, int bits)
 {
-    mt_pixel_desc_t d = {.rows = rows, .cols = cols, .spp = spp, .bits_allocated = bits,
-                         .bits_stored = bits, .pi = pi, .slope = 1};
+    mt_pixel_desc_t d = {.rows = rows,
+                         .cols = cols,
+                         .spp = spp,
+                         .bits_allocated = bits,
+                         .bits_stored = bits,
+                         .pi = pi,
+                         .slope = 1};
     return d;
 }
 
@@ -38,11 +43,11 @@ static void test_frame_bytes(void **state)
     d = desc(MT_PI_YBR_FULL_422, 4, 6, 3, 8);
     assert_int_equal(mt_pixel_frame_bytes(&d, &why), 48); /* 2 samples per pixel */
     d = desc(MT_PI_YBR_FULL_422, 4, 5, 3, 8);
-    assert_int_equal(mt_pixel_frame_bytes(&d, &why), 0);  /* odd columns */
+    assert_int_equal(mt_pixel_frame_bytes(&d, &why), 0); /* odd columns */
     assert_non_null(why);
     d = desc(MT_PI_MONOCHROME2, 4, 6, 1, 16);
     assert_int_equal(mt_pixel_frame_bytes(&d, &why), 48);
-    d = desc(MT_PI_RGB, 4, 6, 1, 8);                        /* wrong spp */
+    d = desc(MT_PI_RGB, 4, 6, 1, 8); /* wrong spp */
     assert_int_equal(mt_pixel_frame_bytes(&d, &why), 0);
     d = desc(MT_PI_MONOCHROME2, 4, 6, 1, 12);
     assert_int_equal(mt_pixel_frame_bytes(&d, &why), 0);
@@ -148,12 +153,13 @@ static void test_palette(void **state)
 {
     (void)state;
     /* 4-entry palette starting at 10; 16-bit entries (high byte used) and 8-bit entries */
-    uint8_t r16[8] = {0, 0x00, 0, 0x40, 0, 0x80, 0, 0xFF}, g16[8] = {0, 0xFF, 0, 0x80, 0, 0x40, 0, 0},
+    uint8_t r16[8] = {0, 0x00, 0, 0x40, 0, 0x80, 0, 0xFF},
+            g16[8] = {0, 0xFF, 0, 0x80, 0, 0x40, 0, 0},
             b16[8] = {0, 0x11, 0, 0x22, 0, 0x33, 0, 0x44};
     uint8_t px[4] = {9, 10, 12, 200}; /* below first, first, 3rd, past the end */
     mt_pixel_desc_t d = desc(MT_PI_PALETTE_COLOR, 2, 2, 1, 8);
-    d.palette = (mt_palette_t){.data = {r16, g16, b16}, .len = {8, 8, 8}, .n = 4, .first = 10,
-                               .bits = 16};
+    d.palette =
+        (mt_palette_t){.data = {r16, g16, b16}, .len = {8, 8, 8}, .n = 4, .first = 10, .bits = 16};
     uint8_t out[12];
     int ch;
     const char *why;
@@ -163,8 +169,8 @@ static void test_palette(void **state)
     uint8_t want[12] = {0x00, 0xFF, 0x11, 0x00, 0xFF, 0x11, 0x80, 0x40, 0x33, 0xFF, 0x00, 0x44};
     assert_memory_equal(out, want, 12);
     uint8_t r8[4] = {1, 2, 3, 4}, g8[4] = {5, 6, 7, 8}, b8[4] = {9, 10, 11, 12};
-    d.palette = (mt_palette_t){.data = {r8, g8, b8}, .len = {4, 4, 4}, .n = 4, .first = 10,
-                               .bits = 8};
+    d.palette =
+        (mt_palette_t){.data = {r8, g8, b8}, .len = {4, 4, 4}, .n = 4, .first = 10, .bits = 8};
     assert_int_equal(mt_pixel_render(&d, px, 4, &w, out, &ch, &why), 0);
     uint8_t want8[12] = {1, 5, 9, 1, 5, 9, 3, 7, 11, 4, 8, 12};
     assert_memory_equal(out, want8, 12);
@@ -206,9 +212,9 @@ static void test_region(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_pi_names),   cmocka_unit_test(test_frame_bytes),
+        cmocka_unit_test(test_pi_names),    cmocka_unit_test(test_frame_bytes),
         cmocka_unit_test(test_grey_window), cmocka_unit_test(test_rgb_planar),
-        cmocka_unit_test(test_ybr),        cmocka_unit_test(test_palette),
+        cmocka_unit_test(test_ybr),         cmocka_unit_test(test_palette),
         cmocka_unit_test(test_region),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
