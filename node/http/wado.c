@@ -5,9 +5,10 @@
  * Every retrieval first asks the query layer for the instances (mt_qdb_instances, scoped to
  * the caller's project, off the loop): a UID outside the scope selects nothing and is 404.
  *
- *   instances  multipart/related; type="application/dicom". Over plain HTTP each file goes
- *              from the page cache to the socket with sendfile(2) on a worker
- *              (mt_http_sendfile); over HTTPS it streams from disk on the libuv pool
+ *   instances  multipart/related; type="application/dicom". Over plain HTTP, every instance
+ *              as stored: a Content-Length response whose files go from the page cache to the
+ *              socket in 8 MiB batches, each on one worker (mt_http_sendfiles); with some
+ *              instance re-encoded, chunked, each stored file by mt_http_sendfile; over HTTPS it streams from disk on the libuv pool
  *              (uv_fs_read, CHUNK bytes at a time), written only when the connection's queue
  *              has drained below its low-water mark: memory per request is bounded whatever
  *              the study size. transfer-syntax=* (or absent, for
@@ -23,10 +24,11 @@
  *   frames     multipart/related; application/octet-stream (native: Little Endian frame
  *              bytes) or the stored compressed syntax's media type with transfer-syntax=UID.
  *   bulkdata   multipart/related; application/octet-stream with the value the path names.
- *   rendered,  image/jpeg (libturbojpeg) or image/png (libpng), frame 1 or frames/N: native
- *   thumbnail  grayscale (MONOCHROME1/2, 8/16 bits): Modality LUT (rescale), then the window
- *              from ?window=center,width[,linear] or the header's first WindowCenter/Width,
- *              else the pixel range. thumbnail fits 128x128 (or ?viewport=w,h).
+ *   rendered,  image/jpeg or image/png of frame 1 (or frames/N): native grayscale and colour
+ *   thumbnail  (rendered.c, node/dicom/pixel.c: parameters, pipeline, encoders). Study/series
+ *              rendered: multipart/related, one rendered instance a part, streamed (each
+ *              rendered on the pool, written after drain); study/series thumbnail: one image,
+ *              the middle instance of the first series (or the next that renders).
  * WADO-URI: requestType=WADO, studyUID, seriesUID, objectUID, contentType
  *   (application/dicom -> the stored file; image/jpeg (the default), image/png -> rendered),
  *   frameNumber, windowCenter/windowWidth, rows/columns.
