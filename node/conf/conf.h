@@ -121,6 +121,7 @@ typedef struct mt_conf {
     uint32_t http_header_timeout_ms; /* http.header_timeout: whole header must arrive, 10 s */
     uint32_t http_idle_timeout_ms;   /* http.idle_timeout: no byte moved either way, 60 s */
     uint32_t http_tls_port;     /* http.tls_port: HTTPS listener, 0 = none */
+    int http_tls;               /* http.tls: TLS on http.port: 0 off, 1 both (sniffed), 2 only */
     char *http_tls_cert;        /* http.tls_cert: PEM certificate chain, "none" */
     char *http_tls_key;         /* http.tls_key: PEM private key, "none" */
     /* routing and forwarding (issue 6) */

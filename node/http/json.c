@@ -424,6 +424,8 @@ struct mt_json_stream {
         mt_charset_t cs; /* of the data set (item) open at this level */
         bool need_comma; /* in this object */
         bool seq_items;  /* the sequence opened at this level has items */
+        uint32_t seq_tag; /* a sequence level: its tag and items so far (nested BulkDataURI) */
+        uint32_t n_items;
         bool pixel;      /* an encapsulated Pixel Data at this level is open */
         unsigned skip;   /* events to skip: inside a skipped sequence */
     } st[JS_MAX_DEPTH];
@@ -460,12 +462,24 @@ static int key(mt_json_stream_t *s, uint32_t tag)
     return put_key(s->out, tag, comma);
 }
 
+/* The BulkDataURI prefix of an element inside an item: bulk_uri, then SSSSSSSS/N/ for each
+ * enclosing sequence (its tag, the 1-based item number) from the top level down; the
+ * element's tag is appended by the value formatter. NULL (no URI) when it does not fit. */
+static const char *nested_uri(const mt_json_stream_t *s, char *buf, size_t sz)
+{
+    int n = snprintf(buf, sz, "%s", s->o.bulk_uri);
+    for (unsigned i = 1; i <= s->sp && n > 0 && (size_t)n < sz; i += 2) /* sequence levels */
+        n += snprintf(buf + n, sz - (size_t)n, "%08X/%u/", s->st[i].seq_tag, s->st[i].n_items);
+    return n > 0 && (size_t)n < sz ? buf : NULL;
+}
+
 int mt_json_stream_event(mt_json_stream_t *s, mt_ds_event_t ev, const mt_elem_t *e)
 {
     int rc = 0;
     mt_json_opts_t nested = s->o;
-    if (s->sp > 0)
-        nested.bulk_uri = NULL; /* BulkDataURIs name top-level attributes only */
+    char uri[2048];
+    if (s->sp > 0 && s->o.bulk_uri)
+        nested.bulk_uri = nested_uri(s, uri, sizeof uri);
     switch (ev) {
     case MT_DS_EV_ELEMENT:
         if (MT_TAG_ELEM(e->tag) == 0 || MT_TAG_GROUP(e->tag) == 0x0002)
@@ -499,10 +513,12 @@ int mt_json_stream_event(mt_json_stream_t *s, mt_ds_event_t ev, const mt_elem_t 
         if (s->sp + 1 >= JS_MAX_DEPTH)
             return MT_ETOOBIG;
         push(s);
+        s->st[s->sp].seq_tag = e->tag;
         return rc;
     case MT_DS_EV_ITEM_START:
         rc = put(s->out, s->st[s->sp].seq_items ? ",{" : ",\"Value\":[{");
         s->st[s->sp].seq_items = true;
+        s->st[s->sp].n_items++;
         if (s->sp + 1 >= JS_MAX_DEPTH)
             return MT_ETOOBIG;
         push(s);

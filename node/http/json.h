@@ -12,7 +12,9 @@
  * IS/DS and binary numbers as JSON numbers (DS normalised: no '+', no leading zeros,
  * "0.5" for ".5"), AT as "GGGGEEEE", SQ as a list of objects, OB/OW/OF/OD/OL/OV/UN as
  * "InlineBinary" (base64) up to bulk_threshold bytes, else "BulkDataURI" (when a URI prefix is
- * given; the element's tag is appended) or no value. Group lengths (gggg,0000) are left out.
+ * given; the element's tag is appended, after SSSSSSSS/N/ for each enclosing sequence and
+ * 1-based item number in the stream encoder: .../bulkdata/00540016/1/00181072) or no value.
+ * Group lengths (gggg,0000) are left out.
  * Text (SH, LO, ST, LT, UT, UC, PN) is converted to UTF-8 from the Specific Character Set of
  * its data set or item (dicom/charset.h: every single-byte set, ISO 2022 code extensions, GB18030,
  * GBK; a sequence item may declare its own); other bytes that are not valid UTF-8 are read as
