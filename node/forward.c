@@ -18,9 +18,15 @@
  * (kicks are ignored meanwhile; the poll timer looks again).
  *
  * Order: rows are taken oldest first (queue id = arrival order), and a series (forward.order:
- * series, the default) or a study (forward.order: study) with rows in flight on one worker is
- * not given to another, so its instances go out in order over one association at a time;
- * different series (studies) go in parallel.
+ * series, the default) or a study (forward.order: study, and always for DICOMweb destinations)
+ * with rows in flight on one worker is not given to another, so its instances go out in order
+ * over one association (connection) at a time; different series (studies) go in parallel.
+ *
+ * DICOMweb destinations (stow_url, node/forward_web.c): the same workers, each with one
+ * keep-alive HTTP connection instead of an association; a batch goes out as STOW-RS requests
+ * and each instance's outcome is read from the response body. A permanent refusal (HTTP 4xx,
+ * FailureReason other than out-of-resources / processing failure: node/http/stow_client.h) is
+ * dead-lettered at once (dead_now); everything else backs off as for C-STORE.
  *
  * Exactly once, as far as the destination can tell: a row disappears only after the
  * destination's success response, so a crash (kill -9) between the response and the delete
@@ -162,8 +168,10 @@ static int scan_row(void *u, const mt_index_queue_entry_t *e)
     r->id = e->id;
     snprintf(r->sop, sizeof r->sop, "%s", e->sop_instance_uid);
     snprintf(r->study, sizeof r->study, "%s", e->study_uid);
-    snprintf(r->group, sizeof r->group, "%s",
-             c->j->f->order_study || !e->series_uid ? e->study_uid : e->series_uid);
+    /* DICOMweb destinations: a study at a time (a STOW-RS origin server may scope a study to
+     * the project of the URL only once the request that created it has completed). */
+    bool by_study = c->j->f->order_study || c->j->d->web || !e->series_uid;
+    snprintf(r->group, sizeof r->group, "%s", by_study ? e->study_uid : e->series_uid);
     r->attempts = e->attempts;
     r->queued_at = e->queued_at_ms;
     if (e->rel_path && e->sop_class_uid && e->ts_uid) {
@@ -541,8 +549,12 @@ static void on_web_done(void *user, bool connected)
         d->open_failures++;
         uint64_t b = (uint64_t)backoff_ms(f, d->open_failures - 1);
         d->down_until = uv_now(f->loop) + b;
-        mt_log(MT_LOG_WARN, &f->log, "forward to %s (%s): not reachable; next try in %llu ms",
-               d->cfg.name, d->cfg.stow_url, (unsigned long long)b);
+        const char *why = "";
+        for (size_t i = 0; i < wk->n_rows && !why[0]; i++)
+            if (wk->answered[i])
+                why = wk->outs[i].why;
+        mt_log(MT_LOG_WARN, &f->log, "forward to %s (%s): %s; next try in %llu ms", d->cfg.name,
+               d->cfg.stow_url, why[0] ? why : "not reachable", (unsigned long long)b);
     } else if (connected) {
         d->open_failures = 0;
     }
