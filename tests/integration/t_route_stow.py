@@ -168,7 +168,7 @@ def main():
     r = lib.run([lib.MITRAL, "queue", "list", "--dead", "--data", a.data])
     lib.check("bad-web" in r.stdout and "HTTP 401" in r.stdout,
               "queue list --dead shows the 401: %s" % r.stdout[-300:])
-    a.stop()
+    stopped = {"A": a.stop()}
     # a CA that does not know C's certificate: nothing delivered, the reason is queued
     a2 = lib.Node("site2", aet="SITE2", conf=aconf, yaml_extra="destinations:\n" + dest_yaml(
         "tls-web", "https://127.0.0.1:%d/projects/p1/dicomweb/studies" % c_tls,
@@ -183,9 +183,11 @@ def main():
     r = lib.run([lib.MITRAL, "queue", "list", "--data", a2.data])
     lib.check("certificate" in r.stdout, "queue list names the certificate problem: %s"
               % r.stdout[-300:])
-    a2.stop()
-    b.stop()
-    c.stop()
+    stopped.update({"A2": a2.stop(), "B": b.stop(), "C": c.stop()})
+    for (name, rc), node in zip(stopped.items(), (a, a2, b, c)):
+        text = node.all_logs()
+        lib.check(rc == 0 and "Sanitizer" not in text and "runtime error" not in text,
+                  "%s stopped cleanly (exit %s, no sanitizer report)" % (name, rc))
 
 
 lib.run_guarded(main)
