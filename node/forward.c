@@ -83,8 +83,8 @@ typedef struct worker {
     bool busy, opened, retrieve_done, closed;
     mt_scu_t *scu;
     mt_retrieve_t *r;
-    mt_fwd_web_t *web;       /* DICOMweb destinations: the worker's keep-alive connection */
-    size_t web_row[BATCH];   /* web item index -> rows[] index */
+    mt_fwd_web_t *web;     /* DICOMweb destinations: the worker's keep-alive connection */
+    size_t web_row[BATCH]; /* web item index -> rows[] index */
     row_t rows[BATCH];
     size_t n_rows;
     bool answered[BATCH]; /* outs[i] holds the outcome of rows[i] */
@@ -215,7 +215,8 @@ static void db_work(uv_work_t *w)
             j->err = rc == MT_ENOENT ? 0 : rc;
         } else if (o->count) {
             uint32_t att = o->attempts + 1;
-            bool dead = o->dead_now || att >= f->max_attempts || j->now_ms - o->queued_at > (int64_t)f->max_age_ms;
+            bool dead = o->dead_now || att >= f->max_attempts ||
+                        j->now_ms - o->queued_at > (int64_t)f->max_age_ms;
             j->err = ix->ops->queue_failed(ix, o->id, j->now_ms + backoff_ms(f, o->attempts), dead,
                                            o->why);
         }

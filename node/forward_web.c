@@ -72,11 +72,11 @@ struct mt_fwd_web {
     uint64_t off;
     bool closed_written, read_failed;
     char boundary[48];
-    uv_fs_t fs, rfs;    /* open/fstat; read */
-    bool fs_busy;       /* fs in flight */
-    bool read_busy;     /* rfs in flight */
-    uv_file opening_fd; /* between open and fstat */
-    uint8_t *chunk;     /* the read in flight */
+    uv_fs_t fs, rfs;                                      /* open/fstat; read */
+    bool fs_busy;                                         /* fs in flight */
+    bool read_busy;                                       /* rfs in flight */
+    uv_file opening_fd;                                   /* between open and fstat */
+    uint8_t *chunk;                                       /* the read in flight */
     enum { AFTER_NONE, AFTER_NEXT, AFTER_DONE } deferred; /* to do once the read is back */
     /* lifetime */
     bool freeing, http_freed;
@@ -110,8 +110,8 @@ static int read_secret(const char *dest, const char *key, const char *path, char
     char *buf = mt_malloc(MAX_SECRET + 1);
     ssize_t n = read(fd, buf, MAX_SECRET + 1);
     close(fd);
-    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' ' ||
-                     buf[n - 1] == '\t'))
+    while (n > 0 &&
+           (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' ' || buf[n - 1] == '\t'))
         n--;
     if (n <= 0 || n > MAX_SECRET || memchr(buf, '\n', (size_t)n) || memchr(buf, '\r', (size_t)n) ||
         memchr(buf, '\0', (size_t)n)) {
@@ -497,8 +497,8 @@ static void stream(mt_fwd_web_t *w)
         w->rfs.data = w;
         w->read_busy = true;
         uv_buf_t b = uv_buf_init((char *)w->chunk, (unsigned)len);
-        int rc = uv_fs_read(w->loop, &w->rfs, w->fd[w->part], &b, 1, (int64_t)w->off,
-                            on_read_chunk);
+        int rc =
+            uv_fs_read(w->loop, &w->rfs, w->fd[w->part], &b, 1, (int64_t)w->off, on_read_chunk);
         if (rc < 0) {
             w->read_busy = false;
             mt_free(w->chunk);
@@ -548,8 +548,8 @@ static void on_ready(void *user, int status, bool reused)
     mt_httpc_head_t h = {.method = "POST",
                          .url = &w->d->http.url,
                          .content_type = ctype,
-                         .content_length = (int64_t)mt_httpc_mp_length(w->boundary, PART_TYPE,
-                                                                       w->size, w->n_grp),
+                         .content_length =
+                             (int64_t)mt_httpc_mp_length(w->boundary, PART_TYPE, w->size, w->n_grp),
                          .authorization = w->d->authorization,
                          .accept = "application/dicom+json",
                          .user_agent = "mitral"};
@@ -575,14 +575,16 @@ static void on_response(void *user, int status, mt_httpc_resp_t *resp)
     if (status < 0) {
         if (!w->read_failed && !w->retried && mt_httpc_retry_fresh(w->http)) {
             w->retried = true;
-            mt_log(MT_LOG_DEBUG, w->log, "stow to %s: kept-alive connection was closed; "
-                   "sending again on a new one", w->d->name);
+            mt_log(MT_LOG_DEBUG, w->log,
+                   "stow to %s: kept-alive connection was closed; "
+                   "sending again on a new one",
+                   w->d->name);
             mt_httpc_begin(w->http, on_ready, on_response, w);
             return;
         }
         char why[200];
-        snprintf(why, sizeof why, "%s", w->read_failed ? "cannot read the stored file"
-                                                       : mt_httpc_why(w->http));
+        snprintf(why, sizeof why, "%s",
+                 w->read_failed ? "cannot read the stored file" : mt_httpc_why(w->http));
         mt_log(MT_LOG_WARN, w->log, "stow to %s: %s", w->d->name, why);
         report_rest(w, why);
         run_after(w, AFTER_DONE);
@@ -604,8 +606,8 @@ static void on_response(void *user, int status, mt_httpc_resp_t *resp)
                    it[k].why, it[k].verdict == MT_STOWC_REFUSED ? "; refused, not retried" : "");
         result(w, w->grp[k], it[k].verdict, it[k].why);
     }
-    mt_log(MT_LOG_DEBUG, w->log, "stow to %s: HTTP %d, %zu of %zu delivered", w->d->name, code,
-           ok, w->n_grp);
+    mt_log(MT_LOG_DEBUG, w->log, "stow to %s: HTTP %d, %zu of %zu delivered", w->d->name, code, ok,
+           w->n_grp);
     mt_free(it);
     run_after(w, AFTER_NEXT);
 }

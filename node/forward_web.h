@@ -40,8 +40,7 @@ typedef struct mt_fwd_web_item {
 } mt_fwd_web_item_t;
 
 /* The verdict on items[i] (why: a static or short-lived string). */
-typedef void (*mt_fwd_web_result_cb)(void *user, size_t i, mt_stowc_verdict_t v,
-                                     const char *why);
+typedef void (*mt_fwd_web_result_cb)(void *user, size_t i, mt_stowc_verdict_t v, const char *why);
 /* The batch is over. connected: some request reached the server (false: the destination is
  * down: every item got RETRY with the connection error). Items without a result were not
  * sent because of mt_fwd_web_abort. */

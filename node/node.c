@@ -267,11 +267,11 @@ static void reload(mt_node_t *node)
     /* The forwarder keeps the destinations it started with. */
     bool same_dests = c->n_destinations == old->n_destinations;
     for (size_t i = 0; same_dests && i < c->n_destinations; i++)
-        same_dests = memcmp(&c->destinations[i], &old->destinations[i],
-                            offsetof(mt_conf_destination_t, ts)) == 0 &&
-                     memcmp(c->destinations[i].stow_url, old->destinations[i].stow_url,
-                            sizeof(mt_conf_destination_t) -
-                                offsetof(mt_conf_destination_t, stow_url)) == 0;
+        same_dests =
+            memcmp(&c->destinations[i], &old->destinations[i],
+                   offsetof(mt_conf_destination_t, ts)) == 0 &&
+            memcmp(c->destinations[i].stow_url, old->destinations[i].stow_url,
+                   sizeof(mt_conf_destination_t) - offsetof(mt_conf_destination_t, stow_url)) == 0;
     if (!same_dests)
         mt_log(MT_LOG_WARN, NULL, "SIGHUP: destinations changes need a restart (forwarding "
                "keeps the destinations it started with; rules may name only those)");

@@ -1148,7 +1148,7 @@ static bool dest_duration(const char *v, size_t n, uint32_t *ms)
         d++;
     const char *u = v + d;
     size_t un = n - d;
-    uint64_t mul = un == 0 || (un == 1 && *u == 's') ? 1000
+    uint64_t mul = un == 0 || (un == 1 && *u == 's')    ? 1000
                    : un == 2 && memcmp(u, "ms", 2) == 0 ? 1
                    : un == 1 && *u == 'm'               ? 60000
                    : un == 1 && *u == 'h'               ? 3600000
@@ -1192,8 +1192,10 @@ static int dest_web_value(struct loader *L, mt_conf_destination_t *d, const char
         return 0;
     case 8:
         if (n == 0 || n >= sizeof d->auth_user || has_ctl(v, n) || memchr(v, ':', n))
-            return fail(L, ev_line(L), "%s.user: \"%s\" is not a user name (1-64 characters, "
-                        "no ':')", ctx, show(v, n, s, sizeof s));
+            return fail(L, ev_line(L),
+                        "%s.user: \"%s\" is not a user name (1-64 characters, "
+                        "no ':')",
+                        ctx, show(v, n, s, sizeof s));
         memcpy(d->auth_user, v, n);
         d->auth_user[n] = '\0';
         return 0;
@@ -1211,8 +1213,10 @@ static int dest_web_value(struct loader *L, mt_conf_destination_t *d, const char
         return 0;
     case 14:
         if (!dest_duration(v, n, &d->request_timeout_ms))
-            return fail(L, ev_line(L), "%s.request_timeout: \"%s\" is not a duration of 1s-1h "
-                        "(e.g. 120s, 5m)", ctx, show(v, n, s, sizeof s));
+            return fail(L, ev_line(L),
+                        "%s.request_timeout: \"%s\" is not a duration of 1s-1h "
+                        "(e.g. 120s, 5m)",
+                        ctx, show(v, n, s, sizeof s));
         return 0;
     case 15:
     case 16:
@@ -1229,30 +1233,35 @@ static int dest_web_value(struct loader *L, mt_conf_destination_t *d, const char
 }
 
 /* A DICOMweb destination: no DICOM keys, one way to authenticate, TLS keys only for https. */
-static int dest_web_check(struct loader *L, mt_conf_destination_t *d, const char *ctx,
-                          size_t line, const bool *seen)
+static int dest_web_check(struct loader *L, mt_conf_destination_t *d, const char *ctx, size_t line,
+                          const bool *seen)
 {
-    static const char *const dicom_keys[] = {"", "ae_title", "host", "port", "transfer_syntaxes",
-                                             "associations", "calling_ae"};
+    static const char *const dicom_keys[] = {
+        "", "ae_title", "host", "port", "transfer_syntaxes", "associations", "calling_ae"};
     for (int i = 1; i < 7; i++)
         if (seen[i])
             return fail(L, line, "%s.%s: a DICOMweb destination (stow_url) has no %s%s", ctx,
-                        dicom_keys[i], dicom_keys[i],
-                        i == 5 ? " (use connections)" : "");
+                        dicom_keys[i], dicom_keys[i], i == 5 ? " (use connections)" : "");
     if (d->token_file[0] && (d->auth_user[0] || d->password_file[0]))
-        return fail(L, line, "%s: token_file (Bearer) and user/password_file (Basic) are two "
-                    "ways to authenticate: give one", ctx);
+        return fail(L, line,
+                    "%s: token_file (Bearer) and user/password_file (Basic) are two "
+                    "ways to authenticate: give one",
+                    ctx);
     if (!d->auth_user[0] != !d->password_file[0])
         return fail(L, line, "%s: HTTP Basic needs both user and password_file", ctx);
     mt_httpc_url_t u;
     const char *why;
     mt_httpc_url_parse(d->stow_url, &u, &why);
     if (!u.tls && (d->ca_file[0] || d->tls_insecure_skip_verify))
-        return fail(L, line, "%s: ca_file and tls_insecure_skip_verify need an https:// "
-                    "stow_url", ctx);
+        return fail(L, line,
+                    "%s: ca_file and tls_insecure_skip_verify need an https:// "
+                    "stow_url",
+                    ctx);
     if (d->ca_file[0] && d->tls_insecure_skip_verify)
-        return fail(L, line, "%s: ca_file with tls_insecure_skip_verify: true (nothing would be "
-                    "verified)", ctx);
+        return fail(L, line,
+                    "%s: ca_file with tls_insecure_skip_verify: true (nothing would be "
+                    "verified)",
+                    ctx);
     if (!d->request_timeout_ms)
         d->request_timeout_ms = 120000;
     if (!d->max_instances)
@@ -1264,8 +1273,9 @@ static int dest_web_check(struct loader *L, mt_conf_destination_t *d, const char
 
 static int walk_destination(struct loader *L, mt_conf_destination_t *d, size_t idx)
 {
-    static const char *const keys[] = {"name", "ae_title", "host", "port", "transfer_syntaxes",
-                                       "associations", "calling_ae", DEST_WEB_KEYS, NULL};
+    static const char *const keys[] = {"name",       "ae_title",          "host",
+                                       "port",       "transfer_syntaxes", "associations",
+                                       "calling_ae", DEST_WEB_KEYS,       NULL};
     char ctx[40], why[256], s[48];
     snprintf(ctx, sizeof ctx, "destinations[%zu]", idx);
     size_t start_line = ev_line(L);
@@ -1372,7 +1382,8 @@ static int walk_destination(struct loader *L, mt_conf_destination_t *d, size_t i
     if (!seen[1] || !seen[2] || !seen[3])
         return fail(L, start_line,
                     "%s: ae_title, host and port (a DICOM destination) or stow_url (DICOMweb) "
-                    "are required", ctx);
+                    "are required",
+                    ctx);
     return 0;
 }
 

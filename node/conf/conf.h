@@ -65,18 +65,18 @@ typedef struct mt_conf_destination {
     char *ts[MT_CONF_MAX_LIST]; /* transfer_syntaxes: proposed in this order, UIDs; empty = the
                                  * stored file's own syntax, then Explicit/Implicit VR LE */
     size_t n_ts;
-    uint32_t associations;  /* concurrent associations (DICOMweb: `connections`, requests in
-                             * parallel); 0 = forward.associations */
+    uint32_t associations; /* concurrent associations (DICOMweb: `connections`, requests in
+                            * parallel); 0 = forward.associations */
     /* DICOMweb STOW-RS (stow_url set) */
-    char stow_url[1024];       /* http[s]://host[:port]/.../studies: POST target */
-    char auth_user[65];        /* user: HTTP Basic user name, with password_file */
-    char password_file[1024];  /* HTTP Basic password (mode 0600) */
-    char token_file[1024];     /* Authorization: Bearer token (mode 0600) */
-    char ca_file[1024];        /* PEM CA certificates for https; "" = the system store */
+    char stow_url[1024];           /* http[s]://host[:port]/.../studies: POST target */
+    char auth_user[65];            /* user: HTTP Basic user name, with password_file */
+    char password_file[1024];      /* HTTP Basic password (mode 0600) */
+    char token_file[1024];         /* Authorization: Bearer token (mode 0600) */
+    char ca_file[1024];            /* PEM CA certificates for https; "" = the system store */
     bool tls_insecure_skip_verify; /* https without certificate checks (loudly logged) */
     uint32_t request_timeout_ms;   /* nothing moved for this long: failed; default 120 s */
-    uint32_t max_instances;    /* instances per STOW-RS request, default 16 */
-    uint32_t max_request_mb;   /* bytes per request (a larger instance goes alone), 64 */
+    uint32_t max_instances;        /* instances per STOW-RS request, default 16 */
+    uint32_t max_request_mb;       /* bytes per request (a larger instance goes alone), 64 */
 } mt_conf_destination_t;
 
 /* A DICOMweb (STOW-RS) destination. */

@@ -116,8 +116,7 @@ static void conn_close(mt_httpc_t *c)
 }
 
 /* End the running exchange with an error: on_ready or on_response, once. */
-__attribute__((format(printf, 3, 4))) static void fail(mt_httpc_t *c, int rc, const char *fmt,
-                                                      ...)
+__attribute__((format(printf, 3, 4))) static void fail(mt_httpc_t *c, int rc, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -427,8 +426,7 @@ static void on_connect(uv_connect_t *req, int status)
     if (status == UV_ECANCELED || c->conn != C_CONNECTING)
         return; /* closed meanwhile */
     if (status < 0) {
-        fail(c, status, "connect to %s:%u: %s", c->o.url.host, c->o.url.port,
-             uv_strerror(status));
+        fail(c, status, "connect to %s:%u: %s", c->o.url.host, c->o.url.port, uv_strerror(status));
         return;
     }
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);

@@ -40,8 +40,8 @@ int mt_httpc_head(mt_buf_t *out, const mt_httpc_head_t *h)
     bool v6 = strchr(u->host, ':') != NULL;
     bool dflt = u->port == (u->tls ? 443 : 80);
     int rc = 0;
-    snprintf(line, sizeof line, "%s %s HTTP/1.1\r\nHost: %s%s%s", h->method, u->path,
-             v6 ? "[" : "", u->host, v6 ? "]" : "");
+    snprintf(line, sizeof line, "%s %s HTTP/1.1\r\nHost: %s%s%s", h->method, u->path, v6 ? "[" : "",
+             u->host, v6 ? "]" : "");
     rc |= put(out, line);
     if (!dflt) {
         snprintf(line, sizeof line, ":%u", u->port);

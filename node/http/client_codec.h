@@ -27,13 +27,13 @@
 #include "url.h"
 
 typedef struct mt_httpc_head {
-    const char *method;       /* "POST" */
+    const char *method; /* "POST" */
     const mt_httpc_url_t *url;
-    const char *content_type; /* NULL: none */
-    int64_t content_length;   /* < 0: no body */
+    const char *content_type;  /* NULL: none */
+    int64_t content_length;    /* < 0: no body */
     const char *authorization; /* whole value ("Bearer x", "Basic y"), NULL: none */
-    const char *accept;       /* NULL: none */
-    const char *user_agent;   /* NULL: none */
+    const char *accept;        /* NULL: none */
+    const char *user_agent;    /* NULL: none */
 } mt_httpc_head_t;
 
 /* Append the request head (ends with the empty line). MT_EINVAL when a value holds CR/LF. */

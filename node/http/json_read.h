@@ -30,11 +30,11 @@ typedef enum {
 typedef struct mt_jsonv mt_jsonv_t;
 struct mt_jsonv {
     mt_json_type_t type;
-    char *key;      /* member name when inside an object, else NULL */
-    char *str;      /* STRING: decoded text; NUMBER: the literal */
-    double num;     /* NUMBER */
+    char *key;                /* member name when inside an object, else NULL */
+    char *str;                /* STRING: decoded text; NUMBER: the literal */
+    double num;               /* NUMBER */
     mt_jsonv_t *child, *next; /* ARRAY/OBJECT: first element; next sibling */
-    size_t n;       /* ARRAY/OBJECT: number of elements */
+    size_t n;                 /* ARRAY/OBJECT: number of elements */
 };
 
 /* Parse len bytes (the whole text; leading/trailing white space allowed). 0 and *out, or

@@ -117,8 +117,8 @@ static void set_failed(mt_stowc_item_t *it, uint16_t reason, int status)
 {
     const char *t = mt_stowc_reason_text(reason);
     it->reason = reason;
-    it->verdict = (reason & 0xFF00) == 0xA700 || reason == 0x0110 ? MT_STOWC_RETRY
-                                                                   : MT_STOWC_REFUSED;
+    it->verdict =
+        (reason & 0xFF00) == 0xA700 || reason == 0x0110 ? MT_STOWC_RETRY : MT_STOWC_REFUSED;
     snprintf(it->why, sizeof it->why, "HTTP %d, FailureReason 0x%04X%s%s", status, reason,
              t ? ": " : "", t ? t : "");
 }

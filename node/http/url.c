@@ -93,4 +93,3 @@ int mt_httpc_url_parse(const char *url, mt_httpc_url_t *out, const char **why)
         snprintf(out->path, sizeof out->path, "%s", auth_end);
     return 0;
 }
-

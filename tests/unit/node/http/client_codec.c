@@ -23,8 +23,9 @@ static void test_url(void **state)
     (void)state;
     mt_httpc_url_t u;
     const char *why = NULL;
-    assert_int_equal(mt_httpc_url_parse("https://central.example:8443/projects/reg/dicomweb/studies",
-                                        &u, &why), 0);
+    assert_int_equal(
+        mt_httpc_url_parse("https://central.example:8443/projects/reg/dicomweb/studies", &u, &why),
+        0);
     assert_true(u.tls);
     assert_string_equal(u.host, "central.example");
     assert_int_equal(u.port, 8443);
@@ -39,10 +40,10 @@ static void test_url(void **state)
     assert_int_equal(mt_httpc_url_parse("https://h", &u, &why), 0);
     assert_int_equal(u.port, 443);
     assert_string_equal(u.path, "/");
-    static const char *const bad[] = {"ftp://h/", "https://user:pw@h/", "http://h:0/",
-                                      "http://h:65536/", "http://h:/", "http:///x",
-                                      "http://h/a b", "http://h/#frag", "http://[::1/",
-                                      "http://[::1]x/", "h/studies", "http://h:8x/"};
+    static const char *const bad[] = {"ftp://h/",        "https://user:pw@h/", "http://h:0/",
+                                      "http://h:65536/", "http://h:/",         "http:///x",
+                                      "http://h/a b",    "http://h/#frag",     "http://[::1/",
+                                      "http://[::1]x/",  "h/studies",          "http://h:8x/"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         why = NULL;
         assert_int_equal(mt_httpc_url_parse(bad[i], &u, &why), MT_EMALFORMED);
@@ -55,13 +56,17 @@ static void test_head(void **state)
     (void)state;
     mt_httpc_url_t u;
     const char *why;
-    assert_int_equal(mt_httpc_url_parse("http://b.example:8042/projects/p/dicomweb/studies", &u,
-                                        &why), 0);
+    assert_int_equal(
+        mt_httpc_url_parse("http://b.example:8042/projects/p/dicomweb/studies", &u, &why), 0);
     mt_buf_t b;
     mt_buf_init(&b, 1 << 16);
-    mt_httpc_head_t h = {.method = "POST", .url = &u, .content_type = "multipart/related",
-                         .content_length = 1234, .authorization = "Bearer t0k",
-                         .accept = "application/dicom+json", .user_agent = "mitral"};
+    mt_httpc_head_t h = {.method = "POST",
+                         .url = &u,
+                         .content_type = "multipart/related",
+                         .content_length = 1234,
+                         .authorization = "Bearer t0k",
+                         .accept = "application/dicom+json",
+                         .user_agent = "mitral"};
     assert_int_equal(mt_httpc_head(&b, &h), 0);
     const char *want = "POST /projects/p/dicomweb/studies HTTP/1.1\r\n"
                        "Host: b.example:8042\r\n"
@@ -172,17 +177,16 @@ static int feed(mt_httpc_resp_t *r, const char *s, size_t len, size_t step)
     return rc;
 }
 
-static const char *const CHUNKED =
-    "HTTP/1.1 202 Accepted\r\n"
-    "Content-Type: application/dicom+json\r\n"
-    "Transfer-Encoding: chunked\r\n"
-    "X-Split: a\r\n"
-    "\r\n"
-    "5;ext=1\r\n{\"a\":\r\n"
-    "A\r\n[1,2,3,4]}\r\n"
-    "0\r\n"
-    "X-Trailer: t\r\n"
-    "\r\n";
+static const char *const CHUNKED = "HTTP/1.1 202 Accepted\r\n"
+                                   "Content-Type: application/dicom+json\r\n"
+                                   "Transfer-Encoding: chunked\r\n"
+                                   "X-Split: a\r\n"
+                                   "\r\n"
+                                   "5;ext=1\r\n{\"a\":\r\n"
+                                   "A\r\n[1,2,3,4]}\r\n"
+                                   "0\r\n"
+                                   "X-Trailer: t\r\n"
+                                   "\r\n";
 
 static void test_response_chunked_every_split(void **state)
 {
@@ -218,7 +222,8 @@ static void test_response_framings(void **state)
     assert_int_equal(mt_httpc_resp_feed(r, (const uint8_t *)"x", 1), 1); /* stays complete */
     mt_httpc_resp_free(r);
     /* Connection: close */
-    const char *close = "HTTP/1.1 401 Unauthorized\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
+    const char *close =
+        "HTTP/1.1 401 Unauthorized\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
     r = mt_httpc_resp_new(1024);
     assert_int_equal(feed(r, close, strlen(close), 3), 1);
     assert_int_equal(mt_httpc_resp_status(r), 401);
@@ -264,7 +269,8 @@ static void test_response_bad(void **state)
         mt_httpc_resp_free(r);
     }
     /* truncated: EOF in the head, in the body, before anything */
-    const char *trunc[] = {"HTTP/1.1 200 OK\r\nContent-Le", "HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nabc",
+    const char *trunc[] = {"HTTP/1.1 200 OK\r\nContent-Le",
+                           "HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nabc",
                            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab", ""};
     for (size_t i = 0; i < 4; i++) {
         mt_httpc_resp_t *r = mt_httpc_resp_new(1024);

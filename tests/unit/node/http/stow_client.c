@@ -24,20 +24,28 @@ static void run(int status, const char *ctype, const char *body, mt_stowc_item_t
 
 static const char *const OURS_202 =
     "{\"00081190\":{\"vr\":\"UR\",\"Value\":[\"http://b/studies/1.2\"]},"
-    "\"00081198\":{\"vr\":\"SQ\",\"Value\":[{\"00081150\":{\"vr\":\"UI\",\"Value\":[\"1.2.840.10008.5.1.4.1.1.4\"]},"
-    "\"00081155\":{\"vr\":\"UI\",\"Value\":[\"1.2.3.2\"]},\"00081197\":{\"vr\":\"US\",\"Value\":[49152]}},"
-    "{\"00081155\":{\"vr\":\"UI\",\"Value\":[\"1.2.3.3\"]},\"00081197\":{\"vr\":\"US\",\"Value\":[42752]}}]},"
-    "\"00081199\":{\"vr\":\"SQ\",\"Value\":[{\"00081150\":{\"vr\":\"UI\",\"Value\":[\"1.2.840.10008.5.1.4.1.1.4\"]},"
+    "\"00081198\":{\"vr\":\"SQ\",\"Value\":[{\"00081150\":{\"vr\":\"UI\",\"Value\":[\"1.2.840."
+    "10008.5.1.4.1.1.4\"]},"
+    "\"00081155\":{\"vr\":\"UI\",\"Value\":[\"1.2.3.2\"]},\"00081197\":{\"vr\":\"US\",\"Value\":["
+    "49152]}},"
+    "{\"00081155\":{\"vr\":\"UI\",\"Value\":[\"1.2.3.3\"]},\"00081197\":{\"vr\":\"US\",\"Value\":["
+    "42752]}}]},"
+    "\"00081199\":{\"vr\":\"SQ\",\"Value\":[{\"00081150\":{\"vr\":\"UI\",\"Value\":[\"1.2.840."
+    "10008.5.1.4.1.1.4\"]},"
     "\"00081155\":{\"vr\":\"UI\",\"Value\":[\"1.2.3.1\"]},"
     "\"00081190\":{\"vr\":\"UR\",\"Value\":[\"http://b/studies/1.2/series/1/instances/1.2.3.1\"]}},"
-    "{\"00081155\":{\"vr\":\"UI\",\"Value\":[\"1.2.3.5\"]},\"00081196\":{\"vr\":\"US\",\"Value\":[45056]}}]}}";
+    "{\"00081155\":{\"vr\":\"UI\",\"Value\":[\"1.2.3.5\"]},\"00081196\":{\"vr\":\"US\",\"Value\":["
+    "45056]}}]}}";
 
 static void test_partial(void **state)
 {
     (void)state;
     long live = mt_alloc_live();
-    mt_stowc_item_t it[5] = {{.sop_uid = "1.2.3.1"}, {.sop_uid = "1.2.3.2"}, {.sop_uid = "1.2.3.3"},
-                             {.sop_uid = "1.2.3.4"}, {.sop_uid = "1.2.3.5"}};
+    mt_stowc_item_t it[5] = {{.sop_uid = "1.2.3.1"},
+                             {.sop_uid = "1.2.3.2"},
+                             {.sop_uid = "1.2.3.3"},
+                             {.sop_uid = "1.2.3.4"},
+                             {.sop_uid = "1.2.3.5"}};
     run(202, J "; charset=utf-8", OURS_202, it, 5);
     assert_int_equal(it[0].verdict, MT_STOWC_DELIVERED);
     assert_string_equal(it[0].why, "");
@@ -107,7 +115,7 @@ static void test_conflict(void **state)
                        "\"00081197\":{\"vr\":\"US\",\"Value\":[290]}}]}}";
     mt_stowc_item_t it[3] = {{.sop_uid = "9.1"}, {.sop_uid = "9.2"}, {.sop_uid = "9.3"}};
     run(409, J, body, it, 3);
-    assert_int_equal(it[0].verdict, MT_STOWC_RETRY); /* 0x0110 processing failure */
+    assert_int_equal(it[0].verdict, MT_STOWC_RETRY);   /* 0x0110 processing failure */
     assert_int_equal(it[1].verdict, MT_STOWC_REFUSED); /* 0x0122 SOP class not supported */
     assert_non_null(strstr(it[1].why, "SOP class not supported"));
     assert_int_equal(it[2].verdict, MT_STOWC_REFUSED); /* 409, not named */
