@@ -130,6 +130,7 @@ struct mt_forward {
     bool order_study; /* forward.order: study (else series) */
     uv_timer_t poll;
     dbjob_t *db_head, *db_tail;
+    dbjob_t *db_current; /* on the pool */
     bool db_running;
     bool stopping;
     unsigned n_active; /* busy workers */
@@ -233,6 +234,7 @@ static void db_after(uv_work_t *w, int status)
     fwd_t *f = j->f;
     (void)status;
     f->db_running = false;
+    f->db_current = NULL;
     if (j->err)
         mt_log(MT_LOG_ERROR, &f->log, "forward: index: %s", mt_strerror(j->err));
     if (j->scan) {
@@ -265,6 +267,7 @@ static void db_next(fwd_t *f)
     if (!f->db_head)
         f->db_tail = NULL;
     f->db_running = true;
+    f->db_current = j;
     j->now_ms = wall_ms();
     j->w.data = j;
     uv_queue_work(f->loop, &j->w, db_work, db_after);
@@ -647,12 +650,28 @@ static bool group_busy(const dest_t *d, const char *group)
     return false;
 }
 
+static bool job_has(const dbjob_t *j, int64_t id)
+{
+    for (size_t k = 0; j && k < j->n_out; k++)
+        if (j->out[k].id == id)
+            return true;
+    return false;
+}
+
+/* In a busy worker, or answered and waiting for its outcome to be written (a scan that ran
+ * before that write still lists the row: sending it again would duplicate it). */
 static bool id_busy(const dest_t *d, int64_t id)
 {
     for (unsigned i = 0; i < d->n_workers; i++)
         for (size_t k = 0; d->w[i].busy && k < d->w[i].n_rows; k++)
             if (d->w[i].rows[k].id == id)
                 return true;
+    const fwd_t *f = d->f;
+    if (job_has(f->db_current, id))
+        return true;
+    for (const dbjob_t *j = f->db_head; j; j = j->next)
+        if (job_has(j, id))
+            return true;
     return false;
 }
 

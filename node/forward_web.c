@@ -71,6 +71,7 @@ struct mt_fwd_web {
     size_t n_grp, part;
     uint64_t off;
     bool closed_written, read_failed;
+    bool group_full; /* the next file would pass max_request_mb */
     char boundary[48];
     uv_fs_t fs, rfs;                                      /* open/fstat; read */
     bool fs_busy;                                         /* fs in flight */
@@ -278,11 +279,12 @@ static void close_group(mt_fwd_web_t *w)
 {
     for (size_t k = 0; k < w->n_grp; k++) {
         uv_fs_t req;
-        uv_fs_close(NULL, &req, w->fd[k], NULL); /* close(2) of a read-only fd: no I/O wait */
+        uv_fs_close(w->loop, &req, w->fd[k], NULL); /* close(2) of a read-only fd: no I/O wait */
         uv_fs_req_cleanup(&req);
     }
     w->n_grp = 0;
     w->bytes = 0;
+    w->group_full = false;
 }
 
 static void batch_done(mt_fwd_web_t *w)
@@ -342,16 +344,24 @@ static void on_fstat(uv_fs_t *req)
     uv_fs_req_cleanup(req);
     if (w->aborting || w->freeing) {
         uv_fs_t c;
-        uv_fs_close(NULL, &c, fd, NULL);
+        uv_fs_close(w->loop, &c, fd, NULL);
         uv_fs_req_cleanup(&c);
         close_group(w);
         batch_done(w);
         return;
     }
+    if (rc == 0 && w->n_grp && w->bytes + size > w->d->max_bytes) {
+        uv_fs_t c; /* does not fit: it opens the next request */
+        uv_fs_close(w->loop, &c, fd, NULL);
+        uv_fs_req_cleanup(&c);
+        w->group_full = true;
+        open_next(w);
+        return;
+    }
     w->next++;
     if (rc < 0) {
         uv_fs_t c;
-        uv_fs_close(NULL, &c, fd, NULL);
+        uv_fs_close(w->loop, &c, fd, NULL);
         uv_fs_req_cleanup(&c);
         result(w, i, MT_STOWC_RETRY, "cannot stat the stored file");
     } else {
@@ -378,7 +388,7 @@ static void on_open(uv_fs_t *req)
     w->fs_busy = false;
     if (fd >= 0) {
         uv_fs_t c;
-        uv_fs_close(NULL, &c, fd, NULL);
+        uv_fs_close(w->loop, &c, fd, NULL);
         uv_fs_req_cleanup(&c);
     }
     if (w->aborting || w->freeing) {
@@ -396,7 +406,7 @@ static void on_response(void *user, int status, mt_httpc_resp_t *resp);
 
 static void open_next(mt_fwd_web_t *w)
 {
-    bool full = w->n_grp >= w->d->max_instances || (w->n_grp && w->bytes >= w->d->max_bytes);
+    bool full = w->n_grp >= w->d->max_instances || w->group_full;
     if (w->next >= w->n || full) {
         if (w->n_grp == 0) {
             batch_done(w);

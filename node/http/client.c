@@ -365,11 +365,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
             tls_fail(c, "handshake");
             return;
         }
-        if (c->ssl && c->in_exchange) { /* EOF without close_notify: what we have */
-            feed(c, NULL, 0);
-            return;
-        }
-        feed(c, NULL, 0);
+        feed(c, NULL, 0); /* (over TLS without close_notify too: a length-delimited response
+                            * is complete or not either way) */
         return;
     }
     if (nread == 0) {

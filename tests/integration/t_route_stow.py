@@ -98,7 +98,7 @@ def main():
                         ("connections", 1), ("max_instances_per_request", 1)]))
     aconf = {"routing.rules": rules, "forward.retry_initial": "100ms",
              "forward.retry_max": "1s", "forward.max_attempts": "100000",
-             "forward.connect_timeout": "2s"}
+             "forward.connect_timeout": "2s", "log.level": "debug"}
     a = lib.Node("site", aet="SITE", conf=aconf, yaml_extra=dests)
 
     # a world-readable token file stops the node before it listens
