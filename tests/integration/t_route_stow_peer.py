@@ -206,5 +206,34 @@ def main():
     srv.shutdown()
     srv.server_close()
 
+    # stopping in the middle of a request: a server that reads and never answers
+    got = threading.Event()
+
+    class Silent(socketserver.StreamRequestHandler):
+        def handle(self):
+            if read_request(self.rfile):
+                got.set()
+            time.sleep(20)
+
+    quiet = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Silent)
+    quiet.daemon_threads = True
+    threading.Thread(target=quiet.serve_forever, daemon=True).start()
+    a2 = lib.Node("site2", aet="SITE2",
+                  conf={"routing.rules": rules},
+                  yaml_extra="destinations:\n  - name: peer\n    stow_url: http://127.0.0.1:%d%s\n"
+                             "    token_file: %s\n" % (quiet.server_address[1], PATH, tok))
+    a2.start()
+    lib.storescu(a2, files[:1], aet="PACS")
+    lib.check(got.wait(60), "the silent server got A2's request")
+    t0 = time.time()
+    rc = a2.stop()
+    lib.check(rc == 0 and time.time() - t0 < 15 and "Sanitizer" not in a2.log_text(),
+              "A2 stops cleanly with a request in flight (exit %s, %.1f s)" % (rc, time.time() - t0))
+    rows = a2.query("SELECT state, attempts FROM forward_queue")
+    lib.check(rows == [{"state": 0, "attempts": 0}],
+              "the interrupted entry stays queued as it was: %s" % rows)
+    quiet.shutdown()
+    quiet.server_close()
+
 
 lib.run_guarded(main)
