@@ -14,6 +14,8 @@
  * socket. The server's certificate is verified by the SSL_CTX (the forwarder builds it: CA
  * file or system store) and, with verify_host, against url.host (SSL_set1_host, or the IP
  * address for a literal), with SNI for names. A failed check names the X.509 reason.
+ * A host name's addresses (up to MAX_ADDRS from uv_getaddrinfo) are tried in turn until one
+ * accepts the connection, all within connect_timeout.
  * Timers: one uv_timer_t: connect_timeout while connecting, io_timeout (re-armed on every
  * read and write) during an exchange, stopped while idle.
  */
@@ -31,6 +33,8 @@
 
 enum conn_state { C_CLOSED, C_CONNECTING, C_HANDSHAKE, C_OPEN };
 
+#define MAX_ADDRS 8
+
 struct mt_httpc {
     uv_loop_t *loop;
     mt_httpc_opts_t o;
@@ -43,6 +47,9 @@ struct mt_httpc {
     BIO *rbio, *wbio;
     enum conn_state conn;
     bool tcp_live, tcp_closing, resolving, pending_begin;
+    struct sockaddr_storage addrs[MAX_ADDRS]; /* resolved, tried in order */
+    size_t n_addrs, i_addr;
+    bool next_addr; /* the failed address's handle is closing: then try addrs[i_addr] */
     uint64_t gen;
     /* the exchange */
     bool in_exchange, ready_given, request_done, write_pending, reused;
@@ -69,6 +76,7 @@ typedef struct wreq {
 } wreq_t;
 
 static void start_connect(mt_httpc_t *c);
+static void tcp_connect(mt_httpc_t *c, const struct sockaddr *sa);
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b);
 
 static void maybe_free(mt_httpc_t *c)
@@ -92,6 +100,13 @@ static void on_tcp_closed(uv_handle_t *h)
         maybe_free(c);
         return;
     }
+    if (c->next_addr) {
+        c->next_addr = false;
+        if (c->conn == C_CONNECTING && c->in_exchange) {
+            tcp_connect(c, (struct sockaddr *)&c->addrs[c->i_addr]);
+            return;
+        }
+    }
     if (c->pending_begin && !c->resolving) {
         c->pending_begin = false;
         start_connect(c);
@@ -101,6 +116,7 @@ static void on_tcp_closed(uv_handle_t *h)
 static void conn_close(mt_httpc_t *c)
 {
     c->gen++;
+    c->next_addr = false;
     uv_timer_stop(&c->timer);
     if (c->ssl) {
         SSL_free(c->ssl); /* and its BIOs */
@@ -417,13 +433,27 @@ static int tls_setup(mt_httpc_t *c)
     return 0;
 }
 
+/* This address refused (or could not be tried): the host's next address, else fail. */
+static void connect_failed(mt_httpc_t *c, int status)
+{
+    if (c->i_addr + 1 < c->n_addrs) {
+        c->i_addr++;
+        c->next_addr = true; /* on_tcp_closed connects */
+        c->tcp_live = false;
+        c->tcp_closing = true;
+        uv_close((uv_handle_t *)&c->tcp, on_tcp_closed);
+        return;
+    }
+    fail(c, status, "connect to %s:%u: %s", c->o.url.host, c->o.url.port, uv_strerror(status));
+}
+
 static void on_connect(uv_connect_t *req, int status)
 {
     mt_httpc_t *c = req->data;
     if (status == UV_ECANCELED || c->conn != C_CONNECTING)
         return; /* closed meanwhile */
     if (status < 0) {
-        fail(c, status, "connect to %s:%u: %s", c->o.url.host, c->o.url.port, uv_strerror(status));
+        connect_failed(c, status);
         return;
     }
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
@@ -448,9 +478,8 @@ static void tcp_connect(mt_httpc_t *c, const struct sockaddr *sa)
     uv_tcp_nodelay(&c->tcp, 1);
     c->creq.data = c;
     int rc = uv_tcp_connect(&c->creq, &c->tcp, sa, on_connect);
-    if (rc < 0) {
-        fail(c, rc, "connect to %s:%u: %s", c->o.url.host, c->o.url.port, uv_strerror(rc));
-    }
+    if (rc < 0)
+        connect_failed(c, rc);
 }
 
 static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
@@ -475,19 +504,31 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
              uv_strerror(status));
         return;
     }
-    tcp_connect(c, res->ai_addr);
+    c->n_addrs = 0;
+    c->i_addr = 0;
+    for (struct addrinfo *ai = res; ai && c->n_addrs < MAX_ADDRS; ai = ai->ai_next)
+        if (ai->ai_addrlen <= sizeof c->addrs[0])
+            memcpy(&c->addrs[c->n_addrs++], ai->ai_addr, ai->ai_addrlen);
     uv_freeaddrinfo(res);
+    if (c->n_addrs == 0) {
+        fail(c, MT_ENOENT, "cannot resolve %s: no usable address", c->o.url.host);
+        return;
+    }
+    tcp_connect(c, (struct sockaddr *)&c->addrs[0]);
 }
 
 static void start_connect(mt_httpc_t *c)
 {
     c->conn = C_CONNECTING;
     arm(c, c->o.connect_timeout_ms);
-    struct sockaddr_storage ss;
     const char *h = c->o.url.host;
-    if (uv_ip4_addr(h, c->o.url.port, (struct sockaddr_in *)&ss) == 0 ||
-        uv_ip6_addr(h, c->o.url.port, (struct sockaddr_in6 *)&ss) == 0) {
-        tcp_connect(c, (struct sockaddr *)&ss);
+    struct sockaddr_storage *ss = &c->addrs[0];
+    c->n_addrs = 1;
+    c->i_addr = 0;
+    memset(ss, 0, sizeof *ss);
+    if (uv_ip4_addr(h, c->o.url.port, (struct sockaddr_in *)ss) == 0 ||
+        uv_ip6_addr(h, c->o.url.port, (struct sockaddr_in6 *)ss) == 0) {
+        tcp_connect(c, (struct sockaddr *)ss);
         return;
     }
     char port[8];

@@ -172,7 +172,9 @@ def main():
                  conf={"routing.rules": rules, "forward.retry_initial": "50ms",
                        "forward.retry_max": "200ms", "forward.max_attempts": "1000",
                        "forward.connect_timeout": "2s", "log.level": "debug"},
-                 yaml_extra="destinations:\n  - name: peer\n    stow_url: http://127.0.0.1:%d%s\n"
+                 # a host name (resolved on the libuv pool; ::1 first, when it resolves to
+                 # both, is refused and 127.0.0.1 tried next)
+                 yaml_extra="destinations:\n  - name: peer\n    stow_url: http://localhost:%d%s\n"
                             "    token_file: %s\n    connections: 1\n"
                             "    max_instances_per_request: 3\n    request_timeout: 1s\n"
                             % (port, PATH, tok))
