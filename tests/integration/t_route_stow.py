@@ -14,7 +14,8 @@ restarted after the second was stored at A. Then: A's queue is empty but for bad
 entries; B and C hold exactly A's instances, once each; every stored file at B and C is A's
 stored file byte for byte; the studies are in B's project p2. A world-readable token file
 stops A at start-up with a clear message; a config without a CA that knows C's certificate
-leaves the entries queued with the certificate reason.
+leaves the entries queued with the certificate reason, while tls_insecure_skip_verify
+delivers to the same server with a loud warning.
 """
 import os
 import subprocess
@@ -170,16 +171,22 @@ def main():
               "queue list --dead shows the 401: %s" % r.stdout[-300:])
     stopped = {"A": a.stop()}
     # a CA that does not know C's certificate: nothing delivered, the reason is queued
+    # (and tls_insecure_skip_verify delivers to it all the same, with a loud warning)
     a2 = lib.Node("site2", aet="SITE2", conf=aconf, yaml_extra="destinations:\n" + dest_yaml(
         "tls-web", "https://127.0.0.1:%d/projects/p1/dicomweb/studies" % c_tls,
-        [("user", "alice"), ("password_file", pw), ("ca_file", other_cert)]))
+        [("user", "alice"), ("password_file", pw), ("ca_file", other_cert)]) + dest_yaml(
+        "tls-insecure", "https://127.0.0.1:%d/projects/p1/dicomweb/studies" % c_tls,
+        [("user", "alice"), ("password_file", pw), ("tls_insecure_skip_verify", "true")]))
     with open(rules + "2", "w") as f:
-        f.write("rules:\n  - name: all\n    forward: [tls-web]\n")
+        f.write("rules:\n  - name: all\n    forward: [tls-web, tls-insecure]\n")
     a2.conf["routing.rules"] = rules + "2"
     a2.start()
     res = lib.storescu(a2, files[:1], aet="PACS")
     lib.wait_for(lambda: q(a2, "SELECT count(*) FROM forward_queue WHERE attempts > 0")[0][0] > 0,
                  "the untrusted server's entry fails", 60)
+    lib.wait_for(lambda: not q(a2, "SELECT 1 FROM forward_queue WHERE destination = "
+                                   "'tls-insecure'"), "tls_insecure_skip_verify delivers", 60)
+    lib.check("NOT verified" in a2.log_text(), "tls_insecure_skip_verify is logged loudly")
     r = lib.run([lib.MITRAL, "queue", "list", "--data", a2.data])
     lib.check("certificate" in r.stdout, "queue list names the certificate problem: %s"
               % r.stdout[-300:])
