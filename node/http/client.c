@@ -382,7 +382,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
             return;
         }
         feed(c, NULL, 0); /* (over TLS without close_notify too: a length-delimited response
-                            * is complete or not either way) */
+                           * is complete or not either way) */
         return;
     }
     if (nread == 0) {
