@@ -23,6 +23,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "index/index.h"
 #include "tag/tag.h"
@@ -34,6 +35,10 @@ typedef struct t_series {
     mt_tag_series_t s;
     uint64_t last_add;
     bool dirty;
+    /* what the index holds for it (pass jobs only): a pass rewrites a series only when it has
+     * new instances or its result changed, not every series of the study every time */
+    bool written;
+    mt_tag_result_t w;
 } t_series_t;
 
 typedef struct t_study {
@@ -59,6 +64,8 @@ struct mt_tagger {
     bool closing;
     void (*close_cb)(void *);
     void *close_data;
+    /* CPU spent on the pool (CLOCK_THREAD_CPUTIME_ID), logged at close (bench/tagging) */
+    uint64_t n_extract, n_pass, n_pass_series, extract_ns, pass_ns;
 };
 
 typedef struct extract_job {
@@ -70,6 +77,7 @@ typedef struct extract_job {
     char study_uid[65], series_uid[65]; /* as stored */
     mt_tag_inst_t in;
     int rc;
+    uint64_t cpu_ns;
 } extract_job_t;
 
 typedef struct pass_job {
@@ -77,7 +85,15 @@ typedef struct pass_job {
     mt_tagger_t *t;
     t_study_t *st;
     int rc;
+    uint64_t cpu_ns;
 } pass_job_t;
+
+static uint64_t thread_cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 static void tick(mt_tagger_t *t);
 
@@ -138,6 +154,7 @@ static void study_add(mt_tagger_t *t, t_study_t *st, const mt_tag_inst_t *in)
 static void extract_work(uv_work_t *w)
 {
     extract_job_t *j = w->data;
+    uint64_t t0 = thread_cpu_ns();
     mt_ds_t *ds = NULL;
     mt_diag_t diag = {0, NULL};
     j->rc = mt_ds_parse(j->hdr, j->len, j->ts, &ds, &diag);
@@ -151,6 +168,7 @@ static void extract_work(uv_work_t *w)
     mt_ds_free(ds);
     mt_free(j->hdr);
     j->hdr = NULL;
+    j->cpu_ns = thread_cpu_ns() - t0;
 }
 
 static void after_extract(uv_work_t *w, int status)
@@ -158,6 +176,8 @@ static void after_extract(uv_work_t *w, int status)
     extract_job_t *j = w->data;
     mt_tagger_t *t = j->t;
     t->extract_in_flight--;
+    t->n_extract++;
+    t->extract_ns += j->cpu_ns;
     if (status == 0 && j->rc == 0) {
         t_study_t *st = study_get(t, j->in.study_uid);
         if (st->busy) { /* a pass owns the series: park the features */
@@ -205,9 +225,21 @@ void mt_tagger_offer(mt_tagger_t *t, uint8_t *hdr, size_t len, const mt_ts_t *ts
 }
 
 /* ---- exam-level pass ---- */
+static bool same_result(const mt_tag_result_t *a, const mt_tag_result_t *b)
+{
+    return !strcmp(a->tag, b->tag) && a->view == b->view &&
+           round((double)a->confidence * 100.0) == round((double)b->confidence * 100.0) &&
+           !strcmp(a->evidence, b->evidence);
+}
+
+static bool needs_write(const t_series_t *se)
+{
+    return se->dirty || !se->written || !same_result(&se->w, &se->s.res);
+}
 static void pass_work(uv_work_t *w)
 {
     pass_job_t *j = w->data;
+    uint64_t t0 = thread_cpu_ns();
     mt_tagger_t *t = j->t;
     t_study_t *st = j->st;
     mt_tag_series_t **arr = mt_malloc((st->n_ser ? st->n_ser : 1) * sizeof *arr);
@@ -227,6 +259,8 @@ static void pass_work(uv_work_t *w)
     if (j->rc == 0 && (j->rc = t->ix->ops->begin(t->ix)) == 0) {
         for (size_t i = 0; i < st->n_ser && j->rc == 0; i++) {
             const mt_tag_series_t *s = arr[i];
+            if (!needs_write(st->ser[i]))
+                continue;
             mt_index_tag_t row = {
                 .study_uid = st->uid,
                 .series_uid = s->h.series_uid,
@@ -243,8 +277,13 @@ static void pass_work(uv_work_t *w)
             j->rc = t->ix->ops->commit(t->ix);
         else
             t->ix->ops->rollback(t->ix);
+        for (size_t i = 0; i < st->n_ser && j->rc == 0; i++) { /* committed: remember it */
+            st->ser[i]->w = st->ser[i]->s.res;
+            st->ser[i]->written = true;
+        }
     }
     mt_free(arr);
+    j->cpu_ns = thread_cpu_ns() - t0;
 }
 
 static void after_pass(uv_work_t *w, int status)
@@ -254,6 +293,9 @@ static void after_pass(uv_work_t *w, int status)
     t_study_t *st = j->st;
     t->pass_in_flight = false;
     st->busy = false;
+    t->n_pass++;
+    t->n_pass_series += st->n_ser;
+    t->pass_ns += j->cpu_ns;
     if (status != 0 || j->rc != 0)
         mt_log(MT_LOG_WARN, NULL, "tagger: tags of a study not written: %s",
                mt_strerror(status ? status : j->rc));
@@ -295,6 +337,12 @@ static void start_pass(mt_tagger_t *t, t_study_t *st, bool final)
 static void on_closed(uv_handle_t *h)
 {
     mt_tagger_t *t = h->data;
+    mt_log(MT_LOG_INFO, NULL,
+           "tagger: %llu headers extracted (%.1f ms CPU), %llu passes over %llu series "
+           "(%.1f ms CPU)",
+           (unsigned long long)t->n_extract, (double)t->extract_ns / 1e6,
+           (unsigned long long)t->n_pass, (unsigned long long)t->n_pass_series,
+           (double)t->pass_ns / 1e6);
     if (t->ix)
         t->ix->ops->close(t->ix);
     while (t->studies)

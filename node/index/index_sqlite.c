@@ -81,6 +81,7 @@ enum {
     ST_DATA_VERSION,
     ST_PROJECT_JOIN,
     ST_QUEUE_ADD,
+    ST_TAG_PUT,
     ST_COUNT
 };
 
@@ -310,6 +311,15 @@ static int prepare_all(sqlite_index_t *x)
           * the older copy in flight then deletes nothing (queue_done of the old id) */
          "INSERT OR REPLACE INTO forward_queue(destination, sop_instance_uid, study_uid, "
          "series_uid, queued_at, next_at) VALUES(?1, ?2, ?3, ?4, " NOW_MS ", " NOW_MS ")"},
+        {ST_TAG_PUT,
+         "INSERT INTO series_tags(series_uid, study_uid, tag, view, confidence, evidence, version, "
+         "revision, manufacturer) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8) "
+         "ON CONFLICT(series_uid) DO UPDATE SET study_uid = excluded.study_uid, "
+         "revision = revision + (tag <> excluded.tag OR view <> excluded.view), "
+         "tag = excluded.tag, view = excluded.view, confidence = excluded.confidence, "
+         "evidence = excluded.evidence, version = excluded.version, "
+         "manufacturer = excluded.manufacturer, "
+         "tagged_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now') RETURNING revision"},
     };
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
         int err = prepare(x, fixed[i].which, fixed[i].sql);
@@ -996,20 +1006,8 @@ static int journal_wal(sqlite_index_t *x)
 static int ix_tag_put(mt_index_t *ix, const mt_index_tag_t *t, unsigned *revision)
 {
     sqlite_index_t *x = (sqlite_index_t *)ix;
-    sqlite3_stmt *s;
-    int rc = sqlite3_prepare_v2(
-        x->db,
-        "INSERT INTO series_tags(series_uid, study_uid, tag, view, confidence, evidence, version, "
-        "revision, manufacturer) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8) "
-        "ON CONFLICT(series_uid) DO UPDATE SET study_uid = excluded.study_uid, "
-        "revision = revision + (tag <> excluded.tag OR view <> excluded.view), "
-        "tag = excluded.tag, view = excluded.view, confidence = excluded.confidence, "
-        "evidence = excluded.evidence, version = excluded.version, "
-        "manufacturer = excluded.manufacturer, "
-        "tagged_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now') RETURNING revision",
-        -1, &s, NULL);
-    if (rc != SQLITE_OK)
-        return db_err(x, rc, "tag put");
+    sqlite3_stmt *s = x->st[ST_TAG_PUT]; /* prepared once: a pass writes many series */
+    int rc;
     sqlite3_bind_text(s, 1, t->series_uid, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, t->study_uid ? t->study_uid : "", -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 3, t->tag, -1, SQLITE_STATIC);
@@ -1027,7 +1025,8 @@ static int ix_tag_put(mt_index_t *ix, const mt_index_tag_t *t, unsigned *revisio
     }
     if (rc != SQLITE_DONE)
         err = db_err(x, rc, "tag put");
-    sqlite3_finalize(s);
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
     return err;
 }
 
