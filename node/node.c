@@ -388,9 +388,11 @@ int mt_node_run(mt_node_t *node)
     if ((rc = mt_forward_start(node->loop, c, &node->fwd)) != 0)
         mt_log(MT_LOG_ERROR, NULL, "forwarding not started: %s (the queue keeps filling)",
                mt_strerror(rc));
-    if (c->tag_enabled)
+    if (c->tag_enabled) {
         mt_tagger_new(node->loop, c->index_path, c->tag_series_idle_ms, c->tag_study_idle_ms,
                       &node->tagger);
+        mt_tagger_route(node->tagger, node);
+    }
     node->web_idle = true;
     if (c->http_enabled) {
         node->web_idle = false;

@@ -15,6 +15,10 @@
  * Memory: features of a study stay until its study-idle pass. A series that arrives after
  * that starts a fresh study record: its exam-level context is only what arrives with it
  * (documented limitation; `mitral tag --reindex` will re-tag from the stored files).
+ * Routing on the tag (mt_tagger_route): a pass takes a reference to the node's config snapshot
+ * when it starts; when its rules include some on cmr_series, every series the pass writes gets
+ * mt_tag_route_series in the same transaction as its tag, and the forwarder is kicked once the
+ * pass has committed queue rows.
  * Closing: the timer stops, every study with anything untagged gets a pass regardless of idle
  * times, then the index connection closes and the callback fires.
  */
@@ -25,8 +29,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "conf/conf.h"
+#include "forward.h"
 #include "index/index.h"
+#include "node.h"
 #include "tag/tag.h"
+#include "tag_route.h"
 #include "util/alloc.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -66,6 +74,7 @@ struct mt_tagger {
     void *close_data;
     /* CPU spent on the pool (CLOCK_THREAD_CPUTIME_ID), logged at close (bench/tagging) */
     uint64_t n_extract, n_pass, n_pass_series, extract_ns, pass_ns;
+    mt_node_t *node; /* routing on the tag (mt_tagger_route); NULL: none */
 };
 
 typedef struct extract_job {
@@ -86,6 +95,8 @@ typedef struct pass_job {
     t_study_t *st;
     int rc;
     uint64_t cpu_ns;
+    const mt_conf_t *conf; /* a reference (node's snapshot at the pass's start), or NULL */
+    size_t n_queued;       /* forward_queue rows written by rules on the tag */
 } pass_job_t;
 
 static uint64_t thread_cpu_ns(void)
@@ -272,6 +283,10 @@ static void pass_work(uv_work_t *w)
                 .manufacturer = s->h.vendor,
             };
             j->rc = t->ix->ops->tag_put(t->ix, &row, NULL);
+            /* rules on the tag fire in the tag's transaction (node/tag_route.h) */
+            if (j->rc == 0 && j->conf && j->conf->routes)
+                j->rc = mt_tag_route_series(t->ix, j->conf->routes, st->uid, s->h.series_uid,
+                                            s->res.tag, &j->n_queued);
         }
         if (j->rc == 0)
             j->rc = t->ix->ops->commit(t->ix);
@@ -296,6 +311,13 @@ static void after_pass(uv_work_t *w, int status)
     t->n_pass++;
     t->n_pass_series += st->n_ser;
     t->pass_ns += j->cpu_ns;
+    if (j->conf)
+        mt_node_conf_unref(t->node, j->conf);
+    if (j->rc == 0 && j->n_queued)
+        mt_log(MT_LOG_DEBUG, NULL, "tagger: %zu instance(s) queued by rules on the tag",
+               j->n_queued);
+    if (j->rc == 0 && j->n_queued && t->node && mt_node_forward(t->node))
+        mt_forward_kick(mt_node_forward(t->node)); /* committed: send soon */
     if (status != 0 || j->rc != 0)
         mt_log(MT_LOG_WARN, NULL, "tagger: tags of a study not written: %s",
                mt_strerror(status ? status : j->rc));
@@ -327,9 +349,18 @@ static void start_pass(mt_tagger_t *t, t_study_t *st, bool final)
     st->busy = true;
     st->final_pass = final;
     t->pass_in_flight = true;
+    if (t->node) {
+        j->conf = mt_node_conf_ref(t->node); /* the rules in force now, kept for the pass */
+        if (!j->conf->routes || !mt_route_set_after_tag(j->conf->routes, NULL)) {
+            mt_node_conf_unref(t->node, j->conf);
+            j->conf = NULL;
+        }
+    }
     if (uv_queue_work(t->loop, &j->w, pass_work, after_pass) != 0) {
         st->busy = false;
         t->pass_in_flight = false;
+        if (j->conf)
+            mt_node_conf_unref(t->node, j->conf);
         mt_free(j);
     }
 }
@@ -409,6 +440,11 @@ int mt_tagger_new(uv_loop_t *loop, const char *index_path, uint32_t series_idle_
     uv_unref((uv_handle_t *)&t->timer);
     *out = t;
     return 0;
+}
+
+void mt_tagger_route(mt_tagger_t *t, mt_node_t *node)
+{
+    t->node = node;
 }
 
 void mt_tagger_close(mt_tagger_t *t, void (*cb)(void *), void *data)

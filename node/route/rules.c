@@ -549,6 +549,8 @@ static int compile_rule(cc_t *c, const yaml_node_t *n, mt_route_rule_t *r, bool 
                 return cfail(c, v, "deid: expected a profile name (or none), once");
             r->deid = mt_strdup(scalar(v));
             deid_at = k;
+            if (r->after_tag) /* before the profile is looked up: this error is the real one */
+                break;
             char why[160] = "";
             if (strcmp(r->deid, "none") != 0 && c->check && c->check->profile &&
                 c->check->profile(c->check->user, c->set, r->deid, why, sizeof why))

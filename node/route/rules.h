@@ -149,7 +149,8 @@ typedef struct mt_route_decision {
 void mt_route_decide(const mt_route_set_t *set, const mt_route_input_t *in, mt_route_decision_t *d);
 /* The series of an instance has been tagged tag: evaluate the rules armed for it (names, as
  * d->armed gave them; names no longer in set are ignored) in set's order. d gets the projects,
- * forward destinations and the names of the rules that matched (never deid or reject). */
+ * forward destinations and the names of the rules that matched (never deid or reject).
+ * armed must not point into d. */
 void mt_route_after_tag(const mt_route_set_t *set, const char *tag, const char *const *armed,
                         size_t n_armed, mt_route_decision_t *d);
 
