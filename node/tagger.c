@@ -1,8 +1,9 @@
 /*
  * tagger.c - the node's CMR tagger: features in, tags out, never on the event loop's time.
  *
- *   store.c (committed, status 0) --mt_tagger_offer(hdr)--> extract job (pool):
- *       mt_ds_parse + mt_tag_extract; the header bytes are freed there
+ *   store.c (committed, status 0) --mt_tagger_offer(hdr)--> pending list; one extract job
+ *       (pool) at a time takes every header pending: mt_ds_parse + mt_tag_extract each; the
+ *       header bytes are freed there
  *   after_extract (loop): the features join their study / series (copied planes); a study
  *       with a pass in flight parks them on its pending list
  *   tick (uv_timer, every 250 ms .. 1 s): the first study that has a series idle for
@@ -67,7 +68,8 @@ struct mt_tagger {
     mt_index_t *ix; /* used by pass jobs only, one at a time */
     uint64_t series_idle, study_idle;
     t_study_t *studies;
-    unsigned extract_in_flight;
+    unsigned extract_in_flight;   /* batches on the pool: 0 or 1 */
+    struct extract_job *pend, **pend_tail; /* offered, waiting for the next batch */
     bool pass_in_flight;
     bool closing;
     void (*close_cb)(void *);
@@ -77,9 +79,8 @@ struct mt_tagger {
     mt_node_t *node; /* routing on the tag (mt_tagger_route); NULL: none */
 };
 
-typedef struct extract_job {
-    uv_work_t w;
-    mt_tagger_t *t;
+typedef struct extract_job { /* one offered header */
+    struct extract_job *next;
     uint8_t *hdr;
     size_t len;
     const mt_ts_t *ts;
@@ -88,6 +89,12 @@ typedef struct extract_job {
     int rc;
     uint64_t cpu_ns;
 } extract_job_t;
+
+typedef struct extract_batch {
+    uv_work_t w;
+    mt_tagger_t *t;
+    extract_job_t *items;
+} extract_batch_t;
 
 typedef struct pass_job {
     uv_work_t w;
@@ -162,9 +169,8 @@ static void study_add(mt_tagger_t *t, t_study_t *st, const mt_tag_inst_t *in)
 }
 
 /* ---- extraction ---- */
-static void extract_work(uv_work_t *w)
+static void extract_one(extract_job_t *j)
 {
-    extract_job_t *j = w->data;
     uint64_t t0 = thread_cpu_ns();
     mt_ds_t *ds = NULL;
     mt_diag_t diag = {0, NULL};
@@ -182,11 +188,15 @@ static void extract_work(uv_work_t *w)
     j->cpu_ns = thread_cpu_ns() - t0;
 }
 
-static void after_extract(uv_work_t *w, int status)
+static void extract_work(uv_work_t *w)
 {
-    extract_job_t *j = w->data;
-    mt_tagger_t *t = j->t;
-    t->extract_in_flight--;
+    for (extract_job_t *j = ((extract_batch_t *)w->data)->items; j; j = j->next)
+        extract_one(j);
+}
+
+/* One instance's features join its study (loop thread). */
+static void absorb_one(mt_tagger_t *t, extract_job_t *j, int status)
+{
     t->n_extract++;
     t->extract_ns += j->cpu_ns;
     if (status == 0 && j->rc == 0) {
@@ -203,13 +213,53 @@ static void after_extract(uv_work_t *w, int status)
             study_add(t, st, &j->in);
         }
     } else {
-        mt_log(MT_LOG_DEBUG, NULL, "tagger: header not tagged: %s", mt_strerror(j->rc));
+        mt_log(MT_LOG_DEBUG, NULL, "tagger: header not tagged: %s",
+               mt_strerror(status ? status : j->rc));
     }
     mt_tag_inst_dispose(&j->in);
     mt_free(j->hdr);
     mt_free(j);
+}
+
+static void submit_batch(mt_tagger_t *t);
+
+static void after_extract(uv_work_t *w, int status)
+{
+    extract_batch_t *b = w->data;
+    mt_tagger_t *t = b->t;
+    t->extract_in_flight--;
+    for (extract_job_t *j = b->items, *next; j; j = next) {
+        next = j->next;
+        absorb_one(t, j, status);
+    }
+    mt_free(b);
+    submit_batch(t);
     if (t->closing)
         tick(t);
+}
+
+/* The headers offered since the last batch go to the pool as one job (one at a time): one
+ * wake-up of a pool thread per batch instead of one per instance. */
+static void submit_batch(mt_tagger_t *t)
+{
+    if (t->extract_in_flight || !t->pend)
+        return;
+    extract_batch_t *b = mt_calloc(1, sizeof *b);
+    b->t = t;
+    b->items = t->pend;
+    b->w.data = b;
+    t->pend = NULL;
+    t->pend_tail = &t->pend;
+    t->extract_in_flight++;
+    if (uv_queue_work(t->loop, &b->w, extract_work, after_extract) != 0) {
+        t->extract_in_flight--;
+        for (extract_job_t *j = b->items, *next; j; j = next) {
+            next = j->next;
+            mt_free(j->hdr);
+            mt_free(j);
+        }
+        mt_free(b);
+    }
 }
 
 void mt_tagger_offer(mt_tagger_t *t, uint8_t *hdr, size_t len, const mt_ts_t *ts,
@@ -220,19 +270,14 @@ void mt_tagger_offer(mt_tagger_t *t, uint8_t *hdr, size_t len, const mt_ts_t *ts
         return;
     }
     extract_job_t *j = mt_calloc(1, sizeof *j);
-    j->t = t;
     j->hdr = hdr;
     j->len = len;
     j->ts = ts;
     snprintf(j->study_uid, sizeof j->study_uid, "%s", study_uid);
     snprintf(j->series_uid, sizeof j->series_uid, "%s", series_uid);
-    j->w.data = j;
-    t->extract_in_flight++;
-    if (uv_queue_work(t->loop, &j->w, extract_work, after_extract) != 0) {
-        t->extract_in_flight--;
-        mt_free(hdr);
-        mt_free(j);
-    }
+    *t->pend_tail = j;
+    t->pend_tail = &j->next;
+    submit_batch(t);
 }
 
 /* ---- exam-level pass ---- */
@@ -415,7 +460,7 @@ static void tick(mt_tagger_t *t)
             return;
         }
     }
-    if (t->closing && t->extract_in_flight == 0 && !uv_is_closing((uv_handle_t *)&t->timer))
+    if (t->closing && t->extract_in_flight == 0 && !t->pend && !uv_is_closing((uv_handle_t *)&t->timer))
         uv_close((uv_handle_t *)&t->timer, on_closed);
 }
 
@@ -430,6 +475,7 @@ int mt_tagger_new(uv_loop_t *loop, const char *index_path, uint32_t series_idle_
     mt_tagger_t *t = mt_calloc(1, sizeof *t);
     t->loop = loop;
     t->index_path = mt_strdup(index_path);
+    t->pend_tail = &t->pend;
     t->series_idle = series_idle_ms;
     t->study_idle = study_idle_ms < series_idle_ms ? series_idle_ms : study_idle_ms;
     uv_timer_init(loop, &t->timer);
