@@ -230,9 +230,12 @@ int mt_route_cli(int argc, char **argv)
         return argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) ? 0 : 2;
     }
     static const struct option opts[] = {
-        {"config", required_argument, 0, 'c'}, {"calling", required_argument, 0, 'A'},
-        {"called", required_argument, 0, 'B'}, {"peer", required_argument, 0, 'P'},
-        {"help", no_argument, 0, 'h'},         {"tag", no_argument, 0, 'T'},
+        {"config", required_argument, 0, 'c'},
+        {"calling", required_argument, 0, 'A'},
+        {"called", required_argument, 0, 'B'},
+        {"peer", required_argument, 0, 'P'},
+        {"help", no_argument, 0, 'h'},
+        {"tag", no_argument, 0, 'T'},
         {0, 0, 0, 0},
     };
     bool tag = false;

@@ -73,8 +73,8 @@ static int route_instance(mt_index_t *ix, const mt_route_set_t *set, const char 
     mt_route_after_tag(set, tag, fresh, n_fresh, &a);
     if (n_queued)
         *n_queued += a.n_forward;
-    return ix->ops->tag_route_fire(ix, g[0].sop, study_uid, series_uid, fresh, n_fresh,
-                                   a.forward, a.n_forward, a.projects, a.n_projects);
+    return ix->ops->tag_route_fire(ix, g[0].sop, study_uid, series_uid, fresh, n_fresh, a.forward,
+                                   a.n_forward, a.projects, a.n_projects);
 }
 
 int mt_tag_route_series(mt_index_t *ix, const mt_route_set_t *set, const char *study_uid,

@@ -68,7 +68,7 @@ struct mt_tagger {
     mt_index_t *ix; /* used by pass jobs only, one at a time */
     uint64_t series_idle, study_idle;
     t_study_t *studies;
-    unsigned extract_in_flight;   /* batches on the pool: 0 or 1 */
+    unsigned extract_in_flight;            /* batches on the pool: 0 or 1 */
     struct extract_job *pend, **pend_tail; /* offered, waiting for the next batch */
     bool pass_in_flight;
     bool closing;
@@ -460,7 +460,8 @@ static void tick(mt_tagger_t *t)
             return;
         }
     }
-    if (t->closing && t->extract_in_flight == 0 && !t->pend && !uv_is_closing((uv_handle_t *)&t->timer))
+    if (t->closing && t->extract_in_flight == 0 && !t->pend &&
+        !uv_is_closing((uv_handle_t *)&t->timer))
         uv_close((uv_handle_t *)&t->timer, on_closed);
 }
 

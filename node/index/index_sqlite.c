@@ -1132,8 +1132,8 @@ static int ix_tag_route_armed(mt_index_t *ix, const char *series_uid,
 
 static int ix_tag_route_fire(mt_index_t *ix, const char *sop, const char *study_uid,
                              const char *series_uid, const char *const *rules, size_t n_rules,
-                             const char *const *dests, size_t n_dests,
-                             const char *const *projects, size_t n_projects)
+                             const char *const *dests, size_t n_dests, const char *const *projects,
+                             size_t n_projects)
 {
     sqlite_index_t *x = (sqlite_index_t *)ix;
     int err = 0;

@@ -5,7 +5,10 @@
  * Values are kept as text: string VRs as received with trailing padding removed, numeric binary
  * VRs converted to decimal ("\"-separated when multi-valued). Each operator is applied to every
  * value of a multi-valued attribute (split on '\', each trimmed of spaces) and holds when one of
- * them satisfies it; present/absent look at the attribute as a whole. PURE.
+ * them satisfies it; present/absent look at the attribute as a whole. Rules on cmr_series are
+ * only armed by mt_route_decide (their other conditions held) and decided on the tag alone by
+ * mt_route_after_tag (rules.h, "Rules on the CMR series tag"); equals / one_of on the tag
+ * compare by family ("lge" matches "lge.sax"). PURE.
  */
 #include <arpa/inet.h>
 #include <fnmatch.h>

@@ -684,8 +684,10 @@ static int check_after_tag_name(cc_t *c, const yaml_node_t *at, const mt_route_r
         size_t n = pass ? c->set->n_rules : i;
         for (size_t j = 0; j < n; j++)
             if (v[j].after_tag && !strcmp(v[j].name, r->name))
-                return cfail(c, at, "name: \"%.64s\" is already the name of the cmr_series rule "
-                             "at %s (these rules need unique names)", r->name, v[j].where);
+                return cfail(c, at,
+                             "name: \"%.64s\" is already the name of the cmr_series rule "
+                             "at %s (these rules need unique names)",
+                             r->name, v[j].where);
     }
     return 0;
 }

@@ -13,7 +13,8 @@ multi-vendor CMR study (tests/tagging/gen_cmr_fixtures.py) to A. Then:
   - A restarted (rules and tags unchanged) queues nothing again;
   - `mitral route test` says the rule is armed and applies after tagging; with --tag it shows
     the forward for an LGE file and none for a cine file;
-  - a rule combining cmr_series with deid is refused at load with file:line.
+  - a rule combining cmr_series with deid is refused at load with file:line, and so is such a
+    rule with tagging.enabled false.
 """
 import os
 import re
@@ -96,6 +97,17 @@ def main():
                  files[0]])
     lib.check(r.returncode == 2 and "bad.yaml:4: deid: a rule matching cmr_series" in r.stderr,
               "cmr_series + deid is a load error with file:line: %r" % r.stderr)
+
+    # tagging off: such a rule could never fire, so it is refused
+    with open(os.path.join(a_dir, "offconf.yaml"), "w") as f:
+        f.write("tagging:\n  enabled: false\nrouting:\n  rules: %s\ndestinations:\n"
+                "  - name: central\n    ae_title: C\n    host: 127.0.0.1\n    port: 1\n"
+                "projects:\n  - name: lge\n    ae_title: LGE_PRJ\n  - name: mr\n"
+                "    ae_title: MR_PRJ\n" % rules)
+    r = lib.run([lib.MITRAL, "route", "test", "-c", os.path.join(a_dir, "offconf.yaml"),
+                 files[0]])
+    lib.check(r.returncode == 2 and "rules.yaml:2: the rule matches cmr_series, but "
+              "tagging.enabled is false" in r.stderr, "tagging off: load error %r" % r.stderr)
 
     b.start()
     a.start()

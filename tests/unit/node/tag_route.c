@@ -102,7 +102,7 @@ static void test_fire_once(void **st)
     put(ix, "1.2.3.1.3", NULL, 0); /* nothing armed */
 
     assert_int_equal(tag(ix, set, "cine.sax"), 0); /* no rule matches: nothing, still armed */
-    assert_int_equal(tag(ix, set, "lge.4ch"), 2); /* lge fires for .1 and .2; it stops */
+    assert_int_equal(tag(ix, set, "lge.4ch"), 2);  /* lge fires for .1 and .2; it stops */
     assert_int_equal(queued(ix, "central"), 2);
     assert_int_equal(queued(ix, "backup"), 0);
     mt_index_stats_t ps;
