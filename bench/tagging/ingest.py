@@ -2,10 +2,12 @@
 """
 bench/tagging/ingest.py - issue 5's last target: "tagging adds < 2% to end-to-end ingest time".
 
-    bench/tagging/ingest.py [--studies 6] [--rounds 5] [--mitral build/mitral]
+    bench/tagging/ingest.py [--studies 6] [--rounds 5] [--matrix 16] [--mitral build/mitral]
 
 Generates --studies multi-vendor CMR studies (tests/tagging/gen_cmr_fixtures.py, a fresh seed
-each run unless MT_TAG_SEED is set) and, in every round, sends the same files with one storescu
+each run unless MT_TAG_SEED is set; --matrix: image size, default 16x16 so the instances are
+header-dominated, the worst case for the ratio; 256 gives real-sized ~130 KB images) and, in
+every round, sends the same files with one storescu
 association into two fresh nodes (empty data directories), one with tagging.enabled true and one
 with false, the order alternating from round to round. Idle timers are short
 (tagging.series_idle 200ms, study_idle 1s), so the series passes run during the send (the
@@ -96,6 +98,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--phases", type=int, default=12)
     ap.add_argument("--dynamics", type=int, default=22)
+    ap.add_argument("--matrix", type=int, default=16,
+                    help="Rows = Columns of the generated images (256: ~130 KB, a real CMR image)")
     ap.add_argument("--mitral", default=os.path.join(SRC, "build", "mitral"))
     a = ap.parse_args()
     lib.MITRAL = a.mitral
@@ -103,7 +107,8 @@ def main():
     fx = os.path.join(lib.tmpdir("mt-tagbench-"), "fx")
     gen = os.path.join(SRC, "tests", "tagging", "gen_cmr_fixtures.py")
     r = lib.run([sys.executable, gen, "--out", fx, "--studies", str(a.studies), "--seed",
-                 str(seed), "--phases", str(a.phases), "--dynamics", str(a.dynamics)], timeout=900)
+                 str(seed), "--phases", str(a.phases), "--dynamics", str(a.dynamics),
+                 "--matrix", str(a.matrix)], timeout=900)
     if r.returncode != 0:
         print(r.stdout, r.stderr)
         sys.exit(1)

@@ -342,7 +342,9 @@ static void store_on_request(mt_dimse_req_t *req)
         fail(s, MT_STATUS_CANNOT_UNDERSTAND, "missing Affected SOP Class/Instance UID");
         return;
     }
-    mt_ds_reader_opts_t o = {.ts = s->ts, .cb = on_element, .user = s};
+    /* Pixel Data streamed: its ELEMENT event comes at its start (not once a value of up to
+     * 1 MiB has been buffered), so the rules decide and the header capture stops there */
+    mt_ds_reader_opts_t o = {.ts = s->ts, .cb = on_element, .user = s, .stream_pixel_data = true};
     s->reader = mt_ds_reader_new(&o);
     const mt_conf_t *conf = mt_assoc_conf(req->assoc);
     if (conf && conf->routes) {
