@@ -401,8 +401,11 @@ int mt_node_run(mt_node_t *node)
         uv_run(node->loop, UV_RUN_DEFAULT);
         return rc;
     }
-    mt_tagger_new(node->loop, c->index_path, c->tag_series_idle_ms, c->tag_study_idle_ms,
-                  &node->tagger);
+    if (c->tag_enabled) {
+        mt_tagger_new(node->loop, c->index_path, c->tag_series_idle_ms, c->tag_study_idle_ms,
+                      &node->tagger);
+        mt_tagger_route(node->tagger, node);
+    }
     node->web_idle = true;
     if (c->http_enabled) {
         node->web_idle = false;

@@ -114,6 +114,8 @@ typedef struct mt_conf {
     /* query (C-FIND, later QIDO-RS) */
     uint32_t max_matches;       /* query.max_matches, default 10000: more answers A700 */
     /* CMR series tagging (node/tagger.c, docs/tagging.md) */
+    int tag_enabled;             /* tagging.enabled: false | true (default): no tagger, no
+                                  * header capture when false */
     uint32_t tag_series_idle_ms; /* tagging.series_idle, default 10 s: tag a series this long
                                   * after its last instance */
     uint32_t tag_study_idle_ms;  /* tagging.study_idle, default 300 s: final exam-level pass,
