@@ -27,6 +27,11 @@ says so (the rule is written next to it in the output), else it is removed:
            content 0020, pixel 0028, slide microscopy 0048, NM/PET 0054, segmentation 0062,
            presentation 0070, RT structures 3006 and references 300C, the functional group
            sequences of 5200, waveforms 003A and 5400). Kept and recursed into: the same rules apply to the items.
+  code     VR SQ named ...CodeSequence (Code Sequence Macro items: coded concepts such as
+           procedure, protocol, anatomy, units), outside the patient, trial, request and visit
+           groups and not naming a person, user, organization, author or asserter.
+  reference VR SQ of group 0008 named Referenced... (SOP class and instance references:
+           instance UIDs mapped like every other).
   curated  the short list CURATED below: coded text (Code Sequence Macro, coil and sequence
            names) and the few text attributes an IOD requires (Type 1/2) that carry no
            identity; each with its reason. `Z` there keeps a Type 2 attribute present but
@@ -125,6 +130,8 @@ CURATED = {
     "(0040,A170)": ("K", "Purpose of Reference Code Sequence: coded"),
     "(0040,A372)": ("K", "Performed Procedure Code Sequence, Type 2 (SR): coded procedure"),
     "(0008,9124)": ("K", "Derivation Image Sequence: source references, derivation codes"),
+    "(0008,3001)": ("K", "Alternate Representation Sequence: references and purpose codes"),
+    "(0008,1250)": ("K", "Related Series Sequence: (mapped) UIDs and purpose codes"),
     "(0008,9092)": ("K", "Referenced Image Evidence Sequence: (mapped) UIDs"),
     "(0042,0010)": ("Z", "Document Title, Type 2 (Encapsulated Document): free text"),
     "(0070,0081)": ("Z", "Content Description, Type 2 (presentation states): free text"),
@@ -136,8 +143,17 @@ def norm(tag):
     return "(%s,%s)" % (g.upper().replace("X", "x"), e.upper().replace("X", "x"))
 
 
-def rule_for(tag, vr):
+CODE_GROUPS_EXCLUDED = {"0010", "0012", "0032", "0038"}
+CODE_WORDS_EXCLUDED = ("Person", "User", "Organization", "Author", "Asserter", "Institution")
+
+
+def rule_for(tag, vr, keyword, retired):
     group = tag[1:5].upper()
+    if vr == "SQ" and not retired and keyword.endswith("CodeSequence") and \
+            group not in CODE_GROUPS_EXCLUDED and not any(w in keyword for w in CODE_WORDS_EXCLUDED):
+        return "code"
+    if vr == "SQ" and group == "0008" and keyword.startswith("Referenced"):
+        return "reference"
     vrs = set(v.strip() for v in vr.replace(" or ", ",").split(",") if v.strip())
     if not vrs:
         return None
@@ -180,7 +196,7 @@ def main(argv):
             action, why = CURATED[tag]
             rows.append((tag, action, "%s (%s, curated: %s)" % (a["name"], a["valueRepresentation"], why)))
             continue
-        rule = rule_for(tag, a["valueRepresentation"])
+        rule = rule_for(tag, a["valueRepresentation"], a["keyword"], a["retired"] == "Y")
         if rule:
             rows.append((tag, "K", "%s (%s, %s)" % (a["name"], a["valueRepresentation"], rule)))
     missing = set(CURATED) - {t for t, _, _ in rows}

@@ -240,8 +240,8 @@ typedef struct build_state {
     size_t n_safe;
     mt_deid_profile_t *p;
     bool have_profile_code;
-    char *keep_name;     /* keep-list: the last one along the base chain; NULL: none */
-    char *keep_from;     /* the file and line that named it, for errors */
+    char *keep_name; /* keep-list: the last one along the base chain; NULL: none */
+    char *keep_from; /* the file and line that named it, for errors */
     unsigned keep_line;
 } build_state_t;
 
