@@ -25,8 +25,9 @@ says so (the rule is written next to it in the output), else it is removed:
            the File Meta group 0002).
   sequence VR SQ in the image groups (IMAGE_SEQ_GROUPS: acquisition 0018, geometry and frame
            content 0020, pixel 0028, slide microscopy 0048, NM/PET 0054, segmentation 0062,
-           presentation 0070, RT structures 3006 and references 300C, the functional group
-           sequences of 5200, waveforms 003A and 5400). Kept and recursed into: the same rules apply to the items.
+           presentation 0070, RT structures 3006, plans 300A and references 300C, the
+           functional group sequences of 5200, waveforms 003A and 5400). Kept and recursed
+           into: the same rules apply to the items.
   code     VR SQ named ...CodeSequence (Code Sequence Macro items: coded concepts such as
            procedure, protocol, anatomy, units), outside the patient, trial, request and visit
            groups and not naming a person, user, organization, author or asserter.
@@ -60,7 +61,7 @@ BINARY_GROUPS = {"0002", "0028", "5400", "7FE0"}
 # keeps any of them.
 PATIENT_GROUPS = {"0010", "0012", "0032", "0038", "0040", "4008", "0400"}
 IMAGE_SEQ_GROUPS = {"0018", "0020", "0028", "003A", "0048", "0054", "0062", "0070", "3006",
-                    "300C", "5200", "5400"}
+                    "300A", "300C", "5200", "5400"}
 
 # tag: (action, reason). Text attributes kept although the rules above would remove them.
 CURATED = {
@@ -150,7 +151,8 @@ CODE_WORDS_EXCLUDED = ("Person", "User", "Organization", "Author", "Asserter", "
 def rule_for(tag, vr, keyword, retired):
     group = tag[1:5].upper()
     if vr == "SQ" and not retired and keyword.endswith("CodeSequence") and \
-            group not in CODE_GROUPS_EXCLUDED and not any(w in keyword for w in CODE_WORDS_EXCLUDED):
+            group not in CODE_GROUPS_EXCLUDED and \
+            not any(w in keyword for w in CODE_WORDS_EXCLUDED):
         return "code"
     if vr == "SQ" and group == "0008" and keyword.startswith("Referenced"):
         return "reference"
@@ -181,7 +183,8 @@ def q(s):
 def main(argv):
     std = os.path.join(ROOT, "..", "shared", "standard", "innolitics")
     attrs = argv[1] if len(argv) > 1 else os.path.join(std, "attributes.json")
-    table = argv[2] if len(argv) > 2 else os.path.join(std, "confidentiality_profile_attributes.json")
+    table = argv[2] if len(argv) > 2 else os.path.join(
+        std, "confidentiality_profile_attributes.json")
     out = argv[3] if len(argv) > 3 else os.path.join(ROOT, "deid-profiles", "basic-keep.yaml")
     listed = set()
     for r in json.load(open(table, encoding="utf-8")):
@@ -194,7 +197,8 @@ def main(argv):
             continue
         if tag in CURATED:
             action, why = CURATED[tag]
-            rows.append((tag, action, "%s (%s, curated: %s)" % (a["name"], a["valueRepresentation"], why)))
+            rows.append((tag, action, "%s (%s, curated: %s)" %
+                         (a["name"], a["valueRepresentation"], why)))
             continue
         rule = rule_for(tag, a["valueRepresentation"], a["keyword"], a["retired"] == "Y")
         if rule:
