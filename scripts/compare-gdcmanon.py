@@ -132,11 +132,15 @@ def main():
                 action = "X" if (k & 0xFFFF) in (0x3000, 0x4000) else "X (with 60xx,3000)"
             elif k not in tab and 0x5000 <= g <= 0x501E and not g & 1:
                 action = "X"
+            elif k in check_leaks.ADDED:
+                action = "added (PS3.15 E.1.1)"
             elif k not in tab:
                 kl = check_leaks.rule_match(check_leaks.KEEP_LIST, k)
                 action = "not listed, keep list %s" % kl if kl else "not listed (default X)"
             label = "(%04X,%04X)" % (k >> 16, k & 0xFFFF)
-        if action.startswith("X ("):
+        if action.startswith("added"):
+            allowed = {"same", "changed"}  # replaced by the de-identifier's own
+        elif action.startswith("X ("):
             allowed = {"absent", "same"}  # the table names only the data; the group goes with it
         elif action == "not listed (default X)":
             allowed = {"absent"}  # basic.yaml default: X (deid-profiles/basic-keep.yaml: not on it)

@@ -22,9 +22,11 @@ says so (the rule is written next to it in the output), else it is removed:
   coded    VR CS (defined terms and enumerated values, at most 16 characters of A-Z 0-9 _ and
            space), outside PATIENT_GROUPS.
   binary   VR OB OW OF OD OL OV in the pixel groups (0028 LUTs and palettes, 7FE0 pixel data,
-           the File Meta group 0002).
+           the File Meta group 0002), waveform data (5400) and point/vector data of
+           deformable registration (0064), surfaces (0066) and volumetric graphics (0070).
   sequence VR SQ in the image groups (IMAGE_SEQ_GROUPS: acquisition 0018, geometry and frame
            content 0020, pixel 0028, slide microscopy 0048, NM/PET 0054, segmentation 0062,
+           deformable registration 0064, surfaces 0066,
            presentation 0070, RT structures 3006, plans 300A and references 300C, the
            functional group sequences of 5200, waveforms 003A and 5400). Kept and recursed
            into: the same rules apply to the items.
@@ -54,14 +56,14 @@ EDITION = "DICOM 2024b"
 
 NUMBER = {"US", "SS", "UL", "SL", "UV", "SV", "FL", "FD", "DS", "IS", "AT"}
 BINARY = {"OB", "OW", "OF", "OD", "OL", "OV"}
-BINARY_GROUPS = {"0002", "0028", "5400", "7FE0"}
+BINARY_GROUPS = {"0002", "0028", "0064", "0066", "0070", "5400", "7FE0"}
 # Patient (0010), clinical trial (0012), study request (0032), visit (0038), procedure and
 # workflow (0040), results (4008), digital signatures / encrypted attributes (0400): numbers and
 # codes there describe the patient or the care episode, so only the table or the curated list
 # keeps any of them.
 PATIENT_GROUPS = {"0010", "0012", "0032", "0038", "0040", "4008", "0400"}
-IMAGE_SEQ_GROUPS = {"0018", "0020", "0028", "003A", "0048", "0054", "0062", "0070", "3006",
-                    "300A", "300C", "5200", "5400"}
+IMAGE_SEQ_GROUPS = {"0018", "0020", "0028", "003A", "0048", "0054", "0062", "0064", "0066",
+                    "0070", "3006", "300A", "300C", "5200", "5400"}
 
 # tag: (action, reason). Text attributes kept although the rules above would remove them.
 CURATED = {
