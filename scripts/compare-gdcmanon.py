@@ -113,7 +113,9 @@ def main():
     print()
     print("Top-level attributes of the inputs whose outcome differs (absent / empty / same /"
           " changed), with the Basic Profile action of PS3.15 Table E.1-1 (DICOM 2024b) and"
-          " which outcome it allows. Counts are inputs.")
+          " which outcome it allows. Counts are inputs. An attribute outside the table follows"
+          " the basic profile's default, X, unless it is on the keep list"
+          " (deid-profiles/basic-keep.yaml, its action shown).")
     print()
     print("| attribute | Table E.1-1 | gdcmanon -> mitral (inputs) | per the table |")
     print("|---|---|---|---|")
@@ -130,16 +132,25 @@ def main():
                 action = "X" if (k & 0xFFFF) in (0x3000, 0x4000) else "X (with 60xx,3000)"
             elif k not in tab and 0x5000 <= g <= 0x501E and not g & 1:
                 action = "X"
+            elif k in check_leaks.ADDED:
+                action = "added (PS3.15 E.1.1)"
             elif k not in tab:
-                action = "not listed (K)"
+                kl = check_leaks.rule_match(check_leaks.KEEP_LIST, k)
+                action = "not listed, keep list %s" % kl if kl else "not listed (default X)"
             label = "(%04X,%04X)" % (k >> 16, k & 0xFFFF)
-        if action.startswith("X ("):
+        if action.startswith("added"):
+            allowed = {"same", "changed"}  # replaced by the de-identifier's own
+        elif action.startswith("X ("):
             allowed = {"absent", "same"}  # the table names only the data; the group goes with it
+        elif action == "not listed (default X)":
+            allowed = {"absent"}  # basic.yaml default: X (deid-profiles/basic-keep.yaml: not on it)
         elif action.startswith("not"):
-            # K: unchanged; a sequence is "cleaned" (its items go through the table: nested
-            # UIDs mapped, names removed), so a changed sequence is K too
+            # keep list K: unchanged; a sequence is "cleaned" (its items go through the table:
+            # nested UIDs mapped, names removed) and a UID mapped, so changed is K there too
             vr = pydicom.datadict.dictionary_VR(k) if pydicom.datadict.dictionary_has_tag(k) else ""
-            allowed = {"same", "changed"} if vr == "SQ" else {"same"}
+            allowed = ALLOWED.get(action[-1], {"same"})
+            if vr in ("SQ", "UI"):
+                allowed = allowed | {"changed"}
         else:
             allowed = ALLOWED.get(action, {"same"})
         cells, g_ok, m_ok = [], 0, 0

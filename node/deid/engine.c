@@ -265,6 +265,8 @@ static mt_deid_action_t resolve(const walk_t *w, uint32_t tag, uint16_t vr, bool
 {
     mt_deid_action_t a = mt_deid_profile_lookup(w->p, tag);
     *from_default = a == MT_DEID_DEFAULT;
+    if (a == MT_DEID_DEFAULT) /* not in the table: the keep list, else the default */
+        a = mt_deid_profile_keep(w->p, tag);
     if (a == MT_DEID_DEFAULT)
         a = (mt_deid_action_t)(mt_dict_by_tag(tag) ? w->p->default_action : w->p->unknown_action);
     bool valid = w->p->composite == MT_DEID_COMPOSITE_VALID;
@@ -639,7 +641,7 @@ static int apply_one(walk_t *w, mt_ds_t *ds, mt_ds_elem_t *e, mt_deid_action_t a
     }
     if (mode == MODE_CLEAN && def && a == MT_DEID_K && vr_free_text(vr))
         a = MT_DEID_C;
-    if (mode == MODE_DUMMY && def && a == MT_DEID_K &&
+    if (mode == MODE_DUMMY && def && (a == MT_DEID_K || a == MT_DEID_C) &&
         (vr_free_text(vr) || vr == VR_DA || vr == VR_DT || vr == VR_TM))
         a = MT_DEID_D;
     switch (a) {

@@ -27,9 +27,12 @@
  *       C clean (DA/DT shifted by the patient's shift, TM kept, text scrubbed (a dummy when
  *       nothing is left), UI mapped,
  *       sequences walked with text cleaning on); U every value -> 2.25 UID (sequences walked).
- *     Attributes kept by default are still made safe: UI values that are not well known
- *     (the 1.2.840.10008 root, and class/scheme attributes such as SOP Class UID) are mapped
- *     unless Retain UIDs is selected, and DA/DT values are shifted when Modified Dates is.
+ *     An attribute no rule names takes the keep list's action (profile.h: K, Z or C), else
+ *     the profile's default (X for basic) or, unknown to the dictionary, its unknown action.
+ *     Attributes kept that way (keep list or default K) are still made safe: UI values that
+ *     are not well known (the 1.2.840.10008 root, and class/scheme attributes such as SOP
+ *     Class UID) are mapped unless Retain UIDs is selected, and DA/DT values are shifted when
+ *     Modified Dates is.
  *     PatientID -> the keyed pseudonym (or empty), PatientName -> the pseudonym or empty.
  *     Private data elements: removed, unless the private action is C (Retain Safe Private) and
  *     (group, element, creator) is on Table E.3.10-1, or the private action is K. Private

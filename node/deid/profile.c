@@ -240,6 +240,9 @@ typedef struct build_state {
     size_t n_safe;
     mt_deid_profile_t *p;
     bool have_profile_code;
+    char *keep_name; /* keep-list: the last one along the base chain; NULL: none */
+    char *keep_from; /* the file and line that named it, for errors */
+    unsigned keep_line;
 } build_state_t;
 
 static int parse_action(const char *s, uint8_t *out)
@@ -534,6 +537,15 @@ static int apply_doc(ctx_t *c, const ynode_t *root, build_state_t *bs)
                 else
                     p->unknown_action = a;
             }
+        } else if (strcmp(key, "keep-list") == 0) {
+            if (!(rc = want_scalar(c, v, key))) {
+                mt_free(bs->keep_name);
+                mt_free(bs->keep_from);
+                bool none = strcmp(v->str, "none") == 0;
+                bs->keep_name = none ? NULL : mt_strdup(v->str);
+                bs->keep_from = none ? NULL : mt_strdup(c->file);
+                bs->keep_line = v->line;
+            }
         } else if (strcmp(key, "attributes") == 0) {
             attrs = v;
         } else if (strcmp(key, "options") == 0) {
@@ -634,6 +646,43 @@ static int load_rec(const char *name, mt_deid_resolve_cb resolve, void *user, un
     return rc;
 }
 
+/* The keep list document: {name, edition, keep: {tag: K|Z}}; its rules go to keep. */
+static int load_keep(build_state_t *bs, mt_deid_resolve_cb resolve, void *user, rules_t *keep,
+                     char *err, size_t errsz)
+{
+    ctx_t c0 = {bs->keep_from, err, errsz};
+    mt_deid_source_t src = {NULL, 0, NULL};
+    int rc = resolve(user, bs->keep_name, &src);
+    if (rc || !src.text)
+        return fail(&c0, bs->keep_line, "cannot load keep list '%s': %s", bs->keep_name,
+                    mt_strerror(rc ? rc : MT_ENOENT));
+    ctx_t c = {src.filename ? src.filename : bs->keep_name, err, errsz};
+    ynode_t *root;
+    if ((rc = parse_yaml(&c, src.text, src.len, &root)))
+        return rc;
+    const ynode_t *list = NULL;
+    for (size_t i = 0; !rc && i + 1 < root->n; i += 2) {
+        const ynode_t *k = root->kids[i];
+        if (k->type == N_SCALAR && strcmp(k->str, "keep") == 0)
+            list = root->kids[i + 1];
+        else if (k->type != N_SCALAR ||
+                 (strcmp(k->str, "name") != 0 && strcmp(k->str, "edition") != 0))
+            rc = fail(&c, k->line, "keep list: unknown key '%s' (name, edition, keep)",
+                      k->type == N_SCALAR ? k->str : "?");
+    }
+    if (!rc && !list)
+        rc = fail(&c, root->line, "keep list: no 'keep' mapping");
+    if (!rc)
+        rc = parse_attributes(&c, list, keep);
+    for (size_t i = 0; !rc && i < keep->n; i++) {
+        uint8_t a = keep->r[i].action;
+        if ((a != MT_DEID_K && a != MT_DEID_Z && a != MT_DEID_C) || keep->r[i].tag == TAG_PRIVATE)
+            rc = fail(&c, list->line, "keep list: only public tags with K, Z or C");
+    }
+    ynode_free(root);
+    return rc;
+}
+
 static int cmp_rule(const void *a, const void *b)
 {
     uint32_t x = ((const mt_deid_rule_t *)a)->tag, y = ((const mt_deid_rule_t *)b)->tag;
@@ -696,6 +745,25 @@ int mt_deid_profile_load(const char *name, mt_deid_resolve_cb resolve, void *use
             p->masked[p->n_masked++] = *r;
     }
     qsort(p->exact, p->n_exact, sizeof(*p->exact), cmp_rule);
+    if (bs.keep_name) {
+        rules_t keep = {0};
+        rc = load_keep(&bs, resolve, user, &keep, err, errsz);
+        size_t nk = 0;
+        for (size_t i = 0; i < keep.n; i++)
+            nk += keep.r[i].mask == 0xFFFFFFFFu;
+        p->keep = mt_calloc(nk ? nk : 1, sizeof(*p->keep));
+        p->keep_masked = mt_calloc(keep.n - nk ? keep.n - nk : 1, sizeof(*p->keep_masked));
+        for (size_t i = 0; !rc && i < keep.n; i++) {
+            if (keep.r[i].mask == 0xFFFFFFFFu)
+                p->keep[p->n_keep++] = keep.r[i];
+            else
+                p->keep_masked[p->n_keep_masked++] = keep.r[i];
+        }
+        qsort(p->keep, p->n_keep, sizeof(*p->keep), cmp_rule);
+        mt_free(keep.r);
+        if (rc)
+            goto done;
+    }
     if (p->options & (1u << MT_DEID_OPT_RETAIN_SAFE_PRIVATE)) {
         p->safe = bs.safe;
         p->n_safe = bs.n_safe;
@@ -703,6 +771,8 @@ int mt_deid_profile_load(const char *name, mt_deid_resolve_cb resolve, void *use
         bs.n_safe = 0;
     }
 done:
+    mt_free(bs.keep_name);
+    mt_free(bs.keep_from);
     mt_free(bs.rules.r);
     for (int o = 0; o < MT_DEID_OPT_COUNT; o++)
         mt_free(bs.opts[o].rules.r);
@@ -722,28 +792,45 @@ void mt_deid_profile_free(mt_deid_profile_t *p)
         return;
     mt_free(p->exact);
     mt_free(p->masked);
+    mt_free(p->keep);
+    mt_free(p->keep_masked);
     for (size_t i = 0; i < p->n_safe; i++)
         mt_free(p->safe[i].creator);
     mt_free(p->safe);
     mt_free(p);
 }
 
-mt_deid_action_t mt_deid_profile_lookup(const mt_deid_profile_t *p, uint32_t tag)
+/* Binary search of the sorted exact rules, then the masked ones in order. */
+static mt_deid_action_t rules_lookup(const mt_deid_rule_t *exact, size_t n_exact,
+                                     const mt_deid_rule_t *masked, size_t n_masked, uint32_t tag)
 {
-    size_t lo = 0, hi = p->n_exact;
+    size_t lo = 0, hi = n_exact;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (p->exact[mid].tag < tag)
+        if (exact[mid].tag < tag)
             lo = mid + 1;
         else
             hi = mid;
     }
-    if (lo < p->n_exact && p->exact[lo].tag == tag)
-        return (mt_deid_action_t)p->exact[lo].action;
+    if (lo < n_exact && exact[lo].tag == tag)
+        return (mt_deid_action_t)exact[lo].action;
     /* Repeating-group rows (50xx, 60xx) name even groups only: (6001,3000) is private. */
-    for (size_t i = 0; i < p->n_masked && !((tag >> 16) & 1u); i++)
-        if ((tag & p->masked[i].mask) == p->masked[i].tag)
-            return (mt_deid_action_t)p->masked[i].action;
+    for (size_t i = 0; i < n_masked && !((tag >> 16) & 1u); i++)
+        if ((tag & masked[i].mask) == masked[i].tag)
+            return (mt_deid_action_t)masked[i].action;
+    return MT_DEID_DEFAULT;
+}
+
+mt_deid_action_t mt_deid_profile_keep(const mt_deid_profile_t *p, uint32_t tag)
+{
+    return rules_lookup(p->keep, p->n_keep, p->keep_masked, p->n_keep_masked, tag);
+}
+
+mt_deid_action_t mt_deid_profile_lookup(const mt_deid_profile_t *p, uint32_t tag)
+{
+    mt_deid_action_t a = rules_lookup(p->exact, p->n_exact, p->masked, p->n_masked, tag);
+    if (a != MT_DEID_DEFAULT)
+        return a;
     if ((tag >> 16) & 1u)
         return (mt_deid_action_t)p->private_action;
     return MT_DEID_DEFAULT;

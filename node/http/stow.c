@@ -21,8 +21,14 @@
  *   0x0111 duplicate (storage.duplicates reject) · 0x0110 processing failure ·
  *   0x0124 not authorized: through a project base URL, the part's study (or SOP instance)
  *   exists outside that project (joining it would expose the other project's data).
- * Status: 200 all stored; 202 some stored, some failed; 409 none stored; 400 malformed
- * multipart; 415 not multipart/related with type application/dicom.
+ * Quarantine (deid burned-in-annotation: quarantine, Burned In Annotation YES): the part is
+ * de-identified as usual and held in <root>/.quarantine/ like a C-STORE (ingest.h), not
+ * indexed; it is listed in ReferencedSOPSequence with WarningReason (0008,1196) B000
+ * (Coercion of Data Elements, PS3.18 Annex I Table I.1-1 and I.2.1: "accepted with
+ * warnings") and an empty RetrieveURL (Type 2: nothing can be retrieved before release).
+ * Status: 200 all stored; 202 some stored, some failed or accepted with a warning
+ * (PS3.18 Table 10.5.3-1); 409 none stored; 400 malformed multipart; 415 not
+ * multipart/related with type application/dicom.
  */
 #include <stdio.h>
 #include <string.h>
@@ -50,12 +56,14 @@
 #define R_DUPLICATE 0x0111
 #define R_FAILURE 0x0110
 #define R_NOT_AUTHORIZED 0x0124 /* PS3.7 Annex C: Refused: Not authorized */
+#define W_COERCION 0xB000       /* PS3.18 I.2.1 Warning Reason: Coercion of Data Elements */
 
 typedef struct stow stow_t;
 
 typedef struct result {
     char cls[65], inst[65], study[65], series[65];
-    uint16_t reason; /* 0 = stored */
+    uint16_t reason;  /* 0 = stored */
+    uint16_t warning; /* stored with a warning: quarantined (W_COERCION) */
 } result_t;
 
 typedef struct part {
@@ -72,6 +80,7 @@ typedef struct part {
     uint16_t fail;
     uv_work_t work;      /* scope check (project base URLs) */
     bool out_of_scope;
+    bool quarantined; /* Burned In Annotation YES, profile says quarantine */
     char study_uid[65], sop_uid[65];
 } part_t;
 
@@ -289,11 +298,28 @@ static void on_committed(void *data, int status, const char *comment)
         respond(s);
 }
 
+/* The quarantined part is durable in <root>/.quarantine/ (or failed): stored, with a warning. */
+static void on_quarantined(void *data, int status, const char *comment)
+{
+    part_t *p = data;
+    if (status == 0) {
+        p->s->res[p->idx].warning = W_COERCION;
+        mt_log(MT_LOG_WARN, NULL, "http %s: stow: quarantined (Burned In Annotation YES): sop=%s",
+               p->s->wr->r->peer, p->s->res[p->idx].inst); /* the mapped UID: no PHI */
+    }
+    on_committed(data, status, comment);
+}
+
 static void commit(part_t *p)
 {
     mt_ingest_job_t *job = p->job;
     mt_index_rec_t *rec = p->rec;
     p->rec = NULL;
+    if (p->quarantined) { /* not indexed: held for review, as for C-STORE */
+        mt_index_rec_free(rec);
+        mt_ingest_job_quarantine(job, p->s->res[p->idx].inst, on_quarantined, p);
+        return;
+    }
     mt_ingest_job_commit(job, rec, on_committed, p);
 }
 
@@ -393,11 +419,8 @@ static int mp_end(void *user)
         int rc = mt_deid_stream_finish(p->deid);
         if (rc < 0) {
             part_fail(p, rc == MT_EMALFORMED ? R_CANNOT_UNDERSTAND : R_FAILURE);
-        } else if (mt_deid_stream_quarantined(p->deid)) {
-            /* Burned In Annotation YES with burned-in-annotation: quarantine: STOW-RS has no
-             * quarantine path yet, so the part fails as with reject (docs/deid.md) */
-            part_fail(p, R_FAILURE);
         } else {
+            p->quarantined = mt_deid_stream_quarantined(p->deid);
             const mt_ds_t *h = mt_deid_stream_header(p->deid);
             mt_index_rec_t *rec = mt_index_rec_new();
             bool big = mt_deid_stream_out_ts(p->ts)->big_endian;
@@ -424,7 +447,7 @@ static int mp_end(void *user)
     snprintf(r->study, sizeof r->study, "%s", st ? st : "");
     snprintf(r->series, sizeof r->series, "%s", se ? se : "");
     s->pending++;
-    if (s->project[0]) { /* may this part touch what it names? (check_scope) */
+    if (s->project[0] && !p->quarantined) { /* may this part touch what it names? */
         snprintf(p->study_uid, sizeof p->study_uid, "%s", r->study);
         snprintf(p->sop_uid, sizeof p->sop_uid, "%s", r->inst);
         p->work.data = p;
@@ -525,7 +548,7 @@ static void send_response(stow_t *s)
         stow_free(s);
         return;
     }
-    size_t ok = 0, bad = 0;
+    size_t ok = 0, bad = 0, warned = 0;
     for (size_t i = 0; i < s->n_res; i++)
         s->res[i].reason ? bad++ : ok++;
     mt_buf_t b;
@@ -535,7 +558,7 @@ static void send_response(stow_t *s)
     const char *study = s->has_study ? s->study : NULL;
     if (!study)
         for (size_t i = 0; i < s->n_res && !study; i++)
-            if (!s->res[i].reason)
+            if (!s->res[i].reason && !s->res[i].warning)
                 study = s->res[i].study;
     char url[1024];
     if (study && study[0]) {
@@ -574,6 +597,14 @@ static void send_response(stow_t *s)
             first = false;
             uid_elem(&b, "00081150", "UI", r->cls, false);
             uid_elem(&b, "00081155", "UI", r->inst, true);
+            if (r->warning) { /* quarantined: no RetrieveURL yet (Type 2: empty) */
+                char t[80];
+                snprintf(t, sizeof t, ",\"00081190\":{\"vr\":\"UR\"},"
+                         "\"00081196\":{\"vr\":\"US\",\"Value\":[%u]}}", r->warning);
+                put(&b, t);
+                warned++;
+                continue;
+            }
             snprintf(url, sizeof url, "%s/studies/%s/series/%s/instances/%s", wr->base,
                      r->study, r->series, r->inst);
             uid_elem(&b, "00081190", "UR", url, true);
@@ -583,10 +614,10 @@ static void send_response(stow_t *s)
     }
     put(&b, "}");
     int status = bad == 0 && ok > 0 ? 200 : ok > 0 ? 202 : s->n_res == 0 ? 400 : 409;
-    if (s->malformed && ok)
-        status = 202;
-    mt_log(MT_LOG_INFO, NULL, "http %s: stow %zu stored, %zu failed%s%s", wr->r->peer, ok, bad,
-           s->project[0] ? " project=" : "", s->project);
+    if ((s->malformed || warned) && ok)
+        status = 202; /* PS3.18 Table 10.5.3-1: warnings exist */
+    mt_log(MT_LOG_INFO, NULL, "http %s: stow %zu stored, %zu failed, %zu quarantined%s%s",
+           wr->r->peer, ok - warned, bad, warned, s->project[0] ? " project=" : "", s->project);
     mt_http_respond(wr->r, status, "application/dicom+json", NULL, b.data, b.len);
     mt_buf_dispose(&b);
     mt__web_req_free(wr);
@@ -604,11 +635,12 @@ static void join_work(uv_work_t *w)
         return;
     }
     for (size_t i = 0; i < s->n_res && !rc; i++) {
-        if (s->res[i].reason || !s->res[i].study[0])
+        if (s->res[i].reason || s->res[i].warning || !s->res[i].study[0])
             continue;
         bool dup = false;
         for (size_t j = 0; j < i && !dup; j++)
-            dup = !s->res[j].reason && strcmp(s->res[j].study, s->res[i].study) == 0;
+            dup = !s->res[j].reason && !s->res[j].warning &&
+                  strcmp(s->res[j].study, s->res[i].study) == 0;
         if (dup)
             continue;
         bool added;
@@ -626,7 +658,7 @@ static void after_join(uv_work_t *w, int status)
         mt_log(MT_LOG_ERROR, NULL, "http %s: stow: cannot add studies to project %s: %s",
                s->wr->r->peer, s->project, mt_strerror(s->join_err));
         for (size_t i = 0; i < s->n_res; i++)
-            if (!s->res[i].reason)
+            if (!s->res[i].reason && !s->res[i].warning)
                 s->res[i].reason = R_FAILURE; /* stored, but not visible in the project */
     }
     send_response(s);
@@ -639,7 +671,7 @@ static void respond(stow_t *s)
     s->responded = true;
     bool any = false;
     for (size_t i = 0; i < s->n_res; i++)
-        any |= !s->res[i].reason;
+        any |= !s->res[i].reason && !s->res[i].warning;
     if (s->project[0] && any) {
         s->work.data = s;
         uv_queue_work(mt_node_loop(s->wr->node), &s->work, join_work, after_join);

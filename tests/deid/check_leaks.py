@@ -11,7 +11,11 @@ Usage: tests/deid/check_leaks.py --cmd "build/mitral deid" [--profile basic] [--
 The command gets `--profile P --key KEY --profiles-dir DIR IN OUT_DIR` appended.
 Every output must also be read by dcmtk's dcmdump, and attributes no profile touches (SOP
 Class, Modality, the image pixel module, Pixel Data; with cmr-registry also the retained patient
-characteristics and device identity) must be equal in input and output.
+characteristics and device identity) must be equal in input and output. Attributes outside
+Table E.1-1 follow the profile's default, X: a public attribute of an output (at any depth) that
+is neither a row of the table (or of the profile file) nor on the keep list
+(deid-profiles/basic-keep.yaml) is reported, and the generated inputs carry such attributes with
+identifying values (EXTRA_IDENT).
 Exit status 0: no leak. 1: leaks (listed by input number and attribute, never by value), broken
 outputs or changed retained attributes.
 Needs python3-pydicom.
@@ -49,6 +53,15 @@ IDENT = [
 ]
 DATE_ONLY = {"PatientBirthDate", "StudyDate", "SeriesDate", "AcquisitionDate", "ContentDate",
              "AcquisitionDateTime"}
+# Attributes outside Table E.1-1 and off the keep list, with identifying values, written into the
+# generated inputs: the default X must remove them (tag: (VR, value)).
+EXTRA_IDENT = {
+    0x00100033: ("LO", "GEBURT ALTCAL MUHARRAM 1381"),   # PatientBirthDateInAlternativeCalendar
+    0x00181003: ("LO", "DEVID-MRC45612X"),               # DeviceID
+    0x00080418: ("LT", "Rueckruf Frau Ziegenhals 0171-5551234"),  # TransactionStatusComment
+    0x0008041F: ("DT", "20230818121500"),                # StudyUpdateDateTime
+    0x00181064: ("LO", "Zuweiser Zacharias Triggerung"),  # CardiacFramingType
+}
 # Attributes no profile changes (not in PS3.15 Table E.1-1): compared input vs output.
 RETAINED = ["SOPClassUID", "Modality", "Rows", "Columns", "BitsAllocated", "BitsStored",
             "SamplesPerPixel", "PhotometricInterpretation", "ImageType", "PixelData"]
@@ -100,6 +113,74 @@ def kept_tags(profile):
     return listed, kept
 
 
+def tag_rule(text):
+    """'(60xx,0010)' -> (value, mask)."""
+    h = text.strip("()").replace(",", "")
+    val = int("".join("0" if c in "xX" else c for c in h), 16)
+    mask = int("".join("0" if c in "xX" else "F" for c in h), 16)
+    return val, mask
+
+
+def load_rules(path, section):
+    """Tag rules of a deid-profiles YAML file: {(value, mask): action} of one top-level mapping
+    (`keep` of basic-keep.yaml, `attributes` of a profile), read line by line."""
+    out, inside = {}, False
+    for line in open(path, encoding="utf-8"):
+        if not line.startswith(" "):
+            inside = line.startswith(section + ":")
+            continue
+        m = re.match(r'  "(\([0-9A-Fa-fx]{4},[0-9A-Fa-fx]{4}\))": (\S+)', line)
+        if inside and m:
+            out[tag_rule(m.group(1))] = m.group(2)
+    return out
+
+
+def rule_match(rules, tag):
+    if (tag, 0xFFFFFFFF) in rules:
+        return rules[(tag, 0xFFFFFFFF)]
+    for (v, m), a in rules.items():
+        if m != 0xFFFFFFFF and not (tag >> 16) & 1 and tag & m == v:
+            return a
+    return None
+
+
+KEEP_LIST = load_rules(os.path.join(ROOT, "deid-profiles", "basic-keep.yaml"), "keep")
+TABLE = {}  # every row of Table E.1-1 and of the profile file, as rules
+
+
+def table_rules(profile):
+    table = os.path.join(ROOT, "..", "shared", "standard", "innolitics",
+                         "confidentiality_profile_attributes.json")
+    out = {}
+    for r in json.load(open(table, encoding="utf-8")):
+        if not r["tag"].upper().startswith("(GGGG"):
+            out[tag_rule(r["tag"])] = r["basicProfile"]
+    pf = os.path.join(ROOT, "deid-profiles", profile + ".yaml")
+    if os.path.exists(pf):
+        out.update(load_rules(pf, "attributes"))
+    return out
+
+
+# Added by the de-identifier itself (PS3.15 E.1.1).
+ADDED = {0x00120062, 0x00120063, 0x00120064, 0x00280303}
+
+
+def outside_rules(ds, depth=0):
+    """Public attributes of an output at any depth that the table, the profile file and the keep
+    list all leave to the default (X): they must not be there."""
+    bad = set()
+    for el in ds:
+        t = int(el.tag)
+        if el.tag.is_private or (t >> 16) == 0x0002 or (t & 0xFFFF) == 0 or t in ADDED:
+            continue
+        if rule_match(TABLE, t) is None and rule_match(KEEP_LIST, t) is None:
+            bad.add("(%04X,%04X)" % (t >> 16, t & 0xFFFF))
+        if el.VR == "SQ":
+            for it in el.value or []:
+                bad |= outside_rules(it, depth + 1)
+    return bad
+
+
 KEPT = (set(), set())
 X_TAGS = set()  # tags the profile removes outright (X), from the same JSON
 
@@ -126,8 +207,12 @@ def removed_by_table(keyword):
 
 
 def is_kept(tag):
+    """Kept as it is: a K cell of a selected option, or outside the table and K on the keep
+    list (the default of both shipped profiles is X)."""
     listed, kept = KEPT
-    return (int(tag) not in listed) or (int(tag) in kept)
+    if int(tag) in listed:
+        return int(tag) in kept
+    return rule_match(KEEP_LIST, int(tag)) == "K"
 
 
 def collect(ds, found, private_texts, shared):
@@ -149,6 +234,9 @@ def collect(ds, found, private_texts, shared):
                         texts.add(v.strip().upper().encode("utf-8", "replace"))
             except Exception:
                 pass
+        if int(el.tag) in EXTRA_IDENT and el.value not in (None, "", b""):
+            for s in strings_of(el.value):
+                found.append(("(%04X,%04X)" % (el.tag.group, el.tag.element), s))
         if kw in IDENT and el.value not in (None, "", b""):
             raw = el.value
             for s in strings_of(raw):
@@ -162,7 +250,8 @@ def variants(kw, s, charset):
     """The byte strings that must not appear for one identifying value."""
     out = set()
     s = s.strip()
-    if kw in DATE_ONLY or (len(s) == 8 and s.isdigit() and kw.endswith("Date")):
+    if kw in DATE_ONLY or (len(s) >= 8 and s[:8].isdigit() and (kw.endswith("Date") or
+                                                               kw == "(0008,041F)")):
         s = s[:8]  # DT: its date
         if len(s) == 8 and s.isdigit() and s != "19000101":  # 19000101: the D dummy
             y, m, d = s[:4], s[4:6], s[6:]
@@ -267,6 +356,8 @@ def make_cmr_study(outdir, n_series=3, n_inst=2):
             inner.CodeMeaning = "Verschachtelt Victoria"
             req.PersonIdentificationCodeSequence = Sequence([inner])
             ds.RequestAttributesSequence = Sequence([req])
+            for t, (vr, v) in EXTRA_IDENT.items():
+                ds.add_new(t, vr, v)
             ds.add_new(0x00290010, "LO", "ACME PRIVATE")
             ds.add_new(0x00291010, "LO", "private copy of Ödipus^Orest")
             ds.add_new(0x00291011, "SH", "PRIVID77665")
@@ -328,8 +419,9 @@ def main():
     ap.add_argument("--dciodvfy", action="store_true",
                     help="fail on dciodvfy errors the output has and the input had not")
     args = ap.parse_args()
-    global KEPT, X_TAGS
+    global KEPT, X_TAGS, TABLE
     KEPT = kept_tags(args.profile)
+    TABLE = table_rules(args.profile)
     X_TAGS = removed_tags(args.profile)
 
     tmp = tempfile.mkdtemp(prefix="mt-deid-leaks-")
@@ -469,6 +561,8 @@ def main():
             except Exception as e:
                 broken.append((idx, where, "pydicom: %s" % type(e).__name__))
                 continue
+            for t in sorted(outside_rules(dst)):
+                broken.append((idx, where, "%s: outside Table E.1-1 and the keep list, kept" % t))
             for kw in retained:
                 if kw in src and not src[kw].tag.is_private:
                     n_retained += 1

@@ -943,6 +943,52 @@ static void test_cmr_registry_method(void **state)
 
 /* A sequence that came as UN with a defined length (implicit VR LE items inside) is decoded and
  * handled like any sequence; one that does not decode is removed. */
+/* The committed basic profile: outside Table E.1-1, the default X removes, the keep list
+ * (deid-profiles/basic-keep.yaml) keeps, also inside kept sequences; UIDs are mapped. */
+static void test_default_remove_and_keep_list(void **state)
+{
+    (void)state;
+    mt_deid_profile_t *p = load_repo("basic");
+    mt_ds_t *ds = make_instance("1.2.3.4.5.6.7.10", "1.2.3.4.5.6.7.11");
+    set(ds, 0x0018, 0x0081, "DS", "1.23");               /* EchoTime: number */
+    set(ds, 0x0018, 0x0023, "CS", "2D");                 /* MRAcquisitionType: coded */
+    set(ds, 0x0018, 0x0024, "SH", "*tfi2d1_25");         /* SequenceName: curated */
+    set(ds, 0x0020, 0x1040, "LO", "Welby landmark");     /* Z: present, empty */
+    set(ds, 0x0010, 0x0033, "LO", "Doe alt birth 1381"); /* not listed, text: X */
+    set(ds, 0x0018, 0x1003, "LO", "DEV-Welby");          /* DeviceID: X */
+    set(ds, 0x0018, 0x1042, "TM", "101500");             /* in the table: X */
+    set(ds, 0x0028, 0x0304, "UI", "1.2.3.4.5.6.7.12");   /* UI outside the table: mapped */
+    mt_ds_t *shared = add_item(ds, 0x5200, 0x9229);      /* functional groups: kept */
+    mt_ds_t *po = add_item(shared, 0x0020, 0x9116);
+    set(po, 0x0020, 0x0037, "DS", "1\\0\\0\\0\\1\\0");
+    set(po, 0x0018, 0x1003, "LO", "DEV-Welby inside"); /* the same rules inside */
+    set(add_item(ds, 0x0008, 0x0051), 0x0040, 0x0031, "UT", "ISSUER Welby");
+    assert_int_equal(mt_deid_apply(p, KEY1, sizeof(KEY1), ds, NULL), 0);
+    assert_string_equal(get(ds, 0x0018, 0x0081), "1.23");
+    assert_string_equal(get(ds, 0x0018, 0x0023), "2D");
+    assert_string_equal(get(ds, 0x0018, 0x0024), "*tfi2d1_25");
+    assert_string_equal(get(ds, 0x0008, 0x0016), "1.2.840.10008.5.1.4.1.1.4");
+    assert_non_null(mt_ds_get(ds, MT_TAG(0x0020, 0x1040)));
+    assert_int_equal(mt_ds_get(ds, MT_TAG(0x0020, 0x1040))->len, 0);
+    assert_null(mt_ds_get(ds, MT_TAG(0x0010, 0x0033)));
+    assert_null(mt_ds_get(ds, MT_TAG(0x0018, 0x1003)));
+    assert_null(mt_ds_get(ds, MT_TAG(0x0018, 0x1042)));
+    assert_null(mt_ds_get(ds, MT_TAG(0x0008, 0x0051)));
+    const char *pal = get(ds, 0x0028, 0x0304);
+    assert_non_null(pal);
+    assert_memory_equal(pal, "2.25.", 5);
+    mt_ds_elem_t *sh = mt_ds_get(ds, MT_TAG(0x5200, 0x9229));
+    assert_non_null(sh);
+    assert_int_equal(sh->n_items, 1);
+    mt_ds_elem_t *pos = mt_ds_get(sh->items[0], MT_TAG(0x0020, 0x9116));
+    assert_non_null(pos);
+    assert_string_equal(get(pos->items[0], 0x0020, 0x0037), "1\\0\\0\\0\\1\\0");
+    assert_null(mt_ds_get(pos->items[0], MT_TAG(0x0018, 0x1003)));
+    assert_non_null(mt_ds_get(ds, MT_TAG(0x0028, 0x0011))); /* Columns */
+    mt_ds_free(ds);
+    mt_deid_profile_free(p);
+}
+
 static void put_le32(uint8_t *p, uint32_t v)
 {
     p[0] = (uint8_t)v, p[1] = (uint8_t)(v >> 8), p[2] = (uint8_t)(v >> 16),
@@ -1006,6 +1052,7 @@ int main(void)
         cmocka_unit_test(test_table_e1_1),
         cmocka_unit_test(test_graphics_and_private_rows),
         cmocka_unit_test(test_cmr_registry_method),
+        cmocka_unit_test(test_default_remove_and_keep_list),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

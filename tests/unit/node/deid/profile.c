@@ -150,7 +150,21 @@ static void test_committed_basic_profile(void **state)
     assert_int_equal(load(NULL, "basic", &p, err, sizeof(err)), 0);
     assert_string_equal(p->edition, "DICOM 2024b");
     assert_int_equal(p->options, 0);
-    assert_int_equal(p->default_action, MT_DEID_K);
+    assert_int_equal(p->default_action, MT_DEID_X); /* outside the table: removed ... */
+    /* ... unless on the keep list (deid-profiles/basic-keep.yaml) */
+    assert_true(p->n_keep > 1000);
+    assert_int_equal(mt_deid_profile_keep(p, MT_TAG(0x7FE0, 0x0010)), MT_DEID_K); /* pixels */
+    assert_int_equal(mt_deid_profile_keep(p, MT_TAG(0x0028, 0x0010)), MT_DEID_K); /* rows */
+    assert_int_equal(mt_deid_profile_keep(p, MT_TAG(0x0008, 0x0016)), MT_DEID_K); /* class */
+    assert_int_equal(mt_deid_profile_keep(p, MT_TAG(0x0018, 0x0081)), MT_DEID_K); /* TE */
+    assert_int_equal(mt_deid_profile_keep(p, MT_TAG(0x0018, 0x0024)), MT_DEID_K); /* curated */
+    assert_int_equal(mt_deid_profile_keep(p, MT_TAG(0x5200, 0x9230)), MT_DEID_K); /* per-frame */
+    assert_int_equal(mt_deid_profile_keep(p, MT_TAG(0x6002, 0x0010)), MT_DEID_K); /* 60xx */
+    assert_int_equal(mt_deid_profile_keep(p, MT_TAG(0x0020, 0x1040)), MT_DEID_Z);
+    assert_int_equal(mt_deid_profile_keep(p, MT_TAG(0x0010, 0x2160)), MT_DEID_DEFAULT); /* SH */
+    assert_int_equal(mt_deid_profile_keep(p, MT_TAG(0x0018, 0x1400)), MT_DEID_DEFAULT); /* LO */
+    assert_int_equal(mt_deid_profile_keep(p, MT_TAG(0x0040, 0x0275)), MT_DEID_DEFAULT); /* SQ */
+    assert_int_equal(mt_deid_profile_keep(p, MT_TAG(0x0019, 0x1010)), MT_DEID_DEFAULT);
     /* A few rows of PS3.15 Table E.1-1, Basic Profile column. */
     assert_int_equal(mt_deid_profile_lookup(p, MT_TAG(0x0010, 0x0010)), MT_DEID_Z);
     assert_int_equal(mt_deid_profile_lookup(p, MT_TAG(0x0010, 0x0020)), MT_DEID_ZD);
@@ -194,6 +208,45 @@ static void test_committed_cmr_registry(void **state)
     mt_deid_profile_free(p);
 }
 
+static void test_keep_list(void **state)
+{
+    (void)state;
+    src_t s[] = {{"kl", "name: kl\nedition: x\nkeep:\n  \"(0018,0050)\": K\n"
+                        "  \"(60xx,0040)\": K\n  PositionReferenceIndicator: Z\n"},
+                 {"p", "default: X\nkeep-list: kl\nattributes:\n  \"(0018,0050)\": X\n"},
+                 {"p2", "base: p\nkeep-list: none\n"},
+                 {"p3", "base: basic\ndefault: K\n"},
+                 {"bad1", "keep-list: kb1\n"},
+                 {"kb1", "keep:\n  \"(0018,0050)\": X\n"},
+                 {"bad2", "\nkeep-list: nosuch\n"},
+                 {"bad3", "keep-list: kb3\n"},
+                 {"kb3", "name: kb3\nbase: basic\n"},
+                 {NULL, NULL}};
+    char err[256];
+    mt_deid_profile_t *p;
+    assert_int_equal(load(s, "p", &p, err, sizeof(err)), 0);
+    assert_int_equal(p->n_keep, 2);
+    assert_int_equal(p->n_keep_masked, 1);
+    /* the table (here an override) wins over the keep list */
+    assert_int_equal(mt_deid_profile_lookup(p, MT_TAG(0x0018, 0x0050)), MT_DEID_X);
+    assert_int_equal(mt_deid_profile_keep(p, MT_TAG(0x6010, 0x0040)), MT_DEID_K);
+    assert_int_equal(mt_deid_profile_keep(p, MT_TAG(0x6011, 0x0040)), MT_DEID_DEFAULT);
+    assert_int_equal(mt_deid_profile_keep(p, MT_TAG(0x0020, 0x1040)), MT_DEID_Z);
+    mt_deid_profile_free(p);
+    assert_int_equal(load(s, "p2", &p, err, sizeof(err)), 0);
+    assert_int_equal(p->n_keep + p->n_keep_masked, 0);
+    mt_deid_profile_free(p);
+    assert_int_equal(load(s, "p3", &p, err, sizeof(err)), 0); /* a profile may say keep */
+    assert_int_equal(p->default_action, MT_DEID_K);
+    mt_deid_profile_free(p);
+    assert_int_equal(load(s, "bad1", &p, err, sizeof(err)), MT_ECONF);
+    assert_non_null(strstr(err, "kb1:2: keep list: only public tags with K, Z or C"));
+    assert_int_equal(load(s, "bad2", &p, err, sizeof(err)), MT_ECONF);
+    assert_non_null(strstr(err, "bad2:2: cannot load keep list 'nosuch'"));
+    assert_int_equal(load(s, "bad3", &p, err, sizeof(err)), MT_ECONF);
+    assert_non_null(strstr(err, "kb3:2: keep list: unknown key 'base'"));
+}
+
 static void test_safe_private_list(void **state)
 {
     (void)state;
@@ -216,6 +269,7 @@ int main(void)
         cmocka_unit_test(test_overrides_and_precedence),
         cmocka_unit_test(test_committed_basic_profile),
         cmocka_unit_test(test_committed_cmr_registry),
+        cmocka_unit_test(test_keep_list),
         cmocka_unit_test(test_safe_private_list),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
