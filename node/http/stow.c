@@ -87,7 +87,7 @@ typedef struct part {
     mt_deid_stream_t *deid;
     uint16_t fail;
     uv_work_t work;      /* scope check (project base URLs) */
-    bool out_of_scope;
+    bool study_outside, inst_outside, out_of_scope;
     char study_uid[65], sop_uid[65];
 } part_t;
 
@@ -105,6 +105,8 @@ struct stow {
     size_t pending;
     bool body_done, malformed, paused, aborted, responded;
     char project[65];
+    char (*cleared)[65]; /* studies whose parts passed the scope check in this request */
+    size_t n_cleared;
     uv_work_t work;
     int join_err;
 };
@@ -382,17 +384,32 @@ static void scope_work(uv_work_t *w)
     const char *path = p->s->wr->conf->index_path;
     mt_qdb_t *db = mt__web_qdb_get(path);
     if (!db) {
-        p->out_of_scope = true; /* cannot tell: refuse */
+        p->inst_outside = true; /* cannot tell: refuse */
         return;
     }
     const char *proj = p->s->project;
     size_t all = count_instances(db, MT_LEVEL_STUDY, p->study_uid, NULL, NULL);
     if (all && !count_instances(db, MT_LEVEL_STUDY, p->study_uid, NULL, proj))
-        p->out_of_scope = true;
-    if (!p->out_of_scope && count_instances(db, MT_LEVEL_INSTANCE, NULL, p->sop_uid, NULL) &&
+        p->study_outside = true;
+    if (count_instances(db, MT_LEVEL_INSTANCE, NULL, p->sop_uid, NULL) &&
         !count_instances(db, MT_LEVEL_INSTANCE, NULL, p->sop_uid, proj))
-        p->out_of_scope = true;
+        p->inst_outside = true;
     mt__web_qdb_put(path, db);
+}
+
+/* Loop thread. The study joins the project only when the whole request has been answered,
+ * so a study this request created is, for its later parts, a study "outside the project"
+ * in the index: a part whose study an earlier part of this request cleared is in scope. */
+static bool study_cleared(stow_t *s, const char *study, bool add)
+{
+    for (size_t i = 0; i < s->n_cleared; i++)
+        if (strcmp(s->cleared[i], study) == 0)
+            return true;
+    if (add) {
+        s->cleared = mt_realloc(s->cleared, (s->n_cleared + 1) * sizeof *s->cleared);
+        snprintf(s->cleared[s->n_cleared++], sizeof *s->cleared, "%s", study);
+    }
+    return false;
 }
 
 static void scope_after(uv_work_t *w, int status)
@@ -400,6 +417,10 @@ static void scope_after(uv_work_t *w, int status)
     part_t *p = w->data;
     stow_t *s = p->s;
     (void)status;
+    p->out_of_scope = p->inst_outside || (p->study_outside && !study_cleared(s, p->study_uid,
+                                                                              false));
+    if (!p->out_of_scope)
+        study_cleared(s, p->study_uid, true);
     if (!p->out_of_scope && !s->aborted) {
         commit(p);
         return;
@@ -524,6 +545,7 @@ static void stow_free(stow_t *s)
 {
     part_free(s->cur);
     mt_stowjson_free(s->json);
+    mt_free(s->cleared);
     mt_mp_free(s->mp);
     mt_free(s->res);
     mt_free(s);
