@@ -317,7 +317,9 @@ static int value(cur_t *c, mt_jsonv_t *v, unsigned depth)
         v->type = MT_JSON_NULL;
         return eat(c, "null") ? 0 : bad(c, "bad literal");
     default:
-        return number(c, v);
+        if (*c->pos == '-' || (*c->pos >= '0' && *c->pos <= '9'))
+            return number(c, v);
+        return bad(c, "value expected");
     }
 }
 
