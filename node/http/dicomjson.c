@@ -27,32 +27,45 @@ enum kind { K_TEXT, K_PN, K_IS, K_DS, K_AT, K_INT, K_FLOAT, K_BINARY, K_SQ };
 typedef struct vr_rule {
     char vr[3];
     enum kind kind;
-    bool multi;         /* text: several values allowed (joined with '\') */
-    unsigned max;       /* text: bytes per value (0 = no check); numbers: size in bytes */
-    double lo, hi;      /* integers: range */
+    bool multi;    /* text: several values allowed (joined with '\') */
+    unsigned max;  /* text: bytes per value (0 = no check); numbers: size in bytes */
+    double lo, hi; /* integers: range */
 } vr_rule_t;
 
 /* PS3.5 Table 6.2-1; lengths are checked where a longer value would break readers (UI, IS,
  * DS, AS, DA, AT); other text is taken as sent. */
 static const vr_rule_t rules[] = {
-    {"AE", K_TEXT, true, 0, 0, 0},     {"AS", K_TEXT, true, 4, 0, 0},
-    {"AT", K_AT, true, 4, 0, 0},       {"CS", K_TEXT, true, 0, 0, 0},
-    {"DA", K_TEXT, true, 18, 0, 0},    {"DS", K_DS, true, 16, 0, 0},
-    {"DT", K_TEXT, true, 0, 0, 0},     {"FD", K_FLOAT, true, 8, 0, 0},
-    {"FL", K_FLOAT, true, 4, 0, 0},    {"IS", K_IS, true, 12, -2147483648.0, 2147483647.0},
-    {"LO", K_TEXT, true, 0, 0, 0},     {"LT", K_TEXT, false, 0, 0, 0},
-    {"OB", K_BINARY, false, 1, 0, 0},  {"OD", K_BINARY, false, 8, 0, 0},
-    {"OF", K_BINARY, false, 4, 0, 0},  {"OL", K_BINARY, false, 4, 0, 0},
-    {"OV", K_BINARY, false, 8, 0, 0},  {"OW", K_BINARY, false, 2, 0, 0},
-    {"PN", K_PN, true, 0, 0, 0},       {"SH", K_TEXT, true, 0, 0, 0},
+    {"AE", K_TEXT, true, 0, 0, 0},
+    {"AS", K_TEXT, true, 4, 0, 0},
+    {"AT", K_AT, true, 4, 0, 0},
+    {"CS", K_TEXT, true, 0, 0, 0},
+    {"DA", K_TEXT, true, 18, 0, 0},
+    {"DS", K_DS, true, 16, 0, 0},
+    {"DT", K_TEXT, true, 0, 0, 0},
+    {"FD", K_FLOAT, true, 8, 0, 0},
+    {"FL", K_FLOAT, true, 4, 0, 0},
+    {"IS", K_IS, true, 12, -2147483648.0, 2147483647.0},
+    {"LO", K_TEXT, true, 0, 0, 0},
+    {"LT", K_TEXT, false, 0, 0, 0},
+    {"OB", K_BINARY, false, 1, 0, 0},
+    {"OD", K_BINARY, false, 8, 0, 0},
+    {"OF", K_BINARY, false, 4, 0, 0},
+    {"OL", K_BINARY, false, 4, 0, 0},
+    {"OV", K_BINARY, false, 8, 0, 0},
+    {"OW", K_BINARY, false, 2, 0, 0},
+    {"PN", K_PN, true, 0, 0, 0},
+    {"SH", K_TEXT, true, 0, 0, 0},
     {"SL", K_INT, true, 4, -2147483648.0, 2147483647.0},
     {"SQ", K_SQ, false, 0, 0, 0},
     {"SS", K_INT, true, 2, -32768.0, 32767.0},
     {"ST", K_TEXT, false, 0, 0, 0},
     {"SV", K_INT, true, 8, -9223372036854775808.0, 9223372036854775807.0},
-    {"TM", K_TEXT, true, 0, 0, 0},     {"UC", K_TEXT, true, 0, 0, 0},
-    {"UI", K_TEXT, true, 64, 0, 0},    {"UL", K_INT, true, 4, 0, 4294967295.0},
-    {"UN", K_BINARY, false, 1, 0, 0},  {"UR", K_TEXT, false, 0, 0, 0},
+    {"TM", K_TEXT, true, 0, 0, 0},
+    {"UC", K_TEXT, true, 0, 0, 0},
+    {"UI", K_TEXT, true, 64, 0, 0},
+    {"UL", K_INT, true, 4, 0, 4294967295.0},
+    {"UN", K_BINARY, false, 1, 0, 0},
+    {"UR", K_TEXT, false, 0, 0, 0},
     {"US", K_INT, true, 2, 0, 65535.0},
     {"UT", K_TEXT, false, 0, 0, 0},
     {"UV", K_INT, true, 8, 0, 18446744073709551615.0},
@@ -230,8 +243,7 @@ static int at_value(ctx_t *c, uint32_t tag, const mt_jsonv_t *v, mt_buf_t *b)
     return 0;
 }
 
-static int int_value(ctx_t *c, const vr_rule_t *r, uint32_t tag, const mt_jsonv_t *v,
-                     mt_buf_t *b)
+static int int_value(ctx_t *c, const vr_rule_t *r, uint32_t tag, const mt_jsonv_t *v, mt_buf_t *b)
 {
     if (v->type != MT_JSON_NUMBER && !(v->type == MT_JSON_STRING && r->max == 8))
         return fail(c, MT_EMALFORMED, tag, "binary integer value is not a number");
@@ -261,8 +273,7 @@ static int int_value(ctx_t *c, const vr_rule_t *r, uint32_t tag, const mt_jsonv_
     return 0;
 }
 
-static int float_value(ctx_t *c, const vr_rule_t *r, uint32_t tag, const mt_jsonv_t *v,
-                       mt_buf_t *b)
+static int float_value(ctx_t *c, const vr_rule_t *r, uint32_t tag, const mt_jsonv_t *v, mt_buf_t *b)
 {
     if (v->type != MT_JSON_NUMBER)
         return fail(c, MT_EMALFORMED, tag, "FL/FD value is not a number");
@@ -310,8 +321,8 @@ static bool base64_decode(const char *s, size_t n, mt_buf_t *b)
             if (pad || (d[k] = b64_digit(ch)) < 0)
                 return false;
         }
-        uint32_t w = (uint32_t)d[0] << 18 | (uint32_t)d[1] << 12 | (uint32_t)d[2] << 6 |
-                     (uint32_t)d[3];
+        uint32_t w =
+            (uint32_t)d[0] << 18 | (uint32_t)d[1] << 12 | (uint32_t)d[2] << 6 | (uint32_t)d[3];
         uint8_t o[3] = {(uint8_t)(w >> 16), (uint8_t)(w >> 8), (uint8_t)w};
         mt_buf_append(b, o, 3 - pad);
     }
@@ -329,8 +340,7 @@ static mt_dj_bulk_t *next_bulk(ctx_t *c, const char *uri, size_t *from)
 }
 
 /* Encapsulated Pixel Data from parts with a transfer-syntax parameter (one frame each). */
-static int encapsulate(ctx_t *c, mt_ds_t *ds, uint32_t tag, const char *uri,
-                       const mt_ts_t *ts)
+static int encapsulate(ctx_t *c, mt_ds_t *ds, uint32_t tag, const char *uri, const mt_ts_t *ts)
 {
     size_t from = 0, n = 0;
     for (mt_dj_bulk_t *p; (p = next_bulk(c, uri, &from));) {
@@ -384,8 +394,8 @@ static int bulk_value(ctx_t *c, mt_ds_t *ds, uint32_t tag, unsigned depth, const
     return 1; /* value in b */
 }
 
-static int binary_value(ctx_t *c, const vr_rule_t *r, mt_ds_t *ds, uint32_t tag,
-                        unsigned depth, const mt_jsonv_t *el, mt_buf_t *b)
+static int binary_value(ctx_t *c, const vr_rule_t *r, mt_ds_t *ds, uint32_t tag, unsigned depth,
+                        const mt_jsonv_t *el, mt_buf_t *b)
 {
     const mt_jsonv_t *inl = mt_jsonv_get(el, "InlineBinary");
     const mt_jsonv_t *uri = mt_jsonv_get(el, "BulkDataURI");
@@ -413,8 +423,7 @@ static int binary_value(ctx_t *c, const vr_rule_t *r, mt_ds_t *ds, uint32_t tag,
 
 static int read_ds(ctx_t *c, const mt_jsonv_t *obj, unsigned depth, mt_ds_t *ds);
 
-static int seq_value(ctx_t *c, uint32_t tag, unsigned depth, const mt_jsonv_t *vals,
-                     mt_ds_t *ds)
+static int seq_value(ctx_t *c, uint32_t tag, unsigned depth, const mt_jsonv_t *vals, mt_ds_t *ds)
 {
     mt_ds_set(ds, tag, MT_VR('S', 'Q'), NULL, 0);
     mt_ds_elem_t *e = mt_ds_get(ds, tag);
@@ -434,8 +443,7 @@ static int seq_value(ctx_t *c, uint32_t tag, unsigned depth, const mt_jsonv_t *v
     return 0;
 }
 
-static int one_value(ctx_t *c, const vr_rule_t *r, uint32_t tag, const mt_jsonv_t *v,
-                     mt_buf_t *b)
+static int one_value(ctx_t *c, const vr_rule_t *r, uint32_t tag, const mt_jsonv_t *v, mt_buf_t *b)
 {
     switch (r->kind) {
     case K_TEXT:
@@ -461,8 +469,7 @@ static int one_value(ctx_t *c, const vr_rule_t *r, uint32_t tag, const mt_jsonv_
     }
 }
 
-static int values(ctx_t *c, const vr_rule_t *r, uint32_t tag, const mt_jsonv_t *vals,
-                  mt_buf_t *b)
+static int values(ctx_t *c, const vr_rule_t *r, uint32_t tag, const mt_jsonv_t *vals, mt_buf_t *b)
 {
     if (vals->type != MT_JSON_ARRAY)
         return fail(c, MT_EMALFORMED, tag, "\"Value\" is not an array");
@@ -545,8 +552,8 @@ static bool has_uid(const mt_ds_t *ds, uint32_t tag)
     return mt_ds_get_string(ds, tag, v, sizeof v) && v[0];
 }
 
-int mt_dicomjson_instance(const mt_jsonv_t *obj, mt_dj_bulk_t *bulk, size_t n_bulk,
-                          mt_ds_t **ds, const mt_ts_t **ts, mt_dj_err_t *err)
+int mt_dicomjson_instance(const mt_jsonv_t *obj, mt_dj_bulk_t *bulk, size_t n_bulk, mt_ds_t **ds,
+                          const mt_ts_t **ts, mt_dj_err_t *err)
 {
     ctx_t c = {.bulk = bulk, .n_bulk = n_bulk, .err = err};
     memset(err, 0, sizeof *err);

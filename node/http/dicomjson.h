@@ -62,7 +62,7 @@ typedef struct mt_dj_err {
 
 /* One instance: obj is a JSON object of the DICOM JSON Model. On success *ds is the tree
  * (caller frees with mt_ds_free) and *ts the transfer syntax to encode it in. */
-int mt_dicomjson_instance(const mt_jsonv_t *obj, mt_dj_bulk_t *bulk, size_t n_bulk,
-                          mt_ds_t **ds, const mt_ts_t **ts, mt_dj_err_t *err);
+int mt_dicomjson_instance(const mt_jsonv_t *obj, mt_dj_bulk_t *bulk, size_t n_bulk, mt_ds_t **ds,
+                          const mt_ts_t **ts, mt_dj_err_t *err);
 
 #endif

@@ -9,9 +9,9 @@
  * (DICOM text cannot carry NUL). Nesting is limited (MT_JSONP_MAX_DEPTH) so hostile input
  * cannot exhaust the stack; every size is bounded by the input length, which the caller
  * limits before parsing. Numbers keep their literal text (IS/DS are stored as sent) and a
- * double. Object members keep their order; a repeated name is kept (mt_jsonv_get finds the first; the
- * DICOM JSON reader refuses repeated tags itself, in O(n log n)).
- * Errors: MT_EMALFORMED with diag (byte offset, static reason).
+ * double. Object members keep their order; a repeated name is kept (mt_jsonv_get finds the first;
+ * the DICOM JSON reader refuses repeated tags itself, in O(n log n)). Errors: MT_EMALFORMED with
+ * diag (byte offset, static reason).
  */
 #ifndef MT_HTTP_JSONP_H
 #define MT_HTTP_JSONP_H
@@ -35,12 +35,12 @@ typedef enum mt_jsonv_type {
 typedef struct mt_jsonv mt_jsonv_t;
 struct mt_jsonv {
     mt_jsonv_type_t type;
-    char *str;          /* STRING: decoded UTF-8, NUL-terminated; NUMBER: the literal */
-    size_t len;         /* bytes at str */
-    double num;         /* NUMBER */
-    mt_jsonv_t *kids;   /* ARRAY: the elements; OBJECT: the member values */
-    char **keys;        /* OBJECT: the member names (decoded, NUL-terminated) */
-    size_t n;           /* ARRAY/OBJECT: count */
+    char *str;        /* STRING: decoded UTF-8, NUL-terminated; NUMBER: the literal */
+    size_t len;       /* bytes at str */
+    double num;       /* NUMBER */
+    mt_jsonv_t *kids; /* ARRAY: the elements; OBJECT: the member values */
+    char **keys;      /* OBJECT: the member names (decoded, NUL-terminated) */
+    size_t n;         /* ARRAY/OBJECT: count */
 };
 
 /* Parse text[0..len). On success *out is the tree (free with mt_jsonv_free). */

@@ -64,8 +64,8 @@ int mt_stowjson_part(mt_stowjson_t *j, const mt_mp_part_t *part)
     char type[96];
     mt_mp_param(part->content_type, "transfer-syntax", type, sizeof type, p->ts, sizeof p->ts);
     lower(type);
-    p->meta = strcmp(type, "application/dicom+json") == 0 ||
-              (strcmp(type, "application/json") == 0);
+    p->meta =
+        strcmp(type, "application/dicom+json") == 0 || (strcmp(type, "application/json") == 0);
     snprintf(p->location, sizeof p->location, "%s", part->content_location);
     mt_buf_init(&p->data, j->max_bytes);
     return 0;
@@ -98,8 +98,7 @@ static void uid_of(const mt_jsonv_t *obj, const char *key, char *out, size_t out
         snprintf(out, outsz, "%s", v->kids[0].str);
 }
 
-static void one_instance(mt_stowjson_t *j, const mt_jsonv_t *obj, mt_stowjson_cb cb,
-                         void *user)
+static void one_instance(mt_stowjson_t *j, const mt_jsonv_t *obj, mt_stowjson_cb cb, void *user)
 {
     mt_stowjson_inst_t in;
     memset(&in, 0, sizeof in);
@@ -141,8 +140,8 @@ int mt_stowjson_finish(mt_stowjson_t *j, mt_stowjson_cb cb, void *user, const ch
     for (size_t i = 0; i < j->n; i++) {
         jpart_t *p = &j->parts[i];
         if (!p->meta) {
-            j->bulk[j->n_bulk++] = (mt_dj_bulk_t){p->location, p->ts, p->data.data, p->data.len,
-                                                  false};
+            j->bulk[j->n_bulk++] =
+                (mt_dj_bulk_t){p->location, p->ts, p->data.data, p->data.len, false};
             continue;
         }
         mt_diag_t d = {0};

@@ -31,12 +31,12 @@
 typedef struct mt_stowjson mt_stowjson_t;
 
 typedef struct mt_stowjson_inst {
-    int status;           /* 0, or an mt_dicomjson_instance error */
-    const char *why;      /* static, when status != 0 */
-    uint32_t tag;         /* where it failed, 0 = the instance */
+    int status;             /* 0, or an mt_dicomjson_instance error */
+    const char *why;        /* static, when status != 0 */
+    uint32_t tag;           /* where it failed, 0 = the instance */
     char cls[65], inst[65]; /* SOP Class/Instance UID as far as known ("" if not) */
-    const mt_ts_t *ts;    /* status 0: the syntax of ds */
-    const uint8_t *ds;    /* status 0: the data set bytes (no File Meta), valid in the call */
+    const mt_ts_t *ts;      /* status 0: the syntax of ds */
+    const uint8_t *ds;      /* status 0: the data set bytes (no File Meta), valid in the call */
     size_t len;
 } mt_stowjson_inst_t;
 

@@ -63,7 +63,7 @@ def every_vr(n):
     ds.DerivationDescription = "ST text ünïcode"               # ST
     ds.add_new(0x00081190, "UR", "http://example.org/a b")     # UR
     ds.add_new(0x00400280, "UT", "unlimited text")             # UT (Comments on Perf. Proc.)
-    ds.add_new(0x00189074, "FD", [3.14159265358979, -0.5])     # FD (Frame Acquisition DT? VR FD here)
+    ds.add_new(0x00189089, "FD", [0.0, 0.6, -0.8])            # FD (Diffusion Gradient Orientation)
     ds.Rows = 2                                                # US
     ds.Columns = 2
     ds.BitsAllocated = 16

@@ -18,12 +18,15 @@
 #include "http/json.h"
 #include "util/err.h"
 
+#include "../dicom/testutil.h"
+
 #ifndef MT_SOURCE_DIR
 #define MT_SOURCE_DIR "."
 #endif
 
-#define UIDS "\"00080016\":{\"vr\":\"UI\",\"Value\":[\"1.2.840.10008.5.1.4.1.1.4\"]}," \
-             "\"00080018\":{\"vr\":\"UI\",\"Value\":[\"2.25.1\"]}"
+#define UIDS                                                                                       \
+    "\"00080016\":{\"vr\":\"UI\",\"Value\":[\"1.2.840.10008.5.1.4.1.1.4\"]},"                      \
+    "\"00080018\":{\"vr\":\"UI\",\"Value\":[\"2.25.1\"]}"
 
 static mt_ds_t *convert(const char *attrs, mt_dj_bulk_t *bulk, size_t n_bulk, int want,
                         const char *why, const mt_ts_t **ts_out)
@@ -71,25 +74,24 @@ static void expect(const mt_ds_t *ds, uint32_t tag, uint16_t vr, const void *v, 
 static void test_text(void **st)
 {
     (void)st;
-    mt_ds_t *ds = convert(
-        "\"00080008\":{\"vr\":\"CS\",\"Value\":[\"ORIGINAL\",null,\"M\"]},"
-        "\"00080020\":{\"vr\":\"DA\",\"Value\":[\"20261201\"]},"
-        "\"00080030\":{\"vr\":\"TM\",\"Value\":[\"1011\"]},"
-        "\"0008002A\":{\"vr\":\"DT\",\"Value\":[\"20261201101112\"]},"
-        "\"00081010\":{\"vr\":\"SH\",\"Value\":[\"MR1\"]},"
-        "\"00101010\":{\"vr\":\"AS\",\"Value\":[\"042Y\"]},"
-        "\"00081030\":{\"vr\":\"LO\",\"Value\":[\"a\",\"b\"]},"
-        "\"00204000\":{\"vr\":\"LT\",\"Value\":[\"x\\\\y\\r\\nz\"]},"
-        "\"00081190\":{\"vr\":\"UR\",\"Value\":[\"http://e/x\"]},"
-        "\"00189005\":{\"vr\":\"UT\",\"Value\":[\"ut\"]},"
-        "\"00400254\":{\"vr\":\"UC\",\"Value\":[\"uc\",\"v\"]},"
-        "\"00020010\":{\"vr\":\"UI\",\"Value\":[\"1.2.840.10008.1.2\"]},"
-        "\"00080000\":{\"vr\":\"UL\",\"Value\":[5]},"
-        "\"00080054\":{\"vr\":\"AE\",\"Value\":[\"AE1\",\"AE2\"]},"
-        "\"00081155\":{\"vr\":\"UI\",\"Value\":[\"1.2.3\"]},"
-        "\"00100020\":{\"vr\":\"LO\"},"
-        "\"00100030\":{\"vr\":\"DA\",\"Value\":[]}",
-        NULL, 0, 0, NULL, NULL);
+    mt_ds_t *ds = convert("\"00080008\":{\"vr\":\"CS\",\"Value\":[\"ORIGINAL\",null,\"M\"]},"
+                          "\"00080020\":{\"vr\":\"DA\",\"Value\":[\"20261201\"]},"
+                          "\"00080030\":{\"vr\":\"TM\",\"Value\":[\"1011\"]},"
+                          "\"0008002A\":{\"vr\":\"DT\",\"Value\":[\"20261201101112\"]},"
+                          "\"00081010\":{\"vr\":\"SH\",\"Value\":[\"MR1\"]},"
+                          "\"00101010\":{\"vr\":\"AS\",\"Value\":[\"042Y\"]},"
+                          "\"00081030\":{\"vr\":\"LO\",\"Value\":[\"a\",\"b\"]},"
+                          "\"00204000\":{\"vr\":\"LT\",\"Value\":[\"x\\\\y\\r\\nz\"]},"
+                          "\"00081190\":{\"vr\":\"UR\",\"Value\":[\"http://e/x\"]},"
+                          "\"00189005\":{\"vr\":\"UT\",\"Value\":[\"ut\"]},"
+                          "\"00400254\":{\"vr\":\"UC\",\"Value\":[\"uc\",\"v\"]},"
+                          "\"00020010\":{\"vr\":\"UI\",\"Value\":[\"1.2.840.10008.1.2\"]},"
+                          "\"00080000\":{\"vr\":\"UL\",\"Value\":[5]},"
+                          "\"00080054\":{\"vr\":\"AE\",\"Value\":[\"AE1\",\"AE2\"]},"
+                          "\"00081155\":{\"vr\":\"UI\",\"Value\":[\"1.2.3\"]},"
+                          "\"00100020\":{\"vr\":\"LO\"},"
+                          "\"00100030\":{\"vr\":\"DA\",\"Value\":[]}",
+                          NULL, 0, 0, NULL, NULL);
     EXPECT_STR(ds, 0x00080008, "CS", "ORIGINAL\\\\M ");
     EXPECT_STR(ds, 0x00080020, "DA", "20261201");
     EXPECT_STR(ds, 0x00080030, "TM", "1011");
@@ -114,13 +116,12 @@ static void test_text(void **st)
 static void test_pn_charset(void **st)
 {
     (void)st;
-    mt_ds_t *ds = convert(
-        "\"00100010\":{\"vr\":\"PN\",\"Value\":[{\"Alphabetic\":\"Yamada^Tarou\","
-        "\"Ideographic\":\"\xe5\xb1\xb1\xe7\x94\xb0^\xe5\xa4\xaa\xe9\x83\x8e\","
-        "\"Phonetic\":\"\\u3084\\u307e\\u3060^\\u305f\\u308d\\u3046\"}]},"
-        "\"00081050\":{\"vr\":\"PN\",\"Value\":[{\"Alphabetic\":\"A^B\"},null,"
-        "{\"Ideographic\":\"I\"},{\"Phonetic\":\"P\"},{}]}",
-        NULL, 0, 0, NULL, NULL);
+    mt_ds_t *ds = convert("\"00100010\":{\"vr\":\"PN\",\"Value\":[{\"Alphabetic\":\"Yamada^Tarou\","
+                          "\"Ideographic\":\"\xe5\xb1\xb1\xe7\x94\xb0^\xe5\xa4\xaa\xe9\x83\x8e\","
+                          "\"Phonetic\":\"\\u3084\\u307e\\u3060^\\u305f\\u308d\\u3046\"}]},"
+                          "\"00081050\":{\"vr\":\"PN\",\"Value\":[{\"Alphabetic\":\"A^B\"},null,"
+                          "{\"Ideographic\":\"I\"},{\"Phonetic\":\"P\"},{}]}",
+                          NULL, 0, 0, NULL, NULL);
     EXPECT_STR(ds, 0x00100010, "PN",
                "Yamada^Tarou=\xe5\xb1\xb1\xe7\x94\xb0^\xe5\xa4\xaa\xe9\x83\x8e="
                "\xe3\x82\x84\xe3\x81\xbe\xe3\x81\xa0^\xe3\x81\x9f\xe3\x82\x8d\xe3\x81\x86");
@@ -216,8 +217,8 @@ static void test_encapsulated(void **st)
         {"u/px", rle, f2, sizeof f2, false},
     };
     const mt_ts_t *ts = NULL;
-    mt_ds_t *ds = convert("\"7FE00010\":{\"vr\":\"OW\",\"BulkDataURI\":\"u/px\"}", bulk, 3, 0,
-                          NULL, &ts);
+    mt_ds_t *ds =
+        convert("\"7FE00010\":{\"vr\":\"OW\",\"BulkDataURI\":\"u/px\"}", bulk, 3, 0, NULL, &ts);
     assert_string_equal(ts->uid, rle);
     mt_ds_elem_t *e = mt_ds_get(ds, MT_TAG_PIXEL_DATA);
     assert_true(e->encapsulated);
@@ -322,7 +323,8 @@ static void test_errors(void **st)
          "sequence item is not an object"},
         {"\"00081115\":{\"vr\":\"SQ\",\"Value\":{}}", MT_EMALFORMED,
          "sequence \"Value\" is not an array"},
-        {"\"00100020\":{\"vr\":\"LO\",\"Value\":\"x\"}", MT_EMALFORMED, "\"Value\" is not an array"},
+        {"\"00100020\":{\"vr\":\"LO\",\"Value\":\"x\"}", MT_EMALFORMED,
+         "\"Value\" is not an array"},
         {"\"00100020\":{\"Value\":[\"x\"]}", MT_EMALFORMED, "attribute has no \"vr\""},
         {"\"00100020\":{\"vr\":\"XX\"}", MT_EMALFORMED, "unknown VR"},
         {"\"00100020\":[]", MT_EMALFORMED, "attribute is not an object"},
@@ -339,8 +341,8 @@ static void test_errors(void **st)
     /* the SOP UIDs are required */
     const char *no_inst = "{\"00080016\":{\"vr\":\"UI\",\"Value\":[\"1.2\"]}}";
     const char *no_cls = "{\"00080018\":{\"vr\":\"UI\",\"Value\":[\"1.2\"]}}";
-    const char *texts[2] = {no_inst, no_cls}, *whys[2] = {"SOP Instance UID missing",
-                                                          "SOP Class UID missing"};
+    const char *texts[2] = {no_inst, no_cls},
+               *whys[2] = {"SOP Instance UID missing", "SOP Class UID missing"};
     for (int k = 0; k < 2; k++) {
         mt_jsonv_t *v;
         mt_diag_t d;
@@ -364,15 +366,13 @@ static void test_round_trip_files(void **st)
                            "pydicom/test_files/rtstruct.dcm"};
     for (size_t k = 0; k < sizeof files / sizeof files[0]; k++) {
         char path[1024];
-        snprintf(path, sizeof path, "%s/../shared/testdata/%s", MT_SOURCE_DIR, files[k]);
-        FILE *f = fopen(path, "rb");
-        if (!f) {
+        snprintf(path, sizeof path, "%s/%s", TESTDATA, files[k]);
+        size_t n;
+        uint8_t *buf = tu_read(path, &n);
+        if (!buf) {
             print_message("skip: %s missing\n", path);
             continue;
         }
-        static uint8_t buf[1 << 21];
-        size_t n = fread(buf, 1, sizeof buf, f);
-        fclose(f);
         mt_meta_t meta;
         mt_ds_t *ds = NULL;
         mt_diag_t d;
@@ -401,6 +401,7 @@ static void test_round_trip_files(void **st)
         mt_ds_free(ds);
         mt_buf_dispose(&a);
         mt_buf_dispose(&b);
+        free(buf);
     }
 }
 

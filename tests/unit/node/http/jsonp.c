@@ -38,7 +38,8 @@ static const char *bad(const char *text, size_t len)
 static void test_values(void **st)
 {
     (void)st;
-    mt_jsonv_t *v = ok(" {\"a\": [1, -2.5e3, 0, true, false, null, \"x\"], \"b\": {}, \"c\": []}\n");
+    mt_jsonv_t *v =
+        ok(" {\"a\": [1, -2.5e3, 0, true, false, null, \"x\"], \"b\": {}, \"c\": []}\n");
     assert_int_equal(v->type, MT_JSON_OBJECT);
     assert_int_equal(v->n, 3);
     const mt_jsonv_t *a = mt_jsonv_get(v, "a");
@@ -66,7 +67,8 @@ static void test_values(void **st)
 static void test_strings(void **st)
 {
     (void)st;
-    mt_jsonv_t *v = ok("\"q\\\" b\\\\ s\\/ \\b\\f\\n\\r\\t \\u00e9 \\u5c71 \\ud83d\\ude00 \xe5\xb1\xb1\"");
+    mt_jsonv_t *v =
+        ok("\"q\\\" b\\\\ s\\/ \\b\\f\\n\\r\\t \\u00e9 \\u5c71 \\ud83d\\ude00 \xe5\xb1\xb1\"");
     assert_string_equal(v->str, "q\" b\\ s/ \b\f\n\r\t \xc3\xa9 \xe5\xb1\xb1 \xf0\x9f\x98\x80 "
                                 "\xe5\xb1\xb1");
     assert_int_equal(v->len, strlen(v->str));
@@ -108,8 +110,8 @@ static void test_malformed(void **st)
         {"\"\\udc00\"", "lone low surrogate in \\u escape"},
         {"\"\\u0000\"", "\\u0000 in a string"},
         {"\"\xc3\"", "invalid UTF-8 in a string"},
-        {"\"\xc0\xaf\"", "invalid UTF-8 in a string"},       /* overlong */
-        {"\"\xed\xa0\x80\"", "invalid UTF-8 in a string"},   /* surrogate */
+        {"\"\xc0\xaf\"", "invalid UTF-8 in a string"},         /* overlong */
+        {"\"\xed\xa0\x80\"", "invalid UTF-8 in a string"},     /* surrogate */
         {"\"\xf4\x90\x80\x80\"", "invalid UTF-8 in a string"}, /* > U+10FFFF */
         {"[] []", "text after the value"},
         {"/* c */ 1", "value expected"},
