@@ -256,6 +256,10 @@ def test_whole_request_errors(node):
     b2, ct = stowjson.body([], {}, meta_type="application/octet-stream")
     st, _, raw = web.request(node, "POST", "/dicomweb/studies", dict(web.ADMIN, **{"Content-Type": ct}), b2)
     lib.check(st == 400 and b"no application/dicom+json" in raw, "no metadata part -> 400 (%s)" % st)
+    st, _, raw = stowjson.post(node, "/dicomweb/studies", b"[" * 100000 + b"]" * 100000, {})
+    lib.check(st == 400 and b"nested too deeply" in raw, "hostile nesting -> 400 (%s %r)" % (st, raw[:80]))
+    st, _, raw = stowjson.post(node, "/dicomweb/studies", b'{"a": 1}', {})
+    lib.check(st == 409, "an object that is no instance -> 409 with C000 (%s)" % st)
     st, _, raw = web.request(node, "POST", "/dicomweb/studies",
                              dict(web.ADMIN, **{"Content-Type": 'multipart/related; type="application/dicom+xml"; boundary=x'}),
                              b"--x--\r\n")
@@ -265,6 +269,28 @@ def test_whole_request_errors(node):
               "study of the URL differs -> A900, 409 (%s)" % st)
     lib.check(len(node.index_instances()) == before, "nothing stored by refused requests")
     lib.check(not node.tmp_files(), "no temp files left: %r" % node.tmp_files())
+
+
+def test_curl(node):
+    """the same request from curl (the README's recipe): body file, --data-binary"""
+    ds = every_vr(9)
+    j, bulk = stowjson.to_json(ds)
+    body, ct = stowjson.body([j], bulk)
+    path = os.path.join(lib.tmpdir("mt-stowj-curl-"), "body")
+    with open(path, "wb") as f:
+        f.write(body)
+    out = lib.run(["curl", "-sS", "-w", "\n%{http_code}", "-H", "Authorization: Bearer " + web.TOKEN_ADMIN,
+                   "-H", "Content-Type: " + ct, "-H", "Accept: application/dicom+json",
+                   "--data-binary", "@" + path,
+                   "http://127.0.0.1:%d/dicomweb/studies" % node.http_port])
+    resp, _, code = out.stdout.rpartition("\n")
+    lib.check(code.strip() == "200", "curl: stored (%s)" % code)
+    r = json.loads(resp) if resp.strip() else {}
+    lib.check([i["00081155"]["Value"][0] for i in r.get("00081199", {}).get("Value", [])]
+              == [ds.SOPInstanceUID], "curl: ReferencedSOPSequence names the instance")
+    back = retrieve(node, (ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID))
+    if back is not None:
+        lib.check(same_ds(ds, back, "curl"), "curl: retrieved data set equals the one sent")
 
 
 def test_round_trip():
@@ -320,6 +346,7 @@ def main():
         test_mr_small_and_rle(node)
         test_failures(node)
         test_whole_request_errors(node)
+        test_curl(node)
     finally:
         rc = node.stop()
     lib.check(rc == 0, "clean stop (rc %s)" % rc)
