@@ -24,7 +24,7 @@
  *   0xC122 (metadata requests) a transfer-syntax parameter naming no syntax we know.
  * Status: 200 all stored; 202 some stored, some failed; 409 none stored; 400 malformed
  * multipart (or malformed metadata JSON, or no metadata part); 413 metadata + bulk data over
- * JSON_MAX; 415 not multipart/related with type application/dicom or application/dicom+json
+ * http.stow_hold_mb; 415 not multipart/related with type application/dicom or application/dicom+json
  * (application/dicom+xml, PS3.19, is refused with its own message).
  *
  * type="application/dicom+json" (metadata and bulk data, PS3.18 §10.5.1): the parts are held
@@ -56,8 +56,6 @@
 #define TAG_STUDY_UID MT_TAG(0x0020, 0x000D)
 #define TAG_SERIES_UID MT_TAG(0x0020, 0x000E)
 #define HEAD_MAX (1u << 20)
-/* metadata + bulk data requests hold their parts until the body ends (stowjson.h) */
-#define JSON_MAX ((size_t)1 << 30)
 
 #define R_OUT_OF_RESOURCES 0xA700
 #define R_MISMATCH 0xA900
@@ -635,8 +633,9 @@ static void send_response(stow_t *s)
     if (s->too_big || s->json_error) {
         char msg[256];
         if (s->too_big)
-            snprintf(msg, sizeof msg, "STOW-RS: metadata and bulk data parts over the %zu MiB "
-                     "this node holds per request", JSON_MAX >> 20);
+            snprintf(msg, sizeof msg, "STOW-RS: metadata and bulk data parts over the %u MiB "
+                     "this node holds per request (http.stow_hold_mb)",
+                     (unsigned)wr->conf->http_stow_hold_mb);
         else
             snprintf(msg, sizeof msg, "STOW-RS metadata: %s", s->json_error);
         mt__web_fail(wr, s->too_big ? 413 : 400, msg);
@@ -806,7 +805,7 @@ void mt__stow(mt_web_req_t *wr, const char *study)
         snprintf(s->project, sizeof s->project, "%s", wr->project);
     s->mp = mt_mp_new(boundary, &mp_cb, s);
     if (json)
-        s->json = mt_stowjson_new(JSON_MAX);
+        s->json = mt_stowjson_new((size_t)wr->conf->http_stow_hold_mb << 20);
     if (!s->mp) {
         mt_stowjson_free(s->json);
         mt_free(s);

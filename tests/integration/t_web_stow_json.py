@@ -338,6 +338,25 @@ def test_round_trip():
     lib.check(ra == 0 and rb == 0, "clean stops")
 
 
+def test_hold_limit():
+    """http.stow_hold_mb: a metadata + bulk data request over it is refused whole (413)"""
+    node = web.WebNode(name="stowj-hold", extra={"http.stow_hold_mb": 1})
+    node.start()
+    try:
+        ds = every_vr(10)
+        j, bulk = stowjson.to_json(ds)
+        bulk["http://client.example/big"] = b"\0" * (1 << 20)
+        st, _, raw = stowjson.post(node, "/dicomweb/studies", [j], bulk)
+        lib.check(st == 413 and b"http.stow_hold_mb" in raw, "over stow_hold_mb -> 413 (%s %r)" % (st, raw[:120]))
+        lib.check(not node.index_instances(), "nothing stored")
+        del bulk["http://client.example/big"]
+        st, _, _ = stowjson.post(node, "/dicomweb/studies", [j], bulk)
+        lib.check(st == 200, "under the limit: stored (%s)" % st)
+    finally:
+        rc = node.stop()
+    lib.check(rc == 0, "clean stop (rc %s)" % rc)
+
+
 def main():
     node = web.WebNode(name="stowj")
     node.start()
@@ -351,6 +370,7 @@ def main():
         rc = node.stop()
     lib.check(rc == 0, "clean stop (rc %s)" % rc)
     test_round_trip()
+    test_hold_limit()
 
 
 lib.run_guarded(main)
