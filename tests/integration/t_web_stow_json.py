@@ -31,6 +31,7 @@ TD = os.path.join(os.environ.get("MT_SOURCE_DIR", "."), "..", "shared", "testdat
                   "test_files")
 MR = os.path.join(TD, "MR_small.dcm")
 RLE = os.path.join(TD, "MR_small_RLE.dcm")
+RLE2 = os.path.join(TD, "SC_rgb_rle_2frame.dcm")
 ACC = {"Accept": 'multipart/related; type="application/dicom"; transfer-syntax=*'}
 MR_CLASS = "1.2.840.10008.5.1.4.1.1.4"
 
@@ -174,32 +175,42 @@ def test_mr_small_and_rle(node):
         lib.check(same_ds(ds, back, "MR_small"), "MR_small: retrieved data set equals the original")
         lib.check(back.PixelData == ds.PixelData, "MR_small: Pixel Data byte-identical")
 
-    rle = pydicom.dcmread(RLE)
+    for k, path in enumerate((RLE, RLE2)):
+        store_rle(node, path, "2.25.8813.77.%d.1" % k)
+
+
+def store_rle(node, path, sop_uid):
+    """RLE frames as bulk data parts (one per frame, same Content-Location) with a
+    transfer-syntax parameter: stored encapsulated, frames and decoded pixels as the original."""
+    rle = pydicom.dcmread(path)
     frames = list(generate_pixel_data_frame(rle.PixelData, int(getattr(rle, "NumberOfFrames", 1))))
-    rle_uid = "2.25.8813.77.1.1"
-    rle.SOPInstanceUID = rle_uid
+    rle.SOPInstanceUID = sop_uid
     del rle.PixelData
     j, bulk = stowjson.to_json(rle, threshold=1024)
-    uri = "http://client.example/rle/7FE00010"
+    uri = "http://client.example/rle/%s/7FE00010" % sop_uid
     j["7FE00010"] = {"vr": "OB", "BulkDataURI": uri}
     bulk[uri] = frames
+    what = "%s (%d frames)" % (os.path.basename(path), len(frames))
     st, r, raw = stowjson.post(node, "/dicomweb/studies", [j], bulk,
                                bulk_types={uri: "image/dicom-rle; transfer-syntax=1.2.840.10008.1.2.5"})
-    lib.check(st == 200, "RLE frames with a transfer-syntax parameter stored (%s %r)" % (st, raw[:200]))
-    back = retrieve(node, (rle.StudyInstanceUID, rle.SeriesInstanceUID, rle_uid))
-    if back is not None:
-        lib.check(str(back.file_meta.TransferSyntaxUID) == "1.2.840.10008.1.2.5",
-                  "stored encapsulated in RLE Lossless (%s)" % back.file_meta.TransferSyntaxUID)
-        got = list(generate_pixel_data_frame(back.PixelData, len(frames)))
-        lib.check(got == frames, "encapsulated frames equal the parts sent")
-        # dcmtk decodes it as it decodes the original (pydicom has no numpy here)
-        tmp = lib.tmpdir("mt-stowj-rle-")
-        got_path, out_o, out_b = (os.path.join(tmp, n) for n in ("back.dcm", "o.dcm", "b.dcm"))
-        back.save_as(got_path)
-        lib.run(["dcmdrle", RLE, out_o])
-        lib.run(["dcmdrle", got_path, out_b])
-        lib.check(pydicom.dcmread(out_o).PixelData == pydicom.dcmread(out_b).PixelData,
-                  "decoded pixels equal (dcmdrle)")
+    lib.check(st == 200, "%s: RLE frames with a transfer-syntax parameter stored (%s %r)"
+              % (what, st, raw[:200]))
+    back = retrieve(node, (rle.StudyInstanceUID, rle.SeriesInstanceUID, sop_uid))
+    if back is None:
+        return
+    lib.check(str(back.file_meta.TransferSyntaxUID) == "1.2.840.10008.1.2.5",
+              "%s: stored encapsulated in RLE Lossless (%s)" % (what, back.file_meta.TransferSyntaxUID))
+    got = list(generate_pixel_data_frame(back.PixelData, len(frames)))
+    lib.check(got == frames, "%s: encapsulated frames equal the parts sent" % what)
+    # dcmtk decodes it as it decodes the original (pydicom has no numpy here)
+    tmp = lib.tmpdir("mt-stowj-rle-")
+    got_path, out_o, out_b = (os.path.join(tmp, n) for n in ("back.dcm", "o.dcm", "b.dcm"))
+    back.save_as(got_path)
+    lib.run(["dcmdrle", path, out_o])
+    lib.run(["dcmdrle", got_path, out_b])
+    lib.check(os.path.exists(out_b) and
+              pydicom.dcmread(out_o).PixelData == pydicom.dcmread(out_b).PixelData,
+              "%s: decoded pixels equal (dcmdrle)" % what)
 
 
 def test_failures(node):
