@@ -16,6 +16,8 @@ typedef struct cur {
     const char *start, *pos, *end;
     mt_diag_t *diag;
     const char *why;
+    size_t *budget; /* values still allowed */
+    bool toobig;
 } cur_t;
 
 static int bad(cur_t *c, const char *why)
@@ -297,6 +299,11 @@ static int container(cur_t *c, mt_jsonv_t *v, unsigned depth)
 
 static int value(cur_t *c, mt_jsonv_t *v, unsigned depth)
 {
+    if (*c->budget == 0) {
+        c->toobig = true;
+        return bad(c, "more values than allowed");
+    }
+    --*c->budget;
     skip_ws(c);
     if (c->pos >= c->end)
         return bad(c, "value expected");
@@ -345,7 +352,14 @@ void mt_jsonv_free(mt_jsonv_t *v)
 
 int mt_jsonp_parse(const char *text, size_t len, mt_jsonv_t **out, mt_diag_t *diag)
 {
-    cur_t c = {.start = text, .pos = text, .end = text + len, .diag = diag};
+    size_t unlimited = SIZE_MAX;
+    return mt_jsonp_parse_n(text, len, &unlimited, out, diag);
+}
+
+int mt_jsonp_parse_n(const char *text, size_t len, size_t *budget, mt_jsonv_t **out,
+                     mt_diag_t *diag)
+{
+    cur_t c = {.start = text, .pos = text, .end = text + len, .diag = diag, .budget = budget};
     mt_jsonv_t *v = mt_calloc(1, sizeof *v);
     *out = NULL;
     if (value(&c, v, 0) == 0) {
@@ -357,7 +371,7 @@ int mt_jsonp_parse(const char *text, size_t len, mt_jsonv_t **out, mt_diag_t *di
         bad(&c, "text after the value");
     }
     mt_jsonv_free(v);
-    return MT_EMALFORMED;
+    return c.toobig ? MT_ETOOBIG : MT_EMALFORMED;
 }
 
 const mt_jsonv_t *mt_jsonv_get(const mt_jsonv_t *v, const char *key)

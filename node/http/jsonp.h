@@ -45,6 +45,12 @@ struct mt_jsonv {
 
 /* Parse text[0..len). On success *out is the tree (free with mt_jsonv_free). */
 int mt_jsonp_parse(const char *text, size_t len, mt_jsonv_t **out, mt_diag_t *diag);
+/* The same with a budget of values (each number, string, literal, array and object counts
+ * one; a tree costs about 56 bytes a value, so the budget bounds its memory whatever the
+ * text): *budget is decreased by what the text used; more than it holds: MT_ETOOBIG (diag
+ * "more values than allowed"). */
+int mt_jsonp_parse_n(const char *text, size_t len, size_t *budget, mt_jsonv_t **out,
+                     mt_diag_t *diag);
 void mt_jsonv_free(mt_jsonv_t *v);
 /* The member named key of an object, NULL when absent or v is not an object. */
 const mt_jsonv_t *mt_jsonv_get(const mt_jsonv_t *v, const char *key);

@@ -95,8 +95,8 @@ struct stow {
     bool has_study;
     mt_mp_t *mp;
     mt_stowjson_t *json; /* type="application/dicom+json": metadata and bulk data parts */
-    bool too_big;
-    const char *json_error;
+    bool too_big, json_too_big;
+    const char *json_error; /* the whole request refused: 400 (413 when json_too_big) */
     part_t *cur;
     result_t *res;
     size_t n_res, cap_res;
@@ -584,8 +584,9 @@ static void on_end(mt_http_req_t *r)
         part_free(p);
     }
     if (s->json && !s->malformed) {
-        if (mt_stowjson_finish(s->json, on_json_instance, s, &s->json_error) == 0 &&
-            mt_stowjson_unused(s->json))
+        int rc = mt_stowjson_finish(s->json, on_json_instance, s, &s->json_error);
+        s->json_too_big = rc == MT_ETOOBIG;
+        if (rc == 0 && mt_stowjson_unused(s->json))
             mt_log(MT_LOG_DEBUG, NULL, "http %s: stow: %zu bulk data parts not referenced",
                    r->peer, mt_stowjson_unused(s->json));
         mt_stowjson_free(s->json); /* the parts: every instance has its bytes in its job */
@@ -638,7 +639,7 @@ static void send_response(stow_t *s)
                      (unsigned)wr->conf->http_stow_hold_mb);
         else
             snprintf(msg, sizeof msg, "STOW-RS metadata: %s", s->json_error);
-        mt__web_fail(wr, s->too_big ? 413 : 400, msg);
+        mt__web_fail(wr, s->too_big || s->json_too_big ? 413 : 400, msg);
         stow_free(s);
         return;
     }

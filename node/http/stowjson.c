@@ -135,7 +135,7 @@ int mt_stowjson_finish(mt_stowjson_t *j, mt_stowjson_cb cb, void *user, const ch
     }
     mt_jsonv_t **docs = mt_calloc(n_meta, sizeof *docs);
     j->bulk = mt_calloc(j->n - n_meta + 1, sizeof *j->bulk);
-    size_t k = 0;
+    size_t k = 0, budget = MT_STOWJSON_MAX_VALUES, n_inst = 0;
     int rc = 0;
     for (size_t i = 0; i < j->n; i++) {
         jpart_t *p = &j->parts[i];
@@ -145,9 +145,11 @@ int mt_stowjson_finish(mt_stowjson_t *j, mt_stowjson_cb cb, void *user, const ch
             continue;
         }
         mt_diag_t d = {0};
-        if (mt_jsonp_parse((const char *)p->data.data, p->data.len, &docs[k], &d) != 0) {
-            *why = d.reason ? d.reason : "malformed JSON";
-            rc = MT_EMALFORMED;
+        rc = mt_jsonp_parse_n((const char *)p->data.data, p->data.len, &budget, &docs[k], &d);
+        if (rc) {
+            *why = rc == MT_ETOOBIG ? "metadata has more JSON values than a request may hold"
+                   : d.reason       ? d.reason
+                                    : "malformed JSON";
             break;
         }
         mt_buf_dispose(&p->data); /* the tree holds what is needed */
@@ -157,7 +159,12 @@ int mt_stowjson_finish(mt_stowjson_t *j, mt_stowjson_cb cb, void *user, const ch
             k++;
             break;
         }
+        n_inst += docs[k]->type == MT_JSON_OBJECT ? 1 : docs[k]->n;
         k++;
+    }
+    if (!rc && n_inst > MT_STOWJSON_MAX_INSTANCES) {
+        *why = "metadata has more instances than a request may hold";
+        rc = MT_ETOOBIG;
     }
     for (size_t i = 0; i < k && !rc; i++) {
         if (docs[i]->type == MT_JSON_OBJECT) {

@@ -15,7 +15,9 @@
  *
  * After the body: mt_stowjson_finish parses every metadata part first: malformed JSON, or no
  * metadata part at all, fails the whole request (MT_EMALFORMED and a reason: 400) before any
- * instance is stored. Then each instance is built on its own; one that cannot be built
+ * instance is stored; so does metadata over MT_STOWJSON_MAX_VALUES JSON values (the parsed
+ * tree stays within about 56 bytes a value, a few hundred MiB) or MT_STOWJSON_MAX_INSTANCES
+ * instances (MT_ETOOBIG: 413). Then each instance is built on its own; one that cannot be built
  * (dicomjson.h errors) is reported through the callback with its error and stores nothing,
  * and the others are unaffected.
  */
@@ -27,6 +29,9 @@
 
 #include "../dicom/ds.h"
 #include "multipart.h"
+
+#define MT_STOWJSON_MAX_VALUES ((size_t)1 << 22) /* per request: ~1,500 values an instance */
+#define MT_STOWJSON_MAX_INSTANCES 100000         /* per request */
 
 typedef struct mt_stowjson mt_stowjson_t;
 
@@ -48,7 +53,8 @@ void mt_stowjson_free(mt_stowjson_t *j);
 int mt_stowjson_part(mt_stowjson_t *j, const mt_mp_part_t *part);
 int mt_stowjson_data(mt_stowjson_t *j, const uint8_t *p, size_t n);
 /* The body has ended: build the instances, in order, calling cb for each. Returns 0, or
- * MT_EMALFORMED with *why (static) when the request as a whole is bad (no instance reported). */
+ * MT_EMALFORMED / MT_ETOOBIG with *why (static) when the request as a whole is refused (no
+ * instance reported). */
 int mt_stowjson_finish(mt_stowjson_t *j, mt_stowjson_cb cb, void *user, const char **why);
 /* Bulk parts no instance referenced (after finish). */
 size_t mt_stowjson_unused(const mt_stowjson_t *j);

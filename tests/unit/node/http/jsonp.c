@@ -158,12 +158,28 @@ static void test_prefixes(void **st)
     }
 }
 
+static void test_budget(void **st)
+{
+    (void)st;
+    const char *text = "[1,{\"a\":\"x\"},[]]"; /* 5 values */
+    size_t budget = 5;
+    mt_jsonv_t *v = NULL;
+    mt_diag_t d;
+    assert_int_equal(mt_jsonp_parse_n(text, strlen(text), &budget, &v, &d), 0);
+    assert_int_equal(budget, 0);
+    mt_jsonv_free(v);
+    budget = 4;
+    assert_int_equal(mt_jsonp_parse_n(text, strlen(text), &budget, &v, &d), MT_ETOOBIG);
+    assert_null(v);
+    assert_string_equal(d.reason, "more values than allowed");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_values),    cmocka_unit_test(test_strings),
         cmocka_unit_test(test_malformed), cmocka_unit_test(test_depth),
-        cmocka_unit_test(test_prefixes),
+        cmocka_unit_test(test_prefixes),  cmocka_unit_test(test_budget),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
