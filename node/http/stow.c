@@ -24,8 +24,9 @@
  *   0xC122 (metadata requests) a transfer-syntax parameter naming no syntax we know.
  * Status: 200 all stored; 202 some stored, some failed; 409 none stored; 400 malformed
  * multipart (or malformed metadata JSON, or no metadata part); 413 metadata + bulk data over
- * http.stow_hold_mb; 415 not multipart/related with type application/dicom or application/dicom+json
- * (application/dicom+xml, PS3.19, is refused with its own message).
+ * http.stow_hold_mb (or over the metadata limits of stowjson.h); 415 not multipart/related
+ * with type application/dicom or application/dicom+json (application/dicom+xml, PS3.19, is
+ * refused with its own message).
  *
  * type="application/dicom+json" (metadata and bulk data, PS3.18 §10.5.1): the parts are held
  * by stowjson.c until the body ends; it builds each instance's data set bytes (Explicit VR
@@ -415,8 +416,8 @@ static void scope_after(uv_work_t *w, int status)
     part_t *p = w->data;
     stow_t *s = p->s;
     (void)status;
-    p->out_of_scope = p->inst_outside || (p->study_outside && !study_cleared(s, p->study_uid,
-                                                                              false));
+    p->out_of_scope =
+        p->inst_outside || (p->study_outside && !study_cleared(s, p->study_uid, false));
     if (!p->out_of_scope)
         study_cleared(s, p->study_uid, true);
     if (!p->out_of_scope && !s->aborted) {
