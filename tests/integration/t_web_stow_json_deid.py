@@ -23,10 +23,7 @@ def main():
     except ImportError:
         lib.skip("pydicom / tests/deid missing")
     work = lib.tmpdir("mt-stowj-deid-")
-    key = os.path.join(work, "key")
-    with open(key, "wb") as f:
-        f.write(os.urandom(32))
-    os.chmod(key, 0o600)
+    key = lib.deid_key_file(work)
     gen = os.path.join(work, "gen")
     os.mkdir(gen)
     inputs = check_leaks.make_cmr_study(gen)

@@ -92,6 +92,23 @@ static const char *refused(const char *const *metas, size_t n, int want)
     return why;
 }
 
+/* "[e,e,...]" with n elements (malloc'd) */
+static char *json_array(const char *e, size_t n)
+{
+    size_t len = strlen(e), k = 0;
+    char *out = malloc(n * (len + 1) + 2);
+    out[k++] = '[';
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            out[k++] = ',';
+        memcpy(out + k, e, len);
+        k += len;
+    }
+    out[k++] = ']';
+    out[k] = 0;
+    return out;
+}
+
 static void test_refused(void **st)
 {
     (void)st;
@@ -102,31 +119,13 @@ static void test_refused(void **st)
     assert_string_equal(refused(b, 1, MT_EMALFORMED), "metadata is not a JSON array of instances");
     assert_string_equal(refused(NULL, 0, MT_EMALFORMED), "no application/dicom+json metadata part");
     /* too many instances: empty objects are cheap to send */
-    size_t n = MT_STOWJSON_MAX_INSTANCES + 1;
-    char *many = malloc(3 * n + 2);
-    size_t k = 0;
-    many[k++] = '[';
-    for (size_t i = 0; i < n; i++) {
-        memcpy(many + k, i ? ",{}" : "{}", i ? 3 : 2);
-        k += i ? 3 : 2;
-    }
-    many[k++] = ']';
-    many[k] = 0;
+    char *many = json_array("{}", MT_STOWJSON_MAX_INSTANCES + 1);
     const char *c[] = {many};
     assert_string_equal(refused(c, 1, MT_ETOOBIG),
                         "metadata has more instances than a request may hold");
     free(many);
     /* too many values, over two parts (the budget is per request) */
-    size_t nv = MT_STOWJSON_MAX_VALUES / 2 + 1;
-    char *vals = malloc(2 * nv + 8);
-    k = 0;
-    vals[k++] = '[';
-    for (size_t i = 0; i < nv; i++) {
-        memcpy(vals + k, i ? ",0" : "0", i ? 2 : 1);
-        k += i ? 2 : 1;
-    }
-    vals[k++] = ']';
-    vals[k] = 0;
+    char *vals = json_array("0", MT_STOWJSON_MAX_VALUES / 2 + 1);
     const char *d[] = {vals, vals};
     assert_string_equal(refused(d, 2, MT_ETOOBIG),
                         "metadata has more JSON values than a request may hold");
