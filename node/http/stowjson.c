@@ -53,6 +53,21 @@ static void lower(char *s)
             *s = (char)(*s + 32);
 }
 
+/* PS3.18 Table 8.7.3-5: the default transfer syntax of a compressed bulk data media type sent
+ * without a transfer-syntax parameter. */
+static const char *default_ts(const char *type)
+{
+    static const char *const map[][2] = {
+        {"image/jpeg", "1.2.840.10008.1.2.4.70"}, {"image/dicom-rle", "1.2.840.10008.1.2.5"},
+        {"image/jls", "1.2.840.10008.1.2.4.80"},  {"image/jp2", "1.2.840.10008.1.2.4.90"},
+        {"image/jpx", "1.2.840.10008.1.2.4.92"},
+    };
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+        if (strcmp(type, map[i][0]) == 0)
+            return map[i][1];
+    return "";
+}
+
 int mt_stowjson_part(mt_stowjson_t *j, const mt_mp_part_t *part)
 {
     if (j->n == j->cap) {
@@ -64,6 +79,8 @@ int mt_stowjson_part(mt_stowjson_t *j, const mt_mp_part_t *part)
     char type[96];
     mt_mp_param(part->content_type, "transfer-syntax", type, sizeof type, p->ts, sizeof p->ts);
     lower(type);
+    if (!p->ts[0])
+        snprintf(p->ts, sizeof p->ts, "%s", default_ts(type));
     p->meta =
         strcmp(type, "application/dicom+json") == 0 || (strcmp(type, "application/json") == 0);
     snprintf(p->location, sizeof p->location, "%s", part->content_location);

@@ -9,7 +9,10 @@
  * (PS3.18 Annex F; a lone object is taken as one instance). Every other part is bulk data,
  * found by its Content-Location (exact match with a BulkDataURI; several parts with the same
  * location are the frames of compressed Pixel Data, in order). A `transfer-syntax` parameter
- * of a part's media type names the syntax of compressed Pixel Data (node/http/dicomjson.h).
+ * of a part's media type names the syntax of compressed Pixel Data (node/http/dicomjson.h);
+ * without one, a compressed media type means its default syntax (PS3.18 Table 8.7.3-5:
+ * image/jpeg JPEG Lossless SV1 .4.70, image/dicom-rle RLE .5, image/jls JPEG-LS lossless
+ * .4.80, image/jp2 JPEG 2000 lossless .4.90, image/jpx .4.92).
  * A BulkDataURI always needs its part, so the parts are held until the body ends: at most
  * max_bytes in all (MT_ETOOBIG beyond; the request is then refused whole, 413).
  *

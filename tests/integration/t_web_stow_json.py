@@ -175,13 +175,13 @@ def test_mr_small_and_rle(node):
         lib.check(same_ds(ds, back, "MR_small"), "MR_small: retrieved data set equals the original")
         lib.check(back.PixelData == ds.PixelData, "MR_small: Pixel Data byte-identical")
 
-    for k, path in enumerate((RLE, RLE2)):
-        store_rle(node, path, "2.25.8813.77.%d.1" % k)
+    store_rle(node, RLE, "2.25.8813.77.0.1", "image/dicom-rle; transfer-syntax=1.2.840.10008.1.2.5")
+    store_rle(node, RLE2, "2.25.8813.77.1.1", "image/dicom-rle")  # the media type's default
 
 
-def store_rle(node, path, sop_uid):
-    """RLE frames as bulk data parts (one per frame, same Content-Location) with a
-    transfer-syntax parameter: stored encapsulated, frames and decoded pixels as the original."""
+def store_rle(node, path, sop_uid, ctype):
+    """RLE frames as bulk data parts (one per frame, same Content-Location), the transfer syntax
+    from the media type: stored encapsulated, frames and decoded pixels as the original."""
     rle = pydicom.dcmread(path)
     frames = list(generate_pixel_data_frame(rle.PixelData, int(getattr(rle, "NumberOfFrames", 1))))
     rle.SOPInstanceUID = sop_uid
@@ -192,9 +192,8 @@ def store_rle(node, path, sop_uid):
     bulk[uri] = frames
     what = "%s (%d frames)" % (os.path.basename(path), len(frames))
     st, r, raw = stowjson.post(node, "/dicomweb/studies", [j], bulk,
-                               bulk_types={uri: "image/dicom-rle; transfer-syntax=1.2.840.10008.1.2.5"})
-    lib.check(st == 200, "%s: RLE frames with a transfer-syntax parameter stored (%s %r)"
-              % (what, st, raw[:200]))
+                               bulk_types={uri: ctype})
+    lib.check(st == 200, "%s: RLE frames as %s stored (%s %r)" % (what, ctype, st, raw[:200]))
     back = retrieve(node, (rle.StudyInstanceUID, rle.SeriesInstanceUID, sop_uid))
     if back is None:
         return

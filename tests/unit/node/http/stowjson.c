@@ -77,6 +77,28 @@ static void test_instances(void **st)
     mt_stowjson_free(j);
 }
 
+/* a compressed media type without transfer-syntax: its default syntax (PS3.18 8.7.3-5) */
+static void on_rle(void *user, const mt_stowjson_inst_t *in)
+{
+    assert_int_equal(in->status, 0);
+    assert_string_equal(in->ts->uid, "1.2.840.10008.1.2.5");
+    ++*(int *)user;
+}
+
+static void test_default_syntax(void **st)
+{
+    (void)st;
+    mt_stowjson_t *j = mt_stowjson_new(1 << 20);
+    const char *meta = "[" INST(1) ",\"7FE00010\":{\"vr\":\"OB\",\"BulkDataURI\":\"f\"}}]";
+    part(j, "application/dicom+json", "", meta, strlen(meta));
+    part(j, "image/dicom-rle", "f", "\0\0", 2);
+    int n = 0;
+    const char *why;
+    assert_int_equal(mt_stowjson_finish(j, on_rle, &n, &why), 0);
+    assert_int_equal(n, 1);
+    mt_stowjson_free(j);
+}
+
 static const char *refused(const char *const *metas, size_t n, int want)
 {
     mt_stowjson_t *j = mt_stowjson_new(64 << 20);
@@ -151,6 +173,7 @@ int main(void)
         cmocka_unit_test(test_instances),
         cmocka_unit_test(test_refused),
         cmocka_unit_test(test_hold_limit),
+        cmocka_unit_test(test_default_syntax),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
