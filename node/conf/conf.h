@@ -136,6 +136,7 @@ typedef struct mt_conf {
     uint32_t http_max_conns;    /* http.max_connections, default 256 */
     uint32_t http_max_header;   /* http.max_header_size (request line + headers), 16384 */
     uint32_t http_max_body_mb;  /* http.max_body_mb: largest request body (STOW-RS), 4096 */
+    uint32_t http_stow_hold_mb; /* http.stow_hold_mb: STOW-RS metadata + bulk held, 1024 */
     uint32_t http_header_timeout_ms; /* http.header_timeout: whole header must arrive, 10 s */
     uint32_t http_idle_timeout_ms;   /* http.idle_timeout: no byte moved either way, 60 s */
     uint32_t http_tls_port;     /* http.tls_port: HTTPS listener, 0 = none */

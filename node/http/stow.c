@@ -26,9 +26,21 @@
  * indexed; it is listed in ReferencedSOPSequence with WarningReason (0008,1196) B000
  * (Coercion of Data Elements, PS3.18 Annex I Table I.1-1 and I.2.1: "accepted with
  * warnings") and an empty RetrieveURL (Type 2: nothing can be retrieved before release).
+ *   0xC122 (metadata requests) a transfer-syntax parameter naming no syntax we know.
  * Status: 200 all stored; 202 some stored, some failed or accepted with a warning
- * (PS3.18 Table 10.5.3-1); 409 none stored; 400 malformed multipart; 415 not
- * multipart/related with type application/dicom.
+ * (PS3.18 Table 10.5.3-1); 409 none stored; 400 malformed multipart (or malformed metadata
+ * JSON, or no metadata part); 413 metadata + bulk data over http.stow_hold_mb (or over the
+ * metadata limits of stowjson.h); 415 not multipart/related with type application/dicom or
+ * application/dicom+json (application/dicom+xml, PS3.19, is refused with its own message).
+ *
+ * type="application/dicom+json" (metadata and bulk data, PS3.18 §10.5.1): the parts are held
+ * by stowjson.c until the body ends; it builds each instance's data set bytes (Explicit VR
+ * Little Endian, or the encapsulated syntax of compressed Pixel Data parts) and
+ * on_json_instance feeds them to a part exactly as if they had come in an application/dicom
+ * part: same de-identification, checks, scope, ingest and response entries.
+ *
+ * Lifetime: a part lives from its first byte until commit() hands its job to the ingest; the
+ * completion callback gets a small ticket (request, result index), never the part.
  */
 #include <stdio.h>
 #include <string.h>
@@ -42,6 +54,7 @@
 #include "../util/log.h"
 #include "json.h"
 #include "multipart.h"
+#include "stowjson.h"
 #include "web.h"
 
 #define TAG_SOP_CLASS_UID MT_TAG(0x0008, 0x0016)
@@ -57,6 +70,7 @@
 #define R_FAILURE 0x0110
 #define R_NOT_AUTHORIZED 0x0124 /* PS3.7 Annex C: Refused: Not authorized */
 #define W_COERCION 0xB000       /* PS3.18 I.2.1 Warning Reason: Coercion of Data Elements */
+#define R_TS_NOT_SUPPORTED 0xC122 /* PS3.18 §10.5: Referenced Transfer Syntax not supported */
 
 typedef struct stow stow_t;
 
@@ -79,7 +93,7 @@ typedef struct part {
     mt_deid_stream_t *deid;
     uint16_t fail;
     uv_work_t work;      /* scope check (project base URLs) */
-    bool out_of_scope;
+    bool study_outside, inst_outside, out_of_scope;
     bool quarantined; /* Burned In Annotation YES, profile says quarantine */
     char study_uid[65], sop_uid[65];
 } part_t;
@@ -89,18 +103,22 @@ struct stow {
     char study[65];
     bool has_study;
     mt_mp_t *mp;
+    mt_stowjson_t *json; /* type="application/dicom+json": metadata and bulk data parts */
+    bool too_big, json_too_big;
+    const char *json_error; /* the whole request refused: 400 (413 when json_too_big) */
     part_t *cur;
     result_t *res;
     size_t n_res, cap_res;
     size_t pending;
     bool body_done, malformed, paused, aborted, responded;
     char project[65];
+    char (*cleared)[65]; /* studies whose parts passed the scope check in this request */
+    size_t n_cleared;
     uv_work_t work;
     int join_err;
 };
 
 static void respond(stow_t *s);
-static void on_committed(void *data, int status, const char *comment);
 
 static result_t *new_result(stow_t *s)
 {
@@ -229,14 +247,22 @@ static void start_job(part_t *p)
         part_fail(p, R_OUT_OF_RESOURCES);
 }
 
-static int mp_begin(void *user, const mt_mp_part_t *mp)
+static part_t *part_new(stow_t *s)
 {
-    stow_t *s = user;
     part_t *p = mt_calloc(1, sizeof *p);
     p->s = s;
     p->idx = s->n_res;
     new_result(s);
     mt_buf_init(&p->head, HEAD_MAX);
+    return p;
+}
+
+static int mp_begin(void *user, const mt_mp_part_t *mp)
+{
+    stow_t *s = user;
+    if (s->json)
+        return mt_stowjson_part(s->json, mp);
+    part_t *p = part_new(s);
     s->cur = p;
     char type[96], v[8];
     mt_mp_param(mp->content_type, "x", type, sizeof type, v, sizeof v);
@@ -248,6 +274,12 @@ static int mp_begin(void *user, const mt_mp_part_t *mp)
 static int mp_data(void *user, const uint8_t *b, size_t n)
 {
     stow_t *s = user;
+    if (s->json) {
+        if (mt_stowjson_data(s->json, b, n) == 0)
+            return 0;
+        s->too_big = true;
+        return MT_ETOOBIG;
+    }
     part_t *p = s->cur;
     if (!p || p->fail)
         return 0;
@@ -275,19 +307,9 @@ static int mp_data(void *user, const uint8_t *b, size_t n)
     return pause;
 }
 
-static void on_committed(void *data, int status, const char *comment)
+/* A pending part has its answer (committed, failed, refused): the request may go on. */
+static void pending_done(stow_t *s)
 {
-    part_t *p = data;
-    stow_t *s = p->s;
-    (void)comment;
-    p->job = NULL;
-    if (status == MT_EDUPLICATE)
-        s->res[p->idx].reason = R_DUPLICATE;
-    else if (status == MT_ENOSPC || status == MT_ENOMEM || status == MT_EIO)
-        s->res[p->idx].reason = R_OUT_OF_RESOURCES;
-    else if (status)
-        s->res[p->idx].reason = R_FAILURE;
-    part_free(p);
     s->pending--;
     if (s->paused) { /* no drain callback comes after a commit */
         s->paused = false;
@@ -298,29 +320,61 @@ static void on_committed(void *data, int status, const char *comment)
         respond(s);
 }
 
+/* What the ingest calls back with. The part itself is gone by then (commit). */
+typedef struct ticket {
+    stow_t *s;
+    size_t idx;
+} ticket_t;
+
+static void on_committed(void *data, int status, const char *comment)
+{
+    ticket_t *t = data;
+    stow_t *s = t->s;
+    size_t idx = t->idx;
+    (void)comment;
+    mt_free(t);
+    if (status == MT_EDUPLICATE)
+        s->res[idx].reason = R_DUPLICATE;
+    else if (status == MT_ENOSPC || status == MT_ENOMEM || status == MT_EIO)
+        s->res[idx].reason = R_OUT_OF_RESOURCES;
+    else if (status)
+        s->res[idx].reason = R_FAILURE;
+    pending_done(s);
+}
+
 /* The quarantined part is durable in <root>/.quarantine/ (or failed): stored, with a warning. */
 static void on_quarantined(void *data, int status, const char *comment)
 {
-    part_t *p = data;
+    ticket_t *t = data;
     if (status == 0) {
-        p->s->res[p->idx].warning = W_COERCION;
+        t->s->res[t->idx].warning = W_COERCION;
         mt_log(MT_LOG_WARN, NULL, "http %s: stow: quarantined (Burned In Annotation YES): sop=%s",
-               p->s->wr->r->peer, p->s->res[p->idx].inst); /* the mapped UID: no PHI */
+               t->s->wr->r->peer, t->s->res[t->idx].inst); /* the mapped UID: no PHI */
     }
     on_committed(data, status, comment);
 }
 
+/* Hand the job to the ingest and free the part. From mt_ingest_job_commit on, the ingest owns
+ * the job (its callback fires exactly once), so the part must forget it first: part_free
+ * cancels any job the part still holds, and a part that kept its job pointer after commit
+ * would cancel a committed instance (the defect this ordering fixes; t_web_stow_commit.py). */
 static void commit(part_t *p)
 {
     mt_ingest_job_t *job = p->job;
     mt_index_rec_t *rec = p->rec;
+    ticket_t *t = mt_malloc(sizeof *t);
+    t->s = p->s;
+    t->idx = p->idx;
+    p->job = NULL;
     p->rec = NULL;
     if (p->quarantined) { /* not indexed: held for review, as for C-STORE */
         mt_index_rec_free(rec);
-        mt_ingest_job_quarantine(job, p->s->res[p->idx].inst, on_quarantined, p);
+        mt_ingest_job_quarantine(job, p->s->res[p->idx].inst, on_quarantined, t);
+        part_free(p);
         return;
     }
-    mt_ingest_job_commit(job, rec, on_committed, p);
+    mt_ingest_job_commit(job, rec, on_committed, t);
+    part_free(p);
 }
 
 static int count_cb(void *user, const mt_qdb_instance_t *i)
@@ -355,17 +409,32 @@ static void scope_work(uv_work_t *w)
     const char *path = p->s->wr->conf->index_path;
     mt_qdb_t *db = mt__web_qdb_get(path);
     if (!db) {
-        p->out_of_scope = true; /* cannot tell: refuse */
+        p->inst_outside = true; /* cannot tell: refuse */
         return;
     }
     const char *proj = p->s->project;
     size_t all = count_instances(db, MT_LEVEL_STUDY, p->study_uid, NULL, NULL);
     if (all && !count_instances(db, MT_LEVEL_STUDY, p->study_uid, NULL, proj))
-        p->out_of_scope = true;
-    if (!p->out_of_scope && count_instances(db, MT_LEVEL_INSTANCE, NULL, p->sop_uid, NULL) &&
+        p->study_outside = true;
+    if (count_instances(db, MT_LEVEL_INSTANCE, NULL, p->sop_uid, NULL) &&
         !count_instances(db, MT_LEVEL_INSTANCE, NULL, p->sop_uid, proj))
-        p->out_of_scope = true;
+        p->inst_outside = true;
     mt__web_qdb_put(path, db);
+}
+
+/* Loop thread. The study joins the project only when the whole request has been answered,
+ * so a study this request created is, for its later parts, a study "outside the project"
+ * in the index: a part whose study an earlier part of this request cleared is in scope. */
+static bool study_cleared(stow_t *s, const char *study, bool add)
+{
+    for (size_t i = 0; i < s->n_cleared; i++)
+        if (strcmp(s->cleared[i], study) == 0)
+            return true;
+    if (add) {
+        s->cleared = mt_realloc(s->cleared, (s->n_cleared + 1) * sizeof *s->cleared);
+        snprintf(s->cleared[s->n_cleared++], sizeof *s->cleared, "%s", study);
+    }
+    return false;
 }
 
 static void scope_after(uv_work_t *w, int status)
@@ -373,6 +442,10 @@ static void scope_after(uv_work_t *w, int status)
     part_t *p = w->data;
     stow_t *s = p->s;
     (void)status;
+    p->out_of_scope =
+        p->inst_outside || (p->study_outside && !study_cleared(s, p->study_uid, false));
+    if (!p->out_of_scope)
+        study_cleared(s, p->study_uid, true);
     if (!p->out_of_scope && !s->aborted) {
         commit(p);
         return;
@@ -382,23 +455,12 @@ static void scope_after(uv_work_t *w, int status)
         mt_log(MT_LOG_WARN, NULL, "http %s: stow: a part names a study or instance outside "
                "project %s: refused", s->wr->r->peer, s->project);
     part_free(p); /* cancels the job: nothing stored */
-    s->pending--;
-    if (s->paused) {
-        s->paused = false;
-        if (!s->aborted)
-            mt_http_resume_body(s->wr->r);
-    }
-    if (s->body_done && s->pending == 0)
-        respond(s);
+    pending_done(s);
 }
 
-static int mp_end(void *user)
+/* The part's bytes are all in: check it, then commit (or check its project scope first). */
+static void part_finish(stow_t *s, part_t *p)
 {
-    stow_t *s = user;
-    part_t *p = s->cur;
-    s->cur = NULL;
-    if (!p)
-        return 0;
     result_t *r = &s->res[p->idx];
     if (!p->meta_done && !p->fail)
         part_fail(p, R_CANNOT_UNDERSTAND);
@@ -440,7 +502,7 @@ static int mp_end(void *user)
     }
     if (p->fail) {
         part_free(p);
-        return 0;
+        return;
     }
     const char *st = mt_index_rec_get(p->rec, TAG_STUDY_UID);
     const char *se = mt_index_rec_get(p->rec, TAG_SERIES_UID);
@@ -452,10 +514,49 @@ static int mp_end(void *user)
         snprintf(p->sop_uid, sizeof p->sop_uid, "%s", r->inst);
         p->work.data = p;
         uv_queue_work(mt_node_loop(s->wr->node), &p->work, scope_work, scope_after);
-        return 0;
+        return;
     }
     commit(p);
+}
+
+static int mp_end(void *user)
+{
+    stow_t *s = user;
+    part_t *p = s->cur;
+    s->cur = NULL;
+    if (p)
+        part_finish(s, p);
     return 0;
+}
+
+/* One instance of a metadata + bulk data request (stowjson.h), through the same path as an
+ * application/dicom part from here on. */
+static void on_json_instance(void *user, const mt_stowjson_inst_t *in)
+{
+    stow_t *s = user;
+    part_t *p = part_new(s);
+    result_t *r = &s->res[p->idx];
+    if (in->status) {
+        snprintf(r->cls, sizeof r->cls, "%s", in->cls);
+        snprintf(r->inst, sizeof r->inst, "%s", in->inst);
+        mt_log(MT_LOG_WARN, NULL, "http %s: stow: metadata instance %zu not stored: %s "
+               "(tag %04X,%04X)", s->wr->r->peer, p->idx + 1, in->why ? in->why : "?",
+               MT_TAG_GROUP(in->tag), MT_TAG_ELEM(in->tag));
+        part_fail(p, in->status == MT_EUNSUPPORTED ? R_TS_NOT_SUPPORTED
+                     : in->status == MT_ETOOBIG    ? R_OUT_OF_RESOURCES
+                                                   : R_CANNOT_UNDERSTAND);
+        part_free(p);
+        return;
+    }
+    snprintf(p->meta.sop_class_uid, sizeof p->meta.sop_class_uid, "%s", in->cls);
+    snprintf(p->meta.sop_instance_uid, sizeof p->meta.sop_instance_uid, "%s", in->inst);
+    snprintf(p->meta.transfer_syntax_uid, sizeof p->meta.transfer_syntax_uid, "%s",
+             in->ts->uid);
+    p->meta_done = true;
+    start_job(p);
+    if (!p->fail)
+        dataset_bytes(p, in->ds, in->len); /* held in memory already: no pause */
+    part_finish(s, p);
 }
 
 static const mt_mp_cb_t mp_cb = {mp_begin, mp_data, mp_end};
@@ -465,6 +566,8 @@ static const mt_mp_cb_t mp_cb = {mp_begin, mp_data, mp_end};
 static void stow_free(stow_t *s)
 {
     part_free(s->cur);
+    mt_stowjson_free(s->json);
+    mt_free(s->cleared);
     mt_mp_free(s->mp);
     mt_free(s->res);
     mt_free(s);
@@ -503,6 +606,15 @@ static void on_end(mt_http_req_t *r)
         s->cur = NULL;
         s->n_res--;
         part_free(p);
+    }
+    if (s->json && !s->malformed) {
+        int rc = mt_stowjson_finish(s->json, on_json_instance, s, &s->json_error);
+        s->json_too_big = rc == MT_ETOOBIG;
+        if (rc == 0 && mt_stowjson_unused(s->json))
+            mt_log(MT_LOG_DEBUG, NULL, "http %s: stow: %zu bulk data parts not referenced",
+                   r->peer, mt_stowjson_unused(s->json));
+        mt_stowjson_free(s->json); /* the parts: every instance has its bytes in its job */
+        s->json = NULL;
     }
     s->body_done = true;
     if (s->pending == 0)
@@ -543,6 +655,18 @@ static void uid_elem(mt_buf_t *b, const char *tag, const char *vr, const char *v
 static void send_response(stow_t *s)
 {
     mt_web_req_t *wr = s->wr;
+    if (s->too_big || s->json_error) {
+        char msg[256];
+        if (s->too_big)
+            snprintf(msg, sizeof msg, "STOW-RS: metadata and bulk data parts over the %u MiB "
+                     "this node holds per request (http.stow_hold_mb)",
+                     (unsigned)wr->conf->http_stow_hold_mb);
+        else
+            snprintf(msg, sizeof msg, "STOW-RS metadata: %s", s->json_error);
+        mt__web_fail(wr, s->too_big || s->json_too_big ? 413 : 400, msg);
+        stow_free(s);
+        return;
+    }
     if (s->malformed && s->n_res == 0) {
         mt__web_fail(wr, 400, "malformed multipart/related body");
         stow_free(s);
@@ -693,8 +817,16 @@ void mt__stow(mt_web_req_t *wr, const char *study)
     for (char *c = part; *c; c++)
         if (*c >= 'A' && *c <= 'Z')
             *c = (char)(*c + 32);
-    if (part[0] && strcmp(part, "application/dicom") != 0) {
-        mt__web_fail(wr, 415, "STOW-RS: only type=\"application/dicom\" parts are supported");
+    bool json = strcmp(part, "application/dicom+json") == 0;
+    if (strcmp(part, "application/dicom+xml") == 0) {
+        mt__web_fail(wr, 415, "STOW-RS: type=\"application/dicom+xml\" (PS3.19 Native DICOM "
+                     "Model) is not supported: send type=\"application/dicom\" or "
+                     "\"application/dicom+json\" (docs/conformance.md)");
+        return;
+    }
+    if (part[0] && strcmp(part, "application/dicom") != 0 && !json) {
+        mt__web_fail(wr, 415, "STOW-RS takes multipart/related with type=\"application/dicom\" "
+                     "or type=\"application/dicom+json\"");
         return;
     }
     stow_t *s = mt_calloc(1, sizeof *s);
@@ -706,7 +838,10 @@ void mt__stow(mt_web_req_t *wr, const char *study)
     if (wr->project)
         snprintf(s->project, sizeof s->project, "%s", wr->project);
     s->mp = mt_mp_new(boundary, &mp_cb, s);
+    if (json)
+        s->json = mt_stowjson_new((size_t)wr->conf->http_stow_hold_mb << 20);
     if (!s->mp) {
+        mt_stowjson_free(s->json);
         mt_free(s);
         mt__web_fail(wr, 400, "multipart boundary missing or malformed");
         return;

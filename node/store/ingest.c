@@ -60,6 +60,7 @@
  */
 #include "ingest.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,6 +102,7 @@ struct mt_ingest_job {
     mt_buf_t buf; /* bytes appended, not yet handed to a worker */
     bool working; /* a pool worker owns out, tmp, work_status */
     bool commit_wanted, cancelled, want_drain;
+    bool handed_over; /* commit/quarantine called: the ingest owns the job, no cancel */
     bool free_deferred; /* completed before after_work_cb ran: that frees it */
     int status;
     const char *comment;
@@ -1092,6 +1094,7 @@ int mt_ingest_job_append(mt_ingest_job_t *job, const uint8_t *p, size_t n,
 void mt_ingest_job_commit(mt_ingest_job_t *job, mt_index_rec_t *rec, mt_ingest_done_cb cb,
                           void *data)
 {
+    job->handed_over = true;
     job->rec = rec;
     job->done_cb = cb;
     job->done_data = data;
@@ -1109,6 +1112,7 @@ void mt_ingest_job_commit(mt_ingest_job_t *job, mt_index_rec_t *rec, mt_ingest_d
 void mt_ingest_job_quarantine(mt_ingest_job_t *job, const char *sop_uid, mt_ingest_done_cb cb,
                               void *data)
 {
+    job->handed_over = true;
     job->done_cb = cb;
     job->done_data = data;
     job->want_drain = false;
@@ -1135,6 +1139,11 @@ void mt_ingest_job_cancel(mt_ingest_job_t *job)
 {
     if (!job)
         return;
+    if (job->handed_over) { /* a caller bug: its callback is due and will come */
+        mt_log(MT_LOG_ERROR, NULL, "ingest: cancel of a job already committed: ignored");
+        assert(!"mt_ingest_job_cancel after commit");
+        return;
+    }
     job->cancelled = true;
     job->want_drain = false;
     buf_give(job->ing, &job->buf);

@@ -65,7 +65,9 @@ void mt_ingest_job_quarantine(mt_ingest_job_t *job, const char *sop_uid, mt_inge
                               void *data);
 /* ".quarantine/<sop_uid>.dcm" into out; false for a UID unusable in a path (store.h). */
 bool mt_ingest_quarantine_path(const char *sop_uid, char *out, size_t outsz);
-/* Abandon (peer vanished, bad data): temp file removed, nothing indexed, no callback. */
+/* Abandon (peer vanished, bad data): temp file removed, nothing indexed, no callback. Only
+ * before commit/quarantine: from then on the ingest owns the job (a cancel after that is a
+ * caller bug: it asserts in debug builds and is ignored, with an error logged, otherwise). */
 void mt_ingest_job_cancel(mt_ingest_job_t *job);
 
 #endif

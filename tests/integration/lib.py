@@ -621,3 +621,12 @@ def layers(instances):
             res.append([])
         res[k].append(inst)
     return res
+
+
+def deid_key_file(directory):
+    """A fresh 32-byte de-identification key (deid.key_file) in directory, mode 0600."""
+    key = os.path.join(directory, "key")
+    with open(key, "wb") as f:
+        f.write(os.urandom(32))
+    os.chmod(key, 0o600)
+    return key
