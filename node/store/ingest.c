@@ -24,7 +24,7 @@
  *     2. BEGIN; put() each row with verified=0 (duplicate policy decides: insert, replace,
  *        keep the existing one, reject). Then the path of the batch:
  *     FAST (every file is new and goes to a directory already durably marked in dirty_dirs):
- *        3f. rows marked unsynced (verified=2: start-up checks their adler32, the data may
+ *        3f. rows marked unsynced (verified=2: start-up checks their CRC-32C, the data may
  *            be torn); rename each temp file into place; COMMIT; ONE sync: data, renames, rows
  *     SLOW (anything else: a new series directory, an overwrite):
  *        3. mark the new directories (dir_mark); COMMIT: the rows are the batch's intent
@@ -63,11 +63,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
 
 #include "../index/rebuild.h"
 #include "../util/alloc.h"
 #include "../util/buf.h"
+#include "../util/crc32c.h"
 #include "../util/err.h"
 #include "../util/log.h"
 #include "store.h"
@@ -84,6 +84,12 @@
 #define BUF_POOL_MAX 32
 #define BUF_POOL_ONE (2u << 20)
 #define BUF_POOL_BYTES (4u << 20)
+/* Group commit: before a batch starts, the commit thread waits at most this long for jobs whose
+ * last bytes are being written on the pool (FINAL work in flight: they land within a write's
+ * time). The previous batch's answers go out together, so the next instances tend to arrive
+ * together; without the wait the first of them starts a batch alone and the others wait for
+ * its whole flush. Never waits on the network: a job still receiving is not counted. */
+#define GATHER_NS (1000u * 1000u)
 
 #define TAG_SOP_INSTANCE_UID MT_TAG(0x0008, 0x0018)
 #define TAG_STUDY_INSTANCE_UID MT_TAG(0x0020, 0x000D)
@@ -116,7 +122,8 @@ struct mt_ingest_job {
     int work_status;
     const char *work_comment;
     bool direct; /* FINAL work queued it for the commit thread itself (no loop hop) */
-    uint32_t adler; /* adler32 of the bytes written so far */
+    bool writing; /* counted in ing->n_writing (FINAL in flight, will queue itself) */
+    uint32_t crc; /* CRC-32C (util/crc32c.h) of the bytes written so far */
     mt_index_rec_t *rec;
     char ts_uid[65], sop_class_uid[65];
     /* commit thread */
@@ -142,6 +149,7 @@ struct mt_ingest {
     /* under mu */
     mt_ingest_job_t *q_head, **q_tail;
     mt_ingest_job_t *done_head, **done_tail;
+    size_t n_writing; /* FINAL work in flight that will queue its job (GATHER_NS) */
     bool stop, thread_done;
 
     uv_async_t async;
@@ -310,7 +318,7 @@ static bool bad_file(int err)
 }
 
 /* Index the file at rel_path if it is a whole Part 10 file of instance sop stored at its layout
- * path (and, when torn is given, of exactly that size and adler32: a file written on the
+ * path (and, when torn is given, of exactly that size and checksum: a file written on the
  * one-flush path can parse yet hold blocks that never reached the disk): put (overwrite) from
  * the file's own values and mark the row verified.
  * 0 indexed; MT_ENOENT no such file; bad_file() codes: not a whole file of sop at that path;
@@ -321,13 +329,16 @@ static int index_from_file(mt_store_t *st, mt_index_t *ix, const char *sop, cons
     char abs[1024], want[MT_STORE_PATH_MAX];
     mt_meta_t meta;
     uint64_t size = 0;
-    uint32_t sum = 0;
+    uint32_t sum = 0, adler = 0;
     int rc = st->ops->abs_path(st, rel_path, abs, sizeof abs);
     if (rc)
         return rc;
     mt_index_rec_t *rec = mt_index_rec_new();
-    rc = mt_index_read_file_sum(abs, &meta, rec, &size, &sum);
-    if (rc == 0 && torn && (!torn->has_checksum || torn->checksum != sum || torn->size != size))
+    rc = mt_index_read_file_sum(abs, &meta, rec, &size, &sum, torn ? &adler : NULL);
+    /* a row an older version left unsynced carries the adler32 it recorded then */
+    if (rc == 0 && torn &&
+        (!torn->has_checksum || (torn->checksum != sum && torn->checksum != adler) ||
+         torn->size != size))
         rc = MT_EMALFORMED;
     if (rc == 0) {
         const char *ds_sop = mt_index_rec_get(rec, TAG_SOP_INSTANCE_UID);
@@ -668,7 +679,7 @@ static batch_mode_t batch_intent(mt_ingest_t *ing, mt_ingest_job_t *batch)
             continue;
         }
         mt_index_rec_set_file(j->rec, j->rel_path, j->tmp.size, j->ts_uid, j->sop_class_uid);
-        mt_index_rec_set_checksum(j->rec, j->adler);
+        mt_index_rec_set_checksum(j->rec, j->crc);
         n_ok++;
     }
     if (!n_ok)
@@ -855,6 +866,21 @@ static mt_ingest_job_t *take_batch(mt_ingest_t *ing)
     return batch;
 }
 
+/* Under mu, with jobs queued: wait (at most GATHER_NS) for the FINAL writes in flight, so
+ * their jobs join this batch instead of waiting for its flush. */
+static void gather(mt_ingest_t *ing)
+{
+    if (!ing->q_head || !ing->n_writing || ing->stop)
+        return;
+    uint64_t deadline = uv_hrtime() + GATHER_NS;
+    while (ing->n_writing && !ing->stop) {
+        uint64_t now = uv_hrtime();
+        if (now >= deadline ||
+            uv_cond_timedwait(&ing->cond, &ing->mu, deadline - now) == UV_ETIMEDOUT)
+            break;
+    }
+}
+
 /* One sync per turn of the loop. A SLOW batch is pipelined: the sync that makes its renames
  * durable (its sync #2) is the sync #1 of the next batch, so it waits in `pending`. A FAST
  * batch renames before the sync and is finished right after it. When the queue runs dry the
@@ -869,6 +895,7 @@ static void commit_thread(void *arg)
             uv_cond_wait(&ing->cond, &ing->mu);
         if (!ing->q_head && !pending)
             break; /* stop, and nothing in flight */
+        gather(ing);
         mt_ingest_job_t *batch = take_batch(ing);
         uv_mutex_unlock(&ing->mu);
 
@@ -929,7 +956,7 @@ static void work_cb(uv_work_t *w)
         err = st->ops->tmp_create(st, &job->tmp);
     if (!err && job->out.len) {
         err = st->ops->tmp_write(st, &job->tmp, job->out.data, job->out.len);
-        job->adler = (uint32_t)adler32_z(job->adler, job->out.data, job->out.len);
+        job->crc = mt_crc32c(job->crc, job->out.data, job->out.len);
     }
     mt_buf_reset(&job->out);
     if (!err && job->op == OP_FINAL)
@@ -947,18 +974,22 @@ static void work_cb(uv_work_t *w)
         st->ops->tmp_discard(st, &job->tmp);
         job->work_status = err;
         job->work_comment = comment_for(err);
-        return;
     }
-    if (job->op == OP_FINAL && !job->quar_path[0]) {
+    if (job->writing) {
         /* complete and committed (no cancel after commit): straight to the commit queue, not
          * via a wake-up of the loop first. The job's buffers stay with the loop thread
-         * (after_work_cb recycles them); the commit thread never touches them. */
+         * (after_work_cb recycles them); the commit thread never touches them. A failed one
+         * goes back through after_work_cb; either way the commit thread stops waiting for it. */
         mt_ingest_t *ing = job->ing;
-        job->direct = true;
-        job->next = NULL;
         uv_mutex_lock(&ing->mu);
-        *ing->q_tail = job;
-        ing->q_tail = &job->next;
+        ing->n_writing--;
+        job->writing = false;
+        if (!err) {
+            job->direct = true;
+            job->next = NULL;
+            *ing->q_tail = job;
+            ing->q_tail = &job->next;
+        }
         uv_cond_signal(&ing->cond);
         uv_mutex_unlock(&ing->mu);
     }
@@ -976,6 +1007,12 @@ static void start_work(mt_ingest_job_t *job, job_op_t op)
     job->op = op;
     job->working = true;
     job->work.data = job;
+    if (op == OP_FINAL && !job->work_status && !job->quar_path[0]) {
+        uv_mutex_lock(&job->ing->mu);
+        job->ing->n_writing++;
+        job->writing = true;
+        uv_mutex_unlock(&job->ing->mu);
+    }
     int rc = uv_queue_work(job->ing->loop, &job->work, work_cb, after_work_cb);
     if (rc != 0) { /* only fails for a NULL work_cb: an invariant */
         mt_log(MT_LOG_ERROR, NULL, "ingest: uv_queue_work: %s", uv_strerror(rc));
@@ -1055,7 +1092,7 @@ mt_ingest_job_t *mt_ingest_job_new(mt_ingest_t *ing, const mt_meta_t *meta)
     buf_take(ing, &job->buf);
     buf_take(ing, &job->out);
     job->tmp.fd = -1;
-    job->adler = (uint32_t)adler32_z(0, NULL, 0);
+    job->crc = 0;
     snprintf(job->ts_uid, sizeof job->ts_uid, "%s", meta->transfer_syntax_uid);
     snprintf(job->sop_class_uid, sizeof job->sop_class_uid, "%s", meta->sop_class_uid);
     ing->n_jobs++;

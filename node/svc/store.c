@@ -54,6 +54,10 @@
 #define TAG_STUDY_INSTANCE_UID MT_TAG(0x0020, 0x000D)
 #define TAG_SERIES_INSTANCE_UID MT_TAG(0x0020, 0x000E)
 #define MT_STORE_TAG_HDR_MAX (16u << 20)
+/* Values up to this size reach on_element whole (every index, routing and sequence key is far
+ * smaller); larger ones (Pixel Data) stream past as chunks, so the reader never copies the
+ * bulk of an instance that arrives in several reads into a buffer of its own. */
+#define MT_STORE_READER_MAX_VALUE (64u << 10)
 
 typedef struct store_req {
     mt_dimse_req_t *req;
@@ -340,7 +344,8 @@ static void store_on_request(mt_dimse_req_t *req)
         fail(s, MT_STATUS_CANNOT_UNDERSTAND, "missing Affected SOP Class/Instance UID");
         return;
     }
-    mt_ds_reader_opts_t o = {.ts = s->ts, .cb = on_element, .user = s};
+    mt_ds_reader_opts_t o = {
+        .ts = s->ts, .max_buffered_value = MT_STORE_READER_MAX_VALUE, .cb = on_element, .user = s};
     s->reader = mt_ds_reader_new(&o);
     const mt_conf_t *conf = mt_assoc_conf(req->assoc);
     if (conf && conf->routes) {
