@@ -99,9 +99,9 @@ static void store_req_free(store_req_t *s)
 }
 
 /* Hand the captured original header to the tagger (after a successful store). */
-static void offer_header(store_req_t *s)
+static void offer_header(store_req_t *s, mt_node_t *node)
 {
-    mt_tagger_t *t = mt_node_tagger(mt_assoc_node(s->req->assoc));
+    mt_tagger_t *t = mt_node_tagger(node);
     if (!t || s->hdr_off || !s->hdr.len)
         return;
     size_t len = s->hdr_end < s->hdr.len ? (size_t)s->hdr_end : s->hdr.len;
@@ -367,10 +367,13 @@ static void on_committed(void *data, int status, const char *comment)
         mt_assoc_resume_reading(req->assoc);
     }
     if (status == 0) {
-        offer_header(s); /* O(1): queues the extraction on the pool */
-        if (s->dec.n_forward) /* queued in the commit's transaction: send soon */
-            mt_forward_kick(mt_node_forward(mt_assoc_node(req->assoc)));
+        /* the answer first (it releases req): the tagger's and forwarder's wake-ups of other
+         * threads are not on the way of the SCU's next request */
+        mt_node_t *node = mt_assoc_node(req->assoc);
         respond(req, MT_STATUS_SUCCESS, NULL);
+        offer_header(s, node); /* O(1): queues the extraction on the pool */
+        if (s->dec.n_forward) /* queued in the commit's transaction: send soon */
+            mt_forward_kick(mt_node_forward(node));
     }
     else if (status == MT_EDUPLICATE)
         respond(req, MT_STATUS_DUPLICATE_SOP_INSTANCE, "duplicate SOP instance");
