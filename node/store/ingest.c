@@ -17,7 +17,11 @@
  *      └──commit──> FINAL work (rest of buf -> temp, close) ──> commit queue (mutex + cond),
  *                   queued by the pool thread itself (no loop wake-up in between); its
  *                   after_work_cb only recycles the buffers (and frees the job if the commit
- *                   thread completed it first: free_deferred)
+ *                   thread completed it first: free_deferred). When the commit thread is idle
+ *                   and nothing is queued (a synchronous SCU), the job goes to it unwritten
+ *                   ("raw", queue_raw) and it does the FINAL write itself: one thread hop
+ *                   and one loop wake-up fewer. The commit thread waits at most GATHER_NS
+ *                   for FINAL writes in flight before it starts a batch (gather).
  *                                                               │
  *   commit thread, per batch (batch_intent, then one of two paths):  ▼
  *     1. path of each job from its UIDs (store layout; a bad UID fails that job)
@@ -123,6 +127,7 @@ struct mt_ingest_job {
     const char *work_comment;
     bool direct; /* FINAL work queued it for the commit thread itself (no loop hop) */
     bool writing; /* counted in ing->n_writing (FINAL in flight, will queue itself) */
+    bool raw;     /* queued unwritten: the (idle) commit thread does its FINAL write */
     uint32_t crc; /* CRC-32C (util/crc32c.h) of the bytes written so far */
     mt_index_rec_t *rec;
     char ts_uid[65], sop_class_uid[65];
@@ -150,6 +155,7 @@ struct mt_ingest {
     mt_ingest_job_t *q_head, **q_tail;
     mt_ingest_job_t *done_head, **done_tail;
     size_t n_writing; /* FINAL work in flight that will queue its job (GATHER_NS) */
+    bool commit_idle; /* the commit thread waits for work, nothing in flight */
     bool stop, thread_done;
 
     uv_async_t async;
@@ -653,6 +659,8 @@ static int mark_dirs(mt_ingest_t *ing, mt_ingest_job_t *batch)
     return err;
 }
 
+static int write_out(mt_store_t *st, mt_ingest_job_t *job, bool final);
+
 /* Steps 1-2 (numbered as in the file comment): paths, then the rows. Decides the path of the
  * batch: FAST when every file goes to a new path in a directory already durably marked (the
  * transaction stays open), else SLOW (rows committed as intents, new marks with them). */
@@ -665,6 +673,12 @@ static batch_mode_t batch_intent(mt_ingest_t *ing, mt_ingest_job_t *batch)
         j->repair = false;
         j->replaced = false;
         j->old_path[0] = '\0';
+        if (j->raw) {
+            j->raw = false;
+            int werr = write_out(ing->store, j, true);
+            if (werr)
+                fail_job(ing, j, werr, NULL);
+        }
         if (j->status)
             continue;
         if (ing->broken) {
@@ -891,8 +905,11 @@ static void commit_thread(void *arg)
     mt_ingest_job_t *pending = NULL; /* SLOW, renamed into place, renames not yet durable */
     uv_mutex_lock(&ing->mu);
     for (;;) {
-        while (!ing->q_head && !pending && !ing->stop)
+        while (!ing->q_head && !pending && !ing->stop) {
+            ing->commit_idle = true;
             uv_cond_wait(&ing->cond, &ing->mu);
+        }
+        ing->commit_idle = false;
         if (!ing->q_head && !pending)
             break; /* stop, and nothing in flight */
         gather(ing);
@@ -943,15 +960,11 @@ static void commit_thread(void *arg)
 
 /* ---- job work on the libuv pool ---- */
 
-static void work_cb(uv_work_t *w)
+/* The job's pending bytes (out) to its temp file (created on first use), with the checksum;
+ * final: then close it. On the pool, or on the commit thread for a raw job. */
+static int write_out(mt_store_t *st, mt_ingest_job_t *job, bool final)
 {
-    mt_ingest_job_t *job = w->data;
-    mt_store_t *st = job->ing->store;
     int err = 0;
-    if (job->op == OP_DISCARD || job->work_status) {
-        st->ops->tmp_discard(st, &job->tmp);
-        return;
-    }
     if (job->tmp.fd < 0 && !job->tmp.name[0])
         err = st->ops->tmp_create(st, &job->tmp);
     if (!err && job->out.len) {
@@ -959,8 +972,20 @@ static void work_cb(uv_work_t *w)
         job->crc = mt_crc32c(job->crc, job->out.data, job->out.len);
     }
     mt_buf_reset(&job->out);
-    if (!err && job->op == OP_FINAL)
+    if (!err && final)
         err = st->ops->tmp_close(st, &job->tmp);
+    return err;
+}
+
+static void work_cb(uv_work_t *w)
+{
+    mt_ingest_job_t *job = w->data;
+    mt_store_t *st = job->ing->store;
+    if (job->op == OP_DISCARD || job->work_status) {
+        st->ops->tmp_discard(st, &job->tmp);
+        return;
+    }
+    int err = write_out(st, job, job->op == OP_FINAL);
     if (!err && job->op == OP_FINAL && job->quar_path[0]) {
         /* Quarantine: data durable, then the rename, then the rename durable; a crash before
          * the rename leaves a temp file (removed at start-up), never a torn quarantined file. */
@@ -1018,6 +1043,31 @@ static void start_work(mt_ingest_job_t *job, job_op_t op)
         mt_log(MT_LOG_ERROR, NULL, "ingest: uv_queue_work: %s", uv_strerror(rc));
         abort();
     }
+}
+
+/* A synchronous SCU's instance finds the commit thread idle: hand it the job unwritten (it
+ * does the FINAL write itself, write_out) rather than waking a pool thread that wakes the
+ * commit thread and the loop again. Only when nothing else is queued: under load the writes
+ * stay on the pool, in parallel with the commit thread's flush. Loop thread. */
+static bool queue_raw(mt_ingest_job_t *job)
+{
+    mt_ingest_t *ing = job->ing;
+    bool ok = false;
+    uv_mutex_lock(&ing->mu);
+    if (ing->commit_idle && !ing->q_head && !ing->stop) {
+        mt_buf_t t = job->out; /* empty: no worker holds it */
+        job->out = job->buf;
+        job->buf = t;
+        job->raw = true;
+        job->next = NULL;
+        *ing->q_tail = job;
+        ing->q_tail = &job->next;
+        ing->commit_idle = false;
+        uv_cond_signal(&ing->cond);
+        ok = true;
+    }
+    uv_mutex_unlock(&ing->mu);
+    return ok;
 }
 
 static void enqueue_commit(mt_ingest_job_t *job)
@@ -1139,6 +1189,8 @@ void mt_ingest_job_commit(mt_ingest_job_t *job, mt_index_rec_t *rec, mt_ingest_d
     }
     if (job->working)
         job->commit_wanted = true;
+    else if (!job->status && queue_raw(job))
+        return;
     else
         start_work(job, OP_FINAL); /* also delivers an earlier failure, asynchronously */
 }
