@@ -20,8 +20,7 @@
  *                   thread completed it first: free_deferred). When the commit thread is idle
  *                   and nothing is queued (a synchronous SCU), the job goes to it unwritten
  *                   ("raw", queue_raw) and it does the FINAL write itself: one thread hop
- *                   and one loop wake-up fewer. The commit thread waits at most GATHER_NS
- *                   for FINAL writes in flight before it starts a batch (gather).
+ *                   and one loop wake-up fewer.
  *                                                               │
  *   commit thread, per batch (batch_intent, then one of two paths):  ▼
  *     1. path of each job from its UIDs (store layout; a bad UID fails that job)
@@ -88,12 +87,6 @@
 #define BUF_POOL_MAX 32
 #define BUF_POOL_ONE (2u << 20)
 #define BUF_POOL_BYTES (4u << 20)
-/* Group commit: before a batch starts, the commit thread waits at most this long for jobs whose
- * last bytes are being written on the pool (FINAL work in flight: they land within a write's
- * time). The previous batch's answers go out together, so the next instances tend to arrive
- * together; without the wait the first of them starts a batch alone and the others wait for
- * its whole flush. Never waits on the network: a job still receiving is not counted. */
-#define GATHER_NS (1000u * 1000u)
 
 #define TAG_SOP_INSTANCE_UID MT_TAG(0x0008, 0x0018)
 #define TAG_STUDY_INSTANCE_UID MT_TAG(0x0020, 0x000D)
@@ -126,7 +119,6 @@ struct mt_ingest_job {
     int work_status;
     const char *work_comment;
     bool direct; /* FINAL work queued it for the commit thread itself (no loop hop) */
-    bool writing; /* counted in ing->n_writing (FINAL in flight, will queue itself) */
     bool raw;     /* queued unwritten: the (idle) commit thread does its FINAL write */
     uint32_t crc; /* CRC-32C (util/crc32c.h) of the bytes written so far */
     mt_index_rec_t *rec;
@@ -154,7 +146,6 @@ struct mt_ingest {
     /* under mu */
     mt_ingest_job_t *q_head, **q_tail;
     mt_ingest_job_t *done_head, **done_tail;
-    size_t n_writing; /* FINAL work in flight that will queue its job (GATHER_NS) */
     bool commit_idle; /* the commit thread waits for work, nothing in flight */
     bool stop, thread_done;
 
@@ -880,21 +871,6 @@ static mt_ingest_job_t *take_batch(mt_ingest_t *ing)
     return batch;
 }
 
-/* Under mu, with jobs queued: wait (at most GATHER_NS) for the FINAL writes in flight, so
- * their jobs join this batch instead of waiting for its flush. */
-static void gather(mt_ingest_t *ing)
-{
-    if (!ing->q_head || !ing->n_writing || ing->stop)
-        return;
-    uint64_t deadline = uv_hrtime() + GATHER_NS;
-    while (ing->n_writing && !ing->stop) {
-        uint64_t now = uv_hrtime();
-        if (now >= deadline ||
-            uv_cond_timedwait(&ing->cond, &ing->mu, deadline - now) == UV_ETIMEDOUT)
-            break;
-    }
-}
-
 /* One sync per turn of the loop. A SLOW batch is pipelined: the sync that makes its renames
  * durable (its sync #2) is the sync #1 of the next batch, so it waits in `pending`. A FAST
  * batch renames before the sync and is finished right after it. When the queue runs dry the
@@ -912,7 +888,6 @@ static void commit_thread(void *arg)
         ing->commit_idle = false;
         if (!ing->q_head && !pending)
             break; /* stop, and nothing in flight */
-        gather(ing);
         mt_ingest_job_t *batch = take_batch(ing);
         uv_mutex_unlock(&ing->mu);
 
@@ -999,22 +974,18 @@ static void work_cb(uv_work_t *w)
         st->ops->tmp_discard(st, &job->tmp);
         job->work_status = err;
         job->work_comment = comment_for(err);
+        return;
     }
-    if (job->writing) {
+    if (job->op == OP_FINAL && !job->quar_path[0]) {
         /* complete and committed (no cancel after commit): straight to the commit queue, not
          * via a wake-up of the loop first. The job's buffers stay with the loop thread
-         * (after_work_cb recycles them); the commit thread never touches them. A failed one
-         * goes back through after_work_cb; either way the commit thread stops waiting for it. */
+         * (after_work_cb recycles them); the commit thread never touches them. */
         mt_ingest_t *ing = job->ing;
+        job->direct = true;
+        job->next = NULL;
         uv_mutex_lock(&ing->mu);
-        ing->n_writing--;
-        job->writing = false;
-        if (!err) {
-            job->direct = true;
-            job->next = NULL;
-            *ing->q_tail = job;
-            ing->q_tail = &job->next;
-        }
+        *ing->q_tail = job;
+        ing->q_tail = &job->next;
         uv_cond_signal(&ing->cond);
         uv_mutex_unlock(&ing->mu);
     }
@@ -1032,12 +1003,6 @@ static void start_work(mt_ingest_job_t *job, job_op_t op)
     job->op = op;
     job->working = true;
     job->work.data = job;
-    if (op == OP_FINAL && !job->work_status && !job->quar_path[0]) {
-        uv_mutex_lock(&job->ing->mu);
-        job->ing->n_writing++;
-        job->writing = true;
-        uv_mutex_unlock(&job->ing->mu);
-    }
     int rc = uv_queue_work(job->ing->loop, &job->work, work_cb, after_work_cb);
     if (rc != 0) { /* only fails for a NULL work_cb: an invariant */
         mt_log(MT_LOG_ERROR, NULL, "ingest: uv_queue_work: %s", uv_strerror(rc));
