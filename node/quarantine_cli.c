@@ -160,7 +160,7 @@ static int release_one(mt_store_t *st, mt_index_t *ix, const char *sop, const ch
     uint64_t size = 0;
     uint32_t sum = 0;
     mt_index_rec_t *rec = mt_index_rec_new();
-    rc = mt_index_read_file_sum(abs, &meta, rec, &size, &sum);
+    rc = mt_index_read_file_sum(abs, &meta, rec, &size, &sum, NULL);
     if (rc) {
         *why = rc == MT_ENOENT ? "not in quarantine" : "not a whole DICOM file";
         goto out;

@@ -57,8 +57,8 @@ const char *mt_index_rec_get(const mt_index_rec_t *r, uint32_t tag);
  * transfer syntax UID of the stored file, SOP class from the file meta. */
 void mt_index_rec_set_file(mt_index_rec_t *r, const char *rel_path, uint64_t size,
                            const char *ts_uid, const char *sop_class_uid);
-/* The adler32 (zlib) of the whole stored file, when known. */
-void mt_index_rec_set_checksum(mt_index_rec_t *r, uint32_t adler32);
+/* The CRC-32C (util/crc32c.h) of the whole stored file, when known. */
+void mt_index_rec_set_checksum(mt_index_rec_t *r, uint32_t crc32c);
 
 /* Routing (issue 6): projects the instance's study joins, and destinations it is queued for,
  * both in the transaction of put() (so a crash cannot index an instance without them).
@@ -84,7 +84,7 @@ typedef struct mt_index_pending {
     const char *replaces_path; /* file of the instance it replaced at another path, or NULL */
     uint64_t size;
     bool unsynced;     /* mark_unsynced(): the file's data may be torn */
-    bool has_checksum; /* checksum: adler32 of the whole file as written */
+    bool has_checksum; /* checksum: CRC-32C of the whole file as written (adler32 before 2026-12) */
     uint32_t checksum;
 } mt_index_pending_t;
 /* One series' CMR tag (node/tag/, spec section 9.1). Strings are borrowed. */

@@ -8,8 +8,9 @@
  * incomplete), then every byte of the data set goes through mt_ds_reader_feed and the reader
  * must finish cleanly (a truncated or zero-filled file fails). Top-level elements whose value
  * the reader delivers whole are offered to the record; keys are never bulk data.
- * mt_index_read_file_sum also returns the adler32 of every byte read (the ingest's checksum
- * of a stored file, to detect torn data that still parses).
+ * mt_index_read_file_sum also returns the CRC-32C of every byte read (the ingest's checksum
+ * of a stored file, to detect torn data that still parses; the adler32 of older versions on
+ * request).
  *
  * mt_index_rebuild: clear the index, then walk the store (temp files under .tmp are never
  * visited) and index every file that
@@ -34,6 +35,7 @@
 
 #include "../store/store.h"
 #include "../util/alloc.h"
+#include "../util/crc32c.h"
 #include "../util/err.h"
 #include "../util/log.h"
 
@@ -80,12 +82,13 @@ static ssize_t read_full(int fd, uint8_t *p, size_t n)
 
 int mt_index_read_file(const char *abs_path, mt_meta_t *meta, mt_index_rec_t *rec, uint64_t *size)
 {
-    return mt_index_read_file_sum(abs_path, meta, rec, size, NULL);
+    return mt_index_read_file_sum(abs_path, meta, rec, size, NULL, NULL);
 }
 
 int mt_index_read_file_sum(const char *abs_path, mt_meta_t *meta, mt_index_rec_t *rec,
-                           uint64_t *size, uint32_t *adler32)
+                           uint64_t *size, uint32_t *crc32c, uint32_t *adler32)
 {
+    uint32_t crc = 0;
     uLong sum = adler32_z(0, NULL, 0);
     int fd = open(abs_path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -127,7 +130,10 @@ int mt_index_read_file_sum(const char *abs_path, mt_meta_t *meta, mt_index_rec_t
                 goto out;
             }
             eof = (size_t)n < cap - len;
-            sum = adler32_z(sum, buf + len, (size_t)n);
+            if (crc32c)
+                crc = mt_crc32c(crc, buf + len, (size_t)n);
+            if (adler32)
+                sum = adler32_z(sum, buf + len, (size_t)n);
             len += (size_t)n;
         }
         err = mt_part10_read_meta(buf, len, meta, &consumed, &diag);
@@ -164,11 +170,16 @@ int mt_index_read_file_sum(const char *abs_path, mt_meta_t *meta, mt_index_rec_t
             goto out;
         }
         eof = (size_t)n < READ_CHUNK;
-        sum = adler32_z(sum, buf, (size_t)n);
+        if (crc32c)
+            crc = mt_crc32c(crc, buf, (size_t)n);
+        if (adler32)
+            sum = adler32_z(sum, buf, (size_t)n);
         if (n > 0 && (err = mt_ds_reader_feed(r, buf, (size_t)n)))
             goto out;
     }
     err = mt_ds_reader_finish(r);
+    if (crc32c)
+        *crc32c = crc;
     if (adler32)
         *adler32 = (uint32_t)sum;
 out:
@@ -209,7 +220,7 @@ static int on_file(void *u, const char *rel_path, const char *abs_path, uint64_t
     uint64_t fsize = 0;
     uint32_t sum = 0;
     mt_index_rec_t *rec = mt_index_rec_new();
-    int rc = mt_index_read_file_sum(abs_path, &meta, rec, &fsize, &sum);
+    int rc = mt_index_read_file_sum(abs_path, &meta, rec, &fsize, &sum, NULL);
     if (rc) {
         c->unreadable++;
         mt_log(MT_LOG_DEBUG, NULL, "rebuild: %s: %s", rel_path, mt_strerror(rc));

@@ -37,8 +37,10 @@ int mt_index_rebuild_report(const char *storage_root, const char *index_path,
  * truncated or zero-filled file fails (MT_EMALFORMED); MT_ENOENT when the file is missing. */
 int mt_index_read_file(const char *abs_path, mt_meta_t *meta, mt_index_rec_t *rec,
                        uint64_t *size);
-/* The same, also computing the adler32 (zlib) of the whole file into *adler32. */
+/* The same, also computing checksums of the whole file: *crc32c (util/crc32c.h: what the
+ * ingest records since 2026-12) and, when adler32 is not NULL, *adler32 (zlib: what it recorded
+ * before, so a row left unsynced by an older version can still be checked). Either may be NULL. */
 int mt_index_read_file_sum(const char *abs_path, mt_meta_t *meta, mt_index_rec_t *rec,
-                           uint64_t *size, uint32_t *adler32);
+                           uint64_t *size, uint32_t *crc32c, uint32_t *adler32);
 
 #endif

@@ -368,10 +368,10 @@ void mt_index_rec_set_file(mt_index_rec_t *r, const char *rel_path, uint64_t siz
     r->size = size;
 }
 
-void mt_index_rec_set_checksum(mt_index_rec_t *r, uint32_t adler32)
+void mt_index_rec_set_checksum(mt_index_rec_t *r, uint32_t crc32c)
 {
     r->has_checksum = true;
-    r->checksum = adler32;
+    r->checksum = crc32c;
 }
 
 const char *mt__index_rec_value(const mt_index_rec_t *r, size_t i)

@@ -17,14 +17,17 @@
  *      └──commit──> FINAL work (rest of buf -> temp, close) ──> commit queue (mutex + cond),
  *                   queued by the pool thread itself (no loop wake-up in between); its
  *                   after_work_cb only recycles the buffers (and frees the job if the commit
- *                   thread completed it first: free_deferred)
+ *                   thread completed it first: free_deferred). When the commit thread is idle
+ *                   and nothing is queued (a synchronous SCU), the job goes to it unwritten
+ *                   ("raw", queue_raw) and it does the FINAL write itself: one thread hop
+ *                   and one loop wake-up fewer.
  *                                                               │
  *   commit thread, per batch (batch_intent, then one of two paths):  ▼
  *     1. path of each job from its UIDs (store layout; a bad UID fails that job)
  *     2. BEGIN; put() each row with verified=0 (duplicate policy decides: insert, replace,
  *        keep the existing one, reject). Then the path of the batch:
  *     FAST (every file is new and goes to a directory already durably marked in dirty_dirs):
- *        3f. rows marked unsynced (verified=2: start-up checks their adler32, the data may
+ *        3f. rows marked unsynced (verified=2: start-up checks their CRC-32C, the data may
  *            be torn); rename each temp file into place; COMMIT; ONE sync: data, renames, rows
  *     SLOW (anything else: a new series directory, an overwrite):
  *        3. mark the new directories (dir_mark); COMMIT: the rows are the batch's intent
@@ -64,11 +67,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
 
 #include "../index/rebuild.h"
 #include "../util/alloc.h"
 #include "../util/buf.h"
+#include "../util/crc32c.h"
 #include "../util/err.h"
 #include "../util/log.h"
 #include "store.h"
@@ -118,7 +121,8 @@ struct mt_ingest_job {
     int work_status;
     const char *work_comment;
     bool direct; /* FINAL work queued it for the commit thread itself (no loop hop) */
-    uint32_t adler; /* adler32 of the bytes written so far */
+    bool raw;     /* queued unwritten: the (idle) commit thread does its FINAL write */
+    uint32_t crc; /* CRC-32C (util/crc32c.h) of the bytes written so far */
     mt_index_rec_t *rec;
     char ts_uid[65], sop_class_uid[65];
     /* commit thread */
@@ -144,6 +148,7 @@ struct mt_ingest {
     /* under mu */
     mt_ingest_job_t *q_head, **q_tail;
     mt_ingest_job_t *done_head, **done_tail;
+    bool commit_idle; /* the commit thread waits for work, nothing in flight */
     bool stop, thread_done;
 
     uv_async_t async;
@@ -312,7 +317,7 @@ static bool bad_file(int err)
 }
 
 /* Index the file at rel_path if it is a whole Part 10 file of instance sop stored at its layout
- * path (and, when torn is given, of exactly that size and adler32: a file written on the
+ * path (and, when torn is given, of exactly that size and checksum: a file written on the
  * one-flush path can parse yet hold blocks that never reached the disk): put (overwrite) from
  * the file's own values and mark the row verified.
  * 0 indexed; MT_ENOENT no such file; bad_file() codes: not a whole file of sop at that path;
@@ -323,13 +328,16 @@ static int index_from_file(mt_store_t *st, mt_index_t *ix, const char *sop, cons
     char abs[1024], want[MT_STORE_PATH_MAX];
     mt_meta_t meta;
     uint64_t size = 0;
-    uint32_t sum = 0;
+    uint32_t sum = 0, adler = 0;
     int rc = st->ops->abs_path(st, rel_path, abs, sizeof abs);
     if (rc)
         return rc;
     mt_index_rec_t *rec = mt_index_rec_new();
-    rc = mt_index_read_file_sum(abs, &meta, rec, &size, &sum);
-    if (rc == 0 && torn && (!torn->has_checksum || torn->checksum != sum || torn->size != size))
+    rc = mt_index_read_file_sum(abs, &meta, rec, &size, &sum, torn ? &adler : NULL);
+    /* a row an older version left unsynced carries the adler32 it recorded then */
+    if (rc == 0 && torn &&
+        (!torn->has_checksum || (torn->checksum != sum && torn->checksum != adler) ||
+         torn->size != size))
         rc = MT_EMALFORMED;
     if (rc == 0) {
         const char *ds_sop = mt_index_rec_get(rec, TAG_SOP_INSTANCE_UID);
@@ -644,6 +652,8 @@ static int mark_dirs(mt_ingest_t *ing, mt_ingest_job_t *batch)
     return err;
 }
 
+static int write_out(mt_store_t *st, mt_ingest_job_t *job, bool final);
+
 /* Steps 1-2 (numbered as in the file comment): paths, then the rows. Decides the path of the
  * batch: FAST when every file goes to a new path in a directory already durably marked (the
  * transaction stays open), else SLOW (rows committed as intents, new marks with them). */
@@ -656,6 +666,12 @@ static batch_mode_t batch_intent(mt_ingest_t *ing, mt_ingest_job_t *batch)
         j->repair = false;
         j->replaced = false;
         j->old_path[0] = '\0';
+        if (j->raw) {
+            j->raw = false;
+            int werr = write_out(ing->store, j, true);
+            if (werr)
+                fail_job(ing, j, werr, NULL);
+        }
         if (j->status)
             continue;
         if (ing->broken) {
@@ -670,7 +686,7 @@ static batch_mode_t batch_intent(mt_ingest_t *ing, mt_ingest_job_t *batch)
             continue;
         }
         mt_index_rec_set_file(j->rec, j->rel_path, j->tmp.size, j->ts_uid, j->sop_class_uid);
-        mt_index_rec_set_checksum(j->rec, j->adler);
+        mt_index_rec_set_checksum(j->rec, j->crc);
         n_ok++;
     }
     if (!n_ok)
@@ -867,8 +883,11 @@ static void commit_thread(void *arg)
     mt_ingest_job_t *pending = NULL; /* SLOW, renamed into place, renames not yet durable */
     uv_mutex_lock(&ing->mu);
     for (;;) {
-        while (!ing->q_head && !pending && !ing->stop)
+        while (!ing->q_head && !pending && !ing->stop) {
+            ing->commit_idle = true;
             uv_cond_wait(&ing->cond, &ing->mu);
+        }
+        ing->commit_idle = false;
         if (!ing->q_head && !pending)
             break; /* stop, and nothing in flight */
         mt_ingest_job_t *batch = take_batch(ing);
@@ -918,24 +937,32 @@ static void commit_thread(void *arg)
 
 /* ---- job work on the libuv pool ---- */
 
-static void work_cb(uv_work_t *w)
+/* The job's pending bytes (out) to its temp file (created on first use), with the checksum;
+ * final: then close it. On the pool, or on the commit thread for a raw job. */
+static int write_out(mt_store_t *st, mt_ingest_job_t *job, bool final)
 {
-    mt_ingest_job_t *job = w->data;
-    mt_store_t *st = job->ing->store;
     int err = 0;
-    if (job->op == OP_DISCARD || job->work_status) {
-        st->ops->tmp_discard(st, &job->tmp);
-        return;
-    }
     if (job->tmp.fd < 0 && !job->tmp.name[0])
         err = st->ops->tmp_create(st, &job->tmp);
     if (!err && job->out.len) {
         err = st->ops->tmp_write(st, &job->tmp, job->out.data, job->out.len);
-        job->adler = (uint32_t)adler32_z(job->adler, job->out.data, job->out.len);
+        job->crc = mt_crc32c(job->crc, job->out.data, job->out.len);
     }
     mt_buf_reset(&job->out);
-    if (!err && job->op == OP_FINAL)
+    if (!err && final)
         err = st->ops->tmp_close(st, &job->tmp);
+    return err;
+}
+
+static void work_cb(uv_work_t *w)
+{
+    mt_ingest_job_t *job = w->data;
+    mt_store_t *st = job->ing->store;
+    if (job->op == OP_DISCARD || job->work_status) {
+        st->ops->tmp_discard(st, &job->tmp);
+        return;
+    }
+    int err = write_out(st, job, job->op == OP_FINAL);
     if (!err && job->op == OP_FINAL && job->quar_path[0]) {
         /* Quarantine: data durable, then the rename, then the rename durable; a crash before
          * the rename leaves a temp file (removed at start-up), never a torn quarantined file. */
@@ -983,6 +1010,31 @@ static void start_work(mt_ingest_job_t *job, job_op_t op)
         mt_log(MT_LOG_ERROR, NULL, "ingest: uv_queue_work: %s", uv_strerror(rc));
         abort();
     }
+}
+
+/* A synchronous SCU's instance finds the commit thread idle: hand it the job unwritten (it
+ * does the FINAL write itself, write_out) rather than waking a pool thread that wakes the
+ * commit thread and the loop again. Only when nothing else is queued: under load the writes
+ * stay on the pool, in parallel with the commit thread's flush. Loop thread. */
+static bool queue_raw(mt_ingest_job_t *job)
+{
+    mt_ingest_t *ing = job->ing;
+    bool ok = false;
+    uv_mutex_lock(&ing->mu);
+    if (ing->commit_idle && !ing->q_head && !ing->stop) {
+        mt_buf_t t = job->out; /* empty: no worker holds it */
+        job->out = job->buf;
+        job->buf = t;
+        job->raw = true;
+        job->next = NULL;
+        *ing->q_tail = job;
+        ing->q_tail = &job->next;
+        ing->commit_idle = false;
+        uv_cond_signal(&ing->cond);
+        ok = true;
+    }
+    uv_mutex_unlock(&ing->mu);
+    return ok;
 }
 
 static void enqueue_commit(mt_ingest_job_t *job)
@@ -1057,7 +1109,7 @@ mt_ingest_job_t *mt_ingest_job_new(mt_ingest_t *ing, const mt_meta_t *meta)
     buf_take(ing, &job->buf);
     buf_take(ing, &job->out);
     job->tmp.fd = -1;
-    job->adler = (uint32_t)adler32_z(0, NULL, 0);
+    job->crc = 0;
     snprintf(job->ts_uid, sizeof job->ts_uid, "%s", meta->transfer_syntax_uid);
     snprintf(job->sop_class_uid, sizeof job->sop_class_uid, "%s", meta->sop_class_uid);
     ing->n_jobs++;
@@ -1105,6 +1157,8 @@ void mt_ingest_job_commit(mt_ingest_job_t *job, mt_index_rec_t *rec, mt_ingest_d
     }
     if (job->working)
         job->commit_wanted = true;
+    else if (!job->status && queue_raw(job))
+        return;
     else
         start_work(job, OP_FINAL); /* also delivers an earlier failure, asynchronously */
 }

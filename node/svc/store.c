@@ -56,6 +56,10 @@
 #define TAG_STUDY_INSTANCE_UID MT_TAG(0x0020, 0x000D)
 #define TAG_SERIES_INSTANCE_UID MT_TAG(0x0020, 0x000E)
 #define MT_STORE_TAG_HDR_MAX (16u << 20)
+/* Values up to this size reach on_element whole (every index, routing and sequence key is far
+ * smaller); larger ones (Pixel Data) stream past as chunks, so the reader never copies the
+ * bulk of an instance that arrives in several reads into a buffer of its own. */
+#define MT_STORE_READER_MAX_VALUE (64u << 10)
 
 typedef struct store_req {
     mt_dimse_req_t *req;
@@ -97,9 +101,9 @@ static void store_req_free(store_req_t *s)
 }
 
 /* Hand the captured original header to the tagger (after a successful store). */
-static void offer_header(store_req_t *s)
+static void offer_header(store_req_t *s, mt_node_t *node)
 {
-    mt_tagger_t *t = mt_node_tagger(mt_assoc_node(s->req->assoc));
+    mt_tagger_t *t = mt_node_tagger(node);
     if (!t || s->hdr_off || !s->hdr.len)
         return;
     size_t len = s->hdr_end < s->hdr.len ? (size_t)s->hdr_end : s->hdr.len;
@@ -343,8 +347,13 @@ static void store_on_request(mt_dimse_req_t *req)
         return;
     }
     /* Pixel Data streamed: its ELEMENT event comes at its start (not once a value of up to
-     * 1 MiB has been buffered), so the rules decide and the header capture stops there */
-    mt_ds_reader_opts_t o = {.ts = s->ts, .cb = on_element, .user = s, .stream_pixel_data = true};
+     * 1 MiB has been buffered), so the rules decide and the header capture stops there; other
+     * values above MT_STORE_READER_MAX_VALUE stream past in chunks too (no copy) */
+    mt_ds_reader_opts_t o = {.ts = s->ts,
+                             .max_buffered_value = MT_STORE_READER_MAX_VALUE,
+                             .cb = on_element,
+                             .user = s,
+                             .stream_pixel_data = true};
     s->reader = mt_ds_reader_new(&o);
     const mt_conf_t *conf = mt_assoc_conf(req->assoc);
     if (conf && conf->routes) {
@@ -366,10 +375,13 @@ static void on_committed(void *data, int status, const char *comment)
         mt_assoc_resume_reading(req->assoc);
     }
     if (status == 0) {
-        offer_header(s); /* O(1): queues the extraction on the pool */
-        if (s->dec.n_forward) /* queued in the commit's transaction: send soon */
-            mt_forward_kick(mt_node_forward(mt_assoc_node(req->assoc)));
+        /* the answer first (it releases req): the tagger's and forwarder's wake-ups of other
+         * threads are not on the way of the SCU's next request */
+        mt_node_t *node = mt_assoc_node(req->assoc);
         respond(req, MT_STATUS_SUCCESS, NULL);
+        offer_header(s, node); /* O(1): queues the extraction on the pool */
+        if (s->dec.n_forward) /* queued in the commit's transaction: send soon */
+            mt_forward_kick(mt_node_forward(node));
     }
     else if (status == MT_EDUPLICATE)
         respond(req, MT_STATUS_DUPLICATE_SOP_INSTANCE, "duplicate SOP instance");

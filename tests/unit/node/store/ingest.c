@@ -6,6 +6,10 @@
  * its row) reconciles. Real inputs from /work/shared/testdata (skipped when absent). */
 #include "ingest_util.h"
 
+#include <zlib.h>
+
+#include "util/crc32c.h"
+
 static const char *const real_files[] = {
     "pydicom/test_files/MR_small.dcm",     "pydicom/test_files/CT_small.dcm",
     "pydicom/test_files/image_dfl.dcm",    "pydicom/test_files/JPEG2000.dcm",
@@ -535,17 +539,19 @@ static void test_crash_recovery(void **state)
  *   j  an unsynced row whose file parses but holds zeroed
  *      blocks (checksum differs)                           -> row and file removed
  *   k  an unsynced row whose file is intact                -> kept, verified
- * and a clean close leaves no mark behind. */
+ *   l  the same with the adler32 an older version recorded -> kept, verified
+ * and a clean close leaves no mark behind; the checksum recorded is the file's CRC-32C. */
 static void test_dirty_directories(void **state)
 {
     (void)state;
     t_env_t e;
     t_env_init(&e);
     assert_int_equal(t_env_open(&e, MT_DUP_OVERWRITE, 0, 0), 0);
-    t_inst_t a, g, h, i_old, i_new, jj, kk;
+    t_inst_t a, g, h, i_old, i_new, jj, kk, ll;
     t_inst_build(&a, "1.2.3", "1.2.3.1", "1.2.3.1.1", "P", 100, 1);
     t_inst_build(&jj, "1.2.3", "1.2.3.1", "1.2.3.1.10", "P", 20000, 10);
     t_inst_build(&kk, "1.2.3", "1.2.3.1", "1.2.3.1.11", "P", 20000, 11);
+    t_inst_build(&ll, "1.2.3", "1.2.3.1", "1.2.3.1.12", "P", 20000, 12);
     t_inst_build(&g, "1.2.3", "1.2.3.1", "1.2.3.1.7", "P", 100, 7);
     t_inst_build(&h, "1.2.3", "1.2.3.1", "1.2.3.1.8", "P", 4000, 8);
     t_inst_build(&i_old, "1.2.3", "1.2.3.1", "1.2.3.1.9", "P", 100, 9);
@@ -555,9 +561,35 @@ static void test_dirty_directories(void **state)
     assert_int_equal(t_store(&e, &i_new), 0);
     assert_int_equal(t_store(&e, &jj), 0); /* one-flush path: same directory as a */
     assert_int_equal(t_store(&e, &kk), 0);
+    assert_int_equal(t_store(&e, &ll), 0);
     t_env_close(&e);
     sqlite3 *db = t_db(&e);
     sqlite3_stmt *st;
+    /* the row carries the CRC-32C of the file as stored */
+    char pk_[512], pl[512];
+    t_layout(&e, kk.study, kk.series, kk.sop, pk_, sizeof pk_);
+    t_layout(&e, ll.study, ll.series, ll.sop, pl, sizeof pl);
+    uint32_t crc_k = 0, crc_l = 0, adler_l = 0;
+    {
+        mt_meta_t m;
+        uint64_t sz;
+        assert_int_equal(mt_index_read_file_sum(pk_, &m, NULL, &sz, &crc_k, NULL), 0);
+        assert_int_equal(mt_index_read_file_sum(pl, &m, NULL, &sz, &crc_l, &adler_l), 0);
+        FILE *f = fopen(pl, "rb");
+        static uint8_t whole[1 << 16];
+        size_t n = fread(whole, 1, sizeof whole, f);
+        fclose(f);
+        assert_int_equal(n, (size_t)sz);
+        assert_int_equal(mt_crc32c(0, whole, n), crc_l);
+        assert_int_equal((uint32_t)adler32_z(adler32_z(0, NULL, 0), whole, n), adler_l);
+    }
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT checksum FROM instances WHERE sop_instance_uid=?",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_text(st, 1, kk.sop, -1, SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal((uint32_t)sqlite3_column_int64(st, 0), crc_k);
+    sqlite3_finalize(st);
     assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM dirty_dirs", -1, &st, NULL),
                      SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
@@ -580,11 +612,12 @@ static void test_dirty_directories(void **state)
     fclose(fp);
     assert_int_equal(mt_store_path(a.study, a.series, a.sop, rel_dir, sizeof rel_dir), 0);
     *strrchr(rel_dir, '/') = '\0';
-    char sql[512];
+    char sql[1024];
     snprintf(sql, sizeof sql,
              "INSERT INTO dirty_dirs(path) VALUES('%s'), ('no/such/dir');"
-             "UPDATE instances SET verified=2 WHERE sop_instance_uid IN ('%s', '%s')",
-             rel_dir, jj.sop, kk.sop);
+             "UPDATE instances SET verified=2 WHERE sop_instance_uid IN ('%s', '%s');"
+             "UPDATE instances SET verified=2, checksum=%lu WHERE sop_instance_uid='%s'",
+             rel_dir, jj.sop, kk.sop, (unsigned long)adler_l, ll.sop);
     t_sql(&e, sql);
     /* j: blocks of its pixel data never reached the disk (read back as zeros) */
     char pj[512];
@@ -610,12 +643,13 @@ static void test_dirty_directories(void **state)
     assert_false(t_row(&e, jj.sop, NULL, 0, NULL, NULL)); /* j */
     assert_int_equal(t_file_size(pj), -1);
     check_stored(&e, &kk); /* k */
+    check_stored(&e, &ll); /* l */
     t_env_close(&e);
     mt_index_stats_t s;
     t_stats(&e, &s);
-    assert_int_equal(s.instances, 3);
-    t_inst_t *list[] = {&a, &g, &h, &i_old, &i_new, &jj, &kk};
-    for (size_t k = 0; k < 7; k++)
+    assert_int_equal(s.instances, 4);
+    t_inst_t *list[] = {&a, &g, &h, &i_old, &i_new, &jj, &kk, &ll};
+    for (size_t k = 0; k < 8; k++)
         t_inst_dispose(list[k]);
     t_env_dispose(&e);
 }
