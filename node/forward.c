@@ -662,7 +662,7 @@ static void worker_start(worker_t *wk)
                           .n_pcs = n_pcs,
                           .connect_timeout_ms = f->connect_timeout_ms,
                           .dimse_timeout_ms = 0,
-                          .max_ops_invoked = f->max_async_ops};
+                          .max_ops_invoked = f->max_async_ops > 1 ? f->max_async_ops : 0};
     int rc = mt_scu_open(f->loop, &sp, on_scu_open, on_scu_close, wk, &wk->scu);
     mt_free(pcs);
     mt_free(tmp);
