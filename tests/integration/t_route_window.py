@@ -11,7 +11,8 @@
    every instance acknowledged exactly once.
 3. Against dcmtk's storescp (no window item in its A-ASSOCIATE-AC): one C-STORE at a time,
    every file arrives.
-4. forward.max_async_operations 1: no window item is proposed at all.
+4. A backlog of 3 series with forward.associations 3: three associations at once.
+5. forward.max_async_operations 1: no window item is proposed at all.
 """
 import os
 import re
@@ -153,7 +154,7 @@ def against_storescp(files, sops):
     log.close()
     try:
         lib.wait_for(lambda: lib.port_listening(port), "storescp listens", proc=p)
-        a = site(port, assoc=2)
+        a = site(port, assoc=1)
         store_into(a, files)
         lib.wait_for(lambda: queue_len(a) == 0, "A's queue drains into storescp", 120)
         a.stop()
@@ -170,6 +171,36 @@ def against_storescp(files, sops):
               (len(got), len(sops)))
     most = outstanding(a.log_text())
     lib.check(most == 1, "no window with storescp: one C-STORE at a time (%d)" % most)
+
+
+def concurrent(log):
+    """Most associations open at once in B's log."""
+    best = cur = 0
+    for line in log.splitlines():
+        if "association accepted:" in line:
+            cur += 1
+            best = max(best, cur)
+        elif "association released" in line or "association aborted" in line:
+            cur -= 1
+    return best
+
+
+def spread(files, sops):
+    """A backlog of 3 series, forward.associations 3: three associations at once, one series
+    each, and every instance arrives once."""
+    b = lib.Node("central", aet="CENTRAL", conf={"storage.duplicates": "reject"})
+    b.port = lib.free_port()
+    a = site(b.port, assoc=3)
+    store_into(a, files)  # B is down: the backlog builds up
+    b.start()
+    lib.wait_for(lambda: queue_len(a) == 0, "A's backlog drains into B", 120)
+    at_b = {r["sop_instance_uid"] for r in b.query("SELECT sop_instance_uid FROM instances")}
+    a.stop()
+    b.stop()
+    lib.check(at_b == set(sops), "B holds every instance (%d of %d)" % (len(at_b), len(sops)))
+    most = concurrent(b.log_text())
+    lib.log("most associations open at once at B: %d" % most)
+    lib.check(most == 3, "3 series went over 3 associations at once (%d)" % most)
 
 
 def window_off(files, sops):
@@ -190,6 +221,7 @@ def main():
     files, sops = make_files(work, N)
     against_mitral(files, sops)
     against_scripted(files, sops)
+    spread(files, sops)
     against_storescp(files, sops)
     window_off(files, sops)
 
