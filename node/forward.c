@@ -44,6 +44,9 @@
  * finishes, and every POLL_MS (retries that came due). Index work runs on the libuv pool,
  * serialised on the forwarder's own SQLite connection (WAL: it never blocks the ingest).
  * mt_forward_stop aborts every association, also those still connecting.
+ *
+ * Not done: an association is released after its batch, not kept open for the next one, so
+ * a queue fed while it drains (a few rows per scan) opens many short associations.
  */
 #include "forward.h"
 
