@@ -166,11 +166,20 @@ def stop_while_connecting(work):
     lib.check("association set-up stopped" in a.log_text(), "A logged the stopped set-up")
 
 
+def sanitizer_clean():
+    """No node of this test reported an ASan/UBSan error (sanitizer builds)."""
+    for n in lib._nodes:
+        text = n.all_logs()
+        lib.check("Sanitizer:" not in text and "runtime error:" not in text,
+                  "%s: no sanitizer report in its log" % n.name)
+
+
 def main():
     work = lib.tmpdir("mt-route-lost-")
     dropped_with_outstanding(work)
     kill_destination(work)
     stop_while_connecting(work)
+    sanitizer_clean()
 
 
 lib.run_guarded(main)

@@ -216,6 +216,14 @@ def window_off(files, sops):
     lib.check(sorted(scp.acked) == sorted(sops[:6]), "the 6 instances acknowledged once")
 
 
+def sanitizer_clean():
+    """No node of this test reported an ASan/UBSan error (sanitizer builds)."""
+    for n in lib._nodes:
+        text = n.all_logs()
+        lib.check("Sanitizer:" not in text and "runtime error:" not in text,
+                  "%s: no sanitizer report in its log" % n.name)
+
+
 def main():
     work = lib.tmpdir("mt-route-win-")
     files, sops = make_files(work, N)
@@ -224,6 +232,7 @@ def main():
     spread(files, sops)
     against_storescp(files, sops)
     window_off(files, sops)
+    sanitizer_clean()
 
 
 lib.run_guarded(main)
