@@ -137,6 +137,7 @@ struct mt_forward {
     dest_t *dests;
     size_t n_dests;
     uint32_t max_attempts, max_age_ms, retry_initial_ms, retry_max_ms, connect_timeout_ms;
+    uint32_t response_timeout_ms;
     uint16_t max_async_ops; /* window proposed to each destination (forward.max_async_operations) */
     enum { ORDER_SERIES, ORDER_STUDY, ORDER_NONE } order; /* forward.order */
     uv_timer_t poll;
@@ -664,7 +665,7 @@ static void worker_start(worker_t *wk)
                           .pcs = pcs,
                           .n_pcs = n_pcs,
                           .connect_timeout_ms = f->connect_timeout_ms,
-                          .dimse_timeout_ms = 0,
+                          .dimse_timeout_ms = f->response_timeout_ms,
                           .max_ops_invoked = f->max_async_ops > 1 ? f->max_async_ops : 0};
     int rc = mt_scu_open(f->loop, &sp, on_scu_open, on_scu_close, wk, &wk->scu);
     mt_free(pcs);
@@ -775,6 +776,7 @@ int mt_forward_start(uv_loop_t *loop, const mt_conf_t *c, mt_forward_t **out)
     f->retry_initial_ms = c->fwd_retry_initial_ms;
     f->retry_max_ms = c->fwd_retry_max_ms;
     f->connect_timeout_ms = c->fwd_connect_timeout_ms;
+    f->response_timeout_ms = c->fwd_response_timeout_ms;
     f->max_async_ops = (uint16_t)(c->fwd_max_async_ops ? c->fwd_max_async_ops : 1);
     f->order = c->fwd_order == 1 ? ORDER_STUDY : c->fwd_order == 2 ? ORDER_NONE : ORDER_SERIES;
     f->n_dests = c->n_destinations;

@@ -178,6 +178,8 @@ static void on_write(uv_write_t *w, int status)
     s->n_writes--;
     if (cb)
         cb(user, status < 0 ? MT_ECANCELED : 0);
+    if (status == 0 && s->timer_mode == TM_DIMSE)
+        start_timer(s, TM_DIMSE, s->dimse_timeout_ms); /* a data set still going out */
     if (status < 0 && !s->closing) {
         mt_log(MT_LOG_INFO, &s->log, "write failed: %s", uv_strerror(status));
         s->status = MT_EIO;

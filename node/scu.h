@@ -23,7 +23,8 @@
  *                       side, connection lost or timed out. s is freed when it returns.
  *
  * Timeouts: connect_timeout_ms bounds resolve + connect + A-ASSOCIATE-AC; dimse_timeout_ms
- * bounds the wait for a response while one is outstanding (restarted by every byte received);
+ * bounds the wait for a response while one is outstanding (restarted by every byte received
+ * and every write completed);
  * release waits at most connect_timeout_ms for the A-RELEASE-RP. A timeout aborts.
  * Writing: every PDU is encoded whole; a request's command set, or one chunk of its data set,
  * is one uv_write. Reading: PDUs up to params->max_pdu (our Maximum Length).

@@ -11,6 +11,7 @@ connection with operations outstanding.
   scp.held        SOP Instance UIDs received completely and not answered
   scp.max_outstanding   most C-STOREs received and not yet answered at one time
   scp.rq_window   the window item of the last A-ASSOCIATE-RQ ((invoked, performed) or None)
+  scp.ended       an Event: set when an association ended
   scp.stop()
 
 policy(scp, sop, n) is called when a C-STORE (command and data set) is complete, n counting
@@ -89,6 +90,7 @@ class Scp:
         self.max_outstanding = 0
         self.associations = 0
         self.got_rq = threading.Event()
+        self.ended = threading.Event()  # an association ended (released, aborted, dropped)
         self.lock = threading.Lock()
         self.ls = socket.socket()
         self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -124,6 +126,7 @@ class Scp:
                 self._association(c)
             except (OSError, dul.Closed, struct.error):
                 pass
+            self.ended.set()
             if not self.silent:
                 try:
                     c.close()

@@ -10,10 +10,12 @@ being set up.
    comes up on the same port: B receives exactly the instances that were not acknowledged,
    none of the 5 that were, and A's queue drains. A logged the held ones as not delivered
    because the association ended before their response.
-2. kill -9 of node B while A forwards a backlog of 240 generated CMR instances in 4 series
+2. The same destination acknowledges 5 and then answers nothing: forward.response_timeout
+   (1s) aborts the association, and B again gets exactly the rest.
+3. kill -9 of node B while A forwards a backlog of 240 generated CMR instances in 4 series
    over 2 associations with the window: B restarted on the same data; every instance arrives,
    each SOP Instance UID once in B's index and once on disk, A's queue empty.
-3. A destination that accepts the TCP connection and never answers the A-ASSOCIATE-RQ
+4. A destination that accepts the TCP connection and never answers the A-ASSOCIATE-RQ
    (forward.connect_timeout 300s): SIGTERM stops node A at once (the association still
    being set up is aborted), and the queue entry is kept, no attempt counted.
 """
@@ -109,6 +111,40 @@ def dropped_with_outstanding(work):
     b.stop()
 
 
+def response_timeout(work):
+    """The destination acknowledges 5, then never answers again: forward.response_timeout 1s
+    aborts; B (reject duplicates) then gets exactly the rest."""
+    files = generate(work, 30, 1, "lost-timeout")
+    port = lib.free_port()
+    state = {"acks": 0}
+
+    def policy(scp, sop, n):
+        if state["acks"] < 5:
+            state["acks"] += 1
+            return "ack"
+        return "hold-until-drop"
+
+    a = site(port, extra={"forward.response_timeout": "1s"})
+    store_into(a, files)
+    scp = dul_scp.Scp(port, window=16, policy=policy)
+    lib.check(scp.ended.wait(60), "A gave up on the silent destination")
+    scp.stop()
+    acked = list(scp.acked)
+    lib.check(len(acked) == 5, "5 acknowledged (%d)" % len(acked))
+    lib.check(scp.max_outstanding >= 2, "several outstanding when A timed out (%d)"
+              % scp.max_outstanding)
+    b = lib.Node("central", aet="CENTRAL", port=port, conf={"storage.duplicates": "reject"})
+    b.start()
+    lib.wait_for(lambda: queue_len(a) == 0, "A's queue drains into B", 120)
+    at_b = sops_of(b)
+    lib.check(set(at_b) == set(sops_of(a)) - set(acked) and len(at_b) == len(set(at_b)),
+              "after the timeout B holds exactly the %d not acknowledged, once (%d)"
+              % (len(files) - 5, len(at_b)))
+    lib.check("response timed out" in a.log_text(), "A logged the response timeout")
+    a.stop()
+    b.stop()
+
+
 def kill_destination(work):
     files = generate(work, 240, 4, "lost-kill")
     b = lib.Node("central", aet="CENTRAL")
@@ -177,6 +213,7 @@ def sanitizer_clean():
 def main():
     work = lib.tmpdir("mt-route-lost-")
     dropped_with_outstanding(work)
+    response_timeout(work)
     kill_destination(work)
     stop_while_connecting(work)
     sanitizer_clean()
