@@ -61,7 +61,7 @@
 #include "util/err.h"
 #include "util/log.h"
 
-#define BATCH 64      /* rows per association (and at most per group in one scan) */
+#define BATCH 64       /* rows per association (and at most per group in one scan) */
 #define SCAN_WALK 4096 /* queue rows a scan reads at most */
 #define POLL_MS 500
 #define MAX_WORKERS 64

@@ -605,8 +605,12 @@ int mt_scu_open(uv_loop_t *loop, const mt_scu_params_t *p, mt_scu_open_cb on_ope
     if (!p->host || strlen(p->host) >= 256 || p->port == 0)
         return MT_EINVAL;
     mt_scu_t *s = mt_calloc(1, sizeof *s);
-    mt_nego_rq_params_t rp = {p->calling_ae, p->called_ae, p->pcs, p->n_pcs,
-                              p->max_pdu ? p->max_pdu : DEFAULT_MAX_PDU, p->max_ops_invoked};
+    mt_nego_rq_params_t rp = {p->calling_ae,
+                              p->called_ae,
+                              p->pcs,
+                              p->n_pcs,
+                              p->max_pdu ? p->max_pdu : DEFAULT_MAX_PDU,
+                              p->max_ops_invoked};
     int rc = mt_nego_build_rq(&rp, &s->rq);
     if (rc < 0) {
         mt_pdu_dispose(&s->rq);
@@ -737,9 +741,8 @@ static unsigned link_max_outstanding(void *impl)
     return w == 0 || w > MT_LINK_MAX_PENDING ? MT_LINK_MAX_PENDING : w;
 }
 
-static const mt_link_ops_t scu_link_ops = {link_find_pc,      link_peer_max,
-                                           link_next_id,      link_send_command,
-                                           link_send_data,    link_max_outstanding};
+static const mt_link_ops_t scu_link_ops = {link_find_pc,      link_peer_max,  link_next_id,
+                                           link_send_command, link_send_data, link_max_outstanding};
 
 mt_link_t mt_scu_link(mt_scu_t *s)
 {

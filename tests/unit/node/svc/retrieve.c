@@ -91,7 +91,7 @@ typedef struct tlink {
         char sop[65];
     } pend[MAX_RQ]; /* requests awaiting a response, in send order */
     unsigned n_pend, max_pend;
-    bool data_open;  /* a data set started and its last fragment not written yet */
+    bool data_open;        /* a data set started and its last fragment not written yet */
     char sent[N_INST][65]; /* SOP Instance UIDs in the order their C-STORE-RQs went out */
     size_t n_sent;
     struct {
@@ -413,12 +413,9 @@ static void test_window_cancel(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_proposals),
-        cmocka_unit_test(test_final_status),
-        cmocka_unit_test(test_window_out_of_order),
-        cmocka_unit_test(test_window_one),
-        cmocka_unit_test(test_window_link_lost),
-        cmocka_unit_test(test_window_cancel),
+        cmocka_unit_test(test_proposals),           cmocka_unit_test(test_final_status),
+        cmocka_unit_test(test_window_out_of_order), cmocka_unit_test(test_window_one),
+        cmocka_unit_test(test_window_link_lost),    cmocka_unit_test(test_window_cancel),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
