@@ -350,7 +350,8 @@ static void slot_complete(mt_retrieve_t *r, slot_t *s)
 }
 
 /* The association is gone: what awaited its response failed without one (status
- * MT_RETRIEVE_NO_RSP), everything not sent failed as mt_retrieve_why_link_lost. */
+ * MT_RETRIEVE_NO_RSP), everything not sent failed as mt_retrieve_why_link_lost; a slot whose
+ * response came in (its last write completion still due) keeps that response's outcome. */
 static void lose_link(mt_retrieve_t *r)
 {
     if (r->link_lost || r->done)
@@ -359,12 +360,18 @@ static void lose_link(mt_retrieve_t *r)
     mt_log(MT_LOG_WARN, &r->log,
            "association lost: %u sub-operation(s) awaiting a response, %zu not sent", r->n_out,
            r->n - r->n_done - r->n_out);
-    for (unsigned k = 0; k < MT_LINK_MAX_PENDING; k++)
-        if (r->slots[k].used) {
-            r->slots[k].used = false;
-            report(r, r->slots[k].idx, true, MT_RETRIEVE_NO_RSP,
-                   "association lost before the response");
-        }
+    for (unsigned k = 0; k < MT_LINK_MAX_PENDING; k++) {
+        slot_t *s = &r->slots[k];
+        if (!s->used)
+            continue;
+        s->used = false;
+        /* a response already in counts: the peer had the whole data set (our write completion
+         * was simply not delivered yet); an acknowledged instance must never be retried */
+        if (s->rsp_in)
+            report(r, s->idx, true, s->status, NULL);
+        else
+            report(r, s->idx, true, MT_RETRIEVE_NO_RSP, "association lost before the response");
+    }
     r->n_out = 0;
     if (r->job && !r->job->slot)
         report(r, r->job->idx, false, 0, mt_retrieve_why_link_lost);

@@ -19,7 +19,8 @@ the received and unanswered ones including this one, and returns
 "ack" (answer 0000 now), "hold" (keep it unanswered: answered by the next "flush", or when
 nothing arrives for `idle` seconds), "flush" (answer it and every held one, newest first:
 out of order), "hold-until-drop" (as hold, but never answered on idle) or "drop" (close the
-connection at once: everything held stays unanswered). Default: "ack". With silent=True the SCP reads
+connection: FIN after the responses sent so far, everything held stays unanswered).
+Default: "ack". With silent=True the SCP reads
 the A-ASSOCIATE-RQ and never answers it (a destination hanging during association set-up).
 
 Built with dul.py's encoders; only the standard library.
@@ -207,7 +208,7 @@ class Scp:
                 if what == "drop":
                     with self.lock:
                         self.held.extend(o[2] for o in waiting)
-                    c.close()
+                    self._drop(c)
                     return
                 if what == "hold":
                     continue
@@ -215,6 +216,20 @@ class Scp:
                 if what == "flush":
                     waiting = []
                 self._answer(c, todo)
+
+    def _drop(self, c):
+        """End the connection without A-RELEASE or A-ABORT: FIN after the responses already
+        sent (so the SCU reads them), then discard what still arrives until the SCU closes.
+        A close() with unread input would send a RST instead, and the SCU's kernel could
+        discard responses it had not read yet."""
+        c.shutdown(socket.SHUT_WR)
+        c.settimeout(10)
+        try:
+            while c.recv(65536):
+                pass
+        except OSError:
+            pass
+        c.close()
 
     def _answer(self, c, ops):
         for m, cls, inst, pc in ops:

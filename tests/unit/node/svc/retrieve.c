@@ -388,6 +388,29 @@ static void test_window_link_lost(void **state)
     engine_end(&f, r);
 }
 
+/* A success response read before our own write completion was delivered, then the
+ * association ends: the instance was acknowledged, it must count as delivered (a retry would
+ * send an acknowledged instance again). */
+static void test_window_rsp_before_write_done(void **state)
+{
+    (void)state;
+    fixture_t f;
+    mt_retrieve_t *r = engine(&f, 4);
+    mt_retrieve_start(r);
+    while (f.link.n_sent == 0) /* the first C-STORE goes out; its write completion is held */
+        assert_true(uv_run(&f.loop, UV_RUN_ONCE) || f.link.n_sent);
+    answer(&f, 0, 0x0000);
+    lose(&f); /* the write completion now fails: the link is gone */
+    settle(&f);
+    assert_true(f.done);
+    const outcome_t *o = outcome_of(&f, "1.2.3.1");
+    assert_non_null(o);
+    assert_true(o->sent);
+    assert_int_equal(o->status, 0x0000);
+    assert_int_equal(mt_retrieve_counts(r).completed, 1);
+    engine_end(&f, r);
+}
+
 static void test_window_cancel(void **state)
 {
     (void)state;
@@ -413,9 +436,13 @@ static void test_window_cancel(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_proposals),           cmocka_unit_test(test_final_status),
-        cmocka_unit_test(test_window_out_of_order), cmocka_unit_test(test_window_one),
-        cmocka_unit_test(test_window_link_lost),    cmocka_unit_test(test_window_cancel),
+        cmocka_unit_test(test_proposals),
+        cmocka_unit_test(test_final_status),
+        cmocka_unit_test(test_window_out_of_order),
+        cmocka_unit_test(test_window_one),
+        cmocka_unit_test(test_window_link_lost),
+        cmocka_unit_test(test_window_cancel),
+        cmocka_unit_test(test_window_rsp_before_write_done),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
