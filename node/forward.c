@@ -17,9 +17,9 @@
  *   not sent because the association   left as it is (due again, no attempt counted): only
  *     ended while others were pending  what was outstanding counts as tried
  *   row of an instance gone from the index: deleted (nothing to send)
- * A worker keeps its rows (so no scan can hand them out again) until that transaction has
- * committed: an acknowledged instance is never sent again as a new entry, and an
- * unacknowledged one is never dropped.
+ * A row whose outcome waits for that transaction is busy (id_busy), so no scan that ran
+ * before it can hand the row out again: an acknowledged instance is never sent again as a new
+ * entry, and an unacknowledged one is never dropped.
  *
  * Backoff: retry_initial * 2^attempts, at most retry_max, plus 0-25% random jitter. A
  * destination whose association could not be opened is not tried again before its own backoff
@@ -33,6 +33,13 @@
  * flight and takes at most BATCH rows of a group, so a long series does not hide the ones
  * queued behind it. A backlog of a single series therefore uses one association (its window
  * is the parallelism); `none` gives up ordering and spreads every instance over all workers.
+ * DICOMweb destinations always go a study at a time.
+ *
+ * DICOMweb destinations (stow_url, node/forward_web.c): the same workers, each with one
+ * keep-alive HTTP connection instead of an association; a batch goes out as STOW-RS requests
+ * and each instance's outcome is read from the response body. A permanent refusal (HTTP 4xx,
+ * FailureReason other than out-of-resources / processing failure: node/http/stow_client.h) is
+ * dead-lettered at once (dead_now); everything else backs off as for C-STORE.
  *
  * Exactly once, as far as the destination can tell: a row disappears only after the
  * destination's success response, so a crash (kill -9) between the response and the delete
@@ -55,6 +62,7 @@
 #include <string.h>
 
 #include "index/index.h"
+#include "forward_web.h"
 #include "scu.h"
 #include "svc/retrieve.h"
 #include "util/alloc.h"
@@ -82,9 +90,10 @@ typedef struct outcome {
     int64_t id;
     bool ok, drop; /* drop: delete without counting (instance gone) */
     bool count;    /* a failure that counts as an attempt */
+    bool dead_now; /* a permanent refusal (STOW-RS 4xx, forward_web.c): dead-letter at once */
     uint32_t attempts;
     int64_t queued_at;
-    char why[64];
+    char why[160];
 } outcome_t;
 
 typedef struct worker {
@@ -92,6 +101,8 @@ typedef struct worker {
     bool busy, opened, retrieve_done, closed;
     mt_scu_t *scu;
     mt_retrieve_t *r;
+    mt_fwd_web_t *web;     /* DICOMweb destinations: the worker's keep-alive connection */
+    size_t web_row[BATCH]; /* web item index -> rows[] index */
     row_t rows[BATCH];
     size_t n_rows;
     bool answered[BATCH]; /* outs[i] holds the outcome of rows[i] */
@@ -103,6 +114,7 @@ struct dest {
     fwd_t *f;
     mt_conf_destination_t cfg; /* copy; cfg.ts points into ts_store */
     char *ts_store[MT_CONF_MAX_LIST];
+    mt_fwd_web_dest_t *web; /* DICOMweb (STOW-RS) destination, else NULL */
     unsigned n_workers;
     worker_t w[MAX_WORKERS];
     bool scan_queued, rescan;
@@ -124,7 +136,6 @@ typedef struct dbjob {
     unsigned n_idle;
     outcome_t *out; /* FLUSH */
     size_t n_out;
-    struct worker *wk; /* FLUSH: the worker whose rows stay reserved until it committed */
     int err;
     struct dbjob *next;
 } dbjob_t;
@@ -142,9 +153,12 @@ struct mt_forward {
     enum { ORDER_SERIES, ORDER_STUDY, ORDER_NONE } order; /* forward.order */
     uv_timer_t poll;
     dbjob_t *db_head, *db_tail;
+    dbjob_t *db_current; /* on the pool */
     bool db_running;
     bool stopping;
     unsigned n_active; /* busy workers */
+    unsigned n_web_open; /* DICOMweb worker connections not yet freed (stop) */
+    bool web_freeing;
     void (*stop_cb)(void *);
     void *stop_data;
     mt_log_ctx_t log;
@@ -152,7 +166,6 @@ struct mt_forward {
 
 static void db_next(fwd_t *f);
 static void scan(dest_t *d);
-static void worker_release(struct worker *wk);
 static void maybe_stopped(fwd_t *f);
 static void assign(dest_t *d, row_t *rows, size_t n);
 
@@ -190,11 +203,15 @@ static scan_group_t *group_slot(scan_ctx_t *c, const char *uid)
             return &c->g[i];
 }
 
-static const char *group_of(const fwd_t *f, const mt_index_queue_entry_t *e)
+/* The ordering unit of a row. DICOMweb destinations: a study at a time (a STOW-RS origin
+ * server may scope a study to the project of the URL only once the request that created it
+ * has completed). */
+static const char *group_of(const dbjob_t *j, const mt_index_queue_entry_t *e)
 {
-    if (f->order == ORDER_NONE)
-        return e->sop_instance_uid;
-    return f->order == ORDER_STUDY || !e->series_uid ? e->study_uid : e->series_uid;
+    const fwd_t *f = j->f;
+    if (j->d->web || f->order == ORDER_STUDY || !e->series_uid)
+        return e->study_uid;
+    return f->order == ORDER_NONE ? e->sop_instance_uid : e->series_uid;
 }
 
 /* Take a due row unless its group is busy or has BATCH rows already; stop (1) once there are
@@ -203,7 +220,7 @@ static int scan_row(void *u, const mt_index_queue_entry_t *e)
 {
     scan_ctx_t *c = u;
     dbjob_t *j = c->j;
-    const char *group = group_of(j->f, e);
+    const char *group = group_of(j, e);
     scan_group_t *g = group_slot(c, group);
     if (!g->used) {
         g->used = true;
@@ -284,7 +301,8 @@ static void db_work(uv_work_t *w)
             j->err = rc == MT_ENOENT ? 0 : rc;
         } else if (o->count) {
             uint32_t att = o->attempts + 1;
-            bool dead = att >= f->max_attempts || j->now_ms - o->queued_at > (int64_t)f->max_age_ms;
+            bool dead = o->dead_now || att >= f->max_attempts ||
+                        j->now_ms - o->queued_at > (int64_t)f->max_age_ms;
             j->err = ix->ops->queue_failed(ix, o->id, j->now_ms + backoff_ms(f, o->attempts), dead,
                                            o->why);
         }
@@ -301,6 +319,7 @@ static void db_after(uv_work_t *w, int status)
     fwd_t *f = j->f;
     (void)status;
     f->db_running = false;
+    f->db_current = NULL;
     if (j->err)
         mt_log(MT_LOG_ERROR, &f->log, "forward: index: %s", mt_strerror(j->err));
     if (j->scan) {
@@ -319,11 +338,8 @@ static void db_after(uv_work_t *w, int status)
             scan(d);
         }
     }
-    worker_t *wk = j->wk;
     mt_free(j->out);
     mt_free(j);
-    if (wk)
-        worker_release(wk);
     db_next(f);
     maybe_stopped(f);
 }
@@ -356,6 +372,7 @@ static void db_next(fwd_t *f)
     if (!f->db_head)
         f->db_tail = NULL;
     f->db_running = true;
+    f->db_current = j;
     j->now_ms = wall_ms();
     if (j->scan)
         snapshot_busy(j);
@@ -419,22 +436,6 @@ void mt_forward_kick(mt_forward_t *f)
 
 /* ---- workers ---- */
 
-/* The worker's outcomes are in the index (or there were none): it takes new rows again. A
- * scan that ran before the commit cannot hand out a delivered row meanwhile: assign() skips
- * the rows of busy workers. */
-static void worker_release(worker_t *wk)
-{
-    dest_t *d = wk->d;
-    fwd_t *f = d->f;
-    for (size_t i = 0; i < wk->n_rows; i++)
-        mt_free(wk->rows[i].path); /* (paths handed to retrieve were copied) */
-    wk->n_rows = 0;
-    wk->busy = false;
-    f->n_active--;
-    scan(d);
-    maybe_stopped(f);
-}
-
 static void worker_finish(worker_t *wk)
 {
     dest_t *d = wk->d;
@@ -463,18 +464,23 @@ static void worker_finish(worker_t *wk)
         }
         j->n_out++;
     }
+    for (size_t i = 0; i < wk->n_rows; i++)
+        mt_free(wk->rows[i].path); /* (paths handed to retrieve were copied) */
+    wk->n_rows = 0;
     if (wk->r) {
         mt_retrieve_free(wk->r);
         wk->r = NULL;
     }
-    if (j->n_out) {
-        j->wk = wk; /* its rows stay reserved (id_busy) until the outcomes are committed */
+    wk->busy = false;
+    f->n_active--;
+    if (j->n_out)
         db_push(f, j);
-        return;
+    else {
+        mt_free(j->out);
+        mt_free(j);
     }
-    mt_free(j->out);
-    mt_free(j);
-    worker_release(wk);
+    scan(d);
+    maybe_stopped(f);
 }
 
 static size_t row_of(worker_t *wk, const char *sop)
@@ -632,6 +638,69 @@ static size_t restrict_ts(const dest_t *d, mt_nego_proposal_t *pcs, size_t n)
     return m;
 }
 
+/* ---- DICOMweb destinations (node/forward_web.c) ---- */
+
+static void on_web_result(void *user, size_t i, mt_stowc_verdict_t v, const char *why)
+{
+    worker_t *wk = user;
+    size_t k = wk->web_row[i];
+    row_t *r = &wk->rows[k];
+    outcome_t o;
+    memset(&o, 0, sizeof o);
+    o.id = r->id;
+    o.ok = v == MT_STOWC_DELIVERED;
+    o.count = !o.ok;
+    o.dead_now = v == MT_STOWC_REFUSED;
+    o.attempts = r->attempts;
+    o.queued_at = r->queued_at;
+    if (!o.ok)
+        snprintf(o.why, sizeof o.why, "%s", why);
+    wk->outs[k] = o;
+    wk->answered[k] = true;
+}
+
+static void on_web_done(void *user, bool connected)
+{
+    worker_t *wk = user;
+    dest_t *d = wk->d;
+    fwd_t *f = d->f;
+    wk->opened = connected;
+    if (!connected && !f->stopping) {
+        d->open_failures++;
+        uint64_t b = (uint64_t)backoff_ms(f, d->open_failures - 1);
+        d->down_until = uv_now(f->loop) + b;
+        const char *why = "";
+        for (size_t i = 0; i < wk->n_rows && !why[0]; i++)
+            if (wk->answered[i])
+                why = wk->outs[i].why;
+        mt_log(MT_LOG_WARN, &f->log, "forward to %s (%s): %s; next try in %llu ms", d->cfg.name,
+               d->cfg.stow_url, why[0] ? why : "not reachable", (unsigned long long)b);
+    } else if (connected) {
+        d->open_failures = 0;
+    }
+    wk->retrieve_done = wk->closed = true;
+    worker_finish(wk);
+}
+
+static void web_start(worker_t *wk)
+{
+    mt_fwd_web_item_t items[BATCH];
+    size_t n = 0;
+    for (size_t i = 0; i < wk->n_rows; i++) {
+        if (!wk->rows[i].path)
+            continue;
+        items[n].path = wk->rows[i].path;
+        items[n].sop = wk->rows[i].sop;
+        wk->web_row[n++] = i;
+    }
+    if (n == 0) { /* only rows of instances that are gone */
+        wk->retrieve_done = wk->closed = true;
+        worker_finish(wk);
+        return;
+    }
+    mt_fwd_web_send(wk->web, items, n, on_web_result, on_web_done, wk);
+}
+
 static void worker_start(worker_t *wk)
 {
     dest_t *d = wk->d;
@@ -639,6 +708,10 @@ static void worker_start(worker_t *wk)
     wk->busy = true;
     wk->opened = wk->retrieve_done = wk->closed = false;
     f->n_active++;
+    if (d->web) {
+        web_start(wk);
+        return;
+    }
     mt_subop_inst_t *tmp = mt_calloc(wk->n_rows, sizeof *tmp);
     size_t n = 0;
     for (size_t i = 0; i < wk->n_rows; i++) {
@@ -694,12 +767,28 @@ static bool group_busy(const dest_t *d, const char *group)
     return false;
 }
 
+static bool job_has(const dbjob_t *j, int64_t id)
+{
+    for (size_t k = 0; j && k < j->n_out; k++)
+        if (j->out[k].id == id)
+            return true;
+    return false;
+}
+
+/* In a busy worker, or answered and waiting for its outcome to be written (a scan that ran
+ * before that write still lists the row: sending it again would duplicate it). */
 static bool id_busy(const dest_t *d, int64_t id)
 {
     for (unsigned i = 0; i < d->n_workers; i++)
         for (size_t k = 0; d->w[i].busy && k < d->w[i].n_rows; k++)
             if (d->w[i].rows[k].id == id)
                 return true;
+    const fwd_t *f = d->f;
+    if (job_has(f->db_current, id))
+        return true;
+    for (const dbjob_t *j = f->db_head; j; j = j->next)
+        if (job_has(j, id))
+            return true;
     return false;
 }
 
@@ -757,6 +846,29 @@ static void copy_dest(dest_t *d, const mt_conf_destination_t *c, unsigned dflt)
         d->w[i].d = d;
 }
 
+static void free_all(fwd_t *f);
+
+/* The DICOMweb destinations: credentials, TLS context, one client per worker. */
+static int start_web(fwd_t *f)
+{
+    char err[512];
+    for (size_t i = 0; i < f->n_dests; i++) {
+        dest_t *d = &f->dests[i];
+        if (!MT_CONF_DEST_IS_WEB(&d->cfg))
+            continue;
+        if (mt_fwd_web_dest_new(&d->cfg, f->connect_timeout_ms, &d->web, err, sizeof err)) {
+            mt_log(MT_LOG_ERROR, NULL, "%s", err);
+            return MT_ECONF;
+        }
+    }
+    for (size_t i = 0; i < f->n_dests; i++) /* only now: nothing to close on failure */
+        for (unsigned k = 0; f->dests[i].web && k < f->dests[i].n_workers; k++) {
+            f->dests[i].w[k].web = mt_fwd_web_new(f->loop, f->dests[i].web, &f->dests[i].w[k].log);
+            f->n_web_open++;
+        }
+    return 0;
+}
+
 int mt_forward_start(uv_loop_t *loop, const mt_conf_t *c, mt_forward_t **out)
 {
     *out = NULL;
@@ -782,11 +894,16 @@ int mt_forward_start(uv_loop_t *loop, const mt_conf_t *c, mt_forward_t **out)
     f->n_dests = c->n_destinations;
     f->dests = mt_calloc(f->n_dests, sizeof *f->dests);
     for (size_t i = 0; i < f->n_dests; i++) {
-        f->dests[i].f = f;
-        copy_dest(&f->dests[i], &c->destinations[i], c->fwd_associations);
-        for (unsigned k = 0; k < f->dests[i].n_workers; k++)
-            snprintf(f->dests[i].w[k].log.called, sizeof f->dests[i].w[k].log.called, "%s",
-                     c->destinations[i].ae_title);
+        dest_t *d = &f->dests[i];
+        d->f = f;
+        copy_dest(d, &c->destinations[i], c->fwd_associations);
+        for (unsigned k = 0; k < d->n_workers; k++)
+            snprintf(d->w[k].log.called, sizeof d->w[k].log.called, "%.16s",
+                     MT_CONF_DEST_IS_WEB(&d->cfg) ? d->cfg.name : c->destinations[i].ae_title);
+    }
+    if ((rc = start_web(f)) != 0) {
+        free_all(f);
+        return rc;
     }
     srand((unsigned)uv_hrtime());
     uv_timer_init(loop, &f->poll);
@@ -797,25 +914,48 @@ int mt_forward_start(uv_loop_t *loop, const mt_conf_t *c, mt_forward_t **out)
     return 0;
 }
 
+/* Everything but the poll timer (closed by then, or never started). */
+static void free_all(fwd_t *f)
+{
+    f->ix->ops->close(f->ix);
+    for (size_t i = 0; i < f->n_dests; i++) {
+        for (size_t k = 0; k < f->dests[i].cfg.n_ts; k++)
+            mt_free(f->dests[i].ts_store[k]);
+        mt_fwd_web_dest_free(f->dests[i].web);
+    }
+    mt_free(f->dests);
+    mt_free(f->root);
+    mt_free(f);
+}
+
 static void on_poll_closed(uv_handle_t *h)
 {
     fwd_t *f = h->data;
-    f->ix->ops->close(f->ix);
-    for (size_t i = 0; i < f->n_dests; i++)
-        for (size_t k = 0; k < f->dests[i].cfg.n_ts; k++)
-            mt_free(f->dests[i].ts_store[k]);
-    mt_free(f->dests);
-    mt_free(f->root);
     void (*cb)(void *) = f->stop_cb;
     void *data = f->stop_data;
-    mt_free(f);
+    free_all(f);
     if (cb)
         cb(data);
+}
+
+static void on_web_freed(void *data)
+{
+    fwd_t *f = data;
+    f->n_web_open--;
+    maybe_stopped(f);
 }
 
 static void maybe_stopped(fwd_t *f)
 {
     if (!f->stopping || f->n_active || f->db_running || f->db_head)
+        return;
+    if (!f->web_freeing) { /* the workers' connections go first (async close) */
+        f->web_freeing = true;
+        for (size_t i = 0; i < f->n_dests; i++)
+            for (unsigned k = 0; f->dests[i].web && k < f->dests[i].n_workers; k++)
+                mt_fwd_web_free(f->dests[i].w[k].web, on_web_freed, f);
+    }
+    if (f->n_web_open)
         return;
     if (uv_is_closing((uv_handle_t *)&f->poll))
         return;
@@ -833,6 +973,8 @@ void mt_forward_stop(mt_forward_t *f, void (*cb)(void *), void *data)
             worker_t *wk = &f->dests[i].w[k];
             if (wk->busy && wk->scu)
                 mt_scu_abort(wk->scu); /* also while connecting: on_open(error) follows */
+            if (wk->busy && wk->web)
+                mt_fwd_web_abort(wk->web);
         }
     maybe_stopped(f);
 }

@@ -267,8 +267,11 @@ static void reload(mt_node_t *node)
     /* The forwarder keeps the destinations it started with. */
     bool same_dests = c->n_destinations == old->n_destinations;
     for (size_t i = 0; same_dests && i < c->n_destinations; i++)
-        same_dests = memcmp(&c->destinations[i], &old->destinations[i],
-                            offsetof(mt_conf_destination_t, ts)) == 0;
+        same_dests =
+            memcmp(&c->destinations[i], &old->destinations[i],
+                   offsetof(mt_conf_destination_t, ts)) == 0 &&
+            memcmp(c->destinations[i].stow_url, old->destinations[i].stow_url,
+                   sizeof(mt_conf_destination_t) - offsetof(mt_conf_destination_t, stow_url)) == 0;
     if (!same_dests)
         mt_log(MT_LOG_WARN, NULL, "SIGHUP: destinations changes need a restart (forwarding "
                "keeps the destinations it started with; rules may name only those)");
@@ -377,19 +380,32 @@ int mt_node_run(mt_node_t *node)
                c->index_path, mt_strerror(rc));
         return rc;
     }
+    /* Before the listeners: a destination's unusable credentials file stops the start-up (as
+     * deid.key_file does), before anything is accepted that could not be forwarded. */
+    if ((rc = mt_forward_start(node->loop, c, &node->fwd)) == MT_ECONF) {
+        mt_ingest_close(node->ingest, NULL, NULL);
+        uv_run(node->loop, UV_RUN_DEFAULT);
+        return rc;
+    } else if (rc != 0) {
+        mt_log(MT_LOG_ERROR, NULL, "forwarding not started: %s (the queue keeps filling)",
+               mt_strerror(rc));
+    }
     rc = mt_listen_start(node, c->bind, c->port);
     if (rc) {
         mt_log(MT_LOG_ERROR, NULL, "cannot listen on %s:%u: %s", c->bind, c->port,
                mt_strerror(rc));
+        if (node->fwd)
+            mt_forward_stop(node->fwd, NULL, NULL);
+        node->fwd = NULL;
         mt_ingest_close(node->ingest, NULL, NULL);
         uv_run(node->loop, UV_RUN_DEFAULT);
         return rc;
     }
-    if ((rc = mt_forward_start(node->loop, c, &node->fwd)) != 0)
-        mt_log(MT_LOG_ERROR, NULL, "forwarding not started: %s (the queue keeps filling)",
-               mt_strerror(rc));
-    mt_tagger_new(node->loop, c->index_path, c->tag_series_idle_ms, c->tag_study_idle_ms,
-                  &node->tagger);
+    if (c->tag_enabled) {
+        mt_tagger_new(node->loop, c->index_path, c->tag_series_idle_ms, c->tag_study_idle_ms,
+                      &node->tagger);
+        mt_tagger_route(node->tagger, node);
+    }
     node->web_idle = true;
     if (c->http_enabled) {
         node->web_idle = false;

@@ -1,10 +1,13 @@
 /*
  * route_cli.c - the command line of routing and forwarding:
  *
- *   mitral route test [-c FILE] [--calling AE] [--called AE] [--peer ADDR] FILE.dcm...
+ *   mitral route test [-c FILE] [--calling AE] [--called AE] [--peer ADDR] [--tag] FILE.dcm...
  *       compile routing.rules of the config exactly as `serve` does (errors as file:line) and,
  *       for each DICOM file, print which rules matched and what would happen (reject, projects,
- *       deid profile, forward destinations). Changes nothing: no index, no storage.
+ *       deid profile, forward destinations). Rules on cmr_series are reported as armed: they
+ *       apply after tagging. With --tag the given files are tagged offline first (grouped by
+ *       study and series as the node would, node/tag/), and the outcome of the armed rules on
+ *       each file's series tag is printed too. Changes nothing: no index, no storage.
  *   mitral queue list [-c FILE] [--data DIR] [--dest NAME] [--dead]
  *   mitral queue retry [-c FILE] [--data DIR] [--dest NAME] [--all] [ID...]
  *       dead entries (all entries with --all, or the given ids) become pending and due now;
@@ -15,6 +18,7 @@
 #include "route_cli.h"
 
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,16 +30,123 @@
 #include "index/index.h"
 #include "route/load.h"
 #include "route/rules.h"
+#include "tag/tag.h"
 #include "util/alloc.h"
 #include "util/err.h"
 
 static const char usage_route[] =
-    "usage: mitral route test [-c FILE] [--calling AE] [--called AE] [--peer ADDR] FILE...\n"
+    "usage: mitral route test [-c FILE] [--calling AE] [--called AE] [--peer ADDR] [--tag]\n"
+    "                         FILE...\n"
     "\n"
     "Compiles routing.rules of the config (as `serve` would) and prints, for each DICOM file,\n"
     "the rules that match and what would happen: reject, projects, deid profile, forward.\n"
-    "Nothing is stored or queued. --calling/--called/--peer stand for the association\n"
-    "(defaults: calling ROUTETEST, called node.ae_title, peer 127.0.0.1).\n";
+    "Rules on cmr_series are listed as armed: they apply after tagging, when the series is\n"
+    "tagged. --tag tags the given files offline (by series, as the node would) and prints\n"
+    "what the armed rules do with each file's tag. Nothing is stored or queued.\n"
+    "--calling/--called/--peer stand for the association (defaults: calling ROUTETEST,\n"
+    "called node.ae_title, peer 127.0.0.1).\n";
+
+/* ---- --tag: the files' series tagged offline, as the node's tagger would ---- */
+typedef struct off_series {
+    char study[65];
+    mt_tag_series_t s;
+} off_series_t;
+
+typedef struct off_tags {
+    off_series_t **v;
+    size_t n;
+} off_tags_t;
+
+static void off_add(off_tags_t *t, const mt_tag_inst_t *in)
+{
+    off_series_t *se = NULL;
+    for (size_t i = 0; i < t->n && !se; i++)
+        if (!strcmp(t->v[i]->s.h.series_uid, in->series_uid))
+            se = t->v[i];
+    if (!se) {
+        t->v = mt_realloc(t->v, (t->n + 1) * sizeof *t->v);
+        se = t->v[t->n++] = mt_calloc(1, sizeof *se);
+        snprintf(se->study, sizeof se->study, "%s", in->study_uid);
+        mt_tag_series_init(&se->s);
+    }
+    mt_tag_series_add(&se->s, in);
+}
+
+static void off_run(off_tags_t *t)
+{
+    mt_tag_series_t **arr = mt_malloc((t->n ? t->n : 1) * sizeof *arr);
+    for (size_t i = 0; i < t->n; i++)
+        mt_tag_series_finish(&t->v[i]->s);
+    for (size_t i = 0; i < t->n; i++) { /* one exam-level pass per study */
+        bool first = true;
+        for (size_t k = 0; k < i && first; k++)
+            first = strcmp(t->v[k]->study, t->v[i]->study) != 0;
+        if (!first)
+            continue;
+        size_t n = 0;
+        for (size_t k = i; k < t->n; k++)
+            if (!strcmp(t->v[k]->study, t->v[i]->study))
+                arr[n++] = &t->v[k]->s;
+        mt_tag_study_t st = {arr, n, false, false, {0, 0, 0}, false, -1, NAN};
+        mt_tag_study_run(&st);
+    }
+    mt_free(arr);
+}
+
+static const char *off_tag(const off_tags_t *t, const char *series_uid)
+{
+    for (size_t i = 0; series_uid && i < t->n; i++)
+        if (!strcmp(t->v[i]->s.h.series_uid, series_uid))
+            return t->v[i]->s.res.tag;
+    return NULL;
+}
+
+static void off_free(off_tags_t *t)
+{
+    for (size_t i = 0; i < t->n; i++) {
+        mt_tag_series_dispose(&t->v[i]->s);
+        mt_free(t->v[i]);
+    }
+    mt_free(t->v);
+}
+
+/* Read and parse one file (stderr says why not). */
+static int load_file(const char *path, mt_meta_t *meta, mt_ds_t **ds)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int rc = mt_deid_read_file(path, (size_t)4 << 30, &buf, &len);
+    if (rc) {
+        fprintf(stderr, "%s: cannot read: %s\n", path, mt_strerror(rc));
+        return 1;
+    }
+    mt_diag_t diag = {0, NULL};
+    rc = mt_part10_parse_file_buf(buf, len, meta, ds, &diag);
+    mt_free(buf);
+    if (rc) {
+        fprintf(stderr, "%s: not a DICOM file: %s at %llu\n", path,
+                diag.reason ? diag.reason : mt_strerror(rc), (unsigned long long)diag.offset);
+        return 1;
+    }
+    return 0;
+}
+
+static void tag_files(off_tags_t *t, char **paths, int n)
+{
+    for (int i = 0; i < n; i++) {
+        mt_meta_t meta;
+        mt_ds_t *ds = NULL;
+        if (load_file(paths[i], &meta, &ds))
+            continue;
+        const mt_ts_t *ts = mt_ts_find(meta.transfer_syntax_uid);
+        mt_tag_inst_t in;
+        if (mt_tag_extract(ds, ts && ts->big_endian, &in) == 0)
+            off_add(t, &in);
+        mt_tag_inst_dispose(&in);
+        mt_ds_free(ds);
+    }
+    off_run(t);
+}
 
 static const char usage_queue[] =
     "usage: mitral queue list|retry|purge [-c FILE] [--data DIR] [--dest NAME] [options]\n"
@@ -54,25 +165,13 @@ static void line_list(const char *what, const char *const *v, size_t n)
     printf("\n");
 }
 
-static int test_file(const mt_conf_t *c, const char *path, const mt_route_input_t *tmpl)
+static int test_file(const mt_conf_t *c, const char *path, const mt_route_input_t *tmpl,
+                     const off_tags_t *tags)
 {
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    int rc = mt_deid_read_file(path, (size_t)4 << 30, &buf, &len);
-    if (rc) {
-        fprintf(stderr, "%s: cannot read: %s\n", path, mt_strerror(rc));
-        return 1;
-    }
     mt_meta_t meta;
     mt_ds_t *ds = NULL;
-    mt_diag_t diag = {0, NULL};
-    rc = mt_part10_parse_file_buf(buf, len, &meta, &ds, &diag);
-    mt_free(buf);
-    if (rc) {
-        fprintf(stderr, "%s: not a DICOM file: %s at %llu\n", path,
-                diag.reason ? diag.reason : mt_strerror(rc), (unsigned long long)diag.offset);
+    if (load_file(path, &meta, &ds))
         return 1;
-    }
     const mt_ts_t *ts = mt_ts_find(meta.transfer_syntax_uid);
     mt_route_attrs_t *a = mt_route_attrs_new(c->routes);
     for (size_t i = 0; i < mt_ds_count(ds); i++) {
@@ -102,6 +201,22 @@ static int test_file(const mt_conf_t *c, const char *path, const mt_route_input_
         else
             printf("  deid      %s\n", d.deid);
         line_list("forward", d.forward, d.n_forward);
+        if (d.n_armed)
+            line_list("armed", d.armed, d.n_armed);
+        if (d.n_armed && !tags)
+            printf("            (rules on cmr_series: they apply after tagging, when the series "
+                   "is tagged; --tag shows the outcome)\n");
+        if (d.n_armed && tags) {
+            char uid[65] = "";
+            mt_ds_get_string(ds, MT_TAG(0x0020, 0x000E), uid, sizeof uid);
+            const char *tag = off_tag(tags, uid);
+            mt_route_decision_t t;
+            mt_route_after_tag(c->routes, tag, d.armed, d.n_armed, &t);
+            printf("  after tagging, series tag %s:\n", tag ? tag : "(not tagged)");
+            line_list("matched", t.rules, t.n_rules);
+            line_list("projects", t.projects, t.n_projects);
+            line_list("forward", t.forward, t.n_forward);
+        }
     }
     mt_route_attrs_free(a);
     mt_ds_free(ds);
@@ -115,10 +230,15 @@ int mt_route_cli(int argc, char **argv)
         return argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) ? 0 : 2;
     }
     static const struct option opts[] = {
-        {"config", required_argument, 0, 'c'}, {"calling", required_argument, 0, 'A'},
-        {"called", required_argument, 0, 'B'}, {"peer", required_argument, 0, 'P'},
-        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0},
+        {"config", required_argument, 0, 'c'},
+        {"calling", required_argument, 0, 'A'},
+        {"called", required_argument, 0, 'B'},
+        {"peer", required_argument, 0, 'P'},
+        {"help", no_argument, 0, 'h'},
+        {"tag", no_argument, 0, 'T'},
+        {0, 0, 0, 0},
     };
+    bool tag = false;
     const char *cfile = NULL, *calling = "ROUTETEST", *called = NULL, *peer = "127.0.0.1";
     int ch;
     optind = 1;
@@ -137,6 +257,9 @@ int mt_route_cli(int argc, char **argv)
             break;
         case 'P':
             peer = optarg;
+            break;
+        case 'T':
+            tag = true;
             break;
         case 'h':
             fputs(usage_route, stdout);
@@ -163,8 +286,12 @@ int mt_route_cli(int argc, char **argv)
     }
     mt_route_input_t in = {calling, called ? called : c->ae_title, peer, NULL, NULL};
     int rc = 0;
+    off_tags_t tags = {NULL, 0};
+    if (tag)
+        tag_files(&tags, argv + optind, argc - optind);
     for (int i = optind; i < argc; i++)
-        rc |= test_file(c, argv[i], &in);
+        rc |= test_file(c, argv[i], &in, tag ? &tags : NULL);
+    off_free(&tags);
     mt_conf_free(c);
     return rc;
 }

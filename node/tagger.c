@@ -1,8 +1,9 @@
 /*
  * tagger.c - the node's CMR tagger: features in, tags out, never on the event loop's time.
  *
- *   store.c (committed, status 0) --mt_tagger_offer(hdr)--> extract job (pool):
- *       mt_ds_parse + mt_tag_extract; the header bytes are freed there
+ *   store.c (committed, status 0) --mt_tagger_offer(hdr)--> pending list; one extract job
+ *       (pool) at a time takes every header pending: mt_ds_parse + mt_tag_extract each; the
+ *       header bytes are freed there
  *   after_extract (loop): the features join their study / series (copied planes); a study
  *       with a pass in flight parks them on its pending list
  *   tick (uv_timer, every 250 ms .. 1 s): the first study that has a series idle for
@@ -15,6 +16,10 @@
  * Memory: features of a study stay until its study-idle pass. A series that arrives after
  * that starts a fresh study record: its exam-level context is only what arrives with it
  * (documented limitation; `mitral tag --reindex` will re-tag from the stored files).
+ * Routing on the tag (mt_tagger_route): a pass takes a reference to the node's config snapshot
+ * when it starts; when its rules include some on cmr_series, every series the pass writes gets
+ * mt_tag_route_series in the same transaction as its tag, and the forwarder is kicked once the
+ * pass has committed queue rows.
  * Closing: the timer stops, every study with anything untagged gets a pass regardless of idle
  * times, then the index connection closes and the callback fires.
  */
@@ -23,9 +28,14 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
+#include "conf/conf.h"
+#include "forward.h"
 #include "index/index.h"
+#include "node.h"
 #include "tag/tag.h"
+#include "tag_route.h"
 #include "util/alloc.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -34,6 +44,10 @@ typedef struct t_series {
     mt_tag_series_t s;
     uint64_t last_add;
     bool dirty;
+    /* what the index holds for it (pass jobs only): a pass rewrites a series only when it has
+     * new instances or its result changed, not every series of the study every time */
+    bool written;
+    mt_tag_result_t w;
 } t_series_t;
 
 typedef struct t_study {
@@ -54,30 +68,50 @@ struct mt_tagger {
     mt_index_t *ix; /* used by pass jobs only, one at a time */
     uint64_t series_idle, study_idle;
     t_study_t *studies;
-    unsigned extract_in_flight;
+    unsigned extract_in_flight;            /* batches on the pool: 0 or 1 */
+    struct extract_job *pend, **pend_tail; /* offered, waiting for the next batch */
     bool pass_in_flight;
     bool closing;
     void (*close_cb)(void *);
     void *close_data;
+    /* CPU spent on the pool (CLOCK_THREAD_CPUTIME_ID), logged at close (bench/tagging) */
+    uint64_t n_extract, n_pass, n_pass_series, extract_ns, pass_ns;
+    mt_node_t *node; /* routing on the tag (mt_tagger_route); NULL: none */
 };
 
-typedef struct extract_job {
-    uv_work_t w;
-    mt_tagger_t *t;
+typedef struct extract_job { /* one offered header */
+    struct extract_job *next;
     uint8_t *hdr;
     size_t len;
     const mt_ts_t *ts;
     char study_uid[65], series_uid[65]; /* as stored */
     mt_tag_inst_t in;
     int rc;
+    uint64_t cpu_ns;
 } extract_job_t;
+
+typedef struct extract_batch {
+    uv_work_t w;
+    mt_tagger_t *t;
+    extract_job_t *items;
+} extract_batch_t;
 
 typedef struct pass_job {
     uv_work_t w;
     mt_tagger_t *t;
     t_study_t *st;
     int rc;
+    uint64_t cpu_ns;
+    const mt_conf_t *conf; /* a reference (node's snapshot at the pass's start), or NULL */
+    size_t n_queued;       /* forward_queue rows written by rules on the tag */
 } pass_job_t;
+
+static uint64_t thread_cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 static void tick(mt_tagger_t *t);
 
@@ -135,9 +169,9 @@ static void study_add(mt_tagger_t *t, t_study_t *st, const mt_tag_inst_t *in)
 }
 
 /* ---- extraction ---- */
-static void extract_work(uv_work_t *w)
+static void extract_one(extract_job_t *j)
 {
-    extract_job_t *j = w->data;
+    uint64_t t0 = thread_cpu_ns();
     mt_ds_t *ds = NULL;
     mt_diag_t diag = {0, NULL};
     j->rc = mt_ds_parse(j->hdr, j->len, j->ts, &ds, &diag);
@@ -151,13 +185,20 @@ static void extract_work(uv_work_t *w)
     mt_ds_free(ds);
     mt_free(j->hdr);
     j->hdr = NULL;
+    j->cpu_ns = thread_cpu_ns() - t0;
 }
 
-static void after_extract(uv_work_t *w, int status)
+static void extract_work(uv_work_t *w)
 {
-    extract_job_t *j = w->data;
-    mt_tagger_t *t = j->t;
-    t->extract_in_flight--;
+    for (extract_job_t *j = ((extract_batch_t *)w->data)->items; j; j = j->next)
+        extract_one(j);
+}
+
+/* One instance's features join its study (loop thread). */
+static void absorb_one(mt_tagger_t *t, extract_job_t *j, int status)
+{
+    t->n_extract++;
+    t->extract_ns += j->cpu_ns;
     if (status == 0 && j->rc == 0) {
         t_study_t *st = study_get(t, j->in.study_uid);
         if (st->busy) { /* a pass owns the series: park the features */
@@ -172,13 +213,53 @@ static void after_extract(uv_work_t *w, int status)
             study_add(t, st, &j->in);
         }
     } else {
-        mt_log(MT_LOG_DEBUG, NULL, "tagger: header not tagged: %s", mt_strerror(j->rc));
+        mt_log(MT_LOG_DEBUG, NULL, "tagger: header not tagged: %s",
+               mt_strerror(status ? status : j->rc));
     }
     mt_tag_inst_dispose(&j->in);
     mt_free(j->hdr);
     mt_free(j);
+}
+
+static void submit_batch(mt_tagger_t *t);
+
+static void after_extract(uv_work_t *w, int status)
+{
+    extract_batch_t *b = w->data;
+    mt_tagger_t *t = b->t;
+    t->extract_in_flight--;
+    for (extract_job_t *j = b->items, *next; j; j = next) {
+        next = j->next;
+        absorb_one(t, j, status);
+    }
+    mt_free(b);
+    submit_batch(t);
     if (t->closing)
         tick(t);
+}
+
+/* The headers offered since the last batch go to the pool as one job (one at a time): one
+ * wake-up of a pool thread per batch instead of one per instance. */
+static void submit_batch(mt_tagger_t *t)
+{
+    if (t->extract_in_flight || !t->pend)
+        return;
+    extract_batch_t *b = mt_calloc(1, sizeof *b);
+    b->t = t;
+    b->items = t->pend;
+    b->w.data = b;
+    t->pend = NULL;
+    t->pend_tail = &t->pend;
+    t->extract_in_flight++;
+    if (uv_queue_work(t->loop, &b->w, extract_work, after_extract) != 0) {
+        t->extract_in_flight--;
+        for (extract_job_t *j = b->items, *next; j; j = next) {
+            next = j->next;
+            mt_free(j->hdr);
+            mt_free(j);
+        }
+        mt_free(b);
+    }
 }
 
 void mt_tagger_offer(mt_tagger_t *t, uint8_t *hdr, size_t len, const mt_ts_t *ts,
@@ -189,25 +270,32 @@ void mt_tagger_offer(mt_tagger_t *t, uint8_t *hdr, size_t len, const mt_ts_t *ts
         return;
     }
     extract_job_t *j = mt_calloc(1, sizeof *j);
-    j->t = t;
     j->hdr = hdr;
     j->len = len;
     j->ts = ts;
     snprintf(j->study_uid, sizeof j->study_uid, "%s", study_uid);
     snprintf(j->series_uid, sizeof j->series_uid, "%s", series_uid);
-    j->w.data = j;
-    t->extract_in_flight++;
-    if (uv_queue_work(t->loop, &j->w, extract_work, after_extract) != 0) {
-        t->extract_in_flight--;
-        mt_free(hdr);
-        mt_free(j);
-    }
+    *t->pend_tail = j;
+    t->pend_tail = &j->next;
+    submit_batch(t);
 }
 
 /* ---- exam-level pass ---- */
+static bool same_result(const mt_tag_result_t *a, const mt_tag_result_t *b)
+{
+    return !strcmp(a->tag, b->tag) && a->view == b->view &&
+           round((double)a->confidence * 100.0) == round((double)b->confidence * 100.0) &&
+           !strcmp(a->evidence, b->evidence);
+}
+
+static bool needs_write(const t_series_t *se)
+{
+    return se->dirty || !se->written || !same_result(&se->w, &se->s.res);
+}
 static void pass_work(uv_work_t *w)
 {
     pass_job_t *j = w->data;
+    uint64_t t0 = thread_cpu_ns();
     mt_tagger_t *t = j->t;
     t_study_t *st = j->st;
     mt_tag_series_t **arr = mt_malloc((st->n_ser ? st->n_ser : 1) * sizeof *arr);
@@ -227,6 +315,8 @@ static void pass_work(uv_work_t *w)
     if (j->rc == 0 && (j->rc = t->ix->ops->begin(t->ix)) == 0) {
         for (size_t i = 0; i < st->n_ser && j->rc == 0; i++) {
             const mt_tag_series_t *s = arr[i];
+            if (!needs_write(st->ser[i]))
+                continue;
             mt_index_tag_t row = {
                 .study_uid = st->uid,
                 .series_uid = s->h.series_uid,
@@ -238,13 +328,22 @@ static void pass_work(uv_work_t *w)
                 .manufacturer = s->h.vendor,
             };
             j->rc = t->ix->ops->tag_put(t->ix, &row, NULL);
+            /* rules on the tag fire in the tag's transaction (node/tag_route.h) */
+            if (j->rc == 0 && j->conf && j->conf->routes)
+                j->rc = mt_tag_route_series(t->ix, j->conf->routes, st->uid, s->h.series_uid,
+                                            s->res.tag, &j->n_queued);
         }
         if (j->rc == 0)
             j->rc = t->ix->ops->commit(t->ix);
         else
             t->ix->ops->rollback(t->ix);
+        for (size_t i = 0; i < st->n_ser && j->rc == 0; i++) { /* committed: remember it */
+            st->ser[i]->w = st->ser[i]->s.res;
+            st->ser[i]->written = true;
+        }
     }
     mt_free(arr);
+    j->cpu_ns = thread_cpu_ns() - t0;
 }
 
 static void after_pass(uv_work_t *w, int status)
@@ -254,6 +353,16 @@ static void after_pass(uv_work_t *w, int status)
     t_study_t *st = j->st;
     t->pass_in_flight = false;
     st->busy = false;
+    t->n_pass++;
+    t->n_pass_series += st->n_ser;
+    t->pass_ns += j->cpu_ns;
+    if (j->conf)
+        mt_node_conf_unref(t->node, j->conf);
+    if (j->rc == 0 && j->n_queued)
+        mt_log(MT_LOG_DEBUG, NULL, "tagger: %zu instance(s) queued by rules on the tag",
+               j->n_queued);
+    if (j->rc == 0 && j->n_queued && t->node && mt_node_forward(t->node))
+        mt_forward_kick(mt_node_forward(t->node)); /* committed: send soon */
     if (status != 0 || j->rc != 0)
         mt_log(MT_LOG_WARN, NULL, "tagger: tags of a study not written: %s",
                mt_strerror(status ? status : j->rc));
@@ -285,9 +394,18 @@ static void start_pass(mt_tagger_t *t, t_study_t *st, bool final)
     st->busy = true;
     st->final_pass = final;
     t->pass_in_flight = true;
+    if (t->node) {
+        j->conf = mt_node_conf_ref(t->node); /* the rules in force now, kept for the pass */
+        if (!j->conf->routes || !mt_route_set_after_tag(j->conf->routes, NULL)) {
+            mt_node_conf_unref(t->node, j->conf);
+            j->conf = NULL;
+        }
+    }
     if (uv_queue_work(t->loop, &j->w, pass_work, after_pass) != 0) {
         st->busy = false;
         t->pass_in_flight = false;
+        if (j->conf)
+            mt_node_conf_unref(t->node, j->conf);
         mt_free(j);
     }
 }
@@ -295,6 +413,12 @@ static void start_pass(mt_tagger_t *t, t_study_t *st, bool final)
 static void on_closed(uv_handle_t *h)
 {
     mt_tagger_t *t = h->data;
+    mt_log(MT_LOG_INFO, NULL,
+           "tagger: %llu headers extracted (%.1f ms CPU), %llu passes over %llu series "
+           "(%.1f ms CPU)",
+           (unsigned long long)t->n_extract, (double)t->extract_ns / 1e6,
+           (unsigned long long)t->n_pass, (unsigned long long)t->n_pass_series,
+           (double)t->pass_ns / 1e6);
     if (t->ix)
         t->ix->ops->close(t->ix);
     while (t->studies)
@@ -336,7 +460,8 @@ static void tick(mt_tagger_t *t)
             return;
         }
     }
-    if (t->closing && t->extract_in_flight == 0 && !uv_is_closing((uv_handle_t *)&t->timer))
+    if (t->closing && t->extract_in_flight == 0 && !t->pend &&
+        !uv_is_closing((uv_handle_t *)&t->timer))
         uv_close((uv_handle_t *)&t->timer, on_closed);
 }
 
@@ -351,6 +476,7 @@ int mt_tagger_new(uv_loop_t *loop, const char *index_path, uint32_t series_idle_
     mt_tagger_t *t = mt_calloc(1, sizeof *t);
     t->loop = loop;
     t->index_path = mt_strdup(index_path);
+    t->pend_tail = &t->pend;
     t->series_idle = series_idle_ms;
     t->study_idle = study_idle_ms < series_idle_ms ? series_idle_ms : study_idle_ms;
     uv_timer_init(loop, &t->timer);
@@ -361,6 +487,11 @@ int mt_tagger_new(uv_loop_t *loop, const char *index_path, uint32_t series_idle_
     uv_unref((uv_handle_t *)&t->timer);
     *out = t;
     return 0;
+}
+
+void mt_tagger_route(mt_tagger_t *t, mt_node_t *node)
+{
+    t->node = node;
 }
 
 void mt_tagger_close(mt_tagger_t *t, void (*cb)(void *), void *data)

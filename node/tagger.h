@@ -27,6 +27,10 @@ int mt_tagger_new(uv_loop_t *loop, const char *index_path, uint32_t series_idle_
  * keyed by them, so no original identifier reaches the index. Takes ownership of hdr. */
 void mt_tagger_offer(mt_tagger_t *t, uint8_t *hdr, size_t len, const mt_ts_t *ts,
                      const char *study_uid, const char *series_uid);
+/* Fire routing rules on the CMR series tag (node/tag_route.h) with the rules of node's config
+ * snapshot in force when each pass starts. Without this call, tags are only written. */
+struct mt_node;
+void mt_tagger_route(mt_tagger_t *t, struct mt_node *node);
 /* Tag everything still pending (ignoring idle times), then free; cb on the loop when done. */
 void mt_tagger_close(mt_tagger_t *t, void (*cb)(void *), void *data);
 

@@ -10,6 +10,8 @@
 # wrong tag at confidence >= 0.9. Then the rules throughput with the features already
 # extracted (`mitral tag --bench`; target >= 50,000 series/s; use a Release build).
 # Not part of ctest (it takes minutes: about 120,000 files for 200 studies).
+# The last target, "tagging adds < 2% to end-to-end ingest time", is bench/tagging/ingest.py
+# (a running node, tagging on vs off).
 set -eu
 N=${1:-200}
 SRC=$(cd "$(dirname "$0")/../.." && pwd)

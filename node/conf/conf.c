@@ -50,6 +50,7 @@
 #include <string.h>
 #include <yaml.h>
 
+#include "../http/url.h"
 #include "../route/rules.h"
 #include "../util/alloc.h"
 #include "../util/log.h"
@@ -87,6 +88,7 @@ struct conf_key {
 
 static const char *const dup_names[] = {"overwrite", "keep-first", "reject", NULL};
 static const char *const bool_names[] = {"false", "true", NULL};
+static const char *const tls_names[] = {"off", "both", "only", NULL}; /* http.tls: main port */
 static const char *const order_names[] = {"series", "study", "none", NULL};
 static const char *const level_names[] = {"error", "warn", "info", "debug", "trace", NULL};
 
@@ -1130,17 +1132,155 @@ static int walk_users(struct loader *L)
     return 0;
 }
 
-/* ---- destinations: a list of mappings (name, ae_title, host, port, transfer_syntaxes,
- * associations, calling_ae) ---- */
+/* ---- destinations: a list of mappings. DICOM: name, ae_title, host, port,
+ * transfer_syntaxes, associations, calling_ae. DICOMweb (STOW-RS): name, stow_url and the
+ * DEST_WEB_KEYS (indexes 7-16 of walk_destination's table, in this order). ---- */
+
+#define DEST_WEB_KEYS                                                                              \
+    "stow_url", "user", "password_file", "token_file", "ca_file", "tls_insecure_skip_verify",      \
+        "connections", "request_timeout", "max_instances_per_request", "max_request_mb"
+
+/* <n>ms | <n>s | <n>m | <n>h | <n> (seconds), 1 s - 1 h. */
+static bool dest_duration(const char *v, size_t n, uint32_t *ms)
+{
+    size_t d = 0;
+    uint64_t x;
+    while (d < n && v[d] >= '0' && v[d] <= '9')
+        d++;
+    const char *u = v + d;
+    size_t un = n - d;
+    uint64_t mul = un == 0 || (un == 1 && *u == 's')    ? 1000
+                   : un == 2 && memcmp(u, "ms", 2) == 0 ? 1
+                   : un == 1 && *u == 'm'               ? 60000
+                   : un == 1 && *u == 'h'               ? 3600000
+                                                        : 0;
+    if (!mul || !parse_digits(v, d, &x) || x > 3600000 || x * mul < 1000 || x * mul > 3600000)
+        return false;
+    *ms = (uint32_t)(x * mul);
+    return true;
+}
+
+static int dest_file(struct loader *L, char *out, size_t outsz, const char *ctx, const char *key,
+                     const char *v, size_t n)
+{
+    char s[48];
+    if (n == 0 || n >= outsz || has_ctl(v, n))
+        return fail(L, ev_line(L), "%s.%s: \"%s\" is not a file name", ctx, key,
+                    show(v, n, s, sizeof s));
+    memcpy(out, v, n);
+    out[n] = '\0';
+    return 0;
+}
+
+/* The value of DICOMweb key ki (7-16 but 13) of destination d. */
+static int dest_web_value(struct loader *L, mt_conf_destination_t *d, const char *ctx,
+                          const char *key, int ki, const char *v, size_t n)
+{
+    char s[48];
+    uint64_t x;
+    const char *why = NULL;
+    mt_httpc_url_t u;
+    switch (ki) {
+    case 7:
+        if (n >= sizeof d->stow_url)
+            return fail(L, ev_line(L), "%s.stow_url: longer than %zu characters", ctx,
+                        sizeof d->stow_url - 1);
+        memcpy(d->stow_url, v, n);
+        d->stow_url[n] = '\0';
+        if (mt_httpc_url_parse(d->stow_url, &u, &why))
+            return fail(L, ev_line(L), "%s.stow_url: \"%s\": %s", ctx, show(v, n, s, sizeof s),
+                        why);
+        return 0;
+    case 8:
+        if (n == 0 || n >= sizeof d->auth_user || has_ctl(v, n) || memchr(v, ':', n))
+            return fail(L, ev_line(L),
+                        "%s.user: \"%s\" is not a user name (1-64 characters, "
+                        "no ':')",
+                        ctx, show(v, n, s, sizeof s));
+        memcpy(d->auth_user, v, n);
+        d->auth_user[n] = '\0';
+        return 0;
+    case 9:
+        return dest_file(L, d->password_file, sizeof d->password_file, ctx, key, v, n);
+    case 10:
+        return dest_file(L, d->token_file, sizeof d->token_file, ctx, key, v, n);
+    case 11:
+        return dest_file(L, d->ca_file, sizeof d->ca_file, ctx, key, v, n);
+    case 12:
+        if (n == 4 && memcmp(v, "true", 4) == 0)
+            d->tls_insecure_skip_verify = true;
+        else if (!(n == 5 && memcmp(v, "false", 5) == 0))
+            return fail(L, ev_line(L), "%s.%s: expected true or false", ctx, key);
+        return 0;
+    case 14:
+        if (!dest_duration(v, n, &d->request_timeout_ms))
+            return fail(L, ev_line(L),
+                        "%s.request_timeout: \"%s\" is not a duration of 1s-1h "
+                        "(e.g. 120s, 5m)",
+                        ctx, show(v, n, s, sizeof s));
+        return 0;
+    case 15:
+    case 16:
+        if (!parse_digits(v, n, &x) || x < 1 || x > (ki == 15 ? 1000 : 4096))
+            return fail(L, ev_line(L), "%s.%s: \"%s\" is out of range (1-%d)", ctx, key,
+                        show(v, n, s, sizeof s), ki == 15 ? 1000 : 4096);
+        if (ki == 15)
+            d->max_instances = (uint32_t)x;
+        else
+            d->max_request_mb = (uint32_t)x;
+        return 0;
+    }
+    return 0;
+}
+
+/* A DICOMweb destination: no DICOM keys, one way to authenticate, TLS keys only for https. */
+static int dest_web_check(struct loader *L, mt_conf_destination_t *d, const char *ctx, size_t line,
+                          const bool *seen)
+{
+    static const char *const dicom_keys[] = {
+        "", "ae_title", "host", "port", "transfer_syntaxes", "associations", "calling_ae"};
+    for (int i = 1; i < 7; i++)
+        if (seen[i])
+            return fail(L, line, "%s.%s: a DICOMweb destination (stow_url) has no %s%s", ctx,
+                        dicom_keys[i], dicom_keys[i], i == 5 ? " (use connections)" : "");
+    if (d->token_file[0] && (d->auth_user[0] || d->password_file[0]))
+        return fail(L, line,
+                    "%s: token_file (Bearer) and user/password_file (Basic) are two "
+                    "ways to authenticate: give one",
+                    ctx);
+    if (!d->auth_user[0] != !d->password_file[0])
+        return fail(L, line, "%s: HTTP Basic needs both user and password_file", ctx);
+    mt_httpc_url_t u;
+    const char *why;
+    mt_httpc_url_parse(d->stow_url, &u, &why);
+    if (!u.tls && (d->ca_file[0] || d->tls_insecure_skip_verify))
+        return fail(L, line,
+                    "%s: ca_file and tls_insecure_skip_verify need an https:// "
+                    "stow_url",
+                    ctx);
+    if (d->ca_file[0] && d->tls_insecure_skip_verify)
+        return fail(L, line,
+                    "%s: ca_file with tls_insecure_skip_verify: true (nothing would be "
+                    "verified)",
+                    ctx);
+    if (!d->request_timeout_ms)
+        d->request_timeout_ms = 120000;
+    if (!d->max_instances)
+        d->max_instances = 16;
+    if (!d->max_request_mb)
+        d->max_request_mb = 64;
+    return 0;
+}
 
 static int walk_destination(struct loader *L, mt_conf_destination_t *d, size_t idx)
 {
-    static const char *const keys[] = {"name", "ae_title", "host", "port", "transfer_syntaxes",
-                                       "associations", "calling_ae", NULL};
+    static const char *const keys[] = {"name",       "ae_title",          "host",
+                                       "port",       "transfer_syntaxes", "associations",
+                                       "calling_ae", DEST_WEB_KEYS,       NULL};
     char ctx[40], why[256], s[48];
     snprintf(ctx, sizeof ctx, "destinations[%zu]", idx);
     size_t start_line = ev_line(L);
-    bool seen[7] = {false};
+    bool seen[sizeof keys / sizeof keys[0]] = {false};
     uint64_t x;
     for (;;) {
         if (next(L))
@@ -1221,15 +1361,30 @@ static int walk_destination(struct loader *L, mt_conf_destination_t *d, size_t i
             d->port = (uint16_t)x;
             break;
         case 5:
+        case 13: /* connections */
             if (!parse_digits(v, n, &x) || x < 1 || x > 64)
-                return fail(L, ev_line(L), "%s.associations: \"%s\" is out of range (1-64)",
-                            ctx, show(v, n, s, sizeof s));
+                return fail(L, ev_line(L), "%s.%s: \"%s\" is out of range (1-64)", ctx, keys[ki],
+                            show(v, n, s, sizeof s));
             d->associations = (uint32_t)x;
             break;
+        default:
+            if (dest_web_value(L, d, ctx, keys[ki], ki, v, n))
+                return -1;
         }
     }
-    if (!seen[0] || !seen[1] || !seen[2] || !seen[3])
-        return fail(L, start_line, "%s: name, ae_title, host and port are required", ctx);
+    if (!seen[0])
+        return fail(L, start_line, "%s: name is required", ctx);
+    if (seen[7])
+        return dest_web_check(L, d, ctx, start_line, seen);
+    for (int i = 8; i < 17; i++)
+        if (seen[i])
+            return fail(L, start_line, "%s.%s: only for a DICOMweb destination (stow_url)", ctx,
+                        keys[i]);
+    if (!seen[1] || !seen[2] || !seen[3])
+        return fail(L, start_line,
+                    "%s: ae_title, host and port (a DICOM destination) or stow_url (DICOMweb) "
+                    "are required",
+                    ctx);
     return 0;
 }
 

@@ -52,8 +52,10 @@ typedef struct mt_conf_user {
 
 #define MT_CONF_MAX_USERS 256
 
-/* One forwarding destination (`destinations:` list, issue 6): a DICOM Storage SCP that routing
- * rules name in `forward: [..]`. The outbound queue (db/003_queue.sql) names it by name. */
+/* One forwarding destination (`destinations:` list, issue 6) that routing rules name in
+ * `forward: [..]`; the outbound queue (db/005_queue.sql) names it by name. Two kinds: a DICOM
+ * Storage SCP (ae_title, host, port) or a DICOMweb STOW-RS origin server (stow_url; the keys
+ * after it). The secrets are files, read at start-up (node/forward_web.c), never values here. */
 typedef struct mt_conf_destination {
     char name[65];          /* [A-Za-z0-9._-], 1-64 characters, unique */
     char ae_title[17];      /* called AE title of the destination */
@@ -63,8 +65,22 @@ typedef struct mt_conf_destination {
     char *ts[MT_CONF_MAX_LIST]; /* transfer_syntaxes: proposed in this order, UIDs; empty = the
                                  * stored file's own syntax, then Explicit/Implicit VR LE */
     size_t n_ts;
-    uint32_t associations;  /* concurrent associations; 0 = forward.associations */
+    uint32_t associations; /* concurrent associations (DICOMweb: `connections`, requests in
+                            * parallel); 0 = forward.associations */
+    /* DICOMweb STOW-RS (stow_url set) */
+    char stow_url[1024];           /* http[s]://host[:port]/.../studies: POST target */
+    char auth_user[65];            /* user: HTTP Basic user name, with password_file */
+    char password_file[1024];      /* HTTP Basic password (mode 0600) */
+    char token_file[1024];         /* Authorization: Bearer token (mode 0600) */
+    char ca_file[1024];            /* PEM CA certificates for https; "" = the system store */
+    bool tls_insecure_skip_verify; /* https without certificate checks (loudly logged) */
+    uint32_t request_timeout_ms;   /* nothing moved for this long: failed; default 120 s */
+    uint32_t max_instances;        /* instances per STOW-RS request, default 16 */
+    uint32_t max_request_mb;       /* bytes per request (a larger instance goes alone), 64 */
 } mt_conf_destination_t;
+
+/* A DICOMweb (STOW-RS) destination. */
+#define MT_CONF_DEST_IS_WEB(d) ((d)->stow_url[0] != '\0')
 
 #define MT_CONF_MAX_DESTINATIONS 64
 
@@ -98,6 +114,8 @@ typedef struct mt_conf {
     /* query (C-FIND, later QIDO-RS) */
     uint32_t max_matches;       /* query.max_matches, default 10000: more answers A700 */
     /* CMR series tagging (node/tagger.c, docs/tagging.md) */
+    int tag_enabled;             /* tagging.enabled: false | true (default): no tagger, no
+                                  * header capture when false */
     uint32_t tag_series_idle_ms; /* tagging.series_idle, default 10 s: tag a series this long
                                   * after its last instance */
     uint32_t tag_study_idle_ms;  /* tagging.study_idle, default 300 s: final exam-level pass,
@@ -121,6 +139,7 @@ typedef struct mt_conf {
     uint32_t http_header_timeout_ms; /* http.header_timeout: whole header must arrive, 10 s */
     uint32_t http_idle_timeout_ms;   /* http.idle_timeout: no byte moved either way, 60 s */
     uint32_t http_tls_port;     /* http.tls_port: HTTPS listener, 0 = none */
+    int http_tls;               /* http.tls: TLS on http.port: 0 off, 1 both (sniffed), 2 only */
     char *http_tls_cert;        /* http.tls_cert: PEM certificate chain, "none" */
     char *http_tls_key;         /* http.tls_key: PEM private key, "none" */
     /* routing and forwarding (issue 6) */

@@ -101,6 +101,9 @@ typedef int (*mt_ds_event_cb)(void *user, mt_ds_event_t ev, const mt_elem_t *e);
 typedef struct mt_ds_reader_opts {
     const mt_ts_t *ts;
     size_t max_buffered_value; /* default 1 MiB when 0 */
+    /* top-level elements from Pixel Data (7FE0,0010) on always come as VALUE_CHUNKs, so their
+     * ELEMENT event marks where the bulk data starts (store.c: routing, header capture) */
+    bool stream_pixel_data;
     unsigned max_depth;        /* default 64 when 0 */
     mt_ds_event_cb cb;
     void *user;

@@ -215,7 +215,9 @@ static int begin_value(mt_ds_reader_t *r, mt_ds_event_t ev, const mt_elem_t *e)
     r->cur_ev = ev;
     r->cur = *e;
     r->remaining = e->len;
-    if (e->len <= r->o.max_buffered_value) {
+    bool bulk = r->o.stream_pixel_data && ev == MT_DS_EV_ELEMENT && e->depth == 0 &&
+                e->tag >= MT_TAG_PIXEL_DATA;
+    if (e->len <= r->o.max_buffered_value && !(bulk && e->len)) {
         mt_buf_reset(&r->val);
         r->state = ST_VALUE;
         if (e->len == 0) {

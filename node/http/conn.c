@@ -17,17 +17,23 @@
  * A response that ends before its request body was read marks the connection for closing
  * (the rest of the body is not read). Errors before dispatch answer 400/408/413/431 and close.
  *
- * HTTPS (opts.tls_port): a second listener; its connections run TLS (OpenSSL, 1.2 or later)
- * over memory BIOs: socket bytes go into rbio and SSL_read's plaintext into conn->in; every
+ * HTTPS (opts.tls_port): a second listener whose connections run TLS; and/or on the main port
+ * (opts.tls_main): ONLY, every connection runs TLS; BOTH, the first byte received decides: 0x16
+ * (a TLS record of type handshake, RFC 8446 §5.1: a ClientHello starts every TLS session)
+ * starts TLS, anything else (an HTTP method's first letter) stays clear HTTP. TLS (OpenSSL,
+ * 1.2 or later) runs over memory BIOs: socket bytes go into rbio and SSL_read's plaintext into conn->in; every
  * write is SSL_write'n and what wbio holds is queued to the socket (tls_flush). Everything
  * above the bytes (parser, limits, handlers) is the same for both.
  */
 #include "http.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <http_parser.h>
 #include <poll.h>
 #include <sys/sendfile.h>
+#include <sys/socket.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <stdio.h>
@@ -85,6 +91,7 @@ struct mt__http_conn {
     bool loopback;
     bool in_parse; /* inside parse_more */
     SSL *ssl;      /* HTTPS: TLS over memory BIOs (rbio: bytes from the socket, wbio: to it) */
+    bool sniff;    /* tls_main BOTH: the first byte read decides between TLS and clear HTTP */
     struct sendfile_req *sf; /* a file being sent straight to the socket (worker thread) */
     bool sf_running;         /* the worker owns the socket's write side: no uv_close yet */
     BIO *rbio, *wbio;
@@ -96,6 +103,7 @@ static void parse_more(conn_t *c);
 static void update_reading(conn_t *c);
 static void dispatch(conn_t *c);
 static void arm_timer(conn_t *c);
+static int tls_attach(conn_t *c);
 
 const char *mt_http_reason(int s)
 {
@@ -241,48 +249,110 @@ typedef struct sendfile_req {
     int sock, file;
     int64_t off;
     size_t len;
+    const mt_http_file_t *files; /* mt_http_sendfiles: the list (file, off, len unused) */
+    size_t n_files;
+    const char *tail;
+    size_t tail_len;
     int err;
     void (*cb)(void *, int);
     void *data;
 } sendfile_req_t;
 
-static void sf_work(uv_work_t *w)
+/* Wait until the (non-blocking) socket can take more: 0, or an error (MT_ECANCELED when the
+ * client read nothing for timeout ms). */
+static int sock_wait(int sock, int timeout)
 {
-    sendfile_req_t *f = w->data;
-    off_t off = (off_t)f->off;
-    size_t left = f->len;
-    int timeout = (int)f->c->srv->o.idle_timeout_ms;
+    struct pollfd p = {.fd = sock, .events = POLLOUT};
+    int r = poll(&p, 1, timeout);
+    if (r == 0)
+        return MT_ECANCELED; /* the client stopped reading */
+    if (r < 0)
+        return errno == EINTR ? 0 : MT_ERR_FROM_ERRNO();
+    return p.revents & (POLLERR | POLLHUP) ? MT_EIO : 0;
+}
+
+/* len bytes of file from off to the socket. */
+static int sock_sendfile(int sock, int file, off_t off, size_t left, int timeout)
+{
     while (left) {
-        ssize_t n = sendfile(f->sock, f->file, &off, left > (1u << 30) ? (1u << 30) : left);
+        ssize_t n = sendfile(sock, file, &off, left > (1u << 30) ? (1u << 30) : left);
         if (n > 0) {
             left -= (size_t)n;
             continue;
         }
-        if (n == 0) {
-            f->err = MT_EIO; /* the file is shorter than the index says */
-            return;
-        }
+        if (n == 0)
+            return MT_EIO; /* the file is shorter than the index says */
         if (errno == EINTR)
             continue;
-        if (errno != EAGAIN) {
-            f->err = MT_ERR_FROM_ERRNO();
-            return;
-        }
-        struct pollfd p = {.fd = f->sock, .events = POLLOUT};
-        int r = poll(&p, 1, timeout);
-        if (r == 0) {
-            f->err = MT_ECANCELED; /* the client stopped reading */
-            return;
-        }
-        if (r < 0 && errno != EINTR) {
-            f->err = MT_ERR_FROM_ERRNO();
-            return;
-        }
-        if (r > 0 && (p.revents & (POLLERR | POLLHUP))) {
-            f->err = MT_EIO;
-            return;
-        }
+        if (errno != EAGAIN)
+            return MT_ERR_FROM_ERRNO();
+        int rc = sock_wait(sock, timeout);
+        if (rc)
+            return rc;
     }
+    return 0;
+}
+
+/* n bytes to the socket; more: MSG_MORE (the kernel may hold a partial segment for what
+ * follows, as TCP_CORK would). */
+static int sock_send(int sock, const char *p, size_t n, bool more, int timeout)
+{
+    while (n) {
+        ssize_t k = send(sock, p, n, MSG_NOSIGNAL | (more ? MSG_MORE : 0));
+        if (k > 0) {
+            p += k;
+            n -= (size_t)k;
+            continue;
+        }
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0 && errno != EAGAIN)
+            return MT_ERR_FROM_ERRNO();
+        int rc = sock_wait(sock, timeout);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static int open_ahead(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0)
+        posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED); /* read ahead while the previous goes */
+    return fd;
+}
+
+/* mt_http_sendfiles on the worker. */
+static int sf_files(sendfile_req_t *f, int timeout)
+{
+    int rc = 0, fd = f->n_files ? open_ahead(f->files[0].path) : -1;
+    for (size_t i = 0; i < f->n_files && !rc; i++) {
+        const mt_http_file_t *x = &f->files[i];
+        if (fd < 0) {
+            rc = MT_ENOENT;
+            break;
+        }
+        int next = i + 1 < f->n_files ? open_ahead(f->files[i + 1].path) : -1;
+        rc = sock_send(f->sock, x->head, x->head_len, true, timeout);
+        if (!rc)
+            rc = sock_sendfile(f->sock, fd, 0, (size_t)x->size, timeout);
+        close(fd);
+        fd = next;
+    }
+    if (fd >= 0)
+        close(fd);
+    return rc ? rc : sock_send(f->sock, f->tail, f->tail_len, false, timeout);
+}
+
+static void sf_work(uv_work_t *w)
+{
+    sendfile_req_t *f = w->data;
+    int timeout = (int)f->c->srv->o.idle_timeout_ms;
+    if (f->files)
+        f->err = sf_files(f, timeout);
+    else
+        f->err = sock_sendfile(f->sock, f->file, (off_t)f->off, f->len, timeout);
 }
 
 static void sf_after(uv_work_t *w, int status)
@@ -362,6 +432,31 @@ void mt_http_sendfile(mt_http_req_t *r, int file, int64_t off, size_t len,
     if (c->queued == 0)
         sf_start(c);
     /* else on_written starts it when the queue is empty */
+}
+
+void mt_http_sendfiles(mt_http_req_t *r, const mt_http_file_t *files, size_t n,
+                       const char *tail, size_t tail_len, void (*cb)(void *data, int status),
+                       void *data)
+{
+    conn_t *c = r->conn;
+    if (r->aborted || c->closing || c->sf || !r->started || r->ended || c->ssl ||
+        r->resp_chunked) {
+        cb(data, MT_ECANCELED);
+        return;
+    }
+    sendfile_req_t *f = mt_calloc(1, sizeof *f);
+    f->work.data = f;
+    f->c = c;
+    f->file = -1;
+    f->files = files;
+    f->n_files = n;
+    f->tail = tail;
+    f->tail_len = tail_len;
+    f->cb = cb;
+    f->data = data;
+    c->sf = f;
+    if (c->queued == 0)
+        sf_start(c);
 }
 
 /* ---- the request ---- */
@@ -898,6 +993,13 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
     }
     if (nread == 0)
         return;
+    if (c->sniff) {
+        c->sniff = false;
+        if ((uint8_t)b->base[0] == 0x16 && tls_attach(c) != 0) {
+            conn_close(c);
+            return;
+        }
+    }
     if (c->ssl) {
         if (BIO_write(c->rbio, b->base, (int)nread) != (int)nread) {
             conn_close(c);
@@ -1055,7 +1157,26 @@ static void arm_timer(conn_t *c)
     uv_timer_start(&c->timer, on_timer, ms ? ms : 1, 0);
 }
 
-static void accept_conn(uv_stream_t *server, int status, bool tls)
+/* Make c a TLS connection (server side, memory BIOs). */
+static int tls_attach(conn_t *c)
+{
+    c->ssl = SSL_new(c->srv->tls);
+    c->rbio = BIO_new(BIO_s_mem());
+    c->wbio = BIO_new(BIO_s_mem());
+    if (!c->ssl || !c->rbio || !c->wbio) {
+        SSL_free(c->ssl);
+        c->ssl = NULL;
+        BIO_free(c->rbio);
+        BIO_free(c->wbio);
+        return MT_ENOMEM;
+    }
+    SSL_set_bio(c->ssl, c->rbio, c->wbio);
+    SSL_set_accept_state(c->ssl);
+    return 0;
+}
+
+/* tls: MT_HTTP_TLS_OFF (clear HTTP), _ONLY (TLS) or _BOTH (sniff the first byte). */
+static void accept_conn(uv_stream_t *server, int status, int tls)
 {
     mt_http_server_t *s = server->data;
     if (status < 0)
@@ -1083,19 +1204,11 @@ static void accept_conn(uv_stream_t *server, int status, bool tls)
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
-    if (tls) {
-        c->ssl = SSL_new(s->tls);
-        c->rbio = BIO_new(BIO_s_mem());
-        c->wbio = BIO_new(BIO_s_mem());
-        if (!c->ssl || !c->rbio || !c->wbio) {
-            BIO_free(c->rbio);
-            BIO_free(c->wbio);
-            conn_close(c);
-            return;
-        }
-        SSL_set_bio(c->ssl, c->rbio, c->wbio);
-        SSL_set_accept_state(c->ssl);
+    if (tls == MT_HTTP_TLS_ONLY && tls_attach(c) != 0) {
+        conn_close(c);
+        return;
     }
+    c->sniff = tls == MT_HTTP_TLS_BOTH;
     struct sockaddr_storage ss;
     int len = sizeof ss;
     snprintf(c->peer, sizeof c->peer, "?");
@@ -1131,12 +1244,13 @@ static void accept_conn(uv_stream_t *server, int status, bool tls)
 
 static void on_connection(uv_stream_t *server, int status)
 {
-    accept_conn(server, status, false);
+    mt_http_server_t *s = server->data;
+    accept_conn(server, status, s->o.tls_main);
 }
 
 static void on_connection_tls(uv_stream_t *server, int status)
 {
-    accept_conn(server, status, true);
+    accept_conn(server, status, MT_HTTP_TLS_ONLY);
 }
 
 static void on_server_closed(uv_handle_t *h)
@@ -1152,8 +1266,8 @@ static void on_server_closed(uv_handle_t *h)
     }
 }
 
-/* The HTTPS listener: a TLS 1.2+ context with the configured certificate chain and key. */
-static int tls_start(mt_http_server_t *s, const mt_http_opts_t *o)
+/* The TLS 1.2+ context with the configured certificate chain and key. */
+static int tls_context(mt_http_server_t *s, const mt_http_opts_t *o)
 {
     s->tls = SSL_CTX_new(TLS_server_method());
     if (!s->tls)
@@ -1167,6 +1281,12 @@ static int tls_start(mt_http_server_t *s, const mt_http_opts_t *o)
         ERR_clear_error();
         return MT_ECONF;
     }
+    return 0;
+}
+
+/* The second listener (http.tls_port): every connection runs TLS. */
+static int tls_start(mt_http_server_t *s, const mt_http_opts_t *o)
+{
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof ss);
     int rc = uv_ip4_addr(o->bind, o->tls_port, (struct sockaddr_in *)&ss);
@@ -1198,6 +1318,11 @@ int mt_http_start(uv_loop_t *loop, const mt_http_opts_t *o, mt_http_server_t **o
     s->loop = loop;
     s->o = *o;
     http_parser_set_max_header_size(o->max_header);
+    if ((o->tls_port || o->tls_main) && (rc = tls_context(s, o)) != 0) {
+        SSL_CTX_free(s->tls);
+        mt_free(s);
+        return rc;
+    }
     uv_tcp_init(loop, &s->tcp);
     s->tcp.data = s;
     s->n_listeners = 1;
@@ -1227,7 +1352,7 @@ void mt_http_stop(mt_http_server_t *s)
     if (s->listening) {
         s->listening = false;
         uv_close((uv_handle_t *)&s->tcp, on_server_closed);
-        if (s->tls)
+        if (s->o.tls_port)
             uv_close((uv_handle_t *)&s->tls_tcp, on_server_closed);
     }
     for (conn_t *c = s->conns, *n; c; c = n) {

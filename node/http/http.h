@@ -78,6 +78,8 @@ struct mt_http_req {
  * responds at once. */
 typedef void (*mt_http_dispatch_cb)(void *user, mt_http_req_t *r);
 
+enum { MT_HTTP_TLS_OFF, MT_HTTP_TLS_BOTH, MT_HTTP_TLS_ONLY }; /* = http.tls's names */
+
 typedef struct mt_http_opts {
     const char *bind;
     uint16_t port;
@@ -85,7 +87,8 @@ typedef struct mt_http_opts {
     uint64_t max_body;
     uint32_t header_timeout_ms, idle_timeout_ms;
     uint16_t tls_port;              /* 0: no HTTPS listener */
-    const char *tls_cert, *tls_key; /* PEM files (chain, key) when tls_port is set */
+    int tls_main;                   /* TLS on port: MT_HTTP_TLS_OFF, _BOTH (sniffed), _ONLY */
+    const char *tls_cert, *tls_key; /* PEM files (chain, key) when tls_port/tls_main is set */
     mt_http_dispatch_cb dispatch;
     void *user;
 } mt_http_opts_t;
@@ -128,6 +131,23 @@ void mt_http_end(mt_http_req_t *r);
 bool mt_http_can_sendfile(const mt_http_req_t *r);
 void mt_http_sendfile(mt_http_req_t *r, int file, int64_t off, size_t len,
                       void (*cb)(void *data, int status), void *data);
+/* Zero-copy, many files in one go: for each file, its head bytes (e.g. a multipart part
+ * header), then size bytes of the file at path; then tail. All of it runs on one worker
+ * (send(MSG_MORE) for the heads, sendfile(2) for the files, the next file opened and read
+ * ahead with POSIX_FADV_WILLNEED while the current one is sent), so a series costs one
+ * thread-pool round trip, not several per instance. The response must have a known
+ * Content-Length (not chunked). files and their strings stay the caller's until cb(data,
+ * 0 | negative), once, on the loop. A file shorter than its size fails (the connection closes:
+ * the client sees a short body). */
+typedef struct mt_http_file {
+    const char *head;
+    size_t head_len;
+    const char *path;
+    uint64_t size;
+} mt_http_file_t;
+void mt_http_sendfiles(mt_http_req_t *r, const mt_http_file_t *files, size_t n,
+                       const char *tail, size_t tail_len, void (*cb)(void *data, int status),
+                       void *data);
 /* After an on_body that returned 1. */
 void mt_http_resume_body(mt_http_req_t *r);
 

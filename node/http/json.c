@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../dicom/charset.h"
 #include "../index/query.h"
 #include "../util/alloc.h"
 #include "../util/err.h"
@@ -96,10 +97,10 @@ int mt_json_str(mt_buf_t *out, const char *s, size_t n)
     return rc ? rc : mt_buf_append(out, "\"", 1);
 }
 
-/* Text as UTF-8 JSON string (Latin-1 converted). */
-static int text(mt_buf_t *o, const char *s, size_t n, bool latin1)
+/* Text as UTF-8 JSON string (bytes that are not UTF-8 read as Latin-1). */
+static int text(mt_buf_t *o, const char *s, size_t n)
 {
-    if (!latin1 && mt_query_is_utf8(s, n))
+    if (mt_query_is_utf8(s, n))
         return mt_json_str(o, s, n);
     char *u = mt_query_latin1_to_utf8(s, n);
     int rc = mt_json_str(o, u, strlen(u));
@@ -195,7 +196,7 @@ static uint64_t rd(const uint8_t *p, size_t n, bool be)
     return x;
 }
 
-static int pn_value(mt_buf_t *o, const char *s, size_t n, bool latin1)
+static int pn_value(mt_buf_t *o, const char *s, size_t n)
 {
     static const char *const groups[] = {"Alphabetic", "Ideographic", "Phonetic"};
     int rc = PUTL(o, "{");
@@ -212,7 +213,7 @@ static int pn_value(mt_buf_t *o, const char *s, size_t n, bool latin1)
             char k[32];
             snprintf(k, sizeof k, "%s\"%s\":", first ? "" : ",", groups[g]);
             rc = rc ? rc : put(o, k);
-            rc = rc ? rc : text(o, gs, gn, latin1);
+            rc = rc ? rc : text(o, gs, gn);
             first = false;
         }
         start = e + 1;
@@ -220,8 +221,8 @@ static int pn_value(mt_buf_t *o, const char *s, size_t n, bool latin1)
     return rc ? rc : PUTL(o, "}");
 }
 
-int mt_json_value(uint32_t tag, uint16_t vr, const uint8_t *v, size_t len, bool latin1,
-                  const mt_json_opts_t *o, mt_buf_t *out)
+int mt_json_value(uint32_t tag, uint16_t vr, const uint8_t *v, size_t len,
+                  const mt_charset_t *cs, const mt_json_opts_t *o, mt_buf_t *out)
 {
     char vrs[10] = {'"', 'v', 'r', '"', ':', '"', (char)(vr >> 8), (char)(vr & 0xFF), '"'};
     int rc = mt_buf_append(out, vrs, 9);
@@ -297,13 +298,20 @@ int mt_json_value(uint32_t tag, uint16_t vr, const uint8_t *v, size_t len, bool 
         }
         return rc ? rc : PUTL(out, "]");
     }
-    /* strings */
+    /* strings: converted to UTF-8 whole before they are split (a two-byte set in G0 uses the
+     * delimiters' bytes) */
     const char *s = (const char *)v;
     bool single = vr == VR('L', 'T') || vr == VR('S', 'T') || vr == VR('U', 'T') ||
                   vr == VR('U', 'R');
     bool charset_vr = vr == VR('S', 'H') || vr == VR('L', 'O') || vr == VR('S', 'T') ||
                       vr == VR('L', 'T') || vr == VR('U', 'T') || vr == VR('P', 'N') ||
                       vr == VR('U', 'C');
+    char *utf8 = NULL;
+    if (charset_vr && cs && !mt_charset_plain(cs, s, len)) {
+        utf8 = mt_charset_to_utf8(cs, s, len, vr == VR('P', 'N'));
+        s = utf8;
+        len = strlen(utf8);
+    }
     size_t start = 0;
     bool firstv = true;
     while (start <= len && !rc) {
@@ -323,7 +331,7 @@ int mt_json_value(uint32_t tag, uint16_t vr, const uint8_t *v, size_t len, bool 
         if (vn == 0) {
             rc = PUTL(out, "null");
         } else if (vr == VR('P', 'N')) {
-            rc = pn_value(out, vs, vn, latin1);
+            rc = pn_value(out, vs, vn);
         } else if (vr == VR('I', 'S')) {
             char t[32];
             char *end;
@@ -332,39 +340,43 @@ int mt_json_value(uint32_t tag, uint16_t vr, const uint8_t *v, size_t len, bool 
             if (*end == 0 && end != t) {
                 rc = put_i64(out, x);
             } else {
-                rc = text(out, vs, vn, false);
+                rc = text(out, vs, vn);
             }
         } else if (vr == VR('D', 'S')) {
             if (ds_number(vs, vn, num, sizeof num))
                 rc = put(out, num);
             else
-                rc = text(out, vs, vn, false);
+                rc = text(out, vs, vn);
         } else {
-            rc = text(out, vs, vn, charset_vr && latin1);
+            rc = text(out, vs, vn);
         }
         start = e + 1;
     }
+    mt_free(utf8);
     return rc ? rc : PUTL(out, "]");
 }
 
-static bool charset_latin1(const char *cs)
+/* The character set an element (0008,0005) declares for its data set. */
+static void charset_of(const mt_charset_t *outer, const uint8_t *v, size_t n, mt_charset_t *cs)
 {
-    return cs && (strstr(cs, "ISO_IR 100") || strstr(cs, "ISO 2022 IR 100"));
+    if (!v) {
+        *cs = *outer;
+        return;
+    }
+    mt_charset_parse((const char *)v, n, cs); /* an unknown term: the default repertoire */
 }
 
-static int tree(const mt_ds_t *ds, const mt_json_opts_t *o, bool latin1, unsigned depth,
-                mt_buf_t *out)
+static int tree(const mt_ds_t *ds, const mt_json_opts_t *o, const mt_charset_t *outer,
+                unsigned depth, mt_buf_t *out)
 {
     if (depth > 64)
         return MT_ETOOBIG;
     int rc = PUTL(out, "{");
     bool first = true;
-    mt_ds_elem_t *cs = mt_ds_get(ds, MT_TAG(0x0008, 0x0005));
-    if (cs && cs->value) {
-        char t[80];
-        snprintf(t, sizeof t, "%.*s", (int)(cs->len < 79 ? cs->len : 79), (char *)cs->value);
-        latin1 = charset_latin1(t);
-    }
+    mt_ds_elem_t *cse = mt_ds_get(ds, MT_TAG(0x0008, 0x0005));
+    mt_charset_t charset = *outer, *cs = &charset;
+    if (cse)
+        charset_of(outer, cse->value, cse->len, cs);
     for (size_t i = 0; i < mt_ds_count(ds) && !rc; i++) {
         const mt_ds_elem_t *e = mt_ds_at(ds, i);
         if (MT_TAG_ELEM(e->tag) == 0 || MT_TAG_GROUP(e->tag) == 0x0002)
@@ -379,14 +391,14 @@ static int tree(const mt_ds_t *ds, const mt_json_opts_t *o, bool latin1, unsigne
                 rc = PUTL(out, ",\"Value\":[");
                 for (size_t k = 0; k < e->n_items && !rc; k++) {
                     rc = put(out, k ? "," : "");
-                    rc = rc ? rc : tree(e->items[k], o, latin1, depth + 1, out);
+                    rc = rc ? rc : tree(e->items[k], o, cs, depth + 1, out);
                 }
                 rc = rc ? rc : PUTL(out, "]");
             }
         } else if (e->encapsulated) {
-            rc = mt_json_value(e->tag, e->vr, NULL, 1, latin1, o, out);
+            rc = mt_json_value(e->tag, e->vr, NULL, 1, cs, o, out);
         } else {
-            rc = mt_json_value(e->tag, e->vr, e->value, e->value ? e->len : 0, latin1, o, out);
+            rc = mt_json_value(e->tag, e->vr, e->value, e->value ? e->len : 0, cs, o, out);
         }
         rc = rc ? rc : PUTL(out, "}");
     }
@@ -395,7 +407,9 @@ static int tree(const mt_ds_t *ds, const mt_json_opts_t *o, bool latin1, unsigne
 
 int mt_json_ds(const mt_ds_t *ds, const mt_json_opts_t *o, mt_buf_t *out)
 {
-    return tree(ds, o, false, 0, out);
+    mt_charset_t cs;
+    mt_charset_default(&cs);
+    return tree(ds, o, &cs, 0, out);
 }
 
 /* ---- stream writer ---- */
@@ -405,11 +419,13 @@ int mt_json_ds(const mt_ds_t *ds, const mt_json_opts_t *o, mt_buf_t *out)
 struct mt_json_stream {
     mt_json_opts_t o;
     mt_buf_t *out;
-    bool latin1;
     unsigned sp;
     struct {
+        mt_charset_t cs; /* of the data set (item) open at this level */
         bool need_comma; /* in this object */
         bool seq_items;  /* the sequence opened at this level has items */
+        uint32_t seq_tag; /* a sequence level: its tag and items so far (nested BulkDataURI) */
+        uint32_t n_items;
         bool pixel;      /* an encapsulated Pixel Data at this level is open */
         unsigned skip;   /* events to skip: inside a skipped sequence */
     } st[JS_MAX_DEPTH];
@@ -421,6 +437,7 @@ mt_json_stream_t *mt_json_stream_new(const mt_json_opts_t *o, mt_buf_t *out)
     mt_json_stream_t *s = mt_calloc(1, sizeof *s);
     s->o = *o;
     s->out = out;
+    mt_charset_default(&s->st[0].cs);
     PUTL(out, "{");
     return s;
 }
@@ -430,6 +447,14 @@ void mt_json_stream_free(mt_json_stream_t *s)
     mt_free(s);
 }
 
+/* One level deeper (a sequence or an item): it inherits the character set. */
+static void push(mt_json_stream_t *s)
+{
+    s->sp++;
+    memset(&s->st[s->sp], 0, sizeof s->st[s->sp]);
+    s->st[s->sp].cs = s->st[s->sp - 1].cs;
+}
+
 static int key(mt_json_stream_t *s, uint32_t tag)
 {
     bool comma = s->st[s->sp].need_comma;
@@ -437,38 +462,45 @@ static int key(mt_json_stream_t *s, uint32_t tag)
     return put_key(s->out, tag, comma);
 }
 
+/* The BulkDataURI prefix of an element inside an item: bulk_uri, then SSSSSSSS/N/ for each
+ * enclosing sequence (its tag, the 1-based item number) from the top level down; the
+ * element's tag is appended by the value formatter. NULL (no URI) when it does not fit. */
+static const char *nested_uri(const mt_json_stream_t *s, char *buf, size_t sz)
+{
+    int n = snprintf(buf, sz, "%s", s->o.bulk_uri);
+    for (unsigned i = 1; i <= s->sp && n > 0 && (size_t)n < sz; i += 2) /* sequence levels */
+        n += snprintf(buf + n, sz - (size_t)n, "%08X/%u/", s->st[i].seq_tag, s->st[i].n_items);
+    return n > 0 && (size_t)n < sz ? buf : NULL;
+}
+
 int mt_json_stream_event(mt_json_stream_t *s, mt_ds_event_t ev, const mt_elem_t *e)
 {
     int rc = 0;
     mt_json_opts_t nested = s->o;
-    if (s->sp > 0)
-        nested.bulk_uri = NULL; /* BulkDataURIs name top-level attributes only */
+    char uri[2048];
+    if (s->sp > 0 && s->o.bulk_uri)
+        nested.bulk_uri = nested_uri(s, uri, sizeof uri);
     switch (ev) {
     case MT_DS_EV_ELEMENT:
         if (MT_TAG_ELEM(e->tag) == 0 || MT_TAG_GROUP(e->tag) == 0x0002)
             return 0;
-        if (e->tag == MT_TAG(0x0008, 0x0005) && e->depth == 0 && e->value) {
-            char t[80];
-            snprintf(t, sizeof t, "%.*s", (int)(e->value_len < 79 ? e->value_len : 79),
-                     (const char *)e->value);
-            s->latin1 = charset_latin1(t);
-        }
+        if (e->tag == MT_TAG(0x0008, 0x0005) && e->value)
+            charset_of(&s->st[s->sp].cs, e->value, e->value_len, &s->st[s->sp].cs);
         rc = key(s, e->tag);
         if (rc)
             return rc;
         if (e->len == MT_UNDEFINED_LENGTH) { /* encapsulated Pixel Data */
-            rc = mt_json_value(e->tag, e->vr, NULL, 1, s->latin1, &nested, s->out);
+            rc = mt_json_value(e->tag, e->vr, NULL, 1, &s->st[s->sp].cs, &nested, s->out);
             if (s->sp + 1 >= JS_MAX_DEPTH)
                 return MT_ETOOBIG;
-            s->sp++;
-            memset(&s->st[s->sp], 0, sizeof s->st[s->sp]);
+            push(s);
             s->st[s->sp].pixel = true;
             return rc ? rc : PUTL(s->out, "}");
         }
         if (!e->value) { /* delivered in chunks: too large to inline */
-            rc = mt_json_value(e->tag, e->vr, NULL, e->len, s->latin1, &nested, s->out);
+            rc = mt_json_value(e->tag, e->vr, NULL, e->len, &s->st[s->sp].cs, &nested, s->out);
         } else {
-            rc = mt_json_value(e->tag, e->vr, e->value, e->value_len, s->latin1, &nested,
+            rc = mt_json_value(e->tag, e->vr, e->value, e->value_len, &s->st[s->sp].cs, &nested,
                                s->out);
         }
         return rc ? rc : PUTL(s->out, "}");
@@ -480,16 +512,16 @@ int mt_json_stream_event(mt_json_stream_t *s, mt_ds_event_t ev, const mt_elem_t 
         rc = rc ? rc : PUTL(s->out, "\"vr\":\"SQ\"");
         if (s->sp + 1 >= JS_MAX_DEPTH)
             return MT_ETOOBIG;
-        s->sp++;
-        memset(&s->st[s->sp], 0, sizeof s->st[s->sp]);
+        push(s);
+        s->st[s->sp].seq_tag = e->tag;
         return rc;
     case MT_DS_EV_ITEM_START:
         rc = put(s->out, s->st[s->sp].seq_items ? ",{" : ",\"Value\":[{");
         s->st[s->sp].seq_items = true;
+        s->st[s->sp].n_items++;
         if (s->sp + 1 >= JS_MAX_DEPTH)
             return MT_ETOOBIG;
-        s->sp++;
-        memset(&s->st[s->sp], 0, sizeof s->st[s->sp]);
+        push(s);
         return rc;
     case MT_DS_EV_ITEM_END:
         if (s->sp == 0)

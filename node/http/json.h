@@ -12,10 +12,14 @@
  * IS/DS and binary numbers as JSON numbers (DS normalised: no '+', no leading zeros,
  * "0.5" for ".5"), AT as "GGGGEEEE", SQ as a list of objects, OB/OW/OF/OD/OL/OV/UN as
  * "InlineBinary" (base64) up to bulk_threshold bytes, else "BulkDataURI" (when a URI prefix is
- * given; the element's tag is appended) or no value. Group lengths (gggg,0000) are left out.
- * Text is converted to UTF-8: from Latin-1 when SpecificCharacterSet is ISO_IR 100, or when
- * the bytes are not valid UTF-8; a non-empty SpecificCharacterSet is therefore written as
- * "ISO_IR 192" (as dcm2json does).
+ * given; the element's tag is appended, after SSSSSSSS/N/ for each enclosing sequence and
+ * 1-based item number in the stream encoder: .../bulkdata/00540016/1/00181072) or no value.
+ * Group lengths (gggg,0000) are left out.
+ * Text (SH, LO, ST, LT, UT, UC, PN) is converted to UTF-8 from the Specific Character Set of
+ * its data set or item (dicom/charset.h: every single-byte set, ISO 2022 code extensions, GB18030,
+ * GBK; a sequence item may declare its own); other bytes that are not valid UTF-8 are read as
+ * Latin-1. A non-empty SpecificCharacterSet is therefore written as "ISO_IR 192" (as dcm2json
+ * does).
  */
 #ifndef MT_HTTP_JSON_H
 #define MT_HTTP_JSON_H
@@ -24,6 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../dicom/charset.h"
 #include "../dicom/ds.h"
 #include "../util/buf.h"
 
@@ -37,9 +42,10 @@ typedef struct mt_json_opts {
 int mt_json_ds(const mt_ds_t *ds, const mt_json_opts_t *o, mt_buf_t *out);
 
 /* The value formatter: append `"vr":"XX"` and, when non-empty, `,"Value":[...]` (or
- * InlineBinary / BulkDataURI) for one non-sequence element. latin1: text is Latin-1. */
-int mt_json_value(uint32_t tag, uint16_t vr, const uint8_t *v, size_t len, bool latin1,
-                  const mt_json_opts_t *o, mt_buf_t *out);
+ * InlineBinary / BulkDataURI) for one non-sequence element. cs: the character set of its
+ * text (NULL: UTF-8, non-UTF-8 bytes read as Latin-1). */
+int mt_json_value(uint32_t tag, uint16_t vr, const uint8_t *v, size_t len,
+                  const mt_charset_t *cs, const mt_json_opts_t *o, mt_buf_t *out);
 
 typedef struct mt_json_stream mt_json_stream_t;
 /* Writes an object for the data set; events from mt_ds_reader (see ds.h). */

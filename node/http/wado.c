@@ -5,9 +5,10 @@
  * Every retrieval first asks the query layer for the instances (mt_qdb_instances, scoped to
  * the caller's project, off the loop): a UID outside the scope selects nothing and is 404.
  *
- *   instances  multipart/related; type="application/dicom". Over plain HTTP each file goes
- *              from the page cache to the socket with sendfile(2) on a worker
- *              (mt_http_sendfile); over HTTPS it streams from disk on the libuv pool
+ *   instances  multipart/related; type="application/dicom". Over plain HTTP, every instance
+ *              as stored: a Content-Length response whose files go from the page cache to the
+ *              socket in 8 MiB batches, each on one worker (mt_http_sendfiles); with some
+ *              instance re-encoded, chunked, each stored file by mt_http_sendfile; over HTTPS it streams from disk on the libuv pool
  *              (uv_fs_read, CHUNK bytes at a time), written only when the connection's queue
  *              has drained below its low-water mark: memory per request is bounded whatever
  *              the study size. transfer-syntax=* (or absent, for
@@ -18,14 +19,16 @@
  *              stored one, or explicit LE for compressed pixel data: 406.
  *   metadata   application/dicom+json: each file is read up to its Pixel Data only and its
  *              elements streamed into DICOM JSON (json.c); binary values over 1 KiB and
- *              Pixel Data become BulkDataURI .../instances/I/bulkdata/GGGGEEEE.
+ *              Pixel Data become BulkDataURI .../instances/I/bulkdata/GGGGEEEE, nested in
+ *              sequences at any depth .../bulkdata/SSSSSSSS/N/GGGGEEEE (N: 1-based item).
  *   frames     multipart/related; application/octet-stream (native: Little Endian frame
  *              bytes) or the stored compressed syntax's media type with transfer-syntax=UID.
- *   bulkdata   multipart/related; application/octet-stream with the top-level value.
- *   rendered,  image/jpeg (libturbojpeg) or image/png (libpng), frame 1 or frames/N: native
- *   thumbnail  grayscale (MONOCHROME1/2, 8/16 bits): Modality LUT (rescale), then the window
- *              from ?window=center,width[,linear] or the header's first WindowCenter/Width,
- *              else the pixel range. thumbnail fits 128x128 (or ?viewport=w,h).
+ *   bulkdata   multipart/related; application/octet-stream with the value the path names.
+ *   rendered,  image/jpeg or image/png of frame 1 (or frames/N): native grayscale and colour
+ *   thumbnail  (rendered.c, node/dicom/pixel.c: parameters, pipeline, encoders). Study/series
+ *              rendered: multipart/related, one rendered instance a part, streamed (each
+ *              rendered on the pool, written after drain); study/series thumbnail: one image,
+ *              the middle instance of the first series (or the next that renders).
  * WADO-URI: requestType=WADO, studyUID, seriesUID, objectUID, contentType
  *   (application/dicom -> the stored file; image/jpeg (the default), image/png -> rendered),
  *   frameNumber, windowCenter/windowWidth, rows/columns.
@@ -59,6 +62,7 @@ typedef enum { W_INSTANCES, W_METADATA, W_FRAMES, W_BULK, W_RENDERED, W_THUMB, W
 
 typedef struct inst {
     char *study, *series, *sop, *cls, *ts, *path;
+    char *full; /* storage root + path, when sent in batches */
     uint64_t size;
 } inst_t;
 
@@ -67,7 +71,7 @@ typedef struct wado {
     wmode_t mode;
     char study[65], series[65], instance[65];
     bool has_series, has_instance;
-    char arg[256];
+    char arg[512];
     mt_index_level_t level;
     char *index_path, *root;
     inst_t *insts;
@@ -81,7 +85,7 @@ typedef struct wado {
      * as stored). frames/bulk: 1 = octet-stream only. */
     int ts_policy;
     char want_ts[72];
-    bool png;
+    mt_render_opts_t ro; /* rendered, thumbnail: parameters (ro.png: image/png) */
     /* results built by workers */
     mt_buf_t out;
     char ctype[256];
@@ -96,6 +100,9 @@ typedef struct wado {
     uint64_t off;
     bool transcoded; /* cur instance's bytes are in out */
     struct meta_job *jobs; /* metadata slices */
+    mt_http_file_t *files;  /* as-stored batches: one per instance, heads in heads */
+    char *heads;
+    char tail[64];
     size_t n_jobs, jobs_left;
 } wado_t;
 
@@ -109,7 +116,10 @@ static void wado_free(wado_t *w)
         mt_free(x->cls);
         mt_free(x->ts);
         mt_free(x->path);
+        mt_free(x->full);
     }
+    mt_free(w->files);
+    mt_free(w->heads);
     mt_free(w->insts);
     mt_free(w->index_path);
     mt_free(w->root);
@@ -155,6 +165,7 @@ static int inst_cb(void *user, const mt_qdb_instance_t *i)
     x->cls = mt_strdup(i->sop_class_uid ? i->sop_class_uid : "");
     x->ts = mt_strdup(i->transfer_syntax_uid ? i->transfer_syntax_uid : "");
     x->path = mt_strdup(i->path ? i->path : "");
+    x->full = NULL;
     x->size = i->size;
     return 0;
 }
@@ -363,21 +374,6 @@ static int ds_int(const mt_ds_t *ds, uint32_t tag, int def)
     return atoi(s);
 }
 
-static double ds_double(const mt_ds_t *ds, uint32_t tag, double def, bool *found)
-{
-    char s[128];
-    if (found)
-        *found = false;
-    if (!mt_ds_get_string(ds, tag, s, sizeof s) || !s[0])
-        return def;
-    char *bs = strchr(s, '\\');
-    if (bs)
-        *bs = 0;
-    if (found)
-        *found = true;
-    return atof(s);
-}
-
 typedef struct frame {
     const uint8_t *p;
     size_t n;
@@ -409,6 +405,10 @@ static int get_frame(const mt_ds_t *ds, const mt_ts_t *ts, int k, frame_t *f, ch
             return 406;
         }
         size_t fs = (size_t)rows * (size_t)cols * (size_t)spp * (size_t)(bits / 8);
+        char pi[32] = "";
+        mt_ds_get_string(ds, MT_TAG(0x0028, 0x0004), pi, sizeof pi);
+        if (mt_pixel_pi(pi) == MT_PI_YBR_FULL_422 && spp == 3) /* Y1 Y2 Cb Cr per pair */
+            fs = (size_t)rows * (size_t)cols * 2 * (size_t)(bits / 8);
         if ((uint64_t)fs * (uint64_t)k > px->len || !px->value) {
             snprintf(msg, msgsz, "pixel data shorter than its frames");
             return 500;
@@ -570,6 +570,38 @@ out:
     return rc;
 }
 
+static bool hex_tag(const char *s, size_t n, uint32_t *tag)
+{
+    if (n != 8 || strspn(s, "0123456789abcdefABCDEF") < 8)
+        return false;
+    *tag = (uint32_t)strtoul(s, NULL, 16);
+    return true;
+}
+
+/* The element a bulk data path names: "GGGGEEEE" at the top level, or "SSSSSSSS/N/..." down
+ * through item N (1-based) of sequence SSSSSSSS, as the metadata's BulkDataURIs write it
+ * (json.c). NULL when the path names nothing. */
+static const mt_ds_elem_t *bulk_elem(const mt_ds_t *ds, const char *path)
+{
+    const char *p = path;
+    for (;;) {
+        const char *slash = strchr(p, '/');
+        size_t n = slash ? (size_t)(slash - p) : strlen(p);
+        uint32_t tag;
+        if (!hex_tag(p, n, &tag))
+            return NULL;
+        const mt_ds_elem_t *e = mt_ds_get(ds, tag);
+        if (!slash || !e)
+            return e && e->vr == MT_VR('S', 'Q') ? NULL : e; /* a sequence is not bulk data */
+        char *end;
+        unsigned long item = strtoul(slash + 1, &end, 10);
+        if (end == slash + 1 || *end != '/' || item < 1 || item > e->n_items || !e->items)
+            return NULL;
+        ds = e->items[item - 1];
+        p = end + 1;
+    }
+}
+
 static int bulk_work(wado_t *w)
 {
     mt_buf_t file;
@@ -581,10 +613,7 @@ static int bulk_work(wado_t *w)
         mt_buf_dispose(&file);
         return rc;
     }
-    uint32_t tag = 0;
-    if (strlen(w->arg) == 8 && strspn(w->arg, "0123456789abcdefABCDEF") == 8)
-        tag = (uint32_t)strtoul(w->arg, NULL, 16);
-    const mt_ds_elem_t *e = tag ? mt_ds_get(ds, tag) : NULL;
+    const mt_ds_elem_t *e = bulk_elem(ds, w->arg);
     mt_buf_init(&w->out, MAX_INSTANCE_IN_MEMORY);
     if (!e) {
         w->status = 404;
@@ -619,192 +648,92 @@ static int bulk_work(wado_t *w)
 
 /* ---- rendered ---- */
 
-typedef struct png_mem {
-    mt_buf_t *out;
-    int err;
-} png_mem_t;
-
-static void png_write(png_structp p, png_bytep d, png_size_t n)
+/* Render frame k of instance x into out with w->ro. 0, or an HTTP status with w->msg set. */
+static int render_one(wado_t *w, const inst_t *x, int k, mt_buf_t *out)
 {
-    png_mem_t *m = png_get_io_ptr(p);
-    if (!m->err)
-        m->err = mt_buf_append(m->out, d, n);
-}
-
-static void png_flush(png_structp p)
-{
-    (void)p;
-}
-
-static int encode_png(const uint8_t *g, int wdt, int hgt, mt_buf_t *out)
-{
-    png_structp p = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
-    if (!p)
-        return MT_ENOMEM;
-    png_infop info = png_create_info_struct(p);
-    png_mem_t m = {out, 0};
-    if (!info || setjmp(png_jmpbuf(p))) {
-        png_destroy_write_struct(&p, &info);
-        return MT_EIO;
+    const mt_ts_t *ts = mt_ts_find(x->ts);
+    if (!ts || !native(x->ts)) {
+        snprintf(w->msg, sizeof w->msg, "rendered: compressed pixel data (transfer syntax %s) "
+                 "cannot be decoded here", x->ts);
+        return 406;
     }
-    png_set_write_fn(p, &m, png_write, png_flush);
-    png_set_IHDR(p, info, (png_uint_32)wdt, (png_uint_32)hgt, 8, PNG_COLOR_TYPE_GRAY,
-                 PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
-    png_write_info(p, info);
-    for (int y = 0; y < hgt; y++)
-        png_write_row(p, (png_const_bytep)(g + (size_t)y * (size_t)wdt));
-    png_write_end(p, info);
-    png_destroy_write_struct(&p, &info);
-    return m.err;
-}
-
-static int encode_jpeg(const uint8_t *g, int wdt, int hgt, int quality, mt_buf_t *out)
-{
-    tjhandle tj = tjInitCompress();
-    if (!tj)
-        return MT_ENOMEM;
-    unsigned char *jb = NULL;
-    unsigned long jn = 0;
-    int rc = tjCompress2(tj, g, wdt, 0, hgt, TJPF_GRAY, &jb, &jn, TJSAMP_GRAY, quality,
-                         TJFLAG_FASTDCT);
-    int err = rc == 0 ? mt_buf_append(out, jb, jn) : MT_EIO;
-    tjFree(jb);
-    tjDestroy(tj);
-    return err;
-}
-
-static int render_work(wado_t *w)
-{
     mt_buf_t file;
     mt_meta_t meta;
     mt_ds_t *ds = NULL;
-    const inst_t *x = &w->insts[0];
     int rc = parse_inst(w, x, &file, &meta, &ds);
     if (rc) {
         mt_buf_dispose(&file);
-        return rc;
+        snprintf(w->msg, sizeof w->msg, "rendered: a stored file could not be read");
+        return rc == MT_ENOENT ? 404 : 500;
     }
-    const mt_ts_t *ts = mt_ts_find(x->ts);
-    char pi[32] = "";
-    mt_ds_get_string(ds, MT_TAG(0x0028, 0x0004), pi, sizeof pi);
-    int spp = ds_int(ds, MT_TAG(0x0028, 0x0002), 1), bits = ds_int(ds, MT_TAG(0x0028, 0x0100), 0);
-    int rows = ds_int(ds, MT_TAG(0x0028, 0x0010), 0), cols = ds_int(ds, MT_TAG(0x0028, 0x0011), 0);
-    int signd = ds_int(ds, MT_TAG(0x0028, 0x0103), 0);
-    int stored = ds_int(ds, MT_TAG(0x0028, 0x0101), bits);
-    if (!native(x->ts) || spp != 1 || (bits != 8 && bits != 16) ||
-        (strcmp(pi, "MONOCHROME2") != 0 && strcmp(pi, "MONOCHROME1") != 0) || rows <= 0 ||
-        cols <= 0) {
-        w->status = 406;
-        snprintf(w->msg, sizeof w->msg,
-                 "rendered: native grayscale (MONOCHROME1/2, 8 or 16 bits) only");
-        goto out;
-    }
-    int k = w->arg[0] ? atoi(w->arg) : 1;
     frame_t f;
     int st = get_frame(ds, ts, k, &f, w->msg, sizeof w->msg);
-    if (st) {
-        w->status = st;
-        goto out;
+    if (st == 0) {
+        mt_pixel_desc_t d;
+        mt__render_desc(ds, ts->big_endian, &d);
+        mt_buf_init(out, MAX_INSTANCE_IN_MEMORY);
+        st = mt__render(ds, &d, f.p, f.n, &w->ro, out, w->msg, sizeof w->msg);
+        mt_free(f.own);
     }
-    size_t np = (size_t)rows * (size_t)cols;
-    double slope = ds_double(ds, MT_TAG(0x0028, 0x1053), 1.0, NULL);
-    double icpt = ds_double(ds, MT_TAG(0x0028, 0x1052), 0.0, NULL);
-    if (slope == 0)
-        slope = 1;
-    double *v = mt_malloc(np * sizeof *v);
-    double lo = 1e300, hi = -1e300;
-    uint32_t mask = stored > 0 && stored < 32 ? (1u << stored) - 1 : 0xFFFFFFFFu;
-    for (size_t i = 0; i < np; i++) {
-        int32_t raw;
-        if (bits == 8) {
-            raw = f.p[i];
-        } else {
-            uint32_t u = (uint32_t)f.p[2 * i] | (uint32_t)f.p[2 * i + 1] << 8; /* LE (frame) */
-            u &= mask;
-            if (signd && stored > 0 && stored < 32 && (u & (1u << (stored - 1))))
-                raw = (int32_t)(u | ~mask);
-            else
-                raw = (int32_t)u;
-        }
-        v[i] = raw * slope + icpt;
-        if (v[i] < lo)
-            lo = v[i];
-        if (v[i] > hi)
-            hi = v[i];
-    }
-    mt_free(f.own);
-    bool have_c = false, have_w = false;
-    double wc = ds_double(ds, MT_TAG(0x0028, 0x1050), 0, &have_c);
-    double ww = ds_double(ds, MT_TAG(0x0028, 0x1051), 0, &have_w);
-    const char *win = mt__web_param(w->wr, "window");
-    const char *qc = mt__web_param(w->wr, "windowCenter"), *qw = mt__web_param(w->wr, "windowWidth");
-    if (win) {
-        char *end;
-        double c = strtod(win, &end);
-        if (*end == ',') {
-            wc = c;
-            ww = strtod(end + 1, NULL);
-            have_c = have_w = true;
-        }
-    } else if (qc && qw) {
-        wc = atof(qc);
-        ww = atof(qw);
-        have_c = have_w = true;
-    }
-    if (!have_c || !have_w || ww < 1) {
-        wc = (lo + hi) / 2;
-        ww = hi - lo > 1 ? hi - lo : 1;
-    }
-    /* output size: thumbnail 128 max side or viewport */
-    int ow = cols, oh = rows;
-    int vw = 0, vh = 0;
-    const char *vp = mt__web_param(w->wr, "viewport");
-    if (vp)
-        sscanf(vp, "%d,%d", &vw, &vh);
-    if (mt__web_param(w->wr, "rows"))
-        vh = atoi(mt__web_param(w->wr, "rows"));
-    if (mt__web_param(w->wr, "columns"))
-        vw = atoi(mt__web_param(w->wr, "columns"));
-    if (w->mode == W_THUMB && vw <= 0 && vh <= 0)
-        vw = vh = 128;
-    if (vw > 0 || vh > 0) {
-        double sx = vw > 0 ? (double)vw / cols : 1e9, sy = vh > 0 ? (double)vh / rows : 1e9;
-        double s = sx < sy ? sx : sy;
-        if (s < 1) {
-            ow = (int)(cols * s);
-            oh = (int)(rows * s);
-            if (ow < 1)
-                ow = 1;
-            if (oh < 1)
-                oh = 1;
-        }
-    }
-    uint8_t *g = mt_malloc((size_t)ow * (size_t)oh);
-    bool invert = strcmp(pi, "MONOCHROME1") == 0;
-    for (int y = 0; y < oh; y++)
-        for (int xx = 0; xx < ow; xx++) {
-            size_t sy = (size_t)((int64_t)y * rows / oh), sx = (size_t)((int64_t)xx * cols / ow);
-            double val = v[sy * (size_t)cols + sx];
-            /* PS3.3 C.11.2.1.2.1 linear window */
-            double t = (val - (wc - 0.5)) / (ww - 1) + 0.5;
-            if (ww <= 1)
-                t = val > wc ? 1 : 0;
-            int o = t <= 0 ? 0 : t >= 1 ? 255 : (int)(t * 255 + 0.5);
-            g[(size_t)y * (size_t)ow + (size_t)xx] = (uint8_t)(invert ? 255 - o : o);
-        }
-    mt_free(v);
-    mt_buf_init(&w->out, MAX_INSTANCE_IN_MEMORY);
-    const char *qual = mt__web_param(w->wr, "quality");
-    int q = qual ? atoi(qual) : 90;
-    if (q < 1 || q > 100)
-        q = 90;
-    rc = w->png ? encode_png(g, ow, oh, &w->out) : encode_jpeg(g, ow, oh, q, &w->out);
-    mt_free(g);
-    snprintf(w->ctype, sizeof w->ctype, "%s", w->png ? "image/png" : "image/jpeg");
-out:
     mt_ds_free(ds);
     mt_buf_dispose(&file);
-    return rc;
+    return st;
+}
+
+/* The frame number of frames/N/rendered or frameNumber: one positive integer (PS3.18 §9.5.2,
+ * §10.4.1.1.3), else 0. */
+static int frame_number(const char *arg)
+{
+    if (!arg[0])
+        return 1;
+    char *end;
+    long k = strtol(arg, &end, 10);
+    return *end || k < 1 || k > 1000000 ? 0 : (int)k;
+}
+
+/* An instance's rendered resource, or a study/series thumbnail: the first instance that renders,
+ * trying the middle instance of the first series first (a representative image, PS3.18
+ * §10.4.3.3.4), then the rest in order. A study/series rendered resource also starts here: the
+ * first renderable instance becomes its first part (w->cur is the next to try). */
+static int render_work(wado_t *w)
+{
+    int k = frame_number(w->arg);
+    if (k == 0) {
+        w->status = 400;
+        snprintf(w->msg, sizeof w->msg, "frame number: one positive integer");
+        return 0;
+    }
+    size_t start = 0;
+    if (w->mode == W_THUMB && !w->has_instance) {
+        size_t in_first = 0;
+        while (in_first < w->n_insts && strcmp(w->insts[in_first].series, w->insts[0].series) == 0)
+            in_first++;
+        start = in_first / 2;
+    }
+    int st = 406;
+    for (size_t t = 0; t < w->n_insts; t++) {
+        size_t i = (start + t) % w->n_insts;
+        mt_buf_dispose(&w->out);
+        st = render_one(w, &w->insts[i], k, &w->out);
+        if (st == 0) {
+            w->cur = i + 1;
+            break;
+        }
+        if (w->has_instance || st == 400)
+            break;
+    }
+    if (st) {
+        w->status = st;
+        if (!w->has_instance && st != 400 && st != 500) {
+            char why[sizeof w->msg];
+            snprintf(why, sizeof why, "%s", w->msg);
+            w->status = 406;
+            snprintf(w->msg, sizeof w->msg, "no instance here can be rendered (last: %.100s)", why);
+        }
+        return 0;
+    }
+    snprintf(w->ctype, sizeof w->ctype, "%s", w->ro.png ? "image/png" : "image/jpeg");
+    return 0;
 }
 
 /* ---- the worker ---- */
@@ -932,6 +861,7 @@ static void on_open(uv_fs_t *req)
         mt_http_sendfile(w->wr->r, w->fd, 0, (size_t)w->insts[w->cur].size, on_sent, w);
         return;
     }
+    posix_fadvise(w->fd, 0, 0, POSIX_FADV_SEQUENTIAL); /* HTTPS reads: a larger read-ahead */
     read_next(w);
 }
 
@@ -972,6 +902,69 @@ static void after_transcode(uv_work_t *wk, int status)
         next_instance(w);
 }
 
+/* Is x re-encoded (to Explicit VR Little Endian) under the negotiated syntax? */
+static bool need_transcode(const wado_t *w, const inst_t *x)
+{
+    return (w->ts_policy == 1 || w->ts_policy == 3) && strcmp(x->ts, TS_EXPLICIT_LE) != 0 &&
+           native(x->ts);
+}
+
+/* ---- streaming instances as stored over plain HTTP: batches of files on one worker ---- */
+
+#define BATCH_BYTES (8u << 20) /* a batch holds a pool thread: let others in between batches */
+
+static void send_batch(wado_t *w);
+
+static void on_batch_sent(void *data, int status)
+{
+    wado_t *w = data;
+    if (status || w->wr->r->aborted || w->cur >= w->n_insts) {
+        finish(w); /* on failure the connection closes: the client sees a short body */
+        return;
+    }
+    send_batch(w);
+}
+
+static void send_batch(wado_t *w)
+{
+    size_t from = w->cur, bytes = 0;
+    while (w->cur < w->n_insts && (w->cur == from || bytes + w->insts[w->cur].size <= BATCH_BYTES))
+        bytes += w->insts[w->cur++].size;
+    bool last = w->cur >= w->n_insts;
+    mt_http_sendfiles(w->wr->r, w->files + from, w->cur - from, last ? w->tail : NULL,
+                      last ? strlen(w->tail) : 0, on_batch_sent, w);
+}
+
+/* Plain HTTP, every instance as stored: the part headers are known up front, so the response
+ * has a Content-Length (no chunk framing) and its files go out in batches, each on one worker
+ * (mt_http_sendfiles: sendfile(2), the next file read ahead). */
+static void send_all_as_stored(wado_t *w)
+{
+    size_t head_max = 160;
+    w->files = mt_calloc(w->n_insts, sizeof *w->files);
+    w->heads = mt_malloc(w->n_insts * head_max);
+    uint64_t total = 0;
+    for (size_t i = 0; i < w->n_insts; i++) {
+        const inst_t *x = &w->insts[i];
+        char *h = w->heads + i * head_max;
+        int n = snprintf(h, head_max, "\r\n--%s\r\nContent-Type: application/dicom; "
+                         "transfer-syntax=%s\r\nContent-Length: %llu\r\n\r\n", BOUNDARY,
+                         x->ts, (unsigned long long)x->size);
+        w->files[i] = (mt_http_file_t){.head = h, .head_len = (size_t)n < head_max ? (size_t)n
+                                                                                 : head_max - 1,
+                                       .path = x->full, .size = x->size};
+        total += w->files[i].head_len + x->size;
+    }
+    snprintf(w->tail, sizeof w->tail, "\r\n--%s--\r\n", BOUNDARY);
+    total += strlen(w->tail);
+    char ct[160];
+    snprintf(ct, sizeof ct, "multipart/related; type=\"application/dicom\"; boundary=%s",
+             BOUNDARY);
+    mt_http_begin(w->wr->r, 200, ct, NULL, (int64_t)total);
+    w->cur = 0;
+    send_batch(w);
+}
+
 static void next_instance(wado_t *w)
 {
     mt_http_req_t *r = w->wr->r;
@@ -991,8 +984,7 @@ static void next_instance(wado_t *w)
         return;
     }
     const inst_t *x = &w->insts[w->cur];
-    bool need_tc = (w->ts_policy == 1 || w->ts_policy == 3) && strcmp(x->ts, TS_EXPLICIT_LE) != 0 && native(x->ts);
-    if (need_tc) {
+    if (need_transcode(w, x)) {
         w->work.data = w;
         uv_queue_work(mt_node_loop(w->wr->node), &w->work, transcode_work, after_transcode);
         return;
@@ -1029,6 +1021,101 @@ static bool ts_ok(const wado_t *w, const inst_t *x)
 
 static void meta_after(uv_work_t *wk, int status);
 
+/* ---- study/series rendered: multipart/related, one rendered instance a part (loop) ---- */
+
+static const char *render_warning(const wado_t *w)
+{
+    return w->ro.annotation_ignored
+               ? "Warning: 299 mitral \"annotation is not supported: nothing is burned in\"\r\n"
+               : NULL;
+}
+
+/* Write w->out (instance i's image) as a part with its Content-Location; 1 when the
+ * connection's queue is full (wait for drain). */
+static int rendered_part(wado_t *w, size_t i)
+{
+    const inst_t *x = &w->insts[i];
+    char h[1024];
+    int n = snprintf(h, sizeof h,
+                     "\r\n--%s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                     "Content-Location: %s/studies/%s/series/%s/instances/%s/rendered\r\n\r\n",
+                     BOUNDARY, w->ro.png ? "image/png" : "image/jpeg", w->out.len, w->wr->base,
+                     x->study, x->series, x->sop);
+    mt_http_write(w->wr->r, h, (size_t)n < sizeof h ? (size_t)n : sizeof h - 1);
+    uint8_t *p = w->out.data;
+    size_t len = w->out.len;
+    w->out.data = NULL;
+    w->out.len = w->out.cap = 0;
+    return mt_http_write_take(w->wr->r, p, len);
+}
+
+static void rendered_next(wado_t *w);
+
+static void on_rendered_drained(void *data)
+{
+    rendered_next(data);
+}
+
+static void rendered_work(uv_work_t *wk)
+{
+    wado_t *w = wk->data;
+    mt_buf_dispose(&w->out);
+    w->status = render_one(w, &w->insts[w->cur], frame_number(w->arg), &w->out);
+}
+
+static void rendered_after(uv_work_t *wk, int status)
+{
+    wado_t *w = wk->data;
+    (void)status;
+    size_t i = w->cur++;
+    if (w->status) { /* not renderable (no pixel data, compressed, ...): left out */
+        mt_log(MT_LOG_DEBUG, NULL, "http %s: rendered: instance %zu left out: %s",
+               w->wr->r->peer, i + 1, w->msg);
+        w->status = 0;
+        mt_buf_dispose(&w->out);
+        rendered_next(w);
+        return;
+    }
+    if (rendered_part(w, i) == 1)
+        mt_http_on_drain(w->wr->r, on_rendered_drained, w);
+    else
+        rendered_next(w);
+}
+
+static void rendered_next(wado_t *w)
+{
+    mt_http_req_t *r = w->wr->r;
+    if (r->aborted) {
+        finish(w);
+        return;
+    }
+    if (w->cur >= w->n_insts) {
+        mt_buf_t t;
+        mt_buf_init(&t, 256);
+        part_close(&t);
+        mt_http_write(r, t.data, t.len);
+        mt_buf_dispose(&t);
+        finish(w);
+        return;
+    }
+    w->work.data = w;
+    uv_queue_work(mt_node_loop(w->wr->node), &w->work, rendered_work, rendered_after);
+}
+
+/* The first renderable instance is in w->out (render_work): send the head and it, then the rest
+ * one at a time on the pool, each written once the connection has drained. */
+static void rendered_begin(wado_t *w)
+{
+    char ct[160];
+    snprintf(ct, sizeof ct, "multipart/related; type=\"%s\"; boundary=%s",
+             w->ro.png ? "image/png" : "image/jpeg", BOUNDARY);
+    mt_http_begin(w->wr->r, 200, ct, render_warning(w), -1);
+    if (rendered_part(w, w->cur - 1) == 1)
+        mt_http_on_drain(w->wr->r, on_rendered_drained, w);
+    else
+        rendered_next(w);
+}
+
 static void after(uv_work_t *wk, int status)
 {
     wado_t *w = wk->data;
@@ -1057,6 +1144,15 @@ static void after(uv_work_t *wk, int status)
         if (w->mode == W_URI_FILE) {
             mt_http_begin(r, 200, "application/dicom", NULL, (int64_t)w->insts[0].size);
         } else {
+            bool as_stored = mt_http_can_sendfile(r);
+            for (size_t i = 0; i < w->n_insts && as_stored; i++)
+                as_stored = !need_transcode(w, &w->insts[i]);
+            if (as_stored) {
+                for (size_t i = 0; i < w->n_insts; i++)
+                    w->insts[i].full = full_path(w, &w->insts[i]);
+                send_all_as_stored(w);
+                return;
+            }
             char ct[160];
             snprintf(ct, sizeof ct, "multipart/related; type=\"application/dicom\"; boundary=%s",
                      BOUNDARY);
@@ -1082,7 +1178,11 @@ static void after(uv_work_t *wk, int status)
         }
         return;
     }
-    mt_http_respond(r, 200, w->ctype, NULL, w->out.data, w->out.len);
+    if (w->mode == W_RENDERED && !w->has_instance) {
+        rendered_begin(w);
+        return;
+    }
+    mt_http_respond(r, 200, w->ctype, render_warning(w), w->out.data, w->out.len);
     mt__web_req_free(w->wr);
     wado_free(w);
 }
@@ -1172,12 +1272,24 @@ static int negotiate(wado_t *w)
             break;
         case W_RENDERED:
         case W_THUMB:
+            if (w->mode == W_RENDERED && !w->has_instance &&
+                strcmp(a->type, "multipart/related") == 0) { /* study/series: parts' type */
+                if (!a->part_type[0] || strcmp(a->part_type, "image/jpeg") == 0) {
+                    w->ro.png = false;
+                    return 0;
+                }
+                if (strcmp(a->part_type, "image/png") == 0) {
+                    w->ro.png = true;
+                    return 0;
+                }
+                break;
+            }
             if (mt__web_type_ok(a->type, "image/jpeg")) {
-                w->png = false;
+                w->ro.png = false;
                 return 0;
             }
             if (mt__web_type_ok(a->type, "image/png")) {
-                w->png = true;
+                w->ro.png = true;
                 return 0;
             }
             break;
@@ -1237,9 +1349,12 @@ void mt__wado(mt_web_req_t *wr, const char *study, const char *series, const cha
         fail(w, 404, "frames and bulk data belong to an instance");
         return;
     }
-    if ((w->mode == W_RENDERED || w->mode == W_THUMB) && !instance) {
-        fail(w, 406, "rendered study/series is not supported: ask for an instance");
-        return;
+    if (w->mode == W_RENDERED || w->mode == W_THUMB) {
+        int st = mt__render_opts(wr, w->mode == W_THUMB, false, &w->ro, w->msg, sizeof w->msg);
+        if (st) {
+            fail(w, st, w->msg);
+            return;
+        }
     }
     start(w);
 }
@@ -1271,7 +1386,13 @@ void mt__wado_uri(mt_web_req_t *wr)
         w->ts_policy = 0; /* WADO-URI: the stored file as it is */
     } else if (!ct || strcmp(ct, "image/jpeg") == 0 || strcmp(ct, "image/png") == 0) {
         w->mode = W_RENDERED;
-        w->png = ct && strcmp(ct, "image/png") == 0;
+        int st = mt__render_opts(wr, false, true, &w->ro, w->msg, sizeof w->msg);
+        if (st) {
+            fail(w, st, w->msg);
+            return;
+        }
+        w->ro.png = ct && strcmp(ct, "image/png") == 0;
+        w->ro.uri = true;
         const char *fn = mt__web_param(wr, "frameNumber");
         if (fn)
             snprintf(w->arg, sizeof w->arg, "%s", fn);

@@ -13,6 +13,7 @@
  *   GET  .../metadata                                            WADO-RS metadata
  *   GET  studies/S/series/R/instances/I/frames/1,2,3             WADO-RS frames
  *   GET  .../instances/I/bulkdata/TAG                            WADO-RS bulk data
+ *   GET  .../instances/I/bulkdata/SEQ/ITEM/.../TAG               nested in sequences (1-based)
  *   GET  .../rendered | .../thumbnail (instance, frames/N/rendered)  rendered (JPEG/PNG)
  *   GET  wado?requestType=WADO&studyUID=&seriesUID=&objectUID=   WADO-URI
  *   POST studies | studies/S                                     STOW-RS (stow.c)
@@ -461,8 +462,20 @@ static void route(mt_web_req_t *wr)
         mt__wado(wr, study, series, inst, what, NULL);
         return;
     }
-    if (inst && i + 2 == n && (strcmp(what, "frames") == 0 || strcmp(what, "bulkdata") == 0)) {
+    if (inst && i + 2 == n && strcmp(what, "frames") == 0) {
         mt__wado(wr, study, series, inst, what, s[i + 1]);
+        return;
+    }
+    if (inst && i + 2 <= n && (n - i) % 2 == 0 && strcmp(what, "bulkdata") == 0) {
+        char a[512]; /* TAG, or SEQ/ITEM/.../TAG for a value nested in sequences */
+        size_t k = 0;
+        for (size_t j = i + 1; j < n && k < sizeof a; j++)
+            k += (size_t)snprintf(a + k, sizeof a - k, "%s%s", j > i + 1 ? "/" : "", s[j]);
+        if (k >= sizeof a) {
+            mt__web_fail(wr, 404, "bulk data path too long");
+            return;
+        }
+        mt__wado(wr, study, series, inst, what, a);
         return;
     }
     if (inst && i + 3 == n && strcmp(what, "frames") == 0 &&
@@ -588,15 +601,16 @@ int mt_web_start(mt_node_t *node, const mt_conf_t *c, mt_web_t **out)
         .header_timeout_ms = c->http_header_timeout_ms,
         .idle_timeout_ms = c->http_idle_timeout_ms,
         .tls_port = (uint16_t)c->http_tls_port,
+        .tls_main = c->http_tls,
         .tls_cert = c->http_tls_cert,
         .tls_key = c->http_tls_key,
         .dispatch = on_dispatch,
         .user = w,
     };
-    if (c->http_tls_port && (strcmp(c->http_tls_cert, "none") == 0 ||
-                             strcmp(c->http_tls_key, "none") == 0)) {
-        mt_log(MT_LOG_ERROR, NULL, "http.tls_port is set: http.tls_cert and http.tls_key are "
-               "required");
+    if ((c->http_tls_port || c->http_tls) && (strcmp(c->http_tls_cert, "none") == 0 ||
+                                              strcmp(c->http_tls_key, "none") == 0)) {
+        mt_log(MT_LOG_ERROR, NULL, "http.tls_port or http.tls is set: http.tls_cert and "
+               "http.tls_key are required");
         mt_free(w);
         return MT_ECONF;
     }

@@ -14,11 +14,12 @@
 #include <stddef.h>
 
 #include "../conf/conf.h"
+#include "../dicom/pixel.h"
 #include "../index/query.h"
 #include "../node.h"
 #include "http.h"
 
-#define MT_WEB_MAX_SEGS 12
+#define MT_WEB_MAX_SEGS 40 /* bulkdata/T then 16 levels of S/N nested sequence items */
 #define MT_WEB_MAX_PARAMS 64
 
 typedef struct mt_web mt_web_t;
@@ -68,6 +69,29 @@ void mt__wado(mt_web_req_t *wr, const char *study, const char *series, const cha
               const char *what, const char *arg);
 void mt__wado_uri(mt_web_req_t *wr);
 void mt__stow(mt_web_req_t *wr, const char *study);
+
+/* Rendered resources (rendered.c): the parsed query parameters, the pixel description of a
+ * data set, and rendering one frame into JPEG/PNG. */
+typedef struct mt_render_opts {
+    mt_window_t win;        /* window= / windowCenter+windowWidth (set: given) */
+    int vw, vh;             /* viewport (or WADO-URI columns/rows); <= 0: unconstrained */
+    bool region;            /* viewport source region sx,sy,sw,sh */
+    int sx, sy, sw, sh;
+    bool frac_region;       /* WADO-URI region=x1,y1,x2,y2 as fractions */
+    double frac[4];
+    int quality;            /* JPEG 1-100 */
+    bool png, thumb, uri;
+    bool annotation_ignored; /* annotation= was given: answer with a Warning */
+} mt_render_opts_t;
+/* Parse the rendering parameters of wr (uri: WADO-URI names). 0, or 400 with msg. */
+int mt__render_opts(const mt_web_req_t *wr, bool thumb, bool uri, mt_render_opts_t *o,
+                    char *msg, size_t msgsz);
+/* The Image Pixel module of ds (palette LUTs point into ds). */
+void mt__render_desc(const mt_ds_t *ds, bool big_endian, mt_pixel_desc_t *d);
+/* Render one frame (native, little-endian samples) into out (image/png when o->png, else
+ * image/jpeg). 0, or an HTTP status (400, 406, 500) with msg. */
+int mt__render(const mt_ds_t *ds, const mt_pixel_desc_t *d, const uint8_t *frame, size_t n,
+               const mt_render_opts_t *o, mt_buf_t *out, char *msg, size_t msgsz);
 
 /* Helpers shared by the services */
 /* An identifier for the query layer: QueryRetrieveLevel, ISO_IR 192, the UIDs given. */

@@ -66,6 +66,10 @@ void mt_index_rec_set_checksum(mt_index_rec_t *r, uint32_t adler32);
 void mt_index_rec_add_project(mt_index_rec_t *r, const char *project);
 void mt_index_rec_add_forward(mt_index_rec_t *r, const char *destination);
 size_t mt_index_rec_projects(const mt_index_rec_t *r, const char *const **out);
+/* Routing rules on the CMR series tag armed for the instance (node/route/rules.h): put()
+ * records them (db/007_tag_routes.sql); tag_route_* fire them once the series is tagged. */
+void mt_index_rec_add_armed(mt_index_rec_t *r, const char *rule);
+size_t mt_index_rec_armed(const mt_index_rec_t *r, const char *const **out);
 size_t mt_index_rec_forwards(const mt_index_rec_t *r, const char *const **out);
 
 typedef struct mt_index_stats {
@@ -179,6 +183,18 @@ typedef struct mt_index_ops {
      * row with study_date filled; a nonzero return stops the walk and is returned. */
     int (*tag_each)(mt_index_t *ix, const char *project, const char *from, const char *to,
                     int (*cb)(void *u, const mt_index_tag_t *t), void *u);
+    /* ---- routing on the series tag (db/007_tag_routes.sql); call inside a transaction ---- */
+    /* Call cb(sop_instance_uid, rule, fired) for every rule armed for an indexed instance of
+     * the series, grouped by instance. cb must not call the index. */
+    int (*tag_route_armed)(mt_index_t *ix, const char *series_uid,
+                           int (*cb)(void *u, const char *sop, const char *rule, bool fired),
+                           void *u);
+    /* Rules fired for one instance: queue it for each destination (a row already pending
+     * there stays), join the study to each project, and mark the rules[] fired. */
+    int (*tag_route_fire)(mt_index_t *ix, const char *sop, const char *study_uid,
+                          const char *series_uid, const char *const *rules, size_t n_rules,
+                          const char *const *dests, size_t n_dests, const char *const *projects,
+                          size_t n_projects);
 
     /* ---- forwarding queue (issue 6); rows are added by put() (mt_index_rec_add_forward) ---- */
     /* Call cb for rows oldest first (by id): destination NULL = every destination; state -1

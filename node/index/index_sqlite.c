@@ -81,6 +81,10 @@ enum {
     ST_DATA_VERSION,
     ST_PROJECT_JOIN,
     ST_QUEUE_ADD,
+    ST_TAG_PUT,
+    ST_ARM,
+    ST_QUEUE_ADD_KEEP,
+    ST_FIRE,
     ST_COUNT
 };
 
@@ -310,6 +314,23 @@ static int prepare_all(sqlite_index_t *x)
           * the older copy in flight then deletes nothing (queue_done of the old id) */
          "INSERT OR REPLACE INTO forward_queue(destination, sop_instance_uid, study_uid, "
          "series_uid, queued_at, next_at) VALUES(?1, ?2, ?3, ?4, " NOW_MS ", " NOW_MS ")"},
+        /* a newer copy of the instance re-arms the rule (fired back to 0) */
+        {ST_ARM, "INSERT OR REPLACE INTO tag_routes(sop_instance_uid, rule, series_uid) "
+                 "VALUES(?1, ?2, ?3)"},
+        /* from a rule on the series tag: a row pending for the destination is kept */
+        {ST_QUEUE_ADD_KEEP,
+         "INSERT OR IGNORE INTO forward_queue(destination, sop_instance_uid, study_uid, "
+         "series_uid, queued_at, next_at) VALUES(?1, ?2, ?3, ?4, " NOW_MS ", " NOW_MS ")"},
+        {ST_FIRE, "UPDATE tag_routes SET fired = 1 WHERE sop_instance_uid = ?1 AND rule = ?2"},
+        {ST_TAG_PUT,
+         "INSERT INTO series_tags(series_uid, study_uid, tag, view, confidence, evidence, version, "
+         "revision, manufacturer) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8) "
+         "ON CONFLICT(series_uid) DO UPDATE SET study_uid = excluded.study_uid, "
+         "revision = revision + (tag <> excluded.tag OR view <> excluded.view), "
+         "tag = excluded.tag, view = excluded.view, confidence = excluded.confidence, "
+         "evidence = excluded.evidence, version = excluded.version, "
+         "manufacturer = excluded.manufacturer, "
+         "tagged_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now') RETURNING revision"},
     };
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
         int err = prepare(x, fixed[i].which, fixed[i].sql);
@@ -567,34 +588,53 @@ static int find_instance(sqlite_index_t *x, const char *uid, int64_t *pk, int64_
     return err;
 }
 
+static int join_project(sqlite_index_t *x, const char *project, const char *study)
+{
+    sqlite3_stmt *s = x->st[ST_PROJECT_JOIN];
+    sqlite3_bind_text(s, 1, project, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, study, -1, SQLITE_STATIC);
+    return step_done(x, s, "project join");
+}
+
+/* which: ST_QUEUE_ADD (a newer copy replaces the row) or ST_QUEUE_ADD_KEEP. */
+static int queue_row(sqlite_index_t *x, int which, const char *dest, const char *sop,
+                     const char *study, const char *series)
+{
+    sqlite3_stmt *s = x->st[which];
+    sqlite3_bind_text(s, 1, dest, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, sop, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, study, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 4, series, -1, SQLITE_STATIC);
+    return step_done(x, s, "queue add");
+}
+
 /* The routing decision carried by rec (issue 6), in put()'s transaction: the study joins its
- * projects, and the instance is queued for each destination (queue too: false for a copy that
- * was not stored). */
+ * projects, the rules on the series tag are armed, and the instance is queued for each
+ * destination (queue too: false for a copy that was not stored). */
 static int route_rows(sqlite_index_t *x, const mt_index_rec_t *rec, bool queue)
 {
     const char *study = mt_index_rec_get(rec, MT_TAG(0x0020, 0x000D));
+    const char *series = mt_index_rec_get(rec, MT_TAG(0x0020, 0x000E));
     const char *sop = mt_index_rec_get(rec, MT_TAG(0x0008, 0x0018));
     const char *const *v;
     size_t n = mt_index_rec_projects(rec, &v);
     int err;
+    for (size_t i = 0; i < n; i++)
+        if ((err = join_project(x, v[i], study)))
+            return err;
+    n = queue ? mt_index_rec_armed(rec, &v) : 0;
     for (size_t i = 0; i < n; i++) {
-        sqlite3_stmt *s = x->st[ST_PROJECT_JOIN];
-        sqlite3_bind_text(s, 1, v[i], -1, SQLITE_STATIC);
-        sqlite3_bind_text(s, 2, study, -1, SQLITE_STATIC);
-        if ((err = step_done(x, s, "project join")))
+        sqlite3_stmt *s = x->st[ST_ARM];
+        sqlite3_bind_text(s, 1, sop, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 2, v[i], -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 3, series, -1, SQLITE_STATIC);
+        if ((err = step_done(x, s, "arm tag route")))
             return err;
     }
     n = queue ? mt_index_rec_forwards(rec, &v) : 0;
-    for (size_t i = 0; i < n; i++) {
-        sqlite3_stmt *s = x->st[ST_QUEUE_ADD];
-        sqlite3_bind_text(s, 1, v[i], -1, SQLITE_STATIC);
-        sqlite3_bind_text(s, 2, sop, -1, SQLITE_STATIC);
-        sqlite3_bind_text(s, 3, study, -1, SQLITE_STATIC);
-        sqlite3_bind_text(s, 4, mt_index_rec_get(rec, MT_TAG(0x0020, 0x000E)), -1,
-                          SQLITE_STATIC);
-        if ((err = step_done(x, s, "queue add")))
+    for (size_t i = 0; i < n; i++)
+        if ((err = queue_row(x, ST_QUEUE_ADD, v[i], sop, study, series)))
             return err;
-    }
     return 0;
 }
 
@@ -996,20 +1036,8 @@ static int journal_wal(sqlite_index_t *x)
 static int ix_tag_put(mt_index_t *ix, const mt_index_tag_t *t, unsigned *revision)
 {
     sqlite_index_t *x = (sqlite_index_t *)ix;
-    sqlite3_stmt *s;
-    int rc = sqlite3_prepare_v2(
-        x->db,
-        "INSERT INTO series_tags(series_uid, study_uid, tag, view, confidence, evidence, version, "
-        "revision, manufacturer) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8) "
-        "ON CONFLICT(series_uid) DO UPDATE SET study_uid = excluded.study_uid, "
-        "revision = revision + (tag <> excluded.tag OR view <> excluded.view), "
-        "tag = excluded.tag, view = excluded.view, confidence = excluded.confidence, "
-        "evidence = excluded.evidence, version = excluded.version, "
-        "manufacturer = excluded.manufacturer, "
-        "tagged_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now') RETURNING revision",
-        -1, &s, NULL);
-    if (rc != SQLITE_OK)
-        return db_err(x, rc, "tag put");
+    sqlite3_stmt *s = x->st[ST_TAG_PUT]; /* prepared once: a pass writes many series */
+    int rc;
     sqlite3_bind_text(s, 1, t->series_uid, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, t->study_uid ? t->study_uid : "", -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 3, t->tag, -1, SQLITE_STATIC);
@@ -1027,7 +1055,8 @@ static int ix_tag_put(mt_index_t *ix, const mt_index_tag_t *t, unsigned *revisio
     }
     if (rc != SQLITE_DONE)
         err = db_err(x, rc, "tag put");
-    sqlite3_finalize(s);
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
     return err;
 }
 
@@ -1071,6 +1100,53 @@ static int ix_tag_each(mt_index_t *ix, const char *project, const char *from, co
     if (!err && rc != SQLITE_DONE)
         err = db_err(x, rc, "tag list");
     sqlite3_finalize(s);
+    return err;
+}
+
+/* ---- routing on the series tag (db/007_tag_routes.sql) ---- */
+
+static int ix_tag_route_armed(mt_index_t *ix, const char *series_uid,
+                              int (*cb)(void *u, const char *sop, const char *rule, bool fired),
+                              void *u)
+{
+    sqlite_index_t *x = (sqlite_index_t *)ix;
+    sqlite3_stmt *s;
+    int rc = sqlite3_prepare_v2(x->db,
+                                "SELECT r.sop_instance_uid, r.rule, r.fired FROM tag_routes r "
+                                "JOIN instances i ON i.sop_instance_uid = r.sop_instance_uid "
+                                "WHERE r.series_uid = ?1 ORDER BY r.sop_instance_uid",
+                                -1, &s, NULL);
+    if (rc != SQLITE_OK)
+        return db_err(x, rc, "tag routes");
+    sqlite3_bind_text(s, 1, series_uid, -1, SQLITE_STATIC);
+    int err = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        if ((err = cb(u, (const char *)sqlite3_column_text(s, 0),
+                      (const char *)sqlite3_column_text(s, 1), sqlite3_column_int(s, 2) != 0)))
+            break;
+    if (!err && rc != SQLITE_DONE)
+        err = db_err(x, rc, "tag routes");
+    sqlite3_finalize(s);
+    return err;
+}
+
+static int ix_tag_route_fire(mt_index_t *ix, const char *sop, const char *study_uid,
+                             const char *series_uid, const char *const *rules, size_t n_rules,
+                             const char *const *dests, size_t n_dests, const char *const *projects,
+                             size_t n_projects)
+{
+    sqlite_index_t *x = (sqlite_index_t *)ix;
+    int err = 0;
+    for (size_t i = 0; i < n_dests && !err; i++)
+        err = queue_row(x, ST_QUEUE_ADD_KEEP, dests[i], sop, study_uid, series_uid);
+    for (size_t i = 0; i < n_projects && !err; i++)
+        err = join_project(x, projects[i], study_uid);
+    for (size_t i = 0; i < n_rules && !err; i++) {
+        sqlite3_stmt *s = x->st[ST_FIRE];
+        sqlite3_bind_text(s, 1, sop, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 2, rules[i], -1, SQLITE_STATIC);
+        err = step_done(x, s, "fire tag route");
+    }
     return err;
 }
 
@@ -1231,6 +1307,8 @@ static const mt_index_ops_t sqlite_ops = {
     .project_stats = ix_project_stats,
     .tag_put = ix_tag_put,
     .tag_each = ix_tag_each,
+    .tag_route_armed = ix_tag_route_armed,
+    .tag_route_fire = ix_tag_route_fire,
     .queue_list = ix_queue_list,
     .queue_done = ix_queue_done,
     .queue_failed = ix_queue_failed,

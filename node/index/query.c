@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../dicom/charset.h"
 #include "../dicom/dict.h"
 #include "../util/alloc.h"
 #include "../util/err.h"
@@ -245,13 +246,23 @@ static bool match_one(unsigned flags, const char *p, const char *pe, const char 
 
 bool mt_query_match(unsigned flags, const char *pattern, const char *value)
 {
+    return mt_query_match_cs(flags, pattern, value, NULL);
+}
+
+bool mt_query_match_cs(unsigned flags, const char *pattern, const char *value,
+                       const char *charset)
+{
     if (!pattern || !*pattern)
         return true;
     if (!value)
         return false;
     size_t n = strlen(value);
     char *conv = NULL;
-    if (!mt_query_is_utf8(value, n))
+    mt_charset_t cs;
+    if (charset && *charset && !mt_charset_parse(charset, strlen(charset), &cs) &&
+        mt_charset_declared(&cs) && !mt_charset_plain(&cs, value, n))
+        value = conv = mt_charset_to_utf8(&cs, value, n, flags & MT_QF_PN);
+    else if (!mt_query_is_utf8(value, n))
         value = conv = mt_query_latin1_to_utf8(value, n);
     const char *pe = pattern + strlen(pattern);
     const char *v = value, *ve = value + strlen(value);
@@ -687,7 +698,8 @@ int mt_query_from_ds(const mt_ds_t *id, mt_qr_model_t model, mt_query_t **out,
         while (n && (q->charset[n - 1] == ' ' || q->charset[n - 1] == 0))
             q->charset[--n] = 0;
     }
-    bool latin1 = strstr(q->charset, "ISO_IR 100") || strstr(q->charset, "ISO 2022 IR 100");
+    mt_charset_t qcs; /* the identifier's: an unknown term reads it as the default repertoire */
+    mt_charset_parse(q->charset, strlen(q->charset), &qcs);
 
     size_t n_el = mt_ds_count(id);
     if (n_el > QUERY_MAX_KEYS) {
@@ -748,8 +760,8 @@ int mt_query_from_ds(const mt_ds_t *id, mt_qr_model_t model, mt_query_t **out,
                 b++;
         char *conv = NULL;
         const char *v = text + b;
-        if (latin1 && is_charset_vr(k->vr))
-            v = conv = mt_query_latin1_to_utf8(v, strlen(v));
+        if (is_charset_vr(k->vr) && mt_charset_declared(&qcs) && !mt_charset_plain(&qcs, v, strlen(v)))
+            v = conv = mt_charset_to_utf8(&qcs, v, strlen(v), k->vr == MT_VR('P', 'N'));
         classify(k, v);
         mt_free(conv);
         decide(q, k);

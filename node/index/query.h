@@ -31,11 +31,13 @@
  * function that the unit tests exercise without a database.
  *
  * Character sets: query values are converted to UTF-8 from the identifier's
- * SpecificCharacterSet (ISO_IR 100 = Latin-1; ISO_IR 192 and the default repertoire are taken
- * as they are; other sets are compared byte for byte). Stored values stay in the bytes of their
- * instance's character set; mt_query_match reads a stored value that is not valid UTF-8 as
- * Latin-1, and an exact non-ASCII value is looked up in both encodings. Responses carry the
- * stored bytes and the stored SpecificCharacterSet.
+ * SpecificCharacterSet (dicom/charset.h: every defined term, ISO 2022 code extensions too).
+ * Stored values stay in the bytes of their study's (IMAGE level: instance's) character set;
+ * mt_match is given that character set and converts a stored value that is not plain ASCII
+ * before it compares (without one, bytes that are not valid UTF-8 are read as Latin-1). An
+ * exact non-ASCII value is looked up in UTF-8 and Latin-1 through the index, and in any other
+ * stored character set by mt_match. Responses carry the stored bytes and the stored
+ * SpecificCharacterSet.
  *
  * Information models and levels (PS3.4 C.6): Patient Root (PATIENT, STUDY, SERIES, IMAGE),
  * Study Root (STUDY, SERIES, IMAGE; patient keys are study keys), Patient/Study Only (PATIENT,
@@ -169,6 +171,11 @@ const char *mt_query_level_name(mt_index_level_t level); /* "PATIENT" ... "IMAGE
  * SINGLE value has none, so it must be equal); value is the stored text, read as Latin-1 when
  * it is not valid UTF-8. */
 bool mt_query_match(unsigned flags, const char *pattern, const char *value);
+/* The same, the stored value being text in the Specific Character Set `charset` (its raw
+ * value; NULL or "" = the default repertoire). The SQL function mt_match(flags, pattern, value,
+ * charset). */
+bool mt_query_match_cs(unsigned flags, const char *pattern, const char *value,
+                       const char *charset);
 
 /* Sequence matching (PURE): keep in the response's sequence sq only the stored items that
  * match every attribute of k->items; false when none is left (the entity does not match). */
@@ -199,6 +206,7 @@ typedef struct mt_qsql {
     size_t n_params;
     int *col_of_key; /* FIND: result column of each query key, -1 = none (returned empty) */
     int col_charset; /* FIND: column holding the stored SpecificCharacterSet */
+    const char *charset_expr; /* SQL giving a row's stored SpecificCharacterSet (for mt_match) */
     size_t n_cols;
 } mt_qsql_t;
 

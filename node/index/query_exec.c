@@ -33,11 +33,11 @@ struct mt_qdb {
 
 static void sql_match(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
-    (void)argc;
     unsigned flags = (unsigned)sqlite3_value_int(argv[0]);
     const char *pattern = (const char *)sqlite3_value_text(argv[1]);
     const char *value = (const char *)sqlite3_value_text(argv[2]);
-    sqlite3_result_int(ctx, value && mt_query_match(flags, pattern, value));
+    const char *charset = argc > 3 ? (const char *)sqlite3_value_text(argv[3]) : NULL;
+    sqlite3_result_int(ctx, value && mt_query_match_cs(flags, pattern, value, charset));
 }
 
 int mt_qdb_open(const char *index_path, mt_qdb_t **out)
@@ -55,7 +55,7 @@ int mt_qdb_open(const char *index_path, mt_qdb_t **out)
     }
     sqlite3_busy_timeout(q->db, 5000);
     sqlite3_exec(q->db, "PRAGMA query_only=ON; PRAGMA cache_size=-16384;", NULL, NULL, NULL);
-    rc = sqlite3_create_function(q->db, "mt_match", 3, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
+    rc = sqlite3_create_function(q->db, "mt_match", 4, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
                                  sql_match, NULL, NULL);
     if (rc != SQLITE_OK) {
         sqlite3_close(q->db);

@@ -10,7 +10,9 @@
  * create one for each key a workstation typically filters on), and mt_match() (query.c,
  * registered by query_exec.c) decides the exact semantics where SQL alone would be wrong:
  *   single, ASCII, not PN       col = ?                       (UNIQUE / plain index)
- *   single, non-ASCII           (col = ?utf8 OR col = ?latin1)
+ *   single, non-ASCII           (col = ?utf8 OR col = ?latin1 OR mt_match(0, ?, col, cs))
+ *                               (cs: the row's SpecificCharacterSet; mt_match converts the
+ *                               stored value from it: no index, a scan of the level)
  *   PN (single or wildcard)     col >= ?lo AND col < ?hi AND mt_match(PN, ?, col)
  *                               lo/hi: the lowercased ASCII prefix of the first component
  *                               group before any wildcard (PN columns are COLLATE NOCASE)
@@ -21,6 +23,7 @@
  *                               includes 10:00:59.99)
  *   UID list                    col IN (?, ?, ...)
  *   ModalitiesInStudy           st.pk IN (SELECT study_pk FROM series WHERE modality ...)
+ * Every mt_match() call also gets the row's stored SpecificCharacterSet (charset_expr()).
  * "+1" is the prefix with its last byte incremented: the smallest string above every string
  * that starts with the prefix.
  * Computed attributes: NumberOfStudyRelatedSeries/Instances, NumberOfSeriesRelatedInstances and
@@ -123,6 +126,7 @@ static unsigned match_flags(const mt_qkey_t *k)
     return f;
 }
 
+/* mt_match(flags, ?pattern, col, <the row's character set>) */
 static void match_fn(mt_qsql_t *o, unsigned flags, const char *pattern, const char *col)
 {
     char tmp[32];
@@ -131,7 +135,24 @@ static void match_fn(mt_qsql_t *o, unsigned flags, const char *pattern, const ch
     param(o, pattern);
     put(o, ", ");
     put(o, col);
+    put(o, ", ");
+    put(o, o->charset_expr ? o->charset_expr : "NULL");
     put(o, ")");
+}
+
+/* The stored SpecificCharacterSet of a row of a query whose FROM reaches level fl: its study's
+ * (a patient's first study that declares one; an instance's own, else its study's). */
+static const char *charset_expr(mt_index_level_t fl)
+{
+    switch (fl) {
+    case MT_LEVEL_PATIENT:
+        return "(SELECT s2.specific_character_set FROM studies s2 WHERE s2.patient_pk = p.pk AND "
+               "s2.specific_character_set <> '' LIMIT 1)";
+    case MT_LEVEL_INSTANCE:
+        return "coalesce(i.specific_character_set, st.specific_character_set)";
+    default:
+        return "st.specific_character_set";
+    }
 }
 
 static void cond_modalities(mt_qsql_t *o, const mt_qkey_t *k)
@@ -146,7 +167,10 @@ static void cond_modalities(mt_qsql_t *o, const mt_qkey_t *k)
         }
         put(o, ")");
     } else if (k->match == MT_QM_WILDCARD) {
+        const char *cs = o->charset_expr;
+        o->charset_expr = NULL; /* CS values: no character set */
         match_fn(o, 0, k->value, "modality");
+        o->charset_expr = cs;
     } else {
         put(o, "modality = ");
         param(o, k->value);
@@ -231,6 +255,8 @@ static void cond(mt_qsql_t *o, const mt_qkey_t *k, mt_index_level_t fl)
                 put(o, " = ");
                 param(o, l1);
             }
+            put(o, " OR ");
+            match_fn(o, flags, k->value, col); /* stored in another character set */
             put(o, ")");
             mt_free(l1);
         }
@@ -382,22 +408,12 @@ int mt_query_sql(const mt_query_t *q, const mt_qscope_t *scope, mt_qsel_t sel, u
     for (size_t i = 0; i < q->n_keys; i++)
         o->col_of_key[i] = -1;
     o->col_charset = -1;
+    o->charset_expr = charset_expr(fl);
 
     switch (sel) {
     case MT_QSEL_FIND: {
         put(o, "SELECT ");
-        switch (q->level) {
-        case MT_LEVEL_PATIENT:
-            put(o, "(SELECT s2.specific_character_set FROM studies s2 WHERE s2.patient_pk = "
-                   "p.pk AND s2.specific_character_set <> '' LIMIT 1)");
-            break;
-        case MT_LEVEL_INSTANCE:
-            put(o, "coalesce(i.specific_character_set, st.specific_character_set)");
-            break;
-        default:
-            put(o, "st.specific_character_set");
-            break;
-        }
+        put(o, charset_expr(q->level));
         o->col_charset = 0;
         int col = 1;
         for (size_t i = 0; i < q->n_keys; i++) {

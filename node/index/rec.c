@@ -121,6 +121,8 @@ struct mt_index_rec {
     uint32_t checksum;
     char **projects, **forward; /* routing (issue 6): joined / queued with the instance row */
     size_t n_projects, n_forward;
+    char **armed; /* rules on cmr_series armed for the instance (db/007_tag_routes.sql) */
+    size_t n_armed;
     /* sequence keys: per-level blobs, and the capture of the sequence being read */
     mt_buf_t seq[MT_LEVEL_COUNT];
     int cap_level;      /* level of the sequence being captured, -1 = none */
@@ -158,8 +160,11 @@ void mt_index_rec_free(mt_index_rec_t *r)
         mt_free(r->projects[i]);
     for (size_t i = 0; i < r->n_forward; i++)
         mt_free(r->forward[i]);
+    for (size_t i = 0; i < r->n_armed; i++)
+        mt_free(r->armed[i]);
     mt_free(r->projects);
     mt_free(r->forward);
+    mt_free(r->armed);
     for (int l = 0; l < MT_LEVEL_COUNT; l++)
         mt_buf_dispose(&r->seq[l]);
     mt_free(r);
@@ -182,6 +187,17 @@ void mt_index_rec_add_project(mt_index_rec_t *r, const char *project)
 void mt_index_rec_add_forward(mt_index_rec_t *r, const char *destination)
 {
     add_name(&r->forward, &r->n_forward, destination);
+}
+
+void mt_index_rec_add_armed(mt_index_rec_t *r, const char *rule)
+{
+    add_name(&r->armed, &r->n_armed, rule);
+}
+
+size_t mt_index_rec_armed(const mt_index_rec_t *r, const char *const **out)
+{
+    *out = (const char *const *)r->armed;
+    return r->n_armed;
 }
 
 size_t mt_index_rec_projects(const mt_index_rec_t *r, const char *const **out)

@@ -107,6 +107,12 @@ int mt_route_load_conf(mt_conf_t *c, char *err, size_t errsz)
     } else {
         rc = add_file(set, c->routing_rules, &chk, err, errsz);
     }
+    const char *where = NULL;
+    if (!rc && !c->tag_enabled && mt_route_set_after_tag(set, &where)) {
+        snprintf(err, errsz, "%s: the rule matches cmr_series, but tagging.enabled is false",
+                 where);
+        rc = MT_ECONF;
+    }
     if (rc) {
         mt_route_set_free(set);
         return MT_ECONF;

@@ -5,7 +5,10 @@
  * Values are kept as text: string VRs as received with trailing padding removed, numeric binary
  * VRs converted to decimal ("\"-separated when multi-valued). Each operator is applied to every
  * value of a multi-valued attribute (split on '\', each trimmed of spaces) and holds when one of
- * them satisfies it; present/absent look at the attribute as a whole. PURE.
+ * them satisfies it; present/absent look at the attribute as a whole. Rules on cmr_series are
+ * only armed by mt_route_decide (their other conditions held) and decided on the tag alone by
+ * mt_route_after_tag (rules.h, "Rules on the CMR series tag"); equals / one_of on the tag
+ * compare by family ("lge" matches "lge.sax"). PURE.
  */
 #include <arpa/inet.h>
 #include <fnmatch.h>
@@ -282,6 +285,17 @@ static bool in_cidr(const mt__route_cidr_t *c, const char *peer)
     return true;
 }
 
+/* cmr_series equals / one_of: "lge" names the family (lge, lge.sax, ...), "lge.sax" a tag. */
+static bool cmr_family_match(const mt__route_op_t *op, const char *tag)
+{
+    for (size_t i = 0; i < op->n_vals; i++) {
+        size_t n = strlen(op->vals[i]);
+        if (!strncmp(tag, op->vals[i], n) && (tag[n] == '\0' || tag[n] == '.'))
+            return true;
+    }
+    return false;
+}
+
 static bool cond_holds(const mt__route_cond_t *cd, const mt_route_input_t *in)
 {
     const char *text = NULL;
@@ -311,6 +325,9 @@ static bool cond_holds(const mt__route_cond_t *cd, const mt_route_input_t *in)
             ok = text == NULL;
         else if (!text)
             ok = false;
+        else if (cd->subject == MT__RS_CMR_SERIES &&
+                 (op->kind == MT__RO_EQUALS || op->kind == MT__RO_ONE_OF))
+            ok = cmr_family_match(op, text);
         else if (op->kind == MT__RO_CIDR) {
             ok = false;
             for (size_t j = 0; j < op->n_cidrs && !ok; j++)
@@ -362,9 +379,14 @@ void mt_route_decide(const mt_route_set_t *set, const mt_route_input_t *in, mt_r
         const mt_route_rule_t *r = &set->rules[i];
         bool all = true;
         for (size_t j = 0; j < r->n_conds && all; j++)
-            all = cond_holds(&r->conds[j], in);
+            all = r->conds[j].subject == MT__RS_CMR_SERIES || cond_holds(&r->conds[j], in);
         if (!all)
             continue;
+        if (r->after_tag) { /* the rest waits for the tag */
+            if (d->n_armed < MT_ROUTE_MAX_TARGETS)
+                d->armed[d->n_armed++] = r->name;
+            continue;
+        }
         d->matched_any = true;
         if (apply(set, r, d))
             return;
@@ -372,5 +394,28 @@ void mt_route_decide(const mt_route_set_t *set, const mt_route_input_t *in, mt_r
     if (!d->matched_any && set->has_default) {
         d->used_default = true;
         apply(set, &set->def, d);
+    }
+}
+
+void mt_route_after_tag(const mt_route_set_t *set, const char *tag, const char *const *armed,
+                        size_t n_armed, mt_route_decision_t *d)
+{
+    memset(d, 0, sizeof *d);
+    mt_route_input_t in = {.cmr_series = tag};
+    for (size_t i = 0; set && tag && i < set->n_rules; i++) {
+        const mt_route_rule_t *r = &set->rules[i];
+        if (!r->after_tag)
+            continue;
+        bool is_armed = false;
+        for (size_t k = 0; k < n_armed && !is_armed; k++)
+            is_armed = !strcmp(armed[k], r->name);
+        bool all = is_armed;
+        for (size_t j = 0; j < r->n_conds && all; j++)
+            all = r->conds[j].subject != MT__RS_CMR_SERIES || cond_holds(&r->conds[j], &in);
+        if (!all)
+            continue;
+        d->matched_any = true;
+        if (apply(set, r, d))
+            return;
     }
 }

@@ -22,6 +22,7 @@
 
 #include "../dicom/dict.h"
 #include "../dicom/ds.h"
+#include "../tag/tag.h"
 #include "../util/alloc.h"
 #include "../util/err.h"
 
@@ -386,6 +387,32 @@ static int compile_cond(cc_t *c, const char *what, const yaml_node_t *v, mt__rou
     return 0;
 }
 
+/* cmr_series: equals / one_of values name a tag of the vocabulary (node/tag, spec section 2)
+ * or a family ("lge" = every lge.* tag); the family part must be known. */
+static int check_cmr_values(cc_t *c, const yaml_node_t *v, const mt__route_cond_t *cd)
+{
+    for (size_t i = 0; i < cd->n_ops; i++) {
+        const mt__route_op_t *op = &cd->ops[i];
+        if (op->kind != MT__RO_EQUALS && op->kind != MT__RO_ONE_OF)
+            continue;
+        for (size_t j = 0; j < op->n_vals; j++) {
+            const char *val = op->vals[j];
+            size_t n = strcspn(val, ".");
+            bool known = false;
+            for (int f = 0; f < MT_FAM_COUNT && !known; f++) {
+                const char *fam = mt_tag_family_name(f);
+                known = strlen(fam) == n && !strncmp(fam, val, n);
+            }
+            if (!known)
+                return cfail(c, v,
+                             "cmr_series: \"%.40s\" is not a CMR tag or family (cine, lge, "
+                             "perfusion, t1map, t2map, t2star, flow, ... docs/tagging.md)",
+                             val);
+        }
+    }
+    return 0;
+}
+
 static void note_tag(cc_t *c, uint32_t tag)
 {
     for (size_t i = 0; i < c->n_tags; i++)
@@ -415,9 +442,10 @@ static int compile_match(cc_t *c, const yaml_node_t *m, mt_route_rule_t *r)
             cd->subject = MT__RS_CALLED_AE;
         else if (!strcmp(ks, "peer"))
             cd->subject = MT__RS_PEER;
-        else if (!strcmp(ks, "cmr_series"))
+        else if (!strcmp(ks, "cmr_series")) {
             cd->subject = MT__RS_CMR_SERIES;
-        else {
+            r->after_tag = true;
+        } else {
             cd->subject = MT__RS_ATTR;
             const mt_dict_entry_t *de = mt_dict_by_keyword(ks);
             if (de)
@@ -436,6 +464,8 @@ static int compile_match(cc_t *c, const yaml_node_t *m, mt_route_rule_t *r)
             note_tag(c, cd->tag);
         }
         int rc = compile_cond(c, ks, v, cd);
+        if (!rc && cd->subject == MT__RS_CMR_SERIES)
+            rc = check_cmr_values(c, v, cd);
         if (rc)
             return rc;
     }
@@ -455,6 +485,7 @@ static void rule_dispose(mt_route_rule_t *r)
     free_list(r->forward, r->n_forward);
     mt_free(r->deid);
     mt_free(r->reject);
+    mt_free(r->where);
     memset(r, 0, sizeof *r);
 }
 
@@ -483,6 +514,7 @@ static int compile_rule(cc_t *c, const yaml_node_t *n, mt_route_rule_t *r, bool 
                      is_default ? "default: expected a mapping of actions"
                                 : "rules: each rule is a mapping (match:, actions)");
     bool seen_stop = false, seen_cont = false, has_match = false;
+    const yaml_node_t *deid_at = NULL, *reject_at = NULL; /* for the after-tag check */
     for (yaml_node_pair_t *pr = n->data.mapping.pairs.start; pr < n->data.mapping.pairs.top; pr++) {
         yaml_node_t *k = node(c, pr->key), *v = node(c, pr->value);
         const char *ks = scalar(k);
@@ -516,6 +548,9 @@ static int compile_rule(cc_t *c, const yaml_node_t *n, mt_route_rule_t *r, bool 
             if (r->deid || !safe_text(v) || is_null(v))
                 return cfail(c, v, "deid: expected a profile name (or none), once");
             r->deid = mt_strdup(scalar(v));
+            deid_at = k;
+            if (r->after_tag) /* before the profile is looked up: this error is the real one */
+                break;
             char why[160] = "";
             if (strcmp(r->deid, "none") != 0 && c->check && c->check->profile &&
                 c->check->profile(c->check->user, c->set, r->deid, why, sizeof why))
@@ -525,6 +560,7 @@ static int compile_rule(cc_t *c, const yaml_node_t *n, mt_route_rule_t *r, bool 
             if (r->reject || !safe_text(v) || is_null(v) || v->data.scalar.length > 64)
                 return cfail(c, v, "reject: expected a reason (1-64 characters), once");
             r->reject = mt_strdup(scalar(v));
+            reject_at = k;
         } else if (!strcmp(ks, "continue") && !is_default) {
             if (seen_cont)
                 return cfail(c, k, "duplicate key continue");
@@ -558,6 +594,16 @@ static int compile_rule(cc_t *c, const yaml_node_t *n, mt_route_rule_t *r, bool 
         return cfail(c, n, "reject ends evaluation: continue makes no sense with it");
     if (r->reject && (r->n_projects || r->n_forward || r->deid))
         return cfail(c, n, "reject cannot be combined with projects, deid or forward");
+    /* cmr_series is known only once the series is tagged, long after its instances were
+     * stored (and de-identified): such a rule can still forward them, nothing else */
+    if (r->after_tag && (deid_at || reject_at))
+        return cfail(c, deid_at ? deid_at : reject_at,
+                     "%s: a rule matching cmr_series applies after tagging, to instances already "
+                     "stored: it may only forward and add projects",
+                     deid_at ? "deid" : "reject");
+    char at[128];
+    snprintf(at, sizeof at, "%s:%zu", c->name, n->start_mark.line + 1);
+    r->where = mt_strdup(at);
     if (!r->name) {
         char nm[128];
         snprintf(nm, sizeof nm, "%s%s:%zu", is_default ? "default@" : "", c->name,
@@ -625,6 +671,36 @@ bool mt_route_set_wants(const mt_route_set_t *set, uint32_t tag)
     return set && set->n_tags && bsearch(&tag, set->tags, set->n_tags, sizeof tag, cmp_tag) != NULL;
 }
 
+/* An after-tag rule is armed by name in the index (db/007): its name must be unique among the
+ * after-tag rules of the whole set. */
+static int check_after_tag_name(cc_t *c, const yaml_node_t *at, const mt_route_rule_t *rules,
+                                size_t i)
+{
+    const mt_route_rule_t *r = &rules[i];
+    if (!r->after_tag)
+        return 0;
+    for (int pass = 0; pass < 2; pass++) {
+        const mt_route_rule_t *v = pass ? c->set->rules : rules;
+        size_t n = pass ? c->set->n_rules : i;
+        for (size_t j = 0; j < n; j++)
+            if (v[j].after_tag && !strcmp(v[j].name, r->name))
+                return cfail(c, at,
+                             "name: \"%.64s\" is already the name of the cmr_series rule "
+                             "at %s (these rules need unique names)",
+                             r->name, v[j].where);
+    }
+    return 0;
+}
+
+size_t mt_route_set_after_tag(const mt_route_set_t *set, const char **where)
+{
+    size_t n = 0;
+    for (size_t i = 0; set && i < set->n_rules; i++)
+        if (set->rules[i].after_tag && n++ == 0 && where)
+            *where = set->rules[i].where;
+    return n;
+}
+
 static int compile_doc(cc_t *c, mt_route_rule_t **rules, size_t *n_rules, mt_route_rule_t *def,
                        bool *has_def)
 {
@@ -655,6 +731,8 @@ static int compile_doc(cc_t *c, mt_route_rule_t **rules, size_t *n_rules, mt_rou
                 if (!rn)
                     return cfail(c, v, "rules: bad entry");
                 int rc = compile_rule(c, rn, &(*rules)[(*n_rules)++], false);
+                if (!rc)
+                    rc = check_after_tag_name(c, rn, *rules, *n_rules - 1);
                 if (rc)
                     return rc;
             }

@@ -22,8 +22,9 @@
  *         StudyDate: {date_range: [2020-01-01, ~]}  # DA / DT, first 8 digits compared
  *         InstitutionName: {present: true}
  *         "(0009,0010)": {absent: true}
- *         cmr_series: cine                  #   the CMR series tag (hook: matches only when the
- *                                           #   store path supplies it; it does not yet)
+ *     - name: lge-to-core                   # a rule on the CMR series tag (see below)
+ *       match: {cmr_series: lge, calling_ae: PACS1}
+ *       forward: [core-lab]
  *       projects: [cmr-registry]            # actions
  *       deid: basic                         # a profile NAME or FILE, or none
  *       forward: [central]                  # destination names (destinations: in the config)
@@ -42,6 +43,20 @@
  * order), and its deid profile is taken if no earlier matching rule named one (earlier rules
  * take precedence). Without continue, evaluation stops at the first match. When no rule matched
  * at all, the default actions apply. A decision with no deid means the node-wide deid.profile.
+ *
+ * Rules on the CMR series tag (cmr_series): the tag exists only once the series has been tagged
+ * (node/tagger.c: series idle, then the study pass), long after its instances were stored and
+ * answered. Such a rule is evaluated in two steps. At store time, in its place in the order,
+ * its other conditions are tested on the instance; when they hold, the rule is ARMED for the
+ * instance (d->armed: kept in the index with the instance, db/007). It neither counts as a
+ * match nor stops the store-time evaluation. When the series is tagged (and each time a pass
+ * writes its tag again), mt_route_after_tag evaluates the rules armed for each instance, in
+ * order, on the tag alone: a matching one adds its projects and forward destinations and,
+ * without continue, ends that evaluation. An armed rule fires at most once per stored copy of
+ * an instance. Equals / one_of on cmr_series compare by family: "lge" matches "lge", "lge.sax"
+ * and every lge.* tag, "lge.sax" only that tag; glob and regex see the full tag. Such a rule
+ * may only forward and add projects (deid or reject with cmr_series: a compile error), and
+ * needs a name unique among these rules (its default "<file>:<line>" is).
  *
  * Validation at compile time, "file:line: message": unknown keys, unknown attribute keywords,
  * bad tags, bad regex, bad ranges, bad CIDRs, and (through the caller's checker) unknown
@@ -84,6 +99,8 @@ size_t mt_route_set_count(const mt_route_set_t *set);
 /* Keep a compiled profile under name (the set frees it). A name adopted twice keeps the first. */
 void mt_route_set_adopt_profile(mt_route_set_t *set, const char *name, mt_deid_profile_t *p);
 const mt_deid_profile_t *mt_route_set_profile(const mt_route_set_t *set, const char *name);
+/* The number of rules on cmr_series; *where (may be NULL) = "file:line" of the first. */
+size_t mt_route_set_after_tag(const mt_route_set_t *set, const char **where);
 /* Does any rule look at this attribute tag? (store.c keeps only those values) */
 bool mt_route_set_wants(const mt_route_set_t *set, uint32_t tag);
 
@@ -105,7 +122,7 @@ typedef struct mt_route_input {
     const char *calling_ae; /* without padding; NULL = unknown (conditions on it fail) */
     const char *called_ae;
     const char *peer;       /* numeric address text, IPv4 or IPv6; NULL = unknown */
-    const char *cmr_series; /* CMR series tag (node/tag); NULL = not known */
+    const char *cmr_series; /* CMR series tag (node/tag); NULL = not known (store time) */
     const mt_route_attrs_t *attrs;
 } mt_route_input_t;
 
@@ -122,9 +139,19 @@ typedef struct mt_route_decision {
     size_t n_forward;
     const char *rules[MT_ROUTE_MAX_TARGETS]; /* names of the rules that matched, in order */
     size_t n_rules;
+    /* rules on cmr_series whose other conditions held: evaluated once tagged */
+    const char *armed[MT_ROUTE_MAX_TARGETS];
+    size_t n_armed;
 } mt_route_decision_t;
 
-/* Decide for one instance. Strings in d point into set (valid while set lives). */
+/* Decide for one instance. Strings in d point into set (valid while set lives). Rules on
+ * cmr_series are only armed (d->armed), whatever in->cmr_series says. */
 void mt_route_decide(const mt_route_set_t *set, const mt_route_input_t *in, mt_route_decision_t *d);
+/* The series of an instance has been tagged tag: evaluate the rules armed for it (names, as
+ * d->armed gave them; names no longer in set are ignored) in set's order. d gets the projects,
+ * forward destinations and the names of the rules that matched (never deid or reject).
+ * armed must not point into d. */
+void mt_route_after_tag(const mt_route_set_t *set, const char *tag, const char *const *armed,
+                        size_t n_armed, mt_route_decision_t *d);
 
 #endif

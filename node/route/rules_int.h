@@ -66,6 +66,10 @@ struct mt_route_rule {
     char *deid;   /* NULL = not set */
     char *reject; /* NULL = not a reject rule */
     bool cont;
+    /* a condition on cmr_series: the rule applies after tagging (match.c mt_route_after_tag);
+     * its other conditions are tested at store time, which arms it for the instance */
+    bool after_tag;
+    char *where; /* "file:line" of the rule, for messages */
 };
 
 typedef struct mt__route_profile {

@@ -31,7 +31,9 @@
  * written; else the job starts with the rule's deid profile (or the node-wide one), the held
  * bytes go through it, and the rest streams as without rules. The decision's projects and
  * destinations travel in the index record, so ingest joins and queues them in the transaction
- * that indexes the instance.
+ * that indexes the instance. Rules on the CMR series tag (cmr_series) are only armed here
+ * (their other conditions held): the record carries their names, put() records them, and the
+ * tagger fires them once the series is tagged (node/tagger.c, db/007_tag_routes.sql).
  */
 #include "svc.h"
 
@@ -291,16 +293,16 @@ static void route_decide(store_req_t *s)
         .calling_ae = mt_assoc_calling_ae(req->assoc),
         .called_ae = mt_assoc_called_ae(req->assoc),
         .peer = peer[0] ? peer : NULL,
-        .cmr_series = NULL, /* hook: CMR series tagging does not run on the store path yet */
+        .cmr_series = NULL, /* not known yet: rules on it are armed (d.armed), node/tagger.c */
         .attrs = s->attrs,
     };
     mt_route_decide(s->routes, &in, &s->dec);
     s->decided = true;
     mt_log(MT_LOG_DEBUG, mt_assoc_log(req->assoc),
-           "c-store msgid=%u route: %s%s%zu rule(s), projects=%zu forward=%zu deid=%s",
+           "c-store msgid=%u route: %s%s%zu rule(s), projects=%zu forward=%zu deid=%s armed=%zu",
            req->cmd.message_id, s->dec.reject ? "reject " : "",
            s->dec.used_default ? "default " : "", s->dec.n_rules, s->dec.n_projects,
-           s->dec.n_forward, s->dec.deid ? s->dec.deid : "(node)");
+           s->dec.n_forward, s->dec.deid ? s->dec.deid : "(node)", s->dec.n_armed);
     if (s->dec.reject) {
         fail(s, MT_STATUS_NOT_AUTHORIZED, s->dec.reject_reason);
         mt_buf_dispose(&s->held);
@@ -340,7 +342,9 @@ static void store_on_request(mt_dimse_req_t *req)
         fail(s, MT_STATUS_CANNOT_UNDERSTAND, "missing Affected SOP Class/Instance UID");
         return;
     }
-    mt_ds_reader_opts_t o = {.ts = s->ts, .cb = on_element, .user = s};
+    /* Pixel Data streamed: its ELEMENT event comes at its start (not once a value of up to
+     * 1 MiB has been buffered), so the rules decide and the header capture stops there */
+    mt_ds_reader_opts_t o = {.ts = s->ts, .cb = on_element, .user = s, .stream_pixel_data = true};
     s->reader = mt_ds_reader_new(&o);
     const mt_conf_t *conf = mt_assoc_conf(req->assoc);
     if (conf && conf->routes) {
@@ -402,6 +406,17 @@ static void on_quarantined(void *data, int status, const char *comment)
     store_req_free(s);
 }
 
+/* The decision travels in the index record: put() writes it in the instance's transaction. */
+static void rec_add_routing(store_req_t *s)
+{
+    for (size_t i = 0; i < s->dec.n_projects; i++)
+        mt_index_rec_add_project(s->rec, s->dec.projects[i]);
+    for (size_t i = 0; i < s->dec.n_forward; i++)
+        mt_index_rec_add_forward(s->rec, s->dec.forward[i]);
+    for (size_t i = 0; i < s->dec.n_armed; i++) /* rules on the series tag: fired once tagged */
+        mt_index_rec_add_armed(s->rec, s->dec.armed[i]);
+}
+
 /* The data set has ended: check it and commit, or answer the recorded failure. */
 static void finish(store_req_t *s)
 {
@@ -428,12 +443,8 @@ static void finish(store_req_t *s)
     }
     if (!s->fail_status && !s->decided)
         route_decide(s); /* a data set without Pixel Data */
-    if (!s->fail_status) {
-        for (size_t i = 0; i < s->dec.n_projects; i++)
-            mt_index_rec_add_project(s->rec, s->dec.projects[i]);
-        for (size_t i = 0; i < s->dec.n_forward; i++)
-            mt_index_rec_add_forward(s->rec, s->dec.forward[i]);
-    }
+    if (!s->fail_status)
+        rec_add_routing(s);
     if (!s->fail_status && s->deid) {
         int rc = mt_deid_stream_finish(s->deid);
         if (rc < 0) {
@@ -441,10 +452,7 @@ static void finish(store_req_t *s)
         } else {
             mt_index_rec_free(s->rec);
             s->rec = deid_rec(s);
-            for (size_t i = 0; i < s->dec.n_projects; i++)
-                mt_index_rec_add_project(s->rec, s->dec.projects[i]);
-            for (size_t i = 0; i < s->dec.n_forward; i++)
-                mt_index_rec_add_forward(s->rec, s->dec.forward[i]);
+            rec_add_routing(s);
         }
     }
     if (s->fail_status) {

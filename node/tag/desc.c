@@ -19,11 +19,12 @@
 
 struct word {
     const char *s;
+    size_t len; /* strlen(s), at compile time: match_token runs for every token */
     char kind;
 };
 
 static const struct word words[MT_W_COUNT] = {
-#define MT_TAGW(id, str, k) [MT_W_##id] = {str, #k[0]},
+#define MT_TAGW(id, str, k) [MT_W_##id] = {str, sizeof(str) - 1, #k[0]},
 #include "vocab.def"
 #undef MT_TAGW
 };
@@ -40,20 +41,56 @@ static void match_token(const char *t, size_t len, bool sub, mt_tag_words_t *out
     if (len == 0)
         return;
     for (int i = 0; i < MT_W_COUNT; i++) {
-        if (words[i].kind != 'T')
-            continue;
-        size_t wl = strlen(words[i].s);
-        if (wl != len || (sub && wl < 2))
+        size_t wl = words[i].len;
+        if (wl != len || words[i].kind != 'T' || (sub && wl < 2))
             continue;
         if (memcmp(words[i].s, t, len) == 0)
             mt_tag_words_set(out, i);
     }
 }
 
+static void words_scan(const char *desc, mt_tag_words_t *out);
+
+static void words_or(mt_tag_words_t *out, const mt_tag_words_t *in)
+{
+    for (int i = 0; i < MT_TAG_WORD_WORDS; i++)
+        out->w[i] |= in->w[i];
+}
+
+/* The instances of a series share their descriptions (the series' and the study's): the last
+ * two descriptions scanned on this thread are remembered with their words. The result depends
+ * on the text alone, so the memo is invisible to callers. */
+#define MEMO 2
 void mt_tag_words_scan(const char *desc, mt_tag_words_t *out)
 {
+    static _Thread_local struct {
+        char text[MAX_DESC];
+        mt_tag_words_t words;
+        bool used;
+    } memo[MEMO];
+    static _Thread_local unsigned next;
     if (!desc)
         return;
+    size_t len = strnlen(desc, MAX_DESC);
+    for (int i = 0; len < MAX_DESC && i < MEMO; i++)
+        if (memo[i].used && !memcmp(memo[i].text, desc, len + 1)) {
+            words_or(out, &memo[i].words);
+            return;
+        }
+    mt_tag_words_t w;
+    memset(&w, 0, sizeof w);
+    words_scan(desc, &w);
+    words_or(out, &w);
+    if (len < MAX_DESC) {
+        unsigned k = next++ % MEMO;
+        memcpy(memo[k].text, desc, len + 1);
+        memo[k].words = w;
+        memo[k].used = true;
+    }
+}
+
+static void words_scan(const char *desc, mt_tag_words_t *out)
+{
     char up[MAX_DESC], norm[MAX_DESC];
     size_t n = 0;
     for (; desc[n] && n < MAX_DESC - 1; n++) {

@@ -355,15 +355,35 @@ static uint16_t seq_flags(const char *name, float *venc)
 }
 
 /* A private element (gggg,xxEE) in the block reserved by `creator`; NULL if absent. */
+/* Index of the first element with a tag >= tag (elements are sorted by tag). */
+static size_t lower_bound(const mt_ds_t *ds, uint32_t tag)
+{
+    size_t lo = 0, hi = mt_ds_count(ds);
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (mt_ds_at(ds, mid)->tag < tag)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* PS3.5 §7.8.1: the private creator elements (gggg,0010-00FF) present are walked in order
+ * (one search, not one lookup per possible block: this runs for every instance). */
 static bool get_private_str(const mt_ds_t *ds, uint16_t group, const char *creator, uint8_t el,
                             char *out, size_t outsz)
 {
     char buf[80];
-    for (unsigned blk = 0x10; blk <= 0xFF; blk++) {
-        if (!get_str(ds, MT_TAG(group, blk), buf, sizeof buf))
+    size_t n = mt_ds_count(ds);
+    for (size_t i = lower_bound(ds, MT_TAG(group, 0x0010)); i < n; i++) {
+        uint32_t tag = mt_ds_at(ds, i)->tag;
+        if (tag > MT_TAG(group, 0x00FF))
+            break;
+        if (!get_str(ds, tag, buf, sizeof buf))
             continue;
         if (strcasecmp(buf, creator) == 0)
-            return get_str(ds, MT_TAG(group, (blk << 8) | el), out, outsz);
+            return get_str(ds, MT_TAG(group, ((tag & 0xFF) << 8) | el), out, outsz);
     }
     return false;
 }

@@ -192,14 +192,14 @@ class Study:
                 ds.ContrastBolusAgent = "Gadobutrol"
             for k, v in (extra or {}).items():
                 setattr(ds, k, v)
-        ds.Rows = ds.Columns = 16
-        ds.PixelSpacing = ["%.4f" % (fov / 16), "%.4f" % (fov / 16)]
+        ds.Rows = ds.Columns = MATRIX
+        ds.PixelSpacing = ["%.4f" % (fov / MATRIX), "%.4f" % (fov / MATRIX)]
         ds.SamplesPerPixel = 1
         ds.PhotometricInterpretation = "MONOCHROME2"
         ds.BitsAllocated = ds.BitsStored = 16
         ds.HighBit = 15
         ds.PixelRepresentation = 0
-        ds.PixelData = bytes(512)
+        ds.PixelData = bytes(MATRIX * MATRIX * 2)
         fm = FileMetaDataset()
         fm.MediaStorageSOPClassUID = ds.SOPClassUID
         fm.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
@@ -492,14 +492,20 @@ class Study:
         return self.truth
 
 
+MATRIX = 16  # Rows = Columns (--matrix): 16 keeps the files small; 256 is a real CMR image
+
+
 def main():
+    global MATRIX
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", required=True)
     ap.add_argument("--studies", type=int, default=12)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--phases", type=int, default=20)
     ap.add_argument("--dynamics", type=int, default=30)
+    ap.add_argument("--matrix", type=int, default=16)
     a = ap.parse_args()
+    MATRIX = a.matrix
     rng = random.Random(a.seed)
     os.makedirs(a.out, exist_ok=True)
     vendors = ["SIEMENS", "GE", "PHILIPS"]

@@ -477,10 +477,98 @@ static void test_move_destinations(void **state)
                  "port: ...)");
 }
 
+static void test_web_destinations(void **state)
+{
+    (void)state;
+    long live = mt_alloc_live();
+    mt_conf_t *c = load("destinations:\n"
+                        "  - name: central-web\n"
+                        "    stow_url: https://central.example:8443/projects/reg/dicomweb/studies\n"
+                        "    token_file: /etc/mitral/central.token\n"
+                        "    ca_file: /etc/mitral/ca.pem\n"
+                        "    connections: 3\n"
+                        "    request_timeout: 5m\n"
+                        "    max_instances_per_request: 8\n"
+                        "    max_request_mb: 32\n"
+                        "  - name: basic\n"
+                        "    stow_url: http://127.0.0.1:8042/dicomweb/studies\n"
+                        "    user: site-a\n"
+                        "    password_file: pw\n"
+                        "  - name: dicom\n    ae_title: B\n    host: h\n    port: 104\n");
+    if (!c)
+        fail_msg("%s", err);
+    assert_int_equal(c->n_destinations, 3);
+    const mt_conf_destination_t *d = mt_conf_destination_by_name(c, "central-web");
+    assert_true(MT_CONF_DEST_IS_WEB(d));
+    assert_string_equal(d->token_file, "/etc/mitral/central.token");
+    assert_string_equal(d->ca_file, "/etc/mitral/ca.pem");
+    assert_int_equal(d->associations, 3);
+    assert_int_equal(d->request_timeout_ms, 300000);
+    assert_int_equal(d->max_instances, 8);
+    assert_int_equal(d->max_request_mb, 32);
+    d = mt_conf_destination_by_name(c, "basic");
+    assert_string_equal(d->auth_user, "site-a");
+    assert_int_equal(d->request_timeout_ms, 120000); /* defaults */
+    assert_int_equal(d->max_instances, 16);
+    assert_int_equal(d->max_request_mb, 64);
+    assert_false(MT_CONF_DEST_IS_WEB(mt_conf_destination_by_name(c, "dicom")));
+    mt_conf_free(c);
+    assert_int_equal(mt_alloc_live(), live);
+    expect_error("destinations:\n  - name: w\n    stow_url: ftp://h/studies\n",
+                 "t.yaml:3: destinations[0].stow_url: \"ftp://h/studies\": not an http:// or "
+                 "https:// URL");
+    expect_error("destinations:\n  - name: w\n    stow_url: https://u:p@h/studies\n",
+                 "t.yaml:3: destinations[0].stow_url: \"https://u:p@h/studies\": user "
+                 "information in the URL (credentials belong in a file)");
+    expect_error("destinations:\n  - name: w\n    stow_url: http://h/s\n    ae_title: X\n",
+                 "t.yaml:2: destinations[0].ae_title: a DICOMweb destination (stow_url) has no "
+                 "ae_title");
+    expect_error("destinations:\n  - name: w\n    stow_url: http://h/s\n    associations: 2\n",
+                 "t.yaml:2: destinations[0].associations: a DICOMweb destination (stow_url) has "
+                 "no associations (use connections)");
+    expect_error("destinations:\n  - name: w\n    ae_title: X\n    host: h\n    port: 1\n"
+                 "    token_file: t\n",
+                 "t.yaml:2: destinations[0].token_file: only for a DICOMweb destination "
+                 "(stow_url)");
+    expect_error("destinations:\n  - name: w\n    stow_url: http://h/s\n    token_file: t\n"
+                 "    user: u\n    password_file: p\n",
+                 "t.yaml:2: destinations[0]: token_file (Bearer) and user/password_file (Basic) "
+                 "are two ways to authenticate: give one");
+    expect_error("destinations:\n  - name: w\n    stow_url: http://h/s\n    user: u\n",
+                 "t.yaml:2: destinations[0]: HTTP Basic needs both user and password_file");
+    expect_error("destinations:\n  - name: w\n    stow_url: http://h/s\n    ca_file: c\n",
+                 "t.yaml:2: destinations[0]: ca_file and tls_insecure_skip_verify need an "
+                 "https:// stow_url");
+    expect_error("destinations:\n  - name: w\n    stow_url: https://h/s\n    ca_file: c\n"
+                 "    tls_insecure_skip_verify: true\n",
+                 "t.yaml:2: destinations[0]: ca_file with tls_insecure_skip_verify: true "
+                 "(nothing would be verified)");
+    expect_error("destinations:\n  - name: w\n    stow_url: https://h/s\n"
+                 "    tls_insecure_skip_verify: yes\n",
+                 "t.yaml:4: destinations[0].tls_insecure_skip_verify: expected true or false");
+    expect_error("destinations:\n  - name: w\n    stow_url: https://h/s\n"
+                 "    request_timeout: 10x\n",
+                 "t.yaml:4: destinations[0].request_timeout: \"10x\" is not a duration of 1s-1h "
+                 "(e.g. 120s, 5m)");
+    expect_error("destinations:\n  - name: w\n    stow_url: https://h/s\n    connections: 0\n",
+                 "t.yaml:4: destinations[0].connections: \"0\" is out of range (1-64)");
+    expect_error("destinations:\n  - name: w\n    stow_url: https://h/s\n"
+                 "    max_instances_per_request: 1001\n",
+                 "t.yaml:4: destinations[0].max_instances_per_request: \"1001\" is out of range "
+                 "(1-1000)");
+    expect_error("destinations:\n  - name: w\n    stow_url: http://h/s\n    user: a:b\n",
+                 "t.yaml:4: destinations[0].user: \"a:b\" is not a user name (1-64 characters, "
+                 "no ':')");
+    expect_error("destinations:\n  - name: w\n",
+                 "t.yaml:2: destinations[0]: ae_title, host and port (a DICOM destination) or "
+                 "stow_url (DICOMweb) are required");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_move_destinations),
+        cmocka_unit_test(test_web_destinations),
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_empty_inputs_are_defaults),
         cmocka_unit_test(test_shipped_file_equals_defaults),

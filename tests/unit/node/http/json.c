@@ -26,7 +26,9 @@ static char *fmt(uint32_t tag, uint16_t vr, const void *v, size_t n, bool latin1
     mt_buf_t b;
     mt_buf_init(&b, 1 << 20);
     mt_json_opts_t def = {0};
-    assert_int_equal(mt_json_value(tag, vr, v, n, latin1, o ? o : &def, &b), 0);
+    mt_charset_t cs;
+    mt_charset_parse("ISO_IR 100", 10, &cs);
+    assert_int_equal(mt_json_value(tag, vr, v, n, latin1 ? &cs : NULL, o ? o : &def, &b), 0);
     snprintf(out, sizeof out, "%.*s", (int)b.len, (char *)b.data);
     mt_buf_dispose(&b);
     return out;
@@ -168,12 +170,58 @@ static void test_stream_equals_tree(void **st)
     }
 }
 
+/* BulkDataURIs of large values nested in sequences: SSSSSSSS/N/ per enclosing sequence,
+ * items counted from 1; small values stay inline; a value delivered in chunks gets a URI too. */
+static void test_stream_nested_bulk(void **st)
+{
+    (void)st;
+    static uint8_t big[2000], small[4] = {1, 2, 3, 4};
+    mt_json_opts_t o = {.bulk_threshold = 1024, .bulk_uri = "http://h/b/"};
+    mt_buf_t b;
+    mt_buf_init(&b, 1 << 20);
+    mt_json_stream_t *js = mt_json_stream_new(&o, &b);
+    mt_elem_t sq = {.tag = 0x00091014, .vr = MT_VR('S', 'Q'), .len = MT_UNDEFINED_LENGTH};
+    mt_elem_t item = {.tag = MT_TAG_ITEM, .len = MT_UNDEFINED_LENGTH, .depth = 1};
+    mt_elem_t end_item = {.tag = MT_TAG_ITEM_DELIM, .depth = 1};
+    mt_elem_t v_small = {.tag = 0x00091011, .vr = MT_VR('O', 'B'), .len = 4, .depth = 1,
+                         .value = small, .value_len = 4};
+    mt_elem_t v_big = {.tag = 0x00091011, .vr = MT_VR('O', 'B'), .len = 2000, .depth = 1,
+                       .value = big, .value_len = 2000};
+    mt_elem_t sq2 = {.tag = 0x00091013, .vr = MT_VR('S', 'Q'), .len = MT_UNDEFINED_LENGTH,
+                     .depth = 1};
+    mt_elem_t item2 = {.tag = MT_TAG_ITEM, .len = MT_UNDEFINED_LENGTH, .depth = 2};
+    mt_elem_t end_item2 = {.tag = MT_TAG_ITEM_DELIM, .depth = 2};
+    mt_elem_t v_chunked = {.tag = 0x00091012, .vr = MT_VR('O', 'W'), .len = 100000, .depth = 2};
+    assert_int_equal(mt_json_stream_event(js, MT_DS_EV_SEQ_START, &sq), 0);
+    assert_int_equal(mt_json_stream_event(js, MT_DS_EV_ITEM_START, &item), 0);
+    assert_int_equal(mt_json_stream_event(js, MT_DS_EV_ELEMENT, &v_small), 0);
+    assert_int_equal(mt_json_stream_event(js, MT_DS_EV_ITEM_END, &end_item), 0);
+    assert_int_equal(mt_json_stream_event(js, MT_DS_EV_ITEM_START, &item), 0);
+    assert_int_equal(mt_json_stream_event(js, MT_DS_EV_ELEMENT, &v_big), 0);
+    assert_int_equal(mt_json_stream_event(js, MT_DS_EV_SEQ_START, &sq2), 0);
+    assert_int_equal(mt_json_stream_event(js, MT_DS_EV_ITEM_START, &item2), 0);
+    assert_int_equal(mt_json_stream_event(js, MT_DS_EV_ELEMENT, &v_chunked), 0);
+    assert_int_equal(mt_json_stream_event(js, MT_DS_EV_ITEM_END, &end_item2), 0);
+    assert_int_equal(mt_json_stream_event(js, MT_DS_EV_SEQ_END, &sq2), 0);
+    assert_int_equal(mt_json_stream_event(js, MT_DS_EV_ITEM_END, &end_item), 0);
+    assert_int_equal(mt_json_stream_event(js, MT_DS_EV_SEQ_END, &sq), 0);
+    assert_int_equal(mt_json_stream_finish(js), 0);
+    mt_json_stream_free(js);
+    mt_buf_append(&b, "", 1);
+    const char *j = (const char *)b.data;
+    assert_non_null(strstr(j, "\"InlineBinary\":\"AQIDBA==\""));
+    assert_non_null(strstr(j, "\"BulkDataURI\":\"http://h/b/00091014/2/00091011\""));
+    assert_non_null(strstr(j, "\"BulkDataURI\":\"http://h/b/00091014/2/00091013/1/00091012\""));
+    assert_null(strstr(j, "00091014/1/00091011"));
+    mt_buf_dispose(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_strings),       cmocka_unit_test(test_numbers),
         cmocka_unit_test(test_binary),        cmocka_unit_test(test_tree_sequence),
-        cmocka_unit_test(test_stream_equals_tree),
+        cmocka_unit_test(test_stream_equals_tree), cmocka_unit_test(test_stream_nested_bulk),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -104,6 +104,16 @@ static void test_charsets(void **state)
     assert_true(mt_query_is_utf8("abc\xc3\xbc", 5));
     assert_false(mt_query_is_utf8("M\xfcller", 6));
     assert_false(mt_query_is_utf8("\xc3", 1));
+    /* stored values in their own character set, matched against UTF-8 patterns */
+    assert_true(mt_query_match_cs(MT_QF_PN, "Люк*", "\xbb\xee\xda" "ce\xdc\xd1" "yp\xd3", "ISO_IR 144"));
+    assert_false(mt_query_match(MT_QF_PN, "Люк*", "\xbb\xee\xda" "ce\xdc\xd1" "yp\xd3"));
+    assert_true(mt_query_match_cs(MT_QF_PN, "*=山田^太郎*",
+                                  "Yamada^Tarou=\x1b$B;3ED\x1b(B^\x1b$BB@O:\x1b(B=",
+                                  "\\ISO 2022 IR 87"));
+    assert_true(mt_query_match_cs(0, "王^小东", "\xcd\xf5^\xd0\xa1\xb6\xab", "GB18030"));
+    /* no character set, or the default repertoire: as before (not UTF-8 -> Latin-1) */
+    assert_true(mt_query_match_cs(MT_QF_PN, "Müller", "M\xfcller", NULL));
+    assert_true(mt_query_match_cs(MT_QF_PN, "Müller", "M\xc3\xbcller", "ISO_IR 6"));
 }
 
 /* ---- identifiers ---- */
@@ -288,7 +298,7 @@ static void test_sql_shape(void **state)
     /* keys in tag order: StudyDate, PatientName, PatientID */
     assert_non_null(strstr(sql, "st.study_date >= ?1"));
     assert_non_null(strstr(sql, "p.patient_name >= ?2 AND p.patient_name < ?3 AND mt_match(1, ?4, "
-                                "p.patient_name)"));
+                                "p.patient_name, st.specific_character_set)"));
     assert_string_equal(s.params[1], "smith");
     assert_string_equal(s.params[2], "smiti");
     assert_non_null(strstr(sql, "p.patient_id = ?5"));

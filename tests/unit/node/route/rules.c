@@ -387,6 +387,113 @@ static void test_tags_by_number(void **st)
     mt_route_set_free(s);
 }
 
+/* Rules on cmr_series: armed at store time (other conditions), evaluated on the tag later. */
+static void test_after_tag(void **st)
+{
+    (void)st;
+    mt_route_set_t *s = compile("rules:\n"
+                                "  - name: lge\n"
+                                "    match: {cmr_series: lge, Modality: MR}\n"
+                                "    forward: [central]\n"
+                                "    projects: [plge]\n"
+                                "  - name: sax-cine\n"
+                                "    match: {cmr_series: [cine.sax, perfusion]}\n"
+                                "    forward: [backup]\n"
+                                "    continue: true\n"
+                                "  - name: any\n"
+                                "    match: {cmr_series: {glob: '*'}}\n"
+                                "    projects: [pall]\n"
+                                "  - name: mr\n"
+                                "    match: {Modality: MR}\n"
+                                "    projects: [pmr]\n");
+    assert_non_null(s);
+    const char *where = NULL;
+    assert_int_equal(mt_route_set_after_tag(s, &where), 3);
+    assert_string_equal(where, "r.yaml:2");
+    inst_t x;
+    inst_init(&x, s);
+    put(&x, T_MODALITY, MT_VR('C', 'S'), "MR");
+    x.in.cmr_series = "lge.sax"; /* ignored at store time: these rules are only armed */
+    mt_route_decision_t d;
+    mt_route_decide(s, &x.in, &d);
+    assert_int_equal(d.n_armed, 3);
+    assert_string_equal(d.armed[0], "lge");
+    assert_string_equal(d.armed[1], "sax-cine");
+    assert_string_equal(d.armed[2], "any");
+    assert_int_equal(d.n_rules, 1); /* armed rules neither match nor stop at store time */
+    assert_string_equal(d.rules[0], "mr");
+    assert_int_equal(d.n_forward, 0);
+    assert_int_equal(d.n_projects, 1);
+    assert_false(d.used_default);
+
+    /* family match: "lge" is every lge.* tag; stop after the first match */
+    mt_route_decision_t at;
+    mt_route_after_tag(s, "lge.sax", d.armed, d.n_armed, &at);
+    d = at;
+    assert_int_equal(d.n_rules, 1);
+    assert_string_equal(d.rules[0], "lge");
+    assert_string_equal(d.forward[0], "central");
+    assert_string_equal(d.projects[0], "plge");
+    assert_false(d.reject);
+    assert_null(d.deid);
+    /* not "lgefoo", not "cine.sax" as "cine" alone: one_of by family or exact tag */
+    mt_route_after_tag(s, "cine.sax", (const char *[]){"lge", "sax-cine", "any"}, 3, &d);
+    assert_int_equal(d.n_rules, 2); /* sax-cine continues into any */
+    assert_string_equal(d.rules[0], "sax-cine");
+    assert_string_equal(d.rules[1], "any");
+    assert_string_equal(d.forward[0], "backup");
+    assert_string_equal(d.projects[0], "pall");
+    mt_route_after_tag(s, "cine.4ch", (const char *[]){"lge", "sax-cine"}, 2, &d);
+    assert_int_equal(d.n_rules, 0); /* cine.4ch is not cine.sax; "any" was not armed */
+    mt_route_after_tag(s, "perfusion.stress", (const char *[]){"sax-cine"}, 1, &d);
+    assert_int_equal(d.n_rules, 1);
+    mt_route_after_tag(s, NULL, (const char *[]){"lge", "any"}, 2, &d);
+    assert_int_equal(d.n_rules, 0); /* not tagged: nothing */
+    mt_route_after_tag(s, "lge.4ch", (const char *[]){"gone", "lge"}, 2, &d);
+    assert_int_equal(d.n_rules, 1); /* a name no longer in the set is ignored */
+
+    /* other conditions fail at store time: not armed */
+    mt_route_attrs_free(x.a);
+    inst_init(&x, s);
+    put(&x, T_MODALITY, MT_VR('C', 'S'), "CT");
+    mt_route_decide(s, &x.in, &d);
+    assert_int_equal(d.n_armed, 2); /* sax-cine and any have no other condition */
+    assert_string_equal(d.armed[0], "sax-cine");
+    mt_route_attrs_free(x.a);
+    mt_route_set_free(s);
+
+    /* a store-time rule that stops before an after-tag rule: not armed */
+    s = compile("rules:\n  - name: first\n    match: {}\n    projects: [p1]\n"
+                "  - name: later\n    match: {cmr_series: lge}\n    forward: [central]\n");
+    inst_init(&x, s);
+    mt_route_decide(s, &x.in, &d);
+    assert_int_equal(d.n_armed, 0);
+    mt_route_attrs_free(x.a);
+    mt_route_set_free(s);
+}
+
+static void test_after_tag_errors(void **st)
+{
+    (void)st;
+    expect_error("rules:\n  - match: {cmr_series: lge}\n    forward: [central]\n"
+                 "    deid: basic\n",
+                 "r.yaml:4: deid: a rule matching cmr_series applies after tagging");
+    expect_error("rules:\n  - match: {cmr_series: lge}\n    reject: no\n",
+                 "r.yaml:3: reject: a rule matching cmr_series applies after tagging");
+    expect_error("rules:\n  - match: {cmr_series: lgee}\n    forward: [central]\n",
+                 "r.yaml:2: cmr_series: \"lgee\" is not a CMR tag or family");
+    expect_error("rules:\n  - name: x\n    match: {cmr_series: lge}\n    forward: [central]\n"
+                 "  - name: x\n    match: {cmr_series: cine}\n    forward: [backup]\n",
+                 "r.yaml:5: name: \"x\" is already the name of the cmr_series rule at r.yaml:2");
+    /* across files too */
+    mt_route_set_t *s = compile("rules:\n  - name: x\n    match: {cmr_series: lge}\n");
+    const char *two = "rules:\n  - name: x\n    match: {cmr_series: cine}\n";
+    assert_int_equal(mt_route_set_add(s, two, strlen(two), "s.yaml", &chk, err, sizeof err),
+                     MT_ECONF);
+    assert_non_null(strstr(err, "s.yaml:2: name: \"x\" is already"));
+    mt_route_set_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -397,6 +504,8 @@ int main(void)
         cmocka_unit_test(test_multiple_files),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_tags_by_number),
+        cmocka_unit_test(test_after_tag),
+        cmocka_unit_test(test_after_tag_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
