@@ -4,23 +4,36 @@
  * Per destination (destinations: in the config) up to `associations` workers. Each worker
  * takes a batch of due queue rows (at most BATCH), opens one association (node/scu.c) proposing
  * the contexts the batch needs (mt_retrieve_proposals, restricted to the destination's
- * transfer_syntaxes when it lists some), sends the stored files one after another with the
- * sub-operation engine (node/svc/retrieve.c: the file as stored, streamed in chunks) and
- * releases the association. Then the outcomes are written back in one transaction:
+ * transfer_syntaxes when it lists some) and an asynchronous operations window of
+ * forward.max_async_operations (PS3.7 D.3.3.3), sends the stored files with the sub-operation
+ * engine (node/svc/retrieve.c: the file as stored, streamed in chunks; up to the window the
+ * destination accepted outstanding at once, 1 when it accepts none, e.g. dcmtk's storescp)
+ * and releases the association. Then the outcomes are written back in one transaction:
  *
  *   success (0000, or a Bxxx warning)  the row is deleted: only now is the instance delivered
- *   failure (status, not sent, lost)   attempts+1, next_at = now + backoff, last_error; dead
- *                                      (state 1) after forward.max_attempts or forward.max_age
+ *   failure (status, not sent, no      attempts+1, next_at = now + backoff, last_error; dead
+ *     response before the association (state 1) after forward.max_attempts or forward.max_age
+ *     ended, no association)
+ *   not sent because the association   left as it is (due again, no attempt counted): only
+ *     ended while others were pending  what was outstanding counts as tried
  *   row of an instance gone from the index: deleted (nothing to send)
+ * A row whose outcome waits for that transaction is busy (id_busy), so no scan that ran
+ * before it can hand the row out again: an acknowledged instance is never sent again as a new
+ * entry, and an unacknowledged one is never dropped.
  *
  * Backoff: retry_initial * 2^attempts, at most retry_max, plus 0-25% random jitter. A
  * destination whose association could not be opened is not tried again before its own backoff
  * (kicks are ignored meanwhile; the poll timer looks again).
  *
- * Order: rows are taken oldest first (queue id = arrival order), and a series (forward.order:
- * series, the default) or a study (forward.order: study, and always for DICOMweb destinations)
- * with rows in flight on one worker is not given to another, so its instances go out in order
- * over one association (connection) at a time; different series (studies) go in parallel.
+ * Order (forward.order): rows are taken oldest first (queue id = arrival order), and a series
+ * (series, the default) or a study (study) with rows in flight on one worker is not given to
+ * another, so its instances go out in arrival order over one association at a time (with a
+ * window > 1 several are outstanding, still sent in that order; a Storage SCP may complete
+ * them in any order). Different series (studies) go in parallel: a scan skips the groups in
+ * flight and takes at most BATCH rows of a group, so a long series does not hide the ones
+ * queued behind it. A backlog of a single series therefore uses one association (its window
+ * is the parallelism); `none` gives up ordering and spreads every instance over all workers.
+ * DICOMweb destinations always go a study at a time.
  *
  * DICOMweb destinations (stow_url, node/forward_web.c): the same workers, each with one
  * keep-alive HTTP connection instead of an association; a batch goes out as STOW-RS requests
@@ -37,6 +50,10 @@
  * Scans: when kicked (the store path committed an instance with destinations), when a worker
  * finishes, and every POLL_MS (retries that came due). Index work runs on the libuv pool,
  * serialised on the forwarder's own SQLite connection (WAL: it never blocks the ingest).
+ * mt_forward_stop aborts every association, also those still connecting.
+ *
+ * Not done: an association is released after its batch, not kept open for the next one, so
+ * a queue fed while it drains (a few rows per scan) opens many short associations.
  */
 #include "forward.h"
 
@@ -52,7 +69,8 @@
 #include "util/err.h"
 #include "util/log.h"
 
-#define BATCH 64
+#define BATCH 64       /* rows per association (and at most per group in one scan) */
+#define SCAN_WALK 4096 /* queue rows a scan reads at most */
 #define POLL_MS 500
 #define MAX_WORKERS 64
 
@@ -113,6 +131,9 @@ typedef struct dbjob {
     int64_t now_ms;
     row_t *rows; /* SCAN result */
     size_t n_rows;
+    char (*busy)[65]; /* SCAN: the groups on busy workers when it started (loop's snapshot) */
+    size_t n_busy;
+    unsigned n_idle;
     outcome_t *out; /* FLUSH */
     size_t n_out;
     int err;
@@ -127,7 +148,9 @@ struct mt_forward {
     dest_t *dests;
     size_t n_dests;
     uint32_t max_attempts, max_age_ms, retry_initial_ms, retry_max_ms, connect_timeout_ms;
-    bool order_study; /* forward.order: study (else series) */
+    uint32_t response_timeout_ms;
+    uint16_t max_async_ops; /* window proposed to each destination (forward.max_async_operations) */
+    enum { ORDER_SERIES, ORDER_STUDY, ORDER_NONE } order; /* forward.order */
     uv_timer_t poll;
     dbjob_t *db_head, *db_tail;
     dbjob_t *db_current; /* on the pool */
@@ -155,24 +178,63 @@ static int64_t wall_ms(void)
 
 /* ---- index work ---- */
 
+/* The groups a scan has met: open addressing on the UID, a power-of-two number of slots. */
+typedef struct scan_group {
+    char uid[65];
+    bool used, busy; /* busy: on a worker when the scan was queued (its rows are skipped) */
+    unsigned n;      /* rows taken */
+} scan_group_t;
+
 typedef struct scan_ctx {
     dbjob_t *j;
     const char *root;
+    scan_group_t *g;
+    size_t mask;
+    size_t cap; /* rows wanted: BATCH per idle worker */
 } scan_ctx_t;
 
+static scan_group_t *group_slot(scan_ctx_t *c, const char *uid)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (const char *p = uid; *p; p++)
+        h = (h ^ (uint8_t)*p) * 16777619u;
+    for (size_t i = h & c->mask;; i = (i + 1) & c->mask)
+        if (!c->g[i].used || !strcmp(c->g[i].uid, uid))
+            return &c->g[i];
+}
+
+/* The ordering unit of a row. DICOMweb destinations: a study at a time (a STOW-RS origin
+ * server may scope a study to the project of the URL only once the request that created it
+ * has completed). */
+static const char *group_of(const dbjob_t *j, const mt_index_queue_entry_t *e)
+{
+    const fwd_t *f = j->f;
+    if (j->d->web || f->order == ORDER_STUDY || !e->series_uid)
+        return e->study_uid;
+    return f->order == ORDER_NONE ? e->sop_instance_uid : e->series_uid;
+}
+
+/* Take a due row unless its group is busy or has BATCH rows already; stop (1) once there are
+ * enough rows for every idle worker. */
 static int scan_row(void *u, const mt_index_queue_entry_t *e)
 {
     scan_ctx_t *c = u;
     dbjob_t *j = c->j;
+    const char *group = group_of(j, e);
+    scan_group_t *g = group_slot(c, group);
+    if (!g->used) {
+        g->used = true;
+        snprintf(g->uid, sizeof g->uid, "%s", group);
+    }
+    if (g->busy || g->n >= BATCH)
+        return 0;
+    g->n++;
     row_t *r = &j->rows[j->n_rows++];
     memset(r, 0, sizeof *r);
     r->id = e->id;
     snprintf(r->sop, sizeof r->sop, "%s", e->sop_instance_uid);
     snprintf(r->study, sizeof r->study, "%s", e->study_uid);
-    /* DICOMweb destinations: a study at a time (a STOW-RS origin server may scope a study to
-     * the project of the URL only once the request that created it has completed). */
-    bool by_study = c->j->f->order_study || c->j->d->web || !e->series_uid;
-    snprintf(r->group, sizeof r->group, "%s", by_study ? e->study_uid : e->series_uid);
+    snprintf(r->group, sizeof r->group, "%s", group);
     r->attempts = e->attempts;
     r->queued_at = e->queued_at_ms;
     if (e->rel_path && e->sop_class_uid && e->ts_uid) {
@@ -182,7 +244,33 @@ static int scan_row(void *u, const mt_index_queue_entry_t *e)
         r->path = mt_malloc(n);
         snprintf(r->path, n, "%s/%s", c->root, e->rel_path);
     }
-    return 0;
+    return j->n_rows == c->cap ? 1 : 0;
+}
+
+/* The scan of a destination: the oldest due rows, skipping the groups in flight (so that
+ * order within a group holds) and taking at most BATCH rows of a group, so that a backlog of
+ * one long series does not hide the series behind it from the idle workers; it reads at most
+ * SCAN_WALK rows. */
+static void scan_work(dbjob_t *j)
+{
+    fwd_t *f = j->f;
+    scan_ctx_t c = {j, f->root, NULL, 0, (size_t)j->n_idle * BATCH};
+    if (c.cap == 0)
+        return;
+    size_t slots = 64;
+    while (slots < 2 * (SCAN_WALK + j->n_busy))
+        slots *= 2;
+    c.g = mt_calloc(slots, sizeof *c.g);
+    c.mask = slots - 1;
+    for (size_t i = 0; i < j->n_busy; i++) {
+        scan_group_t *g = group_slot(&c, j->busy[i]);
+        g->used = g->busy = true;
+        snprintf(g->uid, sizeof g->uid, "%s", j->busy[i]);
+    }
+    j->rows = mt_calloc(c.cap, sizeof *j->rows);
+    int rc = f->ix->ops->queue_list(f->ix, j->d->cfg.name, 0, j->now_ms, SCAN_WALK, scan_row, &c);
+    j->err = rc == 1 ? 0 : rc;
+    mt_free(c.g);
 }
 
 static int64_t backoff_ms(const fwd_t *f, uint32_t attempts)
@@ -201,10 +289,7 @@ static void db_work(uv_work_t *w)
     fwd_t *f = j->f;
     mt_index_t *ix = f->ix;
     if (j->scan) {
-        size_t cap = (size_t)j->d->n_workers * BATCH * 2;
-        j->rows = mt_calloc(cap, sizeof *j->rows);
-        scan_ctx_t c = {j, f->root};
-        j->err = ix->ops->queue_list(ix, j->d->cfg.name, 0, j->now_ms, cap, scan_row, &c);
+        scan_work(j);
         return;
     }
     if ((j->err = ix->ops->begin(ix)) != 0)
@@ -247,6 +332,7 @@ static void db_after(uv_work_t *w, int status)
                 mt_free(j->rows[i].path);
         }
         mt_free(j->rows);
+        mt_free(j->busy);
         if (d->rescan && !f->stopping) {
             d->rescan = false;
             scan(d);
@@ -256,6 +342,25 @@ static void db_after(uv_work_t *w, int status)
     mt_free(j);
     db_next(f);
     maybe_stopped(f);
+}
+
+/* For a scan about to run: the groups in flight on d's workers, and how many are idle. */
+static void snapshot_busy(dbjob_t *j)
+{
+    dest_t *d = j->d;
+    size_t n = 0;
+    for (unsigned i = 0; i < d->n_workers; i++)
+        n += d->w[i].busy ? d->w[i].n_rows : 0;
+    j->busy = mt_calloc(n ? n : 1, sizeof *j->busy);
+    j->n_busy = 0;
+    j->n_idle = 0;
+    for (unsigned i = 0; i < d->n_workers; i++) {
+        const worker_t *wk = &d->w[i];
+        if (!wk->busy)
+            j->n_idle++;
+        for (size_t k = 0; wk->busy && k < wk->n_rows; k++)
+            memcpy(j->busy[j->n_busy++], wk->rows[k].group, sizeof j->busy[0]);
+    }
 }
 
 static void db_next(fwd_t *f)
@@ -269,6 +374,8 @@ static void db_next(fwd_t *f)
     f->db_running = true;
     f->db_current = j;
     j->now_ms = wall_ms();
+    if (j->scan)
+        snapshot_busy(j);
     j->w.data = j;
     uv_queue_work(f->loop, &j->w, db_work, db_after);
 }
@@ -399,14 +506,16 @@ static void on_subop(void *user, const mt_subop_inst_t *in, bool sent, uint16_t 
     memset(&o, 0, sizeof o);
     o.id = r->id;
     o.ok = ok;
-    o.count = !ok;
+    /* never sent because the association ended (the peer went away while earlier instances
+     * were outstanding): due again as it is, no attempt counted */
+    o.count = !ok && why != mt_retrieve_why_link_lost;
     o.attempts = r->attempts;
     o.queued_at = r->queued_at;
-    if (!sent)
+    if (!sent || status == MT_RETRIEVE_NO_RSP)
         snprintf(o.why, sizeof o.why, "%s", why ? why : "not sent");
     else if (!ok)
         snprintf(o.why, sizeof o.why, "status 0x%04X", status);
-    if (!ok)
+    if (o.count)
         mt_log(MT_LOG_WARN, &wk->log, "forward to %s: instance not delivered (%s)", wk->d->cfg.name,
                o.why);
     wk->outs[i] = o;
@@ -447,6 +556,13 @@ static void on_scu_open(mt_scu_t *s, int status, void *user)
     worker_t *wk = user;
     dest_t *d = wk->d;
     fwd_t *f = d->f;
+    if (status < 0 && f->stopping) {
+        wk->scu = NULL; /* aborted by mt_forward_stop while connecting: rows stay as they are */
+        mt_log(MT_LOG_INFO, &f->log, "forward to %s: association set-up stopped", d->cfg.name);
+        wk->retrieve_done = wk->closed = true;
+        worker_finish(wk);
+        return;
+    }
     if (status < 0) {
         wk->scu = NULL;
         d->open_failures++;
@@ -622,7 +738,8 @@ static void worker_start(worker_t *wk)
                           .pcs = pcs,
                           .n_pcs = n_pcs,
                           .connect_timeout_ms = f->connect_timeout_ms,
-                          .dimse_timeout_ms = 0};
+                          .dimse_timeout_ms = f->response_timeout_ms,
+                          .max_ops_invoked = f->max_async_ops > 1 ? f->max_async_ops : 0};
     int rc = mt_scu_open(f->loop, &sp, on_scu_open, on_scu_close, wk, &wk->scu);
     mt_free(pcs);
     mt_free(tmp);
@@ -771,7 +888,9 @@ int mt_forward_start(uv_loop_t *loop, const mt_conf_t *c, mt_forward_t **out)
     f->retry_initial_ms = c->fwd_retry_initial_ms;
     f->retry_max_ms = c->fwd_retry_max_ms;
     f->connect_timeout_ms = c->fwd_connect_timeout_ms;
-    f->order_study = c->fwd_order == 1;
+    f->response_timeout_ms = c->fwd_response_timeout_ms;
+    f->max_async_ops = (uint16_t)(c->fwd_max_async_ops ? c->fwd_max_async_ops : 1);
+    f->order = c->fwd_order == 1 ? ORDER_STUDY : c->fwd_order == 2 ? ORDER_NONE : ORDER_SERIES;
     f->n_dests = c->n_destinations;
     f->dests = mt_calloc(f->n_dests, sizeof *f->dests);
     for (size_t i = 0; i < f->n_dests; i++) {
@@ -852,8 +971,8 @@ void mt_forward_stop(mt_forward_t *f, void (*cb)(void *), void *data)
     for (size_t i = 0; i < f->n_dests; i++)
         for (unsigned k = 0; k < f->dests[i].n_workers; k++) {
             worker_t *wk = &f->dests[i].w[k];
-            if (wk->busy && wk->scu && wk->opened)
-                mt_scu_abort(wk->scu);
+            if (wk->busy && wk->scu)
+                mt_scu_abort(wk->scu); /* also while connecting: on_open(error) follows */
             if (wk->busy && wk->web)
                 mt_fwd_web_abort(wk->web);
         }

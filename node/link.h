@@ -22,6 +22,9 @@
  *                                  marks the final fragment. on_sent (may be NULL) is called
  *                                  when the write completed (err 0) or failed. The bytes are
  *                                  copied: p may be reused at once.
+ *   max_outstanding(impl)          (may be NULL: 1) how many requests may await their
+ *                                  responses at once (the negotiated asynchronous operations
+ *                                  window, PS3.7 D.3.3.3), at least 1
  * Every function returns 0 or a negative MT_E* code (association gone: MT_ECANCELED); after an
  * error return the callback is not called.
  */
@@ -46,6 +49,7 @@ typedef struct mt_link_ops {
                         void *user);
     int (*send_data)(void *impl, uint8_t pcid, const uint8_t *p, size_t n, bool last,
                      mt_link_sent_cb on_sent, void *user);
+    unsigned (*max_outstanding)(void *impl);
 } mt_link_ops_t;
 
 typedef struct mt_link {

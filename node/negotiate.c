@@ -338,6 +338,11 @@ int mt_nego_build_rq(const mt_nego_rq_params_t *p, mt_pdu_t *rq)
     ui->max_len = p->max_pdu;
     memcpy(ui->impl_class_uid, MT_IMPL_CLASS_UID, sizeof(MT_IMPL_CLASS_UID));
     memcpy(ui->impl_version_name, MT_IMPL_VERSION_NAME, sizeof(MT_IMPL_VERSION_NAME));
+    if (p->max_ops_invoked) {
+        ui->has_async = true;
+        ui->max_ops_invoked = p->max_ops_invoked;
+        ui->max_ops_performed = 1; /* we perform nothing on the acceptor's behalf */
+    }
     for (size_t i = 0; i < p->n_pcs; i++) {
         const mt_nego_proposal_t *pp = &p->pcs[i];
         if (!pp->abstract_syntax || pp->n_ts == 0 || pp->n_ts > 8)
@@ -376,8 +381,9 @@ int mt_nego_read_ac(const mt_pdu_assoc_t *rq, const mt_pdu_assoc_t *ac, mt_negot
         memcpy(out->peer_impl_class_uid, ac->ui.impl_class_uid, sizeof(out->peer_impl_class_uid));
         memcpy(out->peer_impl_version_name, ac->ui.impl_version_name,
                sizeof(out->peer_impl_version_name));
-        if (ac->ui.has_async) {
-            out->max_ops_invoked = ac->ui.max_ops_invoked;
+        if (ac->ui.has_async && rq->has_user_info && rq->ui.has_async) {
+            uint16_t ours = rq->ui.max_ops_invoked, theirs = ac->ui.max_ops_invoked;
+            out->max_ops_invoked = theirs == 0 || (ours && theirs > ours) ? ours : theirs;
             out->max_ops_performed = ac->ui.max_ops_performed;
         }
     }

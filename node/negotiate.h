@@ -170,6 +170,9 @@ typedef struct mt_nego_rq_params {
     const mt_nego_proposal_t *pcs; /* context ids 1, 3, 5 ... in this order */
     size_t n_pcs;                  /* at most MT_NEGO_MAX_PCS */
     uint32_t max_pdu;              /* our receive limit (Maximum Length sub-item) */
+    uint16_t max_ops_invoked;      /* > 0: propose an asynchronous operations window (PS3.7
+                                    * D.3.3.3) of this many outstanding requests, performed 1;
+                                    * 0: no window item (one request at a time) */
 } mt_nego_rq_params_t;
 
 /* Build the A-ASSOCIATE-RQ (mt_pdu_dispose it). MT_EINVAL for bad parameters (AE too long, no
@@ -180,7 +183,10 @@ int mt_nego_build_rq(const mt_nego_rq_params_t *p, mt_pdu_t *rq);
  * proposed, or is unknown, counts as rejected), peer_max_pdu, the async window and, from the
  * role items, requestor_scu/requestor_scp (defaults: we are SCU, not SCP). out->n_accepted 0 is
  * not an error (the caller decides). MT_EPROTO when the AC is not an answer to rq (a context
- * id we did not propose). */
+ * id we did not propose).
+ * The window (out->max_ops_invoked: requests we may have outstanding) is 1 unless rq proposed
+ * one and the AC answers it (PS3.7 D.3.3.3: no item in the AC = the default 1/1); the AC's
+ * value, where 0 (unlimited) or more than we proposed counts as what we proposed. */
 int mt_nego_read_ac(const mt_pdu_assoc_t *rq, const mt_pdu_assoc_t *ac, mt_negotiated_t *out);
 
 /* The accepted context with this abstract syntax and transfer syntax (ts NULL: any) on which the

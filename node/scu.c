@@ -178,6 +178,8 @@ static void on_write(uv_write_t *w, int status)
     s->n_writes--;
     if (cb)
         cb(user, status < 0 ? MT_ECANCELED : 0);
+    if (status == 0 && s->timer_mode == TM_DIMSE)
+        start_timer(s, TM_DIMSE, s->dimse_timeout_ms); /* a data set still going out */
     if (status < 0 && !s->closing) {
         mt_log(MT_LOG_INFO, &s->log, "write failed: %s", uv_strerror(status));
         s->status = MT_EIO;
@@ -603,8 +605,12 @@ int mt_scu_open(uv_loop_t *loop, const mt_scu_params_t *p, mt_scu_open_cb on_ope
     if (!p->host || strlen(p->host) >= 256 || p->port == 0)
         return MT_EINVAL;
     mt_scu_t *s = mt_calloc(1, sizeof *s);
-    mt_nego_rq_params_t rp = {p->calling_ae, p->called_ae, p->pcs, p->n_pcs,
-                              p->max_pdu ? p->max_pdu : DEFAULT_MAX_PDU};
+    mt_nego_rq_params_t rp = {p->calling_ae,
+                              p->called_ae,
+                              p->pcs,
+                              p->n_pcs,
+                              p->max_pdu ? p->max_pdu : DEFAULT_MAX_PDU,
+                              p->max_ops_invoked};
     int rc = mt_nego_build_rq(&rp, &s->rq);
     if (rc < 0) {
         mt_pdu_dispose(&s->rq);
@@ -728,8 +734,15 @@ static int link_send_data(void *impl, uint8_t pcid, const uint8_t *p, size_t n, 
     return send_pdata(s, &out, on_sent, user);
 }
 
-static const mt_link_ops_t scu_link_ops = {link_find_pc, link_peer_max, link_next_id,
-                                           link_send_command, link_send_data};
+/* The negotiated window (0 = unlimited), bounded by the pending table. */
+static unsigned link_max_outstanding(void *impl)
+{
+    uint16_t w = ((mt_scu_t *)impl)->nego.max_ops_invoked;
+    return w == 0 || w > MT_LINK_MAX_PENDING ? MT_LINK_MAX_PENDING : w;
+}
+
+static const mt_link_ops_t scu_link_ops = {link_find_pc,      link_peer_max,  link_next_id,
+                                           link_send_command, link_send_data, link_max_outstanding};
 
 mt_link_t mt_scu_link(mt_scu_t *s)
 {

@@ -11,15 +11,20 @@
  *         MT_EREJECTED   A-ASSOCIATE-RJ (mt_scu_negotiated(s)->rj_result/source/reason)
  *         other < 0      could not resolve / connect / time-out / aborted during set-up
  *       After a failed on_open, s is freed when the callback returns (on_close is not called).
- *   mt_scu_link(s)      the link.h request channel on this association
+ *   mt_scu_link(s)      the link.h request channel on this association; its max_outstanding
+ *                       is the negotiated window (1 when the peer did not accept one)
  *   mt_scu_release(s)   A-RELEASE (after the outstanding responses); on_close(s, 0) once the
  *                       A-RELEASE-RP came back and the connection closed
- *   mt_scu_abort(s)     A-ABORT now; outstanding response callbacks get MT_ECANCELED
+ *   mt_scu_abort(s)     A-ABORT now; outstanding response callbacks get MT_ECANCELED. Also
+ *                       while resolving, connecting or waiting for the A-ASSOCIATE-AC: the set-up
+ *                       stops (an A-ABORT is sent once connected) and on_open(MT_ECANCELED)
+ *                       follows from the loop
  *   on_close(s, status) exactly once after a successful open: 0 released, < 0 aborted by either
  *                       side, connection lost or timed out. s is freed when it returns.
  *
  * Timeouts: connect_timeout_ms bounds resolve + connect + A-ASSOCIATE-AC; dimse_timeout_ms
- * bounds the wait for a response while one is outstanding (restarted by every byte received);
+ * bounds the wait for a response while one is outstanding (restarted by every byte received
+ * and every write completed);
  * release waits at most connect_timeout_ms for the A-RELEASE-RP. A timeout aborts.
  * Writing: every PDU is encoded whole; a request's command set, or one chunk of its data set,
  * is one uv_write. Reading: PDUs up to params->max_pdu (our Maximum Length).
@@ -49,6 +54,8 @@ typedef struct mt_scu_params {
     uint32_t connect_timeout_ms; /* 0 = 30 s */
     uint32_t dimse_timeout_ms;   /* 0 = 300 s */
     uint64_t log_parent_id;      /* association id to mention in the log lines (0 = none) */
+    uint16_t max_ops_invoked;    /* > 0: propose an asynchronous operations window of this many
+                                  * outstanding requests (PS3.7 D.3.3.3); 0: one at a time */
 } mt_scu_params_t;
 
 typedef void (*mt_scu_open_cb)(mt_scu_t *s, int status, void *user);

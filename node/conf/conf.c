@@ -89,7 +89,7 @@ struct conf_key {
 static const char *const dup_names[] = {"overwrite", "keep-first", "reject", NULL};
 static const char *const bool_names[] = {"false", "true", NULL};
 static const char *const tls_names[] = {"off", "both", "only", NULL}; /* http.tls: main port */
-static const char *const order_names[] = {"series", "study", NULL};
+static const char *const order_names[] = {"series", "study", "none", NULL};
 static const char *const level_names[] = {"error", "warn", "info", "debug", "trace", NULL};
 
 static int check_ip(const char *v, char *why, size_t whysz)

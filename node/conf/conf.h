@@ -152,8 +152,13 @@ typedef struct mt_conf {
     uint32_t fwd_retry_initial_ms; /* forward.retry_initial, default 1s (doubles per attempt) */
     uint32_t fwd_retry_max_ms;  /* forward.retry_max, default 5m */
     uint32_t fwd_connect_timeout_ms; /* forward.connect_timeout, default 10s */
+    uint32_t fwd_response_timeout_ms; /* forward.response_timeout, default 60s: a C-STORE
+                                       * response awaited longer aborts the association */
+    uint32_t fwd_max_async_ops; /* forward.max_async_operations, default 16: the asynchronous
+                                 * operations window proposed (1 = one C-STORE at a time) */
     int fwd_order;              /* forward.order: 0 series (default), 1 study: the unit whose
-                                 * instances go out in arrival order over one association */
+                                 * instances go out in arrival order over one association;
+                                 * 2 none: every instance on its own (spread freely) */
     /* forwarding destinations (not in keys.def: conf.c walk_destinations) */
     mt_conf_destination_t *destinations;
     size_t n_destinations;

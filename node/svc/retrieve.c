@@ -4,12 +4,26 @@
  * Jobs: each instance has at most one job object (struct job) holding its open file and the
  * chunk being sent; a job runs on a libuv worker for PREPARE (open + first chunk + meta), READ
  * (next chunk) and REENCODE (whole file -> data set in the fallback syntax), and its after-work
- * callback continues on the loop. At most two jobs exist: the instance being sent and the next
- * one being prepared while the response is awaited. mt_retrieve_free while a job is on a worker
- * only marks the engine; the last after-work frees it.
+ * callback continues on the loop. At most two jobs exist: the instance being sent (r->job) and
+ * the next one, prepared while the current one is written or responses are awaited (r->pre).
+ *
+ * Slots: a C-STORE whose request went out holds a slot until both its last data fragment was
+ * written and its response came (in any order: responses are matched by Message ID Being
+ * Responded To in the link's pending table, whose user pointer is the slot). At most `window`
+ * slots are in use (the negotiated asynchronous operations window, 1 without one): pump()
+ * starts the next C-STORE when nothing is being written and a slot is free. Data sets are never
+ * interleaved: one instance is written at a time, in instance order.
+ *
+ *   pump: [window has room, no job] take r->pre (ready) or PREPARE r->next
+ *         -> begin_send (context; maybe REENCODE) -> send_store: slot, command, chunks
+ *         -> on_sent(last) frees the job -> pump       on_rsp -> slot done when data_done
+ *
+ * mt_retrieve_free while a job is on a worker, a link callback is due or the pump is running
+ * only marks the engine; the last of them frees it.
  */
 #include "retrieve.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -29,6 +43,8 @@
 
 enum job_kind { JOB_PREPARE, JOB_READ, JOB_REENCODE };
 
+typedef struct slot slot_t;
+
 typedef struct job {
     mt_retrieve_t *r;
     size_t idx;
@@ -46,26 +62,39 @@ typedef struct job {
     int err;
     const char *why; /* static, for the log */
     uint8_t pcid;
+    slot_t *slot; /* its C-STORE-RQ went out: the operation awaiting the response */
 } job_t;
+
+/* One C-STORE whose request went out and whose outcome is not known yet. */
+struct slot {
+    mt_retrieve_t *r;
+    size_t idx;
+    bool used, data_done, rsp_in;
+    uint16_t status;
+};
 
 struct mt_retrieve {
     mt_retrieve_params_t p;
     mt_log_ctx_t log;
     char originator[17];
     mt_subop_inst_t *insts;
-    size_t n, cur;
+    size_t n;
+    size_t next;   /* the next instance to take into a job */
+    size_t n_done; /* instances with an outcome */
     mt_retrieve_counts_t c;
     mt_buf_t failed;
     uint64_t bytes;
-    job_t *job, *pre; /* current sub-operation, prefetch of the next */
-    unsigned n_work;  /* jobs on a worker */
-    unsigned n_cb;    /* link callbacks still to come (responses, write completions) */
-    bool sending, rsp_in, data_done, link_lost;
-    uint16_t rsp_status;
+    job_t *job, *pre; /* the instance being prepared or sent; the next one, prepared ahead */
+    slot_t slots[MT_LINK_MAX_PENDING];
+    unsigned window; /* operations we may have outstanding (link max_outstanding) */
+    unsigned n_out;  /* slots in use */
+    unsigned n_work; /* jobs on a worker */
+    unsigned n_cb;   /* link callbacks still to come (responses, write completions) */
+    bool link_lost, progress_due, in_pump;
     bool cancel, done, freed;
 };
 
-static void next_subop(mt_retrieve_t *r);
+static void pump(mt_retrieve_t *r);
 static void begin_send(mt_retrieve_t *r, job_t *j);
 
 /* ---- bookkeeping ---- */
@@ -97,20 +126,6 @@ static void engine_free(mt_retrieve_t *r)
     mt_free(r->insts);
     mt_buf_dispose(&r->failed);
     mt_free(r);
-}
-
-static void finish(mt_retrieve_t *r)
-{
-    if (r->done)
-        return;
-    r->done = true;
-    r->c.remaining = (unsigned)(r->n - r->c.completed - r->c.failed - r->c.warning);
-    mt_log(MT_LOG_INFO, &r->log,
-           "sub-operations %s: completed=%u failed=%u warning=%u remaining=%u bytes=%llu",
-           r->cancel ? "cancelled" : "done", r->c.completed, r->c.failed, r->c.warning,
-           r->c.remaining, (unsigned long long)r->bytes);
-    if (r->p.on_done)
-        r->p.on_done(r, r->p.user);
 }
 
 /* ---- workers ---- */
@@ -263,6 +278,8 @@ static job_t *job_new(mt_retrieve_t *r, size_t idx)
 
 /* ---- sub-operations ---- */
 
+const char mt_retrieve_why_link_lost[] = "association lost";
+
 /* Free j now, or when its worker returns. */
 static void drop_job(job_t *j)
 {
@@ -272,19 +289,22 @@ static void drop_job(job_t *j)
         job_free(j);
 }
 
-static void complete_current(mt_retrieve_t *r, uint16_t status, bool sent, const char *why)
+/* The outcome of instance idx: counted, reported, logged. */
+static void report(mt_retrieve_t *r, size_t idx, bool sent, uint16_t status, const char *why)
 {
-    const mt_subop_inst_t *in = &r->insts[r->cur];
+    const mt_subop_inst_t *in = &r->insts[idx];
+    r->n_done++;
+    r->progress_due = true;
     if (r->p.on_subop)
         r->p.on_subop(r->p.user, in, sent, status, why);
     if (!sent || (status != MT_STATUS_SUCCESS && (status & 0xF000) != 0xB000)) {
         r->c.failed++;
         add_failed_uid(r, in->sop_inst);
-        if (sent)
+        if (sent && !why)
             mt_log(MT_LOG_INFO, &r->log, "sub-operation %zu/%zu failed: C-STORE status 0x%04X",
-                   r->cur + 1, r->n, status);
+                   idx + 1, r->n, status);
         else
-            mt_log(MT_LOG_INFO, &r->log, "sub-operation %zu/%zu failed: %s", r->cur + 1, r->n,
+            mt_log(MT_LOG_INFO, &r->log, "sub-operation %zu/%zu failed: %s", idx + 1, r->n,
                    why ? why : "?");
         mt_log(MT_LOG_DEBUG, &r->log, "failed sub-operation: class=%s instance=%s", in->sop_class,
                in->sop_inst);
@@ -293,48 +313,90 @@ static void complete_current(mt_retrieve_t *r, uint16_t status, bool sent, const
     } else {
         r->c.warning++;
     }
-    drop_job(r->job);
-    r->job = NULL;
-    r->sending = r->rsp_in = r->data_done = false;
-    r->cur++;
-    next_subop(r);
 }
 
+static void finish(mt_retrieve_t *r)
+{
+    if (r->done)
+        return;
+    r->done = true;
+    drop_job(r->job);
+    drop_job(r->pre);
+    r->job = r->pre = NULL;
+    r->c.remaining = (unsigned)(r->n - r->n_done);
+    mt_log(MT_LOG_INFO, &r->log,
+           "sub-operations %s: completed=%u failed=%u warning=%u remaining=%u bytes=%llu",
+           r->cancel ? "cancelled" : "done", r->c.completed, r->c.failed, r->c.warning,
+           r->c.remaining, (unsigned long long)r->bytes);
+    if (r->p.on_done)
+        r->p.on_done(r, r->p.user);
+}
+
+/* The job's sub-operation failed before its C-STORE-RQ went out. */
+static void job_failed(mt_retrieve_t *r, job_t *j, const char *why)
+{
+    report(r, j->idx, false, 0, why);
+    if (r->job == j)
+        r->job = NULL;
+    drop_job(j);
+    pump(r);
+}
+
+static void slot_complete(mt_retrieve_t *r, slot_t *s)
+{
+    s->used = false;
+    r->n_out--;
+    report(r, s->idx, true, s->status, NULL);
+}
+
+/* The association is gone: what awaited its response failed without one (status
+ * MT_RETRIEVE_NO_RSP), everything not sent failed as mt_retrieve_why_link_lost; a slot whose
+ * response came in (its last write completion still due) keeps that response's outcome. */
 static void lose_link(mt_retrieve_t *r)
 {
     if (r->link_lost || r->done)
         return;
     r->link_lost = true;
-    mt_log(MT_LOG_WARN, &r->log, "association lost: %zu sub-operation(s) not completed",
-           r->n - r->cur);
-    for (size_t i = r->cur; i < r->n; i++) {
-        r->c.failed++;
-        add_failed_uid(r, r->insts[i].sop_inst);
-        if (r->p.on_subop)
-            r->p.on_subop(r->p.user, &r->insts[i], false, 0, "association lost");
+    mt_log(MT_LOG_WARN, &r->log,
+           "association lost: %u sub-operation(s) awaiting a response, %zu not sent", r->n_out,
+           r->n - r->n_done - r->n_out);
+    for (unsigned k = 0; k < MT_LINK_MAX_PENDING; k++) {
+        slot_t *s = &r->slots[k];
+        if (!s->used)
+            continue;
+        s->used = false;
+        /* a response already in counts: the peer had the whole data set (our write completion
+         * was simply not delivered yet); an acknowledged instance must never be retried */
+        if (s->rsp_in)
+            report(r, s->idx, true, s->status, NULL);
+        else
+            report(r, s->idx, true, MT_RETRIEVE_NO_RSP, "association lost before the response");
     }
-    r->cur = r->n;
-    drop_job(r->job);
-    r->job = NULL;
-    r->sending = false;
+    r->n_out = 0;
+    if (r->job && !r->job->slot)
+        report(r, r->job->idx, false, 0, mt_retrieve_why_link_lost);
+    if (r->pre)
+        report(r, r->pre->idx, false, 0, mt_retrieve_why_link_lost);
+    for (size_t i = r->next; i < r->n; i++)
+        report(r, i, false, 0, mt_retrieve_why_link_lost);
+    r->next = r->n;
     finish(r);
 }
 
 static void prefetch(mt_retrieve_t *r)
 {
-    size_t k = r->cur + 1;
-    if (r->pre || r->cancel || r->link_lost || k >= r->n)
+    if (r->pre || r->cancel || r->link_lost || r->done || r->next >= r->n)
         return;
-    r->pre = job_new(r, k);
+    r->pre = job_new(r, r->next++);
     if (launch(r, r->pre, JOB_PREPARE) < 0)
-        r->pre->ready = true; /* its error is reported when it is sent */
+        r->pre->ready = true; /* its error is reported when its turn comes */
 }
 
 static bool release_cb(mt_retrieve_t *r)
 {
     r->n_cb--;
     if (r->freed) {
-        if (r->n_work == 0 && r->n_cb == 0)
+        if (r->n_work == 0 && r->n_cb == 0 && !r->in_pump)
             engine_free(r);
         return true;
     }
@@ -343,19 +405,20 @@ static bool release_cb(mt_retrieve_t *r)
 
 static void on_rsp(void *user, int err, const mt_dimse_cmd_t *rsp)
 {
-    mt_retrieve_t *r = user;
-    if (release_cb(r))
-        return;
-    if (r->done)
+    slot_t *s = user;
+    mt_retrieve_t *r = s->r;
+    if (release_cb(r) || r->done)
         return;
     if (err < 0 || !rsp) {
         lose_link(r);
         return;
     }
-    r->rsp_in = true;
-    r->rsp_status = rsp->status;
-    if (r->data_done)
-        complete_current(r, rsp->status, true, NULL);
+    s->rsp_in = true;
+    s->status = rsp->status;
+    if (s->data_done) {
+        slot_complete(r, s);
+        pump(r);
+    }
 }
 
 static void send_chunk(mt_retrieve_t *r, job_t *j);
@@ -363,7 +426,7 @@ static void send_chunk(mt_retrieve_t *r, job_t *j);
 static void on_sent(void *user, int err)
 {
     mt_retrieve_t *r = user;
-    if (release_cb(r) || r->done || !r->job)
+    if (release_cb(r) || r->done || !r->job || !r->job->slot)
         return;
     job_t *j = r->job;
     if (err < 0) {
@@ -371,20 +434,17 @@ static void on_sent(void *user, int err)
         return;
     }
     if (!j->eof) {
-        if (launch(r, j, JOB_READ) < 0) {
+        if (launch(r, j, JOB_READ) < 0)
             lose_link(r); /* a half-sent data set cannot be finished: give up */
-        }
         return;
     }
-    r->data_done = true;
-    if (j->fd >= 0) {
-        close(j->fd);
-        j->fd = -1;
-    }
-    mt_buf_dispose(&j->buf);
-    prefetch(r);
-    if (r->rsp_in)
-        complete_current(r, r->rsp_status, true, NULL);
+    slot_t *s = j->slot;
+    s->data_done = true;
+    r->job = NULL;
+    job_free(j); /* not on a worker: its last chunk was just written */
+    if (s->rsp_in)
+        slot_complete(r, s);
+    pump(r);
 }
 
 static void send_chunk(mt_retrieve_t *r, job_t *j)
@@ -397,6 +457,14 @@ static void send_chunk(mt_retrieve_t *r, job_t *j)
         lose_link(r);
     else
         r->n_cb++;
+}
+
+static slot_t *free_slot(mt_retrieve_t *r)
+{
+    for (unsigned k = 0; k < MT_LINK_MAX_PENDING; k++)
+        if (!r->slots[k].used)
+            return &r->slots[k];
+    return NULL;
 }
 
 static void send_store(mt_retrieve_t *r, job_t *j)
@@ -415,14 +483,18 @@ static void send_store(mt_retrieve_t *r, job_t *j)
         snprintf(rq.move_originator_ae, sizeof rq.move_originator_ae, "%s", r->originator);
         rq.move_originator_message_id = r->p.move_originator_msg_id;
     }
-    r->sending = true;
-    r->rsp_in = r->data_done = false;
-    int rc = r->p.link.ops->send_command(r->p.link.impl, j->pcid, &rq, on_rsp, r);
+    slot_t *s = free_slot(r);
+    assert(s); /* n_out < window <= MT_LINK_MAX_PENDING */
+    *s = (slot_t){.r = r, .idx = j->idx, .used = true};
+    int rc = r->p.link.ops->send_command(r->p.link.impl, j->pcid, &rq, on_rsp, s);
     if (rc < 0) {
+        s->used = false;
         lose_link(r);
         return;
     }
+    r->n_out++;
     r->n_cb++;
+    j->slot = s;
     send_chunk(r, j);
 }
 
@@ -431,7 +503,7 @@ static void begin_send(mt_retrieve_t *r, job_t *j)
 {
     r->job = j;
     if (j->err) {
-        complete_current(r, 0, false, j->why);
+        job_failed(r, j, j->why);
         return;
     }
     const mt_subop_inst_t *in = &r->insts[j->idx];
@@ -451,14 +523,13 @@ static void begin_send(mt_retrieve_t *r, job_t *j)
             }
         }
         if (!j->pcid) {
-            complete_current(r, 0, false,
-                             "no accepted presentation context for the SOP class and syntax");
+            job_failed(r, j, "no accepted presentation context for the SOP class and syntax");
             return;
         }
         mt_log(MT_LOG_DEBUG, &r->log, "re-encoding %s -> %s for the destination", j->meta_ts,
                j->target->uid);
         if (launch(r, j, JOB_REENCODE) < 0)
-            complete_current(r, 0, false, j->why);
+            job_failed(r, j, j->why);
         return;
     }
     send_store(r, j); /* re-encoded */
@@ -486,13 +557,10 @@ static void after_work_cb(uv_work_t *w, int status)
         j->why = "node shutting down";
     }
     if (r->done)
-        return; /* link lost or cancelled meanwhile: the job is freed with the engine */
+        return; /* finished meanwhile: the job is freed with the engine */
     if (j == r->pre) {
         j->ready = true;
-        if (!r->sending && !r->job && r->cur == j->idx) {
-            r->pre = NULL;
-            begin_send(r, j);
-        }
+        pump(r);
         return;
     }
     if (j != r->job)
@@ -501,7 +569,7 @@ static void after_work_cb(uv_work_t *w, int status)
     case JOB_PREPARE:
     case JOB_REENCODE:
         if (j->err) {
-            complete_current(r, 0, false, j->why);
+            job_failed(r, j, j->why);
             return;
         }
         begin_send(r, j);
@@ -516,30 +584,50 @@ static void after_work_cb(uv_work_t *w, int status)
     }
 }
 
-static void next_subop(mt_retrieve_t *r)
+/* Start the next C-STORE when nothing is being sent and the window has room; keep the next
+ * file prepared; finish when nothing is left (or cancelled and nothing outstanding). */
+static void pump(mt_retrieve_t *r)
 {
-    if (r->link_lost)
+    if (r->done || r->freed || r->link_lost || r->in_pump)
         return;
-    if (r->cur >= r->n || r->cancel) {
-        finish(r);
-        return;
+    r->in_pump = true;
+    for (;;) {
+        if (r->progress_due && !r->cancel && r->n_done < r->n && r->p.on_progress) {
+            r->progress_due = false;
+            r->p.on_progress(r, r->p.user);
+            if (r->done || r->freed || r->link_lost)
+                break;
+        }
+        r->progress_due = false;
+        size_t done_before = r->n_done;
+        if (!r->job && !r->cancel && r->n_out < r->window) {
+            if (r->pre && r->pre->ready) {
+                job_t *j = r->pre;
+                r->pre = NULL;
+                begin_send(r, j);
+            } else if (!r->pre && r->next < r->n) {
+                job_t *j = job_new(r, r->next++);
+                r->job = j;
+                if (launch(r, j, JOB_PREPARE) < 0) {
+                    report(r, j->idx, false, 0, j->why);
+                    r->job = NULL;
+                    drop_job(j);
+                }
+            }
+        }
+        if (r->done || r->freed || r->link_lost)
+            break;
+        prefetch(r);
+        if (!r->job && r->n_out == 0 && (r->cancel || (r->next >= r->n && !r->pre))) {
+            finish(r);
+            break;
+        }
+        if (r->n_done == done_before && !r->progress_due)
+            break; /* nothing changed synchronously: callbacks continue */
     }
-    if (r->p.on_progress && r->cur > 0)
-        r->p.on_progress(r, r->p.user);
-    if (r->done || r->freed)
-        return;
-    if (r->pre && r->pre->idx == r->cur) {
-        if (!r->pre->ready)
-            return; /* after_work_cb continues */
-        job_t *j = r->pre;
-        r->pre = NULL;
-        begin_send(r, j);
-        return;
-    }
-    job_t *j = job_new(r, r->cur);
-    r->job = j;
-    if (launch(r, j, JOB_PREPARE) < 0)
-        complete_current(r, 0, false, j->why);
+    r->in_pump = false;
+    if (r->freed && r->n_work == 0 && r->n_cb == 0)
+        engine_free(r); /* freed from a callback the pump made */
 }
 
 /* ---- API ---- */
@@ -562,18 +650,19 @@ mt_retrieve_t *mt_retrieve_new(const mt_retrieve_params_t *p, mt_subop_inst_t *i
 
 void mt_retrieve_start(mt_retrieve_t *r)
 {
-    next_subop(r);
+    const mt_link_ops_t *ops = r->p.link.ops;
+    unsigned w = ops && ops->max_outstanding ? ops->max_outstanding(r->p.link.impl) : 1;
+    r->window = w < 1 ? 1 : w > MT_LINK_MAX_PENDING ? MT_LINK_MAX_PENDING : w;
+    if (r->window > 1)
+        mt_log(MT_LOG_DEBUG, &r->log, "up to %u C-STORE operations outstanding", r->window);
+    pump(r);
 }
 
 void mt_retrieve_fail_all(mt_retrieve_t *r)
 {
-    for (size_t i = r->cur; i < r->n; i++) {
-        r->c.failed++;
-        add_failed_uid(r, r->insts[i].sop_inst);
-        if (r->p.on_subop)
-            r->p.on_subop(r->p.user, &r->insts[i], false, 0, "no association");
-    }
-    r->cur = r->n;
+    for (size_t i = r->next; i < r->n; i++)
+        report(r, i, false, 0, "no association");
+    r->next = r->n;
     r->link_lost = true;
     finish(r);
 }
@@ -585,7 +674,7 @@ void mt_retrieve_cancel(mt_retrieve_t *r)
 
 bool mt_retrieve_cancelled(const mt_retrieve_t *r)
 {
-    return r->cancel && r->c.completed + r->c.failed + r->c.warning < r->n;
+    return r->cancel && r->n_done < r->n;
 }
 
 void mt_retrieve_free(mt_retrieve_t *r)
@@ -593,8 +682,8 @@ void mt_retrieve_free(mt_retrieve_t *r)
     if (!r)
         return;
     r->freed = true;
-    if (r->n_work == 0 && r->n_cb == 0)
-        engine_free(r);
+    if (r->n_work == 0 && r->n_cb == 0 && !r->in_pump)
+        engine_free(r); /* else the last callback (or the pump on its way out) frees it */
 }
 
 mt_retrieve_counts_t mt_retrieve_counts(const mt_retrieve_t *r)

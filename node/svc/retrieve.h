@@ -3,7 +3,8 @@
  * association to the destination, node/scu.c), C-GET (the requester's association, assoc.c)
  * and `mitral send`.
  *
- * For each instance, in order, one at a time:
+ * For each instance, in order (several outstanding when the link has an asynchronous operations
+ * window, PS3.7 D.3.3.3: see below):
  *   prepare (libuv worker)  open the stored file, read its first chunk (CHUNK bytes) and the
  *                           file meta (the transfer syntax on disk is the truth)
  *   pick the context        an accepted context for (SOP class, stored syntax): the bytes go
@@ -18,10 +19,17 @@
  *                           sub-operation: about two chunks)
  *   response                0000 completed; Bxxx warning; anything else failed (its SOP
  *                           Instance UID joins the failed list). While the response is awaited
- *                           the next instance is prepared.
+ *                           the next instance is prepared (its file opened, the first chunk
+ *                           read), so reading overlaps the wait even without a window.
+ * Window: with link max_outstanding w > 1 (scu.c: the window the peer accepted), the next
+ * C-STORE-RQ goes out as soon as the previous data set is written, until w await their
+ * responses; responses may come in any order. Data sets are never interleaved; the send order
+ * is the instance order.
  * A file that cannot be read or parsed fails its sub-operation. The link lost (association
- * aborted or closed) fails the current and every remaining sub-operation. mt_retrieve_cancel
- * stops after the current sub-operation: the rest stays "remaining" (C-CANCEL: FE00).
+ * aborted or closed, a response timed out) fails every sub-operation without an answer:
+ * those awaiting their response with sent = true, status MT_RETRIEVE_NO_RSP; the others with
+ * sent = false, why = mt_retrieve_why_link_lost (they never went out). mt_retrieve_cancel sends
+ * no new C-STORE, waits for the outstanding ones; the rest stays "remaining" (C-CANCEL: FE00).
  *
  * on_progress(r) after each sub-operation (not after the last one); on_done(r) once at the end;
  * the caller frees r (mt_retrieve_free) after on_done, or any time after on_done was called.
@@ -46,6 +54,11 @@ typedef struct mt_subop_inst {
 } mt_subop_inst_t;
 
 typedef struct mt_retrieve mt_retrieve_t;
+
+/* on_subop status of a C-STORE sent whose response never came (not a DIMSE status) */
+#define MT_RETRIEVE_NO_RSP 0xFFFFu
+/* on_subop why (this very pointer) of an instance not sent because the association was lost */
+extern const char mt_retrieve_why_link_lost[];
 typedef void (*mt_retrieve_cb)(mt_retrieve_t *r, void *user);
 
 typedef struct mt_retrieve_params {
@@ -56,8 +69,9 @@ typedef struct mt_retrieve_params {
     uint16_t priority;
     const mt_log_ctx_t *log; /* copied */
     mt_retrieve_cb on_progress, on_done;
-    /* optional: each sub-operation's outcome. sent false: no C-STORE went out (why says
-     * why); else status is the C-STORE-RSP status */
+    /* optional: each sub-operation's outcome, in the order the outcomes are known. sent false:
+     * no C-STORE went out (why says why); sent true: status is the C-STORE-RSP status (why
+     * NULL), or MT_RETRIEVE_NO_RSP when the association ended first (why says so) */
     void (*on_subop)(void *user, const mt_subop_inst_t *inst, bool sent, uint16_t status,
                      const char *why);
     void *user;

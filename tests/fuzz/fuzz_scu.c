@@ -38,7 +38,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         pcs[i].role_item = i % 4 == 3;
         pcs[i].we_scp = true;
     }
-    mt_nego_rq_params_t p = {"MITRAL", "PEER", pcs, 64, 65536};
+    mt_nego_rq_params_t p = {"MITRAL", "PEER", pcs, 64, 65536, 16};
     mt_pdu_t rq;
     CHECK(mt_nego_build_rq(&p, &rq) == 0);
     mt_pdu_t ac;

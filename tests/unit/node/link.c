@@ -126,7 +126,7 @@ static void test_requestor_roundtrip(void **state)
         {MR, {ELE, ILE}, 2, false, false, false},
         {MT_UID_STORAGE_COMMITMENT, {ELE}, 1, true, false, true},
     };
-    mt_nego_rq_params_t p = {"MITRAL", "DEST", pcs, 3, 65536};
+    mt_nego_rq_params_t p = {"MITRAL", "DEST", pcs, 3, 65536, 0};
     mt_pdu_t rq;
     assert_int_equal(mt_nego_build_rq(&p, &rq), 0);
     /* through the wire and back */
@@ -172,12 +172,64 @@ static void test_requestor_roundtrip(void **state)
     mt_pdu_dispose(&rq);
     mt_buf_dispose(&b);
     /* bad parameters */
-    mt_nego_rq_params_t bad = {"MITRAL", "A_CALLED_AE_TITLE_TOO_LONG", pcs, 3, 0};
+    mt_nego_rq_params_t bad = {"MITRAL", "A_CALLED_AE_TITLE_TOO_LONG", pcs, 3, 0, 0};
     assert_int_equal(mt_nego_build_rq(&bad, &rq), MT_EINVAL);
     mt_pdu_dispose(&rq);
     bad.called_ae = "X";
     bad.n_pcs = 0;
     assert_int_equal(mt_nego_build_rq(&bad, &rq), MT_EINVAL);
+    mt_pdu_dispose(&rq);
+}
+
+/* PS3.7 D.3.3.3 from the requestor's side: the window proposed, and what read_ac makes of the
+ * acceptor's answer (our own acceptor, then hand-made answers). */
+static void test_requestor_async_window(void **state)
+{
+    (void)state;
+    mt_nego_proposal_t pcs[1] = {{MR, {ELE}, 1, false, false, false}};
+    mt_nego_rq_params_t p = {"MITRAL", "DEST", pcs, 1, 65536, 16};
+    mt_pdu_t rq, rq2, ac;
+    assert_int_equal(mt_nego_build_rq(&p, &rq), 0);
+    mt_buf_t b;
+    mt_buf_init(&b, SIZE_MAX);
+    assert_int_equal(mt_pdu_encode(&rq, &b), 0);
+    size_t used;
+    mt_pdu_diag_t d;
+    assert_int_equal(mt_pdu_decode(b.data, b.len, 0, &rq2, &used, &d), 0);
+    assert_true(rq2.u.assoc.ui.has_async);
+    assert_int_equal(rq2.u.assoc.ui.max_ops_invoked, 16);
+    assert_int_equal(rq2.u.assoc.ui.max_ops_performed, 1);
+    /* our acceptor with a smaller window (associations.max_async_operations 8) */
+    mt_nego_policy_t pol = {.ae_title = "DEST", .max_ops_invoked = 8, .max_ops_performed = 1};
+    mt_negotiated_t acc, req;
+    assert_int_equal(mt_negotiate(&pol, &rq2.u.assoc, &acc, &ac, &d), 0);
+    assert_int_equal(mt_nego_read_ac(&rq.u.assoc, &ac.u.assoc, &req), 0);
+    assert_int_equal(req.max_ops_invoked, 8);
+    /* 0 (unlimited) or more than proposed: what we proposed */
+    ac.u.assoc.ui.max_ops_invoked = 0;
+    assert_int_equal(mt_nego_read_ac(&rq.u.assoc, &ac.u.assoc, &req), 0);
+    assert_int_equal(req.max_ops_invoked, 16);
+    ac.u.assoc.ui.max_ops_invoked = 200;
+    assert_int_equal(mt_nego_read_ac(&rq.u.assoc, &ac.u.assoc, &req), 0);
+    assert_int_equal(req.max_ops_invoked, 16);
+    /* no answer item (storescp): the default 1 */
+    ac.u.assoc.ui.has_async = false;
+    assert_int_equal(mt_nego_read_ac(&rq.u.assoc, &ac.u.assoc, &req), 0);
+    assert_int_equal(req.max_ops_invoked, 1);
+    /* an answer to a window we never proposed is ignored */
+    ac.u.assoc.ui.has_async = true;
+    ac.u.assoc.ui.max_ops_invoked = 4;
+    rq.u.assoc.ui.has_async = false;
+    assert_int_equal(mt_nego_read_ac(&rq.u.assoc, &ac.u.assoc, &req), 0);
+    assert_int_equal(req.max_ops_invoked, 1);
+    mt_pdu_dispose(&ac);
+    mt_pdu_dispose(&rq2);
+    mt_pdu_dispose(&rq);
+    mt_buf_dispose(&b);
+    /* window 0: no item at all */
+    p.max_ops_invoked = 0;
+    assert_int_equal(mt_nego_build_rq(&p, &rq), 0);
+    assert_false(rq.u.assoc.ui.has_async);
     mt_pdu_dispose(&rq);
 }
 
@@ -187,6 +239,7 @@ int main(void)
         cmocka_unit_test(test_encode_chunks),
         cmocka_unit_test(test_pending),
         cmocka_unit_test(test_requestor_roundtrip),
+        cmocka_unit_test(test_requestor_async_window),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
