@@ -1,6 +1,6 @@
 /*
  * stow_client.c - per-instance verdicts from a STOW-RS response. PURE. The rules are the
- * table in stow_client.h; the DICOM JSON body (PS3.18 Annex F) is read with json_read.c.
+ * table in stow_client.h; the DICOM JSON body (PS3.18 Annex F) is read with jsonp.c (the reader STOW-RS metadata requests use).
  */
 #include "stow_client.h"
 
@@ -10,7 +10,7 @@
 #include <strings.h>
 
 #include "../util/alloc.h"
-#include "json_read.h"
+#include "jsonp.h"
 
 #define T_FAILED_SOP_SEQ "00081198"
 #define T_REFERENCED_SOP_SEQ "00081199"
@@ -92,8 +92,8 @@ static bool status_per_instance(int status)
 /* The first value of the element tag in a DICOM JSON object: its "Value"[0]. */
 static const mt_jsonv_t *first_value(const mt_jsonv_t *obj, const char *tag)
 {
-    const mt_jsonv_t *v = mt_jsonr_get(mt_jsonr_get(obj, tag), "Value");
-    return v && v->type == MT_JSON_ARRAY ? v->child : NULL;
+    const mt_jsonv_t *v = mt_jsonv_get(mt_jsonv_get(obj, tag), "Value");
+    return v && v->type == MT_JSON_ARRAY && v->n ? &v->kids[0] : NULL;
 }
 
 static uint16_t number16(const mt_jsonv_t *v)
@@ -128,10 +128,11 @@ static void set_failed(mt_stowc_item_t *it, uint16_t reason, int status)
 static void walk_seq(const mt_jsonv_t *obj, const char *tag, bool failed, int status,
                      mt_stowc_item_t *items, size_t n, bool *named)
 {
-    const mt_jsonv_t *seq = mt_jsonr_get(mt_jsonr_get(obj, tag), "Value");
+    const mt_jsonv_t *seq = mt_jsonv_get(mt_jsonv_get(obj, tag), "Value");
     if (!seq || seq->type != MT_JSON_ARRAY)
         return;
-    for (const mt_jsonv_t *e = seq->child; e; e = e->next) {
+    for (size_t k = 0; k < seq->n; k++) {
+        const mt_jsonv_t *e = &seq->kids[k];
         mt_stowc_item_t *it = find_item(items, n, first_value(e, T_REF_SOP_INSTANCE));
         if (!it)
             continue;
@@ -166,12 +167,13 @@ void mt_stowc_outcomes(int status, const char *ctype, const uint8_t *body, size_
 {
     bool *named = mt_calloc(n ? n : 1, sizeof *named);
     mt_jsonv_t *doc = NULL;
+    mt_diag_t diag;
     bool readable = false;
     if (status_per_instance(status) && len && json_type(ctype, body, len) &&
-        mt_jsonr_parse((const char *)body, len, &doc, NULL, NULL) == 0) {
+        mt_jsonp_parse((const char *)body, len, &doc, &diag) == 0) {
         const mt_jsonv_t *obj = doc;
         if (obj->type == MT_JSON_ARRAY && obj->n == 1)
-            obj = obj->child;
+            obj = &obj->kids[0];
         if (obj->type == MT_JSON_OBJECT) {
             readable = true;
             walk_seq(obj, T_FAILED_SOP_SEQ, true, status, items, n, named);
@@ -193,6 +195,6 @@ void mt_stowc_outcomes(int status, const char *ctype, const uint8_t *body, size_
             snprintf(it->why, sizeof it->why, "HTTP %d %s", status, reason_phrase(status));
         }
     }
-    mt_jsonr_free(doc);
+    mt_jsonv_free(doc);
     mt_free(named);
 }

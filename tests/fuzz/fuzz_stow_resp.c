@@ -1,4 +1,4 @@
-/* fuzz_stow_resp.c - libFuzzer target for node/http/stow_client.c and node/http/json_read.c:
+/* fuzz_stow_resp.c - libFuzzer target for node/http/stow_client.c and node/http/jsonp.c:
  * what a STOW-RS origin server answers us. The first input byte picks the HTTP status, the
  * second the Content-Type, the rest is the body. Invariants: every instance gets a verdict of
  * the three, its reason text is NUL-terminated, an instance is DELIVERED only under a 2xx
@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http/json_read.h"
+#include "http/jsonp.h"
 #include "http/stow_client.h"
 
 #define CHECK(x)                                                                                   \
@@ -34,7 +34,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     mt_stowc_item_t it[3] = {{.sop_uid = "1.2.3"}, {.sop_uid = "1.2.4"}, {.sop_uid = ""}};
     mt_stowc_outcomes(status, ctype, body, len, it, 3);
     mt_jsonv_t *v = NULL;
-    bool json = mt_jsonr_parse((const char *)body, len, &v, NULL, NULL) == 0;
+    mt_diag_t d;
+    bool json = mt_jsonp_parse((const char *)body, len, &v, &d) == 0;
     for (int i = 0; i < 3; i++) {
         CHECK(it[i].verdict == MT_STOWC_DELIVERED || it[i].verdict == MT_STOWC_RETRY ||
               it[i].verdict == MT_STOWC_REFUSED);
@@ -43,8 +44,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             CHECK(status >= 200 && status < 300 && json);
     }
     mt_jsonv_t *w = NULL;
-    CHECK((mt_jsonr_parse((const char *)body, len, &w, NULL, NULL) == 0) == json);
-    mt_jsonr_free(v);
-    mt_jsonr_free(w);
+    CHECK((mt_jsonp_parse((const char *)body, len, &w, &d) == 0) == json);
+    mt_jsonv_free(v);
+    mt_jsonv_free(w);
     return 0;
 }
