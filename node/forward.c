@@ -546,7 +546,7 @@ static void on_retrieve_done(mt_retrieve_t *r, void *user)
     mt_retrieve_counts_t k = mt_retrieve_counts(r);
     mt_log(MT_LOG_DEBUG, &wk->log, "forward to %s: batch done: %u sent, %u failed", wk->d->cfg.name,
            k.completed + k.warning, k.failed);
-    worker_finish(wk); /* (r is freed with the next batch: not from inside its own callback) */
+    worker_finish(wk); /* (r is freed when the next batch starts) */
 }
 
 static void open_assoc(worker_t *wk);
@@ -604,7 +604,6 @@ static void run_batch(worker_t *wk)
                                .on_done = on_retrieve_done,
                                .on_subop = on_subop,
                                .user = wk};
-    mt_retrieve_free(wk->r); /* the previous batch's (done) */
     wk->r = mt_retrieve_new(&rp, insts, n);
     mt_retrieve_start(wk->r);
 }
@@ -870,6 +869,8 @@ static void worker_start(worker_t *wk)
     wk->busy = true;
     wk->opened = wk->retrieve_done = wk->reopen = false;
     f->n_active++;
+    mt_retrieve_free(wk->r); /* the previous batch's (done; not freed from its own callback) */
+    wk->r = NULL;
     if (d->web) {
         web_start(wk);
         return;
