@@ -2,13 +2,12 @@
  * forward.c - the forwarder: outbound queue (index table forward_queue) -> C-STORE SCU.
  *
  * Per destination (destinations: in the config) up to `associations` workers. Each worker
- * takes a batch of due queue rows (at most BATCH), opens one association (node/scu.c) proposing
- * the contexts the batch needs (mt_retrieve_proposals, restricted to the destination's
- * transfer_syntaxes when it lists some) and an asynchronous operations window of
- * forward.max_async_operations (PS3.7 D.3.3.3), sends the stored files with the sub-operation
- * engine (node/svc/retrieve.c: the file as stored, streamed in chunks; up to the window the
- * destination accepted outstanding at once, 1 when it accepts none, e.g. dcmtk's storescp)
- * and releases the association. Then the outcomes are written back in one transaction:
+ * takes a batch of due queue rows (at most BATCH) and sends the stored files with the
+ * sub-operation engine (node/svc/retrieve.c: the file as stored, streamed in chunks; up to the
+ * window the destination accepted outstanding at once, 1 when it accepts none, e.g. dcmtk's
+ * storescp) over its association (node/scu.c), proposing an asynchronous operations window of
+ * forward.max_async_operations (PS3.7 D.3.3.3). Then the outcomes are written back in one
+ * transaction:
  *
  *   success (0000, or a Bxxx warning)  the row is deleted: only now is the instance delivered
  *   failure (status, not sent, no      attempts+1, next_at = now + backoff, last_error; dead
@@ -50,10 +49,18 @@
  * Scans: when kicked (the store path committed an instance with destinations), when a worker
  * finishes, and every POLL_MS (retries that came due). Index work runs on the libuv pool,
  * serialised on the forwarder's own SQLite connection (WAL: it never blocks the ingest).
- * mt_forward_stop aborts every association, also those still connecting.
+ * mt_forward_stop aborts every busy association, also those still connecting, and releases the
+ * idle ones (A-ABORT after STOP_GRACE_MS without the A-RELEASE-RP).
  *
- * Not done: an association is released after its batch, not kept open for the next one, so
- * a queue fed while it drains (a few rows per scan) opens many short associations.
+ * Associations kept open: a worker keeps its association after a batch; the next batch goes
+ * over it when the association's contexts were proposed for every (SOP class, stored syntax)
+ * of the batch (covers), else it is released and a new one opened proposing the batch's pairs
+ * plus the previous association's (open_assoc: mt_retrieve_proposals, restricted to the
+ * destination's transfer_syntaxes). A worker with an open association is preferred for a new
+ * group, so a stream fed while it drains stays on one association. An association with nothing
+ * to send for forward.idle_release is released (on_idle); one that the destination ends while
+ * idle is dropped (nothing was outstanding), one that ends during a batch fails that batch's
+ * unanswered rows as a lost link (mt_retrieve_link_lost), as before.
  */
 #include "forward.h"
 
@@ -69,7 +76,7 @@
 #include "util/err.h"
 #include "util/log.h"
 
-#define BATCH 64       /* rows per association (and at most per group in one scan) */
+#define BATCH 64       /* rows per batch (and at most per group in one scan) */
 #define SCAN_WALK 4096 /* queue rows a scan reads at most */
 #define POLL_MS 500
 #define MAX_WORKERS 64
@@ -1152,9 +1159,10 @@ void mt_forward_stop(mt_forward_t *f, void (*cb)(void *), void *data)
             worker_t *wk = &f->dests[i].w[k];
             if (wk->busy && wk->scu)
                 mt_scu_abort(wk->scu); /* also while connecting: on_open(error) follows */
-            if (!wk->busy && wk->scu && mt_scu_ready(wk->scu)) { /* idle: released at once */
-                mt_scu_release(wk->scu);
-                uv_timer_start(&wk->idle, on_idle, STOP_GRACE_MS, 0); /* then aborted */
+            if (!wk->busy && wk->scu) { /* idle (or ending): released at once, */
+                if (mt_scu_ready(wk->scu))
+                    mt_scu_release(wk->scu);
+                uv_timer_start(&wk->idle, on_idle, STOP_GRACE_MS, 0); /* aborted if stuck */
             }
             if (wk->busy && wk->web)
                 mt_fwd_web_abort(wk->web);
