@@ -805,7 +805,7 @@ static void open_assoc(worker_t *wk)
 {
     dest_t *d = wk->d;
     fwd_t *f = d->f;
-    pair_t *pairs = mt_calloc(2 * BATCH, sizeof *pairs);
+    pair_t *pairs = mt_calloc(BATCH, sizeof *pairs);
     size_t n = batch_pairs(wk, pairs, 0, BATCH);
     size_t n_batch = n;
     for (size_t i = 0; i < wk->n_pairs && n < BATCH; i++)
