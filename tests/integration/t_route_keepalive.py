@@ -14,6 +14,7 @@
    accepted"), then B killed (kill -9) while the association is idle-open: A notices, the
    next instances (B restarted) are delivered exactly once over a new association. Stopping A
    with an association idle-open (idle_release 60s) releases it at once.
+5. Stopping A while the destination never answers the A-RELEASE-RQ: A aborts after 2 s.
 Every acknowledged instance is acknowledged exactly once; the queue drains.
 """
 import os
@@ -185,6 +186,25 @@ def killed_while_idle(files):
     b.stop()
 
 
+def stuck_release(files):
+    """5. Stopping A while its idle association's destination never answers the A-RELEASE-RQ:
+    A aborts it after its 2 s grace and stops."""
+    port = lib.free_port()
+    scp = dul_scp.Scp(port, window=None)
+    scp.ignore_release = True
+    a = site(port, "60s")
+    sops = stream(a, files, 2, lambda sop: sop in scp.acked)
+    lib.wait_for(lambda: queue_len(a) == 0, "5: A's queue is empty", 30)
+    t0 = time.monotonic()
+    a.stop()
+    took = time.monotonic() - t0
+    lib.log("A stopped in %.1f s with a stuck release" % took)
+    lib.check(scp.release_ignored.is_set(), "5: A sent an A-RELEASE-RQ on stop")
+    lib.check("release not answered: A-ABORT" in a.log_text(), "5: A aborted the stuck release")
+    scp.stop()
+    lib.check(sorted(scp.acked) == sorted(sops), "5: both instances acknowledged once")
+
+
 def sanitizer_clean():
     for n in lib._nodes:
         text = n.all_logs()
@@ -196,6 +216,7 @@ def main():
     files = Files()
     scripted(files)
     killed_while_idle(files)
+    stuck_release(files)
     sanitizer_clean()
 
 
