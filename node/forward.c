@@ -2,13 +2,12 @@
  * forward.c - the forwarder: outbound queue (index table forward_queue) -> C-STORE SCU.
  *
  * Per destination (destinations: in the config) up to `associations` workers. Each worker
- * takes a batch of due queue rows (at most BATCH), opens one association (node/scu.c) proposing
- * the contexts the batch needs (mt_retrieve_proposals, restricted to the destination's
- * transfer_syntaxes when it lists some) and an asynchronous operations window of
- * forward.max_async_operations (PS3.7 D.3.3.3), sends the stored files with the sub-operation
- * engine (node/svc/retrieve.c: the file as stored, streamed in chunks; up to the window the
- * destination accepted outstanding at once, 1 when it accepts none, e.g. dcmtk's storescp)
- * and releases the association. Then the outcomes are written back in one transaction:
+ * takes a batch of due queue rows (at most BATCH) and sends the stored files with the
+ * sub-operation engine (node/svc/retrieve.c: the file as stored, streamed in chunks; up to the
+ * window the destination accepted outstanding at once, 1 when it accepts none, e.g. dcmtk's
+ * storescp) over its association (node/scu.c), proposing an asynchronous operations window of
+ * forward.max_async_operations (PS3.7 D.3.3.3). Then the outcomes are written back in one
+ * transaction:
  *
  *   success (0000, or a Bxxx warning)  the row is deleted: only now is the instance delivered
  *   failure (status, not sent, no      attempts+1, next_at = now + backoff, last_error; dead
@@ -50,10 +49,18 @@
  * Scans: when kicked (the store path committed an instance with destinations), when a worker
  * finishes, and every POLL_MS (retries that came due). Index work runs on the libuv pool,
  * serialised on the forwarder's own SQLite connection (WAL: it never blocks the ingest).
- * mt_forward_stop aborts every association, also those still connecting.
+ * mt_forward_stop aborts every busy association, also those still connecting, and releases the
+ * idle ones (A-ABORT after STOP_GRACE_MS without the A-RELEASE-RP).
  *
- * Not done: an association is released after its batch, not kept open for the next one, so
- * a queue fed while it drains (a few rows per scan) opens many short associations.
+ * Associations kept open: a worker keeps its association after a batch; the next batch goes
+ * over it when the association's contexts were proposed for every (SOP class, stored syntax)
+ * of the batch (covers), else it is released and a new one opened proposing the batch's pairs
+ * plus the previous association's (open_assoc: mt_retrieve_proposals, restricted to the
+ * destination's transfer_syntaxes). A worker with an open association is preferred for a new
+ * group, so a stream fed while it drains stays on one association. An association with nothing
+ * to send for forward.idle_release is released (on_idle); one that the destination ends while
+ * idle is dropped (nothing was outstanding), one that ends during a batch fails that batch's
+ * unanswered rows as a lost link (mt_retrieve_link_lost), as before.
  */
 #include "forward.h"
 
@@ -69,10 +76,11 @@
 #include "util/err.h"
 #include "util/log.h"
 
-#define BATCH 64       /* rows per association (and at most per group in one scan) */
+#define BATCH 64       /* rows per batch (and at most per group in one scan) */
 #define SCAN_WALK 4096 /* queue rows a scan reads at most */
 #define POLL_MS 500
 #define MAX_WORKERS 64
+#define STOP_GRACE_MS 2000 /* stopping: an idle association's A-RELEASE-RP awaited at most */
 
 typedef struct mt_forward fwd_t;
 typedef struct dest dest_t;
@@ -96,10 +104,20 @@ typedef struct outcome {
     char why[160];
 } outcome_t;
 
+/* A (SOP class, stored transfer syntax) an association's contexts were proposed for. */
+typedef struct pair {
+    char sop_class[65], ts[65];
+} pair_t;
+
 typedef struct worker {
     dest_t *d;
-    bool busy, opened, retrieve_done, closed;
-    mt_scu_t *scu;
+    bool busy, opened, retrieve_done;
+    mt_scu_t *scu;    /* the association (connecting, open, or ending), kept between batches */
+    bool ready;       /* scu is associated (on_scu_open(0) came) */
+    bool reopen;      /* busy: waiting for scu to end, then a new association for the batch */
+    uv_timer_t idle;  /* releases an association left idle; the stop grace, when stopping */
+    pair_t pairs[BATCH]; /* what scu's contexts were proposed for */
+    size_t n_pairs;
     mt_retrieve_t *r;
     mt_fwd_web_t *web;     /* DICOMweb destinations: the worker's keep-alive connection */
     size_t web_row[BATCH]; /* web item index -> rows[] index */
@@ -150,6 +168,7 @@ struct mt_forward {
     uint32_t max_attempts, max_age_ms, retry_initial_ms, retry_max_ms, connect_timeout_ms;
     uint32_t response_timeout_ms;
     uint16_t max_async_ops; /* window proposed to each destination (forward.max_async_operations) */
+    uint32_t idle_release_ms; /* an idle association is released after this (forward.idle_release) */
     enum { ORDER_SERIES, ORDER_STUDY, ORDER_NONE } order; /* forward.order */
     uv_timer_t poll;
     dbjob_t *db_head, *db_tail;
@@ -157,6 +176,8 @@ struct mt_forward {
     bool db_running;
     bool stopping;
     unsigned n_active; /* busy workers */
+    unsigned n_scu;    /* associations alive (connecting, open or ending) */
+    unsigned n_handles; /* open handles (poll timer, workers' idle timers), closing at the end */
     unsigned n_web_open; /* DICOMweb worker connections not yet freed (stop) */
     bool web_freeing;
     void (*stop_cb)(void *);
@@ -436,6 +457,10 @@ void mt_forward_kick(mt_forward_t *f)
 
 /* ---- workers ---- */
 
+static void idle_start(worker_t *wk);
+
+/* The batch is over (every row answered, or the association failed): write the outcomes back,
+ * keep the association for the next batch (idle release timer), look for more work. */
 static void worker_finish(worker_t *wk)
 {
     dest_t *d = wk->d;
@@ -467,11 +492,8 @@ static void worker_finish(worker_t *wk)
     for (size_t i = 0; i < wk->n_rows; i++)
         mt_free(wk->rows[i].path); /* (paths handed to retrieve were copied) */
     wk->n_rows = 0;
-    if (wk->r) {
-        mt_retrieve_free(wk->r);
-        wk->r = NULL;
-    }
     wk->busy = false;
+    wk->reopen = false;
     f->n_active--;
     if (j->n_out)
         db_push(f, j);
@@ -479,6 +501,8 @@ static void worker_finish(worker_t *wk)
         mt_free(j->out);
         mt_free(j);
     }
+    if (wk->scu && wk->ready && !f->stopping && mt_scu_ready(wk->scu))
+        idle_start(wk);
     scan(d);
     maybe_stopped(f);
 }
@@ -522,67 +546,53 @@ static void on_subop(void *user, const mt_subop_inst_t *in, bool sent, uint16_t 
     wk->answered[i] = true;
 }
 
-static void worker_maybe_done(worker_t *wk)
-{
-    if (wk->busy && wk->retrieve_done && wk->closed)
-        worker_finish(wk);
-}
-
 static void on_retrieve_done(mt_retrieve_t *r, void *user)
 {
     worker_t *wk = user;
-    (void)r;
     wk->retrieve_done = true;
     mt_retrieve_counts_t k = mt_retrieve_counts(r);
     mt_log(MT_LOG_DEBUG, &wk->log, "forward to %s: batch done: %u sent, %u failed", wk->d->cfg.name,
            k.completed + k.warning, k.failed);
-    if (wk->scu)
-        mt_scu_release(wk->scu);
-    worker_maybe_done(wk);
+    worker_finish(wk); /* (r is freed when the next batch starts) */
 }
+
+static void open_assoc(worker_t *wk);
 
 static void on_scu_close(mt_scu_t *s, int status, void *user)
 {
     worker_t *wk = user;
-    (void)s;
-    (void)status;
-    wk->scu = NULL;
-    wk->closed = true;
-    worker_maybe_done(wk);
-}
-
-static void on_scu_open(mt_scu_t *s, int status, void *user)
-{
-    worker_t *wk = user;
     dest_t *d = wk->d;
     fwd_t *f = d->f;
-    if (status < 0 && f->stopping) {
-        wk->scu = NULL; /* aborted by mt_forward_stop while connecting: rows stay as they are */
-        mt_log(MT_LOG_INFO, &f->log, "forward to %s: association set-up stopped", d->cfg.name);
-        wk->retrieve_done = wk->closed = true;
-        worker_finish(wk);
+    (void)s;
+    wk->scu = NULL;
+    wk->ready = false;
+    f->n_scu--;
+    uv_timer_stop(&wk->idle);
+    if (!wk->busy) { /* idle: released by us (idle time, stop) or ended by the destination */
+        mt_log(status < 0 && !f->stopping ? MT_LOG_INFO : MT_LOG_DEBUG, &wk->log,
+               "forward to %s: idle association %s", d->cfg.name,
+               status < 0 ? "ended by the destination" : "released");
+        scan(d);
+        maybe_stopped(f);
         return;
     }
-    if (status < 0) {
-        wk->scu = NULL;
-        d->open_failures++;
-        uint64_t b = (uint64_t)backoff_ms(f, d->open_failures - 1);
-        d->down_until = uv_now(f->loop) + b;
-        mt_log(MT_LOG_WARN, &f->log,
-               "forward to %s (%s@%s:%u): no association: %s; next try in %llu ms", d->cfg.name,
-               d->cfg.ae_title, d->cfg.host, d->cfg.port,
-               status == MT_EREJECTED ? "rejected" : mt_strerror(status), (unsigned long long)b);
-        wk->retrieve_done = wk->closed = true;
-        worker_finish(wk);
+    if (wk->r && !wk->retrieve_done) {
+        mt_retrieve_link_lost(wk->r); /* unanswered rows: lost link; on_retrieve_done follows */
         return;
     }
-    d->open_failures = 0;
+    if (wk->reopen && !f->stopping) { /* ended for (or before) this batch: a new one */
+        wk->reopen = false;
+        open_assoc(wk);
+        return;
+    }
+    worker_finish(wk); /* stopping, or aborted before the batch started */
+}
+
+/* Send the worker's batch over its open association. */
+static void run_batch(worker_t *wk)
+{
+    fwd_t *f = wk->d->f;
     wk->opened = true;
-    if (f->stopping) {
-        wk->retrieve_done = true;
-        mt_scu_abort(s);
-        return;
-    }
     mt_subop_inst_t *insts = mt_calloc(wk->n_rows, sizeof *insts);
     size_t n = 0;
     for (size_t i = 0; i < wk->n_rows; i++) {
@@ -596,13 +606,51 @@ static void on_scu_open(mt_scu_t *s, int status, void *user)
         in->path = mt_strdup(r->path);
     }
     mt_retrieve_params_t rp = {.loop = f->loop,
-                               .link = mt_scu_link(s),
+                               .link = mt_scu_link(wk->scu),
                                .log = &wk->log,
                                .on_done = on_retrieve_done,
                                .on_subop = on_subop,
                                .user = wk};
     wk->r = mt_retrieve_new(&rp, insts, n);
     mt_retrieve_start(wk->r);
+}
+
+static void on_scu_open(mt_scu_t *s, int status, void *user)
+{
+    worker_t *wk = user;
+    dest_t *d = wk->d;
+    fwd_t *f = d->f;
+    if (status < 0) {
+        wk->scu = NULL; /* freed when we return */
+        f->n_scu--;
+    }
+    if (status < 0 && f->stopping) {
+        /* aborted by mt_forward_stop while connecting: rows stay as they are */
+        mt_log(MT_LOG_INFO, &f->log, "forward to %s: association set-up stopped", d->cfg.name);
+        wk->retrieve_done = true;
+        worker_finish(wk);
+        return;
+    }
+    if (status < 0) {
+        d->open_failures++;
+        uint64_t b = (uint64_t)backoff_ms(f, d->open_failures - 1);
+        d->down_until = uv_now(f->loop) + b;
+        mt_log(MT_LOG_WARN, &f->log,
+               "forward to %s (%s@%s:%u): no association: %s; next try in %llu ms", d->cfg.name,
+               d->cfg.ae_title, d->cfg.host, d->cfg.port,
+               status == MT_EREJECTED ? "rejected" : mt_strerror(status), (unsigned long long)b);
+        wk->retrieve_done = true;
+        worker_finish(wk);
+        return;
+    }
+    d->open_failures = 0;
+    wk->ready = true;
+    if (f->stopping) {
+        wk->opened = wk->retrieve_done = true;
+        mt_scu_abort(s); /* on_scu_close finishes the batch */
+        return;
+    }
+    run_batch(wk);
 }
 
 /* Keep only the transfer syntaxes the destination lists (when it lists any). Then split every
@@ -678,7 +726,7 @@ static void on_web_done(void *user, bool connected)
     } else if (connected) {
         d->open_failures = 0;
     }
-    wk->retrieve_done = wk->closed = true;
+    wk->retrieve_done = true;
     worker_finish(wk);
 }
 
@@ -694,43 +742,86 @@ static void web_start(worker_t *wk)
         wk->web_row[n++] = i;
     }
     if (n == 0) { /* only rows of instances that are gone */
-        wk->retrieve_done = wk->closed = true;
+        wk->retrieve_done = true;
         worker_finish(wk);
         return;
     }
     mt_fwd_web_send(wk->web, items, n, on_web_result, on_web_done, wk);
 }
 
-static void worker_start(worker_t *wk)
+/* ---- associations kept open between batches ---- */
+
+static bool has_pair(const pair_t *p, size_t n, const char *sop_class, const char *ts)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(p[i].sop_class, sop_class) && !strcmp(p[i].ts, ts))
+            return true;
+    return false;
+}
+
+/* The distinct (SOP class, stored syntax) pairs of the batch, added to out[n..]. */
+static size_t batch_pairs(const worker_t *wk, pair_t *out, size_t n, size_t max)
+{
+    for (size_t i = 0; i < wk->n_rows && n < max; i++) {
+        const row_t *r = &wk->rows[i];
+        if (r->path && !has_pair(out, n, r->sop_class, r->ts)) {
+            snprintf(out[n].sop_class, sizeof out[n].sop_class, "%s", r->sop_class);
+            snprintf(out[n].ts, sizeof out[n].ts, "%s", r->ts);
+            n++;
+        }
+    }
+    return n;
+}
+
+/* The open association's contexts were proposed for everything in the batch (what the
+ * destination rejected then it would reject again: no point in a new association). */
+static bool covers(const worker_t *wk)
+{
+    for (size_t i = 0; i < wk->n_rows; i++) {
+        const row_t *r = &wk->rows[i];
+        if (r->path && !has_pair(wk->pairs, wk->n_pairs, r->sop_class, r->ts))
+            return false;
+    }
+    return true;
+}
+
+/* The proposals for pairs[0..n) (*truncated: they did not all fit). */
+static size_t pair_proposals(const dest_t *d, const pair_t *pairs, size_t n,
+                             mt_nego_proposal_t *pcs, mt_subop_inst_t *tmp, bool *truncated)
+{
+    for (size_t i = 0; i < n; i++) {
+        memcpy(tmp[i].sop_class, pairs[i].sop_class, sizeof tmp[i].sop_class);
+        memcpy(tmp[i].ts, pairs[i].ts, sizeof tmp[i].ts);
+    }
+    *truncated = false;
+    size_t n_pcs = mt_retrieve_proposals(tmp, n, pcs, MT_NEGO_MAX_PCS, truncated);
+    return restrict_ts(d, pcs, n_pcs);
+}
+
+/* A new association for the batch: contexts for what it holds plus what the previous
+ * association of this worker carried (when they fit), so that a stream alternating between a
+ * few SOP classes does not re-open for each. */
+static void open_assoc(worker_t *wk)
 {
     dest_t *d = wk->d;
     fwd_t *f = d->f;
-    wk->busy = true;
-    wk->opened = wk->retrieve_done = wk->closed = false;
-    f->n_active++;
-    if (d->web) {
-        web_start(wk);
-        return;
-    }
-    mt_subop_inst_t *tmp = mt_calloc(wk->n_rows, sizeof *tmp);
-    size_t n = 0;
-    for (size_t i = 0; i < wk->n_rows; i++) {
-        if (!wk->rows[i].path)
-            continue;
-        snprintf(tmp[n].sop_class, sizeof tmp[n].sop_class, "%s", wk->rows[i].sop_class);
-        snprintf(tmp[n].ts, sizeof tmp[n].ts, "%s", wk->rows[i].ts);
-        n++;
-    }
-    if (n == 0) { /* only rows of instances that are gone */
-        mt_free(tmp);
-        wk->retrieve_done = wk->closed = true;
-        worker_finish(wk);
-        return;
-    }
+    pair_t *pairs = mt_calloc(BATCH, sizeof *pairs);
+    size_t n = batch_pairs(wk, pairs, 0, BATCH);
+    size_t n_batch = n;
+    for (size_t i = 0; i < wk->n_pairs && n < BATCH; i++)
+        if (!has_pair(pairs, n, wk->pairs[i].sop_class, wk->pairs[i].ts))
+            pairs[n++] = wk->pairs[i];
+    mt_subop_inst_t *tmp = mt_calloc(BATCH, sizeof *tmp);
     mt_nego_proposal_t *pcs = mt_calloc(MT_NEGO_MAX_PCS, sizeof *pcs);
-    bool truncated = false;
-    size_t n_pcs = mt_retrieve_proposals(tmp, n, pcs, MT_NEGO_MAX_PCS, &truncated);
-    n_pcs = restrict_ts(d, pcs, n_pcs);
+    bool truncated;
+    size_t n_pcs = pair_proposals(d, pairs, n, pcs, tmp, &truncated);
+    if (truncated && n > n_batch) {
+        n = n_batch;
+        n_pcs = pair_proposals(d, pairs, n, pcs, tmp, &truncated);
+    }
+    memcpy(wk->pairs, pairs, n * sizeof *pairs);
+    wk->n_pairs = n;
+    wk->ready = false;
     mt_scu_params_t sp = {.calling_ae = d->cfg.calling_ae[0] ? d->cfg.calling_ae : f->calling_ae,
                           .called_ae = d->cfg.ae_title,
                           .host = d->cfg.host,
@@ -743,15 +834,80 @@ static void worker_start(worker_t *wk)
     int rc = mt_scu_open(f->loop, &sp, on_scu_open, on_scu_close, wk, &wk->scu);
     mt_free(pcs);
     mt_free(tmp);
+    mt_free(pairs);
     if (rc < 0) {
         wk->scu = NULL;
         mt_log(MT_LOG_WARN, &f->log, "forward to %s: cannot connect: %s", d->cfg.name,
                mt_strerror(rc));
         d->open_failures++;
         d->down_until = uv_now(f->loop) + (uint64_t)backoff_ms(f, d->open_failures - 1);
-        wk->retrieve_done = wk->closed = true;
+        wk->retrieve_done = true;
         worker_finish(wk);
+        return;
     }
+    f->n_scu++;
+}
+
+static void on_idle(uv_timer_t *t)
+{
+    worker_t *wk = t->data;
+    if (wk->busy || !wk->scu)
+        return;
+    if (wk->d->f->stopping) {
+        mt_log(MT_LOG_WARN, &wk->log, "forward to %s: release not answered: A-ABORT",
+               wk->d->cfg.name);
+        mt_scu_abort(wk->scu);
+        return;
+    }
+    mt_log(MT_LOG_DEBUG, &wk->log, "forward to %s: idle %u ms: releasing the association",
+           wk->d->cfg.name, wk->d->f->idle_release_ms);
+    mt_scu_release(wk->scu);
+}
+
+static void idle_start(worker_t *wk)
+{
+    uv_timer_start(&wk->idle, on_idle, wk->d->f->idle_release_ms, 0);
+}
+
+static void worker_start(worker_t *wk)
+{
+    dest_t *d = wk->d;
+    fwd_t *f = d->f;
+    wk->busy = true;
+    wk->opened = wk->retrieve_done = wk->reopen = false;
+    f->n_active++;
+    mt_retrieve_free(wk->r); /* the previous batch's (done; not freed from its own callback) */
+    wk->r = NULL;
+    if (d->web) {
+        web_start(wk);
+        return;
+    }
+    bool any = false;
+    for (size_t i = 0; i < wk->n_rows && !any; i++)
+        any = wk->rows[i].path != NULL;
+    if (!any) { /* only rows of instances that are gone */
+        wk->retrieve_done = true;
+        worker_finish(wk);
+        return;
+    }
+    uv_timer_stop(&wk->idle);
+    if (!wk->scu) {
+        open_assoc(wk);
+        return;
+    }
+    wk->reopen = true; /* unless the open association can take the batch: */
+    if (wk->ready && mt_scu_ready(wk->scu)) {
+        if (covers(wk)) {
+            wk->reopen = false;
+            run_batch(wk);
+            return;
+        }
+        mt_log(MT_LOG_INFO, &wk->log,
+               "forward to %s: a SOP class or transfer syntax not proposed on the open "
+               "association: releasing it for one that proposes it",
+               d->cfg.name);
+        mt_scu_release(wk->scu);
+    } /* else it is ending already (idle release, or the destination went away) */
 }
 
 static bool group_busy(const dest_t *d, const char *group)
@@ -792,9 +948,14 @@ static bool id_busy(const dest_t *d, int64_t id)
     return false;
 }
 
+static bool kept_open(const worker_t *wk)
+{
+    return wk->scu && wk->ready && mt_scu_ready(wk->scu);
+}
+
 /* Distribute scanned rows (oldest first) over idle workers; a group (series or study) stays on
  * one worker: the one that already has it in this round, else the idle worker with the fewest
- * rows. */
+ * rows, preferring one that kept its association open (no new set-up). */
 static void assign(dest_t *d, row_t *rows, size_t n)
 {
     worker_t *fill[MAX_WORKERS];
@@ -815,10 +976,11 @@ static void assign(dest_t *d, row_t *rows, size_t n)
                         to = fill[k];
                         break;
                     }
-            if (!to) {
+            if (!to) { /* fewest rows; of those, one whose association is open */
                 to = fill[0];
                 for (unsigned k = 1; k < n_fill; k++)
-                    if (fill[k]->n_rows < to->n_rows)
+                    if (fill[k]->n_rows < to->n_rows ||
+                        (fill[k]->n_rows == to->n_rows && kept_open(fill[k]) && !kept_open(to)))
                         to = fill[k];
             }
         }
@@ -890,6 +1052,7 @@ int mt_forward_start(uv_loop_t *loop, const mt_conf_t *c, mt_forward_t **out)
     f->connect_timeout_ms = c->fwd_connect_timeout_ms;
     f->response_timeout_ms = c->fwd_response_timeout_ms;
     f->max_async_ops = (uint16_t)(c->fwd_max_async_ops ? c->fwd_max_async_ops : 1);
+    f->idle_release_ms = c->fwd_idle_release_ms;
     f->order = c->fwd_order == 1 ? ORDER_STUDY : c->fwd_order == 2 ? ORDER_NONE : ORDER_SERIES;
     f->n_dests = c->n_destinations;
     f->dests = mt_calloc(f->n_dests, sizeof *f->dests);
@@ -908,19 +1071,28 @@ int mt_forward_start(uv_loop_t *loop, const mt_conf_t *c, mt_forward_t **out)
     srand((unsigned)uv_hrtime());
     uv_timer_init(loop, &f->poll);
     f->poll.data = f;
+    f->n_handles = 1;
+    for (size_t i = 0; i < f->n_dests; i++)
+        for (unsigned k = 0; k < f->dests[i].n_workers; k++) {
+            uv_timer_init(loop, &f->dests[i].w[k].idle);
+            f->dests[i].w[k].idle.data = &f->dests[i].w[k];
+            f->n_handles++;
+        }
     uv_timer_start(&f->poll, on_poll, 0, POLL_MS);
     mt_log(MT_LOG_INFO, NULL, "forwarding to %zu destination(s)", f->n_dests);
     *out = f;
     return 0;
 }
 
-/* Everything but the poll timer (closed by then, or never started). */
+/* Everything but the timers (closed by then, or never started). */
 static void free_all(fwd_t *f)
 {
     f->ix->ops->close(f->ix);
     for (size_t i = 0; i < f->n_dests; i++) {
         for (size_t k = 0; k < f->dests[i].cfg.n_ts; k++)
             mt_free(f->dests[i].ts_store[k]);
+        for (unsigned k = 0; k < f->dests[i].n_workers; k++)
+            mt_retrieve_free(f->dests[i].w[k].r);
         mt_fwd_web_dest_free(f->dests[i].web);
     }
     mt_free(f->dests);
@@ -928,14 +1100,25 @@ static void free_all(fwd_t *f)
     mt_free(f);
 }
 
-static void on_poll_closed(uv_handle_t *h)
+static void timer_closed(fwd_t *f)
 {
-    fwd_t *f = h->data;
+    if (--f->n_handles)
+        return;
     void (*cb)(void *) = f->stop_cb;
     void *data = f->stop_data;
     free_all(f);
     if (cb)
         cb(data);
+}
+
+static void on_poll_closed(uv_handle_t *h)
+{
+    timer_closed(h->data);
+}
+
+static void on_idle_closed(uv_handle_t *h)
+{
+    timer_closed(((worker_t *)h->data)->d->f);
 }
 
 static void on_web_freed(void *data)
@@ -947,7 +1130,7 @@ static void on_web_freed(void *data)
 
 static void maybe_stopped(fwd_t *f)
 {
-    if (!f->stopping || f->n_active || f->db_running || f->db_head)
+    if (!f->stopping || f->n_active || f->n_scu || f->db_running || f->db_head)
         return;
     if (!f->web_freeing) { /* the workers' connections go first (async close) */
         f->web_freeing = true;
@@ -960,6 +1143,9 @@ static void maybe_stopped(fwd_t *f)
     if (uv_is_closing((uv_handle_t *)&f->poll))
         return;
     uv_close((uv_handle_t *)&f->poll, on_poll_closed);
+    for (size_t i = 0; i < f->n_dests; i++)
+        for (unsigned k = 0; k < f->dests[i].n_workers; k++)
+            uv_close((uv_handle_t *)&f->dests[i].w[k].idle, on_idle_closed);
 }
 
 void mt_forward_stop(mt_forward_t *f, void (*cb)(void *), void *data)
@@ -973,6 +1159,11 @@ void mt_forward_stop(mt_forward_t *f, void (*cb)(void *), void *data)
             worker_t *wk = &f->dests[i].w[k];
             if (wk->busy && wk->scu)
                 mt_scu_abort(wk->scu); /* also while connecting: on_open(error) follows */
+            if (!wk->busy && wk->scu) { /* idle (or ending): released at once, */
+                if (mt_scu_ready(wk->scu))
+                    mt_scu_release(wk->scu);
+                uv_timer_start(&wk->idle, on_idle, STOP_GRACE_MS, 0); /* aborted if stuck */
+            }
             if (wk->busy && wk->web)
                 mt_fwd_web_abort(wk->web);
         }

@@ -23,7 +23,8 @@ typedef struct mt_forward mt_forward_t;
 int mt_forward_start(uv_loop_t *loop, const mt_conf_t *c, mt_forward_t **out);
 /* New entries were committed: scan soon (cheap; coalesced). f may be NULL. */
 void mt_forward_kick(mt_forward_t *f);
-/* Stop: no new sends; associations in flight are aborted (their instances stay queued);
+/* Stop: no new sends; associations in flight are aborted (their instances stay queued), idle
+ * ones released;
  * cb on the loop once every handle and pool job is done (f freed). */
 void mt_forward_stop(mt_forward_t *f, void (*cb)(void *), void *data);
 

@@ -760,6 +760,11 @@ const mt_log_ctx_t *mt_scu_log(const mt_scu_t *s)
     return &s->log;
 }
 
+bool mt_scu_ready(const mt_scu_t *s)
+{
+    return s->opened && !s->closing && s->ul.state == MT_STA6;
+}
+
 void mt_scu_release(mt_scu_t *s)
 {
     if (s->closing)

@@ -13,6 +13,7 @@
  *       After a failed on_open, s is freed when the callback returns (on_close is not called).
  *   mt_scu_link(s)      the link.h request channel on this association; its max_outstanding
  *                       is the negotiated window (1 when the peer did not accept one)
+ *   mt_scu_ready(s)     associated and not ending (Sta6, nothing closing): requests may be sent
  *   mt_scu_release(s)   A-RELEASE (after the outstanding responses); on_close(s, 0) once the
  *                       A-RELEASE-RP came back and the connection closed
  *   mt_scu_abort(s)     A-ABORT now; outstanding response callbacks get MT_ECANCELED. Also
@@ -66,6 +67,7 @@ int mt_scu_open(uv_loop_t *loop, const mt_scu_params_t *p, mt_scu_open_cb on_ope
 mt_link_t mt_scu_link(mt_scu_t *s);
 const mt_negotiated_t *mt_scu_negotiated(const mt_scu_t *s);
 const mt_log_ctx_t *mt_scu_log(const mt_scu_t *s);
+bool mt_scu_ready(const mt_scu_t *s);
 void mt_scu_release(mt_scu_t *s);
 void mt_scu_abort(mt_scu_t *s);
 

@@ -156,6 +156,8 @@ typedef struct mt_conf {
                                        * response awaited longer aborts the association */
     uint32_t fwd_max_async_ops; /* forward.max_async_operations, default 16: the asynchronous
                                  * operations window proposed (1 = one C-STORE at a time) */
+    uint32_t fwd_idle_release_ms; /* forward.idle_release, default 5s: an association with
+                                   * nothing to send is released after this long idle */
     int fwd_order;              /* forward.order: 0 series (default), 1 study: the unit whose
                                  * instances go out in arrival order over one association;
                                  * 2 none: every instance on its own (spread freely) */

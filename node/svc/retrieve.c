@@ -667,6 +667,11 @@ void mt_retrieve_fail_all(mt_retrieve_t *r)
     finish(r);
 }
 
+void mt_retrieve_link_lost(mt_retrieve_t *r)
+{
+    lose_link(r);
+}
+
 void mt_retrieve_cancel(mt_retrieve_t *r)
 {
     r->cancel = true;

@@ -84,6 +84,10 @@ void mt_retrieve_start(mt_retrieve_t *r);
 /* Fail every sub-operation without sending anything (the destination could not be reached);
  * on_done is called before this returns. */
 void mt_retrieve_fail_all(mt_retrieve_t *r);
+/* The association under the link ended (its owner learnt it, e.g. while nothing was awaiting a
+ * response): every sub-operation without an answer is reported as with a lost link and on_done
+ * is called before this returns; the link is not used again. */
+void mt_retrieve_link_lost(mt_retrieve_t *r);
 void mt_retrieve_cancel(mt_retrieve_t *r);
 bool mt_retrieve_cancelled(const mt_retrieve_t *r);
 void mt_retrieve_free(mt_retrieve_t *r);

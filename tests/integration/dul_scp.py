@@ -20,7 +20,8 @@ the received and unanswered ones including this one, and returns
 nothing arrives for `idle` seconds), "flush" (answer it and every held one, newest first:
 out of order), "hold-until-drop" (as hold, but never answered on idle) or "drop" (close the
 connection: FIN after the responses sent so far, everything held stays unanswered).
-Default: "ack". With silent=True the SCP reads
+Default: "ack". scp.ignore_release = True: an A-RELEASE-RQ is never answered (sets
+scp.release_ignored). With silent=True the SCP reads
 the A-ASSOCIATE-RQ and never answers it (a destination hanging during association set-up).
 
 Built with dul.py's encoders; only the standard library.
@@ -87,6 +88,8 @@ class Scp:
         self.port, self.window, self.policy, self.silent = port, window, policy, silent
         self.idle = idle
         self.flush_on_idle = True
+        self.ignore_release = False  # True: A-RELEASE-RQ left unanswered (release_ignored set)
+        self.release_ignored = threading.Event()
         self.acked, self.held, self.rq_window = [], [], None
         self.max_outstanding = 0
         self.associations = 0
@@ -175,6 +178,9 @@ class Scp:
                     waiting = []
                 continue
             if t == dul.PDU_RELEASE_RQ:
+                if self.ignore_release:  # a destination stuck: never answers the A-RELEASE-RQ
+                    self.release_ignored.set()
+                    continue
                 c.sendall(dul.pdu(dul.PDU_RELEASE_RP, b"\0\0\0\0"))
                 return
             if t != dul.PDU_PDATA:
