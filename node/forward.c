@@ -10,6 +10,8 @@
  * transaction:
  *
  *   success (0000, or a Bxxx warning)  the row is deleted: only now is the instance delivered
+ *   0111 duplicate SOP instance        delivered too: the destination holds that UID (usually
+ *                                      from a send of ours whose response was lost)
  *   failure (status, not sent, no      attempts+1, next_at = now + backoff, last_error; dead
  *     response before the association (state 1) after forward.max_attempts or forward.max_age
  *     ended, no association)
@@ -524,6 +526,15 @@ static void on_subop(void *user, const mt_subop_inst_t *in, bool sent, uint16_t 
         return;
     row_t *r = &wk->rows[i];
     bool ok = sent && (status == 0 || (status & 0xF000) == 0xB000);
+    /* 0111 Duplicate SOP Instance (a destination that refuses duplicates): it already holds
+     * this SOP Instance UID, in the usual case from an earlier send of ours whose response was
+     * lost (our node killed, the association cut) and that no row records: delivered. Resending
+     * could never change the answer. */
+    if (sent && status == MT_STATUS_DUPLICATE_SOP_INSTANCE) {
+        ok = true;
+        mt_log(MT_LOG_WARN, &wk->log, "forward to %s: the destination already holds this SOP "
+               "Instance UID (0111, not replaced): counted as delivered", wk->d->cfg.name);
+    }
     if (!ok && wk->d->f->stopping)
         return; /* aborted by our own shutdown: leave the row as it is */
     outcome_t o;
@@ -533,6 +544,7 @@ static void on_subop(void *user, const mt_subop_inst_t *in, bool sent, uint16_t 
     /* never sent because the association ended (the peer went away while earlier instances
      * were outstanding): due again as it is, no attempt counted */
     o.count = !ok && why != mt_retrieve_why_link_lost;
+
     o.attempts = r->attempts;
     o.queued_at = r->queued_at;
     if (!sent || status == MT_RETRIEVE_NO_RSP)

@@ -15,6 +15,9 @@
    next instances (B restarted) are delivered exactly once over a new association. Stopping A
    with an association idle-open (idle_release 60s) releases it at once.
 5. Stopping A while the destination never answers the A-RELEASE-RQ: A aborts after 2 s.
+6. B (duplicates reject) already holds an instance when A forwards it (what a send whose
+   response was lost leaves behind): B answers 0111, A counts it delivered (its queue drains,
+   nothing dead, a warning says why) instead of retrying what can never be accepted.
 Every acknowledged instance is acknowledged exactly once; the queue drains.
 """
 import os
@@ -205,6 +208,23 @@ def stuck_release(files):
     lib.check(sorted(scp.acked) == sorted(sops), "5: both instances acknowledged once")
 
 
+def duplicate_held(files):
+    b = lib.Node("central2", aet="CENTRAL", conf={"storage.duplicates": "reject"}).start()
+    a = site(b.port, "1s")
+    p, sop = files.one()
+    r = lib.storescu(b, [p], aet="EARLIER")
+    lib.check([s for _, s in lib.store_results(r.stdout)] == ["Success"], "6: stored at B first")
+    store_one(a, p)
+    lib.wait_for(lambda: "already holds this SOP Instance UID" in a.log_text(),
+                 "6: B answered 0111 and A said so", 60)
+    lib.wait_for(lambda: queue_len(a) == 0, "6: A's queue is empty", 30)
+    dead = a.query("SELECT count(*) AS n FROM forward_queue WHERE state = 1")[0]["n"]
+    lib.check(dead == 0, "6: nothing dead-lettered (%d)" % dead)
+    lib.check(b.query("SELECT count(*) AS n FROM instances")[0]["n"] == 1, "6: B holds it once")
+    a.stop()
+    b.stop()
+
+
 def sanitizer_clean():
     for n in lib._nodes:
         text = n.all_logs()
@@ -217,6 +237,7 @@ def main():
     scripted(files)
     killed_while_idle(files)
     stuck_release(files)
+    duplicate_held(files)
     sanitizer_clean()
 
 
