@@ -323,7 +323,33 @@ typedef struct builder {
     mt_ds_t *root;
     bframe_t *stack;
     size_t n, cap;
+    mt_ds_keep_fn keep; /* NULL: keep everything */
+    void *keep_user;
+    unsigned skip; /* > 0: inside a sequence (or encapsulated value) not kept */
 } builder_t;
+
+/* mt_ds_parse_filtered: events of elements not kept, and everything inside a sequence or an
+ * encapsulated value not kept, are dropped here (returns true when dropped). */
+static bool skipped(builder_t *b, mt_ds_event_t ev, const mt_elem_t *e)
+{
+    if (!b->keep)
+        return false;
+    bool opens = ev == MT_DS_EV_SEQ_START ||
+                 (ev == MT_DS_EV_ELEMENT && e->len == MT_UNDEFINED_LENGTH);
+    if (b->skip) {
+        if (opens)
+            b->skip++;
+        else if (ev == MT_DS_EV_SEQ_END)
+            b->skip--;
+        return true;
+    }
+    if ((ev == MT_DS_EV_ELEMENT || ev == MT_DS_EV_SEQ_START) && !b->keep(b->keep_user, e->tag)) {
+        if (opens)
+            b->skip = 1;
+        return true;
+    }
+    return false;
+}
 
 static void bpush(builder_t *b, bframe_t f)
 {
@@ -355,6 +381,8 @@ static uint8_t *copy_value(const mt_elem_t *e)
 static int on_event(void *user, mt_ds_event_t ev, const mt_elem_t *e)
 {
     builder_t *b = user;
+    if (skipped(b, ev, e))
+        return 0;
     bframe_t *top = b->n ? &b->stack[b->n - 1] : NULL;
     mt_ds_t *ds;
     mt_ds_elem_t *x;
@@ -422,10 +450,16 @@ static int on_event(void *user, mt_ds_event_t ev, const mt_elem_t *e)
 
 int mt_ds_parse(const uint8_t *buf, size_t len, const mt_ts_t *ts, mt_ds_t **out, mt_diag_t *diag)
 {
+    return mt_ds_parse_filtered(buf, len, ts, NULL, NULL, out, diag);
+}
+
+int mt_ds_parse_filtered(const uint8_t *buf, size_t len, const mt_ts_t *ts, mt_ds_keep_fn keep,
+                         void *keep_user, mt_ds_t **out, mt_diag_t *diag)
+{
     *out = NULL;
     if (!ts || (!buf && len))
         return MT_EINVAL;
-    builder_t b = {mt_ds_new(), NULL, 0, 0};
+    builder_t b = {mt_ds_new(), NULL, 0, 0, keep, keep_user, 0};
     b.root->big_endian = ts->big_endian;
     mt_ds_reader_opts_t o = {.ts = ts, .max_buffered_value = SIZE_MAX, .cb = on_event, .user = &b};
     mt_ds_reader_t *r = mt_ds_reader_new(&o);

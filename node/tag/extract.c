@@ -653,3 +653,75 @@ int mt_tag_extract(const mt_ds_t *ds, bool be, mt_tag_inst_t *in)
         in->fov = (float)(rows * in->pix_sp);
     return 0;
 }
+
+/* ---- what the extractor reads (mt_tag_wanted) ----
+ * Every tag the functions above look up, at any depth, sorted. The node parses its header copy
+ * keeping only these (mt_ds_parse_filtered): a full tree of a CMR header is ~100-200 elements,
+ * each a malloc'd copy, of which the extractor reads a few dozen. A tag read above but missing
+ * here would silently change the features: tests/unit/node/tag/extract.c compares the features
+ * of the filtered and the full parse. */
+static const uint32_t wanted[] = {
+    MT_TAG(0x0008, 0x0008), MT_TAG(0x0008, 0x0016), MT_TAG(0x0008, 0x002A),
+    MT_TAG(0x0008, 0x0031), MT_TAG(0x0008, 0x0032), MT_TAG(0x0008, 0x0060),
+    MT_TAG(0x0008, 0x0070), MT_TAG(0x0008, 0x1030), MT_TAG(0x0008, 0x103E),
+    MT_TAG(0x0008, 0x9007), MT_TAG(0x0008, 0x9208), MT_TAG(0x0008, 0x9209),
+    MT_TAG(0x0018, 0x0010), MT_TAG(0x0018, 0x0020), MT_TAG(0x0018, 0x0021),
+    MT_TAG(0x0018, 0x0022), MT_TAG(0x0018, 0x0023), MT_TAG(0x0018, 0x0024),
+    MT_TAG(0x0018, 0x0025), MT_TAG(0x0018, 0x0050), MT_TAG(0x0018, 0x0080),
+    MT_TAG(0x0018, 0x0081), MT_TAG(0x0018, 0x0082), MT_TAG(0x0018, 0x0087),
+    MT_TAG(0x0018, 0x0091), MT_TAG(0x0018, 0x1030), MT_TAG(0x0018, 0x1042),
+    MT_TAG(0x0018, 0x1060), MT_TAG(0x0018, 0x1062), MT_TAG(0x0018, 0x1088),
+    MT_TAG(0x0018, 0x1090), MT_TAG(0x0018, 0x1314), MT_TAG(0x0018, 0x9005),
+    MT_TAG(0x0018, 0x9008), MT_TAG(0x0018, 0x9009), MT_TAG(0x0018, 0x9017),
+    MT_TAG(0x0018, 0x9021), MT_TAG(0x0018, 0x9024), MT_TAG(0x0018, 0x9074),
+    MT_TAG(0x0018, 0x9079), MT_TAG(0x0018, 0x9082), MT_TAG(0x0018, 0x9112),
+    MT_TAG(0x0018, 0x9114), MT_TAG(0x0018, 0x9115), MT_TAG(0x0018, 0x9118),
+    MT_TAG(0x0018, 0x9197), MT_TAG(0x0018, 0x9217), MT_TAG(0x0018, 0x9226),
+    MT_TAG(0x0020, 0x000D), MT_TAG(0x0020, 0x000E), MT_TAG(0x0020, 0x0011),
+    MT_TAG(0x0020, 0x0032), MT_TAG(0x0020, 0x0037), MT_TAG(0x0020, 0x0052),
+    MT_TAG(0x0020, 0x0100), MT_TAG(0x0020, 0x0105), MT_TAG(0x0020, 0x9056),
+    MT_TAG(0x0020, 0x9111), MT_TAG(0x0020, 0x9113), MT_TAG(0x0020, 0x9116),
+    MT_TAG(0x0020, 0x9128), MT_TAG(0x0020, 0x9153), MT_TAG(0x0028, 0x0010),
+    MT_TAG(0x0028, 0x0030), MT_TAG(0x0028, 0x9110), MT_TAG(0x2005, 0x140F),
+    MT_TAG(0x5200, 0x9229), MT_TAG(0x5200, 0x9230),
+};
+
+/* PS3.5 §7.8.1: the private blocks get_private_str searches, creators and the elements. */
+static bool wanted_private(uint32_t tag)
+{
+    uint16_t g = MT_TAG_GROUP(tag), el = MT_TAG_ELEM(tag);
+    if (g != 0x0019 && g != 0x2001)
+        return false;
+    if (el >= 0x0010 && el <= 0x00FF)
+        return true; /* private creators */
+    return (el >> 8) >= 0x10 && (el & 0xFF) == (g == 0x0019 ? 0x9C : 0x20);
+}
+
+bool mt_tag_wanted(void *user, uint32_t tag)
+{
+    (void)user;
+    size_t lo = 0, hi = sizeof wanted / sizeof wanted[0];
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (wanted[mid] == tag)
+            return true;
+        if (wanted[mid] < tag)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return wanted_private(tag);
+}
+
+int mt_tag_extract_buf(const uint8_t *buf, size_t len, const mt_ts_t *ts, mt_tag_inst_t *in)
+{
+    mt_ds_t *ds = NULL;
+    mt_diag_t diag = {0, NULL};
+    int rc = mt_ds_parse_filtered(buf, len, ts, mt_tag_wanted, NULL, &ds, &diag);
+    if (rc == 0)
+        rc = mt_tag_extract(ds, ts->big_endian, in);
+    else
+        mt_tag_inst_init(in);
+    mt_ds_free(ds);
+    return rc;
+}
