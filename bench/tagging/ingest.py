@@ -84,6 +84,9 @@ def one_run(files, n_series, tagging):
         time.sleep(1.2)  # the same settle, so both read the CPU at the same point
     cpu = cpu_seconds(node.pid)
     tagged = n_tagged(node) if tagging else 0
+    tags = sorted((r["series_uid"], r["tag"], r["view"], r["confidence"], r["evidence"])
+                  for r in node.query("SELECT series_uid, tag, view, confidence, evidence "
+                                      "FROM series_tags")) if tagging else None
     node.stop()
     own = 0.0
     if tagging:
@@ -96,7 +99,7 @@ def one_run(files, n_series, tagging):
     else:
         ext = pas = 0.0
     return {"ingest": t1 - t0, "tagged": waited, "cpu": cpu, "own": own, "ext": ext,
-            "pass": pas}
+            "pass": pas, "tags": tags}
 
 
 def report(name, binary, res_on, res_off, n_files):
@@ -173,6 +176,12 @@ def main():
                       flush=True)
     for name, binary in builds:
         report(name, binary, res[(name, True)], res[(name, False)], len(files))
+    runs = [x["tags"] for b, _ in builds for x in res[(b, True)]]
+    same = all(t == runs[0] for t in runs)
+    print("\nfinal series tags (uid, tag, view, confidence, evidence) identical in all %d "
+          "tagging-on runs%s: %s" % (len(runs), " of both builds" if a.baseline else "",
+                                     "yes" if same else "NO"))
+    lib.check(same, "the same tags in every run")
     lib.finish()
 
 
