@@ -57,6 +57,32 @@ static bool get_str(const mt_ds_t *ds, uint32_t tag, char *out, size_t outsz)
     return out[0] != '\0';
 }
 
+/* strtod for the common DS/IS value, "-12.345" with at most 15 digits: the digits as an
+ * integer m and the fraction length k, m / 10^k. Both are exact doubles (m < 2^53, k <= 22), so
+ * the IEEE division is correctly rounded: the same double as strtod (Clinger's fast path).
+ * Anything else (exponent, hex, inf/nan, '+', more digits) goes to strtod itself. */
+static double parse_decimal(const char *s, char **end)
+{
+    static const double pow10[] = {1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                   1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
+    const char *p = s;
+    bool neg = *p == '-';
+    if (neg)
+        p++;
+    uint64_t m = 0;
+    unsigned digits = 0, frac = 0;
+    for (; *p >= '0' && *p <= '9'; p++, digits++)
+        m = m * 10 + (uint64_t)(*p - '0');
+    if (*p == '.')
+        for (p++; *p >= '0' && *p <= '9'; p++, digits++, frac++)
+            m = m * 10 + (uint64_t)(*p - '0');
+    if (digits == 0 || digits > 15 || (*p && strchr("eEpPxX", *p)))
+        return strtod(s, end);
+    *end = (char *)p;
+    double d = (double)m / pow10[frac];
+    return neg ? -d : d;
+}
+
 /* The i-th backslash-separated value of a string element, as a double. */
 static bool get_ds_n(const mt_ds_t *ds, uint32_t tag, double *v, size_t nv)
 {
@@ -68,7 +94,7 @@ static bool get_ds_n(const mt_ds_t *ds, uint32_t tag, double *v, size_t nv)
         char *end;
         while (*p == ' ')
             p++;
-        double d = strtod(p, &end);
+        double d = parse_decimal(p, &end);
         if (end == p || !isfinite(d))
             return false;
         v[i] = d;
