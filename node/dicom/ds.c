@@ -24,17 +24,9 @@
 #include "../util/err.h"
 #include "ds_int.h"
 
-/* ---- VRs (PS3.5 Table 6.2-1) ----
- * Indexed by the two letters (26 x 26): the reader asks for every element it decodes, on the
- * store path as well as in the tagger, so this is a load, not a search. */
-typedef struct vr_info {
-    uint8_t unit; /* 0: not a VR of the table */
-    bool is_long;
-} vr_info_t;
-
-#define VR_SLOT(a, b) (((a) - 'A') * 26 + ((b) - 'A'))
-#define VR_ROW(a, b, u, l) [VR_SLOT(a, b)] = {(u), (l)}
-static const vr_info_t vr_table[26 * 26] = {
+/* ---- VRs (PS3.5 Table 6.2-1): the table behind ds_int.h's mt__vr_* ---- */
+#define VR_ROW(a, b, u, l) [MT__VR_SLOT(a, b)] = {(u), (l)}
+const mt__vr_info_t mt__vr_table[26 * 26] = {
     VR_ROW('A', 'E', 1, false), VR_ROW('A', 'S', 1, false), VR_ROW('A', 'T', 2, false),
     VR_ROW('C', 'S', 1, false), VR_ROW('D', 'A', 1, false), VR_ROW('D', 'S', 1, false),
     VR_ROW('D', 'T', 1, false), VR_ROW('F', 'D', 8, false), VR_ROW('F', 'L', 4, false),
@@ -48,32 +40,6 @@ static const vr_info_t vr_table[26 * 26] = {
     VR_ROW('U', 'R', 1, true), VR_ROW('U', 'S', 2, false), VR_ROW('U', 'T', 1, true),
     VR_ROW('U', 'V', 8, true),
 };
-
-static const vr_info_t *vr_info(uint16_t vr)
-{
-    static const vr_info_t unknown = {0, true};
-    uint8_t a = (uint8_t)(vr >> 8), b = (uint8_t)vr;
-    if (a < 'A' || a > 'Z' || b < 'A' || b > 'Z')
-        return &unknown;
-    return &vr_table[VR_SLOT(a, b)];
-}
-
-bool mt__vr_known(uint16_t vr)
-{
-    return vr_info(vr)->unit != 0;
-}
-
-bool mt__vr_long(uint16_t vr)
-{
-    const vr_info_t *v = vr_info(vr);
-    return v->unit == 0 || v->is_long; /* unknown: like UN (PS3.5 §6.2) */
-}
-
-unsigned mt__vr_unit(uint16_t vr)
-{
-    const vr_info_t *v = vr_info(vr);
-    return v->unit ? v->unit : 1;
-}
 
 bool mt__vr_valid(uint16_t vr)
 {
