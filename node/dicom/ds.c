@@ -350,6 +350,14 @@ static mt_ds_elem_t *bslot(builder_t *b, uint32_t tag)
     return x;
 }
 
+/* Whether a value lies inside the buffer being parsed (addresses compared as integers: the
+ * value may point anywhere). */
+static bool in_input(const builder_t *b, const mt_elem_t *e)
+{
+    uintptr_t v = (uintptr_t)e->value, lo = (uintptr_t)b->buf, hi = (uintptr_t)b->buf_end;
+    return v >= lo && v <= hi && e->value_len <= hi - v;
+}
+
 static uint8_t *copy_value(const mt_elem_t *e)
 {
     if (!e->value_len)
@@ -381,7 +389,7 @@ static int on_event(void *user, mt_ds_event_t ev, const mt_elem_t *e)
         if (!e->value)
             return MT_EINVAL; /* chunked: mt_ds_parse buffers every value */
         if (b->root->borrowed) { /* e->value points into the caller's buffer */
-            if (e->value_len && (e->value < b->buf || e->value_len > (size_t)(b->buf_end - e->value)))
+            if (e->value_len && !in_input(b, e))
                 return MT_EINVAL; /* not with one whole feed; never point elsewhere */
             x->value = e->value_len ? (uint8_t *)e->value : NULL;
             return 0;

@@ -22,6 +22,10 @@
  * SaturationRecovery, EchoPulseSequence, AcquisitionContrast) replace ScanningSequence and
  * SequenceVariant.
  *
+ * The node's path is mt_tag_extract_buf: the header bytes parsed keeping only the tags listed
+ * in `wanted` (end of this file), values borrowed from the buffer; the features are the same
+ * as over the full tree (tests/unit/node/tag/extract.c checks it).
+ *
  * Binary values (FD, FL, UL, US) are read in the tree's byte order (big_endian argument).
  * Vendor-private sequence names (GE (0019,xx9C) in GEMS_ACQU_01, Philips (2001,xx20) in
  * "Philips Imaging DD 001") only add weak seq_flags bits, never required (§3.1).
