@@ -2,8 +2,8 @@
  * tagger.c - the node's CMR tagger: features in, tags out, never on the event loop's time.
  *
  *   store.c (committed, status 0) --mt_tagger_offer(hdr)--> pending list; one extract job
- *       (pool) at a time takes every header pending: mt_ds_parse + mt_tag_extract each; the
- *       header bytes are freed there
+ *       (pool) at a time takes every header pending: mt_tag_extract_buf each (a parse that
+ *       keeps only the elements the extractor reads); the header bytes are freed there
  *   after_extract (loop): the features join their study / series (copied planes); a study
  *       with a pass in flight parks them on its pending list
  *   tick (uv_timer, every 250 ms .. 1 s): the first study that has a series idle for
@@ -70,6 +70,9 @@ struct mt_tagger {
     t_study_t *studies;
     unsigned extract_in_flight;            /* batches on the pool: 0 or 1 */
     struct extract_job *pend, **pend_tail; /* offered, waiting for the next batch */
+    size_t n_pend;
+    uv_timer_t batch_timer; /* a batch leaves BATCH_DELAY_MS after its first header */
+    unsigned n_open_handles;
     bool pass_in_flight;
     bool closing;
     void (*close_cb)(void *);
@@ -79,6 +82,14 @@ struct mt_tagger {
     mt_node_t *node; /* routing on the tag (mt_tagger_route); NULL: none */
 };
 
+/* Headers are handed to the pool in batches of up to BATCH_MAX, or BATCH_DELAY_MS after the first
+ * one: a pool thread that extracts one or two headers per wake-up runs them with cold caches
+ * (the loop thread's file system work in between), ~4x the CPU of the same work in a row
+ * (docs/tagging.md, "Cost in the ingest"). The delay only moves when the features join their
+ * series (tagging waits for series_idle anyway); no C-STORE response waits for it. */
+#define BATCH_MAX 256
+#define BATCH_DELAY_MS 50
+
 typedef struct extract_job { /* one offered header */
     struct extract_job *next;
     uint8_t *hdr;
@@ -87,13 +98,13 @@ typedef struct extract_job { /* one offered header */
     char study_uid[65], series_uid[65]; /* as stored */
     mt_tag_inst_t in;
     int rc;
-    uint64_t cpu_ns;
 } extract_job_t;
 
 typedef struct extract_batch {
     uv_work_t w;
     mt_tagger_t *t;
     extract_job_t *items;
+    uint64_t cpu_ns;
 } extract_batch_t;
 
 typedef struct pass_job {
@@ -171,34 +182,27 @@ static void study_add(mt_tagger_t *t, t_study_t *st, const mt_tag_inst_t *in)
 /* ---- extraction ---- */
 static void extract_one(extract_job_t *j)
 {
-    uint64_t t0 = thread_cpu_ns();
-    mt_ds_t *ds = NULL;
-    mt_diag_t diag = {0, NULL};
-    j->rc = mt_ds_parse(j->hdr, j->len, j->ts, &ds, &diag);
-    if (j->rc == 0)
-        j->rc = mt_tag_extract(ds, j->ts->big_endian, &j->in);
-    else
-        mt_tag_inst_init(&j->in);
+    j->rc = mt_tag_extract_buf(j->hdr, j->len, j->ts, &j->in); /* only what it reads */
     /* identity as stored: never the original UIDs */
     memcpy(j->in.study_uid, j->study_uid, sizeof j->in.study_uid);
     memcpy(j->in.series_uid, j->series_uid, sizeof j->in.series_uid);
-    mt_ds_free(ds);
     mt_free(j->hdr);
     j->hdr = NULL;
-    j->cpu_ns = thread_cpu_ns() - t0;
 }
 
 static void extract_work(uv_work_t *w)
 {
-    for (extract_job_t *j = ((extract_batch_t *)w->data)->items; j; j = j->next)
+    extract_batch_t *b = w->data;
+    uint64_t t0 = thread_cpu_ns();
+    for (extract_job_t *j = b->items; j; j = j->next)
         extract_one(j);
+    b->cpu_ns = thread_cpu_ns() - t0;
 }
 
 /* One instance's features join its study (loop thread). */
 static void absorb_one(mt_tagger_t *t, extract_job_t *j, int status)
 {
     t->n_extract++;
-    t->extract_ns += j->cpu_ns;
     if (status == 0 && j->rc == 0) {
         t_study_t *st = study_get(t, j->in.study_uid);
         if (st->busy) { /* a pass owns the series: park the features */
@@ -228,6 +232,7 @@ static void after_extract(uv_work_t *w, int status)
     extract_batch_t *b = w->data;
     mt_tagger_t *t = b->t;
     t->extract_in_flight--;
+    t->extract_ns += b->cpu_ns;
     for (extract_job_t *j = b->items, *next; j; j = next) {
         next = j->next;
         absorb_one(t, j, status);
@@ -239,17 +244,22 @@ static void after_extract(uv_work_t *w, int status)
 }
 
 /* The headers offered since the last batch go to the pool as one job (one at a time): one
- * wake-up of a pool thread per batch instead of one per instance. */
+ * wake-up of a pool thread per batch instead of one per instance. Before BATCH_DELAY_MS has
+ * passed since the first of them, only a full batch (or closing) sends them. */
 static void submit_batch(mt_tagger_t *t)
 {
     if (t->extract_in_flight || !t->pend)
         return;
+    if (t->n_pend < BATCH_MAX && !t->closing && uv_is_active((uv_handle_t *)&t->batch_timer))
+        return;
+    uv_timer_stop(&t->batch_timer);
     extract_batch_t *b = mt_calloc(1, sizeof *b);
     b->t = t;
     b->items = t->pend;
     b->w.data = b;
     t->pend = NULL;
     t->pend_tail = &t->pend;
+    t->n_pend = 0;
     t->extract_in_flight++;
     if (uv_queue_work(t->loop, &b->w, extract_work, after_extract) != 0) {
         t->extract_in_flight--;
@@ -260,6 +270,13 @@ static void submit_batch(mt_tagger_t *t)
         }
         mt_free(b);
     }
+}
+
+static void on_batch_due(uv_timer_t *h)
+{
+    mt_tagger_t *t = h->data;
+    uv_timer_stop(h);
+    submit_batch(t); /* or, while a batch is on the pool, after_extract sends it */
 }
 
 void mt_tagger_offer(mt_tagger_t *t, uint8_t *hdr, size_t len, const mt_ts_t *ts,
@@ -277,6 +294,8 @@ void mt_tagger_offer(mt_tagger_t *t, uint8_t *hdr, size_t len, const mt_ts_t *ts
     snprintf(j->series_uid, sizeof j->series_uid, "%s", series_uid);
     *t->pend_tail = j;
     t->pend_tail = &j->next;
+    if (t->n_pend++ == 0)
+        uv_timer_start(&t->batch_timer, on_batch_due, BATCH_DELAY_MS, 0);
     submit_batch(t);
 }
 
@@ -310,9 +329,13 @@ static void pass_work(uv_work_t *w)
     mt_tag_study_t study = {arr, st->n_ser, false, false, {0, 0, 0}, false, -1, NAN};
     mt_tag_study_run(&study);
     j->rc = 0;
-    if (!t->ix)
+    size_t n_write = 0; /* nothing new or changed (a study pass after the series passes): no
+                         * transaction at all (~300 us each, docs/tagging.md) */
+    for (size_t i = 0; i < st->n_ser; i++)
+        n_write += needs_write(st->ser[i]);
+    if (n_write && !t->ix)
         j->rc = mt_index_sqlite_open(t->index_path, &t->ix);
-    if (j->rc == 0 && (j->rc = t->ix->ops->begin(t->ix)) == 0) {
+    if (n_write && j->rc == 0 && (j->rc = t->ix->ops->begin(t->ix)) == 0) {
         for (size_t i = 0; i < st->n_ser && j->rc == 0; i++) {
             const mt_tag_series_t *s = arr[i];
             if (!needs_write(st->ser[i]))
@@ -413,6 +436,8 @@ static void start_pass(mt_tagger_t *t, t_study_t *st, bool final)
 static void on_closed(uv_handle_t *h)
 {
     mt_tagger_t *t = h->data;
+    if (--t->n_open_handles)
+        return;
     mt_log(MT_LOG_INFO, NULL,
            "tagger: %llu headers extracted (%.1f ms CPU), %llu passes over %llu series "
            "(%.1f ms CPU)",
@@ -461,8 +486,10 @@ static void tick(mt_tagger_t *t)
         }
     }
     if (t->closing && t->extract_in_flight == 0 && !t->pend &&
-        !uv_is_closing((uv_handle_t *)&t->timer))
+        !uv_is_closing((uv_handle_t *)&t->timer)) {
+        uv_close((uv_handle_t *)&t->batch_timer, on_closed);
         uv_close((uv_handle_t *)&t->timer, on_closed);
+    }
 }
 
 static void on_tick(uv_timer_t *h)
@@ -485,6 +512,10 @@ int mt_tagger_new(uv_loop_t *loop, const char *index_path, uint32_t series_idle_
     period = period < 50 ? 50 : period > 1000 ? 1000 : period;
     uv_timer_start(&t->timer, on_tick, period, period);
     uv_unref((uv_handle_t *)&t->timer);
+    uv_timer_init(loop, &t->batch_timer);
+    t->batch_timer.data = t;
+    uv_unref((uv_handle_t *)&t->batch_timer);
+    t->n_open_handles = 2;
     *out = t;
     return 0;
 }
@@ -501,5 +532,6 @@ void mt_tagger_close(mt_tagger_t *t, void (*cb)(void *), void *data)
     t->close_data = data;
     uv_timer_stop(&t->timer);
     uv_ref((uv_handle_t *)&t->timer);
+    submit_batch(t); /* what waits for the batch delay goes now */
     tick(t);
 }

@@ -3,6 +3,7 @@
 bench/tagging/ingest.py - issue 5's last target: "tagging adds < 2% to end-to-end ingest time".
 
     bench/tagging/ingest.py [--studies 6] [--rounds 5] [--matrix 16] [--mitral build/mitral]
+                            [--baseline OTHER_BUILD/mitral]
 
 Generates --studies multi-vendor CMR studies (tests/tagging/gen_cmr_fixtures.py, a fresh seed
 each run unless MT_TAG_SEED is set; --matrix: image size, default 16x16 so the instances are
@@ -29,6 +30,8 @@ Per node it measures:
            passes, tag writes) is in it.
 The wall clock on the shared 2-core machine moves by +-15% from run to run; the CPU time is the
 steadier measure. Both ratios are printed against the 2% target (medians over the rounds).
+With --baseline, every round runs both binaries (order alternating too) on the same files, and
+the report is printed for each: before/after from one run, under the same load.
 """
 import argparse
 import csv
@@ -81,6 +84,9 @@ def one_run(files, n_series, tagging):
         time.sleep(1.2)  # the same settle, so both read the CPU at the same point
     cpu = cpu_seconds(node.pid)
     tagged = n_tagged(node) if tagging else 0
+    tags = sorted((r["series_uid"], r["tag"], r["view"], r["confidence"], r["evidence"])
+                  for r in node.query("SELECT series_uid, tag, view, confidence, evidence "
+                                      "FROM series_tags")) if tagging else None
     node.stop()
     own = 0.0
     if tagging:
@@ -88,8 +94,40 @@ def one_run(files, n_series, tagging):
         m = re.search(r"tagger: \d+ headers extracted \(([\d.]+) ms CPU\), \d+ passes over "
                       r"\d+ series \(([\d.]+) ms CPU\)", node.log_text())
         lib.check(m is not None, "the tagger's CPU line is in the log")
-        own = (float(m.group(1)) + float(m.group(2))) / 1000 if m else 0.0
-    return {"ingest": t1 - t0, "tagged": waited, "cpu": cpu, "own": own}
+        ext, pas = (float(m.group(1)) / 1000, float(m.group(2)) / 1000) if m else (0.0, 0.0)
+        own = ext + pas
+    else:
+        ext = pas = 0.0
+    return {"ingest": t1 - t0, "tagged": waited, "cpu": cpu, "own": own, "ext": ext,
+            "pass": pas, "tags": tags}
+
+
+def report(name, binary, res_on, res_off, n_files):
+    keys = ("ingest", "tagged", "cpu", "own", "ext", "pass")
+    on = {m: statistics.median(r[m] for r in res_on) for m in keys}
+    off = {m: statistics.median(r[m] for r in res_off) for m in keys}
+    wall = on["ingest"] / off["ingest"] - 1
+    cpu = on["cpu"] / off["cpu"] - 1
+    print()
+    print("%s (%s), medians   ingest s   images/s   cpu s" % (name, binary))
+    for med, mode in ((off, "tagging off"), (on, "tagging on")):
+        print("  %-14s %9.2f %10.0f %7.2f" % (mode, med["ingest"], n_files / med["ingest"],
+                                              med["cpu"]))
+    print("  tagging on: every series tagged %.2f s after the send (series_idle 200ms; reported "
+          "apart, not in the target)" % on["tagged"])
+    print("  ingest wall time, on/off - 1: %+.1f%%  (target < 2%%)  %s"
+          % (wall * 100, "met" if wall < 0.02 else "NOT MET"))
+    print("  node CPU time,    on/off - 1: %+.1f%%  (target < 2%%)  %s"
+          % (cpu * 100, "met" if cpu < 0.02 else "NOT MET"))
+    own = on["own"] / off["cpu"]
+    print("  tagger's own CPU / node CPU off: %.2f%%  (target < 2%%)  %s"
+          % (own * 100, "met" if own < 0.02 else "NOT MET"))
+    print("  per instance: tagger %.1f us of pool CPU (extract %.1f, passes %.1f); "
+          % (on["own"] / n_files * 1e6, on["ext"] / n_files * 1e6, on["pass"] / n_files * 1e6),
+          end="")
+    print("tagging adds %.1f us of node CPU (%.0f us off, %.0f us on)"
+          % ((on["cpu"] - off["cpu"]) / n_files * 1e6, off["cpu"] / n_files * 1e6,
+             on["cpu"] / n_files * 1e6))
 
 
 def main():
@@ -101,6 +139,8 @@ def main():
     ap.add_argument("--matrix", type=int, default=16,
                     help="Rows = Columns of the generated images (256: ~130 KB, a real CMR image)")
     ap.add_argument("--mitral", default=os.path.join(SRC, "build", "mitral"))
+    ap.add_argument("--baseline", help="a second binary (e.g. main's) measured in the same "
+                    "rounds, interleaved, for a before/after from one run")
     a = ap.parse_args()
     lib.MITRAL = a.mitral
     seed = int(os.environ.get("MT_TAG_SEED") or int.from_bytes(os.urandom(4), "little"))
@@ -118,40 +158,30 @@ def main():
     mb = sum(os.path.getsize(p) for p in files) / 1e6
     print("seed %d: %d studies, %d series, %d files, %.1f MB; %d rounds, modes alternating"
           % (seed, a.studies, n_series, len(files), mb, a.rounds), flush=True)
-    res = {True: [], False: []}
+    builds = [("this", a.mitral)] + ([("baseline", a.baseline)] if a.baseline else [])
+    res = {(b, t): [] for b, _ in builds for t in (True, False)}
     for i in range(a.rounds):
         order = (True, False) if i % 2 == 0 else (False, True)
-        for tagging in order:
-            x = one_run(files, n_series, tagging)
-            res[tagging].append(x)
-            print("round %d tagging %-3s  ingest %6.2f s (%6.0f images/s)  cpu %6.2f s%s"
-                  % (i + 1, "on" if tagging else "off", x["ingest"], len(files) / x["ingest"],
-                     x["cpu"], "  tagged %.2f s after the send, tagger %.3f s" % (x["tagged"], x["own"])
-                     if tagging else ""),
-                  flush=True)
-    med = {k: {m: statistics.median(r[m] for r in v) for m in ("ingest", "tagged", "cpu", "own")}
-           for k, v in res.items()}
-    on, off = med[True], med[False]
-    wall = on["ingest"] / off["ingest"] - 1
-    cpu = on["cpu"] / off["cpu"] - 1
-    print()
-    print("medians          ingest s   images/s   cpu s")
-    for k, name in ((False, "tagging off"), (True, "tagging on")):
-        print("%-14s %9.2f %10.0f %7.2f" % (name, med[k]["ingest"], len(files) / med[k]["ingest"],
-                                            med[k]["cpu"]))
-    print("tagging on: every series tagged %.2f s after the send (series_idle 200ms; reported "
-          "apart, not in the target)" % on["tagged"])
-    print("ingest wall time, on/off - 1: %+.1f%%  (target < 2%%)  %s"
-          % (wall * 100, "met" if wall < 0.02 else "NOT MET"))
-    print("node CPU time,    on/off - 1: %+.1f%%  (target < 2%%)  %s"
-          % (cpu * 100, "met" if cpu < 0.02 else "NOT MET"))
-    own = on["own"] / off["cpu"]
-    print("tagger's own CPU / node CPU off: %+.1f%%  (target < 2%%)  %s"
-          % (own * 100, "met" if own < 0.02 else "NOT MET"))
-    print("per instance: tagger %.1f us of pool CPU; " % (on["own"] / len(files) * 1e6), end="")
-    print("node CPU: tagging adds %.1f us of node CPU (%.0f us off, %.0f us on)"
-          % ((on["cpu"] - off["cpu"]) / len(files) * 1e6, off["cpu"] / len(files) * 1e6,
-             on["cpu"] / len(files) * 1e6))
+        for name, binary in builds if i % 2 == 0 else builds[::-1]:
+            lib.MITRAL = binary
+            for tagging in order:
+                x = one_run(files, n_series, tagging)
+                res[(name, tagging)].append(x)
+                print("round %d %-8s tagging %-3s  ingest %6.2f s (%6.0f images/s)  cpu %6.2f s%s"
+                      % (i + 1, name, "on" if tagging else "off", x["ingest"],
+                         len(files) / x["ingest"], x["cpu"],
+                         "  tagged %.2f s after the send, tagger %.3f s (extract %.3f, passes "
+                         "%.3f)" % (x["tagged"], x["own"], x["ext"], x["pass"])
+                         if tagging else ""),
+                      flush=True)
+    for name, binary in builds:
+        report(name, binary, res[(name, True)], res[(name, False)], len(files))
+    runs = [x["tags"] for b, _ in builds for x in res[(b, True)]]
+    same = all(t == runs[0] for t in runs)
+    print("\nfinal series tags (uid, tag, view, confidence, evidence) identical in all %d "
+          "tagging-on runs%s: %s" % (len(runs), " of both builds" if a.baseline else "",
+                                     "yes" if same else "NO"))
+    lib.check(same, "the same tags in every run")
     lib.finish()
 
 

@@ -24,57 +24,22 @@
 #include "../util/err.h"
 #include "ds_int.h"
 
-/* ---- VRs (PS3.5 Table 6.2-1) ---- */
-static const struct {
-    uint16_t vr;
-    uint8_t unit;
-    bool is_long;
-} vr_table[] = {
-    {MT_VR('A', 'E'), 1, false}, {MT_VR('A', 'S'), 1, false}, {MT_VR('A', 'T'), 2, false},
-    {MT_VR('C', 'S'), 1, false}, {MT_VR('D', 'A'), 1, false}, {MT_VR('D', 'S'), 1, false},
-    {MT_VR('D', 'T'), 1, false}, {MT_VR('F', 'D'), 8, false}, {MT_VR('F', 'L'), 4, false},
-    {MT_VR('I', 'S'), 1, false}, {MT_VR('L', 'O'), 1, false}, {MT_VR('L', 'T'), 1, false},
-    {MT_VR('O', 'B'), 1, true},  {MT_VR('O', 'D'), 8, true},  {MT_VR('O', 'F'), 4, true},
-    {MT_VR('O', 'L'), 4, true},  {MT_VR('O', 'V'), 8, true},  {MT_VR('O', 'W'), 2, true},
-    {MT_VR('P', 'N'), 1, false}, {MT_VR('S', 'H'), 1, false}, {MT_VR('S', 'L'), 4, false},
-    {MT_VR('S', 'Q'), 1, true},  {MT_VR('S', 'S'), 2, false}, {MT_VR('S', 'T'), 1, false},
-    {MT_VR('S', 'V'), 8, true},  {MT_VR('T', 'M'), 1, false}, {MT_VR('U', 'C'), 1, true},
-    {MT_VR('U', 'I'), 1, false}, {MT_VR('U', 'L'), 4, false}, {MT_VR('U', 'N'), 1, true},
-    {MT_VR('U', 'R'), 1, true},  {MT_VR('U', 'S'), 2, false}, {MT_VR('U', 'T'), 1, true},
-    {MT_VR('U', 'V'), 8, true},
+/* ---- VRs (PS3.5 Table 6.2-1): the table behind ds_int.h's mt__vr_* ---- */
+#define VR_ROW(a, b, u, l) [MT__VR_SLOT(a, b)] = {(u), (l)}
+const mt__vr_info_t mt__vr_table[26 * 26] = {
+    VR_ROW('A', 'E', 1, false), VR_ROW('A', 'S', 1, false), VR_ROW('A', 'T', 2, false),
+    VR_ROW('C', 'S', 1, false), VR_ROW('D', 'A', 1, false), VR_ROW('D', 'S', 1, false),
+    VR_ROW('D', 'T', 1, false), VR_ROW('F', 'D', 8, false), VR_ROW('F', 'L', 4, false),
+    VR_ROW('I', 'S', 1, false), VR_ROW('L', 'O', 1, false), VR_ROW('L', 'T', 1, false),
+    VR_ROW('O', 'B', 1, true), VR_ROW('O', 'D', 8, true), VR_ROW('O', 'F', 4, true),
+    VR_ROW('O', 'L', 4, true), VR_ROW('O', 'V', 8, true), VR_ROW('O', 'W', 2, true),
+    VR_ROW('P', 'N', 1, false), VR_ROW('S', 'H', 1, false), VR_ROW('S', 'L', 4, false),
+    VR_ROW('S', 'Q', 1, true), VR_ROW('S', 'S', 2, false), VR_ROW('S', 'T', 1, false),
+    VR_ROW('S', 'V', 8, true), VR_ROW('T', 'M', 1, false), VR_ROW('U', 'C', 1, true),
+    VR_ROW('U', 'I', 1, false), VR_ROW('U', 'L', 4, false), VR_ROW('U', 'N', 1, true),
+    VR_ROW('U', 'R', 1, true), VR_ROW('U', 'S', 2, false), VR_ROW('U', 'T', 1, true),
+    VR_ROW('U', 'V', 8, true),
 };
-
-static int vr_index(uint16_t vr)
-{
-    size_t lo = 0, hi = sizeof vr_table / sizeof vr_table[0];
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (vr_table[mid].vr == vr)
-            return (int)mid;
-        if (vr_table[mid].vr < vr)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return -1;
-}
-
-bool mt__vr_known(uint16_t vr)
-{
-    return vr_index(vr) >= 0;
-}
-
-bool mt__vr_long(uint16_t vr)
-{
-    int i = vr_index(vr);
-    return i < 0 || vr_table[i].is_long;
-}
-
-unsigned mt__vr_unit(uint16_t vr)
-{
-    int i = vr_index(vr);
-    return i < 0 ? 1 : vr_table[i].unit;
-}
 
 bool mt__vr_valid(uint16_t vr)
 {
@@ -112,8 +77,11 @@ void mt_ds_free(mt_ds_t *ds)
 {
     if (!ds)
         return;
-    for (size_t i = 0; i < ds->n; i++)
+    for (size_t i = 0; i < ds->n; i++) {
+        if (ds->borrowed)
+            ds->elems[i].value = NULL; /* the parsed buffer's, not ours */
         mt__ds_elem_clear(&ds->elems[i]);
+    }
     mt_free(ds->elems);
     mt_free(ds);
 }
@@ -234,7 +202,7 @@ static uint8_t pad_byte(uint16_t vr)
 
 int mt_ds_set(mt_ds_t *ds, uint32_t tag, uint16_t vr, const void *value, uint32_t len)
 {
-    if (!ds || MT_TAG_GROUP(tag) == 0xFFFE)
+    if (!ds || ds->borrowed || MT_TAG_GROUP(tag) == 0xFFFE)
         return MT_EINVAL;
     if (vr == MT__VR_SQ) {
         if (len)
@@ -297,7 +265,7 @@ int mt_ds_set_u32(mt_ds_t *ds, uint32_t tag, uint32_t v)
 
 bool mt_ds_remove(mt_ds_t *ds, uint32_t tag)
 {
-    if (!ds)
+    if (!ds || ds->borrowed)
         return false;
     bool found;
     size_t i = find(ds, tag, &found);
@@ -323,7 +291,34 @@ typedef struct builder {
     mt_ds_t *root;
     bframe_t *stack;
     size_t n, cap;
+    mt_ds_keep_fn keep; /* NULL: keep everything */
+    void *keep_user;
+    unsigned skip; /* > 0: inside a sequence (or encapsulated value) not kept */
+    const uint8_t *buf, *buf_end; /* borrowed values lie here */
 } builder_t;
+
+/* mt_ds_parse_filtered: events of elements not kept, and everything inside a sequence or an
+ * encapsulated value not kept, are dropped here (returns true when dropped). */
+static bool skipped(builder_t *b, mt_ds_event_t ev, const mt_elem_t *e)
+{
+    if (!b->keep)
+        return false;
+    bool opens = ev == MT_DS_EV_SEQ_START ||
+                 (ev == MT_DS_EV_ELEMENT && e->len == MT_UNDEFINED_LENGTH);
+    if (b->skip) {
+        if (opens)
+            b->skip++;
+        else if (ev == MT_DS_EV_SEQ_END)
+            b->skip--;
+        return true;
+    }
+    if ((ev == MT_DS_EV_ELEMENT || ev == MT_DS_EV_SEQ_START) && !b->keep(b->keep_user, e->tag)) {
+        if (opens)
+            b->skip = 1;
+        return true;
+    }
+    return false;
+}
 
 static void bpush(builder_t *b, bframe_t f)
 {
@@ -342,6 +337,27 @@ static mt_ds_t *bcur(builder_t *b)
     return b->root;
 }
 
+/* The element's slot in the current data set; a duplicate tag replaces the earlier one. */
+static mt_ds_elem_t *bslot(builder_t *b, uint32_t tag)
+{
+    mt_ds_t *ds = bcur(b);
+    mt_ds_elem_t *x = mt__ds_slot(ds, tag, false);
+    if (x->value || x->items || x->frags) { /* a duplicate tag (a new slot is zeroed) */
+        if (ds->borrowed)
+            x->value = NULL; /* not ours to free */
+        mt__ds_elem_clear(x);
+    }
+    return x;
+}
+
+/* Whether a value lies inside the buffer being parsed (addresses compared as integers: the
+ * value may point anywhere). */
+static bool in_input(const builder_t *b, const mt_elem_t *e)
+{
+    uintptr_t v = (uintptr_t)e->value, lo = (uintptr_t)b->buf, hi = (uintptr_t)b->buf_end;
+    return v >= lo && v <= hi && e->value_len <= hi - v;
+}
+
 static uint8_t *copy_value(const mt_elem_t *e)
 {
     if (!e->value_len)
@@ -355,12 +371,14 @@ static uint8_t *copy_value(const mt_elem_t *e)
 static int on_event(void *user, mt_ds_event_t ev, const mt_elem_t *e)
 {
     builder_t *b = user;
+    if (skipped(b, ev, e))
+        return 0;
     bframe_t *top = b->n ? &b->stack[b->n - 1] : NULL;
     mt_ds_t *ds;
     mt_ds_elem_t *x;
     switch (ev) {
     case MT_DS_EV_ELEMENT:
-        x = mt__ds_slot(bcur(b), e->tag, true);
+        x = bslot(b, e->tag);
         x->vr = e->vr;
         x->len = e->len;
         if (e->len == MT_UNDEFINED_LENGTH) {
@@ -370,12 +388,18 @@ static int on_event(void *user, mt_ds_event_t ev, const mt_elem_t *e)
         }
         if (!e->value)
             return MT_EINVAL; /* chunked: mt_ds_parse buffers every value */
+        if (b->root->borrowed) { /* e->value points into the caller's buffer */
+            if (e->value_len && !in_input(b, e))
+                return MT_EINVAL; /* not with one whole feed; never point elsewhere */
+            x->value = e->value_len ? (uint8_t *)e->value : NULL;
+            return 0;
+        }
         x->value = copy_value(e);
         if (e->value_len && !x->value)
             return MT_ENOMEM;
         return 0;
     case MT_DS_EV_SEQ_START:
-        x = mt__ds_slot(bcur(b), e->tag, true);
+        x = bslot(b, e->tag);
         x->vr = MT__VR_SQ;
         x->len = e->len;
         x->from_un = e->vr != MT__VR_SQ;
@@ -392,6 +416,7 @@ static int on_event(void *user, mt_ds_event_t ev, const mt_elem_t *e)
         ds = mt_ds_new();
         ds->big_endian = !x->from_un && bcur(b)->big_endian;
         ds->undefined_len = e->len == MT_UNDEFINED_LENGTH;
+        ds->borrowed = b->root->borrowed;
         x->items[x->n_items++] = ds;
         bpush(b, (bframe_t){B_ITEM, NULL, ds, 0});
         return 0;
@@ -422,11 +447,20 @@ static int on_event(void *user, mt_ds_event_t ev, const mt_elem_t *e)
 
 int mt_ds_parse(const uint8_t *buf, size_t len, const mt_ts_t *ts, mt_ds_t **out, mt_diag_t *diag)
 {
+    return mt_ds_parse_filtered(buf, len, ts, NULL, NULL, out, diag);
+}
+
+int mt_ds_parse_filtered(const uint8_t *buf, size_t len, const mt_ts_t *ts, mt_ds_keep_fn keep,
+                         void *keep_user, mt_ds_t **out, mt_diag_t *diag)
+{
     *out = NULL;
     if (!ts || (!buf && len))
         return MT_EINVAL;
-    builder_t b = {mt_ds_new(), NULL, 0, 0};
+    builder_t b = {mt_ds_new(), NULL, 0, 0, keep, keep_user, 0, buf, buf ? buf + len : NULL};
     b.root->big_endian = ts->big_endian;
+    /* filtered: values stay in buf (a whole, single feed: the reader's values point into it;
+     * an inflated stream's do not) */
+    b.root->borrowed = keep && !ts->deflated;
     mt_ds_reader_opts_t o = {.ts = ts, .max_buffered_value = SIZE_MAX, .cb = on_event, .user = &b};
     mt_ds_reader_t *r = mt_ds_reader_new(&o);
     if (!r) {

@@ -146,6 +146,14 @@ mt_ds_t *mt_ds_new(void);
 void mt_ds_free(mt_ds_t *ds);
 /* Parse a whole data set (no file meta) in the given transfer syntax. */
 int mt_ds_parse(const uint8_t *buf, size_t len, const mt_ts_t *ts, mt_ds_t **out, mt_diag_t *diag);
+/* The same, keeping only the elements and sequences for which keep(user, tag) is true, at any
+ * depth; a sequence not kept is dropped with everything in it. The whole input is still read
+ * and checked (same errors as mt_ds_parse). No value is copied: the tree's values point into
+ * buf, which must outlive it, and the tree is read-only (mt_ds_set / mt_ds_remove refuse it;
+ * a deflated syntax's values are copied as usual). */
+typedef bool (*mt_ds_keep_fn)(void *user, uint32_t tag);
+int mt_ds_parse_filtered(const uint8_t *buf, size_t len, const mt_ts_t *ts, mt_ds_keep_fn keep,
+                         void *keep_user, mt_ds_t **out, mt_diag_t *diag);
 size_t mt_ds_count(const mt_ds_t *ds);
 mt_ds_elem_t *mt_ds_at(const mt_ds_t *ds, size_t i); /* elements sorted by tag */
 mt_ds_elem_t *mt_ds_get(const mt_ds_t *ds, uint32_t tag);

@@ -26,9 +26,40 @@
 #define MT__VR_UL MT_VR('U', 'L')
 #define MT__VR_US MT_VR('U', 'S')
 
-bool mt__vr_known(uint16_t vr);
-bool mt__vr_long(uint16_t vr);
-unsigned mt__vr_unit(uint16_t vr);
+/* Indexed by the two letters (26 x 26, ds.c): the reader asks for every element it decodes,
+ * so these are a load, not a search. */
+typedef struct mt__vr_info {
+    uint8_t unit; /* 0: not a VR of the table */
+    bool is_long;
+} mt__vr_info_t;
+#define MT__VR_SLOT(a, b) (((a) - 'A') * 26 + ((b) - 'A'))
+extern const mt__vr_info_t mt__vr_table[26 * 26];
+
+static inline mt__vr_info_t mt__vr_info(uint16_t vr)
+{
+    uint8_t a = (uint8_t)(vr >> 8), b = (uint8_t)vr;
+    if (a < 'A' || a > 'Z' || b < 'A' || b > 'Z')
+        return (mt__vr_info_t){0, true};
+    return mt__vr_table[MT__VR_SLOT(a, b)];
+}
+
+static inline bool mt__vr_known(uint16_t vr)
+{
+    return mt__vr_info(vr).unit != 0;
+}
+
+/* unknown: like UN (PS3.5 §6.2) */
+static inline bool mt__vr_long(uint16_t vr)
+{
+    mt__vr_info_t v = mt__vr_info(vr);
+    return v.unit == 0 || v.is_long;
+}
+
+static inline unsigned mt__vr_unit(uint16_t vr)
+{
+    mt__vr_info_t v = mt__vr_info(vr);
+    return v.unit ? v.unit : 1;
+}
 /* Two upper-case ASCII letters (the only bytes a VR field can hold). */
 bool mt__vr_valid(uint16_t vr);
 
@@ -38,6 +69,7 @@ struct mt_ds {
     size_t n, cap;
     bool big_endian;    /* byte order of the binary values held */
     bool undefined_len; /* as an item: was (is to be) encoded with undefined length */
+    bool borrowed;      /* values point into the buffer mt_ds_parse_filtered read: read-only */
 };
 
 /* Slot for tag in ds: the existing element (cleared when clear is set) or a new zeroed one

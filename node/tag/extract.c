@@ -22,6 +22,10 @@
  * SaturationRecovery, EchoPulseSequence, AcquisitionContrast) replace ScanningSequence and
  * SequenceVariant.
  *
+ * The node's path is mt_tag_extract_buf: the header bytes parsed keeping only the tags listed
+ * in `wanted` (end of this file), values borrowed from the buffer; the features are the same
+ * as over the full tree (tests/unit/node/tag/extract.c checks it).
+ *
  * Binary values (FD, FL, UL, US) are read in the tree's byte order (big_endian argument).
  * Vendor-private sequence names (GE (0019,xx9C) in GEMS_ACQU_01, Philips (2001,xx20) in
  * "Philips Imaging DD 001") only add weak seq_flags bits, never required (§3.1).
@@ -57,6 +61,32 @@ static bool get_str(const mt_ds_t *ds, uint32_t tag, char *out, size_t outsz)
     return out[0] != '\0';
 }
 
+/* strtod for the common DS/IS value, "-12.345" with at most 15 digits: the digits as an
+ * integer m and the fraction length k, m / 10^k. Both are exact doubles (m < 2^53, k <= 22), so
+ * the IEEE division is correctly rounded: the same double as strtod (Clinger's fast path).
+ * Anything else (exponent, hex, inf/nan, '+', more digits) goes to strtod itself. */
+static double parse_decimal(const char *s, char **end)
+{
+    static const double pow10[] = {1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                   1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
+    const char *p = s;
+    bool neg = *p == '-';
+    if (neg)
+        p++;
+    uint64_t m = 0;
+    unsigned digits = 0, frac = 0;
+    for (; *p >= '0' && *p <= '9'; p++, digits++)
+        m = m * 10 + (uint64_t)(*p - '0');
+    if (*p == '.')
+        for (p++; *p >= '0' && *p <= '9'; p++, digits++, frac++)
+            m = m * 10 + (uint64_t)(*p - '0');
+    if (digits == 0 || digits > 15 || (*p && strchr("eEpPxX", *p)))
+        return strtod(s, end);
+    *end = (char *)p;
+    double d = (double)m / pow10[frac];
+    return neg ? -d : d;
+}
+
 /* The i-th backslash-separated value of a string element, as a double. */
 static bool get_ds_n(const mt_ds_t *ds, uint32_t tag, double *v, size_t nv)
 {
@@ -68,7 +98,7 @@ static bool get_ds_n(const mt_ds_t *ds, uint32_t tag, double *v, size_t nv)
         char *end;
         while (*p == ' ')
             p++;
-        double d = strtod(p, &end);
+        double d = parse_decimal(p, &end);
         if (end == p || !isfinite(d))
             return false;
         v[i] = d;
@@ -261,10 +291,31 @@ static void itype_value(const char *v, void *user)
             *f |= map[i].bits;
 }
 
+/* The instances of a series repeat a few ImageType values (M / P, MAG / PHASE...): the last
+ * ITYPE_MEMO ones parsed on this thread are remembered with their bits (the ~50 comparisons
+ * per value were a tenth of the extraction). The result depends on the text alone. */
+#define ITYPE_MEMO 4
+#define ITYPE_MEMO_LEN 128
 static uint32_t parse_itype(const char *s)
 {
+    static _Thread_local struct {
+        char text[ITYPE_MEMO_LEN];
+        uint32_t bits;
+        bool used;
+    } memo[ITYPE_MEMO];
+    static _Thread_local unsigned next;
+    size_t len = strnlen(s, ITYPE_MEMO_LEN);
+    for (int i = 0; len < ITYPE_MEMO_LEN && i < ITYPE_MEMO; i++)
+        if (memo[i].used && !memcmp(memo[i].text, s, len + 1))
+            return memo[i].bits;
     uint32_t f = 0;
     each_value(s, itype_value, &f);
+    if (len < ITYPE_MEMO_LEN) {
+        unsigned k = next++ % ITYPE_MEMO;
+        memcpy(memo[k].text, s, len + 1);
+        memo[k].bits = f;
+        memo[k].used = true;
+    }
     return f;
 }
 
@@ -652,4 +703,76 @@ int mt_tag_extract(const mt_ds_t *ds, bool be, mt_tag_inst_t *in)
     if (rows > 0 && !isnan(in->pix_sp))
         in->fov = (float)(rows * in->pix_sp);
     return 0;
+}
+
+/* ---- what the extractor reads (mt_tag_wanted) ----
+ * Every tag the functions above look up, at any depth, sorted. The node parses its header copy
+ * keeping only these (mt_ds_parse_filtered): a full tree of a CMR header is ~100-200 elements,
+ * each a malloc'd copy, of which the extractor reads a few dozen. A tag read above but missing
+ * here would silently change the features: tests/unit/node/tag/extract.c compares the features
+ * of the filtered and the full parse. */
+static const uint32_t wanted[] = {
+    MT_TAG(0x0008, 0x0008), MT_TAG(0x0008, 0x0016), MT_TAG(0x0008, 0x002A),
+    MT_TAG(0x0008, 0x0031), MT_TAG(0x0008, 0x0032), MT_TAG(0x0008, 0x0060),
+    MT_TAG(0x0008, 0x0070), MT_TAG(0x0008, 0x1030), MT_TAG(0x0008, 0x103E),
+    MT_TAG(0x0008, 0x9007), MT_TAG(0x0008, 0x9208), MT_TAG(0x0008, 0x9209),
+    MT_TAG(0x0018, 0x0010), MT_TAG(0x0018, 0x0020), MT_TAG(0x0018, 0x0021),
+    MT_TAG(0x0018, 0x0022), MT_TAG(0x0018, 0x0023), MT_TAG(0x0018, 0x0024),
+    MT_TAG(0x0018, 0x0025), MT_TAG(0x0018, 0x0050), MT_TAG(0x0018, 0x0080),
+    MT_TAG(0x0018, 0x0081), MT_TAG(0x0018, 0x0082), MT_TAG(0x0018, 0x0087),
+    MT_TAG(0x0018, 0x0091), MT_TAG(0x0018, 0x1030), MT_TAG(0x0018, 0x1042),
+    MT_TAG(0x0018, 0x1060), MT_TAG(0x0018, 0x1062), MT_TAG(0x0018, 0x1088),
+    MT_TAG(0x0018, 0x1090), MT_TAG(0x0018, 0x1314), MT_TAG(0x0018, 0x9005),
+    MT_TAG(0x0018, 0x9008), MT_TAG(0x0018, 0x9009), MT_TAG(0x0018, 0x9017),
+    MT_TAG(0x0018, 0x9021), MT_TAG(0x0018, 0x9024), MT_TAG(0x0018, 0x9074),
+    MT_TAG(0x0018, 0x9079), MT_TAG(0x0018, 0x9082), MT_TAG(0x0018, 0x9112),
+    MT_TAG(0x0018, 0x9114), MT_TAG(0x0018, 0x9115), MT_TAG(0x0018, 0x9118),
+    MT_TAG(0x0018, 0x9197), MT_TAG(0x0018, 0x9217), MT_TAG(0x0018, 0x9226),
+    MT_TAG(0x0020, 0x000D), MT_TAG(0x0020, 0x000E), MT_TAG(0x0020, 0x0011),
+    MT_TAG(0x0020, 0x0032), MT_TAG(0x0020, 0x0037), MT_TAG(0x0020, 0x0052),
+    MT_TAG(0x0020, 0x0100), MT_TAG(0x0020, 0x0105), MT_TAG(0x0020, 0x9056),
+    MT_TAG(0x0020, 0x9111), MT_TAG(0x0020, 0x9113), MT_TAG(0x0020, 0x9116),
+    MT_TAG(0x0020, 0x9128), MT_TAG(0x0020, 0x9153), MT_TAG(0x0028, 0x0010),
+    MT_TAG(0x0028, 0x0030), MT_TAG(0x0028, 0x9110), MT_TAG(0x2005, 0x140F),
+    MT_TAG(0x5200, 0x9229), MT_TAG(0x5200, 0x9230),
+};
+
+/* PS3.5 §7.8.1: the private blocks get_private_str searches, creators and the elements. */
+static bool wanted_private(uint32_t tag)
+{
+    uint16_t g = MT_TAG_GROUP(tag), el = MT_TAG_ELEM(tag);
+    if (g != 0x0019 && g != 0x2001)
+        return false;
+    if (el >= 0x0010 && el <= 0x00FF)
+        return true; /* private creators */
+    return (el >> 8) >= 0x10 && (el & 0xFF) == (g == 0x0019 ? 0x9C : 0x20);
+}
+
+bool mt_tag_wanted(void *user, uint32_t tag)
+{
+    (void)user;
+    size_t lo = 0, hi = sizeof wanted / sizeof wanted[0];
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (wanted[mid] == tag)
+            return true;
+        if (wanted[mid] < tag)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return wanted_private(tag);
+}
+
+int mt_tag_extract_buf(const uint8_t *buf, size_t len, const mt_ts_t *ts, mt_tag_inst_t *in)
+{
+    mt_ds_t *ds = NULL;
+    mt_diag_t diag = {0, NULL};
+    int rc = mt_ds_parse_filtered(buf, len, ts, mt_tag_wanted, NULL, &ds, &diag);
+    if (rc == 0)
+        rc = mt_tag_extract(ds, ts->big_endian, in);
+    else
+        mt_tag_inst_init(in);
+    mt_ds_free(ds);
+    return rc;
 }

@@ -112,9 +112,8 @@ static void test_big_endian_getters(void **state)
     mt_ds_free(ds);
 }
 
-static void test_parse_tree(void **state)
+static void tree_bytes(tu_bytes_t *tp)
 {
-    (void)state;
     tu_bytes_t t = {.n = 0};
     tu_ex(&t, 0x0010, 0x0010, "PN", 4); /* out of order on purpose */
     tu_raw(&t, "Doe^", 4);
@@ -138,6 +137,14 @@ static void test_parse_tree(void **state)
     tu_im(&t, 0xFFFE, 0xE000, 4);
     tu_raw(&t, "\xff\xd8\xff\xd9", 4);
     tu_im(&t, 0xFFFE, 0xE0DD, 0);
+    *tp = t;
+}
+
+static void test_parse_tree(void **state)
+{
+    (void)state;
+    tu_bytes_t t;
+    tree_bytes(&t);
     long live = mt_alloc_live();
     mt_ds_t *ds;
     mt_diag_t d;
@@ -175,6 +182,53 @@ static void test_parse_tree(void **state)
     assert_int_equal(mt_ds_parse(t.b, t.n - 3, mt_ts_explicit_le, &ds, &bad), MT_EMALFORMED);
     assert_null(ds);
     assert_non_null(bad.reason);
+    assert_int_equal(mt_alloc_live(), live);
+}
+
+static bool keep_some(void *user, uint32_t tag)
+{
+    (*(int *)user)++;
+    return tag == MT_TAG(0x0008, 0x0016) || tag == MT_TAG(0x0008, 0x1140) ||
+           tag == MT_TAG(0x0008, 0x1150) || tag == MT_TAG(0x0028, 0x0010);
+}
+
+/* Filtered: elements and sequences not kept are gone with their contents (the UN sequence
+ * with the kept (0028,0010) inside, the encapsulated Pixel Data); values point into the input;
+ * the tree is read-only; the same errors as the full parse. */
+static void test_parse_filtered(void **state)
+{
+    (void)state;
+    tu_bytes_t t;
+    tree_bytes(&t);
+    long live = mt_alloc_live();
+    mt_ds_t *ds;
+    mt_diag_t d;
+    int asked = 0;
+    assert_int_equal(mt_ds_parse_filtered(t.b, t.n, mt_ts_explicit_le, keep_some, &asked, &ds, &d),
+                     0);
+    assert_int_equal(asked, 6); /* 5 top-level + (0008,1150); nothing inside the dropped ones */
+    assert_int_equal(mt_ds_count(ds), 2);
+    assert_null(mt_ds_get(ds, MT_TAG(0x0010, 0x0010)));
+    assert_null(mt_ds_get(ds, MT_TAG(0x0009, 0x1001)));
+    assert_null(mt_ds_get(ds, MT_TAG(0x0028, 0x0010)));
+    assert_null(mt_ds_get(ds, MT_TAG_PIXEL_DATA));
+    mt_ds_elem_t *sq = mt_ds_get(ds, MT_TAG(0x0008, 0x1140));
+    assert_int_equal(sq->n_items, 2);
+    mt_ds_elem_t *ref = mt_ds_get(sq->items[0], MT_TAG(0x0008, 0x1150));
+    assert_true(ref->value >= t.b && ref->value + 2 <= t.b + t.n); /* borrowed */
+    char s[16];
+    assert_true(mt_ds_get_string(ds, MT_TAG(0x0008, 0x0016), s, sizeof s));
+    assert_string_equal(s, "1.2");
+    assert_int_equal(mt_ds_set_string(ds, MT_TAG(0x0008, 0x0018), MT_VR('U', 'I'), "1"),
+                     MT_EINVAL);
+    assert_false(mt_ds_remove(sq->items[0], MT_TAG(0x0008, 0x1150)));
+    mt_ds_free(ds);
+    assert_int_equal(mt_alloc_live(), live);
+    mt_diag_t bad = {0, NULL};
+    assert_int_equal(
+        mt_ds_parse_filtered(t.b, t.n - 3, mt_ts_explicit_le, keep_some, &asked, &ds, &bad),
+        MT_EMALFORMED);
+    assert_null(ds);
     assert_int_equal(mt_alloc_live(), live);
 }
 
@@ -270,7 +324,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_set_get_remove),      cmocka_unit_test(test_big_endian_getters),
         cmocka_unit_test(test_parse_tree),          cmocka_unit_test(test_parse_testdata),
-        cmocka_unit_test(test_parse_out_of_memory),
+        cmocka_unit_test(test_parse_out_of_memory), cmocka_unit_test(test_parse_filtered),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,6 +12,8 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <dirent.h>
+#include <sys/stat.h>
 
 #include "dicom/ds.h"
 #include "tag/tag.h"
@@ -96,6 +98,40 @@ static mt_ds_t *parse(mt_buf_t *b)
     return ds;
 }
 
+/* mt_tag_extract_buf (the node's path: a parse keeping only what the extractor reads, values
+ * borrowed) gives exactly the features of mt_tag_extract over the full tree. */
+static bool same_inst(mt_tag_inst_t *a, mt_tag_inst_t *b)
+{
+    if (a->n_img != b->n_img || (a->n_img && memcmp(a->img, b->img, a->n_img * sizeof *a->img)))
+        return false;
+    mt_tag_img_t *ia = a->img, *ib = b->img;
+    a->img = b->img = NULL;
+    bool same = memcmp(a, b, sizeof *a) == 0; /* mt_tag_inst_init zeroes padding too */
+    a->img = ia;
+    b->img = ib;
+    return same;
+}
+
+static int full_vs_filtered(const uint8_t *buf, size_t len, const mt_ts_t *ts)
+{
+    mt_tag_inst_t full, filt;
+    mt_ds_t *ds = NULL;
+    mt_diag_t diag = {0, NULL};
+    int rc = mt_ds_parse(buf, len, ts, &ds, &diag);
+    if (rc == 0)
+        rc = mt_tag_extract(ds, ts->big_endian, &full);
+    else
+        mt_tag_inst_init(&full);
+    mt_ds_free(ds);
+    int rc2 = mt_tag_extract_buf(buf, len, ts, &filt);
+    assert_int_equal(rc, rc2);
+    if (rc == 0)
+        assert_true(same_inst(&full, &filt));
+    mt_tag_inst_dispose(&full);
+    mt_tag_inst_dispose(&filt);
+    return rc;
+}
+
 static void test_classic_siemens_flow(void **state)
 {
     (void)state;
@@ -159,6 +195,7 @@ static void test_classic_siemens_flow(void **state)
     assert_true(in.protocol_hash != 0 && in.for_hash != 0);
     mt_tag_inst_dispose(&in);
     mt_ds_free(ds);
+    assert_int_equal(full_vs_filtered(b.data, b.len, mt_ts_explicit_le), 0);
     mt_buf_dispose(&b);
 }
 
@@ -303,6 +340,7 @@ static void test_enhanced_per_frame_groups(void **state)
     mt_tag_series_dispose(&s);
     mt_tag_inst_dispose(&in);
     mt_ds_free(ds);
+    assert_int_equal(full_vs_filtered(b.data, b.len, mt_ts_explicit_le), 0);
     mt_buf_dispose(&b);
 }
 
@@ -317,6 +355,7 @@ static void test_no_series_uid(void **state)
     assert_int_equal(mt_tag_extract(ds, false, &in), MT_EINVAL);
     mt_tag_inst_dispose(&in);
     mt_ds_free(ds);
+    assert_int_equal(full_vs_filtered(b.data, b.len, mt_ts_explicit_le), MT_EINVAL);
     mt_buf_dispose(&b);
 }
 
@@ -423,6 +462,107 @@ static void test_real_cmr_files(void **state)
     }
 }
 
+/* Private blocks where the filter keeps only the creators and the one element read, with a
+ * long private value, a private sequence and an unrelated nested sequence around them. */
+static void test_filtered_private_and_skipped(void **state)
+{
+    (void)state;
+    mt_buf_t b;
+    mt_buf_init(&b, 1 << 20);
+    str(&b, 0x0008, 0x0008, "CS", "ORIGINAL\\PRIMARY\\M\\ND");
+    str(&b, 0x0008, 0x0070, "LO", "GE MEDICAL SYSTEMS");
+    seq_start(&b, 0x0008, 0x1140); /* ReferencedImageSequence: not read */
+    item_start(&b);
+    str(&b, 0x0008, 0x1150, "UI", "1.2.840.10008.5.1.4.1.1.4");
+    str(&b, 0x0020, 0x0037, "DS", "9\\9\\9\\9\\9\\9"); /* must not reach the top level */
+    item_end(&b);
+    seq_end(&b);
+    str(&b, 0x0018, 0x0024, "SH", "");
+    str(&b, 0x0019, 0x0010, "LO", "GEMS_ACQU_01");
+    str(&b, 0x0019, 0x0011, "LO", "SOMETHING ELSE");
+    str(&b, 0x0019, 0x109C, "LO", "fiestacine");
+    char big[4000];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    str(&b, 0x0019, 0x1120, "LT", big);
+    seq_start(&b, 0x0019, 0x1130);
+    item_start(&b);
+    str(&b, 0x0019, 0x109C, "LO", "tse");
+    item_end(&b);
+    seq_end(&b);
+    str(&b, 0x0020, 0x000D, "UI", "1.2.3");
+    str(&b, 0x0020, 0x000E, "UI", "1.2.3.4");
+    str(&b, 0x0020, 0x0037, "DS", "1\\0\\0\\0\\1\\0");
+    str(&b, 0x2001, 0x0010, "LO", "Philips Imaging DD 001");
+    str(&b, 0x2001, 0x1020, "LO", "TFE");
+    mt_tag_inst_t in;
+    assert_int_equal(mt_tag_extract_buf(b.data, b.len, mt_ts_explicit_le, &in), 0);
+    assert_true(in.seq_flags & MT_SQ_TFI);
+    assert_true(in.seq_flags & MT_SQ_TFL);
+    assert_false(in.seq_flags & MT_SQ_TSE);
+    assert_true(fabsf(in.img[0].iop[0] - 1) < 1e-6f);
+    mt_tag_inst_dispose(&in);
+    assert_int_equal(full_vs_filtered(b.data, b.len, mt_ts_explicit_le), 0);
+    /* truncated: the same error both ways */
+    assert_int_not_equal(full_vs_filtered(b.data, b.len - 3, mt_ts_explicit_le), 0);
+    mt_buf_dispose(&b);
+}
+
+/* Every Part 10 file of ../shared/testdata (all modalities, syntaxes, private blocks, nesting,
+ * malformed ones) re-read as the node does: the same features, the same errors. */
+static size_t n_compared;
+static void compare_tree(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.')
+            continue;
+        char path[2048];
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        struct stat st;
+        if (lstat(path, &st) != 0)
+            continue;
+        if (S_ISDIR(st.st_mode)) {
+            compare_tree(path);
+            continue;
+        }
+        if (!S_ISREG(st.st_mode) || st.st_size > (32 << 20))
+            continue;
+        FILE *f = fopen(path, "rb");
+        if (!f)
+            continue;
+        uint8_t *buf = mt_malloc((size_t)st.st_size + 1);
+        size_t len = fread(buf, 1, (size_t)st.st_size, f);
+        fclose(f);
+        mt_meta_t meta;
+        size_t off;
+        mt_diag_t diag;
+        const mt_ts_t *ts = NULL;
+        if (mt_part10_read_meta(buf, len, &meta, &off, &diag) == 0)
+            ts = mt_ts_find(meta.transfer_syntax_uid);
+        if (ts && !ts->deflated) {
+            full_vs_filtered(buf + off, len - off, ts);
+            n_compared++;
+        }
+        mt_free(buf);
+    }
+    closedir(d);
+}
+
+static void test_filtered_real_files(void **state)
+{
+    (void)state;
+    char root[1024];
+    snprintf(root, sizeof root, "%s/../shared/testdata", MT_SOURCE_DIR);
+    compare_tree(root);
+    print_message("%zu files compared\n", n_compared);
+    if (!n_compared)
+        skip();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -430,6 +570,8 @@ int main(void)
         cmocka_unit_test(test_enhanced_per_frame_groups),
         cmocka_unit_test(test_no_series_uid),
         cmocka_unit_test(test_real_cmr_files),
+        cmocka_unit_test(test_filtered_private_and_skipped),
+        cmocka_unit_test(test_filtered_real_files),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
