@@ -49,6 +49,7 @@
 #include "../deid/stream.h"
 #include "../dicom/ds.h"
 #include "../index/index.h"
+#include "../tagger.h"
 #include "../util/alloc.h"
 #include "../util/err.h"
 #include "../util/log.h"
@@ -96,7 +97,14 @@ typedef struct part {
     bool study_outside, inst_outside, out_of_scope;
     bool quarantined; /* Burned In Annotation YES, profile says quarantine */
     char study_uid[65], sop_uid[65];
+    /* for the CMR tagger (node/tagger.h), as for a C-STORE: the original data set bytes
+     * (before de-identification) up to Pixel Data */
+    mt_buf_t hdr;
+    uint64_t hdr_end; /* offset of Pixel Data, or UINT64_MAX while not seen */
+    bool hdr_off;     /* not captured (too large, deflated, no tagger) */
 } part_t;
+
+#define STOW_TAG_HDR_MAX (16u << 20)
 
 struct stow {
     mt_web_req_t *wr;
@@ -141,6 +149,7 @@ static void part_free(part_t *p)
     mt_deid_stream_free(p->deid);
     mt_index_rec_free(p->rec);
     mt_buf_dispose(&p->head);
+    mt_buf_dispose(&p->hdr);
     mt_free(p);
 }
 
@@ -179,6 +188,9 @@ static int on_element(void *user, mt_ds_event_t ev, const mt_elem_t *e)
         mt_index_rec_offer(p->rec, e->tag, e->vr, e->value, e->value_len, p->ts->big_endian);
     if (p->rec)
         mt_index_rec_seq_event(p->rec, ev, e, p->ts->big_endian);
+    if (ev == MT_DS_EV_ELEMENT && e->depth == 0 && e->tag == MT_TAG_PIXEL_DATA &&
+        p->hdr_end == UINT64_MAX)
+        p->hdr_end = e->offset;
     return 0;
 }
 
@@ -205,8 +217,18 @@ static int dataset_bytes(part_t *p, const uint8_t *b, size_t n)
         else if (rc == 1)
             pause = 1;
     }
+    /* the reader first: it finds Pixel Data (hdr_end) in this chunk, so the header capture
+     * below copies only the bytes before it */
+    uint64_t at = p->hdr.len; /* offset of b in the data set while capturing */
     if (!p->fail && mt_ds_reader_feed(p->reader, b, n) != 0)
         part_fail(p, R_CANNOT_UNDERSTAND);
+    if (!p->fail && !p->hdr_off && at < p->hdr_end) {
+        size_t take = p->hdr_end - at < n ? (size_t)(p->hdr_end - at) : n;
+        if (mt_buf_append(&p->hdr, b, take) != 0) {
+            p->hdr_off = true; /* header larger than the capture limit: not tagged */
+            mt_buf_dispose(&p->hdr);
+        }
+    }
     return p->fail ? 0 : pause;
 }
 
@@ -222,7 +244,11 @@ static void start_job(part_t *p)
         return;
     }
     p->rec = mt_index_rec_new();
-    mt_ds_reader_opts_t o = {.ts = p->ts, .cb = on_element, .user = p};
+    mt_buf_init(&p->hdr, STOW_TAG_HDR_MAX);
+    p->hdr_end = UINT64_MAX;
+    p->hdr_off = p->ts->deflated || !mt_node_tagger(s->wr->node);
+    /* Pixel Data streamed: its ELEMENT event comes at its start, so the capture stops there */
+    mt_ds_reader_opts_t o = {.ts = p->ts, .cb = on_element, .user = p, .stream_pixel_data = true};
     p->reader = mt_ds_reader_new(&o);
     const uint8_t *key;
     size_t key_len;
@@ -289,6 +315,8 @@ static int mp_data(void *user, const uint8_t *b, size_t n)
         part_fail(p, R_CANNOT_UNDERSTAND);
         return 0;
     }
+    if (p->head.len < 132)
+        return 0; /* the preamble and "DICM" are not all here yet (a part split by the reads) */
     size_t consumed = 0;
     mt_diag_t d;
     int rc = mt_part10_read_meta(p->head.data, p->head.len, &p->meta, &consumed, &d);
@@ -324,6 +352,9 @@ static void pending_done(stow_t *s)
 typedef struct ticket {
     stow_t *s;
     size_t idx;
+    uint8_t *hdr; /* the part's original header for the tagger, or NULL */
+    size_t hdr_len;
+    const mt_ts_t *ts;
 } ticket_t;
 
 static void on_committed(void *data, int status, const char *comment)
@@ -332,6 +363,11 @@ static void on_committed(void *data, int status, const char *comment)
     stow_t *s = t->s;
     size_t idx = t->idx;
     (void)comment;
+    mt_tagger_t *tagger = mt_node_tagger(s->wr->node);
+    if (status == 0 && t->hdr && tagger && !s->res[idx].warning) /* stored, not quarantined */
+        mt_tagger_offer(tagger, t->hdr, t->hdr_len, t->ts, s->res[idx].study, s->res[idx].series);
+    else
+        mt_free(t->hdr);
     mt_free(t);
     if (status == MT_EDUPLICATE)
         s->res[idx].reason = R_DUPLICATE;
@@ -362,9 +398,16 @@ static void commit(part_t *p)
 {
     mt_ingest_job_t *job = p->job;
     mt_index_rec_t *rec = p->rec;
-    ticket_t *t = mt_malloc(sizeof *t);
+    ticket_t *t = mt_calloc(1, sizeof *t);
     t->s = p->s;
     t->idx = p->idx;
+    t->ts = p->ts;
+    if (!p->hdr_off && p->hdr.len && !p->quarantined) {
+        t->hdr_len = p->hdr_end < p->hdr.len ? (size_t)p->hdr_end : p->hdr.len;
+        t->hdr = p->hdr.data; /* handed over: mt_tagger_offer takes ownership */
+        p->hdr.data = NULL;
+        p->hdr.len = p->hdr.cap = 0;
+    }
     p->job = NULL;
     p->rec = NULL;
     if (p->quarantined) { /* not indexed: held for review, as for C-STORE */
