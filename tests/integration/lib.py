@@ -210,8 +210,26 @@ class Node:
                 "-fe", ".dcm", str(self.port)]
 
     def start(self, wait=True):
-        if self.port is None:
-            self.port = free_port()
+        picked = self.port is None
+        for attempt in range(5):
+            if picked:
+                self.port = free_port()
+            self._spawn()
+            if not wait:
+                return self
+            if self.wait_listening_quietly():
+                self.wait_listening()  # subclasses wait for more (WebNode: the HTTP port)
+                return self
+            # free_port() closes its socket before the node binds: a test running in parallel
+            # may have taken the port in between. Only then (a port we picked), pick another.
+            if not (picked and self.proc.poll() is not None and
+                    b"Address already in use" in open(self.logs[-1], "rb").read()):
+                break
+            log("%s: port %d was taken meanwhile, picking another" % (self.name, self.port))
+        self.wait_listening()
+        return self
+
+    def _spawn(self):
         logpath = os.path.join(self.dir, "%s.%d.log" % (self.name, len(self.logs) + 1))
         self.logs.append(logpath)
         lf = open(logpath, "wb")
@@ -219,9 +237,20 @@ class Node:
         self.proc = subprocess.Popen(self.cmdline(), stdout=lf, stderr=subprocess.STDOUT,
                                      env=env, cwd=self.dir)
         lf.close()
-        if wait:
-            self.wait_listening()
-        return self
+
+    def wait_listening_quietly(self):
+        """wait_listening without recording a failure (start() decides what a failure is)."""
+        deadline = time.monotonic() + 60
+        mine = ("listening on 127.0.0.1:%d " % self.port).encode()
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                return False
+            # mitral says so once it listens (someone else may listen on a taken port)
+            if (mine in open(self.logs[-1], "rb").read() if IS_MITRAL
+                    else port_listening(self.port)):
+                return True
+            time.sleep(0.05)
+        return False
 
     def wait_listening(self):
         return wait_for(lambda: port_listening(self.port), "%s listens on %d" % (self.name, self.port),
