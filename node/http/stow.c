@@ -49,6 +49,7 @@
 #include "../deid/stream.h"
 #include "../dicom/ds.h"
 #include "../index/index.h"
+#include "../tag/capture.h"
 #include "../tagger.h"
 #include "../util/alloc.h"
 #include "../util/err.h"
@@ -97,14 +98,8 @@ typedef struct part {
     bool study_outside, inst_outside, out_of_scope;
     bool quarantined; /* Burned In Annotation YES, profile says quarantine */
     char study_uid[65], sop_uid[65];
-    /* for the CMR tagger (node/tagger.h), as for a C-STORE: the original data set bytes
-     * (before de-identification) up to Pixel Data */
-    mt_buf_t hdr;
-    uint64_t hdr_end; /* offset of Pixel Data, or UINT64_MAX while not seen */
-    bool hdr_off;     /* not captured (too large, deflated, no tagger) */
+    mt_tag_capture_t hdr; /* the original header for the CMR tagger, as for a C-STORE */
 } part_t;
-
-#define STOW_TAG_HDR_MAX (16u << 20)
 
 struct stow {
     mt_web_req_t *wr;
@@ -149,7 +144,7 @@ static void part_free(part_t *p)
     mt_deid_stream_free(p->deid);
     mt_index_rec_free(p->rec);
     mt_buf_dispose(&p->head);
-    mt_buf_dispose(&p->hdr);
+    mt_tag_capture_dispose(&p->hdr);
     mt_free(p);
 }
 
@@ -188,9 +183,8 @@ static int on_element(void *user, mt_ds_event_t ev, const mt_elem_t *e)
         mt_index_rec_offer(p->rec, e->tag, e->vr, e->value, e->value_len, p->ts->big_endian);
     if (p->rec)
         mt_index_rec_seq_event(p->rec, ev, e, p->ts->big_endian);
-    if (ev == MT_DS_EV_ELEMENT && e->depth == 0 && e->tag == MT_TAG_PIXEL_DATA &&
-        p->hdr_end == UINT64_MAX)
-        p->hdr_end = e->offset;
+    if (ev == MT_DS_EV_ELEMENT && e->depth == 0 && e->tag == MT_TAG_PIXEL_DATA)
+        mt_tag_capture_pixel_at(&p->hdr, e->offset);
     return 0;
 }
 
@@ -217,18 +211,12 @@ static int dataset_bytes(part_t *p, const uint8_t *b, size_t n)
         else if (rc == 1)
             pause = 1;
     }
-    /* the reader first: it finds Pixel Data (hdr_end) in this chunk, so the header capture
-     * below copies only the bytes before it */
-    uint64_t at = p->hdr.len; /* offset of b in the data set while capturing */
+    /* the reader first: it finds Pixel Data in this chunk, so the capture copies only the
+     * bytes before it */
     if (!p->fail && mt_ds_reader_feed(p->reader, b, n) != 0)
         part_fail(p, R_CANNOT_UNDERSTAND);
-    if (!p->fail && !p->hdr_off && at < p->hdr_end) {
-        size_t take = p->hdr_end - at < n ? (size_t)(p->hdr_end - at) : n;
-        if (mt_buf_append(&p->hdr, b, take) != 0) {
-            p->hdr_off = true; /* header larger than the capture limit: not tagged */
-            mt_buf_dispose(&p->hdr);
-        }
-    }
+    if (!p->fail)
+        mt_tag_capture_feed(&p->hdr, b, n);
     return p->fail ? 0 : pause;
 }
 
@@ -244,9 +232,7 @@ static void start_job(part_t *p)
         return;
     }
     p->rec = mt_index_rec_new();
-    mt_buf_init(&p->hdr, STOW_TAG_HDR_MAX);
-    p->hdr_end = UINT64_MAX;
-    p->hdr_off = p->ts->deflated || !mt_node_tagger(s->wr->node);
+    mt_tag_capture_init(&p->hdr, p->ts->deflated || !mt_node_tagger(s->wr->node));
     /* Pixel Data streamed: its ELEMENT event comes at its start, so the capture stops there */
     mt_ds_reader_opts_t o = {.ts = p->ts, .cb = on_element, .user = p, .stream_pixel_data = true};
     p->reader = mt_ds_reader_new(&o);
@@ -402,12 +388,8 @@ static void commit(part_t *p)
     t->s = p->s;
     t->idx = p->idx;
     t->ts = p->ts;
-    if (!p->hdr_off && p->hdr.len && !p->quarantined) {
-        t->hdr_len = p->hdr_end < p->hdr.len ? (size_t)p->hdr_end : p->hdr.len;
-        t->hdr = p->hdr.data; /* handed over: mt_tagger_offer takes ownership */
-        p->hdr.data = NULL;
-        p->hdr.len = p->hdr.cap = 0;
-    }
+    if (!p->quarantined) /* handed over: mt_tagger_offer takes ownership */
+        t->hdr = mt_tag_capture_take(&p->hdr, &t->hdr_len);
     p->job = NULL;
     p->rec = NULL;
     if (p->quarantined) { /* not indexed: held for review, as for C-STORE */

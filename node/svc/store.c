@@ -46,6 +46,7 @@
 #include "../conf/conf.h"
 #include "../node.h"
 #include "../route/rules.h"
+#include "../tag/capture.h"
 #include "../tagger.h"
 #include "../util/alloc.h"
 #include "../util/err.h"
@@ -55,7 +56,6 @@
 #define TAG_SOP_INSTANCE_UID MT_TAG(0x0008, 0x0018)
 #define TAG_STUDY_INSTANCE_UID MT_TAG(0x0020, 0x000D)
 #define TAG_SERIES_INSTANCE_UID MT_TAG(0x0020, 0x000E)
-#define MT_STORE_TAG_HDR_MAX (16u << 20)
 /* Values up to this size reach on_element whole (every index, routing and sequence key is far
  * smaller); larger ones (Pixel Data) stream past as chunks, so the reader never copies the
  * bulk of an instance that arrives in several reads into a buffer of its own. */
@@ -76,11 +76,7 @@ typedef struct store_req {
     mt_buf_t held;
     bool decided, decide_now;
     mt_route_decision_t dec;
-    /* the original header for the CMR tagger (node/tagger.c): data set bytes as received
-     * (before de-identification) up to Pixel Data; dropped beyond MT_STORE_TAG_HDR_MAX */
-    mt_buf_t hdr;
-    uint64_t hdr_end; /* offset of Pixel Data, or UINT64_MAX while not seen */
-    bool hdr_off;     /* not captured (too large, deflated, no tagger) */
+    mt_tag_capture_t hdr; /* the original header for the CMR tagger (tag/capture.h) */
     char stored_study[65], stored_series[65]; /* UIDs as stored (de-identified or not) */
     char stored_sop[65];                      /* quarantined: its de-identified SOP UID */
     uint16_t fail_status; /* nonzero: answer this once the data set has ended */
@@ -96,7 +92,7 @@ static void store_req_free(store_req_t *s)
     mt_index_rec_free(s->rec);
     mt_route_attrs_free(s->attrs);
     mt_buf_dispose(&s->held);
-    mt_buf_dispose(&s->hdr);
+    mt_tag_capture_dispose(&s->hdr);
     mt_free(s);
 }
 
@@ -104,13 +100,10 @@ static void store_req_free(store_req_t *s)
 static void offer_header(store_req_t *s, mt_node_t *node)
 {
     mt_tagger_t *t = mt_node_tagger(node);
-    if (!t || s->hdr_off || !s->hdr.len)
-        return;
-    size_t len = s->hdr_end < s->hdr.len ? (size_t)s->hdr_end : s->hdr.len;
-    uint8_t *p = s->hdr.data;
-    s->hdr.data = NULL;
-    s->hdr.len = s->hdr.cap = 0;
-    mt_tagger_offer(t, p, len, s->ts, s->stored_study, s->stored_series);
+    size_t len;
+    uint8_t *p = t ? mt_tag_capture_take(&s->hdr, &len) : NULL;
+    if (p)
+        mt_tagger_offer(t, p, len, s->ts, s->stored_study, s->stored_series);
 }
 
 static void respond(mt_dimse_req_t *req, uint16_t status, const char *comment)
@@ -155,9 +148,8 @@ static int on_element(void *user, mt_ds_event_t ev, const mt_elem_t *e)
         mt_index_rec_offer(s->rec, e->tag, e->vr, e->value, e->value_len, s->ts->big_endian);
     if (s->rec)
         mt_index_rec_seq_event(s->rec, ev, e, s->ts->big_endian);
-    if (ev == MT_DS_EV_ELEMENT && e->depth == 0 && e->tag == MT_TAG_PIXEL_DATA &&
-        s->hdr_end == UINT64_MAX)
-        s->hdr_end = e->offset;
+    if (ev == MT_DS_EV_ELEMENT && e->depth == 0 && e->tag == MT_TAG_PIXEL_DATA)
+        mt_tag_capture_pixel_at(&s->hdr, e->offset);
     if (s->attrs && !s->decided && e->depth == 0 &&
         (ev == MT_DS_EV_ELEMENT || ev == MT_DS_EV_SEQ_START)) {
         if (e->tag >= MT_TAG_PIXEL_DATA)
@@ -335,9 +327,8 @@ static void store_on_request(mt_dimse_req_t *req)
     s->rec = mt_index_rec_new();
     mt_buf_init(&s->held, MT_DEID_STREAM_MAX_HEADER);
     s->ts = mt_ts_find(req->transfer_syntax);
-    mt_buf_init(&s->hdr, MT_STORE_TAG_HDR_MAX);
-    s->hdr_end = UINT64_MAX;
-    s->hdr_off = !s->ts || s->ts->deflated || !mt_node_tagger(mt_assoc_node(req->assoc));
+    mt_tag_capture_init(&s->hdr,
+                        !s->ts || s->ts->deflated || !mt_node_tagger(mt_assoc_node(req->assoc)));
     if (!s->ts) {
         fail(s, MT_STATUS_CANNOT_UNDERSTAND, "unknown transfer syntax");
         return;
@@ -487,7 +478,7 @@ static void finish(store_req_t *s)
         const char *sop = mt_index_rec_get(rec, TAG_SOP_INSTANCE_UID);
         snprintf(s->stored_sop, sizeof s->stored_sop, "%s", sop ? sop : "");
         mt_index_rec_free(rec);
-        s->hdr_off = true;
+        s->hdr.off = true;
         s->committed = true;
         mt_ingest_job_quarantine(job, s->stored_sop, on_quarantined, s);
         return;
@@ -497,7 +488,7 @@ static void finish(store_req_t *s)
     const char *ser = mt_index_rec_get(rec, TAG_SERIES_INSTANCE_UID);
     snprintf(s->stored_series, sizeof s->stored_series, "%s", ser ? ser : "");
     if (!s->stored_study[0] || !s->stored_series[0])
-        s->hdr_off = true;
+        s->hdr.off = true;
     s->committed = true;
     mt_ingest_job_commit(job, rec, on_committed, s);
 }
@@ -510,9 +501,8 @@ static int store_on_data(mt_dimse_req_t *req, const uint8_t *p, size_t n, bool l
         fail(s, MT_STATUS_REFUSED_OUT_OF_RESOURCES, "out of resources: header too large");
     else if (!holding)
         write_bytes(s, p, n);
-    /* the reader first: it finds Pixel Data (hdr_end) in this chunk, so the header capture
-     * below copies only the bytes before it, not the whole instance when it comes as one PDV */
-    uint64_t at = s->hdr.len; /* offset of p in the data set while capturing */
+    /* the reader first: it finds Pixel Data in this chunk, so the header capture below copies
+     * only the bytes before it, not the whole instance when it comes as one PDV */
     if (!s->fail_status && n && mt_ds_reader_feed(s->reader, p, n) != 0) {
         char c[65];
         const mt_diag_t *d = mt_ds_reader_diag(s->reader);
@@ -520,13 +510,8 @@ static int store_on_data(mt_dimse_req_t *req, const uint8_t *p, size_t n, bool l
                  d->reason ? d->reason : "?");
         fail(s, MT_STATUS_CANNOT_UNDERSTAND, c);
     }
-    if (!s->fail_status && n && !s->hdr_off && at < s->hdr_end) {
-        size_t take = s->hdr_end - at < n ? (size_t)(s->hdr_end - at) : n;
-        if (mt_buf_append(&s->hdr, p, take) != 0) {
-            s->hdr_off = true; /* header larger than the capture limit: not tagged */
-            mt_buf_dispose(&s->hdr);
-        }
-    }
+    if (!s->fail_status)
+        mt_tag_capture_feed(&s->hdr, p, n);
     if (holding && !s->fail_status && s->decide_now)
         route_decide(s);
     if (last)
