@@ -214,9 +214,14 @@ static void on_scu_close(mt_scu_t *s, int status, void *user)
     (void)s;
     (void)status;
     m->scu = NULL;
+    /* the association is gone and the scu is freed when this returns: the engine must not
+     * touch its link again. Sub-operations awaiting a response were failed by the scu's
+     * pending table; the ones not sent yet (one may be on the pool being read) fail now as a
+     * lost link, and on_done answers (nothing happens if the engine had finished already).
+     * scu_open stays true until then, so that on_done cannot free m under us. */
+    if (m->r)
+        mt_retrieve_link_lost(m->r);
     m->scu_open = false;
-    /* an association that ends before the sub-operations: the engine fails them (its link
-     * callbacks report the loss) */
     qr_maybe_free(m);
 }
 

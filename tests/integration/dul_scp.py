@@ -19,7 +19,8 @@ the received and unanswered ones including this one, and returns
 "ack" (answer 0000 now), "hold" (keep it unanswered: answered by the next "flush", or when
 nothing arrives for `idle` seconds), "flush" (answer it and every held one, newest first:
 out of order), "hold-until-drop" (as hold, but never answered on idle) or "drop" (close the
-connection: FIN after the responses sent so far, everything held stays unanswered).
+connection: FIN after the responses sent so far, everything held stays unanswered) or
+"ack-drop" (answer this one, then drop: the SCU has nothing outstanding when the link ends).
 Default: "ack". scp.ignore_release = True: an A-RELEASE-RQ is never answered (sets
 scp.release_ignored). With silent=True the SCP reads
 the A-ASSOCIATE-RQ and never answers it (a destination hanging during association set-up).
@@ -212,6 +213,12 @@ class Scp:
                 if what == "hold-until-drop":
                     continue
                 if what == "drop":
+                    with self.lock:
+                        self.held.extend(o[2] for o in waiting)
+                    self._drop(c)
+                    return
+                if what == "ack-drop":
+                    self._answer(c, [waiting.pop()])
                     with self.lock:
                         self.held.extend(o[2] for o in waiting)
                     self._drop(c)
