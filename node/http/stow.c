@@ -989,6 +989,10 @@ void mt__stow(mt_web_req_t *wr, const char *study)
     }
     if (wr->project)
         snprintf(s->project, sizeof s->project, "%s", wr->project);
+    /* called_ae for routing.rules: the AE title a DIMSE peer would call for the same scope */
+    const mt_conf_project_t *pj = wr->project ? mt_conf_project_by_name(wr->conf, wr->project)
+                                              : NULL;
+    snprintf(s->called, sizeof s->called, "%s", pj ? pj->ae_title : wr->conf->ae_title);
     s->mp = mt_mp_new(boundary, &mp_cb, s);
     if (json)
         s->json = mt_stowjson_new((size_t)wr->conf->http_stow_hold_mb << 20);
