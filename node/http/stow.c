@@ -11,6 +11,13 @@
  * pauses while a job holds more than its buffer budget (back-pressure down to TCP).
  * A part POSTed to a project base URL joins that project (index project_add, on a worker
  * once every commit has completed).
+ * Routing (routing.rules of the request's config snapshot, route/decide.h as in svc/store.c):
+ * the part's data set bytes are held until its attributes before Pixel Data are known; then
+ * the rules decide (route_decide: no calling AE, called AE = the URL project's AE title or
+ * node.ae_title, peer = the client's address, user = the authenticated user): reject -> 0124,
+ * nothing written, the reason in a Warning header field of the response; otherwise the job
+ * starts with the rule's profile and the decision's projects, destinations and armed tag rules
+ * go into the index record (route_ingest.h), written in the instance's transaction.
  *
  * Response (application/dicom+json): RetrieveURL of the study (when one), ReferencedSOP-
  * Sequence (0008,1199) with RetrieveURL per stored instance, FailedSOPSequence (0008,1198)
@@ -20,7 +27,8 @@
  *   understand (no Part 10 header, malformed, unknown syntax, not application/dicom) ·
  *   0x0111 duplicate (storage.duplicates reject) · 0x0110 processing failure ·
  *   0x0124 not authorized: through a project base URL, the part's study (or SOP instance)
- *   exists outside that project (joining it would expose the other project's data).
+ *   exists outside that project (joining it would expose the other project's data); or a
+ *   routing rule refused it.
  * Quarantine (deid burned-in-annotation: quarantine, Burned In Annotation YES): the part is
  * de-identified as usual and held in <root>/.quarantine/ like a C-STORE (ingest.h), not
  * indexed; it is listed in ReferencedSOPSequence with WarningReason (0008,1196) B000
