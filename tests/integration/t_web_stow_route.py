@@ -296,6 +296,10 @@ def main():
 
     # 4. application/dicom+json: an LGE instance and an SR
     lj = copy_study(lge[:1], gen, "json")[0]
+    big = pydicom.dcmread(lj)  # 1.5 MiB of Pixel Data: the undecided bytes go in slices
+    big.Rows = big.Columns = 886
+    big.PixelData = bytes(range(256)) * (886 * 886 * 2 // 256) + b"\0" * (886 * 886 * 2 % 256)
+    big.save_as(lj)
     srj = copy_study([sr], gen, "jsonsr")[0]
     insts, bulk = [], {}
     for p in (lj, srj):
@@ -314,6 +318,8 @@ def main():
     lj_stored = next(iter(s4)) if s4 else ""
     lib.check(lj_stored.startswith("2.25.") and sop_of(srj) not in a.index_instances(),
               "dicom+json LGE de-identified (%s), SR not indexed" % lj_stored)
+    lib.check(lib.dataset_bytes(stored_file(a, lj_stored)).endswith(big.PixelData),
+              "dicom+json: the large Pixel Data stored whole")
     leaks, _ = leaks_in(open(stored_file(a, lj_stored), "rb").read(), [lj], gen)
     lib.check(not leaks, "dicom+json LGE: no identifying value stored (%s)" % leaks)
     lib.check(study_of(a, lj_stored) in projects_of(a).get("scar", ()), "dicom+json: scar")
