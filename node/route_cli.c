@@ -7,10 +7,11 @@
  *       for each DICOM file, print which rules matched and what would happen (reject, projects,
  *       deid profile, forward destinations). --http stands for a STOW-RS upload instead of an
  *       association: no calling AE, called AE = the project's AE title (--project: POSTed to
- *       /projects/NAME/dicomweb) or node.ae_title, the DICOMweb user --user (rules.h). Rules on cmr_series are reported as armed: they
- *       apply after tagging. With --tag the given files are tagged offline first (grouped by
- *       study and series as the node would, node/tag/), and the outcome of the armed rules on
- *       each file's series tag is printed too. Changes nothing: no index, no storage.
+ *       /projects/NAME/dicomweb) or node.ae_title, the DICOMweb user --user (rules.h).
+ *       Rules on cmr_series are reported as armed: they apply after tagging. With --tag the
+ *       given files are tagged offline first (grouped by study and series as the node would,
+ *       node/tag/), and the outcome of the armed rules on each file's series tag is printed
+ *       too. Changes nothing: no index, no storage.
  *   mitral queue list [-c FILE] [--data DIR] [--dest NAME] [--dead]
  *   mitral queue retry [-c FILE] [--data DIR] [--dest NAME] [--all] [ID...]
  *       dead entries (all entries with --all, or the given ids) become pending and due now;

@@ -900,8 +900,8 @@ static void send_response(stow_t *s)
     mt_buf_init(&warn, 1u << 16);
     reject_warnings(s, &warn);
     mt_buf_append(&warn, "", 1); /* NUL-terminated: the extra header lines */
-    mt_http_respond(wr->r, status, "application/dicom+json", warn.len > 1 ? (char *)warn.data : NULL,
-                    b.data, b.len);
+    const char *extra = warn.len > 1 ? (const char *)warn.data : NULL;
+    mt_http_respond(wr->r, status, "application/dicom+json", extra, b.data, b.len);
     mt_buf_dispose(&warn);
     mt_buf_dispose(&b);
     mt__web_req_free(wr);

@@ -28,8 +28,9 @@
  * at on_request. The received bytes are held (up to MT_ROUTE_MAX_HELD) while the reader
  * collects the attributes the rules look at; when the first top-level element at or after
  * Pixel Data starts (or the data set ends), the rules decide: reject -> the failure status
- * 0124 with the rule's reason as ErrorComment, nothing written; else the job starts with the rule's deid profile (or the node-wide one), the held
- * bytes go through it, and the rest streams as without rules. The decision's projects and
+ * 0124 with the rule's reason as ErrorComment, nothing written; else the job starts with the
+ * rule's deid profile (or the node-wide one), the held bytes go through it, and the rest
+ * streams as without rules. The decision's projects and
  * destinations travel in the index record, so ingest joins and queues them in the transaction
  * that indexes the instance. Rules on the CMR series tag (cmr_series) are only armed here
  * (their other conditions held): the record carries their names, put() records them, and the
