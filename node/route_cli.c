@@ -2,12 +2,16 @@
  * route_cli.c - the command line of routing and forwarding:
  *
  *   mitral route test [-c FILE] [--calling AE] [--called AE] [--peer ADDR] [--tag] FILE.dcm...
+ *   mitral route test [-c FILE] --http [--project NAME] [--user NAME] [--peer ADDR] FILE...
  *       compile routing.rules of the config exactly as `serve` does (errors as file:line) and,
  *       for each DICOM file, print which rules matched and what would happen (reject, projects,
- *       deid profile, forward destinations). Rules on cmr_series are reported as armed: they
- *       apply after tagging. With --tag the given files are tagged offline first (grouped by
- *       study and series as the node would, node/tag/), and the outcome of the armed rules on
- *       each file's series tag is printed too. Changes nothing: no index, no storage.
+ *       deid profile, forward destinations). --http stands for a STOW-RS upload instead of an
+ *       association: no calling AE, called AE = the project's AE title (--project: POSTed to
+ *       /projects/NAME/dicomweb) or node.ae_title, the DICOMweb user --user (rules.h).
+ *       Rules on cmr_series are reported as armed: they apply after tagging. With --tag the
+ *       given files are tagged offline first (grouped by study and series as the node would,
+ *       node/tag/), and the outcome of the armed rules on each file's series tag is printed
+ *       too. Changes nothing: no index, no storage.
  *   mitral queue list [-c FILE] [--data DIR] [--dest NAME] [--dead]
  *   mitral queue retry [-c FILE] [--data DIR] [--dest NAME] [--all] [ID...]
  *       dead entries (all entries with --all, or the given ids) become pending and due now;
@@ -37,6 +41,8 @@
 static const char usage_route[] =
     "usage: mitral route test [-c FILE] [--calling AE] [--called AE] [--peer ADDR] [--tag]\n"
     "                         FILE...\n"
+    "       mitral route test [-c FILE] --http [--project NAME] [--user NAME] [--peer ADDR]\n"
+    "                         [--tag] FILE...\n"
     "\n"
     "Compiles routing.rules of the config (as `serve` would) and prints, for each DICOM file,\n"
     "the rules that match and what would happen: reject, projects, deid profile, forward.\n"
@@ -44,7 +50,11 @@ static const char usage_route[] =
     "tagged. --tag tags the given files offline (by series, as the node would) and prints\n"
     "what the armed rules do with each file's tag. Nothing is stored or queued.\n"
     "--calling/--called/--peer stand for the association (defaults: calling ROUTETEST,\n"
-    "called node.ae_title, peer 127.0.0.1).\n";
+    "called node.ae_title, peer 127.0.0.1).\n"
+    "--http stands for a STOW-RS upload instead (--project or --user imply it): no calling\n"
+    "AE, called AE the project's AE title (--project NAME: POSTed to\n"
+    "/projects/NAME/dicomweb, which the study joins too) or node.ae_title (/dicomweb),\n"
+    "user the DICOMweb user --user NAME (default: none), peer --peer.\n";
 
 /* ---- --tag: the files' series tagged offline, as the node's tagger would ---- */
 typedef struct off_series {
@@ -166,7 +176,7 @@ static void line_list(const char *what, const char *const *v, size_t n)
 }
 
 static int test_file(const mt_conf_t *c, const char *path, const mt_route_input_t *tmpl,
-                     const off_tags_t *tags)
+                     const char *url_project, bool http, const off_tags_t *tags)
 {
     mt_meta_t meta;
     mt_ds_t *ds = NULL;
@@ -190,12 +200,24 @@ static int test_file(const mt_conf_t *c, const char *path, const mt_route_input_
         printf("  matched   no rule%s\n", c->routes ? "" : " (routing.rules is none)");
     else
         line_list(d.used_default ? "default" : "matched", d.rules, d.n_rules);
-    if (d.reject) {
+    if (d.reject && http) {
+        printf("  reject    STOW-RS: in FailedSOPSequence, FailureReason 0124 (Refused: Not "
+               "Authorized), Warning \"%s\"; nothing stored\n",
+               d.reject_reason);
+    } else if (d.reject) {
         printf("  reject    C-STORE answered 0124 (Refused: Not Authorized): \"%s\"; "
                "nothing stored\n",
                d.reject_reason);
     } else {
-        line_list("projects", d.projects, d.n_projects);
+        /* a project-scoped STOW-RS: the URL's project joins the rules' ones */
+        const char *projects[MT_ROUTE_MAX_TARGETS + 1];
+        size_t n_projects = 0;
+        if (url_project)
+            projects[n_projects++] = url_project;
+        for (size_t i = 0; i < d.n_projects; i++)
+            if (!url_project || strcmp(d.projects[i], url_project) != 0)
+                projects[n_projects++] = d.projects[i];
+        line_list("projects", projects, n_projects);
         if (!d.deid)
             printf("  deid      %s (node-wide deid.profile)\n", c->deid_profile);
         else
@@ -236,10 +258,14 @@ int mt_route_cli(int argc, char **argv)
         {"peer", required_argument, 0, 'P'},
         {"help", no_argument, 0, 'h'},
         {"tag", no_argument, 0, 'T'},
+        {"http", no_argument, 0, 'H'},
+        {"project", required_argument, 0, 'J'},
+        {"user", required_argument, 0, 'U'},
         {0, 0, 0, 0},
     };
-    bool tag = false;
+    bool tag = false, http = false;
     const char *cfile = NULL, *calling = "ROUTETEST", *called = NULL, *peer = "127.0.0.1";
+    const char *project = NULL, *user = NULL;
     int ch;
     optind = 1;
     argc--;
@@ -260,6 +286,17 @@ int mt_route_cli(int argc, char **argv)
             break;
         case 'T':
             tag = true;
+            break;
+        case 'H':
+            http = true;
+            break;
+        case 'J':
+            project = optarg;
+            http = true;
+            break;
+        case 'U':
+            user = optarg;
+            http = true;
             break;
         case 'h':
             fputs(usage_route, stdout);
@@ -284,13 +321,25 @@ int mt_route_cli(int argc, char **argv)
         mt_conf_free(c);
         return 2;
     }
-    mt_route_input_t in = {calling, called ? called : c->ae_title, peer, NULL, NULL};
+    mt_route_input_t in = {.calling_ae = calling, .called_ae = called ? called : c->ae_title,
+                           .peer = peer};
+    if (http) { /* as node/http/stow.c route_decide */
+        const mt_conf_project_t *pj = project ? mt_conf_project_by_name(c, project) : NULL;
+        if (project && !pj) {
+            fprintf(stderr, "mitral route test: no project %s in the config\n", project);
+            mt_conf_free(c);
+            return 2;
+        }
+        in.calling_ae = NULL;
+        in.called_ae = pj ? pj->ae_title : c->ae_title;
+        in.user = user;
+    }
     int rc = 0;
     off_tags_t tags = {NULL, 0};
     if (tag)
         tag_files(&tags, argv + optind, argc - optind);
     for (int i = optind; i < argc; i++)
-        rc |= test_file(c, argv[i], &in, tag ? &tags : NULL);
+        rc |= test_file(c, argv[i], &in, project, http, tag ? &tags : NULL);
     off_free(&tags);
     mt_conf_free(c);
     return rc;

@@ -11,6 +11,13 @@
  * pauses while a job holds more than its buffer budget (back-pressure down to TCP).
  * A part POSTed to a project base URL joins that project (index project_add, on a worker
  * once every commit has completed).
+ * Routing (routing.rules of the request's config snapshot, route/decide.h as in svc/store.c):
+ * the part's data set bytes are held until its attributes before Pixel Data are known; then
+ * the rules decide (route_decide: no calling AE, called AE = the URL project's AE title or
+ * node.ae_title, peer = the client's address, user = the authenticated user): reject -> 0124,
+ * nothing written, the reason in a Warning header field of the response; otherwise the job
+ * starts with the rule's profile and the decision's projects, destinations and armed tag rules
+ * go into the index record (route_ingest.h), written in the instance's transaction.
  *
  * Response (application/dicom+json): RetrieveURL of the study (when one), ReferencedSOP-
  * Sequence (0008,1199) with RetrieveURL per stored instance, FailedSOPSequence (0008,1198)
@@ -20,7 +27,8 @@
  *   understand (no Part 10 header, malformed, unknown syntax, not application/dicom) ·
  *   0x0111 duplicate (storage.duplicates reject) · 0x0110 processing failure ·
  *   0x0124 not authorized: through a project base URL, the part's study (or SOP instance)
- *   exists outside that project (joining it would expose the other project's data).
+ *   exists outside that project (joining it would expose the other project's data); or a
+ *   routing rule refused it.
  * Quarantine (deid burned-in-annotation: quarantine, Burned In Annotation YES): the part is
  * de-identified as usual and held in <root>/.quarantine/ like a C-STORE (ingest.h), not
  * indexed; it is listed in ReferencedSOPSequence with WarningReason (0008,1196) B000
@@ -49,6 +57,8 @@
 #include "../deid/stream.h"
 #include "../dicom/ds.h"
 #include "../index/index.h"
+#include "../route/decide.h"
+#include "../route_ingest.h"
 #include "../tag/capture.h"
 #include "../tagger.h"
 #include "../util/alloc.h"
@@ -64,6 +74,9 @@
 #define TAG_STUDY_UID MT_TAG(0x0020, 0x000D)
 #define TAG_SERIES_UID MT_TAG(0x0020, 0x000E)
 #define HEAD_MAX (1u << 20)
+/* Undecided (routing), data set bytes are taken in slices of at most this: a dicom+json
+ * instance comes whole, and only its header (plus one slice) is to be held. */
+#define ROUTE_SLICE ((size_t)256 << 10)
 
 #define R_OUT_OF_RESOURCES 0xA700
 #define R_MISMATCH 0xA900
@@ -80,6 +93,7 @@ typedef struct result {
     char cls[65], inst[65], study[65], series[65];
     uint16_t reason;  /* 0 = stored */
     uint16_t warning; /* stored with a warning: quarantined (W_COERCION) */
+    const char *why;  /* refused by a routing rule: its reason (in the request's snapshot) */
 } result_t;
 
 typedef struct part {
@@ -99,6 +113,7 @@ typedef struct part {
     bool quarantined; /* Burned In Annotation YES, profile says quarantine */
     char study_uid[65], sop_uid[65];
     mt_tag_capture_t hdr; /* the original header for the CMR tagger, as for a C-STORE */
+    mt_route_pending_t route; /* routing.rules of the request's snapshot (route/decide.h) */
 } part_t;
 
 struct stow {
@@ -115,6 +130,7 @@ struct stow {
     size_t pending;
     bool body_done, malformed, paused, aborted, responded;
     char project[65];
+    char called[17]; /* the AE title the rules see as called_ae: the project's or the node's */
     char (*cleared)[65]; /* studies whose parts passed the scope check in this request */
     size_t n_cleared;
     uv_work_t work;
@@ -145,6 +161,7 @@ static void part_free(part_t *p)
     mt_index_rec_free(p->rec);
     mt_buf_dispose(&p->head);
     mt_tag_capture_dispose(&p->hdr);
+    mt_route_pending_dispose(&p->route);
     mt_free(p);
 }
 
@@ -185,13 +202,13 @@ static int on_element(void *user, mt_ds_event_t ev, const mt_elem_t *e)
         mt_index_rec_seq_event(p->rec, ev, e, p->ts->big_endian);
     if (ev == MT_DS_EV_ELEMENT && e->depth == 0 && e->tag == MT_TAG_PIXEL_DATA)
         mt_tag_capture_pixel_at(&p->hdr, e->offset);
+    mt_route_pending_event(&p->route, ev, e, p->ts->big_endian);
     return 0;
 }
 
-/* Data set bytes of the current part. Returns 1 to pause reading. */
-static int dataset_bytes(part_t *p, const uint8_t *b, size_t n)
+/* Bytes for the job: through the deid stream when there is one. Returns 1 to pause reading. */
+static int write_bytes(part_t *p, const uint8_t *b, size_t n)
 {
-    int pause = 0;
     if (p->fail || !n)
         return 0;
     int rc;
@@ -202,43 +219,21 @@ static int dataset_bytes(part_t *p, const uint8_t *b, size_t n)
                              ? R_OUT_OF_RESOURCES
                          : rc == MT_EMALFORMED ? R_CANNOT_UNDERSTAND
                                                : R_FAILURE);
-        else if (rc == 1)
-            pause = 1;
     } else {
         rc = mt_ingest_job_append(p->job, b, n, on_drain, p->s);
         if (rc < 0)
             part_fail(p, R_OUT_OF_RESOURCES);
-        else if (rc == 1)
-            pause = 1;
     }
-    /* the reader first: it finds Pixel Data in this chunk, so the capture copies only the
-     * bytes before it */
-    if (!p->fail && mt_ds_reader_feed(p->reader, b, n) != 0)
-        part_fail(p, R_CANNOT_UNDERSTAND);
-    if (!p->fail)
-        mt_tag_capture_feed(&p->hdr, b, n);
-    return p->fail ? 0 : pause;
+    return rc == 1;
 }
 
-static void start_job(part_t *p)
+/* Start the ingest job (and the de-identification stream when dp is not NULL). */
+static void start_job(part_t *p, const mt_deid_profile_t *dp)
 {
     stow_t *s = p->s;
-    result_t *r = &s->res[p->idx];
-    snprintf(r->cls, sizeof r->cls, "%s", p->meta.sop_class_uid);
-    snprintf(r->inst, sizeof r->inst, "%s", p->meta.sop_instance_uid);
-    p->ts = mt_ts_find(p->meta.transfer_syntax_uid);
-    if (!p->ts || !p->meta.sop_class_uid[0] || !p->meta.sop_instance_uid[0]) {
-        part_fail(p, R_CANNOT_UNDERSTAND);
-        return;
-    }
-    p->rec = mt_index_rec_new();
-    mt_tag_capture_init(&p->hdr, p->ts->deflated || !mt_node_tagger(s->wr->node));
-    /* Pixel Data streamed: its ELEMENT event comes at its start, so the capture stops there */
-    mt_ds_reader_opts_t o = {.ts = p->ts, .cb = on_element, .user = p, .stream_pixel_data = true};
-    p->reader = mt_ds_reader_new(&o);
     const uint8_t *key;
     size_t key_len;
-    const mt_deid_profile_t *dp = mt_node_deid(s->wr->node, &key, &key_len);
+    (void)mt_node_deid(s->wr->node, &key, &key_len);
     if (dp && !(p->deid = mt_deid_stream_new(dp, key, key_len, p->ts, 0, deid_emit, p))) {
         part_fail(p, R_OUT_OF_RESOURCES);
         return; /* never fall back to storing the original */
@@ -259,6 +254,97 @@ static void start_job(part_t *p)
         part_fail(p, R_OUT_OF_RESOURCES);
 }
 
+/* The rules decide for the part (its attributes before Pixel Data are known), as for a
+ * C-STORE (svc/store.c); then the job starts and the held bytes are written. Returns 1 to
+ * pause reading. Who sent it, for the rules: no calling AE, called AE s->called, peer the
+ * HTTP client's address, user the authenticated user (rules.h mt_route_input_t). */
+static int route_decide(part_t *p)
+{
+    stow_t *s = p->s;
+    mt_web_req_t *wr = s->wr;
+    char peer[64], sum[160];
+    mt_route_peer_addr(wr->r->peer, peer, sizeof peer);
+    mt_route_input_t in = {
+        .calling_ae = NULL, /* HTTP has none: a rule that needs one does not match */
+        .called_ae = s->called,
+        .peer = peer[0] && strcmp(peer, "?") != 0 ? peer : NULL,
+        .cmr_series = NULL, /* not known yet: rules on it are armed (node/tagger.c) */
+        .user = wr->user,
+    };
+    mt_route_pending_decide(&p->route, &in);
+    const mt_route_decision_t *d = &p->route.dec;
+    mt_route_summary(d, sum, sizeof sum);
+    mt_log(MT_LOG_DEBUG, NULL, "http %s: stow part %zu route: %s", wr->r->peer, p->idx + 1, sum);
+    if (d->reject) { /* nothing was written: the job does not exist yet */
+        mt_log(MT_LOG_INFO, NULL, "http %s: stow part %zu refused by routing.rules (0124): %s",
+               wr->r->peer, p->idx + 1, d->reject_reason);
+        part_fail(p, R_NOT_AUTHORIZED);
+        s->res[p->idx].why = d->reject_reason;
+        mt_route_pending_drop_held(&p->route);
+        return 0;
+    }
+    const mt_deid_profile_t *dp;
+    if (mt_route_profile(d, mt_node_deid(wr->node, NULL, NULL), &dp) != 0) {
+        part_fail(p, R_FAILURE); /* the rule's profile is not loaded: never the original */
+        return 0;
+    }
+    start_job(p, dp);
+    size_t n;
+    const uint8_t *held = mt_route_pending_held(&p->route, &n);
+    int pause = write_bytes(p, held, n);
+    mt_route_pending_drop_held(&p->route);
+    return p->fail ? 0 : pause;
+}
+
+/* Data set bytes of the current part. Returns 1 to pause reading. Until the rules have
+ * decided, the bytes are held (in slices, so that only the header is) and the job waits. */
+static int dataset_bytes(part_t *p, const uint8_t *b, size_t n)
+{
+    int pause = 0;
+    while (n && !p->fail) {
+        bool holding = !p->route.decided;
+        size_t k = holding && n > ROUTE_SLICE ? ROUTE_SLICE : n;
+        if (holding && mt_route_pending_hold(&p->route, b, k) != 0)
+            part_fail(p, R_OUT_OF_RESOURCES); /* a header over MT_ROUTE_MAX_HELD */
+        else if (!holding)
+            pause |= write_bytes(p, b, k);
+        /* the reader first: it finds Pixel Data in this chunk, so the capture copies only the
+         * bytes before it */
+        if (!p->fail && mt_ds_reader_feed(p->reader, b, k) != 0)
+            part_fail(p, R_CANNOT_UNDERSTAND);
+        if (!p->fail)
+            mt_tag_capture_feed(&p->hdr, b, k);
+        if (holding && !p->fail && mt_route_pending_ready(&p->route))
+            pause |= route_decide(p);
+        b += k;
+        n -= k;
+    }
+    return p->fail ? 0 : pause;
+}
+
+/* The part's File Meta is known: its syntax, reader and index record; the job starts now, or
+ * once the routing rules have decided. */
+static void part_begin(part_t *p)
+{
+    stow_t *s = p->s;
+    result_t *r = &s->res[p->idx];
+    snprintf(r->cls, sizeof r->cls, "%s", p->meta.sop_class_uid);
+    snprintf(r->inst, sizeof r->inst, "%s", p->meta.sop_instance_uid);
+    p->ts = mt_ts_find(p->meta.transfer_syntax_uid);
+    if (!p->ts || !p->meta.sop_class_uid[0] || !p->meta.sop_instance_uid[0]) {
+        part_fail(p, R_CANNOT_UNDERSTAND);
+        return;
+    }
+    p->rec = mt_index_rec_new();
+    mt_tag_capture_init(&p->hdr, p->ts->deflated || !mt_node_tagger(s->wr->node));
+    /* Pixel Data streamed: its ELEMENT event comes at its start, so the capture stops and the
+     * rules decide there */
+    mt_ds_reader_opts_t o = {.ts = p->ts, .cb = on_element, .user = p, .stream_pixel_data = true};
+    p->reader = mt_ds_reader_new(&o);
+    if (p->route.decided) /* no rules */
+        start_job(p, mt_node_deid(s->wr->node, NULL, NULL));
+}
+
 static part_t *part_new(stow_t *s)
 {
     part_t *p = mt_calloc(1, sizeof *p);
@@ -266,6 +352,7 @@ static part_t *part_new(stow_t *s)
     p->idx = s->n_res;
     new_result(s);
     mt_buf_init(&p->head, HEAD_MAX);
+    mt_route_pending_init(&p->route, s->wr->conf->routes);
     return p;
 }
 
@@ -313,7 +400,7 @@ static int mp_data(void *user, const uint8_t *b, size_t n)
         return 0;
     }
     p->meta_done = true;
-    start_job(p);
+    part_begin(p);
     if (p->fail)
         return 0;
     int pause = dataset_bytes(p, p->head.data + consumed, p->head.len - consumed);
@@ -341,6 +428,7 @@ typedef struct ticket {
     uint8_t *hdr; /* the part's original header for the tagger, or NULL */
     size_t hdr_len;
     const mt_ts_t *ts;
+    size_t n_forward; /* queue rows the routing rules added (woken once durable) */
 } ticket_t;
 
 static void on_committed(void *data, int status, const char *comment)
@@ -354,6 +442,8 @@ static void on_committed(void *data, int status, const char *comment)
         mt_tagger_offer(tagger, t->hdr, t->hdr_len, t->ts, s->res[idx].study, s->res[idx].series);
     else
         mt_free(t->hdr);
+    if (status == 0 && !s->res[idx].warning)
+        mt_route_ingest_committed(s->wr->node, t->n_forward);
     mt_free(t);
     if (status == MT_EDUPLICATE)
         s->res[idx].reason = R_DUPLICATE;
@@ -388,6 +478,7 @@ static void commit(part_t *p)
     t->s = p->s;
     t->idx = p->idx;
     t->ts = p->ts;
+    t->n_forward = p->route.dec.n_forward;
     if (!p->quarantined) /* handed over: mt_tagger_offer takes ownership */
         t->hdr = mt_tag_capture_take(&p->hdr, &t->hdr_len);
     p->job = NULL;
@@ -502,6 +593,8 @@ static void part_finish(stow_t *s, part_t *p)
         else if (s->has_study && strcmp(st, s->study) != 0)
             part_fail(p, R_MISMATCH);
     }
+    if (!p->fail && !p->route.decided)
+        route_decide(p); /* a data set without Pixel Data; the part has ended: no pause */
     if (!p->fail && p->deid) {
         int rc = mt_deid_stream_finish(p->deid);
         if (rc < 0) {
@@ -529,6 +622,8 @@ static void part_finish(stow_t *s, part_t *p)
         part_free(p);
         return;
     }
+    /* the rules' projects, destinations and armed tag rules: in the instance's transaction */
+    mt_route_ingest_rec(&p->route.dec, p->rec);
     const char *st = mt_index_rec_get(p->rec, TAG_STUDY_UID);
     const char *se = mt_index_rec_get(p->rec, TAG_SERIES_UID);
     snprintf(r->study, sizeof r->study, "%s", st ? st : "");
@@ -578,7 +673,7 @@ static void on_json_instance(void *user, const mt_stowjson_inst_t *in)
     snprintf(p->meta.transfer_syntax_uid, sizeof p->meta.transfer_syntax_uid, "%s",
              in->ts->uid);
     p->meta_done = true;
-    start_job(p);
+    part_begin(p);
     if (!p->fail)
         dataset_bytes(p, in->ds, in->len); /* held in memory already: no pause */
     part_finish(s, p);
@@ -677,6 +772,40 @@ static void uid_elem(mt_buf_t *b, const char *tag, const char *vr, const char *v
     put(b, "]}");
 }
 
+/* One Warning header field (RFC 7234 §5.5; PS3.18 §8.4: a DICOM status code and a
+ * descriptive reason) per routing rule reason that refused parts, so the uploader learns why:
+ *   Warning: 299 mitral "0124 refused by routing.rules: <reason> (2 instances)"
+ * The reason comes from the rules file (1-64 characters, no control characters), never
+ * from a data set; quotes and backslashes are escaped, bytes outside ASCII become '?'. */
+static void reject_warnings(const stow_t *s, mt_buf_t *out)
+{
+    size_t n_fields = 0;
+    for (size_t i = 0; i < s->n_res && n_fields < 16; i++) {
+        const char *why = s->res[i].why;
+        bool seen = false;
+        for (size_t j = 0; j < i && !seen && why; j++)
+            seen = s->res[j].why && strcmp(s->res[j].why, why) == 0;
+        if (!why || seen)
+            continue;
+        size_t count = 0;
+        for (size_t j = i; j < s->n_res; j++)
+            count += s->res[j].why && strcmp(s->res[j].why, why) == 0;
+        char t[96];
+        snprintf(t, sizeof t, "Warning: 299 mitral \"%04X refused by routing.rules: ",
+                 R_NOT_AUTHORIZED);
+        put(out, t);
+        for (const char *c = why; *c; c++) {
+            char ch = (unsigned char)*c >= 0x80 || (unsigned char)*c < 0x20 ? '?' : *c;
+            if (ch == '"' || ch == '\\')
+                mt_buf_append(out, "\\", 1);
+            mt_buf_append(out, &ch, 1);
+        }
+        snprintf(t, sizeof t, " (%zu instance%s)\"\r\n", count, count == 1 ? "" : "s");
+        put(out, t);
+        n_fields++;
+    }
+}
+
 static void send_response(stow_t *s)
 {
     mt_web_req_t *wr = s->wr;
@@ -767,7 +896,13 @@ static void send_response(stow_t *s)
         status = 202; /* PS3.18 Table 10.5.3-1: warnings exist */
     mt_log(MT_LOG_INFO, NULL, "http %s: stow %zu stored, %zu failed, %zu quarantined%s%s",
            wr->r->peer, ok - warned, bad, warned, s->project[0] ? " project=" : "", s->project);
-    mt_http_respond(wr->r, status, "application/dicom+json", NULL, b.data, b.len);
+    mt_buf_t warn;
+    mt_buf_init(&warn, 1u << 16);
+    reject_warnings(s, &warn);
+    mt_buf_append(&warn, "", 1); /* NUL-terminated: the extra header lines */
+    const char *extra = warn.len > 1 ? (const char *)warn.data : NULL;
+    mt_http_respond(wr->r, status, "application/dicom+json", extra, b.data, b.len);
+    mt_buf_dispose(&warn);
     mt_buf_dispose(&b);
     mt__web_req_free(wr);
     stow_free(s);
@@ -862,6 +997,10 @@ void mt__stow(mt_web_req_t *wr, const char *study)
     }
     if (wr->project)
         snprintf(s->project, sizeof s->project, "%s", wr->project);
+    /* called_ae for routing.rules: the AE title a DIMSE peer would call for the same scope */
+    const mt_conf_project_t *pj = wr->project ? mt_conf_project_by_name(wr->conf, wr->project)
+                                              : NULL;
+    snprintf(s->called, sizeof s->called, "%s", pj ? pj->ae_title : wr->conf->ae_title);
     s->mp = mt_mp_new(boundary, &mp_cb, s);
     if (json)
         s->json = mt_stowjson_new((size_t)wr->conf->http_stow_hold_mb << 20);

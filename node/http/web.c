@@ -557,6 +557,7 @@ static void on_dispatch(void *user, mt_http_req_t *r)
             return;
         }
     }
+    wr->user = u ? u->name : NULL;
     if (wr->project && !mt_conf_project_by_name(c, wr->project)) {
         mt__web_fail(wr, u && !u->admin ? 403 : 404, "no such project");
         return;

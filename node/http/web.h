@@ -35,6 +35,7 @@ typedef struct mt_web_req {
     mt_http_req_t *r;
     const mt_conf_t *conf; /* snapshot held for the request (mt_node_conf_ref) */
     const char *project;   /* NULL: every study */
+    const char *user;      /* the authenticated user's name (in conf), NULL: none */
     char project_buf[65];
     char base[512];        /* absolute base URL, e.g. http://host:8042/projects/x/dicomweb */
     char *segs[MT_WEB_MAX_SEGS]; /* path segments after the base */

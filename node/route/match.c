@@ -315,6 +315,9 @@ static bool cond_holds(const mt__route_cond_t *cd, const mt_route_input_t *in)
     case MT__RS_CMR_SERIES:
         text = in->cmr_series;
         break;
+    case MT__RS_USER:
+        text = in->user;
+        break;
     }
     for (size_t i = 0; i < cd->n_ops; i++) {
         const mt__route_op_t *op = &cd->ops[i];

@@ -442,6 +442,8 @@ static int compile_match(cc_t *c, const yaml_node_t *m, mt_route_rule_t *r)
             cd->subject = MT__RS_CALLED_AE;
         else if (!strcmp(ks, "peer"))
             cd->subject = MT__RS_PEER;
+        else if (!strcmp(ks, "user"))
+            cd->subject = MT__RS_USER;
         else if (!strcmp(ks, "cmr_series")) {
             cd->subject = MT__RS_CMR_SERIES;
             r->after_tag = true;
@@ -453,7 +455,7 @@ static int compile_match(cc_t *c, const yaml_node_t *m, mt_route_rule_t *r)
             else if (!parse_tag(ks, &cd->tag))
                 return cfail(c, k,
                              "match: unknown keyword \"%.64s\" (not calling_ae, called_ae, peer, "
-                             "cmr_series, a dictionary keyword, or a tag (gggg,eeee))",
+                             "user, cmr_series, a dictionary keyword, or a tag (gggg,eeee))",
                              ks);
             if (MT_TAG_GROUP(cd->tag) == 0x0002 || MT_TAG_GROUP(cd->tag) == 0xFFFE ||
                 cd->tag >= MT_TAG_PIXEL_DATA)

@@ -16,6 +16,7 @@
  *         calling_ae: PACS1                 #   a scalar = equals (AE titles without padding)
  *         called_ae: {glob: "MITRAL*"}
  *         peer: [10.0.0.0/8, "::1"]         #   addresses / CIDRs, IPv4 or IPv6
+ *         user: {one_of: [ai-team]}         #   DICOMweb user (STOW-RS; absent for DIMSE)
  *         StudyDescription: {glob: "*HEART*"}
  *         PatientID: {regex: "^H[0-9]+$"}   #   POSIX extended regex, searched (anchor it)
  *         "(0018,0087)": {range: [1.4, 3.1]}  #  numeric, inclusive; ~ for an open end
@@ -118,12 +119,17 @@ void mt_route_attrs_offer(mt_route_attrs_t *a, uint32_t tag, uint16_t vr, const 
 /* Text value ("" for present without value) or NULL when absent. */
 const char *mt_route_attrs_get(const mt_route_attrs_t *a, uint32_t tag);
 
+/* Who sent the instance. A NULL subject is absent: every operator but `absent` fails on it.
+ * C-STORE: calling/called AE of the association, peer its address, no user. STOW-RS: no
+ * calling AE, called AE = the AE title of the project of the URL (/projects/P/dicomweb) or
+ * node.ae_title (/dicomweb), peer the HTTP client's address, user the authenticated user. */
 typedef struct mt_route_input {
     const char *calling_ae; /* without padding; NULL = unknown (conditions on it fail) */
     const char *called_ae;
     const char *peer;       /* numeric address text, IPv4 or IPv6; NULL = unknown */
     const char *cmr_series; /* CMR series tag (node/tag); NULL = not known (store time) */
     const mt_route_attrs_t *attrs;
+    const char *user; /* DICOMweb user name (users: in the config); NULL = none (DIMSE) */
 } mt_route_input_t;
 
 typedef struct mt_route_decision {

@@ -15,6 +15,7 @@ enum mt__route_subject {
     MT__RS_CALLED_AE,
     MT__RS_PEER,
     MT__RS_CMR_SERIES,
+    MT__RS_USER, /* the authenticated DICOMweb user (STOW-RS) */
 };
 
 enum mt__route_opkind {

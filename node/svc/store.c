@@ -23,13 +23,14 @@
  * no projects, no forwarding, no tagging; answered B000 with a "quarantined" ErrorComment.
  * The reader below still checks the received data set against the command.
  *
- * Routing (routing.rules, node/route/): when the association's config snapshot has rules, the
- * job is not started at on_request. The received bytes are held (up to
- * MT_DEID_STREAM_MAX_HEADER) while the reader collects the attributes the rules look at; when
- * the first top-level element at or after Pixel Data starts (or the data set ends), the rules
- * decide: reject -> the failure status 0124 with the rule's reason as ErrorComment, nothing
- * written; else the job starts with the rule's deid profile (or the node-wide one), the held
- * bytes go through it, and the rest streams as without rules. The decision's projects and
+ * Routing (routing.rules, node/route/; the steps shared with STOW-RS: route/decide.h and
+ * route_ingest.h): when the association's config snapshot has rules, the job is not started
+ * at on_request. The received bytes are held (up to MT_ROUTE_MAX_HELD) while the reader
+ * collects the attributes the rules look at; when the first top-level element at or after
+ * Pixel Data starts (or the data set ends), the rules decide: reject -> the failure status
+ * 0124 with the rule's reason as ErrorComment, nothing written; else the job starts with the
+ * rule's deid profile (or the node-wide one), the held bytes go through it, and the rest
+ * streams as without rules. The decision's projects and
  * destinations travel in the index record, so ingest joins and queues them in the transaction
  * that indexes the instance. Rules on the CMR series tag (cmr_series) are only armed here
  * (their other conditions held): the record carries their names, put() records them, and the
@@ -41,11 +42,11 @@
 #include <string.h>
 
 #include "../deid/stream.h"
-#include "../forward.h"
 #include "../dicom/ds.h"
 #include "../conf/conf.h"
 #include "../node.h"
-#include "../route/rules.h"
+#include "../route/decide.h"
+#include "../route_ingest.h"
 #include "../tag/capture.h"
 #include "../tagger.h"
 #include "../util/alloc.h"
@@ -70,12 +71,8 @@ typedef struct store_req {
     const mt_ts_t *ts;
     bool paused;
     bool committed;
-    /* routing: rules of the association's snapshot (NULL: none); bytes held until decided */
-    const mt_route_set_t *routes;
-    mt_route_attrs_t *attrs;
-    mt_buf_t held;
-    bool decided, decide_now;
-    mt_route_decision_t dec;
+    /* routing: rules of the association's snapshot; bytes held until decided */
+    mt_route_pending_t route;
     mt_tag_capture_t hdr; /* the original header for the CMR tagger (tag/capture.h) */
     char stored_study[65], stored_series[65]; /* UIDs as stored (de-identified or not) */
     char stored_sop[65];                      /* quarantined: its de-identified SOP UID */
@@ -90,8 +87,7 @@ static void store_req_free(store_req_t *s)
     mt_ds_reader_free(s->reader);
     mt_deid_stream_free(s->deid);
     mt_index_rec_free(s->rec);
-    mt_route_attrs_free(s->attrs);
-    mt_buf_dispose(&s->held);
+    mt_route_pending_dispose(&s->route);
     mt_tag_capture_dispose(&s->hdr);
     mt_free(s);
 }
@@ -150,16 +146,7 @@ static int on_element(void *user, mt_ds_event_t ev, const mt_elem_t *e)
         mt_index_rec_seq_event(s->rec, ev, e, s->ts->big_endian);
     if (ev == MT_DS_EV_ELEMENT && e->depth == 0 && e->tag == MT_TAG_PIXEL_DATA)
         mt_tag_capture_pixel_at(&s->hdr, e->offset);
-    if (s->attrs && !s->decided && e->depth == 0 &&
-        (ev == MT_DS_EV_ELEMENT || ev == MT_DS_EV_SEQ_START)) {
-        if (e->tag >= MT_TAG_PIXEL_DATA)
-            s->decide_now = true; /* the bulk data starts: decide before it is written */
-        else if (ev == MT_DS_EV_ELEMENT)
-            mt_route_attrs_offer(s->attrs, e->tag, e->vr, e->value, e->value_len,
-                                 s->ts->big_endian);
-        else
-            mt_route_attrs_offer(s->attrs, e->tag, e->vr, NULL, 0, false);
-    }
+    mt_route_pending_event(&s->route, ev, e, s->ts->big_endian);
     return 0;
 }
 
@@ -264,59 +251,39 @@ static void write_bytes(store_req_t *s, const uint8_t *p, size_t n)
     }
 }
 
-/* The peer's numeric address from the log context ("1.2.3.4:5" or "[::1]:5"). */
-static void peer_ip(const mt_assoc_t *a, char *out, size_t outsz)
-{
-    const char *p = mt_assoc_log(a)->peer;
-    const char *b = p, *e;
-    if (*p == '[') {
-        b = p + 1;
-        e = strchr(b, ']');
-    } else {
-        e = strrchr(p, ':');
-    }
-    size_t n = e ? (size_t)(e - b) : strlen(b);
-    snprintf(out, outsz, "%.*s", (int)n, b);
-}
-
 /* The rules decide (attributes before Pixel Data are known); then the held bytes are written. */
 static void route_decide(store_req_t *s)
 {
     mt_dimse_req_t *req = s->req;
-    char peer[64];
-    peer_ip(req->assoc, peer, sizeof peer);
+    char peer[64], sum[160];
+    mt_route_peer_addr(mt_assoc_log(req->assoc)->peer, peer, sizeof peer);
     mt_route_input_t in = {
         .calling_ae = mt_assoc_calling_ae(req->assoc),
         .called_ae = mt_assoc_called_ae(req->assoc),
         .peer = peer[0] ? peer : NULL,
         .cmr_series = NULL, /* not known yet: rules on it are armed (d.armed), node/tagger.c */
-        .attrs = s->attrs,
     };
-    mt_route_decide(s->routes, &in, &s->dec);
-    s->decided = true;
-    mt_log(MT_LOG_DEBUG, mt_assoc_log(req->assoc),
-           "c-store msgid=%u route: %s%s%zu rule(s), projects=%zu forward=%zu deid=%s armed=%zu",
-           req->cmd.message_id, s->dec.reject ? "reject " : "",
-           s->dec.used_default ? "default " : "", s->dec.n_rules, s->dec.n_projects,
-           s->dec.n_forward, s->dec.deid ? s->dec.deid : "(node)", s->dec.n_armed);
-    if (s->dec.reject) {
-        fail(s, MT_STATUS_NOT_AUTHORIZED, s->dec.reject_reason);
-        mt_buf_dispose(&s->held);
+    mt_route_pending_decide(&s->route, &in);
+    const mt_route_decision_t *d = &s->route.dec;
+    mt_route_summary(d, sum, sizeof sum);
+    mt_log(MT_LOG_DEBUG, mt_assoc_log(req->assoc), "c-store msgid=%u route: %s",
+           req->cmd.message_id, sum);
+    if (d->reject) {
+        fail(s, MT_STATUS_NOT_AUTHORIZED, d->reject_reason);
+        mt_route_pending_drop_held(&s->route);
         return;
     }
-    const mt_deid_profile_t *dp = NULL;
-    if (!s->dec.deid)
-        dp = mt_node_deid(mt_assoc_node(req->assoc), NULL, NULL);
-    else if (strcmp(s->dec.deid, "none") != 0)
-        dp = s->dec.deid_profile;
-    if (s->dec.deid && strcmp(s->dec.deid, "none") != 0 && !dp) {
+    const mt_deid_profile_t *dp;
+    if (mt_route_profile(d, mt_node_deid(mt_assoc_node(req->assoc), NULL, NULL), &dp) != 0) {
         fail(s, MT_STATUS_PROCESSING_FAILURE, "routing: de-identification profile not loaded");
         return;
     }
     start_job(s, dp);
+    size_t n;
+    const uint8_t *held = mt_route_pending_held(&s->route, &n);
     if (!s->fail_status)
-        write_bytes(s, s->held.data, s->held.len);
-    mt_buf_dispose(&s->held);
+        write_bytes(s, held, n);
+    mt_route_pending_drop_held(&s->route);
 }
 
 static void store_on_request(mt_dimse_req_t *req)
@@ -325,7 +292,8 @@ static void store_on_request(mt_dimse_req_t *req)
     s->req = req;
     req->svc = s;
     s->rec = mt_index_rec_new();
-    mt_buf_init(&s->held, MT_DEID_STREAM_MAX_HEADER);
+    const mt_conf_t *conf = mt_assoc_conf(req->assoc);
+    mt_route_pending_init(&s->route, conf ? conf->routes : NULL);
     s->ts = mt_ts_find(req->transfer_syntax);
     mt_tag_capture_init(&s->hdr,
                         !s->ts || s->ts->deflated || !mt_node_tagger(mt_assoc_node(req->assoc)));
@@ -346,13 +314,8 @@ static void store_on_request(mt_dimse_req_t *req)
                              .user = s,
                              .stream_pixel_data = true};
     s->reader = mt_ds_reader_new(&o);
-    const mt_conf_t *conf = mt_assoc_conf(req->assoc);
-    if (conf && conf->routes) {
-        s->routes = conf->routes;
-        s->attrs = mt_route_attrs_new(s->routes);
+    if (!s->route.decided)
         return; /* the job starts once the rules have decided */
-    }
-    s->decided = true;
     start_job(s, mt_node_deid(mt_assoc_node(req->assoc), NULL, NULL));
 }
 
@@ -371,8 +334,7 @@ static void on_committed(void *data, int status, const char *comment)
         mt_node_t *node = mt_assoc_node(req->assoc);
         respond(req, MT_STATUS_SUCCESS, NULL);
         offer_header(s, node); /* O(1): queues the extraction on the pool */
-        if (s->dec.n_forward) /* queued in the commit's transaction: send soon */
-            mt_forward_kick(mt_node_forward(node));
+        mt_route_ingest_committed(node, s->route.dec.n_forward);
     }
     else if (status == MT_EDUPLICATE)
         respond(req, MT_STATUS_DUPLICATE_SOP_INSTANCE, "duplicate SOP instance");
@@ -409,17 +371,6 @@ static void on_quarantined(void *data, int status, const char *comment)
     store_req_free(s);
 }
 
-/* The decision travels in the index record: put() writes it in the instance's transaction. */
-static void rec_add_routing(store_req_t *s)
-{
-    for (size_t i = 0; i < s->dec.n_projects; i++)
-        mt_index_rec_add_project(s->rec, s->dec.projects[i]);
-    for (size_t i = 0; i < s->dec.n_forward; i++)
-        mt_index_rec_add_forward(s->rec, s->dec.forward[i]);
-    for (size_t i = 0; i < s->dec.n_armed; i++) /* rules on the series tag: fired once tagged */
-        mt_index_rec_add_armed(s->rec, s->dec.armed[i]);
-}
-
 /* The data set has ended: check it and commit, or answer the recorded failure. */
 static void finish(store_req_t *s)
 {
@@ -444,10 +395,10 @@ static void finish(store_req_t *s)
                  !mt_index_rec_get(s->rec, TAG_SERIES_INSTANCE_UID))
             fail(s, MT_STATUS_DS_DOES_NOT_MATCH_SOP_CLASS, "missing Study/Series Instance UID");
     }
-    if (!s->fail_status && !s->decided)
+    if (!s->fail_status && !s->route.decided)
         route_decide(s); /* a data set without Pixel Data */
     if (!s->fail_status)
-        rec_add_routing(s);
+        mt_route_ingest_rec(&s->route.dec, s->rec);
     if (!s->fail_status && s->deid) {
         int rc = mt_deid_stream_finish(s->deid);
         if (rc < 0) {
@@ -455,7 +406,7 @@ static void finish(store_req_t *s)
         } else {
             mt_index_rec_free(s->rec);
             s->rec = deid_rec(s);
-            rec_add_routing(s);
+            mt_route_ingest_rec(&s->route.dec, s->rec);
         }
     }
     if (s->fail_status) {
@@ -496,8 +447,8 @@ static void finish(store_req_t *s)
 static int store_on_data(mt_dimse_req_t *req, const uint8_t *p, size_t n, bool last)
 {
     store_req_t *s = req->svc;
-    bool holding = !s->decided && !s->fail_status;
-    if (holding && n && mt_buf_append(&s->held, p, n) != 0)
+    bool holding = !s->route.decided && !s->fail_status;
+    if (holding && mt_route_pending_hold(&s->route, p, n) != 0)
         fail(s, MT_STATUS_REFUSED_OUT_OF_RESOURCES, "out of resources: header too large");
     else if (!holding)
         write_bytes(s, p, n);
@@ -512,7 +463,7 @@ static int store_on_data(mt_dimse_req_t *req, const uint8_t *p, size_t n, bool l
     }
     if (!s->fail_status)
         mt_tag_capture_feed(&s->hdr, p, n);
-    if (holding && !s->fail_status && s->decide_now)
+    if (holding && !s->fail_status && mt_route_pending_ready(&s->route))
         route_decide(s);
     if (last)
         finish(s);

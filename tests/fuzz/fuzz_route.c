@@ -38,7 +38,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                  strlen(attrs[i].v), false);
         uint8_t rows[2] = {0, 1};
         mt_route_attrs_offer(a, MT_TAG(0x0028, 0x0010), MT_VR('U', 'S'), rows, 2, false);
-        mt_route_input_t in = {"PACS1", "MITRAL", k ? "::ffff:10.1.2.3" : "10.1.2.3", NULL, a};
+        mt_route_input_t in = {.calling_ae = "PACS1", .called_ae = "MITRAL",
+                               .peer = k ? "::ffff:10.1.2.3" : "10.1.2.3", .attrs = a};
         mt_route_decision_t d;
         mt_route_decide(s, &in, &d);
         if (d.n_projects > MT_ROUTE_MAX_TARGETS || d.n_forward > MT_ROUTE_MAX_TARGETS ||

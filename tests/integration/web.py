@@ -32,8 +32,9 @@ def pbkdf2_hash(secret, it=1000):
 class WebNode(lib.Node):
     """lib.Node plus http: and the users:/projects: lists."""
 
-    def __init__(self, users=True, extra=None, **kw):
+    def __init__(self, users=True, extra=None, more_projects=(), **kw):
         self.http_port = lib.free_port()
+        self.more_projects = list(more_projects)  # (name, ae_title) after p1 and p2
         conf = {"http.enabled": "true", "http.port": self.http_port, "http.bind": "127.0.0.1"}
         conf.update(extra or {})
         super().__init__(conf=conf, **kw)
@@ -45,6 +46,8 @@ class WebNode(lib.Node):
             f.write("projects:\n"
                     "  - name: p1\n    ae_title: P1AE\n"
                     "  - name: p2\n    ae_title: P2AE\n")
+            for name, aet in self.more_projects:
+                f.write("  - name: %s\n    ae_title: %s\n" % (name, aet))
             if self.with_users:
                 f.write("users:\n"
                         "  - name: admin\n    token: %s\n    admin: true\n"

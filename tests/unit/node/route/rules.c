@@ -220,6 +220,40 @@ static void test_peer_and_aes(void **st)
     mt_route_set_free(s);
 }
 
+/* STOW-RS inputs (rules.h mt_route_input_t): no calling AE, an authenticated user. */
+static void test_http_source(void **st)
+{
+    (void)st;
+    mt_route_set_t *s = compile("rules:\n"
+                                "  - name: dimse\n"
+                                "    match: {calling_ae: {present: true}, user: {absent: true}}\n"
+                                "  - name: ai\n"
+                                "    match: {user: [alice, 'ai-*'], calling_ae: {absent: true}}\n"
+                                "  - name: team\n"
+                                "    match: {user: {glob: 'ai-*'}}\n"
+                                "  - name: any-web\n"
+                                "    match: {calling_ae: {absent: true}}\n"
+                                "  - name: needs-ae\n"
+                                "    match: {calling_ae: PACS1}\n");
+    assert_non_null(s);
+    mt_route_decision_t d;
+    inst_t x;
+    inst_init(&x, s);
+    assert_string_equal(first(s, &x, &d), "dimse");
+    x.in.calling_ae = NULL; /* an HTTP upload */
+    assert_string_equal(first(s, &x, &d), "any-web");
+    x.in.user = "alice";
+    assert_string_equal(first(s, &x, &d), "ai");
+    x.in.user = "ai-lab";
+    assert_string_equal(first(s, &x, &d), "team"); /* one_of is equality, not a glob */
+    x.in.user = "bob";
+    assert_string_equal(first(s, &x, &d), "any-web");
+    mt_route_attrs_free(x.a);
+    mt_route_set_free(s);
+    expect_error("rules:\n  - match: {usr: alice}\n", "r.yaml:2:");
+    expect_error("rules:\n  - match: {usr: alice}\n", "user, cmr_series");
+}
+
 static void test_precedence_and_continue(void **st)
 {
     (void)st;
@@ -499,6 +533,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_operators),
         cmocka_unit_test(test_peer_and_aes),
+        cmocka_unit_test(test_http_source),
         cmocka_unit_test(test_precedence_and_continue),
         cmocka_unit_test(test_reject),
         cmocka_unit_test(test_multiple_files),
