@@ -39,6 +39,10 @@ ROUNDS = int(os.environ.get("ROUNDS", "2"))
 BENCH_DIR = os.environ.get("BENCH_DIR", "/tmp/mitral-bench")
 PEER_ENV = dict(os.environ, TCP_NODELAY="1")
 LINE = re.compile(r"\s*([\d.]+) \(\s*([\d.]+) ms\): \S+?/(\d+) (\w+)\((.*)\)\s+= (-?\d+)")
+# a call another thread's event interrupted: perf prints "name(args) ..." first, then this
+# line with the same start time and the whole duration (the arguments are lost)
+CONTINUED = re.compile(r"\s*([\d.]+) \(\s*([\d.]+) ms\): \S+?/(\d+)\s+\.\.\. \[continued\]: "
+                       r"(\w+)\(\)\)\s+= (-?\d+)")
 STEPS = ["scu", "1 wake", "2 create", "3 write", "4 put", "5 commit", "6 syncfs", "7 verify",
          "8 answer", "node (1-8)", "cycle"]
 
@@ -85,9 +89,15 @@ def trace(exe, files):
             os.kill(int(k), signal.SIGTERM)  # mitral, the child of perf
         p.wait(60)
         log.close()
+    ev = []
     with open(out) as f:
-        ev = [(float(m[1]), float(m[2]), int(m[3]), m[4], m[5], int(m[6]))
-              for m in map(LINE.match, f) if m]
+        for line in f:
+            m = LINE.match(line)
+            if m:
+                ev.append((float(m[1]), float(m[2]), int(m[3]), m[4], m[5], int(m[6])))
+            elif (m := CONTINUED.match(line)):
+                ev.append((float(m[1]), float(m[2]), int(m[3]), m[4], "", int(m[5])))
+    ev.sort(key=lambda e: e[0])
     shutil.rmtree(d, ignore_errors=True)
     return ev
 
@@ -106,15 +116,22 @@ def steps(ev):
         if not reads:
             continue
         data = reads[-1][0] + reads[-1][1]
-        ct = [e for e in ct if e[0] >= data]  # a spare made earlier in the cycle is not its path
+        sf = [e for e in ct if e[3] == "syncfs"]
+        if len(sf) != 1:
+            continue
+        # the commit thread's calls after the data arrived (a spare inode made by another
+        # thread, or earlier in the cycle, is not on the instance's path)
+        ct = [e for e in ct if e[0] >= data and e[2] == sf[0][2]]
         create = [e for e in ct if e[3] in ("openat", "linkat") and ".tmp" in e[4]]
         wr = [e for e in ct if e[3] == "write" and e[5] > 1000]
         rn = [e for e in ct if e[3] == "rename" and e[5] == 0]
         sf = [e for e in ct if e[3] == "syncfs"]
-        ef = [e for e in ct if e[3] == "write" and e[5] == 8]
-        if not (create and wr and rn and ef) or len(sf) != 1:
+        if not (create and wr and rn) or len(sf) != 1:
             continue
         c, w, s = create[0], wr[0], sf[0]
+        ef = [e for e in ct if e[3] == "write" and e[5] == 8 and e[0] >= s[0] + s[1]]
+        if not ef:
+            continue
         for k, v in zip(STEPS, [data - t0, c[0] - data, c[1], w[0] + w[1] - c[0] - c[1],
                                 rn[-1][0] - w[0] - w[1], s[0] - rn[-1][0], s[1],
                                 ef[0][0] - s[0] - s[1], t_end - ef[0][0], t_end - data,
