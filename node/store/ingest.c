@@ -6,7 +6,10 @@
  *   loop thread     the API (job_new / append / commit / cancel / close) and every callback
  *   libuv pool      job work: SPILL (write a full buffer to the job's temp file), FINAL (write
  *                   the rest, close the temp file), DISCARD (close + unlink the temp file)
- *   commit thread   one per ingest: takes every queued job (up to max_batch) as one batch
+ *   commit thread   one per ingest: takes every queued job (up to max_batch) as one batch;
+ *                   when it is idle and the loop has written the answers (answers_out) it
+ *                   has the store prepare a spare temp inode (tmp_prepare), so the next
+ *                   instance's tmp_create only names it
  *
  * Life of a job:
  *
@@ -149,6 +152,7 @@ struct mt_ingest {
     mt_ingest_job_t *q_head, **q_tail;
     mt_ingest_job_t *done_head, **done_tail;
     bool commit_idle; /* the commit thread waits for work, nothing in flight */
+    bool answers_out; /* on_async delivered completions: the idle commit thread may prepare */
     bool stop, thread_done;
 
     uv_async_t async;
@@ -289,10 +293,18 @@ static void on_async(uv_async_t *a)
     ing->done_tail = &ing->done_head;
     bool finished = ing->thread_done;
     uv_mutex_unlock(&ing->mu);
+    bool answered = list != NULL;
     while (list) {
         mt_ingest_job_t *next = list->next;
         complete(list);
         list = next;
+    }
+    if (answered) { /* the answers are written: now the commit thread may take a core */
+        uv_mutex_lock(&ing->mu);
+        ing->answers_out = true;
+        if (ing->commit_idle)
+            uv_cond_signal(&ing->cond);
+        uv_mutex_unlock(&ing->mu);
     }
     if (finished && !uv_is_closing((uv_handle_t *)&ing->async)) {
         uv_thread_join(&ing->thread);
@@ -884,6 +896,17 @@ static void commit_thread(void *arg)
     uv_mutex_lock(&ing->mu);
     for (;;) {
         while (!ing->q_head && !pending && !ing->stop) {
+            if (ing->answers_out) {
+                /* Idle, and the loop has written the answers: make the next instance's temp
+                 * inode now, while the SCU turns round. Not before: the loop thread, woken
+                 * by our post, would wait for a core behind the inode allocation. */
+                ing->answers_out = false;
+                ing->commit_idle = false;
+                uv_mutex_unlock(&ing->mu);
+                (void)ing->store->ops->tmp_prepare(ing->store);
+                uv_mutex_lock(&ing->mu);
+                continue;
+            }
             ing->commit_idle = true;
             uv_cond_wait(&ing->cond, &ing->mu);
         }

@@ -11,6 +11,14 @@
  * directory entries of the renames and the SQLite WAL in one call (Linux). Temp and final
  * names are on the same file system (both under root), so rename never copies.
  *
+ * Spare inode (tmp_prepare): an idle caller creates an O_TMPFILE inode in .tmp ahead of time;
+ * the next tmp_create takes it (atomic exchange, any thread) and gives it its temp name with
+ * linkat(2) through /proc/self/fd (~20 us instead of the ~0.1-0.7 ms an ext4 inode allocation
+ * costs right after mass deletions). From then on it is an ordinary temp file. A crash while a
+ * spare exists leaves an empty unnamed inode: the file system frees it (ext4 with a journal
+ * and XFS at mount, from their orphan lists; ext4 without a journal at the next fsck). Where
+ * O_TMPFILE or /proc is missing, tmp_prepare gives up for good and tmp_create works as before.
+ *
  * Errors: errno is converted on the line of the system call; ENOSPC/EDQUOT -> MT_ENOSPC.
  */
 #include "store.h"
@@ -41,6 +49,8 @@ typedef struct fs_store {
     dev_t sync_devs[MAX_SYNC_FDS];
     int n_sync;
     atomic_ulong counter;
+    atomic_int spare_fd;      /* O_TMPFILE inode made by tmp_prepare, or -1 */
+    atomic_bool no_spare;     /* O_TMPFILE / linkat unsupported here: stop trying */
 } fs_store_t;
 
 static atomic_long fail_countdown = -1, fail_sync_countdown = -1;
@@ -159,6 +169,45 @@ static int add_sync_fd(fs_store_t *fs, const char *path)
 
 /* ---- ops ---- */
 
+static int fs_tmp_prepare(mt_store_t *s)
+{
+    fs_store_t *fs = (fs_store_t *)s;
+    if (atomic_load(&fs->no_spare))
+        return MT_EUNSUPPORTED;
+    if (atomic_load(&fs->spare_fd) >= 0)
+        return 0;
+    int fd = openat(fs->tmp_dirfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        int e = errno;
+        if (e == EOPNOTSUPP || e == EISDIR || e == EINVAL)
+            atomic_store(&fs->no_spare, true);
+        return err_from_errno(e);
+    }
+    int none = -1;
+    if (!atomic_compare_exchange_strong(&fs->spare_fd, &none, fd))
+        close(fd); /* another thread made one meanwhile */
+    return 0;
+}
+
+/* Give the spare inode (if any) the temp name t->name. 0 named: t->fd is it; else no spare. */
+static int name_spare(fs_store_t *fs, mt_store_tmp_t *t)
+{
+    int fd = atomic_exchange(&fs->spare_fd, -1);
+    if (fd < 0)
+        return MT_ENOENT;
+    char proc[64];
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+    if (linkat(AT_FDCWD, proc, fs->tmp_dirfd, t->name, AT_SYMLINK_FOLLOW) != 0) {
+        int e = errno;
+        close(fd); /* nlink 0: freed */
+        if (e != EEXIST)
+            atomic_store(&fs->no_spare, true); /* no /proc, or not allowed: stop trying */
+        return err_from_errno(e);
+    }
+    t->fd = fd;
+    return 0;
+}
+
 static int fs_tmp_create(mt_store_t *s, mt_store_tmp_t *t)
 {
     fs_store_t *fs = (fs_store_t *)s;
@@ -171,6 +220,8 @@ static int fs_tmp_create(mt_store_t *s, mt_store_tmp_t *t)
         clock_gettime(CLOCK_MONOTONIC, &ts);
         snprintf(t->name, sizeof t->name, "%ld-%lu-%lx.part", (long)getpid(), c,
                  (unsigned long)(ts.tv_nsec ^ (ts.tv_sec << 20)) & 0xFFFFFF);
+        if (name_spare(fs, t) == 0)
+            return 0;
         int fd = openat(fs->tmp_dirfd, t->name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
         if (fd >= 0) {
             t->fd = fd;
@@ -375,6 +426,9 @@ static void fs_close(mt_store_t *s)
     fs_store_t *fs = (fs_store_t *)s;
     if (!fs)
         return;
+    int spare = atomic_exchange(&fs->spare_fd, -1);
+    if (spare >= 0)
+        close(spare); /* unnamed: freed */
     if (fs->tmp_dirfd >= 0)
         close(fs->tmp_dirfd);
     for (int i = 0; i < fs->n_sync; i++)
@@ -386,6 +440,7 @@ static void fs_close(mt_store_t *s)
 static const mt_store_ops_t fs_ops = {
     .name = "fs",
     .tmp_create = fs_tmp_create,
+    .tmp_prepare = fs_tmp_prepare,
     .tmp_write = fs_tmp_write,
     .tmp_close = fs_tmp_close,
     .publish = fs_publish,
@@ -412,6 +467,8 @@ int mt_store_fs_open(const char *root, mt_store_t **out)
     fs_store_t *fs = mt_calloc(1, sizeof *fs);
     fs->base.ops = &fs_ops;
     fs->tmp_dirfd = -1;
+    atomic_init(&fs->spare_fd, -1);
+    atomic_init(&fs->no_spare, false);
     size_t n = strlen(root);
     while (n > 1 && root[n - 1] == '/')
         n--;

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <errno.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -256,6 +257,51 @@ static void test_clean_tmp(void **state)
     s->ops->close(s);
 }
 
+/* tmp_prepare: the spare inode is invisible in .tmp until tmp_create names it; it then behaves
+ * as any temp file (write, publish, discard); a spare left at close leaves nothing behind. */
+static void test_spare_inode(void **state)
+{
+    (void)state;
+    mt_store_t *s;
+    assert_int_equal(mt_store_fs_open(root, &s), 0);
+    int rc = s->ops->tmp_prepare(s);
+    if (rc == MT_EUNSUPPORTED || rc == -EOPNOTSUPP) { /* no O_TMPFILE here: nothing to test */
+        s->ops->close(s);
+        skip();
+    }
+    assert_int_equal(rc, 0);
+    assert_int_equal(s->ops->tmp_prepare(s), 0); /* a spare exists: no-op */
+    assert_int_equal(n_tmp(), 0);                /* unnamed */
+
+    mt_store_tmp_t t, u;
+    assert_int_equal(s->ops->tmp_create(s, &t), 0); /* takes the spare */
+    assert_true(t.fd >= 0);
+    assert_int_equal(n_tmp(), 1);
+    assert_int_equal(s->ops->tmp_write(s, &t, "spare", 5), 0);
+    assert_int_equal(s->ops->tmp_create(s, &u), 0); /* no spare left: an ordinary create */
+    assert_string_not_equal(t.name, u.name);
+    assert_int_equal(n_tmp(), 2);
+    s->ops->tmp_discard(s, &u);
+    assert_int_equal(n_tmp(), 1);
+
+    char rel[MT_STORE_PATH_MAX], abs[1024];
+    assert_int_equal(mt_store_path("1.2.3", "1.2.3.4", "1.2.3.4.6", rel, sizeof rel), 0);
+    assert_int_equal(s->ops->publish(s, &t, rel), 0);
+    assert_int_equal(s->ops->sync(s), 0);
+    assert_int_equal(n_tmp(), 0);
+    assert_int_equal(s->ops->abs_path(s, rel, abs, sizeof abs), 0);
+    FILE *f = fopen(abs, "rb");
+    assert_non_null(f);
+    char got[16] = {0};
+    assert_int_equal(fread(got, 1, sizeof got, f), 5);
+    fclose(f);
+    assert_string_equal(got, "spare");
+
+    assert_int_equal(s->ops->tmp_prepare(s), 0);
+    s->ops->close(s); /* with a spare: it goes with the store, nothing named in .tmp */
+    assert_int_equal(n_tmp(), 0);
+}
+
 static void test_fault_injection(void **state)
 {
     (void)state;
@@ -339,6 +385,7 @@ int main(void)
         cmocka_unit_test(test_uid_validation),
         cmocka_unit_test_setup_teardown(test_publish_discard, setup, teardown),
         cmocka_unit_test_setup_teardown(test_clean_tmp, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_spare_inode, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fault_injection, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lock_and_sync_fault, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
