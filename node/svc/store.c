@@ -76,7 +76,7 @@ typedef struct store_req {
     mt_buf_t held;
     bool decided, decide_now;
     mt_route_decision_t dec;
-    mt_tag_capture_t hdr; /* the original header for the CMR tagger (tag/capture.h) */
+    mt_tag_capture_t hdr; /* what the CMR tagger reads of the original (tag/capture.h) */
     char stored_study[65], stored_series[65]; /* UIDs as stored (de-identified or not) */
     char stored_sop[65];                      /* quarantined: its de-identified SOP UID */
     uint16_t fail_status; /* nonzero: answer this once the data set has ended */
@@ -96,14 +96,12 @@ static void store_req_free(store_req_t *s)
     mt_free(s);
 }
 
-/* Hand the captured original header to the tagger (after a successful store). */
+/* Hand what the reader kept of the original header to the tagger (after a successful store). */
 static void offer_header(store_req_t *s, mt_node_t *node)
 {
     mt_tagger_t *t = mt_node_tagger(node);
-    size_t len;
-    uint8_t *p = t ? mt_tag_capture_take(&s->hdr, &len) : NULL;
-    if (p)
-        mt_tagger_offer(t, p, len, s->ts, s->stored_study, s->stored_series);
+    if (t)
+        mt_tagger_offer(t, &s->hdr, s->stored_study, s->stored_series);
 }
 
 static void respond(mt_dimse_req_t *req, uint16_t status, const char *comment)
@@ -144,12 +142,11 @@ static void fail(store_req_t *s, uint16_t status, const char *comment)
 static int on_element(void *user, mt_ds_event_t ev, const mt_elem_t *e)
 {
     store_req_t *s = user;
+    mt_tag_capture_event(&s->hdr, ev, e);
     if (ev == MT_DS_EV_ELEMENT && e->depth == 0 && e->value)
         mt_index_rec_offer(s->rec, e->tag, e->vr, e->value, e->value_len, s->ts->big_endian);
     if (s->rec)
         mt_index_rec_seq_event(s->rec, ev, e, s->ts->big_endian);
-    if (ev == MT_DS_EV_ELEMENT && e->depth == 0 && e->tag == MT_TAG_PIXEL_DATA)
-        mt_tag_capture_pixel_at(&s->hdr, e->offset);
     if (s->attrs && !s->decided && e->depth == 0 &&
         (ev == MT_DS_EV_ELEMENT || ev == MT_DS_EV_SEQ_START)) {
         if (e->tag >= MT_TAG_PIXEL_DATA)
@@ -327,8 +324,7 @@ static void store_on_request(mt_dimse_req_t *req)
     s->rec = mt_index_rec_new();
     mt_buf_init(&s->held, MT_DEID_STREAM_MAX_HEADER);
     s->ts = mt_ts_find(req->transfer_syntax);
-    mt_tag_capture_init(&s->hdr,
-                        !s->ts || s->ts->deflated || !mt_node_tagger(mt_assoc_node(req->assoc)));
+    mt_tag_capture_init(&s->hdr, s->ts, !mt_node_tagger(mt_assoc_node(req->assoc)));
     if (!s->ts) {
         fail(s, MT_STATUS_CANNOT_UNDERSTAND, "unknown transfer syntax");
         return;
@@ -370,7 +366,7 @@ static void on_committed(void *data, int status, const char *comment)
          * threads are not on the way of the SCU's next request */
         mt_node_t *node = mt_assoc_node(req->assoc);
         respond(req, MT_STATUS_SUCCESS, NULL);
-        offer_header(s, node); /* O(1): queues the extraction on the pool */
+        offer_header(s, node); /* the features of the kept elements: a few us */
         if (s->dec.n_forward) /* queued in the commit's transaction: send soon */
             mt_forward_kick(mt_node_forward(node));
     }
@@ -478,7 +474,7 @@ static void finish(store_req_t *s)
         const char *sop = mt_index_rec_get(rec, TAG_SOP_INSTANCE_UID);
         snprintf(s->stored_sop, sizeof s->stored_sop, "%s", sop ? sop : "");
         mt_index_rec_free(rec);
-        s->hdr.off = true;
+        mt_tag_capture_stop(&s->hdr);
         s->committed = true;
         mt_ingest_job_quarantine(job, s->stored_sop, on_quarantined, s);
         return;
@@ -487,8 +483,6 @@ static void finish(store_req_t *s)
     snprintf(s->stored_study, sizeof s->stored_study, "%s", stu ? stu : "");
     const char *ser = mt_index_rec_get(rec, TAG_SERIES_INSTANCE_UID);
     snprintf(s->stored_series, sizeof s->stored_series, "%s", ser ? ser : "");
-    if (!s->stored_study[0] || !s->stored_series[0])
-        s->hdr.off = true;
     s->committed = true;
     mt_ingest_job_commit(job, rec, on_committed, s);
 }
@@ -501,8 +495,6 @@ static int store_on_data(mt_dimse_req_t *req, const uint8_t *p, size_t n, bool l
         fail(s, MT_STATUS_REFUSED_OUT_OF_RESOURCES, "out of resources: header too large");
     else if (!holding)
         write_bytes(s, p, n);
-    /* the reader first: it finds Pixel Data in this chunk, so the header capture below copies
-     * only the bytes before it, not the whole instance when it comes as one PDV */
     if (!s->fail_status && n && mt_ds_reader_feed(s->reader, p, n) != 0) {
         char c[65];
         const mt_diag_t *d = mt_ds_reader_diag(s->reader);
@@ -510,8 +502,6 @@ static int store_on_data(mt_dimse_req_t *req, const uint8_t *p, size_t n, bool l
                  d->reason ? d->reason : "?");
         fail(s, MT_STATUS_CANNOT_UNDERSTAND, c);
     }
-    if (!s->fail_status)
-        mt_tag_capture_feed(&s->hdr, p, n);
     if (holding && !s->fail_status && s->decide_now)
         route_decide(s);
     if (last)
