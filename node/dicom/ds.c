@@ -129,6 +129,30 @@ mt_ds_elem_t *mt__ds_slot(mt_ds_t *ds, uint32_t tag, bool clear)
     return &ds->elems[i];
 }
 
+mt_ds_t *mt_ds_new_borrowed(bool big_endian, size_t n)
+{
+    mt_ds_t *ds = mt_ds_new();
+    ds->big_endian = big_endian;
+    ds->borrowed = true;
+    if (n) {
+        ds->elems = mt_malloc(n * sizeof *ds->elems);
+        ds->cap = n;
+    }
+    return ds;
+}
+
+int mt_ds_borrow_append(mt_ds_t *ds, uint32_t tag, uint16_t vr, const uint8_t *value,
+                        uint32_t len)
+{
+    if (!ds->borrowed || (ds->n && ds->elems[ds->n - 1].tag >= tag))
+        return MT_EINVAL;
+    mt_ds_elem_t *e = mt__ds_slot(ds, tag, false); /* appended: a new zeroed slot */
+    e->vr = vr;
+    e->len = len;
+    e->value = len ? (uint8_t *)value : NULL;
+    return 0;
+}
+
 size_t mt_ds_count(const mt_ds_t *ds)
 {
     return ds ? ds->n : 0;
@@ -295,16 +319,7 @@ typedef struct builder {
     void *keep_user;
     unsigned skip; /* > 0: inside a sequence (or encapsulated value) not kept */
     const uint8_t *buf, *buf_end; /* borrowed values lie here */
-    /* mt_ds_builder_*: values copied with alloc (they belong to its owner) */
-    mt_ds_alloc_fn alloc;
-    void *alloc_user;
-    mt_ds_elem_t *gather; /* a kept value arriving in chunks: bytes gathered so far */
-    uint32_t n_gathered;
 } builder_t;
-
-struct mt_ds_builder {
-    builder_t b;
-};
 
 /* mt_ds_parse_filtered: events of elements not kept, and everything inside a sequence or an
  * encapsulated value not kept, are dropped here (returns true when dropped). */
@@ -395,23 +410,8 @@ static int on_event(void *user, mt_ds_event_t ev, const mt_elem_t *e)
             bpush(b, (bframe_t){B_ENCAP, x, NULL, 0});
             return 0;
         }
-        if (!e->value && b->alloc) { /* chunked: gathered from its VALUE_CHUNKs */
-            if (e->len && !(x->value = b->alloc(b->alloc_user, e->len)))
-                return MT_ENOMEM;
-            b->gather = x;
-            b->n_gathered = 0;
-            return 0;
-        }
         if (!e->value)
             return MT_EINVAL; /* chunked: mt_ds_parse buffers every value */
-        if (b->alloc) {
-            if (e->value_len && !(x->value = b->alloc(b->alloc_user, e->value_len)))
-                return MT_ENOMEM;
-            if (e->value_len)
-                memcpy(x->value, e->value, e->value_len);
-            x->len = (uint32_t)e->value_len;
-            return 0;
-        }
         if (b->root->borrowed) { /* e->value points into the caller's buffer */
             if (e->value_len && !in_input(b, e))
                 return MT_EINVAL; /* not with one whole feed; never point elsewhere */
@@ -450,14 +450,6 @@ static int on_event(void *user, mt_ds_event_t ev, const mt_elem_t *e)
             return MT_EINVAL;
         b->n--;
         return 0;
-    case MT_DS_EV_VALUE_CHUNK: /* of a kept element (those of others are not): gather it */
-        if (!b->gather || !e->value || e->value_len > b->gather->len - b->n_gathered)
-            return b->gather ? MT_EINVAL : 0; /* a fragment's chunks: not kept (below) */
-        memcpy(b->gather->value + b->n_gathered, e->value, e->value_len);
-        b->n_gathered += (uint32_t)e->value_len;
-        if (e->last_chunk)
-            b->gather = NULL;
-        return 0;
     case MT_DS_EV_FRAGMENT:
         if (!top || top->kind != B_ENCAP || !e->value)
             return MT_EINVAL;
@@ -477,41 +469,6 @@ static int on_event(void *user, mt_ds_event_t ev, const mt_elem_t *e)
     }
 }
 
-mt_ds_builder_t *mt_ds_builder_new(bool big_endian, mt_ds_keep_fn keep, void *keep_user,
-                                   mt_ds_alloc_fn alloc, void *alloc_user)
-{
-    mt_ds_builder_t *x = mt_calloc(1, sizeof *x);
-    x->b.root = mt_ds_new();
-    x->b.root->big_endian = big_endian;
-    x->b.root->borrowed = true; /* the values are alloc's */
-    x->b.keep = keep;
-    x->b.keep_user = keep_user;
-    x->b.alloc = alloc;
-    x->b.alloc_user = alloc_user;
-    return x;
-}
-
-int mt_ds_builder_event(mt_ds_builder_t *x, mt_ds_event_t ev, const mt_elem_t *e)
-{
-    return on_event(&x->b, ev, e);
-}
-
-mt_ds_t *mt_ds_builder_take(mt_ds_builder_t *x)
-{
-    mt_ds_t *ds = x->b.root;
-    x->b.root = NULL;
-    return ds;
-}
-
-void mt_ds_builder_free(mt_ds_builder_t *x)
-{
-    if (!x)
-        return;
-    mt_ds_free(x->b.root);
-    mt_free(x->b.stack);
-    mt_free(x);
-}
-
 int mt_ds_parse(const uint8_t *buf, size_t len, const mt_ts_t *ts, mt_ds_t **out, mt_diag_t *diag)
 {
     return mt_ds_parse_filtered(buf, len, ts, NULL, NULL, out, diag);
@@ -523,8 +480,7 @@ int mt_ds_parse_filtered(const uint8_t *buf, size_t len, const mt_ts_t *ts, mt_d
     *out = NULL;
     if (!ts || (!buf && len))
         return MT_EINVAL;
-    builder_t b = {mt_ds_new(), NULL, 0, 0, keep, keep_user, 0, buf, buf ? buf + len : NULL,
-                   NULL, NULL, NULL, 0};
+    builder_t b = {mt_ds_new(), NULL, 0, 0, keep, keep_user, 0, buf, buf ? buf + len : NULL};
     b.root->big_endian = ts->big_endian;
     /* filtered: values stay in buf (a whole, single feed: the reader's values point into it;
      * an inflated stream's do not) */

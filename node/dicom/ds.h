@@ -154,20 +154,14 @@ int mt_ds_parse(const uint8_t *buf, size_t len, const mt_ts_t *ts, mt_ds_t **out
 typedef bool (*mt_ds_keep_fn)(void *user, uint32_t tag);
 int mt_ds_parse_filtered(const uint8_t *buf, size_t len, const mt_ts_t *ts, mt_ds_keep_fn keep,
                          void *keep_user, mt_ds_t **out, mt_diag_t *diag);
-/* A tree built from the events of a reader the caller runs (node/tag/capture.c: the store
- * service's own reader, so the header is not read twice), keeping what keep() accepts (NULL:
- * everything), as mt_ds_parse_filtered does. Each value kept is copied into alloc(alloc_user,
- * n) (NULL when out of room: the event fails with MT_ENOMEM); values that arrive in chunks are
- * gathered. The tree is read-only and does not free its values: they belong to the allocator's
- * owner and must outlive it. An event's error leaves the builder unusable (free it). */
-typedef struct mt_ds_builder mt_ds_builder_t;
-typedef uint8_t *(*mt_ds_alloc_fn)(void *alloc_user, size_t n);
-mt_ds_builder_t *mt_ds_builder_new(bool big_endian, mt_ds_keep_fn keep, void *keep_user,
-                                   mt_ds_alloc_fn alloc, void *alloc_user);
-int mt_ds_builder_event(mt_ds_builder_t *b, mt_ds_event_t ev, const mt_elem_t *e);
-/* The tree (caller frees with mt_ds_free, before the values' allocator goes); once. */
-mt_ds_t *mt_ds_builder_take(mt_ds_builder_t *b);
-void mt_ds_builder_free(mt_ds_builder_t *b);
+/* A read-only tree whose top-level elements are appended, in ascending tag order, with values
+ * that stay the caller's (they must outlive the tree; mt_ds_free does not free them): what the
+ * tagger's capture (node/tag/capture.c) makes of the elements it located in a header while the
+ * receiving service's reader went over it. n is a capacity hint. Append: MT_EINVAL when tag is
+ * not above the last one or ds is not such a tree. */
+mt_ds_t *mt_ds_new_borrowed(bool big_endian, size_t n);
+int mt_ds_borrow_append(mt_ds_t *ds, uint32_t tag, uint16_t vr, const uint8_t *value,
+                        uint32_t len);
 size_t mt_ds_count(const mt_ds_t *ds);
 mt_ds_elem_t *mt_ds_at(const mt_ds_t *ds, size_t i); /* elements sorted by tag */
 mt_ds_elem_t *mt_ds_get(const mt_ds_t *ds, uint32_t tag);

@@ -98,7 +98,7 @@ typedef struct part {
     bool study_outside, inst_outside, out_of_scope;
     bool quarantined; /* Burned In Annotation YES, profile says quarantine */
     char study_uid[65], sop_uid[65];
-    mt_tag_capture_t hdr; /* what the CMR tagger reads of the original, as for a C-STORE */
+    mt_tag_capture_t hdr; /* the original header for the CMR tagger, as for a C-STORE */
 } part_t;
 
 struct stow {
@@ -210,8 +210,12 @@ static int dataset_bytes(part_t *p, const uint8_t *b, size_t n)
         else if (rc == 1)
             pause = 1;
     }
+    /* the reader first: it finds Pixel Data in this chunk, so the capture copies only the
+     * bytes before it */
     if (!p->fail && mt_ds_reader_feed(p->reader, b, n) != 0)
         part_fail(p, R_CANNOT_UNDERSTAND);
+    if (!p->fail)
+        mt_tag_capture_feed(&p->hdr, b, n);
     return p->fail ? 0 : pause;
 }
 
@@ -333,7 +337,7 @@ static void pending_done(stow_t *s)
 typedef struct ticket {
     stow_t *s;
     size_t idx;
-    mt_tag_capture_t hdr; /* what the tagger reads of the part's original header */
+    mt_tag_capture_t hdr; /* the part's original header for the tagger */
 } ticket_t;
 
 static void on_committed(void *data, int status, const char *comment)

@@ -76,7 +76,7 @@ typedef struct store_req {
     mt_buf_t held;
     bool decided, decide_now;
     mt_route_decision_t dec;
-    mt_tag_capture_t hdr; /* what the CMR tagger reads of the original (tag/capture.h) */
+    mt_tag_capture_t hdr; /* the original header for the CMR tagger (tag/capture.h) */
     char stored_study[65], stored_series[65]; /* UIDs as stored (de-identified or not) */
     char stored_sop[65];                      /* quarantined: its de-identified SOP UID */
     uint16_t fail_status; /* nonzero: answer this once the data set has ended */
@@ -96,7 +96,7 @@ static void store_req_free(store_req_t *s)
     mt_free(s);
 }
 
-/* Hand what the reader kept of the original header to the tagger (after a successful store). */
+/* Hand the captured original header to the tagger (after a successful store). */
 static void offer_header(store_req_t *s, mt_node_t *node)
 {
     mt_tagger_t *t = mt_node_tagger(node);
@@ -366,7 +366,7 @@ static void on_committed(void *data, int status, const char *comment)
          * threads are not on the way of the SCU's next request */
         mt_node_t *node = mt_assoc_node(req->assoc);
         respond(req, MT_STATUS_SUCCESS, NULL);
-        offer_header(s, node); /* the features of the kept elements: a few us */
+        offer_header(s, node); /* O(1): queues the extraction on the pool */
         if (s->dec.n_forward) /* queued in the commit's transaction: send soon */
             mt_forward_kick(mt_node_forward(node));
     }
@@ -495,6 +495,8 @@ static int store_on_data(mt_dimse_req_t *req, const uint8_t *p, size_t n, bool l
         fail(s, MT_STATUS_REFUSED_OUT_OF_RESOURCES, "out of resources: header too large");
     else if (!holding)
         write_bytes(s, p, n);
+    /* the reader first: it finds Pixel Data in this chunk, so the header capture below copies
+     * only the bytes before it, not the whole instance when it comes as one PDV */
     if (!s->fail_status && n && mt_ds_reader_feed(s->reader, p, n) != 0) {
         char c[65];
         const mt_diag_t *d = mt_ds_reader_diag(s->reader);
@@ -502,6 +504,8 @@ static int store_on_data(mt_dimse_req_t *req, const uint8_t *p, size_t n, bool l
                  d->reason ? d->reason : "?");
         fail(s, MT_STATUS_CANNOT_UNDERSTAND, c);
     }
+    if (!s->fail_status)
+        mt_tag_capture_feed(&s->hdr, p, n);
     if (holding && !s->fail_status && s->decide_now)
         route_decide(s);
     if (last)

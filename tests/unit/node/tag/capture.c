@@ -1,7 +1,8 @@
-/* Unit tests for node/tag/capture.c: the elements kept from the service's reader stop at
- * Pixel Data, values in chunks are gathered, the kept values' limit turns the capture off,
- * an off or moved-from capture gives nothing. (The features against the full parse, on
- * hand-made and on every testdata file: tests/unit/node/tag/extract.c.) */
+/* Unit tests for node/tag/capture.c: the header bytes stop at Pixel Data whatever the
+ * chunking; the slots locate the elements the extractor reads (a classic header needs no
+ * second parse, a sequence the extractor reads or a repeated tag makes it reparse); an off, moved-from or stopped
+ * capture, and a header above the limit, give nothing. (The features against the full parse,
+ * on hand-made data sets and every testdata file: tests/unit/node/tag/extract.c.) */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,18 +17,23 @@
 #include "util/buf.h"
 #include "util/err.h"
 
-static void put_str(mt_buf_t *b, uint16_t g, uint16_t e, const char *vr, const char *v)
+static void put_hdr(mt_buf_t *b, uint16_t g, uint16_t e, const char *vr, uint32_t len)
 {
-    size_t n = strlen(v), len = n + (n & 1);
     mt_buf_put_u16le(b, g);
     mt_buf_put_u16le(b, e);
     mt_buf_append(b, vr, 2);
-    if (!strcmp(vr, "UT") || !strcmp(vr, "OB")) {
+    if (!strcmp(vr, "UT") || !strcmp(vr, "OB") || !strcmp(vr, "SQ")) {
         mt_buf_put_u16le(b, 0);
-        mt_buf_put_u32le(b, (uint32_t)len);
+        mt_buf_put_u32le(b, len);
     } else {
         mt_buf_put_u16le(b, (uint16_t)len);
     }
+}
+
+static void put_str(mt_buf_t *b, uint16_t g, uint16_t e, const char *vr, const char *v)
+{
+    size_t n = strlen(v);
+    put_hdr(b, g, e, vr, (uint32_t)(n + (n & 1)));
     mt_buf_append(b, v, n);
     if (n & 1)
         mt_buf_put_u8(b, !strcmp(vr, "UI") ? 0 : ' ');
@@ -39,44 +45,59 @@ static int on_event(void *user, mt_ds_event_t ev, const mt_elem_t *e)
     return 0;
 }
 
-/* Feed buf to a reader set up like svc/store.c's (max_value whole) in chunk-byte pieces. */
-static void run(mt_tag_capture_t *c, const mt_buf_t *b, size_t chunk, size_t max_value)
+/* Feed b to a reader set up like svc/store.c's, in chunk-byte pieces, each then to c. */
+static void run(mt_tag_capture_t *c, const mt_buf_t *b, size_t chunk)
 {
-    mt_ds_reader_opts_t o = {.ts = mt_ts_explicit_le, .max_buffered_value = max_value,
+    mt_ds_reader_opts_t o = {.ts = mt_ts_explicit_le, .max_buffered_value = 64u << 10,
                              .cb = on_event, .user = c, .stream_pixel_data = true};
     mt_ds_reader_t *r = mt_ds_reader_new(&o);
-    for (size_t at = 0; at < b->len; at += chunk)
-        assert_int_equal(mt_ds_reader_feed(r, b->data + at,
-                                           b->len - at < chunk ? b->len - at : chunk), 0);
-    assert_int_equal(mt_ds_reader_finish(r), 0);
+    for (size_t at = 0; at < b->len; at += chunk) {
+        size_t n = b->len - at < chunk ? b->len - at : chunk;
+        assert_int_equal(mt_ds_reader_feed(r, b->data + at, n), 0);
+        mt_tag_capture_feed(c, b->data + at, n);
+    }
+    int rc = mt_ds_reader_finish(r);
+    if (rc)
+        print_message("reader: %s at %llu\n", mt_ds_reader_diag(r)->reason,
+                      (unsigned long long)mt_ds_reader_diag(r)->offset);
+    assert_int_equal(rc, 0);
     mt_ds_reader_free(r);
 }
 
-/* A series description longer than the reader's whole-value limit comes in chunks and is kept
- * whole; an element after Pixel Data with a tag the extractor reads is not looked at. */
-static void test_chunks_gathered_stops_at_pixel_data(void **st)
+static void classic(mt_buf_t *b)
+{
+    put_str(b, 0x0008, 0x0070, "LO", "SIEMENS");
+    put_str(b, 0x0008, 0x103E, "LO", "cine sax");
+    put_str(b, 0x0010, 0x0010, "PN", "Doe^John"); /* not read: not located */
+    put_str(b, 0x0018, 0x0024, "SH", "*tfi2d1");
+    put_str(b, 0x0020, 0x000E, "UI", "1.2.3.4");
+}
+
+static void test_slots_stop_at_pixel_data(void **st)
 {
     (void)st;
     mt_buf_t b;
-    mt_buf_init(&b, 1 << 20);
-    char desc[3001];
-    memset(desc, 'x', sizeof desc - 1);
-    memcpy(desc + sizeof desc - 1 - 4, "cine", 4);
-    desc[sizeof desc - 1] = '\0';
-    put_str(&b, 0x0008, 0x103E, "UT", desc); /* UT: the 16-bit LO length would not hold it */
-    put_str(&b, 0x0020, 0x000E, "UI", "1.2.3.4");
+    mt_buf_init(&b, 1 << 16);
+    classic(&b);
+    size_t header = b.len;
     put_str(&b, 0x7FE0, 0x0010, "OB", "0123456789");
-    put_str(&b, 0xFFFA, 0xFFFA, "UI", "1.2"); /* after Pixel Data: not seen */
-    for (size_t chunk = 1; chunk <= 64; chunk += 7) {
+    put_str(&b, 0xFFFA, 0xFFFA, "UI", "1.2"); /* after Pixel Data */
+    for (size_t chunk = 1; chunk <= b.len; chunk += 5) {
         mt_tag_capture_t c;
         mt_tag_capture_init(&c, mt_ts_explicit_le, false);
-        run(&c, &b, chunk, 256);
-        assert_true(c.done);
-        assert_true(c.n_bytes >= sizeof desc - 1);
+        run(&c, &b, chunk);
+        assert_int_equal(c.end, header);
+        /* nothing from Pixel Data on but the start of its element header, when a piece ended
+         * inside it (the reader reports the element once its header is whole) */
+        assert_in_range(c.buf.len, header, header + 11);
+        assert_false(c.reparse);
+        assert_int_equal(c.n_slot, 4); /* 0008,0070 0008,103E 0018,0024 0020,000E */
         mt_tag_inst_t in;
         assert_int_equal(mt_tag_capture_extract(&c, &in), 0);
         assert_string_equal(in.series_uid, "1.2.3.4");
+        assert_int_equal(in.vendor, MT_VENDOR_SIEMENS);
         assert_true(in.has_desc);
+        assert_true(in.seq_flags & MT_SQ_TFI);
         assert_false(mt_tag_capture_on(&c)); /* extracted once */
         mt_tag_inst_dispose(&in);
         mt_tag_capture_dispose(&c);
@@ -84,23 +105,62 @@ static void test_chunks_gathered_stops_at_pixel_data(void **st)
     mt_buf_dispose(&b);
 }
 
+/* A sequence the extractor reads (Shared Functional Groups) and a repeated tag: the slots
+ * cannot say what the full parse would keep, so the header is parsed again. */
+static void test_reparse(void **st)
+{
+    (void)st;
+    for (int k = 0; k < 2; k++) {
+        mt_buf_t b;
+        mt_buf_init(&b, 1 << 16);
+        put_str(&b, 0x0020, 0x000E, "UI", "1.2.3.4");
+        if (k == 0) {
+            put_hdr(&b, 0x5200, 0x9229, "SQ", MT_UNDEFINED_LENGTH);
+            mt_buf_put_u16le(&b, 0xFFFE);
+            mt_buf_put_u16le(&b, 0xE000);
+            mt_buf_put_u32le(&b, MT_UNDEFINED_LENGTH);
+            mt_buf_put_u16le(&b, 0xFFFE);
+            mt_buf_put_u16le(&b, 0xE00D);
+            mt_buf_put_u32le(&b, 0);
+            mt_buf_put_u16le(&b, 0xFFFE);
+            mt_buf_put_u16le(&b, 0xE0DD);
+            mt_buf_put_u32le(&b, 0);
+        } else {
+            put_str(&b, 0x0020, 0x000E, "UI", "1.2.3.5"); /* the full parse keeps this one */
+        }
+        mt_tag_capture_t c;
+        mt_tag_capture_init(&c, mt_ts_explicit_le, false);
+        run(&c, &b, 7);
+        assert_true(c.reparse);
+        mt_tag_inst_t in;
+        assert_int_equal(mt_tag_capture_extract(&c, &in), 0);
+        assert_string_equal(in.series_uid, k == 0 ? "1.2.3.4" : "1.2.3.5");
+        mt_tag_inst_dispose(&in);
+        mt_tag_capture_dispose(&c);
+        mt_buf_dispose(&b);
+    }
+}
+
 static void test_off_moved_stopped_give_nothing(void **st)
 {
     (void)st;
     mt_buf_t b;
     mt_buf_init(&b, 1 << 16);
-    put_str(&b, 0x0020, 0x000E, "UI", "1.2.3.4");
+    classic(&b);
     mt_tag_capture_t c, d;
     mt_tag_inst_t in;
     mt_tag_capture_init(&c, mt_ts_explicit_le, true); /* off: no tagger */
-    run(&c, &b, b.len, 1 << 16);
-    assert_null(c.b);
+    run(&c, &b, b.len);
+    assert_int_equal(c.buf.len, 0);
     assert_int_equal(mt_tag_capture_extract(&c, &in), MT_ENOENT);
     mt_tag_inst_dispose(&in);
     mt_tag_capture_init(&c, NULL, false); /* unknown transfer syntax */
     assert_false(mt_tag_capture_on(&c));
+    mt_tag_capture_init(&c, mt_ts_explicit_le, false); /* nothing fed */
+    assert_int_equal(mt_tag_capture_extract(&c, &in), MT_ENOENT);
+    mt_tag_inst_dispose(&in);
     mt_tag_capture_init(&c, mt_ts_explicit_le, false);
-    run(&c, &b, b.len, 1 << 16);
+    run(&c, &b, b.len);
     mt_tag_capture_move(&d, &c);
     assert_int_equal(mt_tag_capture_extract(&c, &in), MT_ENOENT); /* moved from */
     mt_tag_inst_dispose(&in);
@@ -109,7 +169,7 @@ static void test_off_moved_stopped_give_nothing(void **st)
     assert_string_equal(in.series_uid, "1.2.3.4");
     mt_tag_inst_dispose(&in);
     mt_tag_capture_init(&c, mt_ts_explicit_le, false);
-    run(&c, &b, b.len, 1 << 16);
+    run(&c, &b, b.len);
     mt_tag_capture_stop(&c); /* quarantined */
     assert_int_equal(mt_tag_capture_extract(&c, &in), MT_ENOENT);
     mt_tag_inst_dispose(&in);
@@ -117,7 +177,7 @@ static void test_off_moved_stopped_give_nothing(void **st)
     mt_buf_dispose(&b);
 }
 
-/* Kept values above MT_TAG_CAPTURE_MAX: not tagged (and nothing kept). */
+/* A header above MT_TAG_CAPTURE_MAX: not tagged (and not kept). */
 static void test_limit_turns_off(void **st)
 {
     (void)st;
@@ -132,9 +192,9 @@ static void test_limit_turns_off(void **st)
     put_str(&b, 0x0020, 0x000E, "UI", "1.2.3.4");
     mt_tag_capture_t c;
     mt_tag_capture_init(&c, mt_ts_explicit_le, false);
-    run(&c, &b, 1 << 16, 1 << 16);
+    run(&c, &b, 1 << 16);
     assert_false(mt_tag_capture_on(&c));
-    assert_null(c.chunks);
+    assert_null(c.buf.data);
     mt_tag_inst_t in;
     assert_int_equal(mt_tag_capture_extract(&c, &in), MT_ENOENT);
     mt_tag_inst_dispose(&in);
@@ -145,7 +205,8 @@ static void test_limit_turns_off(void **st)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_chunks_gathered_stops_at_pixel_data),
+        cmocka_unit_test(test_slots_stop_at_pixel_data),
+        cmocka_unit_test(test_reparse),
         cmocka_unit_test(test_off_moved_stopped_give_nothing),
         cmocka_unit_test(test_limit_turns_off),
     };
