@@ -78,9 +78,13 @@ void mt_ds_free(mt_ds_t *ds)
     if (!ds)
         return;
     for (size_t i = 0; i < ds->n; i++) {
-        if (ds->borrowed)
-            ds->elems[i].value = NULL; /* the parsed buffer's, not ours */
-        mt__ds_elem_clear(&ds->elems[i]);
+        mt_ds_elem_t *e = &ds->elems[i];
+        if (ds->borrowed) {
+            e->value = NULL; /* the parsed buffer's, not ours */
+            if (!e->items && !e->frags)
+                continue; /* nothing of ours either */
+        }
+        mt__ds_elem_clear(e);
     }
     mt_free(ds->elems);
     mt_free(ds);

@@ -356,7 +356,7 @@ static void scan_opt_value(const char *v, void *user)
 }
 
 /* Sequence names (Siemens SequenceName, Enhanced PulseSequenceName, vendor private names). */
-static uint16_t seq_flags(const char *name, float *venc)
+static uint16_t seq_flags_parse(const char *name, float *venc)
 {
     char s[96];
     size_t n = 0;
@@ -401,6 +401,43 @@ static uint16_t seq_flags(const char *name, float *venc)
             q++;
         if (*q == 'r' && isdigit((unsigned char)q[1]))
             f |= MT_SQ_PCMAG;
+    }
+    return f;
+}
+
+/* The instances of a series repeat their sequence names: the last SEQ_MEMO names met on this
+ * thread are remembered with their flags and VENC (the ~25 substring searches per name were a
+ * twentieth of the extraction). The result depends on the text alone. */
+#define SEQ_MEMO 4
+#define SEQ_MEMO_LEN 96
+static uint16_t seq_flags(const char *name, float *venc)
+{
+    static _Thread_local struct {
+        char text[SEQ_MEMO_LEN];
+        uint16_t flags;
+        bool used, has_venc;
+        float venc;
+    } memo[SEQ_MEMO];
+    static _Thread_local unsigned next;
+    size_t len = strnlen(name, SEQ_MEMO_LEN);
+    for (int i = 0; len < SEQ_MEMO_LEN && i < SEQ_MEMO; i++)
+        if (memo[i].used && !memcmp(memo[i].text, name, len + 1)) {
+            if (venc && memo[i].has_venc)
+                *venc = memo[i].venc;
+            return memo[i].flags;
+        }
+    float v = NAN;
+    uint16_t f = seq_flags_parse(name, &v);
+    bool has_venc = (f & MT_SQ_VENC) != 0; /* seq_flags_parse sets *venc exactly then */
+    if (venc && has_venc)
+        *venc = v;
+    if (len < SEQ_MEMO_LEN) {
+        unsigned k = next++ % SEQ_MEMO;
+        memcpy(memo[k].text, name, len + 1);
+        memo[k].flags = f;
+        memo[k].has_venc = has_venc;
+        memo[k].venc = v;
+        memo[k].used = true;
     }
     return f;
 }
