@@ -1,12 +1,11 @@
 /*
  * tagger.c - the node's CMR tagger: features in, tags out, never on the event loop's time.
  *
- *   store.c / stow.c: the service's data set reader hands every event to a capture
- *       (tag/capture.h), which keeps the elements the extractor reads (values copied, nothing
- *       else: the header is read once, by that reader, while its bytes are in cache)
+ *   store.c / stow.c: a capture (tag/capture.h) gets the header bytes and, from the events of
+ *       the service's own data set reader, where the elements the extractor reads lie in them
  *   store.c (committed, status 0) --mt_tagger_offer(capture)--> pending list; one extract
- *       job (pool) at a time takes every capture pending: mt_tag_capture_extract each
- *       (mt_tag_extract over the kept elements); the captures are freed there
+ *       job (pool) at a time takes every capture pending: mt_tag_capture_extract each (a tree
+ *       of those elements over the bytes, no second parse); the captures are freed there
  *   after_extract (loop): the features join their study / series (copied planes); a study
  *       with a pass in flight parks them on its pending list
  *   tick (uv_timer, every 250 ms .. 1 s): the first study that has a series idle for
@@ -90,8 +89,8 @@ struct mt_tagger {
 };
 
 /* Captures are handed to the pool in batches of up to BATCH_MAX, or BATCH_DELAY_MS after the
- * first one: a pool thread that extracts one or two instances per wake-up runs them with cold caches
- * (the loop thread's file system work in between), ~4x the CPU of the same work in a row
+ * first one: a pool thread that extracts one or two instances per wake-up runs them with cold
+ * caches (the loop thread's file system work in between), ~4x the CPU of the same work in a row
  * (docs/tagging.md, "Cost in the ingest"). The delay only moves when the features join their
  * series (tagging waits for series_idle anyway); no C-STORE response waits for it. */
 #define BATCH_MAX 256

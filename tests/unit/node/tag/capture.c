@@ -1,7 +1,7 @@
 /* Unit tests for node/tag/capture.c: the header bytes stop at Pixel Data whatever the
  * chunking; the slots locate the elements the extractor reads (a classic header needs no
- * second parse, a sequence the extractor reads or a repeated tag makes it reparse); an off, moved-from or stopped
- * capture, and a header above the limit, give nothing. (The features against the full parse,
+ * second parse, a sequence the extractor reads or a repeated tag makes it reparse); an off,
+ * moved-from or stopped capture, and a header above the limit, give nothing. (The features against the full parse,
  * on hand-made data sets and every testdata file: tests/unit/node/tag/extract.c.) */
 #include <setjmp.h>
 #include <stdarg.h>
