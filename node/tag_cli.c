@@ -24,9 +24,11 @@
 #include "conf/conf.h"
 #include "dicom/ds.h"
 #include "index/index.h"
+#include "route/load.h"
 #include "tag/report.h"
 #include "tag/tag.h"
 #include "tag_cli.h"
+#include "tag_route.h"
 #include "util/alloc.h"
 #include "util/buf.h"
 #include "util/err.h"
@@ -50,7 +52,10 @@ static const char usage_tag[] =
     "  --reindex [-c FILE] [--data DIR]\n"
     "             re-tag every stored series (after a tagger upgrade) from the files under the\n"
     "             storage root and write the tags into the index (the node may run; the\n"
-    "             features come from the STORED headers, de-identified if a profile is used)\n";
+    "             features come from the STORED headers, de-identified if a profile is used);\n"
+    "             the config's routing rules on cmr_series fire on the tags written, as when\n"
+    "             the node writes a tag again: a rule armed at store time that matches and\n"
+    "             has not fired for an instance fires (once per stored copy)\n";
 
 struct series_ent {
     mt_tag_series_t s;
@@ -207,6 +212,7 @@ int mt_tag_cli_main(int argc, char **argv)
 {
     bool header = false, by_vendor = false, reindex = false;
     const char *cfile = NULL, *data = NULL;
+    mt_conf_t *conf = NULL; /* --reindex: its routing rules fire on the tags written */
     char storage[4096] = "", index_path[4096] = "";
     int report = -1;
     long bench = 0;
@@ -268,6 +274,12 @@ int mt_tag_cli_main(int argc, char **argv)
         } else {
             c = mt_conf_new_default();
         }
+        char rerr[512];
+        if (mt_route_load_conf(c, rerr, sizeof rerr) != 0) { /* the rules fire on the tags */
+            fprintf(stderr, "%s\n", rerr);
+            mt_conf_free(c);
+            return 2;
+        }
         if (data) {
             snprintf(storage, sizeof storage, "%s/storage", data);
             snprintf(index_path, sizeof index_path, "%s/index.sqlite", data);
@@ -275,7 +287,7 @@ int mt_tag_cli_main(int argc, char **argv)
             snprintf(storage, sizeof storage, "%s", c->storage_root);
             snprintf(index_path, sizeof index_path, "%s", c->index_path);
         }
-        mt_conf_free(c);
+        conf = c;
     } else if (first >= argc) {
         fputs(usage_tag, stderr);
         return 2;
@@ -325,6 +337,7 @@ int mt_tag_cli_main(int argc, char **argv)
     mt_index_t *ix = NULL;
     int ix_rc = 0;
     unsigned long written = 0;
+    size_t n_queued = 0;
     if (reindex && (ix_rc = mt_index_sqlite_open(index_path, &ix)) == 0)
         ix_rc = ix->ops->begin(ix);
     if (ix_rc)
@@ -349,6 +362,11 @@ int mt_tag_cli_main(int argc, char **argv)
                 };
                 if ((ix_rc = ix->ops->tag_put(ix, &row, NULL)) == 0)
                     written++;
+                /* as a pass that writes the tag again: the rules armed at store time are
+                 * evaluated on it, those that match and have not fired yet fire */
+                if (ix_rc == 0 && conf->routes)
+                    ix_rc = mt_tag_route_series(ix, conf->routes, g->h.study_uid,
+                                                g->h.series_uid, g->res.tag, &n_queued);
                 continue;
             }
             if (rep)
@@ -373,9 +391,10 @@ int mt_tag_cli_main(int argc, char **argv)
             ix->ops->rollback(ix);
         ix->ops->close(ix);
         if (!ix_rc)
-            fprintf(stderr, "mitral tag --reindex: %lu series re-tagged (%s)\n", written,
-                    MT_TAG_VERSION);
+            fprintf(stderr, "mitral tag --reindex: %lu series re-tagged (%s), %zu instance(s) "
+                    "queued by rules on the tag\n", written, MT_TAG_VERSION, n_queued);
     }
+    mt_conf_free(conf);
     mt_free(group);
     fprintf(stderr, "mitral tag: %lu files, %zu series in %zu studies, %lu files skipped\n",
             T.files, T.n_ser, T.n_study, T.skipped);

@@ -1,9 +1,11 @@
 /*
  * tagger.c - the node's CMR tagger: features in, tags out, never on the event loop's time.
  *
- *   store.c (committed, status 0) --mt_tagger_offer(hdr)--> pending list; one extract job
- *       (pool) at a time takes every header pending: mt_tag_extract_buf each (a parse that
- *       keeps only the elements the extractor reads); the header bytes are freed there
+ *   store.c / stow.c: a capture (tag/capture.h) gets the header bytes and, from the events of
+ *       the service's own data set reader, where the elements the extractor reads lie in them
+ *   store.c (committed, status 0) --mt_tagger_offer(capture)--> pending list; one extract
+ *       job (pool) at a time takes every capture pending: mt_tag_capture_extract each (a tree
+ *       of those elements over the bytes, no second parse); the captures are freed there
  *   after_extract (loop): the features join their study / series (copied planes); a study
  *       with a pass in flight parks them on its pending list
  *   tick (uv_timer, every 250 ms .. 1 s): the first study that has a series idle for
@@ -34,6 +36,7 @@
 #include "forward.h"
 #include "index/index.h"
 #include "node.h"
+#include "tag/capture.h"
 #include "tag/tag.h"
 #include "tag_route.h"
 #include "util/alloc.h"
@@ -71,30 +74,31 @@ struct mt_tagger {
     unsigned extract_in_flight;            /* batches on the pool: 0 or 1 */
     struct extract_job *pend, **pend_tail; /* offered, waiting for the next batch */
     size_t n_pend;
-    uv_timer_t batch_timer; /* a batch leaves BATCH_DELAY_MS after its first header */
+    uv_timer_t batch_timer; /* a batch leaves BATCH_DELAY_MS after its first instance */
     unsigned n_open_handles;
     bool pass_in_flight;
     bool closing;
     void (*close_cb)(void *);
     void *close_data;
-    /* CPU spent on the pool (CLOCK_THREAD_CPUTIME_ID), logged at close (bench/tagging) */
-    uint64_t n_extract, n_pass, n_pass_series, extract_ns, pass_ns;
+    /* CPU (CLOCK_THREAD_CPUTIME_ID) of the extraction batches and the passes on the pool, and
+     * of the features joining their series on the loop: logged at close
+     * (bench/tagging/ingest.py). Not in it: the capture on the loop (tag/capture.c, ~0.5 us
+     * per instance, docs/tagging.md) */
+    uint64_t n_extract, n_pass, n_pass_series, extract_ns, pass_ns, absorb_ns;
     mt_node_t *node; /* routing on the tag (mt_tagger_route); NULL: none */
 };
 
-/* Headers are handed to the pool in batches of up to BATCH_MAX, or BATCH_DELAY_MS after the first
- * one: a pool thread that extracts one or two headers per wake-up runs them with cold caches
- * (the loop thread's file system work in between), ~4x the CPU of the same work in a row
+/* Captures are handed to the pool in batches of up to BATCH_MAX, or BATCH_DELAY_MS after the
+ * first one: a pool thread that extracts one or two instances per wake-up runs them with cold
+ * caches (the loop thread's file system work in between), ~4x the CPU of the same work in a row
  * (docs/tagging.md, "Cost in the ingest"). The delay only moves when the features join their
  * series (tagging waits for series_idle anyway); no C-STORE response waits for it. */
 #define BATCH_MAX 256
 #define BATCH_DELAY_MS 50
 
-typedef struct extract_job { /* one offered header */
+typedef struct extract_job { /* one offered instance */
     struct extract_job *next;
-    uint8_t *hdr;
-    size_t len;
-    const mt_ts_t *ts;
+    mt_tag_capture_t cap;
     char study_uid[65], series_uid[65]; /* as stored */
     mt_tag_inst_t in;
     int rc;
@@ -182,12 +186,10 @@ static void study_add(mt_tagger_t *t, t_study_t *st, const mt_tag_inst_t *in)
 /* ---- extraction ---- */
 static void extract_one(extract_job_t *j)
 {
-    j->rc = mt_tag_extract_buf(j->hdr, j->len, j->ts, &j->in); /* only what it reads */
+    j->rc = mt_tag_capture_extract(&j->cap, &j->in); /* frees what was kept */
     /* identity as stored: never the original UIDs */
     memcpy(j->in.study_uid, j->study_uid, sizeof j->in.study_uid);
     memcpy(j->in.series_uid, j->series_uid, sizeof j->in.series_uid);
-    mt_free(j->hdr);
-    j->hdr = NULL;
 }
 
 static void extract_work(uv_work_t *w)
@@ -221,7 +223,7 @@ static void absorb_one(mt_tagger_t *t, extract_job_t *j, int status)
                mt_strerror(status ? status : j->rc));
     }
     mt_tag_inst_dispose(&j->in);
-    mt_free(j->hdr);
+    mt_tag_capture_dispose(&j->cap);
     mt_free(j);
 }
 
@@ -231,19 +233,22 @@ static void after_extract(uv_work_t *w, int status)
 {
     extract_batch_t *b = w->data;
     mt_tagger_t *t = b->t;
+    uint64_t b_cpu = b->cpu_ns;
     t->extract_in_flight--;
-    t->extract_ns += b->cpu_ns;
+    uint64_t t0 = thread_cpu_ns(); /* the features joining their series count too */
     for (extract_job_t *j = b->items, *next; j; j = next) {
         next = j->next;
         absorb_one(t, j, status);
     }
     mt_free(b);
+    t->extract_ns += b_cpu;
+    t->absorb_ns += thread_cpu_ns() - t0;
     submit_batch(t);
     if (t->closing)
         tick(t);
 }
 
-/* The headers offered since the last batch go to the pool as one job (one at a time): one
+/* The instances offered since the last batch go to the pool as one job (one at a time): one
  * wake-up of a pool thread per batch instead of one per instance. Before BATCH_DELAY_MS has
  * passed since the first of them, only a full batch (or closing) sends them. */
 static void submit_batch(mt_tagger_t *t)
@@ -265,7 +270,7 @@ static void submit_batch(mt_tagger_t *t)
         t->extract_in_flight--;
         for (extract_job_t *j = b->items, *next; j; j = next) {
             next = j->next;
-            mt_free(j->hdr);
+            mt_tag_capture_dispose(&j->cap);
             mt_free(j);
         }
         mt_free(b);
@@ -279,17 +284,16 @@ static void on_batch_due(uv_timer_t *h)
     submit_batch(t); /* or, while a batch is on the pool, after_extract sends it */
 }
 
-void mt_tagger_offer(mt_tagger_t *t, uint8_t *hdr, size_t len, const mt_ts_t *ts,
-                     const char *study_uid, const char *series_uid)
+void mt_tagger_offer(mt_tagger_t *t, mt_tag_capture_t *c, const char *study_uid,
+                     const char *series_uid)
 {
-    if (t->closing || !ts || ts->deflated || !study_uid || !series_uid) {
-        mt_free(hdr);
+    if (t->closing || !mt_tag_capture_on(c) || !study_uid || !series_uid || !study_uid[0] ||
+        !series_uid[0]) {
+        mt_tag_capture_dispose(c);
         return;
     }
     extract_job_t *j = mt_calloc(1, sizeof *j);
-    j->hdr = hdr;
-    j->len = len;
-    j->ts = ts;
+    mt_tag_capture_move(&j->cap, c);
     snprintf(j->study_uid, sizeof j->study_uid, "%s", study_uid);
     snprintf(j->series_uid, sizeof j->series_uid, "%s", series_uid);
     *t->pend_tail = j;
@@ -440,10 +444,10 @@ static void on_closed(uv_handle_t *h)
         return;
     mt_log(MT_LOG_INFO, NULL,
            "tagger: %llu headers extracted (%.1f ms CPU), %llu passes over %llu series "
-           "(%.1f ms CPU)",
+           "(%.1f ms CPU); the features joined their series in %.1f ms CPU (loop)",
            (unsigned long long)t->n_extract, (double)t->extract_ns / 1e6,
            (unsigned long long)t->n_pass, (unsigned long long)t->n_pass_series,
-           (double)t->pass_ns / 1e6);
+           (double)t->pass_ns / 1e6, (double)t->absorb_ns / 1e6);
     if (t->ix)
         t->ix->ops->close(t->ix);
     while (t->studies)

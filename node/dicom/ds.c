@@ -78,9 +78,13 @@ void mt_ds_free(mt_ds_t *ds)
     if (!ds)
         return;
     for (size_t i = 0; i < ds->n; i++) {
-        if (ds->borrowed)
-            ds->elems[i].value = NULL; /* the parsed buffer's, not ours */
-        mt__ds_elem_clear(&ds->elems[i]);
+        mt_ds_elem_t *e = &ds->elems[i];
+        if (ds->borrowed) {
+            e->value = NULL; /* the parsed buffer's, not ours */
+            if (!e->items && !e->frags)
+                continue; /* nothing of ours either */
+        }
+        mt__ds_elem_clear(e);
     }
     mt_free(ds->elems);
     mt_free(ds);
@@ -127,6 +131,30 @@ mt_ds_elem_t *mt__ds_slot(mt_ds_t *ds, uint32_t tag, bool clear)
     memset(&ds->elems[i], 0, sizeof ds->elems[i]);
     ds->elems[i].tag = tag;
     return &ds->elems[i];
+}
+
+mt_ds_t *mt_ds_new_borrowed(bool big_endian, size_t n)
+{
+    mt_ds_t *ds = mt_ds_new();
+    ds->big_endian = big_endian;
+    ds->borrowed = true;
+    if (n) {
+        ds->elems = mt_malloc(n * sizeof *ds->elems);
+        ds->cap = n;
+    }
+    return ds;
+}
+
+int mt_ds_borrow_append(mt_ds_t *ds, uint32_t tag, uint16_t vr, const uint8_t *value,
+                        uint32_t len)
+{
+    if (!ds->borrowed || (ds->n && ds->elems[ds->n - 1].tag >= tag))
+        return MT_EINVAL;
+    mt_ds_elem_t *e = mt__ds_slot(ds, tag, false); /* appended: a new zeroed slot */
+    e->vr = vr;
+    e->len = len;
+    e->value = len ? (uint8_t *)value : NULL;
+    return 0;
 }
 
 size_t mt_ds_count(const mt_ds_t *ds)

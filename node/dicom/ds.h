@@ -154,6 +154,14 @@ int mt_ds_parse(const uint8_t *buf, size_t len, const mt_ts_t *ts, mt_ds_t **out
 typedef bool (*mt_ds_keep_fn)(void *user, uint32_t tag);
 int mt_ds_parse_filtered(const uint8_t *buf, size_t len, const mt_ts_t *ts, mt_ds_keep_fn keep,
                          void *keep_user, mt_ds_t **out, mt_diag_t *diag);
+/* A read-only tree whose top-level elements are appended, in ascending tag order, with values
+ * that stay the caller's (they must outlive the tree; mt_ds_free does not free them): what the
+ * tagger's capture (node/tag/capture.c) makes of the elements it located in a header while the
+ * receiving service's reader went over it. n is a capacity hint. Append: MT_EINVAL when tag is
+ * not above the last one or ds is not such a tree. */
+mt_ds_t *mt_ds_new_borrowed(bool big_endian, size_t n);
+int mt_ds_borrow_append(mt_ds_t *ds, uint32_t tag, uint16_t vr, const uint8_t *value,
+                        uint32_t len);
 size_t mt_ds_count(const mt_ds_t *ds);
 mt_ds_elem_t *mt_ds_at(const mt_ds_t *ds, size_t i); /* elements sorted by tag */
 mt_ds_elem_t *mt_ds_get(const mt_ds_t *ds, uint32_t tag);

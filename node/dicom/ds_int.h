@@ -69,7 +69,7 @@ struct mt_ds {
     size_t n, cap;
     bool big_endian;    /* byte order of the binary values held */
     bool undefined_len; /* as an item: was (is to be) encoded with undefined length */
-    bool borrowed;      /* values point into the buffer mt_ds_parse_filtered read: read-only */
+    bool borrowed;      /* values not ours (mt_ds_parse_filtered, mt_ds_new_borrowed): read-only */
 };
 
 /* Slot for tag in ds: the existing element (cleared when clear is set) or a new zeroed one

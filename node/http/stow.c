@@ -196,12 +196,11 @@ static int deid_emit(void *user, const uint8_t *b, size_t n)
 static int on_element(void *user, mt_ds_event_t ev, const mt_elem_t *e)
 {
     part_t *p = user;
+    mt_tag_capture_event(&p->hdr, ev, e);
     if (ev == MT_DS_EV_ELEMENT && e->depth == 0 && e->value)
         mt_index_rec_offer(p->rec, e->tag, e->vr, e->value, e->value_len, p->ts->big_endian);
     if (p->rec)
         mt_index_rec_seq_event(p->rec, ev, e, p->ts->big_endian);
-    if (ev == MT_DS_EV_ELEMENT && e->depth == 0 && e->tag == MT_TAG_PIXEL_DATA)
-        mt_tag_capture_pixel_at(&p->hdr, e->offset);
     mt_route_pending_event(&p->route, ev, e, p->ts->big_endian);
     return 0;
 }
@@ -336,7 +335,7 @@ static void part_begin(part_t *p)
         return;
     }
     p->rec = mt_index_rec_new();
-    mt_tag_capture_init(&p->hdr, p->ts->deflated || !mt_node_tagger(s->wr->node));
+    mt_tag_capture_init(&p->hdr, p->ts, !mt_node_tagger(s->wr->node));
     /* Pixel Data streamed: its ELEMENT event comes at its start, so the capture stops and the
      * rules decide there */
     mt_ds_reader_opts_t o = {.ts = p->ts, .cb = on_element, .user = p, .stream_pixel_data = true};
@@ -425,9 +424,7 @@ static void pending_done(stow_t *s)
 typedef struct ticket {
     stow_t *s;
     size_t idx;
-    uint8_t *hdr; /* the part's original header for the tagger, or NULL */
-    size_t hdr_len;
-    const mt_ts_t *ts;
+    mt_tag_capture_t hdr; /* the part's original header for the tagger */
     size_t n_forward; /* queue rows the routing rules added (woken once durable) */
 } ticket_t;
 
@@ -438,10 +435,9 @@ static void on_committed(void *data, int status, const char *comment)
     size_t idx = t->idx;
     (void)comment;
     mt_tagger_t *tagger = mt_node_tagger(s->wr->node);
-    if (status == 0 && t->hdr && tagger && !s->res[idx].warning) /* stored, not quarantined */
-        mt_tagger_offer(tagger, t->hdr, t->hdr_len, t->ts, s->res[idx].study, s->res[idx].series);
-    else
-        mt_free(t->hdr);
+    if (status == 0 && tagger && !s->res[idx].warning) /* stored, not quarantined */
+        mt_tagger_offer(tagger, &t->hdr, s->res[idx].study, s->res[idx].series);
+    mt_tag_capture_dispose(&t->hdr);
     if (status == 0 && !s->res[idx].warning)
         mt_route_ingest_committed(s->wr->node, t->n_forward);
     mt_free(t);
@@ -477,10 +473,10 @@ static void commit(part_t *p)
     ticket_t *t = mt_calloc(1, sizeof *t);
     t->s = p->s;
     t->idx = p->idx;
-    t->ts = p->ts;
     t->n_forward = p->route.dec.n_forward;
-    if (!p->quarantined) /* handed over: mt_tagger_offer takes ownership */
-        t->hdr = mt_tag_capture_take(&p->hdr, &t->hdr_len);
+    mt_tag_capture_init(&t->hdr, NULL, true);
+    if (!p->quarantined) /* handed over to the ticket */
+        mt_tag_capture_move(&t->hdr, &p->hdr);
     p->job = NULL;
     p->rec = NULL;
     if (p->quarantined) { /* not indexed: held for review, as for C-STORE */

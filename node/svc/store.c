@@ -96,10 +96,8 @@ static void store_req_free(store_req_t *s)
 static void offer_header(store_req_t *s, mt_node_t *node)
 {
     mt_tagger_t *t = mt_node_tagger(node);
-    size_t len;
-    uint8_t *p = t ? mt_tag_capture_take(&s->hdr, &len) : NULL;
-    if (p)
-        mt_tagger_offer(t, p, len, s->ts, s->stored_study, s->stored_series);
+    if (t)
+        mt_tagger_offer(t, &s->hdr, s->stored_study, s->stored_series);
 }
 
 static void respond(mt_dimse_req_t *req, uint16_t status, const char *comment)
@@ -140,12 +138,11 @@ static void fail(store_req_t *s, uint16_t status, const char *comment)
 static int on_element(void *user, mt_ds_event_t ev, const mt_elem_t *e)
 {
     store_req_t *s = user;
+    mt_tag_capture_event(&s->hdr, ev, e);
     if (ev == MT_DS_EV_ELEMENT && e->depth == 0 && e->value)
         mt_index_rec_offer(s->rec, e->tag, e->vr, e->value, e->value_len, s->ts->big_endian);
     if (s->rec)
         mt_index_rec_seq_event(s->rec, ev, e, s->ts->big_endian);
-    if (ev == MT_DS_EV_ELEMENT && e->depth == 0 && e->tag == MT_TAG_PIXEL_DATA)
-        mt_tag_capture_pixel_at(&s->hdr, e->offset);
     mt_route_pending_event(&s->route, ev, e, s->ts->big_endian);
     return 0;
 }
@@ -295,8 +292,7 @@ static void store_on_request(mt_dimse_req_t *req)
     const mt_conf_t *conf = mt_assoc_conf(req->assoc);
     mt_route_pending_init(&s->route, conf ? conf->routes : NULL);
     s->ts = mt_ts_find(req->transfer_syntax);
-    mt_tag_capture_init(&s->hdr,
-                        !s->ts || s->ts->deflated || !mt_node_tagger(mt_assoc_node(req->assoc)));
+    mt_tag_capture_init(&s->hdr, s->ts, !mt_node_tagger(mt_assoc_node(req->assoc)));
     if (!s->ts) {
         fail(s, MT_STATUS_CANNOT_UNDERSTAND, "unknown transfer syntax");
         return;
@@ -429,7 +425,7 @@ static void finish(store_req_t *s)
         const char *sop = mt_index_rec_get(rec, TAG_SOP_INSTANCE_UID);
         snprintf(s->stored_sop, sizeof s->stored_sop, "%s", sop ? sop : "");
         mt_index_rec_free(rec);
-        s->hdr.off = true;
+        mt_tag_capture_stop(&s->hdr);
         s->committed = true;
         mt_ingest_job_quarantine(job, s->stored_sop, on_quarantined, s);
         return;
@@ -438,8 +434,6 @@ static void finish(store_req_t *s)
     snprintf(s->stored_study, sizeof s->stored_study, "%s", stu ? stu : "");
     const char *ser = mt_index_rec_get(rec, TAG_SERIES_INSTANCE_UID);
     snprintf(s->stored_series, sizeof s->stored_series, "%s", ser ? ser : "");
-    if (!s->stored_study[0] || !s->stored_series[0])
-        s->hdr.off = true;
     s->committed = true;
     mt_ingest_job_commit(job, rec, on_committed, s);
 }

@@ -22,9 +22,9 @@
  * SaturationRecovery, EchoPulseSequence, AcquisitionContrast) replace ScanningSequence and
  * SequenceVariant.
  *
- * The node's path is mt_tag_extract_buf: the header bytes parsed keeping only the tags listed
- * in `wanted` (end of this file), values borrowed from the buffer; the features are the same
- * as over the full tree (tests/unit/node/tag/extract.c checks it).
+ * The node's path (node/tag/capture.c) runs this over a tree of only the tags listed in
+ * `wanted` (end of this file), built from the receiving service's own data set reader; the
+ * features are the same as over the full tree (tests/unit/node/tag/capture.c checks it).
  *
  * Binary values (FD, FL, UL, US) are read in the tree's byte order (big_endian argument).
  * Vendor-private sequence names (GE (0019,xx9C) in GEMS_ACQU_01, Philips (2001,xx20) in
@@ -356,7 +356,7 @@ static void scan_opt_value(const char *v, void *user)
 }
 
 /* Sequence names (Siemens SequenceName, Enhanced PulseSequenceName, vendor private names). */
-static uint16_t seq_flags(const char *name, float *venc)
+static uint16_t seq_flags_parse(const char *name, float *venc)
 {
     char s[96];
     size_t n = 0;
@@ -401,6 +401,43 @@ static uint16_t seq_flags(const char *name, float *venc)
             q++;
         if (*q == 'r' && isdigit((unsigned char)q[1]))
             f |= MT_SQ_PCMAG;
+    }
+    return f;
+}
+
+/* The instances of a series repeat their sequence names: the last SEQ_MEMO names met on this
+ * thread are remembered with their flags and VENC (the ~25 substring searches per name were a
+ * twentieth of the extraction). The result depends on the text alone. */
+#define SEQ_MEMO 4
+#define SEQ_MEMO_LEN 96
+static uint16_t seq_flags(const char *name, float *venc)
+{
+    static _Thread_local struct {
+        char text[SEQ_MEMO_LEN];
+        uint16_t flags;
+        bool used, has_venc;
+        float venc;
+    } memo[SEQ_MEMO];
+    static _Thread_local unsigned next;
+    size_t len = strnlen(name, SEQ_MEMO_LEN);
+    for (int i = 0; len < SEQ_MEMO_LEN && i < SEQ_MEMO; i++)
+        if (memo[i].used && !memcmp(memo[i].text, name, len + 1)) {
+            if (venc && memo[i].has_venc)
+                *venc = memo[i].venc;
+            return memo[i].flags;
+        }
+    float v = NAN;
+    uint16_t f = seq_flags_parse(name, &v);
+    bool has_venc = (f & MT_SQ_VENC) != 0; /* seq_flags_parse sets *venc exactly then */
+    if (venc && has_venc)
+        *venc = v;
+    if (len < SEQ_MEMO_LEN) {
+        unsigned k = next++ % SEQ_MEMO;
+        memcpy(memo[k].text, name, len + 1);
+        memo[k].flags = f;
+        memo[k].has_venc = has_venc;
+        memo[k].venc = v;
+        memo[k].used = true;
     }
     return f;
 }
@@ -706,11 +743,11 @@ int mt_tag_extract(const mt_ds_t *ds, bool be, mt_tag_inst_t *in)
 }
 
 /* ---- what the extractor reads (mt_tag_wanted) ----
- * Every tag the functions above look up, at any depth, sorted. The node parses its header copy
- * keeping only these (mt_ds_parse_filtered): a full tree of a CMR header is ~100-200 elements,
- * each a malloc'd copy, of which the extractor reads a few dozen. A tag read above but missing
- * here would silently change the features: tests/unit/node/tag/extract.c compares the features
- * of the filtered and the full parse. */
+ * Every tag the functions above look up, at any depth, sorted. The node keeps only these of
+ * each incoming header (tag/capture.c): a full tree of a CMR header is ~100-200 elements, of
+ * which the extractor reads a few dozen. A tag read above but missing here would silently
+ * change the features: tests/unit/node/tag/capture.c compares the features of the capture and
+ * of the full parse. */
 static const uint32_t wanted[] = {
     MT_TAG(0x0008, 0x0008), MT_TAG(0x0008, 0x0016), MT_TAG(0x0008, 0x002A),
     MT_TAG(0x0008, 0x0031), MT_TAG(0x0008, 0x0032), MT_TAG(0x0008, 0x0060),
@@ -762,17 +799,4 @@ bool mt_tag_wanted(void *user, uint32_t tag)
             hi = mid;
     }
     return wanted_private(tag);
-}
-
-int mt_tag_extract_buf(const uint8_t *buf, size_t len, const mt_ts_t *ts, mt_tag_inst_t *in)
-{
-    mt_ds_t *ds = NULL;
-    mt_diag_t diag = {0, NULL};
-    int rc = mt_ds_parse_filtered(buf, len, ts, mt_tag_wanted, NULL, &ds, &diag);
-    if (rc == 0)
-        rc = mt_tag_extract(ds, ts->big_endian, in);
-    else
-        mt_tag_inst_init(in);
-    mt_ds_free(ds);
-    return rc;
 }

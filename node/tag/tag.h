@@ -176,12 +176,8 @@ typedef struct mt_tag_inst {
  * big_endian: the tree holds values in big endian byte order (Explicit VR Big Endian file).
  * Returns 0, or MT_EINVAL when there is no SeriesInstanceUID. Caller disposes. */
 int mt_tag_extract(const mt_ds_t *ds, bool big_endian, mt_tag_inst_t *out);
-/* The same from the encoded data set (no file meta) in transfer syntax ts (not deflated): the
- * parse keeps only what the extractor reads (mt_tag_wanted), so the features are those of
- * mt_tag_extract over the full tree, at a fraction of the cost. MT_EMALFORMED etc. as
- * mt_ds_parse (out then initialised, no planes). */
-int mt_tag_extract_buf(const uint8_t *buf, size_t len, const mt_ts_t *ts, mt_tag_inst_t *out);
-/* Whether the extractor reads tag (an mt_ds_keep_fn; user unused). */
+/* Whether the extractor reads tag (an mt_ds_keep_fn; user unused): a tree of only these gives
+ * the same features as the full one (node/tag/capture.c builds it). */
 bool mt_tag_wanted(void *user, uint32_t tag);
 void mt_tag_inst_init(mt_tag_inst_t *in); /* zero + NaN/-1 defaults, no planes */
 void mt_tag_inst_dispose(mt_tag_inst_t *in);

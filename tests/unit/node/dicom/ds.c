@@ -192,6 +192,36 @@ static bool keep_some(void *user, uint32_t tag)
            tag == MT_TAG(0x0008, 0x1150) || tag == MT_TAG(0x0028, 0x0010);
 }
 
+/* mt_ds_new_borrowed: appended in ascending order only, values are the caller's (read
+ * through the usual getters; the tree refuses changes; freeing it leaves them alone). */
+static void test_borrowed_tree(void **state)
+{
+    (void)state;
+    uint8_t values[] = "SIEMENS 1.2.3";
+    mt_ds_t *ds = mt_ds_new_borrowed(false, 1);
+    assert_int_equal(mt_ds_borrow_append(ds, MT_TAG(0x0008, 0x0070), MT_VR('L', 'O'), values, 8),
+                     0);
+    assert_int_equal(mt_ds_borrow_append(ds, MT_TAG(0x0020, 0x000E), MT_VR('U', 'I'),
+                                         values + 8, 5),
+                     0);
+    assert_int_equal(mt_ds_borrow_append(ds, MT_TAG(0x0020, 0x000E), MT_VR('U', 'I'), values, 1),
+                     MT_EINVAL); /* not above the last */
+    assert_int_equal(mt_ds_borrow_append(ds, MT_TAG(0x0010, 0x0010), MT_VR('P', 'N'), values, 1),
+                     MT_EINVAL);
+    char out[16];
+    assert_true(mt_ds_get_string(ds, MT_TAG(0x0008, 0x0070), out, sizeof out));
+    assert_string_equal(out, "SIEMENS");
+    assert_true(mt_ds_get_string(ds, MT_TAG(0x0020, 0x000E), out, sizeof out));
+    assert_string_equal(out, "1.2.3");
+    assert_ptr_equal(mt_ds_get(ds, MT_TAG(0x0020, 0x000E))->value, values + 8);
+    assert_int_not_equal(mt_ds_set_string(ds, MT_TAG(0x0008, 0x0060), MT_VR('C', 'S'), "MR"), 0);
+    mt_ds_free(ds); /* values is on the stack: freeing it would crash under ASan */
+    mt_ds_t *own = mt_ds_new();
+    assert_int_equal(mt_ds_borrow_append(own, MT_TAG(0x0008, 0x0070), MT_VR('L', 'O'), values, 8),
+                     MT_EINVAL); /* not a borrowed tree */
+    mt_ds_free(own);
+}
+
 /* Filtered: elements and sequences not kept are gone with their contents (the UN sequence
  * with the kept (0028,0010) inside, the encapsulated Pixel Data); values point into the input;
  * the tree is read-only; the same errors as the full parse. */
@@ -325,6 +355,7 @@ int main(void)
         cmocka_unit_test(test_set_get_remove),      cmocka_unit_test(test_big_endian_getters),
         cmocka_unit_test(test_parse_tree),          cmocka_unit_test(test_parse_testdata),
         cmocka_unit_test(test_parse_out_of_memory), cmocka_unit_test(test_parse_filtered),
+        cmocka_unit_test(test_borrowed_tree),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
