@@ -757,6 +757,16 @@ static int walk_ds(walk_t *w, mt_ds_t *ds, unsigned depth, int mode)
     return 0;
 }
 
+bool mt_deid_keeps_pixel_data(const mt_deid_profile_t *p)
+{
+    walk_t w;
+    memset(&w, 0, sizeof(w));
+    w.p = p;
+    bool def;
+    mt_deid_action_t a = resolve(&w, MT_TAG_PIXEL_DATA, MT_VR('O', 'W'), &def);
+    return a == MT_DEID_K || a == MT_DEID_C; /* apply_one: binary values are kept by both */
+}
+
 /* ---- PS3.15 E.1.1: the attributes a de-identifier adds ---- */
 static int add_method(walk_t *w, mt_ds_t *ds)
 {

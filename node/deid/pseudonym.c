@@ -4,33 +4,66 @@
 #include "pseudonym.h"
 
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/params.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "../util/alloc.h"
 #include "../util/err.h"
 
 static const char label[] = "mitral-deid-v1";
 
+/* One keyed HMAC-SHA256 context per thread, kept between calls. OpenSSL's one-shot HMAC()
+ * fetches the digest, allocates and keys a context and frees it again on every call: that was
+ * most of the engine's cost per UID (perf, docs/deid.md). Here the context is keyed once
+ * (EVP_MAC_init with the key hashes it into the inner and outer pads), and every MAC after
+ * that re-initialises it with a NULL key, which reuses those pads. The cache holds a copy of
+ * the key to tell when a caller passes another one (tests, a reloaded key); it is wiped when
+ * replaced. Same bytes out as HMAC(EVP_sha256(), key, label || domain || msg). */
+#define HMAC_KEY_MAX 1024
+static _Thread_local struct {
+    EVP_MAC_CTX *ctx;
+    size_t key_len;
+    uint8_t key[HMAC_KEY_MAX];
+} keyed;
+
+static EVP_MAC_CTX *keyed_ctx(const uint8_t *key, size_t key_len)
+{
+    if (keyed.ctx && keyed.key_len == key_len && CRYPTO_memcmp(keyed.key, key, key_len) == 0)
+        return EVP_MAC_init(keyed.ctx, NULL, 0, NULL) ? keyed.ctx : NULL;
+    EVP_MAC_CTX_free(keyed.ctx);
+    keyed.ctx = NULL;
+    OPENSSL_cleanse(keyed.key, sizeof(keyed.key));
+    EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    EVP_MAC_CTX *c = mac ? EVP_MAC_CTX_new(mac) : NULL;
+    EVP_MAC_free(mac); /* the context holds its own reference */
+    char digest[] = "SHA256";
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+                           OSSL_PARAM_construct_end()};
+    if (!c || !EVP_MAC_init(c, key, key_len, params)) {
+        EVP_MAC_CTX_free(c);
+        return NULL;
+    }
+    keyed.ctx = c;
+    keyed.key_len = key_len;
+    memcpy(keyed.key, key, key_len);
+    return c;
+}
+
 int mt_deid_hmac(const uint8_t *key, size_t key_len, const char *domain, const void *msg,
                  size_t msg_len, uint8_t out[32])
 {
-    if (!key || key_len == 0 || key_len > 1024 || !domain)
+    if (!key || key_len == 0 || key_len > HMAC_KEY_MAX || !domain)
         return MT_EINVAL;
-    size_t ld = strlen(domain);
-    size_t n = sizeof(label) + ld + 1 + msg_len; /* both labels keep their NUL */
-    uint8_t stackbuf[512];
-    uint8_t *buf = n <= sizeof(stackbuf) ? stackbuf : mt_malloc(n);
-    memcpy(buf, label, sizeof(label));
-    memcpy(buf + sizeof(label), domain, ld + 1);
-    if (msg_len)
-        memcpy(buf + sizeof(label) + ld + 1, msg, msg_len);
-    unsigned int outlen = 0;
-    uint8_t *r = HMAC(EVP_sha256(), key, (int)key_len, buf, n, out, &outlen);
-    if (buf != stackbuf)
-        mt_free(buf);
-    return r && outlen == 32 ? 0 : MT_EINVAL;
+    EVP_MAC_CTX *c = keyed_ctx(key, key_len);
+    size_t outlen = 0;
+    /* both labels keep their NUL */
+    if (!c || !EVP_MAC_update(c, (const uint8_t *)label, sizeof(label)) ||
+        !EVP_MAC_update(c, (const uint8_t *)domain, strlen(domain) + 1) ||
+        (msg_len && !EVP_MAC_update(c, msg, msg_len)) || !EVP_MAC_final(c, out, &outlen, 32))
+        return MT_EINVAL;
+    return outlen == 32 ? 0 : MT_EINVAL;
 }
 
 int mt_deid_pseudonym(const uint8_t *key, size_t key_len, const char *prefix, const char *id,
