@@ -380,17 +380,25 @@ static void collect(walk_t *w, const mt_ds_t *ds, unsigned depth)
     }
 }
 
-/* Scrub the known identifiers and any run of 6+ digits (with . / - : inside) from text. */
+/* Scrub the known identifiers and any run of 6+ digits (with . / - : inside) from text of
+ * n <= VALMAX bytes. An identifier is looked for only where its first character is (memchr):
+ * every identifier of the instance is tried against every cleaned value, so this is the
+ * engine's inner loop. */
 static size_t scrub(const walk_t *w, const char *in, size_t n, char *out)
 {
-    char *u = mt_malloc(n + 1);
-    bool *del = mt_calloc(n + 1, sizeof(bool));
+    char u[VALMAX];
+    bool del[VALMAX];
+    memset(del, 0, n);
     for (size_t i = 0; i < n; i++)
         u[i] = up(in[i]);
     for (size_t k = 0; k < w->n_ids; k++) {
         const ident_t *id = &w->ids[k];
         for (size_t i = 0; i + id->n <= n; i++) {
-            if (memcmp(u + i, id->s, id->n) != 0)
+            const char *c = memchr(u + i, id->s[0], n - id->n - i + 1);
+            if (!c)
+                break;
+            i = (size_t)(c - u);
+            if (memcmp(u + i + 1, id->s + 1, id->n - 1) != 0)
                 continue;
             if (id->word && ((i > 0 && alnum((unsigned char)u[i - 1])) ||
                              (i + id->n < n && alnum((unsigned char)u[i + id->n]))))
@@ -423,8 +431,6 @@ static size_t scrub(const walk_t *w, const char *in, size_t n, char *out)
     }
     while (o && out[o - 1] == ' ')
         o--;
-    mt_free(u);
-    mt_free(del);
     return o;
 }
 

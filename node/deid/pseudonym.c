@@ -97,24 +97,29 @@ int mt_deid_uid(const uint8_t *key, size_t key_len, const char *uid, size_t uid_
     int rc = mt_deid_hmac(key, key_len, "uid", uid, uid_len, h);
     if (rc)
         return rc;
-    /* Decimal of the 128-bit big-endian integer h[0..16): repeated division by 10. */
-    uint8_t num[16];
-    memcpy(num, h, 16);
-    char digits[40];
+    /* Decimal of the 128-bit big-endian integer h[0..16): split into base-10^19 limbs (at most
+     * three), each printed with 64-bit arithmetic; the first without leading zeros. */
+    unsigned __int128 v = 0;
+    for (size_t i = 0; i < 16; i++)
+        v = v << 8 | h[i];
+    const uint64_t e19 = 10000000000000000000ull;
+    uint64_t limb[3];
+    size_t nl = 0;
+    do {
+        limb[nl++] = (uint64_t)(v % e19);
+        v /= e19;
+    } while (v);
+    char digits[60];
     size_t nd = 0;
-    for (;;) {
-        unsigned rem = 0;
-        int nonzero = 0;
-        for (size_t i = 0; i < 16; i++) {
-            unsigned cur = rem << 8 | num[i];
-            num[i] = (uint8_t)(cur / 10);
-            rem = cur % 10;
-            nonzero |= num[i];
+    for (size_t l = 0; l < nl; l++) { /* least significant limb first, digits reversed */
+        uint64_t x = limb[l];
+        for (size_t k = 0; k < 19 && (x || l + 1 < nl); k++) {
+            digits[nd++] = (char)('0' + x % 10);
+            x /= 10;
         }
-        digits[nd++] = (char)('0' + rem);
-        if (!nonzero)
-            break;
     }
+    if (!nd)
+        digits[nd++] = '0';
     memcpy(out, "2.25.", 5);
     for (size_t i = 0; i < nd; i++)
         out[5 + i] = digits[nd - 1 - i];
