@@ -315,21 +315,33 @@ static bool alnum(unsigned char c)
     return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c >= 0x80;
 }
 
+/* Identifiers are kept upper-cased and once each (compared upper-cased, so "Smith" and "SMITH"
+ * are one entry): scrub() tries every one of them on every cleaned value. */
 static void ident_add(walk_t *w, const char *s, size_t n, bool word)
 {
     if (n < (word ? 2u : 3u))
         return;
-    for (size_t i = 0; i < w->n_ids; i++)
-        if (w->ids[i].n == n && w->ids[i].word == word && memcmp(w->ids[i].s, s, n) == 0)
+    char tmp[256];
+    char *c = n < sizeof(tmp) ? tmp : mt_malloc(n + 1);
+    for (size_t i = 0; i < n; i++)
+        c[i] = up(s[i]);
+    c[n] = '\0';
+    for (size_t i = 0; i < w->n_ids; i++) {
+        if (w->ids[i].n == n && w->ids[i].word == word && w->ids[i].s[0] == c[0] &&
+            memcmp(w->ids[i].s, c, n) == 0) {
+            if (c != tmp)
+                mt_free(c);
             return;
+        }
+    }
     if (w->n_ids == w->cap_ids) {
         w->cap_ids = w->cap_ids ? w->cap_ids * 2 : 32;
         w->ids = mt_realloc(w->ids, w->cap_ids * sizeof(*w->ids));
     }
-    char *c = mt_malloc(n + 1);
-    for (size_t i = 0; i < n; i++)
-        c[i] = up(s[i]);
-    c[n] = '\0';
+    if (c == tmp) {
+        c = mt_malloc(n + 1);
+        memcpy(c, tmp, n + 1);
+    }
     w->ids[w->n_ids++] = (ident_t){c, n, word};
 }
 

@@ -184,7 +184,11 @@ static int process_header(mt_deid_stream_t *s, size_t len, int *hint)
     }
     mt_buf_t out;
     mt_buf_init(&out, (size_t)1 << 31);
-    rc = mt_ds_encode(ds, s->out_ts, &out);
+    /* de-identified headers are seldom larger than the original: one allocation, not a chain
+     * of doublings from 256 bytes */
+    rc = mt_buf_reserve(&out, len + 1024);
+    if (!rc)
+        rc = mt_ds_encode(ds, s->out_ts, &out);
     if (!rc)
         rc = emit(s, out.data, out.len, hint);
     mt_buf_dispose(&out);
