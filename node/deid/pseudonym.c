@@ -20,21 +20,38 @@ static const char label[] = "mitral-deid-v1";
  * (EVP_MAC_init with the key hashes it into the inner and outer pads), and every MAC after
  * that re-initialises it with a NULL key, which reuses those pads. The cache holds a copy of
  * the key to tell when a caller passes another one (tests, a reloaded key); it is wiped when
- * replaced. Same bytes out as HMAC(EVP_sha256(), key, label || domain || msg). */
+ * replaced. Same bytes out as HMAC(EVP_sha256(), key, label || domain || msg).
+ *
+ * Beside it, the last MACs computed, direct-mapped by a hash of (domain, msg): the instances
+ * of a series repeat their Study, Series and Frame of Reference UIDs, the patient's pseudonym
+ * and date shift, and C-STORE maps the SOP Instance UID twice (File Meta and data set), so
+ * most MACs of an instance are found here. The inputs it holds (UIDs, a Patient ID) stay in
+ * this thread's memory only, and go with the key. */
 #define HMAC_KEY_MAX 1024
+#define MAC_CACHE_N 64   /* a power of two */
+#define MAC_CACHE_MSG 80 /* domain, NUL, message: a UID (64) or an ID fits */
+
+typedef struct mac_entry {
+    uint8_t n; /* bytes in m; 0 = empty */
+    char m[MAC_CACHE_MSG];
+    uint8_t mac[32];
+} mac_entry_t;
+
 static _Thread_local struct {
     EVP_MAC_CTX *ctx;
     size_t key_len;
     uint8_t key[HMAC_KEY_MAX];
+    mac_entry_t cache[MAC_CACHE_N];
 } keyed;
 
 static EVP_MAC_CTX *keyed_ctx(const uint8_t *key, size_t key_len)
 {
     if (keyed.ctx && keyed.key_len == key_len && CRYPTO_memcmp(keyed.key, key, key_len) == 0)
-        return EVP_MAC_init(keyed.ctx, NULL, 0, NULL) ? keyed.ctx : NULL;
+        return keyed.ctx;
     EVP_MAC_CTX_free(keyed.ctx);
     keyed.ctx = NULL;
     OPENSSL_cleanse(keyed.key, sizeof(keyed.key));
+    OPENSSL_cleanse(keyed.cache, sizeof(keyed.cache));
     EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
     EVP_MAC_CTX *c = mac ? EVP_MAC_CTX_new(mac) : NULL;
     EVP_MAC_free(mac); /* the context holds its own reference */
@@ -51,19 +68,50 @@ static EVP_MAC_CTX *keyed_ctx(const uint8_t *key, size_t key_len)
     return c;
 }
 
+/* FNV-1a of (domain, NUL, msg), already laid out in m. */
+static size_t mac_slot(const char *m, size_t n)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (uint8_t)m[i]) * 16777619u;
+    return h & (MAC_CACHE_N - 1);
+}
+
 int mt_deid_hmac(const uint8_t *key, size_t key_len, const char *domain, const void *msg,
                  size_t msg_len, uint8_t out[32])
 {
     if (!key || key_len == 0 || key_len > HMAC_KEY_MAX || !domain)
         return MT_EINVAL;
     EVP_MAC_CTX *c = keyed_ctx(key, key_len);
+    if (!c)
+        return MT_EINVAL;
+    size_t ld = strlen(domain) + 1;
+    mac_entry_t *slot = NULL;
+    char m[MAC_CACHE_MSG];
+    if (ld + msg_len <= sizeof(m)) {
+        memcpy(m, domain, ld);
+        if (msg_len)
+            memcpy(m + ld, msg, msg_len);
+        slot = &keyed.cache[mac_slot(m, ld + msg_len)];
+        if (slot->n == ld + msg_len && memcmp(slot->m, m, slot->n) == 0) {
+            memcpy(out, slot->mac, 32);
+            return 0;
+        }
+    }
     size_t outlen = 0;
     /* both labels keep their NUL */
-    if (!c || !EVP_MAC_update(c, (const uint8_t *)label, sizeof(label)) ||
-        !EVP_MAC_update(c, (const uint8_t *)domain, strlen(domain) + 1) ||
-        (msg_len && !EVP_MAC_update(c, msg, msg_len)) || !EVP_MAC_final(c, out, &outlen, 32))
+    if (!EVP_MAC_init(c, NULL, 0, NULL) ||
+        !EVP_MAC_update(c, (const uint8_t *)label, sizeof(label)) ||
+        !EVP_MAC_update(c, (const uint8_t *)domain, ld) ||
+        (msg_len && !EVP_MAC_update(c, msg, msg_len)) || !EVP_MAC_final(c, out, &outlen, 32) ||
+        outlen != 32)
         return MT_EINVAL;
-    return outlen == 32 ? 0 : MT_EINVAL;
+    if (slot) {
+        slot->n = (uint8_t)(ld + msg_len);
+        memcpy(slot->m, m, slot->n);
+        memcpy(slot->mac, out, 32);
+    }
+    return 0;
 }
 
 int mt_deid_pseudonym(const uint8_t *key, size_t key_len, const char *prefix, const char *id,
