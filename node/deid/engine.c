@@ -874,9 +874,12 @@ static void normalize_un(mt_ds_t *ds, unsigned depth)
     }
 }
 
+enum { APPLY_CHECK_BURNED_IN = 1, APPLY_ADD_METHOD = 2 };
+
 static int apply(const mt_deid_profile_t *p, const uint8_t *key, size_t key_len, mt_ds_t *ds,
-                 mt_deid_result_t *res, bool check_burned_in)
+                 mt_deid_result_t *res, unsigned flags)
 {
+    bool check_burned_in = flags & APPLY_CHECK_BURNED_IN;
     mt_deid_result_t dummy;
     if (!res)
         res = &dummy;
@@ -912,7 +915,7 @@ static int apply(const mt_deid_profile_t *p, const uint8_t *key, size_t key_len,
     normalize_un(ds, 0);
     collect(&w, ds, 0);
     int rc = walk_ds(&w, ds, 0, MODE_KEEP);
-    if (!rc)
+    if (!rc && (flags & APPLY_ADD_METHOD))
         rc = add_method(&w, ds);
     for (size_t i = 0; i < w.n_ids; i++)
         mt_free(w.ids[i].s);
@@ -923,11 +926,26 @@ static int apply(const mt_deid_profile_t *p, const uint8_t *key, size_t key_len,
 int mt_deid_apply(const mt_deid_profile_t *p, const uint8_t *key, size_t key_len, mt_ds_t *ds,
                   mt_deid_result_t *res)
 {
-    return apply(p, key, key_len, ds, res, true);
+    return apply(p, key, key_len, ds, res, APPLY_CHECK_BURNED_IN | APPLY_ADD_METHOD);
 }
 
 int mt_deid_apply_quarantined(const mt_deid_profile_t *p, const uint8_t *key, size_t key_len,
                               mt_ds_t *ds, mt_deid_result_t *res)
 {
-    return apply(p, key, key_len, ds, res, false);
+    return apply(p, key, key_len, ds, res, APPLY_ADD_METHOD);
+}
+
+int mt_deid_sop_instance_uid(const mt_deid_profile_t *p, const uint8_t *key, size_t key_len,
+                             const char *uid, char *out, size_t outsz)
+{
+    /* The walk itself decides, on a one-element data set; the attributes add_method writes
+     * are left out (they cannot change (0008,0018), and cost allocations per instance). */
+    mt_ds_t *ds = mt_ds_new();
+    int rc = mt_ds_set_string(ds, MT_TAG(0x0008, 0x0018), MT_VR('U', 'I'), uid);
+    if (!rc)
+        rc = apply(p, key, key_len, ds, NULL, 0);
+    if (!rc && !mt_ds_get_string(ds, MT_TAG(0x0008, 0x0018), out, outsz))
+        out[0] = '\0';
+    mt_ds_free(ds);
+    return rc;
 }

@@ -299,17 +299,11 @@ const mt_ts_t *mt_deid_stream_out_ts(const mt_ts_t *ts)
 int mt_deid_stream_meta(const mt_deid_profile_t *p, const uint8_t *key, size_t key_len,
                         mt_meta_t *meta)
 {
-    /* The engine itself decides: a one-element data set holding the SOP Instance UID. */
-    mt_ds_t *ds = mt_ds_new();
-    int rc = mt_ds_set_string(ds, MT_TAG(0x0008, 0x0018), MT_VR('U', 'I'), meta->sop_instance_uid);
-    if (!rc)
-        rc = mt_deid_apply(p, key, key_len, ds, NULL);
-    if (!rc && !mt_ds_get_string(ds, MT_TAG(0x0008, 0x0018), meta->sop_instance_uid,
-                                 sizeof(meta->sop_instance_uid)))
-        meta->sop_instance_uid[0] = '\0';
-    mt_ds_free(ds);
+    char uid[sizeof(meta->sop_instance_uid)];
+    int rc = mt_deid_sop_instance_uid(p, key, key_len, meta->sop_instance_uid, uid, sizeof(uid));
     if (rc)
         return rc;
+    memcpy(meta->sop_instance_uid, uid, sizeof(uid));
     const mt_ts_t *ts = mt_ts_find(meta->transfer_syntax_uid);
     if (ts && ts->deflated)
         snprintf(meta->transfer_syntax_uid, sizeof(meta->transfer_syntax_uid), "%s",
