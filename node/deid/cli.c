@@ -35,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "../dicom/ds.h"
@@ -45,6 +46,7 @@
 #include "engine.h"
 #include "load.h"
 #include "profile.h"
+#include "stream.h"
 
 #define DEID_MAX_INPUT ((size_t)4 << 30)
 
@@ -61,6 +63,9 @@ typedef struct run {
     size_t key_len;
     const char *out_dir;
     int verbose;
+    bool keep_pixels;    /* mt_deid_keeps_pixel_data(p): the header-only fast path applies */
+    mt_buf_t in, out;    /* one input file, one output file: storage reused from file to file */
+    char made_dir[8192]; /* the output directory made last (mkdirs once per series) */
     size_t n_in, n_written, n_rejected, n_quarantined, n_skipped, n_failed;
 } run_t;
 
@@ -80,6 +85,19 @@ static int mkdirs(char *path)
     return 0;
 }
 
+/* mkdirs(dir) unless it is the directory made last (the files of a series follow each other
+ * in a walk: one mkdir per series instead of three per file); again: make it whatever. */
+static int make_dir(run_t *r, const char *dir, bool again)
+{
+    if (!again && strcmp(dir, r->made_dir) == 0)
+        return 0;
+    snprintf(r->made_dir, sizeof(r->made_dir), "%s", dir);
+    int rc = mkdirs(r->made_dir);
+    if (rc)
+        r->made_dir[0] = '\0';
+    return rc;
+}
+
 static void uid_component(const mt_ds_t *ds, uint32_t tag, char *out, size_t outsz)
 {
     if (!mt_ds_get_string(ds, tag, out, outsz) || !out[0])
@@ -89,7 +107,10 @@ static void uid_component(const mt_ds_t *ds, uint32_t tag, char *out, size_t out
             *s = '_';
 }
 
-static int write_atomic(const char *dir, const char *name, const mt_buf_t *b)
+/* Write head + bulk as dir/name, complete or not at all: a temporary name in the same
+ * directory, then rename(2). Durability is the caller's one syncfs at the end of the batch. */
+static int write_atomic(const char *dir, const char *name, const mt_buf_t *head,
+                        const uint8_t *bulk, size_t bulk_len)
 {
     char tmp[8192], dst[8192];
     int k1 = snprintf(dst, sizeof(dst), "%s/%s", dir, name);
@@ -99,17 +120,24 @@ static int write_atomic(const char *dir, const char *name, const mt_buf_t *b)
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
         return MT_ERR_FROM_ERRNO();
-    size_t off = 0;
+    size_t done = 0, total = head->len + bulk_len;
     int rc = 0;
-    while (off < b->len) {
-        ssize_t w = write(fd, b->data + off, b->len - off);
+    while (done < total) {
+        struct iovec iov[2];
+        int n = 0;
+        size_t in_bulk = done > head->len ? done - head->len : 0;
+        if (done < head->len)
+            iov[n++] = (struct iovec){head->data + done, head->len - done};
+        if (in_bulk < bulk_len)
+            iov[n++] = (struct iovec){(void *)(bulk + in_bulk), bulk_len - in_bulk};
+        ssize_t w = writev(fd, iov, n);
         if (w < 0 && errno == EINTR)
             continue;
-        if (w < 0) {
-            rc = MT_ERR_FROM_ERRNO();
+        if (w <= 0) {
+            rc = w < 0 ? MT_ERR_FROM_ERRNO() : MT_EIO;
             break;
         }
-        off += (size_t)w;
+        done += (size_t)w;
     }
     if (close(fd) < 0 && !rc)
         rc = MT_ERR_FROM_ERRNO();
@@ -128,24 +156,69 @@ static void report(run_t *r, const char *path, const char *what)
         fprintf(stderr, "mitral deid: input #%zu: %s\n", r->n_in, what);
 }
 
+/* Is the Pixel Data element in buf (a data set) written exactly as mt_ds_encode would write
+ * it after parsing? ds_write.c reproduces values, odd lengths and fragments as parsed; what it
+ * normalizes is the element's header: explicit VR as OB or OW with zero reserved bytes, and
+ * encapsulated data closed by a zero-length sequence delimiter. Anything else: the slow path. */
+static bool bulk_as_encoded(const uint8_t *ds, const mt_deid_bulk_t *b, const mt_ts_t *ts)
+{
+    const uint8_t *e = ds + b->start, *end = ds + b->end;
+    if (b->encapsulated && (!ts->explicit_vr || !ts->encapsulated))
+        return false;
+    if (ts->explicit_vr && ((b->vr != MT_VR('O', 'B') && b->vr != MT_VR('O', 'W')) ||
+                            b->end - b->start < 12 || e[6] || e[7]))
+        return false;
+    return !b->encapsulated || (end[-4] | end[-3] | end[-2] | end[-1]) == 0;
+}
+
+/* Parse one input file. The fast path, for a Part 10 file in a known non-deflated syntax whose
+ * last element is a Pixel Data the profile keeps as it is (mt_deid_keeps_pixel_data) and that
+ * re-encodes as read (bulk_as_encoded): only the header (every element before Pixel Data)
+ * becomes a tree, and *bulk and *bulk_len are the Pixel Data element's bytes in buf, to be written
+ * after the de-identified header. Its output is byte for byte what de-identifying and encoding
+ * the whole tree gives, without the two copies of the pixels (tree, then output buffer) that
+ * take most of the user time. Any other file is parsed whole (*bulk NULL). */
+static int parse_input(const run_t *r, const uint8_t *buf, size_t len, mt_meta_t *meta,
+                       mt_ds_t **ds, mt_diag_t *diag, const uint8_t **bulk, size_t *bulk_len)
+{
+    size_t off = 0;
+    const mt_ts_t *ts;
+    mt_deid_bulk_t b;
+    *bulk = NULL;
+    *bulk_len = 0;
+    if (r->keep_pixels && mt_part10_read_meta(buf, len, meta, &off, diag) == 0 &&
+        (ts = mt_ts_find(meta->transfer_syntax_uid)) && !ts->deflated &&
+        mt_deid_bulk_span(buf + off, len - off, ts, &b) == 0 && b.found && b.end_known &&
+        b.start > 0 && b.end == len - off && bulk_as_encoded(buf + off, &b, ts)) {
+        if (mt_ds_parse(buf + off, (size_t)b.start, ts, ds, diag) == 0) {
+            *bulk = buf + off + b.start;
+            *bulk_len = (size_t)(b.end - b.start);
+            return 0;
+        }
+        mt_ds_free(*ds);
+        *ds = NULL;
+    }
+    memset(meta, 0, sizeof(*meta));
+    return mt_part10_parse_file_buf(buf, len, meta, ds, diag);
+}
+
 static void do_file(run_t *r, const char *path)
 {
-    uint8_t *buf = NULL;
-    size_t len = 0;
     mt_meta_t meta;
     mt_ds_t *ds = NULL;
     mt_diag_t diag = {0, NULL};
-    mt_buf_t out;
-    mt_buf_init(&out, DEID_MAX_INPUT + ((size_t)1 << 20));
+    const uint8_t *bulk = NULL;
+    size_t bulk_len = 0;
+    mt_buf_reset(&r->out);
     r->n_in++;
-    int rc = mt_deid_read_file(path, DEID_MAX_INPUT, &buf, &len);
+    int rc = mt_deid_read_file_into(path, DEID_MAX_INPUT, &r->in);
     if (rc) {
         report(r, path, mt_strerror(rc));
         r->n_failed++;
         goto done;
     }
     memset(&meta, 0, sizeof(meta));
-    rc = mt_part10_parse_file_buf(buf, len, &meta, &ds, &diag);
+    rc = parse_input(r, r->in.data, r->in.len, &meta, &ds, &diag, &bulk, &bulk_len);
     if (!rc && mt_ds_count(ds) == 0)
         rc = MT_EMALFORMED;
     if (rc) {
@@ -215,7 +288,7 @@ static void do_file(run_t *r, const char *path)
     snprintf(om.transfer_syntax_uid, sizeof(om.transfer_syntax_uid), "%s", ots->uid);
     snprintf(om.impl_class_uid, sizeof(om.impl_class_uid), "%s", MT_IMPL_CLASS_UID);
     snprintf(om.impl_version_name, sizeof(om.impl_version_name), "%s", MT_IMPL_VERSION_NAME);
-    if ((rc = mt_part10_write_meta(&om, &out)) || (rc = mt_ds_encode(ds, ots, &out))) {
+    if ((rc = mt_part10_write_meta(&om, &r->out)) || (rc = mt_ds_encode(ds, ots, &r->out))) {
         report(r, path, mt_strerror(rc));
         r->n_failed++;
         goto done;
@@ -235,7 +308,11 @@ static void do_file(run_t *r, const char *path)
         goto done;
     }
     snprintf(name, sizeof(name), "%s.dcm", sop);
-    if ((rc = mkdirs(dir)) || (rc = write_atomic(dir, name, &out))) {
+    rc = make_dir(r, dir, false);
+    if (!rc && (rc = write_atomic(dir, name, &r->out, bulk, bulk_len)) == MT_ENOENT &&
+        !(rc = make_dir(r, dir, true))) /* the directory went away under us: make it again */
+        rc = write_atomic(dir, name, &r->out, bulk, bulk_len);
+    if (rc) {
         report(r, path, mt_strerror(rc));
         r->n_failed++;
         goto done;
@@ -247,9 +324,7 @@ static void do_file(run_t *r, const char *path)
         r->n_written++;
     }
 done:
-    mt_buf_dispose(&out);
     mt_ds_free(ds);
-    mt_free(buf);
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -360,6 +435,9 @@ int mt_deid_cli(int argc, char **argv)
     r.key_len = key_len;
     r.out_dir = argv[argc - 1];
     r.verbose = verbose;
+    r.keep_pixels = mt_deid_keeps_pixel_data(p);
+    mt_buf_init(&r.in, DEID_MAX_INPUT + 1);
+    mt_buf_init(&r.out, DEID_MAX_INPUT + ((size_t)1 << 20));
     char *od = mt_strdup(r.out_dir);
     int rc = mkdirs(od);
     mt_free(od);
@@ -382,6 +460,8 @@ int mt_deid_cli(int argc, char **argv)
                 p->name, r.n_in, r.n_written, r.n_rejected, r.n_quarantined, r.n_skipped,
                 r.n_failed);
     }
+    mt_buf_dispose(&r.in);
+    mt_buf_dispose(&r.out);
     mt_deid_key_free(key, key_len);
     mt_deid_profile_free(p);
     if (rc)

@@ -315,21 +315,33 @@ static bool alnum(unsigned char c)
     return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c >= 0x80;
 }
 
+/* Identifiers are kept upper-cased and once each (compared upper-cased, so "Smith" and "SMITH"
+ * are one entry): scrub() tries every one of them on every cleaned value. */
 static void ident_add(walk_t *w, const char *s, size_t n, bool word)
 {
     if (n < (word ? 2u : 3u))
         return;
-    for (size_t i = 0; i < w->n_ids; i++)
-        if (w->ids[i].n == n && w->ids[i].word == word && memcmp(w->ids[i].s, s, n) == 0)
+    char tmp[256];
+    char *c = n < sizeof(tmp) ? tmp : mt_malloc(n + 1);
+    for (size_t i = 0; i < n; i++)
+        c[i] = up(s[i]);
+    c[n] = '\0';
+    for (size_t i = 0; i < w->n_ids; i++) {
+        if (w->ids[i].n == n && w->ids[i].word == word && w->ids[i].s[0] == c[0] &&
+            memcmp(w->ids[i].s, c, n) == 0) {
+            if (c != tmp)
+                mt_free(c);
             return;
+        }
+    }
     if (w->n_ids == w->cap_ids) {
         w->cap_ids = w->cap_ids ? w->cap_ids * 2 : 32;
         w->ids = mt_realloc(w->ids, w->cap_ids * sizeof(*w->ids));
     }
-    char *c = mt_malloc(n + 1);
-    for (size_t i = 0; i < n; i++)
-        c[i] = up(s[i]);
-    c[n] = '\0';
+    if (c == tmp) {
+        c = mt_malloc(n + 1);
+        memcpy(c, tmp, n + 1);
+    }
     w->ids[w->n_ids++] = (ident_t){c, n, word};
 }
 
@@ -380,17 +392,25 @@ static void collect(walk_t *w, const mt_ds_t *ds, unsigned depth)
     }
 }
 
-/* Scrub the known identifiers and any run of 6+ digits (with . / - : inside) from text. */
+/* Scrub the known identifiers and any run of 6+ digits (with . / - : inside) from text of
+ * n <= VALMAX bytes. An identifier is looked for only where its first character is (memchr):
+ * every identifier of the instance is tried against every cleaned value, so this is the
+ * engine's inner loop. */
 static size_t scrub(const walk_t *w, const char *in, size_t n, char *out)
 {
-    char *u = mt_malloc(n + 1);
-    bool *del = mt_calloc(n + 1, sizeof(bool));
+    char u[VALMAX];
+    bool del[VALMAX];
+    memset(del, 0, n);
     for (size_t i = 0; i < n; i++)
         u[i] = up(in[i]);
     for (size_t k = 0; k < w->n_ids; k++) {
         const ident_t *id = &w->ids[k];
         for (size_t i = 0; i + id->n <= n; i++) {
-            if (memcmp(u + i, id->s, id->n) != 0)
+            const char *c = memchr(u + i, id->s[0], n - id->n - i + 1);
+            if (!c)
+                break;
+            i = (size_t)(c - u);
+            if (memcmp(u + i + 1, id->s + 1, id->n - 1) != 0)
                 continue;
             if (id->word && ((i > 0 && alnum((unsigned char)u[i - 1])) ||
                              (i + id->n < n && alnum((unsigned char)u[i + id->n]))))
@@ -423,8 +443,6 @@ static size_t scrub(const walk_t *w, const char *in, size_t n, char *out)
     }
     while (o && out[o - 1] == ' ')
         o--;
-    mt_free(u);
-    mt_free(del);
     return o;
 }
 
@@ -757,6 +775,16 @@ static int walk_ds(walk_t *w, mt_ds_t *ds, unsigned depth, int mode)
     return 0;
 }
 
+bool mt_deid_keeps_pixel_data(const mt_deid_profile_t *p)
+{
+    walk_t w;
+    memset(&w, 0, sizeof(w));
+    w.p = p;
+    bool def;
+    mt_deid_action_t a = resolve(&w, MT_TAG_PIXEL_DATA, MT_VR('O', 'W'), &def);
+    return a == MT_DEID_K || a == MT_DEID_C; /* apply_one: binary values are kept by both */
+}
+
 /* ---- PS3.15 E.1.1: the attributes a de-identifier adds ---- */
 static int add_method(walk_t *w, mt_ds_t *ds)
 {
@@ -846,9 +874,12 @@ static void normalize_un(mt_ds_t *ds, unsigned depth)
     }
 }
 
+enum { APPLY_CHECK_BURNED_IN = 1, APPLY_ADD_METHOD = 2 };
+
 static int apply(const mt_deid_profile_t *p, const uint8_t *key, size_t key_len, mt_ds_t *ds,
-                 mt_deid_result_t *res, bool check_burned_in)
+                 mt_deid_result_t *res, unsigned flags)
 {
+    bool check_burned_in = flags & APPLY_CHECK_BURNED_IN;
     mt_deid_result_t dummy;
     if (!res)
         res = &dummy;
@@ -884,7 +915,7 @@ static int apply(const mt_deid_profile_t *p, const uint8_t *key, size_t key_len,
     normalize_un(ds, 0);
     collect(&w, ds, 0);
     int rc = walk_ds(&w, ds, 0, MODE_KEEP);
-    if (!rc)
+    if (!rc && (flags & APPLY_ADD_METHOD))
         rc = add_method(&w, ds);
     for (size_t i = 0; i < w.n_ids; i++)
         mt_free(w.ids[i].s);
@@ -895,11 +926,26 @@ static int apply(const mt_deid_profile_t *p, const uint8_t *key, size_t key_len,
 int mt_deid_apply(const mt_deid_profile_t *p, const uint8_t *key, size_t key_len, mt_ds_t *ds,
                   mt_deid_result_t *res)
 {
-    return apply(p, key, key_len, ds, res, true);
+    return apply(p, key, key_len, ds, res, APPLY_CHECK_BURNED_IN | APPLY_ADD_METHOD);
 }
 
 int mt_deid_apply_quarantined(const mt_deid_profile_t *p, const uint8_t *key, size_t key_len,
                               mt_ds_t *ds, mt_deid_result_t *res)
 {
-    return apply(p, key, key_len, ds, res, false);
+    return apply(p, key, key_len, ds, res, APPLY_ADD_METHOD);
+}
+
+int mt_deid_sop_instance_uid(const mt_deid_profile_t *p, const uint8_t *key, size_t key_len,
+                             const char *uid, char *out, size_t outsz)
+{
+    /* The walk itself decides, on a one-element data set; the attributes add_method writes
+     * are left out (they cannot change (0008,0018), and cost allocations per instance). */
+    mt_ds_t *ds = mt_ds_new();
+    int rc = mt_ds_set_string(ds, MT_TAG(0x0008, 0x0018), MT_VR('U', 'I'), uid);
+    if (!rc)
+        rc = apply(p, key, key_len, ds, NULL, 0);
+    if (!rc && !mt_ds_get_string(ds, MT_TAG(0x0008, 0x0018), out, outsz))
+        out[0] = '\0';
+    mt_ds_free(ds);
+    return rc;
 }

@@ -51,6 +51,7 @@
 #ifndef MT_DEID_ENGINE_H
 #define MT_DEID_ENGINE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -75,6 +76,18 @@ int mt_deid_apply(const mt_deid_profile_t *p, const uint8_t *key, size_t key_len
  * (the pixel data, which the engine never touches, is why the result is held back). */
 int mt_deid_apply_quarantined(const mt_deid_profile_t *p, const uint8_t *key, size_t key_len,
                               mt_ds_t *ds, mt_deid_result_t *res);
+
+/* The SOP Instance UID (0008,0018) that mt_deid_apply would leave in a data set holding uid
+ * (mapped; kept with Retain UIDs; whatever an override says), in out; "" when the profile
+ * removes or empties it. For the File Meta's (0002,0003) (stream.c). Returns 0 or MT_E*. */
+int mt_deid_sop_instance_uid(const mt_deid_profile_t *p, const uint8_t *key, size_t key_len,
+                             const char *uid, char *out, size_t outsz);
+
+/* Does the profile leave a top-level Pixel Data (7FE0,0010) exactly as it is (its action, or
+ * the keep list's, or the default, is K or C, which keep binary values)? Then de-identifying
+ * the data set without it and appending its bytes as read gives the same output as
+ * de-identifying the whole data set (cli.c's fast path). */
+bool mt_deid_keeps_pixel_data(const mt_deid_profile_t *p);
 
 /* Is this UID well known (left alone by U and by the default UID mapping)? */
 int mt_deid_uid_is_well_known(const char *uid, size_t len);

@@ -13,6 +13,7 @@
 #include <openssl/crypto.h>
 
 #include "../util/alloc.h"
+#include "../util/buf.h"
 #include "../util/err.h"
 
 #ifndef MT_DEID_PROFILES_DIR
@@ -22,45 +23,60 @@
 #define MAX_PROFILE ((size_t)4 << 20)
 #define MAX_KEY 4096
 
-int mt_deid_read_file(const char *path, size_t limit, uint8_t **out, size_t *len)
+int mt_deid_read_file_into(const char *path, size_t limit, mt_buf_t *b)
 {
-    *out = NULL;
-    *len = 0;
+    mt_buf_reset(b);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return MT_ERR_FROM_ERRNO();
     struct stat st;
-    if (fstat(fd, &st) < 0) {
-        int rc = MT_ERR_FROM_ERRNO();
-        close(fd);
-        return rc;
+    int rc = 0;
+    if (fstat(fd, &st) < 0)
+        rc = MT_ERR_FROM_ERRNO();
+    else if (!S_ISREG(st.st_mode))
+        rc = MT_EINVAL;
+    else if ((uint64_t)st.st_size > limit)
+        rc = MT_ETOOBIG;
+    size_t n = rc ? 0 : (size_t)st.st_size;
+    if (!rc && b->cap < n + 1) {
+        /* grown once to the largest file seen; no copy of the old bytes is needed */
+        mt_free(b->data); /* mt_try_malloc: a file's size must not abort the batch */
+        b->data = mt_try_malloc(n + 1);
+        b->cap = b->data ? n + 1 : 0;
+        if (!b->data)
+            rc = MT_ENOMEM;
     }
-    if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > limit) {
-        close(fd);
-        return S_ISREG(st.st_mode) ? MT_ETOOBIG : MT_EINVAL;
-    }
-    size_t n = (size_t)st.st_size, got = 0;
-    uint8_t *b = mt_try_malloc(n + 1);
-    if (!b) {
-        close(fd);
-        return MT_ENOMEM;
-    }
-    while (got < n) {
-        ssize_t r = read(fd, b + got, n - got);
+    while (!rc && b->len < n) {
+        ssize_t r = read(fd, b->data + b->len, n - b->len);
         if (r < 0 && errno == EINTR)
             continue;
-        if (r <= 0) {
-            int rc = r < 0 ? MT_ERR_FROM_ERRNO() : MT_EIO;
-            close(fd);
-            mt_free(b);
-            return rc;
-        }
-        got += (size_t)r;
+        if (r <= 0)
+            rc = r < 0 ? MT_ERR_FROM_ERRNO() : MT_EIO;
+        else
+            b->len += (size_t)r;
     }
     close(fd);
-    b[n] = 0;
-    *out = b;
-    *len = n;
+    if (rc) {
+        mt_buf_reset(b);
+        return rc;
+    }
+    b->data[n] = 0;
+    return 0;
+}
+
+int mt_deid_read_file(const char *path, size_t limit, uint8_t **out, size_t *len)
+{
+    mt_buf_t b;
+    mt_buf_init(&b, limit + 1);
+    int rc = mt_deid_read_file_into(path, limit, &b);
+    if (rc) {
+        mt_buf_dispose(&b);
+        *out = NULL;
+        *len = 0;
+        return rc;
+    }
+    *out = b.data; /* mt_buf's bytes come from mt_malloc: the caller's mt_free releases them */
+    *len = b.len;
     return 0;
 }
 

@@ -10,11 +10,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../util/buf.h"
 #include "profile.h"
 
 /* Read a whole regular file of at most limit bytes; *out (NUL-terminated, mt_free) and *len.
  * Returns 0, MT_ETOOBIG, MT_EINVAL (not a regular file), or an errno code. */
 int mt_deid_read_file(const char *path, size_t limit, uint8_t **out, size_t *len);
+/* The same into b (reset first; its storage is kept and reused from one call to the next, so a
+ * batch allocates once for its largest file): b->len bytes, b->data[b->len] == 0. */
+int mt_deid_read_file_into(const char *path, size_t limit, mt_buf_t *b);
 
 /* Is `name` a FILE (contains '/' or ends in .yaml) rather than a profile NAME? */
 int mt_deid_is_profile_file(const char *name);

@@ -203,24 +203,67 @@ static int parse_yaml(ctx_t *c, const char *text, size_t len, ynode_t **root)
 }
 
 /* ---- rule set under construction ---- */
+/* Rules in the order they were first set (masked rows are tried in that order), with an
+ * open-addressing index (tag, mask) -> position + 1, so that setting the ~3000 rows of the
+ * table and the keep list stays linear (a scan per row made loading a profile quadratic). */
 typedef struct rules {
     mt_deid_rule_t *r;
     size_t n, cap;
+    uint32_t *idx; /* idx_cap slots, 0 = empty */
+    size_t idx_cap;
 } rules_t;
+
+static size_t rules_slot(const rules_t *rs, uint32_t tag, uint32_t mask)
+{
+    size_t h = (size_t)((tag * 0x9E3779B1u) ^ (mask * 0x85EBCA77u)) & (rs->idx_cap - 1);
+    while (rs->idx[h]) {
+        const mt_deid_rule_t *r = &rs->r[rs->idx[h] - 1];
+        if (r->tag == tag && r->mask == mask)
+            break;
+        h = (h + 1) & (rs->idx_cap - 1);
+    }
+    return h;
+}
+
+static void rules_reindex(rules_t *rs)
+{
+    mt_free(rs->idx);
+    rs->idx_cap = rs->idx_cap ? rs->idx_cap * 2 : 512;
+    rs->idx = mt_calloc(rs->idx_cap, sizeof(*rs->idx));
+    for (size_t i = 0; i < rs->n; i++)
+        rs->idx[rules_slot(rs, rs->r[i].tag, rs->r[i].mask)] = (uint32_t)(i + 1);
+}
+
+static const mt_deid_rule_t *rules_find(const rules_t *rs, uint32_t tag, uint32_t mask)
+{
+    if (!rs->idx_cap)
+        return NULL;
+    size_t h = rules_slot(rs, tag, mask);
+    return rs->idx[h] ? &rs->r[rs->idx[h] - 1] : NULL;
+}
 
 static void rules_set(rules_t *rs, uint32_t tag, uint32_t mask, uint8_t action)
 {
-    for (size_t i = 0; i < rs->n; i++) {
-        if (rs->r[i].tag == tag && rs->r[i].mask == mask) {
-            rs->r[i].action = action;
-            return;
-        }
+    if ((rs->n + 1) * 2 > rs->idx_cap)
+        rules_reindex(rs);
+    size_t h = rules_slot(rs, tag, mask);
+    if (rs->idx[h]) {
+        rs->r[rs->idx[h] - 1].action = action;
+        return;
     }
     if (rs->n == rs->cap) {
         rs->cap = rs->cap ? rs->cap * 2 : 256;
         rs->r = mt_realloc(rs->r, rs->cap * sizeof(*rs->r));
     }
     rs->r[rs->n++] = (mt_deid_rule_t){tag, mask, action};
+    rs->idx[h] = (uint32_t)rs->n;
+}
+
+static void rules_dispose(rules_t *rs)
+{
+    mt_free(rs->r);
+    mt_free(rs->idx);
+    memset(rs, 0, sizeof(*rs));
 }
 
 /* A special pseudo-tag for the "private" row. */
@@ -445,31 +488,25 @@ static int apply_selection(ctx_t *c, const ynode_t *v, build_state_t *bs)
         const ynode_t *k = v->kids[i];
         int o;
         if (k->type != N_SCALAR || (o = find_option(k->str)) < 0) {
-            mt_free(merged.r);
+            rules_dispose(&merged);
             return fail(c, k->line, "unknown option '%s'", k->type == N_SCALAR ? k->str : "?");
         }
         if (!bs->opts[o].defined) {
-            mt_free(merged.r);
+            rules_dispose(&merged);
             return fail(c, k->line, "option '%s' is not defined by the base profile", k->str);
         }
         bs->p->options |= 1u << o;
         const rules_t * or = &bs->opts[o].rules;
         for (size_t j = 0; j < or->n; j++) {
             mt_deid_rule_t r = or->r[j];
-            bool replace = true;
-            for (size_t m = 0; m < merged.n; m++) {
-                if (merged.r[m].tag == r.tag && merged.r[m].mask == r.mask) {
-                    replace = !(merged.r[m].action == MT_DEID_C && r.action == MT_DEID_K);
-                    break;
-                }
-            }
-            if (replace)
+            const mt_deid_rule_t *had = rules_find(&merged, r.tag, r.mask);
+            if (!had || !(had->action == MT_DEID_C && r.action == MT_DEID_K))
                 rules_set(&merged, r.tag, r.mask, r.action);
         }
     }
     for (size_t j = 0; j < merged.n; j++)
         rules_set(&bs->rules, merged.r[j].tag, merged.r[j].mask, merged.r[j].action);
-    mt_free(merged.r);
+    rules_dispose(&merged);
     return 0;
 }
 
@@ -760,7 +797,7 @@ int mt_deid_profile_load(const char *name, mt_deid_resolve_cb resolve, void *use
                 p->keep_masked[p->n_keep_masked++] = keep.r[i];
         }
         qsort(p->keep, p->n_keep, sizeof(*p->keep), cmp_rule);
-        mt_free(keep.r);
+        rules_dispose(&keep);
         if (rc)
             goto done;
     }
@@ -773,9 +810,9 @@ int mt_deid_profile_load(const char *name, mt_deid_resolve_cb resolve, void *use
 done:
     mt_free(bs.keep_name);
     mt_free(bs.keep_from);
-    mt_free(bs.rules.r);
+    rules_dispose(&bs.rules);
     for (int o = 0; o < MT_DEID_OPT_COUNT; o++)
-        mt_free(bs.opts[o].rules.r);
+        rules_dispose(&bs.opts[o].rules);
     for (size_t i = 0; i < bs.n_safe; i++)
         mt_free(bs.safe[i].creator);
     mt_free(bs.safe);

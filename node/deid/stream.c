@@ -34,9 +34,8 @@ struct mt_deid_stream {
     mt_buf_t hdr;
     int st;
     int err;
-    uint64_t in_off; /* raw bytes fed so far */
-    bool split_found, end_known;
-    uint64_t split, bulk_end;
+    uint64_t in_off;     /* raw bytes fed so far */
+    mt_deid_bulk_t bulk; /* where top-level Pixel Data starts and ends */
     mt_ds_t *header;
     mt_deid_result_t res;
     bool quarantined;
@@ -44,28 +43,71 @@ struct mt_deid_stream {
     void *user;
 };
 
+/* Follow the reader's events to find top-level Pixel Data in a non-deflated stream. */
+static void track_bulk(mt_deid_bulk_t *b, const mt_ts_t *ts, mt_ds_event_t ev, const mt_elem_t *e)
+{
+    if (ts->deflated || e->depth != 0)
+        return;
+    if (ev == MT_DS_EV_ELEMENT && e->tag == MT_TAG_PIXEL_DATA && !b->found) {
+        b->found = true;
+        b->start = e->offset;
+        b->vr = e->vr;
+        b->encapsulated = e->len == MT_UNDEFINED_LENGTH;
+        if (e->len != MT_UNDEFINED_LENGTH) {
+            uint64_t h = ts->explicit_vr ? 12 : 8;
+            if (ts->explicit_vr && e->vr != MT_VR('O', 'B') && e->vr != MT_VR('O', 'W') &&
+                e->vr != MT_VR('U', 'N'))
+                h = 8; /* a nonstandard VR: 2-byte length form */
+            b->end = e->offset + h + e->len;
+            b->end_known = true;
+        }
+    } else if (ev == MT_DS_EV_SEQ_END && e->tag == MT_TAG_PIXEL_DATA && b->found && !b->end_known) {
+        b->end = e->offset + 8; /* (FFFE,E0DD) and its zero length */
+        b->end_known = true;
+    }
+}
+
 static int on_event(void *user, mt_ds_event_t ev, const mt_elem_t *e)
 {
     mt_deid_stream_t *s = user;
-    if (s->ts->deflated || e->depth != 0)
-        return 0;
-    if (ev == MT_DS_EV_ELEMENT && e->tag == MT_TAG_PIXEL_DATA && !s->split_found) {
-        s->split_found = true;
-        s->split = e->offset;
-        if (e->len != MT_UNDEFINED_LENGTH) {
-            uint64_t h = s->ts->explicit_vr ? 12 : 8;
-            if (s->ts->explicit_vr && e->vr != MT_VR('O', 'B') && e->vr != MT_VR('O', 'W') &&
-                e->vr != MT_VR('U', 'N'))
-                h = 8; /* a nonstandard VR: 2-byte length form */
-            s->bulk_end = e->offset + h + e->len;
-            s->end_known = true;
-        }
-    } else if (ev == MT_DS_EV_SEQ_END && e->tag == MT_TAG_PIXEL_DATA && s->split_found &&
-               !s->end_known) {
-        s->bulk_end = e->offset + 8; /* (FFFE,E0DD) and its zero length */
-        s->end_known = true;
-    }
+    track_bulk(&s->bulk, s->ts, ev, e);
     return 0;
+}
+
+typedef struct span {
+    const mt_ts_t *ts;
+    mt_deid_bulk_t *b;
+} span_t;
+
+static int on_span_event(void *user, mt_ds_event_t ev, const mt_elem_t *e)
+{
+    span_t *sp = user;
+    track_bulk(sp->b, sp->ts, ev, e);
+    return 0;
+}
+
+int mt_deid_bulk_span(const uint8_t *buf, size_t len, const mt_ts_t *ts, mt_deid_bulk_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (!ts || ts->deflated)
+        return MT_EINVAL;
+    span_t sp = {ts, out};
+    /* stream_pixel_data: Pixel Data comes as pieces of the caller's buffer, never copied. */
+    mt_ds_reader_opts_t o = {.ts = ts,
+                             .max_buffered_value = 4096,
+                             .stream_pixel_data = true,
+                             .cb = on_span_event,
+                             .user = &sp};
+    mt_ds_reader_t *r = mt_ds_reader_new(&o);
+    if (!r)
+        return MT_ENOMEM;
+    int rc = mt_ds_reader_feed(r, buf, len);
+    if (!rc)
+        rc = mt_ds_reader_finish(r);
+    mt_ds_reader_free(r);
+    if (rc)
+        memset(out, 0, sizeof(*out));
+    return rc;
 }
 
 mt_deid_stream_t *mt_deid_stream_new(const mt_deid_profile_t *p, const uint8_t *key, size_t key_len,
@@ -142,7 +184,11 @@ static int process_header(mt_deid_stream_t *s, size_t len, int *hint)
     }
     mt_buf_t out;
     mt_buf_init(&out, (size_t)1 << 31);
-    rc = mt_ds_encode(ds, s->out_ts, &out);
+    /* de-identified headers are seldom larger than the original: one allocation, not a chain
+     * of doublings from 256 bytes */
+    rc = mt_buf_reserve(&out, len + 1024);
+    if (!rc)
+        rc = mt_ds_encode(ds, s->out_ts, &out);
     if (!rc)
         rc = emit(s, out.data, out.len, hint);
     mt_buf_dispose(&out);
@@ -160,16 +206,16 @@ static int route_bulk(mt_deid_stream_t *s, const uint8_t *p, size_t n, uint64_t 
     if (s->st != ST_BULK)
         return 0;
     size_t k = n;
-    if (s->end_known) {
-        if (s->bulk_end <= off)
+    if (s->bulk.end_known) {
+        if (s->bulk.end <= off)
             k = 0;
-        else if (s->bulk_end - off < n)
-            k = (size_t)(s->bulk_end - off);
+        else if (s->bulk.end - off < n)
+            k = (size_t)(s->bulk.end - off);
     }
     int rc = emit(s, p, k, hint);
     if (rc)
         return rc;
-    if (s->end_known && off + n >= s->bulk_end)
+    if (s->bulk.end_known && off + n >= s->bulk.end)
         s->st = ST_TAIL;
     return 0;
 }
@@ -187,7 +233,7 @@ int mt_deid_stream_feed(mt_deid_stream_t *s, const uint8_t *p, size_t n)
         rc = route_bulk(s, p, n, off, &hint);
         return rc ? failed(s, rc) : hint;
     }
-    if (!s->split_found) {
+    if (!s->bulk.found) {
         if ((rc = mt_buf_append(&s->hdr, p, n)))
             return failed(s, rc == MT_ETOOBIG || rc == MT_ENOMEM ? MT_ETOOBIG : rc);
         return 0;
@@ -196,17 +242,18 @@ int mt_deid_stream_feed(mt_deid_stream_t *s, const uint8_t *p, size_t n)
      * bytes before it are hdr + the start of this chunk; bytes of the Pixel Data element that
      * arrived in earlier chunks (a header split across chunks, a small value read whole) are
      * already in hdr past `split` and go out first. */
-    size_t in_hdr = s->split >= off ? (size_t)(s->split - off) : 0;
+    size_t in_hdr = s->bulk.start >= off ? (size_t)(s->bulk.start - off) : 0;
     if (in_hdr > n)
         in_hdr = n;
     if ((rc = mt_buf_append(&s->hdr, p, in_hdr)))
         return failed(s, rc == MT_ETOOBIG || rc == MT_ENOMEM ? MT_ETOOBIG : rc);
-    if (s->split > s->hdr.len)
+    if (s->bulk.start > s->hdr.len)
         return failed(s, MT_EMALFORMED); /* the reader reports elements in stream order */
-    if ((rc = process_header(s, (size_t)s->split, &hint)))
+    if ((rc = process_header(s, (size_t)s->bulk.start, &hint)))
         return failed(s, rc);
     s->st = ST_BULK;
-    rc = route_bulk(s, s->hdr.data + s->split, s->hdr.len - (size_t)s->split, s->split, &hint);
+    rc = route_bulk(s, s->hdr.data + s->bulk.start, s->hdr.len - (size_t)s->bulk.start,
+                    s->bulk.start, &hint);
     mt_buf_dispose(&s->hdr);
     if (!rc)
         rc = route_bulk(s, p + in_hdr, n - in_hdr, off + in_hdr, &hint);
@@ -252,17 +299,11 @@ const mt_ts_t *mt_deid_stream_out_ts(const mt_ts_t *ts)
 int mt_deid_stream_meta(const mt_deid_profile_t *p, const uint8_t *key, size_t key_len,
                         mt_meta_t *meta)
 {
-    /* The engine itself decides: a one-element data set holding the SOP Instance UID. */
-    mt_ds_t *ds = mt_ds_new();
-    int rc = mt_ds_set_string(ds, MT_TAG(0x0008, 0x0018), MT_VR('U', 'I'), meta->sop_instance_uid);
-    if (!rc)
-        rc = mt_deid_apply(p, key, key_len, ds, NULL);
-    if (!rc && !mt_ds_get_string(ds, MT_TAG(0x0008, 0x0018), meta->sop_instance_uid,
-                                 sizeof(meta->sop_instance_uid)))
-        meta->sop_instance_uid[0] = '\0';
-    mt_ds_free(ds);
+    char uid[sizeof(meta->sop_instance_uid)];
+    int rc = mt_deid_sop_instance_uid(p, key, key_len, meta->sop_instance_uid, uid, sizeof(uid));
     if (rc)
         return rc;
+    memcpy(meta->sop_instance_uid, uid, sizeof(uid));
     const mt_ts_t *ts = mt_ts_find(meta->transfer_syntax_uid);
     if (ts && ts->deflated)
         snprintf(meta->transfer_syntax_uid, sizeof(meta->transfer_syntax_uid), "%s",

@@ -66,6 +66,21 @@ bool mt_deid_stream_quarantined(const mt_deid_stream_t *s);
 /* Counts and the pseudonym of the instance (for the caller's statistics; never log values). */
 const mt_deid_result_t *mt_deid_stream_result(const mt_deid_stream_t *s);
 
+/* Where top-level Pixel Data (7FE0,0010) lies in a data set: [start, end) are offsets of its
+ * element (header included) in the data set bytes; vr as encoded; encapsulated: undefined
+ * length (fragments, then the sequence delimiter). found false: the data set has none. */
+typedef struct mt_deid_bulk {
+    bool found, end_known, encapsulated;
+    uint16_t vr;
+    uint64_t start, end;
+} mt_deid_bulk_t;
+
+/* Locate top-level Pixel Data in a whole, non-deflated data set buf[0, len) with the same
+ * reader the stream uses (values are not copied: Pixel Data is skipped over). The whole input
+ * is read and checked. Returns 0, MT_EINVAL (deflated ts), or the reader's MT_EMALFORMED. Used
+ * by `mitral deid` (cli.c) to de-identify the header alone and write Pixel Data as read. */
+int mt_deid_bulk_span(const uint8_t *buf, size_t len, const mt_ts_t *ts, mt_deid_bulk_t *out);
+
 /* The transfer syntax the emitted bytes are in: ts, or Explicit VR Little Endian for a
  * deflated ts. */
 const mt_ts_t *mt_deid_stream_out_ts(const mt_ts_t *ts);

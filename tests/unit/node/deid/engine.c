@@ -392,6 +392,48 @@ static void test_uid_form(void **state)
     assert_false(mt_deid_uid_is_well_known("1.2.840.113619.2", 16));
 }
 
+/* Known answers (Python's hmac over the same bytes): the keyed context kept between calls
+ * gives the bytes of a one-shot HMAC, and a change of key between calls is noticed. */
+static void hex32(const uint8_t h[32], char out[65])
+{
+    for (int i = 0; i < 32; i++)
+        snprintf(out + 2 * i, 3, "%02x", h[i]);
+}
+
+static void test_hmac_known_answers(void **state)
+{
+    (void)state;
+    static const char k1_uid[] = "d11d324fff9070c3c8a8adcf997bd176422e026f2885783035e5b83a45dab0ec";
+    static const char k2_uid[] = "bb13e388d51bd0f991f371d8da8a20e8c4dc8318c6a5b4a37b05d8ee02fb96c3";
+    static const char k1_long[] =
+        "71610c58eae4a1b1bc808bbdddac5fa4dfc74f2fd1e15cbcc05e91974973de7d";
+    uint8_t h[32];
+    char hex[65], u[MT_DEID_UID_MAX];
+    for (int round = 0; round < 2; round++) { /* key 1, key 2, key 1 again, ... */
+        assert_int_equal(mt_deid_hmac(KEY1, 32, "uid", "1.2.3", 5, h), 0);
+        hex32(h, hex);
+        assert_string_equal(hex, k1_uid);
+        assert_int_equal(mt_deid_hmac(KEY2, 32, "uid", "1.2.3", 5, h), 0);
+        hex32(h, hex);
+        assert_string_equal(hex, k2_uid);
+    }
+    char msg[600];
+    memset(msg, 'x', sizeof(msg));
+    assert_int_equal(mt_deid_hmac(KEY1, 32, "pid", msg, sizeof(msg), h), 0);
+    hex32(h, hex);
+    assert_string_equal(hex, k1_long);
+    assert_int_equal(mt_deid_uid(KEY1, 32, "1.2.3", 5, u, sizeof(u)), 0);
+    assert_string_equal(u, "2.25.277960248186543243987614599855096975734");
+    /* a key of the same length differing in one byte is another key */
+    uint8_t k3[32];
+    memcpy(k3, KEY1, 32);
+    k3[31] ^= 1;
+    assert_int_equal(mt_deid_hmac(k3, 32, "uid", "1.2.3", 5, h), 0);
+    hex32(h, hex);
+    assert_string_not_equal(hex, k1_uid);
+    assert_int_equal(mt_deid_hmac(KEY1, 0, "uid", "1", 1, h), MT_EINVAL);
+}
+
 static void test_date_shift(void **state)
 {
     (void)state;
@@ -1044,6 +1086,7 @@ int main(void)
         cmocka_unit_test(test_referential_integrity_and_determinism),
         cmocka_unit_test(test_key_dependence),
         cmocka_unit_test(test_uid_form),
+        cmocka_unit_test(test_hmac_known_answers),
         cmocka_unit_test(test_date_shift),
         cmocka_unit_test(test_safe_private_and_retain),
         cmocka_unit_test(test_burned_in_annotation),

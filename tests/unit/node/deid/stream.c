@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <fcntl.h>
 
 #include <cmocka.h>
 
@@ -258,6 +260,28 @@ static void test_meta(void **state)
     assert_string_equal(m.sop_instance_uid, want);
     assert_string_equal(m.transfer_syntax_uid, "1.2.840.10008.1.2.1"); /* deflated -> explicit */
     assert_string_equal(m.source_ae, "");
+    mt_deid_profile_free(p);
+
+    /* Retain UIDs: the File Meta keeps the UID, as the engine keeps (0008,0018). */
+    char tmpdir[] = "/tmp/mt-test-deid-meta-XXXXXX", path[600];
+    assert_non_null(mkdtemp(tmpdir)); /* its own directory: `base: basic` is looked up beside */
+    snprintf(path, sizeof(path), "%s/keep-uids.yaml", tmpdir);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    assert_true(fd >= 0);
+    static const char yaml[] = "name: keep-uids\nbase: basic\noptions: [retain-uids]\n";
+    assert_int_equal(write(fd, yaml, sizeof(yaml) - 1), (ssize_t)(sizeof(yaml) - 1));
+    close(fd);
+    char err[256], dir[512];
+    snprintf(dir, sizeof(dir), "%s/deid-profiles", MT_SOURCE_DIR);
+    p = NULL;
+    int rc = mt_deid_load_profile(path, dir, &p, err, sizeof(err));
+    unlink(path);
+    rmdir(tmpdir);
+    if (rc)
+        fail_msg("%s", err);
+    snprintf(m.sop_instance_uid, sizeof(m.sop_instance_uid), "1.2.3.9");
+    assert_int_equal(mt_deid_stream_meta(p, KEY, sizeof(KEY), &m), 0);
+    assert_string_equal(m.sop_instance_uid, "1.2.3.9");
     mt_deid_profile_free(p);
 }
 
