@@ -54,8 +54,9 @@
  * into batches of several: a scan, a batch and its outcome transaction per instance cost a
  * relaying node as much CPU as its own ingest, and each outcome transaction is a write that
  * the ingest's commit may have to wait for (SQLite's busy handler sleeps >= 1 ms); measured in
- * bench/README.md ("bench/route: where the relay's time goes"). Index work runs on the libuv pool,
- * serialised on the forwarder's own SQLite connection (WAL: it never blocks the ingest).
+ * bench/README.md ("Where the relay's time goes"). Index work runs on the libuv pool,
+ * serialised on the forwarder's own SQLite connection (WAL: its scans never block the ingest;
+ * its outcome transactions are writes, kept few by the delay above).
  * mt_forward_stop aborts every busy association, also those still connecting, and releases the
  * idle ones (A-ABORT after STOP_GRACE_MS without the A-RELEASE-RP).
  *
@@ -473,16 +474,11 @@ static void on_poll(uv_timer_t *t)
         scan(&f->dests[i]);
 }
 
-static void on_kick(uv_timer_t *t)
-{
-    on_poll(t);
-}
-
 /* Scan soon, not now: kicks within KICK_DELAY_MS become one scan (see the file comment). */
 static void kick_soon(fwd_t *f)
 {
     if (!f->stopping && !uv_is_active((uv_handle_t *)&f->kick))
-        uv_timer_start(&f->kick, on_kick, KICK_DELAY_MS, 0);
+        uv_timer_start(&f->kick, on_poll, KICK_DELAY_MS, 0);
 }
 
 void mt_forward_kick(mt_forward_t *f)
