@@ -48,9 +48,15 @@
  * treats as a duplicate (mitral: overwrite/keep-first, both idempotent). Nothing is lost: a
  * row is written in the transaction that indexes the instance.
  *
- * Scans: when kicked (the store path committed an instance with destinations), when a worker
- * finishes, and every POLL_MS (retries that came due). Index work runs on the libuv pool,
- * serialised on the forwarder's own SQLite connection (WAL: it never blocks the ingest).
+ * Scans: KICK_DELAY_MS after a kick (the store path committed an instance with destinations)
+ * or after a worker finished a short batch, at once after a full batch (a backlog), and every
+ * POLL_MS (retries that came due). The delay turns a stream of instances arriving one by one
+ * into batches of several: a scan, a batch and its outcome transaction per instance cost a
+ * relaying node as much CPU as its own ingest, and each outcome transaction is a write that
+ * the ingest's commit may have to wait for (SQLite's busy handler sleeps >= 1 ms); measured in
+ * bench/README.md ("Where the relay's time goes"). Index work runs on the libuv pool,
+ * serialised on the forwarder's own SQLite connection (WAL: its scans never block the ingest;
+ * its outcome transactions are writes, kept few by the delay above).
  * mt_forward_stop aborts every busy association, also those still connecting, and releases the
  * idle ones (A-ABORT after STOP_GRACE_MS without the A-RELEASE-RP).
  *
@@ -80,7 +86,9 @@
 
 #define BATCH 64       /* rows per batch (and at most per group in one scan) */
 #define SCAN_WALK 4096 /* queue rows a scan reads at most */
+#define SCAN_SLOTS 16  /* a scan's group table to start with (a power of two; it grows) */
 #define POLL_MS 500
+#define KICK_DELAY_MS 10 /* kicks and short batches coalesced into one scan (file comment) */
 #define MAX_WORKERS 64
 #define STOP_GRACE_MS 2000 /* stopping: an idle association's A-RELEASE-RP awaited at most */
 
@@ -173,6 +181,7 @@ struct mt_forward {
     uint32_t idle_release_ms; /* an idle association is released after this (forward.idle_release) */
     enum { ORDER_SERIES, ORDER_STUDY, ORDER_NONE } order; /* forward.order */
     uv_timer_t poll;
+    uv_timer_t kick; /* the coalesced scan after kicks and short batches (KICK_DELAY_MS) */
     dbjob_t *db_head, *db_tail;
     dbjob_t *db_current; /* on the pool */
     bool db_running;
@@ -213,17 +222,43 @@ typedef struct scan_ctx {
     const char *root;
     scan_group_t *g;
     size_t mask;
-    size_t cap; /* rows wanted: BATCH per idle worker */
+    size_t n_used; /* slots in use: the table doubles before it is half full */
+    size_t cap;    /* rows wanted: BATCH per idle worker */
 } scan_ctx_t;
 
-static scan_group_t *group_slot(scan_ctx_t *c, const char *uid)
+static scan_group_t *probe(scan_group_t *g, size_t mask, const char *uid)
 {
     uint32_t h = 2166136261u; /* FNV-1a */
     for (const char *p = uid; *p; p++)
         h = (h ^ (uint8_t)*p) * 16777619u;
-    for (size_t i = h & c->mask;; i = (i + 1) & c->mask)
-        if (!c->g[i].used || !strcmp(c->g[i].uid, uid))
-            return &c->g[i];
+    for (size_t i = h & mask;; i = (i + 1) & mask)
+        if (!g[i].used || !strcmp(g[i].uid, uid))
+            return &g[i];
+}
+
+/* The slot of a group, claimed (used) if new. The table starts small and doubles: a scan of
+ * a streaming queue meets one or two groups, and zeroing a table sized for SCAN_WALK groups
+ * (over 1 MB) on every scan was 8% of a relaying node's CPU (perf, bench/README.md). */
+static scan_group_t *group_slot(scan_ctx_t *c, const char *uid)
+{
+    scan_group_t *g = probe(c->g, c->mask, uid);
+    if (g->used)
+        return g;
+    if (2 * (c->n_used + 1) > c->mask + 1) {
+        size_t mask = 2 * (c->mask + 1) - 1;
+        scan_group_t *t = mt_calloc(mask + 1, sizeof *t);
+        for (size_t i = 0; i <= c->mask; i++)
+            if (c->g[i].used)
+                *probe(t, mask, c->g[i].uid) = c->g[i];
+        mt_free(c->g);
+        c->g = t;
+        c->mask = mask;
+        g = probe(t, mask, uid);
+    }
+    g->used = true;
+    snprintf(g->uid, sizeof g->uid, "%s", uid);
+    c->n_used++;
+    return g;
 }
 
 /* The ordering unit of a row. DICOMweb destinations: a study at a time (a STOW-RS origin
@@ -245,10 +280,6 @@ static int scan_row(void *u, const mt_index_queue_entry_t *e)
     dbjob_t *j = c->j;
     const char *group = group_of(j, e);
     scan_group_t *g = group_slot(c, group);
-    if (!g->used) {
-        g->used = true;
-        snprintf(g->uid, sizeof g->uid, "%s", group);
-    }
     if (g->busy || g->n >= BATCH)
         return 0;
     g->n++;
@@ -277,20 +308,14 @@ static int scan_row(void *u, const mt_index_queue_entry_t *e)
 static void scan_work(dbjob_t *j)
 {
     fwd_t *f = j->f;
-    scan_ctx_t c = {j, f->root, NULL, 0, (size_t)j->n_idle * BATCH};
+    scan_ctx_t c = {j, f->root, NULL, 0, 0, (size_t)j->n_idle * BATCH};
     if (c.cap == 0)
         return;
-    size_t slots = 64;
-    while (slots < 2 * (SCAN_WALK + j->n_busy))
-        slots *= 2;
-    c.g = mt_calloc(slots, sizeof *c.g);
-    c.mask = slots - 1;
-    for (size_t i = 0; i < j->n_busy; i++) {
-        scan_group_t *g = group_slot(&c, j->busy[i]);
-        g->used = g->busy = true;
-        snprintf(g->uid, sizeof g->uid, "%s", j->busy[i]);
-    }
-    j->rows = mt_calloc(c.cap, sizeof *j->rows);
+    c.g = mt_calloc(SCAN_SLOTS, sizeof *c.g);
+    c.mask = SCAN_SLOTS - 1;
+    for (size_t i = 0; i < j->n_busy; i++)
+        group_slot(&c, j->busy[i])->busy = true;
+    j->rows = mt_malloc(c.cap * sizeof *j->rows); /* scan_row clears each row it fills */
     int rc = f->ix->ops->queue_list(f->ix, j->d->cfg.name, 0, j->now_ms, SCAN_WALK, scan_row, &c);
     j->err = rc == 1 ? 0 : rc;
     mt_free(c.g);
@@ -449,12 +474,17 @@ static void on_poll(uv_timer_t *t)
         scan(&f->dests[i]);
 }
 
+/* Scan soon, not now: kicks within KICK_DELAY_MS become one scan (see the file comment). */
+static void kick_soon(fwd_t *f)
+{
+    if (!f->stopping && !uv_is_active((uv_handle_t *)&f->kick))
+        uv_timer_start(&f->kick, on_poll, KICK_DELAY_MS, 0);
+}
+
 void mt_forward_kick(mt_forward_t *f)
 {
-    if (!f || f->stopping)
-        return;
-    for (size_t i = 0; i < f->n_dests; i++)
-        scan(&f->dests[i]);
+    if (f)
+        kick_soon(f);
 }
 
 /* ---- workers ---- */
@@ -491,6 +521,7 @@ static void worker_finish(worker_t *wk)
         }
         j->n_out++;
     }
+    size_t n_rows = wk->n_rows;
     for (size_t i = 0; i < wk->n_rows; i++)
         mt_free(wk->rows[i].path); /* (paths handed to retrieve were copied) */
     wk->n_rows = 0;
@@ -503,9 +534,13 @@ static void worker_finish(worker_t *wk)
         mt_free(j->out);
         mt_free(j);
     }
+    bool full = n_rows == BATCH;
     if (wk->scu && wk->ready && !f->stopping && mt_scu_ready(wk->scu))
         idle_start(wk);
-    scan(d);
+    if (full)
+        scan(d); /* a backlog: the next batch at once */
+    else
+        kick_soon(f);
     maybe_stopped(f);
 }
 
@@ -1083,7 +1118,9 @@ int mt_forward_start(uv_loop_t *loop, const mt_conf_t *c, mt_forward_t **out)
     srand((unsigned)uv_hrtime());
     uv_timer_init(loop, &f->poll);
     f->poll.data = f;
-    f->n_handles = 1;
+    uv_timer_init(loop, &f->kick);
+    f->kick.data = f;
+    f->n_handles = 2;
     for (size_t i = 0; i < f->n_dests; i++)
         for (unsigned k = 0; k < f->dests[i].n_workers; k++) {
             uv_timer_init(loop, &f->dests[i].w[k].idle);
@@ -1155,6 +1192,7 @@ static void maybe_stopped(fwd_t *f)
     if (uv_is_closing((uv_handle_t *)&f->poll))
         return;
     uv_close((uv_handle_t *)&f->poll, on_poll_closed);
+    uv_close((uv_handle_t *)&f->kick, on_poll_closed);
     for (size_t i = 0; i < f->n_dests; i++)
         for (unsigned k = 0; k < f->dests[i].n_workers; k++)
             uv_close((uv_handle_t *)&f->dests[i].w[k].idle, on_idle_closed);
@@ -1166,6 +1204,7 @@ void mt_forward_stop(mt_forward_t *f, void (*cb)(void *), void *data)
     f->stop_cb = cb;
     f->stop_data = data;
     uv_timer_stop(&f->poll);
+    uv_timer_stop(&f->kick);
     for (size_t i = 0; i < f->n_dests; i++)
         for (unsigned k = 0; k < f->dests[i].n_workers; k++) {
             worker_t *wk = &f->dests[i].w[k];
