@@ -28,9 +28,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import lib  # noqa: E402
 import dul_scp  # noqa: E402
+import routefx  # noqa: E402
 
 try:
-    import pydicom  # noqa: E402
+    import pydicom  # noqa: E402,F401 (the skip check; routefx writes the files)
     from pydicom.uid import generate_uid  # noqa: E402
 except ImportError:
     lib.skip("pydicom not installed")
@@ -43,29 +44,8 @@ STUDY, SERIES = generate_uid(), generate_uid()
 
 
 def make_file(work, i, sop_class=MR):
-    meta = pydicom.dataset.FileMetaDataset()
-    meta.MediaStorageSOPClassUID = sop_class
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
-    ds = pydicom.dataset.FileDataset(None, {}, file_meta=meta, preamble=b"\0" * 128)
-    ds.SOPClassUID = sop_class
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID, ds.SeriesInstanceUID = STUDY, SERIES
-    ds.Modality = "MR" if sop_class == MR else "OT"
-    ds.PatientID = "KEEP1"
-    ds.PatientName = "Keep^Alive"
-    ds.InstanceNumber = i + 1
-    ds.Rows = ds.Columns = 32
-    ds.BitsAllocated = ds.BitsStored = 16
-    ds.HighBit = 15
-    ds.PixelRepresentation = 0
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.PixelData = bytes([i % 256]) * (32 * 32 * 2)
     p = os.path.join(work, "k%03d.dcm" % i)
-    ds.is_little_endian, ds.is_implicit_VR = True, False
-    ds.save_as(p, write_like_original=False)
-    return p, str(ds.SOPInstanceUID)
+    return p, routefx.mr_file(p, i, STUDY, SERIES, "KEEP1", "Keep^Alive", 32, sop_class)
 
 
 class Files:
@@ -82,19 +62,10 @@ def site(port, idle, assoc=2):
     conf = {"forward.retry_initial": "100ms", "forward.retry_max": "300ms",
             "forward.connect_timeout": "5s", "forward.idle_release": idle,
             "log.level": "debug"}
-    a = lib.Node("site", aet="SITE", conf=conf,
-                 yaml_extra="destinations:\n  - name: central\n    ae_title: CENTRAL\n"
-                            "    host: 127.0.0.1\n    port: %d\n    associations: %d\n"
-                            % (port, assoc))
-    rules = os.path.join(a.dir, "rules.yaml")
-    with open(rules, "w") as f:
-        f.write("rules:\n  - name: all\n    forward: [central]\n")
-    a.conf["routing.rules"] = rules
-    return a.start()
+    return routefx.site(port, conf, assoc)
 
 
-def queue_len(node):
-    return node.query("SELECT count(*) AS n FROM forward_queue")[0]["n"]
+queue_len = routefx.queue_len
 
 
 def store_one(a, path):

@@ -27,6 +27,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import lib  # noqa: E402
 import dul_scp  # noqa: E402
+import routefx  # noqa: E402
 
 try:
     import gen_mr  # noqa: E402
@@ -40,19 +41,10 @@ def site(port, extra=None, assoc=1):
     conf = {"forward.retry_initial": "50ms", "forward.retry_max": "300ms",
             "forward.connect_timeout": "5s", "forward.max_attempts": "1000"}
     conf.update(extra or {})
-    a = lib.Node("site", aet="SITE", conf=conf,
-                 yaml_extra="destinations:\n  - name: central\n    ae_title: CENTRAL\n"
-                            "    host: 127.0.0.1\n    port: %d\n    associations: %d\n"
-                            % (port, assoc))
-    rules = os.path.join(a.dir, "rules.yaml")
-    with open(rules, "w") as f:
-        f.write("rules:\n  - name: all\n    forward: [central]\n")
-    a.conf["routing.rules"] = rules
-    return a.start()
+    return routefx.site(port, conf, assoc)
 
 
-def queue_len(node):
-    return node.query("SELECT count(*) AS n FROM forward_queue")[0]["n"]
+queue_len = routefx.queue_len
 
 
 def sops_of(node):

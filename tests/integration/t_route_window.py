@@ -23,9 +23,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import lib  # noqa: E402
 import dul_scp  # noqa: E402
+import routefx  # noqa: E402
 
 try:
-    import pydicom  # noqa: E402
+    import pydicom  # noqa: E402,F401 (the skip check; routefx writes the files)
     from pydicom.uid import generate_uid  # noqa: E402
 except ImportError:
     lib.skip("pydicom not installed")
@@ -40,30 +41,10 @@ def make_files(work, n, series=3):
     study = generate_uid()
     series_uids = [generate_uid() for _ in range(series)]
     for i in range(n):
-        meta = pydicom.dataset.FileMetaDataset()
-        meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.4"
-        meta.MediaStorageSOPInstanceUID = generate_uid()
-        meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
-        ds = pydicom.dataset.FileDataset(None, {}, file_meta=meta, preamble=b"\0" * 128)
-        ds.SOPClassUID = meta.MediaStorageSOPClassUID
-        ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-        ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series_uids[i % series]
-        ds.Modality = "MR"
-        ds.PatientID = "WINDOW1"
-        ds.PatientName = "Window^Test"
-        ds.InstanceNumber = i + 1
-        ds.Rows = ds.Columns = 64
-        ds.BitsAllocated = ds.BitsStored = 16
-        ds.HighBit = 15
-        ds.PixelRepresentation = 0
-        ds.SamplesPerPixel = 1
-        ds.PhotometricInterpretation = "MONOCHROME2"
-        ds.PixelData = bytes([i % 256]) * (64 * 64 * 2)
         p = os.path.join(work, "w%03d.dcm" % i)
-        ds.is_little_endian, ds.is_implicit_VR = True, False
-        ds.save_as(p, write_like_original=False)
+        sops.append(routefx.mr_file(p, i, study, series_uids[i % series], "WINDOW1",
+                                    "Window^Test", 64))
         files.append(p)
-        sops.append(str(ds.SOPInstanceUID))
     return files, sops
 
 
@@ -71,19 +52,10 @@ def site(port, extra=None, assoc=1):
     conf = {"forward.retry_initial": "50ms", "forward.retry_max": "200ms",
             "forward.connect_timeout": "5s", "log.level": "debug"}
     conf.update(extra or {})
-    a = lib.Node("site", aet="SITE", conf=conf,
-                 yaml_extra="destinations:\n  - name: central\n    ae_title: CENTRAL\n"
-                            "    host: 127.0.0.1\n    port: %d\n    associations: %d\n"
-                            % (port, assoc))
-    rules = os.path.join(a.dir, "rules.yaml")
-    with open(rules, "w") as f:
-        f.write("rules:\n  - name: all\n    forward: [central]\n")
-    a.conf["routing.rules"] = rules
-    return a.start()
+    return routefx.site(port, conf, assoc)
 
 
-def queue_len(node):
-    return node.query("SELECT count(*) AS n FROM forward_queue")[0]["n"]
+queue_len = routefx.queue_len
 
 
 def outstanding(log):

@@ -1,0 +1,59 @@
+"""
+routefx.py - fixtures shared by the forwarding tests (t_route_keepalive, t_route_window,
+t_route_lost): a site node whose one rule forwards everything to a DICOM destination CENTRAL,
+the length of its outbound queue, and small single-frame MR files written with pydicom.
+
+  a = routefx.site(port, conf, assoc)     # started; conf: the test's forward.* settings
+  routefx.queue_len(a)                    # rows in A's forward_queue
+  routefx.mr_file(path, i, study, series, patient_id, patient_name, size)   # -> SOP Instance UID
+"""
+import os
+
+import lib
+
+MR = "1.2.840.10008.5.1.4.1.1.4"
+
+
+def site(port, conf, assoc=1):
+    a = lib.Node("site", aet="SITE", conf=conf,
+                 yaml_extra="destinations:\n  - name: central\n    ae_title: CENTRAL\n"
+                            "    host: 127.0.0.1\n    port: %d\n    associations: %d\n"
+                            % (port, assoc))
+    rules = os.path.join(a.dir, "rules.yaml")
+    with open(rules, "w") as f:
+        f.write("rules:\n  - name: all\n    forward: [central]\n")
+    a.conf["routing.rules"] = rules
+    return a.start()
+
+
+def queue_len(node):
+    return node.query("SELECT count(*) AS n FROM forward_queue")[0]["n"]
+
+
+def mr_file(path, i, study, series, patient_id, patient_name, size, sop_class=MR):
+    """Instance number i + 1 of a size x size 16-bit image (every byte i % 256), Explicit VR
+    Little Endian; Modality MR for the MR class, OT otherwise."""
+    import pydicom
+    from pydicom.uid import generate_uid
+    meta = pydicom.dataset.FileMetaDataset()
+    meta.MediaStorageSOPClassUID = sop_class
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
+    ds = pydicom.dataset.FileDataset(None, {}, file_meta=meta, preamble=b"\0" * 128)
+    ds.SOPClassUID = sop_class
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
+    ds.Modality = "MR" if sop_class == MR else "OT"
+    ds.PatientID = patient_id
+    ds.PatientName = patient_name
+    ds.InstanceNumber = i + 1
+    ds.Rows = ds.Columns = size
+    ds.BitsAllocated = ds.BitsStored = 16
+    ds.HighBit = 15
+    ds.PixelRepresentation = 0
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.PixelData = bytes([i % 256]) * (size * size * 2)
+    ds.is_little_endian, ds.is_implicit_VR = True, False
+    ds.save_as(path, write_like_original=False)
+    return str(ds.SOPInstanceUID)
