@@ -13,12 +13,11 @@ tagging.series_idle and again after tagging.study_idle, into the index (series_t
   - with a de-identification profile, no original Study/Series Instance UID reaches
     series_tags (rows are keyed by the stored UIDs).
 """
-import csv
 import glob
 import os
-import sys
 
 import lib
+import tagfx
 
 
 def tags_offline(fx):
@@ -72,13 +71,7 @@ def body():
         lib.skip("pydicom missing")
     base = lib.tmpdir("mt-tagfx-")
     fx = os.path.join(base, "fx")
-    gen = os.path.join(lib.SRC, "tests", "tagging", "gen_cmr_fixtures.py")
-    r = lib.run([sys.executable, gen, "--out", fx, "--studies", "3", "--seed", "7",
-                 "--phases", "12", "--dynamics", "22"])
-    lib.check(r.returncode == 0, "fixture generator failed: %s %s" % (r.stdout, r.stderr))
-    with open(os.path.join(fx, "truth.csv")) as f:
-        truth = list(csv.DictReader(f))
-    files = sorted(glob.glob(os.path.join(fx, "study*", "*", "*.dcm")))
+    files, truth = tagfx.fixtures(studies=3, seed=7, phases=12, dynamics=22, fx=fx)
 
     node = lib.Node("tag", conf={"tagging.series_idle": "500ms", "tagging.study_idle": "2s"}).start()
     r = lib.storescu(node, files, timeout=280)

@@ -7,14 +7,13 @@ studies in several requests; the node tags every series from the original header
 tagging.series_idle, into series_tags: one row per series, the same tag and view as
 `mitral tag` gives offline over the same files. With the cmr-registry profile, the rows are
 keyed by the stored (de-identified) UIDs and no original UID reaches series_tags."""
-import csv
-import glob
 import os
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import lib  # noqa: E402
+import tagfx  # noqa: E402
 import web  # noqa: E402
 
 
@@ -51,13 +50,7 @@ def main():
         lib.skip("pydicom missing")
     base = lib.tmpdir("mt-stowtag-")
     fx = os.path.join(base, "fx")
-    gen = os.path.join(lib.SRC, "tests", "tagging", "gen_cmr_fixtures.py")
-    r = lib.run([sys.executable, gen, "--out", fx, "--studies", "1", "--seed", "11",
-                 "--phases", "6", "--dynamics", "8"])
-    lib.check(r.returncode == 0, "fixture generator: %s %s" % (r.stdout, r.stderr))
-    with open(os.path.join(fx, "truth.csv")) as f:
-        truth = list(csv.DictReader(f))
-    files = sorted(glob.glob(os.path.join(fx, "study*", "*", "*.dcm")))
+    files, truth = tagfx.fixtures(studies=1, seed=11, phases=6, dynamics=8, fx=fx)
     off = tags_offline(fx)
     idle = {"tagging.series_idle": "300ms", "tagging.study_idle": "1s"}
 

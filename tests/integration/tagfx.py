@@ -15,16 +15,17 @@ import lib
 CONF = {"tagging.series_idle": "500ms", "tagging.study_idle": "1s"}
 
 
-def fixtures(studies=2, seed=7):
-    """-> (files, truth rows); skips without pydicom"""
+def fixtures(studies=2, seed=7, phases=4, dynamics=6, fx=None):
+    """-> (files, truth rows), generated into fx (default: a new temp directory); skips
+    without pydicom"""
     try:
         import pydicom  # noqa: F401
     except ImportError:
         lib.skip("pydicom missing")
-    fx = os.path.join(lib.tmpdir("mt-tagq-"), "fx")
+    fx = fx or os.path.join(lib.tmpdir("mt-tagq-"), "fx")
     gen = os.path.join(lib.SRC, "tests", "tagging", "gen_cmr_fixtures.py")
     r = lib.run([sys.executable, gen, "--out", fx, "--studies", str(studies), "--seed", str(seed),
-                 "--phases", "4", "--dynamics", "6"])
+                 "--phases", str(phases), "--dynamics", str(dynamics)])
     lib.check(r.returncode == 0, "fixture generator failed: %s %s" % (r.stdout, r.stderr))
     with open(os.path.join(fx, "truth.csv")) as f:
         truth = list(csv.DictReader(f))
