@@ -7,11 +7,12 @@
 --
 -- Patient identity is (patient_id, issuer_of_patient_id), both NOT NULL ('' when absent) so the
 -- UNIQUE constraint holds. An instance row carries its file (path relative to the storage root,
--- size, transfer syntax, adler32 checksum), `verified` (docs/internals/durability.md): 0 from the
--- index commit until the batch that wrote it has been made durable, 2 instead of 0 when the
--- batch took the one-flush path (its data may be torn by a crash: start-up checks the
--- checksum), 1 once durable; and `replaces_path`: while not verified, the file of the instance
--- this row replaced when it lived at another path (deleted once the new file is durable).
+-- size, transfer syntax, checksum: CRC-32C, or adler32 in rows of versions before 2026-12-01),
+-- `verified` (docs/internals/durability.md): 0 from the index commit until the batch that wrote
+-- it has been made durable, 2 instead of 0 when the batch took the one-flush path (its data may
+-- be torn by a crash: start-up checks the checksum), 1 once durable; and `replaces_path`: while
+-- not verified, the file of the instance this row replaced when it lived at another path
+-- (deleted once the new file is durable).
 -- Start-up reconciles the rows not at 1 with the files.
 
 CREATE TABLE schema_version (
@@ -178,7 +179,7 @@ CREATE TABLE instances (
     transfer_syntax_uid             TEXT NOT NULL,
     verified                        INTEGER NOT NULL DEFAULT 0,
     replaces_path                   TEXT,                       -- older file of this SOP instance
-    checksum                        INTEGER,                    -- adler32 of the whole file
+    checksum                        INTEGER,                    -- CRC-32C (older rows: adler32) of the file
     stored_at                       TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))
 );
 CREATE INDEX instances_series ON instances (series_pk, instance_number);
