@@ -15,6 +15,7 @@
  */
 #include "query.h"
 
+#include <limits.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -180,79 +181,34 @@ static void put_value(mt_ds_t *ds, uint32_t tag, uint16_t vr, const char *text)
         mt_ds_set(ds, tag, vr, NULL, 0);
 }
 
-int mt_qdb_find(mt_qdb_t *db, const mt_query_t *q, const mt_qscope_t *scope, uint32_t max,
-                mt_qdb_match_cb cb, void *user, bool *capped)
+/* ---- running a query ---- */
+
+/* What a row visitor returns to end the rows early without an error. */
+#define ROWS_ENOUGH INT_MIN
+
+typedef int (*row_fn)(void *ctx, sqlite3_stmt *st, const mt_qsql_t *s);
+
+/* The SQL of sel for q (prefix before it, limit as mt_query_sql takes it), prepared and
+ * stepped: each row goes to row, whose nonzero return ends the rows and is returned
+ * (ROWS_ENOUGH as 0); a failed step is MT_EDB, logged. */
+static int for_each_row(mt_qdb_t *db, const mt_query_t *q, const mt_qscope_t *scope,
+                        mt_qsel_t sel, uint32_t limit, const char *prefix, row_fn row, void *ctx)
 {
-    *capped = false;
-    bool filtered = false; /* sequence matching is applied here, after the SQL */
-    for (size_t i = 0; i < q->n_keys; i++)
-        filtered = filtered || q->keys[i].seq_match;
     mt_qsql_t s;
-    int err = mt_query_sql(q, scope, MT_QSEL_FIND, max && !filtered ? max + 1 : 0, &s);
+    int err = mt_query_sql(q, scope, sel, limit, &s);
     if (err)
         return err;
     sqlite3_stmt *st;
-    if ((err = prepare(db, &s, "", &st))) {
+    if ((err = prepare(db, &s, prefix, &st))) {
         mt_qsql_dispose(&s);
         return err;
     }
-    uint32_t n = 0;
     int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (max && n >= max && !filtered) {
-            *capped = true;
-            break;
-        }
-        mt_ds_t *r = mt_ds_new();
-        put_value(r, TAG_QR_LEVEL, MT_VR('C', 'S'), mt_query_level_name(q->level));
-        const char *cs = (const char *)sqlite3_column_text(st, s.col_charset);
-        if ((cs && *cs) || q->has_charset_key)
-            put_value(r, TAG_CHARSET, MT_VR('C', 'S'), cs ? cs : "");
-        for (size_t i = 0; i < q->n_keys; i++) {
-            const mt_qkey_t *k = &q->keys[i];
-            if (!k->returned)
-                continue;
-            const char *v = NULL;
-            if (k->vr == MT_VR('S', 'Q') && s.col_of_key[i] >= 0) {
-                put_sequence(r, k->tag, sqlite3_column_blob(st, s.col_of_key[i]),
-                             sqlite3_column_bytes(st, s.col_of_key[i]));
-                continue;
-            }
-            if (s.col_of_key[i] >= 0)
-                v = (const char *)sqlite3_column_text(st, s.col_of_key[i]);
-            else if (k->computed == MT_QC_RETRIEVE_AE)
-                v = scope && scope->retrieve_ae ? scope->retrieve_ae : "";
-            else if (k->computed == MT_QC_AVAILABILITY)
-                v = "ONLINE";
-            else if (k->computed == MT_QC_CMR_CREATOR)
-                v = MT_CMR_CREATOR;
-            put_value(r, k->tag, k->vr, v);
-        }
-        if (!mt_ds_get(r, MT_TAG(0x0008, 0x0054)))
-            put_value(r, MT_TAG(0x0008, 0x0054), MT_VR('A', 'E'),
-                      scope && scope->retrieve_ae ? scope->retrieve_ae : "");
-        bool keep = true;
-        for (size_t i = 0; i < q->n_keys && keep; i++)
-            if (q->keys[i].seq_match)
-                keep = mt_query_seq_filter(&q->keys[i], mt_ds_get(r, q->keys[i].tag));
-        if (!keep) {
-            mt_ds_free(r);
-            continue;
-        }
-        if (max && n >= max) {
-            *capped = true;
-            mt_ds_free(r);
-            break;
-        }
-        n++;
-        int stop = cb(user, r);
-        mt_ds_free(r);
-        if (stop) {
-            err = stop;
-            break;
-        }
-    }
-    if (!err && rc != SQLITE_ROW && rc != SQLITE_DONE) {
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && (err = row(ctx, st, &s)) == 0)
+        ;
+    if (err == ROWS_ENOUGH) {
+        err = 0;
+    } else if (!err && rc != SQLITE_DONE) {
         mt_log(MT_LOG_ERROR, NULL, "query: %s", sqlite3_errmsg(db->db));
         err = MT_EDB;
     }
@@ -261,89 +217,154 @@ int mt_qdb_find(mt_qdb_t *db, const mt_query_t *q, const mt_qscope_t *scope, uin
     return err;
 }
 
+typedef struct find_ctx {
+    const mt_query_t *q;
+    const char *retrieve_ae;
+    uint32_t max, n;
+    bool filtered, *capped;
+    mt_qdb_match_cb cb;
+    void *user;
+} find_ctx_t;
+
+static const char *computed_value(const find_ctx_t *f, const mt_qkey_t *k)
+{
+    switch (k->computed) {
+    case MT_QC_RETRIEVE_AE:
+        return f->retrieve_ae;
+    case MT_QC_AVAILABILITY:
+        return "ONLINE";
+    case MT_QC_CMR_CREATOR:
+        return MT_CMR_CREATOR;
+    default:
+        return NULL;
+    }
+}
+
+/* One row's response identifier, or NULL when a sequence match rejects it. */
+static mt_ds_t *find_identifier(const find_ctx_t *f, sqlite3_stmt *st, const mt_qsql_t *s)
+{
+    const mt_query_t *q = f->q;
+    mt_ds_t *r = mt_ds_new();
+    put_value(r, TAG_QR_LEVEL, MT_VR('C', 'S'), mt_query_level_name(q->level));
+    const char *cs = (const char *)sqlite3_column_text(st, s->col_charset);
+    if ((cs && *cs) || q->has_charset_key)
+        put_value(r, TAG_CHARSET, MT_VR('C', 'S'), cs ? cs : "");
+    for (size_t i = 0; i < q->n_keys; i++) {
+        const mt_qkey_t *k = &q->keys[i];
+        int col = s->col_of_key[i];
+        if (!k->returned)
+            continue;
+        if (k->vr == MT_VR('S', 'Q') && col >= 0)
+            put_sequence(r, k->tag, sqlite3_column_blob(st, col), sqlite3_column_bytes(st, col));
+        else
+            put_value(r, k->tag, k->vr,
+                      col >= 0 ? (const char *)sqlite3_column_text(st, col) : computed_value(f, k));
+    }
+    if (!mt_ds_get(r, MT_TAG(0x0008, 0x0054)))
+        put_value(r, MT_TAG(0x0008, 0x0054), MT_VR('A', 'E'), f->retrieve_ae);
+    for (size_t i = 0; i < q->n_keys; i++) {
+        const mt_qkey_t *k = &q->keys[i];
+        if (k->seq_match && !mt_query_seq_filter(k, mt_ds_get(r, k->tag))) {
+            mt_ds_free(r);
+            return NULL;
+        }
+    }
+    return r;
+}
+
+static int find_row(void *ctx, sqlite3_stmt *st, const mt_qsql_t *s)
+{
+    find_ctx_t *f = ctx;
+    if (f->max && f->n >= f->max && !f->filtered) { /* the SQL asked for max + 1 rows */
+        *f->capped = true;
+        return ROWS_ENOUGH;
+    }
+    mt_ds_t *r = find_identifier(f, st, s);
+    if (!r)
+        return 0;
+    if (f->max && f->n >= f->max) {
+        *f->capped = true;
+        mt_ds_free(r);
+        return ROWS_ENOUGH;
+    }
+    f->n++;
+    int stop = f->cb(f->user, r);
+    mt_ds_free(r);
+    return stop;
+}
+
+int mt_qdb_find(mt_qdb_t *db, const mt_query_t *q, const mt_qscope_t *scope, uint32_t max,
+                mt_qdb_match_cb cb, void *user, bool *capped)
+{
+    *capped = false;
+    find_ctx_t f = {q, scope && scope->retrieve_ae ? scope->retrieve_ae : "", max, 0, false,
+                    capped, cb, user};
+    for (size_t i = 0; i < q->n_keys; i++) /* sequence matching is applied here, after the SQL */
+        f.filtered = f.filtered || q->keys[i].seq_match;
+    return for_each_row(db, q, scope, MT_QSEL_FIND, max && !f.filtered ? max + 1 : 0, "",
+                        find_row, &f);
+}
+
+typedef struct instances_ctx {
+    int (*cb)(void *user, const mt_qdb_instance_t *inst);
+    void *user;
+} instances_ctx_t;
+
+static int instance_row(void *ctx, sqlite3_stmt *st, const mt_qsql_t *s)
+{
+    (void)s;
+    const instances_ctx_t *c = ctx;
+    mt_qdb_instance_t in = {
+        .study_uid = (const char *)sqlite3_column_text(st, 0),
+        .series_uid = (const char *)sqlite3_column_text(st, 1),
+        .sop_instance_uid = (const char *)sqlite3_column_text(st, 2),
+        .sop_class_uid = (const char *)sqlite3_column_text(st, 3),
+        .transfer_syntax_uid = (const char *)sqlite3_column_text(st, 4),
+        .path = (const char *)sqlite3_column_text(st, 5),
+        .size = (uint64_t)sqlite3_column_int64(st, 6),
+    };
+    return c->cb(c->user, &in);
+}
+
 int mt_qdb_instances(mt_qdb_t *db, const mt_query_t *q, const mt_qscope_t *scope,
                      int (*cb)(void *user, const mt_qdb_instance_t *inst), void *user)
 {
-    mt_qsql_t s;
-    int err = mt_query_sql(q, scope, MT_QSEL_INSTANCES, 0, &s);
-    if (err)
-        return err;
-    sqlite3_stmt *st;
-    if ((err = prepare(db, &s, "", &st))) {
-        mt_qsql_dispose(&s);
-        return err;
-    }
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        mt_qdb_instance_t in = {
-            .study_uid = (const char *)sqlite3_column_text(st, 0),
-            .series_uid = (const char *)sqlite3_column_text(st, 1),
-            .sop_instance_uid = (const char *)sqlite3_column_text(st, 2),
-            .sop_class_uid = (const char *)sqlite3_column_text(st, 3),
-            .transfer_syntax_uid = (const char *)sqlite3_column_text(st, 4),
-            .path = (const char *)sqlite3_column_text(st, 5),
-            .size = (uint64_t)sqlite3_column_int64(st, 6),
-        };
-        int stop = cb(user, &in);
-        if (stop) {
-            err = stop;
-            break;
-        }
-    }
-    if (!err && rc != SQLITE_ROW && rc != SQLITE_DONE)
-        err = MT_EDB;
-    sqlite3_finalize(st);
-    mt_qsql_dispose(&s);
-    return err;
+    instances_ctx_t c = {cb, user};
+    return for_each_row(db, q, scope, MT_QSEL_INSTANCES, 0, "", instance_row, &c);
+}
+
+typedef struct uids_ctx {
+    int (*cb)(void *user, const char *study_uid);
+    void *user;
+} uids_ctx_t;
+
+static int study_uid_row(void *ctx, sqlite3_stmt *st, const mt_qsql_t *s)
+{
+    (void)s;
+    const uids_ctx_t *c = ctx;
+    return c->cb(c->user, (const char *)sqlite3_column_text(st, 0));
 }
 
 int mt_qdb_study_uids(mt_qdb_t *db, const mt_query_t *q, const mt_qscope_t *scope,
                       int (*cb)(void *user, const char *study_uid), void *user)
 {
-    mt_qsql_t s;
-    int err = mt_query_sql(q, scope, MT_QSEL_STUDY_UIDS, 0, &s);
-    if (err)
-        return err;
-    sqlite3_stmt *st;
-    if ((err = prepare(db, &s, "", &st))) {
-        mt_qsql_dispose(&s);
-        return err;
+    uids_ctx_t c = {cb, user};
+    return for_each_row(db, q, scope, MT_QSEL_STUDY_UIDS, 0, "", study_uid_row, &c);
+}
+
+static int plan_row(void *ctx, sqlite3_stmt *st, const mt_qsql_t *s)
+{
+    (void)s;
+    const char *d = (const char *)sqlite3_column_text(st, 3);
+    if (d) {
+        mt_buf_append(ctx, d, strlen(d));
+        mt_buf_append(ctx, "\n", 1);
     }
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        int stop = cb(user, (const char *)sqlite3_column_text(st, 0));
-        if (stop) {
-            err = stop;
-            break;
-        }
-    }
-    if (!err && rc != SQLITE_ROW && rc != SQLITE_DONE)
-        err = MT_EDB;
-    sqlite3_finalize(st);
-    mt_qsql_dispose(&s);
-    return err;
+    return 0;
 }
 
 int mt_qdb_explain(mt_qdb_t *db, const mt_query_t *q, const mt_qscope_t *scope, mt_qsel_t sel,
                    mt_buf_t *out)
 {
-    mt_qsql_t s;
-    int err = mt_query_sql(q, scope, sel, 0, &s);
-    if (err)
-        return err;
-    sqlite3_stmt *st;
-    if ((err = prepare(db, &s, "EXPLAIN QUERY PLAN ", &st))) {
-        mt_qsql_dispose(&s);
-        return err;
-    }
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        const char *d = (const char *)sqlite3_column_text(st, 3);
-        if (d) {
-            mt_buf_append(out, d, strlen(d));
-            mt_buf_append(out, "\n", 1);
-        }
-    }
-    sqlite3_finalize(st);
-    mt_qsql_dispose(&s);
-    return 0;
+    return for_each_row(db, q, scope, sel, 0, "EXPLAIN QUERY PLAN ", plan_row, out);
 }
