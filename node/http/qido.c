@@ -189,7 +189,7 @@ static int match_cb(void *user, const mt_ds_t *resp)
 static void work(uv_work_t *w)
 {
     qido_t *x = w->data;
-    mt_qdb_t *db = mt__web_qdb_get(x->index_path);
+    mt_qdb_t *db = mt_qdb_take(x->index_path);
     if (!db) {
         x->err = MT_EDB;
         return;
@@ -199,7 +199,7 @@ static void work(uv_work_t *w)
     int rc = mt_qdb_find(db, x->q, &scope, cap, match_cb, x, &x->capped);
     if (rc < 0)
         x->err = rc;
-    mt__web_qdb_put(x->index_path, db);
+    mt_qdb_give(x->index_path, db);
 }
 
 static void after(uv_work_t *w, int status)

@@ -519,7 +519,7 @@ static void scope_work(uv_work_t *w)
 {
     part_t *p = w->data;
     const char *path = p->s->wr->conf->index_path;
-    mt_qdb_t *db = mt__web_qdb_get(path);
+    mt_qdb_t *db = mt_qdb_take(path);
     if (!db) {
         p->inst_outside = true; /* cannot tell: refuse */
         return;
@@ -531,7 +531,7 @@ static void scope_work(uv_work_t *w)
     if (count_instances(db, MT_LEVEL_INSTANCE, NULL, p->sop_uid, NULL) &&
         !count_instances(db, MT_LEVEL_INSTANCE, NULL, p->sop_uid, proj))
         p->inst_outside = true;
-    mt__web_qdb_put(path, db);
+    mt_qdb_give(path, db);
 }
 
 /* Loop thread. The study joins the project only when the whole request has been answered,

@@ -180,14 +180,14 @@ static int lookup(wado_t *w)
     mt_ds_free(id);
     if (rc)
         return rc;
-    mt_qdb_t *db = mt__web_qdb_get(w->index_path);
+    mt_qdb_t *db = mt_qdb_take(w->index_path);
     if (!db) {
         mt_query_free(q);
         return MT_EDB;
     }
     mt_qscope_t scope = {.project = w->wr->project, .retrieve_ae = w->wr->conf->ae_title};
     rc = mt_qdb_instances(db, q, &scope, inst_cb, w);
-    mt__web_qdb_put(w->index_path, db);
+    mt_qdb_give(w->index_path, db);
     mt_query_free(q);
     return rc < 0 ? rc : 0;
 }

@@ -32,7 +32,6 @@
 #include <http_parser.h>
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -57,49 +56,6 @@ struct mt_web {
     } cache[CACHE_N];
     unsigned cache_next;
 };
-
-/* ---- the read-only connection pool (worker threads) ---- */
-
-#define POOL_MAX 8
-static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
-static mt_qdb_t *pool[POOL_MAX];
-static char *pool_path[POOL_MAX];
-static size_t n_pool;
-
-mt_qdb_t *mt__web_qdb_get(const char *path)
-{
-    pthread_mutex_lock(&pool_mu);
-    for (size_t i = n_pool; i-- > 0;)
-        if (strcmp(pool_path[i], path) == 0) {
-            mt_qdb_t *db = pool[i];
-            mt_free(pool_path[i]);
-            pool[i] = pool[n_pool - 1];
-            pool_path[i] = pool_path[n_pool - 1];
-            n_pool--;
-            pthread_mutex_unlock(&pool_mu);
-            return db;
-        }
-    pthread_mutex_unlock(&pool_mu);
-    mt_qdb_t *db = NULL;
-    if (mt_qdb_open(path, &db) != 0)
-        return NULL;
-    return db;
-}
-
-void mt__web_qdb_put(const char *path, mt_qdb_t *db)
-{
-    if (!db)
-        return;
-    pthread_mutex_lock(&pool_mu);
-    if (n_pool < POOL_MAX) {
-        pool[n_pool] = db;
-        pool_path[n_pool] = mt_strdup(path);
-        n_pool++;
-        db = NULL;
-    }
-    pthread_mutex_unlock(&pool_mu);
-    mt_qdb_close(db);
-}
 
 /* ---- requests ---- */
 

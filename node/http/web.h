@@ -59,10 +59,6 @@ void mt__web_fail(mt_web_req_t *wr, int status, const char *msg);
 /* The value of query parameter key (first occurrence), or NULL. */
 const char *mt__web_param(const mt_web_req_t *wr, const char *key);
 
-/* A read-only index connection from the pool (worker threads), and back. */
-mt_qdb_t *mt__web_qdb_get(const char *index_path);
-void mt__web_qdb_put(const char *index_path, mt_qdb_t *db);
-
 /* Services: each takes over wr (responds, then frees it). */
 void mt__qido(mt_web_req_t *wr, mt_index_level_t level, const char *study, const char *series);
 /* what: "" (instances), "metadata", "frames", "rendered", "thumbnail", "bulkdata" */

@@ -224,6 +224,11 @@ typedef struct mt_qdb mt_qdb_t;
 int mt_qdb_open(const char *index_path, mt_qdb_t **out);
 void mt_qdb_close(mt_qdb_t *db);
 
+/* A pooled connection (qdb_pool.c): take one for index_path (opened if none is kept; NULL if
+ * that fails), give it back when the request is done (NULL is ignored). */
+mt_qdb_t *mt_qdb_take(const char *index_path);
+void mt_qdb_give(const char *index_path, mt_qdb_t *db);
+
 /* Called once per match with the response identifier (freed after the call). Return 0 to go
  * on, nonzero to stop (the value is returned by mt_qdb_find). */
 typedef int (*mt_qdb_match_cb)(void *user, const mt_ds_t *response);

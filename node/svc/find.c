@@ -24,7 +24,6 @@
  */
 #include "svc.h"
 
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -44,47 +43,6 @@
 #define FIND_MAX_QUEUED (256u * 1024u)
 #define SLICE 64
 #define STATUS_UNABLE_TO_PROCESS 0xC001
-#define POOL_MAX 8
-
-/* ---- read-only connections, shared by the worker threads ---- */
-
-static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
-static mt_qdb_t *pool[POOL_MAX];
-static char *pool_path[POOL_MAX];
-static size_t n_pool;
-
-static mt_qdb_t *pool_get(const char *path)
-{
-    pthread_mutex_lock(&pool_mu);
-    for (size_t i = n_pool; i-- > 0;)
-        if (strcmp(pool_path[i], path) == 0) {
-            mt_qdb_t *db = pool[i];
-            mt_free(pool_path[i]);
-            pool[i] = pool[n_pool - 1];
-            pool_path[i] = pool_path[n_pool - 1];
-            n_pool--;
-            pthread_mutex_unlock(&pool_mu);
-            return db;
-        }
-    pthread_mutex_unlock(&pool_mu);
-    mt_qdb_t *db = NULL;
-    if (mt_qdb_open(path, &db) != 0)
-        return NULL;
-    return db;
-}
-
-static void pool_put(const char *path, mt_qdb_t *db)
-{
-    pthread_mutex_lock(&pool_mu);
-    if (n_pool < POOL_MAX) {
-        pool[n_pool] = db;
-        pool_path[n_pool] = mt_strdup(path);
-        n_pool++;
-        db = NULL;
-    }
-    pthread_mutex_unlock(&pool_mu);
-    mt_qdb_close(db);
-}
 
 /* ---- per request ---- */
 
@@ -290,7 +248,7 @@ static int on_match(void *user, const mt_ds_t *r)
 static void work_cb(uv_work_t *w)
 {
     find_req_t *f = w->data;
-    mt_qdb_t *db = pool_get(f->index_path);
+    mt_qdb_t *db = mt_qdb_take(f->index_path);
     if (!db) {
         f->err = MT_EDB;
         return;
@@ -300,7 +258,7 @@ static void work_cb(uv_work_t *w)
     int rc = mt_qdb_find(db, f->q, &scope, f->max, on_match, f, &f->capped);
     if (rc < 0)
         f->err = rc;
-    pool_put(f->index_path, db);
+    mt_qdb_give(f->index_path, db);
 }
 
 static void after_work_cb(uv_work_t *w, int status)

@@ -30,7 +30,6 @@
  */
 #include "svc.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <uv.h>
@@ -305,37 +304,6 @@ static void start_subops(qr_req_t *m)
 
 /* ---- the query, off the loop ---- */
 
-static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
-static mt_qdb_t *pool_db;
-static char *pool_path;
-
-static mt_qdb_t *db_get(const char *path)
-{
-    pthread_mutex_lock(&pool_mu);
-    mt_qdb_t *db = NULL;
-    if (pool_db && strcmp(pool_path, path) == 0) {
-        db = pool_db;
-        pool_db = NULL;
-    }
-    pthread_mutex_unlock(&pool_mu);
-    if (!db && mt_qdb_open(path, &db) != 0)
-        return NULL;
-    return db;
-}
-
-static void db_put(const char *path, mt_qdb_t *db)
-{
-    pthread_mutex_lock(&pool_mu);
-    if (!pool_db) {
-        pool_db = db;
-        mt_free(pool_path);
-        pool_path = mt_strdup(path);
-        db = NULL;
-    }
-    pthread_mutex_unlock(&pool_mu);
-    mt_qdb_close(db);
-}
-
 static int on_instance(void *user, const mt_qdb_instance_t *in)
 {
     qr_req_t *m = user;
@@ -364,7 +332,7 @@ static int on_instance(void *user, const mt_qdb_instance_t *in)
 static void work_cb(uv_work_t *w)
 {
     qr_req_t *m = w->data;
-    mt_qdb_t *db = db_get(m->index_path);
+    mt_qdb_t *db = mt_qdb_take(m->index_path);
     if (!db) {
         m->err = MT_EDB;
         return;
@@ -373,7 +341,7 @@ static void work_cb(uv_work_t *w)
     int rc = mt_qdb_instances(db, m->q, &scope, on_instance, m);
     if (rc < 0)
         m->err = rc;
-    db_put(m->index_path, db);
+    mt_qdb_give(m->index_path, db);
 }
 
 static void after_work_cb(uv_work_t *w, int status)
