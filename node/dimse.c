@@ -49,6 +49,7 @@
 
 #include <string.h>
 
+#include "util/bytes.h"
 #include "util/err.h"
 
 
@@ -164,16 +165,6 @@ bool mt_dimse_has_dataset(const mt_dimse_cmd_t *c)
 
 /* ---- decoding ---- */
 
-static uint16_t rd16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static uint32_t rd32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 static int malformed(mt_diag_t *diag, size_t offset, const char *reason)
 {
     if (diag) {
@@ -209,8 +200,8 @@ int mt_dimse_decode(const uint8_t *buf, size_t len, mt_dimse_cmd_t *out, mt_diag
         if (len - pos < 8)
             return malformed(diag, pos, "truncated element header");
         const uint8_t *h = buf + pos;
-        uint16_t group = rd16(h), elem = rd16(h + 2);
-        uint32_t n = rd32(h + 4);
+        uint16_t group = mt_le16(h), elem = mt_le16(h + 2);
+        uint32_t n = mt_le32(h + 4);
         if (group != 0x0000)
             return malformed(diag, pos, "element outside group 0000 in a command set");
         if ((long)elem <= prev_elem)
@@ -227,7 +218,7 @@ int mt_dimse_decode(const uint8_t *buf, size_t len, mt_dimse_cmd_t *out, mt_diag
         case TAG_GROUP_LENGTH:
             if (n != 4)
                 return malformed(diag, pos, "CommandGroupLength is not 4 bytes");
-            if (pos != 0 || rd32(v) != len - 12)
+            if (pos != 0 || mt_le32(v) != len - 12)
                 return malformed(diag, pos, "CommandGroupLength does not match the command set");
             break;
         case TAG_COMMAND_FIELD:
@@ -245,7 +236,7 @@ int mt_dimse_decode(const uint8_t *buf, size_t len, mt_dimse_cmd_t *out, mt_diag
         case TAG_MOVE_ORIGINATOR_MSG_ID: {
             if (n != 2)
                 return malformed(diag, pos, "US command element is not 2 bytes");
-            uint16_t x = rd16(v);
+            uint16_t x = mt_le16(v);
             switch (elem) {
             case TAG_COMMAND_FIELD: out->command_field = x, seen_field = true; break;
             case TAG_MESSAGE_ID: out->message_id = x, seen_msg_id = true; break;
@@ -301,7 +292,7 @@ int mt_dimse_decode(const uint8_t *buf, size_t len, mt_dimse_cmd_t *out, mt_diag
                 return malformed(diag, pos, "OffendingElement is not a list of tags");
             for (uint32_t i = 0; i < n / 4 && out->n_offending < 8; i++)
                 out->offending_element[out->n_offending++] =
-                    (uint32_t)rd16(v + 4 * i) << 16 | rd16(v + 4 * i + 2);
+                    (uint32_t)mt_le16(v + 4 * i) << 16 | mt_le16(v + 4 * i + 2);
             break;
         default: /* other group 0000 elements (ErrorID, retired ones...) are skipped */
             break;

@@ -17,34 +17,11 @@
 #include <string.h>
 
 #include "util/alloc.h"
+#include "util/bytes.h"
 #include "util/err.h"
 
 /* ------------------------------------------------------------------------------------------ */
 /* byte order helpers                                                                         */
-
-static uint16_t be16(const uint8_t *p)
-{
-    return (uint16_t)((uint16_t)p[0] << 8 | p[1]);
-}
-
-static uint32_t be32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static void put_be16_at(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
-}
-
-static void put_be32_at(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
 
 const char *mt_pdu_type_name(uint8_t type)
 {
@@ -142,7 +119,7 @@ static int item_header(cursor_t *c, uint8_t *type, cursor_t *sub, mt_pdu_diag_t 
 {
     if (remaining(c) < 4)
         return BAD_VALUE(c, c->pos, "item header truncated");
-    uint16_t n = be16(c->pos + 2);
+    uint16_t n = mt_be16(c->pos + 2);
     *type = c->pos[0];
     if (n > remaining(c) - 4)
         return BAD_VALUE(c, c->pos + 2, "item length past the end of its enclosing item");
@@ -267,7 +244,7 @@ static int decode_role(cursor_t *v, mt_pdu_user_info_t *ui, mt_pdu_diag_t *diag)
     const uint8_t *at = v->pos;
     if (remaining(v) < 2)
         return BAD_VALUE(v, at, "role selection sub-item shorter than 2 bytes");
-    uint16_t ul = be16(v->pos);
+    uint16_t ul = mt_be16(v->pos);
     if ((size_t)ul + 4 > remaining(v))
         return BAD_VALUE(v, at, "role selection UID length past the sub-item");
     mt_pdu_role_t r;
@@ -296,7 +273,7 @@ static int decode_ext(cursor_t *v, uint8_t type, mt_pdu_user_info_t *ui)
     r.value = dup_bytes(v->pos, n);
     /* both 0x56 and 0x57 start with SOP-class-uid-length(2) + SOP class UID */
     if (n >= 2) {
-        uint16_t ul = be16(v->pos);
+        uint16_t ul = mt_be16(v->pos);
         if ((size_t)ul + 2 <= n)
             (void)copy_uid(r.sop_class_uid, v, v->pos + 2, ul, NULL); /* "" if too long */
     }
@@ -314,11 +291,11 @@ static int decode_identity_rq(cursor_t *v, mt_pdu_user_info_t *ui, mt_pdu_diag_t
         return BAD_VALUE(v, at, "user identity sub-item shorter than 4 bytes");
     uint8_t type = v->pos[0];
     bool pos_rsp = v->pos[1] == 1;
-    uint16_t n1 = be16(v->pos + 2);
+    uint16_t n1 = mt_be16(v->pos + 2);
     if ((size_t)n1 + 6 > remaining(v))
         return BAD_VALUE(v, at + 2, "user identity primary field length past the sub-item");
     const uint8_t *p1 = v->pos + 4;
-    uint16_t n2 = be16(p1 + n1);
+    uint16_t n2 = mt_be16(p1 + n1);
     if ((size_t)n1 + 6 + n2 > remaining(v))
         return BAD_VALUE(v, p1 + n1, "user identity secondary field length past the sub-item");
     ui->has_identity_rq = true;
@@ -338,7 +315,7 @@ static int decode_identity_ac(cursor_t *v, mt_pdu_user_info_t *ui, mt_pdu_diag_t
         return UNEXPECTED(v, at, "second user identity sub-item");
     if (remaining(v) < 2)
         return BAD_VALUE(v, at, "user identity response sub-item shorter than 2 bytes");
-    uint16_t n = be16(v->pos);
+    uint16_t n = mt_be16(v->pos);
     if ((size_t)n + 2 > remaining(v))
         return BAD_VALUE(v, at, "server response length past the sub-item");
     ui->has_identity_ac = true;
@@ -366,7 +343,7 @@ static int decode_user_info(cursor_t *c, bool rq, mt_pdu_user_info_t *ui, mt_pdu
             if (n != 4)
                 return BAD_VALUE(c, at + 2, "maximum length sub-item length is not 4");
             ui->has_max_len = true;
-            ui->max_len = be32(v.pos);
+            ui->max_len = mt_be32(v.pos);
             break;
         case 0x52: /* PS3.7 D.3.3.2 implementation class UID */
             if (have_impl)
@@ -380,8 +357,8 @@ static int decode_user_info(cursor_t *c, bool rq, mt_pdu_user_info_t *ui, mt_pdu
             if (n != 4)
                 return BAD_VALUE(c, at + 2, "asynchronous operations window length is not 4");
             ui->has_async = true;
-            ui->max_ops_invoked = be16(v.pos);
-            ui->max_ops_performed = be16(v.pos + 2);
+            ui->max_ops_invoked = mt_be16(v.pos);
+            ui->max_ops_performed = mt_be16(v.pos + 2);
             break;
         case 0x54: /* PS3.7 D.3.3.4 SCP/SCU role selection */
             rc = decode_role(&v, ui, diag);
@@ -419,7 +396,7 @@ static int decode_assoc(cursor_t *c, bool rq, mt_pdu_assoc_t *a, mt_pdu_diag_t *
 {
     if (remaining(c) < 68)
         return BAD_VALUE(c, c->pos, "A-ASSOCIATE shorter than its 68 fixed bytes");
-    a->protocol_version = be16(c->pos);
+    a->protocol_version = mt_be16(c->pos);
     copy_trimmed(a->called_ae, MT_AE_MAX, c->pos + 4, 16);
     copy_trimmed(a->calling_ae, MT_AE_MAX, c->pos + 20, 16);
     c->pos += 68; /* + 32 reserved bytes, not tested */
@@ -467,7 +444,7 @@ static int pdv_item(cursor_t *c, mt_pdv_t *pdv, mt_pdu_diag_t *diag)
 {
     if (remaining(c) < 4)
         return BAD_VALUE(c, c->pos, "PDV item header truncated");
-    uint32_t n = be32(c->pos);
+    uint32_t n = mt_be32(c->pos);
     if (n < 2)
         return BAD_VALUE(c, c->pos, "PDV item length below 2");
     if (n > remaining(c) - 4)
@@ -486,7 +463,7 @@ int mt_pdu_peek(const uint8_t *buf, size_t len, uint8_t *type, size_t *total_len
     if (len < MT_PDU_HEADER_LEN)
         return MT_EAGAIN;
     *type = buf[0];
-    *total_len = MT_PDU_HEADER_LEN + (size_t)be32(buf + 2);
+    *total_len = MT_PDU_HEADER_LEN + (size_t)mt_be32(buf + 2);
     return 0;
 }
 
@@ -498,7 +475,7 @@ int mt_pdu_decode(const uint8_t *buf, size_t len, size_t max_pdata_len, mt_pdu_t
         return MT_EAGAIN;
     cursor_t c = {buf, buf, buf + len};
     uint8_t type = buf[0];
-    uint32_t n = be32(buf + 2);
+    uint32_t n = mt_be32(buf + 2);
     if (type < MT_PDU_A_ASSOCIATE_RQ || type > MT_PDU_A_ABORT)
         return fail_at(diag, &c, buf, MT_ABORT_UNRECOGNIZED_PDU, "unrecognised PDU type");
     size_t limit = MT_PDU_MAX_CONTROL_LEN;
@@ -604,7 +581,7 @@ static int end_item(mt_buf_t *b, size_t len_at)
     size_t n = b->len - len_at - 2;
     if (n > 0xFFFF)
         return MT_ETOOBIG;
-    put_be16_at(b->data + len_at, (uint16_t)n);
+    mt_put_be16(b->data + len_at, (uint16_t)n);
     return 0;
 }
 
@@ -655,15 +632,15 @@ static int encode_user_info(mt_buf_t *b, const mt_pdu_user_info_t *ui)
     if (rc)
         return rc;
     uint8_t ml[8] = {0x51, 0, 0, 4};
-    put_be32_at(ml + 4, ui->max_len);
+    mt_put_be32(ml + 4, ui->max_len);
     if ((rc = mt_buf_append(b, ml, 8)))
         return rc;
     if (ui->impl_class_uid[0] && (rc = put_item_uid(b, 0x52, ui->impl_class_uid)))
         return rc;
     if (ui->has_async) {
         uint8_t w[8] = {0x53, 0, 0, 4};
-        put_be16_at(w + 4, ui->max_ops_invoked);
-        put_be16_at(w + 6, ui->max_ops_performed);
+        mt_put_be16(w + 4, ui->max_ops_invoked);
+        mt_put_be16(w + 6, ui->max_ops_performed);
         if ((rc = mt_buf_append(b, w, 8)))
             return rc;
     }
@@ -779,7 +756,7 @@ int mt_pdu_encode(const mt_pdu_t *p, mt_buf_t *out)
         if (n > 0xFFFFFFFFu)
             rc = MT_ETOOBIG;
         else
-            put_be32_at(out->data + start + 2, (uint32_t)n);
+            mt_put_be32(out->data + start + 2, (uint32_t)n);
     }
     if (rc)
         out->len = start;
@@ -822,11 +799,11 @@ int mt_pdu_encode_pdata(mt_buf_t *out, const mt_pdv_t *pdvs, size_t n)
     if (rc)
         return rc;
     uint8_t h[6] = {MT_PDU_P_DATA_TF, 0};
-    put_be32_at(h + 2, (uint32_t)total);
+    mt_put_be32(h + 2, (uint32_t)total);
     rc = mt_buf_append(out, h, 6);
     for (size_t i = 0; !rc && i < n; i++) {
         uint8_t ph[6];
-        put_be32_at(ph, (uint32_t)(pdvs[i].len + 2));
+        mt_put_be32(ph, (uint32_t)(pdvs[i].len + 2));
         ph[4] = pdvs[i].pcid;
         ph[5] = (uint8_t)((pdvs[i].command ? 0x01 : 0) | (pdvs[i].last ? 0x02 : 0));
         rc = mt_buf_append(out, ph, 6);

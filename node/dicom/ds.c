@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "../util/alloc.h"
+#include "../util/bytes.h"
 #include "../util/err.h"
 #include "ds_int.h"
 
@@ -198,7 +199,7 @@ bool mt_ds_get_u16(const mt_ds_t *ds, uint32_t tag, uint16_t *out)
     if (!e || !e->value || e->len < 2 || e->vr == MT__VR_SQ)
         return false;
     const uint8_t *p = e->value;
-    *out = ds->big_endian ? (uint16_t)(p[0] << 8 | p[1]) : (uint16_t)(p[0] | p[1] << 8);
+    *out = mt_rd16(p, ds->big_endian);
     return true;
 }
 
@@ -208,10 +209,7 @@ bool mt_ds_get_u32(const mt_ds_t *ds, uint32_t tag, uint32_t *out)
     if (!e || !e->value || e->len < 4 || e->vr == MT__VR_SQ)
         return false;
     const uint8_t *p = e->value;
-    if (ds->big_endian)
-        *out = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-    else
-        *out = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+    *out = mt_rd32(p, ds->big_endian);
     return true;
 }
 
@@ -275,19 +273,19 @@ int mt_ds_set_u16(mt_ds_t *ds, uint32_t tag, uint16_t v)
 {
     uint8_t b[2];
     if (ds && ds->big_endian)
-        b[0] = (uint8_t)(v >> 8), b[1] = (uint8_t)v;
+        mt_put_be16(b, v);
     else
-        b[0] = (uint8_t)v, b[1] = (uint8_t)(v >> 8);
+        mt_put_le16(b, v);
     return mt_ds_set(ds, tag, MT__VR_US, b, 2);
 }
 
 int mt_ds_set_u32(mt_ds_t *ds, uint32_t tag, uint32_t v)
 {
     uint8_t b[4];
-    for (int i = 0; i < 4; i++) {
-        int shift = ds && ds->big_endian ? 24 - 8 * i : 8 * i;
-        b[i] = (uint8_t)(v >> shift);
-    }
+    if (ds && ds->big_endian)
+        mt_put_be32(b, v);
+    else
+        mt_put_le32(b, v);
     return mt_ds_set(ds, tag, MT__VR_UL, b, 4);
 }
 

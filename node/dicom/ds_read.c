@@ -34,6 +34,7 @@
 #include <zlib.h>
 
 #include "../util/alloc.h"
+#include "../util/bytes.h"
 #include "../util/err.h"
 #include "dict.h"
 #include "ds_int.h"
@@ -88,18 +89,6 @@ static int reader_fail(mt_ds_reader_t *r, int err, uint64_t off, const char *rea
     r->diag.reason = reason;
     r->state = ST_FAILED;
     return err;
-}
-
-static uint16_t rd16(const uint8_t *p, bool big)
-{
-    return big ? (uint16_t)(p[0] << 8 | p[1]) : (uint16_t)(p[0] | p[1] << 8);
-}
-
-static uint32_t rd32(const uint8_t *p, bool big)
-{
-    if (big)
-        return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
 static frame_t *top(mt_ds_reader_t *r)
@@ -199,7 +188,7 @@ static unsigned hdr_need(mt_ds_reader_t *r)
         return 4;
     bool ex, big;
     coding(r, &ex, &big);
-    if (!ex || rd16(r->hdr, big) == 0xFFFE)
+    if (!ex || mt_rd16(r->hdr, big) == 0xFFFE)
         return 8;
     if (r->hdr_n < 6)
         return 6;
@@ -256,11 +245,11 @@ static int on_header(mt_ds_reader_t *r)
     if (r->pos > lim)
         return reader_fail(r, MT_EMALFORMED, off,
                            "element header crosses the end of its item or sequence");
-    uint32_t tag = MT_TAG(rd16(r->hdr, big), rd16(r->hdr + 2, big));
+    uint32_t tag = MT_TAG(mt_rd16(r->hdr, big), mt_rd16(r->hdr + 2, big));
     mt_elem_t e = {.tag = tag, .depth = r->ds_depth, .offset = off};
 
     if (f && f->kind == F_SEQ) {
-        e.len = rd32(r->hdr + 4, big);
+        e.len = mt_rd32(r->hdr + 4, big);
         if (tag == MT_TAG_ITEM) {
             frame_t it = {.kind = F_ITEM, .explicit_vr = f->explicit_vr, .big = f->big};
             if (e.len != MT_UNDEFINED_LENGTH && e.len > lim - r->pos)
@@ -286,7 +275,7 @@ static int on_header(mt_ds_reader_t *r)
         return reader_fail(r, MT_EMALFORMED, off, "expected an item tag in a sequence");
     }
     if (f && f->kind == F_ENCAP) {
-        e.len = rd32(r->hdr + 4, big);
+        e.len = mt_rd32(r->hdr + 4, big);
         if (tag == MT_TAG_ITEM) {
             if (e.len == MT_UNDEFINED_LENGTH)
                 return reader_fail(r, MT_EMALFORMED, off,
@@ -312,7 +301,7 @@ static int on_header(mt_ds_reader_t *r)
 
     /* A data set (top level or item). */
     if (MT_TAG_GROUP(tag) == 0xFFFE) {
-        e.len = rd32(r->hdr + 4, big);
+        e.len = mt_rd32(r->hdr + 4, big);
         if (tag == MT_TAG_ITEM_DELIM) {
             if (!f || f->end != NO_END)
                 return reader_fail(r, MT_EMALFORMED, off,
@@ -335,14 +324,14 @@ static int on_header(mt_ds_reader_t *r)
         vr = MT_VR(r->hdr[4], r->hdr[5]);
         if (!mt__vr_valid(vr)) {
             vr = MT__VR_UN;
-            len = rd16(r->hdr + 6, big);
+            len = mt_rd16(r->hdr + 6, big);
         } else {
-            len = mt__vr_long(vr) ? rd32(r->hdr + 8, big) : rd16(r->hdr + 6, big);
+            len = mt__vr_long(vr) ? mt_rd32(r->hdr + 8, big) : mt_rd16(r->hdr + 6, big);
         }
     } else {
         const mt_dict_entry_t *d = mt_dict_by_tag(tag);
         vr = d && d->vr ? d->vr : MT__VR_UN;
-        len = rd32(r->hdr + 4, big);
+        len = mt_rd32(r->hdr + 4, big);
     }
     e.vr = vr;
     e.len = len;

@@ -27,21 +27,12 @@
 
 #include <string.h>
 
+#include "../util/bytes.h"
 #include "../util/err.h"
 #include "ds_int.h"
 
 #define PREAMBLE 128
 #define MAX_META (64 * 1024) /* a meta group larger than this is not a real one */
-
-static uint16_t rd16le(const uint8_t *p)
-{
-    return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static uint32_t rd32le(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
 
 static int malformed(mt_diag_t *diag, uint64_t off, const char *reason)
 {
@@ -79,7 +70,7 @@ int mt_part10_read_meta(const uint8_t *buf, size_t len, mt_meta_t *meta, size_t 
                 break; /* a file with an empty data set */
             return MT_EAGAIN;
         }
-        uint16_t group = rd16le(buf + pos), el = rd16le(buf + pos + 2);
+        uint16_t group = mt_le16(buf + pos), el = mt_le16(buf + pos + 2);
         if (group != 0x0002) {
             if (first)
                 return malformed(diag, pos, "no file meta elements after DICM");
@@ -92,16 +83,16 @@ int mt_part10_read_meta(const uint8_t *buf, size_t len, mt_meta_t *meta, size_t 
         uint16_t vr = MT_VR(buf[pos + 4], buf[pos + 5]);
         if (!mt__vr_valid(vr)) { /* implicit VR meta (writer bug) */
             hdr = 8;
-            vlen = rd32le(buf + pos + 4);
+            vlen = mt_le32(buf + pos + 4);
             vr = el == 0x0000 ? MT__VR_UL : el == 0x0001 ? MT__VR_OB : MT__VR_UI;
         } else if (mt__vr_long(vr)) {
             if (len - pos < 12)
                 return MT_EAGAIN;
             hdr = 12;
-            vlen = rd32le(buf + pos + 8);
+            vlen = mt_le32(buf + pos + 8);
         } else {
             hdr = 8;
-            vlen = rd16le(buf + pos + 6);
+            vlen = mt_le16(buf + pos + 6);
         }
         if (vlen == MT_UNDEFINED_LENGTH || vlen > MAX_META)
             return malformed(diag, pos, "meta element with an impossible length");
@@ -113,7 +104,7 @@ int mt_part10_read_meta(const uint8_t *buf, size_t len, mt_meta_t *meta, size_t 
             if (vlen != 4)
                 return malformed(diag, pos, "meta group length is not 4 bytes");
             if (first) {
-                uint32_t gl = rd32le(v);
+                uint32_t gl = mt_le32(v);
                 if (gl > MAX_META)
                     return malformed(diag, pos, "meta group length too large");
                 end = pos + hdr + vlen + gl;
@@ -216,7 +207,7 @@ static const mt_ts_t *guess_ts(const uint8_t *buf, size_t len)
     uint16_t vr = MT_VR(buf[4], buf[5]);
     if (!mt__vr_known(vr))
         return mt_ts_implicit_le;
-    uint16_t g_le = rd16le(buf), g_be = (uint16_t)(buf[0] << 8 | buf[1]);
+    uint16_t g_le = mt_le16(buf), g_be = (uint16_t)(buf[0] << 8 | buf[1]);
     if (g_be < g_le && g_be <= 0x0010 && g_le > 0x00FF) {
         const mt_ts_t *be = mt_ts_find("1.2.840.10008.1.2.2");
         if (be)

@@ -30,6 +30,7 @@
 #include "../dicom/ds.h"
 #include "../util/alloc.h"
 #include "../util/buf.h"
+#include "../util/bytes.h"
 
 #define MT_REC_VALUE_MAX 1024
 
@@ -432,40 +433,28 @@ static bool long_vr(uint16_t vr)
     }
 }
 
-static void put_le16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-}
-
-static void put_le32(uint8_t *p, uint32_t v)
-{
-    put_le16(p, (uint16_t)v);
-    put_le16(p + 2, (uint16_t)(v >> 16));
-}
-
 /* Append one element header (Explicit VR Little Endian); vr 0 = item/delimiter tags. */
 static bool cap_header(mt_index_rec_t *r, uint32_t tag, uint16_t vr, uint32_t len)
 {
     uint8_t h[12];
     size_t n;
-    put_le16(h, (uint16_t)(tag >> 16));
-    put_le16(h + 2, (uint16_t)tag);
+    mt_put_le16(h, (uint16_t)(tag >> 16));
+    mt_put_le16(h + 2, (uint16_t)tag);
     if (!vr) {
-        put_le32(h + 4, len);
+        mt_put_le32(h + 4, len);
         n = 8;
     } else if (long_vr(vr)) {
         h[4] = (uint8_t)(vr >> 8);
         h[5] = (uint8_t)vr;
         h[6] = h[7] = 0;
-        put_le32(h + 8, len);
+        mt_put_le32(h + 8, len);
         n = 12;
     } else {
         if (len > 0xFFFF)
             return false;
         h[4] = (uint8_t)(vr >> 8);
         h[5] = (uint8_t)vr;
-        put_le16(h + 6, (uint16_t)len);
+        mt_put_le16(h + 6, (uint16_t)len);
         n = 8;
     }
     return mt_buf_append(&r->seq[r->cap_level], h, n) == 0;
