@@ -872,41 +872,65 @@ static int walk_project(struct loader *L, mt_conf_project_t *p, size_t idx)
 }
 
 /* After the key `projects`: the current event is its value. */
-static int walk_projects(struct loader *L)
+/* How one list section (a YAML list of mappings) reads in its errors, and how long it may be. */
+struct list_shape {
+    const char *name;      /* the section */
+    const char *list_hint; /* after "NAME: expected a list" */
+    const char *item_hint; /* after "NAME[i]: expected a mapping" */
+    const char *max_noun;  /* after "NAME: more than MAX" */
+    size_t max;
+};
+
+/* After the key of a list section: the current event is its value. null is an empty list;
+ * otherwise each item must be a mapping, which item() reads (its index and first line). */
+static int walk_items(struct loader *L, const struct list_shape *sh,
+                      int (*item)(struct loader *L, size_t idx, size_t line))
 {
-    projects_free(L->c);
     if (ev_is_null(&L->ev))
         return 0;
     if (L->ev.type != YAML_SEQUENCE_START_EVENT)
-        return fail(L, ev_line(L), "projects: expected a list of projects (- name: ...)");
-    for (;;) {
+        return fail(L, ev_line(L), "%s: expected a list%s", sh->name, sh->list_hint);
+    for (size_t idx = 0;; idx++) {
         if (next(L))
             return -1;
         if (L->ev.type == YAML_SEQUENCE_END_EVENT)
-            break;
+            return 0;
         size_t line = ev_line(L);
         if (L->ev.type != YAML_MAPPING_START_EVENT)
-            return fail(L, line, "projects[%zu]: expected a mapping (name:, ae_title:, ...)",
-                        L->c->n_projects);
-        if (L->c->n_projects >= MT_CONF_MAX_PROJECTS)
-            return fail(L, line, "projects: more than %d projects", MT_CONF_MAX_PROJECTS);
-        L->c->projects = mt_realloc(L->c->projects,
-                                    (L->c->n_projects + 1) * sizeof *L->c->projects);
-        mt_conf_project_t *p = &L->c->projects[L->c->n_projects++];
-        memset(p, 0, sizeof *p);
-        if (walk_project(L, p, L->c->n_projects - 1))
+            return fail(L, line, "%s[%zu]: expected a mapping%s", sh->name, idx, sh->item_hint);
+        if (idx >= sh->max)
+            return fail(L, line, "%s: more than %zu%s", sh->name, sh->max, sh->max_noun);
+        if (item(L, idx, line))
             return -1;
-        for (size_t i = 0; i + 1 < L->c->n_projects; i++) {
-            if (strcmp(L->c->projects[i].name, p->name) == 0)
-                return fail(L, line, "projects[%zu]: duplicate project name %s",
-                            L->c->n_projects - 1, p->name);
-            if (ae_same(L->c->projects[i].ae_title, p->ae_title))
-                return fail(L, line, "projects[%zu]: AE title %s already used by project %s",
-                            L->c->n_projects - 1, p->ae_title, L->c->projects[i].name);
-        }
-        L->projects_line = line;
     }
+}
+
+static int project_item(struct loader *L, size_t idx, size_t line)
+{
+    mt_conf_t *c = L->c;
+    c->projects = mt_realloc(c->projects, (c->n_projects + 1) * sizeof *c->projects);
+    mt_conf_project_t *p = &c->projects[c->n_projects++];
+    memset(p, 0, sizeof *p);
+    if (walk_project(L, p, idx))
+        return -1;
+    for (size_t i = 0; i < idx; i++) {
+        if (strcmp(c->projects[i].name, p->name) == 0)
+            return fail(L, line, "projects[%zu]: duplicate project name %s", idx, p->name);
+        if (ae_same(c->projects[i].ae_title, p->ae_title))
+            return fail(L, line, "projects[%zu]: AE title %s already used by project %s", idx,
+                        p->ae_title, c->projects[i].name);
+    }
+    L->projects_line = line;
     return 0;
+}
+
+static int walk_projects(struct loader *L)
+{
+    static const struct list_shape shape = {"projects", " of projects (- name: ...)",
+                                            " (name:, ae_title:, ...)", " projects",
+                                            MT_CONF_MAX_PROJECTS};
+    projects_free(L->c);
+    return walk_items(L, &shape, project_item);
 }
 
 /* ---- move_destinations: a list of mappings (ae_title, host, port) ---- */
@@ -973,37 +997,30 @@ static int walk_dest(struct loader *L, mt_conf_dest_t *d, size_t idx)
     return 0;
 }
 
+static int dest_item(struct loader *L, size_t idx, size_t line)
+{
+    mt_conf_t *c = L->c;
+    c->dests = mt_realloc(c->dests, (c->n_dests + 1) * sizeof *c->dests);
+    mt_conf_dest_t *d = &c->dests[c->n_dests++];
+    memset(d, 0, sizeof *d);
+    if (walk_dest(L, d, idx))
+        return -1;
+    for (size_t i = 0; i < idx; i++)
+        if (ae_same(c->dests[i].ae_title, d->ae_title))
+            return fail(L, line, "move_destinations[%zu]: duplicate AE title %s", idx,
+                        d->ae_title);
+    return 0;
+}
+
 static int walk_dests(struct loader *L)
 {
+    static const struct list_shape shape = {"move_destinations",
+                                            " (- ae_title: ..., host: ..., port: ...)", "",
+                                            " entries", MT_CONF_MAX_DESTS};
     mt_free(L->c->dests);
     L->c->dests = NULL;
     L->c->n_dests = 0;
-    if (ev_is_null(&L->ev))
-        return 0;
-    if (L->ev.type != YAML_SEQUENCE_START_EVENT)
-        return fail(L, ev_line(L),
-                    "move_destinations: expected a list (- ae_title: ..., host: ..., port: ...)");
-    for (;;) {
-        if (next(L))
-            return -1;
-        if (L->ev.type == YAML_SEQUENCE_END_EVENT)
-            break;
-        size_t line = ev_line(L);
-        if (L->ev.type != YAML_MAPPING_START_EVENT)
-            return fail(L, line, "move_destinations[%zu]: expected a mapping", L->c->n_dests);
-        if (L->c->n_dests >= MT_CONF_MAX_DESTS)
-            return fail(L, line, "move_destinations: more than %d entries", MT_CONF_MAX_DESTS);
-        L->c->dests = mt_realloc(L->c->dests, (L->c->n_dests + 1) * sizeof *L->c->dests);
-        mt_conf_dest_t *d = &L->c->dests[L->c->n_dests++];
-        memset(d, 0, sizeof *d);
-        if (walk_dest(L, d, L->c->n_dests - 1))
-            return -1;
-        for (size_t i = 0; i + 1 < L->c->n_dests; i++)
-            if (ae_same(L->c->dests[i].ae_title, d->ae_title))
-                return fail(L, line, "move_destinations[%zu]: duplicate AE title %s",
-                            L->c->n_dests - 1, d->ae_title);
-    }
-    return 0;
+    return walk_items(L, &shape, dest_item);
 }
 
 /* ---- users: a list of mappings (name, password, token, admin, projects) ---- */
@@ -1101,35 +1118,27 @@ static int walk_user(struct loader *L, mt_conf_user_t *u, size_t idx)
     return 0;
 }
 
+static int user_item(struct loader *L, size_t idx, size_t line)
+{
+    mt_conf_t *c = L->c;
+    c->users = mt_realloc(c->users, (c->n_users + 1) * sizeof *c->users);
+    mt_conf_user_t *u = &c->users[c->n_users++];
+    memset(u, 0, sizeof *u);
+    if (walk_user(L, u, idx))
+        return -1;
+    for (size_t i = 0; i < idx; i++)
+        if (strcmp(c->users[i].name, u->name) == 0)
+            return fail(L, line, "users[%zu]: duplicate user name %s", idx, u->name);
+    return 0;
+}
+
 static int walk_users(struct loader *L)
 {
+    static const struct list_shape shape = {"users", " of users (- name: ...)",
+                                            " (name:, password:, ...)", " users",
+                                            MT_CONF_MAX_USERS};
     users_free(L->c);
-    if (ev_is_null(&L->ev))
-        return 0;
-    if (L->ev.type != YAML_SEQUENCE_START_EVENT)
-        return fail(L, ev_line(L), "users: expected a list of users (- name: ...)");
-    for (;;) {
-        if (next(L))
-            return -1;
-        if (L->ev.type == YAML_SEQUENCE_END_EVENT)
-            break;
-        size_t line = ev_line(L);
-        if (L->ev.type != YAML_MAPPING_START_EVENT)
-            return fail(L, line, "users[%zu]: expected a mapping (name:, password:, ...)",
-                        L->c->n_users);
-        if (L->c->n_users >= MT_CONF_MAX_USERS)
-            return fail(L, line, "users: more than %d users", MT_CONF_MAX_USERS);
-        L->c->users = mt_realloc(L->c->users, (L->c->n_users + 1) * sizeof *L->c->users);
-        mt_conf_user_t *u = &L->c->users[L->c->n_users++];
-        memset(u, 0, sizeof *u);
-        if (walk_user(L, u, L->c->n_users - 1))
-            return -1;
-        for (size_t i = 0; i + 1 < L->c->n_users; i++)
-            if (strcmp(L->c->users[i].name, u->name) == 0)
-                return fail(L, line, "users[%zu]: duplicate user name %s", L->c->n_users - 1,
-                            u->name);
-    }
-    return 0;
+    return walk_items(L, &shape, user_item);
 }
 
 /* ---- destinations: a list of mappings. DICOM: name, ae_title, host, port,
@@ -1388,37 +1397,29 @@ static int walk_destination(struct loader *L, mt_conf_destination_t *d, size_t i
     return 0;
 }
 
+static int destination_item(struct loader *L, size_t idx, size_t line)
+{
+    mt_conf_t *c = L->c;
+    c->destinations =
+        mt_realloc(c->destinations, (c->n_destinations + 1) * sizeof *c->destinations);
+    mt_conf_destination_t *d = &c->destinations[c->n_destinations++];
+    memset(d, 0, sizeof *d);
+    if (walk_destination(L, d, idx))
+        return -1;
+    for (size_t i = 0; i < idx; i++)
+        if (strcmp(c->destinations[i].name, d->name) == 0)
+            return fail(L, line, "destinations[%zu]: duplicate destination name %s", idx,
+                        d->name);
+    return 0;
+}
+
 static int walk_destinations(struct loader *L)
 {
+    static const struct list_shape shape = {"destinations", " (- name: ...)",
+                                            " (name:, ae_title:, ...)", "",
+                                            MT_CONF_MAX_DESTINATIONS};
     destinations_free(L->c);
-    if (ev_is_null(&L->ev))
-        return 0;
-    if (L->ev.type != YAML_SEQUENCE_START_EVENT)
-        return fail(L, ev_line(L), "destinations: expected a list (- name: ...)");
-    for (;;) {
-        if (next(L))
-            return -1;
-        if (L->ev.type == YAML_SEQUENCE_END_EVENT)
-            break;
-        size_t line = ev_line(L);
-        mt_conf_t *c = L->c;
-        if (L->ev.type != YAML_MAPPING_START_EVENT)
-            return fail(L, line, "destinations[%zu]: expected a mapping (name:, ae_title:, ...)",
-                        c->n_destinations);
-        if (c->n_destinations >= MT_CONF_MAX_DESTINATIONS)
-            return fail(L, line, "destinations: more than %d", MT_CONF_MAX_DESTINATIONS);
-        c->destinations =
-            mt_realloc(c->destinations, (c->n_destinations + 1) * sizeof *c->destinations);
-        mt_conf_destination_t *d = &c->destinations[c->n_destinations++];
-        memset(d, 0, sizeof *d);
-        if (walk_destination(L, d, c->n_destinations - 1))
-            return -1;
-        for (size_t i = 0; i + 1 < c->n_destinations; i++)
-            if (strcmp(c->destinations[i].name, d->name) == 0)
-                return fail(L, line, "destinations[%zu]: duplicate destination name %s",
-                            c->n_destinations - 1, d->name);
-    }
-    return 0;
+    return walk_items(L, &shape, destination_item);
 }
 
 /* Called after the MAPPING-START of the section `prefix` ("" for the top level). */
