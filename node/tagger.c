@@ -47,10 +47,11 @@ typedef struct t_series {
     mt_tag_series_t s;
     uint64_t last_add;
     bool dirty;
-    /* what the index holds for it (pass jobs only): a pass rewrites a series only when it has
-     * new instances or its result changed, not every series of the study every time */
+    /* what the index holds for it (pass jobs only): a pass writes a series only when its row
+     * would change (needs_write), not every series of the study every time */
     bool written;
     mt_tag_result_t w;
+    uint8_t w_vendor;
 } t_series_t;
 
 typedef struct t_study {
@@ -59,6 +60,7 @@ typedef struct t_study {
     size_t n_ser, cap_ser;
     uint64_t last_add;
     bool busy, final_pass;
+    bool write_due; /* a pass left rows unwritten (deferred, WRITE_GAP_MS): write them soon */
     mt_tag_inst_t *pending;
     size_t n_pending, cap_pending;
     struct t_study *next;
@@ -85,6 +87,9 @@ struct mt_tagger {
      * (bench/tagging/ingest.py). Not in it: the capture on the loop (tag/capture.c, ~0.5 us
      * per instance, docs/tagging.md) */
     uint64_t n_extract, n_pass, n_pass_series, extract_ns, pass_ns, absorb_ns;
+    uint64_t n_rows, n_txn; /* tag rows written, write transactions committed */
+    uint64_t n_deferred;    /* passes whose rows waited for WRITE_GAP_MS */
+    uint64_t last_commit;   /* uv_now of the last pass that committed rows; 0: none yet */
     mt_node_t *node; /* routing on the tag (mt_tagger_route); NULL: none */
 };
 
@@ -95,6 +100,18 @@ struct mt_tagger {
  * series (tagging waits for series_idle anyway); no C-STORE response waits for it. */
 #define BATCH_MAX 256
 #define BATCH_DELAY_MS 50
+
+/* A series pass commits its rows at most once per WRITE_GAP_MS; one that comes sooner leaves
+ * them for a pass WRITE_GAP_MS after the last commit (tick). Every commit of the tagger's
+ * connection makes the ingest's connection, at its next transaction, find the database changed
+ * by another connection: it drops its upsert cache (the next instance re-runs the patient,
+ * study and series upserts and writes their pages to the WAL again) and its page cache
+ * (index_sqlite.c). One commit per pass cost the ingest more than the passes themselves on a
+ * study of small series (docs/tagging.md, "Cost in the ingest"). The rules still run at
+ * series_idle; the rows reach the index at most WRITE_GAP_MS later. Study passes, closing and
+ * passes with rules on the tag (their routing needs the instances new since the last pass)
+ * always write. */
+#define WRITE_GAP_MS 1000
 
 typedef struct extract_job { /* one offered instance */
     struct extract_job *next;
@@ -118,7 +135,10 @@ typedef struct pass_job {
     int rc;
     uint64_t cpu_ns;
     const mt_conf_t *conf; /* a reference (node's snapshot at the pass's start), or NULL */
+    bool may_defer;        /* leave the rows for a later pass (WRITE_GAP_MS) */
+    bool deferred;         /* it did */
     size_t n_queued;       /* forward_queue rows written by rules on the tag */
+    size_t n_rows;         /* tag rows written (committed if rc == 0) */
 } pass_job_t;
 
 static uint64_t thread_cpu_ns(void)
@@ -311,9 +331,16 @@ static bool same_result(const mt_tag_result_t *a, const mt_tag_result_t *b)
            !strcmp(a->evidence, b->evidence);
 }
 
-static bool needs_write(const t_series_t *se)
+/* A series' row is written when it would change: never written, another result or
+ * manufacturer family. With rules on the tag (routes), also when it has new instances: rules
+ * armed for them fire in the tag's transaction (tag_route.h). A series that got instances and
+ * kept its result is not rewritten (before, it was: a third of a study's passes wrote rows
+ * equal but for tagged_at, and every tagger commit makes the ingest's connection drop its
+ * upsert cache and page cache: docs/tagging.md, "Cost in the ingest"). */
+static bool needs_write(const t_series_t *se, bool routes)
 {
-    return se->dirty || !se->written || !same_result(&se->w, &se->s.res);
+    return !se->written || !same_result(&se->w, &se->s.res) || se->w_vendor != se->s.h.vendor ||
+           (routes && se->dirty);
 }
 static void pass_work(uv_work_t *w)
 {
@@ -333,16 +360,21 @@ static void pass_work(uv_work_t *w)
     mt_tag_study_t study = {arr, st->n_ser, false, false, {0, 0, 0}, false, -1, NAN};
     mt_tag_study_run(&study);
     j->rc = 0;
+    bool routes = j->conf && j->conf->routes;
     size_t n_write = 0; /* nothing new or changed (a study pass after the series passes): no
                          * transaction at all (~300 us each, docs/tagging.md) */
     for (size_t i = 0; i < st->n_ser; i++)
-        n_write += needs_write(st->ser[i]);
+        n_write += needs_write(st->ser[i], routes);
+    if (n_write && j->may_defer) {
+        j->deferred = true; /* a pass after WRITE_GAP_MS writes them (tick) */
+        n_write = 0;
+    }
     if (n_write && !t->ix)
         j->rc = mt_index_sqlite_open(t->index_path, &t->ix);
     if (n_write && j->rc == 0 && (j->rc = t->ix->ops->begin(t->ix)) == 0) {
         for (size_t i = 0; i < st->n_ser && j->rc == 0; i++) {
             const mt_tag_series_t *s = arr[i];
-            if (!needs_write(st->ser[i]))
+            if (!needs_write(st->ser[i], routes))
                 continue;
             mt_index_tag_t row = {
                 .study_uid = st->uid,
@@ -355,8 +387,9 @@ static void pass_work(uv_work_t *w)
                 .manufacturer = s->h.vendor,
             };
             j->rc = t->ix->ops->tag_put(t->ix, &row, NULL);
+            j->n_rows++;
             /* rules on the tag fire in the tag's transaction (node/tag_route.h) */
-            if (j->rc == 0 && j->conf && j->conf->routes)
+            if (j->rc == 0 && routes)
                 j->rc = mt_tag_route_series(t->ix, j->conf->routes, st->uid, s->h.series_uid,
                                             s->res.tag, &j->n_queued);
         }
@@ -366,6 +399,7 @@ static void pass_work(uv_work_t *w)
             t->ix->ops->rollback(t->ix);
         for (size_t i = 0; i < st->n_ser && j->rc == 0; i++) { /* committed: remember it */
             st->ser[i]->w = st->ser[i]->s.res;
+            st->ser[i]->w_vendor = st->ser[i]->s.h.vendor;
             st->ser[i]->written = true;
         }
     }
@@ -382,6 +416,13 @@ static void after_pass(uv_work_t *w, int status)
     st->busy = false;
     t->n_pass++;
     t->n_pass_series += st->n_ser;
+    if (status == 0 && j->rc == 0 && j->n_rows) {
+        t->n_rows += j->n_rows;
+        t->n_txn++;
+        t->last_commit = uv_now(t->loop);
+    }
+    st->write_due = j->deferred;
+    t->n_deferred += j->deferred;
     t->pass_ns += j->cpu_ns;
     if (j->conf)
         mt_node_conf_unref(t->node, j->conf);
@@ -428,6 +469,8 @@ static void start_pass(mt_tagger_t *t, t_study_t *st, bool final)
             j->conf = NULL;
         }
     }
+    j->may_defer = !final && !t->closing && !j->conf && t->last_commit &&
+                   uv_now(t->loop) - t->last_commit < WRITE_GAP_MS;
     if (uv_queue_work(t->loop, &j->w, pass_work, after_pass) != 0) {
         st->busy = false;
         t->pass_in_flight = false;
@@ -444,10 +487,13 @@ static void on_closed(uv_handle_t *h)
         return;
     mt_log(MT_LOG_INFO, NULL,
            "tagger: %llu headers extracted (%.1f ms CPU), %llu passes over %llu series "
-           "(%.1f ms CPU); the features joined their series in %.1f ms CPU (loop)",
+           "(%.1f ms CPU); the features joined their series in %.1f ms CPU (loop); "
+           "%llu tag rows written in %llu transactions (%llu passes deferred their rows)",
            (unsigned long long)t->n_extract, (double)t->extract_ns / 1e6,
            (unsigned long long)t->n_pass, (unsigned long long)t->n_pass_series,
-           (double)t->pass_ns / 1e6, (double)t->absorb_ns / 1e6);
+           (double)t->pass_ns / 1e6, (double)t->absorb_ns / 1e6,
+           (unsigned long long)t->n_rows, (unsigned long long)t->n_txn,
+           (unsigned long long)t->n_deferred);
     if (t->ix)
         t->ix->ops->close(t->ix);
     while (t->studies)
@@ -474,7 +520,7 @@ static void tick(mt_tagger_t *t)
             }
         bool study_ready = now - st->last_add >= t->study_idle;
         if (t->closing) {
-            if (dirty) {
+            if (dirty || st->write_due) {
                 start_pass(t, st, true);
                 return;
             }
@@ -484,7 +530,7 @@ static void tick(mt_tagger_t *t)
             start_pass(t, st, true); /* final pass (also drops a study with nothing new) */
             return;
         }
-        if (series_ready) {
+        if (series_ready || (st->write_due && now - t->last_commit >= WRITE_GAP_MS)) {
             start_pass(t, st, false);
             return;
         }
