@@ -151,6 +151,13 @@ def inclusive(out_dir):
     return acc
 
 
+def wrapper(key):
+    """A frame every thread's cost passes through (or an unnamed one of a stripped library)."""
+    fn = key.split(": ", 1)[-1]
+    return fn.startswith(("0x", "__libc_start", "(below main)")) or fn in (
+        "clone", "start_thread", "main", "cmd_serve", "mt_node_run", "uv_run")
+
+
 def report(name, binary, runs, n, nfun):
     idle = statistics.median(r["Ir"] for r in runs["idle"])
     off = [r["Ir"] - idle for r in runs["off"]]
@@ -185,8 +192,8 @@ def report(name, binary, runs, n, nfun):
               % (role, a / n, b / n, (b - a) / n, sa / n, sb / n, (sb - sa) / n))
     if nfun:
         fa, fb = inclusive(runs["off"][0]["dir"]), inclusive(runs["on"][0]["dir"])
-        fa = {k: v for k, v in fa.items() if not k.startswith("0x")}  # unnamed (stripped libs)
-        fb = {k: v for k, v in fb.items() if not k.startswith("0x")}
+        fa = {k: v for k, v in fa.items() if not wrapper(k)}
+        fb = {k: v for k, v in fb.items() if not wrapper(k)}
         fa, fb = collections.Counter(fa), collections.Counter(fb)
         diff = sorted(((fb[k] - fa[k], k) for k in set(fa) | set(fb)), key=lambda x: -abs(x[0]))
         print("  functions whose inclusive cost differs most, on - off (rep 1), per instance:")

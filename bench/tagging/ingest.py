@@ -139,11 +139,14 @@ def one_run(files, n_series, tagging):
         j = re.search(r"features joined their series in ([\d.]+) ms CPU", node.log_text())
         join = float(j.group(1)) / 1000 if j else 0.0
         own = ext + pas + join
+        w = re.search(r"(\d+) tag rows written in (\d+) transactions", node.log_text())
+        writes = "; %s tag rows in %s transactions" % w.groups() if w else ""
     else:
         ext = pas = join = 0.0
+        writes = ""
     return {"ingest": t1 - t0, "tagged": waited, "cpu": cpu, "utime": utime, "stime": stime,
             "loop": threads["loop"], "commit": threads["commit"], "pool": threads["pool"],
-            "own": own, "ext": ext, "pass": pas, "join": join, "tags": tags}
+            "own": own, "ext": ext, "pass": pas, "join": join, "tags": tags, "writes": writes}
 
 
 def paired(res_on, res_off, key, boot=5000):
@@ -268,7 +271,7 @@ def main():
                       % (i + 1, name, "on" if tagging else "off", x["ingest"],
                          len(files) / x["ingest"], x["cpu"],
                          "  tagged %.2f s after the send, tagger %.3f s (extract %.3f, passes "
-                         "%.3f)" % (x["tagged"], x["own"], x["ext"], x["pass"])
+                         "%.3f%s)" % (x["tagged"], x["own"], x["ext"], x["pass"], x["writes"])
                          if tagging else ""),
                       flush=True)
     for name, binary in builds:
