@@ -8,11 +8,13 @@
  *       of those elements over the bytes, no second parse); the captures are freed there
  *   after_extract (loop): the features join their study / series (copied planes); a study
  *       with a pass in flight parks them on its pending list
- *   tick (uv_timer, every 250 ms .. 1 s): the first study that has a series idle for
+ *   tick (uv_timer, every 50 ms .. 1 s): a study whose rows a pass deferred (WRITE_GAP_MS),
+ *       else the first study that has a series idle for
  *       series_idle with new instances, or that has been idle for study_idle, gets a pass
  *   pass job (pool, one at a time: it owns the index connection): finish the dirty series,
  *       re-classify them, mt_tag_study_run over all series of the study (later series revise
- *       earlier tags), write every series' result (tag_put: the index keeps the revision)
+ *       earlier tags), write the series whose row would change (tag_put: the index keeps
+ *       the revision), at most one commit per WRITE_GAP_MS outside study passes
  *   after_pass (loop): merge pending features; a study-idle pass drops the study's features
  *
  * Memory: features of a study stay until its study-idle pass. A series that arrives after
@@ -47,10 +49,11 @@ typedef struct t_series {
     mt_tag_series_t s;
     uint64_t last_add;
     bool dirty;
-    /* what the index holds for it (pass jobs only): a pass rewrites a series only when it has
-     * new instances or its result changed, not every series of the study every time */
+    /* what the index holds for it (pass jobs only): a pass writes a series only when its row
+     * would change (needs_write), not every series of the study every time */
     bool written;
     mt_tag_result_t w;
+    uint8_t w_vendor;
 } t_series_t;
 
 typedef struct t_study {
@@ -59,6 +62,8 @@ typedef struct t_study {
     size_t n_ser, cap_ser;
     uint64_t last_add;
     bool busy, final_pass;
+    bool write_due;     /* a pass left rows unwritten (deferred, WRITE_GAP_MS): write them soon */
+    uint64_t due_since; /* uv_now of the first such pass (the oldest is written first) */
     mt_tag_inst_t *pending;
     size_t n_pending, cap_pending;
     struct t_study *next;
@@ -85,6 +90,9 @@ struct mt_tagger {
      * (bench/tagging/ingest.py). Not in it: the capture on the loop (tag/capture.c, ~0.5 us
      * per instance, docs/tagging.md) */
     uint64_t n_extract, n_pass, n_pass_series, extract_ns, pass_ns, absorb_ns;
+    uint64_t n_rows, n_txn; /* tag rows written, write transactions committed */
+    uint64_t n_deferred;    /* passes whose rows waited for WRITE_GAP_MS */
+    uint64_t last_commit;   /* uv_now of the last pass that committed rows; 0: none yet */
     mt_node_t *node; /* routing on the tag (mt_tagger_route); NULL: none */
 };
 
@@ -95,6 +103,20 @@ struct mt_tagger {
  * series (tagging waits for series_idle anyway); no C-STORE response waits for it. */
 #define BATCH_MAX 256
 #define BATCH_DELAY_MS 50
+
+/* A series pass commits its rows at most once per WRITE_GAP_MS; one that comes sooner leaves
+ * them for a pass WRITE_GAP_MS after the last commit (tick). Every commit of the tagger's
+ * connection makes the ingest's connection, at its next transaction, find the database changed
+ * by another connection: it drops its upsert cache (the next instance re-runs the patient,
+ * study and series upserts and writes their pages to the WAL again) and its page cache
+ * (index_sqlite.c). With a commit per pass that cost the ingest's commit thread ~7,000
+ * instructions per instance on a study of small series (bench/tagging/icount.py,
+ * docs/tagging.md "Cost in the ingest"). The rules still run at series_idle; the rows reach
+ * the index about WRITE_GAP_MS later: the next pass that commits (the tick starts one for the
+ * longest-waiting study once WRITE_GAP_MS has passed) writes every study's deferred rows in
+ * its transaction. Study passes, closing and passes with rules on the tag (their routing
+ * needs the instances new since the last pass) always write. */
+#define WRITE_GAP_MS 1000
 
 typedef struct extract_job { /* one offered instance */
     struct extract_job *next;
@@ -118,7 +140,13 @@ typedef struct pass_job {
     int rc;
     uint64_t cpu_ns;
     const mt_conf_t *conf; /* a reference (node's snapshot at the pass's start), or NULL */
+    bool may_defer;        /* leave the rows for a later pass (WRITE_GAP_MS) */
+    bool deferred;         /* it did */
+    bool wrote;            /* a transaction committed */
+    t_study_t **also;      /* other studies whose deferred rows this pass writes (busy) */
+    size_t n_also;
     size_t n_queued;       /* forward_queue rows written by rules on the tag */
+    size_t n_rows;         /* tag rows written (committed if rc == 0) */
 } pass_job_t;
 
 static uint64_t thread_cpu_ns(void)
@@ -284,6 +312,15 @@ static void on_batch_due(uv_timer_t *h)
     submit_batch(t); /* or, while a batch is on the pool, after_extract sends it */
 }
 
+/* A UID into a 65-byte field (at most 64 characters kept): snprintf's "%s" cost ~600
+ * instructions a call here, twice per instance on the loop (icount.py). */
+static void copy_uid(char dst[65], const char *src)
+{
+    size_t n = strnlen(src, 64);
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
 void mt_tagger_offer(mt_tagger_t *t, mt_tag_capture_t *c, const char *study_uid,
                      const char *series_uid)
 {
@@ -294,8 +331,8 @@ void mt_tagger_offer(mt_tagger_t *t, mt_tag_capture_t *c, const char *study_uid,
     }
     extract_job_t *j = mt_calloc(1, sizeof *j);
     mt_tag_capture_move(&j->cap, c);
-    snprintf(j->study_uid, sizeof j->study_uid, "%s", study_uid);
-    snprintf(j->series_uid, sizeof j->series_uid, "%s", series_uid);
+    copy_uid(j->study_uid, study_uid);
+    copy_uid(j->series_uid, series_uid);
     *t->pend_tail = j;
     t->pend_tail = &j->next;
     if (t->n_pend++ == 0)
@@ -311,10 +348,62 @@ static bool same_result(const mt_tag_result_t *a, const mt_tag_result_t *b)
            !strcmp(a->evidence, b->evidence);
 }
 
-static bool needs_write(const t_series_t *se)
+/* A series' row is written when it would change: never written, another result or
+ * manufacturer family. With rules on the tag (routes), also when it has new instances: rules
+ * armed for them fire in the tag's transaction (tag_route.h). A series that got instances and
+ * kept its result is not rewritten (before, it was: a third of a study's passes wrote rows
+ * equal but for tagged_at, and every tagger commit makes the ingest's connection drop its
+ * upsert cache and page cache: docs/tagging.md, "Cost in the ingest"). */
+static bool needs_write(const t_series_t *se, bool routes)
 {
-    return se->dirty || !se->written || !same_result(&se->w, &se->s.res);
+    return !se->written || !same_result(&se->w, &se->s.res) || se->w_vendor != se->s.h.vendor ||
+           (routes && se->dirty);
 }
+/* The rows of st's series that would change, in the open transaction (pass jobs only). */
+static int write_rows(mt_tagger_t *t, pass_job_t *j, t_study_t *st, bool routes)
+{
+    int rc = 0;
+    for (size_t i = 0; i < st->n_ser && rc == 0; i++) {
+        const mt_tag_series_t *s = &st->ser[i]->s;
+        if (!needs_write(st->ser[i], routes))
+            continue;
+        mt_index_tag_t row = {
+            .study_uid = st->uid,
+            .series_uid = s->h.series_uid,
+            .tag = s->res.tag,
+            .view = mt_tag_view_name(s->res.view),
+            .evidence = s->res.evidence,
+            .version = MT_TAG_VERSION,
+            .confidence = round((double)s->res.confidence * 100.0) / 100.0,
+            .manufacturer = s->h.vendor,
+        };
+        rc = t->ix->ops->tag_put(t->ix, &row, NULL);
+        j->n_rows++;
+        /* rules on the tag fire in the tag's transaction (node/tag_route.h) */
+        if (rc == 0 && routes)
+            rc = mt_tag_route_series(t->ix, j->conf->routes, st->uid, s->h.series_uid,
+                                     s->res.tag, &j->n_queued);
+    }
+    return rc;
+}
+
+static void remember_written(t_study_t *st) /* committed */
+{
+    for (size_t i = 0; i < st->n_ser; i++) {
+        st->ser[i]->w = st->ser[i]->s.res;
+        st->ser[i]->w_vendor = st->ser[i]->s.h.vendor;
+        st->ser[i]->written = true;
+    }
+}
+
+static size_t count_writes(const t_study_t *st, bool routes)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < st->n_ser; i++)
+        n += needs_write(st->ser[i], routes);
+    return n;
+}
+
 static void pass_work(uv_work_t *w)
 {
     pass_job_t *j = w->data;
@@ -332,45 +421,51 @@ static void pass_work(uv_work_t *w)
     }
     mt_tag_study_t study = {arr, st->n_ser, false, false, {0, 0, 0}, false, -1, NAN};
     mt_tag_study_run(&study);
+    mt_free(arr);
     j->rc = 0;
-    size_t n_write = 0; /* nothing new or changed (a study pass after the series passes): no
-                         * transaction at all (~300 us each, docs/tagging.md) */
-    for (size_t i = 0; i < st->n_ser; i++)
-        n_write += needs_write(st->ser[i]);
+    bool routes = j->conf && j->conf->routes;
+    /* nothing new or changed (a study pass after the series passes): no transaction at all
+     * (~300 us each, docs/tagging.md) */
+    size_t n_write = count_writes(st, routes);
+    if (n_write && j->may_defer) {
+        j->deferred = true; /* a pass after WRITE_GAP_MS writes them (tick) */
+        n_write = 0;
+    }
+    for (size_t k = 0; k < j->n_also; k++) /* other studies' deferred rows (never deferred) */
+        n_write += count_writes(j->also[k], false);
     if (n_write && !t->ix)
         j->rc = mt_index_sqlite_open(t->index_path, &t->ix);
     if (n_write && j->rc == 0 && (j->rc = t->ix->ops->begin(t->ix)) == 0) {
-        for (size_t i = 0; i < st->n_ser && j->rc == 0; i++) {
-            const mt_tag_series_t *s = arr[i];
-            if (!needs_write(st->ser[i]))
-                continue;
-            mt_index_tag_t row = {
-                .study_uid = st->uid,
-                .series_uid = s->h.series_uid,
-                .tag = s->res.tag,
-                .view = mt_tag_view_name(s->res.view),
-                .evidence = s->res.evidence,
-                .version = MT_TAG_VERSION,
-                .confidence = round((double)s->res.confidence * 100.0) / 100.0,
-                .manufacturer = s->h.vendor,
-            };
-            j->rc = t->ix->ops->tag_put(t->ix, &row, NULL);
-            /* rules on the tag fire in the tag's transaction (node/tag_route.h) */
-            if (j->rc == 0 && j->conf && j->conf->routes)
-                j->rc = mt_tag_route_series(t->ix, j->conf->routes, st->uid, s->h.series_uid,
-                                            s->res.tag, &j->n_queued);
-        }
+        j->rc = j->deferred ? 0 : write_rows(t, j, st, routes);
+        for (size_t k = 0; k < j->n_also && j->rc == 0; k++)
+            j->rc = write_rows(t, j, j->also[k], false);
         if (j->rc == 0)
             j->rc = t->ix->ops->commit(t->ix);
         else
             t->ix->ops->rollback(t->ix);
-        for (size_t i = 0; i < st->n_ser && j->rc == 0; i++) { /* committed: remember it */
-            st->ser[i]->w = st->ser[i]->s.res;
-            st->ser[i]->written = true;
+        if (j->rc == 0) {
+            if (!j->deferred)
+                remember_written(st);
+            for (size_t k = 0; k < j->n_also; k++)
+                remember_written(j->also[k]);
+            j->wrote = true;
         }
     }
-    mt_free(arr);
     j->cpu_ns = thread_cpu_ns() - t0;
+}
+
+/* A study that rode along in another study's pass (its deferred rows written there): what
+ * arrived meanwhile joins it; it is not re-classified here, its dirty series keep their pass. */
+static void after_ride(mt_tagger_t *t, t_study_t *st, bool wrote)
+{
+    st->busy = false;
+    if (wrote)
+        st->write_due = false;
+    for (size_t i = 0; i < st->n_pending; i++) {
+        study_add(t, st, &st->pending[i]);
+        mt_tag_inst_dispose(&st->pending[i]);
+    }
+    st->n_pending = 0;
 }
 
 static void after_pass(uv_work_t *w, int status)
@@ -382,6 +477,19 @@ static void after_pass(uv_work_t *w, int status)
     st->busy = false;
     t->n_pass++;
     t->n_pass_series += st->n_ser;
+    bool wrote = status == 0 && j->rc == 0 && j->wrote;
+    if (wrote) {
+        t->n_rows += j->n_rows;
+        t->n_txn++;
+        t->last_commit = uv_now(t->loop);
+    }
+    for (size_t k = 0; k < j->n_also; k++)
+        after_ride(t, j->also[k], wrote);
+    mt_free(j->also);
+    if (j->deferred && !st->write_due)
+        st->due_since = uv_now(t->loop);
+    st->write_due = j->deferred;
+    t->n_deferred += j->deferred;
     t->pass_ns += j->cpu_ns;
     if (j->conf)
         mt_node_conf_unref(t->node, j->conf);
@@ -428,9 +536,21 @@ static void start_pass(mt_tagger_t *t, t_study_t *st, bool final)
             j->conf = NULL;
         }
     }
+    j->may_defer = !final && !t->closing && !j->conf && t->last_commit &&
+                   uv_now(t->loop) - t->last_commit < WRITE_GAP_MS;
+    if (!j->may_defer) /* this pass commits: the rows other passes deferred go with it */
+        for (t_study_t *o = t->studies; o; o = o->next)
+            if (o != st && o->write_due) {
+                j->also = mt_realloc(j->also, (j->n_also + 1) * sizeof *j->also);
+                j->also[j->n_also++] = o;
+                o->busy = true; /* its features wait on its pending list meanwhile */
+            }
     if (uv_queue_work(t->loop, &j->w, pass_work, after_pass) != 0) {
         st->busy = false;
         t->pass_in_flight = false;
+        for (size_t k = 0; k < j->n_also; k++)
+            after_ride(t, j->also[k], false);
+        mt_free(j->also);
         if (j->conf)
             mt_node_conf_unref(t->node, j->conf);
         mt_free(j);
@@ -444,10 +564,13 @@ static void on_closed(uv_handle_t *h)
         return;
     mt_log(MT_LOG_INFO, NULL,
            "tagger: %llu headers extracted (%.1f ms CPU), %llu passes over %llu series "
-           "(%.1f ms CPU); the features joined their series in %.1f ms CPU (loop)",
+           "(%.1f ms CPU); the features joined their series in %.1f ms CPU (loop); "
+           "%llu tag rows written in %llu transactions (%llu passes deferred their rows)",
            (unsigned long long)t->n_extract, (double)t->extract_ns / 1e6,
            (unsigned long long)t->n_pass, (unsigned long long)t->n_pass_series,
-           (double)t->pass_ns / 1e6, (double)t->absorb_ns / 1e6);
+           (double)t->pass_ns / 1e6, (double)t->absorb_ns / 1e6,
+           (unsigned long long)t->n_rows, (unsigned long long)t->n_txn,
+           (unsigned long long)t->n_deferred);
     if (t->ix)
         t->ix->ops->close(t->ix);
     while (t->studies)
@@ -460,11 +583,29 @@ static void on_closed(uv_handle_t *h)
         cb(data);
 }
 
+/* The study whose rows have waited longest for WRITE_GAP_MS, once it has passed; NULL if none
+ * (its pass takes every other study's deferred rows along: start_pass). */
+static t_study_t *write_due_study(mt_tagger_t *t, uint64_t now)
+{
+    t_study_t *due = NULL;
+    if (t->closing || now - t->last_commit < WRITE_GAP_MS)
+        return NULL;
+    for (t_study_t *st = t->studies; st; st = st->next)
+        if (st->write_due && (!due || st->due_since < due->due_since))
+            due = st;
+    return due;
+}
+
 static void tick(mt_tagger_t *t)
 {
     if (t->pass_in_flight)
         return;
     uint64_t now = uv_now(t->loop);
+    t_study_t *due = write_due_study(t, now);
+    if (due) {
+        start_pass(t, due, false); /* writes (the gap has passed): nothing new is needed */
+        return;
+    }
     for (t_study_t *st = t->studies; st; st = st->next) {
         bool dirty = false, series_ready = false;
         for (size_t i = 0; i < st->n_ser; i++)
@@ -474,7 +615,7 @@ static void tick(mt_tagger_t *t)
             }
         bool study_ready = now - st->last_add >= t->study_idle;
         if (t->closing) {
-            if (dirty) {
+            if (dirty || st->write_due) {
                 start_pass(t, st, true);
                 return;
             }

@@ -17,6 +17,8 @@ void mt_tag_capture_init(mt_tag_capture_t *c, const mt_ts_t *ts, bool off)
     c->ts = ts;
     c->off = off || !ts || ts->deflated;
     c->reparse = false;
+    c->want_prev = 0;
+    c->want_at = 0;
     c->n_slot = 0;
 }
 
@@ -54,7 +56,7 @@ void mt_tag_capture_event(mt_tag_capture_t *c, mt_ds_event_t ev, const mt_elem_t
         c->end = e->offset; /* the header ends here */
         return;
     }
-    if (!mt_tag_wanted(NULL, e->tag))
+    if (!mt_tag_wanted_next(e->tag, &c->want_prev, &c->want_at))
         return;
     mt_tag_slot_t *last = c->n_slot ? &c->slot[c->n_slot - 1] : NULL;
     if (ev == MT_DS_EV_SEQ_START || e->len == MT_UNDEFINED_LENGTH ||

@@ -47,6 +47,8 @@ typedef struct mt_tag_capture {
     const mt_ts_t *ts; /* of the data set */
     bool off;          /* not captured (too large, deflated, no tagger, not to be tagged) */
     bool reparse;      /* the slots do not describe the header: parse it at extraction */
+    uint32_t want_prev; /* mt_tag_wanted_next's place: the last top-level tag seen ... */
+    unsigned want_at;   /* ... and where it was in the extractor's sorted list */
     unsigned n_slot;
     mt_tag_slot_t slot[MT_TAG_CAPTURE_SLOTS];
 } mt_tag_capture_t;

@@ -785,6 +785,19 @@ static bool wanted_private(uint32_t tag)
     return (el >> 8) >= 0x10 && (el & 0xFF) == (g == 0x0019 ? 0x9C : 0x20);
 }
 
+bool mt_tag_wanted_next(uint32_t tag, uint32_t *prev, unsigned *cursor)
+{
+    const unsigned n = sizeof wanted / sizeof wanted[0];
+    if (tag < *prev)
+        return mt_tag_wanted(NULL, tag); /* out of order: the cursor is past it */
+    *prev = tag;
+    unsigned i = *cursor;
+    while (i < n && wanted[i] < tag)
+        i++;
+    *cursor = i;
+    return (i < n && wanted[i] == tag) || wanted_private(tag);
+}
+
 bool mt_tag_wanted(void *user, uint32_t tag)
 {
     (void)user;

@@ -179,6 +179,10 @@ int mt_tag_extract(const mt_ds_t *ds, bool big_endian, mt_tag_inst_t *out);
 /* Whether the extractor reads tag (an mt_ds_keep_fn; user unused): a tree of only these gives
  * the same features as the full one (node/tag/capture.c builds it). */
 bool mt_tag_wanted(void *user, uint32_t tag);
+/* mt_tag_wanted for tags met in ascending order (a data set's top level): *cursor (0 at the
+ * start) remembers where the last one was in the sorted list, so each call costs a step or two
+ * instead of a binary search. A tag below the previous one falls back to the search. */
+bool mt_tag_wanted_next(uint32_t tag, uint32_t *prev, unsigned *cursor);
 void mt_tag_inst_init(mt_tag_inst_t *in); /* zero + NaN/-1 defaults, no planes */
 void mt_tag_inst_dispose(mt_tag_inst_t *in);
 /* Append one image plane (copied) to an instance (tests and the extractor). */

@@ -84,6 +84,7 @@ def body():
         except Exception:
             return -1
     lib.wait_for(lambda: n_tagged() >= len(truth), "every series tagged", deadline_s=120)
+    tagfx.wait_settled(node)  # the study pass may still revise them
 
     # C-FIND on the private SERIES keys (docs/conformance.md): match and return
     off = tags_offline(fx)

@@ -9,6 +9,7 @@ import csv
 import glob
 import os
 import sys
+import time
 
 import lib
 
@@ -32,6 +33,23 @@ def fixtures(studies=2, seed=7, phases=4, dynamics=6, fx=None):
     return sorted(glob.glob(os.path.join(fx, "study*", "*", "*.dcm"))), truth
 
 
+def wait_settled(node, quiet_s=2.5, deadline_s=60):
+    """Wait until series_tags has not changed for quiet_s: the study pass (study_idle 1s after
+    the last instance) may still revise tags written by the series passes, and the tagger
+    commits at most once a second (node/tagger.c WRITE_GAP_MS). The tests compare final tags."""
+    def snap():
+        return sorted(tuple(r.values()) for r in node.query(
+            "SELECT series_uid, tag, view, revision FROM series_tags"))
+    last, changed = snap(), time.monotonic()
+    end = changed + deadline_s
+    while time.monotonic() - changed < quiet_s and time.monotonic() < end:
+        time.sleep(0.2)
+        now = snap()
+        if now != last:
+            last, changed = now, time.monotonic()
+    lib.check(time.monotonic() - changed >= quiet_s, "series_tags still changing")
+
+
 def store_and_wait(node, files, n_series):
     """store every file, wait until n_series are tagged; -> rows of series_tags"""
     r = lib.storescu(node, files, timeout=280)
@@ -44,6 +62,7 @@ def store_and_wait(node, files, n_series):
         except Exception:
             return -1
     lib.wait_for(lambda: n_tagged() >= n_series, "every series tagged", deadline_s=120)
+    wait_settled(node)
     rows = node.query("SELECT t.series_uid, t.study_uid, t.tag, t.view, "
                       "(SELECT count(*) FROM instances i JOIN series se ON se.pk = i.series_pk "
                       "WHERE se.series_instance_uid = t.series_uid) AS n FROM series_tags t")

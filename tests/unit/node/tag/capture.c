@@ -1,7 +1,8 @@
 /* Unit tests for node/tag/capture.c: the header bytes stop at Pixel Data whatever the
  * chunking; the slots locate the elements the extractor reads (a classic header needs no
  * second parse, a sequence the extractor reads or a repeated tag makes it reparse); an off,
- * moved-from or stopped capture, and a header above the limit, give nothing. (The features against the full parse,
+ * moved-from or stopped capture, and a header above the limit, give nothing; the cursor lookup
+ * of the wanted tags answers as the search. (The features against the full parse,
  * on hand-made data sets and every testdata file: tests/unit/node/tag/extract.c.) */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -202,6 +203,31 @@ static void test_limit_turns_off(void **st)
     mt_buf_dispose(&b);
 }
 
+/* mt_tag_wanted_next (the capture's cursor over the sorted list) answers as mt_tag_wanted for
+ * every tag of ascending runs through all groups the extractor reads, private blocks included,
+ * and after a tag out of order (the fallback to the search). */
+static void test_wanted_next_is_wanted(void **st)
+{
+    (void)st;
+    static const uint16_t groups[] = {0x0002, 0x0008, 0x0018, 0x0019, 0x0020,
+                                      0x0028, 0x2001, 0x2005, 0x5200, 0x7FE0};
+    uint32_t prev = 0;
+    unsigned at = 0;
+    unsigned n_wanted = 0;
+    for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++)
+        for (uint32_t e = 0; e <= 0xFFFF; e++) {
+            uint32_t tag = MT_TAG(groups[g], e);
+            bool want = mt_tag_wanted(NULL, tag);
+            assert_int_equal(mt_tag_wanted_next(tag, &prev, &at), want);
+            n_wanted += want;
+        }
+    assert_true(n_wanted > 67); /* the list and the private blocks */
+    /* out of order: a tag below the last one is still answered right */
+    assert_true(mt_tag_wanted_next(MT_TAG(0x0008, 0x0060), &prev, &at));
+    assert_false(mt_tag_wanted_next(MT_TAG(0x0008, 0x0061), &prev, &at));
+    assert_true(mt_tag_wanted_next(MT_TAG(0x0020, 0x000E), &prev, &at));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -209,6 +235,7 @@ int main(void)
         cmocka_unit_test(test_reparse),
         cmocka_unit_test(test_off_moved_stopped_give_nothing),
         cmocka_unit_test(test_limit_turns_off),
+        cmocka_unit_test(test_wanted_next_is_wanted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
