@@ -14,7 +14,7 @@ per instance, whatever it does in between: when that floor is above storescp's t
 over one association is out of reach on this machine, and mitral minus the floor is what the
 node's own steps cost (durability.md, "The one-association floor").
 
-  bench/flush_floor.py                 # DIR=/tmp  N=500 (files for the storescu part)
+  bench/flush_floor.py      # DIR=/tmp  N=300 files a storescu part, REPS=5 alternations (medians)
 """
 import ctypes
 import os
@@ -27,7 +27,8 @@ import tempfile
 import time
 
 DIR = os.environ.get("DIR", "/tmp")
-N = int(os.environ.get("N", "500"))
+N = int(os.environ.get("N", "300"))
+REPS = int(os.environ.get("REPS", "5"))
 BENCH_DIR = os.environ.get("BENCH_DIR", "/tmp/mitral-bench")
 MITRAL = os.environ.get("MITRAL", os.path.join(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))), "build", "mitral"))
@@ -107,33 +108,40 @@ def main():
     if not files or not shutil.which("storescp"):
         sys.exit("bench/flush_floor.py: needs dcmtk and bench/ingest's images (run it once)")
     have_mitral = os.access(MITRAL, os.X_OK)
-    rows = []
-    for _ in range(2):
-        lat = sorted(flush_latency())
-        pre = sorted(flush_latency(written=True))
+    rows = []  # one per repetition: the parts alternate, so each sees the same load
+    for _ in range(REPS):
+        lat = sorted(flush_latency(reps=150))
+        pre = sorted(flush_latency(reps=150, written=True))
         ign = storescu_rate(files, ["--ignore"])
         scp = storescu_rate(files, [])
         mit = storescu_rate(files, [], mitral=True) if have_mitral else float("nan")
         rows.append((statistics.median(lat), lat[int(len(lat) * 0.9)], statistics.median(pre),
                      ign, scp, mit))
+    med = [statistics.median(r[i] for r in rows) for i in range(6)]
     print("load average at the end: %s" % " ".join(open("/proc/loadavg").read().split()[:3]))
-    print("%-34s %8s %8s" % ("per instance, ms", "run 1", "run 2"))
+    print("%-34s %s %8s" % ("per instance, ms", " ".join("%6s" % ("rep%d" % (i + 1))
+                                                        for i in range(REPS)), "median"))
     for i, what in enumerate(("syncfs after write+rename p50", "syncfs p90",
                               "syncfs, data already written, p50",
                               "storescu -> storescp --ignore", "storescu -> storescp",
                               "storescu -> mitral")):
-        print("%-34s %8.3f %8.3f" % (what, rows[0][i] * 1000, rows[1][i] * 1000))
-    for r, (p50, _, pre, ign, scp, mit) in enumerate(rows):
-        print("run %d: lowest floor (ignore + flush with the data already written) %.3f ms = "
-              "<= %.0f images/s" % (r + 1, (ign + pre) * 1000, 1 / (ign + pre)))
-        floor = ign + p50
-        print("run %d: a durable node over 1 association: >= %.3f ms an instance (ignore + flush "
-              "p50) = <= %.0f images/s; storescp: %.0f images/s (best possible mitral/storescp %.2f: parity %s);"
-              " mitral: %.0f images/s, %.3f ms above the floor" % (
-                  r + 1, floor * 1000, 1 / floor, 1 / scp, scp / floor,
-                  "out of reach" if floor > scp else "possible in principle", 1 / mit,
-                  (mit - floor) * 1000))
-
+        print("%-34s %s %8.3f" % (what, " ".join("%6.3f" % (r[i] * 1000) for r in rows),
+                                  med[i] * 1000))
+    p50, _, pre, ign, scp, mit = med
+    # storescp's own cost over the round trip is writing a file to the page cache; a durable
+    # node's is at least one flush: parity needs the flush below storescp's own cost
+    own = scp - ign
+    print("medians: storescp's own cost over the round trip %.3f ms an instance; the flush "
+          "%.3f ms (%.3f with the data already written)" % (own * 1000, p50 * 1000, pre * 1000))
+    floor = ign + p50
+    print("a durable node over 1 association: >= %.3f ms an instance (ignore + flush p50) = "
+          "<= %.0f images/s (<= %.0f with the data already written); storescp: %.0f images/s; "
+          "best possible mitral/storescp %.2f: parity %s" % (
+              floor * 1000, 1 / floor, 1 / (ign + pre), 1 / scp, scp / floor,
+              "out of reach" if floor > scp else "possible in principle"))
+    if have_mitral:
+        print("mitral: %.0f images/s, %.3f ms an instance above that floor (its own steps)" % (
+            1 / mit, (mit - floor) * 1000))
 
 if __name__ == "__main__":
     main()
