@@ -9,7 +9,9 @@
  * temp file, rename(2) it into place (atomic: a reader sees the old object or the new one, never
  * a partial one), and sync() once per batch: syncfs(2) flushes the data of every file, the
  * directory entries of the renames and the SQLite WAL in one call (Linux). Temp and final
- * names are on the same file system (both under root), so rename never copies.
+ * names are on the same file system (both under root), so rename never copies. tmp_close
+ * starts the write-back of the file's data (sync_file_range WRITE, no wait) so that the
+ * batch's syncfs mostly waits for the device flush instead of writing the data first.
  *
  * Spare inode (tmp_prepare): an idle caller creates an O_TMPFILE inode in .tmp ahead of time;
  * the next tmp_create takes it (atomic exchange, any thread) and gives it its temp name with
@@ -265,6 +267,11 @@ static int fs_tmp_close(mt_store_t *s, mt_store_tmp_t *t)
     (void)s;
     if (t->fd < 0)
         return 0;
+    /* Start the write-back of the data now (no wait, no durability promise): the batch's
+     * syncfs then finds it written or under way and mostly waits for the device flush
+     * (durability.md, "Write-behind"). Advisory: an error here is ignored, write-back errors
+     * still reach the batch's syncfs (the file system's error counter, not this fd's). */
+    (void)sync_file_range(t->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
     int rc = close(t->fd);
     int e = errno;
     t->fd = -1;

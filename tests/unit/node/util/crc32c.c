@@ -54,11 +54,36 @@ static void test_implementations_agree(void **state)
     assert_true(mt_crc32c(0, buf, 4096) != whole);
 }
 
+/* Lengths around the interleaved lanes' block (3 x 1 KiB) and well past it, at every
+ * alignment, and pieces of a large buffer: the same values as the table version. */
+static void test_large_buffers(void **state)
+{
+    (void)state;
+    static uint8_t buf[140000 + 16];
+    uint32_t x = 777;
+    for (size_t i = 0; i < sizeof buf; i++) {
+        x = x * 1103515245u + 12345u;
+        buf[i] = (uint8_t)(x >> 16);
+    }
+    static const size_t lens[] = {3071, 3072, 3073, 3079, 6143, 6144, 6151, 9216, 40000,
+                                  132684, 140000};
+    for (size_t off = 0; off < 9; off++)
+        for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++)
+            assert_int_equal(mt_crc32c(0, buf + off, lens[i]),
+                             mt_crc32c_sw(0, buf + off, lens[i]));
+    uint32_t whole = mt_crc32c_sw(0, buf, 140000);
+    for (size_t cut = 0; cut <= 140000; cut += 4999)
+        assert_int_equal(mt_crc32c(mt_crc32c(0, buf, cut), buf + cut, 140000 - cut), whole);
+    buf[70000] ^= 1;
+    assert_true(mt_crc32c(0, buf, 140000) != whole);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_known_values),
         cmocka_unit_test(test_implementations_agree),
+        cmocka_unit_test(test_large_buffers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
