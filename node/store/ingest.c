@@ -945,8 +945,10 @@ static void commit_thread(void *arg)
         uv_mutex_lock(&ing->mu);
     }
     uv_mutex_unlock(&ing->mu);
-    /* everything is durable: no directory holds renames in flight */
-    if (ing->n_marked && ing->index->ops->begin(ing->index) == 0) {
+    /* everything is durable: no directory holds renames in flight. Not after a failed sync:
+     * a fast batch's renames may not be durable, and start-up must still scan their
+     * directories for files without a row */
+    if (ing->n_marked && !ing->broken && ing->index->ops->begin(ing->index) == 0) {
         if (ing->index->ops->dir_unmark(ing->index, NULL) == 0)
             ing->index->ops->commit(ing->index);
         else

@@ -423,6 +423,48 @@ static void test_sync_failure(void **state)
     }
 }
 
+static int count_marks(t_env_t *e)
+{
+    sqlite3 *db = t_db(e);
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM dirty_dirs", -1, &st, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int n = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n;
+}
+
+/* A failed sync on the one-flush path: the clean close keeps the directory marks (the
+ * batch's renames may not be durable), so start-up scans the directory. */
+static void test_sync_failure_keeps_marks(void **state)
+{
+    (void)state;
+    t_env_t e;
+    t_env_init(&e);
+    assert_int_equal(t_env_open(&e, MT_DUP_OVERWRITE, 0, 0), 0);
+    t_inst_t a, b;
+    t_inst_build(&a, "1.2.3", "1.2.3.1", "1.2.3.1.1", "P", 100, 1);
+    t_inst_build(&b, "1.2.3", "1.2.3.1", "1.2.3.1.2", "P", 100, 2);
+    assert_int_equal(t_store(&e, &a), 0); /* marks the series directory */
+    mt_store_fs_fail_sync_after(0, MT_EIO);
+    t_job_t *j = t_submit(&e, &b, 4096); /* one-flush path into the marked directory */
+    t_wait(&e, &j, 1);
+    assert_int_equal(j->status, MT_EIO);
+    free(j);
+    mt_store_fs_fail_sync_after(-1, 0);
+    t_env_close(&e);
+    assert_true(count_marks(&e) > 0);
+    assert_int_equal(t_env_open(&e, MT_DUP_OVERWRITE, 0, 0), 0); /* restart: scan, reconcile */
+    check_stored(&e, &a);
+    t_env_close(&e);
+    assert_int_equal(count_marks(&e), 0);
+    t_inst_dispose(&a);
+    t_inst_dispose(&b);
+    t_env_dispose(&e);
+}
+
 /* Crash states (docs/internals/durability.md), made by hand after a clean run, then a restart:
  *   a  temp file left in .tmp                                  -> deleted
  *   b  row of a cut-short batch, its file never renamed        -> row removed
@@ -736,6 +778,7 @@ int main(void)
         cmocka_unit_test(test_duplicates_in_one_batch),
         cmocka_unit_test(test_failures),
         cmocka_unit_test(test_sync_failure),
+        cmocka_unit_test(test_sync_failure_keeps_marks),
         cmocka_unit_test(test_crash_recovery),
         cmocka_unit_test(test_dirty_directories),
         cmocka_unit_test(test_many_series),
