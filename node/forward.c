@@ -20,7 +20,14 @@
  *   row of an instance gone from the index: deleted (nothing to send)
  * A row whose outcome waits for that transaction is busy (id_busy), so no scan that ran
  * before it can hand the row out again: an acknowledged instance is never sent again as a new
- * entry, and an unacknowledged one is never dropped.
+ * entry, and an unacknowledged one is never dropped. The outcomes of finished batches are held
+ * (f->held) and written together HOLD_MS after the first of them (at the next kick or poll), at
+ * HOLD_MAX, or at stop: every write transaction of ours is one that the ingest's commit may
+ * wait for, and that makes the ingest's upsert cache (index_sqlite.c) start again, so one per
+ * batch of a stream cost the relaying node's ingest time on the path its SCU waits for
+ * (bench/README.md, "the relay's CPU per instance"). A scan skips the held rows without
+ * counting them (dbjob skip); a crash before the write sends them again after restart, the
+ * same SOP Instance UIDs, as for a crash between a response and its delete.
  *
  * Backoff: retry_initial * 2^attempts, at most retry_max, plus 0-25% random jitter. A
  * destination whose association could not be opened is not tried again before its own backoff
@@ -89,6 +96,8 @@
 #define SCAN_SLOTS 16  /* a scan's group table to start with (a power of two; it grows) */
 #define POLL_MS 500
 #define KICK_DELAY_MS 10 /* kicks and short batches coalesced into one scan (file comment) */
+#define HOLD_MS 250      /* outcomes of finished batches written together (file comment) */
+#define HOLD_MAX 512     /* ... or once this many wait */
 #define MAX_WORKERS 64
 #define STOP_GRACE_MS 2000 /* stopping: an idle association's A-RELEASE-RP awaited at most */
 
@@ -163,7 +172,9 @@ typedef struct dbjob {
     size_t n_busy;
     unsigned n_idle;
     outcome_t *out; /* FLUSH */
-    size_t n_out;
+    size_t n_out, cap_out;
+    int64_t *skip; /* SCAN: ids whose outcome is held (f->held), sorted: not taken, not counted */
+    size_t n_skip;
     int err;
     struct dbjob *next;
 } dbjob_t;
@@ -184,6 +195,8 @@ struct mt_forward {
     uv_timer_t kick; /* the coalesced scan after kicks and short batches (KICK_DELAY_MS) */
     dbjob_t *db_head, *db_tail;
     dbjob_t *db_current; /* on the pool */
+    dbjob_t *held;       /* FLUSH being filled: outcomes not yet pushed (HOLD_MS) */
+    uint64_t held_since; /* uv_now of its first outcome */
     bool db_running;
     bool stopping;
     unsigned n_active; /* busy workers */
@@ -272,12 +285,20 @@ static const char *group_of(const dbjob_t *j, const mt_index_queue_entry_t *e)
     return f->order == ORDER_NONE ? e->sop_instance_uid : e->series_uid;
 }
 
+static int cmp_id(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
 /* Take a due row unless its group is busy or has BATCH rows already; stop (1) once there are
  * enough rows for every idle worker. */
 static int scan_row(void *u, const mt_index_queue_entry_t *e)
 {
     scan_ctx_t *c = u;
     dbjob_t *j = c->j;
+    if (j->n_skip && bsearch(&e->id, j->skip, j->n_skip, sizeof *j->skip, cmp_id))
+        return 0; /* sent, its outcome held: neither taken nor counted against its group */
     const char *group = group_of(j, e);
     scan_group_t *g = group_slot(c, group);
     if (g->busy || g->n >= BATCH)
@@ -381,6 +402,7 @@ static void db_after(uv_work_t *w, int status)
         }
         mt_free(j->rows);
         mt_free(j->busy);
+        mt_free(j->skip);
         if (d->rescan && !f->stopping) {
             d->rescan = false;
             scan(d);
@@ -409,6 +431,13 @@ static void snapshot_busy(dbjob_t *j)
         for (size_t k = 0; wk->busy && k < wk->n_rows; k++)
             memcpy(j->busy[j->n_busy++], wk->rows[k].group, sizeof j->busy[0]);
     }
+    const dbjob_t *h = d->f->held;
+    j->n_skip = h ? h->n_out : 0;
+    j->skip = j->n_skip ? mt_malloc(j->n_skip * sizeof *j->skip) : NULL;
+    for (size_t i = 0; i < j->n_skip; i++)
+        j->skip[i] = h->out[i].id;
+    if (j->n_skip)
+        qsort(j->skip, j->n_skip, sizeof *j->skip, cmp_id);
 }
 
 static void db_next(fwd_t *f)
@@ -467,9 +496,24 @@ static void scan(dest_t *d)
     db_push(f, j);
 }
 
+/* Write the held outcomes now (one transaction, queued like any index work). */
+static void push_held(fwd_t *f)
+{
+    dbjob_t *j = f->held;
+    f->held = NULL;
+    if (j && j->n_out) {
+        db_push(f, j);
+    } else if (j) {
+        mt_free(j->out);
+        mt_free(j);
+    }
+}
+
 static void on_poll(uv_timer_t *t)
 {
     fwd_t *f = t->data;
+    if (f->held && uv_now(f->loop) - f->held_since >= HOLD_MS)
+        push_held(f);
     for (size_t i = 0; i < f->n_dests; i++)
         scan(&f->dests[i]);
 }
@@ -497,8 +541,15 @@ static void worker_finish(worker_t *wk)
 {
     dest_t *d = wk->d;
     fwd_t *f = d->f;
-    dbjob_t *j = mt_calloc(1, sizeof *j);
-    j->out = mt_calloc(wk->n_rows ? wk->n_rows : 1, sizeof *j->out);
+    if (!f->held) {
+        f->held = mt_calloc(1, sizeof *f->held);
+        f->held_since = uv_now(f->loop);
+    }
+    dbjob_t *j = f->held;
+    if (j->n_out + wk->n_rows > j->cap_out) {
+        j->cap_out = 2 * (j->n_out + wk->n_rows);
+        j->out = mt_realloc(j->out, j->cap_out * sizeof *j->out);
+    }
     for (size_t i = 0; i < wk->n_rows; i++) {
         row_t *r = &wk->rows[i];
         outcome_t *o = &j->out[j->n_out];
@@ -528,12 +579,8 @@ static void worker_finish(worker_t *wk)
     wk->busy = false;
     wk->reopen = false;
     f->n_active--;
-    if (j->n_out)
-        db_push(f, j);
-    else {
-        mt_free(j->out);
-        mt_free(j);
-    }
+    if (f->stopping || j->n_out >= HOLD_MAX)
+        push_held(f);
     bool full = n_rows == BATCH;
     if (wk->scu && wk->ready && !f->stopping && mt_scu_ready(wk->scu))
         idle_start(wk);
@@ -987,7 +1034,7 @@ static bool id_busy(const dest_t *d, int64_t id)
             if (d->w[i].rows[k].id == id)
                 return true;
     const fwd_t *f = d->f;
-    if (job_has(f->db_current, id))
+    if (job_has(f->db_current, id) || job_has(f->held, id))
         return true;
     for (const dbjob_t *j = f->db_head; j; j = j->next)
         if (job_has(j, id))
@@ -1144,6 +1191,9 @@ static void free_all(fwd_t *f)
             mt_retrieve_free(f->dests[i].w[k].r);
         mt_fwd_web_dest_free(f->dests[i].web);
     }
+    if (f->held) /* pushed at stop: only after a failed start */
+        mt_free(f->held->out);
+    mt_free(f->held);
     mt_free(f->dests);
     mt_free(f->root);
     mt_free(f);
@@ -1205,6 +1255,7 @@ void mt_forward_stop(mt_forward_t *f, void (*cb)(void *), void *data)
     f->stop_data = data;
     uv_timer_stop(&f->poll);
     uv_timer_stop(&f->kick);
+    push_held(f); /* the outcomes of finished batches are written before we stop */
     for (size_t i = 0; i < f->n_dests; i++)
         for (unsigned k = 0; k < f->dests[i].n_workers; k++) {
             worker_t *wk = &f->dests[i].w[k];

@@ -22,6 +22,12 @@
  *                                  marks the final fragment. on_sent (may be NULL) is called
  *                                  when the write completed (err 0) or failed. The bytes are
  *                                  copied: p may be reused at once.
+ *   send_data_buf(impl, pcid, b, off, last, on_sent, user)
+ *                                  (may be NULL: use send_data) the same for b->data[off,
+ *                                  b->len), without copying: the link takes b's storage (b is
+ *                                  left empty, in every case) and frees it once written; the
+ *                                  P-DATA-TF and PDV headers go out with the bytes in one
+ *                                  vectored uv_write
  *   max_outstanding(impl)          (may be NULL: 1) how many requests may await their
  *                                  responses at once (the negotiated asynchronous operations
  *                                  window, PS3.7 D.3.3.3), at least 1
@@ -50,6 +56,8 @@ typedef struct mt_link_ops {
     int (*send_data)(void *impl, uint8_t pcid, const uint8_t *p, size_t n, bool last,
                      mt_link_sent_cb on_sent, void *user);
     unsigned (*max_outstanding)(void *impl);
+    int (*send_data_buf)(void *impl, uint8_t pcid, mt_buf_t *b, size_t off, bool last,
+                         mt_link_sent_cb on_sent, void *user);
 } mt_link_ops_t;
 
 typedef struct mt_link {

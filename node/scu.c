@@ -16,6 +16,7 @@
  */
 #include "scu.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -54,6 +55,7 @@ struct mt_scu {
     bool reading;
     bool discard_input;
     mt_buf_t *tx;          /* P-DATA-TF bytes for the DT-1 being carried out */
+    struct txv *txv;       /* or the same as headers + data not copied (send_data_buf) */
     mt_link_sent_cb tx_cb; /* its completion */
     void *tx_user;
     unsigned n_writes;
@@ -163,9 +165,18 @@ typedef struct wreq {
     uv_write_t w;
     mt_scu_t *s;
     uint8_t *data;
+    uint8_t *hdrs; /* a vectored write's P-DATA-TF + PDV headers (write_txv), else NULL */
     mt_link_sent_cb cb;
     void *user;
 } wreq_t;
+
+/* A data set fragment as PDUs whose headers are in hdrs and whose values stay in data (owned,
+ * freed after the write): iov alternates header (12 bytes) and value slices. */
+typedef struct txv {
+    uint8_t *data, *hdrs;
+    uv_buf_t *iov;
+    unsigned n_iov;
+} txv_t;
 
 static void on_write(uv_write_t *w, int status)
 {
@@ -174,6 +185,7 @@ static void on_write(uv_write_t *w, int status)
     mt_link_sent_cb cb = wr->cb;
     void *user = wr->user;
     mt_free(wr->data);
+    mt_free(wr->hdrs);
     mt_free(wr);
     s->n_writes--;
     if (cb)
@@ -199,6 +211,7 @@ static int write_buf(mt_scu_t *s, mt_buf_t *b, mt_link_sent_cb cb, void *user)
     wreq_t *wr = mt_malloc(sizeof *wr);
     wr->s = s;
     wr->data = b->data;
+    wr->hdrs = NULL;
     wr->cb = cb;
     wr->user = user;
     uv_buf_t ub = uv_buf_init((char *)b->data, (unsigned)b->len);
@@ -209,6 +222,34 @@ static int write_buf(mt_scu_t *s, mt_buf_t *b, mt_link_sent_cb cb, void *user)
         mt_free(wr->data);
         mt_free(wr);
         return MT_EIO;
+    }
+    s->n_writes++;
+    return 0;
+}
+
+/* write_buf for a txv: takes its data and headers (freed after the write, or now). */
+static int write_txv(mt_scu_t *s, txv_t *t, mt_link_sent_cb cb, void *user)
+{
+    wreq_t *wr = NULL;
+    int rc = MT_ECANCELED;
+    if (!s->closing && !s->handles_closing) {
+        wr = mt_malloc(sizeof *wr);
+        wr->s = s;
+        wr->data = t->data;
+        wr->hdrs = t->hdrs;
+        wr->cb = cb;
+        wr->user = user;
+        rc = uv_write(&wr->w, (uv_stream_t *)&s->tcp, t->iov, t->n_iov, on_write) < 0 ? MT_EIO
+                                                                                      : 0;
+    }
+    t->data = t->hdrs = NULL; /* the request's now, or freed below */
+    if (rc < 0) {
+        if (wr) {
+            mt_free(wr->data);
+            mt_free(wr->hdrs);
+            mt_free(wr);
+        }
+        return rc;
     }
     s->n_writes++;
     return 0;
@@ -226,6 +267,15 @@ static void send_pdu(mt_scu_t *s, const mt_ul_fx_t *f)
         rc = mt_pdu_encode(&s->rq, &b);
         break;
     case MT_UL_PDU_P_DATA_TF:
+        if (s->txv) {
+            mt_buf_dispose(&b);
+            cb = s->tx_cb;
+            user = s->tx_user;
+            s->tx_cb = NULL;
+            if (write_txv(s, s->txv, cb, user) < 0 && cb)
+                s->tx_cb = cb, s->tx_user = user; /* as below */
+            return;
+        }
         if (!s->tx) {
             rc = MT_ESTATE;
             break;
@@ -734,6 +784,63 @@ static int link_send_data(void *impl, uint8_t pcid, const uint8_t *p, size_t n, 
     return send_pdata(s, &out, on_sent, user);
 }
 
+static void put_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+/* send_data without the copy (link.h): b's storage goes out behind per-PDU headers. */
+static int link_send_data_buf(void *impl, uint8_t pcid, mt_buf_t *b, size_t off, bool last,
+                              mt_link_sent_cb on_sent, void *user)
+{
+    mt_scu_t *s = impl;
+    txv_t t = {b->data, NULL, NULL, 0};
+    size_t n = b->len > off ? b->len - off : 0;
+    mt_buf_init(b, b->limit); /* taken, in every case */
+    if (s->closing || s->ul.state != MT_STA6) {
+        mt_free(t.data);
+        return MT_ECANCELED;
+    }
+    uint32_t peer = s->nego.peer_max_pdu;
+    size_t frag = peer == 0 ? 1024u * 1024u : (peer < 8 ? 8 : peer) - MT_PDV_HEADER_LEN;
+    frag &= ~(size_t)1; /* as mt_link_encode_pdata: even fragments */
+    size_t n_pdu = n ? (n + frag - 1) / frag : 1;
+    if (n_pdu > UINT_MAX / 2) {
+        mt_free(t.data);
+        return MT_ETOOBIG;
+    }
+    enum { HDR = MT_PDU_HEADER_LEN + MT_PDV_HEADER_LEN };
+    t.hdrs = mt_malloc(n_pdu * HDR);
+    t.iov = mt_malloc(2 * n_pdu * sizeof *t.iov);
+    for (size_t i = 0; i < n_pdu; i++) {
+        size_t k = n - i * frag < frag ? n - i * frag : frag;
+        uint8_t *h = t.hdrs + i * HDR;
+        h[0] = MT_PDU_P_DATA_TF;
+        h[1] = 0;
+        put_be32(h + 2, (uint32_t)(MT_PDV_HEADER_LEN + k));
+        put_be32(h + 6, (uint32_t)(k + 2));
+        h[10] = pcid;
+        h[11] = last && i + 1 == n_pdu ? 0x02 : 0x00; /* data, last fragment */
+        t.iov[2 * i] = uv_buf_init((char *)h, HDR);
+        t.iov[2 * i + 1] = uv_buf_init((char *)t.data + off + i * frag, (unsigned)k);
+    }
+    t.n_iov = (unsigned)(2 * n_pdu);
+    s->txv = &t;
+    s->tx_cb = on_sent;
+    s->tx_user = user;
+    ul_event(s, MT_UL_EV_P_DATA_RQ, NULL); /* DT-1: send_pdu -> write_txv takes data, hdrs */
+    bool unsent = s->tx_cb != NULL;
+    s->txv = NULL;
+    s->tx_cb = NULL;
+    mt_free(t.data); /* NULL once taken */
+    mt_free(t.hdrs);
+    mt_free(t.iov); /* uv_write copied the array */
+    return unsent ? MT_ECANCELED : 0;
+}
+
 /* The negotiated window (0 = unlimited), bounded by the pending table. */
 static unsigned link_max_outstanding(void *impl)
 {
@@ -742,7 +849,8 @@ static unsigned link_max_outstanding(void *impl)
 }
 
 static const mt_link_ops_t scu_link_ops = {link_find_pc,      link_peer_max,  link_next_id,
-                                           link_send_command, link_send_data, link_max_outstanding};
+                                           link_send_command, link_send_data, link_max_outstanding,
+                                           link_send_data_buf};
 
 mt_link_t mt_scu_link(mt_scu_t *s)
 {

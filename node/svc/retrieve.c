@@ -452,7 +452,12 @@ static void send_chunk(mt_retrieve_t *r, job_t *j)
     const uint8_t *p = j->buf.data + j->buf_off;
     size_t n = j->buf.len - j->buf_off;
     r->bytes += n;
-    int rc = r->p.link.ops->send_data(r->p.link.impl, j->pcid, p, n, j->eof, on_sent, r);
+    const mt_link_ops_t *ops = r->p.link.ops;
+    /* the chunk's buffer handed to the link when it can write it as is (no copy); the next
+     * READ allocates a new one */
+    int rc = ops->send_data_buf ? ops->send_data_buf(r->p.link.impl, j->pcid, &j->buf,
+                                                     j->buf_off, j->eof, on_sent, r)
+                                : ops->send_data(r->p.link.impl, j->pcid, p, n, j->eof, on_sent, r);
     if (rc < 0)
         lose_link(r);
     else

@@ -29,8 +29,9 @@
  * collects the attributes the rules look at; when the first top-level element at or after
  * Pixel Data starts (or the data set ends), the rules decide: reject -> the failure status
  * 0124 with the rule's reason as ErrorComment, nothing written; else the job starts with the
- * rule's deid profile (or the node-wide one), the held bytes go through it, and the rest
- * streams as without rules. The decision's projects and
+ * rule's deid profile (or the node-wide one), the held bytes go through it, then the chunk
+ * the decision was made in (from the receive buffer: a data set that comes as one PDV is never
+ * copied into the held bytes), and the rest streams as without rules. The decision's projects and
  * destinations travel in the index record, so ingest joins and queues them in the transaction
  * that indexes the instance. Rules on the CMR series tag (cmr_series) are only armed here
  * (their other conditions held): the record carries their names, put() records them, and the
@@ -248,8 +249,10 @@ static void write_bytes(store_req_t *s, const uint8_t *p, size_t n)
     }
 }
 
-/* The rules decide (attributes before Pixel Data are known); then the held bytes are written. */
-static void route_decide(store_req_t *s)
+/* The rules decide (attributes before Pixel Data are known); then the held bytes are written,
+ * and after them p[0, n): the chunk in which the reader found Pixel Data, written from the
+ * receive buffer instead of being copied into the held bytes first. */
+static void route_decide(store_req_t *s, const uint8_t *p, size_t n_p)
 {
     mt_dimse_req_t *req = s->req;
     char peer[64], sum[160];
@@ -280,6 +283,8 @@ static void route_decide(store_req_t *s)
     const uint8_t *held = mt_route_pending_held(&s->route, &n);
     if (!s->fail_status)
         write_bytes(s, held, n);
+    if (!s->fail_status)
+        write_bytes(s, p, n_p);
     mt_route_pending_drop_held(&s->route);
 }
 
@@ -392,7 +397,7 @@ static void finish(store_req_t *s)
             fail(s, MT_STATUS_DS_DOES_NOT_MATCH_SOP_CLASS, "missing Study/Series Instance UID");
     }
     if (!s->fail_status && !s->route.decided)
-        route_decide(s); /* a data set without Pixel Data */
+        route_decide(s, NULL, 0); /* a data set without Pixel Data */
     if (!s->fail_status)
         mt_route_ingest_rec(&s->route.dec, s->rec);
     if (!s->fail_status && s->deid) {
@@ -442,9 +447,7 @@ static int store_on_data(mt_dimse_req_t *req, const uint8_t *p, size_t n, bool l
 {
     store_req_t *s = req->svc;
     bool holding = !s->route.decided && !s->fail_status;
-    if (holding && mt_route_pending_hold(&s->route, p, n) != 0)
-        fail(s, MT_STATUS_REFUSED_OUT_OF_RESOURCES, "out of resources: header too large");
-    else if (!holding)
+    if (!holding)
         write_bytes(s, p, n);
     /* the reader first: it finds Pixel Data in this chunk, so the header capture below copies
      * only the bytes before it, not the whole instance when it comes as one PDV */
@@ -457,8 +460,15 @@ static int store_on_data(mt_dimse_req_t *req, const uint8_t *p, size_t n, bool l
     }
     if (!s->fail_status)
         mt_tag_capture_feed(&s->hdr, p, n);
-    if (holding && !s->fail_status && mt_route_pending_ready(&s->route))
-        route_decide(s);
+    /* undecided: the reader has seen this chunk; if Pixel Data starts in it (the whole data
+     * set often comes as one PDV), the rules decide now and the chunk is written where it
+     * lies, else it is held until they can */
+    if (holding && !s->fail_status) {
+        if (mt_route_pending_ready(&s->route))
+            route_decide(s, p, n);
+        else if (mt_route_pending_hold(&s->route, p, n) != 0)
+            fail(s, MT_STATUS_REFUSED_OUT_OF_RESOURCES, "out of resources: header too large");
+    }
     if (last)
         finish(s);
     return 0;

@@ -152,7 +152,8 @@ static unsigned t_max_outstanding(void *impl)
     return ((tlink_t *)impl)->window;
 }
 static const mt_link_ops_t t_ops = {t_find_pc,      t_peer_max,  t_next_id,
-                                    t_send_command, t_send_data, t_max_outstanding};
+                                    t_send_command, t_send_data, t_max_outstanding,
+                                    NULL}; /* send_data_buf: the copying path */
 
 typedef struct outcome {
     char sop[65];
