@@ -12,19 +12,7 @@
 int mt_link_encode_pdata(mt_buf_t *out, uint8_t pcid, bool command, const uint8_t *p, size_t n,
                          bool last, uint32_t peer_max)
 {
-    size_t frag = peer_max == 0 ? 1024u * 1024u : (peer_max < 8 ? 8 : peer_max) - MT_PDV_HEADER_LEN;
-    frag &= ~(size_t)1;
-    size_t start = out->len, off = 0;
-    int rc = 0;
-    do {
-        size_t k = n - off < frag ? n - off : frag;
-        mt_pdv_t pdv = {pcid, command, last && off + k == n, p ? p + off : NULL, k};
-        rc = mt_pdu_encode_pdata(out, &pdv, 1);
-        off += k;
-    } while (!rc && off < n);
-    if (rc)
-        out->len = start;
-    return rc;
+    return mt_pdu_encode_pdata_frags(out, pcid, command, p, n, last, peer_max);
 }
 
 int mt_link_pending_add(mt_link_pending_t *t, uint16_t message_id, mt_link_rsp_cb cb, void *user)

@@ -815,27 +815,44 @@ int mt_pdu_encode_pdata(mt_buf_t *out, const mt_pdv_t *pdvs, size_t n)
     return rc;
 }
 
-int mt_pdu_encode_pdata_split(mt_buf_t *out, uint8_t pcid, bool command, const uint8_t *p, size_t n,
-                              uint32_t peer_max)
+size_t mt_pdu_pdv_max_value(uint32_t peer_max)
 {
-    size_t frag;
-    if (peer_max == 0)
-        frag = 1024u * 1024u;
-    else
-        frag = (peer_max < 8 ? 8 : peer_max) - MT_PDV_HEADER_LEN;
-    frag &= ~(size_t)1; /* keep fragments even */
+    size_t frag = peer_max == 0 ? 1024u * 1024u : (peer_max < 8 ? 8 : peer_max) - MT_PDV_HEADER_LEN;
+    return frag & ~(size_t)1; /* keep fragments even */
+}
+
+void mt_pdu_put_pdata_header(uint8_t *h, uint8_t pcid, bool command, bool last, uint32_t len)
+{
+    h[0] = MT_PDU_P_DATA_TF;
+    h[1] = 0;
+    mt_put_be32(h + 2, MT_PDV_HEADER_LEN + len);
+    mt_put_be32(h + 6, len + 2);
+    h[10] = pcid;
+    h[11] = (uint8_t)((command ? 0x01 : 0) | (last ? 0x02 : 0));
+}
+
+int mt_pdu_encode_pdata_frags(mt_buf_t *out, uint8_t pcid, bool command, const uint8_t *p,
+                              size_t n, bool last, uint32_t peer_max)
+{
+    size_t frag = mt_pdu_pdv_max_value(peer_max);
     size_t start = out->len;
     size_t off = 0;
     int rc;
     do {
         size_t k = n - off < frag ? n - off : frag;
-        mt_pdv_t pdv = {pcid, command, off + k == n, p ? p + off : NULL, k};
+        mt_pdv_t pdv = {pcid, command, last && off + k == n, p ? p + off : NULL, k};
         rc = mt_pdu_encode_pdata(out, &pdv, 1);
         off += k;
     } while (!rc && off < n);
     if (rc)
         out->len = start;
     return rc;
+}
+
+int mt_pdu_encode_pdata_split(mt_buf_t *out, uint8_t pcid, bool command, const uint8_t *p, size_t n,
+                              uint32_t peer_max)
+{
+    return mt_pdu_encode_pdata_frags(out, pcid, command, p, n, true, peer_max);
 }
 
 /* ------------------------------------------------------------------------------------------ */

@@ -320,6 +320,16 @@ int mt_pdu_encode_pdata(mt_buf_t *out, const mt_pdv_t *pdvs, size_t n);
  * PDV has the last-fragment bit. peer_max below 8 is treated as 8 (a PDV of 2 value bytes). */
 int mt_pdu_encode_pdata_split(mt_buf_t *out, uint8_t pcid, bool command, const uint8_t *p, size_t n,
                               uint32_t peer_max);
+/* The same, the last PDV's last-fragment bit set only when last (a data set sent in chunks). */
+int mt_pdu_encode_pdata_frags(mt_buf_t *out, uint8_t pcid, bool command, const uint8_t *p,
+                              size_t n, bool last, uint32_t peer_max);
+/* The most value bytes of one PDV in a P-DATA-TF of at most peer_max bytes, as the two above
+ * fragment (0: 1 MiB; below 8 treated as 8; even). */
+size_t mt_pdu_pdv_max_value(uint32_t peer_max);
+/* The MT_PDATA_HEADER_LEN bytes before the value of a P-DATA-TF holding one PDV of len value
+ * bytes: the PDU header, then the PDV's (for a vectored write that sends the value in place). */
+#define MT_PDATA_HEADER_LEN (MT_PDU_HEADER_LEN + MT_PDV_HEADER_LEN)
+void mt_pdu_put_pdata_header(uint8_t *h, uint8_t pcid, bool command, bool last, uint32_t len);
 
 /* Names for logs: "A-ASSOCIATE-RQ", ..., "unknown". */
 const char *mt_pdu_type_name(uint8_t type);

@@ -784,14 +784,6 @@ static int link_send_data(void *impl, uint8_t pcid, const uint8_t *p, size_t n, 
     return send_pdata(s, &out, on_sent, user);
 }
 
-static void put_be32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
 /* send_data without the copy (link.h): b's storage goes out behind per-PDU headers. */
 static int link_send_data_buf(void *impl, uint8_t pcid, mt_buf_t *b, size_t off, bool last,
                               mt_link_sent_cb on_sent, void *user)
@@ -804,27 +796,19 @@ static int link_send_data_buf(void *impl, uint8_t pcid, mt_buf_t *b, size_t off,
         mt_free(t.data);
         return MT_ECANCELED;
     }
-    uint32_t peer = s->nego.peer_max_pdu;
-    size_t frag = peer == 0 ? 1024u * 1024u : (peer < 8 ? 8 : peer) - MT_PDV_HEADER_LEN;
-    frag &= ~(size_t)1; /* as mt_link_encode_pdata: even fragments */
+    size_t frag = mt_pdu_pdv_max_value(s->nego.peer_max_pdu);
     size_t n_pdu = n ? (n + frag - 1) / frag : 1;
     if (n_pdu > UINT_MAX / 2) {
         mt_free(t.data);
         return MT_ETOOBIG;
     }
-    enum { HDR = MT_PDU_HEADER_LEN + MT_PDV_HEADER_LEN };
-    t.hdrs = mt_malloc(n_pdu * HDR);
+    t.hdrs = mt_malloc(n_pdu * MT_PDATA_HEADER_LEN);
     t.iov = mt_malloc(2 * n_pdu * sizeof *t.iov);
     for (size_t i = 0; i < n_pdu; i++) {
         size_t k = n - i * frag < frag ? n - i * frag : frag;
-        uint8_t *h = t.hdrs + i * HDR;
-        h[0] = MT_PDU_P_DATA_TF;
-        h[1] = 0;
-        put_be32(h + 2, (uint32_t)(MT_PDV_HEADER_LEN + k));
-        put_be32(h + 6, (uint32_t)(k + 2));
-        h[10] = pcid;
-        h[11] = last && i + 1 == n_pdu ? 0x02 : 0x00; /* data, last fragment */
-        t.iov[2 * i] = uv_buf_init((char *)h, HDR);
+        uint8_t *h = t.hdrs + i * MT_PDATA_HEADER_LEN;
+        mt_pdu_put_pdata_header(h, pcid, false, last && i + 1 == n_pdu, (uint32_t)k);
+        t.iov[2 * i] = uv_buf_init((char *)h, MT_PDATA_HEADER_LEN);
         t.iov[2 * i + 1] = uv_buf_init((char *)t.data + off + i * frag, (unsigned)k);
     }
     t.n_iov = (unsigned)(2 * n_pdu);
