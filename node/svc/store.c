@@ -430,7 +430,7 @@ static void finish(store_req_t *s)
         const char *sop = mt_index_rec_get(rec, TAG_SOP_INSTANCE_UID);
         snprintf(s->stored_sop, sizeof s->stored_sop, "%s", sop ? sop : "");
         mt_index_rec_free(rec);
-        mt_tag_capture_stop(&s->hdr);
+        mt_tag_capture_dispose(&s->hdr); /* quarantined: not tagged */
         s->committed = true;
         mt_ingest_job_quarantine(job, s->stored_sop, on_quarantined, s);
         return;

@@ -8,6 +8,7 @@
 
 #include "../dicom/ds_int.h"
 #include "../util/alloc.h"
+#include "../util/bytes.h"
 #include "../util/err.h"
 
 void mt_tag_capture_init(mt_tag_capture_t *c, const mt_ts_t *ts, bool off)
@@ -26,11 +27,6 @@ void mt_tag_capture_dispose(mt_tag_capture_t *c)
 {
     mt_buf_dispose(&c->buf);
     c->off = true;
-}
-
-void mt_tag_capture_stop(mt_tag_capture_t *c)
-{
-    mt_tag_capture_dispose(c);
 }
 
 bool mt_tag_capture_on(const mt_tag_capture_t *c)
@@ -88,9 +84,7 @@ static bool value_at(const mt_tag_capture_t *c, size_t len, const mt_tag_slot_t 
     if (s->off > len || len - s->off < 8)
         return false;
     bool be = c->ts->big_endian;
-    uint16_t g = be ? (uint16_t)(h[0] << 8 | h[1]) : (uint16_t)(h[0] | h[1] << 8);
-    uint16_t el = be ? (uint16_t)(h[2] << 8 | h[3]) : (uint16_t)(h[2] | h[3] << 8);
-    if (MT_TAG(g, el) != s->tag)
+    if (MT_TAG(mt_rd16(h, be), mt_rd16(h + 2, be)) != s->tag)
         return false;
     uint16_t vr = MT_VR(h[4], h[5]);
     if (c->ts->explicit_vr && !mt__vr_valid(vr))

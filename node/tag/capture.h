@@ -55,14 +55,13 @@ typedef struct mt_tag_capture {
 
 /* off: nothing will be tagged (no tagger); ts NULL or deflated is off too. */
 void mt_tag_capture_init(mt_tag_capture_t *c, const mt_ts_t *ts, bool off);
+/* Free what was kept; the capture is off from then on (nothing of this instance is tagged). */
 void mt_tag_capture_dispose(mt_tag_capture_t *c);
 /* The next event of the service's reader (any depth, in order). */
 void mt_tag_capture_event(mt_tag_capture_t *c, mt_ds_event_t ev, const mt_elem_t *e);
 /* The next chunk of the data set, fed AFTER the reader has seen it (the reader reports Pixel
  * Data's offset, so only the bytes before it are copied). */
 void mt_tag_capture_feed(mt_tag_capture_t *c, const uint8_t *p, size_t n);
-/* This instance is not to be tagged (quarantined): what was kept is freed. */
-void mt_tag_capture_stop(mt_tag_capture_t *c);
 bool mt_tag_capture_on(const mt_tag_capture_t *c);
 /* Move a capture to other storage (from is then off and empty). */
 void mt_tag_capture_move(mt_tag_capture_t *to, mt_tag_capture_t *from);

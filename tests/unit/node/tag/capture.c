@@ -171,7 +171,7 @@ static void test_off_moved_stopped_give_nothing(void **st)
     mt_tag_inst_dispose(&in);
     mt_tag_capture_init(&c, mt_ts_explicit_le, false);
     run(&c, &b, b.len);
-    mt_tag_capture_stop(&c); /* quarantined */
+    mt_tag_capture_dispose(&c); /* quarantined */
     assert_int_equal(mt_tag_capture_extract(&c, &in), MT_ENOENT);
     mt_tag_inst_dispose(&in);
     mt_tag_capture_dispose(&c);
