@@ -1,6 +1,7 @@
 /*
- * route_ingest.h - a routing decision (route/decide.h) applied to the ingest of one instance,
- * shared by C-STORE (svc/store.c) and STOW-RS (http/stow.c).
+ * route_ingest.h - what C-STORE (svc/store.c) and STOW-RS (http/stow.c) share about receiving
+ * one instance: its reader's events fanned out, its File Meta, and the routing decision
+ * (route/decide.h) applied to its ingest.
  *
  * The decision's projects, forward destinations and armed cmr_series rules go into the
  * instance's index record: put() joins the projects, writes the forward_queue rows and the
@@ -11,9 +12,23 @@
 #ifndef MT_ROUTE_INGEST_H
 #define MT_ROUTE_INGEST_H
 
+#include "deid/stream.h"
 #include "index/index.h"
 #include "node.h"
+#include "route/decide.h"
 #include "route/rules.h"
+#include "tag/capture.h"
+
+/* One event of the service's data set reader to what follows it: the tagger's capture, the
+ * index record (top-level values; sequence keys, when rec is not NULL) and the routing rules'
+ * pending decision. */
+void mt_route_ingest_event(mt_tag_capture_t *hdr, mt_index_rec_t *rec, mt_route_pending_t *route,
+                           bool big_endian, mt_ds_event_t ev, const mt_elem_t *e);
+/* The File Meta of an instance to store (source_ae may be ""); with a de-identification
+ * profile dp its SOP Instance UID mapped and its Source AE cleared (mt_deid_stream_meta). */
+int mt_route_ingest_meta(mt_meta_t *meta, const char *sop_class_uid, const char *sop_instance_uid,
+                         const char *ts_uid, const char *source_ae, const mt_deid_profile_t *dp,
+                         const uint8_t *key, size_t key_len);
 
 /* Add d's projects, destinations and armed rules to rec (names are copied). */
 void mt_route_ingest_rec(const mt_route_decision_t *d, mt_index_rec_t *rec);

@@ -196,12 +196,7 @@ static int deid_emit(void *user, const uint8_t *b, size_t n)
 static int on_element(void *user, mt_ds_event_t ev, const mt_elem_t *e)
 {
     part_t *p = user;
-    mt_tag_capture_event(&p->hdr, ev, e);
-    if (ev == MT_DS_EV_ELEMENT && e->depth == 0 && e->value)
-        mt_index_rec_offer(p->rec, e->tag, e->vr, e->value, e->value_len, p->ts->big_endian);
-    if (p->rec)
-        mt_index_rec_seq_event(p->rec, ev, e, p->ts->big_endian);
-    mt_route_pending_event(&p->route, ev, e, p->ts->big_endian);
+    mt_route_ingest_event(&p->hdr, p->rec, &p->route, p->ts->big_endian, ev, e);
     return 0;
 }
 
@@ -238,13 +233,8 @@ static void start_job(part_t *p, const mt_deid_profile_t *dp)
         return; /* never fall back to storing the original */
     }
     mt_meta_t meta;
-    memset(&meta, 0, sizeof meta);
-    snprintf(meta.sop_class_uid, sizeof meta.sop_class_uid, "%s", p->meta.sop_class_uid);
-    snprintf(meta.sop_instance_uid, sizeof meta.sop_instance_uid, "%s",
-             p->meta.sop_instance_uid);
-    snprintf(meta.transfer_syntax_uid, sizeof meta.transfer_syntax_uid, "%s", p->ts->uid);
-    snprintf(meta.source_ae, sizeof meta.source_ae, "%s", p->meta.source_ae);
-    if (dp && mt_deid_stream_meta(dp, key, key_len, &meta) != 0) {
+    if (mt_route_ingest_meta(&meta, p->meta.sop_class_uid, p->meta.sop_instance_uid, p->ts->uid,
+                             p->meta.source_ae, dp, key, key_len) != 0) {
         part_fail(p, R_FAILURE);
         return;
     }

@@ -139,12 +139,7 @@ static void fail(store_req_t *s, uint16_t status, const char *comment)
 static int on_element(void *user, mt_ds_event_t ev, const mt_elem_t *e)
 {
     store_req_t *s = user;
-    mt_tag_capture_event(&s->hdr, ev, e);
-    if (ev == MT_DS_EV_ELEMENT && e->depth == 0 && e->value)
-        mt_index_rec_offer(s->rec, e->tag, e->vr, e->value, e->value_len, s->ts->big_endian);
-    if (s->rec)
-        mt_index_rec_seq_event(s->rec, ev, e, s->ts->big_endian);
-    mt_route_pending_event(&s->route, ev, e, s->ts->big_endian);
+    mt_route_ingest_event(&s->hdr, s->rec, &s->route, s->ts->big_endian, ev, e);
     return 0;
 }
 
@@ -208,13 +203,9 @@ static void start_job(store_req_t *s, const mt_deid_profile_t *dp)
     }
 
     mt_meta_t meta;
-    memset(&meta, 0, sizeof meta);
-    snprintf(meta.sop_class_uid, sizeof meta.sop_class_uid, "%s", req->cmd.affected_sop_class_uid);
-    snprintf(meta.sop_instance_uid, sizeof meta.sop_instance_uid, "%s",
-             req->cmd.affected_sop_instance_uid);
-    snprintf(meta.transfer_syntax_uid, sizeof meta.transfer_syntax_uid, "%s", s->ts->uid);
-    snprintf(meta.source_ae, sizeof meta.source_ae, "%s", mt_assoc_calling_ae(req->assoc));
-    if (dp && mt_deid_stream_meta(dp, key, key_len, &meta) != 0) {
+    if (mt_route_ingest_meta(&meta, req->cmd.affected_sop_class_uid,
+                             req->cmd.affected_sop_instance_uid, s->ts->uid,
+                             mt_assoc_calling_ae(req->assoc), dp, key, key_len) != 0) {
         fail(s, MT_STATUS_PROCESSING_FAILURE, "de-identification failed");
         return;
     }
