@@ -93,6 +93,8 @@ enum {
     ST_ARM,
     ST_QUEUE_ADD_KEEP,
     ST_FIRE,
+    ST_QUEUE_LIST,
+    ST_QUEUE_DONE,
     ST_COUNT
 };
 
@@ -112,9 +114,6 @@ typedef struct sqlite_index {
     } up_cache[MT_LEVEL_COUNT];
     int64_t data_version;
     sqlite3_stmt *seq_st[MT_LEVEL_COUNT]; /* put_seq's UPDATE per level, prepared on first use */
-    /* the forwarder's scan and delete, prepared on first use: compiling the scan's join cost
-     * more than running it (bench/README.md, "the relay's CPU per instance") */
-    sqlite3_stmt *queue_list_st, *queue_done_st;
 } sqlite_index_t;
 
 /* SQLite's busy handler (header comment): n is the number of earlier calls for this lock. */
@@ -354,6 +353,15 @@ static int prepare_all(sqlite_index_t *x)
          "INSERT OR IGNORE INTO forward_queue(destination, sop_instance_uid, study_uid, "
          "series_uid, queued_at, next_at) VALUES(?1, ?2, ?3, ?4, " NOW_MS ", " NOW_MS ")"},
         {ST_FIRE, "UPDATE tag_routes SET fired = 1 WHERE sop_instance_uid = ?1 AND rule = ?2"},
+        {ST_QUEUE_LIST,
+         "SELECT q.id, q.destination, q.sop_instance_uid, q.study_uid, q.state, q.attempts, "
+         "q.queued_at, q.next_at, q.last_error, i.path, i.sop_class_uid, i.transfer_syntax_uid, "
+         "q.series_uid "
+         "FROM forward_queue q LEFT JOIN instances i ON i.sop_instance_uid = q.sop_instance_uid "
+         "WHERE (?1 IS NULL OR q.destination = ?1) AND (?2 < 0 OR q.state = ?2) AND "
+         "(?3 < 0 OR (q.state = 0 AND q.next_at <= ?3 AND (i.verified IS NULL OR i.verified = 1))) "
+         "ORDER BY q.id LIMIT ?4"},
+        {ST_QUEUE_DONE, "DELETE FROM forward_queue WHERE id = ?1"},
         {ST_TAG_PUT,
          "INSERT INTO series_tags(series_uid, study_uid, tag, view, confidence, evidence, version, "
          "revision, manufacturer) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8) "
@@ -1039,8 +1047,6 @@ static void ix_close(mt_index_t *ix)
         sqlite3_finalize(x->st[i]);
     for (int l = 0; l < MT_LEVEL_COUNT; l++)
         sqlite3_finalize(x->seq_st[l]);
-    sqlite3_finalize(x->queue_list_st);
-    sqlite3_finalize(x->queue_done_st);
     sqlite3_close(x->db);
     for (int l = 0; l < MT_LEVEL_COUNT; l++)
         mt_buf_dispose(&x->up_cache[l].sig);
@@ -1191,19 +1197,9 @@ static int ix_queue_list(mt_index_t *ix, const char *destination, int state, int
                          void *u)
 {
     sqlite_index_t *x = (sqlite_index_t *)ix;
-    int rc = x->queue_list_st ? SQLITE_OK : sqlite3_prepare_v3(
-        x->db,
-        "SELECT q.id, q.destination, q.sop_instance_uid, q.study_uid, q.state, q.attempts, "
-        "q.queued_at, q.next_at, q.last_error, i.path, i.sop_class_uid, i.transfer_syntax_uid, "
-        "q.series_uid "
-        "FROM forward_queue q LEFT JOIN instances i ON i.sop_instance_uid = q.sop_instance_uid "
-        "WHERE (?1 IS NULL OR q.destination = ?1) AND (?2 < 0 OR q.state = ?2) AND "
-        "(?3 < 0 OR (q.state = 0 AND q.next_at <= ?3 AND (i.verified IS NULL OR i.verified = 1))) "
-        "ORDER BY q.id LIMIT ?4",
-        -1, SQLITE_PREPARE_PERSISTENT, &x->queue_list_st, NULL);
-    if (rc != SQLITE_OK)
-        return db_err(x, rc, "queue list");
-    sqlite3_stmt *s = x->queue_list_st;
+    sqlite3_stmt *s = x->st[ST_QUEUE_LIST]; /* prepared once: compiling the join cost more
+                                              * than running it (bench/README.md) */
+    int rc;
     if (destination)
         sqlite3_bind_text(s, 1, destination, -1, SQLITE_STATIC);
     sqlite3_bind_int(s, 2, state);
@@ -1250,13 +1246,7 @@ static int exec_changes(sqlite_index_t *x, sqlite3_stmt *s, const char *what, si
 static int ix_queue_done(mt_index_t *ix, int64_t id)
 {
     sqlite_index_t *x = (sqlite_index_t *)ix;
-    int rc = x->queue_done_st ? SQLITE_OK
-                              : sqlite3_prepare_v3(x->db, "DELETE FROM forward_queue WHERE id = ?1",
-                                                   -1, SQLITE_PREPARE_PERSISTENT,
-                                                   &x->queue_done_st, NULL);
-    if (rc != SQLITE_OK)
-        return db_err(x, rc, "queue done");
-    sqlite3_stmt *s = x->queue_done_st;
+    sqlite3_stmt *s = x->st[ST_QUEUE_DONE];
     sqlite3_bind_int64(s, 1, id);
     int err = step_done(x, s, "queue done");
     return err ? err : sqlite3_changes(x->db) ? 0 : MT_ENOENT;
