@@ -120,7 +120,8 @@ def response_timeout(work):
             return "ack"
         return "hold-until-drop"
 
-    a = site(port, extra={"forward.response_timeout": "1s"})
+    a = site(port, extra={"forward.response_timeout": "1s", "forward.retry_initial": "2s",
+                          "forward.retry_max": "2s"})  # one batch: see dropped_with_outstanding
     store_into(a, files)
     scp = dul_scp.Scp(port, window=16, policy=policy)
     lib.check(scp.ended.wait(60), "A gave up on the silent destination")
