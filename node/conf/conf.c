@@ -783,78 +783,139 @@ static int project_scalar(struct loader *L, const char *ctx, const char *what, c
     return ev_text(L, what, v, n);
 }
 
+/* ---- the items of the list sections: one mapping's keys, lists of plain values ---- */
+
+/* Reads the next key of the item mapping `ctx`, one of keys[] (NULL-terminated; seen[] has
+ * one flag per key). Returns 1 at the mapping's end; 0 with *which the key's index and the
+ * current event its value; -1 when the key is not a plain word, is not one of keys[] (the
+ * error ends with hint) or came before. */
+static int next_item_key(struct loader *L, const char *ctx, const char *const *keys,
+                         const char *hint, bool *seen, int *which)
+{
+    char s[48];
+    if (next(L))
+        return -1;
+    if (L->ev.type == YAML_MAPPING_END_EVENT)
+        return 1;
+    size_t kline = ev_line(L);
+    if (L->ev.type != YAML_SCALAR_EVENT)
+        return fail(L, kline, "%s: keys must be plain words", ctx);
+    const char *kv = NULL;
+    size_t kn = 0;
+    if (ev_text(L, "key", &kv, &kn))
+        return -1;
+    int ki = -1;
+    for (int i = 0; keys[i] && ki < 0; i++)
+        if (strlen(keys[i]) == kn && memcmp(keys[i], kv, kn) == 0)
+            ki = i;
+    if (ki < 0)
+        return fail(L, kline, "unknown key \"%s\" in %s%s", show(kv, kn, s, sizeof s), ctx,
+                    hint);
+    if (seen[ki])
+        return fail(L, kline, "duplicate key %s.%s", ctx, keys[ki]);
+    seen[ki] = true;
+    *which = ki;
+    return next(L);
+}
+
+/* One list entry as a heap string (*out), or why it cannot be one. */
+typedef int (*entry_parse_fn)(const char *v, size_t n, char **out, char *why, size_t whysz);
+
+/* A list key of an item: how its errors read and how an entry is taken. */
+struct value_list {
+    const char *key;
+    const char *list_hint;  /* after "CTX.KEY: expected a list" */
+    const char *entry_rule; /* after "CTX.KEY: ", for an entry that is not a plain value */
+    entry_parse_fn parse;
+};
+
+/* The current event is the value of list key CTX.KEY: null (an empty list) or a sequence of
+ * plain values, each parsed onto the end of list[] (at most MT_CONF_MAX_LIST). */
+static int walk_value_list(struct loader *L, const char *ctx, const struct value_list *vl,
+                           char **list, size_t *count)
+{
+    char why[256];
+    if (ev_is_null(&L->ev))
+        return 0;
+    if (L->ev.type != YAML_SEQUENCE_START_EVENT)
+        return fail(L, ev_line(L), "%s.%s: expected a list%s", ctx, vl->key, vl->list_hint);
+    for (;;) {
+        const char *v = "";
+        size_t n = 0;
+        if (next(L))
+            return -1;
+        if (L->ev.type == YAML_SEQUENCE_END_EVENT)
+            return 0;
+        if (L->ev.type != YAML_SCALAR_EVENT)
+            return fail(L, ev_line(L), "%s.%s: %s", ctx, vl->key, vl->entry_rule);
+        if (ev_text(L, vl->key, &v, &n))
+            return -1;
+        if (*count >= MT_CONF_MAX_LIST)
+            return fail(L, ev_line(L), "%s.%s: more than %d entries", ctx, vl->key,
+                        MT_CONF_MAX_LIST);
+        if (vl->parse(v, n, &list[*count], why, sizeof why))
+            return fail(L, ev_line(L), "%s.%s: %s", ctx, vl->key, why);
+        (*count)++;
+    }
+}
+
+static int ae_entry(const char *v, size_t n, char **out, char *why, size_t whysz)
+{
+    char ae[17];
+    if (parse_ae(v, n, ae, why, whysz))
+        return -1;
+    *out = mt_strdup(ae);
+    return 0;
+}
+
+static int project_entry(const char *v, size_t n, char **out, char *why, size_t whysz)
+{
+    char s[48];
+    if (!valid_project_name(v, n)) {
+        snprintf(why, whysz, "\"%s\" is not a project name", show(v, n, s, sizeof s));
+        return -1;
+    }
+    *out = mt_strndup(v, n);
+    return 0;
+}
+
+static int uid_entry(const char *v, size_t n, char **out, char *why, size_t whysz)
+{
+    if (parse_uid(v, n, why, whysz))
+        return -1;
+    *out = mt_strndup(v, n);
+    return 0;
+}
+
 static int walk_project(struct loader *L, mt_conf_project_t *p, size_t idx)
 {
+    static const char *const keys[] = {"name", "ae_title", "description",
+                                       "allowed_calling_aes", NULL};
+    static const struct value_list allow = {"allowed_calling_aes", ", e.g. [A, B]",
+                                            "list entries must be plain values", ae_entry};
     char ctx[32], why[256], s[48];
     snprintf(ctx, sizeof ctx, "projects[%zu]", idx);
     size_t start_line = ev_line(L);
-    bool seen_name = false, seen_ae = false, seen_desc = false, seen_allow = false;
-    for (;;) {
-        if (next(L))
-            return -1;
-        if (L->ev.type == YAML_MAPPING_END_EVENT)
-            break;
-        size_t kline = ev_line(L);
-        if (L->ev.type != YAML_SCALAR_EVENT)
-            return fail(L, kline, "%s: keys must be plain words", ctx);
-        const char *kv, *v = "";
-        size_t kn, n = 0;
-        if (ev_text(L, "key", &kv, &kn))
-            return -1;
-        char key[32];
-        snprintf(key, sizeof key, "%.*s", (int)(kn < 31 ? kn : 31), kv);
-        bool *seen = NULL;
-        if (strcmp(key, "name") == 0 && kn == 4)
-            seen = &seen_name;
-        else if (strcmp(key, "ae_title") == 0 && kn == 8)
-            seen = &seen_ae;
-        else if (strcmp(key, "description") == 0 && kn == 11)
-            seen = &seen_desc;
-        else if (strcmp(key, "allowed_calling_aes") == 0 && kn == 19)
-            seen = &seen_allow;
-        else
-            return fail(L, kline, "unknown key \"%s\" in %s", show(kv, kn, s, sizeof s), ctx);
-        if (*seen)
-            return fail(L, kline, "duplicate key %s.%s", ctx, key);
-        *seen = true;
-        if (next(L))
-            return -1;
-        if (seen == &seen_allow) {
-            if (ev_is_null(&L->ev))
-                continue;
-            if (L->ev.type != YAML_SEQUENCE_START_EVENT)
-                return fail(L, ev_line(L), "%s.allowed_calling_aes: expected a list, e.g. [A, B]",
-                            ctx);
-            for (;;) {
-                if (next(L))
-                    return -1;
-                if (L->ev.type == YAML_SEQUENCE_END_EVENT)
-                    break;
-                if (L->ev.type != YAML_SCALAR_EVENT)
-                    return fail(L, ev_line(L), "%s.allowed_calling_aes: list entries must be "
-                                "plain values", ctx);
-                if (ev_text(L, key, &v, &n))
-                    return -1;
-                char ae[17];
-                if (p->n_calling_ae_allow >= MT_CONF_MAX_LIST)
-                    return fail(L, ev_line(L), "%s.allowed_calling_aes: more than %d entries",
-                                ctx, MT_CONF_MAX_LIST);
-                if (parse_ae(v, n, ae, why, sizeof why))
-                    return fail(L, ev_line(L), "%s.allowed_calling_aes: %s", ctx, why);
-                p->calling_ae_allow[p->n_calling_ae_allow++] = mt_strdup(ae);
-            }
+    bool seen[4] = {false};
+    int ki, rc;
+    while ((rc = next_item_key(L, ctx, keys, "", seen, &ki)) == 0) {
+        const char *v = "";
+        size_t n = 0;
+        if (ki == 3) {
+            if (walk_value_list(L, ctx, &allow, p->calling_ae_allow, &p->n_calling_ae_allow))
+                return -1;
             continue;
         }
-        if (project_scalar(L, ctx, key, &v, &n))
+        if (project_scalar(L, ctx, keys[ki], &v, &n))
             return -1;
-        if (seen == &seen_name) {
+        if (ki == 0) {
             if (!valid_project_name(v, n))
                 return fail(L, ev_line(L), "%s.name: \"%s\" is not a project name (1-64 "
                             "characters: letters, digits, '_', '-', '.')", ctx,
                             show(v, n, s, sizeof s));
             memcpy(p->name, v, n);
             p->name[n] = '\0';
-        } else if (seen == &seen_ae) {
+        } else if (ki == 1) {
             if (parse_ae(v, n, p->ae_title, why, sizeof why))
                 return fail(L, ev_line(L), "%s.ae_title: %s", ctx, why);
         } else {
@@ -864,14 +925,15 @@ static int walk_project(struct loader *L, mt_conf_project_t *p, size_t idx)
             p->description = mt_strndup(v, n);
         }
     }
-    if (!seen_name)
+    if (rc < 0)
+        return -1;
+    if (!seen[0])
         return fail(L, start_line, "%s: name is required", ctx);
-    if (!seen_ae)
+    if (!seen[1])
         return fail(L, start_line, "%s: ae_title is required", ctx);
     return 0;
 }
 
-/* After the key `projects`: the current event is its value. */
 /* How one list section (a YAML list of mappings) reads in its errors, and how long it may be. */
 struct list_shape {
     const char *name;      /* the section */
@@ -937,62 +999,35 @@ static int walk_projects(struct loader *L)
 
 static int walk_dest(struct loader *L, mt_conf_dest_t *d, size_t idx)
 {
-    char ctx[40], why[256], s[48];
+    static const char *const keys[] = {"ae_title", "host", "port", NULL};
+    char ctx[40], why[256];
     snprintf(ctx, sizeof ctx, "move_destinations[%zu]", idx);
     size_t start_line = ev_line(L);
-    bool seen_ae = false, seen_host = false, seen_port = false;
-    for (;;) {
-        if (next(L))
+    bool seen[3] = {false};
+    int ki, rc;
+    uint64_t port;
+    while ((rc = next_item_key(L, ctx, keys, " (ae_title, host, port)", seen, &ki)) == 0) {
+        const char *v = "";
+        size_t n = 0;
+        if (project_scalar(L, ctx, keys[ki], &v, &n))
             return -1;
-        if (L->ev.type == YAML_MAPPING_END_EVENT)
-            break;
-        size_t kline = ev_line(L);
-        if (L->ev.type != YAML_SCALAR_EVENT)
-            return fail(L, kline, "%s: keys must be plain words", ctx);
-        const char *kv = NULL, *v = "";
-        size_t kn = 0, n = 0;
-        if (ev_text(L, "key", &kv, &kn))
-            return -1;
-        bool *seen = NULL;
-        if (kn == 8 && memcmp(kv, "ae_title", 8) == 0)
-            seen = &seen_ae;
-        else if (kn == 4 && memcmp(kv, "host", 4) == 0)
-            seen = &seen_host;
-        else if (kn == 4 && memcmp(kv, "port", 4) == 0)
-            seen = &seen_port;
-        else
-            return fail(L, kline, "unknown key \"%s\" in %s (ae_title, host, port)",
-                        show(kv, kn, s, sizeof s), ctx);
-        if (*seen)
-            return fail(L, kline, "duplicate key in %s", ctx);
-        *seen = true;
-        char key[16];
-        snprintf(key, sizeof key, "%.*s", (int)kn, kv);
-        if (next(L) || project_scalar(L, ctx, key, &v, &n))
-            return -1;
-        if (seen == &seen_ae) {
+        if (ki == 0) {
             if (parse_ae(v, n, d->ae_title, why, sizeof why))
                 return fail(L, ev_line(L), "%s.ae_title: %s", ctx, why);
-        } else if (seen == &seen_host) {
+        } else if (ki == 1) {
             if (n == 0 || n >= sizeof d->host || has_ctl(v, n) || memchr(v, ' ', n))
                 return fail(L, ev_line(L), "%s.host: expected a host name or address", ctx);
             memcpy(d->host, v, n);
             d->host[n] = '\0';
         } else {
-            char num[8];
-            unsigned long port = 0;
-            char *end = NULL;
-            if (n == 0 || n >= sizeof num)
-                return fail(L, ev_line(L), "%s.port: expected 1-65535", ctx);
-            memcpy(num, v, n);
-            num[n] = '\0';
-            port = strtoul(num, &end, 10);
-            if (!end || *end || port < 1 || port > 65535)
+            if (!parse_digits(v, n, &port) || port < 1 || port > 65535)
                 return fail(L, ev_line(L), "%s.port: expected 1-65535", ctx);
             d->port = (uint16_t)port;
         }
     }
-    if (!seen_ae || !seen_host || !seen_port)
+    if (rc < 0)
+        return -1;
+    if (!seen[0] || !seen[1] || !seen[2])
         return fail(L, start_line, "%s: ae_title, host and port are required", ctx);
     return 0;
 }
@@ -1035,73 +1070,37 @@ static bool valid_secret_hash(const char *v, size_t n)
 
 static int walk_user(struct loader *L, mt_conf_user_t *u, size_t idx)
 {
+    static const char *const keys[] = {"name", "password", "token", "admin", "projects", NULL};
+    static const struct value_list projects = {"projects", ", e.g. [a, b]",
+                                               "entries must be project names", project_entry};
     char ctx[32], s[48];
     snprintf(ctx, sizeof ctx, "users[%zu]", idx);
     size_t start_line = ev_line(L);
     bool seen[5] = {false};
-    static const char *const names[] = {"name", "password", "token", "admin", "projects"};
-    for (;;) {
-        if (next(L))
-            return -1;
-        if (L->ev.type == YAML_MAPPING_END_EVENT)
-            break;
-        size_t kline = ev_line(L);
-        if (L->ev.type != YAML_SCALAR_EVENT)
-            return fail(L, kline, "%s: keys must be plain words", ctx);
-        const char *kv = NULL, *v = "";
-        size_t kn = 0, n = 0;
-        if (ev_text(L, "key", &kv, &kn))
-            return -1;
-        int which = -1;
-        for (int i = 0; i < 5; i++)
-            if (strlen(names[i]) == kn && memcmp(names[i], kv, kn) == 0)
-                which = i;
-        if (which < 0)
-            return fail(L, kline, "unknown key \"%s\" in %s", show(kv, kn, s, sizeof s), ctx);
-        if (seen[which])
-            return fail(L, kline, "duplicate key %s.%s", ctx, names[which]);
-        seen[which] = true;
-        if (next(L))
-            return -1;
-        if (which == 4) {
-            if (ev_is_null(&L->ev))
-                continue;
-            if (L->ev.type != YAML_SEQUENCE_START_EVENT)
-                return fail(L, ev_line(L), "%s.projects: expected a list, e.g. [a, b]", ctx);
-            for (;;) {
-                if (next(L))
-                    return -1;
-                if (L->ev.type == YAML_SEQUENCE_END_EVENT)
-                    break;
-                if (L->ev.type != YAML_SCALAR_EVENT)
-                    return fail(L, ev_line(L), "%s.projects: entries must be project names", ctx);
-                if (ev_text(L, "projects", &v, &n))
-                    return -1;
-                if (u->n_projects >= MT_CONF_MAX_LIST)
-                    return fail(L, ev_line(L), "%s.projects: more than %d entries", ctx,
-                                MT_CONF_MAX_LIST);
-                if (!valid_project_name(v, n))
-                    return fail(L, ev_line(L), "%s.projects: \"%s\" is not a project name", ctx,
-                                show(v, n, s, sizeof s));
-                u->projects[u->n_projects++] = mt_strndup(v, n);
-            }
+    int ki, rc;
+    while ((rc = next_item_key(L, ctx, keys, "", seen, &ki)) == 0) {
+        const char *v = "";
+        size_t n = 0;
+        if (ki == 4) {
+            if (walk_value_list(L, ctx, &projects, u->projects, &u->n_projects))
+                return -1;
             continue;
         }
-        if (project_scalar(L, ctx, names[which], &v, &n))
+        if (project_scalar(L, ctx, keys[ki], &v, &n))
             return -1;
-        if (which == 0) {
+        if (ki == 0) {
             if (!valid_project_name(v, n))
                 return fail(L, ev_line(L), "%s.name: \"%s\" is not a user name (1-64 "
                             "characters: letters, digits, '_', '-', '.')", ctx,
                             show(v, n, s, sizeof s));
             memcpy(u->name, v, n);
             u->name[n] = '\0';
-        } else if (which == 1 || which == 2) {
+        } else if (ki == 1 || ki == 2) {
             if (!valid_secret_hash(v, n))
                 return fail(L, ev_line(L), "%s.%s: expected a hash \"sha256$HEX\" or "
                             "\"pbkdf2-sha256$ITER$SALT$HASH\" (mitral passwd prints one), never "
-                            "the secret itself", ctx, names[which]);
-            *(which == 1 ? &u->password_hash : &u->token_hash) = mt_strndup(v, n);
+                            "the secret itself", ctx, keys[ki]);
+            *(ki == 1 ? &u->password_hash : &u->token_hash) = mt_strndup(v, n);
         } else {
             if (n == 4 && memcmp(v, "true", 4) == 0)
                 u->admin = true;
@@ -1111,6 +1110,8 @@ static int walk_user(struct loader *L, mt_conf_user_t *u, size_t idx)
                 return fail(L, ev_line(L), "%s.admin: expected true or false", ctx);
         }
     }
+    if (rc < 0)
+        return -1;
     if (!seen[0])
         return fail(L, start_line, "%s: name is required", ctx);
     if (!seen[1] && !seen[2])
@@ -1286,55 +1287,20 @@ static int walk_destination(struct loader *L, mt_conf_destination_t *d, size_t i
     static const char *const keys[] = {"name",       "ae_title",          "host",
                                        "port",       "transfer_syntaxes", "associations",
                                        "calling_ae", DEST_WEB_KEYS,       NULL};
+    static const struct value_list syntaxes = {"transfer_syntaxes", " of UIDs",
+                                               "entries must be UIDs", uid_entry};
     char ctx[40], why[256], s[48];
     snprintf(ctx, sizeof ctx, "destinations[%zu]", idx);
     size_t start_line = ev_line(L);
     bool seen[sizeof keys / sizeof keys[0]] = {false};
     uint64_t x;
-    for (;;) {
-        if (next(L))
-            return -1;
-        if (L->ev.type == YAML_MAPPING_END_EVENT)
-            break;
-        size_t kline = ev_line(L);
-        if (L->ev.type != YAML_SCALAR_EVENT)
-            return fail(L, kline, "%s: keys must be plain words", ctx);
-        const char *kv = NULL, *v = "";
-        size_t kn = 0, n = 0;
-        if (ev_text(L, "key", &kv, &kn))
-            return -1;
-        int ki = -1;
-        for (int i = 0; keys[i]; i++)
-            if (strlen(keys[i]) == kn && memcmp(keys[i], kv, kn) == 0)
-                ki = i;
-        if (ki < 0)
-            return fail(L, kline, "unknown key \"%s\" in %s", show(kv, kn, s, sizeof s), ctx);
-        if (seen[ki])
-            return fail(L, kline, "duplicate key %s.%s", ctx, keys[ki]);
-        seen[ki] = true;
-        if (next(L))
-            return -1;
-        if (ki == 4) { /* transfer_syntaxes */
-            if (ev_is_null(&L->ev))
-                continue;
-            if (L->ev.type != YAML_SEQUENCE_START_EVENT)
-                return fail(L, ev_line(L), "%s.transfer_syntaxes: expected a list of UIDs", ctx);
-            for (;;) {
-                if (next(L))
-                    return -1;
-                if (L->ev.type == YAML_SEQUENCE_END_EVENT)
-                    break;
-                if (L->ev.type != YAML_SCALAR_EVENT)
-                    return fail(L, ev_line(L), "%s.transfer_syntaxes: entries must be UIDs", ctx);
-                if (ev_text(L, "transfer_syntaxes", &v, &n))
-                    return -1;
-                if (d->n_ts >= MT_CONF_MAX_LIST)
-                    return fail(L, ev_line(L), "%s.transfer_syntaxes: more than %d entries", ctx,
-                                MT_CONF_MAX_LIST);
-                if (parse_uid(v, n, why, sizeof why))
-                    return fail(L, ev_line(L), "%s.transfer_syntaxes: %s", ctx, why);
-                d->ts[d->n_ts++] = mt_strndup(v, n);
-            }
+    int ki, rc;
+    while ((rc = next_item_key(L, ctx, keys, "", seen, &ki)) == 0) {
+        const char *v = "";
+        size_t n = 0;
+        if (ki == 4) {
+            if (walk_value_list(L, ctx, &syntaxes, d->ts, &d->n_ts))
+                return -1;
             continue;
         }
         if (project_scalar(L, ctx, keys[ki], &v, &n))
@@ -1381,6 +1347,8 @@ static int walk_destination(struct loader *L, mt_conf_destination_t *d, size_t i
                 return -1;
         }
     }
+    if (rc < 0)
+        return -1;
     if (!seen[0])
         return fail(L, start_line, "%s: name is required", ctx);
     if (seen[7])
@@ -1422,7 +1390,6 @@ static int walk_destinations(struct loader *L)
     return walk_items(L, &shape, destination_item);
 }
 
-/* Called after the MAPPING-START of the section `prefix` ("" for the top level). */
 /* Top-level sections that hold a list of mappings, each parsed by its own walker (not in
  * keys.def). */
 struct list_section {
@@ -1446,6 +1413,7 @@ static const struct list_section *find_list_section(const char *kv, size_t kn)
     return NULL;
 }
 
+/* Called after the MAPPING-START of the section `prefix` ("" for the top level). */
 static int walk_mapping(struct loader *L, const char *prefix)
 {
     for (;;) {

@@ -564,6 +564,57 @@ static void test_web_destinations(void **state)
                  "stow_url (DICOMweb) are required");
 }
 
+/* The list keys inside items (allowed_calling_aes, a user's projects, a destination's
+ * transfer_syntaxes) and the key errors every item shares. */
+static void test_item_lists(void **state)
+{
+    (void)state;
+    long live = mt_alloc_live();
+    mt_conf_t *c = load("users:\n  - name: u\n    token: sha256$ab\n    projects: [p1, p-2]\n"
+                        "destinations:\n  - name: d\n    ae_title: B\n    host: h\n    port: 1\n"
+                        "    transfer_syntaxes: [1.2.840.10008.1.2.1, 1.2.840.10008.1.2]\n"
+                        "projects:\n  - name: p1\n    ae_title: P1\n"
+                        "    allowed_calling_aes: [' WS1 ']\n"
+                        "  - name: p-2\n    ae_title: P2\n");
+    if (!c)
+        fail_msg("%s", err);
+    assert_int_equal(c->users[0].n_projects, 2);
+    assert_string_equal(c->users[0].projects[1], "p-2");
+    assert_int_equal(c->destinations[0].n_ts, 2);
+    assert_string_equal(c->destinations[0].ts[1], "1.2.840.10008.1.2");
+    assert_int_equal(c->projects[0].n_calling_ae_allow, 1);
+    assert_string_equal(c->projects[0].calling_ae_allow[0], "WS1");
+    mt_conf_free(c);
+    assert_int_equal(mt_alloc_live(), live);
+
+    expect_error("users:\n  - name: u\n    token: sha256$ab\n    projects: p\n",
+                 "t.yaml:4: users[0].projects: expected a list, e.g. [a, b]");
+    expect_error("users:\n  - name: u\n    token: sha256$ab\n    projects: [[p]]\n",
+                 "t.yaml:4: users[0].projects: entries must be project names");
+    expect_error("users:\n  - name: u\n    token: sha256$ab\n    projects: [a b]\n",
+                 "t.yaml:4: users[0].projects: \"a b\" is not a project name");
+    expect_error("destinations:\n  - name: d\n    transfer_syntaxes: 1.2\n",
+                 "t.yaml:3: destinations[0].transfer_syntaxes: expected a list of UIDs");
+    expect_error("destinations:\n  - name: d\n    transfer_syntaxes: [{a: 1}]\n",
+                 "t.yaml:3: destinations[0].transfer_syntaxes: entries must be UIDs");
+    expect_error("projects:\n  - name: a\n    ae_title: A\n    allowed_calling_aes: [[X]]\n",
+                 "t.yaml:4: projects[0].allowed_calling_aes: list entries must be plain values");
+    expect_error("users:\n  - name: u\n    [k]: 1\n", "t.yaml:3: users[0]: keys must be plain words");
+    expect_error("move_destinations:\n  - ae_title: A\n    host: h\n    host: g\n",
+                 "t.yaml:4: duplicate key move_destinations[0].host");
+    expect_error("destinations:\n  - name: d\n    colour: red\n",
+                 "t.yaml:3: unknown key \"colour\" in destinations[0]");
+
+    char big[4096];
+    size_t w = (size_t)snprintf(big, sizeof big, "users:\n  - name: u\n    token: sha256$ab\n"
+                                "    projects: [");
+    for (int i = 0; i <= MT_CONF_MAX_LIST; i++)
+        w += (size_t)snprintf(big + w, sizeof big - w, "%sp%d", i ? ", " : "", i);
+    snprintf(big + w, sizeof big - w, "]\n");
+    expect_error(big, "t.yaml:4: users[0].projects: more than 64 entries");
+    assert_int_equal(mt_alloc_live(), live);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -581,6 +632,7 @@ int main(void)
         cmocka_unit_test(test_syntax_errors),
         cmocka_unit_test(test_load_file),
         cmocka_unit_test(test_projects),
+        cmocka_unit_test(test_item_lists),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
