@@ -127,17 +127,9 @@ static mt_conf_t *conf_from_args(int argc, char **argv, bool serve_flags, char *
         fprintf(stderr, "mitral: --port/--aet/--bind only apply to 'serve'\n");
         return NULL;
     }
-    mt_conf_t *c;
-    if (cfile) {
-        char err[512];
-        c = mt_conf_load(cfile, err, sizeof err);
-        if (!c) {
-            fprintf(stderr, "%s\n", err);
-            return NULL;
-        }
-    } else {
-        c = mt_conf_new_default();
-    }
+    mt_conf_t *c = mt_conf_for_command(cfile, data);
+    if (!c)
+        return NULL;
     if (port) {
         char *end;
         long v = strtol(port, &end, 10);
@@ -159,16 +151,6 @@ static mt_conf_t *conf_from_args(int argc, char **argv, bool serve_flags, char *
     }
     if (bind)
         snprintf(c->bind, sizeof c->bind, "%s", bind);
-    if (data) {
-        mt_conf_set_data_dir(c, data);
-        char buf[4096];
-        snprintf(buf, sizeof buf, "%s/storage", data);
-        mt_free(c->storage_root);
-        c->storage_root = mt_strdup(buf);
-        snprintf(buf, sizeof buf, "%s/index.sqlite", data);
-        mt_free(c->index_path);
-        c->index_path = mt_strdup(buf);
-    }
     if (conf_path)
         *conf_path = cfile ? mt_strdup(cfile) : NULL;
     return c;
@@ -510,24 +492,9 @@ static int cmd_project(int argc, char **argv)
                 what);
         goto usage_fail;
     }
-    mt_conf_t *c;
-    if (cfile) {
-        char err[512];
-        c = mt_conf_load(cfile, err, sizeof err);
-        if (!c) {
-            fprintf(stderr, "%s\n", err);
-            goto usage_fail;
-        }
-    } else {
-        c = mt_conf_new_default();
-    }
-    if (data) {
-        char buf[4096];
-        mt_conf_set_data_dir(c, data);
-        snprintf(buf, sizeof buf, "%s/index.sqlite", data);
-        mt_free(c->index_path);
-        c->index_path = mt_strdup(buf);
-    }
+    mt_conf_t *c = mt_conf_for_command(cfile, data);
+    if (!c)
+        goto usage_fail;
     int rc = 0;
     const mt_conf_project_t *p = name ? mt_conf_project_by_name(c, name) : NULL;
     if (name && !p) {
@@ -707,21 +674,11 @@ static int cmd_report(int argc, char **argv)
         default: return 2;
         }
     }
-    mt_conf_t *c;
-    if (cfile) {
-        char err[512];
-        if (!(c = mt_conf_load(cfile, err, sizeof err))) {
-            fprintf(stderr, "%s\n", err);
-            return 2;
-        }
-    } else {
-        c = mt_conf_new_default();
-    }
+    mt_conf_t *c = mt_conf_for_command(cfile, data);
+    if (!c)
+        return 2;
     char path[4096];
-    if (data)
-        snprintf(path, sizeof path, "%s/index.sqlite", data);
-    else
-        snprintf(path, sizeof path, "%s", c->index_path);
+    snprintf(path, sizeof path, "%s", c->index_path);
     mt_conf_free(c);
     mt_index_t *ix;
     int rc = mt_index_sqlite_open(path, &ix);

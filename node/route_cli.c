@@ -311,11 +311,9 @@ int mt_route_cli(int argc, char **argv)
         return 2;
     }
     char err[512];
-    mt_conf_t *c = cfile ? mt_conf_load(cfile, err, sizeof err) : mt_conf_new_default();
-    if (!c) {
-        fprintf(stderr, "%s\n", err);
+    mt_conf_t *c = mt_conf_for_command(cfile, NULL);
+    if (!c)
         return 2;
-    }
     if (mt_route_load_conf(c, err, sizeof err) != 0) {
         fprintf(stderr, "%s\n", err);
         mt_conf_free(c);
@@ -400,19 +398,9 @@ int mt_queue_cli(int argc, char **argv)
             return 2;
         }
     }
-    char err[512];
-    mt_conf_t *c = cfile ? mt_conf_load(cfile, err, sizeof err) : mt_conf_new_default();
-    if (!c) {
-        fprintf(stderr, "%s\n", err);
+    mt_conf_t *c = mt_conf_for_command(cfile, data);
+    if (!c)
         return 2;
-    }
-    if (data) {
-        char buf[4096];
-        mt_conf_set_data_dir(c, data);
-        snprintf(buf, sizeof buf, "%s/index.sqlite", data);
-        mt_free(c->index_path);
-        c->index_path = mt_strdup(buf);
-    }
     mt_index_t *ix = NULL;
     int rc = mt_index_sqlite_open(c->index_path, &ix);
     if (rc) {

@@ -264,29 +264,17 @@ int mt_tag_cli_main(int argc, char **argv)
             fprintf(stderr, "mitral tag --reindex takes no FILES (it reads the storage root)\n");
             return 2;
         }
-        mt_conf_t *c;
-        if (cfile) {
-            char err[512];
-            if (!(c = mt_conf_load(cfile, err, sizeof err))) {
-                fprintf(stderr, "%s\n", err);
-                return 2;
-            }
-        } else {
-            c = mt_conf_new_default();
-        }
+        mt_conf_t *c = mt_conf_for_command(cfile, data);
+        if (!c)
+            return 2;
         char rerr[512];
         if (mt_route_load_conf(c, rerr, sizeof rerr) != 0) { /* the rules fire on the tags */
             fprintf(stderr, "%s\n", rerr);
             mt_conf_free(c);
             return 2;
         }
-        if (data) {
-            snprintf(storage, sizeof storage, "%s/storage", data);
-            snprintf(index_path, sizeof index_path, "%s/index.sqlite", data);
-        } else {
-            snprintf(storage, sizeof storage, "%s", c->storage_root);
-            snprintf(index_path, sizeof index_path, "%s", c->index_path);
-        }
+        snprintf(storage, sizeof storage, "%s", c->storage_root);
+        snprintf(index_path, sizeof index_path, "%s", c->index_path);
         conf = c;
     } else if (first >= argc) {
         fputs(usage_tag, stderr);

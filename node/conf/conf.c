@@ -480,6 +480,26 @@ void mt_conf_set_data_dir(mt_conf_t *c, const char *dir)
     derive_paths(c);
 }
 
+void mt_conf_use_data_dir(mt_conf_t *c, const char *dir)
+{
+    c->storage_root_explicit = false;
+    c->index_path_explicit = false;
+    mt_conf_set_data_dir(c, dir);
+}
+
+mt_conf_t *mt_conf_for_command(const char *file, const char *data_dir)
+{
+    char err[512];
+    mt_conf_t *c = file ? mt_conf_load(file, err, sizeof err) : mt_conf_new_default();
+    if (!c) {
+        fprintf(stderr, "%s\n", err);
+        return NULL;
+    }
+    if (data_dir)
+        mt_conf_use_data_dir(c, data_dir);
+    return c;
+}
+
 static void projects_free(mt_conf_t *c)
 {
     for (size_t i = 0; i < c->n_projects; i++) {

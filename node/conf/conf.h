@@ -185,6 +185,14 @@ mt_conf_t *mt_conf_load_string(const char *yaml, size_t len, const char *name, c
                                size_t errsz);
 /* Derive storage_root/index_path from data_dir when they were not set explicitly. */
 void mt_conf_set_data_dir(mt_conf_t *c, const char *dir);
+
+/* `--data DIR` on a command line: DIR holds both the storage (DIR/storage) and the index
+ * (DIR/index.sqlite), whatever the config file says. */
+void mt_conf_use_data_dir(mt_conf_t *c, const char *dir);
+
+/* A subcommand's config: FILE loaded (NULL: the built-in defaults), then `--data DIR` when
+ * given. NULL when FILE does not load, its file:line error printed on stderr. */
+mt_conf_t *mt_conf_for_command(const char *file, const char *data_dir);
 void mt_conf_free(mt_conf_t *c);
 /* The project whose AE title is ae (compared without leading/trailing spaces), or NULL. */
 const mt_conf_project_t *mt_conf_project_by_ae(const mt_conf_t *c, const char *ae);

@@ -387,6 +387,30 @@ static void test_load_file(void **state)
     c = mt_conf_load(path, err, sizeof err);
     assert_null(c);
     assert_non_null(strstr(err, "cannot open"));
+    assert_null(mt_conf_for_command(path, "/d")); /* the error goes to stderr */
+
+    /* a subcommand's --data DIR holds storage and index even where the file names others */
+    char path2[] = "/tmp/mt_conf_test_XXXXXX";
+    fd = mkstemp(path2);
+    assert_true(fd >= 0);
+    y = "storage:\n  root: /s\nindex:\n  path: /db/ix.sqlite\n";
+    assert_int_equal(write(fd, y, strlen(y)), (ssize_t)strlen(y));
+    close(fd);
+    c = mt_conf_for_command(path2, NULL);
+    assert_non_null(c);
+    assert_string_equal(c->storage_root, "/s");
+    assert_string_equal(c->index_path, "/db/ix.sqlite");
+    mt_conf_free(c);
+    c = mt_conf_for_command(path2, "/d");
+    assert_non_null(c);
+    assert_string_equal(c->storage_root, "/d/storage");
+    assert_string_equal(c->index_path, "/d/index.sqlite");
+    mt_conf_free(c);
+    unlink(path2);
+    c = mt_conf_for_command(NULL, "/e");
+    assert_string_equal(c->storage_root, "/e/storage");
+    assert_string_equal(c->index_path, "/e/index.sqlite");
+    mt_conf_free(c);
 }
 
 static void test_projects(void **state)
