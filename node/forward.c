@@ -64,6 +64,14 @@
  * bench/README.md ("Where the relay's time goes"). Index work runs on the libuv pool,
  * serialised on the forwarder's own SQLite connection (WAL: its scans never block the ingest;
  * its outcome transactions are writes, kept few by the delay above).
+ * A kick scan reads only the rows after the last one the previous scan settled (scan_after,
+ * queue_list_after: a rowid range): the rows before it were taken, are in flight, or have
+ * their outcome held, and the rows of the stream that follows have higher ids (AUTOINCREMENT,
+ * committed in id order). Without that bound every scan of a stream read the held outcomes of
+ * the last HOLD_MS and the rows in flight (~76 rows at ~600 instances/s) to take ~6. A row a
+ * scan reads but leaves pending (its group in flight or full, or not handed to a worker)
+ * keeps or puts the bound before it; the poll scan (POLL_MS) reads every row, which is how a
+ * retry that came due, or an instance verified after a later one, is found.
  * mt_forward_stop aborts every busy association, also those still connecting, and releases the
  * idle ones (A-ABORT after STOP_GRACE_MS without the A-RELEASE-RP).
  *
