@@ -16,6 +16,7 @@ instances, which leaves those one-time costs in: ~60 k per instance more at N=20
   N=200 DEID=0 bench/route_callgrind.py     # A stores as received
   BASE=0 bench/route_callgrind.py           # session 4's baseline (start-up only)
   KEEP=1 ...                                # keep the callgrind.out files (paths printed)
+  STRACE=1 N=1000 ...                       # instead: A's system calls (strace -c -f), one run
 
 Prints: total Ir of A with N and with BASE instances, Ir per instance, and the inclusive Ir per
 instance of the functions listed in FUNCS (and the top self-cost functions), from
@@ -46,6 +47,7 @@ DEID = os.environ.get("DEID", "1") != "0"
 BENCH_DIR = os.environ.get("BENCH_DIR", "/tmp/mitral-bench")
 MITRAL = os.environ.get("MITRAL") or os.path.join(ROOT, "build", "mitral")
 KEEP = os.environ.get("KEEP", "0") == "1"
+STRACE = os.environ.get("STRACE", "0") == "1"
 FUNCS = [f for f in os.environ.get("FUNCS", ",".join([
     "store_on_data", "mt_deid_stream_feed", "mt_deid_stream_finish", "process_header",
     "mt_ds_parse", "mt_deid_apply", "mt_ds_encode", "mt_deid_stream_meta",
@@ -100,7 +102,14 @@ def start(d, aet, port, conf, prefix=()):
 
 
 def stop(p):
-    p.send_signal(signal.SIGTERM)
+    pid = p.pid
+    if STRACE:  # signal the traced node itself: strace ends with it and writes its summary
+        try:
+            with open("/proc/%d/task/%d/children" % (p.pid, p.pid)) as f:
+                pid = int(f.read().split()[0])
+        except (OSError, IndexError, ValueError):
+            pass
+    os.kill(pid, signal.SIGTERM)
     try:
         p.wait(300)
     except subprocess.TimeoutExpired:
@@ -135,7 +144,11 @@ def one_run(files, key, work, tag):
     if DEID:
         conf += "deid:\n  profile: basic\n  key_file: %s\n" % key
     out = os.path.join(work, "callgrind.out.%s" % tag)
-    a = start(da, "SITE", pa, conf, ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out])
+    tool = ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out]
+    if STRACE:
+        out = os.path.join(work, "strace.%s" % tag)
+        tool = ["strace", "-f", "-c", "-o", out]
+    a = start(da, "SITE", pa, conf, tool)
     try:
         if files:
             parts = [files[i::ASSOC] for i in range(ASSOC)]
@@ -189,6 +202,13 @@ def main():
         f.write(b"route-callgrind-key-0123456789abcdef")  # fixed: the same pseudonyms each run
     os.chmod(key, 0o600)
     try:
+        if STRACE:
+            out = one_run(files, key, work, str(N))
+            print("route_callgrind: STRACE=1, A's system calls relaying %d instances (strace -c -f):"
+                  % N)
+            with open(out) as f:
+                print(f.read())
+            return
         base = one_run(files[:BASE], key, work, "base")
         full = one_run(files, key, work, str(N))
         per = N - BASE
