@@ -64,6 +64,14 @@
  * bench/README.md ("Where the relay's time goes"). Index work runs on the libuv pool,
  * serialised on the forwarder's own SQLite connection (WAL: its scans never block the ingest;
  * its outcome transactions are writes, kept few by the delay above).
+ * A kick scan reads only the rows after the last one the previous scan settled (scan_after,
+ * queue_list_after: a rowid range): the rows before it were taken, are in flight, or have
+ * their outcome held, and the rows of the stream that follows have higher ids (AUTOINCREMENT,
+ * committed in id order). Without that bound every scan of a stream read the held outcomes of
+ * the last HOLD_MS and the rows in flight (~76 rows at ~600 instances/s) to take ~6. A row a
+ * scan reads but leaves pending (its group in flight or full, or not handed to a worker)
+ * keeps or puts the bound before it; the poll scan (POLL_MS) reads every row, which is how a
+ * retry that came due, or an instance verified after a later one, is found.
  * mt_forward_stop aborts every busy association, also those still connecting, and releases the
  * idle ones (A-ABORT after STOP_GRACE_MS without the A-RELEASE-RP).
  *
@@ -155,6 +163,11 @@ struct dest {
     unsigned n_workers;
     worker_t w[MAX_WORKERS];
     bool scan_queued, rescan;
+    /* kick scans read rows with id > scan_after (the file comment, "Scans"); want_full: the
+     * next scan reads every row (the poll); lowered: the lowest bound asked for (lower())
+     * while a scan was running, which its result must not raise */
+    int64_t scan_after, lowered;
+    bool want_full;
     uint64_t down_until; /* uv_now: no new association before */
     unsigned open_failures;
 };
@@ -173,8 +186,10 @@ typedef struct dbjob {
     unsigned n_idle;
     outcome_t *out; /* FLUSH */
     size_t n_out, cap_out;
-    int64_t *skip; /* SCAN: ids whose outcome is held (f->held), sorted: not taken, not counted */
+    int64_t *skip; /* SCAN: ids held (f->held) or on a busy worker, sorted: not taken, not counted */
     size_t n_skip;
+    int64_t after;   /* SCAN: rows with id > after are read */
+    int64_t reached; /* SCAN: what the next kick scan may start after (scan_work) */
     int err;
     struct dbjob *next;
 } dbjob_t;
@@ -237,6 +252,8 @@ typedef struct scan_ctx {
     size_t mask;
     size_t n_used; /* slots in use: the table doubles before it is half full */
     size_t cap;    /* rows wanted: BATCH per idle worker */
+    int64_t last;  /* id of the last row read */
+    int64_t left;  /* id of the first row read and left pending (its group busy or full); 0 none */
 } scan_ctx_t;
 
 static scan_group_t *probe(scan_group_t *g, size_t mask, const char *uid)
@@ -297,12 +314,16 @@ static int scan_row(void *u, const mt_index_queue_entry_t *e)
 {
     scan_ctx_t *c = u;
     dbjob_t *j = c->j;
+    c->last = e->id;
     if (j->n_skip && bsearch(&e->id, j->skip, j->n_skip, sizeof *j->skip, cmp_id))
-        return 0; /* sent, its outcome held: neither taken nor counted against its group */
+        return 0; /* in flight, or sent and its outcome held: neither taken nor counted */
     const char *group = group_of(j, e);
     scan_group_t *g = group_slot(c, group);
-    if (g->busy || g->n >= BATCH)
+    if (g->busy || g->n >= BATCH) {
+        if (!c->left)
+            c->left = e->id; /* still to send: the next kick scan starts before it */
         return 0;
+    }
     g->n++;
     row_t *r = &j->rows[j->n_rows++];
     memset(r, 0, sizeof *r);
@@ -329,7 +350,8 @@ static int scan_row(void *u, const mt_index_queue_entry_t *e)
 static void scan_work(dbjob_t *j)
 {
     fwd_t *f = j->f;
-    scan_ctx_t c = {j, f->root, NULL, 0, 0, (size_t)j->n_idle * BATCH};
+    scan_ctx_t c = {j, f->root, NULL, 0, 0, (size_t)j->n_idle * BATCH, j->after, 0};
+    j->reached = j->after;
     if (c.cap == 0)
         return;
     c.g = mt_calloc(SCAN_SLOTS, sizeof *c.g);
@@ -337,8 +359,11 @@ static void scan_work(dbjob_t *j)
     for (size_t i = 0; i < j->n_busy; i++)
         group_slot(&c, j->busy[i])->busy = true;
     j->rows = mt_malloc(c.cap * sizeof *j->rows); /* scan_row clears each row it fills */
-    int rc = f->ix->ops->queue_list(f->ix, j->d->cfg.name, 0, j->now_ms, SCAN_WALK, scan_row, &c);
+    int rc = f->ix->ops->queue_list_after(f->ix, j->d->cfg.name, 0, j->now_ms, j->after,
+                                          SCAN_WALK, scan_row, &c);
     j->err = rc == 1 ? 0 : rc;
+    /* every row read up to here is taken, in flight, held, or (c.left) left pending */
+    j->reached = c.left ? c.left - 1 : c.last;
     mt_free(c.g);
 }
 
@@ -391,9 +416,14 @@ static void db_after(uv_work_t *w, int status)
     f->db_current = NULL;
     if (j->err)
         mt_log(MT_LOG_ERROR, &f->log, "forward: index: %s", mt_strerror(j->err));
+    if (!j->scan && j->err) /* outcomes not written: their rows are due as they were */
+        for (size_t i = 0; i < f->n_dests; i++)
+            f->dests[i].want_full = true;
     if (j->scan) {
         dest_t *d = j->d;
         d->scan_queued = false;
+        if (!j->err)
+            d->scan_after = j->reached < d->lowered ? j->reached : d->lowered;
         if (!f->stopping && !j->err) {
             assign(d, j->rows, j->n_rows);
         } else {
@@ -432,12 +462,29 @@ static void snapshot_busy(dbjob_t *j)
             memcpy(j->busy[j->n_busy++], wk->rows[k].group, sizeof j->busy[0]);
     }
     const dbjob_t *h = d->f->held;
-    j->n_skip = h ? h->n_out : 0;
-    j->skip = j->n_skip ? mt_malloc(j->n_skip * sizeof *j->skip) : NULL;
-    for (size_t i = 0; i < j->n_skip; i++)
-        j->skip[i] = h->out[i].id;
+    size_t n_held = h ? h->n_out : 0;
+    j->skip = n + n_held ? mt_malloc((n + n_held) * sizeof *j->skip) : NULL;
+    j->n_skip = 0;
+    for (size_t i = 0; i < n_held; i++)
+        j->skip[j->n_skip++] = h->out[i].id;
+    for (unsigned i = 0; i < d->n_workers; i++)
+        for (size_t k = 0; d->w[i].busy && k < d->w[i].n_rows; k++)
+            j->skip[j->n_skip++] = d->w[i].rows[k].id;
     if (j->n_skip)
         qsort(j->skip, j->n_skip, sizeof *j->skip, cmp_id);
+    j->after = d->want_full ? 0 : d->scan_after;
+    d->want_full = false;
+    d->lowered = INT64_MAX;
+}
+
+/* A row read by a scan is pending again without a new id (not handed to a worker): the next
+ * kick scan must read it. Lowering is always safe: it only costs reading more rows. */
+static void lower(dest_t *d, int64_t id)
+{
+    if (id - 1 < d->scan_after)
+        d->scan_after = id - 1;
+    if (id - 1 < d->lowered)
+        d->lowered = id - 1;
 }
 
 static void db_next(fwd_t *f)
@@ -514,8 +561,11 @@ static void on_poll(uv_timer_t *t)
     fwd_t *f = t->data;
     if (f->held && uv_now(f->loop) - f->held_since >= HOLD_MS)
         push_held(f);
-    for (size_t i = 0; i < f->n_dests; i++)
+    for (size_t i = 0; i < f->n_dests; i++) {
+        if (t == &f->poll) /* retries come due, instances verified late: read every row */
+            f->dests[i].want_full = true;
         scan(&f->dests[i]);
+    }
 }
 
 /* Scan soon, not now: kicks within KICK_DELAY_MS become one scan (see the file comment). */
@@ -1078,10 +1128,13 @@ static void assign(dest_t *d, row_t *rows, size_t n)
                         to = fill[k];
             }
         }
-        if (to && to->n_rows < BATCH)
+        if (to && to->n_rows < BATCH) {
             to->rows[to->n_rows++] = *r;
-        else
+        } else {
+            if (!id_busy(d, r->id))
+                lower(d, r->id);
             mt_free(r->path);
+        }
     }
     for (unsigned k = 0; k < n_fill; k++)
         if (fill[k]->n_rows)

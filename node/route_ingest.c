@@ -13,7 +13,7 @@ void mt_route_ingest_event(mt_tag_capture_t *hdr, mt_index_rec_t *rec, mt_route_
                            bool big_endian, mt_ds_event_t ev, const mt_elem_t *e)
 {
     mt_tag_capture_event(hdr, ev, e);
-    if (ev == MT_DS_EV_ELEMENT && e->depth == 0 && e->value)
+    if (rec && ev == MT_DS_EV_ELEMENT && e->depth == 0 && e->value)
         mt_index_rec_offer(rec, e->tag, e->vr, e->value, e->value_len, big_endian);
     if (rec)
         mt_index_rec_seq_event(rec, ev, e, big_endian);

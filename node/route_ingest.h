@@ -20,8 +20,8 @@
 #include "tag/capture.h"
 
 /* One event of the service's data set reader to what follows it: the tagger's capture, the
- * index record (top-level values; sequence keys, when rec is not NULL) and the routing rules'
- * pending decision. */
+ * index record (top-level values and sequence keys; none when rec is NULL) and the routing
+ * rules' pending decision. */
 void mt_route_ingest_event(mt_tag_capture_t *hdr, mt_index_rec_t *rec, mt_route_pending_t *route,
                            bool big_endian, mt_ds_event_t ev, const mt_elem_t *e);
 /* The File Meta of an instance to store (source_ae may be ""); with a de-identification

@@ -31,6 +31,7 @@ struct mt_deid_stream {
     size_t key_len;
     const mt_ts_t *ts, *out_ts;
     mt_ds_reader_t *reader;
+    mt_ds_builder_t *build; /* the header's tree from the reader's events; NULL: deflated */
     mt_buf_t hdr;
     int st;
     int err;
@@ -67,11 +68,17 @@ static void track_bulk(mt_deid_bulk_t *b, const mt_ts_t *ts, mt_ds_event_t ev, c
     }
 }
 
+/* The bulk tracker, and the header's tree: every event before top-level Pixel Data. */
 static int on_event(void *user, mt_ds_event_t ev, const mt_elem_t *e)
 {
     mt_deid_stream_t *s = user;
     track_bulk(&s->bulk, s->ts, ev, e);
-    return 0;
+    if (!s->build || s->bulk.found)
+        return 0;
+    if (ev == MT_DS_EV_ELEMENT && !e->value && e->len != MT_UNDEFINED_LENGTH)
+        return MT_ETOOBIG; /* a value larger than the header may be: chunked */
+    int rc = mt_ds_builder_event(s->build, ev, e);
+    return rc == 0 || rc == MT_ENOMEM ? rc : MT_EMALFORMED;
 }
 
 typedef struct span {
@@ -124,9 +131,19 @@ mt_deid_stream_t *mt_deid_stream_new(const mt_deid_profile_t *p, const uint8_t *
     s->out_ts = mt_deid_stream_out_ts(ts);
     s->emit = emit;
     s->user = user;
-    mt_buf_init(&s->hdr, max_header ? max_header : MT_DEID_STREAM_MAX_HEADER);
-    /* The reader only follows the structure: values stay small in it. */
+    size_t max = max_header ? max_header : MT_DEID_STREAM_MAX_HEADER;
+    mt_buf_init(&s->hdr, max);
+    /* Not deflated: the reader's events before Pixel Data build the header's tree in the same
+     * pass that finds Pixel Data (values whole: none is larger than the header), and Pixel
+     * Data and what follows stream past in chunks. Deflated: the reader only follows the
+     * structure (values stay small in it); the header, the whole data set, is parsed at the
+     * end. */
     mt_ds_reader_opts_t o = {.ts = ts, .max_buffered_value = 4096, .cb = on_event, .user = s};
+    if (!ts->deflated) {
+        o.max_buffered_value = max;
+        o.stream_pixel_data = true;
+        s->build = mt_ds_builder_new(ts);
+    }
     s->reader = mt_ds_reader_new(&o);
     if (!s->reader) {
         mt_deid_stream_free(s);
@@ -140,6 +157,7 @@ void mt_deid_stream_free(mt_deid_stream_t *s)
     if (!s)
         return;
     mt_ds_reader_free(s->reader);
+    mt_ds_builder_free(s->build);
     mt_buf_dispose(&s->hdr);
     mt_ds_free(s->header);
     mt_free(s);
@@ -165,14 +183,25 @@ static int emit(mt_deid_stream_t *s, const uint8_t *p, size_t n, int *hint)
     return 0;
 }
 
-/* De-identify and emit hdr[0, len). */
+/* The header's tree: built from the reader's events, or (deflated) parsed from hdr[0, len). */
+static int header_tree(mt_deid_stream_t *s, size_t len, mt_ds_t **ds)
+{
+    if (s->build) {
+        *ds = mt_ds_builder_take(s->build);
+        return *ds ? 0 : MT_EMALFORMED;
+    }
+    mt_diag_t diag = {0, NULL};
+    int rc = mt_ds_parse(s->hdr.data, len, s->ts, ds, &diag);
+    return rc == MT_EAGAIN ? MT_EMALFORMED : rc;
+}
+
+/* De-identify and emit the header, hdr[0, len). */
 static int process_header(mt_deid_stream_t *s, size_t len, int *hint)
 {
-    mt_diag_t diag = {0, NULL};
     mt_ds_t *ds = NULL;
-    int rc = mt_ds_parse(s->hdr.data, len, s->ts, &ds, &diag);
+    int rc = header_tree(s, len, &ds);
     if (rc)
-        return rc == MT_EAGAIN ? MT_EMALFORMED : rc;
+        return rc;
     rc = mt_deid_apply(s->p, s->key, s->key_len, ds, &s->res);
     if (rc == MT_EREJECTED && s->p->burned_in == MT_DEID_BURNED_IN_QUARANTINE) {
         s->quarantined = true;

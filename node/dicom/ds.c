@@ -471,6 +471,46 @@ static int on_event(void *user, mt_ds_event_t ev, const mt_elem_t *e)
     }
 }
 
+/* ---- mt_ds_builder: the same tree from the events of a reader the caller feeds ---- */
+struct mt_ds_builder {
+    builder_t b;
+};
+
+mt_ds_builder_t *mt_ds_builder_new(const mt_ts_t *ts)
+{
+    if (!ts)
+        return NULL;
+    mt_ds_builder_t *db = mt_calloc(1, sizeof *db);
+    db->b.root = mt_ds_new();
+    db->b.root->big_endian = ts->big_endian;
+    return db;
+}
+
+int mt_ds_builder_event(mt_ds_builder_t *db, mt_ds_event_t ev, const mt_elem_t *e)
+{
+    if (!db->b.root)
+        return MT_EINVAL; /* taken */
+    return on_event(&db->b, ev, e);
+}
+
+mt_ds_t *mt_ds_builder_take(mt_ds_builder_t *db)
+{
+    if (db->b.n)
+        return NULL; /* inside a sequence, an item or encapsulated fragments */
+    mt_ds_t *ds = db->b.root;
+    db->b.root = NULL;
+    return ds;
+}
+
+void mt_ds_builder_free(mt_ds_builder_t *db)
+{
+    if (!db)
+        return;
+    mt_ds_free(db->b.root);
+    mt_free(db->b.stack);
+    mt_free(db);
+}
+
 int mt_ds_parse(const uint8_t *buf, size_t len, const mt_ts_t *ts, mt_ds_t **out, mt_diag_t *diag)
 {
     return mt_ds_parse_filtered(buf, len, ts, NULL, NULL, out, diag);

@@ -154,6 +154,17 @@ int mt_ds_parse(const uint8_t *buf, size_t len, const mt_ts_t *ts, mt_ds_t **out
 typedef bool (*mt_ds_keep_fn)(void *user, uint32_t tag);
 int mt_ds_parse_filtered(const uint8_t *buf, size_t len, const mt_ts_t *ts, mt_ds_keep_fn keep,
                          void *keep_user, mt_ds_t **out, mt_diag_t *diag);
+/* The tree mt_ds_parse builds, from the events of a reader the caller feeds itself (so that a
+ * data set read once for another purpose need not be parsed again: the de-identification
+ * stream, node/deid/stream.c). Pass every event from the first; values must come whole (no
+ * VALUE_CHUNK: MT_EINVAL; choose max_buffered_value accordingly). Take returns the tree (the
+ * caller's, mt_ds_free) once, at a point where no sequence, item or fragment list is open,
+ * else NULL. Errors: MT_EINVAL (events out of structure), MT_ENOMEM (a value's copy). */
+typedef struct mt_ds_builder mt_ds_builder_t;
+mt_ds_builder_t *mt_ds_builder_new(const mt_ts_t *ts);
+int mt_ds_builder_event(mt_ds_builder_t *b, mt_ds_event_t ev, const mt_elem_t *e);
+mt_ds_t *mt_ds_builder_take(mt_ds_builder_t *b);
+void mt_ds_builder_free(mt_ds_builder_t *b);
 /* A read-only tree whose top-level elements are appended, in ascending tag order, with values
  * that stay the caller's (they must outlive the tree; mt_ds_free does not free them): what the
  * tagger's capture (node/tag/capture.c) makes of the elements it located in a header while the

@@ -204,6 +204,10 @@ typedef struct mt_index_ops {
     int (*queue_list)(mt_index_t *ix, const char *destination, int state, int64_t due_ms,
                       size_t limit, int (*cb)(void *u, const mt_index_queue_entry_t *e),
                       void *u);
+    /* The same, only rows with id > after_id (the forwarder's scans: node/forward.c). */
+    int (*queue_list_after)(mt_index_t *ix, const char *destination, int state, int64_t due_ms,
+                            int64_t after_id, size_t limit,
+                            int (*cb)(void *u, const mt_index_queue_entry_t *e), void *u);
     /* Delivered: delete the row (MT_ENOENT if gone). */
     int (*queue_done)(mt_index_t *ix, int64_t id);
     /* A failed attempt: attempts+1, next_at, last_error; dead marks it dead-letter. */

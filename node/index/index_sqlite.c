@@ -360,7 +360,7 @@ static int prepare_all(sqlite_index_t *x)
          "FROM forward_queue q LEFT JOIN instances i ON i.sop_instance_uid = q.sop_instance_uid "
          "WHERE (?1 IS NULL OR q.destination = ?1) AND (?2 < 0 OR q.state = ?2) AND "
          "(?3 < 0 OR (q.state = 0 AND q.next_at <= ?3 AND (i.verified IS NULL OR i.verified = 1))) "
-         "ORDER BY q.id LIMIT ?4"},
+         "AND q.id > ?5 ORDER BY q.id LIMIT ?4"}, /* q.id > ?5: a rowid range, not a full scan */
         {ST_QUEUE_DONE, "DELETE FROM forward_queue WHERE id = ?1"},
         {ST_TAG_PUT,
          "INSERT INTO series_tags(series_uid, study_uid, tag, view, confidence, evidence, version, "
@@ -1192,9 +1192,9 @@ static int ix_tag_route_fire(mt_index_t *ix, const char *sop, const char *study_
 
 /* ---- forwarding queue ---- */
 
-static int ix_queue_list(mt_index_t *ix, const char *destination, int state, int64_t due_ms,
-                         size_t limit, int (*cb)(void *u, const mt_index_queue_entry_t *e),
-                         void *u)
+static int ix_queue_list_after(mt_index_t *ix, const char *destination, int state,
+                               int64_t due_ms, int64_t after_id, size_t limit,
+                               int (*cb)(void *u, const mt_index_queue_entry_t *e), void *u)
 {
     sqlite_index_t *x = (sqlite_index_t *)ix;
     sqlite3_stmt *s = x->st[ST_QUEUE_LIST]; /* prepared once: compiling the join cost more
@@ -1205,6 +1205,7 @@ static int ix_queue_list(mt_index_t *ix, const char *destination, int state, int
     sqlite3_bind_int(s, 2, state);
     sqlite3_bind_int64(s, 3, due_ms);
     sqlite3_bind_int64(s, 4, limit ? (sqlite3_int64)limit : -1);
+    sqlite3_bind_int64(s, 5, after_id);
     int ret = 0;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         mt_index_queue_entry_t e = {
@@ -1230,6 +1231,13 @@ static int ix_queue_list(mt_index_t *ix, const char *destination, int state, int
     sqlite3_reset(s);
     sqlite3_clear_bindings(s);
     return ret;
+}
+
+static int ix_queue_list(mt_index_t *ix, const char *destination, int state, int64_t due_ms,
+                         size_t limit, int (*cb)(void *u, const mt_index_queue_entry_t *e),
+                         void *u)
+{
+    return ix_queue_list_after(ix, destination, state, due_ms, 0, limit, cb, u);
 }
 
 static int exec_changes(sqlite_index_t *x, sqlite3_stmt *s, const char *what, size_t *n)
@@ -1337,6 +1345,7 @@ static const mt_index_ops_t sqlite_ops = {
     .tag_route_armed = ix_tag_route_armed,
     .tag_route_fire = ix_tag_route_fire,
     .queue_list = ix_queue_list,
+    .queue_list_after = ix_queue_list_after,
     .queue_done = ix_queue_done,
     .queue_failed = ix_queue_failed,
     .queue_retry = ix_queue_retry,

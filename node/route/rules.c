@@ -668,6 +668,23 @@ static int cmp_tag(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+static bool says_none(const mt_route_rule_t *r)
+{
+    return r->deid && strcmp(r->deid, "none") == 0;
+}
+
+bool mt_route_set_always_deid(const mt_route_set_t *set, bool node_deid)
+{
+    if (!node_deid || !set)
+        return node_deid;
+    if (set->has_default && says_none(&set->def))
+        return false;
+    for (size_t i = 0; i < set->n_rules; i++)
+        if (says_none(&set->rules[i]))
+            return false;
+    return true;
+}
+
 bool mt_route_set_wants(const mt_route_set_t *set, uint32_t tag)
 {
     return set && set->n_tags && bsearch(&tag, set->tags, set->n_tags, sizeof tag, cmp_tag) != NULL;

@@ -102,6 +102,11 @@ void mt_route_set_adopt_profile(mt_route_set_t *set, const char *name, mt_deid_p
 const mt_deid_profile_t *mt_route_set_profile(const mt_route_set_t *set, const char *name);
 /* The number of rules on cmr_series; *where (may be NULL) = "file:line" of the first. */
 size_t mt_route_set_after_tag(const mt_route_set_t *set, const char **where);
+/* Does every decision of the set de-identify, given whether the node has a deid.profile
+ * (node_deid)? True when the node has one and no rule says `deid: none` (a rule's profile
+ * that failed to load makes the instance fail, never stored as received). NULL set: node_deid.
+ * store.c then keeps of the original header only what it checks. */
+bool mt_route_set_always_deid(const mt_route_set_t *set, bool node_deid);
 /* Does any rule look at this attribute tag? (store.c keeps only those values) */
 bool mt_route_set_wants(const mt_route_set_t *set, uint32_t tag);
 

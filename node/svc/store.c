@@ -69,6 +69,9 @@ typedef struct store_req {
     mt_ds_reader_t *reader;
     mt_index_rec_t *rec;
     mt_deid_stream_t *deid; /* NULL: store as received */
+    /* de-identification is certain before the rules decide: rec keeps of the original header
+     * only the UIDs finish() checks (the record indexed is made from the de-identified one) */
+    bool rec_checks_only;
     const mt_ts_t *ts;
     bool paused;
     bool committed;
@@ -136,10 +139,20 @@ static void fail(store_req_t *s, uint16_t status, const char *comment)
     }
 }
 
+static bool checked_tag(uint32_t tag)
+{
+    return tag == TAG_SOP_CLASS_UID || tag == TAG_SOP_INSTANCE_UID ||
+           tag == TAG_STUDY_INSTANCE_UID || tag == TAG_SERIES_INSTANCE_UID;
+}
+
 static int on_element(void *user, mt_ds_event_t ev, const mt_elem_t *e)
 {
     store_req_t *s = user;
-    mt_route_ingest_event(&s->hdr, s->rec, &s->route, s->ts->big_endian, ev, e);
+    mt_route_ingest_event(&s->hdr, s->rec_checks_only ? NULL : s->rec, &s->route,
+                          s->ts->big_endian, ev, e);
+    if (s->rec_checks_only && ev == MT_DS_EV_ELEMENT && e->depth == 0 && e->value &&
+        checked_tag(e->tag))
+        mt_index_rec_offer(s->rec, e->tag, e->vr, e->value, e->value_len, s->ts->big_endian);
     return 0;
 }
 
@@ -287,6 +300,8 @@ static void store_on_request(mt_dimse_req_t *req)
     s->rec = mt_index_rec_new();
     const mt_conf_t *conf = mt_assoc_conf(req->assoc);
     mt_route_pending_init(&s->route, conf ? conf->routes : NULL);
+    s->rec_checks_only = mt_route_set_always_deid(
+        conf ? conf->routes : NULL, mt_node_deid(mt_assoc_node(req->assoc), NULL, NULL) != NULL);
     s->ts = mt_ts_find(req->transfer_syntax);
     mt_tag_capture_init(&s->hdr, s->ts, !mt_node_tagger(mt_assoc_node(req->assoc)));
     if (!s->ts) {
@@ -389,6 +404,8 @@ static void finish(store_req_t *s)
     }
     if (!s->fail_status && !s->route.decided)
         route_decide(s, NULL, 0); /* a data set without Pixel Data */
+    if (!s->fail_status && s->rec_checks_only && !s->deid) /* never indexed half-recorded */
+        fail(s, MT_STATUS_PROCESSING_FAILURE, "de-identification was not started");
     if (!s->fail_status)
         mt_route_ingest_rec(&s->route.dec, s->rec);
     if (!s->fail_status && s->deid) {

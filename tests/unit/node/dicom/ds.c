@@ -185,6 +185,67 @@ static void test_parse_tree(void **state)
     assert_int_equal(mt_alloc_live(), live);
 }
 
+typedef struct take_at {
+    mt_ds_builder_t *b;
+    mt_ds_t *taken; /* taken inside the sequence: must be NULL */
+    bool tried;
+} take_at_t;
+
+static int to_builder(void *user, mt_ds_event_t ev, const mt_elem_t *e)
+{
+    take_at_t *t = user;
+    if (ev == MT_DS_EV_ITEM_START && !t->tried) {
+        t->tried = true;
+        t->taken = mt_ds_builder_take(t->b);
+    }
+    return mt_ds_builder_event(t->b, ev, e);
+}
+
+/* mt_ds_builder: the events of a reader fed byte by byte build the tree mt_ds_parse builds
+ * (same encoding); take refuses while a sequence is open; a chunked value is refused. */
+static void test_builder(void **state)
+{
+    (void)state;
+    tu_bytes_t t;
+    tree_bytes(&t);
+    long live = mt_alloc_live();
+    mt_ds_t *want;
+    mt_diag_t d;
+    assert_int_equal(mt_ds_parse(t.b, t.n, mt_ts_explicit_le, &want, &d), 0);
+    take_at_t ta = {mt_ds_builder_new(mt_ts_explicit_le), NULL, false};
+    mt_ds_reader_opts_t o = {.ts = mt_ts_explicit_le, .cb = to_builder, .user = &ta};
+    mt_ds_reader_t *r = mt_ds_reader_new(&o);
+    for (size_t i = 0; i < t.n; i++)
+        assert_int_equal(mt_ds_reader_feed(r, t.b + i, 1), 0);
+    assert_int_equal(mt_ds_reader_finish(r), 0);
+    mt_ds_reader_free(r);
+    assert_true(ta.tried);
+    assert_null(ta.taken);
+    mt_ds_t *got = mt_ds_builder_take(ta.b);
+    assert_non_null(got);
+    assert_null(mt_ds_builder_take(ta.b)); /* once */
+    mt_buf_t a, b;
+    mt_buf_init(&a, 1 << 20);
+    mt_buf_init(&b, 1 << 20);
+    assert_int_equal(mt_ds_encode(want, mt_ts_explicit_le, &a), 0);
+    assert_int_equal(mt_ds_encode(got, mt_ts_explicit_le, &b), 0);
+    assert_int_equal(a.len, b.len);
+    assert_memory_equal(a.data, b.data, a.len);
+    mt_buf_dispose(&a);
+    mt_buf_dispose(&b);
+    mt_ds_free(want);
+    mt_ds_free(got);
+    assert_int_equal(mt_ds_builder_event(ta.b, MT_DS_EV_ELEMENT, &(mt_elem_t){0}), MT_EINVAL);
+    mt_ds_builder_free(ta.b);
+    /* a value delivered in chunks cannot be built */
+    mt_ds_builder_t *b2 = mt_ds_builder_new(mt_ts_explicit_le);
+    mt_elem_t e = {.tag = MT_TAG(0x0008, 0x0016), .vr = MT_VR('U', 'I'), .len = 8};
+    assert_int_equal(mt_ds_builder_event(b2, MT_DS_EV_ELEMENT, &e), MT_EINVAL);
+    mt_ds_builder_free(b2);
+    assert_null(mt_ds_builder_new(NULL));
+    assert_int_equal(mt_alloc_live(), live);
+}
+
 static bool keep_some(void *user, uint32_t tag)
 {
     (*(int *)user)++;
@@ -355,7 +416,7 @@ int main(void)
         cmocka_unit_test(test_set_get_remove),      cmocka_unit_test(test_big_endian_getters),
         cmocka_unit_test(test_parse_tree),          cmocka_unit_test(test_parse_testdata),
         cmocka_unit_test(test_parse_out_of_memory), cmocka_unit_test(test_parse_filtered),
-        cmocka_unit_test(test_borrowed_tree),
+        cmocka_unit_test(test_borrowed_tree),       cmocka_unit_test(test_builder),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

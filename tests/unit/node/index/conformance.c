@@ -671,6 +671,17 @@ static void test_routing_rows(void **state)
     assert_string_equal(q.sop[1], "1.2.3.1.2");
     assert_int_equal(qlist(ix, NULL, -1, -1).n, 3);
     assert_int_equal(qlist(ix, "backup", -1, -1).n, 1);
+    /* queue_list_after: only rows after an id (the forwarder's kick scans) */
+    qrows_t qa;
+    memset(&qa, 0, sizeof qa);
+    assert_int_equal(ix->ops->queue_list_after(ix, "central", 0, INT64_MAX, q.id[0], 0, on_q, &qa),
+                     0);
+    assert_int_equal(qa.n, 1);
+    assert_int_equal(qa.id[0], q.id[1]);
+    memset(&qa, 0, sizeof qa);
+    assert_int_equal(ix->ops->queue_list_after(ix, "central", 0, INT64_MAX, q.id[1], 0, on_q, &qa),
+                     0);
+    assert_int_equal(qa.n, 0);
     mt_index_stats_t ps;
     assert_int_equal(ix->ops->project_stats(ix, "cmr", &ps), 0);
     assert_int_equal(ps.studies, 1);

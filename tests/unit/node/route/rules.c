@@ -317,6 +317,43 @@ static void test_precedence_and_continue(void **st)
     mt_route_set_free(s);
 }
 
+/* mt_route_set_always_deid: only with the node's profile, and no rule (nor the default)
+ * saying deid: none; a rule naming another profile still de-identifies. */
+static void test_always_deid(void **st)
+{
+    (void)st;
+    assert_true(mt_route_set_always_deid(NULL, true));
+    assert_false(mt_route_set_always_deid(NULL, false));
+    mt_route_set_t *s = compile("rules:\n"
+                                "  - name: mr\n"
+                                "    match: {Modality: MR}\n"
+                                "    deid: strict\n"
+                                "    forward: [central]\n"
+                                "  - name: rest\n"
+                                "    forward: [central]\n");
+    assert_non_null(s);
+    assert_true(mt_route_set_always_deid(s, true));
+    assert_false(mt_route_set_always_deid(s, false)); /* "rest" stores as received */
+    mt_route_set_free(s);
+    s = compile("rules:\n"
+                "  - name: ct\n"
+                "    match: {Modality: CT}\n"
+                "    deid: none\n"
+                "    forward: [central]\n");
+    assert_non_null(s);
+    assert_false(mt_route_set_always_deid(s, true));
+    mt_route_set_free(s);
+    s = compile("rules:\n"
+                "  - name: mr\n"
+                "    match: {Modality: MR}\n"
+                "    forward: [central]\n"
+                "default:\n"
+                "  deid: none\n");
+    assert_non_null(s);
+    assert_false(mt_route_set_always_deid(s, true));
+    mt_route_set_free(s);
+}
+
 static void test_reject(void **st)
 {
     (void)st;
@@ -536,6 +573,7 @@ int main(void)
         cmocka_unit_test(test_http_source),
         cmocka_unit_test(test_precedence_and_continue),
         cmocka_unit_test(test_reject),
+        cmocka_unit_test(test_always_deid),
         cmocka_unit_test(test_multiple_files),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_tags_by_number),
