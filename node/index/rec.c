@@ -118,7 +118,7 @@ struct mt_index_rec {
     char *values[N_KEYS]; /* by row; rows of one tag share one string (owned by the first) */
     char *rel_path, *ts_uid, *sop_class_uid;
     uint64_t size;
-    bool has_checksum;
+    bool has_checksum, unsynced;
     uint32_t checksum;
     char **projects, **forward; /* routing (issue 6): joined / queued with the instance row */
     size_t n_projects, n_forward;
@@ -375,6 +375,11 @@ void mt_index_rec_set_checksum(mt_index_rec_t *r, uint32_t crc32c)
     r->checksum = crc32c;
 }
 
+void mt_index_rec_set_unsynced(mt_index_rec_t *r, bool unsynced)
+{
+    r->unsynced = unsynced;
+}
+
 const char *mt__index_rec_value(const mt_index_rec_t *r, size_t i)
 {
     return i < N_KEYS ? r->values[i] : NULL;
@@ -388,6 +393,7 @@ void mt__index_rec_file(const mt_index_rec_t *r, mt__index_file_t *out)
     out->size = r->size;
     out->has_checksum = r->has_checksum;
     out->checksum = r->checksum;
+    out->unsynced = r->unsynced;
 }
 
 /* ---- sequence keys (issue 3) ---- */

@@ -312,6 +312,32 @@ static void test_verified_bookkeeping(void **state)
     memset(&v, 0, sizeof v);
     assert_int_equal(ix->ops->unverified(ix, on_unverified, &v), 0);
     assert_int_equal(v.n, 0);
+
+    /* put() of a record set unsynced: a new row goes in unsynced at once, a replacement
+     * (whose old file is acknowledged data) verified=0 all the same */
+    r = rec_make("P1", "1.1", "1.1.9", "1.1.1.8", "a/8.dcm", 4);
+    mt_index_rec_set_checksum(r, 0x12345678);
+    mt_index_rec_set_unsynced(r, true);
+    assert_int_equal(ix->ops->begin(ix), 0);
+    assert_int_equal(ix->ops->put(ix, r, MT_DUP_OVERWRITE, &res, NULL, 0), 0);
+    assert_int_equal(res, MT_INDEX_INSERTED);
+    assert_int_equal(ix->ops->commit(ix), 0);
+    memset(&v, 0, sizeof v);
+    assert_int_equal(ix->ops->unverified(ix, on_unverified, &v), 0);
+    assert_int_equal(v.n, 1);
+    assert_string_equal(v.sop[0], "1.1.1.8");
+    assert_true(v.unsynced[0]);
+    assert_int_equal(v.checksum[0], 0x12345678);
+    assert_int_equal(ix->ops->begin(ix), 0);
+    assert_int_equal(ix->ops->mark_verified(ix), 0);
+    assert_int_equal(ix->ops->put(ix, r, MT_DUP_OVERWRITE, &res, NULL, 0), 0);
+    assert_int_equal(res, MT_INDEX_REPLACED);
+    assert_int_equal(ix->ops->commit(ix), 0);
+    mt_index_rec_free(r);
+    memset(&v, 0, sizeof v);
+    assert_int_equal(ix->ops->unverified(ix, on_unverified, &v), 0);
+    assert_int_equal(v.n, 1);
+    assert_false(v.unsynced[0]);
 }
 
 static void test_remove_prunes(void **state)
