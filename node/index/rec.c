@@ -129,6 +129,9 @@ struct mt_index_rec {
     int cap_level;      /* level of the sequence being captured, -1 = none */
     size_t cap_start;   /* where it started in seq[cap_level] */
     bool cap_dropped;   /* too big / not representable: dropped at SEQ_END */
+    /* offer()'s working copy of a value, kept from one offer to the next: a fresh buffer per
+     * value cost a malloc, a realloc and a free for each of the ~64 keys of an instance */
+    mt_buf_t scratch;
 };
 
 mt_index_rec_t *mt_index_rec_new(void)
@@ -136,6 +139,7 @@ mt_index_rec_t *mt_index_rec_new(void)
     mt_index_rec_t *r = mt_calloc(1, sizeof(mt_index_rec_t));
     for (int l = 0; l < MT_LEVEL_COUNT; l++)
         mt_buf_init(&r->seq[l], MT_INDEX_SEQ_MAX);
+    mt_buf_init(&r->scratch, MT_REC_VALUE_MAX);
     r->cap_level = -1;
     return r;
 }
@@ -168,6 +172,7 @@ void mt_index_rec_free(mt_index_rec_t *r)
     mt_free(r->armed);
     for (int l = 0; l < MT_LEVEL_COUNT; l++)
         mt_buf_dispose(&r->seq[l]);
+    mt_buf_dispose(&r->scratch);
     mt_free(r);
 }
 
@@ -320,21 +325,21 @@ void mt_index_rec_offer(mt_index_rec_t *r, uint32_t tag, uint16_t vr, const uint
         return;
     if (!value)
         len = 0;
-    mt_buf_t out;
-    mt_buf_init(&out, MT_REC_VALUE_MAX);
-    if (!put_binary(&out, vr, value, len, big_endian)) {
+    mt_buf_t *out = &r->scratch;
+    mt_buf_reset(out);
+    if (!put_binary(out, vr, value, len, big_endian)) {
         const char *p = (const char *)value;
         bool text = vr == MT_VR('L', 'T') || vr == MT_VR('S', 'T') || vr == MT_VR('U', 'T') ||
                     vr == MT_VR('U', 'R');
         if (text) {
-            put_component(&out, p, len, false);
+            put_component(out, p, len, false);
         } else {
             size_t start = 0;
             for (size_t i = 0; i <= len; i++) {
                 if (i == len || p[i] == '\\') {
-                    if (start && mt_buf_append(&out, "\\", 1) != 0)
+                    if (start && mt_buf_append(out, "\\", 1) != 0)
                         break;
-                    if (!put_component(&out, p + start, i - start, true))
+                    if (!put_component(out, p + start, i - start, true))
                         break;
                     start = i + 1;
                 }
@@ -342,8 +347,7 @@ void mt_index_rec_offer(mt_index_rec_t *r, uint32_t tag, uint16_t vr, const uint
         }
     }
     clear_slot(r, s);
-    char *v = mt_strndup(out.len ? (const char *)out.data : "", out.len);
-    mt_buf_dispose(&out);
+    char *v = mt_strndup(out->len ? (const char *)out->data : "", out->len);
     for (unsigned i = 0; i < s->n_rows; i++)
         r->values[s->rows[i]] = v;
 }
