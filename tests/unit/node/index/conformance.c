@@ -458,6 +458,18 @@ static void test_values(void **state)
     mt_index_rec_offer(r, MT_TAG(0x0009, 0x0010), MT_VR('L', 'O'), (const uint8_t *)"x", 1,
                        false); /* not a key: ignored */
     assert_null(mt_index_rec_get(r, MT_TAG(0x0009, 0x0010)));
+    /* values offered again and again (past the record's own space for them, into the heap)
+     * each replace the last, and the earlier ones stay as they were */
+    char num[32];
+    for (int i = 0; i < 40; i++) {
+        offer_str(r, MT_TAG(0x0010, 0x4000), MT_VR('L', 'T'), longtext);
+        snprintf(num, sizeof num, "TEXT %d", i);
+        offer_str(r, T_STUDY_DESC, MT_VR('L', 'O'), num);
+        assert_string_equal(mt_index_rec_get(r, T_STUDY_DESC), num);
+    }
+    assert_string_equal(mt_index_rec_get(r, T_IOP), "1\\0\\0\\0\\1\\-0.5");
+    assert_int_equal(strlen(mt_index_rec_get(r, MT_TAG(0x0010, 0x4000))), 1024);
+    offer_str(r, T_STUDY_DESC, MT_VR('L', 'O'), "CARDIAC^MRI  ");
     put_ok(ix, r, MT_DUP_OVERWRITE, MT_INDEX_INSERTED, "");
 
     /* an instance lacking an attribute does not erase it at its study */
