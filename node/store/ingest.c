@@ -27,10 +27,9 @@
  *                                                               │
  *   commit thread, per batch (batch_intent, then one of two paths):  ▼
  *     1. path of each job from its UIDs (store layout; a bad UID fails that job)
- *     2. BEGIN; put() each row with verified=0 (duplicate policy decides: insert, replace,
- *        keep the existing one, reject). Then the path of the batch:
- *        (a new row is inserted unsynced, verified=2: start-up checks its CRC-32C; a
- *        replacement verified=0)
+ *     2. BEGIN; put() each row (duplicate policy decides: insert, replace, keep the existing
+ *        one, reject): a new row unsynced (verified=2: start-up checks its CRC-32C, the data
+ *        may be torn), a replacement verified=0. Then the path of the batch:
  *     FAST (every file is new and goes to a directory already durably marked in dirty_dirs):
  *        3f. rename each temp file into place; COMMIT; ONE sync: data, renames, rows
  *     SLOW (anything else: a new series directory, an overwrite):
