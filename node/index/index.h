@@ -59,6 +59,10 @@ void mt_index_rec_set_file(mt_index_rec_t *r, const char *rel_path, uint64_t siz
                            const char *ts_uid, const char *sop_class_uid);
 /* The CRC-32C (util/crc32c.h) of the whole stored file, when known. */
 void mt_index_rec_set_checksum(mt_index_rec_t *r, uint32_t crc32c);
+/* The ingest's one-flush path: put() inserts a new row (none replaced) that has a checksum
+ * as unsynced (verified=2, as mark_unsynced() would set it) instead of verified=0, so the
+ * batch needs no second statement per row. A replacement is still written verified=0. */
+void mt_index_rec_set_unsynced(mt_index_rec_t *r, bool unsynced);
 
 /* Routing (issue 6): projects the instance's study joins, and destinations it is queued for,
  * both in the transaction of put() (so a crash cannot index an instance without them).

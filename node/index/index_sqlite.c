@@ -387,7 +387,7 @@ static int prepare_all(sqlite_index_t *x)
         {ST_UP_STUDY, MT_LEVEL_STUDY, "patient_pk", "study_instance_uid", "", 0},
         {ST_UP_SERIES, MT_LEVEL_SERIES, "study_pk", "series_instance_uid", "", 0},
         {ST_INSERT_INSTANCE, MT_LEVEL_INSTANCE, "series_pk", NULL,
-         ",path,size,transfer_syntax_uid,replaces_path,checksum", 5},
+         ",path,size,transfer_syntax_uid,replaces_path,checksum,verified", 6},
     };
     mt_buf_t b;
     int err = 0;
@@ -750,6 +750,8 @@ static int ix_put(mt_index_t *ix, const mt_index_rec_t *rec, mt_dup_policy_t dup
         sqlite3_bind_text(s, p + 3, prev, -1, SQLITE_STATIC);
     if (f.has_checksum)
         sqlite3_bind_int64(s, p + 4, (sqlite3_int64)f.checksum);
+    /* a new row of the one-flush path is unsynced from the start (mt_index_rec_set_unsynced) */
+    sqlite3_bind_int(s, p + 5, !old_pk && f.unsynced && f.has_checksum ? 2 : 0);
     if ((err = step_done(x, s, "insert instance")))
         return err;
     if ((err = put_seq(x, MT_LEVEL_INSTANCE, sqlite3_last_insert_rowid(x->db), rec)))

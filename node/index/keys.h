@@ -54,6 +54,7 @@ typedef struct mt__index_file {
     const char *rel_path, *ts_uid, *sop_class_uid; /* NULL when unset */
     uint64_t size;
     bool has_checksum;
+    bool unsynced; /* mt_index_rec_set_unsynced */
     uint32_t checksum;
 } mt__index_file_t;
 void mt__index_rec_file(const mt_index_rec_t *r, mt__index_file_t *out);

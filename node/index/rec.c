@@ -23,6 +23,7 @@
 #include "keys.h"
 
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,7 @@
 #include "../util/bytes.h"
 
 #define MT_REC_VALUE_MAX 1024
+#define VALUE_SPACE 4096
 
 static const mt_index_key_t keys[] = {
 #define MT_INDEX_KEY(level, g, e, kw, col, kind)                                                   \
@@ -116,9 +118,14 @@ const mt_index_key_t *mt_index_key_find(uint32_t tag, mt_index_level_t level)
 
 struct mt_index_rec {
     char *values[N_KEYS]; /* by row; rows of one tag share one string (owned by the first) */
+    /* Where values live: the first VALUE_SPACE bytes of them in `space` (an instance's ~64 keys
+     * take ~2 KB; a value replaced there is not reclaimed), the rest on the heap. One malloc
+     * and one free fewer per key than a strndup each. */
+    char space[VALUE_SPACE];
+    size_t space_used;
     char *rel_path, *ts_uid, *sop_class_uid;
     uint64_t size;
-    bool has_checksum;
+    bool has_checksum, unsynced;
     uint32_t checksum;
     char **projects, **forward; /* routing (issue 6): joined / queued with the instance row */
     size_t n_projects, n_forward;
@@ -129,6 +136,9 @@ struct mt_index_rec {
     int cap_level;      /* level of the sequence being captured, -1 = none */
     size_t cap_start;   /* where it started in seq[cap_level] */
     bool cap_dropped;   /* too big / not representable: dropped at SEQ_END */
+    /* offer()'s working copy of a value, kept from one offer to the next: a fresh buffer per
+     * value cost a malloc, a realloc and a free for each of the ~64 keys of an instance */
+    mt_buf_t scratch;
 };
 
 mt_index_rec_t *mt_index_rec_new(void)
@@ -136,13 +146,33 @@ mt_index_rec_t *mt_index_rec_new(void)
     mt_index_rec_t *r = mt_calloc(1, sizeof(mt_index_rec_t));
     for (int l = 0; l < MT_LEVEL_COUNT; l++)
         mt_buf_init(&r->seq[l], MT_INDEX_SEQ_MAX);
+    mt_buf_init(&r->scratch, MT_REC_VALUE_MAX);
     r->cap_level = -1;
     return r;
 }
 
+static bool in_space(const mt_index_rec_t *r, const char *v)
+{
+    uintptr_t a = (uintptr_t)v, lo = (uintptr_t)r->space;
+    return a >= lo && a < lo + VALUE_SPACE;
+}
+
+/* A NUL-terminated copy of n bytes at p, in the record's space while it lasts. */
+static char *value_copy(mt_index_rec_t *r, const char *p, size_t n)
+{
+    if (n + 1 > VALUE_SPACE - r->space_used)
+        return mt_strndup(p, n);
+    char *v = r->space + r->space_used;
+    memcpy(v, p, n);
+    v[n] = '\0';
+    r->space_used += n + 1;
+    return v;
+}
+
 static void clear_slot(mt_index_rec_t *r, const tag_slot_t *s)
 {
-    mt_free(r->values[s->rows[0]]);
+    if (!in_space(r, r->values[s->rows[0]]))
+        mt_free(r->values[s->rows[0]]);
     for (unsigned i = 0; i < s->n_rows; i++)
         r->values[s->rows[i]] = NULL;
 }
@@ -168,6 +198,7 @@ void mt_index_rec_free(mt_index_rec_t *r)
     mt_free(r->armed);
     for (int l = 0; l < MT_LEVEL_COUNT; l++)
         mt_buf_dispose(&r->seq[l]);
+    mt_buf_dispose(&r->scratch);
     mt_free(r);
 }
 
@@ -320,21 +351,21 @@ void mt_index_rec_offer(mt_index_rec_t *r, uint32_t tag, uint16_t vr, const uint
         return;
     if (!value)
         len = 0;
-    mt_buf_t out;
-    mt_buf_init(&out, MT_REC_VALUE_MAX);
-    if (!put_binary(&out, vr, value, len, big_endian)) {
+    mt_buf_t *out = &r->scratch;
+    mt_buf_reset(out);
+    if (!put_binary(out, vr, value, len, big_endian)) {
         const char *p = (const char *)value;
         bool text = vr == MT_VR('L', 'T') || vr == MT_VR('S', 'T') || vr == MT_VR('U', 'T') ||
                     vr == MT_VR('U', 'R');
         if (text) {
-            put_component(&out, p, len, false);
+            put_component(out, p, len, false);
         } else {
             size_t start = 0;
             for (size_t i = 0; i <= len; i++) {
                 if (i == len || p[i] == '\\') {
-                    if (start && mt_buf_append(&out, "\\", 1) != 0)
+                    if (start && mt_buf_append(out, "\\", 1) != 0)
                         break;
-                    if (!put_component(&out, p + start, i - start, true))
+                    if (!put_component(out, p + start, i - start, true))
                         break;
                     start = i + 1;
                 }
@@ -342,8 +373,7 @@ void mt_index_rec_offer(mt_index_rec_t *r, uint32_t tag, uint16_t vr, const uint
         }
     }
     clear_slot(r, s);
-    char *v = mt_strndup(out.len ? (const char *)out.data : "", out.len);
-    mt_buf_dispose(&out);
+    char *v = value_copy(r, out->len ? (const char *)out->data : "", out->len);
     for (unsigned i = 0; i < s->n_rows; i++)
         r->values[s->rows[i]] = v;
 }
@@ -375,6 +405,11 @@ void mt_index_rec_set_checksum(mt_index_rec_t *r, uint32_t crc32c)
     r->checksum = crc32c;
 }
 
+void mt_index_rec_set_unsynced(mt_index_rec_t *r, bool unsynced)
+{
+    r->unsynced = unsynced;
+}
+
 const char *mt__index_rec_value(const mt_index_rec_t *r, size_t i)
 {
     return i < N_KEYS ? r->values[i] : NULL;
@@ -388,6 +423,7 @@ void mt__index_rec_file(const mt_index_rec_t *r, mt__index_file_t *out)
     out->size = r->size;
     out->has_checksum = r->has_checksum;
     out->checksum = r->checksum;
+    out->unsynced = r->unsynced;
 }
 
 /* ---- sequence keys (issue 3) ---- */

@@ -27,11 +27,11 @@
  *                                                               │
  *   commit thread, per batch (batch_intent, then one of two paths):  ▼
  *     1. path of each job from its UIDs (store layout; a bad UID fails that job)
- *     2. BEGIN; put() each row with verified=0 (duplicate policy decides: insert, replace,
- *        keep the existing one, reject). Then the path of the batch:
+ *     2. BEGIN; put() each row (duplicate policy decides: insert, replace, keep the existing
+ *        one, reject): a new row unsynced (verified=2: start-up checks its CRC-32C, the data
+ *        may be torn), a replacement verified=0. Then the path of the batch:
  *     FAST (every file is new and goes to a directory already durably marked in dirty_dirs):
- *        3f. rows marked unsynced (verified=2: start-up checks their CRC-32C, the data may
- *            be torn); rename each temp file into place; COMMIT; ONE sync: data, renames, rows
+ *        3f. rename each temp file into place; COMMIT; ONE sync: data, renames, rows
  *     SLOW (anything else: a new series directory, an overwrite):
  *        3. mark the new directories (dir_mark); COMMIT: the rows are the batch's intent
  *           record; sync #1: the temp files' data and the rows are durable
@@ -699,6 +699,10 @@ static batch_mode_t batch_intent(mt_ingest_t *ing, mt_ingest_job_t *batch)
         }
         mt_index_rec_set_file(j->rec, j->rel_path, j->tmp.size, j->ts_uid, j->sop_class_uid);
         mt_index_rec_set_checksum(j->rec, j->crc);
+        /* a new row goes in as verified=2 (unsynced) at once: right for the FAST path, and
+         * for a SLOW batch only a stricter start-up check (its data is durable before the
+         * rename, so the file matches its checksum). A replacement is written verified=0. */
+        mt_index_rec_set_unsynced(j->rec, true);
         n_ok++;
     }
     if (!n_ok)
@@ -742,14 +746,10 @@ static batch_mode_t batch_intent(mt_ingest_t *ing, mt_ingest_job_t *batch)
         if (m < 0 || j->replaced)
             fast = false;
     }
-    if (!err && live && fast && any_pub) {
-        /* its data may be torn until the sync: start-up will check the checksum */
-        for (mt_ingest_job_t *j = batch; j && !err; j = j->next)
-            if (j->act == ACT_PUBLISH && !j->status)
-                err = ix->ops->mark_unsynced(ix, job_sop(j));
-        if (!err)
-            return B_FAST;
-    }
+    /* FAST: every published row is a new one, put() wrote it unsynced (verified=2: its data
+     * may be torn until the sync, start-up will check the checksum) */
+    if (!err && live && fast && any_pub)
+        return B_FAST;
     if (!err && !fast)
         err = mark_dirs(ing, batch);
     if (!err)

@@ -312,6 +312,32 @@ static void test_verified_bookkeeping(void **state)
     memset(&v, 0, sizeof v);
     assert_int_equal(ix->ops->unverified(ix, on_unverified, &v), 0);
     assert_int_equal(v.n, 0);
+
+    /* put() of a record set unsynced: a new row goes in unsynced at once, a replacement
+     * (whose old file is acknowledged data) verified=0 all the same */
+    r = rec_make("P1", "1.1", "1.1.9", "1.1.1.8", "a/8.dcm", 4);
+    mt_index_rec_set_checksum(r, 0x12345678);
+    mt_index_rec_set_unsynced(r, true);
+    assert_int_equal(ix->ops->begin(ix), 0);
+    assert_int_equal(ix->ops->put(ix, r, MT_DUP_OVERWRITE, &res, NULL, 0), 0);
+    assert_int_equal(res, MT_INDEX_INSERTED);
+    assert_int_equal(ix->ops->commit(ix), 0);
+    memset(&v, 0, sizeof v);
+    assert_int_equal(ix->ops->unverified(ix, on_unverified, &v), 0);
+    assert_int_equal(v.n, 1);
+    assert_string_equal(v.sop[0], "1.1.1.8");
+    assert_true(v.unsynced[0]);
+    assert_int_equal(v.checksum[0], 0x12345678);
+    assert_int_equal(ix->ops->begin(ix), 0);
+    assert_int_equal(ix->ops->mark_verified(ix), 0);
+    assert_int_equal(ix->ops->put(ix, r, MT_DUP_OVERWRITE, &res, NULL, 0), 0);
+    assert_int_equal(res, MT_INDEX_REPLACED);
+    assert_int_equal(ix->ops->commit(ix), 0);
+    mt_index_rec_free(r);
+    memset(&v, 0, sizeof v);
+    assert_int_equal(ix->ops->unverified(ix, on_unverified, &v), 0);
+    assert_int_equal(v.n, 1);
+    assert_false(v.unsynced[0]);
 }
 
 static void test_remove_prunes(void **state)
@@ -432,6 +458,18 @@ static void test_values(void **state)
     mt_index_rec_offer(r, MT_TAG(0x0009, 0x0010), MT_VR('L', 'O'), (const uint8_t *)"x", 1,
                        false); /* not a key: ignored */
     assert_null(mt_index_rec_get(r, MT_TAG(0x0009, 0x0010)));
+    /* values offered again and again (past the record's own space for them, into the heap)
+     * each replace the last, and the earlier ones stay as they were */
+    char num[32];
+    for (int i = 0; i < 40; i++) {
+        offer_str(r, MT_TAG(0x0010, 0x4000), MT_VR('L', 'T'), longtext);
+        snprintf(num, sizeof num, "TEXT %d", i);
+        offer_str(r, T_STUDY_DESC, MT_VR('L', 'O'), num);
+        assert_string_equal(mt_index_rec_get(r, T_STUDY_DESC), num);
+    }
+    assert_string_equal(mt_index_rec_get(r, T_IOP), "1\\0\\0\\0\\1\\-0.5");
+    assert_int_equal(strlen(mt_index_rec_get(r, MT_TAG(0x0010, 0x4000))), 1024);
+    offer_str(r, T_STUDY_DESC, MT_VR('L', 'O'), "CARDIAC^MRI  ");
     put_ok(ix, r, MT_DUP_OVERWRITE, MT_INDEX_INSERTED, "");
 
     /* an instance lacking an attribute does not erase it at its study */
