@@ -1,0 +1,264 @@
+#!/usr/bin/python3
+"""
+bench/tagging/interleave.py - "tagging adds < 2% to end-to-end ingest time", measured in short
+interleaved blocks so the machine's slow drift cancels.
+
+    bench/tagging/interleave.py [--studies 6] [--matrix 256] [--passes 4] [--block 150]
+                                [--settle 1.5] [--mitral build/mitral] [--baseline OTHER/mitral]
+                                [--aa]
+
+Why: bench/tagging/ingest.py pairs a tagging-on and a tagging-off run of the whole set (a few
+seconds each, fresh nodes); on this VM the ingest's speed drifts by 20-30% between runs a
+minute apart, so 30 rounds give an interval of +-5% around the median, too wide to decide 2%
+(docs/tagging.md, "Cost in the ingest"). Here two nodes run side by side for a whole pass over
+the generated files, one with tagging.enabled true and one with false (series_idle 200ms,
+study_idle 1s, as ingest.py). The files (in series order, as a modality sends them) are cut
+into blocks of --block files; each block goes to both nodes, one after the other (ABBA: the
+order alternates from block to block), each through its own storescu association. A pair of
+blocks is a few seconds apart, so both halves see about the same machine.
+
+What a block costs a node (its "time", T):
+  send   the wall time from storescu's association request to its last C-STORE response
+         (read live from storescu -v's output: storescu's own start-up, ~25 ms of loading its
+         dictionary, and its release are not the node's and would dilute the ratio), i.e. the
+         ingest time of the block: every instance durable and acknowledged;
+  after  the node's CPU time (every thread, /proc/PID/task/*/schedstat) from the end of its
+         send to the start of its next one (the last block: until every series is tagged and
+         the study passes have run): everything the node did in the background because of the
+         block, above all the tagging-on node's extraction batches, series / study passes and
+         tag writes that ran after the responses. It is charged as if it had run on the
+         ingest's critical path, one CPU second = one second of ingest time: an upper bound
+         (on two cores most of it overlaps the next block or idles an idle core).
+  T = send + after. The verdict is on T (paired: T_on / T_off - 1 of the two halves of each
+  block pair; the median and a bootstrap 95% interval of it; met / NOT MET only when the whole
+  interval is on one side of 2%, else UNDECIDED), and, for reference, on send alone (what the
+  sender sees: the background work left out, a lower bound).
+Between two blocks the node that just received waits until its CPU has not moved for 0.2 s,
+the tagging-on node --settle seconds first, so its background work (series_idle 200ms;
+deferred tag rows at most 1 s later; a study pass 1 s after the study's last instance) has run
+before the other node's block starts: neither node's block shares the machine with the other
+node's background work. (The tagging-off node has none: its "after" is ~0.)
+What this measures that a continuous ingest does not: a series cut by a block boundary gets an
+extra series pass in between (more tagging work than a continuous send: pessimistic for
+tagging). What it leaves out: the once-per-node cost of the tagger (opening its index
+connection at start-up, before the first block; bench/tagging/icount.py counts it apart).
+"""
+import argparse
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SRC = os.path.abspath(os.path.join(HERE, "..", ".."))
+sys.path.insert(0, os.path.join(SRC, "tests", "integration"))
+import lib  # noqa: E402
+
+sys.path.insert(0, HERE)
+import ingest  # noqa: E402  (fixtures, schedstat, n_tagged, paired statistics)
+
+
+def node_cpu(node):
+    """Every thread's run time, seconds (schedstat: ns)."""
+    return sum(ingest.thread_cpu(node.pid).values())
+
+
+def switches(node):
+    """(voluntary, involuntary) context switches of every thread of the node (/proc status):
+    the involuntary ones are preemptions, where the scheduler took the CPU from a runnable
+    thread."""
+    vol = inv = 0
+    for tid in os.listdir("/proc/%d/task" % node.pid):
+        with open("/proc/%d/task/%s/status" % (node.pid, tid)) as f:
+            for line in f:
+                if line.startswith("voluntary_ctxt_switches"):
+                    vol += int(line.split()[1])
+                elif line.startswith("nonvoluntary_ctxt_switches"):
+                    inv += int(line.split()[1])
+    return vol, inv
+
+
+def send_block(node, files):
+    """Send files in one storescu association: the seconds from the association request to
+    the last response, read live from storescu -v (see the file comment)."""
+    cmd = ["storescu", "-v", "-nh", "-td", "120", "-aet", "STORESCU", "-aec", node.aet,
+           "127.0.0.1", str(node.port)] + list(files)
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         env=lib.PEER_ENV)
+    t_req = t_last = None
+    ok = 0
+    for line in p.stdout:
+        now = time.monotonic()
+        if t_req is None and b"Requesting Association" in line:
+            t_req = now
+        elif b"Received Store Response (Success)" in line:
+            t_last = now
+            ok += 1
+    p.wait()
+    lib.check(ok == len(files) and t_req is not None and t_last is not None,
+              "%s: stored %d of %d" % (node.name, ok, len(files)))
+    return (t_last - t_req) if t_req is not None and t_last is not None else 0.0
+
+
+def settle(node, min_s, quiet_s=0.2, max_s=10.0):
+    """Wait min_s, then until the node's CPU has not moved (< 1 ms) for quiet_s."""
+    time.sleep(min_s)
+    t_end = time.monotonic() + max_s
+    prev = node_cpu(node)
+    while time.monotonic() < t_end:
+        time.sleep(quiet_s)
+        cur = node_cpu(node)
+        if cur - prev < 0.001:
+            return
+        prev = cur
+
+
+def one_pass(k, files, n_series, blocks, modes, a):
+    """One pass over the files into a fresh node per mode: {mode: (send, after)} per block,
+    and each tagging mode's final tags."""
+    conf = {"tagging.series_idle": "200ms", "tagging.study_idle": "1s", "log.level": "info"}
+    nodes = {}
+    os.sync()
+    for m, (binary, tagging) in modes.items():
+        lib.MITRAL = binary  # lib.Node's command line takes it at start()
+        data = tempfile.mkdtemp(prefix="mt-il-%s-" % m, dir="/dev/shm") if a.shm else None
+        nodes[m] = lib.Node(name="il-%s" % m, data=data,
+                            conf=dict(conf, **{"tagging.enabled": "true" if tagging else "false"}))
+        nodes[m].start()
+    time.sleep(0.5)  # every node's start-up (the tagger's index connection) done
+    rows = []  # per block: {mode: (send, after)}
+    mark = {}  # each node's CPU at the end of its last send
+    pending = {}  # each node's previous block's row, awaiting its "after"
+    names = list(modes)
+    sw = {}
+    for b, blk in enumerate(blocks):
+        r = (b + k) % len(names)
+        row = {}
+        for m in names[r:] + names[:r]:  # each mode first in turn
+            n = nodes[m]
+            c0 = node_cpu(n)
+            if m in pending:
+                pending[m][m] = (pending[m][m][0], c0 - mark[m])
+            send = send_block(n, blk)
+            mark[m] = node_cpu(n)
+            row[m] = (send, 0.0)
+            pending[m] = row
+            settle(n, a.settle if modes[m][1] else 0.0)  # a tagging-off node has no timers
+        rows.append(row)
+    for m, n in nodes.items():
+        if modes[m][1]:
+            lib.wait_for(lambda: ingest.n_tagged(n) >= n_series, "every series tagged",
+                         deadline_s=300, interval=0.05)
+    time.sleep(1.2)  # the study passes (study_idle 1s)
+    tags = {}
+    for m, n in nodes.items():
+        settle(n, 0.0)
+        sw[m] = switches(n)
+        pending[m][m] = (pending[m][m][0], node_cpu(n) - mark[m])
+        if modes[m][1]:
+            tags[m] = sorted((r["series_uid"], r["tag"], r["view"], r["confidence"],
+                              r["evidence"])
+                             for r in n.query("SELECT series_uid, tag, view, confidence, "
+                                              "evidence FROM series_tags"))
+    for n in nodes.values():
+        n.stop()
+        if a.shm:
+            shutil.rmtree(n.dir)  # RAM: a pass's files go before the next pass
+    return rows, tags, sw
+
+
+def interval(d, boot=5000):
+    """The median of d and a bootstrap 95% interval of it (fixed RNG seed)."""
+    rng = random.Random(5)
+    meds = sorted(statistics.median(rng.choice(d) for _ in d) for _ in range(boot))
+    return statistics.median(d), meds[int(0.025 * boot)], meds[int(0.975 * boot) - 1]
+
+
+def sums_interval(on, off, boot=5000):
+    """sum(on) / sum(off) - 1 over the pairs and a bootstrap 95% interval (pairs resampled)."""
+    rng = random.Random(7)
+    idx = range(len(on))
+    r = []
+    for _ in range(boot):
+        pick = [rng.choice(idx) for _ in idx]
+        r.append(sum(on[i] for i in pick) / sum(off[i] for i in pick) - 1)
+    r.sort()
+    return sum(on) / sum(off) - 1, r[int(0.025 * boot)], r[int(0.975 * boot) - 1]
+
+
+def report(name, binary, pairs, n):
+    """The verdict of one tagging mode against the tagging-off node, over every block pair."""
+    print()
+    print("%s (%s) against tagging off, %d block pairs (%d instances per node)"
+          % (name, binary, len(pairs), n))
+    for what, f in (("T = send + background CPU after it (the verdict)",
+                     lambda p, i: p[i][0] + p[i][1]),
+                    ("send alone (background work left out: a lower bound)",
+                     lambda p, i: p[i][0])):
+        use = [p for p in pairs if f(p, 1) > 0]
+        d = [f(p, 0) / f(p, 1) - 1 for p in use]
+        med, lo, hi = interval(d)
+        tot, tlo, thi = sums_interval([f(p, 0) for p in use], [f(p, 1) for p in use])
+        print("  %s:" % what)
+        print("    paired on/off - 1: median %+.2f%% [%+.2f%%, %+.2f%%]  %s" % (
+            med * 100, lo * 100, hi * 100, ingest.verdict(lo, hi)))
+        print("    sum over the pairs, on/off - 1: %+.2f%% [%+.2f%%, %+.2f%%]  %s" % (
+            tot * 100, tlo * 100, thi * 100, ingest.verdict(tlo, thi)))
+        print("    per pair (%%): %s" % " ".join("%+.0f" % (x * 100) for x in d))
+    print("  per instance: send off %.1f us, on %.1f us; background CPU off %.1f us, on %.1f us"
+          % tuple(sum(p[i][j] for p in pairs) / n * 1e6 for j, i in ((0, 1), (0, 0), (1, 1),
+                                                                     (1, 0))))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ingest.add_fixture_args(ap, 6)
+    ap.set_defaults(matrix=256)
+    ap.add_argument("--passes", type=int, default=4, help="passes over the files (fresh nodes)")
+    ap.add_argument("--block", type=int, default=150, help="files per block")
+    ap.add_argument("--settle", type=float, default=1.5,
+                    help="seconds a tagging node waits after its block before the next starts")
+    ap.add_argument("--aa", action="store_true",
+                    help="every node with tagging off (an A/A run: the method's noise floor)")
+    ap.add_argument("--shm", action="store_true",
+                    help="the nodes' data directories on /dev/shm (RAM: no disk flush time, so "
+                    "the ingest is shorter and tagging's share of it larger: an upper bound of "
+                    "the share on a disk)")
+    a = ap.parse_args()
+    modes = {"this": (a.mitral, not a.aa)}
+    if a.baseline:
+        modes["baseline"] = (a.baseline, not a.aa)
+    modes["off"] = (a.mitral, False)
+    seed, files, n_series = ingest.make_fixtures(a, lib.tmpdir("mt-taginter-"))
+    blocks = [files[i:i + a.block] for i in range(0, len(files), a.block)]
+    print("seed %d: %d studies, %d series, %d files (%dx%d) in %d blocks of <= %d; %d passes; "
+          "nodes: %s; load average %s" % (seed, a.studies, n_series, len(files), a.matrix,
+                                          a.matrix, len(blocks), a.block, a.passes,
+                                          ", ".join(modes), ingest.loadavg()), flush=True)
+    rows, tag_runs = [], []
+    for k in range(a.passes):
+        pr, tags, sw = one_pass(k, files, n_series, blocks, modes, a)
+        tag_runs += tags.values()
+        rows += pr
+        print("pass %d: %s; load %s" % (k + 1, "; ".join(
+            "%s send %.2f s + after %.3f s CPU, context switches %d + %d preempted"
+            % (m, sum(r[m][0] for r in pr), sum(r[m][1] for r in pr), sw[m][0], sw[m][1])
+            for m in modes), ingest.loadavg()), flush=True)
+    n = len(files) * a.passes
+    for m in modes:
+        if m != "off":
+            report(m, modes[m][0], [(r[m], r["off"]) for r in rows], n)
+    same = all(t == tag_runs[0] for t in tag_runs)
+    print("\nfinal series tags identical in all %d tagging-on passes: %s"
+          % (len(tag_runs), "yes" if same else "NO"))
+    print("load average at the end: %s" % ingest.loadavg())
+    lib.check(same, "the same tags in every pass")
+    lib.finish()
+
+
+if __name__ == "__main__":
+    main()
