@@ -62,6 +62,13 @@ sys.path.insert(0, HERE)
 import ingest  # noqa: E402  (fixtures, schedstat, n_tagged, paired statistics)
 
 
+class PinnedNode(lib.Node):
+    """A node whose every thread runs on CPU 0 (--pin; the sender and this script on CPU 1)."""
+
+    def cmdline(self):
+        return ["taskset", "-c", "0"] + super().cmdline()
+
+
 def node_cpu(node):
     """Every thread's run time, seconds (schedstat: ns)."""
     return sum(ingest.thread_cpu(node.pid).values())
@@ -123,10 +130,12 @@ def one_pass(k, files, n_series, blocks, modes, a):
     conf = {"tagging.series_idle": "200ms", "tagging.study_idle": "1s", "log.level": "info"}
     nodes = {}
     os.sync()
-    for m, (binary, tagging) in modes.items():
+    start_order = list(modes) if k % 2 == 0 else list(modes)[::-1]  # alternating by pass
+    for m in start_order:
+        binary, tagging = modes[m]
         lib.MITRAL = binary  # lib.Node's command line takes it at start()
         data = tempfile.mkdtemp(prefix="mt-il-%s-" % m, dir="/dev/shm") if a.shm else None
-        nodes[m] = lib.Node(name="il-%s" % m, data=data,
+        nodes[m] = (PinnedNode if a.pin else lib.Node)(name="il-%s" % m, data=data,
                             conf=dict(conf, **{"tagging.enabled": "true" if tagging else "false"}))
         nodes[m].start()
     time.sleep(0.5)  # every node's start-up (the tagger's index connection) done
@@ -171,44 +180,60 @@ def one_pass(k, files, n_series, blocks, modes, a):
     return rows, tags, sw
 
 
-def interval(d, boot=5000):
-    """The median of d and a bootstrap 95% interval of it (fixed RNG seed)."""
+def resample(groups, rng):
+    """A two-level bootstrap sample: the passes drawn with replacement, then each drawn pass's
+    pairs with replacement. Two nodes differ for a whole pass (an A/A run on RAM put one node
+    6-11% ahead of the other in both passes: where its threads ran, which node started first),
+    so the pairs of a pass are not independent; resampling them alone gave intervals that
+    excluded 0 in an A/A run."""
+    out = []
+    for _ in groups:
+        g = rng.choice(groups)
+        out += [rng.choice(g) for _ in g]
+    return out
+
+
+def interval(groups, f_on, f_off, boot=4000):
+    """Median of the pairs' on/off - 1 and sum(on) / sum(off) - 1, each with a two-level
+    bootstrap 95% interval (fixed RNG seed): ((med, lo, hi), (tot, lo, hi))."""
     rng = random.Random(5)
-    meds = sorted(statistics.median(rng.choice(d) for _ in d) for _ in range(boot))
-    return statistics.median(d), meds[int(0.025 * boot)], meds[int(0.975 * boot) - 1]
-
-
-def sums_interval(on, off, boot=5000):
-    """sum(on) / sum(off) - 1 over the pairs and a bootstrap 95% interval (pairs resampled)."""
-    rng = random.Random(7)
-    idx = range(len(on))
-    r = []
+    every = [p for g in groups for p in g]
+    meds, tots = [], []
     for _ in range(boot):
-        pick = [rng.choice(idx) for _ in idx]
-        r.append(sum(on[i] for i in pick) / sum(off[i] for i in pick) - 1)
-    r.sort()
-    return sum(on) / sum(off) - 1, r[int(0.025 * boot)], r[int(0.975 * boot) - 1]
+        x = resample(groups, rng)
+        meds.append(statistics.median(f_on(p) / f_off(p) - 1 for p in x))
+        tots.append(sum(f_on(p) for p in x) / sum(f_off(p) for p in x) - 1)
+    meds.sort()
+    tots.sort()
+    lo, hi = int(0.025 * boot), int(0.975 * boot) - 1
+    med = statistics.median(f_on(p) / f_off(p) - 1 for p in every)
+    tot = sum(f_on(p) for p in every) / sum(f_off(p) for p in every) - 1
+    return (med, meds[lo], meds[hi]), (tot, tots[lo], tots[hi])
 
 
-def report(name, binary, pairs, n):
-    """The verdict of one tagging mode against the tagging-off node, over every block pair."""
+def report(name, binary, groups, n):
+    """The verdict of one tagging mode against the tagging-off node: groups holds, per pass,
+    the block pairs ((send, after) on, (send, after) off)."""
+    pairs = [p for g in groups for p in g]
     print()
-    print("%s (%s) against tagging off, %d block pairs (%d instances per node)"
-          % (name, binary, len(pairs), n))
+    print("%s (%s) against tagging off, %d block pairs in %d passes (%d instances per node)"
+          % (name, binary, len(pairs), len(groups), n))
     for what, f in (("T = send + background CPU after it (the verdict)",
                      lambda p, i: p[i][0] + p[i][1]),
                     ("send alone (background work left out: a lower bound)",
                      lambda p, i: p[i][0])):
-        use = [p for p in pairs if f(p, 1) > 0]
-        d = [f(p, 0) / f(p, 1) - 1 for p in use]
-        med, lo, hi = interval(d)
-        tot, tlo, thi = sums_interval([f(p, 0) for p in use], [f(p, 1) for p in use])
+        use = [[p for p in g if f(p, 1) > 0] for g in groups]
+        d = [f(p, 0) / f(p, 1) - 1 for g in use for p in g]
+        (med, lo, hi), (tot, tlo, thi) = interval(use, lambda p: f(p, 0), lambda p: f(p, 1))
         print("  %s:" % what)
         print("    paired on/off - 1: median %+.2f%% [%+.2f%%, %+.2f%%]  %s" % (
             med * 100, lo * 100, hi * 100, ingest.verdict(lo, hi)))
         print("    sum over the pairs, on/off - 1: %+.2f%% [%+.2f%%, %+.2f%%]  %s" % (
             tot * 100, tlo * 100, thi * 100, ingest.verdict(tlo, thi)))
         print("    per pair (%%): %s" % " ".join("%+.0f" % (x * 100) for x in d))
+    print("  per pass, sum on/off - 1 of T: %s" % " ".join(
+        "%+.1f%%" % ((sum(p[0][0] + p[0][1] for p in g) / sum(p[1][0] + p[1][1] for p in g) - 1)
+                     * 100) for g in groups))
     print("  per instance: send off %.1f us, on %.1f us; background CPU off %.1f us, on %.1f us"
           % tuple(sum(p[i][j] for p in pairs) / n * 1e6 for j, i in ((0, 1), (0, 0), (1, 1),
                                                                      (1, 0))))
@@ -228,7 +253,14 @@ def main():
                     help="the nodes' data directories on /dev/shm (RAM: no disk flush time, so "
                     "the ingest is shorter and tagging's share of it larger: an upper bound of "
                     "the share on a disk)")
+    ap.add_argument("--pin", action="store_true",
+                    help="every node on CPU 0, the sender and this script on CPU 1: the nodes "
+                    "do not move between cores (a source of per-node differences), and the "
+                    "tagger's pool work shares the core with the ingest (no spare core: "
+                    "tagging's whole CPU is on the critical path, an upper bound)")
     a = ap.parse_args()
+    if a.pin:
+        os.sched_setaffinity(0, {1})
     modes = {"this": (a.mitral, not a.aa)}
     if a.baseline:
         modes["baseline"] = (a.baseline, not a.aa)
@@ -243,7 +275,7 @@ def main():
     for k in range(a.passes):
         pr, tags, sw = one_pass(k, files, n_series, blocks, modes, a)
         tag_runs += tags.values()
-        rows += pr
+        rows.append(pr)
         print("pass %d: %s; load %s" % (k + 1, "; ".join(
             "%s send %.2f s + after %.3f s CPU, context switches %d + %d preempted"
             % (m, sum(r[m][0] for r in pr), sum(r[m][1] for r in pr), sw[m][0], sw[m][1])
@@ -251,7 +283,7 @@ def main():
     n = len(files) * a.passes
     for m in modes:
         if m != "off":
-            report(m, modes[m][0], [(r[m], r["off"]) for r in rows], n)
+            report(m, modes[m][0], [[(r[m], r["off"]) for r in g] for g in rows], n)
     same = all(t == tag_runs[0] for t in tag_runs)
     print("\nfinal series tags identical in all %d tagging-on passes: %s"
           % (len(tag_runs), "yes" if same else "NO"))
