@@ -11,8 +11,6 @@
  *   tick (uv_timer, every 50 ms .. 1 s): a study whose rows a pass deferred (WRITE_GAP_MS),
  *       else the first study that has a series idle for
  *       series_idle with new instances, or that has been idle for study_idle, gets a pass
- *   jobs run on the tagger's own thread (tag_thread.h: SCHED_BATCH, so its wake-ups do not
- *       preempt the ingest's threads), one at a time, like uv_queue_work ("pool" below)
  *   open job (pool, at start-up): the index connection, opened once per node, before any pass
  *   pass job (pool, one at a time: it owns the index connection): finish the dirty series,
  *       re-classify them, mt_tag_study_run over all series of the study (later series revise
@@ -44,7 +42,6 @@
 #include "tag/capture.h"
 #include "tag/tag.h"
 #include "tag_route.h"
-#include "tag_thread.h"
 #include "util/alloc.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -98,7 +95,6 @@ struct mt_tagger {
     uint64_t n_deferred;    /* passes whose rows waited for WRITE_GAP_MS */
     uint64_t last_commit;   /* uv_now of the last pass that committed rows; 0: none yet */
     mt_node_t *node; /* routing on the tag (mt_tagger_route); NULL: none */
-    mt_tag_thread_t *th; /* where the jobs run (NULL: the libuv pool) */
 };
 
 /* Captures are handed to the pool in batches of up to BATCH_MAX, or BATCH_DELAY_MS after the
@@ -162,16 +158,6 @@ static uint64_t thread_cpu_ns(void)
 }
 
 static void tick(mt_tagger_t *t);
-
-/* A job off the loop: on the tagger's own thread (tag_thread.h: its wake-ups do not preempt
- * the ingest's threads), or on the libuv pool if that thread could not be started. */
-static int queue_job(mt_tagger_t *t, uv_work_t *w, uv_work_cb work, uv_after_work_cb after)
-{
-    if (!t->th)
-        return uv_queue_work(t->loop, w, work, after);
-    mt_tag_thread_queue(t->th, w, work, after);
-    return 0;
-}
 
 static t_study_t *study_get(mt_tagger_t *t, const char *uid)
 {
@@ -309,7 +295,7 @@ static void submit_batch(mt_tagger_t *t)
     t->pend_tail = &t->pend;
     t->n_pend = 0;
     t->extract_in_flight++;
-    if (queue_job(t, &b->w, extract_work, after_extract) != 0) {
+    if (uv_queue_work(t->loop, &b->w, extract_work, after_extract) != 0) {
         t->extract_in_flight--;
         for (extract_job_t *j = b->items, *next; j; j = next) {
             next = j->next;
@@ -560,7 +546,7 @@ static void start_pass(mt_tagger_t *t, t_study_t *st, bool final)
                 j->also[j->n_also++] = o;
                 o->busy = true; /* its features wait on its pending list meanwhile */
             }
-    if (queue_job(t, &j->w, pass_work, after_pass) != 0) {
+    if (uv_queue_work(t->loop, &j->w, pass_work, after_pass) != 0) {
         st->busy = false;
         t->pass_in_flight = false;
         for (size_t k = 0; k < j->n_also; k++)
@@ -572,8 +558,9 @@ static void start_pass(mt_tagger_t *t, t_study_t *st, bool final)
     }
 }
 
-static void closed_one(mt_tagger_t *t) /* a handle, or the worker thread */
+static void on_closed(uv_handle_t *h)
 {
+    mt_tagger_t *t = h->data;
     if (--t->n_open_handles)
         return;
     mt_log(MT_LOG_INFO, NULL,
@@ -595,16 +582,6 @@ static void closed_one(mt_tagger_t *t) /* a handle, or the worker thread */
     mt_free(t);
     if (cb)
         cb(data);
-}
-
-static void on_closed(uv_handle_t *h)
-{
-    closed_one(h->data);
-}
-
-static void on_thread_closed(void *t)
-{
-    closed_one(t);
 }
 
 /* The study whose rows have waited longest for WRITE_GAP_MS, once it has passed; NULL if none
@@ -658,8 +635,6 @@ static void tick(mt_tagger_t *t)
         !uv_is_closing((uv_handle_t *)&t->timer)) {
         uv_close((uv_handle_t *)&t->batch_timer, on_closed);
         uv_close((uv_handle_t *)&t->timer, on_closed);
-        if (t->th) /* no job out: it is idle */
-            mt_tag_thread_close(t->th, on_thread_closed, t);
     }
 }
 
@@ -704,7 +679,7 @@ static void open_index_soon(mt_tagger_t *t)
     j->t = t;
     j->w.data = j;
     t->pass_in_flight = true;
-    if (queue_job(t, &j->w, open_work, after_open) != 0) {
+    if (uv_queue_work(t->loop, &j->w, open_work, after_open) != 0) {
         t->pass_in_flight = false; /* the first pass that writes opens it */
         mt_free(j);
     }
@@ -729,10 +704,6 @@ int mt_tagger_new(uv_loop_t *loop, const char *index_path, uint32_t series_idle_
     t->batch_timer.data = t;
     uv_unref((uv_handle_t *)&t->batch_timer);
     t->n_open_handles = 2;
-    if (mt_tag_thread_new(loop, &t->th) == 0)
-        t->n_open_handles++;
-    else
-        mt_log(MT_LOG_WARN, NULL, "tagger: its thread did not start: jobs go to the libuv pool");
     open_index_soon(t);
     *out = t;
     return 0;

@@ -79,8 +79,7 @@ def read_totals(path):
 
 def thread_role(path):
     """The thread of one per-thread output (cg.out-NN): 01 is the main thread (the event loop),
-    the one that ran commit_thread the ingest's commit thread; the rest ("pool") are the libuv
-    pool and the tagger's own thread (node/tag_thread.c, since session 5)."""
+    the one that ran commit_thread the ingest's commit thread; the rest are the libuv pool."""
     if path.endswith("-01"):
         return "loop"
     with open(path, errors="replace") as f:

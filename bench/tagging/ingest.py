@@ -79,8 +79,7 @@ def run_ns(pid, tid):
 def thread_cpu(pid):
     """CPU seconds by thread role (schedstat): the loop (the main thread), the ingest's commit
     thread (the first thread the node starts, at mt_ingest_open) and the rest (the libuv pool:
-    the store's file work; the tagger's own thread since session 5, before it the pool: its
-    extraction and passes). Live threads: read before the
+    tagging's extraction and passes, the store's file work). Live threads: read before the
     stop (the node's threads all live until it exits)."""
     tids = sorted(int(t) for t in os.listdir("/proc/%d/task" % pid))
     out = {"loop": run_ns(pid, pid) / 1e9, "commit": 0.0, "pool": 0.0}
