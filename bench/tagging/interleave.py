@@ -3,9 +3,9 @@
 bench/tagging/interleave.py - "tagging adds < 2% to end-to-end ingest time", measured in short
 interleaved blocks so the machine's slow drift cancels.
 
-    bench/tagging/interleave.py [--studies 6] [--matrix 256] [--passes 4] [--block 150]
+    bench/tagging/interleave.py [--studies 6] [--matrix 256] [--passes 4] [--block 200]
                                 [--settle 1.5] [--mitral build/mitral] [--baseline OTHER/mitral]
-                                [--aa]
+                                [--aa] [--shm] [--pin]
 
 Why: bench/tagging/ingest.py pairs a tagging-on and a tagging-off run of the whole set (a few
 seconds each, fresh nodes); on this VM the ingest's speed drifts by 20-30% between runs a
@@ -13,9 +13,10 @@ minute apart, so 30 rounds give an interval of +-5% around the median, too wide 
 (docs/tagging.md, "Cost in the ingest"). Here two nodes run side by side for a whole pass over
 the generated files, one with tagging.enabled true and one with false (series_idle 200ms,
 study_idle 1s, as ingest.py). The files (in series order, as a modality sends them) are cut
-into blocks of --block files; each block goes to both nodes, one after the other (ABBA: the
-order alternates from block to block), each through its own storescu association. A pair of
-blocks is a few seconds apart, so both halves see about the same machine.
+into blocks of --block files; each block goes to every node, one after the other (the order
+rotates from block to block; the start order alternates by pass), each through its own
+storescu association. A pair of blocks is a few seconds apart, so both halves see about the
+same machine. --baseline adds a third node (tagging on, another binary) to the same blocks.
 
 What a block costs a node (its "time", T):
   send   the wall time from storescu's association request to its last C-STORE response
@@ -33,9 +34,12 @@ What a block costs a node (its "time", T):
          50 ms here: its cost grows with the settle and the other nodes' blocks, not with the
          instances; the lowest CPU rate seen in a quiet window of the pass, times the wait).
   T = send + after. The verdict is on T (paired: T_on / T_off - 1 of the two halves of each
-  block pair; the median and a bootstrap 95% interval of it; met / NOT MET only when the whole
-  interval is on one side of 2%, else UNDECIDED), and, for reference, on send alone (what the
-  sender sees: the background work left out, a lower bound).
+  block pair; the median, and the sum over the pairs, each with a two-level bootstrap 95%
+  interval: passes, then their pairs, because two nodes differ for a whole pass; met / NOT
+  MET only when the whole interval is on one side of 2%, else UNDECIDED), and, for reference,
+  on send alone (what the sender sees: the background work left out, a lower bound).
+--aa: every node tagging off (the method's noise floor). --shm: data directories in RAM.
+--pin: every node on CPU 0, the sender and this script on CPU 1.
 Between two blocks the node that just received waits until its CPU has not moved for 0.2 s,
 the tagging-on node --settle seconds first, so its background work (series_idle 200ms;
 deferred tag rows at most 1 s later; a study pass 1 s after the study's last instance) has run
@@ -264,7 +268,7 @@ def main():
     ingest.add_fixture_args(ap, 6)
     ap.set_defaults(matrix=256)
     ap.add_argument("--passes", type=int, default=4, help="passes over the files (fresh nodes)")
-    ap.add_argument("--block", type=int, default=150, help="files per block")
+    ap.add_argument("--block", type=int, default=200, help="files per block")
     ap.add_argument("--settle", type=float, default=1.5,
                     help="seconds a tagging node waits after its block before the next starts")
     ap.add_argument("--aa", action="store_true",
