@@ -625,8 +625,10 @@ int mt_tag_extract(const mt_ds_t *ds, bool be, mt_tag_inst_t *in)
     in->has_desc = get_str(ds, MT_TAG(0x0008, 0x103E), b, 256);
     if (get_str(ds, MT_TAG(0x0018, 0x1030), p, sizeof p)) {
         in->protocol_hash = hash_str(p);
-        size_t l = strlen(b);
-        snprintf(b + l, sizeof b - l, "%s%s", l ? " " : "", p);
+        size_t l = strlen(b), pl = strlen(p); /* b + " " + p: at most 255 + 1 + 255 < 512 */
+        if (l)
+            b[l++] = ' ';
+        memcpy(b + l, p, pl + 1);
     }
     mt_tag_words_scan(b, &in->desc);
     if (get_str(ds, MT_TAG(0x0008, 0x1030), b, sizeof b))
