@@ -38,6 +38,11 @@ void mt_index_rec_free(mt_index_rec_t *r);
  * Explicit VR Big Endian so numeric values are read right). Safe to call for every element. */
 void mt_index_rec_offer(mt_index_rec_t *r, uint32_t tag, uint16_t vr, const uint8_t *value,
                         size_t len, bool big_endian);
+/* From now on keep only the SOP Class, SOP Instance, Study and Series Instance UIDs (offers of
+ * other tags and sequence events are ignored): for the record of an original header that is
+ * only checked against its command and never indexed (svc/store.c when every decision
+ * de-identifies: the indexed record is made from the de-identified header). */
+void mt_index_rec_keep_uids_only(mt_index_rec_t *r);
 /* Sequence keys (issue 3): the optional sequence keys of PS3.4 Annex C (mt_index_seq_level)
  * are kept whole, re-encoded as Explicit VR Little Endian (undefined lengths), one blob per
  * level, capped at MT_INDEX_SEQ_MAX bytes (a sequence that does not fit is dropped).

@@ -126,6 +126,7 @@ struct mt_index_rec {
     char *rel_path, *ts_uid, *sop_class_uid;
     uint64_t size;
     bool has_checksum, unsynced;
+    bool uids_only; /* mt_index_rec_keep_uids_only */
     uint32_t checksum;
     char **projects, **forward; /* routing (issue 6): joined / queued with the instance row */
     size_t n_projects, n_forward;
@@ -343,9 +344,22 @@ static bool put_binary(mt_buf_t *out, uint16_t vr, const uint8_t *v, size_t len,
     return true;
 }
 
+void mt_index_rec_keep_uids_only(mt_index_rec_t *r)
+{
+    r->uids_only = true;
+}
+
+static bool is_identity_uid(uint32_t tag)
+{
+    return tag == MT_TAG(0x0008, 0x0016) || tag == MT_TAG(0x0008, 0x0018) ||
+           tag == MT_TAG(0x0020, 0x000D) || tag == MT_TAG(0x0020, 0x000E);
+}
+
 void mt_index_rec_offer(mt_index_rec_t *r, uint32_t tag, uint16_t vr, const uint8_t *value,
                         size_t len, bool big_endian)
 {
+    if (r->uids_only && !is_identity_uid(tag))
+        return;
     const tag_slot_t *s = slot_find(tag);
     if (!s)
         return;
@@ -499,8 +513,8 @@ static bool cap_header(mt_index_rec_t *r, uint32_t tag, uint16_t vr, uint32_t le
 void mt_index_rec_seq_event(mt_index_rec_t *r, mt_ds_event_t ev, const mt_elem_t *e,
                             bool big_endian)
 {
-    if (big_endian)
-        return; /* values would need swapping per VR: not captured */
+    if (big_endian || r->uids_only)
+        return; /* big endian: values would need swapping per VR, not captured */
     if (r->cap_level < 0) {
         if (ev != MT_DS_EV_SEQ_START || e->depth != 0)
             return;

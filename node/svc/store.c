@@ -70,7 +70,7 @@ typedef struct store_req {
     mt_index_rec_t *rec;
     mt_deid_stream_t *deid; /* NULL: store as received */
     /* de-identification is certain before the rules decide: rec keeps of the original header
-     * only the UIDs finish() checks (the record indexed is made from the de-identified one) */
+     * only the UIDs finish() checks (mt_index_rec_keep_uids_only) */
     bool rec_checks_only;
     const mt_ts_t *ts;
     bool paused;
@@ -139,20 +139,10 @@ static void fail(store_req_t *s, uint16_t status, const char *comment)
     }
 }
 
-static bool checked_tag(uint32_t tag)
-{
-    return tag == TAG_SOP_CLASS_UID || tag == TAG_SOP_INSTANCE_UID ||
-           tag == TAG_STUDY_INSTANCE_UID || tag == TAG_SERIES_INSTANCE_UID;
-}
-
 static int on_element(void *user, mt_ds_event_t ev, const mt_elem_t *e)
 {
     store_req_t *s = user;
-    mt_route_ingest_event(&s->hdr, s->rec_checks_only ? NULL : s->rec, &s->route,
-                          s->ts->big_endian, ev, e);
-    if (s->rec_checks_only && ev == MT_DS_EV_ELEMENT && e->depth == 0 && e->value &&
-        checked_tag(e->tag))
-        mt_index_rec_offer(s->rec, e->tag, e->vr, e->value, e->value_len, s->ts->big_endian);
+    mt_route_ingest_event(&s->hdr, s->rec, &s->route, s->ts->big_endian, ev, e);
     return 0;
 }
 
@@ -302,6 +292,8 @@ static void store_on_request(mt_dimse_req_t *req)
     mt_route_pending_init(&s->route, conf ? conf->routes : NULL);
     s->rec_checks_only = mt_route_set_always_deid(
         conf ? conf->routes : NULL, mt_node_deid(mt_assoc_node(req->assoc), NULL, NULL) != NULL);
+    if (s->rec_checks_only)
+        mt_index_rec_keep_uids_only(s->rec);
     s->ts = mt_ts_find(req->transfer_syntax);
     mt_tag_capture_init(&s->hdr, s->ts, !mt_node_tagger(mt_assoc_node(req->assoc)));
     if (!s->ts) {

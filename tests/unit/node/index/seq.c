@@ -102,12 +102,12 @@ static int on_event(void *user, mt_ds_event_t ev, const mt_elem_t *e)
 
 /* The record of d as the streaming paths (store, rebuild) build it, d encoded in ts and fed
  * in small pieces. */
-static mt_index_rec_t *stream_rec(const mt_ds_t *d, const mt_ts_t *ts)
+static mt_index_rec_t *stream_rec_into(mt_index_rec_t *rec, const mt_ds_t *d, const mt_ts_t *ts)
 {
     mt_buf_t b;
     mt_buf_init(&b, 1 << 20);
     assert_int_equal(mt_ds_encode(d, ts, &b), 0);
-    feed_t f = {.rec = mt_index_rec_new()};
+    feed_t f = {.rec = rec};
     mt_ds_reader_opts_t o = {.ts = ts, .cb = on_event, .user = &f};
     mt_ds_reader_t *r = mt_ds_reader_new(&o);
     for (size_t off = 0; off < b.len; off += 7)
@@ -117,6 +117,11 @@ static mt_index_rec_t *stream_rec(const mt_ds_t *d, const mt_ts_t *ts)
     mt_ds_reader_free(r);
     mt_buf_dispose(&b);
     return f.rec;
+}
+
+static mt_index_rec_t *stream_rec(const mt_ds_t *d, const mt_ts_t *ts)
+{
+    return stream_rec_into(mt_index_rec_new(), d, ts);
 }
 
 static mt_ds_t *blob_ds(const mt_index_rec_t *r, int level)
@@ -149,6 +154,28 @@ static void test_levels(void **state)
     assert_int_equal(mt_index_seq_level(T_REQ_ATTR_SEQ), MT_LEVEL_SERIES);
     assert_int_equal(mt_index_seq_level(T_CONCEPT_SEQ), MT_LEVEL_INSTANCE);
     assert_int_equal(mt_index_seq_level(T_SCHED_PROTO_SEQ), -1);
+}
+
+/* A record told to keep only the identity UIDs (svc/store.c's record of an original header
+ * that is de-identified before indexing) ignores every other value and every sequence. */
+static void test_keep_uids_only(void **state)
+{
+    (void)state;
+    long live = mt_alloc_live();
+    mt_ds_t *d = rich_instance();
+    mt_index_rec_t *r = mt_index_rec_new();
+    mt_index_rec_keep_uids_only(r);
+    stream_rec_into(r, d, mt_ts_explicit_le);
+    assert_string_equal(mt_index_rec_get(r, T_SOP_CLASS), "1.2.840.10008.5.1.4.1.1.4");
+    assert_string_equal(mt_index_rec_get(r, T_SOP), "1.1.1.1");
+    assert_string_equal(mt_index_rec_get(r, T_STUDY), "1.1");
+    assert_string_equal(mt_index_rec_get(r, T_SERIES), "1.1.1");
+    assert_null(mt_index_rec_get(r, T_PID));
+    for (int level = 0; level < MT_LEVEL_COUNT; level++)
+        assert_null(blob_ds(r, level));
+    mt_index_rec_free(r);
+    mt_ds_free(d);
+    assert_int_equal(mt_alloc_live(), live);
 }
 
 static void test_capture_streaming(void **state)
@@ -487,6 +514,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_levels),
         cmocka_unit_test(test_capture_streaming),
+        cmocka_unit_test(test_keep_uids_only),
         cmocka_unit_test(test_capture_tree_and_caps),
         cmocka_unit_test_setup_teardown(test_find_returns_items, setup_db, teardown_db),
         cmocka_unit_test_setup_teardown(test_find_sequence_matching, setup_db, teardown_db),
