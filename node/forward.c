@@ -65,7 +65,7 @@
  * serialised on the forwarder's own SQLite connection (WAL: its scans never block the ingest;
  * its outcome transactions are writes, kept few by the delay above).
  * A kick scan reads only the rows after the last one the previous scan settled (scan_after,
- * queue_list_after: a rowid range): the rows before it were taken, are in flight, or have
+ * queue_list with after_id: a rowid range): the rows before it were taken, are in flight, or have
  * their outcome held, and the rows of the stream that follows have higher ids (AUTOINCREMENT,
  * committed in id order). Without that bound every scan of a stream read the held outcomes of
  * the last HOLD_MS and the rows in flight (~76 rows at ~600 instances/s) to take ~6. A row a
@@ -359,7 +359,7 @@ static void scan_work(dbjob_t *j)
     for (size_t i = 0; i < j->n_busy; i++)
         group_slot(&c, j->busy[i])->busy = true;
     j->rows = mt_malloc(c.cap * sizeof *j->rows); /* scan_row clears each row it fills */
-    int rc = f->ix->ops->queue_list_after(f->ix, j->d->cfg.name, 0, j->now_ms, j->after,
+    int rc = f->ix->ops->queue_list(f->ix, j->d->cfg.name, 0, j->now_ms, j->after,
                                           SCAN_WALK, scan_row, &c);
     j->err = rc == 1 ? 0 : rc;
     /* every row read up to here is taken, in flight, held, or (c.left) left pending */

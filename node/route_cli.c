@@ -410,7 +410,7 @@ int mt_queue_cli(int argc, char **argv)
     }
     size_t n = 0, changed = 0;
     if (list) {
-        rc = ix->ops->queue_list(ix, dest, dead ? 1 : -1, -1, 0, print_entry, &n);
+        rc = ix->ops->queue_list(ix, dest, dead ? 1 : -1, -1, 0, 0, print_entry, &n);
         if (!rc)
             printf("%zu entr%s\n", n, n == 1 ? "y" : "ies");
     } else if (n_ids) {

@@ -208,15 +208,13 @@ typedef struct mt_index_ops {
     /* ---- forwarding queue (issue 6); rows are added by put() (mt_index_rec_add_forward) ---- */
     /* Call cb for rows oldest first (by id): destination NULL = every destination; state -1
      * all, 0 pending, 1 dead; due_ms >= 0: only pending rows with next_at <= due_ms whose instance is durable
-     * (verified; rows of an instance no longer indexed are returned too); at most
-     * limit rows (0 = no limit). cb must not call the index; nonzero stops and is returned. */
+     * (verified; rows of an instance no longer indexed are returned too); only rows with
+     * id > after_id (0: all; the forwarder's kick scans start after the rows they settled,
+     * node/forward.c); at most limit rows (0 = no limit). cb must not call the index; nonzero
+     * stops and is returned. */
     int (*queue_list)(mt_index_t *ix, const char *destination, int state, int64_t due_ms,
-                      size_t limit, int (*cb)(void *u, const mt_index_queue_entry_t *e),
-                      void *u);
-    /* The same, only rows with id > after_id (the forwarder's scans: node/forward.c). */
-    int (*queue_list_after)(mt_index_t *ix, const char *destination, int state, int64_t due_ms,
-                            int64_t after_id, size_t limit,
-                            int (*cb)(void *u, const mt_index_queue_entry_t *e), void *u);
+                      int64_t after_id, size_t limit,
+                      int (*cb)(void *u, const mt_index_queue_entry_t *e), void *u);
     /* Delivered: delete the row (MT_ENOENT if gone). */
     int (*queue_done)(mt_index_t *ix, int64_t id);
     /* A failed attempt: attempts+1, next_at, last_error; dead marks it dead-letter. */

@@ -1194,9 +1194,9 @@ static int ix_tag_route_fire(mt_index_t *ix, const char *sop, const char *study_
 
 /* ---- forwarding queue ---- */
 
-static int ix_queue_list_after(mt_index_t *ix, const char *destination, int state,
-                               int64_t due_ms, int64_t after_id, size_t limit,
-                               int (*cb)(void *u, const mt_index_queue_entry_t *e), void *u)
+static int ix_queue_list(mt_index_t *ix, const char *destination, int state, int64_t due_ms,
+                         int64_t after_id, size_t limit,
+                         int (*cb)(void *u, const mt_index_queue_entry_t *e), void *u)
 {
     sqlite_index_t *x = (sqlite_index_t *)ix;
     sqlite3_stmt *s = x->st[ST_QUEUE_LIST]; /* prepared once: compiling the join cost more
@@ -1233,13 +1233,6 @@ static int ix_queue_list_after(mt_index_t *ix, const char *destination, int stat
     sqlite3_reset(s);
     sqlite3_clear_bindings(s);
     return ret;
-}
-
-static int ix_queue_list(mt_index_t *ix, const char *destination, int state, int64_t due_ms,
-                         size_t limit, int (*cb)(void *u, const mt_index_queue_entry_t *e),
-                         void *u)
-{
-    return ix_queue_list_after(ix, destination, state, due_ms, 0, limit, cb, u);
 }
 
 static int exec_changes(sqlite_index_t *x, sqlite3_stmt *s, const char *what, size_t *n)
@@ -1347,7 +1340,6 @@ static const mt_index_ops_t sqlite_ops = {
     .tag_route_armed = ix_tag_route_armed,
     .tag_route_fire = ix_tag_route_fire,
     .queue_list = ix_queue_list,
-    .queue_list_after = ix_queue_list_after,
     .queue_done = ix_queue_done,
     .queue_failed = ix_queue_failed,
     .queue_retry = ix_queue_retry,

@@ -63,7 +63,7 @@ static int count_q(void *u, const mt_index_queue_entry_t *e)
 static size_t queued(mt_index_t *ix, const char *dest)
 {
     size_t n = 0;
-    assert_int_equal(ix->ops->queue_list(ix, dest, -1, -1, 0, count_q, &n), 0);
+    assert_int_equal(ix->ops->queue_list(ix, dest, -1, -1, 0, 0, count_q, &n), 0);
     return n;
 }
 
