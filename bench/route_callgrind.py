@@ -27,7 +27,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -38,6 +37,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 import gen_mr  # noqa: E402
+from lib import free_port, port_listening  # noqa: E402
 
 N = int(os.environ.get("N", "200"))
 BASE = int(os.environ.get("BASE", "20"))
@@ -56,20 +56,6 @@ FUNCS = [f for f in os.environ.get("FUNCS", ",".join([
     "mt_tag_capture_feed", "commit_thread", "ix_put", "ix_queue_list", "batch_finish",
     "on_read", "mt_deid_hmac"])).split(",") if f]
 ENV = dict(os.environ, TCP_NODELAY="1")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def listening(port):
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return True
-    except OSError:
-        return False
 
 
 def durable(d):
@@ -94,7 +80,7 @@ def start(d, aet, port, conf, prefix=()):
                                          os.path.join(d, "data")],
                          stdout=log, stderr=subprocess.STDOUT, env=ENV)
     t = time.time()
-    while not listening(port):
+    while not port_listening(port):
         if p.poll() is not None or time.time() - t > 120:
             sys.exit("route_callgrind: %s did not start (%s)" % (aet, log.name))
         time.sleep(0.05)
