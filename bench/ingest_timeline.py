@@ -121,9 +121,12 @@ def steps(ev):
             continue
         # the commit thread's calls after the data arrived (a spare inode made by another
         # thread, or earlier in the cycle, is not on the instance's path)
-        ct = [e for e in ct if e[0] >= data and e[2] == sf[0][2]]
-        create = [e for e in ct if e[3] in ("openat", "linkat") and ".tmp" in e[4]]
-        wr = [e for e in ct if e[3] == "write" and e[5] > 1000]
+        # (the temp file is created and written by the commit thread, or, for an instance
+        # that found it idle, by a pool thread while the commit thread indexes: any thread)
+        anyt = [e for e in ct if e[0] >= data]
+        ct = [e for e in anyt if e[2] == sf[0][2]]
+        create = [e for e in anyt if e[3] in ("openat", "linkat") and ".tmp" in e[4]]
+        wr = [e for e in anyt if e[3] == "write" and e[5] > 1000]
         rn = [e for e in ct if e[3] == "rename" and e[5] == 0]
         sf = [e for e in ct if e[3] == "syncfs"]
         if not (create and wr and rn) or len(sf) != 1:

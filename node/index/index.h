@@ -139,6 +139,11 @@ typedef struct mt_index_ops {
     /* Does an instance with this SOP Instance UID exist? (for duplicate checks before commit) */
     int (*exists)(mt_index_t *ix, const char *sop_instance_uid, bool *exists);
     int (*commit)(mt_index_t *ix);
+    /* Start writing what the committed transactions appended (SQLite: the -wal file) to the
+     * device, without waiting: a hint, called right before the store's sync so that the sync
+     * finds that data under way (durability.md, "Session 6"). Durability still comes from the
+     * sync alone; a backend with nothing to start leaves it NULL. */
+    void (*start_writeback)(mt_index_t *ix);
     int (*rollback)(mt_index_t *ix);
     int (*stats)(mt_index_t *ix, mt_index_stats_t *out);
     int (*clear)(mt_index_t *ix); /* delete every row and mark (index rebuild) */

@@ -43,6 +43,8 @@
  *        start-up re-checks those rows)
  *     8. post completions (mutex list + uv_async_send) -> done_cb on the loop:
  *        0 / MT_EDUPLICATE / failure + comment.
+ *   Right before each sync the index starts the write-back of what its commits appended
+ *   (start_writeback: the SQLite WAL), so the sync finds it under way (a hint, no ordering).
  *   So a success is never sent before that instance's file and its row are durable.
  *   One sync per turn of the loop (commit_thread): a SLOW batch's sync #2 is the next batch's
  *   sync; a series arriving one instance at a time costs one flush per instance after its
@@ -920,6 +922,8 @@ static void commit_thread(void *arg)
         if (mode == B_FAST)
             batch_fast(ing, batch);
         if (mode != B_NONE || pending) {
+            if (ing->index->ops->start_writeback) /* the WAL frames under way, then sync */
+                ing->index->ops->start_writeback(ing->index);
             int err = ing->store->ops->sync(ing->store);
             if (err) {
                 if (pending) {
