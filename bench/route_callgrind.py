@@ -17,6 +17,8 @@ instances, which leaves those one-time costs in: ~60 k per instance more at N=20
   BASE=0 bench/route_callgrind.py           # session 4's baseline (start-up only)
   KEEP=1 ...                                # keep the callgrind.out files (paths printed)
   STRACE=1 N=1000 ...                       # instead: A's system calls (strace -c -f), one run
+  PERF=1 N=1000 ...                         # instead: A's CPU samples by symbol (perf record
+                                            # -e cpu-clock, kernel included), one run
 
 Prints: total Ir of A with N and with BASE instances, Ir per instance, and the inclusive Ir per
 instance of the functions listed in FUNCS (and the top self-cost functions), from
@@ -48,6 +50,7 @@ BENCH_DIR = os.environ.get("BENCH_DIR", "/tmp/mitral-bench")
 MITRAL = os.environ.get("MITRAL") or os.path.join(ROOT, "build", "mitral")
 KEEP = os.environ.get("KEEP", "0") == "1"
 STRACE = os.environ.get("STRACE", "0") == "1"
+PERF = os.environ.get("PERF", "0") == "1"
 FUNCS = [f for f in os.environ.get("FUNCS", ",".join([
     "store_on_data", "mt_deid_stream_feed", "mt_deid_stream_finish", "process_header",
     "mt_ds_parse", "mt_deid_apply", "mt_ds_encode", "mt_deid_stream_meta",
@@ -89,7 +92,7 @@ def start(d, aet, port, conf, prefix=()):
 
 def stop(p):
     pid = p.pid
-    if STRACE:  # signal the traced node itself: strace ends with it and writes its summary
+    if STRACE or PERF:  # signal the traced node itself: strace ends with it and writes its summary
         try:
             with open("/proc/%d/task/%d/children" % (p.pid, p.pid)) as f:
                 pid = int(f.read().split()[0])
@@ -134,6 +137,9 @@ def one_run(files, key, work, tag):
     if STRACE:
         out = os.path.join(work, "strace.%s" % tag)
         tool = ["strace", "-f", "-c", "-o", out]
+    elif PERF:
+        out = os.path.join(work, "perf.%s" % tag)
+        tool = ["perf", "record", "-q", "-g", "-e", "cpu-clock", "-F", "2999", "-o", out, "--"]
     a = start(da, "SITE", pa, conf, tool)
     try:
         if files:
@@ -194,6 +200,15 @@ def main():
                   % N)
             with open(out) as f:
                 print(f.read())
+            return
+        if PERF:
+            out = one_run(files, key, work, str(N))
+            print("route_callgrind: PERF=1, A's samples relaying %d instances (perf record -e "
+                  "cpu-clock, %s):" % (N, out))
+            rep = subprocess.run(["perf", "report", "-i", out, "--stdio", "--sort",
+                                  "sym", "--percent-limit", "0.4"],
+                                 capture_output=True, text=True).stdout
+            print("\n".join(ln for ln in rep.splitlines() if ln and not ln.startswith("#")))
             return
         base = one_run(files[:BASE], key, work, "base")
         full = one_run(files, key, work, str(N))
