@@ -362,6 +362,8 @@ static int write_file(mt_scu_t *s, txf_t *t, mt_link_sent_cb cb, void *user)
     size_t n_pdu = t->n ? (t->n + frag - 1) / frag : 1;
     txf_pos_t at = {0, 0, 0};
     if (!txf_direct(s, t, frag, n_pdu, &at)) {
+        mt_log(MT_LOG_DEBUG, &s->log, "data set from a file: fragment %zu/%zu stopped after %zu+%zu "
+               "bytes, the rest queued", at.i + 1, n_pdu, at.hdone, at.vdone);
         int rc = txf_rest(s, t, frag, n_pdu, &at, cb, user);
         if (rc < 0 && (at.i || at.hdone))
             t->err = rc; /* part of a PDU went out: the association cannot go on */
