@@ -17,6 +17,7 @@ instances, which leaves those one-time costs in: ~60 k per instance more at N=20
   BASE=0 bench/route_callgrind.py           # session 4's baseline (start-up only)
   KEEP=1 ...                                # keep the callgrind.out files (paths printed)
   STRACE=1 N=1000 ...                       # instead: A's system calls (strace -c -f), one run
+  STRACE=1 STRACE_NODE=B ...                # the same for B (what A's sending costs B)
   PERF=1 N=1000 ...                         # instead: A's CPU samples by symbol (perf record
                                             # -e cpu-clock, kernel included), one run
 
@@ -50,6 +51,7 @@ BENCH_DIR = os.environ.get("BENCH_DIR", "/tmp/mitral-bench")
 MITRAL = os.environ.get("MITRAL") or os.path.join(ROOT, "build", "mitral")
 KEEP = os.environ.get("KEEP", "0") == "1"
 STRACE = os.environ.get("STRACE", "0") == "1"
+STRACE_NODE = os.environ.get("STRACE_NODE", "A").upper()
 PERF = os.environ.get("PERF", "0") == "1"
 FUNCS = [f for f in os.environ.get("FUNCS", ",".join([
     "store_on_data", "mt_deid_stream_feed", "mt_deid_stream_finish", "process_header",
@@ -123,7 +125,6 @@ def one_run(files, key, work, tag):
     os.makedirs(da)
     os.makedirs(db)
     pb, pa = free_port(), free_port()
-    b = start(db, "CENTRAL", pb, "")
     rules = os.path.join(da, "rules.yaml")
     with open(rules, "w") as f:
         f.write("rules:\n  - name: all\n    forward: [central]\n")
@@ -140,7 +141,9 @@ def one_run(files, key, work, tag):
     elif PERF:
         out = os.path.join(work, "perf.%s" % tag)
         tool = ["perf", "record", "-q", "-g", "-e", "cpu-clock", "-F", "2999", "-o", out, "--"]
-    a = start(da, "SITE", pa, conf, tool)
+    on_b = STRACE and STRACE_NODE == "B"  # B's system calls instead of A's
+    b = start(db, "CENTRAL", pb, "", tool if on_b else ())
+    a = start(da, "SITE", pa, conf, () if on_b else tool)
     try:
         if files:
             parts = [files[i::ASSOC] for i in range(ASSOC)]
@@ -196,8 +199,8 @@ def main():
     try:
         if STRACE:
             out = one_run(files, key, work, str(N))
-            print("route_callgrind: STRACE=1, A's system calls relaying %d instances (strace -c -f):"
-                  % N)
+            print("route_callgrind: STRACE=1, %s's system calls relaying %d instances (strace -c -f):"
+                  % (STRACE_NODE, N))
             with open(out) as f:
                 print(f.read())
             return
