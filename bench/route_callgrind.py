@@ -17,6 +17,9 @@ instances, which leaves those one-time costs in: ~60 k per instance more at N=20
   BASE=0 bench/route_callgrind.py           # session 4's baseline (start-up only)
   KEEP=1 ...                                # keep the callgrind.out files (paths printed)
   STRACE=1 N=1000 ...                       # instead: A's system calls (strace -c -f), one run
+  STRACE=1 STRACE_NODE=B ...                # the same for B (what A's sending costs B)
+  PERF=1 N=1000 ...                         # instead: A's CPU samples by symbol (perf record
+                                            # -e cpu-clock, kernel included), one run
 
 Prints: total Ir of A with N and with BASE instances, Ir per instance, and the inclusive Ir per
 instance of the functions listed in FUNCS (and the top self-cost functions), from
@@ -48,6 +51,8 @@ BENCH_DIR = os.environ.get("BENCH_DIR", "/tmp/mitral-bench")
 MITRAL = os.environ.get("MITRAL") or os.path.join(ROOT, "build", "mitral")
 KEEP = os.environ.get("KEEP", "0") == "1"
 STRACE = os.environ.get("STRACE", "0") == "1"
+STRACE_NODE = os.environ.get("STRACE_NODE", "A").upper()
+PERF = os.environ.get("PERF", "0") == "1"
 FUNCS = [f for f in os.environ.get("FUNCS", ",".join([
     "store_on_data", "mt_deid_stream_feed", "mt_deid_stream_finish", "process_header",
     "mt_ds_parse", "mt_deid_apply", "mt_ds_encode", "mt_deid_stream_meta",
@@ -89,7 +94,7 @@ def start(d, aet, port, conf, prefix=()):
 
 def stop(p):
     pid = p.pid
-    if STRACE:  # signal the traced node itself: strace ends with it and writes its summary
+    if STRACE or PERF:  # signal the traced node itself: strace ends with it and writes its summary
         try:
             with open("/proc/%d/task/%d/children" % (p.pid, p.pid)) as f:
                 pid = int(f.read().split()[0])
@@ -120,7 +125,6 @@ def one_run(files, key, work, tag):
     os.makedirs(da)
     os.makedirs(db)
     pb, pa = free_port(), free_port()
-    b = start(db, "CENTRAL", pb, "")
     rules = os.path.join(da, "rules.yaml")
     with open(rules, "w") as f:
         f.write("rules:\n  - name: all\n    forward: [central]\n")
@@ -134,7 +138,12 @@ def one_run(files, key, work, tag):
     if STRACE:
         out = os.path.join(work, "strace.%s" % tag)
         tool = ["strace", "-f", "-c", "-o", out]
-    a = start(da, "SITE", pa, conf, tool)
+    elif PERF:
+        out = os.path.join(work, "perf.%s" % tag)
+        tool = ["perf", "record", "-q", "-g", "-e", "cpu-clock", "-F", "2999", "-o", out, "--"]
+    on_b = STRACE and STRACE_NODE == "B"  # B's system calls instead of A's
+    b = start(db, "CENTRAL", pb, "", tool if on_b else ())
+    a = start(da, "SITE", pa, conf, () if on_b else tool)
     try:
         if files:
             parts = [files[i::ASSOC] for i in range(ASSOC)]
@@ -190,10 +199,19 @@ def main():
     try:
         if STRACE:
             out = one_run(files, key, work, str(N))
-            print("route_callgrind: STRACE=1, A's system calls relaying %d instances (strace -c -f):"
-                  % N)
+            print("route_callgrind: STRACE=1, %s's system calls relaying %d instances (strace -c -f):"
+                  % (STRACE_NODE, N))
             with open(out) as f:
                 print(f.read())
+            return
+        if PERF:
+            out = one_run(files, key, work, str(N))
+            print("route_callgrind: PERF=1, A's samples relaying %d instances (perf record -e "
+                  "cpu-clock, %s):" % (N, out))
+            rep = subprocess.run(["perf", "report", "-i", out, "--stdio", "--sort",
+                                  "sym", "--percent-limit", "0.4"],
+                                 capture_output=True, text=True).stdout
+            print("\n".join(ln for ln in rep.splitlines() if ln and not ln.startswith("#")))
             return
         base = one_run(files[:BASE], key, work, "base")
         full = one_run(files, key, work, str(N))

@@ -1278,10 +1278,10 @@ static int link_send_data(void *impl, uint8_t pcid, const uint8_t *p, size_t n, 
 }
 
 /* max_outstanding NULL: one C-GET sub-operation at a time (our AC offers performed = 1);
- * send_data_buf NULL: the data is copied (send_data) */
+ * send_data_buf, send_data_file NULL: the data is copied (send_data) */
 static const mt_link_ops_t assoc_link_ops = {link_find_pc,      link_peer_max,  link_next_id,
                                              link_send_command, link_send_data, NULL,
-                                             NULL};
+                                             NULL,              NULL};
 
 mt_link_t mt_assoc_link(mt_assoc_t *a)
 {

@@ -28,6 +28,13 @@
  *                                  left empty, in every case) and frees it once written; the
  *                                  P-DATA-TF and PDV headers go out with the bytes in one
  *                                  vectored uv_write
+ *   send_data_file(impl, pcid, fd, off, n, on_sent, user)
+ *                                  (may be NULL: read the file and use send_data_buf) the
+ *                                  same for the bytes [off, off + n) of the open file fd, as
+ *                                  the data set's last fragment: written straight from the
+ *                                  page cache (sendfile(2)) while the socket takes them
+ *                                  without waiting, the rest read (pread) and queued; fd is
+ *                                  not used after the call returns
  *   max_outstanding(impl)          (may be NULL: 1) how many requests may await their
  *                                  responses at once (the negotiated asynchronous operations
  *                                  window, PS3.7 D.3.3.3), at least 1
@@ -58,6 +65,8 @@ typedef struct mt_link_ops {
     unsigned (*max_outstanding)(void *impl);
     int (*send_data_buf)(void *impl, uint8_t pcid, mt_buf_t *b, size_t off, bool last,
                          mt_link_sent_cb on_sent, void *user);
+    int (*send_data_file)(void *impl, uint8_t pcid, int fd, uint64_t off, size_t n,
+                          mt_link_sent_cb on_sent, void *user);
 } mt_link_ops_t;
 
 typedef struct mt_link {

@@ -16,9 +16,12 @@
  */
 #include "scu.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/sendfile.h>
+#include <unistd.h>
 
 #include "pdu.h"
 #include "pdv.h"
@@ -56,6 +59,7 @@ struct mt_scu {
     bool discard_input;
     mt_buf_t *tx;          /* P-DATA-TF bytes for the DT-1 being carried out */
     struct txv *txv;       /* or the same as headers + data not copied (send_data_buf) */
+    struct txf *txf;       /* or the same from a file (send_data_file) */
     mt_link_sent_cb tx_cb; /* its completion */
     void *tx_user;
     unsigned n_writes;
@@ -255,6 +259,121 @@ static int write_txv(mt_scu_t *s, txv_t *t, mt_link_sent_cb cb, void *user)
     return 0;
 }
 
+/* A data set's last fragment from a file: the bytes [off, off + n) of fd on pcid. */
+typedef struct txf {
+    int fd;
+    uint64_t off;
+    size_t n;
+    uint8_t pcid;
+    int err; /* write_file: the file could not be read after part of it went out */
+} txf_t;
+
+/* Where write_file stopped writing straight to the socket: fragment i, with hdone bytes of
+ * its header and vdone of its value written. */
+typedef struct txf_pos {
+    size_t i, hdone, vdone;
+} txf_pos_t;
+
+/* Fragment i's header and value length, of n_pdu fragments of at most frag bytes. */
+static size_t txf_frag(const txf_t *t, size_t frag, size_t n_pdu, size_t i, uint8_t *hdr)
+{
+    size_t k = t->n - i * frag < frag ? t->n - i * frag : frag;
+    mt_pdu_put_pdata_header(hdr, t->pcid, false, i + 1 == n_pdu, (uint32_t)k);
+    return k;
+}
+
+/* Write the PDUs straight to the socket (headers with uv_try_write, values with sendfile(2)
+ * from the page cache: no copy into our memory nor from it) while libuv has nothing queued
+ * and the socket takes them without waiting. Returns true when all went out. */
+static bool txf_direct(mt_scu_t *s, const txf_t *t, size_t frag, size_t n_pdu, txf_pos_t *at)
+{
+    uv_os_fd_t sock;
+    if (s->closing || s->handles_closing || uv_stream_get_write_queue_size((uv_stream_t *)&s->tcp) ||
+        uv_fileno((uv_handle_t *)&s->tcp, &sock) < 0)
+        return false;
+    uint64_t pos = t->off;
+    for (at->i = 0; at->i < n_pdu; at->i++) {
+        uint8_t h[MT_PDATA_HEADER_LEN];
+        size_t k = txf_frag(t, frag, n_pdu, at->i, h);
+        for (at->hdone = 0; at->hdone < sizeof h;) {
+            uv_buf_t ub = uv_buf_init((char *)h + at->hdone, (unsigned)(sizeof h - at->hdone));
+            int w = uv_try_write((uv_stream_t *)&s->tcp, &ub, 1);
+            if (w <= 0)
+                return false;
+            at->hdone += (size_t)w;
+        }
+        for (at->vdone = 0; at->vdone < k;) {
+            off_t o = (off_t)pos;
+            ssize_t w = sendfile(sock, t->fd, &o, k - at->vdone);
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w <= 0) /* EAGAIN (socket full) or anything else: the rest by uv_write */
+                return false;
+            at->vdone += (size_t)w;
+            pos += (uint64_t)w;
+        }
+    }
+    return true;
+}
+
+/* What txf_direct left: the rest of fragment at->i and the fragments after it, read from the
+ * file into one buffer and queued as a txv behind the same headers. */
+static int txf_rest(mt_scu_t *s, const txf_t *t, size_t frag, size_t n_pdu, const txf_pos_t *at,
+                    mt_link_sent_cb cb, void *user)
+{
+    uint64_t start = t->off + at->i * frag + at->vdone;
+    size_t left = (size_t)(t->off + t->n - start), got = 0;
+    size_t m = n_pdu - at->i;
+    txv_t v = {mt_malloc(left ? left : 1), mt_malloc(m * MT_PDATA_HEADER_LEN),
+               mt_malloc(2 * m * sizeof(uv_buf_t)), 0};
+    while (got < left) {
+        ssize_t k = pread(t->fd, v.data + got, left - got, (off_t)(start + got));
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            break;
+        got += (size_t)k;
+    }
+    size_t pos = 0;
+    for (size_t i = at->i; got == left && i < n_pdu; i++) {
+        uint8_t *h = v.hdrs + (i - at->i) * MT_PDATA_HEADER_LEN;
+        size_t k = txf_frag(t, frag, n_pdu, i, h), hskip = 0;
+        if (i == at->i) {
+            hskip = at->hdone;
+            k -= at->vdone;
+        }
+        if (hskip < MT_PDATA_HEADER_LEN)
+            v.iov[v.n_iov++] = uv_buf_init((char *)h + hskip, (unsigned)(MT_PDATA_HEADER_LEN - hskip));
+        v.iov[v.n_iov++] = uv_buf_init((char *)v.data + pos, (unsigned)k);
+        pos += k;
+    }
+    int rc = got == left ? write_txv(s, &v, cb, user) : MT_EIO;
+    mt_free(v.data); /* NULL once taken */
+    mt_free(v.hdrs);
+    mt_free(v.iov);
+    return rc;
+}
+
+/* send_pdu for a txf: straight from the page cache while the socket takes it, the rest copied
+ * (txf_rest); when all went out directly, an empty write completes it in order (on_write). */
+static int write_file(mt_scu_t *s, txf_t *t, mt_link_sent_cb cb, void *user)
+{
+    size_t frag = mt_pdu_pdv_max_value(s->nego.peer_max_pdu);
+    size_t n_pdu = t->n ? (t->n + frag - 1) / frag : 1;
+    txf_pos_t at = {0, 0, 0};
+    if (!txf_direct(s, t, frag, n_pdu, &at)) {
+        mt_log(MT_LOG_DEBUG, &s->log, "data set from a file: fragment %zu/%zu stopped after %zu+%zu "
+               "bytes, the rest queued", at.i + 1, n_pdu, at.hdone, at.vdone);
+        int rc = txf_rest(s, t, frag, n_pdu, &at, cb, user);
+        if (rc < 0 && (at.i || at.hdone))
+            t->err = rc; /* part of a PDU went out: the association cannot go on */
+        return rc;
+    }
+    uv_buf_t none = uv_buf_init(NULL, 0);
+    txv_t v = {NULL, NULL, &none, 1};
+    return write_txv(s, &v, cb, user);
+}
+
 static void send_pdu(mt_scu_t *s, const mt_ul_fx_t *f)
 {
     mt_buf_t b;
@@ -267,6 +386,15 @@ static void send_pdu(mt_scu_t *s, const mt_ul_fx_t *f)
         rc = mt_pdu_encode(&s->rq, &b);
         break;
     case MT_UL_PDU_P_DATA_TF:
+        if (s->txf) {
+            mt_buf_dispose(&b);
+            cb = s->tx_cb;
+            user = s->tx_user;
+            s->tx_cb = NULL;
+            if (write_file(s, s->txf, cb, user) < 0 && cb)
+                s->tx_cb = cb, s->tx_user = user; /* as below */
+            return;
+        }
         if (s->txv) {
             mt_buf_dispose(&b);
             cb = s->tx_cb;
@@ -825,6 +953,31 @@ static int link_send_data_buf(void *impl, uint8_t pcid, mt_buf_t *b, size_t off,
     return unsent ? MT_ECANCELED : 0;
 }
 
+/* send_data_buf for the bytes [off, off + n) of a file, the data set's end (link.h). */
+static int link_send_data_file(void *impl, uint8_t pcid, int fd, uint64_t off, size_t n,
+                               mt_link_sent_cb on_sent, void *user)
+{
+    mt_scu_t *s = impl;
+    if (s->closing || s->ul.state != MT_STA6)
+        return MT_ECANCELED;
+    if (n / mt_pdu_pdv_max_value(s->nego.peer_max_pdu) > UINT_MAX / 2)
+        return MT_ETOOBIG;
+    txf_t t = {fd, off, n, pcid, 0};
+    s->txf = &t;
+    s->tx_cb = on_sent;
+    s->tx_user = user;
+    ul_event(s, MT_UL_EV_P_DATA_RQ, NULL); /* DT-1: send_pdu -> write_file */
+    bool unsent = s->tx_cb != NULL;
+    s->txf = NULL;
+    s->tx_cb = NULL;
+    if (t.err < 0) {
+        mt_log(MT_LOG_WARN, &s->log, "cannot read the file being sent: %s", mt_strerror(t.err));
+        close_transport(s, MT_EIO); /* a PDU half sent: no A-ABORT can follow it */
+        return t.err;
+    }
+    return unsent ? MT_ECANCELED : 0;
+}
+
 /* The negotiated window (0 = unlimited), bounded by the pending table. */
 static unsigned link_max_outstanding(void *impl)
 {
@@ -834,7 +987,7 @@ static unsigned link_max_outstanding(void *impl)
 
 static const mt_link_ops_t scu_link_ops = {link_find_pc,      link_peer_max,  link_next_id,
                                            link_send_command, link_send_data, link_max_outstanding,
-                                           link_send_data_buf};
+                                           link_send_data_buf, link_send_data_file};
 
 mt_link_t mt_scu_link(mt_scu_t *s)
 {

@@ -1,6 +1,14 @@
 /*
  * retrieve.c - C-STORE sub-operations over a link: see retrieve.h for the sequence.
  *
+ * From the page cache: when the link can send from a file (send_data_file: scu.c) and the
+ * file is at most one CHUNK and wholly in the page cache (cachestat(2), a relay sending what
+ * it has just stored), PREPARE reads only the head (HEAD bytes, for the File Meta) and the
+ * data set goes from the file to the socket by sendfile(2): not read into a buffer here nor
+ * copied from it into the socket (bench/README.md, "sendfile"). Otherwise, or when the head
+ * does not hold the whole File Meta, the file is read as below; a file not in the cache is
+ * never read on the loop thread.
+ *
  * Jobs: each instance has at most one job object (struct job) holding its open file and the
  * chunk being sent; a job runs on a libuv worker for PREPARE (open + first chunk + meta), READ
  * (next chunk) and REENCODE (whole file -> data set in the fallback syntax), and its after-work
@@ -29,6 +37,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "../dicom/ds.h"
@@ -37,6 +46,8 @@
 #include "../util/err.h"
 
 #define CHUNK (1024u * 1024u)
+#define HEAD (16u * 1024u) /* read for the File Meta of a file sent from the page cache */
+#define NR_CACHESTAT 451   /* cachestat(2), Linux 6.5: the same number on every architecture */
 #define MAX_REENCODE ((uint64_t)1 << 31) /* files re-encoded in memory: at most 2 GiB */
 #define TS_ILE "1.2.840.10008.1.2"
 #define TS_ELE "1.2.840.10008.1.2.1"
@@ -57,6 +68,7 @@ typedef struct job {
     mt_buf_t buf;       /* bytes read (or the re-encoded data set) */
     size_t buf_off;     /* data set bytes start here in buf */
     bool eof;           /* buf holds the end of the data set */
+    bool from_file;     /* the data set [buf_off, size) goes from the file (send_data_file) */
     char meta_ts[65];
     const mt_ts_t *target; /* REENCODE: the syntax to encode in */
     int err;
@@ -130,9 +142,9 @@ static void engine_free(mt_retrieve_t *r)
 
 /* ---- workers ---- */
 
-static int read_chunk(job_t *j)
+static int read_upto(job_t *j, size_t max)
 {
-    size_t want = j->size - j->pos < CHUNK ? (size_t)(j->size - j->pos) : CHUNK;
+    size_t want = j->size - j->pos < max ? (size_t)(j->size - j->pos) : max;
     mt_buf_reset(&j->buf);
     if (mt_buf_reserve(&j->buf, want) < 0)
         return MT_ENOMEM;
@@ -151,6 +163,35 @@ static int read_chunk(job_t *j)
     return 0;
 }
 
+static int read_chunk(job_t *j)
+{
+    return read_upto(j, CHUNK);
+}
+
+/* Whether every page of fd's first size bytes is in the page cache (cachestat(2); false where
+ * the kernel lacks it). */
+static bool in_cache(int fd, uint64_t size)
+{
+    struct {
+        uint64_t off, len;
+    } range = {0, size};
+    struct {
+        uint64_t nr_cache, nr_dirty, nr_writeback, nr_evicted, nr_recently_evicted;
+    } cs;
+    long page = sysconf(_SC_PAGESIZE);
+    if (page <= 0 || syscall(NR_CACHESTAT, (unsigned)fd, &range, &cs, 0u) != 0)
+        return false;
+    return cs.nr_cache >= (size + (uint64_t)page - 1) / (uint64_t)page;
+}
+
+/* The job's first read: only the head when the data set can go from the page cache. */
+static int read_first(job_t *j)
+{
+    j->from_file = j->r->p.link.ops->send_data_file && j->size <= CHUNK && j->size > HEAD &&
+                   in_cache(j->fd, j->size);
+    return read_upto(j, j->from_file ? HEAD : CHUNK);
+}
+
 static void work_prepare(job_t *j)
 {
     const mt_subop_inst_t *in = &j->r->insts[j->idx];
@@ -167,7 +208,7 @@ static void work_prepare(job_t *j)
         return;
     }
     j->size = (uint64_t)st.st_size;
-    if ((j->err = read_chunk(j)) < 0) {
+    if ((j->err = read_first(j)) < 0) {
         j->why = "cannot read the stored file";
         return;
     }
@@ -175,6 +216,15 @@ static void work_prepare(job_t *j)
     size_t consumed = 0;
     mt_diag_t d = {0, NULL};
     int rc = mt_part10_read_meta(j->buf.data, j->buf.len, &meta, &consumed, &d);
+    if (rc < 0 && j->from_file) { /* a File Meta longer than HEAD: read as without the cache */
+        j->from_file = false;
+        j->pos = 0;
+        if ((j->err = read_chunk(j)) < 0) {
+            j->why = "cannot read the stored file";
+            return;
+        }
+        rc = mt_part10_read_meta(j->buf.data, j->buf.len, &meta, &consumed, &d);
+    }
     if (rc < 0 || !meta.transfer_syntax_uid[0]) {
         j->err = MT_EMALFORMED;
         j->why = "stored file has no readable file meta";
@@ -209,6 +259,7 @@ static void work_reencode(job_t *j)
         got += (size_t)k;
     }
     whole.len = got;
+    j->from_file = false;
     mt_meta_t meta;
     mt_ds_t *ds = NULL;
     mt_diag_t d = {0, NULL};
@@ -451,11 +502,17 @@ static void send_chunk(mt_retrieve_t *r, job_t *j)
 {
     const uint8_t *p = j->buf.data + j->buf_off;
     size_t n = j->buf.len - j->buf_off;
-    r->bytes += n;
     const mt_link_ops_t *ops = r->p.link.ops;
+    if (j->from_file) { /* the whole data set, from the page cache (file comment) */
+        n = (size_t)(j->size - j->buf_off);
+        j->eof = true;
+    }
+    r->bytes += n;
     /* the chunk's buffer handed to the link when it can write it as is (no copy); the next
      * READ allocates a new one */
-    int rc = ops->send_data_buf ? ops->send_data_buf(r->p.link.impl, j->pcid, &j->buf,
+    int rc = j->from_file ? ops->send_data_file(r->p.link.impl, j->pcid, j->fd, j->buf_off, n,
+                                                on_sent, r)
+             : ops->send_data_buf ? ops->send_data_buf(r->p.link.impl, j->pcid, &j->buf,
                                                      j->buf_off, j->eof, on_sent, r)
                                 : ops->send_data(r->p.link.impl, j->pcid, p, n, j->eof, on_sent, r);
     if (rc < 0)

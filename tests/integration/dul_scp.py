@@ -10,6 +10,9 @@ connection with operations outstanding.
   scp.acked       SOP Instance UIDs answered 0000, in order
   scp.held        SOP Instance UIDs received completely and not answered
   scp.max_outstanding   most C-STOREs received and not yet answered at one time
+  scp.datasets    {SOP Instance UID: the data set bytes received} (the last of each)
+  Scp(..., slow_read=s)  a small receive buffer and a pause of s seconds before every read of
+                  at most 4 KiB: the sender's socket fills (its writes come back short)
   scp.rq_window   the window item of the last A-ASSOCIATE-RQ ((invoked, performed) or None)
   scp.ended       an Event: set when an association ended
   scp.stop()
@@ -30,6 +33,7 @@ Built with dul.py's encoders; only the standard library.
 import socket
 import struct
 import threading
+import time
 
 import dul
 
@@ -85,9 +89,11 @@ def c_store_rsp(msg_id, sop_class, sop_inst, status=0):
 
 
 class Scp:
-    def __init__(self, port, window=None, policy=None, silent=False, idle=0.3):
+    def __init__(self, port, window=None, policy=None, silent=False, idle=0.3, slow_read=0):
         self.port, self.window, self.policy, self.silent = port, window, policy, silent
         self.idle = idle
+        self.slow_read = slow_read
+        self.datasets = {}
         self.flush_on_idle = True
         self.ignore_release = False  # True: A-RELEASE-RQ left unanswered (release_ignored set)
         self.release_ignored = threading.Event()
@@ -99,6 +105,8 @@ class Scp:
         self.lock = threading.Lock()
         self.ls = socket.socket()
         self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if slow_read:  # before listen: the window it advertises
+            self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         self.ls.bind(("127.0.0.1", port))
         self.ls.listen(8)
         self.stopping = False
@@ -146,7 +154,9 @@ class Scp:
                 if len(self.rbuf) >= 6 + ln:
                     body, self.rbuf = self.rbuf[6:6 + ln], self.rbuf[6 + ln:]
                     return t, body
-            k = c.recv(65536)
+            if self.slow_read:
+                time.sleep(self.slow_read)
+            k = c.recv(4096 if self.slow_read else 65536)
             if not k:
                 raise dul.Closed("closed")
             self.rbuf += k
@@ -203,6 +213,8 @@ class Scp:
                 raw = cur["raw"]
                 msg_id = struct.unpack("<H", raw[0x0110][:2])[0]
                 op = (msg_id, _text(raw[0x0002]), _text(raw[0x1000]), pcid)
+                with self.lock:
+                    self.datasets[op[2]] = data
                 data, cur = b"", None
                 waiting.append(op)
                 with self.lock:

@@ -2,7 +2,9 @@
  * a set of instances, the final C-MOVE/C-GET status for the sub-operation counts), and the
  * engine's asynchronous operations window driven over a scripted link (link.h) on a real libuv
  * loop with real files: how many C-STOREs are outstanding, responses in any order, one
- * failure among outstanding ones, the association lost with some outstanding, cancel. */
+ * failure among outstanding ones, the association lost with some outstanding, cancel; and a
+ * link that sends from files (send_data_file): a cached file larger than the head goes from
+ * the file with exactly its data set's bytes, a small one through the buffer. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -99,6 +101,9 @@ typedef struct tlink {
         void *user;
     } wq[MAX_RQ]; /* write completions to deliver */
     unsigned n_wq;
+    const uint8_t *body; /* every instance's data set bytes (engine) */
+    size_t body_len;
+    unsigned n_from_file, n_copied; /* data sets sent by send_data_file / send_data */
 } tlink_t;
 
 static uint8_t t_find_pc(void *impl, const char *as, const char *ts)
@@ -139,8 +144,10 @@ static int t_send_data(void *impl, uint8_t pcid, const uint8_t *p, size_t n, boo
     tlink_t *t = impl;
     (void)pcid, (void)p, (void)n;
     assert_true(t->data_open);
-    if (last)
+    if (last) {
         t->data_open = false;
+        t->n_copied++;
+    }
     assert_true(t->n_wq < MAX_RQ);
     t->wq[t->n_wq].cb = cb;
     t->wq[t->n_wq].user = user;
@@ -151,9 +158,26 @@ static unsigned t_max_outstanding(void *impl)
 {
     return ((tlink_t *)impl)->window;
 }
+/* The file's bytes [off, off + n) must be exactly the data set (read them back). */
+static int t_send_data_file(void *impl, uint8_t pcid, int fd, uint64_t off, size_t n,
+                            mt_link_sent_cb cb, void *user)
+{
+    tlink_t *t = impl;
+    assert_int_equal(n, t->body_len);
+    uint8_t *got = mt_malloc(n);
+    assert_int_equal(pread(fd, got, n, (off_t)off), (ssize_t)n);
+    assert_memory_equal(got, t->body, n);
+    mt_free(got);
+    t->n_from_file++;
+    t->n_copied--; /* t_send_data counts it */
+    return t_send_data(impl, pcid, NULL, n, true, cb, user);
+}
 static const mt_link_ops_t t_ops = {t_find_pc,      t_peer_max,  t_next_id,
                                     t_send_command, t_send_data, t_max_outstanding,
-                                    NULL}; /* send_data_buf: the copying path */
+                                    NULL,           NULL}; /* the copying path */
+static const mt_link_ops_t t_file_ops = {t_find_pc,      t_peer_max,  t_next_id,
+                                         t_send_command, t_send_data, t_max_outstanding,
+                                         NULL,           t_send_data_file};
 
 typedef struct outcome {
     char sop[65];
@@ -242,9 +266,13 @@ static void lose(fixture_t *f)
     }
 }
 
-static mt_retrieve_t *engine(fixture_t *f, unsigned window)
+/* N_INST files whose data set is body (body_len bytes), sent over ops. */
+static mt_retrieve_t *engine_with(fixture_t *f, unsigned window, const mt_link_ops_t *ops,
+                                  const uint8_t *body, size_t body_len)
 {
     memset(f, 0, sizeof *f);
+    f->link.body = body;
+    f->link.body_len = body_len;
     assert_int_equal(uv_loop_init(&f->loop), 0);
     f->link.window = window;
     snprintf(f->dir, sizeof f->dir, "/tmp/mt-unit-retrieve-XXXXXX");
@@ -259,8 +287,7 @@ static mt_retrieve_t *engine(fixture_t *f, unsigned window)
         mt_buf_t b;
         mt_buf_init(&b, SIZE_MAX);
         assert_int_equal(mt_part10_write_meta(&m, &b), 0);
-        static const uint8_t body[] = {0x08, 0x00, 0x60, 0x00, 'C', 'S', 2, 0, 'M', 'R'};
-        mt_buf_append(&b, body, sizeof body);
+        mt_buf_append(&b, body, body_len);
         char path[128];
         snprintf(path, sizeof path, "%s/%zu.dcm", f->dir, i + 1);
         FILE *fp = fopen(path, "wb");
@@ -274,11 +301,18 @@ static mt_retrieve_t *engine(fixture_t *f, unsigned window)
         in[i].path = mt_strdup(path);
     }
     mt_retrieve_params_t p = {.loop = &f->loop,
-                              .link = {&t_ops, &f->link},
+                              .link = {ops, &f->link},
                               .on_done = on_done,
                               .on_subop = on_subop,
                               .user = f};
     return mt_retrieve_new(&p, in, N_INST);
+}
+
+static const uint8_t small_body[] = {0x08, 0x00, 0x60, 0x00, 'C', 'S', 2, 0, 'M', 'R'};
+
+static mt_retrieve_t *engine(fixture_t *f, unsigned window)
+{
+    return engine_with(f, window, &t_ops, small_body, sizeof small_body);
 }
 
 static void engine_end(fixture_t *f, mt_retrieve_t *r)
@@ -332,6 +366,51 @@ static void test_window_out_of_order(void **state)
     assert_string_equal(mt_retrieve_failed_uids(r), "1.2.3.1");
     assert_int_equal(outcome_of(&f, "1.2.3.1")->status, 0xA700);
     assert_true(outcome_of(&f, "1.2.3.1")->sent);
+    engine_end(&f, r);
+}
+
+/* Modality (CS "MR") and 40,000 bytes of OB pixel data. */
+static size_t big_body(uint8_t *out)
+{
+    static const uint8_t head[] = {0x08, 0x00, 0x60, 0x00, 'C',  'S',  2,    0,    'M', 'R',
+                                   0xE0, 0x7F, 0x10, 0x00, 'O',  'B',  0,    0,    0x40, 0x9C,
+                                   0x00, 0x00};
+    memcpy(out, head, sizeof head);
+    for (size_t i = 0; i < 40000; i++)
+        out[sizeof head + i] = (uint8_t)(i * 7 + 3);
+    return sizeof head + 40000;
+}
+
+static void run_all(fixture_t *f)
+{
+    settle(f);
+    while (f->link.n_pend) {
+        answer(f, 0, 0x0000);
+        settle(f);
+    }
+    assert_true(f->done);
+}
+
+static void test_from_file(void **state)
+{
+    (void)state;
+    static uint8_t body[40100];
+    size_t n = big_body(body);
+    fixture_t f;
+    mt_retrieve_t *r = engine_with(&f, 4, &t_file_ops, body, n);
+    mt_retrieve_start(r);
+    run_all(&f); /* just written, so in the page cache: every data set from the file */
+    assert_int_equal(f.link.n_from_file, N_INST);
+    assert_int_equal(f.link.n_copied, 0);
+    assert_int_equal(mt_retrieve_counts(r).completed, N_INST);
+    engine_end(&f, r);
+
+    r = engine_with(&f, 4, &t_file_ops, small_body, sizeof small_body);
+    mt_retrieve_start(r);
+    run_all(&f); /* within the head: read once, sent from the buffer */
+    assert_int_equal(f.link.n_from_file, 0);
+    assert_int_equal(f.link.n_copied, N_INST);
+    assert_int_equal(mt_retrieve_counts(r).completed, N_INST);
     engine_end(&f, r);
 }
 
@@ -444,6 +523,7 @@ int main(void)
         cmocka_unit_test(test_window_link_lost),
         cmocka_unit_test(test_window_cancel),
         cmocka_unit_test(test_window_rsp_before_write_done),
+        cmocka_unit_test(test_from_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
