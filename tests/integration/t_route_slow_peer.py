@@ -6,7 +6,10 @@ socket part way through instances; the rest of each is read from the file and qu
 what went out, and every data set still arrives byte for byte as A stored it, in several
 P-DATA-TF fragments (the SCP's Maximum Length is 64 KiB). A's debug log says where a direct
 write stopped; the test fails if that never happened (the path it exists for was not
-taken)."""
+taken) on a kernel with cachestat(2) (Linux 6.5+); on an older one (Debian 12's own 6.1)
+nothing goes from the page cache and only the byte-for-byte checks apply."""
+import ctypes
+import errno
 import os
 import struct
 
@@ -21,6 +24,16 @@ except ImportError:
     pydicom = None
 
 N = 12
+
+
+def kernel_has_cachestat():
+    """cachestat(2) (syscall 451 on every architecture): without it A never sends from the
+    page cache (node/svc/retrieve.c in_cache)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    if libc.syscall(ctypes.c_long(451), -1, None, None, 0) == 0:
+        return True
+    return ctypes.get_errno() != errno.ENOSYS
 
 
 def data_set(path):
@@ -57,8 +70,9 @@ def body():
         for sop, path in stored.items():
             lib.check(scp.datasets.get(sop) == data_set(path),
                       "%s arrived byte for byte as stored" % sop)
-        lib.check("the rest queued" in a.log_text(),
-                  "A's socket filled during an instance (the queued-rest path ran)")
+        if kernel_has_cachestat():
+            lib.check("the rest queued" in a.log_text(),
+                      "A's socket filled during an instance (the queued-rest path ran)")
     finally:
         a.stop()
         scp.stop()

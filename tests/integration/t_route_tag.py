@@ -4,7 +4,8 @@
 Node A (site): deid.profile basic, one rule forwarding the LGE series to B (evaluated when the
 series is tagged: series_idle 300ms, study_idle 1s), one store-time rule putting every MR study
 into a project. Node B (central) stores what it gets. storescu sends one generated multi-series,
-multi-vendor CMR study (tests/tagging/gen_cmr_fixtures.py) to A. Then:
+multi-vendor CMR study (tests/tagging/gen_cmr_fixtures.py) to A, which is then stopped (its
+closing passes make the tags final) and started again. Then:
   - B holds exactly the instances of the series A tagged lge.* (as A stored them: same
     de-identified SOP Instance UIDs), and every true LGE series of the generator is among them;
   - each arrived once: B stored as many instances as it holds, A's queue is empty and every
@@ -33,6 +34,19 @@ def b_stored(node):
     """instances B answered stored, over all its logs (released associations)"""
     return sum(int(m) for m in re.findall(r"association released: .* stored=(\d+)",
                                           node.all_logs()))
+
+
+def explain_queued(a):
+    """What a failed 'queued once' check needs to be understood (seen once, under load): every
+    pass's count and each series' last tag, revision and fired rows (a tag revised away from
+    lge after its rule fired is documented to keep what went: docs/tagging.md)."""
+    for line in re.findall(r".*tagger: \d+ instance\(s\) queued by rules.*", a.all_logs()):
+        lib.log("    " + line)
+    for r in a.query("SELECT t.series_uid, t.tag, t.revision, count(r.rule) AS armed, "
+                     "sum(r.fired) AS fired FROM series_tags t LEFT JOIN tag_routes r ON "
+                     "r.series_uid = t.series_uid GROUP BY t.series_uid"):
+        lib.log("    series %s tag %s revision %s armed %s fired %s"
+                % (r["series_uid"], r["tag"], r["revision"], r["armed"], r["fired"]))
 
 
 def main():
@@ -113,6 +127,11 @@ def main():
     a.start()
     n_series = len(truth)
     tagfx.store_and_wait(a, files, n_series)
+    # Stopping A runs every pass still due (node/tagger.c, closing), so the tags read after it
+    # are final: on a loaded machine the study pass (which may revise a series to lge and fire
+    # the rule then) can come after store_and_wait's quiet period. The queue rows it leaves are
+    # forwarded after the restart.
+    a.stop()
     expected = {r["sop_instance_uid"] for r in a.query(
         "SELECT i.sop_instance_uid FROM instances i JOIN series se ON se.pk = i.series_pk "
         "JOIN series_tags t ON t.series_uid = se.series_instance_uid WHERE t.tag LIKE 'lge%'")}
@@ -132,6 +151,7 @@ def main():
     def queue_len():
         return a.query("SELECT count(*) AS n FROM forward_queue")[0]["n"]
 
+    a.start()
     lib.wait_for(lambda: len(b_sops()) >= len(expected) and queue_len() == 0,
                  "B holds the LGE instances and A's queue is empty", deadline_s=120)
     got = b_sops()
@@ -148,7 +168,7 @@ def main():
     lib.check(a.query("SELECT count(*) AS n FROM project_studies WHERE project = 'lge'")[0]["n"]
               == 1, "the LGE rule's project holds the study")
 
-    # restart A: nothing is queued again; each instance was queued once, across the series
+    # restart A again: nothing is queued again; each instance was queued once, across the series
     # and study passes (B may see an idempotent re-send of the same SOP Instance UID: the
     # forwarder's own at-least-once delivery, node/forward.c)
     a.stop()
@@ -158,8 +178,9 @@ def main():
     b.stop()
     queued = sum(int(m) for m in re.findall(r"tagger: (\d+) instance\(s\) queued by rules",
                                             a.all_logs()))
-    lib.check(queued == len(expected), "each LGE instance queued exactly once (%d queued, %d "
-              "instances)" % (queued, len(expected)))
+    if not lib.check(queued == len(expected), "each LGE instance queued exactly once (%d "
+                     "queued, %d instances)" % (queued, len(expected))):
+        explain_queued(a)
     lib.check(b_stored(b) >= len(expected), "B stored every instance (%d stores, %d instances)"
               % (b_stored(b), len(expected)))
 

@@ -13,7 +13,9 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <errno.h>
 #include <stdlib.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "dicom/ds.h"
@@ -391,17 +393,26 @@ static void run_all(fixture_t *f)
     assert_true(f->done);
 }
 
+/* Whether this kernel has cachestat(2) (Linux 6.5; Debian 12's own kernel is 6.1): without it
+ * the engine never sends from the page cache and reads every file instead. */
+static bool kernel_has_cachestat(void)
+{
+    errno = 0;
+    return !(syscall(451, -1, NULL, NULL, 0u) != 0 && errno == ENOSYS);
+}
+
 static void test_from_file(void **state)
 {
     (void)state;
     static uint8_t body[40100];
     size_t n = big_body(body);
+    unsigned want_from_file = kernel_has_cachestat() ? N_INST : 0;
     fixture_t f;
     mt_retrieve_t *r = engine_with(&f, 4, &t_file_ops, body, n);
     mt_retrieve_start(r);
     run_all(&f); /* just written, so in the page cache: every data set from the file */
-    assert_int_equal(f.link.n_from_file, N_INST);
-    assert_int_equal(f.link.n_copied, 0);
+    assert_int_equal(f.link.n_from_file, want_from_file);
+    assert_int_equal(f.link.n_copied, N_INST - want_from_file);
     assert_int_equal(mt_retrieve_counts(r).completed, N_INST);
     engine_end(&f, r);
 
