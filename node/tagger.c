@@ -21,12 +21,15 @@
  * Memory: features of a study stay until its study-idle pass. A series that arrives after
  * that starts a fresh study record: its exam-level context is only what arrives with it
  * (documented limitation; `mitral tag --reindex` will re-tag from the stored files).
- * Routing on the tag (mt_tagger_route): a pass takes a reference to the node's config snapshot
- * when it starts; when its rules include some on cmr_series, every series the pass writes gets
- * mt_tag_route_series in the same transaction as its tag, and the forwarder is kicked once the
- * pass has committed queue rows.
- * Closing: the timer stops, every study with anything untagged gets a pass regardless of idle
- * times, then the index connection closes and the callback fires.
+ * Routing on the tag (mt_tagger_route): a study pass (study_idle, or closing) takes a reference
+ * to the node's config snapshot when it starts; when its rules include some on cmr_series,
+ * every series with instances the rules have not seen gets mt_tag_route_series in the same
+ * transaction as its tag, and the forwarder is kicked once the pass has committed queue rows.
+ * Series passes do not fire them: their tags can still be revised, a queued instance cannot
+ * be unsent.
+ * Closing: the timer stops, every study still held gets its study pass regardless of idle
+ * times (one with nothing new or changed writes nothing), then the index connection closes
+ * and the callback fires.
  */
 #include "tagger.h"
 
@@ -55,6 +58,9 @@ typedef struct t_series {
     bool written;
     mt_tag_result_t w;
     uint8_t w_vendor;
+    /* instances joined since the rules on the tag last ran for it (they run in study passes
+     * only: see needs_write) */
+    bool route_due;
 } t_series_t;
 
 typedef struct t_study {
@@ -208,6 +214,7 @@ static void study_add(mt_tagger_t *t, t_study_t *st, const mt_tag_inst_t *in)
     }
     mt_tag_series_add(&se->s, in);
     se->dirty = true;
+    se->route_due = true;
     se->last_add = st->last_add = uv_now(t->loop);
     st->final_pass = false;
 }
@@ -350,23 +357,28 @@ static bool same_result(const mt_tag_result_t *a, const mt_tag_result_t *b)
 }
 
 /* A series' row is written when it would change: never written, another result or
- * manufacturer family. With rules on the tag (routes), also when it has new instances: rules
- * armed for them fire in the tag's transaction (tag_route.h). A series that got instances and
- * kept its result is not rewritten (before, it was: a third of a study's passes wrote rows
- * equal but for tagged_at, and every tagger commit makes the ingest's connection drop its
- * upsert cache and page cache: docs/tagging.md, "Cost in the ingest"). */
-static bool needs_write(const t_series_t *se, bool routes)
+ * manufacturer family. When the pass fires the rules on the tag (fire: a study pass with such
+ * rules), also when it has instances the rules have not seen: rules armed for them fire in
+ * the tag's transaction (tag_route.h). They fire in study passes only, on the exam-level
+ * tag: a series pass may see part of a series (a sender that paused for series_idle) or of
+ * the exam, and a tag it gives can be revised, but what a rule queued cannot be unsent
+ * (docs/tagging.md, "Routing on the tag"). A series that got instances and kept its result is
+ * not rewritten otherwise (before, it was: a third of a study's passes wrote rows equal but
+ * for tagged_at, and every tagger commit makes the ingest's connection drop its upsert cache
+ * and page cache: docs/tagging.md, "Cost in the ingest"). */
+static bool needs_write(const t_series_t *se, bool fire)
 {
     return !se->written || !same_result(&se->w, &se->s.res) || se->w_vendor != se->s.h.vendor ||
-           (routes && se->dirty);
+           (fire && se->route_due);
 }
-/* The rows of st's series that would change, in the open transaction (pass jobs only). */
-static int write_rows(mt_tagger_t *t, pass_job_t *j, t_study_t *st, bool routes)
+/* The rows of st's series that would change, in the open transaction (pass jobs only); fire:
+ * the rules on the tag run for them too (needs_write). */
+static int write_rows(mt_tagger_t *t, pass_job_t *j, t_study_t *st, bool fire)
 {
     int rc = 0;
     for (size_t i = 0; i < st->n_ser && rc == 0; i++) {
         const mt_tag_series_t *s = &st->ser[i]->s;
-        if (!needs_write(st->ser[i], routes))
+        if (!needs_write(st->ser[i], fire))
             continue;
         mt_index_tag_t row = {
             .study_uid = st->uid,
@@ -381,27 +393,29 @@ static int write_rows(mt_tagger_t *t, pass_job_t *j, t_study_t *st, bool routes)
         rc = t->ix->ops->tag_put(t->ix, &row, NULL);
         j->n_rows++;
         /* rules on the tag fire in the tag's transaction (node/tag_route.h) */
-        if (rc == 0 && routes)
+        if (rc == 0 && fire)
             rc = mt_tag_route_series(t->ix, j->conf->routes, st->uid, s->h.series_uid,
                                      s->res.tag, &j->n_queued);
     }
     return rc;
 }
 
-static void remember_written(t_study_t *st) /* committed */
+static void remember_written(t_study_t *st, bool fired) /* committed */
 {
     for (size_t i = 0; i < st->n_ser; i++) {
         st->ser[i]->w = st->ser[i]->s.res;
         st->ser[i]->w_vendor = st->ser[i]->s.h.vendor;
         st->ser[i]->written = true;
+        if (fired)
+            st->ser[i]->route_due = false;
     }
 }
 
-static size_t count_writes(const t_study_t *st, bool routes)
+static size_t count_writes(const t_study_t *st, bool fire)
 {
     size_t n = 0;
     for (size_t i = 0; i < st->n_ser; i++)
-        n += needs_write(st->ser[i], routes);
+        n += needs_write(st->ser[i], fire);
     return n;
 }
 
@@ -424,10 +438,10 @@ static void pass_work(uv_work_t *w)
     mt_tag_study_run(&study);
     mt_free(arr);
     j->rc = 0;
-    bool routes = j->conf && j->conf->routes;
+    bool fire = st->final_pass && j->conf && j->conf->routes;
     /* nothing new or changed (a study pass after the series passes): no transaction at all
      * (~300 us each, docs/tagging.md) */
-    size_t n_write = count_writes(st, routes);
+    size_t n_write = count_writes(st, fire);
     if (n_write && j->may_defer) {
         j->deferred = true; /* a pass after WRITE_GAP_MS writes them (tick) */
         n_write = 0;
@@ -437,7 +451,7 @@ static void pass_work(uv_work_t *w)
     if (n_write && !t->ix)
         j->rc = mt_index_sqlite_open(t->index_path, &t->ix);
     if (n_write && j->rc == 0 && (j->rc = t->ix->ops->begin(t->ix)) == 0) {
-        j->rc = j->deferred ? 0 : write_rows(t, j, st, routes);
+        j->rc = j->deferred ? 0 : write_rows(t, j, st, fire);
         for (size_t k = 0; k < j->n_also && j->rc == 0; k++)
             j->rc = write_rows(t, j, j->also[k], false);
         if (j->rc == 0)
@@ -446,9 +460,9 @@ static void pass_work(uv_work_t *w)
             t->ix->ops->rollback(t->ix);
         if (j->rc == 0) {
             if (!j->deferred)
-                remember_written(st);
+                remember_written(st, fire);
             for (size_t k = 0; k < j->n_also; k++)
-                remember_written(j->also[k]);
+                remember_written(j->also[k], false);
             j->wrote = true;
         }
     }
@@ -530,14 +544,14 @@ static void start_pass(mt_tagger_t *t, t_study_t *st, bool final)
     st->busy = true;
     st->final_pass = final;
     t->pass_in_flight = true;
-    if (t->node) {
+    if (t->node && final) { /* rules on the tag fire in study passes only (needs_write) */
         j->conf = mt_node_conf_ref(t->node); /* the rules in force now, kept for the pass */
         if (!j->conf->routes || !mt_route_set_after_tag(j->conf->routes, NULL)) {
             mt_node_conf_unref(t->node, j->conf);
             j->conf = NULL;
         }
     }
-    j->may_defer = !final && !t->closing && !j->conf && t->last_commit &&
+    j->may_defer = !final && !t->closing && t->last_commit &&
                    uv_now(t->loop) - t->last_commit < WRITE_GAP_MS;
     if (!j->may_defer) /* this pass commits: the rows other passes deferred go with it */
         for (t_study_t *o = t->studies; o; o = o->next)
@@ -608,19 +622,15 @@ static void tick(mt_tagger_t *t)
         return;
     }
     for (t_study_t *st = t->studies; st; st = st->next) {
-        bool dirty = false, series_ready = false;
+        bool series_ready = false;
         for (size_t i = 0; i < st->n_ser; i++)
-            if (st->ser[i]->dirty) {
-                dirty = true;
+            if (st->ser[i]->dirty)
                 series_ready |= now - st->ser[i]->last_add >= t->series_idle;
-            }
         bool study_ready = now - st->last_add >= t->study_idle;
-        if (t->closing) {
-            if (dirty || st->write_due) {
-                start_pass(t, st, true);
-                return;
-            }
-            continue;
+        if (t->closing) { /* every study gets its study pass: it also fires the rules on the
+                           * tag for what the series passes tagged (needs_write) */
+            start_pass(t, st, true);
+            return;
         }
         if (study_ready) {
             start_pass(t, st, true); /* final pass (also drops a study with nothing new) */

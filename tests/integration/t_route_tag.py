@@ -2,10 +2,12 @@
 """t_route_tag.py - routing on the CMR series tag (issue 6 + 5): `match: {cmr_series: lge}`.
 
 Node A (site): deid.profile basic, one rule forwarding the LGE series to B (evaluated when the
-series is tagged: series_idle 300ms, study_idle 1s), one store-time rule putting every MR study
+series is tagged: series_idle 300ms, study_idle 3s), one store-time rule putting every MR study
 into a project. Node B (central) stores what it gets. storescu sends one generated multi-series,
 multi-vendor CMR study (tests/tagging/gen_cmr_fixtures.py) to A, which is then stopped (its
 closing passes make the tags final) and started again. Then:
+  - while only the series passes have run, nothing has fired: rules on the tag fire in the
+    study pass, on the exam-level tag (a series pass may see part of a series or exam);
   - B holds exactly the instances of the series A tagged lge.* (as A stored them: same
     de-identified SOP Instance UIDs), and every true LGE series of the generator is among them;
   - each arrived once: B stored as many instances as it holds, A's queue is empty and every
@@ -20,6 +22,7 @@ closing passes make the tags final) and started again. Then:
 import os
 import re
 import sys
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -49,6 +52,31 @@ def explain_queued(a):
                 % (r["series_uid"], r["tag"], r["revision"], r["armed"], r["fired"]))
 
 
+STUDY_IDLE_S = 3
+
+
+def series_passes_fire_nothing(a, files, n_series):
+    """storescu the study; once the series passes have tagged every series, and while the
+    study pass cannot have run yet (study_idle after the last instance, which came before
+    storescu ended), no armed rule has fired and nothing is queued."""
+    r = lib.storescu(a, files, timeout=280)
+    ok = r.stdout.count("Received Store Response (Success)")
+    lib.check(ok == len(files), "stored %d of %d files" % (ok, len(files)))
+    sent = time.monotonic()
+
+    def n_tagged():
+        return a.query("SELECT count(*) AS n FROM series_tags")[0]["n"]
+    lib.wait_for(lambda: n_tagged() >= n_series, "every series tagged", deadline_s=120)
+    fired = a.query("SELECT coalesce(sum(fired), 0) AS n FROM tag_routes")[0]["n"]
+    queued = a.query("SELECT count(*) AS n FROM forward_queue")[0]["n"]
+    if time.monotonic() - sent < STUDY_IDLE_S - 0.5:
+        lib.check(fired == 0 and queued == 0, "the series passes fired no rule on the tag "
+                  "(%d fired, %d queued)" % (fired, queued))
+    else:
+        lib.log("series tags came too late to tell series passes from the study pass")
+    tagfx.wait_settled(a)
+
+
 def main():
     files, truth = tagfx.fixtures(studies=1, seed=11)
     true_lge = {t["SeriesInstanceUID"] for t in truth if t["tag"].startswith("lge")}
@@ -72,7 +100,8 @@ def main():
                 "    match: {Modality: MR}\n"
                 "    projects: [mr]\n")
     conf = dict(tagfx.CONF)
-    conf.update({"tagging.series_idle": "300ms", "deid.profile": "basic", "deid.key_file": key,
+    conf.update({"tagging.series_idle": "300ms", "tagging.study_idle": "%ds" % STUDY_IDLE_S,
+                 "deid.profile": "basic", "deid.key_file": key,
                  "routing.rules": rules, "forward.retry_initial": "100ms",
                  "forward.retry_max": "1s", "log.level": "debug"})
     a = lib.Node("site", aet="SITE", data=a_dir, conf=conf,
@@ -126,10 +155,10 @@ def main():
     b.start()
     a.start()
     n_series = len(truth)
-    tagfx.store_and_wait(a, files, n_series)
+    series_passes_fire_nothing(a, files, n_series)
     # Stopping A runs every pass still due (node/tagger.c, closing), so the tags read after it
     # are final: on a loaded machine the study pass (which may revise a series to lge and fire
-    # the rule then) can come after store_and_wait's quiet period. The queue rows it leaves are
+    # the rule then) can come after wait_settled's quiet period. The queue rows it leaves are
     # forwarded after the restart.
     a.stop()
     expected = {r["sop_instance_uid"] for r in a.query(
