@@ -12,10 +12,10 @@ seconds each, fresh nodes); on this VM the ingest's speed drifts by 20-30% betwe
 minute apart, so 30 rounds give an interval of +-5% around the median, too wide to decide 2%
 (docs/tagging.md, "Cost in the ingest"). Here two nodes run side by side for a whole pass over
 the generated files, one with tagging.enabled true and one with false (series_idle 200ms, as
-ingest.py; study_idle 4s, longer than the gap between two blocks of a node, so a study sent
-in several blocks is one exam as in a continuous send: with 1s, a gap of about a second ended
-the study's exam record between blocks in some passes and not in others, and the final tags
-differed between passes). Each node first gets a warm-up block (the first --block files of
+ingest.py; study_idle 8s, several times the gap between two blocks of a node (~1-2.5 s), so a
+study sent in several blocks is one exam as in a continuous send: with 1s, a gap of about a
+second ended the study's exam record between blocks in some passes and not in others, and the
+final tags differed between passes; with 4s it still happened once in 44 passes). Each node first gets a warm-up block (the first --block files of
 a study of its own, not measured): what a fresh node does once (the pool's threads, the first
 passes of the tagger's connection, cold page caches) made the first measured pair of every
 pass +30-80% before. The files (in series order, as a modality sends them) are cut into blocks
@@ -113,7 +113,7 @@ def switches(node):
     return vol, inv
 
 
-STUDY_IDLE_S = 4  # the file comment
+STUDY_IDLE_S = 8  # the file comment
 
 
 def roles(node):
@@ -182,7 +182,8 @@ def one_pass(k, blocks, n_series, warm, modes, a):
     (warm: its files and series): {mode: (send, after, after with idle)} per block, each
     tagging mode's final tags, each node's context switches and idle CPU rate, and what the
     node's threads did during its sends (roles(), summed)."""
-    conf = {"tagging.series_idle": "200ms", "tagging.study_idle": "%ds" % STUDY_IDLE_S, "log.level": "info"}
+    conf = {"tagging.series_idle": "200ms", "tagging.study_idle": "%ds" % STUDY_IDLE_S,
+            "log.level": "info"}
     nodes = {}
     os.sync()
     start_order = list(modes) if k % 2 == 0 else list(modes)[::-1]  # alternating by pass
