@@ -374,6 +374,19 @@ static int write_file(mt_scu_t *s, txf_t *t, mt_link_sent_cb cb, void *user)
     return write_txv(s, &v, cb, user);
 }
 
+/* The DT-1 of a data set that is not in our P-DATA-TF buffer: from a file (txf) or headers
+ * plus the caller's bytes (txv). The write takes the completion; when it fails, the
+ * completion stays with the caller (as for the buffered case in send_pdu). */
+static void send_pdata_unbuffered(mt_scu_t *s)
+{
+    mt_link_sent_cb cb = s->tx_cb;
+    void *user = s->tx_user;
+    s->tx_cb = NULL;
+    int rc = s->txf ? write_file(s, s->txf, cb, user) : write_txv(s, s->txv, cb, user);
+    if (rc < 0 && cb)
+        s->tx_cb = cb, s->tx_user = user;
+}
+
 static void send_pdu(mt_scu_t *s, const mt_ul_fx_t *f)
 {
     mt_buf_t b;
@@ -386,22 +399,9 @@ static void send_pdu(mt_scu_t *s, const mt_ul_fx_t *f)
         rc = mt_pdu_encode(&s->rq, &b);
         break;
     case MT_UL_PDU_P_DATA_TF:
-        if (s->txf) {
+        if (s->txf || s->txv) {
             mt_buf_dispose(&b);
-            cb = s->tx_cb;
-            user = s->tx_user;
-            s->tx_cb = NULL;
-            if (write_file(s, s->txf, cb, user) < 0 && cb)
-                s->tx_cb = cb, s->tx_user = user; /* as below */
-            return;
-        }
-        if (s->txv) {
-            mt_buf_dispose(&b);
-            cb = s->tx_cb;
-            user = s->tx_user;
-            s->tx_cb = NULL;
-            if (write_txv(s, s->txv, cb, user) < 0 && cb)
-                s->tx_cb = cb, s->tx_user = user; /* as below */
+            send_pdata_unbuffered(s);
             return;
         }
         if (!s->tx) {
