@@ -85,16 +85,42 @@ def _cleanup(keep):
         shutil.rmtree(d, ignore_errors=True)
 
 
+KEEP_LIMIT = 256 << 20  # a failed run keeps its temp dirs up to this size (MT_KEEP_TMP=1: always)
+
+
+def _tree_bytes(d):
+    total = 0
+    for root, _dirs, files in os.walk(d):
+        for f in files:
+            try:
+                total += os.lstat(os.path.join(root, f)).st_size
+            except OSError:
+                pass
+    return total
+
+
+def _keep_failed_tmpdirs():
+    """A failed test keeps its temp dirs for a post-mortem, unless they are big (a failed bench
+    or soak once left ~40 GB): then they go, the logs above being what is left to read."""
+    size = sum(_tree_bytes(d) for d in _tmpdirs)
+    if os.environ.get("MT_KEEP_TMP") == "1" or size <= KEEP_LIMIT:
+        log("temp directories kept: " + " ".join(_tmpdirs))
+        return True
+    log("temp directories removed (%d MB; MT_KEEP_TMP=1 keeps them): %s"
+        % (size >> 20, " ".join(_tmpdirs)))
+    return False
+
+
 def finish():
-    """Report and exit. On failure, every node's log tail is printed and temp dirs are kept."""
+    """Report and exit. On failure, every node's log tail is printed and temp dirs are kept (up to
+    KEEP_LIMIT, see _keep_failed_tmpdirs)."""
     if _failures:
         for n in _nodes:
             n.dump_log()
         log("%d of %d checks failed:" % (len(_failures), _checks))
         for f in _failures:
             log("  - " + f)
-        log("temp directories kept: " + " ".join(_tmpdirs))
-        _cleanup(keep=True)
+        _cleanup(keep=_keep_failed_tmpdirs())
         sys.exit(1)
     log("all %d checks passed" % _checks)
     _cleanup(keep=False)
