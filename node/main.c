@@ -98,8 +98,14 @@ static int wants_help(int argc, char **argv)
     return 0;
 }
 
+/* Which of serve's flags were given (they override the file, on SIGHUP too). */
+struct serve_flags {
+    bool aet, port, bind;
+};
+
 /* Parse -c/--port/--aet/--bind/--data into a config. NULL on error (message printed). */
-static mt_conf_t *conf_from_args(int argc, char **argv, bool serve_flags, char **conf_path)
+static mt_conf_t *conf_from_args(int argc, char **argv, bool serve_flags, char **conf_path,
+                                 struct serve_flags *given)
 {
     static const struct option opts[] = {
         {"config", required_argument, 0, 'c'}, {"port", required_argument, 0, 'p'},
@@ -153,6 +159,8 @@ static mt_conf_t *conf_from_args(int argc, char **argv, bool serve_flags, char *
         snprintf(c->bind, sizeof c->bind, "%s", bind);
     if (conf_path)
         *conf_path = cfile ? mt_strdup(cfile) : NULL;
+    if (given)
+        *given = (struct serve_flags){aet != NULL, port != NULL, bind != NULL};
     return c;
 }
 
@@ -192,7 +200,8 @@ static int cmd_serve(int argc, char **argv)
         return 0;
     }
     char *conf_path = NULL;
-    mt_conf_t *c = conf_from_args(argc, argv, true, &conf_path);
+    struct serve_flags given;
+    mt_conf_t *c = conf_from_args(argc, argv, true, &conf_path, &given);
     if (!c)
         return 2;
     if (ensure_dir(c->storage_root) != 0 || ensure_parent_dir(c->index_path) != 0) {
@@ -206,6 +215,7 @@ static int cmd_serve(int argc, char **argv)
     uv_loop_init(&loop);
     mt_node_t *node;
     mt_node_new(&loop, c, conf_path, &node);
+    mt_node_keep_flags(node, given.aet, given.port, given.bind);
     mt_free(conf_path);
     int rc = mt_node_run(node);
     mt_node_free(node);
@@ -349,7 +359,7 @@ static int cmd_quarantine(int argc, char **argv)
         (all && n_uids) || (!need_uids && n_uids)) {
         fputs(usage_quarantine, stderr);
     } else {
-        mt_conf_t *c = conf_from_args(n_opt, opt, false, NULL);
+        mt_conf_t *c = conf_from_args(n_opt, opt, false, NULL, NULL);
         if (c) {
             rc = mt_quarantine_cli(c->storage_root, c->index_path, what, n_uids, uids, all);
             mt_conf_free(c);
@@ -367,7 +377,7 @@ static int cmd_index(int argc, char **argv)
         return argc < 2 ? 2 : 0;
     }
     const char *what = argv[1];
-    mt_conf_t *c = conf_from_args(argc - 1, argv + 1, false, NULL);
+    mt_conf_t *c = conf_from_args(argc - 1, argv + 1, false, NULL, NULL);
     if (!c)
         return 2;
     int rc;
