@@ -383,8 +383,16 @@ static int cmd_index(int argc, char **argv)
     int rc;
     mt_index_stats_t st;
     memset(&st, 0, sizeof st);
+    struct stat sb;
     if (strcmp(what, "stats") == 0) {
         mt_index_t *ix;
+        /* stats only reads: a mistyped --data must not leave a new, empty index behind */
+        if (stat(c->index_path, &sb) != 0) {
+            fprintf(stderr, "mitral index stats: no index at %s (check -c / --data)\n",
+                    c->index_path);
+            mt_conf_free(c);
+            return 1;
+        }
         rc = mt_index_sqlite_open(c->index_path, &ix);
         if (rc == 0) {
             rc = ix->ops->stats(ix, &st);
@@ -394,6 +402,14 @@ static int cmd_index(int argc, char **argv)
             fprintf(stderr, "mitral index stats: %s: %s\n", c->index_path, mt_strerror(rc));
     } else if (strcmp(what, "rebuild") == 0) {
         char err[512] = "";
+        /* a storage root that is not there (not mounted, mistyped) would rebuild an empty
+         * index over the real one */
+        if (stat(c->storage_root, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+            fprintf(stderr, "mitral index rebuild: storage root %s does not exist (check -c / "
+                    "--data); the index is left as it is\n", c->storage_root);
+            mt_conf_free(c);
+            return 1;
+        }
         rc = ensure_parent_dir(c->index_path);
         if (rc == 0)
             rc = mt_index_rebuild(c->storage_root, c->index_path, &st, err, sizeof err);
