@@ -18,11 +18,14 @@
  * (DIR/index.sqlite) under DIR, so a node can run with no config file at all.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "http/auth.h"
 #include "conf/conf.h"
@@ -248,11 +251,35 @@ static int read_file(const char *path, uint8_t **out, size_t *len)
     return 0;
 }
 
+/* A regular file is mapped, not read: the dump touches only the pages it parses, so a 2 GB
+ * multi-frame instance costs its header, not its size (*mapped: munmap, else mt_free). */
+static int map_file(const char *path, uint8_t **out, size_t *len, bool *mapped)
+{
+    *mapped = false;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return MT_ERR_FROM_ERRNO();
+    struct stat sb;
+    if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size > 0) {
+        void *p = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (p != MAP_FAILED) {
+            close(fd);
+            *out = p;
+            *len = (size_t)sb.st_size;
+            *mapped = true;
+            return 0;
+        }
+    }
+    close(fd);
+    return read_file(path, out, len); /* a pipe, an empty file, or mmap refused */
+}
+
 static int dump_one(const char *path)
 {
     uint8_t *buf = NULL;
     size_t len = 0;
-    int rc = read_file(path, &buf, &len);
+    bool mapped;
+    int rc = map_file(path, &buf, &len, &mapped);
     if (rc) {
         fprintf(stderr, "mitral dump: %s: %s\n", path, mt_strerror(rc));
         return 1;
@@ -260,9 +287,12 @@ static int dump_one(const char *path)
     mt_meta_t meta;
     mt_ds_t *ds = NULL;
     mt_diag_t diag = {0, NULL};
-    rc = mt_part10_parse_file_buf(buf, len, &meta, &ds, &diag);
-    mt_free(buf);
+    rc = mt_part10_parse_file_view(buf, len, &meta, &ds, &diag);
     if (rc) {
+        if (mapped)
+            munmap(buf, len);
+        else
+            mt_free(buf);
         fprintf(stderr, "mitral dump: %s: %s at offset %llu: %s\n", path, mt_strerror(rc),
                 (unsigned long long)diag.offset, diag.reason ? diag.reason : "");
         mt_ds_free(ds);
@@ -286,9 +316,14 @@ static int dump_one(const char *path)
     mt_buf_t out;
     mt_buf_init(&out, (size_t)1 << 30);
     rc = mt_ds_dump(ds, &out);
-    fwrite(out.data, 1, out.len, stdout);
+    if (out.len) /* an empty data set leaves out.data NULL */
+        fwrite(out.data, 1, out.len, stdout);
     mt_buf_dispose(&out);
-    mt_ds_free(ds);
+    mt_ds_free(ds); /* before the buffer its values point into */
+    if (mapped)
+        munmap(buf, len);
+    else
+        mt_free(buf);
     return rc ? 1 : 0;
 }
 
