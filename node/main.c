@@ -136,6 +136,15 @@ static mt_conf_t *conf_from_args(int argc, char **argv, bool serve_flags, char *
         fprintf(stderr, "mitral: --port/--aet/--bind only apply to 'serve'\n");
         return NULL;
     }
+    char why[160], ae[17];
+    if (aet && mt_conf_parse_ae(aet, ae, why, sizeof why) != 0) {
+        fprintf(stderr, "mitral: --aet: %s\n", why);
+        return NULL;
+    }
+    if (bind && mt_conf_check_bind(bind, why, sizeof why) != 0) {
+        fprintf(stderr, "mitral: --bind: %s\n", why);
+        return NULL;
+    }
     mt_conf_t *c = mt_conf_for_command(cfile, data);
     if (!c)
         return NULL;
@@ -149,15 +158,8 @@ static mt_conf_t *conf_from_args(int argc, char **argv, bool serve_flags, char *
         }
         c->port = (uint16_t)v;
     }
-    if (aet) {
-        size_t n = strlen(aet);
-        if (n == 0 || n > 16 || strchr(aet, '\\')) {
-            fprintf(stderr, "mitral: --aet: an AE title is 1-16 characters without '\\'\n");
-            mt_conf_free(c);
-            return NULL;
-        }
-        memcpy(c->ae_title, aet, n + 1);
-    }
+    if (aet)
+        memcpy(c->ae_title, ae, sizeof ae);
     if (bind)
         snprintf(c->bind, sizeof c->bind, "%s", bind);
     if (conf_path)

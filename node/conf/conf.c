@@ -237,6 +237,20 @@ static int parse_ae(const char *v, size_t n, char out[17], char *why, size_t why
     return 0;
 }
 
+int mt_conf_parse_ae(const char *v, char out[17], char *why, size_t whysz)
+{
+    return parse_ae(v, strlen(v), out, why, whysz);
+}
+
+int mt_conf_check_bind(const char *v, char *why, size_t whysz)
+{
+    char msg[96], s[48];
+    if (check_ip(v, msg, sizeof msg) == 0)
+        return 0;
+    snprintf(why, whysz, "\"%s\" %s", show(v, strlen(v), s, sizeof s), msg);
+    return -1;
+}
+
 /* PS3.5 §9.1 UID: components of digits separated by '.', no leading zero, at most 64 chars. */
 static int parse_uid(const char *v, size_t n, char *why, size_t whysz)
 {
