@@ -3,7 +3,9 @@
 an --aet that is all spaces or holds a control character, and a --bind that is not an address
 literal, stop serve with exit 2 and a message before anything is created (no data directory,
 no index), as node.ae_title / node.bind in a file do. A good --aet with surrounding spaces is
-trimmed (PS3.5: leading and trailing spaces are not significant), as in the file."""
+trimmed (PS3.5: leading and trailing spaces are not significant), as in the file.
+--help after a subcommand's own word (`mitral queue list --help`, ...) prints that command's
+usage on stdout and exits 0, for every command that has subcommands."""
 import os
 import sys
 
@@ -24,6 +26,13 @@ def refused(args, what, needle):
 def body():
     if not lib.IS_MITRAL:
         lib.skip("mitral's CLI")
+    for words in (["index", "stats"], ["index", "rebuild"], ["queue", "list"], ["queue", "retry"],
+                  ["queue", "purge"], ["project", "list"], ["quarantine", "list"],
+                  ["route", "test"], ["report", "protocols"], ["serve"], ["dump"]):
+        r = lib.run([lib.MITRAL] + words + ["--help"], timeout=30)
+        check(r.returncode == 0 and r.stdout.startswith("usage: mitral " + words[0]),
+              "mitral %s --help: exit 0 and the usage on stdout (rc=%s, stdout %r, stderr %r)"
+              % (" ".join(words), r.returncode, r.stdout[:80], r.stderr[-120:]))
     refused(["--aet", "    "], "--aet all spaces", "is not an AE title")
     refused(["--aet", "A\tB"], "--aet with a tab", "is not an AE title")
     refused(["--aet", "A" * 17], "--aet of 17 characters", "is not an AE title")
