@@ -115,7 +115,8 @@ def series_modality(rng):
 
 def load_direct(mitral, data_dir, n_instances):
     """The node's schema, then rows inserted with executemany."""
-    subprocess.run([mitral, "index", "stats", "--data", data_dir], check=True,
+    os.makedirs(os.path.join(data_dir, "storage"), exist_ok=True)
+    subprocess.run([mitral, "index", "rebuild", "--data", data_dir], check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     db = sqlite3.connect(os.path.join(data_dir, "index.sqlite"))
     db.execute("PRAGMA synchronous=OFF")

@@ -18,11 +18,14 @@
  * (DIR/index.sqlite) under DIR, so a node can run with no config file at all.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "http/auth.h"
 #include "conf/conf.h"
@@ -98,8 +101,14 @@ static int wants_help(int argc, char **argv)
     return 0;
 }
 
+/* Which of serve's flags were given (they override the file, on SIGHUP too). */
+struct serve_flags {
+    bool aet, port, bind;
+};
+
 /* Parse -c/--port/--aet/--bind/--data into a config. NULL on error (message printed). */
-static mt_conf_t *conf_from_args(int argc, char **argv, bool serve_flags, char **conf_path)
+static mt_conf_t *conf_from_args(int argc, char **argv, bool serve_flags, char **conf_path,
+                                 struct serve_flags *given)
 {
     static const struct option opts[] = {
         {"config", required_argument, 0, 'c'}, {"port", required_argument, 0, 'p'},
@@ -127,6 +136,15 @@ static mt_conf_t *conf_from_args(int argc, char **argv, bool serve_flags, char *
         fprintf(stderr, "mitral: --port/--aet/--bind only apply to 'serve'\n");
         return NULL;
     }
+    char why[160], ae[17];
+    if (aet && mt_conf_parse_ae(aet, ae, why, sizeof why) != 0) {
+        fprintf(stderr, "mitral: --aet: %s\n", why);
+        return NULL;
+    }
+    if (bind && mt_conf_check_bind(bind, why, sizeof why) != 0) {
+        fprintf(stderr, "mitral: --bind: %s\n", why);
+        return NULL;
+    }
     mt_conf_t *c = mt_conf_for_command(cfile, data);
     if (!c)
         return NULL;
@@ -140,19 +158,14 @@ static mt_conf_t *conf_from_args(int argc, char **argv, bool serve_flags, char *
         }
         c->port = (uint16_t)v;
     }
-    if (aet) {
-        size_t n = strlen(aet);
-        if (n == 0 || n > 16 || strchr(aet, '\\')) {
-            fprintf(stderr, "mitral: --aet: an AE title is 1-16 characters without '\\'\n");
-            mt_conf_free(c);
-            return NULL;
-        }
-        memcpy(c->ae_title, aet, n + 1);
-    }
+    if (aet)
+        memcpy(c->ae_title, ae, sizeof ae);
     if (bind)
         snprintf(c->bind, sizeof c->bind, "%s", bind);
     if (conf_path)
         *conf_path = cfile ? mt_strdup(cfile) : NULL;
+    if (given)
+        *given = (struct serve_flags){aet != NULL, port != NULL, bind != NULL};
     return c;
 }
 
@@ -192,7 +205,8 @@ static int cmd_serve(int argc, char **argv)
         return 0;
     }
     char *conf_path = NULL;
-    mt_conf_t *c = conf_from_args(argc, argv, true, &conf_path);
+    struct serve_flags given;
+    mt_conf_t *c = conf_from_args(argc, argv, true, &conf_path, &given);
     if (!c)
         return 2;
     if (ensure_dir(c->storage_root) != 0 || ensure_parent_dir(c->index_path) != 0) {
@@ -206,6 +220,7 @@ static int cmd_serve(int argc, char **argv)
     uv_loop_init(&loop);
     mt_node_t *node;
     mt_node_new(&loop, c, conf_path, &node);
+    mt_node_keep_flags(node, given.aet, given.port, given.bind);
     mt_free(conf_path);
     int rc = mt_node_run(node);
     mt_node_free(node);
@@ -238,11 +253,35 @@ static int read_file(const char *path, uint8_t **out, size_t *len)
     return 0;
 }
 
+/* A regular file is mapped, not read: the dump touches only the pages it parses, so a 2 GB
+ * multi-frame instance costs its header, not its size (*mapped: munmap, else mt_free). */
+static int map_file(const char *path, uint8_t **out, size_t *len, bool *mapped)
+{
+    *mapped = false;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return MT_ERR_FROM_ERRNO();
+    struct stat sb;
+    if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size > 0) {
+        void *p = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (p != MAP_FAILED) {
+            close(fd);
+            *out = p;
+            *len = (size_t)sb.st_size;
+            *mapped = true;
+            return 0;
+        }
+    }
+    close(fd);
+    return read_file(path, out, len); /* a pipe, an empty file, or mmap refused */
+}
+
 static int dump_one(const char *path)
 {
     uint8_t *buf = NULL;
     size_t len = 0;
-    int rc = read_file(path, &buf, &len);
+    bool mapped;
+    int rc = map_file(path, &buf, &len, &mapped);
     if (rc) {
         fprintf(stderr, "mitral dump: %s: %s\n", path, mt_strerror(rc));
         return 1;
@@ -250,9 +289,12 @@ static int dump_one(const char *path)
     mt_meta_t meta;
     mt_ds_t *ds = NULL;
     mt_diag_t diag = {0, NULL};
-    rc = mt_part10_parse_file_buf(buf, len, &meta, &ds, &diag);
-    mt_free(buf);
+    rc = mt_part10_parse_file_view(buf, len, &meta, &ds, &diag);
     if (rc) {
+        if (mapped)
+            munmap(buf, len);
+        else
+            mt_free(buf);
         fprintf(stderr, "mitral dump: %s: %s at offset %llu: %s\n", path, mt_strerror(rc),
                 (unsigned long long)diag.offset, diag.reason ? diag.reason : "");
         mt_ds_free(ds);
@@ -276,9 +318,14 @@ static int dump_one(const char *path)
     mt_buf_t out;
     mt_buf_init(&out, (size_t)1 << 30);
     rc = mt_ds_dump(ds, &out);
-    fwrite(out.data, 1, out.len, stdout);
+    if (out.len) /* an empty data set leaves out.data NULL */
+        fwrite(out.data, 1, out.len, stdout);
     mt_buf_dispose(&out);
-    mt_ds_free(ds);
+    mt_ds_free(ds); /* before the buffer its values point into */
+    if (mapped)
+        munmap(buf, len);
+    else
+        mt_free(buf);
     return rc ? 1 : 0;
 }
 
@@ -349,7 +396,7 @@ static int cmd_quarantine(int argc, char **argv)
         (all && n_uids) || (!need_uids && n_uids)) {
         fputs(usage_quarantine, stderr);
     } else {
-        mt_conf_t *c = conf_from_args(n_opt, opt, false, NULL);
+        mt_conf_t *c = conf_from_args(n_opt, opt, false, NULL, NULL);
         if (c) {
             rc = mt_quarantine_cli(c->storage_root, c->index_path, what, n_uids, uids, all);
             mt_conf_free(c);
@@ -367,14 +414,22 @@ static int cmd_index(int argc, char **argv)
         return argc < 2 ? 2 : 0;
     }
     const char *what = argv[1];
-    mt_conf_t *c = conf_from_args(argc - 1, argv + 1, false, NULL);
+    mt_conf_t *c = conf_from_args(argc - 1, argv + 1, false, NULL, NULL);
     if (!c)
         return 2;
     int rc;
     mt_index_stats_t st;
     memset(&st, 0, sizeof st);
+    struct stat sb;
     if (strcmp(what, "stats") == 0) {
         mt_index_t *ix;
+        /* stats only reads: a mistyped --data must not leave a new, empty index behind */
+        if (stat(c->index_path, &sb) != 0) {
+            fprintf(stderr, "mitral index stats: no index at %s (check -c / --data)\n",
+                    c->index_path);
+            mt_conf_free(c);
+            return 1;
+        }
         rc = mt_index_sqlite_open(c->index_path, &ix);
         if (rc == 0) {
             rc = ix->ops->stats(ix, &st);
@@ -384,6 +439,14 @@ static int cmd_index(int argc, char **argv)
             fprintf(stderr, "mitral index stats: %s: %s\n", c->index_path, mt_strerror(rc));
     } else if (strcmp(what, "rebuild") == 0) {
         char err[512] = "";
+        /* a storage root that is not there (not mounted, mistyped) would rebuild an empty
+         * index over the real one */
+        if (stat(c->storage_root, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+            fprintf(stderr, "mitral index rebuild: storage root %s does not exist (check -c / "
+                    "--data); the index is left as it is\n", c->storage_root);
+            mt_conf_free(c);
+            return 1;
+        }
         rc = ensure_parent_dir(c->index_path);
         if (rc == 0)
             rc = mt_index_rebuild(c->storage_root, c->index_path, &st, err, sizeof err);

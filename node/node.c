@@ -43,6 +43,7 @@ struct mt_node {
     uv_loop_t *loop;
     conf_slot_t *confs; /* head = the snapshot in force */
     char *conf_path;
+    bool flag_aet, flag_port, flag_bind; /* serve's flags: they override the file on reload */
     mt_ingest_t *ingest;
     mt_tagger_t *tagger; /* CMR series tagging (issue 5) */
     mt_forward_t *fwd;   /* forwarding (issue 6), NULL without destinations */
@@ -69,6 +70,13 @@ int mt_node_new(uv_loop_t *loop, mt_conf_t *conf, const char *conf_path, mt_node
     n->conf_path = conf_path ? mt_strdup(conf_path) : NULL;
     *out = n;
     return 0;
+}
+
+void mt_node_keep_flags(mt_node_t *node, bool ae_title, bool port, bool bind)
+{
+    node->flag_aet = ae_title;
+    node->flag_port = port;
+    node->flag_bind = bind;
 }
 
 const mt_conf_t *mt_node_conf_ref(mt_node_t *node)
@@ -240,6 +248,13 @@ static void reload(mt_node_t *node)
         return;
     }
     const mt_conf_t *old = node->confs->conf;
+    /* The command line overrides the file, now as at start-up. */
+    if (node->flag_aet)
+        memcpy(c->ae_title, old->ae_title, sizeof c->ae_title);
+    if (node->flag_port)
+        c->port = old->port;
+    if (node->flag_bind)
+        memcpy(c->bind, old->bind, sizeof c->bind);
     /* Paths and the listening socket belong to the running node: keep them. */
     mt_conf_set_data_dir(c, old->data_dir);
     mt_free(c->storage_root);

@@ -5,6 +5,7 @@
 #ifndef MT_NODE_H
 #define MT_NODE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -16,6 +17,9 @@ typedef struct mt_node mt_node_t;
 
 /* Takes ownership of conf. conf_path may be NULL (no file: SIGHUP keeps the current config). */
 int mt_node_new(uv_loop_t *loop, mt_conf_t *conf, const char *conf_path, mt_node_t **out);
+/* serve's --aet / --port / --bind were given: they override the config file on every SIGHUP
+ * reload too, as they did at start-up (the values in force are kept). */
+void mt_node_keep_flags(mt_node_t *node, bool ae_title, bool port, bool bind);
 /* Open the store, start listening; returns when the node has stopped (SIGTERM/SIGINT). */
 int mt_node_run(mt_node_t *node);
 void mt_node_free(mt_node_t *node);

@@ -364,9 +364,12 @@ static int print_entry(void *u, const mt_index_queue_entry_t *e)
 
 int mt_queue_cli(int argc, char **argv)
 {
-    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        fputs(usage_queue, argc < 2 ? stderr : stdout);
-        return argc < 2 ? 2 : 0;
+    bool help = false; /* anywhere: `mitral queue list --help` as `mitral queue --help` */
+    for (int i = 1; i < argc; i++)
+        help = help || !strcmp(argv[i], "--help") || !strcmp(argv[i], "-h");
+    if (argc < 2 || help) {
+        fputs(usage_queue, help ? stdout : stderr);
+        return help ? 0 : 2;
     }
     const char *what = argv[1];
     bool list = !strcmp(what, "list"), retry = !strcmp(what, "retry"),

@@ -50,6 +50,7 @@
 #include <string.h>
 #include <yaml.h>
 
+#include "../dicom/ds.h"
 #include "../http/url.h"
 #include "../route/rules.h"
 #include "../util/alloc.h"
@@ -98,6 +99,15 @@ static int check_ip(const char *v, char *why, size_t whysz)
     if (inet_pton(AF_INET, v, addr) == 1 || inet_pton(AF_INET6, v, addr) == 1)
         return 0;
     snprintf(why, whysz, "is not an IPv4 or IPv6 address");
+    return -1;
+}
+
+/* associations.transfer_syntax_preference: a UID that names no syntax we know never applies */
+static int check_ts(const char *v, char *why, size_t whysz)
+{
+    if (mt_ts_find(v))
+        return 0;
+    snprintf(why, whysz, "is not a transfer syntax mitral knows (docs/conformance.md 2.3)");
     return -1;
 }
 
@@ -227,6 +237,20 @@ static int parse_ae(const char *v, size_t n, char out[17], char *why, size_t why
     return 0;
 }
 
+int mt_conf_parse_ae(const char *v, char out[17], char *why, size_t whysz)
+{
+    return parse_ae(v, strlen(v), out, why, whysz);
+}
+
+int mt_conf_check_bind(const char *v, char *why, size_t whysz)
+{
+    char msg[96], s[48];
+    if (check_ip(v, msg, sizeof msg) == 0)
+        return 0;
+    snprintf(why, whysz, "\"%s\" %s", show(v, strlen(v), s, sizeof s), msg);
+    return -1;
+}
+
 /* PS3.5 §9.1 UID: components of digits separated by '.', no leading zero, at most 64 chars. */
 static int parse_uid(const char *v, size_t n, char *why, size_t whysz)
 {
@@ -279,11 +303,18 @@ static int list_add(mt_conf_t *c, const struct conf_key *k, const char *v, size_
             return -1;
         a[(*np)++] = mt_strdup(ae);
         return 0;
-    case CT_LIST_UID:
+    case CT_LIST_UID: {
         if (parse_uid(v, n, why, whysz))
             return -1;
-        a[(*np)++] = mt_strndup(v, n);
+        char *uid = mt_strndup(v, n), msg[96], s[48];
+        if (k->check && k->check(uid, msg, sizeof msg) != 0) {
+            snprintf(why, whysz, "\"%s\" %s", show(v, n, s, sizeof s), msg);
+            mt_free(uid);
+            return -1;
+        }
+        a[(*np)++] = uid;
         return 0;
+    }
     default:
         abort(); /* keys.def: MT_CONF_LIST rows are LIST_* */
     }

@@ -194,6 +194,11 @@ void mt_conf_use_data_dir(mt_conf_t *c, const char *dir);
  * given. NULL when FILE does not load, its file:line error printed on stderr. */
 mt_conf_t *mt_conf_for_command(const char *file, const char *data_dir);
 void mt_conf_free(mt_conf_t *c);
+/* The checks node.ae_title and node.bind get in a file, for the same values given as flags
+ * (serve --aet / --bind): 0, or -1 with why = "\"value\" is not ...". An AE title is copied
+ * to out without its leading and trailing spaces. */
+int mt_conf_parse_ae(const char *v, char out[17], char *why, size_t whysz);
+int mt_conf_check_bind(const char *v, char *why, size_t whysz);
 /* The project whose AE title is ae (compared without leading/trailing spaces), or NULL. */
 const mt_conf_project_t *mt_conf_project_by_ae(const mt_conf_t *c, const char *ae);
 /* The move destination with AE title ae (compared without leading/trailing spaces), or NULL. */

@@ -224,6 +224,11 @@ int mt_part10_write_meta(const mt_meta_t *meta, mt_buf_t *out);
  * MT_EUNSUPPORTED for an unknown transfer syntax. */
 int mt_part10_parse_file_buf(const uint8_t *buf, size_t len, mt_meta_t *meta, mt_ds_t **ds,
                              mt_diag_t *diag);
+/* The same, but no value is copied: the tree's values point into buf, which must outlive it,
+ * and the tree is read-only (as mt_ds_parse_filtered's; a deflated syntax's values are copied).
+ * For reading a large file in place (`mitral dump` of a mapped 2 GB instance). */
+int mt_part10_parse_file_view(const uint8_t *buf, size_t len, mt_meta_t *meta, mt_ds_t **ds,
+                              mt_diag_t *diag);
 
 /* ---- dump ---- */
 /* A readable dump (dcmdump-like, one element a line, nested items indented) appended to out. */

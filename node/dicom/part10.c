@@ -21,7 +21,8 @@
  * AE title when known.
  *
  * mt_part10_parse_file_buf parses a whole file (or a bare data set, guessing its encoding from
- * its first element) into a tree; `mitral dump` and the de-identification CLI use it.
+ * its first element) into a tree; the de-identification CLI uses it. mt_part10_parse_file_view
+ * is the same with the values left in the caller's buffer (`mitral dump`, on a mapped file).
  */
 #include "ds.h"
 
@@ -216,8 +217,15 @@ static const mt_ts_t *guess_ts(const uint8_t *buf, size_t len)
     return mt_ts_explicit_le;
 }
 
-int mt_part10_parse_file_buf(const uint8_t *buf, size_t len, mt_meta_t *meta, mt_ds_t **ds,
-                             mt_diag_t *diag)
+static bool keep_all(void *user, uint32_t tag)
+{
+    (void)user;
+    (void)tag;
+    return true;
+}
+
+static int parse_file(const uint8_t *buf, size_t len, mt_meta_t *meta, mt_ds_t **ds,
+                      mt_diag_t *diag, bool view)
 {
     *ds = NULL;
     size_t off = 0;
@@ -243,8 +251,21 @@ int mt_part10_parse_file_buf(const uint8_t *buf, size_t len, mt_meta_t *meta, mt
     } else {
         ts = guess_ts(buf + off, len - off);
     }
-    rc = mt_ds_parse(buf + off, len - off, ts, ds, diag);
+    rc = view ? mt_ds_parse_filtered(buf + off, len - off, ts, keep_all, NULL, ds, diag)
+              : mt_ds_parse(buf + off, len - off, ts, ds, diag);
     if (rc && diag && !ts->deflated)
         diag->offset += off;
     return rc;
+}
+
+int mt_part10_parse_file_buf(const uint8_t *buf, size_t len, mt_meta_t *meta, mt_ds_t **ds,
+                             mt_diag_t *diag)
+{
+    return parse_file(buf, len, meta, ds, diag, false);
+}
+
+int mt_part10_parse_file_view(const uint8_t *buf, size_t len, mt_meta_t *meta, mt_ds_t **ds,
+                              mt_diag_t *diag)
+{
+    return parse_file(buf, len, meta, ds, diag, true);
 }

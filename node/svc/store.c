@@ -337,6 +337,8 @@ static void on_committed(void *data, int status, const char *comment)
     }
     else if (status == MT_EDUPLICATE)
         respond(req, MT_STATUS_DUPLICATE_SOP_INSTANCE, "duplicate SOP instance");
+    else if (status == MT_EMALFORMED) /* a Study/Series/SOP Instance UID that is no UID */
+        respond(req, MT_STATUS_DS_DOES_NOT_MATCH_SOP_CLASS, comment ? comment : "invalid UID");
     else if (status == MT_ENOSPC || status == MT_ENOMEM || status == MT_EIO)
         respond(req, MT_STATUS_REFUSED_OUT_OF_RESOURCES, comment ? comment : mt_strerror(status));
     else

@@ -296,6 +296,11 @@ static void test_ranges(void **state)
                  "    - 1.2.840.010008\n",
                  "t.yaml:4: associations.transfer_syntax_preference: \"1.2.840.010008\" is not a "
                  "UID (digits and dots, at most 64 characters)");
+    /* a well-formed UID that names no transfer syntax could never take effect */
+    expect_error("associations:\n  transfer_syntax_preference:\n    - 1.2.840.10008.1.2.4.50\n"
+                 "    - 1.2.840.10008.1.2.4.5\n",
+                 "t.yaml:4: associations.transfer_syntax_preference: \"1.2.840.10008.1.2.4.5\" is "
+                 "not a transfer syntax mitral knows (docs/conformance.md 2.3)");
     expect_error("associations:\n  transfer_syntax_preference: [1..2]\n",
                  "t.yaml:2: associations.transfer_syntax_preference: \"1..2\" is not a UID (digits "
                  "and dots, at most 64 characters)");
