@@ -14,7 +14,11 @@
  *                                      from a send of ours whose response was lost)
  *   failure (status, not sent, no      attempts+1, next_at = now + backoff, last_error; dead
  *     response before the association (state 1) after forward.max_attempts or forward.max_age
- *     ended, no association)
+ *     ended)
+ *   no association (DICOMweb: no       next_at, last_error, no attempt counted: the instance
+ *     connection): not reached         was not tried (the destination's own backoff applies);
+ *                                      dead only after forward.max_age, so a destination down
+ *                                      for hours gets everything once it is back
  *   not sent because the association   left as it is (due again, no attempt counted): only
  *     ended while others were pending  what was outstanding counts as tried
  *   row of an instance gone from the index: deleted (nothing to send)
@@ -126,6 +130,7 @@ typedef struct outcome {
     bool ok, drop; /* drop: delete without counting (instance gone) */
     bool count;    /* a failure that counts as an attempt */
     bool dead_now; /* a permanent refusal (STOW-RS 4xx, forward_web.c): dead-letter at once */
+    bool unreached; /* no association / connection: not an attempt, dead by max_age only */
     uint32_t attempts;
     int64_t queued_at;
     char why[160];
@@ -394,11 +399,10 @@ static void db_work(uv_work_t *w)
             int rc = ix->ops->queue_done(ix, o->id);
             j->err = rc == MT_ENOENT ? 0 : rc;
         } else if (o->count) {
-            uint32_t att = o->attempts + 1;
-            bool dead = o->dead_now || att >= f->max_attempts ||
+            bool dead = o->dead_now || (!o->unreached && o->attempts + 1 >= f->max_attempts) ||
                         j->now_ms - o->queued_at > (int64_t)f->max_age_ms;
             j->err = ix->ops->queue_failed(ix, o->id, j->now_ms + backoff_ms(f, o->attempts), dead,
-                                           o->why);
+                                           !o->unreached, o->why);
         }
     }
     if (j->err)
@@ -616,6 +620,7 @@ static void worker_finish(worker_t *wk)
             continue; /* not answered because we stop: stays queued as it was */
         } else {
             o->count = true;
+            o->unreached = !wk->opened; /* the destination's backoff (down_until) applies */
             o->attempts = r->attempts;
             o->queued_at = r->queued_at;
             snprintf(o->why, sizeof o->why, "%s", wk->opened ? "not sent" : "no association");
@@ -867,6 +872,8 @@ static void on_web_done(void *user, bool connected)
                 why = wk->outs[i].why;
         mt_log(MT_LOG_WARN, &f->log, "forward to %s (%s): %s; next try in %llu ms", d->cfg.name,
                d->cfg.stow_url, why[0] ? why : "not reachable", (unsigned long long)b);
+        for (size_t i = 0; i < wk->n_rows; i++) /* not reached: no attempt (file comment) */
+            wk->outs[i].unreached = wk->answered[i] && !wk->outs[i].dead_now;
     } else if (connected) {
         d->open_failures = 0;
     }
