@@ -12,9 +12,11 @@
  *   success (0000, or a Bxxx warning)  the row is deleted: only now is the instance delivered
  *   0111 duplicate SOP instance        delivered too: the destination holds that UID (usually
  *                                      from a send of ours whose response was lost)
- *   failure (status, not sent, no      attempts+1, next_at = now + backoff, last_error; dead
- *     response before the association (state 1) after forward.max_attempts or forward.max_age
- *     ended)
+ *   failure (A7xx, 0110, 0213, not     attempts+1, next_at = now + backoff, last_error; dead
+ *     sent, no response before the     (state 1) after forward.max_attempts or forward.max_age
+ *     association ended)
+ *   refused (any other status: A9xx,   dead at once (dead_now), last_error: the same bytes
+ *     Cxxx, 0122, 0124 ...)            would be refused again (as STOW-RS FailureReasons)
  *   no association (DICOMweb: no       next_at, last_error, no attempt counted: the instance
  *     connection): not reached         was not tried (the destination's own backoff applies);
  *                                      dead only after forward.max_age, so a destination down
@@ -654,6 +656,15 @@ static size_t row_of(worker_t *wk, const char *sop)
     return SIZE_MAX;
 }
 
+/* A C-STORE failure status that may go away by itself (PS3.4 B.2.3 A7xx Refused: Out of
+ * Resources, PS3.7 C.4 0110 Processing Failure, C.5.10 0213 Resource Limitation): retried.
+ * Every other (A9xx, Cxxx, 0122 SOP Class not supported, 0124 Not Authorized, ...) means the
+ * destination refuses these bytes, and would again. */
+static bool status_transient(uint16_t status)
+{
+    return (status & 0xFF00) == 0xA700 || status == 0x0110 || status == 0x0213;
+}
+
 static void on_subop(void *user, const mt_subop_inst_t *in, bool sent, uint16_t status,
                      const char *why)
 {
@@ -684,10 +695,13 @@ static void on_subop(void *user, const mt_subop_inst_t *in, bool sent, uint16_t 
 
     o.attempts = r->attempts;
     o.queued_at = r->queued_at;
+    /* a refusal the same bytes would get again: dead at once (as STOW-RS, stow_client.h) */
+    o.dead_now = !ok && sent && status != MT_RETRIEVE_NO_RSP && !status_transient(status);
     if (!sent || status == MT_RETRIEVE_NO_RSP)
         snprintf(o.why, sizeof o.why, "%s", why ? why : "not sent");
     else if (!ok)
-        snprintf(o.why, sizeof o.why, "status 0x%04X", status);
+        snprintf(o.why, sizeof o.why, "status 0x%04X%s", status,
+                 o.dead_now ? " (refused: not retried)" : "");
     if (o.count)
         mt_log(MT_LOG_WARN, &wk->log, "forward to %s: instance not delivered (%s)", wk->d->cfg.name,
                o.why);
