@@ -700,8 +700,8 @@ static void on_subop(void *user, const mt_subop_inst_t *in, bool sent, uint16_t 
     if (!sent || status == MT_RETRIEVE_NO_RSP)
         snprintf(o.why, sizeof o.why, "%s", why ? why : "not sent");
     else if (!ok)
-        snprintf(o.why, sizeof o.why, "status 0x%04X%s", status,
-                 o.dead_now ? " (refused: not retried)" : "");
+        snprintf(o.why, sizeof o.why, "status 0x%04X%s%s%s", status,
+                 o.dead_now ? " (refused: not retried)" : "", why ? ": " : "", why ? why : "");
     if (o.count)
         mt_log(MT_LOG_WARN, &wk->log, "forward to %s: instance not delivered (%s)", wk->d->cfg.name,
                o.why);

@@ -10,6 +10,8 @@ statuses per SOP Instance UID.
   supported), 0124 (Not Authorized): the destination would refuse the same bytes again; the
   entry is dead at its first answer (as a DICOMweb destination's FailureReason is,
   docs/conformance.md 6.7), not retried for hours, and `mitral queue list` says why.
+- The destination's Error Comment (0000,0902) is kept with the status in the entry's
+  last_error (what an admin reads in `mitral queue list`), and logged.
 """
 import os
 import sys
@@ -70,6 +72,13 @@ def main():
                   "0x%04X is a refusal: dead at its first answer (%s)" % (st, e))
         lib.check("0x%04X" % st in (e.get("last_error") or ""),
                   "0x%04X: last_error names the status (%s)" % (st, e.get("last_error")))
+    for st, comment in STATUSES:
+        if comment and st != 0xB000:
+            e = q.get(sop_of[st], {})
+            lib.check(comment in (e.get("last_error") or ""),
+                      "0x%04X: last_error has the destination's Error Comment (%s)"
+                      % (st, e.get("last_error")))
+    lib.check("cannot parse the data set" in a.log_text(), "the Error Comment is logged")
     answers = [s for s, st in scp.answered if st in (0xA900, 0xC000, 0x0122, 0x0124)]
     lib.check(len(answers) == 4, "each refused instance was sent once (%d sends)" % len(answers))
     r = lib.run([lib.MITRAL, "queue", "list", "--dead", "--data", a.data])
