@@ -441,6 +441,36 @@ static void test_errors(void **st)
     expect_error("rules:\n  - match: {'(0008,00ZZ)': x}\n", "unknown keyword \"(0008,00ZZ)\"");
 }
 
+/* Rules are UTF-8 (YAML); values are in the data set's Specific Character Set (PS3.5 6.1):
+ * they are compared as UTF-8, so "Jérôme" matches an ISO_IR 100 "J\xe9r\xf4me". */
+static void test_charset(void **st)
+{
+    (void)st;
+    long live = mt_alloc_live();
+    mt_route_set_t *s = compile("rules:\n"
+                                "  - name: eq\n    match: {PatientName: \"Buc^J\xc3\xa9r\xc3\xb4me\"}\n"
+                                "  - name: gl\n    match: {InstitutionName: {glob: \"*M\xc3\xbcnchen\"}}\n");
+    assert_non_null(s);
+    mt_route_decision_t d;
+    inst_t x;
+    inst_init(&x, s);
+    put(&x, MT_TAG(0x0008, 0x0005), MT_VR('C', 'S'), "ISO_IR 100");
+    put(&x, MT_TAG(0x0010, 0x0010), MT_VR('P', 'N'), "Buc^J\xe9r\xf4me");
+    assert_string_equal(first(s, &x, &d), "eq");
+    mt_route_attrs_free(x.a);
+    inst_init(&x, s); /* UTF-8 declared: as it is */
+    put(&x, MT_TAG(0x0008, 0x0005), MT_VR('C', 'S'), "ISO_IR 192");
+    put(&x, MT_TAG(0x0008, 0x0080), MT_VR('L', 'O'), "Klinikum M\xc3\xbcnchen");
+    assert_string_equal(first(s, &x, &d), "gl");
+    mt_route_attrs_free(x.a);
+    inst_init(&x, s); /* no Specific Character Set: 8-bit bytes are not UTF-8 */
+    put(&x, MT_TAG(0x0010, 0x0010), MT_VR('P', 'N'), "Buc^J\xe9r\xf4me");
+    assert_string_equal(first(s, &x, &d), "eq");
+    mt_route_attrs_free(x.a);
+    mt_route_set_free(s);
+    assert_int_equal(mt_alloc_live(), live);
+}
+
 static void test_tags_by_number(void **st)
 {
     (void)st;
@@ -577,6 +607,7 @@ int main(void)
         cmocka_unit_test(test_multiple_files),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_tags_by_number),
+        cmocka_unit_test(test_charset),
         cmocka_unit_test(test_after_tag),
         cmocka_unit_test(test_after_tag_errors),
     };
