@@ -428,6 +428,12 @@ static void test_errors(void **st)
     expect_error("rules:\n  - match: {peer: 10.0.0.0/33}\n", "r.yaml:2: peer: \"10.0.0.0/33\"");
     expect_error("rules:\n  - match: {StudyDate: {date_range: [2020-13, ~]}}\n",
                  "r.yaml:2: StudyDate: \"2020-13\" is not a date");
+    expect_error("rules:\n  - match: {StudyDate: {date_range: [2020-13-45, ~]}}\n",
+                 "r.yaml:2: StudyDate: \"2020-13-45\" is not a date");
+    expect_error("rules:\n  - match: {StudyDate: {date_range: [~, 20230230]}}\n",
+                 "r.yaml:2: StudyDate: \"20230230\" is not a date");
+    expect_error("rules:\n  - match: {Rows: {range: [nan, 3]}}\n",
+                 "r.yaml:2: Rows: \"nan\" is not a number");
     expect_error("rules:\n  - match: {Rows: {range: [5, 1]}}\n",
                  "r.yaml:2: Rows: low bound above high bound");
     expect_error("rules:\n  - match: {PixelData: {present: true}}\n",
