@@ -573,6 +573,13 @@ static int compile_rule(cc_t *c, const yaml_node_t *n, mt_route_rule_t *r, bool 
         } else if (!strcmp(ks, "reject")) {
             if (r->reject || !safe_text(v) || is_null(v) || v->data.scalar.length > 64)
                 return cfail(c, v, "reject: expected a reason (1-64 characters), once");
+            /* PS3.7 C.4: Error Comment (0000,0902) is LO in a command set, which has no
+             * Specific Character Set: the default repertoire, and no '\' (a delimiter) */
+            for (const char *ch = scalar(v); *ch; ch++)
+                if ((unsigned char)*ch >= 0x80 || *ch == '\\')
+                    return cfail(c, v,
+                                 "reject: the reason is the C-STORE Error Comment: ASCII "
+                                 "characters only, no backslash");
             r->reject = mt_strdup(scalar(v));
             reject_at = k;
         } else if (!strcmp(ks, "continue") && !is_default) {

@@ -10,7 +10,7 @@
  *     - name: no-sr                         # optional; default "<file>:<line>"
  *       match:                              # every condition must hold (empty = always)
  *         Modality: [SR, PR]                #   a list = one of
- *       reject: "structured reports are not accepted"
+ *       reject: "structured reports are not accepted"   # Error Comment: <= 64 ASCII, no '\'
  *     - name: cmr
  *       match:
  *         calling_ae: PACS1                 #   a scalar = equals (AE titles without padding)

@@ -439,6 +439,10 @@ static void test_errors(void **st)
     expect_error("rules:\n  - match: {PixelData: {present: true}}\n",
                  "only data set attributes before Pixel Data");
     expect_error("rules:\n  - reject: x\n    continue: true\n", "r.yaml:2: reject ends evaluation");
+    expect_error("rules:\n  - reject: \"Zur\xc3\xbc" "ckgewiesen\"\n",
+                 "r.yaml:2: reject: the reason is the C-STORE Error Comment");
+    expect_error("rules:\n  - reject: 'no SR\\KO'\n",
+                 "r.yaml:2: reject: the reason is the C-STORE Error Comment");
     expect_error("rules:\n  - reject: x\n    projects: [p1]\n", "reject cannot be combined");
     expect_error("rules:\n  - stop: true\n    continue: true\n", "stop or continue, not both");
     expect_error("rulez: []\n", "r.yaml:1: unknown top-level key \"rulez\"");
