@@ -7,6 +7,7 @@ with forward.max_age 1s: the entries go dead (an association that cannot be open
 attempt: forward.max_attempts alone never kills them, t_route_dest_down.py). `mitral queue list` shows them (state dead,
 last error), `queue list --dead` too; `queue purge ID` deletes one; B comes up; `queue retry`
 revives the rest and they arrive; `queue purge --all` on an empty queue purges nothing.
+`queue SUBCOMMAND --help` prints the usage (exit 0); an id that is not a number is refused.
 """
 import os
 import sys
@@ -110,6 +111,15 @@ def main():
     lib.check(len(at_b) == 3 and at_b <= at_a, "the 3 revived instances arrived at B")
     r = lib.run([lib.MITRAL, "queue", "purge", "--all", "--data", a.data])
     lib.check(r.returncode == 0 and "purged 0 entries" in r.stdout, "purge --all: nothing left")
+    for sub in ("list", "retry", "purge"):
+        for h in ("--help", "-h"):
+            r = lib.run([lib.MITRAL, "queue", sub, h])
+            lib.check(r.returncode == 0 and "usage: mitral queue" in r.stdout and not r.stderr,
+                      "queue %s %s: usage, exit 0 (%s %r)" % (sub, h, r.returncode, r.stderr))
+    for bad in ("12abc", "1.5", "99999999999999999999999"):
+        r = lib.run([lib.MITRAL, "queue", "retry", bad, "--data", a.data])
+        lib.check(r.returncode == 2 and bad in r.stderr,
+                  "queue retry %s: refused as a bad id (%s %r)" % (bad, r.returncode, r.stderr))
     a.stop()
     b.stop()
 
