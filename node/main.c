@@ -99,7 +99,8 @@ static int wants_help(int argc, char **argv)
 }
 
 /* Parse -c/--port/--aet/--bind/--data into a config. NULL on error (message printed). */
-static mt_conf_t *conf_from_args(int argc, char **argv, bool serve_flags, char **conf_path)
+static mt_conf_t *conf_from_args(int argc, char **argv, bool serve_flags, char **conf_path,
+                                  unsigned *cli)
 {
     static const struct option opts[] = {
         {"config", required_argument, 0, 'c'}, {"port", required_argument, 0, 'p'},
@@ -153,6 +154,9 @@ static mt_conf_t *conf_from_args(int argc, char **argv, bool serve_flags, char *
         snprintf(c->bind, sizeof c->bind, "%s", bind);
     if (conf_path)
         *conf_path = cfile ? mt_strdup(cfile) : NULL;
+    if (cli) /* what SIGHUP must keep (node.h) */
+        *cli = (aet ? MT_NODE_CLI_AET : 0u) | (port ? MT_NODE_CLI_PORT : 0u) |
+               (bind ? MT_NODE_CLI_BIND : 0u);
     return c;
 }
 
@@ -192,7 +196,8 @@ static int cmd_serve(int argc, char **argv)
         return 0;
     }
     char *conf_path = NULL;
-    mt_conf_t *c = conf_from_args(argc, argv, true, &conf_path);
+    unsigned cli = 0;
+    mt_conf_t *c = conf_from_args(argc, argv, true, &conf_path, &cli);
     if (!c)
         return 2;
     if (ensure_dir(c->storage_root) != 0 || ensure_parent_dir(c->index_path) != 0) {
@@ -206,6 +211,7 @@ static int cmd_serve(int argc, char **argv)
     uv_loop_init(&loop);
     mt_node_t *node;
     mt_node_new(&loop, c, conf_path, &node);
+    mt_node_keep_cli(node, cli);
     mt_free(conf_path);
     int rc = mt_node_run(node);
     mt_node_free(node);
@@ -349,7 +355,7 @@ static int cmd_quarantine(int argc, char **argv)
         (all && n_uids) || (!need_uids && n_uids)) {
         fputs(usage_quarantine, stderr);
     } else {
-        mt_conf_t *c = conf_from_args(n_opt, opt, false, NULL);
+        mt_conf_t *c = conf_from_args(n_opt, opt, false, NULL, NULL);
         if (c) {
             rc = mt_quarantine_cli(c->storage_root, c->index_path, what, n_uids, uids, all);
             mt_conf_free(c);
@@ -367,7 +373,7 @@ static int cmd_index(int argc, char **argv)
         return argc < 2 ? 2 : 0;
     }
     const char *what = argv[1];
-    mt_conf_t *c = conf_from_args(argc - 1, argv + 1, false, NULL);
+    mt_conf_t *c = conf_from_args(argc - 1, argv + 1, false, NULL, NULL);
     if (!c)
         return 2;
     int rc;

@@ -43,6 +43,7 @@ struct mt_node {
     uv_loop_t *loop;
     conf_slot_t *confs; /* head = the snapshot in force */
     char *conf_path;
+    unsigned cli; /* MT_NODE_CLI_*: values the command line set, kept across SIGHUP */
     mt_ingest_t *ingest;
     mt_tagger_t *tagger; /* CMR series tagging (issue 5) */
     mt_forward_t *fwd;   /* forwarding (issue 6), NULL without destinations */
@@ -69,6 +70,11 @@ int mt_node_new(uv_loop_t *loop, mt_conf_t *conf, const char *conf_path, mt_node
     n->conf_path = conf_path ? mt_strdup(conf_path) : NULL;
     *out = n;
     return 0;
+}
+
+void mt_node_keep_cli(mt_node_t *node, unsigned flags)
+{
+    node->cli = flags;
 }
 
 const mt_conf_t *mt_node_conf_ref(mt_node_t *node)
@@ -246,8 +252,11 @@ static void reload(mt_node_t *node)
     c->storage_root = mt_strdup(old->storage_root);
     mt_free(c->index_path);
     c->index_path = mt_strdup(old->index_path);
-    if (c->port != old->port || strcmp(c->bind, old->bind) != 0)
+    if ((c->port != old->port && !(node->cli & MT_NODE_CLI_PORT)) ||
+        (strcmp(c->bind, old->bind) != 0 && !(node->cli & MT_NODE_CLI_BIND)))
         mt_log(MT_LOG_WARN, NULL, "SIGHUP: bind/port changes need a restart");
+    if (node->cli & MT_NODE_CLI_AET) /* serve --aet overrides the file, as at start-up */
+        memcpy(c->ae_title, old->ae_title, sizeof c->ae_title);
     c->port = old->port;
     memcpy(c->bind, old->bind, sizeof c->bind);
     if (c->http_port != old->http_port || strcmp(c->http_bind, old->http_bind) != 0 ||

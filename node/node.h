@@ -16,6 +16,12 @@ typedef struct mt_node mt_node_t;
 
 /* Takes ownership of conf. conf_path may be NULL (no file: SIGHUP keeps the current config). */
 int mt_node_new(uv_loop_t *loop, mt_conf_t *conf, const char *conf_path, mt_node_t **out);
+/* The command line set these (serve --aet / --port / --bind): a SIGHUP keeps them instead of
+ * taking the file's value (and does not warn that the file's differs). */
+#define MT_NODE_CLI_AET 1u
+#define MT_NODE_CLI_PORT 2u
+#define MT_NODE_CLI_BIND 4u
+void mt_node_keep_cli(mt_node_t *node, unsigned flags);
 /* Open the store, start listening; returns when the node has stopped (SIGTERM/SIGINT). */
 int mt_node_run(mt_node_t *node);
 void mt_node_free(mt_node_t *node);
