@@ -12,9 +12,15 @@
  *   success (0000, or a Bxxx warning)  the row is deleted: only now is the instance delivered
  *   0111 duplicate SOP instance        delivered too: the destination holds that UID (usually
  *                                      from a send of ours whose response was lost)
- *   failure (status, not sent, no      attempts+1, next_at = now + backoff, last_error; dead
- *     response before the association (state 1) after forward.max_attempts or forward.max_age
- *     ended, no association)
+ *   failure (A7xx, 0110, 0213, not     attempts+1, next_at = now + backoff, last_error; dead
+ *     sent, no response before the     (state 1) after forward.max_attempts or forward.max_age
+ *     association ended)
+ *   refused (any other status: A9xx,   dead at once (dead_now), last_error: the same bytes
+ *     Cxxx, 0122, 0124 ...)            would be refused again (as STOW-RS FailureReasons)
+ *   no association (DICOMweb: no       next_at, last_error, no attempt counted: the instance
+ *     connection): not reached         was not tried (the destination's own backoff applies);
+ *                                      dead only after forward.max_age, so a destination down
+ *                                      for hours gets everything once it is back
  *   not sent because the association   left as it is (due again, no attempt counted): only
  *     ended while others were pending  what was outstanding counts as tried
  *   row of an instance gone from the index: deleted (nothing to send)
@@ -126,6 +132,7 @@ typedef struct outcome {
     bool ok, drop; /* drop: delete without counting (instance gone) */
     bool count;    /* a failure that counts as an attempt */
     bool dead_now; /* a permanent refusal (STOW-RS 4xx, forward_web.c): dead-letter at once */
+    bool unreached; /* no association / connection: not an attempt, dead by max_age only */
     uint32_t attempts;
     int64_t queued_at;
     char why[160];
@@ -394,11 +401,10 @@ static void db_work(uv_work_t *w)
             int rc = ix->ops->queue_done(ix, o->id);
             j->err = rc == MT_ENOENT ? 0 : rc;
         } else if (o->count) {
-            uint32_t att = o->attempts + 1;
-            bool dead = o->dead_now || att >= f->max_attempts ||
+            bool dead = o->dead_now || (!o->unreached && o->attempts + 1 >= f->max_attempts) ||
                         j->now_ms - o->queued_at > (int64_t)f->max_age_ms;
             j->err = ix->ops->queue_failed(ix, o->id, j->now_ms + backoff_ms(f, o->attempts), dead,
-                                           o->why);
+                                           !o->unreached, o->why);
         }
     }
     if (j->err)
@@ -616,6 +622,7 @@ static void worker_finish(worker_t *wk)
             continue; /* not answered because we stop: stays queued as it was */
         } else {
             o->count = true;
+            o->unreached = !wk->opened; /* the destination's backoff (down_until) applies */
             o->attempts = r->attempts;
             o->queued_at = r->queued_at;
             snprintf(o->why, sizeof o->why, "%s", wk->opened ? "not sent" : "no association");
@@ -649,6 +656,15 @@ static size_t row_of(worker_t *wk, const char *sop)
     return SIZE_MAX;
 }
 
+/* A C-STORE failure status that may go away by itself (PS3.4 B.2.3 A7xx Refused: Out of
+ * Resources, PS3.7 C.4 0110 Processing Failure, C.5.10 0213 Resource Limitation): retried.
+ * Every other (A9xx, Cxxx, 0122 SOP Class not supported, 0124 Not Authorized, ...) means the
+ * destination refuses these bytes, and would again. */
+static bool status_transient(uint16_t status)
+{
+    return (status & 0xFF00) == 0xA700 || status == 0x0110 || status == 0x0213;
+}
+
 static void on_subop(void *user, const mt_subop_inst_t *in, bool sent, uint16_t status,
                      const char *why)
 {
@@ -679,10 +695,13 @@ static void on_subop(void *user, const mt_subop_inst_t *in, bool sent, uint16_t 
 
     o.attempts = r->attempts;
     o.queued_at = r->queued_at;
+    /* a refusal the same bytes would get again: dead at once (as STOW-RS, stow_client.h) */
+    o.dead_now = !ok && sent && status != MT_RETRIEVE_NO_RSP && !status_transient(status);
     if (!sent || status == MT_RETRIEVE_NO_RSP)
         snprintf(o.why, sizeof o.why, "%s", why ? why : "not sent");
     else if (!ok)
-        snprintf(o.why, sizeof o.why, "status 0x%04X", status);
+        snprintf(o.why, sizeof o.why, "status 0x%04X%s%s%s", status,
+                 o.dead_now ? " (refused: not retried)" : "", why ? ": " : "", why ? why : "");
     if (o.count)
         mt_log(MT_LOG_WARN, &wk->log, "forward to %s: instance not delivered (%s)", wk->d->cfg.name,
                o.why);
@@ -867,6 +886,8 @@ static void on_web_done(void *user, bool connected)
                 why = wk->outs[i].why;
         mt_log(MT_LOG_WARN, &f->log, "forward to %s (%s): %s; next try in %llu ms", d->cfg.name,
                d->cfg.stow_url, why[0] ? why : "not reachable", (unsigned long long)b);
+        for (size_t i = 0; i < wk->n_rows; i++) /* not reached: no attempt (file comment) */
+            wk->outs[i].unreached = wk->answered[i] && !wk->outs[i].dead_now;
     } else if (connected) {
         d->open_failures = 0;
     }

@@ -287,9 +287,13 @@ static void reload(mt_node_t *node)
                    offsetof(mt_conf_destination_t, ts)) == 0 &&
             memcmp(c->destinations[i].stow_url, old->destinations[i].stow_url,
                    sizeof(mt_conf_destination_t) - offsetof(mt_conf_destination_t, stow_url)) == 0;
-    if (!same_dests)
+    if (!same_dests) {
         mt_log(MT_LOG_WARN, NULL, "SIGHUP: destinations changes need a restart (forwarding "
                "keeps the destinations it started with; rules may name only those)");
+        /* so the rules are checked against what the forwarder has: a rule naming a new
+         * destination is refused below, instead of queueing entries nobody sends */
+        mt_conf_copy_destinations(c, old);
+    }
     /* The routing rules are part of the snapshot: a bad rules file keeps the config in force. */
     if (mt_route_load_conf(c, err, sizeof err) != 0) {
         mt_log(MT_LOG_ERROR, NULL, "SIGHUP: config not reloaded: %s", err);

@@ -21,6 +21,7 @@
  */
 #include "route_cli.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
@@ -362,6 +363,18 @@ static int print_entry(void *u, const mt_index_queue_entry_t *e)
     return 0;
 }
 
+/* A queue entry id: a positive decimal number, nothing else. */
+static bool queue_id(const char *a, int64_t *id)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(a, &end, 10);
+    if (a[0] < '1' || a[0] > '9' || *end || errno == ERANGE)
+        return false;
+    *id = v;
+    return true;
+}
+
 int mt_queue_cli(int argc, char **argv)
 {
     bool help = false; /* anywhere: `mitral queue list --help` as `mitral queue --help` */
@@ -394,8 +407,11 @@ int mt_queue_cli(int argc, char **argv)
             dead = true;
         else if (!strcmp(a, "--all") && !list)
             all = true;
-        else if (!list && a[0] >= '1' && a[0] <= '9' && n_ids < 256)
-            ids[n_ids++] = strtoll(a, NULL, 10);
+        else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(usage_queue, stdout);
+            return 0;
+        } else if (!list && n_ids < 256 && queue_id(a, &ids[n_ids]))
+            n_ids++;
         else {
             fprintf(stderr, "mitral queue: unexpected argument '%s'\n%s", a, usage_queue);
             return 2;

@@ -576,6 +576,19 @@ static void destinations_free(mt_conf_t *c)
     c->n_destinations = 0;
 }
 
+void mt_conf_copy_destinations(mt_conf_t *dst, const mt_conf_t *src)
+{
+    destinations_free(dst);
+    dst->destinations = mt_calloc(src->n_destinations ? src->n_destinations : 1,
+                                  sizeof *dst->destinations);
+    for (size_t i = 0; i < src->n_destinations; i++) {
+        dst->destinations[i] = src->destinations[i];
+        for (size_t k = 0; k < src->destinations[i].n_ts; k++)
+            dst->destinations[i].ts[k] = mt_strdup(src->destinations[i].ts[k]);
+    }
+    dst->n_destinations = src->n_destinations;
+}
+
 static bool ae_same(const char *a, const char *b)
 {
     while (*a == ' ')

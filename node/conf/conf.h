@@ -207,6 +207,8 @@ const mt_conf_dest_t *mt_conf_dest_by_ae(const mt_conf_t *c, const char *ae);
 const mt_conf_user_t *mt_conf_user_by_name(const mt_conf_t *c, const char *name);
 /* The forwarding destination named name, or NULL. */
 const mt_conf_destination_t *mt_conf_destination_by_name(const mt_conf_t *c, const char *name);
+/* Replace dst's destinations by a copy of src's (SIGHUP: the forwarder keeps its own). */
+void mt_conf_copy_destinations(mt_conf_t *dst, const mt_conf_t *src);
 /* The project named name, or NULL. */
 const mt_conf_project_t *mt_conf_project_by_name(const mt_conf_t *c, const char *name);
 

@@ -222,8 +222,9 @@ typedef struct mt_index_ops {
                       int (*cb)(void *u, const mt_index_queue_entry_t *e), void *u);
     /* Delivered: delete the row (MT_ENOENT if gone). */
     int (*queue_done)(mt_index_t *ix, int64_t id);
-    /* A failed attempt: attempts+1, next_at, last_error; dead marks it dead-letter. */
-    int (*queue_failed)(mt_index_t *ix, int64_t id, int64_t next_at_ms, bool dead,
+    /* A failed attempt: attempts+1 (unless !counted: the destination was not reached),
+     * next_at, last_error; dead marks it dead-letter. */
+    int (*queue_failed)(mt_index_t *ix, int64_t id, int64_t next_at_ms, bool dead, bool counted,
                         const char *error);
     /* Make rows pending and due now (attempts 0): id > 0 that row, else every row of
      * destination (NULL: all) that is dead (dead_only) or any. *n = rows changed. */

@@ -1287,12 +1287,12 @@ static int ix_queue_done(mt_index_t *ix, int64_t id)
 }
 
 static int ix_queue_failed(mt_index_t *ix, int64_t id, int64_t next_at_ms, bool dead,
-                           const char *error)
+                           bool counted, const char *error)
 {
     sqlite_index_t *x = (sqlite_index_t *)ix;
     sqlite3_stmt *s;
     int rc = sqlite3_prepare_v2(x->db,
-                                "UPDATE forward_queue SET attempts = attempts + 1, next_at = ?2, "
+                                "UPDATE forward_queue SET attempts = attempts + ?5, next_at = ?2, "
                                 "state = ?3, last_error = ?4 WHERE id = ?1",
                                 -1, &s, NULL);
     if (rc != SQLITE_OK)
@@ -1302,6 +1302,7 @@ static int ix_queue_failed(mt_index_t *ix, int64_t id, int64_t next_at_ms, bool 
     sqlite3_bind_int(s, 3, dead ? 1 : 0);
     if (error)
         sqlite3_bind_text(s, 4, error, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int(s, 5, counted ? 1 : 0);
     return exec_changes(x, s, "queue failed", NULL);
 }
 

@@ -2,7 +2,10 @@
  * match.c - the routing decision for one instance (semantics: rules.h), and the attribute
  * collector the store path fills from the top-level elements it parses before Pixel Data.
  *
- * Values are kept as text: string VRs as received with trailing padding removed, numeric binary
+ * Values are kept as text: string VRs with trailing padding removed, those that the Specific
+ * Character Set applies to (SH, LO, ST, LT, PN, UC, UT; PS3.5 6.1.2.3) converted to UTF-8 as
+ * the rules are written (YAML is UTF-8; dicom/charset.h, from (0008,0005), which comes first
+ * in a data set; ASCII values are kept as they are), numeric binary
  * VRs converted to decimal ("\"-separated when multi-valued). Each operator is applied to every
  * value of a multi-valued attribute (split on '\', each trimmed of spaces) and holds when one of
  * them satisfies it; present/absent look at the attribute as a whole. Rules on cmr_series are
@@ -17,6 +20,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "../dicom/charset.h"
 #include "../dicom/ds.h"
 #include "../util/alloc.h"
 #include "rules_int.h"
@@ -30,6 +34,7 @@ typedef struct attr {
 
 struct mt_route_attrs {
     const mt_route_set_t *wants;
+    mt_charset_t cs; /* of the data set: Specific Character Set, once offered */
     attr_t *v;
     size_t n, cap;
 };
@@ -38,6 +43,7 @@ mt_route_attrs_t *mt_route_attrs_new(const mt_route_set_t *wants)
 {
     mt_route_attrs_t *a = mt_calloc(1, sizeof *a);
     a->wants = wants;
+    mt_charset_default(&a->cs);
     return a;
 }
 
@@ -118,6 +124,14 @@ static char *numeric_text(uint16_t vr, const uint8_t *v, size_t len, bool big)
     return out;
 }
 
+/* PS3.5 6.1.2.3: the VRs whose values the Specific Character Set applies to */
+static bool is_charset_vr(uint16_t vr)
+{
+    return vr == MT_VR('S', 'H') || vr == MT_VR('L', 'O') || vr == MT_VR('S', 'T') ||
+           vr == MT_VR('L', 'T') || vr == MT_VR('P', 'N') || vr == MT_VR('U', 'C') ||
+           vr == MT_VR('U', 'T');
+}
+
 static bool is_text_vr(uint16_t vr)
 {
     switch (vr) {
@@ -147,6 +161,8 @@ static bool is_text_vr(uint16_t vr)
 void mt_route_attrs_offer(mt_route_attrs_t *a, uint32_t tag, uint16_t vr, const uint8_t *value,
                           size_t len, bool big_endian)
 {
+    if (tag == MT_TAG(0x0008, 0x0005) && value) /* an unknown term: the default repertoire */
+        (void)mt_charset_parse((const char *)value, len, &a->cs);
     if (a->wants && !mt_route_set_wants(a->wants, tag))
         return;
     for (size_t i = 0; i < a->n; i++)
@@ -157,10 +173,14 @@ void mt_route_attrs_offer(mt_route_attrs_t *a, uint32_t tag, uint16_t vr, const 
         size_t n = len < ATTR_MAX_TEXT ? len : ATTR_MAX_TEXT;
         while (n && (value[n - 1] == ' ' || value[n - 1] == '\0'))
             n--;
-        text = mt_strndup((const char *)value, n);
-        for (size_t i = 0; i < n; i++) /* embedded NULs would cut matching short: make '?' */
-            if (!text[i])
-                text[i] = '?';
+        if (is_charset_vr(vr) && !mt_charset_plain(&a->cs, (const char *)value, n)) {
+            text = mt_charset_to_utf8(&a->cs, (const char *)value, n, vr == MT_VR('P', 'N'));
+        } else {
+            text = mt_strndup((const char *)value, n);
+            for (size_t i = 0; i < n; i++) /* embedded NULs would cut matching short: '?' */
+                if (!text[i])
+                    text[i] = '?';
+        }
     } else if (value) {
         text = numeric_text(vr, value, len, big_endian);
     }

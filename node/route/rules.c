@@ -13,6 +13,7 @@
 #include "rules_int.h"
 
 #include <arpa/inet.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -171,10 +172,21 @@ static bool parse_number(const char *s, double *out)
     if (!*s)
         return false;
     *out = strtod(s, &end);
-    return *end == '\0';
+    return *end == '\0' && !isnan(*out); /* NaN: no value would ever be in the range */
 }
 
-/* YYYYMMDD or YYYY-MM-DD -> 8 digits. */
+/* A calendar date (PS3.5 Table 6.2-1 DA): month 01-12, day within the month. */
+static bool valid_date(const char d[9])
+{
+    static const int mdays[12] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int y = (d[0] - '0') * 1000 + (d[1] - '0') * 100 + (d[2] - '0') * 10 + (d[3] - '0');
+    int m = (d[4] - '0') * 10 + (d[5] - '0'), day = (d[6] - '0') * 10 + (d[7] - '0');
+    if (m < 1 || m > 12 || day < 1 || day > mdays[m - 1])
+        return false;
+    return !(m == 2 && day == 29) || (y % 4 == 0 && (y % 100 != 0 || y % 400 == 0));
+}
+
+/* YYYYMMDD or YYYY-MM-DD -> 8 digits, a real date. */
 static bool parse_date(const char *s, char out[9])
 {
     size_t j = 0;
@@ -186,7 +198,7 @@ static bool parse_date(const char *s, char out[9])
         out[j++] = s[i];
     }
     out[j] = '\0';
-    return j == 8;
+    return j == 8 && valid_date(out);
 }
 
 static int parse_cidr(const char *s, mt__route_cidr_t *out)
@@ -561,6 +573,13 @@ static int compile_rule(cc_t *c, const yaml_node_t *n, mt_route_rule_t *r, bool 
         } else if (!strcmp(ks, "reject")) {
             if (r->reject || !safe_text(v) || is_null(v) || v->data.scalar.length > 64)
                 return cfail(c, v, "reject: expected a reason (1-64 characters), once");
+            /* PS3.7 C.4: Error Comment (0000,0902) is LO in a command set, which has no
+             * Specific Character Set: the default repertoire, and no '\' (a delimiter) */
+            for (const char *ch = scalar(v); *ch; ch++)
+                if ((unsigned char)*ch >= 0x80 || *ch == '\\')
+                    return cfail(c, v,
+                                 "reject: the reason is the C-STORE Error Comment: ASCII "
+                                 "characters only, no backslash");
             r->reject = mt_strdup(scalar(v));
             reject_at = k;
         } else if (!strcmp(ks, "continue") && !is_default) {

@@ -10,7 +10,7 @@
  *     - name: no-sr                         # optional; default "<file>:<line>"
  *       match:                              # every condition must hold (empty = always)
  *         Modality: [SR, PR]                #   a list = one of
- *       reject: "structured reports are not accepted"
+ *       reject: "structured reports are not accepted"   # Error Comment: <= 64 ASCII, no '\'
  *     - name: cmr
  *       match:
  *         calling_ae: PACS1                 #   a scalar = equals (AE titles without padding)
@@ -37,7 +37,8 @@
  * range, date_range, present, absent. Attributes are top-level elements named by dictionary
  * keyword or tag ("(gggg,eeee)" or "ggggeeee"). A multi-valued attribute matches when any of its
  * values does (leading/trailing spaces ignored); a numeric binary VR (US, SS, UL, SL, FL, FD) is
- * matched as decimal text.
+ * matched as decimal text; text VRs of the Specific Character Set are matched as UTF-8 (the
+ * rules file's encoding), converted from the data set's (0008,0005).
  *
  * Decision (match.c): rules are tried in order. A matching rule with reject ends evaluation:
  * the instance is refused. Otherwise its projects and forward destinations are added (union, in

@@ -83,6 +83,7 @@ struct slot {
     size_t idx;
     bool used, data_done, rsp_in;
     uint16_t status;
+    char comment[65]; /* the response's Error Comment, printable ASCII only ("" = none) */
 };
 
 struct mt_retrieve {
@@ -351,9 +352,9 @@ static void report(mt_retrieve_t *r, size_t idx, bool sent, uint16_t status, con
     if (!sent || (status != MT_STATUS_SUCCESS && (status & 0xF000) != 0xB000)) {
         r->c.failed++;
         add_failed_uid(r, in->sop_inst);
-        if (sent && !why)
-            mt_log(MT_LOG_INFO, &r->log, "sub-operation %zu/%zu failed: C-STORE status 0x%04X",
-                   idx + 1, r->n, status);
+        if (sent && status != MT_RETRIEVE_NO_RSP)
+            mt_log(MT_LOG_INFO, &r->log, "sub-operation %zu/%zu failed: C-STORE status 0x%04X%s%s",
+                   idx + 1, r->n, status, why ? ": " : "", why ? why : "");
         else
             mt_log(MT_LOG_INFO, &r->log, "sub-operation %zu/%zu failed: %s", idx + 1, r->n,
                    why ? why : "?");
@@ -397,7 +398,7 @@ static void slot_complete(mt_retrieve_t *r, slot_t *s)
 {
     s->used = false;
     r->n_out--;
-    report(r, s->idx, true, s->status, NULL);
+    report(r, s->idx, true, s->status, s->comment[0] ? s->comment : NULL);
 }
 
 /* The association is gone: what awaited its response failed without one (status
@@ -419,7 +420,7 @@ static void lose_link(mt_retrieve_t *r)
         /* a response already in counts: the peer had the whole data set (our write completion
          * was simply not delivered yet); an acknowledged instance must never be retried */
         if (s->rsp_in)
-            report(r, s->idx, true, s->status, NULL);
+            report(r, s->idx, true, s->status, s->comment[0] ? s->comment : NULL);
         else
             report(r, s->idx, true, MT_RETRIEVE_NO_RSP, "association lost before the response");
     }
@@ -466,6 +467,10 @@ static void on_rsp(void *user, int err, const mt_dimse_cmd_t *rsp)
     }
     s->rsp_in = true;
     s->status = rsp->status;
+    size_t k = 0; /* kept for the log and the queue's last_error: nothing but printable ASCII */
+    for (const char *c = rsp->error_comment; *c && k + 1 < sizeof s->comment; c++)
+        s->comment[k++] = *c >= 0x20 && *c < 0x7f ? *c : '?';
+    s->comment[k] = '\0';
     if (s->data_done) {
         slot_complete(r, s);
         pump(r);

@@ -71,7 +71,8 @@ typedef struct mt_retrieve_params {
     mt_retrieve_cb on_progress, on_done;
     /* optional: each sub-operation's outcome, in the order the outcomes are known. sent false:
      * no C-STORE went out (why says why); sent true: status is the C-STORE-RSP status (why
-     * NULL), or MT_RETRIEVE_NO_RSP when the association ended first (why says so) */
+     * its Error Comment, printable ASCII, or NULL when it had none), or MT_RETRIEVE_NO_RSP
+     * when the association ended first (why says so) */
     void (*on_subop)(void *user, const mt_subop_inst_t *inst, bool sent, uint16_t status,
                      const char *why);
     void *user;

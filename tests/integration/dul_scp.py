@@ -24,7 +24,8 @@ nothing arrives for `idle` seconds), "flush" (answer it and every held one, newe
 out of order), "hold-until-drop" (as hold, but never answered on idle) or "drop" (close the
 connection: FIN after the responses sent so far, everything held stays unanswered) or
 "ack-drop" (answer this one, then drop: the SCU has nothing outstanding when the link ends).
-Default: "ack". scp.ignore_release = True: an A-RELEASE-RQ is never answered (sets
+Default: "ack". An answer is 0000 unless scp.statuses[sop] = (status, comment) says
+otherwise (scp.answered lists every (sop, status) sent; scp.acked only the 0000s). scp.ignore_release = True: an A-RELEASE-RQ is never answered (sets
 scp.release_ignored). With silent=True the SCP reads
 the A-ASSOCIATE-RQ and never answers it (a destination hanging during association set-up).
 
@@ -82,10 +83,14 @@ def assoc_ac(called, calling, pcs, window):
     return dul.pdu(dul.PDU_ASSOC_AC, body)
 
 
-def c_store_rsp(msg_id, sop_class, sop_inst, status=0):
-    return dul.command([(0x0002, dul._uid(sop_class)), (0x0100, dul._us(dul.C_STORE_RSP)),
-                        (0x0120, dul._us(msg_id)), (0x0800, dul._us(0x0101)),
-                        (0x0900, dul._us(status)), (0x1000, dul._uid(sop_inst))])
+def c_store_rsp(msg_id, sop_class, sop_inst, status=0, comment=None):
+    fields = [(0x0002, dul._uid(sop_class)), (0x0100, dul._us(dul.C_STORE_RSP)),
+              (0x0120, dul._us(msg_id)), (0x0800, dul._us(0x0101)),
+              (0x0900, dul._us(status)), (0x1000, dul._uid(sop_inst))]
+    if comment:  # Error Comment (0000,0902), LO
+        b = comment.encode("ascii")
+        fields.append((0x0902, b + b" " if len(b) % 2 else b))
+    return dul.command(fields)
 
 
 class Scp:
@@ -98,6 +103,8 @@ class Scp:
         self.ignore_release = False  # True: A-RELEASE-RQ left unanswered (release_ignored set)
         self.release_ignored = threading.Event()
         self.acked, self.held, self.rq_window = [], [], None
+        self.statuses = {}  # SOP Instance UID -> (status, ErrorComment or None) it is answered
+        self.answered = []  # (SOP Instance UID, status) of every response, in order
         self.max_outstanding = 0
         self.associations = 0
         self.got_rq = threading.Event()
@@ -258,6 +265,9 @@ class Scp:
 
     def _answer(self, c, ops):
         for m, cls, inst, pc in ops:
-            c.sendall(dul.pdata([(pc, True, True, c_store_rsp(m, cls, inst))]))
+            status, comment = self.statuses.get(inst, (0, None))
+            c.sendall(dul.pdata([(pc, True, True, c_store_rsp(m, cls, inst, status, comment))]))
             with self.lock:
-                self.acked.append(inst)
+                if status == 0:
+                    self.acked.append(inst)
+                self.answered.append((inst, status))

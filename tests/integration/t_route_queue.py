@@ -3,9 +3,11 @@
 
 Node A: deid.profile none node-wide, key_file set; rule "mr" de-identifies MR with the basic
 profile, rule "rest" stores the others as received; both forward to `central`, which is down,
-with forward.max_attempts 2: the entries go dead. `mitral queue list` shows them (state dead,
+with forward.max_age 1s: the entries go dead (an association that cannot be opened is no
+attempt: forward.max_attempts alone never kills them, t_route_dest_down.py). `mitral queue list` shows them (state dead,
 last error), `queue list --dead` too; `queue purge ID` deletes one; B comes up; `queue retry`
 revives the rest and they arrive; `queue purge --all` on an empty queue purges nothing.
+`queue SUBCOMMAND --help` prints the usage (exit 0); an id that is not a number is refused.
 """
 import os
 import sys
@@ -74,7 +76,7 @@ def main():
     a = lib.Node("site", aet="SITE",
                  conf={"deid.key_file": key, "routing.rules": rules,
                        "forward.retry_initial": "50ms", "forward.retry_max": "100ms",
-                       "forward.max_attempts": "2", "forward.connect_timeout": "1s"},
+                       "forward.max_age": "1s", "forward.connect_timeout": "1s"},
                  yaml_extra="destinations:\n  - name: central\n    ae_title: CENTRAL\n"
                             "    host: 127.0.0.1\n    port: %d\n    associations: 1\n" % b.port)
     a.start()
@@ -89,7 +91,7 @@ def main():
     pids = {r[0] for r in q(a, "SELECT patient_id FROM patients")}
     lib.check("QPID2" in pids and "QPID0" not in pids, "MR patient pseudonymised, CT not")
     lib.wait_for(lambda: q(a, "SELECT count(*) FROM forward_queue WHERE state = 1")[0][0] == 4,
-                 "entries dead after max_attempts", 120)
+                 "entries dead after max_age", 120)
     r = lib.run([lib.MITRAL, "queue", "list", "--data", a.data])
     lib.check(r.returncode == 0 and r.stdout.count(" dead ") == 4 and "4 entries" in r.stdout,
               "queue list: 4 dead entries: %s" % r.stdout[-300:])
@@ -109,6 +111,15 @@ def main():
     lib.check(len(at_b) == 3 and at_b <= at_a, "the 3 revived instances arrived at B")
     r = lib.run([lib.MITRAL, "queue", "purge", "--all", "--data", a.data])
     lib.check(r.returncode == 0 and "purged 0 entries" in r.stdout, "purge --all: nothing left")
+    for sub in ("list", "retry", "purge"):
+        for h in ("--help", "-h"):
+            r = lib.run([lib.MITRAL, "queue", sub, h])
+            lib.check(r.returncode == 0 and "usage: mitral queue" in r.stdout and not r.stderr,
+                      "queue %s %s: usage, exit 0 (%s %r)" % (sub, h, r.returncode, r.stderr))
+    for bad in ("12abc", "1.5", "99999999999999999999999"):
+        r = lib.run([lib.MITRAL, "queue", "retry", bad, "--data", a.data])
+        lib.check(r.returncode == 2 and bad in r.stderr,
+                  "queue retry %s: refused as a bad id (%s %r)" % (bad, r.returncode, r.stderr))
     a.stop()
     b.stop()
 

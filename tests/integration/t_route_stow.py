@@ -125,7 +125,7 @@ def main():
     n2 = sum(1 for _, s in lib.store_results(res.stdout) if s == "Success")
     lib.check(n2 == len(files) - half, "batch 2 stored at A while B is down")
     lib.wait_for(lambda: q(a, "SELECT count(*) FROM forward_queue WHERE destination = "
-                              "'central-web' AND attempts > 0")[0][0] > 0,
+                              "'central-web' AND last_error IS NOT NULL")[0][0] > 0,
                  "central-web entries fail while B is down", 60)
     r = lib.run([lib.MITRAL, "queue", "list", "--dest", "central-web", "--data", a.data])
     lib.check("central-web" in r.stdout and "connect" in r.stdout,
@@ -182,7 +182,8 @@ def main():
     a2.conf["routing.rules"] = rules + "2"
     a2.start()
     res = lib.storescu(a2, files[:1], aet="PACS")
-    lib.wait_for(lambda: q(a2, "SELECT count(*) FROM forward_queue WHERE attempts > 0")[0][0] > 0,
+    lib.wait_for(lambda: q(a2, "SELECT count(*) FROM forward_queue WHERE last_error "
+                                        "IS NOT NULL")[0][0] > 0,
                  "the untrusted server's entry fails", 60)
     lib.wait_for(lambda: not q(a2, "SELECT 1 FROM forward_queue WHERE destination = "
                                    "'tls-insecure'"), "tls_insecure_skip_verify delivers", 60)

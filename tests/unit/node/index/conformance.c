@@ -729,10 +729,12 @@ static void test_routing_rows(void **state)
 
     /* a failed attempt: attempts+1, not due before next_at; dead ones are listed as dead */
     int64_t id1 = q.id[0], id2 = q.id[1];
-    assert_int_equal(ix->ops->queue_failed(ix, id1, INT64_MAX / 2, false, "status 0xA700"), 0);
+    assert_int_equal(ix->ops->queue_failed(ix, id1, INT64_MAX / 2, false, true, "status 0xA700"), 0);
     q = qlist(ix, "central", 0, 1000);
     assert_int_equal(q.n, 0);
-    assert_int_equal(ix->ops->queue_failed(ix, id2, 0, true, "no association"), 0);
+    /* the destination not reached: last_error and next_at, no attempt counted */
+    assert_int_equal(ix->ops->queue_failed(ix, id2, 0, false, false, "no association"), 0);
+    assert_int_equal(ix->ops->queue_failed(ix, id2, 0, true, true, "status 0xC000"), 0);
     q = qlist(ix, "central", 1, -1);
     assert_int_equal(q.n, 1);
     assert_true(q.dead[0]);

@@ -428,17 +428,57 @@ static void test_errors(void **st)
     expect_error("rules:\n  - match: {peer: 10.0.0.0/33}\n", "r.yaml:2: peer: \"10.0.0.0/33\"");
     expect_error("rules:\n  - match: {StudyDate: {date_range: [2020-13, ~]}}\n",
                  "r.yaml:2: StudyDate: \"2020-13\" is not a date");
+    expect_error("rules:\n  - match: {StudyDate: {date_range: [2020-13-45, ~]}}\n",
+                 "r.yaml:2: StudyDate: \"2020-13-45\" is not a date");
+    expect_error("rules:\n  - match: {StudyDate: {date_range: [~, 20230230]}}\n",
+                 "r.yaml:2: StudyDate: \"20230230\" is not a date");
+    expect_error("rules:\n  - match: {Rows: {range: [nan, 3]}}\n",
+                 "r.yaml:2: Rows: \"nan\" is not a number");
     expect_error("rules:\n  - match: {Rows: {range: [5, 1]}}\n",
                  "r.yaml:2: Rows: low bound above high bound");
     expect_error("rules:\n  - match: {PixelData: {present: true}}\n",
                  "only data set attributes before Pixel Data");
     expect_error("rules:\n  - reject: x\n    continue: true\n", "r.yaml:2: reject ends evaluation");
+    expect_error("rules:\n  - reject: \"Zur\xc3\xbc" "ckgewiesen\"\n",
+                 "r.yaml:2: reject: the reason is the C-STORE Error Comment");
+    expect_error("rules:\n  - reject: 'no SR\\KO'\n",
+                 "r.yaml:2: reject: the reason is the C-STORE Error Comment");
     expect_error("rules:\n  - reject: x\n    projects: [p1]\n", "reject cannot be combined");
     expect_error("rules:\n  - stop: true\n    continue: true\n", "stop or continue, not both");
     expect_error("rulez: []\n", "r.yaml:1: unknown top-level key \"rulez\"");
     expect_error("rules:\n  - match: [a\n", "r.yaml:3: YAML syntax error");
     expect_error("default:\n  match: {Modality: MR}\n", "r.yaml:2: default: unknown key \"match\"");
     expect_error("rules:\n  - match: {'(0008,00ZZ)': x}\n", "unknown keyword \"(0008,00ZZ)\"");
+}
+
+/* Rules are UTF-8 (YAML); values are in the data set's Specific Character Set (PS3.5 6.1):
+ * they are compared as UTF-8, so "Jérôme" matches an ISO_IR 100 "J\xe9r\xf4me". */
+static void test_charset(void **st)
+{
+    (void)st;
+    long live = mt_alloc_live();
+    mt_route_set_t *s = compile("rules:\n"
+                                "  - name: eq\n    match: {PatientName: \"Buc^J\xc3\xa9r\xc3\xb4me\"}\n"
+                                "  - name: gl\n    match: {InstitutionName: {glob: \"*M\xc3\xbcnchen\"}}\n");
+    assert_non_null(s);
+    mt_route_decision_t d;
+    inst_t x;
+    inst_init(&x, s);
+    put(&x, MT_TAG(0x0008, 0x0005), MT_VR('C', 'S'), "ISO_IR 100");
+    put(&x, MT_TAG(0x0010, 0x0010), MT_VR('P', 'N'), "Buc^J\xe9r\xf4me");
+    assert_string_equal(first(s, &x, &d), "eq");
+    mt_route_attrs_free(x.a);
+    inst_init(&x, s); /* UTF-8 declared: as it is */
+    put(&x, MT_TAG(0x0008, 0x0005), MT_VR('C', 'S'), "ISO_IR 192");
+    put(&x, MT_TAG(0x0008, 0x0080), MT_VR('L', 'O'), "Klinikum M\xc3\xbcnchen");
+    assert_string_equal(first(s, &x, &d), "gl");
+    mt_route_attrs_free(x.a);
+    inst_init(&x, s); /* no Specific Character Set: 8-bit bytes are not UTF-8 */
+    put(&x, MT_TAG(0x0010, 0x0010), MT_VR('P', 'N'), "Buc^J\xe9r\xf4me");
+    assert_string_equal(first(s, &x, &d), "eq");
+    mt_route_attrs_free(x.a);
+    mt_route_set_free(s);
+    assert_int_equal(mt_alloc_live(), live);
 }
 
 static void test_tags_by_number(void **st)
@@ -577,6 +617,7 @@ int main(void)
         cmocka_unit_test(test_multiple_files),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_tags_by_number),
+        cmocka_unit_test(test_charset),
         cmocka_unit_test(test_after_tag),
         cmocka_unit_test(test_after_tag_errors),
     };
