@@ -407,10 +407,7 @@ int mt_queue_cli(int argc, char **argv)
             dead = true;
         else if (!strcmp(a, "--all") && !list)
             all = true;
-        else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            fputs(usage_queue, stdout);
-            return 0;
-        } else if (!list && n_ids < 256 && queue_id(a, &ids[n_ids]))
+        else if (!list && n_ids < 256 && queue_id(a, &ids[n_ids]))
             n_ids++;
         else {
             fprintf(stderr, "mitral queue: unexpected argument '%s'\n%s", a, usage_queue);
