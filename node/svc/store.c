@@ -388,9 +388,13 @@ static void finish(store_req_t *s)
     if (!s->fail_status) {
         const char *cls = mt_index_rec_get(s->rec, TAG_SOP_CLASS_UID);
         const char *ins = mt_index_rec_get(s->rec, TAG_SOP_INSTANCE_UID);
-        if (!cls || strcmp(cls, req->cmd.affected_sop_class_uid) != 0)
+        if (!cls)
+            fail(s, MT_STATUS_DS_DOES_NOT_MATCH_SOP_CLASS, "SOPClassUID missing");
+        else if (strcmp(cls, req->cmd.affected_sop_class_uid) != 0)
             fail(s, MT_STATUS_DS_DOES_NOT_MATCH_SOP_CLASS, "SOPClassUID differs from command");
-        else if (!ins || strcmp(ins, req->cmd.affected_sop_instance_uid) != 0)
+        else if (!ins)
+            fail(s, MT_STATUS_DS_DOES_NOT_MATCH_SOP_CLASS, "SOPInstanceUID missing");
+        else if (strcmp(ins, req->cmd.affected_sop_instance_uid) != 0)
             fail(s, MT_STATUS_DS_DOES_NOT_MATCH_SOP_CLASS, "SOPInstanceUID differs from command");
         else if (!mt_index_rec_get(s->rec, TAG_STUDY_INSTANCE_UID) ||
                  !mt_index_rec_get(s->rec, TAG_SERIES_INSTANCE_UID))
