@@ -286,6 +286,11 @@ static int dump_one(const char *path)
         fprintf(stderr, "mitral dump: %s: %s\n", path, mt_strerror(rc));
         return 1;
     }
+    if (len == 0) { /* no preamble, no meta, no element: not a DICOM file */
+        mt_free(buf);
+        fprintf(stderr, "mitral dump: %s: empty file\n", path);
+        return 1;
+    }
     mt_meta_t meta;
     mt_ds_t *ds = NULL;
     mt_diag_t diag = {0, NULL};

@@ -61,6 +61,11 @@ def body():
     r = lib.run([M, "dump", notdicom])
     lib.check(r.returncode != 0 and r.stderr.strip(), "dump of a broken file: exit %s %r" % (r.returncode, r.stderr))
     lib.check("offset" in r.stderr, "dump error names no offset: %r" % r.stderr)
+    empty = os.path.join(src, "empty.dcm")
+    open(empty, "wb").close()
+    r = lib.run([M, "dump", empty])
+    lib.check(r.returncode == 1 and "empty file" in r.stderr,
+              "dump of an empty file is an error: exit %s %r" % (r.returncode, r.stderr))
     r = lib.run([M, "dump", os.path.join(src, "absent.dcm")])
     lib.check(r.returncode != 0, "dump of a missing file: exit 0")
 
