@@ -160,6 +160,13 @@ static mt_conf_t *conf_from_args(int argc, char **argv, bool serve_flags, char *
     }
     if (aet)
         memcpy(c->ae_title, ae, sizeof ae);
+    const mt_conf_project_t *clash = aet ? mt_conf_project_by_ae(c, c->ae_title) : NULL;
+    if (clash) { /* the file's check (conf.c) saw node.ae_title, not the flag */
+        fprintf(stderr, "mitral: --aet: %s is the AE title of project %s\n", clash->ae_title,
+                clash->name);
+        mt_conf_free(c);
+        return NULL;
+    }
     if (bind)
         snprintf(c->bind, sizeof c->bind, "%s", bind);
     if (conf_path)

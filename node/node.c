@@ -255,6 +255,13 @@ static void reload(mt_node_t *node)
         c->port = old->port;
     if (node->flag_bind)
         memcpy(c->bind, old->bind, sizeof c->bind);
+    const mt_conf_project_t *clash = mt_conf_project_by_ae(c, c->ae_title);
+    if (clash) { /* only with --aet: the file's own node.ae_title was checked when it loaded */
+        mt_log(MT_LOG_ERROR, NULL, "SIGHUP: config not reloaded: project %s has the node's "
+               "AE title %s (serve --aet)", clash->name, clash->ae_title);
+        mt_conf_free(c);
+        return;
+    }
     /* Paths and the listening socket belong to the running node: keep them. */
     mt_conf_set_data_dir(c, old->data_dir);
     mt_free(c->storage_root);

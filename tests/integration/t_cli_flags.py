@@ -3,7 +3,8 @@
 an --aet that is all spaces or holds a control character, and a --bind that is not an address
 literal, stop serve with exit 2 and a message before anything is created (no data directory,
 no index), as node.ae_title / node.bind in a file do. A good --aet with surrounding spaces is
-trimmed (PS3.5: leading and trailing spaces are not significant), as in the file.
+trimmed (PS3.5: leading and trailing spaces are not significant), as in the file. An --aet that
+is a project's AE title is refused, as node.ae_title is in the file.
 --help after a subcommand's own word (`mitral queue list --help`, ...) prints that command's
 usage on stdout and exits 0, for every command that has subcommands."""
 import os
@@ -37,6 +38,11 @@ def body():
     refused(["--aet", "A\tB"], "--aet with a tab", "is not an AE title")
     refused(["--aet", "A" * 17], "--aet of 17 characters", "is not an AE title")
     refused(["--bind", "notanip"], "--bind not an address", "is not an IPv4 or IPv6 address")
+    conf = os.path.join(lib.tmpdir("mt-flags-"), "mitral.yaml")
+    with open(conf, "w") as f:
+        f.write("projects:\n  - name: reg\n    ae_title: CMR_REG\n")
+    refused(["-c", conf, "--aet", "CMR_REG"], "--aet equal to a project's AE title",
+            "is the AE title of project reg")
 
     node = lib.Node("flags", aet=" SPACED ").start()
     check("ae=SPACED " in node.log_text(), "--aet ' SPACED ' is trimmed: " + node.log_text()[-300:])
