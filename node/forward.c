@@ -150,6 +150,7 @@ typedef struct worker {
     bool ready;       /* scu is associated (on_scu_open(0) came) */
     bool reopen;      /* busy: waiting for scu to end, then a new association for the batch */
     uv_timer_t idle;  /* releases an association left idle; the stop grace, when stopping */
+    char open_why[128];  /* why the last association could not be opened ("" = it was) */
     pair_t pairs[BATCH]; /* what scu's contexts were proposed for */
     size_t n_pairs;
     mt_retrieve_t *r;
@@ -625,7 +626,8 @@ static void worker_finish(worker_t *wk)
             o->unreached = !wk->opened; /* the destination's backoff (down_until) applies */
             o->attempts = r->attempts;
             o->queued_at = r->queued_at;
-            snprintf(o->why, sizeof o->why, "%s", wk->opened ? "not sent" : "no association");
+            snprintf(o->why, sizeof o->why, "%s",
+                     wk->opened ? "not sent" : wk->open_why[0] ? wk->open_why : "no association");
         }
         j->n_out++;
     }
@@ -778,6 +780,26 @@ static void run_batch(worker_t *wk)
     mt_retrieve_start(wk->r);
 }
 
+/* PS3.8 Table 9-21, for the admin reading `mitral queue list`: who rejected, and why. */
+static void rejection_text(const mt_negotiated_t *n, char *out, size_t outsz)
+{
+    static const char *const user[8] = {
+        NULL, "no reason given", "application context name not supported",
+        "calling AE title not recognised", NULL, NULL, NULL, "called AE title not recognised"};
+    static const char *const acse[3] = {NULL, "no reason given", "protocol version not supported"};
+    static const char *const pres[3] = {NULL, "temporary congestion", "local limit exceeded"};
+    const char *why = NULL;
+    if (n->rj_source == 1 && n->rj_reason < 8)
+        why = user[n->rj_reason];
+    else if (n->rj_source == 2 && n->rj_reason < 3)
+        why = acse[n->rj_reason];
+    else if (n->rj_source == 3 && n->rj_reason < 3)
+        why = pres[n->rj_reason];
+    snprintf(out, outsz, "no association: rejected by the destination (%s, %s: %s)",
+             n->rj_result == 2 ? "transient" : "permanent",
+             n->rj_source == 1 ? "service user" : "service provider", why ? why : "reason unknown");
+}
+
 static void on_scu_open(mt_scu_t *s, int status, void *user)
 {
     worker_t *wk = user;
@@ -798,15 +820,19 @@ static void on_scu_open(mt_scu_t *s, int status, void *user)
         d->open_failures++;
         uint64_t b = (uint64_t)backoff_ms(f, d->open_failures - 1);
         d->down_until = uv_now(f->loop) + b;
-        mt_log(MT_LOG_WARN, &f->log,
-               "forward to %s (%s@%s:%u): no association: %s; next try in %llu ms", d->cfg.name,
-               d->cfg.ae_title, d->cfg.host, d->cfg.port,
-               status == MT_EREJECTED ? "rejected" : mt_strerror(status), (unsigned long long)b);
+        if (status == MT_EREJECTED)
+            rejection_text(mt_scu_negotiated(s), wk->open_why, sizeof wk->open_why);
+        else
+            snprintf(wk->open_why, sizeof wk->open_why, "no association: %s", mt_strerror(status));
+        mt_log(MT_LOG_WARN, &f->log, "forward to %s (%s@%s:%u): %s; next try in %llu ms",
+               d->cfg.name, d->cfg.ae_title, d->cfg.host, d->cfg.port, wk->open_why,
+               (unsigned long long)b);
         wk->retrieve_done = true;
         worker_finish(wk);
         return;
     }
     d->open_failures = 0;
+    wk->open_why[0] = '\0';
     wk->ready = true;
     if (f->stopping) {
         wk->opened = wk->retrieve_done = true;
@@ -1040,6 +1066,7 @@ static void worker_start(worker_t *wk)
     fwd_t *f = d->f;
     wk->busy = true;
     wk->opened = wk->retrieve_done = wk->reopen = false;
+    wk->open_why[0] = '\0';
     f->n_active++;
     mt_retrieve_free(wk->r); /* the previous batch's (done; not freed from its own callback) */
     wk->r = NULL;
