@@ -47,7 +47,11 @@
  * flight and takes at most BATCH rows of a group, so a long series does not hide the ones
  * queued behind it. A backlog of a single series therefore uses one association (its window
  * is the parallelism); `none` gives up ordering and spreads every instance over all workers.
- * DICOMweb destinations always go a study at a time.
+ * DICOMweb destinations always go a study at a time. A group with a row not delivered whose
+ * outcome is still held is in flight too (snapshot_busy), and rows that found no association
+ * are due again at once (the destination's down_until decides when it is tried), so a
+ * destination that was down gets each series from its oldest row; a row refused with a
+ * retryable status backs off on its own, and its series goes on without it.
  *
  * DICOMweb destinations (stow_url, node/forward_web.c): the same workers, each with one
  * keep-alive HTTP connection instead of an association; a batch goes out as STOW-RS requests
@@ -133,6 +137,8 @@ typedef struct outcome {
     bool count;    /* a failure that counts as an attempt */
     bool dead_now; /* a permanent refusal (STOW-RS 4xx, forward_web.c): dead-letter at once */
     bool unreached; /* no association / connection: not an attempt, dead by max_age only */
+    const struct dest *d; /* for a scan of d: the group of a row not delivered stays blocked */
+    char group[65];       /* ... while this outcome waits to be written (order, file comment) */
     uint32_t attempts;
     int64_t queued_at;
     char why[160];
@@ -404,8 +410,10 @@ static void db_work(uv_work_t *w)
         } else if (o->count) {
             bool dead = o->dead_now || (!o->unreached && o->attempts + 1 >= f->max_attempts) ||
                         j->now_ms - o->queued_at > (int64_t)f->max_age_ms;
-            j->err = ix->ops->queue_failed(ix, o->id, j->now_ms + backoff_ms(f, o->attempts), dead,
-                                           !o->unreached, o->why);
+            /* not reached: due again at once, the destination's backoff (down_until) decides
+             * when it is tried, and then its oldest rows go first (order) */
+            int64_t next = o->unreached ? j->now_ms : j->now_ms + backoff_ms(f, o->attempts);
+            j->err = ix->ops->queue_failed(ix, o->id, next, dead, !o->unreached, o->why);
         }
     }
     if (j->err)
@@ -455,10 +463,12 @@ static void db_after(uv_work_t *w, int status)
 static void snapshot_busy(dbjob_t *j)
 {
     dest_t *d = j->d;
+    const dbjob_t *h = d->f->held;
+    size_t n_held = h ? h->n_out : 0;
     size_t n = 0;
     for (unsigned i = 0; i < d->n_workers; i++)
         n += d->w[i].busy ? d->w[i].n_rows : 0;
-    j->busy = mt_calloc(n ? n : 1, sizeof *j->busy);
+    j->busy = mt_calloc(n + n_held ? n + n_held : 1, sizeof *j->busy);
     j->n_busy = 0;
     j->n_idle = 0;
     for (unsigned i = 0; i < d->n_workers; i++) {
@@ -468,8 +478,10 @@ static void snapshot_busy(dbjob_t *j)
         for (size_t k = 0; wk->busy && k < wk->n_rows; k++)
             memcpy(j->busy[j->n_busy++], wk->rows[k].group, sizeof j->busy[0]);
     }
-    const dbjob_t *h = d->f->held;
-    size_t n_held = h ? h->n_out : 0;
+    /* a row not delivered whose outcome is held: its younger rows wait for it (order) */
+    for (size_t i = 0; i < n_held; i++)
+        if (h->out[i].d == d && !h->out[i].ok && !h->out[i].drop && !h->out[i].dead_now)
+            memcpy(j->busy[j->n_busy++], h->out[i].group, sizeof j->busy[0]);
     j->skip = n + n_held ? mt_malloc((n + n_held) * sizeof *j->skip) : NULL;
     j->n_skip = 0;
     for (size_t i = 0; i < n_held; i++)
@@ -617,6 +629,8 @@ static void worker_finish(worker_t *wk)
         }
         memset(o, 0, sizeof *o);
         o->id = r->id;
+        o->d = d;
+        memcpy(o->group, r->group, sizeof o->group);
         if (!r->path) {
             o->drop = true;
         } else if (f->stopping) {
@@ -690,6 +704,8 @@ static void on_subop(void *user, const mt_subop_inst_t *in, bool sent, uint16_t 
     outcome_t o;
     memset(&o, 0, sizeof o);
     o.id = r->id;
+    o.d = wk->d;
+    memcpy(o.group, r->group, sizeof o.group);
     o.ok = ok;
     /* never sent because the association ended (the peer went away while earlier instances
      * were outstanding): due again as it is, no attempt counted */
@@ -885,6 +901,8 @@ static void on_web_result(void *user, size_t i, mt_stowc_verdict_t v, const char
     outcome_t o;
     memset(&o, 0, sizeof o);
     o.id = r->id;
+    o.d = wk->d;
+    memcpy(o.group, r->group, sizeof o.group);
     o.ok = v == MT_STOWC_DELIVERED;
     o.count = !o.ok;
     o.dead_now = v == MT_STOWC_REFUSED;
