@@ -47,7 +47,11 @@
  * flight and takes at most BATCH rows of a group, so a long series does not hide the ones
  * queued behind it. A backlog of a single series therefore uses one association (its window
  * is the parallelism); `none` gives up ordering and spreads every instance over all workers.
- * DICOMweb destinations always go a study at a time.
+ * DICOMweb destinations always go a study at a time. A group with a row not delivered whose
+ * outcome is still held is in flight too (snapshot_busy), and rows that found no association
+ * are due again at once (the destination's down_until decides when it is tried), so a
+ * destination that was down gets each series from its oldest row; a row refused with a
+ * retryable status backs off on its own, and its series goes on without it.
  *
  * DICOMweb destinations (stow_url, node/forward_web.c): the same workers, each with one
  * keep-alive HTTP connection instead of an association; a batch goes out as STOW-RS requests
@@ -133,6 +137,8 @@ typedef struct outcome {
     bool count;    /* a failure that counts as an attempt */
     bool dead_now; /* a permanent refusal (STOW-RS 4xx, forward_web.c): dead-letter at once */
     bool unreached; /* no association / connection: not an attempt, dead by max_age only */
+    const struct dest *d; /* for a scan of d: the group of a row not delivered stays blocked */
+    char group[65];       /* ... while this outcome waits to be written (order, file comment) */
     uint32_t attempts;
     int64_t queued_at;
     char why[160];
@@ -150,6 +156,7 @@ typedef struct worker {
     bool ready;       /* scu is associated (on_scu_open(0) came) */
     bool reopen;      /* busy: waiting for scu to end, then a new association for the batch */
     uv_timer_t idle;  /* releases an association left idle; the stop grace, when stopping */
+    char open_why[128];  /* why the last association could not be opened ("" = it was) */
     pair_t pairs[BATCH]; /* what scu's contexts were proposed for */
     size_t n_pairs;
     mt_retrieve_t *r;
@@ -403,8 +410,10 @@ static void db_work(uv_work_t *w)
         } else if (o->count) {
             bool dead = o->dead_now || (!o->unreached && o->attempts + 1 >= f->max_attempts) ||
                         j->now_ms - o->queued_at > (int64_t)f->max_age_ms;
-            j->err = ix->ops->queue_failed(ix, o->id, j->now_ms + backoff_ms(f, o->attempts), dead,
-                                           !o->unreached, o->why);
+            /* not reached: due again at once, the destination's backoff (down_until) decides
+             * when it is tried, and then its oldest rows go first (order) */
+            int64_t next = o->unreached ? j->now_ms : j->now_ms + backoff_ms(f, o->attempts);
+            j->err = ix->ops->queue_failed(ix, o->id, next, dead, !o->unreached, o->why);
         }
     }
     if (j->err)
@@ -454,10 +463,12 @@ static void db_after(uv_work_t *w, int status)
 static void snapshot_busy(dbjob_t *j)
 {
     dest_t *d = j->d;
+    const dbjob_t *h = d->f->held;
+    size_t n_held = h ? h->n_out : 0;
     size_t n = 0;
     for (unsigned i = 0; i < d->n_workers; i++)
         n += d->w[i].busy ? d->w[i].n_rows : 0;
-    j->busy = mt_calloc(n ? n : 1, sizeof *j->busy);
+    j->busy = mt_calloc(n + n_held ? n + n_held : 1, sizeof *j->busy);
     j->n_busy = 0;
     j->n_idle = 0;
     for (unsigned i = 0; i < d->n_workers; i++) {
@@ -467,8 +478,10 @@ static void snapshot_busy(dbjob_t *j)
         for (size_t k = 0; wk->busy && k < wk->n_rows; k++)
             memcpy(j->busy[j->n_busy++], wk->rows[k].group, sizeof j->busy[0]);
     }
-    const dbjob_t *h = d->f->held;
-    size_t n_held = h ? h->n_out : 0;
+    /* a row not delivered whose outcome is held: its younger rows wait for it (order) */
+    for (size_t i = 0; i < n_held; i++)
+        if (h->out[i].d == d && !h->out[i].ok && !h->out[i].drop && !h->out[i].dead_now)
+            memcpy(j->busy[j->n_busy++], h->out[i].group, sizeof j->busy[0]);
     j->skip = n + n_held ? mt_malloc((n + n_held) * sizeof *j->skip) : NULL;
     j->n_skip = 0;
     for (size_t i = 0; i < n_held; i++)
@@ -616,6 +629,8 @@ static void worker_finish(worker_t *wk)
         }
         memset(o, 0, sizeof *o);
         o->id = r->id;
+        o->d = d;
+        memcpy(o->group, r->group, sizeof o->group);
         if (!r->path) {
             o->drop = true;
         } else if (f->stopping) {
@@ -625,7 +640,8 @@ static void worker_finish(worker_t *wk)
             o->unreached = !wk->opened; /* the destination's backoff (down_until) applies */
             o->attempts = r->attempts;
             o->queued_at = r->queued_at;
-            snprintf(o->why, sizeof o->why, "%s", wk->opened ? "not sent" : "no association");
+            snprintf(o->why, sizeof o->why, "%s",
+                     wk->opened ? "not sent" : wk->open_why[0] ? wk->open_why : "no association");
         }
         j->n_out++;
     }
@@ -688,6 +704,8 @@ static void on_subop(void *user, const mt_subop_inst_t *in, bool sent, uint16_t 
     outcome_t o;
     memset(&o, 0, sizeof o);
     o.id = r->id;
+    o.d = wk->d;
+    memcpy(o.group, r->group, sizeof o.group);
     o.ok = ok;
     /* never sent because the association ended (the peer went away while earlier instances
      * were outstanding): due again as it is, no attempt counted */
@@ -778,6 +796,26 @@ static void run_batch(worker_t *wk)
     mt_retrieve_start(wk->r);
 }
 
+/* PS3.8 Table 9-21, for the admin reading `mitral queue list`: who rejected, and why. */
+static void rejection_text(const mt_negotiated_t *n, char *out, size_t outsz)
+{
+    static const char *const user[8] = {
+        NULL, "no reason given", "application context name not supported",
+        "calling AE title not recognised", NULL, NULL, NULL, "called AE title not recognised"};
+    static const char *const acse[3] = {NULL, "no reason given", "protocol version not supported"};
+    static const char *const pres[3] = {NULL, "temporary congestion", "local limit exceeded"};
+    const char *why = NULL;
+    if (n->rj_source == 1 && n->rj_reason < 8)
+        why = user[n->rj_reason];
+    else if (n->rj_source == 2 && n->rj_reason < 3)
+        why = acse[n->rj_reason];
+    else if (n->rj_source == 3 && n->rj_reason < 3)
+        why = pres[n->rj_reason];
+    snprintf(out, outsz, "no association: rejected by the destination (%s, %s: %s)",
+             n->rj_result == 2 ? "transient" : "permanent",
+             n->rj_source == 1 ? "service user" : "service provider", why ? why : "reason unknown");
+}
+
 static void on_scu_open(mt_scu_t *s, int status, void *user)
 {
     worker_t *wk = user;
@@ -798,15 +836,19 @@ static void on_scu_open(mt_scu_t *s, int status, void *user)
         d->open_failures++;
         uint64_t b = (uint64_t)backoff_ms(f, d->open_failures - 1);
         d->down_until = uv_now(f->loop) + b;
-        mt_log(MT_LOG_WARN, &f->log,
-               "forward to %s (%s@%s:%u): no association: %s; next try in %llu ms", d->cfg.name,
-               d->cfg.ae_title, d->cfg.host, d->cfg.port,
-               status == MT_EREJECTED ? "rejected" : mt_strerror(status), (unsigned long long)b);
+        if (status == MT_EREJECTED)
+            rejection_text(mt_scu_negotiated(s), wk->open_why, sizeof wk->open_why);
+        else
+            snprintf(wk->open_why, sizeof wk->open_why, "no association: %s", mt_strerror(status));
+        mt_log(MT_LOG_WARN, &f->log, "forward to %s (%s@%s:%u): %s; next try in %llu ms",
+               d->cfg.name, d->cfg.ae_title, d->cfg.host, d->cfg.port, wk->open_why,
+               (unsigned long long)b);
         wk->retrieve_done = true;
         worker_finish(wk);
         return;
     }
     d->open_failures = 0;
+    wk->open_why[0] = '\0';
     wk->ready = true;
     if (f->stopping) {
         wk->opened = wk->retrieve_done = true;
@@ -859,6 +901,8 @@ static void on_web_result(void *user, size_t i, mt_stowc_verdict_t v, const char
     outcome_t o;
     memset(&o, 0, sizeof o);
     o.id = r->id;
+    o.d = wk->d;
+    memcpy(o.group, r->group, sizeof o.group);
     o.ok = v == MT_STOWC_DELIVERED;
     o.count = !o.ok;
     o.dead_now = v == MT_STOWC_REFUSED;
@@ -1040,6 +1084,7 @@ static void worker_start(worker_t *wk)
     fwd_t *f = d->f;
     wk->busy = true;
     wk->opened = wk->retrieve_done = wk->reopen = false;
+    wk->open_why[0] = '\0';
     f->n_active++;
     mt_retrieve_free(wk->r); /* the previous batch's (done; not freed from its own callback) */
     wk->r = NULL;

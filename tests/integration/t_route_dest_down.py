@@ -9,7 +9,10 @@ attempts, B down for ~5 s (about 20 association attempts). An association that c
 opened is no attempt at delivering an instance: the entries stay pending (their last error
 says why), nothing is dead, and once B listens every instance arrives. Then a DICOMweb
 (STOW-RS) destination that does not listen: its entries stay pending the same way.
-forward.max_age still ends the wait (t_route_queue.py).
+forward.max_age still ends the wait (t_route_queue.py). Last, a destination that refuses the
+association (A-ASSOCIATE-RJ: our calling AE title is not on its list): the entries stay
+pending too, and their last error (what `mitral queue list` shows the admin) says who
+refused and why, not just "no association".
 """
 import os
 import sys
@@ -89,6 +92,23 @@ def main():
               "STOW-RS destination unreachable: pending, none dead (%s)" %
               sorted({(r["state"], r["attempts"], r["last_error"]) for r in rows}))
     w.stop()
+
+    # a destination that rejects the association
+    b = lib.Node("central", aet="CENTRAL",
+                 conf={"associations.allowed_calling_aes": "[OTHER]"}).start()
+    a = routefx.site(b.port, {"forward.retry_initial": "100ms", "forward.retry_max": "300ms",
+                              "forward.max_attempts": "3"})
+    r = lib.storescu(a, files[:1], aet="PACS")
+    lib.wait_for(lambda: a.all_logs().count("rejected") >= 4, "B rejected A several times", 60)
+    time.sleep(1)
+    rows = states(a)
+    lib.check(len(rows) == 1 and rows[0]["state"] == 0, "rejected association: pending (%s)"
+              % rows)
+    err = rows[0]["last_error"] if rows else ""
+    lib.check("rejected" in (err or "") and "calling AE title not recognised" in (err or ""),
+              "the last error says the destination rejected our calling AE title: %s" % err)
+    a.stop()
+    b.stop()
 
 
 lib.run_guarded(main)
