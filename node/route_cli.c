@@ -163,7 +163,8 @@ static const char usage_queue[] =
     "usage: mitral queue list|retry|purge [-c FILE] [--data DIR] [--dest NAME] [options]\n"
     "\n"
     "  list   [--dead]        the forwarding queue, oldest first (--dead: dead-letter only)\n"
-    "  retry  [--all] [ID...] dead entries (--all: every entry; or these ids) become due now\n"
+    "  retry  [--all] [ID...] dead entries (--all: every entry; or these ids) become due now,\n"
+    "                         their attempts and age counted afresh\n"
     "  purge  [--all] [ID...] delete dead entries (--all: every entry; or these ids)\n";
 
 static void line_list(const char *what, const char *const *v, size_t n)
@@ -414,6 +415,11 @@ int mt_queue_cli(int argc, char **argv)
             return 2;
         }
     }
+    if (n_ids && (dest || all)) {
+        fprintf(stderr, "mitral queue %s: ids name the entries: no --dest or --all with them\n%s",
+                what, usage_queue);
+        return 2;
+    }
     mt_conf_t *c = mt_conf_for_command(cfile, data);
     if (!c)
         return 2;
@@ -425,6 +431,7 @@ int mt_queue_cli(int argc, char **argv)
         return 1;
     }
     size_t n = 0, changed = 0;
+    bool missing = false; /* an id given that names no entry */
     if (list) {
         rc = ix->ops->queue_list(ix, dest, dead ? 1 : -1, -1, 0, 0, print_entry, &n);
         if (!rc)
@@ -434,6 +441,10 @@ int mt_queue_cli(int argc, char **argv)
             rc = retry ? ix->ops->queue_retry(ix, NULL, ids[i], false, &n)
                        : ix->ops->queue_purge(ix, NULL, ids[i], false, &n);
             changed += n;
+            if (!rc && !n) {
+                fprintf(stderr, "mitral queue %s: no entry %lld\n", what, (long long)ids[i]);
+                missing = true;
+            }
         }
     } else {
         rc = retry ? ix->ops->queue_retry(ix, dest, 0, !all, &changed)
@@ -446,5 +457,5 @@ int mt_queue_cli(int argc, char **argv)
         fprintf(stderr, "mitral queue %s: %s\n", what, mt_strerror(rc));
     ix->ops->close(ix);
     mt_conf_free(c);
-    return rc ? 1 : 0;
+    return rc || missing ? 1 : 0;
 }

@@ -226,8 +226,9 @@ typedef struct mt_index_ops {
      * next_at, last_error; dead marks it dead-letter. */
     int (*queue_failed)(mt_index_t *ix, int64_t id, int64_t next_at_ms, bool dead, bool counted,
                         const char *error);
-    /* Make rows pending and due now (attempts 0): id > 0 that row, else every row of
-     * destination (NULL: all) that is dead (dead_only) or any. *n = rows changed. */
+    /* Make rows pending and due now (attempts 0, queued_at now: forward.max_age counts from
+     * the retry): id > 0 that row, else every row of destination (NULL: all) that is dead
+     * (dead_only) or any. *n = rows changed. */
     int (*queue_retry)(mt_index_t *ix, const char *destination, int64_t id, bool dead_only,
                        size_t *n);
     /* Delete rows: id > 0 that row, else of destination (NULL: all), dead only or all. */

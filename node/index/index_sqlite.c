@@ -1313,7 +1313,8 @@ static int ix_queue_retry(mt_index_t *ix, const char *destination, int64_t id, b
     sqlite3_stmt *s;
     int rc = sqlite3_prepare_v2(
         x->db,
-        "UPDATE forward_queue SET state = 0, attempts = 0, next_at = " NOW_MS " WHERE "
+        "UPDATE forward_queue SET state = 0, attempts = 0, next_at = " NOW_MS ", queued_at = "
+        NOW_MS " WHERE "
         "(?1 > 0 AND id = ?1) OR (?1 <= 0 AND (?2 IS NULL OR destination = ?2) AND "
         "(?3 = 0 OR state = 1))",
         -1, &s, NULL);

@@ -11,6 +11,7 @@ revives the rest and they arrive; `queue purge --all` on an empty queue purges n
 """
 import os
 import sys
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -102,6 +103,24 @@ def main():
     first_id = q(a, "SELECT min(id) FROM forward_queue")[0][0]
     r = lib.run([lib.MITRAL, "queue", "purge", str(first_id), "--data", a.data])
     lib.check(r.returncode == 0 and "purged 1 entry" in r.stdout, "queue purge ID: %s" % r.stdout)
+    r = lib.run([lib.MITRAL, "queue", "purge", str(first_id), "--data", a.data])
+    lib.check(r.returncode == 1 and "no entry %d" % first_id in r.stderr,
+              "queue purge of an id that names no entry: exit 1 and says so (%s %r)"
+              % (r.returncode, r.stderr))
+    r = lib.run([lib.MITRAL, "queue", "retry", "--dest", "central", str(first_id + 1),
+                 "--data", a.data])
+    lib.check(r.returncode == 2 and "no --dest or --all" in r.stderr,
+              "queue retry with ids and --dest: refused (%s %r)" % (r.returncode, r.stderr))
+    # a revived entry's age counts from the retry (max_age is 1s here: it died of age before)
+    t_retry = int(time.time() * 1000) - 5
+    r = lib.run([lib.MITRAL, "queue", "retry", str(first_id + 1), "--data", a.data])
+    lib.check(r.returncode == 0 and "retrying 1 entry" in r.stdout, "queue retry ID: %s" % r.stdout)
+    row = q(a, "SELECT state, attempts, queued_at FROM forward_queue WHERE id = %d" % (first_id + 1))
+    lib.check(row and row[0][0] == 0 and row[0][1] == 0 and row[0][2] >= t_retry,
+              "the retried entry is pending, attempts 0, queued_at reset: %r" % (row,))
+    lib.wait_for(lambda: q(a, "SELECT state FROM forward_queue WHERE id = %d"
+                           % (first_id + 1))[0][0] == 1,
+                 "the retried entry dead again once max_age has passed since the retry", 60)
     b.start()
     r = lib.run([lib.MITRAL, "queue", "retry", "--data", a.data])
     lib.check(r.returncode == 0 and "retrying 3 entries" in r.stdout, "queue retry: %s" % r.stdout)
