@@ -8,6 +8,7 @@ the length of its outbound queue, and small single-frame MR files written with p
   routefx.mr_file(path, i, study, series, patient_id, patient_name, size)   # -> SOP Instance UID
   routefx.data_set(path)                  # a stored file's bytes after its File Meta
   routefx.kernel_has_cachestat()          # whether A can send from the page cache at all
+  routefx.relay_byte_for_byte(a, scp, files)   # storescu -> A -> the dul_scp SCP, checked
 """
 import ctypes
 import errno
@@ -81,3 +82,19 @@ def data_set(path):
     lib.check(b[128:132] == b"DICM" and b[132:136] == b"\x02\x00\x00\x00",
               "%s starts with its File Meta group length" % path)
     return b[132 + 12 + struct.unpack("<I", b[140:144])[0]:]
+
+
+def relay_byte_for_byte(a, scp, files):
+    """storescu sends files to A; once A's queue has drained into scp (dul_scp.Scp), every
+    stored instance must have been acknowledged once and have arrived as A stored it."""
+    r = lib.storescu(a, files, aet="PACS")
+    ok = sum(1 for _, s in lib.store_results(r.stdout) if s == "Success")
+    lib.check(ok == len(files), "%d instances stored at A (%d)" % (len(files), ok))
+    lib.wait_for(lambda: queue_len(a) == 0, "A's queue drains into the SCP", 120)
+    stored = a.stored_by_sop()
+    lib.check(sorted(scp.acked) == sorted(stored),
+              "every instance acknowledged once (%d acks, %d stored)"
+              % (len(scp.acked), len(stored)))
+    for sop, path in stored.items():
+        lib.check(scp.datasets.get(sop) == data_set(path),
+                  "%s arrived byte for byte as stored" % sop)

@@ -60,17 +60,7 @@ def body():
     a = routefx.site(port, {"forward.retry_initial": "50ms", "log.level": "debug"})
     node["a"] = a
     try:
-        r = lib.storescu(a, files, aet="PACS")
-        ok = sum(1 for _, s in lib.store_results(r.stdout) if s == "Success")
-        lib.check(ok == N, "%d instances stored at A (%d)" % (N, ok))
-        lib.wait_for(lambda: routefx.queue_len(a) == 0, "A's queue drains", 120)
-        stored = a.stored_by_sop()
-        lib.check(sorted(scp.acked) == sorted(stored),
-                  "every instance acknowledged once (%d acks, %d stored)"
-                  % (len(scp.acked), len(stored)))
-        for sop, path in stored.items():
-            lib.check(scp.datasets.get(sop) == routefx.data_set(path),
-                      "%s arrived byte for byte as stored" % sop)
+        routefx.relay_byte_for_byte(a, scp, files)
         if routefx.kernel_has_cachestat():
             lib.check("no longer in the page cache" in a.log_text(),
                       "a file evicted after its PREPARE was read on the pool, not sent by "

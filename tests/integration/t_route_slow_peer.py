@@ -37,17 +37,7 @@ def body():
     scp = dul_scp.Scp(port, window=16, slow_read=0.001)
     a = routefx.site(port, {"forward.retry_initial": "50ms", "log.level": "debug"})
     try:
-        r = lib.storescu(a, files, aet="PACS")
-        ok = sum(1 for _, s in lib.store_results(r.stdout) if s == "Success")
-        lib.check(ok == N, "%d instances stored at A (%d)" % (N, ok))
-        lib.wait_for(lambda: routefx.queue_len(a) == 0, "A's queue drains into the slow SCP", 120)
-        stored = a.stored_by_sop()
-        lib.check(sorted(scp.acked) == sorted(stored),
-                  "every instance acknowledged once (%d acks, %d stored)"
-                  % (len(scp.acked), len(stored)))
-        for sop, path in stored.items():
-            lib.check(scp.datasets.get(sop) == routefx.data_set(path),
-                      "%s arrived byte for byte as stored" % sop)
+        routefx.relay_byte_for_byte(a, scp, files)
         if routefx.kernel_has_cachestat():
             lib.check("the rest queued" in a.log_text(),
                       "A's socket filled during an instance (the queued-rest path ran)")
