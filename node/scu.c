@@ -252,15 +252,14 @@ static int write_txv(mt_scu_t *s, txv_t *t, mt_link_sent_cb cb, void *user)
         rc = uv_write(&wr->w, (uv_stream_t *)&s->tcp, t->iov, t->n_iov, on_write) < 0 ? MT_EIO
                                                                                       : 0;
     }
-    t->data = t->hdrs = NULL; /* the request's now, or freed below */
-    if (rc < 0) {
-        if (wr) {
-            mt_free(wr->data);
-            mt_free(wr->hdrs);
-            mt_free(wr);
-        }
-        return rc;
+    if (rc < 0) { /* not written (closing, or uv_write refused): freed now */
+        mt_free(t->data);
+        mt_free(t->hdrs);
+        mt_free(wr);
     }
+    t->data = t->hdrs = NULL; /* the request's now, or freed above */
+    if (rc < 0)
+        return rc;
     s->n_writes++;
     return 0;
 }
