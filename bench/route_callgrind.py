@@ -20,11 +20,20 @@ instances, which leaves those one-time costs in: ~60 k per instance more at N=20
   STRACE=1 STRACE_NODE=B ...                # the same for B (what A's sending costs B)
   PERF=1 N=1000 ...                         # instead: A's CPU samples by symbol (perf record
                                             # -e cpu-clock, kernel included), one run
+  TIMELINE=1 N=500 ...                      # instead: A's one-association cycle step by step
+                                            # (perf trace; bench/ingest_timeline.py's steps)
+  NATIVE=1 N=1000 ASSOC=4 ...               # instead: no tool; A's CPU ms per instance
+                                            # (/proc/PID/stat) and the loopback TCP segments
+                                            # sent per instance (nstat TcpOutSegs, all senders)
+  B_DOWN=1 TIMELINE=1 ...                   # A with its destination down (nothing forwarded)
+  DIRECT=1 ...                              # the anchor: B alone, storescu straight into it,
+                                            # under the same tool (what the direct run costs B)
 
 Prints: total Ir of A with N and with BASE instances, Ir per instance, and the inclusive Ir per
 instance of the functions listed in FUNCS (and the top self-cost functions), from
 callgrind_annotate. Environment: N (200), BASE (20), ASSOC (1), FWD_ASSOC (4), DEID (1), MITRAL
-(build/mitral), BENCH_DIR (/tmp/mitral-bench), KEEP (0), FUNCS (comma-separated names).
+(build/mitral), BENCH_DIR (/tmp/mitral-bench), KEEP (0), FUNCS (comma-separated names),
+SETTLE_S (65: PERF and STRACE runs wait that long after a bench deleted its trees).
 """
 import os
 import re
@@ -50,9 +59,15 @@ DEID = os.environ.get("DEID", "1") != "0"
 BENCH_DIR = os.environ.get("BENCH_DIR", "/tmp/mitral-bench")
 MITRAL = os.environ.get("MITRAL") or os.path.join(ROOT, "build", "mitral")
 KEEP = os.environ.get("KEEP", "0") == "1"
+SETTLE_S = float(os.environ.get("SETTLE_S", "65"))
 STRACE = os.environ.get("STRACE", "0") == "1"
 STRACE_NODE = os.environ.get("STRACE_NODE", "A").upper()
 PERF = os.environ.get("PERF", "0") == "1"
+DIRECT = os.environ.get("DIRECT", "0") == "1"
+TIMELINE = os.environ.get("TIMELINE", "0") == "1"
+B_DOWN = os.environ.get("B_DOWN", "0") == "1"
+NATIVE = os.environ.get("NATIVE", "0") == "1"
+NATIVE_CPU = {}  # NATIVE: what one_run measured
 FUNCS = [f for f in os.environ.get("FUNCS", ",".join([
     "store_on_data", "mt_deid_stream_feed", "mt_deid_stream_finish", "process_header",
     "mt_ds_parse", "mt_deid_apply", "mt_ds_encode", "mt_deid_stream_meta",
@@ -94,7 +109,7 @@ def start(d, aet, port, conf, prefix=()):
 
 def stop(p):
     pid = p.pid
-    if STRACE or PERF:  # signal the traced node itself: strace ends with it and writes its summary
+    if STRACE or PERF or TIMELINE:  # signal the traced node itself: strace ends with it and writes its summary
         try:
             with open("/proc/%d/task/%d/children" % (p.pid, p.pid)) as f:
                 pid = int(f.read().split()[0])
@@ -106,6 +121,27 @@ def stop(p):
     except subprocess.TimeoutExpired:
         p.kill()
         p.wait()
+
+
+def settle():
+    """PERF and STRACE count kernel time: wait until SETTLE_S have passed since a bench deleted
+    its trees (BENCH_DIR/last-cleanup, as bench/route), or creating each file costs several
+    times the system time (ext4 without a journal skips recently freed inodes)."""
+    if not (PERF or STRACE or TIMELINE or NATIVE):
+        return
+    try:
+        with open(os.path.join(BENCH_DIR, "last-cleanup")) as f:
+            wait = float(f.read()) + SETTLE_S - time.time()
+    except (OSError, ValueError):
+        return
+    if wait > 0:
+        print("  waiting %.0f s (SETTLE_S): the previous bench deleted its trees" % wait)
+        time.sleep(wait)
+
+
+def cleaned():
+    with open(os.path.join(BENCH_DIR, "last-cleanup"), "w") as f:
+        f.write("%f\n" % time.time())
 
 
 def images(n):
@@ -120,6 +156,7 @@ def images(n):
 
 def one_run(files, key, work, tag):
     """A under callgrind relays files to a native B; returns the callgrind.out path."""
+    settle()
     da = os.path.join(work, "a-" + tag)
     db = os.path.join(work, "b-" + tag)
     os.makedirs(da)
@@ -138,31 +175,55 @@ def one_run(files, key, work, tag):
     if STRACE:
         out = os.path.join(work, "strace.%s" % tag)
         tool = ["strace", "-f", "-c", "-o", out]
+    elif NATIVE:
+        tool = []
+    elif TIMELINE:
+        out = os.path.join(work, "trace.%s" % tag)
+        tool = ["perf", "trace", "-o", out, "-e", "read,write,openat,linkat,rename,syncfs,close",
+                "--"]
     elif PERF:
         out = os.path.join(work, "perf.%s" % tag)
         tool = ["perf", "record", "-q", "-g", "-e", "cpu-clock", "-F", "2999", "-o", out, "--"]
-    on_b = STRACE and STRACE_NODE == "B"  # B's system calls instead of A's
-    b = start(db, "CENTRAL", pb, "", tool if on_b else ())
-    a = start(da, "SITE", pa, conf, () if on_b else tool)
+    on_b = DIRECT or (STRACE and STRACE_NODE == "B")  # B under the tool instead of A
+    b = None if B_DOWN else start(db, "CENTRAL", pb, "", tool if on_b else ())
+    a = None if DIRECT else start(da, "SITE", pa, conf, () if on_b else tool)
+    aet, port = ("CENTRAL", pb) if DIRECT else ("SITE", pa)
+    segs0 = out_segs()
     try:
         if files:
             parts = [files[i::ASSOC] for i in range(ASSOC)]
-            procs = [subprocess.Popen(["storescu", "-aet", "MODALITY", "-aec", "SITE",
-                                       "127.0.0.1", str(pa)] + p, env=ENV,
+            procs = [subprocess.Popen(["storescu", "-aet", "MODALITY", "-aec", aet,
+                                       "127.0.0.1", str(port)] + p, env=ENV,
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                      for p in parts]
             for p in procs:
                 if p.wait() != 0:
                     print("  warning: storescu failed")
             deadline = time.time() + 600
-            while durable(db) < len(files) and time.time() < deadline:
+            while not B_DOWN and durable(db) < len(files) and time.time() < deadline:
                 time.sleep(0.1)
-            if durable(db) != len(files):
+            if not B_DOWN and durable(db) != len(files):
                 print("  warning: B holds %d of %d" % (durable(db), len(files)))
+        if NATIVE:
+            NATIVE_CPU["segs"] = out_segs() - segs0
+            for name, p in (("A", a), ("B", b)):
+                if p:
+                    with open("/proc/%d/stat" % p.pid) as f:
+                        st = f.read().rsplit(")", 1)[1].split()
+                    NATIVE_CPU[name] = (int(st[11]) + int(st[12])) / os.sysconf("SC_CLK_TCK")
     finally:
-        stop(a)
-        stop(b)
+        if a:
+            stop(a)
+        if b:
+            stop(b)
     return out
+
+
+def out_segs():
+    """TcpOutSegs of the whole machine (nstat -az: absolute, no history kept)."""
+    txt = subprocess.run(["nstat", "-az", "TcpOutSegs"], capture_output=True, text=True).stdout
+    m = re.search(r"TcpOutSegs\s+(\d+)", txt)
+    return int(m.group(1)) if m else 0
 
 
 def total_ir(out):
@@ -189,6 +250,73 @@ def annotate(out, inclusive):
     return res
 
 
+def perf_key(stack):
+    """A sample's bucket: 'sys:' + the libc wrapper of the system call it is in, 'k:' for other
+    kernel work (interrupts, page faults), or 'u:' + the user-space leaf symbol."""
+    kern = [sym for sym, dso in stack if "kernel" in dso]
+    if stack and "kernel" in stack[0][1]:
+        if "do_syscall_64" in kern or "entry_SYSCALL_64_after_hwframe" in kern:
+            user = [sym for sym, dso in stack if "kernel" not in dso]
+            return "sys:" + (user[0] if user else "?")
+        return "k:" + ("irq" if any("irq" in sym for sym in kern) else kern[-1])
+    return "u:" + (stack[0][0] if stack else "?")
+
+
+def perf_split(out):
+    """Print the samples per thread (threads under 10 % together) and bucket (perf_key)."""
+    txt = subprocess.run(["perf", "script", "-i", out, "-F", "tid,ip,sym,dso"],
+                         capture_output=True, text=True).stdout
+    per_tid, keys, tid, stack = {}, {}, None, []
+    for line in txt.splitlines() + [""]:
+        if not line.strip():
+            if tid is not None:
+                per_tid[tid] = per_tid.get(tid, 0) + 1
+                k = perf_key(stack)
+                keys.setdefault(tid, {})[k] = keys.get(tid, {}).get(k, 0) + 1
+            tid, stack = None, []
+        elif not line.startswith("\t"):
+            tid, stack = line.split()[0], []
+        else:
+            m = re.match(r"(.*) \((.*)\)$", line.split(None, 1)[1])
+            if m:
+                stack.append((m.group(1).split("+")[0], m.group(2)))
+    total = sum(per_tid.values()) or 1
+    rest, rest_n = {}, 0
+    for t in sorted(per_tid, key=per_tid.get, reverse=True):
+        if per_tid[t] < 0.1 * total:
+            rest_n += per_tid[t]
+            for k, c in keys[t].items():
+                rest[k] = rest.get(k, 0) + c
+            continue
+        print("thread %s: %.1f %% of %d samples" % (t, 100.0 * per_tid[t] / total, total))
+        for k in sorted(keys[t], key=keys[t].get, reverse=True)[:16]:
+            print("   %-44s %5.1f %%" % (k, 100.0 * keys[t][k] / total))
+    print("the other threads together: %.1f %%" % (100.0 * rest_n / total))
+    for k in sorted(rest, key=rest.get, reverse=True)[:12]:
+        print("   %-44s %5.1f %%" % (k, 100.0 * rest[k] / total))
+
+
+def timeline(out):
+    """bench/ingest_timeline.py's steps of each one-association cycle, p50 and mean."""
+    import statistics
+    import ingest_timeline as tl
+    ev = []
+    with open(out) as f:
+        for line in f:
+            m = tl.LINE.match(line)
+            if m:
+                ev.append((float(m[1]), float(m[2]), int(m[3]), m[4], m[5], int(m[6])))
+            elif (m := tl.CONTINUED.match(line)):
+                ev.append((float(m[1]), float(m[2]), int(m[3]), m[4], "", int(m[5])))
+    ev.sort(key=lambda e: e[0])
+    got = tl.steps(ev)
+    print("route_callgrind: TIMELINE=1, %s's cycle, ASSOC=%d, %d instances, %d cut; ms p50 / mean"
+          % ("B (direct)" if DIRECT else "A", ASSOC, N, len(got["cycle"])))
+    for k in tl.STEPS:
+        if got[k]:
+            print("  %-12s %7.3f %7.3f" % (k, statistics.median(got[k]), statistics.mean(got[k])))
+
+
 def main():
     files = images(N)
     work = tempfile.mkdtemp(prefix="mt-bench-cg-")
@@ -204,21 +332,31 @@ def main():
             with open(out) as f:
                 print(f.read())
             return
+        if TIMELINE:
+            timeline(one_run(files, key, work, str(N)))
+            return
+        if NATIVE:
+            one_run(files, key, work, str(N))
+            print("route_callgrind: NATIVE=1, %d instances, ASSOC=%d: CPU ms per instance %s; "
+                  "TCP segments per instance %.2f (%s)" % (
+                      N, ASSOC, ", ".join("%s %.3f" % (k, NATIVE_CPU[k] * 1000 / N)
+                                          for k in ("A", "B") if k in NATIVE_CPU),
+                      NATIVE_CPU["segs"] / N, MITRAL))
+            return
         if PERF:
             out = one_run(files, key, work, str(N))
-            print("route_callgrind: PERF=1, A's samples relaying %d instances (perf record -e "
-                  "cpu-clock, %s):" % (N, out))
-            rep = subprocess.run(["perf", "report", "-i", out, "--stdio", "--sort",
-                                  "sym", "--percent-limit", "0.4"],
-                                 capture_output=True, text=True).stdout
-            print("\n".join(ln for ln in rep.splitlines() if ln and not ln.startswith("#")))
+            node = "B (direct)" if DIRECT else "A"
+            print("route_callgrind: PERF=1, %s's samples, %d instances (perf record -e "
+                  "cpu-clock, %s); per thread, by system call or user-space leaf:" % (node, N, out))
+            perf_split(out)
             return
         base = one_run(files[:BASE], key, work, "base")
         full = one_run(files, key, work, str(N))
         per = N - BASE
         t0, t1 = total_ir(base), total_ir(full)
-        print("route_callgrind: A %s, N=%d, ASSOC=%d, FWD_ASSOC=%d, %s" % (
-            "de-identifies (basic)" if DEID else "stores as received", N, ASSOC, FWD_ASSOC,
+        print("route_callgrind: %s, N=%d, ASSOC=%d, FWD_ASSOC=%d, %s" % (
+            "DIRECT=1: B alone, storescu into it" if DIRECT else
+            "A de-identifies (basic)" if DEID else "A stores as received", N, ASSOC, FWD_ASSOC,
             MITRAL))
         print("A total Ir: %d with %d instances, %d with %d; per instance %.0f k" % (
             t1, N, t0, BASE, (t1 - t0) / per / 1000))
@@ -245,6 +383,7 @@ def main():
                 shutil.rmtree(p, ignore_errors=True)
         if not KEEP:
             shutil.rmtree(work, ignore_errors=True)
+        cleaned()
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@
 #include "pdv.h"
 #include "ul.h"
 #include "util/alloc.h"
+#include "util/cachestat.h"
 #include "util/err.h"
 
 #define READ_CHUNK (64u * 1024u)
@@ -63,6 +64,7 @@ struct mt_scu {
     mt_link_sent_cb tx_cb; /* its completion */
     void *tx_user;
     unsigned n_writes;
+    unsigned n_rest; /* a data set's rest being read on the pool (txf_rest): at most 1 */
 
     mt_scu_open_cb on_open;
     mt_scu_close_cb on_close;
@@ -82,7 +84,7 @@ static void close_transport(mt_scu_t *s, int status);
 
 static void finish(mt_scu_t *s)
 {
-    if (s->n_handles || s->in_connect || s->in_gai)
+    if (s->n_handles || s->in_connect || s->in_gai || s->n_rest)
         return;
     mt_link_pending_fail(&s->pending, MT_ECANCELED);
     if (!s->reported) {
@@ -208,6 +210,10 @@ static void on_write(uv_write_t *w, int status)
 
 static int write_buf(mt_scu_t *s, mt_buf_t *b, mt_link_sent_cb cb, void *user)
 {
+    if (s->n_rest && !s->closing) { /* a PDU is half sent (txf_rest): nothing may follow it */
+        mt_log(MT_LOG_INFO, &s->log, "a PDU while a data set is half sent: closing");
+        close_transport(s, MT_EIO);
+    }
     if (s->closing || s->handles_closing) {
         mt_buf_dispose(b);
         return MT_ECANCELED;
@@ -246,15 +252,14 @@ static int write_txv(mt_scu_t *s, txv_t *t, mt_link_sent_cb cb, void *user)
         rc = uv_write(&wr->w, (uv_stream_t *)&s->tcp, t->iov, t->n_iov, on_write) < 0 ? MT_EIO
                                                                                       : 0;
     }
-    t->data = t->hdrs = NULL; /* the request's now, or freed below */
-    if (rc < 0) {
-        if (wr) {
-            mt_free(wr->data);
-            mt_free(wr->hdrs);
-            mt_free(wr);
-        }
-        return rc;
+    if (rc < 0) { /* not written (closing, or uv_write refused): freed now */
+        mt_free(t->data);
+        mt_free(t->hdrs);
+        mt_free(wr);
     }
+    t->data = t->hdrs = NULL; /* the request's now, or freed above */
+    if (rc < 0)
+        return rc;
     s->n_writes++;
     return 0;
 }
@@ -265,7 +270,7 @@ typedef struct txf {
     uint64_t off;
     size_t n;
     uint8_t pcid;
-    int err; /* write_file: the file could not be read after part of it went out */
+    int err; /* write_file: the rest could not be queued after part of it went out */
 } txf_t;
 
 /* Where write_file stopped writing straight to the socket: fragment i, with hdone bytes of
@@ -316,54 +321,127 @@ static bool txf_direct(mt_scu_t *s, const txf_t *t, size_t frag, size_t n_pdu, t
     return true;
 }
 
-/* What txf_direct left: the rest of fragment at->i and the fragments after it, read from the
- * file into one buffer and queued as a txv behind the same headers. */
-static int txf_rest(mt_scu_t *s, const txf_t *t, size_t frag, size_t n_pdu, const txf_pos_t *at,
-                    mt_link_sent_cb cb, void *user)
+/* What txf_direct left (everything when the file is no longer wholly in the page cache): the
+ * rest of fragment at.i and the fragments after it, read from the file on a pool thread (the
+ * loop never waits for the disk) and then queued as a txv behind the headers that went out.
+ * Until then a PDU may be half sent, so nothing else may be written on the association
+ * (write_buf closes it instead) and the scu stays alive (n_rest, finish). */
+typedef struct rest {
+    uv_work_t w;
+    mt_scu_t *s;
+    txf_t t;
+    size_t frag, n_pdu;
+    txf_pos_t at;
+    txv_t v;
+    size_t left, got;
+    mt_link_sent_cb cb;
+    void *user;
+} rest_t;
+
+static void rest_read(uv_work_t *w)
 {
-    uint64_t start = t->off + at->i * frag + at->vdone;
-    size_t left = (size_t)(t->off + t->n - start), got = 0;
-    size_t m = n_pdu - at->i;
-    txv_t v = {mt_malloc(left ? left : 1), mt_malloc(m * MT_PDATA_HEADER_LEN),
-               mt_malloc(2 * m * sizeof(uv_buf_t)), 0};
-    while (got < left) {
-        ssize_t k = pread(t->fd, v.data + got, left - got, (off_t)(start + got));
+    rest_t *r = (rest_t *)w;
+    uint64_t start = r->t.off + r->at.i * r->frag + r->at.vdone;
+    while (r->got < r->left) {
+        ssize_t k = pread(r->t.fd, r->v.data + r->got, r->left - r->got, (off_t)(start + r->got));
         if (k < 0 && errno == EINTR)
             continue;
         if (k <= 0)
             break;
-        got += (size_t)k;
+        r->got += (size_t)k;
     }
-    size_t pos = 0;
-    for (size_t i = at->i; got == left && i < n_pdu; i++) {
-        uint8_t *h = v.hdrs + (i - at->i) * MT_PDATA_HEADER_LEN;
-        size_t k = txf_frag(t, frag, n_pdu, i, h), hskip = 0;
-        if (i == at->i) {
-            hskip = at->hdone;
-            k -= at->vdone;
-        }
-        if (hskip < MT_PDATA_HEADER_LEN)
-            v.iov[v.n_iov++] = uv_buf_init((char *)h + hskip, (unsigned)(MT_PDATA_HEADER_LEN - hskip));
-        v.iov[v.n_iov++] = uv_buf_init((char *)v.data + pos, (unsigned)k);
-        pos += k;
-    }
-    int rc = got == left ? write_txv(s, &v, cb, user) : MT_EIO;
-    mt_free(v.data); /* NULL once taken */
-    mt_free(v.hdrs);
-    mt_free(v.iov);
-    return rc;
 }
 
-/* send_pdu for a txf: straight from the page cache while the socket takes it, the rest copied
- * (txf_rest); when all went out directly, an empty write completes it in order (on_write). */
+/* The rest's P-DATA-TF headers (the first without the part txf_direct wrote) and values. */
+static void rest_iov(rest_t *r)
+{
+    size_t pos = 0;
+    for (size_t i = r->at.i; i < r->n_pdu; i++) {
+        uint8_t *h = r->v.hdrs + (i - r->at.i) * MT_PDATA_HEADER_LEN;
+        size_t k = txf_frag(&r->t, r->frag, r->n_pdu, i, h), hskip = 0;
+        if (i == r->at.i) {
+            hskip = r->at.hdone;
+            k -= r->at.vdone;
+        }
+        if (hskip < MT_PDATA_HEADER_LEN)
+            r->v.iov[r->v.n_iov++] =
+                uv_buf_init((char *)h + hskip, (unsigned)(MT_PDATA_HEADER_LEN - hskip));
+        r->v.iov[r->v.n_iov++] = uv_buf_init((char *)r->v.data + pos, (unsigned)k);
+        pos += k;
+    }
+}
+
+static void rest_read_done(uv_work_t *w, int status)
+{
+    rest_t *r = (rest_t *)w;
+    mt_scu_t *s = r->s;
+    s->n_rest--;
+    s->n_writes--; /* the read's hold; the write below takes its own */
+    int rc = status == 0 && r->got == r->left ? 0 : MT_EIO;
+    if (rc == 0) {
+        rest_iov(r);
+        rc = write_txv(s, &r->v, r->cb, r->user); /* MT_ECANCELED once closing */
+    } else {
+        mt_log(MT_LOG_WARN, &s->log, "cannot read the file being sent: %s", mt_strerror(rc));
+    }
+    mt_free(r->v.data); /* NULL once taken */
+    mt_free(r->v.hdrs);
+    mt_free(r->v.iov);
+    if (rc < 0) {
+        close_transport(s, MT_EIO); /* the command went out without its data set */
+        if (r->cb)
+            r->cb(r->user, MT_ECANCELED);
+    }
+    mt_free(r);
+    if (s->handles_closing && s->n_handles == 0)
+        finish(s); /* the handles closed while the read ran */
+    else if (s->closing && s->n_writes == 0)
+        close_handles(s);
+}
+
+static int txf_rest(mt_scu_t *s, const txf_t *t, size_t frag, size_t n_pdu, const txf_pos_t *at,
+                    mt_link_sent_cb cb, void *user)
+{
+    rest_t *r = mt_calloc(1, sizeof *r);
+    r->s = s;
+    r->t = *t;
+    r->frag = frag;
+    r->n_pdu = n_pdu;
+    r->at = *at;
+    r->left = (size_t)(t->n - at->i * frag - at->vdone);
+    size_t m = n_pdu - at->i;
+    r->v = (txv_t){mt_malloc(r->left ? r->left : 1), mt_malloc(m * MT_PDATA_HEADER_LEN),
+                   mt_malloc(2 * m * sizeof(uv_buf_t)), 0};
+    r->cb = cb;
+    r->user = user;
+    if (uv_queue_work(s->loop, &r->w, rest_read, rest_read_done) < 0) {
+        mt_free(r->v.data);
+        mt_free(r->v.hdrs);
+        mt_free(r->v.iov);
+        mt_free(r);
+        return MT_EIO;
+    }
+    s->n_rest++;
+    s->n_writes++; /* close_transport waits for it like for a write */
+    return 0;
+}
+
+/* send_pdu for a txf: straight from the page cache while the socket takes it, the rest read on
+ * the pool (txf_rest); when all went out directly, an empty write completes it in order
+ * (on_write). The cache is checked again here, on the loop, right before sendfile: a page
+ * evicted since the pool's check (retrieve.c) would make sendfile wait for the disk. */
 static int write_file(mt_scu_t *s, txf_t *t, mt_link_sent_cb cb, void *user)
 {
     size_t frag = mt_pdu_pdv_max_value(s->nego.peer_max_pdu);
     size_t n_pdu = t->n ? (t->n + frag - 1) / frag : 1;
     txf_pos_t at = {0, 0, 0};
-    if (!txf_direct(s, t, frag, n_pdu, &at)) {
-        mt_log(MT_LOG_DEBUG, &s->log, "data set from a file: fragment %zu/%zu stopped after %zu+%zu "
-               "bytes, the rest queued", at.i + 1, n_pdu, at.hdone, at.vdone);
+    if (s->n_rest)
+        return MT_ESTATE; /* the previous data set is not out yet (never: on_sent comes after) */
+    bool cached = mt_in_page_cache(t->fd, t->off, t->n);
+    if (!cached || !txf_direct(s, t, frag, n_pdu, &at)) {
+        mt_log(MT_LOG_DEBUG, &s->log, "data set from a file%s: fragment %zu/%zu stopped after "
+               "%zu+%zu bytes, the rest queued (read on the pool)",
+               cached ? "" : " no longer in the page cache", at.i + 1, n_pdu, at.hdone, at.vdone);
         int rc = txf_rest(s, t, frag, n_pdu, &at, cb, user);
         if (rc < 0 && (at.i || at.hdone))
             t->err = rc; /* part of a PDU went out: the association cannot go on */

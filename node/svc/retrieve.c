@@ -7,7 +7,8 @@
  * data set goes from the file to the socket by sendfile(2): not read into a buffer here nor
  * copied from it into the socket (bench/README.md, "sendfile"). Otherwise, or when the head
  * does not hold the whole File Meta, the file is read as below; a file not in the cache is
- * never read on the loop thread.
+ * never read on the loop thread (scu.c checks the cache again right before its sendfile, and
+ * reads on the pool whatever it cannot send straight from the cache).
  *
  * Jobs: each instance has at most one job object (struct job) holding its open file and the
  * chunk being sent; a job runs on a libuv worker for PREPARE (open + first chunk + meta), READ
@@ -37,17 +38,16 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "../dicom/ds.h"
 #include "../util/alloc.h"
 #include "../util/buf.h"
+#include "../util/cachestat.h"
 #include "../util/err.h"
 
 #define CHUNK (1024u * 1024u)
 #define HEAD (16u * 1024u) /* read for the File Meta of a file sent from the page cache */
-#define NR_CACHESTAT 451   /* cachestat(2), Linux 6.5: the same number on every architecture */
 #define MAX_REENCODE ((uint64_t)1 << 31) /* files re-encoded in memory: at most 2 GiB */
 #define TS_ILE "1.2.840.10008.1.2"
 #define TS_ELE "1.2.840.10008.1.2.1"
@@ -169,27 +169,11 @@ static int read_chunk(job_t *j)
     return read_upto(j, CHUNK);
 }
 
-/* Whether every page of fd's first size bytes is in the page cache (cachestat(2); false where
- * the kernel lacks it). */
-static bool in_cache(int fd, uint64_t size)
-{
-    struct {
-        uint64_t off, len;
-    } range = {0, size};
-    struct {
-        uint64_t nr_cache, nr_dirty, nr_writeback, nr_evicted, nr_recently_evicted;
-    } cs;
-    long page = sysconf(_SC_PAGESIZE);
-    if (page <= 0 || syscall(NR_CACHESTAT, (unsigned)fd, &range, &cs, 0u) != 0)
-        return false;
-    return cs.nr_cache >= (size + (uint64_t)page - 1) / (uint64_t)page;
-}
-
 /* The job's first read: only the head when the data set can go from the page cache. */
 static int read_first(job_t *j)
 {
     j->from_file = j->r->p.link.ops->send_data_file && j->size <= CHUNK && j->size > HEAD &&
-                   in_cache(j->fd, j->size);
+                   mt_in_page_cache(j->fd, 0, j->size);
     return read_upto(j, j->from_file ? HEAD : CHUNK);
 }
 

@@ -259,9 +259,11 @@ static void route_decide(store_req_t *s, const uint8_t *p, size_t n_p)
     };
     mt_route_pending_decide(&s->route, &in);
     const mt_route_decision_t *d = &s->route.dec;
-    mt_route_summary(d, sum, sizeof sum);
-    mt_log(MT_LOG_DEBUG, mt_assoc_log(req->assoc), "c-store msgid=%u route: %s",
-           req->cmd.message_id, sum);
+    if (MT_LOG_DEBUG <= mt_log_level) { /* the summary only for a line that is written */
+        mt_route_summary(d, sum, sizeof sum);
+        mt_log(MT_LOG_DEBUG, mt_assoc_log(req->assoc), "c-store msgid=%u route: %s",
+               req->cmd.message_id, sum);
+    }
     if (d->reject) {
         fail(s, MT_STATUS_NOT_AUTHORIZED, d->reject_reason);
         mt_route_pending_drop_held(&s->route);

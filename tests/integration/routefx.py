@@ -6,8 +6,14 @@ the length of its outbound queue, and small single-frame MR files written with p
   a = routefx.site(port, conf, assoc)     # started; conf: the test's forward.* settings
   routefx.queue_len(a)                    # rows in A's forward_queue
   routefx.mr_file(path, i, study, series, patient_id, patient_name, size)   # -> SOP Instance UID
+  routefx.data_set(path)                  # a stored file's bytes after its File Meta
+  routefx.kernel_has_cachestat()          # whether A can send from the page cache at all
+  routefx.relay_byte_for_byte(a, scp, files)   # storescu -> A -> the dul_scp SCP, checked
 """
+import ctypes
+import errno
 import os
+import struct
 
 import lib
 
@@ -57,3 +63,38 @@ def mr_file(path, i, study, series, patient_id, patient_name, size, sop_class=MR
     ds.is_little_endian, ds.is_implicit_VR = True, False
     ds.save_as(path, write_like_original=False)
     return str(ds.SOPInstanceUID)
+
+
+def kernel_has_cachestat():
+    """cachestat(2) (syscall 451 on every architecture): without it A never sends from the
+    page cache (node/util/cachestat.c)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    if libc.syscall(ctypes.c_long(451), -1, None, None, 0) == 0:
+        return True
+    return ctypes.get_errno() != errno.ENOSYS
+
+
+def data_set(path):
+    """The bytes after the File Meta: what a C-STORE carries."""
+    with open(path, "rb") as f:
+        b = f.read()
+    lib.check(b[128:132] == b"DICM" and b[132:136] == b"\x02\x00\x00\x00",
+              "%s starts with its File Meta group length" % path)
+    return b[132 + 12 + struct.unpack("<I", b[140:144])[0]:]
+
+
+def relay_byte_for_byte(a, scp, files):
+    """storescu sends files to A; once A's queue has drained into scp (dul_scp.Scp), every
+    stored instance must have been acknowledged once and have arrived as A stored it."""
+    r = lib.storescu(a, files, aet="PACS")
+    ok = sum(1 for _, s in lib.store_results(r.stdout) if s == "Success")
+    lib.check(ok == len(files), "%d instances stored at A (%d)" % (len(files), ok))
+    lib.wait_for(lambda: queue_len(a) == 0, "A's queue drains into the SCP", 120)
+    stored = a.stored_by_sop()
+    lib.check(sorted(scp.acked) == sorted(stored),
+              "every instance acknowledged once (%d acks, %d stored)"
+              % (len(scp.acked), len(stored)))
+    for sop, path in stored.items():
+        lib.check(scp.datasets.get(sop) == data_set(path),
+                  "%s arrived byte for byte as stored" % sop)

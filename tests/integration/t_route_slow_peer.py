@@ -8,10 +8,7 @@ P-DATA-TF fragments (the SCP's Maximum Length is 64 KiB). A's debug log says whe
 write stopped; the test fails if that never happened (the path it exists for was not
 taken) on a kernel with cachestat(2) (Linux 6.5+); on an older one (Debian 12's own 6.1)
 nothing goes from the page cache and only the byte-for-byte checks apply."""
-import ctypes
-import errno
 import os
-import struct
 
 import dul_scp
 import lib
@@ -24,25 +21,6 @@ except ImportError:
     pydicom = None
 
 N = 12
-
-
-def kernel_has_cachestat():
-    """cachestat(2) (syscall 451 on every architecture): without it A never sends from the
-    page cache (node/svc/retrieve.c in_cache)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.syscall.restype = ctypes.c_long
-    if libc.syscall(ctypes.c_long(451), -1, None, None, 0) == 0:
-        return True
-    return ctypes.get_errno() != errno.ENOSYS
-
-
-def data_set(path):
-    """The bytes after the File Meta: what a C-STORE carries."""
-    with open(path, "rb") as f:
-        b = f.read()
-    lib.check(b[128:132] == b"DICM" and b[132:136] == b"\x02\x00\x00\x00",
-              "%s starts with its File Meta group length" % path)
-    return b[132 + 12 + struct.unpack("<I", b[140:144])[0]:]
 
 
 def body():
@@ -59,18 +37,8 @@ def body():
     scp = dul_scp.Scp(port, window=16, slow_read=0.001)
     a = routefx.site(port, {"forward.retry_initial": "50ms", "log.level": "debug"})
     try:
-        r = lib.storescu(a, files, aet="PACS")
-        ok = sum(1 for _, s in lib.store_results(r.stdout) if s == "Success")
-        lib.check(ok == N, "%d instances stored at A (%d)" % (N, ok))
-        lib.wait_for(lambda: routefx.queue_len(a) == 0, "A's queue drains into the slow SCP", 120)
-        stored = a.stored_by_sop()
-        lib.check(sorted(scp.acked) == sorted(stored),
-                  "every instance acknowledged once (%d acks, %d stored)"
-                  % (len(scp.acked), len(stored)))
-        for sop, path in stored.items():
-            lib.check(scp.datasets.get(sop) == data_set(path),
-                      "%s arrived byte for byte as stored" % sop)
-        if kernel_has_cachestat():
+        routefx.relay_byte_for_byte(a, scp, files)
+        if routefx.kernel_has_cachestat():
             lib.check("the rest queued" in a.log_text(),
                       "A's socket filled during an instance (the queued-rest path ran)")
     finally:
