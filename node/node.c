@@ -23,6 +23,7 @@
 
 #include "deid/load.h"
 #include "forward.h"
+#include "forward_orphans.h"
 #include "http/web.h"
 #include "listen.h"
 #include "route/load.h"
@@ -416,6 +417,7 @@ int mt_node_run(mt_node_t *node)
         mt_log(MT_LOG_ERROR, NULL, "forwarding not started: %s (the queue keeps filling)",
                mt_strerror(rc));
     }
+    mt_forward_warn_orphans(c);
     rc = mt_listen_start(node, c->bind, c->port);
     if (rc) {
         mt_log(MT_LOG_ERROR, NULL, "cannot listen on %s:%u: %s", c->bind, c->port,

@@ -234,6 +234,12 @@ typedef struct mt_index_ops {
     /* Delete rows: id > 0 that row, else of destination (NULL: all), dead only or all. */
     int (*queue_purge)(mt_index_t *ix, const char *destination, int64_t id, bool dead_only,
                        size_t *n);
+    /* Each destination the queue names, with its pending and dead row counts. cb must not
+     * call the index; nonzero stops and is returned. */
+    int (*queue_destinations)(mt_index_t *ix,
+                              int (*cb)(void *u, const char *destination, size_t pending,
+                                        size_t dead),
+                              void *u);
 } mt_index_ops_t;
 
 struct mt_index {

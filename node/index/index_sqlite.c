@@ -1346,6 +1346,29 @@ static int ix_queue_purge(mt_index_t *ix, const char *destination, int64_t id, b
     return exec_changes(x, s, "queue purge", n);
 }
 
+static int ix_queue_destinations(mt_index_t *ix,
+                                 int (*cb)(void *u, const char *destination, size_t pending,
+                                           size_t dead),
+                                 void *u)
+{
+    sqlite_index_t *x = (sqlite_index_t *)ix;
+    sqlite3_stmt *s;
+    int rc = sqlite3_prepare_v2(x->db,
+                                "SELECT destination, sum(state = 0), sum(state = 1) FROM "
+                                "forward_queue GROUP BY destination ORDER BY destination",
+                                -1, &s, NULL);
+    if (rc != SQLITE_OK)
+        return db_err(x, rc, "queue destinations");
+    int stop = 0;
+    while (!stop && (rc = sqlite3_step(s)) == SQLITE_ROW)
+        stop = cb(u, (const char *)sqlite3_column_text(s, 0),
+                  (size_t)sqlite3_column_int64(s, 1), (size_t)sqlite3_column_int64(s, 2));
+    sqlite3_finalize(s);
+    if (stop)
+        return stop;
+    return rc == SQLITE_DONE ? 0 : db_err(x, rc, "queue destinations");
+}
+
 static const mt_index_ops_t sqlite_ops = {
     .name = "sqlite",
     .begin = ix_begin,
@@ -1378,6 +1401,7 @@ static const mt_index_ops_t sqlite_ops = {
     .queue_failed = ix_queue_failed,
     .queue_retry = ix_queue_retry,
     .queue_purge = ix_queue_purge,
+    .queue_destinations = ix_queue_destinations,
 };
 
 int mt_index_sqlite_open(const char *path, mt_index_t **out)

@@ -678,6 +678,22 @@ static int on_q(void *u, const mt_index_queue_entry_t *e)
     return 0;
 }
 
+/* queue_destinations: the destinations seen, the last one's name and counts */
+typedef struct {
+    size_t n, pending, dead;
+    char name[64];
+} qdest_t;
+
+static int qdest_cb(void *u, const char *destination, size_t pending, size_t dead)
+{
+    qdest_t *q = u;
+    q->n++;
+    snprintf(q->name, sizeof q->name, "%s", destination);
+    q->pending = pending;
+    q->dead = dead;
+    return 0;
+}
+
 static qrows_t qlist(mt_index_t *ix, const char *dest, int state, int64_t due)
 {
     qrows_t q;
@@ -762,9 +778,18 @@ static void test_routing_rows(void **state)
     assert_int_equal(ix->ops->remove(ix, "1.2.3.1.1"), 0);
     q = qlist(ix, "central", -1, -1);
     assert_false(q.has_file[0]);
+    qdest_t qd = {0};
+    assert_int_equal(ix->ops->queue_destinations(ix, qdest_cb, &qd), 0);
+    assert_int_equal(qd.n, 2); /* backup, then central (by name) */
+    assert_string_equal(qd.name, "central");
+    assert_int_equal(qd.pending, 1);
+    assert_int_equal(qd.dead, 0);
     assert_int_equal(ix->ops->queue_purge(ix, NULL, 0, false, &n), 0);
     assert_int_equal(n, 2);
     assert_int_equal(qlist(ix, NULL, -1, -1).n, 0);
+    qd = (qdest_t){0};
+    assert_int_equal(ix->ops->queue_destinations(ix, qdest_cb, &qd), 0);
+    assert_int_equal(qd.n, 0);
 }
 
 /* How many of our fds are open, and how many of them name path (readlink of /proc/self/fd). */
