@@ -38,18 +38,20 @@
 #include "tag/tag.h"
 #include "util/alloc.h"
 #include "util/err.h"
+#include "util/walk.h"
 
 static const char usage_route[] =
     "usage: mitral route test [-c FILE] [--calling AE] [--called AE] [--peer ADDR] [--tag]\n"
-    "                         FILE...\n"
+    "                         FILES|DIRS...\n"
     "       mitral route test [-c FILE] --http [--project NAME] [--user NAME] [--peer ADDR]\n"
-    "                         [--tag] FILE...\n"
+    "                         [--tag] FILES|DIRS...\n"
     "\n"
     "Compiles routing.rules of the config (as `serve` would) and prints, for each DICOM file,\n"
     "the rules that match and what would happen: reject, projects, deid profile, forward.\n"
     "Rules on cmr_series are listed as armed: they apply after tagging, when the series is\n"
     "tagged. --tag tags the given files offline (by series, as the node would) and prints\n"
     "what the armed rules do with each file's tag. Nothing is stored or queued.\n"
+    "Directories are walked recursively (names sorted, hidden ones skipped).\n"
     "--calling/--called/--peer stand for the association (defaults: calling ROUTETEST,\n"
     "called node.ae_title, peer 127.0.0.1).\n"
     "--http stands for a STOW-RS upload instead (--project or --user imply it): no calling\n"
@@ -142,9 +144,9 @@ static int load_file(const char *path, mt_meta_t *meta, mt_ds_t **ds)
     return 0;
 }
 
-static void tag_files(off_tags_t *t, char **paths, int n)
+static void tag_files(off_tags_t *t, char **paths, size_t n)
 {
-    for (int i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++) {
         mt_meta_t meta;
         mt_ds_t *ds = NULL;
         if (load_file(paths[i], &meta, &ds))
@@ -247,6 +249,30 @@ static int test_file(const mt_conf_t *c, const char *path, const mt_route_input_
     return 0;
 }
 
+/* The files `route test` looks at: its arguments, directories walked (util/walk.h). */
+typedef struct {
+    char **v;
+    size_t n, cap;
+    unsigned unreadable;
+} path_list_t;
+
+static void path_add(void *u, const char *path)
+{
+    path_list_t *pl = u;
+    if (pl->n == pl->cap) {
+        pl->cap = pl->cap ? 2 * pl->cap : 16;
+        pl->v = mt_realloc(pl->v, pl->cap * sizeof *pl->v);
+    }
+    pl->v[pl->n++] = mt_strdup(path);
+}
+
+static void path_unreadable(void *u, const char *path, int errnum)
+{
+    path_list_t *pl = u;
+    fprintf(stderr, "mitral route test: %s: %s\n", path, strerror(errnum));
+    pl->unreadable++;
+}
+
 int mt_route_cli(int argc, char **argv)
 {
     if (argc < 2 || strcmp(argv[1], "test") != 0) {
@@ -334,13 +360,19 @@ int mt_route_cli(int argc, char **argv)
         in.called_ae = pj ? pj->ae_title : c->ae_title;
         in.user = user;
     }
-    int rc = 0;
+    path_list_t pl = {NULL, 0, 0, 0};
+    for (int i = optind; i < argc; i++) /* directories walked, as `mitral send` does */
+        mt_walk_files(argv[i], &(mt_walk_cb_t){path_add, path_unreadable, &pl});
+    int rc = pl.unreadable ? 1 : 0;
     off_tags_t tags = {NULL, 0};
     if (tag)
-        tag_files(&tags, argv + optind, argc - optind);
-    for (int i = optind; i < argc; i++)
-        rc |= test_file(c, argv[i], &in, project, http, tag ? &tags : NULL);
+        tag_files(&tags, pl.v, pl.n);
+    for (size_t i = 0; i < pl.n; i++)
+        rc |= test_file(c, pl.v[i], &in, project, http, tag ? &tags : NULL);
     off_free(&tags);
+    for (size_t i = 0; i < pl.n; i++)
+        mt_free(pl.v[i]);
+    mt_free(pl.v);
     mt_conf_free(c);
     return rc;
 }

@@ -11,7 +11,6 @@
  */
 #include "send_cli.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -30,6 +29,7 @@
 #include "util/alloc.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/walk.h"
 
 static const char usage_send[] =
     "usage: mitral send --to AE@HOST:PORT [--aet OURS] [--timeout SECONDS] [-v] FILES|DIRS...\n"
@@ -90,54 +90,16 @@ static int add_file(send_ctx_t *c, const char *path)
     return 0;
 }
 
-static int cmp_names(const void *a, const void *b)
+static void add_walked(void *u, const char *path)
 {
-    return strcmp(*(char *const *)a, *(char *const *)b);
+    add_file(u, path);
 }
 
-static int add_path(send_ctx_t *c, const char *path, unsigned depth)
+static void skip_unreadable(void *u, const char *path, int errnum)
 {
-    struct stat st;
-    if (stat(path, &st) < 0) {
-        fprintf(stderr, "SKIP %s: %s\n", path, strerror(errno));
-        c->skipped++;
-        return 0;
-    }
-    if (!S_ISDIR(st.st_mode))
-        return S_ISREG(st.st_mode) ? add_file(c, path) : 0;
-    if (depth > 64)
-        return 0;
-    DIR *d = opendir(path);
-    if (!d) {
-        fprintf(stderr, "SKIP %s: %s\n", path, strerror(errno));
-        c->skipped++;
-        return 0;
-    }
-    /* sorted, so the order is reproducible */
-    char **names = NULL;
-    size_t n = 0, cap = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (e->d_name[0] == '.')
-            continue;
-        if (n == cap) {
-            cap = cap ? 2 * cap : 64;
-            names = mt_realloc(names, cap * sizeof *names);
-        }
-        names[n++] = mt_strdup(e->d_name);
-    }
-    closedir(d);
-    qsort(names, n, sizeof *names, cmp_names);
-    for (size_t i = 0; i < n; i++) {
-        size_t len = strlen(path) + strlen(names[i]) + 2;
-        char *p = mt_malloc(len);
-        snprintf(p, len, "%s/%s", path, names[i]);
-        add_path(c, p, depth + 1);
-        mt_free(p);
-        mt_free(names[i]);
-    }
-    mt_free(names);
-    return 0;
+    send_ctx_t *c = u;
+    fprintf(stderr, "SKIP %s: %s\n", path, strerror(errnum));
+    c->skipped++;
 }
 
 static void on_subop(void *user, const mt_subop_inst_t *in, bool sent, uint16_t status,
@@ -261,7 +223,7 @@ int mt_send_cli_main(int argc, char **argv)
     send_ctx_t c;
     memset(&c, 0, sizeof c);
     for (int i = optind; i < argc; i++)
-        add_path(&c, argv[i], 0);
+        mt_walk_files(argv[i], &(mt_walk_cb_t){add_walked, skip_unreadable, &c});
     if (c.n == 0) {
         fprintf(stderr, "mitral send: no DICOM files to send\n");
         mt_free(c.insts);

@@ -151,6 +151,13 @@ def main():
     lib.check(r.returncode == 0 and "no-sr" in r.stdout and "reject" in r.stdout and
               "to-central" in r.stdout and "central" in r.stdout,
               "route test shows the reject rule and the forward rule: %s" % r.stdout[-400:])
+    r = lib.run([lib.MITRAL, "route", "test", "-c", a.conf_path, gen])
+    lib.check(r.returncode == 0 and r.stdout.count("to-central") >= len(generated),
+              "route test of a directory walks it (%d files): rc=%s %s"
+              % (len(generated), r.returncode, (r.stdout + r.stderr)[-400:]))
+    r = lib.run([lib.MITRAL, "route", "test", "-c", a.conf_path, os.path.join(work, "absent")])
+    lib.check(r.returncode == 1 and "absent: No such file" in r.stderr,
+              "route test of a path that is not there: exit 1 and says so: %r" % r.stderr)
     bad = os.path.join(work, "bad.yaml")
     with open(bad, "w") as f:
         f.write("rules:\n  - match: {Modality: MR}\n    forward: [nowhere]\n")
