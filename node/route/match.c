@@ -5,8 +5,9 @@
  * Values are kept as text: string VRs with trailing padding removed, those that the Specific
  * Character Set applies to (SH, LO, ST, LT, PN, UC, UT; PS3.5 6.1.2.3) converted to UTF-8 as
  * the rules are written (YAML is UTF-8; dicom/charset.h, from (0008,0005), which comes first
- * in a data set; ASCII values are kept as they are), numeric binary
- * VRs converted to decimal ("\"-separated when multi-valued). Each operator is applied to every
+ * in a data set; ASCII values are kept as they are), numeric binary VRs converted to decimal
+ * ("\"-separated when multi-valued); equals / one_of on an attribute whose dictionary VR is
+ * numeric (DS, IS and the binary ones) compare as numbers. Each operator is applied to every
  * value of a multi-valued attribute (split on '\', each trimmed of spaces) and holds when one of
  * them satisfies it; present/absent look at the attribute as a whole. Rules on cmr_series are
  * only armed by mt_route_decide (their other conditions held) and decided on the tag alone by
@@ -15,6 +16,7 @@
  */
 #include <arpa/inet.h>
 #include <fnmatch.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -216,12 +218,32 @@ static bool date8(const char *v, char out[9])
     return j == 8;
 }
 
+/* v is one of op's numbers: equal to 1 part in 10^7 (an FL value's decimal text, from
+ * numeric_text, keeps 9 digits of a 24-bit mantissa). Not a number: no match. */
+static bool num_equal_any(const mt__route_op_t *op, const char *v)
+{
+    char *end;
+    if (!*v)
+        return false;
+    double x = strtod(v, &end);
+    if (*end || !isfinite(x))
+        return false;
+    for (size_t i = 0; i < op->n_vals; i++) {
+        double y = op->nums[i], scale = fmax(1.0, fmax(fabs(x), fabs(y)));
+        if (fabs(x - y) <= 1e-7 * scale)
+            return true;
+    }
+    return false;
+}
+
 /* One value (already trimmed) against one operator. */
 static bool op_value(const mt__route_op_t *op, const char *v)
 {
     switch (op->kind) {
     case MT__RO_EQUALS:
     case MT__RO_ONE_OF:
+        if (op->nums) /* a numeric attribute (rules.c numeric_values) */
+            return num_equal_any(op, v);
         for (size_t i = 0; i < op->n_vals; i++)
             if (!strcmp(op->vals[i], v))
                 return true;

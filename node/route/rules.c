@@ -233,6 +233,7 @@ static int parse_cidr(const char *s, mt__route_cidr_t *out)
 static void op_dispose(mt__route_op_t *op)
 {
     free_list(op->vals, op->n_vals);
+    mt_free(op->nums);
     if (op->has_re)
         regfree(&op->re);
     mt_free(op->cidrs);
@@ -314,6 +315,36 @@ static int add_cidrs(cc_t *c, const yaml_node_t *v, mt__route_op_t *op)
     }
     free_list(vals, n);
     return rc;
+}
+
+/* The VRs whose values are numbers: an equals / one_of on them compares numerically, so
+ * SliceThickness: 5 matches "5.000000" and "5" (DS), "05" (IS) and 5 (US). */
+static bool numeric_vr(uint16_t vr)
+{
+    return vr == MT_VR('D', 'S') || vr == MT_VR('I', 'S') || vr == MT_VR('U', 'S') ||
+           vr == MT_VR('S', 'S') || vr == MT_VR('U', 'L') || vr == MT_VR('S', 'L') ||
+           vr == MT_VR('F', 'L') || vr == MT_VR('F', 'D');
+}
+
+/* equals / one_of on an attribute whose dictionary VR is numeric: the values as numbers (a
+ * value that is no number could never match: an error). */
+static int numeric_values(cc_t *c, const yaml_node_t *v, const char *what, mt__route_cond_t *cd)
+{
+    const mt_dict_entry_t *de = mt_dict_by_tag(cd->tag);
+    if (!de || !numeric_vr(de->vr))
+        return 0;
+    for (size_t i = 0; i < cd->n_ops; i++) {
+        mt__route_op_t *op = &cd->ops[i];
+        if (op->kind != MT__RO_EQUALS && op->kind != MT__RO_ONE_OF)
+            continue;
+        op->nums = mt_malloc((op->n_vals ? op->n_vals : 1) * sizeof *op->nums);
+        for (size_t k = 0; k < op->n_vals; k++)
+            if (!parse_number(op->vals[k], &op->nums[k]))
+                return cfail(c, v, "%s: \"%.64s\" is not a number (a %c%c attribute is "
+                             "compared as a number)", what, op->vals[k], de->vr >> 8,
+                             de->vr & 0xFF);
+    }
+    return 0;
 }
 
 /* One condition's value: scalar (equals), list (one_of), or a mapping of operators. */
@@ -480,6 +511,8 @@ static int compile_match(cc_t *c, const yaml_node_t *m, mt_route_rule_t *r)
         int rc = compile_cond(c, ks, v, cd);
         if (!rc && cd->subject == MT__RS_CMR_SERIES)
             rc = check_cmr_values(c, v, cd);
+        if (!rc && cd->subject == MT__RS_ATTR)
+            rc = numeric_values(c, v, ks, cd);
         if (rc)
             return rc;
     }

@@ -37,7 +37,9 @@
  * range, date_range, present, absent. Attributes are top-level elements named by dictionary
  * keyword or tag ("(gggg,eeee)" or "ggggeeee"). A multi-valued attribute matches when any of its
  * values does (leading/trailing spaces ignored); a numeric binary VR (US, SS, UL, SL, FL, FD) is
- * matched as decimal text; text VRs of the Specific Character Set are matched as UTF-8 (the
+ * matched as decimal text, and equals / one_of on any numeric VR (those and DS, IS) compare as
+ * numbers (SliceThickness: 5 matches "5.000000"; a value that is no number is a load error);
+ * text VRs of the Specific Character Set are matched as UTF-8 (the
  * rules file's encoding), converted from the data set's (0008,0005).
  *
  * Decision (match.c): rules are tried in order. A matching rule with reject ends evaluation:

@@ -40,6 +40,7 @@ typedef struct mt__route_op {
     enum mt__route_opkind kind;
     char **vals; /* equals (1), one_of (n), glob (1) */
     size_t n_vals;
+    double *nums; /* equals / one_of on a numeric attribute (DS, IS, US ...): vals as numbers */
     regex_t re;
     bool has_re;
     bool has_lo, has_hi;

@@ -185,6 +185,58 @@ static void test_operators(void **st)
     mt_route_set_free(s);
 }
 
+/* equals / one_of on a numeric attribute compare numbers: a DS "5.000000" is 5, an IS "05"
+ * is 5, a US 512 is 512; on a text attribute "05" stays "05" (PatientID 05 is not 5). */
+static void test_numeric_equals(void **st)
+{
+    (void)st;
+    mt_route_set_t *s = compile("rules:\n"
+                                "  - name: thick5\n"
+                                "    match: {SliceThickness: 5}\n"
+                                "  - name: series\n"
+                                "    match: {SeriesNumber: [5, 7]}\n"
+                                "  - name: rows\n"
+                                "    match: {Rows: {equals: 512}}\n"
+                                "  - name: pid\n"
+                                "    match: {PatientID: '5'}\n");
+    assert_non_null(s);
+    mt_route_decision_t d;
+    struct {
+        uint32_t tag;
+        uint16_t vr;
+        const char *v;
+        const char *want;
+    } cases[] = {
+        {MT_TAG(0x0018, 0x0050), MT_VR('D', 'S'), "5.000000", "thick5"},
+        {MT_TAG(0x0018, 0x0050), MT_VR('D', 'S'), " 5 ", "thick5"},
+        {MT_TAG(0x0018, 0x0050), MT_VR('D', 'S'), "5e0", "thick5"},
+        {MT_TAG(0x0018, 0x0050), MT_VR('D', 'S'), "5.01", "-"},
+        {MT_TAG(0x0018, 0x0050), MT_VR('D', 'S'), "abc", "-"},
+        {MT_TAG(0x0020, 0x0011), MT_VR('I', 'S'), "07", "series"},
+        {MT_TAG(0x0020, 0x0011), MT_VR('I', 'S'), "6", "-"},
+        {T_PATIENT_ID, MT_VR('L', 'O'), "5", "pid"},
+        {T_PATIENT_ID, MT_VR('L', 'O'), "05", "-"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        inst_t x;
+        inst_init(&x, s);
+        put(&x, cases[i].tag, cases[i].vr, cases[i].v);
+        const char *got = first(s, &x, &d);
+        if (strcmp(got, cases[i].want)) {
+            fprintf(stderr, "case %zu (%s): got %s want %s\n", i, cases[i].v, got, cases[i].want);
+            fail();
+        }
+        mt_route_attrs_free(x.a);
+    }
+    inst_t x;
+    inst_init(&x, s);
+    uint8_t rows[2] = {0x00, 0x02}; /* US 512, little endian */
+    mt_route_attrs_offer(x.a, T_ROWS, MT_VR('U', 'S'), rows, 2, false);
+    assert_string_equal(first(s, &x, &d), "rows");
+    mt_route_attrs_free(x.a);
+    mt_route_set_free(s);
+}
+
 static void test_peer_and_aes(void **st)
 {
     (void)st;
@@ -434,6 +486,9 @@ static void test_errors(void **st)
                  "r.yaml:2: StudyDate: \"20230230\" is not a date");
     expect_error("rules:\n  - match: {Rows: {range: [nan, 3]}}\n",
                  "r.yaml:2: Rows: \"nan\" is not a number");
+    expect_error("rules:\n  - match: {SliceThickness: thick}\n",
+                 "r.yaml:2: SliceThickness: \"thick\" is not a number (a DS attribute");
+    expect_error("rules:\n  - match: {Rows: [256, x512]}\n", "\"x512\" is not a number (a US");
     expect_error("rules:\n  - match: {Rows: {range: [5, 1]}}\n",
                  "r.yaml:2: Rows: low bound above high bound");
     expect_error("rules:\n  - match: {PixelData: {present: true}}\n",
@@ -609,6 +664,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_operators),
+        cmocka_unit_test(test_numeric_equals),
         cmocka_unit_test(test_peer_and_aes),
         cmocka_unit_test(test_http_source),
         cmocka_unit_test(test_precedence_and_continue),
