@@ -246,6 +246,32 @@ def collect(ds, found, private_texts, shared):
                 private_texts.append((str(el.tag), s))
 
 
+PSEUDO_UID = re.compile(rb"2\.25\.[0-9]+")
+
+
+def leak_context(v, blob, blob_log):
+    """Where a surviving value was found, without printing it: in the output or the CLI's log,
+    and whether every occurrence lies inside a 2.25 UID (a keyed pseudonym is 39 random
+    decimal digits, so a digit-only value can turn up there by chance: then the key, which is
+    random per run, decides, and the report says so)."""
+    def inside_uids(data):
+        spans = [m.span() for m in PSEUDO_UID.finditer(data)]
+        at, hits = 0, []
+        while True:
+            i = data.find(v, at)
+            if i < 0:
+                return hits
+            hits.append(any(a <= i and i + len(v) <= b for a, b in spans))
+            at = i + 1
+    where = []
+    for name, data in (("output", blob), ("log", blob_log)):
+        hits = inside_uids(data)
+        if hits:
+            where.append("%s: %d time(s)%s" % (name, len(hits), ", all inside 2.25 UIDs "
+                                               "(chance?)" if all(hits) else ""))
+    return "; ".join(where)
+
+
 def variants(kw, s, charset):
     """The byte strings that must not appear for one identifying value."""
     out = set()
@@ -536,7 +562,7 @@ def main():
                     continue
                 n_checked += 1
                 if v in blob or v in blob_log:
-                    leaks.append((idx, where, kw))
+                    leaks.append((idx, where, kw, leak_context(v, blob, blob_log)))
         for o in outs:
             rc, err = tool[("dump", o)]
             if rc != 0 or b"E: " in err:
@@ -570,8 +596,8 @@ def main():
                     b = dst[kw].value if kw in dst else None
                     if a != b:
                         changed.append((idx, where, kw))
-    for idx, where, kw in sorted(set(leaks)):
-        print("LEAK input #%d (%s): a value of %s survives" % (idx, where, kw))
+    for idx, where, kw, ctx in sorted(set(leaks)):
+        print("LEAK input #%d (%s): a value of %s survives (%s)" % (idx, where, kw, ctx))
     for idx, where, why in broken:
         print("BROKEN input #%d (%s): %s" % (idx, where, why))
     for e in sorted(notes):
