@@ -361,8 +361,9 @@ int mt_route_cli(int argc, char **argv)
         in.user = user;
     }
     path_list_t pl = {NULL, 0, 0, 0};
+    const mt_walk_cb_t walk = {.file = path_add, .error = path_unreadable, .u = &pl};
     for (int i = optind; i < argc; i++) /* directories walked, as `mitral send` does */
-        mt_walk_files(argv[i], &(mt_walk_cb_t){path_add, path_unreadable, &pl});
+        mt_walk_files(argv[i], &walk);
     int rc = pl.unreadable ? 1 : 0;
     off_tags_t tags = {NULL, 0};
     if (tag)

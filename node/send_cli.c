@@ -222,8 +222,9 @@ int mt_send_cli_main(int argc, char **argv)
 
     send_ctx_t c;
     memset(&c, 0, sizeof c);
+    const mt_walk_cb_t walk = {.file = add_walked, .error = skip_unreadable, .u = &c};
     for (int i = optind; i < argc; i++)
-        mt_walk_files(argv[i], &(mt_walk_cb_t){add_walked, skip_unreadable, &c});
+        mt_walk_files(argv[i], &walk);
     if (c.n == 0) {
         fprintf(stderr, "mitral send: no DICOM files to send\n");
         mt_free(c.insts);

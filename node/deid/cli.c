@@ -27,7 +27,6 @@
  *   2 usage, profile or key error. DICOMDIR files are skipped (their records carry names and
  *   point at each other by offset; a de-identified set needs a new DICOMDIR, not an edited one).
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
@@ -42,6 +41,7 @@
 #include "../util/alloc.h"
 #include "../util/buf.h"
 #include "../util/err.h"
+#include "../util/walk.h"
 #include "cli.h"
 #include "engine.h"
 #include "load.h"
@@ -327,57 +327,17 @@ done:
     mt_ds_free(ds);
 }
 
-static int cmp_str(const void *a, const void *b)
+static void walked_file(void *u, const char *path)
 {
-    return strcmp(*(char *const *)a, *(char *const *)b);
+    do_file(u, path);
 }
 
-static void do_path(run_t *r, const char *path, unsigned depth)
+static void walked_error(void *u, const char *path, int errnum)
 {
-    struct stat st;
-    if (lstat(path, &st) < 0) {
-        r->n_in++;
-        report(r, path, strerror(errno));
-        r->n_failed++;
-        return;
-    }
-    if (S_ISLNK(st.st_mode) && (stat(path, &st) < 0 || depth > 0)) {
-        if (!S_ISREG(st.st_mode))
-            return; /* symlinked directories below the top are not followed */
-    }
-    if (S_ISREG(st.st_mode)) {
-        do_file(r, path);
-        return;
-    }
-    if (!S_ISDIR(st.st_mode) || depth > 64)
-        return;
-    DIR *d = opendir(path);
-    if (!d) {
-        r->n_in++;
-        report(r, path, strerror(errno));
-        r->n_failed++;
-        return;
-    }
-    char **names = NULL;
-    size_t n = 0;
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-            continue;
-        names = mt_realloc(names, (n + 1) * sizeof(*names));
-        names[n++] = mt_strdup(de->d_name);
-    }
-    closedir(d);
-    qsort(names, n, sizeof(*names), cmp_str);
-    for (size_t i = 0; i < n; i++) {
-        size_t l = strlen(path) + strlen(names[i]) + 2;
-        char *child = mt_malloc(l);
-        snprintf(child, l, "%s/%s", path, names[i]);
-        do_path(r, child, depth + 1);
-        mt_free(child);
-        mt_free(names[i]);
-    }
-    mt_free(names);
+    run_t *r = u;
+    r->n_in++;
+    report(r, path, strerror(errnum));
+    r->n_failed++;
 }
 
 int mt_deid_cli(int argc, char **argv)
@@ -444,8 +404,10 @@ int mt_deid_cli(int argc, char **argv)
     if (rc) {
         fprintf(stderr, "mitral deid: output directory: %s\n", mt_strerror(rc));
     } else {
+        const mt_walk_cb_t walk = {
+            .file = walked_file, .error = walked_error, .u = &r, .hidden = true};
         for (int i = first; i < argc - 1; i++)
-            do_path(&r, argv[i], 0);
+            mt_walk_files(argv[i], &walk);
         int dfd = open(r.out_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dfd < 0 || syncfs(dfd) < 0) {
             fprintf(stderr, "mitral deid: output directory: cannot sync: %s\n", strerror(errno));

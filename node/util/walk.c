@@ -1,5 +1,5 @@
 /*
- * walk.c - see walk.h: a recursive, sorted directory walk with opendir/readdir.
+ * walk.c - see walk.h: a recursive, sorted directory walk with lstat/opendir/readdir.
  */
 #include "walk.h"
 
@@ -19,8 +19,9 @@ static int cmp_names(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* The names in directory path, without those starting with '.', sorted; NULL on error. */
-static char **sorted_names(const char *path, size_t *n_out)
+/* The names in directory path (without "." and "..", and without the other names starting
+ * with '.' unless hidden), sorted; NULL on error. */
+static char **sorted_names(const char *path, bool hidden, size_t *n_out)
 {
     DIR *d = opendir(path);
     if (!d)
@@ -29,7 +30,8 @@ static char **sorted_names(const char *path, size_t *n_out)
     size_t n = 0, cap = 0;
     struct dirent *e;
     while ((e = readdir(d))) {
-        if (e->d_name[0] == '.')
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") ||
+            (e->d_name[0] == '.' && !hidden))
             continue;
         if (n == cap) {
             cap = cap ? 2 * cap : 64;
@@ -47,9 +49,13 @@ static char **sorted_names(const char *path, size_t *n_out)
 static void walk(const char *path, const mt_walk_cb_t *cb, unsigned depth)
 {
     struct stat st;
-    if (stat(path, &st) < 0) {
+    if (lstat(path, &st) < 0) {
         cb->error(cb->u, path, errno);
         return;
+    }
+    if (S_ISLNK(st.st_mode)) { /* followed at the top; below it, only to a file */
+        if (stat(path, &st) < 0 || (depth > 0 && !S_ISREG(st.st_mode)))
+            return;
     }
     if (!S_ISDIR(st.st_mode)) {
         if (S_ISREG(st.st_mode))
@@ -59,7 +65,7 @@ static void walk(const char *path, const mt_walk_cb_t *cb, unsigned depth)
     if (depth > MAX_DEPTH)
         return;
     size_t n = 0;
-    char **names = sorted_names(path, &n);
+    char **names = sorted_names(path, cb->hidden, &n);
     if (!names) {
         cb->error(cb->u, path, errno);
         return;

@@ -5,6 +5,7 @@
  * `mitral deid` in process on generated Part 10 files (output named by mapped UIDs, readable,
  * identifiers gone, same bytes on a second run, Burned In Annotation rejected).
  */
+#include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

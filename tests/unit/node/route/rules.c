@@ -107,6 +107,30 @@ static const char *first(const mt_route_set_t *s, inst_t *x, mt_route_decision_t
     return d->n_rules ? d->rules[0] : "-";
 }
 
+/* One instance holding one attribute, and the first rule it must match ("-": none). */
+typedef struct {
+    uint32_t tag;
+    uint16_t vr;
+    const char *v;
+    const char *want;
+} one_attr_case_t;
+
+static void expect_first(const mt_route_set_t *s, const one_attr_case_t *cases, size_t n)
+{
+    mt_route_decision_t d;
+    for (size_t i = 0; i < n; i++) {
+        inst_t x;
+        inst_init(&x, s);
+        put(&x, cases[i].tag, cases[i].vr, cases[i].v);
+        const char *got = first(s, &x, &d);
+        if (strcmp(got, cases[i].want)) {
+            fprintf(stderr, "case %zu (%s): got %s want %s\n", i, cases[i].v, got, cases[i].want);
+            fail();
+        }
+        mt_route_attrs_free(x.a);
+    }
+}
+
 static void test_operators(void **st)
 {
     (void)st;
@@ -134,12 +158,7 @@ static void test_operators(void **st)
     assert_true(mt_route_set_wants(s, T_MODALITY));
     assert_false(mt_route_set_wants(s, MT_TAG(0x0010, 0x0010)));
     mt_route_decision_t d;
-    struct {
-        uint32_t tag;
-        uint16_t vr;
-        const char *v;
-        const char *want;
-    } cases[] = {
+    const one_attr_case_t cases[] = {
         {T_MODALITY, MT_VR('C', 'S'), "MR", "eq"},
         {T_MODALITY, MT_VR('C', 'S'), "MR ", "eq"}, /* padding */
         {T_MODALITY, MT_VR('C', 'S'), "mr", "-"},   /* case matters */
@@ -158,17 +177,7 @@ static void test_operators(void **st)
         {T_MODALITY, MT_VR('C', 'S'), "XA", "absent"},
         {T_INSTITUTION, MT_VR('L', 'O'), "", "present"}, /* present even when empty */
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        inst_t x;
-        inst_init(&x, s);
-        put(&x, cases[i].tag, cases[i].vr, cases[i].v);
-        const char *got = first(s, &x, &d);
-        if (strcmp(got, cases[i].want)) {
-            fprintf(stderr, "case %zu (%s): got %s want %s\n", i, cases[i].v, got, cases[i].want);
-            fail();
-        }
-        mt_route_attrs_free(x.a);
-    }
+    expect_first(s, cases, sizeof cases / sizeof cases[0]);
     /* binary numeric VR as decimal text: Rows US 1024 little endian */
     inst_t x;
     inst_init(&x, s);
@@ -201,12 +210,7 @@ static void test_numeric_equals(void **st)
                                 "    match: {PatientID: '5'}\n");
     assert_non_null(s);
     mt_route_decision_t d;
-    struct {
-        uint32_t tag;
-        uint16_t vr;
-        const char *v;
-        const char *want;
-    } cases[] = {
+    const one_attr_case_t cases[] = {
         {MT_TAG(0x0018, 0x0050), MT_VR('D', 'S'), "5.000000", "thick5"},
         {MT_TAG(0x0018, 0x0050), MT_VR('D', 'S'), " 5 ", "thick5"},
         {MT_TAG(0x0018, 0x0050), MT_VR('D', 'S'), "5e0", "thick5"},
@@ -217,17 +221,7 @@ static void test_numeric_equals(void **st)
         {T_PATIENT_ID, MT_VR('L', 'O'), "5", "pid"},
         {T_PATIENT_ID, MT_VR('L', 'O'), "05", "-"},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        inst_t x;
-        inst_init(&x, s);
-        put(&x, cases[i].tag, cases[i].vr, cases[i].v);
-        const char *got = first(s, &x, &d);
-        if (strcmp(got, cases[i].want)) {
-            fprintf(stderr, "case %zu (%s): got %s want %s\n", i, cases[i].v, got, cases[i].want);
-            fail();
-        }
-        mt_route_attrs_free(x.a);
-    }
+    expect_first(s, cases, sizeof cases / sizeof cases[0]);
     inst_t x;
     inst_init(&x, s);
     uint8_t rows[2] = {0x00, 0x02}; /* US 512, little endian */
