@@ -42,12 +42,6 @@ const mt__vr_info_t mt__vr_table[26 * 26] = {
     VR_ROW('U', 'V', 8, true),
 };
 
-bool mt__vr_valid(uint16_t vr)
-{
-    uint8_t a = (uint8_t)(vr >> 8), b = (uint8_t)vr;
-    return a >= 'A' && a <= 'Z' && b >= 'A' && b <= 'Z';
-}
-
 /* ---- the tree ---- */
 mt_ds_t *mt_ds_new(void)
 {

@@ -60,8 +60,13 @@ static inline unsigned mt__vr_unit(uint16_t vr)
     mt__vr_info_t v = mt__vr_info(vr);
     return v.unit ? v.unit : 1;
 }
-/* Two upper-case ASCII letters (the only bytes a VR field can hold). */
-bool mt__vr_valid(uint16_t vr);
+/* Two upper-case ASCII letters (the only bytes a VR field can hold). Inline: the reader asks
+ * for every element header it decodes. */
+static inline bool mt__vr_valid(uint16_t vr)
+{
+    uint8_t a = (uint8_t)(vr >> 8), b = (uint8_t)vr;
+    return a >= 'A' && a <= 'Z' && b >= 'A' && b <= 'Z';
+}
 
 /* In-memory data set (ds.c). elems sorted by tag. */
 struct mt_ds {

@@ -178,21 +178,22 @@ static bool printable_vr(uint16_t vr)
     return a >= 0x20 && a < 0x7F && b >= 0x20 && b < 0x7F;
 }
 
-/* Header bytes needed so far: 4, 6, 8 or 12; 0 when the VR bytes are invalid. */
-static unsigned hdr_need(mt_ds_reader_t *r)
+/* Header bytes needed, given the first `have` bytes at h: 4, 6, 8 or 12; 0 when the VR bytes
+ * are invalid. */
+static unsigned hdr_need(mt_ds_reader_t *r, const uint8_t *h, unsigned have)
 {
     frame_t *f = top(r);
     if (f && f->kind != F_ITEM)
         return 8;
-    if (r->hdr_n < 4)
+    if (have < 4)
         return 4;
     bool ex, big;
     coding(r, &ex, &big);
-    if (!ex || mt_rd16(r->hdr, big) == 0xFFFE)
+    if (!ex || mt_rd16(h, big) == 0xFFFE)
         return 8;
-    if (r->hdr_n < 6)
+    if (have < 6)
         return 6;
-    uint16_t vr = MT_VR(r->hdr[4], r->hdr[5]);
+    uint16_t vr = MT_VR(h[4], h[5]);
     if (!mt__vr_valid(vr))
         return printable_vr(vr) ? 8 : 0;
     return mt__vr_long(vr) ? 12 : 8;
@@ -235,8 +236,9 @@ static int start_seq(mt_ds_reader_t *r, const mt_elem_t *e, bool ex, bool big)
     return emit(r, MT_DS_EV_SEQ_START, e);
 }
 
-/* A complete header is in r->hdr (the stream is at r->pos, just after it). */
-static int on_header(mt_ds_reader_t *r)
+/* A complete header is at h (r->hdr, or the caller's bytes when it came whole in one feed; the
+ * stream is at r->pos, just after it). */
+static int on_header(mt_ds_reader_t *r, const uint8_t *h)
 {
     frame_t *f = top(r);
     uint64_t off = r->hdr_off, lim = cur_limit(r);
@@ -245,11 +247,11 @@ static int on_header(mt_ds_reader_t *r)
     if (r->pos > lim)
         return reader_fail(r, MT_EMALFORMED, off,
                            "element header crosses the end of its item or sequence");
-    uint32_t tag = MT_TAG(mt_rd16(r->hdr, big), mt_rd16(r->hdr + 2, big));
+    uint32_t tag = MT_TAG(mt_rd16(h, big), mt_rd16(h + 2, big));
     mt_elem_t e = {.tag = tag, .depth = r->ds_depth, .offset = off};
 
     if (f && f->kind == F_SEQ) {
-        e.len = mt_rd32(r->hdr + 4, big);
+        e.len = mt_rd32(h + 4, big);
         if (tag == MT_TAG_ITEM) {
             frame_t it = {.kind = F_ITEM, .explicit_vr = f->explicit_vr, .big = f->big};
             if (e.len != MT_UNDEFINED_LENGTH && e.len > lim - r->pos)
@@ -275,7 +277,7 @@ static int on_header(mt_ds_reader_t *r)
         return reader_fail(r, MT_EMALFORMED, off, "expected an item tag in a sequence");
     }
     if (f && f->kind == F_ENCAP) {
-        e.len = mt_rd32(r->hdr + 4, big);
+        e.len = mt_rd32(h + 4, big);
         if (tag == MT_TAG_ITEM) {
             if (e.len == MT_UNDEFINED_LENGTH)
                 return reader_fail(r, MT_EMALFORMED, off,
@@ -301,7 +303,7 @@ static int on_header(mt_ds_reader_t *r)
 
     /* A data set (top level or item). */
     if (MT_TAG_GROUP(tag) == 0xFFFE) {
-        e.len = mt_rd32(r->hdr + 4, big);
+        e.len = mt_rd32(h + 4, big);
         if (tag == MT_TAG_ITEM_DELIM) {
             if (!f || f->end != NO_END)
                 return reader_fail(r, MT_EMALFORMED, off,
@@ -321,17 +323,17 @@ static int on_header(mt_ds_reader_t *r)
     uint16_t vr;
     uint32_t len;
     if (ex) {
-        vr = MT_VR(r->hdr[4], r->hdr[5]);
+        vr = MT_VR(h[4], h[5]);
         if (!mt__vr_valid(vr)) {
             vr = MT__VR_UN;
-            len = mt_rd16(r->hdr + 6, big);
+            len = mt_rd16(h + 6, big);
         } else {
-            len = mt__vr_long(vr) ? mt_rd32(r->hdr + 8, big) : mt_rd16(r->hdr + 6, big);
+            len = mt__vr_long(vr) ? mt_rd32(h + 8, big) : mt_rd16(h + 6, big);
         }
     } else {
         const mt_dict_entry_t *d = mt_dict_by_tag(tag);
         vr = d && d->vr ? d->vr : MT__VR_UN;
-        len = mt_rd32(r->hdr + 4, big);
+        len = mt_rd32(h + 4, big);
     }
     e.vr = vr;
     e.len = len;
@@ -387,7 +389,16 @@ static int decode(mt_ds_reader_t *r, const uint8_t *p, size_t n)
             if (r->hdr_n == 0)
                 r->hdr_off = r->pos;
             unsigned need;
-            while ((need = hdr_need(r)) != 0 && r->hdr_n < need && n > 0) {
+            if (r->hdr_n == 0 && n >= sizeof(r->hdr)) { /* the whole header is here: no copy */
+                if ((need = hdr_need(r, p, sizeof(r->hdr))) == 0)
+                    return reader_fail(r, MT_EMALFORMED, r->hdr_off, "invalid VR bytes");
+                const uint8_t *h = p;
+                p += need, n -= need, r->pos += need;
+                if ((rc = on_header(r, h)) != 0)
+                    return rc;
+                break;
+            }
+            while ((need = hdr_need(r, r->hdr, r->hdr_n)) != 0 && r->hdr_n < need && n > 0) {
                 size_t k = need - r->hdr_n;
                 if (k > n)
                     k = n;
@@ -400,7 +411,7 @@ static int decode(mt_ds_reader_t *r, const uint8_t *p, size_t n)
             if (r->hdr_n < need)
                 return 0; /* n == 0: need more */
             r->hdr_n = 0;
-            if ((rc = on_header(r)) != 0)
+            if ((rc = on_header(r, r->hdr)) != 0)
                 return rc;
             break;
         }

@@ -24,6 +24,7 @@
 
 #include <string.h>
 
+#include "../util/bytes.h"
 #include "../util/err.h"
 #include "ds_int.h"
 
@@ -57,31 +58,49 @@ static void patch32(const enc_t *c, size_t at, uint32_t v)
         p[i] = (uint8_t)(c->big ? v >> (24 - 8 * i) : v >> (8 * i));
 }
 
-/* Header; *len_at receives the offset of the 4-byte length field (for patching) if asked. */
+static void w16(const enc_t *c, uint8_t *p, uint16_t v)
+{
+    if (c->big)
+        mt_put_be16(p, v);
+    else
+        mt_put_le16(p, v);
+}
+
+static void w32(const enc_t *c, uint8_t *p, uint32_t v)
+{
+    if (c->big)
+        mt_put_be32(p, v);
+    else
+        mt_put_le32(p, v);
+}
+
+/* Header, made on the stack and appended at once (the encoder writes one per element);
+ * *len_at receives the offset of the 4-byte length field (for patching) if asked. */
 static int put_header(const enc_t *c, uint32_t tag, uint16_t vr, uint32_t len, size_t *len_at)
 {
-    int rc = put_tag(c, tag);
-    if (rc)
-        return rc;
+    uint8_t h[12];
+    size_t n, at;
+    w16(c, h, MT_TAG_GROUP(tag));
+    w16(c, h + 2, MT_TAG_ELEM(tag));
     if (!c->ex) {
-        if (len_at)
-            *len_at = c->out->len;
-        return put32(c, len);
+        at = 4, n = 8;
+    } else {
+        if (!mt__vr_valid(vr))
+            vr = MT__VR_UN;
+        if (!mt__vr_long(vr) && len > 0xFFFF)
+            vr = MT__VR_UN;
+        h[4] = (uint8_t)(vr >> 8), h[5] = (uint8_t)vr;
+        if (!mt__vr_long(vr)) {
+            w16(c, h + 6, (uint16_t)len);
+            return mt_buf_append(c->out, h, 8);
+        }
+        h[6] = h[7] = 0;
+        at = 8, n = 12;
     }
-    if (!mt__vr_valid(vr))
-        vr = MT__VR_UN;
-    if (!mt__vr_long(vr) && len > 0xFFFF)
-        vr = MT__VR_UN;
-    uint8_t v[2] = {(uint8_t)(vr >> 8), (uint8_t)vr};
-    if ((rc = mt_buf_append(c->out, v, 2)))
-        return rc;
-    if (!mt__vr_long(vr))
-        return put16(c, (uint16_t)len);
-    if ((rc = put16(c, 0)))
-        return rc;
+    w32(c, h + at, len);
     if (len_at)
-        *len_at = c->out->len;
-    return put32(c, len);
+        *len_at = c->out->len + at;
+    return mt_buf_append(c->out, h, n);
 }
 
 static int put_value(const enc_t *c, const mt_ds_elem_t *e, bool src_big)
