@@ -191,7 +191,25 @@ int mt_deid_uid_is_well_known(const char *uid, size_t len)
     return len >= sizeof(root) - 1 && memcmp(uid, root, sizeof(root) - 1) == 0;
 }
 
-/* Attributes whose UI values name classes, syntaxes or schemes, never instances. */
+/* Whether tag is in tags[0, n), sorted ascending (binary search: the walk asks for every
+ * element). */
+static bool tag_in(const uint32_t *tags, size_t n, uint32_t tag)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (tags[mid] == tag)
+            return true;
+        if (tags[mid] < tag)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return false;
+}
+
+/* Attributes whose UI values name classes, syntaxes or schemes, never instances. Sorted
+ * ascending (tag_in). */
 static const uint32_t class_uid_tags[] = {
     MT_TAG(0x0002, 0x0002), MT_TAG(0x0002, 0x0010), MT_TAG(0x0002, 0x0012), MT_TAG(0x0004, 0x1510),
     MT_TAG(0x0004, 0x1512), MT_TAG(0x0008, 0x0016), MT_TAG(0x0008, 0x001A), MT_TAG(0x0008, 0x001B),
@@ -202,10 +220,7 @@ static const uint32_t class_uid_tags[] = {
 
 static bool is_class_uid_tag(uint32_t tag)
 {
-    for (size_t i = 0; i < sizeof(class_uid_tags) / sizeof(class_uid_tags[0]); i++)
-        if (class_uid_tags[i] == tag)
-            return true;
-    return false;
+    return tag_in(class_uid_tags, sizeof(class_uid_tags) / sizeof(class_uid_tags[0]), tag);
 }
 
 int mt_deid_map_uids(const uint8_t *key, size_t key_len, const char *val, size_t len, char *out,
@@ -288,6 +303,7 @@ static mt_deid_action_t resolve(const walk_t *w, uint32_t tag, uint16_t vr, bool
 }
 
 /* ---- identifier collection (for C on text) ---- */
+/* Sorted ascending (tag_in). */
 static const uint32_t ident_tags[] = {
     MT_TAG(0x0008, 0x0050), MT_TAG(0x0008, 0x0080), MT_TAG(0x0008, 0x0081), MT_TAG(0x0008, 0x0092),
     MT_TAG(0x0008, 0x0094), MT_TAG(0x0008, 0x1010), MT_TAG(0x0008, 0x1040), MT_TAG(0x0010, 0x0020),
@@ -300,10 +316,7 @@ static const uint32_t ident_tags[] = {
 
 static bool is_ident_tag(uint32_t tag)
 {
-    for (size_t i = 0; i < sizeof(ident_tags) / sizeof(ident_tags[0]); i++)
-        if (ident_tags[i] == tag)
-            return true;
-    return false;
+    return tag_in(ident_tags, sizeof(ident_tags) / sizeof(ident_tags[0]), tag);
 }
 
 static char up(char c)
