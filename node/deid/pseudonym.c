@@ -25,8 +25,9 @@ static const char label[] = "mitral-deid-v1";
  * Beside it, the last MACs computed, direct-mapped by a hash of (domain, msg): the instances
  * of a series repeat their Study, Series and Frame of Reference UIDs, the patient's pseudonym
  * and date shift, and C-STORE maps the SOP Instance UID twice (File Meta and data set), so
- * most MACs of an instance are found here. The inputs it holds (UIDs, a Patient ID) stay in
- * this thread's memory only, and go with the key. */
+ * most MACs of an instance are found here; a UID's slot also keeps the 2.25 text made from
+ * its MAC (the 128-bit decimal is most of mt_deid_uid's cost on a hit). The inputs it holds
+ * (UIDs, a Patient ID) stay in this thread's memory only, and go with the key. */
 #define HMAC_KEY_MAX 1024
 #define MAC_CACHE_N 64   /* a power of two */
 #define MAC_CACHE_MSG 80 /* domain, NUL, message: a UID (64) or an ID fits */
@@ -35,6 +36,7 @@ typedef struct mac_entry {
     uint8_t n; /* bytes in m; 0 = empty */
     char m[MAC_CACHE_MSG];
     uint8_t mac[32];
+    char uid[MT_DEID_UID_MAX]; /* domain "uid": mt_deid_uid's text of mac, once made; "" before */
 } mac_entry_t;
 
 static _Thread_local struct {
@@ -80,9 +82,11 @@ static size_t mac_slot(const char *m, size_t n)
     return h & (MAC_CACHE_N - 1);
 }
 
-int mt_deid_hmac(const uint8_t *key, size_t key_len, const char *domain, const void *msg,
-                 size_t msg_len, uint8_t out[32])
+/* The MAC, and its cache slot (NULL: the message does not fit one), which then holds it. */
+static int hmac_slot(const uint8_t *key, size_t key_len, const char *domain, const void *msg,
+                     size_t msg_len, uint8_t out[32], mac_entry_t **slot_out)
 {
+    *slot_out = NULL;
     if (!key || key_len == 0 || key_len > HMAC_KEY_MAX || !domain)
         return MT_EINVAL;
     EVP_MAC_CTX *c = keyed_ctx(key, key_len);
@@ -98,6 +102,7 @@ int mt_deid_hmac(const uint8_t *key, size_t key_len, const char *domain, const v
         slot = &keyed.cache[mac_slot(m, ld + msg_len)];
         if (slot->n == ld + msg_len && memcmp(slot->m, m, slot->n) == 0) {
             memcpy(out, slot->mac, 32);
+            *slot_out = slot;
             return 0;
         }
     }
@@ -113,8 +118,17 @@ int mt_deid_hmac(const uint8_t *key, size_t key_len, const char *domain, const v
         slot->n = (uint8_t)(ld + msg_len);
         memcpy(slot->m, m, slot->n);
         memcpy(slot->mac, out, 32);
+        slot->uid[0] = '\0';
+        *slot_out = slot;
     }
     return 0;
+}
+
+int mt_deid_hmac(const uint8_t *key, size_t key_len, const char *domain, const void *msg,
+                 size_t msg_len, uint8_t out[32])
+{
+    mac_entry_t *slot;
+    return hmac_slot(key, key_len, domain, msg, msg_len, out, &slot);
 }
 
 int mt_deid_pseudonym(const uint8_t *key, size_t key_len, const char *prefix, const char *id,
@@ -145,9 +159,14 @@ int mt_deid_uid(const uint8_t *key, size_t key_len, const char *uid, size_t uid_
     uint8_t h[32];
     if (outsz < MT_DEID_UID_MAX)
         return MT_EINVAL;
-    int rc = mt_deid_hmac(key, key_len, "uid", uid, uid_len, h);
+    mac_entry_t *slot;
+    int rc = hmac_slot(key, key_len, "uid", uid, uid_len, h, &slot);
     if (rc)
         return rc;
+    if (slot && slot->uid[0]) { /* made before from the same MAC: a series repeats its UIDs */
+        memcpy(out, slot->uid, strlen(slot->uid) + 1);
+        return 0;
+    }
     /* Decimal of the 128-bit big-endian integer h[0..16): split into base-10^19 limbs (at most
      * three), each printed with 64-bit arithmetic; the first without leading zeros. */
     unsigned __int128 v = 0;
@@ -175,6 +194,8 @@ int mt_deid_uid(const uint8_t *key, size_t key_len, const char *uid, size_t uid_
     for (size_t i = 0; i < nd; i++)
         out[5 + i] = digits[nd - 1 - i];
     out[5 + nd] = '\0';
+    if (slot)
+        memcpy(slot->uid, out, 6 + nd);
     return 0;
 }
 
