@@ -434,6 +434,40 @@ static void test_hmac_known_answers(void **state)
     assert_int_equal(mt_deid_hmac(KEY1, 0, "uid", "1", 1, h), MT_EINVAL);
 }
 
+/* mt_deid_uid keeps the 2.25 text in the MAC cache's slot: a hit, a slot whose MAC came from
+ * mt_deid_hmac (no text yet), a slot evicted and refilled, and a change of key all give the
+ * known answers (Python's hmac and int over the same bytes). */
+static void test_uid_cache_known_answers(void **state)
+{
+    (void)state;
+    static const char k1[] = "2.25.277960248186543243987614599855096975734";
+    static const char k2[] = "2.25.248668903800055495772150829047710621928";
+    static const char k1_long[] = "2.25.25191755042085653806391487280261650580";
+    static const char long_uid[] = "1.2.840.113619.2.55.3.604688119.971.1234567890.123";
+    char u[MT_DEID_UID_MAX], other[MT_DEID_UID_MAX], in[32];
+    uint8_t h[32];
+    for (int round = 0; round < 3; round++) {
+        assert_int_equal(mt_deid_hmac(KEY1, 32, "uid", "1.2.3", 5, h), 0); /* MAC, no text */
+        for (int twice = 0; twice < 2; twice++) { /* made, then from the slot */
+            assert_int_equal(mt_deid_uid(KEY1, 32, "1.2.3", 5, u, sizeof(u)), 0);
+            assert_string_equal(u, k1);
+            assert_int_equal(mt_deid_uid(KEY1, 32, long_uid, strlen(long_uid), u, sizeof(u)), 0);
+            assert_string_equal(u, k1_long);
+        }
+        for (int i = 0; i < 300; i++) { /* every slot refilled with other UIDs */
+            int n = snprintf(in, sizeof(in), "1.2.3.%d", i);
+            assert_int_equal(mt_deid_uid(KEY1, 32, in, (size_t)n, other, sizeof(other)), 0);
+            assert_string_not_equal(other, k1);
+        }
+        assert_int_equal(mt_deid_uid(KEY1, 32, "1.2.3", 5, u, sizeof(u)), 0);
+        assert_string_equal(u, k1);
+        for (int twice = 0; twice < 2; twice++) { /* the other key: the cache is not its */
+            assert_int_equal(mt_deid_uid(KEY2, 32, "1.2.3", 5, u, sizeof(u)), 0);
+            assert_string_equal(u, k2);
+        }
+    }
+}
+
 static void test_date_shift(void **state)
 {
     (void)state;
@@ -1087,6 +1121,7 @@ int main(void)
         cmocka_unit_test(test_key_dependence),
         cmocka_unit_test(test_uid_form),
         cmocka_unit_test(test_hmac_known_answers),
+        cmocka_unit_test(test_uid_cache_known_answers),
         cmocka_unit_test(test_date_shift),
         cmocka_unit_test(test_safe_private_and_retain),
         cmocka_unit_test(test_burned_in_annotation),
