@@ -672,10 +672,10 @@ static void log_abort(mt_assoc_t *a, const mt_ul_effects_t *fx, mt_ul_event_t ev
         if (fx->fx[i].kind == MT_UL_FX_SEND_PDU && fx->fx[i].pdu_type == MT_UL_PDU_A_ABORT)
             mt_log(MT_LOG_WARN, &a->log,
                    "association aborted: A-ABORT sent (source=%u reason=%u) on %s in %s [%s]; "
-                   "requests=%u ok=%u failed=%u outstanding=%u",
+                   "requests=%u ok=%u failed=%u outstanding=%u stored=%u",
                    fx->fx[i].abort_source, fx->fx[i].abort_reason, mt_ul_event_desc(ev),
                    mt_ul_state_name(fx->from), mt_ul_action_name(fx->action), a->n_requests,
-                   a->n_ok, a->n_failed, a->n_outstanding);
+                   a->n_ok, a->n_failed, a->n_outstanding, a->n_stored);
 }
 
 /* Feed ev to ul.c and carry out the I/O effects in order. Returns the indications (IND bits)
@@ -813,9 +813,9 @@ static void transport_closed(mt_assoc_t *a, ssize_t why)
     else if (st != MT_STA13)
         mt_log(MT_LOG_WARN, &a->log,
                "association aborted: connection %s in %s (A-P-ABORT); requests=%u ok=%u "
-               "failed=%u outstanding=%u",
+               "failed=%u outstanding=%u stored=%u",
                why == UV_EOF ? "closed by the peer" : uv_strerror((int)why), mt_ul_state_name(st),
-               a->n_requests, a->n_ok, a->n_failed, a->n_outstanding);
+               a->n_requests, a->n_ok, a->n_failed, a->n_outstanding, a->n_stored);
     ul_event(a, MT_UL_EV_TRANSPORT_CLOSED, NULL);
 }
 
@@ -1022,9 +1022,9 @@ static void handle_pdu(mt_assoc_t *a, const mt_pdu_t *pdu)
         if (a->ul.state != MT_STA13)
             mt_log(MT_LOG_WARN, &a->log,
                    "association aborted by the peer: A-ABORT source=%u reason=%u in %s; "
-                   "requests=%u ok=%u failed=%u outstanding=%u",
+                   "requests=%u ok=%u failed=%u outstanding=%u stored=%u",
                    pdu->u.abort.source, pdu->u.abort.reason, mt_ul_state_name(a->ul.state),
-                   a->n_requests, a->n_ok, a->n_failed, a->n_outstanding);
+                   a->n_requests, a->n_ok, a->n_failed, a->n_outstanding, a->n_stored);
         mt_ul_input_t in = {.abort_source = pdu->u.abort.source};
         ul_event(a, MT_UL_EV_A_ABORT_PDU, &in);
         break;

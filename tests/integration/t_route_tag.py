@@ -34,8 +34,10 @@ if not lib.IS_MITRAL:
 
 
 def b_stored(node):
-    """instances B answered stored, over all its logs (released associations)"""
-    return sum(int(m) for m in re.findall(r"association released: .* stored=(\d+)",
+    """instances B answered stored, over all its logs: released associations, and aborted ones
+    (stopping A aborts a forwarding association that is still sending, node/forward.c; what
+    B stored on it before counts)"""
+    return sum(int(m) for m in re.findall(r"association (?:released|aborted)[^\n]* stored=(\d+)",
                                           node.all_logs()))
 
 
