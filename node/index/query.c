@@ -464,8 +464,10 @@ static void decide(mt_query_t *q, mt_qkey_t *k)
         return;
     }
     if (k->below_level) {
+        /* a value on a key of a level below (Modality=CT at STUDY level) is not matched:
+         * the pending responses say so (FF01) */
         if (k->match != MT_QM_UNIVERSAL && k->match != MT_QM_SEQUENCE)
-            k->unsupported = true;
+            k->unsupported = q->any_unsupported = true;
         return;
     }
     if (k->match == MT_QM_UNIVERSAL)

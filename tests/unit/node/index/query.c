@@ -243,6 +243,17 @@ static void test_from_ds_charset_and_unsupported(void **state)
     assert_true(q->any_unsupported);
     mt_query_free(q);
     mt_ds_free(d);
+
+    /* a key of a level below the query level with a value (Modality=CT at STUDY level): not
+     * matched, so the pending responses must say so (FF01), not pretend it was applied */
+    d = ident("STUDY");
+    mt_ds_set_string(d, T_MODALITY, MT_VR('C', 'S'), "CT");
+    assert_int_equal(mt_query_from_ds(d, MT_QR_STUDY_ROOT, &q, &e), 0);
+    assert_true(key(q, T_MODALITY)->below_level);
+    assert_false(key(q, T_MODALITY)->matching);
+    assert_true(q->any_unsupported);
+    mt_query_free(q);
+    mt_ds_free(d);
 }
 
 static void test_from_text(void **state)
