@@ -791,6 +791,23 @@ int mt_query_from_ds(const mt_ds_t *id, mt_qr_model_t model, mt_query_t **out,
     return 0;
 }
 
+int mt_query_check_retrieve(const mt_query_t *q, mt_query_err_t *err)
+{
+    if (err)
+        memset(err, 0, sizeof *err);
+    if (q->model == MT_QR_RELATIONAL)
+        return 0;
+    uint32_t tag = unique_key[q->level];
+    for (size_t i = 0; i < q->n_keys; i++)
+        if (q->keys[i].tag == tag &&
+            (q->keys[i].match == MT_QM_SINGLE || q->keys[i].match == MT_QM_LIST))
+            return 0;
+    const mt_dict_entry_t *d = mt_dict_by_tag(tag);
+    set_err(err, MT_STATUS_IDENTIFIER_MISMATCH, tag, "retrieve needs a value of %.24s",
+            d ? d->keyword : "the level's unique key");
+    return MT_EINVAL;
+}
+
 int mt_query_from_text(const char *text, mt_index_level_t level, mt_query_t **out, char *err,
                        size_t errsz)
 {

@@ -414,6 +414,8 @@ static void start(qr_req_t *m)
     mt_query_err_t qe;
     int rc = mt_query_from_ds(id, m->model, &m->q, &qe);
     mt_ds_free(id);
+    if (rc == 0)
+        rc = mt_query_check_retrieve(m->q, &qe);
     if (rc != 0) {
         send_final_simple(m, qe.status ? qe.status : MT_STATUS_CANNOT_UNDERSTAND, qe.comment);
         return;

@@ -256,6 +256,43 @@ static void test_from_ds_charset_and_unsupported(void **state)
     mt_ds_free(d);
 }
 
+/* C-MOVE / C-GET: the retrieve level's unique key must carry a value (single or UID list) */
+static void test_check_retrieve(void **state)
+{
+    (void)state;
+    long live = mt_alloc_live();
+    mt_query_t *q = NULL;
+    mt_query_err_t e;
+    mt_ds_t *d = ident("STUDY");
+    mt_ds_set_string(d, T_PID, MT_VR('L', 'O'), "P1"); /* not the unique key of STUDY */
+    assert_int_equal(mt_query_from_ds(d, MT_QR_STUDY_ROOT, &q, &e), 0); /* fine for C-FIND */
+    assert_int_equal(mt_query_check_retrieve(q, &e), MT_EINVAL);
+    assert_int_equal(e.status, 0xA900);
+    assert_int_equal(e.tag, T_STUDY);
+    assert_non_null(strstr(e.comment, "StudyInstanceUID"));
+    mt_query_free(q);
+    mt_ds_set_string(d, T_STUDY, MT_VR('U', 'I'), "");
+    assert_int_equal(mt_query_from_ds(d, MT_QR_STUDY_ROOT, &q, &e), 0);
+    assert_int_equal(mt_query_check_retrieve(q, &e), MT_EINVAL);
+    mt_query_free(q);
+    mt_ds_set_string(d, T_STUDY, MT_VR('U', 'I'), "1.2.3\\1.2.4");
+    assert_int_equal(mt_query_from_ds(d, MT_QR_STUDY_ROOT, &q, &e), 0);
+    assert_int_equal(mt_query_check_retrieve(q, &e), 0);
+    mt_query_free(q);
+    mt_ds_free(d);
+    d = ident("PATIENT");
+    assert_int_equal(mt_query_from_ds(d, MT_QR_PATIENT_ROOT, &q, &e), 0);
+    assert_int_equal(mt_query_check_retrieve(q, &e), MT_EINVAL);
+    assert_int_equal(e.tag, T_PID);
+    mt_query_free(q);
+    mt_ds_set_string(d, T_PID, MT_VR('L', 'O'), "P1");
+    assert_int_equal(mt_query_from_ds(d, MT_QR_PATIENT_ROOT, &q, &e), 0);
+    assert_int_equal(mt_query_check_retrieve(q, &e), 0);
+    mt_query_free(q);
+    mt_ds_free(d);
+    assert_int_equal(mt_alloc_live(), live);
+}
+
 static void test_from_text(void **state)
 {
     (void)state;
@@ -897,6 +934,7 @@ int main(void)
         cmocka_unit_test(test_from_ds_classify),
         cmocka_unit_test(test_from_ds_refusals),
         cmocka_unit_test(test_from_ds_charset_and_unsupported),
+        cmocka_unit_test(test_check_retrieve),
         cmocka_unit_test(test_from_text),
         cmocka_unit_test(test_sql_shape),
         cmocka_unit_test_setup_teardown(test_exec_levels, setup_db, teardown_db),
