@@ -24,6 +24,7 @@
 #define MT_STATUS_CANNOT_UNDERSTAND_FIND 0xC000
 #define QUERY_MAX_KEYS 1024
 #define QUERY_MAX_VALUE 4096
+#define QUERY_MAX_TERM (QUERY_MAX_VALUE + 80) /* query text: KEYWORD, operator, value */
 
 static const uint32_t unique_key[MT_LEVEL_COUNT] = {
     MT_TAG(0x0010, 0x0020), /* PatientID */
@@ -820,7 +821,7 @@ int mt_query_from_text(const char *text, mt_index_level_t level, mt_query_t **ou
     typedef struct term {
         char kw[65];
         char op; /* '=', '>', '<' */
-        char val[256];
+        char val[QUERY_MAX_TERM]; /* as long as a term: never cut short */
         const mt_dict_entry_t *d;
     } term_t;
     term_t *terms = NULL;
@@ -836,7 +837,7 @@ int mt_query_from_text(const char *text, mt_index_level_t level, mt_query_t **ou
         while (*e && *e != ' ' && *e != '\t' && *e != '\n')
             e++;
         size_t n = (size_t)(e - p);
-        char tok[400];
+        char tok[QUERY_MAX_TERM];
         if (n >= sizeof tok) {
             snprintf(err, errsz, "term too long: %.40s...", p);
             rc = MT_EINVAL;

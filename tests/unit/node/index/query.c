@@ -326,6 +326,18 @@ static void test_from_text(void **state)
     assert_int_equal(mt_query_from_text("AcquisitionDeviceProcessingCode=X", MT_LEVEL_STUDY, &q,
                                         err, sizeof err),
                      MT_EINVAL);
+    /* a list of 40 Study Instance UIDs (`mitral project add --query`): every one is kept,
+     * none silently cut off */
+    char text[4096] = "StudyInstanceUID=";
+    for (int i = 0; i < 40; i++)
+        snprintf(text + strlen(text), sizeof text - strlen(text), "%s2.25.%040d",
+                 i ? "\\" : "", i);
+    assert_int_equal(mt_query_from_text(text, MT_LEVEL_STUDY, &q, err, sizeof err), 0);
+    k = key(q, T_STUDY);
+    assert_int_equal(k->match, MT_QM_LIST);
+    assert_int_equal(k->n_list, 40);
+    assert_string_equal(k->list[39], "2.25.0000000000000000000000000000000000000039");
+    mt_query_free(q);
     assert_int_equal(mt_alloc_live(), live);
 }
 
