@@ -737,7 +737,6 @@ int mt_query_from_ds(const mt_ds_t *id, mt_qr_model_t model, mt_query_t **out,
                 q->any_unsupported = true;
             continue;
         }
-        char text[QUERY_MAX_VALUE + 1];
         char nb[48];
         const char *src = (const char *)e->value;
         size_t n = e->value ? e->len : 0;
@@ -746,8 +745,11 @@ int mt_query_from_ds(const mt_ds_t *id, mt_qr_model_t model, mt_query_t **out,
             src = nb;
             n = strlen(nb);
         }
-        if (n > QUERY_MAX_VALUE)
+        /* a list of UIDs is kept whole (an IMAGE-level retrieve of hundreds of instances);
+         * other values are read up to QUERY_MAX_VALUE */
+        if (n > QUERY_MAX_VALUE && k->vr != MT_VR('U', 'I'))
             n = QUERY_MAX_VALUE;
+        char *text = mt_malloc(n + 1);
         memcpy(text, src ? src : "", n);
         text[n] = 0;
         for (size_t j = 0; j < n; j++)
@@ -767,6 +769,7 @@ int mt_query_from_ds(const mt_ds_t *id, mt_qr_model_t model, mt_query_t **out,
             v = conv = mt_charset_to_utf8(&qcs, v, strlen(v), k->vr == MT_VR('P', 'N'));
         classify(k, v);
         mt_free(conv);
+        mt_free(text);
         decide(q, k);
     }
     /* hierarchical: unique keys of every level above, within the model */

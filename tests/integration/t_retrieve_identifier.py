@@ -5,7 +5,8 @@ their unique key at the Query/Retrieve level: PatientID, a Study / Series / SOP 
 a list of UIDs). movescu / getscu with only QueryRetrieveLevel=STUDY (or with only a
 non-unique key such as PatientID at STUDY level, or an empty StudyInstanceUID) must be refused
 with A900 (Identifier does not match SOP Class) and an ErrorComment, and nothing sent: not the
-whole archive, nor every study of a patient. A proper identifier still retrieves."""
+whole archive, nor every study of a patient. A proper identifier still retrieves, also a UID
+list of 150 SOP Instance UIDs (longer than 4 KiB) whose stored instances come last."""
 import os
 import shutil
 
@@ -68,6 +69,24 @@ def body():
         lib.check(qrlib.final_status(r.stdout) == "Success", "patient move: %r"
                   % qrlib.final_status(r.stdout))
         lib.check(len(dest.files()) == 2, "patient move: 2 arrive, got %d" % len(dest.files()))
+
+        # an IMAGE-level retrieve naming 150 instances in a UID list (~6.9 KB): the ones at
+        # the end of the list are retrieved too (the list was cut at 4 KiB: success, fewer)
+        import pydicom
+        first = pydicom.dcmread(a_files[0], stop_before_pixels=True)
+        mine = sorted(lib.read_meta(p)["sop_instance_uid"] for p in a_files)
+        uids = ["2.25.%040d" % i for i in range(147)] + mine
+        keys = ["QueryRetrieveLevel=IMAGE", "StudyInstanceUID=" + study_a,
+                "SeriesInstanceUID=" + first.SeriesInstanceUID, "SOPInstanceUID=" + "\\".join(uids)]
+        dest.clear()
+        r = qrlib.movescu(node, "DEST", keys)
+        lib.check(qrlib.final_status(r.stdout) == "Success", "150-UID move: %r"
+                  % qrlib.final_status(r.stdout))
+        lib.check(len(dest.files()) == 3, "150-UID move: the 3 stored ones arrive, got %d"
+                  % len(dest.files()))
+        out = lib.tmpdir("mt-rid-get-")
+        r = qrlib.getscu(node, out, keys)
+        lib.check(len(os.listdir(out)) == 3, "150-UID get: 3 arrive, got %d" % len(os.listdir(out)))
         lib.check(node.alive(), "node alive")
     finally:
         dest.stop()

@@ -290,6 +290,24 @@ static void test_check_retrieve(void **state)
     assert_int_equal(mt_query_check_retrieve(q, &e), 0);
     mt_query_free(q);
     mt_ds_free(d);
+
+    /* an IMAGE-level retrieve of 150 instances by a UID list (6.8 KB): all 150 are kept */
+    d = ident("IMAGE");
+    mt_ds_set_string(d, T_STUDY, MT_VR('U', 'I'), "1.2.3");
+    mt_ds_set_string(d, T_SERIES, MT_VR('U', 'I'), "1.2.3.4");
+    char *list = mt_malloc(150 * 46 + 1);
+    list[0] = 0;
+    for (int i = 0; i < 150; i++)
+        sprintf(list + strlen(list), "%s2.25.%040d", i ? "\\" : "", i);
+    mt_ds_set_string(d, T_SOP, MT_VR('U', 'I'), list);
+    mt_free(list);
+    assert_int_equal(mt_query_from_ds(d, MT_QR_STUDY_ROOT, &q, &e), 0);
+    const mt_qkey_t *k = key(q, T_SOP);
+    assert_int_equal(k->match, MT_QM_LIST);
+    assert_int_equal(k->n_list, 150);
+    assert_string_equal(k->list[149], "2.25.0000000000000000000000000000000000000149");
+    mt_query_free(q);
+    mt_ds_free(d);
     assert_int_equal(mt_alloc_live(), live);
 }
 
