@@ -57,6 +57,7 @@ typedef struct qr_req {
     mt_buf_t data;
     bool too_big;
     mt_query_t *q;
+    uint32_t offending; /* a refused identifier's Offending Element (0000,0901), or 0 */
     char *index_path, *storage_root;
     char project[65];
     bool has_project;
@@ -132,6 +133,10 @@ static void respond(qr_req_t *m, uint16_t status, const char *comment,
              req->cmd.affected_sop_class_uid);
     if (comment)
         snprintf(rsp.error_comment, sizeof rsp.error_comment, "%s", comment);
+    if (final && m->offending) {
+        rsp.offending_element[0] = m->offending;
+        rsp.n_offending = 1;
+    }
     if (c) {
         rsp.has_counts = true;
         rsp.n_remaining = (uint16_t)(c->remaining > 0xFFFF ? 0xFFFF : c->remaining);
@@ -417,6 +422,7 @@ static void start(qr_req_t *m)
     if (rc == 0)
         rc = mt_query_check_retrieve(m->q, &qe);
     if (rc != 0) {
+        m->offending = qe.tag;
         send_final_simple(m, qe.status ? qe.status : MT_STATUS_CANNOT_UNDERSTAND, qe.comment);
         return;
     }

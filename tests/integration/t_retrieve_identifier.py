@@ -4,10 +4,12 @@ level (PS3.4 C.4.2.2.1, C.4.3.2.1: a hierarchical retrieve names the entities to
 their unique key at the Query/Retrieve level: PatientID, a Study / Series / SOP Instance UID or
 a list of UIDs). movescu / getscu with only QueryRetrieveLevel=STUDY (or with only a
 non-unique key such as PatientID at STUDY level, or an empty StudyInstanceUID) must be refused
-with A900 (Identifier does not match SOP Class) and an ErrorComment, and nothing sent: not the
-whole archive, nor every study of a patient. A proper identifier still retrieves, also a UID
-list of 150 SOP Instance UIDs (longer than 4 KiB) whose stored instances come last."""
+with A900 (Identifier does not match SOP Class), an ErrorComment and the OffendingElement,
+and nothing sent: not the whole archive, nor every study of a patient. A proper identifier
+still retrieves, also a UID list of 150 SOP Instance UIDs (longer than 4 KiB) whose stored
+instances come last."""
 import os
+import re
 import shutil
 
 import gen_mr
@@ -47,6 +49,10 @@ def body():
             lib.check(fs.lower().startswith("0xa900"), "C-MOVE %s: A900, got %r\n%s"
                       % (what, fs, r.stdout[-1500:]))
             lib.check("ErrorComment" in r.stdout, "C-MOVE %s: an ErrorComment" % what)
+            want = "(0010,0020)" if "PATIENT" in keys[0] else \
+                "(0020,000e)" if "SERIES" in keys[0] else "(0020,000d)"
+            lib.check(re.search(r"OffendingElement", r.stdout) and want in r.stdout,
+                      "C-MOVE %s: OffendingElement %s\n%s" % (what, want, r.stdout[-1500:]))
             lib.check(not dest.files(), "C-MOVE %s: nothing sent, %d arrived"
                       % (what, len(dest.files())))
             out = lib.tmpdir("mt-rid-get-")
