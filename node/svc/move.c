@@ -56,6 +56,7 @@ typedef struct qr_req {
     const mt_ts_t *ts;
     mt_buf_t data;
     bool too_big;
+    bool wrong_context; /* not a MOVE (GET) model's context: answered 0122 */
     mt_query_t *q;
     uint32_t offending; /* a refused identifier's Offending Element (0000,0901), or 0 */
     char *index_path, *storage_root;
@@ -457,10 +458,11 @@ void mt__qr_on_request(mt_dimse_req_t *req, bool is_get)
     m->log = *mt_assoc_log(req->assoc);
     mt_buf_init(&m->data, QR_MAX_IDENTIFIER);
     const char *as = req->abstract_syntax;
-    m->model =
-        (strcmp(as, MT_UID_PATIENT_ROOT_MOVE) == 0 || strcmp(as, MT_UID_PATIENT_ROOT_GET) == 0)
-            ? MT_QR_PATIENT_ROOT
-            : MT_QR_STUDY_ROOT;
+    const char *patient_root = is_get ? MT_UID_PATIENT_ROOT_GET : MT_UID_PATIENT_ROOT_MOVE;
+    const char *study_root = is_get ? MT_UID_STUDY_ROOT_GET : MT_UID_STUDY_ROOT_MOVE;
+    m->model = strcmp(as, patient_root) == 0 ? MT_QR_PATIENT_ROOT : MT_QR_STUDY_ROOT;
+    /* e.g. a C-GET-RQ on a FIND context (its Affected SOP Class being that context's) */
+    m->wrong_context = strcmp(as, patient_root) != 0 && strcmp(as, study_root) != 0;
     m->ts = mt_ts_find(req->transfer_syntax);
 }
 
@@ -470,6 +472,12 @@ int mt__qr_on_data(mt_dimse_req_t *req, const uint8_t *p, size_t n, bool last)
     if (!m->too_big && n && mt_buf_append(&m->data, p, n) != 0)
         m->too_big = true;
     if (last) {
+        if (m->wrong_context) {
+            send_final_simple(m, MT_STATUS_SOP_CLASS_NOT_SUPPORTED,
+                              m->is_get ? "not a Query/Retrieve GET SOP class"
+                                        : "not a Query/Retrieve MOVE SOP class");
+            return 0;
+        }
         if (!m->ts) {
             send_final_simple(m, MT_STATUS_CANNOT_UNDERSTAND, "unknown transfer syntax");
             return 0;
