@@ -210,3 +210,19 @@ def check_report(data, n_ok, failed):
     got_failed = {(it.ReferencedSOPInstanceUID, int(it.FailureReason)) for it in bad}
     lib.check(got_failed == set(failed), "Failed SOP Sequence %r, want %r" % (got_failed, failed))
     return ds
+
+
+def study_identifier(study):
+    """A STUDY-level Q/R identifier (Implicit VR LE) for a raw C-GET/C-MOVE-RQ."""
+    from pydicom.dataset import Dataset
+    ds = Dataset()
+    ds.QueryRetrieveLevel = "STUDY"
+    ds.StudyInstanceUID = study
+    return ds_bytes(ds)
+
+
+def c_store_rsp(c, status):
+    """The C-STORE-RSP to mitral's C-STORE-RQ c (a C-GET sub-operation) with status."""
+    return dul.command([(0x0002, c["raw"][0x0002]), (0x0100, dul._us(0x8001)),
+                        (0x0120, dul._us(us(c, 0x0110))), (0x0800, dul._us(0x0101)),
+                        (0x0900, dul._us(status)), (0x1000, c["raw"][0x1000])])

@@ -18,20 +18,6 @@ FIND = "1.2.840.10008.5.1.4.1.2.2.1"
 GET = "1.2.840.10008.5.1.4.1.2.2.3"
 
 
-def identifier(study):
-    from pydicom.dataset import Dataset
-    from pydicom.filebase import DicomBytesIO
-    from pydicom.filewriter import write_dataset
-    ds = Dataset()
-    ds.QueryRetrieveLevel = "STUDY"
-    ds.StudyInstanceUID = study
-    b = DicomBytesIO()
-    b.is_little_endian = True
-    b.is_implicit_VR = True
-    write_dataset(b, ds)
-    return b.getvalue()
-
-
 def request(a, pcid, sop_class, field, msg_id, study, dest=None):
     """Send a C-GET/C-MOVE-RQ on pcid; answer mitral's C-STORE-RQs; -> (final status, stores)."""
     fields = [(0x0002, dul._uid(sop_class)), (0x0100, dul._us(field)), (0x0110, dul._us(msg_id)),
@@ -39,16 +25,13 @@ def request(a, pcid, sop_class, field, msg_id, study, dest=None):
     if dest:
         fields.append((0x0600, dest.encode().ljust(16)))
     a.send_message(pcid, dul.command(sorted(fields)), True)
-    a.send_message(pcid, identifier(study), False)
+    a.send_message(pcid, qrlib.study_identifier(study), False)
     stores = 0
     while True:
         c, _ = qrlib.read_msg(a)
         if c.get("field") == 0x0001:  # C-STORE-RQ from mitral
             stores += 1
-            a.send_message(c["pcid"], dul.command([
-                (0x0002, c["raw"][0x0002]), (0x0100, dul._us(0x8001)),
-                (0x0120, c["raw"][0x0110]), (0x0800, dul._us(0x0101)), (0x0900, dul._us(0)),
-                (0x1000, c["raw"][0x1000])]), True)
+            a.send_message(c["pcid"], qrlib.c_store_rsp(c, 0), True)
             continue
         if c.get("status") not in (0xFF00, 0xFF01):
             return c.get("status"), stores
