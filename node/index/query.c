@@ -658,6 +658,21 @@ static bool model_has_level(mt_qr_model_t m, mt_index_level_t l)
     return false;
 }
 
+/* A private creator (gggg,00xx) other than ours: returned as sent, not matched. */
+static void add_private_creator(mt_query_t *q, const mt_ds_elem_t *e)
+{
+    size_t n = e->value && e->len < 64 ? e->len : 0;
+    while (n && (e->value[n - 1] == ' ' || e->value[n - 1] == 0))
+        n--;
+    mt_qkey_t *k = add_key(q, e->tag);
+    k->vr = MT_VR('L', 'O');
+    k->level = q->level;
+    k->computed = MT_QC_PRIVATE_CREATOR;
+    k->match = MT_QM_UNIVERSAL;
+    mt_free(k->value);
+    k->value = mt_strndup(n ? (const char *)e->value : "", n);
+}
+
 static void ensure_unique_key(mt_query_t *q)
 {
     mt_qkey_t *k = add_key(q, unique_key[q->level]);
@@ -716,8 +731,10 @@ int mt_query_from_ds(const mt_ds_t *id, mt_qr_model_t model, mt_query_t **out,
         if (g == 0x0000 || g == 0x0002 || e->tag == TAG_QR_LEVEL || e->tag == TAG_CHARSET)
             continue;
         if ((MT_TAG_ELEM(e->tag) & 0xFF00) == 0 && (g & 1) &&
-            e->tag != MT_TAG(MT_CMR_GROUP, 0x0010))
-            continue; /* private creator: not a key (ours is returned with our keys) */
+            e->tag != MT_TAG(MT_CMR_GROUP, 0x0010)) {
+            add_private_creator(q, e); /* not a key: echoed (ours is one of our keys) */
+            continue;
+        }
         mt_qkey_t *k = add_key(q, e->tag);
         k->vr = e->vr;
         resolve(q, k, false);

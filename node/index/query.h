@@ -94,6 +94,9 @@ typedef enum mt_qcomputed {
     MT_QC_CMR_VIEW,          /* (4D49,1011) CS view: sax 2ch 3ch 4ch other */
     MT_QC_CMR_CONFIDENCE,    /* (4D49,1012) DS confidence 0..1 (returned only) */
     MT_QC_CMR_VERSION,       /* (4D49,1013) LO tagger version (returned only) */
+    /* another private creator (gggg,00xx) of the identifier: returned with the value sent
+     * (k->value), so the private keys of its block are never orphans (PS3.5 7.8.1) */
+    MT_QC_PRIVATE_CREATOR,
 } mt_qcomputed_t;
 
 #define MT_CMR_GROUP 0x4D49

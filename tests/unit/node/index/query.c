@@ -597,6 +597,17 @@ static void test_exec_levels(void **state)
                          T_SERIES, UI, "", T_MODALITY, CS, "", T_N_SERIES_INST, IS, "", 0),
                      2);
     assert_true(has_value(&res, T_N_SERIES_INST, "3"));
+    /* another vendor's private key: returned (empty) with its private creator, never an
+     * orphan private element (PS3.5 7.8.1) */
+    assert_int_equal(run(f, MT_QR_STUDY_ROOT, "SERIES", NULL, &res, 0, NULL, T_STUDY, UI, "1.1",
+                         MT_TAG(0x0009, 0x0010), LO, "ACME 1", MT_TAG(0x0009, 0x1001), LO, "", 0),
+                     2);
+    for (size_t i = 0; i < res.n; i++) {
+        char creator[65];
+        assert_non_null(mt_ds_get(res.r[i], MT_TAG(0x0009, 0x1001)));
+        assert_true(mt_ds_get_string(res.r[i], MT_TAG(0x0009, 0x0010), creator, sizeof creator));
+        assert_string_equal(creator, "ACME 1");
+    }
     /* IMAGE level, Patient Root: binary VR re-encoded */
     assert_int_equal(run(f, MT_QR_PATIENT_ROOT, "IMAGE", NULL, &res, 0, NULL, T_PID, LO, "P1",
                          T_STUDY, UI, "1.1", T_SERIES, UI, "1.1.1", T_SOP, UI, "",
