@@ -40,8 +40,7 @@
 
 #define COMMIT_MAX_IDENTIFIER (16u << 20)
 #define COMMIT_MAX_REFS 100000u
-/* UIDs looked up per query: 60 UIDs of at most 64 characters and their separators (3,900
- * bytes) fit one identifier value (query.c reads at most 4 KiB of a value) */
+/* UIDs looked up per index query (a UID list: one SQL parameter each) */
 #define UID_BATCH 60
 #define TAG_TRANSACTION_UID 0x00081195
 #define TAG_REF_SOP_SEQ 0x00081199
