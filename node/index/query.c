@@ -24,6 +24,7 @@
 #define MT_STATUS_CANNOT_UNDERSTAND_FIND 0xC000
 #define QUERY_MAX_KEYS 1024
 #define QUERY_MAX_VALUE 4096
+#define QUERY_MAX_TERM (QUERY_MAX_VALUE + 80) /* query text: KEYWORD, operator, value */
 
 static const uint32_t unique_key[MT_LEVEL_COUNT] = {
     MT_TAG(0x0010, 0x0020), /* PatientID */
@@ -464,8 +465,10 @@ static void decide(mt_query_t *q, mt_qkey_t *k)
         return;
     }
     if (k->below_level) {
+        /* a value on a key of a level below (Modality=CT at STUDY level) is not matched:
+         * the pending responses say so (FF01) */
         if (k->match != MT_QM_UNIVERSAL && k->match != MT_QM_SEQUENCE)
-            k->unsupported = true;
+            k->unsupported = q->any_unsupported = true;
         return;
     }
     if (k->match == MT_QM_UNIVERSAL)
@@ -655,6 +658,21 @@ static bool model_has_level(mt_qr_model_t m, mt_index_level_t l)
     return false;
 }
 
+/* A private creator (gggg,00xx) other than ours: returned as sent, not matched. */
+static void add_private_creator(mt_query_t *q, const mt_ds_elem_t *e)
+{
+    size_t n = e->value && e->len < 64 ? e->len : 0;
+    while (n && (e->value[n - 1] == ' ' || e->value[n - 1] == 0))
+        n--;
+    mt_qkey_t *k = add_key(q, e->tag);
+    k->vr = MT_VR('L', 'O');
+    k->level = q->level;
+    k->computed = MT_QC_PRIVATE_CREATOR;
+    k->match = MT_QM_UNIVERSAL;
+    mt_free(k->value);
+    k->value = mt_strndup(n ? (const char *)e->value : "", n);
+}
+
 static void ensure_unique_key(mt_query_t *q)
 {
     mt_qkey_t *k = add_key(q, unique_key[q->level]);
@@ -713,8 +731,10 @@ int mt_query_from_ds(const mt_ds_t *id, mt_qr_model_t model, mt_query_t **out,
         if (g == 0x0000 || g == 0x0002 || e->tag == TAG_QR_LEVEL || e->tag == TAG_CHARSET)
             continue;
         if ((MT_TAG_ELEM(e->tag) & 0xFF00) == 0 && (g & 1) &&
-            e->tag != MT_TAG(MT_CMR_GROUP, 0x0010))
-            continue; /* private creator: not a key (ours is returned with our keys) */
+            e->tag != MT_TAG(MT_CMR_GROUP, 0x0010)) {
+            add_private_creator(q, e); /* not a key: echoed (ours is one of our keys) */
+            continue;
+        }
         mt_qkey_t *k = add_key(q, e->tag);
         k->vr = e->vr;
         resolve(q, k, false);
@@ -734,7 +754,6 @@ int mt_query_from_ds(const mt_ds_t *id, mt_qr_model_t model, mt_query_t **out,
                 q->any_unsupported = true;
             continue;
         }
-        char text[QUERY_MAX_VALUE + 1];
         char nb[48];
         const char *src = (const char *)e->value;
         size_t n = e->value ? e->len : 0;
@@ -743,8 +762,11 @@ int mt_query_from_ds(const mt_ds_t *id, mt_qr_model_t model, mt_query_t **out,
             src = nb;
             n = strlen(nb);
         }
-        if (n > QUERY_MAX_VALUE)
+        /* a list of UIDs is kept whole (an IMAGE-level retrieve of hundreds of instances);
+         * other values are read up to QUERY_MAX_VALUE */
+        if (n > QUERY_MAX_VALUE && k->vr != MT_VR('U', 'I'))
             n = QUERY_MAX_VALUE;
+        char *text = mt_malloc(n + 1);
         memcpy(text, src ? src : "", n);
         text[n] = 0;
         for (size_t j = 0; j < n; j++)
@@ -764,6 +786,7 @@ int mt_query_from_ds(const mt_ds_t *id, mt_qr_model_t model, mt_query_t **out,
             v = conv = mt_charset_to_utf8(&qcs, v, strlen(v), k->vr == MT_VR('P', 'N'));
         classify(k, v);
         mt_free(conv);
+        mt_free(text);
         decide(q, k);
     }
     /* hierarchical: unique keys of every level above, within the model */
@@ -789,6 +812,23 @@ int mt_query_from_ds(const mt_ds_t *id, mt_qr_model_t model, mt_query_t **out,
     return 0;
 }
 
+int mt_query_check_retrieve(const mt_query_t *q, mt_query_err_t *err)
+{
+    if (err)
+        memset(err, 0, sizeof *err);
+    if (q->model == MT_QR_RELATIONAL)
+        return 0;
+    uint32_t tag = unique_key[q->level];
+    for (size_t i = 0; i < q->n_keys; i++)
+        if (q->keys[i].tag == tag &&
+            (q->keys[i].match == MT_QM_SINGLE || q->keys[i].match == MT_QM_LIST))
+            return 0;
+    const mt_dict_entry_t *d = mt_dict_by_tag(tag);
+    set_err(err, MT_STATUS_IDENTIFIER_MISMATCH, tag, "retrieve needs a value of %.24s",
+            d ? d->keyword : "the level's unique key");
+    return MT_EINVAL;
+}
+
 int mt_query_from_text(const char *text, mt_index_level_t level, mt_query_t **out, char *err,
                        size_t errsz)
 {
@@ -801,7 +841,7 @@ int mt_query_from_text(const char *text, mt_index_level_t level, mt_query_t **ou
     typedef struct term {
         char kw[65];
         char op; /* '=', '>', '<' */
-        char val[256];
+        char val[QUERY_MAX_TERM]; /* as long as a term: never cut short */
         const mt_dict_entry_t *d;
     } term_t;
     term_t *terms = NULL;
@@ -817,7 +857,7 @@ int mt_query_from_text(const char *text, mt_index_level_t level, mt_query_t **ou
         while (*e && *e != ' ' && *e != '\t' && *e != '\n')
             e++;
         size_t n = (size_t)(e - p);
-        char tok[400];
+        char tok[QUERY_MAX_TERM];
         if (n >= sizeof tok) {
             snprintf(err, errsz, "term too long: %.40s...", p);
             rc = MT_EINVAL;

@@ -94,6 +94,9 @@ typedef enum mt_qcomputed {
     MT_QC_CMR_VIEW,          /* (4D49,1011) CS view: sax 2ch 3ch 4ch other */
     MT_QC_CMR_CONFIDENCE,    /* (4D49,1012) DS confidence 0..1 (returned only) */
     MT_QC_CMR_VERSION,       /* (4D49,1013) LO tagger version (returned only) */
+    /* another private creator (gggg,00xx) of the identifier: returned with the value sent
+     * (k->value), so the private keys of its block are never orphans (PS3.5 7.8.1) */
+    MT_QC_PRIVATE_CREATOR,
 } mt_qcomputed_t;
 
 #define MT_CMR_GROUP 0x4D49
@@ -156,6 +159,11 @@ typedef struct mt_query_err {
  * identifier is not acceptable for the model. */
 int mt_query_from_ds(const mt_ds_t *id, mt_qr_model_t model, mt_query_t **out,
                      mt_query_err_t *err);
+/* C-MOVE / C-GET (PS3.4 C.4.2.2.1, C.4.3.2.1): a hierarchical retrieve names what it
+ * retrieves by the unique key of the retrieve level (single value, or a list of UIDs). 0, or
+ * MT_EINVAL with err = A900 and the unique key as offending element when q has none (an empty
+ * or absent key would retrieve every entity that the other keys match: the whole archive). */
+int mt_query_check_retrieve(const mt_query_t *q, mt_query_err_t *err);
 /* Build a relational query from text: space-separated terms KEYWORD=VALUE, KEYWORD>=VALUE,
  * KEYWORD<=VALUE (ranges for DA/TM/DT), values with wildcards or UID lists as in an
  * identifier; keywords from the DICOM dictionary (PatientName, StudyDate, Modality ...).

@@ -235,6 +235,8 @@ static const char *computed_value(const find_ctx_t *f, const mt_qkey_t *k)
         return "ONLINE";
     case MT_QC_CMR_CREATOR:
         return MT_CMR_CREATOR;
+    case MT_QC_PRIVATE_CREATOR:
+        return k->value;
     default:
         return NULL;
     }

@@ -40,16 +40,20 @@
 
 #define COMMIT_MAX_IDENTIFIER (16u << 20)
 #define COMMIT_MAX_REFS 100000u
-#define UID_BATCH 200
+/* UIDs looked up per index query (a UID list: one SQL parameter each) */
+#define UID_BATCH 60
 #define TAG_TRANSACTION_UID 0x00081195
 #define TAG_REF_SOP_SEQ 0x00081199
 #define TAG_FAILED_SOP_SEQ 0x00081198
 #define TAG_REF_SOP_CLASS 0x00081150
 #define TAG_REF_SOP_INST 0x00081155
 #define TAG_FAILURE_REASON 0x00081197
+#define TAG_QR_LEVEL 0x00080052
+#define TAG_SOP_INST 0x00080018
 #define VR_UI 0x5549
 #define VR_SQ 0x5351
 #define VR_US 0x5553
+#define VR_CS 0x4353
 
 typedef struct ref {
     char cls[65], inst[65];
@@ -206,19 +210,22 @@ static void work_cb(uv_work_t *w)
     mt_qscope_t scope = {.project = c->has_project ? c->project : NULL, .retrieve_ae = c->called};
     for (size_t lo = 0; lo < c->n_refs; lo += UID_BATCH) {
         size_t hi = lo + UID_BATCH < c->n_refs ? lo + UID_BATCH : c->n_refs;
-        mt_buf_t text;
-        mt_buf_init(&text, SIZE_MAX);
-        mt_buf_append(&text, "SOPInstanceUID=", 15);
+        /* an IMAGE-level identifier with the batch's UIDs as a list (the CLI's query text
+         * cannot carry them: its terms are short) */
+        mt_buf_t list;
+        mt_buf_init(&list, SIZE_MAX);
         for (size_t i = lo; i < hi; i++) {
             if (i > lo)
-                mt_buf_append(&text, "\\", 1);
-            mt_buf_append(&text, c->refs[i].inst, strlen(c->refs[i].inst));
+                mt_buf_append(&list, "\\", 1);
+            mt_buf_append(&list, c->refs[i].inst, strlen(c->refs[i].inst));
         }
-        mt_buf_append(&text, "", 1);
+        mt_buf_append(&list, "", 1);
+        mt_ds_t *id = mt_ds_new();
+        mt_ds_set_string(id, TAG_QR_LEVEL, VR_CS, "IMAGE");
+        mt_ds_set_string(id, TAG_SOP_INST, VR_UI, (const char *)list.data);
         mt_query_t *q = NULL;
-        char err[128];
-        if (mt_query_from_text((const char *)text.data, MT_LEVEL_INSTANCE, &q, err, sizeof err) ==
-            0) {
+        mt_query_err_t qe;
+        if (mt_query_from_ds(id, MT_QR_RELATIONAL, &q, &qe) == 0) {
             found_ctx_t f = {c, lo, hi};
             if (mt_qdb_instances(db, q, &scope, on_found, &f) < 0)
                 for (size_t i = lo; i < hi; i++)
@@ -228,7 +235,8 @@ static void work_cb(uv_work_t *w)
                 c->refs[i].failure = 0x0110;
         }
         mt_query_free(q);
-        mt_buf_dispose(&text);
+        mt_ds_free(id);
+        mt_buf_dispose(&list);
     }
     mt_qdb_close(db);
 

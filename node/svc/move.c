@@ -56,7 +56,9 @@ typedef struct qr_req {
     const mt_ts_t *ts;
     mt_buf_t data;
     bool too_big;
+    bool wrong_context; /* not a MOVE (GET) model's context: answered 0122 */
     mt_query_t *q;
+    uint32_t offending; /* a refused identifier's Offending Element (0000,0901), or 0 */
     char *index_path, *storage_root;
     char project[65];
     bool has_project;
@@ -132,6 +134,10 @@ static void respond(qr_req_t *m, uint16_t status, const char *comment,
              req->cmd.affected_sop_class_uid);
     if (comment)
         snprintf(rsp.error_comment, sizeof rsp.error_comment, "%s", comment);
+    if (final && m->offending) {
+        rsp.offending_element[0] = m->offending;
+        rsp.n_offending = 1;
+    }
     if (c) {
         rsp.has_counts = true;
         rsp.n_remaining = (uint16_t)(c->remaining > 0xFFFF ? 0xFFFF : c->remaining);
@@ -414,7 +420,10 @@ static void start(qr_req_t *m)
     mt_query_err_t qe;
     int rc = mt_query_from_ds(id, m->model, &m->q, &qe);
     mt_ds_free(id);
+    if (rc == 0)
+        rc = mt_query_check_retrieve(m->q, &qe);
     if (rc != 0) {
+        m->offending = qe.tag;
         send_final_simple(m, qe.status ? qe.status : MT_STATUS_CANNOT_UNDERSTAND, qe.comment);
         return;
     }
@@ -449,10 +458,11 @@ void mt__qr_on_request(mt_dimse_req_t *req, bool is_get)
     m->log = *mt_assoc_log(req->assoc);
     mt_buf_init(&m->data, QR_MAX_IDENTIFIER);
     const char *as = req->abstract_syntax;
-    m->model =
-        (strcmp(as, MT_UID_PATIENT_ROOT_MOVE) == 0 || strcmp(as, MT_UID_PATIENT_ROOT_GET) == 0)
-            ? MT_QR_PATIENT_ROOT
-            : MT_QR_STUDY_ROOT;
+    const char *patient_root = is_get ? MT_UID_PATIENT_ROOT_GET : MT_UID_PATIENT_ROOT_MOVE;
+    const char *study_root = is_get ? MT_UID_STUDY_ROOT_GET : MT_UID_STUDY_ROOT_MOVE;
+    m->model = strcmp(as, patient_root) == 0 ? MT_QR_PATIENT_ROOT : MT_QR_STUDY_ROOT;
+    /* e.g. a C-GET-RQ on a FIND context (its Affected SOP Class being that context's) */
+    m->wrong_context = strcmp(as, patient_root) != 0 && strcmp(as, study_root) != 0;
     m->ts = mt_ts_find(req->transfer_syntax);
 }
 
@@ -462,6 +472,12 @@ int mt__qr_on_data(mt_dimse_req_t *req, const uint8_t *p, size_t n, bool last)
     if (!m->too_big && n && mt_buf_append(&m->data, p, n) != 0)
         m->too_big = true;
     if (last) {
+        if (m->wrong_context) {
+            send_final_simple(m, MT_STATUS_SOP_CLASS_NOT_SUPPORTED,
+                              m->is_get ? "not a Query/Retrieve GET SOP class"
+                                        : "not a Query/Retrieve MOVE SOP class");
+            return 0;
+        }
         if (!m->ts) {
             send_final_simple(m, MT_STATUS_CANNOT_UNDERSTAND, "unknown transfer syntax");
             return 0;

@@ -13,60 +13,14 @@ import os
 import socket
 import struct
 import threading
-from io import BytesIO
 
 import dul
 import gen_mr
 import lib
 import qrlib
 
-COMMIT = "1.2.840.10008.1.20.1"
-COMMIT_INST = "1.2.840.10008.1.20.1.1"
-N_ACTION_RQ, N_ACTION_RSP = 0x0130, 0x8130
-N_EVENT_RQ, N_EVENT_RSP = 0x0100, 0x8100
-
-
-def ds_bytes(ds):
-    from pydicom.filebase import DicomBytesIO
-    from pydicom.filewriter import write_dataset
-    b = DicomBytesIO()
-    b.is_little_endian = True
-    b.is_implicit_VR = True
-    write_dataset(b, ds)
-    return b.getvalue()
-
-
-def ds_parse(b):
-    from pydicom.filereader import read_dataset
-    return read_dataset(BytesIO(b), is_implicit_VR=True, is_little_endian=True)
-
-
-def action_info(txn, refs):
-    from pydicom.dataset import Dataset
-    ds = Dataset()
-    if txn:
-        ds.TransactionUID = txn
-    items = []
-    for cls, inst in refs:
-        it = Dataset()
-        it.ReferencedSOPClassUID = cls
-        it.ReferencedSOPInstanceUID = inst
-        items.append(it)
-    ds.ReferencedSOPSequence = items
-    return ds_bytes(ds)
-
-
-def n_action_rq(msg_id):
-    return dul.command([(0x0003, dul._uid(COMMIT)), (0x0100, dul._us(N_ACTION_RQ)),
-                        (0x0110, dul._us(msg_id)), (0x0800, dul._us(0x0000)),
-                        (0x1001, dul._uid(COMMIT_INST)), (0x1008, dul._us(1))])
-
-
-def n_event_rsp(msg_id, event_type):
-    return dul.command([(0x0002, dul._uid(COMMIT)), (0x0100, dul._us(N_EVENT_RSP)),
-                        (0x0120, dul._us(msg_id)), (0x0800, dul._us(0x0101)),
-                        (0x0900, dul._us(0)), (0x1000, dul._uid(COMMIT_INST)),
-                        (0x1002, dul._us(event_type))])
+from qrlib import (COMMIT, N_ACTION_RSP, N_EVENT_RQ, action_info,  # noqa: E402
+                   check_report, n_action_rq, n_event_rsp)
 
 
 def read_msg(sock_assoc):
@@ -180,16 +134,6 @@ class ReportListener:
             self.error = repr(e)
         finally:
             self.sock.close()
-
-
-def check_report(data, n_ok, failed):
-    ds = ds_parse(data)
-    ok = list(getattr(ds, "ReferencedSOPSequence", []))
-    bad = list(getattr(ds, "FailedSOPSequence", []))
-    lib.check(len(ok) == n_ok, "Referenced SOP Sequence has %d items, want %d" % (len(ok), n_ok))
-    got_failed = {(it.ReferencedSOPInstanceUID, int(it.FailureReason)) for it in bad}
-    lib.check(got_failed == set(failed), "Failed SOP Sequence %r, want %r" % (got_failed, failed))
-    return ds
 
 
 def body():

@@ -7,7 +7,6 @@ third makes the final C-GET-RSP FE00 with the counts, Failed SOP Instance UID Li
 refused instance, fewer than all sub-operations done. A storage context proposed WITHOUT a GET
 context is refused (result 1) for an SCP-only requestor."""
 import os
-import struct
 
 import dul
 import gen_mr
@@ -27,26 +26,6 @@ def c_get_rq(msg_id):
 def c_cancel_rq(msg_id):
     return dul.command([(0x0100, dul._us(C_CANCEL_RQ)), (0x0120, dul._us(msg_id)),
                         (0x0800, dul._us(0x0101))])
-
-
-def c_store_rsp(c, status):
-    return dul.command([(0x0002, c["raw"][0x0002]), (0x0100, dul._us(0x8001)),
-                        (0x0120, dul._us(qrlib.us(c, 0x0110))), (0x0800, dul._us(0x0101)),
-                        (0x0900, dul._us(status)), (0x1000, c["raw"][0x1000])])
-
-
-def identifier(study):
-    from pydicom.dataset import Dataset
-    from pydicom.filebase import DicomBytesIO
-    from pydicom.filewriter import write_dataset
-    ds = Dataset()
-    ds.QueryRetrieveLevel = "STUDY"
-    ds.StudyInstanceUID = study
-    b = DicomBytesIO()
-    b.is_little_endian = True
-    b.is_implicit_VR = True
-    write_dataset(b, ds)
-    return b.getvalue()
 
 
 def body():
@@ -77,7 +56,7 @@ def body():
         lib.check(get_pc is not None and st_pc is not None, "both contexts accepted: %r"
                   % (a.results,))
         a.send_message(get_pc, c_get_rq(7), True)
-        a.send_message(get_pc, identifier(study), False)
+        a.send_message(get_pc, qrlib.study_identifier(study), False)
         stores, refused, final, pend = 0, None, None, 0
         while final is None:
             c, data = qrlib.read_msg(a)
@@ -89,7 +68,7 @@ def body():
                 status = 0xA700 if stores == 2 else 0
                 if stores == 2:
                     refused = c["raw"][0x1000].rstrip(b"\0").decode()
-                a.send_message(st_pc, c_store_rsp(c, status), True)
+                a.send_message(st_pc, qrlib.c_store_rsp(c, status), True)
                 if stores == 3:
                     a.send_message(get_pc, c_cancel_rq(7), True)
             elif f == C_GET_RSP:

@@ -243,6 +243,72 @@ static void test_from_ds_charset_and_unsupported(void **state)
     assert_true(q->any_unsupported);
     mt_query_free(q);
     mt_ds_free(d);
+
+    /* a key of a level below the query level with a value (Modality=CT at STUDY level): not
+     * matched, so the pending responses must say so (FF01), not pretend it was applied */
+    d = ident("STUDY");
+    mt_ds_set_string(d, T_MODALITY, MT_VR('C', 'S'), "CT");
+    assert_int_equal(mt_query_from_ds(d, MT_QR_STUDY_ROOT, &q, &e), 0);
+    assert_true(key(q, T_MODALITY)->below_level);
+    assert_false(key(q, T_MODALITY)->matching);
+    assert_true(q->any_unsupported);
+    mt_query_free(q);
+    mt_ds_free(d);
+}
+
+/* C-MOVE / C-GET: the retrieve level's unique key must carry a value (single or UID list) */
+static void test_check_retrieve(void **state)
+{
+    (void)state;
+    long live = mt_alloc_live();
+    mt_query_t *q = NULL;
+    mt_query_err_t e;
+    mt_ds_t *d = ident("STUDY");
+    mt_ds_set_string(d, T_PID, MT_VR('L', 'O'), "P1"); /* not the unique key of STUDY */
+    assert_int_equal(mt_query_from_ds(d, MT_QR_STUDY_ROOT, &q, &e), 0); /* fine for C-FIND */
+    assert_int_equal(mt_query_check_retrieve(q, &e), MT_EINVAL);
+    assert_int_equal(e.status, 0xA900);
+    assert_int_equal(e.tag, T_STUDY);
+    assert_non_null(strstr(e.comment, "StudyInstanceUID"));
+    mt_query_free(q);
+    mt_ds_set_string(d, T_STUDY, MT_VR('U', 'I'), "");
+    assert_int_equal(mt_query_from_ds(d, MT_QR_STUDY_ROOT, &q, &e), 0);
+    assert_int_equal(mt_query_check_retrieve(q, &e), MT_EINVAL);
+    mt_query_free(q);
+    mt_ds_set_string(d, T_STUDY, MT_VR('U', 'I'), "1.2.3\\1.2.4");
+    assert_int_equal(mt_query_from_ds(d, MT_QR_STUDY_ROOT, &q, &e), 0);
+    assert_int_equal(mt_query_check_retrieve(q, &e), 0);
+    mt_query_free(q);
+    mt_ds_free(d);
+    d = ident("PATIENT");
+    assert_int_equal(mt_query_from_ds(d, MT_QR_PATIENT_ROOT, &q, &e), 0);
+    assert_int_equal(mt_query_check_retrieve(q, &e), MT_EINVAL);
+    assert_int_equal(e.tag, T_PID);
+    mt_query_free(q);
+    mt_ds_set_string(d, T_PID, MT_VR('L', 'O'), "P1");
+    assert_int_equal(mt_query_from_ds(d, MT_QR_PATIENT_ROOT, &q, &e), 0);
+    assert_int_equal(mt_query_check_retrieve(q, &e), 0);
+    mt_query_free(q);
+    mt_ds_free(d);
+
+    /* an IMAGE-level retrieve of 150 instances by a UID list (6.8 KB): all 150 are kept */
+    d = ident("IMAGE");
+    mt_ds_set_string(d, T_STUDY, MT_VR('U', 'I'), "1.2.3");
+    mt_ds_set_string(d, T_SERIES, MT_VR('U', 'I'), "1.2.3.4");
+    char *list = mt_malloc(150 * 46 + 1);
+    list[0] = 0;
+    for (int i = 0; i < 150; i++)
+        sprintf(list + strlen(list), "%s2.25.%040d", i ? "\\" : "", i);
+    mt_ds_set_string(d, T_SOP, MT_VR('U', 'I'), list);
+    mt_free(list);
+    assert_int_equal(mt_query_from_ds(d, MT_QR_STUDY_ROOT, &q, &e), 0);
+    const mt_qkey_t *k = key(q, T_SOP);
+    assert_int_equal(k->match, MT_QM_LIST);
+    assert_int_equal(k->n_list, 150);
+    assert_string_equal(k->list[149], "2.25.0000000000000000000000000000000000000149");
+    mt_query_free(q);
+    mt_ds_free(d);
+    assert_int_equal(mt_alloc_live(), live);
 }
 
 static void test_from_text(void **state)
@@ -278,6 +344,18 @@ static void test_from_text(void **state)
     assert_int_equal(mt_query_from_text("AcquisitionDeviceProcessingCode=X", MT_LEVEL_STUDY, &q,
                                         err, sizeof err),
                      MT_EINVAL);
+    /* a list of 40 Study Instance UIDs (`mitral project add --query`): every one is kept,
+     * none silently cut off */
+    char text[4096] = "StudyInstanceUID=";
+    for (int i = 0; i < 40; i++)
+        snprintf(text + strlen(text), sizeof text - strlen(text), "%s2.25.%040d",
+                 i ? "\\" : "", i);
+    assert_int_equal(mt_query_from_text(text, MT_LEVEL_STUDY, &q, err, sizeof err), 0);
+    k = key(q, T_STUDY);
+    assert_int_equal(k->match, MT_QM_LIST);
+    assert_int_equal(k->n_list, 40);
+    assert_string_equal(k->list[39], "2.25.0000000000000000000000000000000000000039");
+    mt_query_free(q);
     assert_int_equal(mt_alloc_live(), live);
 }
 
@@ -519,6 +597,17 @@ static void test_exec_levels(void **state)
                          T_SERIES, UI, "", T_MODALITY, CS, "", T_N_SERIES_INST, IS, "", 0),
                      2);
     assert_true(has_value(&res, T_N_SERIES_INST, "3"));
+    /* another vendor's private key: returned (empty) with its private creator, never an
+     * orphan private element (PS3.5 7.8.1) */
+    assert_int_equal(run(f, MT_QR_STUDY_ROOT, "SERIES", NULL, &res, 0, NULL, T_STUDY, UI, "1.1",
+                         MT_TAG(0x0009, 0x0010), LO, "ACME 1", MT_TAG(0x0009, 0x1001), LO, "", 0),
+                     2);
+    for (size_t i = 0; i < res.n; i++) {
+        char creator[65];
+        assert_non_null(mt_ds_get(res.r[i], MT_TAG(0x0009, 0x1001)));
+        assert_true(mt_ds_get_string(res.r[i], MT_TAG(0x0009, 0x0010), creator, sizeof creator));
+        assert_string_equal(creator, "ACME 1");
+    }
     /* IMAGE level, Patient Root: binary VR re-encoded */
     assert_int_equal(run(f, MT_QR_PATIENT_ROOT, "IMAGE", NULL, &res, 0, NULL, T_PID, LO, "P1",
                          T_STUDY, UI, "1.1", T_SERIES, UI, "1.1.1", T_SOP, UI, "",
@@ -886,6 +975,7 @@ int main(void)
         cmocka_unit_test(test_from_ds_classify),
         cmocka_unit_test(test_from_ds_refusals),
         cmocka_unit_test(test_from_ds_charset_and_unsupported),
+        cmocka_unit_test(test_check_retrieve),
         cmocka_unit_test(test_from_text),
         cmocka_unit_test(test_sql_shape),
         cmocka_unit_test_setup_teardown(test_exec_levels, setup_db, teardown_db),
