@@ -80,6 +80,7 @@ struct mt__http_conn {
     size_t header_bytes;
     uint64_t body_bytes;
     bool headers_done, message_done, paused_read, body_paused, reading;
+    bool no_body; /* the request has no body: its message ends with its headers */
     bool closing, close_after, want_continue;
     int pre_error; /* status to answer before dispatch (400, 413, 431) */
     size_t queued;  /* bytes handed to uv_write, not yet written */
@@ -505,6 +506,8 @@ static void req_finish(conn_t *c)
         maybe_free_conn(c);
         return;
     }
+    if (!c->message_done && c->no_body)
+        return; /* answered inside on_headers_complete: parse_more goes on once it ends */
     if (!c->message_done) { /* answered before the body was read: close when written */
         c->close_after = true;
         if (c->queued == 0)
@@ -520,7 +523,7 @@ static void req_finish(conn_t *c)
         return;
     }
     /* next request */
-    c->headers_done = c->message_done = false;
+    c->headers_done = c->message_done = c->no_body = false;
     c->header_bytes = 0;
     c->body_bytes = 0;
     c->pre_error = 0;
@@ -538,7 +541,7 @@ static void send_head(mt_http_req_t *r, int status, const char *ctype, const cha
     conn_t *c = r->conn;
     r->started = true;
     r->status = status;
-    if (!c->message_done)
+    if (!c->message_done && !c->no_body)
         c->close_after = true; /* the rest of the body will not be read */
     char h[1024];
     int n = snprintf(h, sizeof h, "HTTP/1.1 %d %s\r\nServer: mitral\r\n", status,
@@ -836,6 +839,9 @@ static int on_headers_complete(http_parser *p)
             return -1;
         }
     }
+    /* RFC 9112 §6.3: a request has a body only with Transfer-Encoding or Content-Length */
+    c->no_body = !(p->flags & F_CHUNKED) && (!(p->flags & F_CONTENTLENGTH) ||
+                                             p->content_length == 0);
     const char *ex = mt_http_header(r, "expect");
     c->want_continue = ex && strcasecmp(ex, "100-continue") == 0;
     arm_timer(c);
