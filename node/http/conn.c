@@ -920,7 +920,11 @@ static void parse_more(conn_t *c)
             break;
         enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
         if (e != HPE_OK && e != HPE_PAUSED) {
-            int st = c->pre_error ? c->pre_error : 400;
+            /* the parser's own limit (set to max_header) can trip before our callbacks have
+             * counted the bytes: a long header value or request line still in the buffer */
+            int st = c->pre_error            ? c->pre_error
+                     : e == HPE_HEADER_OVERFLOW ? 431
+                                              : 400;
             const char *why = st == 431   ? "request header too large"
                               : st == 413 ? "request body too large"
                                           : http_errno_description(e);
