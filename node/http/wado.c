@@ -78,13 +78,20 @@ typedef struct wado {
     size_t n_insts, cap_insts;
     int err;
     int status; /* error response status from the worker, 0 = fine */
-    char msg[160];
+    char msg[256];
     /* negotiated */
     /* instances: 0 as stored (transfer-syntax=*), 1 explicit LE asked (native re-encoded,
      * compressed 406), 2 exactly want_ts, 3 none named (native as explicit LE, compressed
      * as stored). frames/bulk: 1 = octet-stream only. */
     int ts_policy;
     char want_ts[72];
+    /* instances: every acceptable (policy, want_ts) of Accept, best first; after the index
+     * lookup the first one all instances can be sent in is taken (choose_ts) */
+    struct {
+        int policy;
+        char ts[72];
+    } cand[16];
+    size_t n_cand;
     mt_render_opts_t ro; /* rendered, thumbnail: parameters (ro.png: image/png) */
     /* results built by workers */
     mt_buf_t out;
@@ -1020,6 +1027,7 @@ static bool ts_ok(const wado_t *w, const inst_t *x)
 }
 
 static void meta_after(uv_work_t *wk, int status);
+static int choose_ts(wado_t *w);
 
 /* ---- study/series rendered: multipart/related, one rendered instance a part (loop) ---- */
 
@@ -1135,12 +1143,10 @@ static void after(uv_work_t *wk, int status)
         return;
     }
     if (w->mode == W_INSTANCES || w->mode == W_URI_FILE) {
-        for (size_t i = 0; i < w->n_insts; i++)
-            if (!ts_ok(w, &w->insts[i])) {
-                fail(w, 406, "an instance cannot be sent in the requested transfer syntax "
-                             "(stored compressed: use transfer-syntax=*)");
-                return;
-            }
+        if (choose_ts(w) != 0) {
+            fail(w, 406, w->msg);
+            return;
+        }
         if (w->mode == W_URI_FILE) {
             mt_http_begin(r, 200, "application/dicom", NULL, (int64_t)w->insts[0].size);
         } else {
@@ -1224,6 +1230,41 @@ static void meta_after(uv_work_t *wk, int status)
 
 /* ---- negotiation ---- */
 
+static void add_candidate(wado_t *w, int policy, const char *ts)
+{
+    if (w->n_cand >= sizeof w->cand / sizeof w->cand[0])
+        return;
+    w->cand[w->n_cand].policy = policy;
+    snprintf(w->cand[w->n_cand].ts, sizeof w->cand[0].ts, "%s", ts);
+    w->n_cand++;
+}
+
+/* Take the first Accept candidate every instance can be sent in (0), else leave a 406
+ * reason in w->msg (-1). */
+static int choose_ts(wado_t *w)
+{
+    const inst_t *bad = NULL;
+    for (size_t c = 0; c < (w->n_cand ? w->n_cand : 1); c++) {
+        if (w->n_cand) {
+            w->ts_policy = w->cand[c].policy;
+            snprintf(w->want_ts, sizeof w->want_ts, "%s", w->cand[c].ts);
+        }
+        bad = NULL;
+        for (size_t i = 0; i < w->n_insts && !bad; i++)
+            if (!ts_ok(w, &w->insts[i]))
+                bad = &w->insts[i];
+        if (!bad)
+            return 0;
+    }
+    if (native(bad->ts))
+        snprintf(w->msg, sizeof w->msg, "an instance is stored in %.64s: it can be sent as "
+                 "stored (transfer-syntax=*) or as " TS_EXPLICIT_LE, bad->ts);
+    else
+        snprintf(w->msg, sizeof w->msg, "an instance is stored compressed (%.64s): it can be "
+                 "sent only as stored (transfer-syntax=*)", bad->ts);
+    return -1;
+}
+
 static int negotiate(wado_t *w)
 {
     mt_web_accept_t acc[16];
@@ -1236,21 +1277,13 @@ static int negotiate(wado_t *w)
         case W_INSTANCES:
             if (mt__web_type_ok(a->type, "multipart/related") &&
                 (!a->part_type[0] || strcmp(a->part_type, "application/dicom") == 0)) {
-                if (strcmp(a->ts, "*") == 0) {
-                    w->ts_policy = 0;
-                } else if (!a->ts[0]) {
-                    w->ts_policy = 3;
-                } else if (strcmp(a->ts, TS_EXPLICIT_LE) == 0) {
-                    w->ts_policy = 1;
-                } else {
-                    w->ts_policy = 2;
-                    snprintf(w->want_ts, sizeof w->want_ts, "%s", a->ts);
-                }
-                return 0;
-            }
-            if (strcmp(a->type, "application/dicom") == 0) {
-                w->ts_policy = 0;
-                return 0;
+                int policy = strcmp(a->ts, "*") == 0                ? 0
+                             : !a->ts[0]                            ? 3
+                             : strcmp(a->ts, TS_EXPLICIT_LE) == 0 ? 1
+                                                                    : 2;
+                add_candidate(w, policy, a->ts);
+            } else if (strcmp(a->type, "application/dicom") == 0) {
+                add_candidate(w, 0, "");
             }
             break;
         case W_METADATA:
@@ -1296,6 +1329,11 @@ static int negotiate(wado_t *w)
         case W_URI_FILE:
             return 0;
         }
+    }
+    if (w->mode == W_INSTANCES && w->n_cand) {
+        w->ts_policy = w->cand[0].policy;
+        snprintf(w->want_ts, sizeof w->want_ts, "%s", w->cand[0].ts);
+        return 0;
     }
     return -1;
 }
