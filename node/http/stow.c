@@ -812,8 +812,9 @@ static void send_response(stow_t *s)
         stow_free(s);
         return;
     }
-    if (s->malformed && s->n_res == 0) {
-        mt__web_fail(wr, 400, "malformed multipart/related body");
+    if (s->n_res == 0) {
+        mt__web_fail(wr, 400, s->malformed ? "malformed multipart/related body"
+                                           : "no part in the multipart/related body");
         stow_free(s);
         return;
     }

@@ -59,6 +59,12 @@ def main():
     el = json.loads(b)["00081198"]["Value"][0]["00081155"] if st == 409 else {}
     lib.check("Value" not in el, "a not-DICOM part alone: no empty UID value (%r)" % el)
 
+    # no part at all: 400 with a message, not an empty object
+    st, h, b = post(node, b"--" + BOUNDARY.encode() + b"--\r\n")
+    lib.check(st == 400, "no parts: 400 (%s)" % st)
+    lib.check(h.get("content-type", "").startswith("text/plain") and b"no part" in b,
+              "no parts: a text message (%s %r)" % (h.get("content-type"), b))
+
     rc = node.stop()
     lib.check(rc == 0, "clean stop (rc %s)" % rc)
 
