@@ -55,7 +55,9 @@
 #define META_FIRST (16u * 1024u)
 #define BULK_THRESHOLD 1024
 #define MAX_INSTANCE_IN_MEMORY (1024u << 20)
-#define BOUNDARY "mitral-3d1f1a7c9b2e4d58"
+/* Each response has its own random boundary (RFC 2046 §5.1.1: it must not occur in the
+ * parts; a fixed one could be planted in a stored file's text): "mitral-" + 32 hex digits. */
+#define BOUNDARY_LEN 39
 #define TS_EXPLICIT_LE "1.2.840.10008.1.2.1"
 
 typedef enum { W_INSTANCES, W_METADATA, W_FRAMES, W_BULK, W_RENDERED, W_THUMB, W_URI_FILE } wmode_t;
@@ -85,6 +87,7 @@ typedef struct wado {
      * as stored). frames/bulk: 1 = octet-stream only. */
     int ts_policy;
     char want_ts[72];
+    char boundary[BOUNDARY_LEN + 1];
     /* instances: every acceptable (policy, want_ts) of Accept, best first; after the index
      * lookup the first one all instances can be sent in is taken (choose_ts) */
     struct {
@@ -507,18 +510,18 @@ static const char *ts_media(const char *ts)
     return "application/octet-stream";
 }
 
-static void part_head(mt_buf_t *out, const char *ctype, size_t len)
+static void part_head(const wado_t *w, mt_buf_t *out, const char *ctype, size_t len)
 {
     char h[512];
     int n = snprintf(h, sizeof h, "\r\n--%s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n\r\n",
-                     BOUNDARY, ctype, len);
+                     w->boundary, ctype, len);
     mt_buf_append(out, h, (size_t)n);
 }
 
-static void part_close(mt_buf_t *out)
+static void part_close(const wado_t *w, mt_buf_t *out)
 {
     char h[64];
-    int n = snprintf(h, sizeof h, "\r\n--%s--\r\n", BOUNDARY);
+    int n = snprintf(h, sizeof h, "\r\n--%s--\r\n", w->boundary);
     mt_buf_append(out, h, (size_t)n);
 }
 
@@ -561,16 +564,16 @@ static int frames_work(wado_t *w)
             w->status = st;
             break;
         }
-        part_head(&w->out, ctype, f.n);
+        part_head(w, &w->out, ctype, f.n);
         rc = mt_buf_append(&w->out, f.p, f.n);
         mt_free(f.own);
         if (rc)
             break;
     }
     mt_free(list);
-    part_close(&w->out);
+    part_close(w, &w->out);
     snprintf(w->ctype, sizeof w->ctype, "multipart/related; type=\"%s\"; boundary=%s",
-             nat ? "application/octet-stream" : ts_media(x->ts), BOUNDARY);
+             nat ? "application/octet-stream" : ts_media(x->ts), w->boundary);
 out:
     mt_ds_free(ds);
     mt_buf_dispose(&file);
@@ -626,7 +629,7 @@ static int bulk_work(wado_t *w)
         w->status = 404;
         snprintf(w->msg, sizeof w->msg, "no such bulk data");
     } else if (e->encapsulated) {
-        part_head(&w->out, "application/octet-stream", 0);
+        part_head(w, &w->out, "application/octet-stream", 0);
         size_t at = w->out.len;
         size_t total = 0;
         for (size_t i = 1; i < e->n_frags; i++) {
@@ -636,18 +639,18 @@ static int bulk_work(wado_t *w)
         /* rewrite the header with the length */
         mt_buf_t t;
         mt_buf_init(&t, MAX_INSTANCE_IN_MEMORY);
-        part_head(&t, "application/octet-stream", total);
+        part_head(w, &t, "application/octet-stream", total);
         mt_buf_append(&t, w->out.data + at, w->out.len - at);
         mt_buf_dispose(&w->out);
         w->out = t;
     } else {
-        part_head(&w->out, "application/octet-stream", e->value ? e->len : 0);
+        part_head(w, &w->out, "application/octet-stream", e->value ? e->len : 0);
         if (e->value)
             mt_buf_append(&w->out, e->value, e->len);
     }
-    part_close(&w->out);
+    part_close(w, &w->out);
     snprintf(w->ctype, sizeof w->ctype,
-             "multipart/related; type=\"application/octet-stream\"; boundary=%s", BOUNDARY);
+             "multipart/related; type=\"application/octet-stream\"; boundary=%s", w->boundary);
     mt_ds_free(ds);
     mt_buf_dispose(&file);
     return 0;
@@ -895,7 +898,7 @@ static void after_transcode(uv_work_t *wk, int status)
     mt_buf_init(&part, 4096);
     char ct[128];
     snprintf(ct, sizeof ct, "application/dicom; transfer-syntax=%s", TS_EXPLICIT_LE);
-    part_head(&part, ct, w->out.len);
+    part_head(w, &part, ct, w->out.len);
     mt_http_write(w->wr->r, part.data, part.len);
     mt_buf_dispose(&part);
     uint8_t *p = w->out.data;
@@ -955,18 +958,18 @@ static void send_all_as_stored(wado_t *w)
         const inst_t *x = &w->insts[i];
         char *h = w->heads + i * head_max;
         int n = snprintf(h, head_max, "\r\n--%s\r\nContent-Type: application/dicom; "
-                         "transfer-syntax=%s\r\nContent-Length: %llu\r\n\r\n", BOUNDARY,
+                         "transfer-syntax=%s\r\nContent-Length: %llu\r\n\r\n", w->boundary,
                          x->ts, (unsigned long long)x->size);
         w->files[i] = (mt_http_file_t){.head = h, .head_len = (size_t)n < head_max ? (size_t)n
                                                                                  : head_max - 1,
                                        .path = x->full, .size = x->size};
         total += w->files[i].head_len + x->size;
     }
-    snprintf(w->tail, sizeof w->tail, "\r\n--%s--\r\n", BOUNDARY);
+    snprintf(w->tail, sizeof w->tail, "\r\n--%s--\r\n", w->boundary);
     total += strlen(w->tail);
     char ct[160];
     snprintf(ct, sizeof ct, "multipart/related; type=\"application/dicom\"; boundary=%s",
-             BOUNDARY);
+             w->boundary);
     mt_http_begin(w->wr->r, 200, ct, NULL, (int64_t)total);
     w->cur = 0;
     send_batch(w);
@@ -983,7 +986,7 @@ static void next_instance(wado_t *w)
         if (w->mode != W_URI_FILE) {
             mt_buf_t t;
             mt_buf_init(&t, 256);
-            part_close(&t);
+            part_close(w, &t);
             mt_http_write(r, t.data, t.len);
             mt_buf_dispose(&t);
         }
@@ -1001,7 +1004,7 @@ static void next_instance(wado_t *w)
         mt_buf_init(&part, 4096);
         char ct[160];
         snprintf(ct, sizeof ct, "application/dicom; transfer-syntax=%s", x->ts);
-        part_head(&part, ct, (size_t)x->size);
+        part_head(w, &part, ct, (size_t)x->size);
         mt_http_write(r, part.data, part.len);
         mt_buf_dispose(&part);
     }
@@ -1047,7 +1050,7 @@ static int rendered_part(wado_t *w, size_t i)
     int n = snprintf(h, sizeof h,
                      "\r\n--%s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
                      "Content-Location: %s/studies/%s/series/%s/instances/%s/rendered\r\n\r\n",
-                     BOUNDARY, w->ro.png ? "image/png" : "image/jpeg", w->out.len, w->wr->base,
+                     w->boundary, w->ro.png ? "image/png" : "image/jpeg", w->out.len, w->wr->base,
                      x->study, x->series, x->sop);
     mt_http_write(w->wr->r, h, (size_t)n < sizeof h ? (size_t)n : sizeof h - 1);
     uint8_t *p = w->out.data;
@@ -1100,7 +1103,7 @@ static void rendered_next(wado_t *w)
     if (w->cur >= w->n_insts) {
         mt_buf_t t;
         mt_buf_init(&t, 256);
-        part_close(&t);
+        part_close(w, &t);
         mt_http_write(r, t.data, t.len);
         mt_buf_dispose(&t);
         finish(w);
@@ -1116,7 +1119,7 @@ static void rendered_begin(wado_t *w)
 {
     char ct[160];
     snprintf(ct, sizeof ct, "multipart/related; type=\"%s\"; boundary=%s",
-             w->ro.png ? "image/png" : "image/jpeg", BOUNDARY);
+             w->ro.png ? "image/png" : "image/jpeg", w->boundary);
     mt_http_begin(w->wr->r, 200, ct, render_warning(w), -1);
     if (rendered_part(w, w->cur - 1) == 1)
         mt_http_on_drain(w->wr->r, on_rendered_drained, w);
@@ -1161,7 +1164,7 @@ static void after(uv_work_t *wk, int status)
             }
             char ct[160];
             snprintf(ct, sizeof ct, "multipart/related; type=\"application/dicom\"; boundary=%s",
-                     BOUNDARY);
+                     w->boundary);
             mt_http_begin(r, 200, ct, NULL, -1);
         }
         w->cur = 0;
@@ -1354,12 +1357,27 @@ static void start(wado_t *w)
     uv_queue_work(mt_node_loop(wr->node), &w->work, work, after);
 }
 
-void mt__wado(mt_web_req_t *wr, const char *study, const char *series, const char *instance,
-              const char *what, const char *arg)
+static wado_t *wado_new(mt_web_req_t *wr)
 {
     wado_t *w = mt_calloc(1, sizeof *w);
     w->wr = wr;
     w->fd = -1;
+    uint8_t rnd[16];
+    if (uv_random(NULL, NULL, rnd, sizeof rnd, 0, NULL) != 0) { /* getrandom(2) failed */
+        uint64_t t = uv_hrtime() ^ (uint64_t)(uintptr_t)w;
+        for (size_t i = 0; i < sizeof rnd; i++, t = t * 6364136223846793005u + 1442695040888963407u)
+            rnd[i] = (uint8_t)(t >> 56);
+    }
+    memcpy(w->boundary, "mitral-", 7);
+    for (size_t i = 0; i < sizeof rnd; i++)
+        snprintf(w->boundary + 7 + 2 * i, 3, "%02x", rnd[i]);
+    return w;
+}
+
+void mt__wado(mt_web_req_t *wr, const char *study, const char *series, const char *instance,
+              const char *what, const char *arg)
+{
+    wado_t *w = wado_new(wr);
     snprintf(w->study, sizeof w->study, "%s", study);
     if (series) {
         w->has_series = true;
@@ -1412,9 +1430,7 @@ void mt__wado_uri(mt_web_req_t *wr)
         return;
     }
     const char *ct = mt__web_param(wr, "contentType");
-    wado_t *w = mt_calloc(1, sizeof *w);
-    w->wr = wr;
-    w->fd = -1;
+    wado_t *w = wado_new(wr);
     snprintf(w->study, sizeof w->study, "%s", st);
     snprintf(w->series, sizeof w->series, "%s", se);
     snprintf(w->instance, sizeof w->instance, "%s", ob);
