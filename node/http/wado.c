@@ -91,8 +91,9 @@ typedef struct wado {
     /* instances: every acceptable (policy, want_ts) of Accept, best first; after the index
      * lookup the first one all instances can be sent in is taken (choose_ts) */
     struct {
-        int policy;
+        int policy; /* frames: FR_ANY, FR_NATIVE, FR_TS, FR_MEDIA */
         char ts[72];
+        char media[96]; /* frames, FR_MEDIA: the media range (image/jpeg, a wildcard ..) */
     } cand[16];
     size_t n_cand;
     mt_render_opts_t ro; /* rendered, thumbnail: parameters (ro.png: image/png) */
@@ -525,6 +526,27 @@ static void part_close(const wado_t *w, mt_buf_t *out)
     mt_buf_append(out, h, (size_t)n);
 }
 
+/* Frames: what an Accept range lets through (PS3.18 §8.7.3.3.2): anything as stored
+ * (transfer-syntax=*, no part type), native frames only (application/octet-stream), exactly
+ * the stored syntax, or compressed frames of a media type (image/jpeg; transfer-syntax=..). */
+enum { FR_ANY, FR_NATIVE, FR_TS, FR_MEDIA };
+
+static bool frame_cand_ok(const wado_t *w, size_t c, const char *ts, bool nat)
+{
+    const char *want = w->cand[c].ts;
+    switch (w->cand[c].policy) {
+    case FR_ANY:
+        return true;
+    case FR_NATIVE:
+        return nat;
+    case FR_TS:
+        return strcmp(ts, want) == 0;
+    default:
+        return !nat && mt__web_type_ok(w->cand[c].media, ts_media(ts)) &&
+               (!want[0] || strcmp(want, "*") == 0 || strcmp(want, ts) == 0);
+    }
+}
+
 static int frames_work(wado_t *w)
 {
     mt_buf_t file;
@@ -538,9 +560,17 @@ static int frames_work(wado_t *w)
     }
     const mt_ts_t *ts = mt_ts_find(x->ts);
     bool nat = native(x->ts);
-    if (!ts || (!nat && w->ts_policy == 1)) {
+    bool fits = false;
+    for (size_t c = 0; c < w->n_cand && !fits; c++)
+        fits = frame_cand_ok(w, c, x->ts, nat);
+    if (!ts || !fits) {
         w->status = 406;
-        snprintf(w->msg, sizeof w->msg, "frames: stored compressed; ask for its media type");
+        if (nat)
+            snprintf(w->msg, sizeof w->msg, "frames: stored native (uncompressed): they go as "
+                     "application/octet-stream only");
+        else
+            snprintf(w->msg, sizeof w->msg, "frames: stored compressed (%.64s): ask for %s or "
+                     "transfer-syntax=*", x->ts, ts_media(x->ts));
         goto out;
     }
     char ctype[160];
@@ -1242,6 +1272,25 @@ static void add_candidate(wado_t *w, int policy, const char *ts)
     w->n_cand++;
 }
 
+static void frames_candidate(wado_t *w, const mt_web_accept_t *a)
+{
+    const char *part = a->type;
+    if (mt__web_type_ok(a->type, "multipart/related"))
+        part = a->part_type[0] ? a->part_type : "*/*";
+    else if (strcmp(a->type, "application/octet-stream") != 0 && strncmp(a->type, "image/", 6) &&
+             strncmp(a->type, "video/", 6))
+        return;
+    if (strcmp(part, "*/*") == 0 || strcmp(a->ts, "*") == 0) {
+        add_candidate(w, FR_ANY, "");
+    } else if (strcmp(part, "application/octet-stream") == 0) {
+        add_candidate(w, !a->ts[0] || strcmp(a->ts, TS_EXPLICIT_LE) == 0 ? FR_NATIVE : FR_TS,
+                      a->ts);
+    } else {
+        add_candidate(w, FR_MEDIA, a->ts);
+        snprintf(w->cand[w->n_cand - 1].media, sizeof w->cand[0].media, "%s", part);
+    }
+}
+
 /* Take the first Accept candidate every instance can be sent in (0), else leave a 406
  * reason in w->msg (-1). */
 static int choose_ts(wado_t *w)
@@ -1295,6 +1344,8 @@ static int negotiate(wado_t *w)
                 return 0;
             break;
         case W_FRAMES:
+            frames_candidate(w, a);
+            break;
         case W_BULK:
             if (mt__web_type_ok(a->type, "multipart/related") ||
                 strcmp(a->type, "application/octet-stream") == 0 ||
@@ -1333,6 +1384,8 @@ static int negotiate(wado_t *w)
             return 0;
         }
     }
+    if (w->mode == W_FRAMES && w->n_cand)
+        return 0;
     if (w->mode == W_INSTANCES && w->n_cand) {
         w->ts_policy = w->cand[0].policy;
         snprintf(w->want_ts, sizeof w->want_ts, "%s", w->cand[0].ts);

@@ -12,6 +12,11 @@ A native (Explicit VR Little Endian) MR and an RLE multi-frame study:
 - only syntaxes that cannot be produced: 406 whose message names no compression for the
   native file (it was "stored compressed" for any failure);
 - a q=0 range is never chosen.
+Frames (PS3.18 §8.7.3.3.2): a compressed frame goes only in its own media type (or with
+`transfer-syntax=*`), a native one only as application/octet-stream; a range that does not
+fit the stored frame gives way to the next acceptable one; none fits: 406 (an RLE frame asked
+as image/jpeg came back as image/dicom-rle, a native one asked as image/jpeg or image/png
+came back as octet-stream, and octet-stream then dicom-rle;q=0.5 was 406).
 """
 import io
 import os
@@ -90,6 +95,34 @@ def main():
     lib.check(st == 406, "native: JPEG or implicit LE: 406 (%s)" % st)
     lib.check(b"compressed" not in b and EXPL.encode() in b,
               "native 406 does not claim compression and names what it can send (%r)" % b)
+
+    # ---- frames ----
+    _, mr_series, _ = uids(MR1)
+    _, rle_series, _ = uids(RLE)
+    mr_fr = "/dicomweb/studies/%s/series/%s/instances/%s/frames/1" % (mr_s, mr_series, mr_i)
+    rle_fr = "/dicomweb/studies/%s/series/%s/instances/%s/frames/2" % (rle_s, rle_series, rle_i)
+    OCT = 'multipart/related; type="application/octet-stream"'
+    RLEM = 'multipart/related; type="image/dicom-rle"'
+    JPG = 'multipart/related; type="image/jpeg"'
+    for url, accept, want in (
+            (rle_fr, RLEM, "image/dicom-rle"),
+            (rle_fr, OCT + "; transfer-syntax=*", "image/dicom-rle"),
+            (rle_fr, OCT + ", " + RLEM + "; q=0.5", "image/dicom-rle"),
+            (rle_fr, JPG + ", */*; q=0.1", "image/dicom-rle"),
+            (rle_fr, "multipart/related; type=\"image/*\"", "image/dicom-rle"),
+            (rle_fr, JPG, 406), (rle_fr, OCT, 406), (rle_fr, "application/octet-stream", 406),
+            (rle_fr, JPG + ", " + OCT, 406),
+            (mr_fr, OCT, "application/octet-stream"),
+            (mr_fr, JPG + ", " + OCT + "; q=0.2", "application/octet-stream"),
+            (mr_fr, "*/*", "application/octet-stream"),
+            (mr_fr, JPG, 406), (mr_fr, "image/png", 406), (mr_fr, RLEM, 406)):
+        st, h, b = get(url, accept)
+        what = "frames %s, Accept %s" % ("RLE" if url == rle_fr else "native", accept)
+        if want == 406:
+            lib.check(st == 406, "%s: 406 (%s %s)" % (what, st, h.get("content-type")))
+        else:
+            lib.check(st == 200 and ('type="%s"' % want) in h.get("content-type", ""),
+                      "%s: 200 %s (%s %s)" % (what, want, st, h.get("content-type")))
 
     rc = node.stop()
     lib.check(rc == 0, "clean stop (rc %s)" % rc)
