@@ -1263,12 +1263,13 @@ static void meta_after(uv_work_t *wk, int status)
 
 /* ---- negotiation ---- */
 
-static void add_candidate(wado_t *w, int policy, const char *ts)
+static void add_candidate(wado_t *w, int policy, const char *ts, const char *media)
 {
     if (w->n_cand >= sizeof w->cand / sizeof w->cand[0])
         return;
     w->cand[w->n_cand].policy = policy;
-    snprintf(w->cand[w->n_cand].ts, sizeof w->cand[0].ts, "%s", ts);
+    snprintf(w->cand[w->n_cand].ts, sizeof w->cand[0].ts, "%.71s", ts);
+    snprintf(w->cand[w->n_cand].media, sizeof w->cand[0].media, "%.95s", media);
     w->n_cand++;
 }
 
@@ -1281,13 +1282,12 @@ static void frames_candidate(wado_t *w, const mt_web_accept_t *a)
              strncmp(a->type, "video/", 6))
         return;
     if (strcmp(part, "*/*") == 0 || strcmp(a->ts, "*") == 0) {
-        add_candidate(w, FR_ANY, "");
+        add_candidate(w, FR_ANY, "", "");
     } else if (strcmp(part, "application/octet-stream") == 0) {
         add_candidate(w, !a->ts[0] || strcmp(a->ts, TS_EXPLICIT_LE) == 0 ? FR_NATIVE : FR_TS,
-                      a->ts);
+                      a->ts, "");
     } else {
-        add_candidate(w, FR_MEDIA, a->ts);
-        snprintf(w->cand[w->n_cand - 1].media, sizeof w->cand[0].media, "%s", part);
+        add_candidate(w, FR_MEDIA, a->ts, part);
     }
 }
 
@@ -1333,9 +1333,9 @@ static int negotiate(wado_t *w)
                              : !a->ts[0]                            ? 3
                              : strcmp(a->ts, TS_EXPLICIT_LE) == 0 ? 1
                                                                     : 2;
-                add_candidate(w, policy, a->ts);
+                add_candidate(w, policy, a->ts, "");
             } else if (strcmp(a->type, "application/dicom") == 0) {
-                add_candidate(w, 0, "");
+                add_candidate(w, 0, "", "");
             }
             break;
         case W_METADATA:
