@@ -80,6 +80,7 @@ struct mt__http_conn {
     size_t header_bytes;
     uint64_t body_bytes;
     bool headers_done, message_done, paused_read, body_paused, reading;
+    bool no_body; /* the request has no body: its message ends with its headers */
     bool closing, close_after, want_continue;
     int pre_error; /* status to answer before dispatch (400, 413, 431) */
     size_t queued;  /* bytes handed to uv_write, not yet written */
@@ -242,7 +243,12 @@ static void queue(conn_t *c, uv_buf_t *b, int nb, void **own)
  * The worker owns the socket's write side while it runs: it starts only once the write queue
  * is empty (so bytes stay in order), the loop queues nothing meanwhile (the only writer is the
  * waiting handler), and a close waits for it (conn_close defers uv_close). The socket is
- * non-blocking: the worker polls for POLLOUT, at most idle_timeout per wait. */
+ * non-blocking: when it stays full for SF_YIELD_MS the worker gives its pool thread back and
+ * keeps its position; the loop waits for POLLOUT (uv_poll on a dup of the socket, so the
+ * uv_tcp_t's own registration is untouched) and queues the rest. A client that reads nothing
+ * for idle_timeout is closed by the connection's timer. */
+#define SF_YIELD_MS 20
+
 typedef struct sendfile_req {
     uv_work_t work;
     conn_t *c;
@@ -253,31 +259,41 @@ typedef struct sendfile_req {
     size_t n_files;
     const char *tail;
     size_t tail_len;
+    /* position of a files send: piece 2i = head i, 2i+1 = file i, 2n = tail */
+    size_t piece, piece_off;
+    int cur_fd, next_fd;
+    bool moved;          /* the last run moved bytes */
+    bool waiting;        /* on the loop, polling for POLLOUT */
+    bool has_poll;       /* poll (and poll_fd) to be closed before f is freed */
+    uv_poll_t poll;
+    int poll_fd;
+    uint64_t last_move;  /* loop time of the last progress */
     int err;
     void (*cb)(void *, int);
     void *data;
 } sendfile_req_t;
 
-/* Wait until the (non-blocking) socket can take more: 0, or an error (MT_ECANCELED when the
- * client read nothing for timeout ms). */
+/* Wait until the (non-blocking) socket can take more: 0, MT_EAGAIN when it stayed full for
+ * timeout ms, or an error. */
 static int sock_wait(int sock, int timeout)
 {
     struct pollfd p = {.fd = sock, .events = POLLOUT};
     int r = poll(&p, 1, timeout);
     if (r == 0)
-        return MT_ECANCELED; /* the client stopped reading */
+        return MT_EAGAIN;
     if (r < 0)
         return errno == EINTR ? 0 : MT_ERR_FROM_ERRNO();
     return p.revents & (POLLERR | POLLHUP) ? MT_EIO : 0;
 }
 
-/* len bytes of file from off to the socket. */
-static int sock_sendfile(int sock, int file, off_t off, size_t left, int timeout)
+/* *left bytes of file from *off to the socket; both advance with what was sent. */
+static int sock_sendfile(int sock, int file, off_t *off, size_t *left, int timeout, bool *moved)
 {
-    while (left) {
-        ssize_t n = sendfile(sock, file, &off, left > (1u << 30) ? (1u << 30) : left);
+    while (*left) {
+        ssize_t n = sendfile(sock, file, off, *left > (1u << 30) ? (1u << 30) : *left);
         if (n > 0) {
-            left -= (size_t)n;
+            *left -= (size_t)n;
+            *moved = true;
             continue;
         }
         if (n == 0)
@@ -293,15 +309,16 @@ static int sock_sendfile(int sock, int file, off_t off, size_t left, int timeout
     return 0;
 }
 
-/* n bytes to the socket; more: MSG_MORE (the kernel may hold a partial segment for what
- * follows, as TCP_CORK would). */
-static int sock_send(int sock, const char *p, size_t n, bool more, int timeout)
+/* n bytes from p + *done to the socket (*done advances); more: MSG_MORE (the kernel may hold
+ * a partial segment for what follows, as TCP_CORK would). */
+static int sock_send(int sock, const char *p, size_t n, size_t *done, bool more, int timeout,
+                     bool *moved)
 {
-    while (n) {
-        ssize_t k = send(sock, p, n, MSG_NOSIGNAL | (more ? MSG_MORE : 0));
+    while (*done < n) {
+        ssize_t k = send(sock, p + *done, n - *done, MSG_NOSIGNAL | (more ? MSG_MORE : 0));
         if (k > 0) {
-            p += k;
-            n -= (size_t)k;
+            *done += (size_t)k;
+            *moved = true;
             continue;
         }
         if (k < 0 && errno == EINTR)
@@ -323,48 +340,70 @@ static int open_ahead(const char *path)
     return fd;
 }
 
-/* mt_http_sendfiles on the worker. */
+/* One piece of mt_http_sendfiles from the kept position. */
+static int sf_piece(sendfile_req_t *f, int timeout)
+{
+    size_t p = f->piece, i = p / 2;
+    if (p == 2 * f->n_files)
+        return sock_send(f->sock, f->tail, f->tail_len, &f->piece_off, false, timeout, &f->moved);
+    const mt_http_file_t *x = &f->files[i];
+    if (p % 2 == 0) {
+        if (f->cur_fd < 0 && f->piece_off == 0) {
+            f->cur_fd = f->next_fd >= 0 ? f->next_fd : open_ahead(x->path);
+            f->next_fd = i + 1 < f->n_files ? open_ahead(f->files[i + 1].path) : -1;
+        }
+        if (f->cur_fd < 0)
+            return MT_ENOENT;
+        return sock_send(f->sock, x->head, x->head_len, &f->piece_off, true, timeout, &f->moved);
+    }
+    off_t off = (off_t)f->piece_off;
+    size_t left = (size_t)x->size - f->piece_off;
+    int rc = sock_sendfile(f->sock, f->cur_fd, &off, &left, timeout, &f->moved);
+    f->piece_off = (size_t)off;
+    if (!rc) {
+        close(f->cur_fd);
+        f->cur_fd = -1;
+    }
+    return rc;
+}
+
+/* mt_http_sendfiles on the worker: the pieces from where the last run stopped. */
 static int sf_files(sendfile_req_t *f, int timeout)
 {
-    int rc = 0, fd = f->n_files ? open_ahead(f->files[0].path) : -1;
-    for (size_t i = 0; i < f->n_files && !rc; i++) {
-        const mt_http_file_t *x = &f->files[i];
-        if (fd < 0) {
-            rc = MT_ENOENT;
-            break;
-        }
-        int next = i + 1 < f->n_files ? open_ahead(f->files[i + 1].path) : -1;
-        rc = sock_send(f->sock, x->head, x->head_len, true, timeout);
-        if (!rc)
-            rc = sock_sendfile(f->sock, fd, 0, (size_t)x->size, timeout);
-        close(fd);
-        fd = next;
+    for (; f->piece <= 2 * f->n_files; f->piece++, f->piece_off = 0) {
+        int rc = sf_piece(f, timeout);
+        if (rc)
+            return rc;
     }
-    if (fd >= 0)
-        close(fd);
-    return rc ? rc : sock_send(f->sock, f->tail, f->tail_len, false, timeout);
+    return 0;
 }
 
 static void sf_work(uv_work_t *w)
 {
     sendfile_req_t *f = w->data;
-    int timeout = (int)f->c->srv->o.idle_timeout_ms;
-    if (f->files)
-        f->err = sf_files(f, timeout);
-    else
-        f->err = sock_sendfile(f->sock, f->file, (off_t)f->off, f->len, timeout);
+    f->moved = false;
+    if (f->files) {
+        f->err = sf_files(f, SF_YIELD_MS);
+    } else {
+        off_t off = (off_t)f->off;
+        f->err = sock_sendfile(f->sock, f->file, &off, &f->len, SF_YIELD_MS, &f->moved);
+        f->off = (int64_t)off;
+    }
 }
 
-static void sf_after(uv_work_t *w, int status)
+/* The send is over (f->err): the connection goes on or closes, the caller learns. */
+static void sf_done(sendfile_req_t *f)
 {
-    sendfile_req_t *f = w->data;
     conn_t *c = f->c;
-    (void)status;
     c->sf_running = false;
     c->sf = NULL;
     int err = f->err;
     void (*cb)(void *, int) = f->cb;
     void *data = f->data;
+    if (f->cur_fd >= 0)
+        close(f->cur_fd);
+    if (f->next_fd >= 0)
+        close(f->next_fd);
     mt_free(f);
     if (c->closing) {
         uv_close((uv_handle_t *)&c->tcp, on_handle_closed); /* deferred by conn_close */
@@ -383,14 +422,82 @@ static void sf_after(uv_work_t *w, int status)
     maybe_free_conn(c);
 }
 
+static void on_sf_poll_closed(uv_handle_t *h)
+{
+    sendfile_req_t *f = h->data;
+    close(f->poll_fd);
+    sf_done(f);
+}
+
+static void sf_finish(sendfile_req_t *f)
+{
+    if (f->has_poll)
+        uv_close((uv_handle_t *)&f->poll, on_sf_poll_closed);
+    else
+        sf_done(f);
+}
+
+static void sf_after(uv_work_t *w, int status);
+
+static void on_sf_writable(uv_poll_t *h, int status, int events)
+{
+    sendfile_req_t *f = h->data;
+    (void)events;
+    uv_poll_stop(h);
+    f->waiting = false;
+    if (status < 0 || f->c->closing) {
+        f->err = status < 0 ? MT_EIO : MT_ECANCELED;
+        sf_finish(f);
+        return;
+    }
+    uv_queue_work(f->c->srv->loop, &f->work, sf_work, sf_after);
+}
+
+/* The socket stayed full: give the pool thread back and wait for POLLOUT on the loop. */
+static int sf_wait(sendfile_req_t *f)
+{
+    conn_t *c = f->c;
+    if (!f->has_poll) {
+        f->poll_fd = dup(f->sock);
+        if (f->poll_fd < 0)
+            return MT_ERR_FROM_ERRNO();
+        if (uv_poll_init(c->srv->loop, &f->poll, f->poll_fd) != 0) {
+            close(f->poll_fd);
+            return MT_EIO;
+        }
+        f->poll.data = f;
+        f->has_poll = true;
+    }
+    f->waiting = true;
+    return uv_poll_start(&f->poll, UV_WRITABLE, on_sf_writable) ? MT_EIO : 0;
+}
+
+static void sf_after(uv_work_t *w, int status)
+{
+    sendfile_req_t *f = w->data;
+    conn_t *c = f->c;
+    (void)status;
+    if (f->moved)
+        f->last_move = uv_now(c->srv->loop);
+    if (f->err == MT_EAGAIN && !c->closing) {
+        f->err = sf_wait(f);
+        if (!f->err)
+            return; /* on_sf_writable, or the idle timer (on_timer), goes on */
+    }
+    if (f->err == MT_EAGAIN)
+        f->err = MT_ECANCELED;
+    sf_finish(f);
+}
+
 static void sf_start(conn_t *c)
 {
     sendfile_req_t *f = c->sf;
     uv_os_fd_t fd;
+    f->last_move = uv_now(c->srv->loop);
     if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0) {
         f->err = MT_EIO;
         c->sf_running = true;
-        sf_after(&f->work, 0);
+        sf_done(f);
         return;
     }
     f->sock = fd;
@@ -423,6 +530,7 @@ void mt_http_sendfile(mt_http_req_t *r, int file, int64_t off, size_t len,
     sendfile_req_t *f = mt_calloc(1, sizeof *f);
     f->work.data = f;
     f->c = c;
+    f->cur_fd = f->next_fd = -1;
     f->file = file;
     f->off = off;
     f->len = len;
@@ -447,6 +555,7 @@ void mt_http_sendfiles(mt_http_req_t *r, const mt_http_file_t *files, size_t n,
     sendfile_req_t *f = mt_calloc(1, sizeof *f);
     f->work.data = f;
     f->c = c;
+    f->cur_fd = f->next_fd = -1;
     f->file = -1;
     f->files = files;
     f->n_files = n;
@@ -505,6 +614,8 @@ static void req_finish(conn_t *c)
         maybe_free_conn(c);
         return;
     }
+    if (!c->message_done && c->no_body)
+        return; /* answered inside on_headers_complete: parse_more goes on once it ends */
     if (!c->message_done) { /* answered before the body was read: close when written */
         c->close_after = true;
         if (c->queued == 0)
@@ -520,7 +631,7 @@ static void req_finish(conn_t *c)
         return;
     }
     /* next request */
-    c->headers_done = c->message_done = false;
+    c->headers_done = c->message_done = c->no_body = false;
     c->header_bytes = 0;
     c->body_bytes = 0;
     c->pre_error = 0;
@@ -538,7 +649,7 @@ static void send_head(mt_http_req_t *r, int status, const char *ctype, const cha
     conn_t *c = r->conn;
     r->started = true;
     r->status = status;
-    if (!c->message_done)
+    if (!c->message_done && !c->no_body)
         c->close_after = true; /* the rest of the body will not be read */
     char h[1024];
     int n = snprintf(h, sizeof h, "HTTP/1.1 %d %s\r\nServer: mitral\r\n", status,
@@ -836,6 +947,9 @@ static int on_headers_complete(http_parser *p)
             return -1;
         }
     }
+    /* RFC 9112 §6.3: a request has a body only with Transfer-Encoding or Content-Length */
+    c->no_body = !(p->flags & F_CHUNKED) && (!(p->flags & F_CONTENTLENGTH) ||
+                                             p->content_length == 0);
     const char *ex = mt_http_header(r, "expect");
     c->want_continue = ex && strcasecmp(ex, "100-continue") == 0;
     arm_timer(c);
@@ -914,7 +1028,11 @@ static void parse_more(conn_t *c)
             break;
         enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
         if (e != HPE_OK && e != HPE_PAUSED) {
-            int st = c->pre_error ? c->pre_error : 400;
+            /* the parser's own limit (set to max_header) can trip before our callbacks have
+             * counted the bytes: a long header value or request line still in the buffer */
+            int st = c->pre_error            ? c->pre_error
+                     : e == HPE_HEADER_OVERFLOW ? 431
+                                              : 400;
             const char *why = st == 431   ? "request header too large"
                               : st == 413 ? "request body too large"
                                           : http_errno_description(e);
@@ -1118,8 +1236,15 @@ static void conn_close(conn_t *c)
         c->req = NULL;
         req_free(r);
     }
-    if (!c->sf_running) /* else after the worker is done with the socket (sf_after) */
+    if (c->sf && c->sf->waiting) { /* not on a worker: end it now (sf_done closes tcp) */
+        sendfile_req_t *f = c->sf;
+        uv_poll_stop(&f->poll);
+        f->waiting = false;
+        f->err = MT_ECANCELED;
+        sf_finish(f);
+    } else if (!c->sf_running) { /* else after the worker is done with the socket */
         uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+    }
     uv_close((uv_handle_t *)&c->timer, on_handle_closed);
 }
 
@@ -1128,8 +1253,15 @@ static void on_timer(uv_timer_t *t)
     conn_t *c = t->data;
     if (c->closing)
         return;
-    if (c->sf_running) { /* the worker moves the bytes and has its own stall timeout */
-        arm_timer(c);
+    if (c->sf_running) { /* a file send: closed only when it moved nothing for idle_timeout */
+        uint64_t idle = uv_now(c->srv->loop) - c->sf->last_move;
+        if (!c->sf->waiting || idle < c->srv->o.idle_timeout_ms) {
+            arm_timer(c);
+            return;
+        }
+        mt_log(MT_LOG_INFO, NULL, "http %s: client read nothing for %llu ms, closing", c->peer,
+               (unsigned long long)idle);
+        conn_close(c);
         return;
     }
     if (!c->headers_done && c->header_bytes + c->in.len > 0 && !(c->req && c->req->started)) {

@@ -246,6 +246,59 @@ static bool parse_u32(const char *s, uint32_t *out)
     return true;
 }
 
+static bool digits(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+    return true;
+}
+
+static int num2(const char *s)
+{
+    return (s[0] - '0') * 10 + (s[1] - '0');
+}
+
+/* One side of a DA match: YYYYMMDD with a month 01-12 and a day 01-31 (or empty). */
+static bool da_ok(const char *s, size_t n)
+{
+    return n == 0 || (n == 8 && digits(s, 8) && num2(s + 4) >= 1 && num2(s + 4) <= 12 &&
+                      num2(s + 6) >= 1 && num2(s + 6) <= 31);
+}
+
+/* One side of a TM match: HH[MM[SS[.F{1,6}]]] within 23:59:60 (or empty). */
+static bool tm_ok(const char *s, size_t n)
+{
+    if (n == 0)
+        return true;
+    size_t whole = n;
+    const char *dot = memchr(s, '.', n);
+    if (dot) {
+        whole = (size_t)(dot - s);
+        size_t nf = n - whole - 1;
+        if (whole != 6 || nf < 1 || nf > 6 || !digits(dot + 1, nf))
+            return false;
+    }
+    if ((whole != 2 && whole != 4 && whole != 6) || !digits(s, whole))
+        return false;
+    return num2(s) <= 23 && (whole < 4 || num2(s + 2) <= 59) && (whole < 6 || num2(s + 4) <= 60);
+}
+
+/* A DA or TM match value (PS3.4 C.2.2.2.1, C.2.2.2.5): a value, a range lo-hi, lo- or -hi,
+ * or "*" (universal); anything else is a malformed query, not a value that matches nothing. */
+static bool date_time_ok(uint16_t vr, const char *v)
+{
+    bool (*side)(const char *, size_t) = vr == MT_VR('D', 'A') ? da_ok : tm_ok;
+    if (strcmp(v, "*") == 0)
+        return true;
+    const char *dash = strchr(v, '-');
+    if (!dash)
+        return side(v, strlen(v));
+    if (strchr(dash + 1, '-') || (dash == v && !dash[1]))
+        return false;
+    return side(v, (size_t)(dash - v)) && side(dash + 1, strlen(dash + 1));
+}
+
 void mt__qido(mt_web_req_t *wr, mt_index_level_t level, const char *study, const char *series)
 {
     /* Accept: application/dicom+json (or json, or anything) */
@@ -314,6 +367,9 @@ void mt__qido(mt_web_req_t *wr, mt_index_level_t level, const char *study, const
                         *c = '\\';
             if (vr == MT_VR('S', 'Q'))
                 snprintf(err, sizeof err, "sequence matching is not supported (%.40s)", k);
+            else if ((vr == MT_VR('D', 'A') || vr == MT_VR('T', 'M')) && !date_time_ok(vr, val))
+                snprintf(err, sizeof err, "%.40s: not a %s or a range of them", k,
+                         vr == MT_VR('D', 'A') ? "date YYYYMMDD" : "time HHMMSS.FFFFFF");
             else if (strlen(val) > 1024)
                 snprintf(err, sizeof err, "value of %.40s too long", k);
             else

@@ -752,6 +752,11 @@ static void put(mt_buf_t *b, const char *s)
 static void uid_elem(mt_buf_t *b, const char *tag, const char *vr, const char *v, bool comma)
 {
     char t[64];
+    if (!*v) { /* PS3.18 F.2.5: an empty value has no "Value" (a part that is not DICOM) */
+        snprintf(t, sizeof t, "%s\"%s\":{\"vr\":\"%s\"}", comma ? "," : "", tag, vr);
+        put(b, t);
+        return;
+    }
     snprintf(t, sizeof t, "%s\"%s\":{\"vr\":\"%s\",\"Value\":[", comma ? "," : "", tag, vr);
     put(b, t);
     mt_json_str(b, v, strlen(v));
@@ -807,8 +812,9 @@ static void send_response(stow_t *s)
         stow_free(s);
         return;
     }
-    if (s->malformed && s->n_res == 0) {
-        mt__web_fail(wr, 400, "malformed multipart/related body");
+    if (s->n_res == 0) {
+        mt__web_fail(wr, 400, s->malformed ? "malformed multipart/related body"
+                                           : "no part in the multipart/related body");
         stow_free(s);
         return;
     }

@@ -55,7 +55,9 @@
 #define META_FIRST (16u * 1024u)
 #define BULK_THRESHOLD 1024
 #define MAX_INSTANCE_IN_MEMORY (1024u << 20)
-#define BOUNDARY "mitral-3d1f1a7c9b2e4d58"
+/* Each response has its own random boundary (RFC 2046 §5.1.1: it must not occur in the
+ * parts; a fixed one could be planted in a stored file's text): "mitral-" + 32 hex digits. */
+#define BOUNDARY_LEN 39
 #define TS_EXPLICIT_LE "1.2.840.10008.1.2.1"
 
 typedef enum { W_INSTANCES, W_METADATA, W_FRAMES, W_BULK, W_RENDERED, W_THUMB, W_URI_FILE } wmode_t;
@@ -78,13 +80,22 @@ typedef struct wado {
     size_t n_insts, cap_insts;
     int err;
     int status; /* error response status from the worker, 0 = fine */
-    char msg[160];
+    char msg[256];
     /* negotiated */
     /* instances: 0 as stored (transfer-syntax=*), 1 explicit LE asked (native re-encoded,
      * compressed 406), 2 exactly want_ts, 3 none named (native as explicit LE, compressed
      * as stored). frames/bulk: 1 = octet-stream only. */
     int ts_policy;
     char want_ts[72];
+    char boundary[BOUNDARY_LEN + 1];
+    /* instances: every acceptable (policy, want_ts) of Accept, best first; after the index
+     * lookup the first one all instances can be sent in is taken (choose_ts) */
+    struct {
+        int policy; /* frames: FR_ANY, FR_NATIVE, FR_TS, FR_MEDIA */
+        char ts[72];
+        char media[96]; /* frames, FR_MEDIA: the media range (image/jpeg, a wildcard ..) */
+    } cand[16];
+    size_t n_cand;
     mt_render_opts_t ro; /* rendered, thumbnail: parameters (ro.png: image/png) */
     /* results built by workers */
     mt_buf_t out;
@@ -500,19 +511,40 @@ static const char *ts_media(const char *ts)
     return "application/octet-stream";
 }
 
-static void part_head(mt_buf_t *out, const char *ctype, size_t len)
+static void part_head(const wado_t *w, mt_buf_t *out, const char *ctype, size_t len)
 {
     char h[512];
     int n = snprintf(h, sizeof h, "\r\n--%s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n\r\n",
-                     BOUNDARY, ctype, len);
+                     w->boundary, ctype, len);
     mt_buf_append(out, h, (size_t)n);
 }
 
-static void part_close(mt_buf_t *out)
+static void part_close(const wado_t *w, mt_buf_t *out)
 {
     char h[64];
-    int n = snprintf(h, sizeof h, "\r\n--%s--\r\n", BOUNDARY);
+    int n = snprintf(h, sizeof h, "\r\n--%s--\r\n", w->boundary);
     mt_buf_append(out, h, (size_t)n);
+}
+
+/* Frames: what an Accept range lets through (PS3.18 §8.7.3.3.2): anything as stored
+ * (transfer-syntax=*, no part type), native frames only (application/octet-stream), exactly
+ * the stored syntax, or compressed frames of a media type (image/jpeg; transfer-syntax=..). */
+enum { FR_ANY, FR_NATIVE, FR_TS, FR_MEDIA };
+
+static bool frame_cand_ok(const wado_t *w, size_t c, const char *ts, bool nat)
+{
+    const char *want = w->cand[c].ts;
+    switch (w->cand[c].policy) {
+    case FR_ANY:
+        return true;
+    case FR_NATIVE:
+        return nat;
+    case FR_TS:
+        return strcmp(ts, want) == 0;
+    default:
+        return !nat && mt__web_type_ok(w->cand[c].media, ts_media(ts)) &&
+               (!want[0] || strcmp(want, "*") == 0 || strcmp(want, ts) == 0);
+    }
 }
 
 static int frames_work(wado_t *w)
@@ -528,9 +560,17 @@ static int frames_work(wado_t *w)
     }
     const mt_ts_t *ts = mt_ts_find(x->ts);
     bool nat = native(x->ts);
-    if (!ts || (!nat && w->ts_policy == 1)) {
+    bool fits = false;
+    for (size_t c = 0; c < w->n_cand && !fits; c++)
+        fits = frame_cand_ok(w, c, x->ts, nat);
+    if (!ts || !fits) {
         w->status = 406;
-        snprintf(w->msg, sizeof w->msg, "frames: stored compressed; ask for its media type");
+        if (nat)
+            snprintf(w->msg, sizeof w->msg, "frames: stored native (uncompressed): they go as "
+                     "application/octet-stream only");
+        else
+            snprintf(w->msg, sizeof w->msg, "frames: stored compressed (%.64s): ask for %s or "
+                     "transfer-syntax=*", x->ts, ts_media(x->ts));
         goto out;
     }
     char ctype[160];
@@ -554,16 +594,16 @@ static int frames_work(wado_t *w)
             w->status = st;
             break;
         }
-        part_head(&w->out, ctype, f.n);
+        part_head(w, &w->out, ctype, f.n);
         rc = mt_buf_append(&w->out, f.p, f.n);
         mt_free(f.own);
         if (rc)
             break;
     }
     mt_free(list);
-    part_close(&w->out);
+    part_close(w, &w->out);
     snprintf(w->ctype, sizeof w->ctype, "multipart/related; type=\"%s\"; boundary=%s",
-             nat ? "application/octet-stream" : ts_media(x->ts), BOUNDARY);
+             nat ? "application/octet-stream" : ts_media(x->ts), w->boundary);
 out:
     mt_ds_free(ds);
     mt_buf_dispose(&file);
@@ -619,7 +659,7 @@ static int bulk_work(wado_t *w)
         w->status = 404;
         snprintf(w->msg, sizeof w->msg, "no such bulk data");
     } else if (e->encapsulated) {
-        part_head(&w->out, "application/octet-stream", 0);
+        part_head(w, &w->out, "application/octet-stream", 0);
         size_t at = w->out.len;
         size_t total = 0;
         for (size_t i = 1; i < e->n_frags; i++) {
@@ -629,18 +669,18 @@ static int bulk_work(wado_t *w)
         /* rewrite the header with the length */
         mt_buf_t t;
         mt_buf_init(&t, MAX_INSTANCE_IN_MEMORY);
-        part_head(&t, "application/octet-stream", total);
+        part_head(w, &t, "application/octet-stream", total);
         mt_buf_append(&t, w->out.data + at, w->out.len - at);
         mt_buf_dispose(&w->out);
         w->out = t;
     } else {
-        part_head(&w->out, "application/octet-stream", e->value ? e->len : 0);
+        part_head(w, &w->out, "application/octet-stream", e->value ? e->len : 0);
         if (e->value)
             mt_buf_append(&w->out, e->value, e->len);
     }
-    part_close(&w->out);
+    part_close(w, &w->out);
     snprintf(w->ctype, sizeof w->ctype,
-             "multipart/related; type=\"application/octet-stream\"; boundary=%s", BOUNDARY);
+             "multipart/related; type=\"application/octet-stream\"; boundary=%s", w->boundary);
     mt_ds_free(ds);
     mt_buf_dispose(&file);
     return 0;
@@ -888,7 +928,7 @@ static void after_transcode(uv_work_t *wk, int status)
     mt_buf_init(&part, 4096);
     char ct[128];
     snprintf(ct, sizeof ct, "application/dicom; transfer-syntax=%s", TS_EXPLICIT_LE);
-    part_head(&part, ct, w->out.len);
+    part_head(w, &part, ct, w->out.len);
     mt_http_write(w->wr->r, part.data, part.len);
     mt_buf_dispose(&part);
     uint8_t *p = w->out.data;
@@ -948,18 +988,18 @@ static void send_all_as_stored(wado_t *w)
         const inst_t *x = &w->insts[i];
         char *h = w->heads + i * head_max;
         int n = snprintf(h, head_max, "\r\n--%s\r\nContent-Type: application/dicom; "
-                         "transfer-syntax=%s\r\nContent-Length: %llu\r\n\r\n", BOUNDARY,
+                         "transfer-syntax=%s\r\nContent-Length: %llu\r\n\r\n", w->boundary,
                          x->ts, (unsigned long long)x->size);
         w->files[i] = (mt_http_file_t){.head = h, .head_len = (size_t)n < head_max ? (size_t)n
                                                                                  : head_max - 1,
                                        .path = x->full, .size = x->size};
         total += w->files[i].head_len + x->size;
     }
-    snprintf(w->tail, sizeof w->tail, "\r\n--%s--\r\n", BOUNDARY);
+    snprintf(w->tail, sizeof w->tail, "\r\n--%s--\r\n", w->boundary);
     total += strlen(w->tail);
     char ct[160];
     snprintf(ct, sizeof ct, "multipart/related; type=\"application/dicom\"; boundary=%s",
-             BOUNDARY);
+             w->boundary);
     mt_http_begin(w->wr->r, 200, ct, NULL, (int64_t)total);
     w->cur = 0;
     send_batch(w);
@@ -976,7 +1016,7 @@ static void next_instance(wado_t *w)
         if (w->mode != W_URI_FILE) {
             mt_buf_t t;
             mt_buf_init(&t, 256);
-            part_close(&t);
+            part_close(w, &t);
             mt_http_write(r, t.data, t.len);
             mt_buf_dispose(&t);
         }
@@ -994,7 +1034,7 @@ static void next_instance(wado_t *w)
         mt_buf_init(&part, 4096);
         char ct[160];
         snprintf(ct, sizeof ct, "application/dicom; transfer-syntax=%s", x->ts);
-        part_head(&part, ct, (size_t)x->size);
+        part_head(w, &part, ct, (size_t)x->size);
         mt_http_write(r, part.data, part.len);
         mt_buf_dispose(&part);
     }
@@ -1020,6 +1060,7 @@ static bool ts_ok(const wado_t *w, const inst_t *x)
 }
 
 static void meta_after(uv_work_t *wk, int status);
+static int choose_ts(wado_t *w);
 
 /* ---- study/series rendered: multipart/related, one rendered instance a part (loop) ---- */
 
@@ -1039,7 +1080,7 @@ static int rendered_part(wado_t *w, size_t i)
     int n = snprintf(h, sizeof h,
                      "\r\n--%s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
                      "Content-Location: %s/studies/%s/series/%s/instances/%s/rendered\r\n\r\n",
-                     BOUNDARY, w->ro.png ? "image/png" : "image/jpeg", w->out.len, w->wr->base,
+                     w->boundary, w->ro.png ? "image/png" : "image/jpeg", w->out.len, w->wr->base,
                      x->study, x->series, x->sop);
     mt_http_write(w->wr->r, h, (size_t)n < sizeof h ? (size_t)n : sizeof h - 1);
     uint8_t *p = w->out.data;
@@ -1092,7 +1133,7 @@ static void rendered_next(wado_t *w)
     if (w->cur >= w->n_insts) {
         mt_buf_t t;
         mt_buf_init(&t, 256);
-        part_close(&t);
+        part_close(w, &t);
         mt_http_write(r, t.data, t.len);
         mt_buf_dispose(&t);
         finish(w);
@@ -1108,7 +1149,7 @@ static void rendered_begin(wado_t *w)
 {
     char ct[160];
     snprintf(ct, sizeof ct, "multipart/related; type=\"%s\"; boundary=%s",
-             w->ro.png ? "image/png" : "image/jpeg", BOUNDARY);
+             w->ro.png ? "image/png" : "image/jpeg", w->boundary);
     mt_http_begin(w->wr->r, 200, ct, render_warning(w), -1);
     if (rendered_part(w, w->cur - 1) == 1)
         mt_http_on_drain(w->wr->r, on_rendered_drained, w);
@@ -1135,12 +1176,10 @@ static void after(uv_work_t *wk, int status)
         return;
     }
     if (w->mode == W_INSTANCES || w->mode == W_URI_FILE) {
-        for (size_t i = 0; i < w->n_insts; i++)
-            if (!ts_ok(w, &w->insts[i])) {
-                fail(w, 406, "an instance cannot be sent in the requested transfer syntax "
-                             "(stored compressed: use transfer-syntax=*)");
-                return;
-            }
+        if (choose_ts(w) != 0) {
+            fail(w, 406, w->msg);
+            return;
+        }
         if (w->mode == W_URI_FILE) {
             mt_http_begin(r, 200, "application/dicom", NULL, (int64_t)w->insts[0].size);
         } else {
@@ -1155,7 +1194,7 @@ static void after(uv_work_t *wk, int status)
             }
             char ct[160];
             snprintf(ct, sizeof ct, "multipart/related; type=\"application/dicom\"; boundary=%s",
-                     BOUNDARY);
+                     w->boundary);
             mt_http_begin(r, 200, ct, NULL, -1);
         }
         w->cur = 0;
@@ -1224,6 +1263,60 @@ static void meta_after(uv_work_t *wk, int status)
 
 /* ---- negotiation ---- */
 
+static void add_candidate(wado_t *w, int policy, const char *ts, const char *media)
+{
+    if (w->n_cand >= sizeof w->cand / sizeof w->cand[0])
+        return;
+    w->cand[w->n_cand].policy = policy;
+    snprintf(w->cand[w->n_cand].ts, sizeof w->cand[0].ts, "%.71s", ts);
+    snprintf(w->cand[w->n_cand].media, sizeof w->cand[0].media, "%.95s", media);
+    w->n_cand++;
+}
+
+static void frames_candidate(wado_t *w, const mt_web_accept_t *a)
+{
+    const char *part = a->type;
+    if (mt__web_type_ok(a->type, "multipart/related"))
+        part = a->part_type[0] ? a->part_type : "*/*";
+    else if (strcmp(a->type, "application/octet-stream") != 0 && strncmp(a->type, "image/", 6) &&
+             strncmp(a->type, "video/", 6))
+        return;
+    if (strcmp(part, "*/*") == 0 || strcmp(a->ts, "*") == 0) {
+        add_candidate(w, FR_ANY, "", "");
+    } else if (strcmp(part, "application/octet-stream") == 0) {
+        add_candidate(w, !a->ts[0] || strcmp(a->ts, TS_EXPLICIT_LE) == 0 ? FR_NATIVE : FR_TS,
+                      a->ts, "");
+    } else {
+        add_candidate(w, FR_MEDIA, a->ts, part);
+    }
+}
+
+/* Take the first Accept candidate every instance can be sent in (0), else leave a 406
+ * reason in w->msg (-1). */
+static int choose_ts(wado_t *w)
+{
+    const inst_t *bad = NULL;
+    for (size_t c = 0; c < (w->n_cand ? w->n_cand : 1); c++) {
+        if (w->n_cand) {
+            w->ts_policy = w->cand[c].policy;
+            snprintf(w->want_ts, sizeof w->want_ts, "%s", w->cand[c].ts);
+        }
+        bad = NULL;
+        for (size_t i = 0; i < w->n_insts && !bad; i++)
+            if (!ts_ok(w, &w->insts[i]))
+                bad = &w->insts[i];
+        if (!bad)
+            return 0;
+    }
+    if (native(bad->ts))
+        snprintf(w->msg, sizeof w->msg, "an instance is stored in %.64s: it can be sent as "
+                 "stored (transfer-syntax=*) or as " TS_EXPLICIT_LE, bad->ts);
+    else
+        snprintf(w->msg, sizeof w->msg, "an instance is stored compressed (%.64s): it can be "
+                 "sent only as stored (transfer-syntax=*)", bad->ts);
+    return -1;
+}
+
 static int negotiate(wado_t *w)
 {
     mt_web_accept_t acc[16];
@@ -1236,21 +1329,13 @@ static int negotiate(wado_t *w)
         case W_INSTANCES:
             if (mt__web_type_ok(a->type, "multipart/related") &&
                 (!a->part_type[0] || strcmp(a->part_type, "application/dicom") == 0)) {
-                if (strcmp(a->ts, "*") == 0) {
-                    w->ts_policy = 0;
-                } else if (!a->ts[0]) {
-                    w->ts_policy = 3;
-                } else if (strcmp(a->ts, TS_EXPLICIT_LE) == 0) {
-                    w->ts_policy = 1;
-                } else {
-                    w->ts_policy = 2;
-                    snprintf(w->want_ts, sizeof w->want_ts, "%s", a->ts);
-                }
-                return 0;
-            }
-            if (strcmp(a->type, "application/dicom") == 0) {
-                w->ts_policy = 0;
-                return 0;
+                int policy = strcmp(a->ts, "*") == 0                ? 0
+                             : !a->ts[0]                            ? 3
+                             : strcmp(a->ts, TS_EXPLICIT_LE) == 0 ? 1
+                                                                    : 2;
+                add_candidate(w, policy, a->ts, "");
+            } else if (strcmp(a->type, "application/dicom") == 0) {
+                add_candidate(w, 0, "", "");
             }
             break;
         case W_METADATA:
@@ -1259,6 +1344,8 @@ static int negotiate(wado_t *w)
                 return 0;
             break;
         case W_FRAMES:
+            frames_candidate(w, a);
+            break;
         case W_BULK:
             if (mt__web_type_ok(a->type, "multipart/related") ||
                 strcmp(a->type, "application/octet-stream") == 0 ||
@@ -1297,6 +1384,13 @@ static int negotiate(wado_t *w)
             return 0;
         }
     }
+    if (w->mode == W_FRAMES && w->n_cand)
+        return 0;
+    if (w->mode == W_INSTANCES && w->n_cand) {
+        w->ts_policy = w->cand[0].policy;
+        snprintf(w->want_ts, sizeof w->want_ts, "%s", w->cand[0].ts);
+        return 0;
+    }
     return -1;
 }
 
@@ -1316,12 +1410,27 @@ static void start(wado_t *w)
     uv_queue_work(mt_node_loop(wr->node), &w->work, work, after);
 }
 
-void mt__wado(mt_web_req_t *wr, const char *study, const char *series, const char *instance,
-              const char *what, const char *arg)
+static wado_t *wado_new(mt_web_req_t *wr)
 {
     wado_t *w = mt_calloc(1, sizeof *w);
     w->wr = wr;
     w->fd = -1;
+    uint8_t rnd[16];
+    if (uv_random(NULL, NULL, rnd, sizeof rnd, 0, NULL) != 0) { /* getrandom(2) failed */
+        uint64_t t = uv_hrtime() ^ (uint64_t)(uintptr_t)w;
+        for (size_t i = 0; i < sizeof rnd; i++, t = t * 6364136223846793005u + 1442695040888963407u)
+            rnd[i] = (uint8_t)(t >> 56);
+    }
+    memcpy(w->boundary, "mitral-", 7);
+    for (size_t i = 0; i < sizeof rnd; i++)
+        snprintf(w->boundary + 7 + 2 * i, 3, "%02x", rnd[i]);
+    return w;
+}
+
+void mt__wado(mt_web_req_t *wr, const char *study, const char *series, const char *instance,
+              const char *what, const char *arg)
+{
+    wado_t *w = wado_new(wr);
     snprintf(w->study, sizeof w->study, "%s", study);
     if (series) {
         w->has_series = true;
@@ -1374,9 +1483,7 @@ void mt__wado_uri(mt_web_req_t *wr)
         return;
     }
     const char *ct = mt__web_param(wr, "contentType");
-    wado_t *w = mt_calloc(1, sizeof *w);
-    w->wr = wr;
-    w->fd = -1;
+    wado_t *w = wado_new(wr);
     snprintf(w->study, sizeof w->study, "%s", st);
     snprintf(w->series, sizeof w->series, "%s", se);
     snprintf(w->instance, sizeof w->instance, "%s", ob);
