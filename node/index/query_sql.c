@@ -20,7 +20,8 @@
  *   multi-valued (MULTI)        mt_match(MULTI, ?, col)
  *   range DA                    col >= ?lo AND col <= ?hi
  *   range TM, DT                col >= ?lo AND col < ?hi+1    (hi is a prefix: "1000"
- *                               includes 10:00:59.99)
+ *                               includes 10:00:59.99; lo in its shortest form:
+ *                               "093000.000" -> "0930", so a stored "0930" matches)
  *   UID list                    col IN (?, ?, ...)
  *   ModalitiesInStudy           st.pk IN (SELECT study_pk FROM series WHERE modality ...)
  * Every mt_match() call also gets the row's stored SpecificCharacterSet (charset_expr()).
@@ -114,6 +115,29 @@ static void incremented(const char *s, char *out, size_t outsz)
     size_t n = strlen(out);
     if (n)
         out[n - 1] = (char)(out[n - 1] + 1);
+}
+
+/* The lower bound of a TM or DT range in its shortest form of the same value: a zero
+ * fraction and trailing "00" fields dropped ("093000.000000" -> "0930"; never
+ * below HH / YYYY), so that the string comparison also takes a stored value written with
+ * fewer fields ("0930" or "093000" >= "0930"). A DT with a UTC offset is left as it is. */
+static void shortest_lower_bound(const char *s, bool dt, char *out, size_t outsz)
+{
+    snprintf(out, outsz, "%s", s);
+    if (strpbrk(out, "+-"))
+        return;
+    size_t n = strlen(out);
+    char *dot = strchr(out, '.');
+    if (dot) {
+        while (n > (size_t)(dot - out) + 1 && out[n - 1] == '0')
+            out[--n] = '\0';
+        if (out[n - 1] == '.')
+            out[--n] = '\0';
+    }
+    size_t keep = dt ? 4 : 2;
+    while (!strchr(out, '.') && n >= keep + 2 && n % 2 == 0 && out[n - 1] == '0' &&
+           out[n - 2] == '0')
+        out[n -= 2] = '\0';
 }
 
 static unsigned match_flags(const mt_qkey_t *k)
@@ -266,7 +290,13 @@ static void cond(mt_qsql_t *o, const mt_qkey_t *k, mt_index_level_t fl)
         if (k->lo) {
             put(o, col);
             put(o, " >= ");
-            param(o, k->lo);
+            if (k->col->kind == MT_KIND_TIME || k->col->kind == MT_KIND_DT) {
+                char lo[96];
+                shortest_lower_bound(k->lo, k->col->kind == MT_KIND_DT, lo, sizeof lo);
+                param(o, lo);
+            } else {
+                param(o, k->lo);
+            }
             first = false;
         }
         if (k->hi) {

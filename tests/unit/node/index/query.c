@@ -667,6 +667,17 @@ static void test_exec_matching(void **state)
     assert_int_equal(run(f, MT_QR_STUDY_ROOT, "STUDY", NULL, &res, 0, NULL, T_STUDY_TIME, TM,
                          "0900-1000", 0),
                      2); /* 093000 and 100030 */
+    /* the lower bound compares by value: a zero fraction matches a stored 093000 (all 4
+     * studies: 093000, 100030, 140000, 235959), a fraction above it does not */
+    assert_int_equal(run(f, MT_QR_STUDY_ROOT, "STUDY", NULL, &res, 0, NULL, T_STUDY_TIME, TM,
+                         "093000.000000-", 0),
+                     4);
+    assert_int_equal(run(f, MT_QR_STUDY_ROOT, "STUDY", NULL, &res, 0, NULL, T_STUDY_TIME, TM,
+                         "093000.5-", 0),
+                     3);
+    assert_int_equal(run(f, MT_QR_STUDY_ROOT, "STUDY", NULL, &res, 0, NULL, T_STUDY_TIME, TM,
+                         "093000.000-093000", 0),
+                     1);
     /* UID list */
     assert_int_equal(run(f, MT_QR_STUDY_ROOT, "STUDY", NULL, &res, 0, NULL, T_STUDY, UI,
                          "1.2\\2.1\\9.9", 0),
