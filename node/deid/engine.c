@@ -246,7 +246,7 @@ int mt_deid_map_uids(const uint8_t *key, size_t key_len, const char *val, size_t
 
 /* ---- the walk's state ---- */
 typedef struct ident {
-    char *s; /* upper-cased ASCII */
+    char *s; /* case-folded (fold()) */
     size_t n;
     bool word; /* a name/ID token: matched on word boundaries; else anywhere */
 } ident_t;
@@ -306,9 +306,59 @@ static bool is_ident_tag(uint32_t tag)
     return false;
 }
 
-static char up(char c)
+/* Upper-cased Latin-1 Supplement, Latin Extended-A, Greek and Cyrillic letter of a 2-byte
+ * UTF-8 sequence, written back over the two bytes (the length never changes: the caller's
+ * byte mask stays aligned). Pairs whose case the rule cannot tell fold to one form. */
+static void fold_utf8_pair(uint8_t *b)
 {
-    return c >= 'a' && c <= 'z' ? (char)(c - 32) : c;
+    unsigned cp = ((b[0] & 0x1Fu) << 6) | (b[1] & 0x3Fu);
+    if ((cp >= 0xE0 && cp <= 0xFE && cp != 0xF7))
+        cp -= 0x20;
+    else if ((cp >= 0x139 && cp <= 0x148) || (cp >= 0x179 && cp <= 0x17E))
+        cp = (cp + 1) & ~1u; /* Latin Extended-A pairs starting on an odd code point */
+    else if (cp >= 0x100 && cp <= 0x17F && cp != 0x13F && cp != 0x140)
+        cp &= ~1u;
+    else if (cp >= 0x3B1 && cp <= 0x3CB && cp != 0x3C2)
+        cp -= 0x20; /* Greek */
+    else if (cp == 0x3C2)
+        cp = 0x3A3; /* final sigma */
+    else if (cp >= 0x430 && cp <= 0x44F)
+        cp -= 0x20; /* Cyrillic */
+    else if (cp >= 0x450 && cp <= 0x45F)
+        cp -= 0x50;
+    else
+        return;
+    b[0] = (uint8_t)(0xC0 | (cp >> 6));
+    b[1] = (uint8_t)(0x80 | (cp & 0x3F));
+}
+
+/* Case-fold n bytes of text for the identifier comparisons (identifiers and the text they are
+ * looked for in go through the same fold). ASCII letters; 2-byte UTF-8 letters; a byte of 0x80
+ * or more that does not start a UTF-8 sequence taken as ISO 8859 (Latin-1 and most of its
+ * sisters: a lower-case letter is its capital plus 0x20). 3- and 4-byte UTF-8 sequences (CJK)
+ * and ISO 2022 escapes have no case and are copied. */
+static void fold(const char *in, size_t n, char *out)
+{
+    const uint8_t *s = (const uint8_t *)in;
+    uint8_t *o = (uint8_t *)out;
+    for (size_t i = 0; i < n;) {
+        uint8_t c = s[i];
+        if (c < 0x80) {
+            o[i++] = c >= 'a' && c <= 'z' ? (uint8_t)(c - 32) : c;
+            continue;
+        }
+        size_t len = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3
+                   : c >= 0xF0 && c <= 0xF4 ? 4 : 1;
+        for (size_t k = 1; k < len; k++)
+            if (i + k >= n || (s[i + k] & 0xC0) != 0x80)
+                len = 1;
+        memcpy(o + i, s + i, len);
+        if (len == 2)
+            fold_utf8_pair(o + i);
+        else if (len == 1 && c >= 0xE0 && c <= 0xFE && c != 0xF7)
+            o[i] = (uint8_t)(c - 0x20);
+        i += len;
+    }
 }
 static bool alnum(unsigned char c)
 {
@@ -323,8 +373,7 @@ static void ident_add(walk_t *w, const char *s, size_t n, bool word)
         return;
     char tmp[256];
     char *c = n < sizeof(tmp) ? tmp : mt_malloc(n + 1);
-    for (size_t i = 0; i < n; i++)
-        c[i] = up(s[i]);
+    fold(s, n, c);
     c[n] = '\0';
     for (size_t i = 0; i < w->n_ids; i++) {
         if (w->ids[i].n == n && w->ids[i].word == word && w->ids[i].s[0] == c[0] &&
@@ -401,8 +450,7 @@ static size_t scrub(const walk_t *w, const char *in, size_t n, char *out)
     char u[VALMAX];
     bool del[VALMAX];
     memset(del, 0, n);
-    for (size_t i = 0; i < n; i++)
-        u[i] = up(in[i]);
+    fold(in, n, u);
     for (size_t k = 0; k < w->n_ids; k++) {
         const ident_t *id = &w->ids[k];
         for (size_t i = 0; i + id->n <= n; i++) {

@@ -1078,6 +1078,37 @@ static void test_un_sequence(void **state)
     mt_deid_profile_free(p);
 }
 
+/* C scrubs a name that the instance names elsewhere even when the two differ in the case of
+ * non-ASCII letters (ISO_IR 100 and UTF-8 "Grünwälder" in a description written "GRÜNWÄLDER"). */
+static void scrub_case(mt_deid_profile_t *p, const char *cs, const char *name, const char *desc,
+                       const char *gone)
+{
+    mt_ds_t *ds = mt_ds_new();
+    set(ds, 0x0008, 0x0005, "CS", cs);
+    set(ds, 0x0010, 0x0020, "LO", "MRN-4711");
+    set(ds, 0x0010, 0x0010, "PN", name);
+    set(ds, 0x0008, 0x103E, "LO", desc);
+    assert_int_equal(mt_deid_apply(p, KEY1, sizeof(KEY1), ds, NULL), 0);
+    const char *out = get(ds, 0x0008, 0x103E);
+    assert_non_null(out);
+    if (strstr(out, gone))
+        fail_msg("%s: '%s' survives in '%s'", cs, gone, out);
+    mt_ds_free(ds);
+}
+
+static void test_clean_non_ascii_case(void **state)
+{
+    (void)state;
+    mt_deid_profile_t *p = load("t");
+    scrub_case(p, "ISO_IR 100", "Gr\xfcnw\xe4lder^J\xfcrgen", "CMR GR\xdcNW\xc4LDER", "NW");
+    scrub_case(p, "ISO_IR 100", "GR\xdcNW\xc4LDER^J\xdcRGEN", "cine gr\xfcnw\xe4lder", "nw");
+    scrub_case(p, "ISO_IR 192", "Gr\xc3\xbcnw\xc3\xa4lder^J\xc3\xbcrgen",
+               "CMR GR\xc3\x9cNW\xc3\x84LDER", "NW");
+    scrub_case(p, "ISO_IR 192", "\xc3\x98" "degaard^Bj\xc3\xb8rn", "sax \xc3\xb8" "DEGAARD", "DEGAARD");
+
+    mt_deid_profile_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1092,6 +1123,7 @@ int main(void)
         cmocka_unit_test(test_burned_in_annotation),
         cmocka_unit_test(test_no_leak_of_values),
         cmocka_unit_test(test_un_sequence),
+        cmocka_unit_test(test_clean_non_ascii_case),
         cmocka_unit_test(test_table_e1_1),
         cmocka_unit_test(test_graphics_and_private_rows),
         cmocka_unit_test(test_cmr_registry_method),
