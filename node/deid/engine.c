@@ -419,6 +419,8 @@ static void collect_value(walk_t *w, const char *v, size_t n)
     }
 }
 
+static uint16_t effective_vr(const mt_ds_elem_t *e);
+
 static void collect(walk_t *w, const mt_ds_t *ds, unsigned depth)
 {
     if (depth > 64)
@@ -432,8 +434,8 @@ static void collect(walk_t *w, const mt_ds_t *ds, unsigned depth)
         }
         if (!e->value || !e->len || (e->tag >> 16) & 1)
             continue;
-        if (e->vr != MT_VR('P', 'N') && !is_ident_tag(e->tag))
-            continue;
+        if (effective_vr(e) != MT_VR('P', 'N') && !is_ident_tag(e->tag))
+            continue; /* a name that came as UN is still a name */
         bool def;
         if (resolve(w, e->tag, e->vr, &def) == MT_DEID_K)
             continue;

@@ -1109,6 +1109,26 @@ static void test_clean_non_ascii_case(void **state)
     mt_deid_profile_free(p);
 }
 
+/* A person name that came as UN (explicit VR UN, PS3.5 6.2.2) is still a name: its words go
+ * from the cleaned descriptions like those of a PN (the UN ReferringPhysicianName's did not). */
+static void test_clean_un_person_name(void **state)
+{
+    (void)state;
+    mt_deid_profile_t *p = load("t");
+    mt_ds_t *ds = mt_ds_new();
+    set(ds, 0x0010, 0x0020, "LO", "MRN-4711");
+    assert_int_equal(mt_ds_set(ds, MT_TAG(0x0008, 0x0090), MT_VR('U', 'N'), "Unbekannt^Ulrich",
+                               16), 0);
+    set(ds, 0x0008, 0x103E, "LO", "cine Unbekannt ULRICH");
+    assert_int_equal(mt_deid_apply(p, KEY1, sizeof(KEY1), ds, NULL), 0);
+    const char *out = get(ds, 0x0008, 0x103E);
+    assert_non_null(out);
+    assert_null(strstr(out, "Unbekannt"));
+    assert_null(strstr(out, "ULRICH"));
+    mt_ds_free(ds);
+    mt_deid_profile_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1124,6 +1144,7 @@ int main(void)
         cmocka_unit_test(test_no_leak_of_values),
         cmocka_unit_test(test_un_sequence),
         cmocka_unit_test(test_clean_non_ascii_case),
+        cmocka_unit_test(test_clean_un_person_name),
         cmocka_unit_test(test_table_e1_1),
         cmocka_unit_test(test_graphics_and_private_rows),
         cmocka_unit_test(test_cmr_registry_method),
