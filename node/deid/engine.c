@@ -306,6 +306,11 @@ static bool is_ident_tag(uint32_t tag)
     return false;
 }
 
+static char up(char c)
+{
+    return c >= 'a' && c <= 'z' ? (char)(c - 32) : c;
+}
+
 /* Upper-cased Latin-1 Supplement, Latin Extended-A, Greek and Cyrillic letter of a 2-byte
  * UTF-8 sequence, written back over the two bytes (the length never changes: the caller's
  * byte mask stays aligned). Pairs whose case the rule cannot tell fold to one form. */
@@ -924,6 +929,32 @@ static void normalize_un(mt_ds_t *ds, unsigned depth)
     }
 }
 
+/* Burned In Annotation says YES: any of its values, in any case, spaces around it ignored (CS
+ * padding is not significant; "yes" or a second value is invalid, but the pixels may still
+ * carry text, and refusing is the safe reading). */
+static bool burned_in(const mt_ds_t *ds)
+{
+    char v[65];
+    if (!mt_ds_get_string(ds, TAG_BURNED_IN, v, sizeof(v)))
+        return false;
+    for (const char *t = v; *t;) {
+        while (*t == ' ')
+            t++;
+        if (up(t[0]) == 'Y' && up(t[1]) == 'E' && up(t[2]) == 'S') {
+            const char *e = t + 3;
+            while (*e == ' ')
+                e++;
+            if (*e == '\\' || *e == '\0')
+                return true;
+        }
+        t = strchr(t, '\\');
+        if (!t)
+            break;
+        t++;
+    }
+    return false;
+}
+
 enum { APPLY_CHECK_BURNED_IN = 1, APPLY_ADD_METHOD = 2 };
 
 static int apply(const mt_deid_profile_t *p, const uint8_t *key, size_t key_len, mt_ds_t *ds,
@@ -936,9 +967,7 @@ static int apply(const mt_deid_profile_t *p, const uint8_t *key, size_t key_len,
     memset(res, 0, sizeof(*res));
     if (!p || !ds || !key || key_len < 16)
         return MT_EINVAL;
-    char v[65];
-    if (check_burned_in && mt_ds_get_string(ds, TAG_BURNED_IN, v, sizeof(v)) &&
-        strcmp(v, "YES") == 0)
+    if (check_burned_in && burned_in(ds))
         return MT_EREJECTED;
 
     walk_t w;

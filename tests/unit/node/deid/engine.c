@@ -513,6 +513,14 @@ static void test_burned_in_annotation(void **state)
     assert_int_equal(mt_deid_apply(p, KEY1, sizeof(KEY1), ds, NULL), MT_EREJECTED);
     assert_int_equal(mt_ds_count(ds), n);
     assert_string_equal(get(ds, 0x0010, 0x0020), "MRN-4711"); /* untouched: caller decides */
+    /* CS: leading spaces are not significant; a modality writing lower case or a second
+     * value still says the pixels carry text: refused too (the safe reading) */
+    static const char *const yes[] = {" YES", "  YES ", "yes", "Yes", "YES\\NO", "NO\\YES"};
+    for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+        set(ds, 0x0028, 0x0301, "CS", yes[i]);
+        if (mt_deid_apply(p, KEY1, sizeof(KEY1), ds, NULL) != MT_EREJECTED)
+            fail_msg("Burned In Annotation '%s' was not refused", yes[i]);
+    }
     set(ds, 0x0028, 0x0301, "CS", "NO");
     assert_int_equal(mt_deid_apply(p, KEY1, sizeof(KEY1), ds, NULL), 0);
     mt_ds_free(ds);
