@@ -629,6 +629,8 @@ static int apply_doc(ctx_t *c, const ynode_t *root, build_state_t *bs)
                      !(rc = parse_days(c, hi, "max-days", &p->shift_max_days)) &&
                      p->shift_min_days > p->shift_max_days)
                 rc = fail(c, v->line, "date-shift: min-days > max-days");
+            else if (!rc && p->shift_min_days == 0 && p->shift_max_days == 0)
+                rc = fail(c, v->line, "date-shift: a shift of 0 days keeps the real dates");
         } else if (strcmp(key, "composite") == 0) {
             if (!(rc = want_scalar(c, v, key))) {
                 if (strcmp(v->str, "valid") == 0)

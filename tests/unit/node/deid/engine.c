@@ -466,6 +466,20 @@ static void test_date_shift(void **state)
         diff |= s != s1;
     }
     assert_true(diff);
+    /* a range that holds 0 never gives 0 (the real dates, labelled MODIFIED); its other
+     * values all occur */
+    int seen[3] = {0, 0, 0};
+    for (int i = 0; i < 200; i++) {
+        char pid[8];
+        int n = snprintf(pid, sizeof(pid), "Z%d", i);
+        int32_t s = mt_deid_date_shift(KEY1, 32, pid, (size_t)n, -1, 1);
+        assert_true(s >= -1 && s <= 1);
+        seen[s + 1]++;
+    }
+    assert_int_equal(seen[1], 0);
+    assert_true(seen[0] > 0 && seen[2] > 0);
+    assert_int_equal(mt_deid_date_shift(KEY1, 32, "A", 1, 0, 5) > 0, 1);
+    assert_int_equal(mt_deid_date_shift(KEY1, 32, "A", 1, -5, 0) < 0, 1);
 }
 
 static void test_safe_private_and_retain(void **state)

@@ -115,6 +115,8 @@ static void test_errors_have_file_and_line(void **state)
     expect_error("name: x\nattributes:\n  \"(0010,0010)\": K\n  PatientName: X\n",
                  "bad.yaml:4: PatientName is named twice");
     expect_error("name: x\nbase: base0\nbase: base0\n", "bad.yaml:3: 'base' is given twice");
+    expect_error("name: x\ndate-shift: {min-days: 0, max-days: 0}\n",
+                 "bad.yaml:2: date-shift: a shift of 0 days");
 }
 
 static void test_overrides_and_precedence(void **state)
