@@ -248,7 +248,8 @@ int mt_deid_map_uids(const uint8_t *key, size_t key_len, const char *val, size_t
 typedef struct ident {
     char *s; /* case-folded (fold()) */
     size_t n;
-    bool word; /* a name/ID token: matched on word boundaries; else anywhere */
+    bool word;   /* a name/ID token: matched on word boundaries; else anywhere */
+    bool person; /* from a person's name or an ID, not from a place (institution, station) */
 } ident_t;
 
 typedef struct walk {
@@ -304,6 +305,15 @@ static bool is_ident_tag(uint32_t tag)
         if (ident_tags[i] == tag)
             return true;
     return false;
+}
+
+/* Identifiers that name a place, not a person: their words may be a kept vendor's
+ * (InstitutionName "SIEMENS HOSPITAL", Manufacturer "SIEMENS"). */
+static bool is_place_tag(uint32_t tag)
+{
+    return tag == MT_TAG(0x0008, 0x0080) || tag == MT_TAG(0x0008, 0x0081) ||
+           tag == MT_TAG(0x0008, 0x1010) || tag == MT_TAG(0x0008, 0x1040) ||
+           tag == MT_TAG(0x0018, 0x1000);
 }
 
 static char up(char c)
@@ -372,7 +382,7 @@ static bool alnum(unsigned char c)
 
 /* Identifiers are kept upper-cased and once each (compared upper-cased, so "Smith" and "SMITH"
  * are one entry): scrub() tries every one of them on every cleaned value. */
-static void ident_add(walk_t *w, const char *s, size_t n, bool word)
+static void ident_add(walk_t *w, const char *s, size_t n, bool word, bool person)
 {
     if (n < (word ? 2u : 3u))
         return;
@@ -383,6 +393,7 @@ static void ident_add(walk_t *w, const char *s, size_t n, bool word)
     for (size_t i = 0; i < w->n_ids; i++) {
         if (w->ids[i].n == n && w->ids[i].word == word && w->ids[i].s[0] == c[0] &&
             memcmp(w->ids[i].s, c, n) == 0) {
+            w->ids[i].person |= person;
             if (c != tmp)
                 mt_free(c);
             return;
@@ -396,10 +407,10 @@ static void ident_add(walk_t *w, const char *s, size_t n, bool word)
         c = mt_malloc(n + 1);
         memcpy(c, tmp, n + 1);
     }
-    w->ids[w->n_ids++] = (ident_t){c, n, word};
+    w->ids[w->n_ids++] = (ident_t){c, n, word, person};
 }
 
-static void collect_value(walk_t *w, const char *v, size_t n)
+static void collect_value(walk_t *w, const char *v, size_t n, bool person)
 {
     size_t i = 0;
     while (i < n) { /* each value of a multi-valued string */
@@ -411,14 +422,14 @@ static void collect_value(walk_t *w, const char *v, size_t n)
             a++;
         while (b > a && (v[b - 1] == ' ' || v[b - 1] == '\0' || v[b - 1] == '^' || v[b - 1] == '='))
             b--;
-        ident_add(w, v + a, b - a, false);
+        ident_add(w, v + a, b - a, false, person);
         for (size_t k = a; k < b;) { /* tokens */
             while (k < b && !alnum((unsigned char)v[k]))
                 k++;
             size_t t = k;
             while (k < b && alnum((unsigned char)v[k]))
                 k++;
-            ident_add(w, v + t, k - t, true);
+            ident_add(w, v + t, k - t, true, person);
         }
         i = j + 1;
     }
@@ -444,15 +455,17 @@ static void collect(walk_t *w, const mt_ds_t *ds, unsigned depth)
         bool def;
         if (resolve(w, e->tag, e->vr, &def) == MT_DEID_K)
             continue;
-        collect_value(w, (const char *)e->value, e->len);
+        collect_value(w, (const char *)e->value, e->len, !is_place_tag(e->tag));
     }
 }
 
 /* Scrub the known identifiers and any run of 6+ digits (with . / - : inside) from text of
- * n <= VALMAX bytes. An identifier is looked for only where its first character is (memchr):
- * every identifier of the instance is tried against every cleaned value, so this is the
- * engine's inner loop. */
-static size_t scrub(const walk_t *w, const char *in, size_t n, char *out)
+ * n <= VALMAX bytes; names_only: only the identifiers of people and IDs, no digit runs (*hit:
+ * whether anything matched). An identifier is looked for only where its first character is
+ * (memchr): every identifier of the instance is tried against every cleaned value, so this is
+ * the engine's inner loop. */
+static size_t scrub(const walk_t *w, const char *in, size_t n, char *out, bool names_only,
+                    bool *hit)
 {
     char u[VALMAX];
     bool del[VALMAX];
@@ -460,6 +473,8 @@ static size_t scrub(const walk_t *w, const char *in, size_t n, char *out)
     fold(in, n, u);
     for (size_t k = 0; k < w->n_ids; k++) {
         const ident_t *id = &w->ids[k];
+        if (names_only && !id->person)
+            continue;
         for (size_t i = 0; i + id->n <= n; i++) {
             const char *c = memchr(u + i, id->s[0], n - id->n - i + 1);
             if (!c)
@@ -471,9 +486,10 @@ static size_t scrub(const walk_t *w, const char *in, size_t n, char *out)
                              (i + id->n < n && alnum((unsigned char)u[i + id->n]))))
                 continue;
             memset(del + i, 1, id->n);
+            *hit = true;
         }
     }
-    for (size_t i = 0; i < n;) {
+    for (size_t i = 0; i < n && !names_only;) {
         if (!(in[i] >= '0' && in[i] <= '9')) {
             i++;
             continue;
@@ -634,9 +650,31 @@ static int op_clean_text(walk_t *w, mt_ds_t *ds, mt_ds_elem_t *e)
         return 0;
     }
     char out[VALMAX];
-    size_t n = scrub(w, (const char *)e->value, trim_len((const char *)e->value, e->len), out);
+    bool hit = false;
+    size_t n = scrub(w, (const char *)e->value, trim_len((const char *)e->value, e->len), out,
+                     false, &hit);
     w->res->n_cleaned++;
     if (n == 0) { /* nothing left: a dummy keeps a Type 1 attribute valid */
+        const char *d = dummy_string(effective_vr(e));
+        return set_value(ds, e, d, strlen(d));
+    }
+    return set_value(ds, e, out, n);
+}
+
+/* Free text kept from the keep list (a local scheme's Code Meaning, Sequence Name): the
+ * names and IDs of the instance's people go; a value with none of them is left as it is. */
+static int op_scrub_names(walk_t *w, mt_ds_t *ds, mt_ds_elem_t *e)
+{
+    if (!e->value || !e->len || e->len > VALMAX)
+        return 0;
+    char out[VALMAX];
+    bool hit = false;
+    size_t n = scrub(w, (const char *)e->value, trim_len((const char *)e->value, e->len), out,
+                     true, &hit);
+    if (!hit)
+        return 0;
+    w->res->n_cleaned++;
+    if (n == 0) {
         const char *d = dummy_string(effective_vr(e));
         return set_value(ds, e, d, strlen(d));
     }
@@ -749,6 +787,8 @@ static int apply_one(walk_t *w, mt_ds_t *ds, mt_ds_elem_t *e, mt_deid_action_t a
             return op_map_uid(w, ds, e);
         if ((vr == VR_DA || vr == VR_DT) && w->p->shift_dates)
             return op_shift(w, ds, e, vr);
+        if (vr_free_text(vr) && w->n_ids)
+            return op_scrub_names(w, ds, e);
         return 0;
     }
 }

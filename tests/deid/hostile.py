@@ -113,6 +113,10 @@ def make_instance(path, study_uid, series_uid, frame_uid, sop, ref_sop, ts, who,
     ds.StudyDescription = "CMR %s" % person(pname)[0].upper()
     ds.SeriesDescription = "cine %s" % person(pname)[1].lower()
     ds.ProtocolName = "sax %s" % person(pname)[0]
+    # Code Sequence Macro text the keep list keeps (a local scheme's meanings)
+    ds.PerformedProtocolCodeSequence = Sequence([code_item("HPPC1", "protocol for %s"
+                                                           % person(pname)[0])])
+    ds.add_new(0x00081032, "SQ", Sequence([code_item("HPC2", "procedure of Cardiodoc")]))
     # Enhanced-MR-like functional groups, kept by the keep list, with identifiers five deep
     deep = Dataset()
     deep.PersonName = "Tiefverschachtelt^Theodora"

@@ -1151,6 +1151,46 @@ static void test_clean_un_person_name(void **state)
     mt_deid_profile_free(p);
 }
 
+/* Free text that the keep list keeps as it is (the Code Sequence Macro's Code Meaning of a local
+ * coding scheme, Sequence Name) still loses the names and IDs of the instance's people: a code
+ * meaning "protocol of Codename Conrad" kept the patient's name under the basic profile. Only
+ * what names a person or the patient goes, and nothing when nothing matches (values unchanged
+ * byte for byte); digit runs stay (code values are digits). */
+static void test_keep_list_text_loses_names(void **state)
+{
+    (void)state;
+    mt_deid_profile_t *p = load_repo("basic");
+    mt_ds_t *ds = mt_ds_new();
+    set(ds, 0x0008, 0x0016, "UI", "1.2.840.10008.5.1.4.1.1.4");
+    set(ds, 0x0008, 0x0018, "UI", "1.2.3.4.5.6.7.200");
+    set(ds, 0x0010, 0x0010, "PN", "Codename^Conrad");
+    set(ds, 0x0010, 0x0020, "LO", "P6PID-7");
+    set(ds, 0x0008, 0x0090, "PN", "Refdoc^Rita");
+    set(ds, 0x0008, 0x0080, "LO", "SIEMENS HOSPITAL");
+    set(ds, 0x0008, 0x0070, "LO", "SIEMENS");
+    set(ds, 0x0018, 0x0024, "SH", "tfl Codename");
+    mt_ds_t *c = add_item(ds, 0x0040, 0x0260); /* Performed Protocol Code Sequence */
+    set(c, 0x0008, 0x0100, "SH", "121311");
+    set(c, 0x0008, 0x0102, "SH", "99LOCAL");
+    set(c, 0x0008, 0x0104, "LO", "protocol of CODENAME conrad for P6PID-7");
+    mt_ds_t *a = add_item(ds, 0x0008, 0x2218); /* Anatomic Region Sequence */
+    set(a, 0x0008, 0x0100, "SH", "T-32000");
+    set(a, 0x0008, 0x0102, "SH", "SRT");
+    set(a, 0x0008, 0x0104, "LO", "Refdoc");
+    assert_int_equal(mt_deid_apply(p, KEY1, sizeof(KEY1), ds, NULL), 0);
+    c = mt_ds_get(ds, MT_TAG(0x0040, 0x0260))->items[0];
+    a = mt_ds_get(ds, MT_TAG(0x0008, 0x2218))->items[0];
+    assert_string_equal(get(c, 0x0008, 0x0104), "protocol of for");
+    assert_string_equal(get(c, 0x0008, 0x0100), "121311");
+    assert_string_equal(get(c, 0x0008, 0x0102), "99LOCAL");
+    assert_string_equal(get(a, 0x0008, 0x0104), "DEIDENTIFIED"); /* Type 1: present */
+    assert_string_equal(get(a, 0x0008, 0x0100), "T-32000");
+    assert_string_equal(get(ds, 0x0018, 0x0024), "tfl");
+    assert_string_equal(get(ds, 0x0008, 0x0070), "SIEMENS"); /* an institution's word stays */
+    mt_ds_free(ds);
+    mt_deid_profile_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1167,6 +1207,7 @@ int main(void)
         cmocka_unit_test(test_un_sequence),
         cmocka_unit_test(test_clean_non_ascii_case),
         cmocka_unit_test(test_clean_un_person_name),
+        cmocka_unit_test(test_keep_list_text_loses_names),
         cmocka_unit_test(test_table_e1_1),
         cmocka_unit_test(test_graphics_and_private_rows),
         cmocka_unit_test(test_cmr_registry_method),
