@@ -362,8 +362,10 @@ static void fold(const char *in, size_t n, char *out)
             o[i++] = c >= 'a' && c <= 'z' ? (uint8_t)(c - 32) : c;
             continue;
         }
-        size_t len = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3
-                   : c >= 0xF0 && c <= 0xF4 ? 4 : 1;
+        size_t len = c >= 0xC2 && c <= 0xDF   ? 2
+                     : c >= 0xE0 && c <= 0xEF ? 3
+                     : c >= 0xF0 && c <= 0xF4 ? 4
+                                              : 1;
         for (size_t k = 1; k < len; k++)
             if (i + k >= n || (s[i + k] & 0xC0) != 0x80)
                 len = 1;
@@ -669,8 +671,8 @@ static int op_scrub_names(walk_t *w, mt_ds_t *ds, mt_ds_elem_t *e)
         return 0;
     char out[VALMAX];
     bool hit = false;
-    size_t n = scrub(w, (const char *)e->value, trim_len((const char *)e->value, e->len), out,
-                     true, &hit);
+    size_t n =
+        scrub(w, (const char *)e->value, trim_len((const char *)e->value, e->len), out, true, &hit);
     if (!hit)
         return 0;
     w->res->n_cleaned++;

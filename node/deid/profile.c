@@ -379,8 +379,7 @@ static int want_scalar(ctx_t *c, const ynode_t *v, const char *what)
 }
 
 /* One tag: action row; seen holds the tags of this mapping so far. */
-static int parse_attribute(ctx_t *c, const ynode_t *k, const ynode_t *a, rules_t *rs,
-                           rules_t *seen)
+static int parse_attribute(ctx_t *c, const ynode_t *k, const ynode_t *a, rules_t *rs, rules_t *seen)
 {
     if (k->type != N_SCALAR)
         return fail(c, k->line, "attributes: a key must be a tag");
@@ -395,8 +394,7 @@ static int parse_attribute(ctx_t *c, const ynode_t *k, const ynode_t *a, rules_t
     uint8_t act;
     if (parse_action(a->str, &act))
         return fail(c, a->line,
-                    "unknown action '%s' (D, Z, X, K, C, U, Z/D, X/Z, X/D, X/Z/D, X/Z/U*)",
-                    a->str);
+                    "unknown action '%s' (D, Z, X, K, C, U, Z/D, X/Z, X/D, X/Z/D, X/Z/U*)", a->str);
     rules_set(rs, tag, mask, act);
     return 0;
 }

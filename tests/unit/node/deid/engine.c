@@ -1126,7 +1126,12 @@ static void test_clean_non_ascii_case(void **state)
     scrub_case(p, "ISO_IR 100", "GR\xdcNW\xc4LDER^J\xdcRGEN", "cine gr\xfcnw\xe4lder", "nw");
     scrub_case(p, "ISO_IR 192", "Gr\xc3\xbcnw\xc3\xa4lder^J\xc3\xbcrgen",
                "CMR GR\xc3\x9cNW\xc3\x84LDER", "NW");
-    scrub_case(p, "ISO_IR 192", "\xc3\x98" "degaard^Bj\xc3\xb8rn", "sax \xc3\xb8" "DEGAARD", "DEGAARD");
+    scrub_case(p, "ISO_IR 192",
+               "\xc3\x98"
+               "degaard^Bj\xc3\xb8rn",
+               "sax \xc3\xb8"
+               "DEGAARD",
+               "DEGAARD");
 
     mt_deid_profile_free(p);
 }
@@ -1139,8 +1144,8 @@ static void test_clean_un_person_name(void **state)
     mt_deid_profile_t *p = load("t");
     mt_ds_t *ds = mt_ds_new();
     set(ds, 0x0010, 0x0020, "LO", "MRN-4711");
-    assert_int_equal(mt_ds_set(ds, MT_TAG(0x0008, 0x0090), MT_VR('U', 'N'), "Unbekannt^Ulrich",
-                               16), 0);
+    assert_int_equal(mt_ds_set(ds, MT_TAG(0x0008, 0x0090), MT_VR('U', 'N'), "Unbekannt^Ulrich", 16),
+                     0);
     set(ds, 0x0008, 0x103E, "LO", "cine Unbekannt ULRICH");
     assert_int_equal(mt_deid_apply(p, KEY1, sizeof(KEY1), ds, NULL), 0);
     const char *out = get(ds, 0x0008, 0x103E);
