@@ -836,15 +836,18 @@ static int walk_ds(walk_t *w, mt_ds_t *ds, unsigned depth, int mode)
             a != MT_DEID_X) {
             mt_deid_ident_mode_t im =
                 e->tag == TAG_PATIENT_ID ? w->p->patient_id : w->p->patient_name;
-            size_t n = e->value ? trim_len((const char *)e->value, e->len) : 0;
+            const char *v = (const char *)e->value;
+            size_t n = v ? trim_len(v, e->len) : 0;
+            while (n && *v == ' ') /* leading spaces are padding too */
+                v++, n--;
             char ps[MT_DEID_PSEUDONYM_MAX];
             w->res->n_replaced++;
             if (im == MT_DEID_EMPTY || n == 0) {
                 rc = set_value(ds, e, NULL, 0);
             } else if (e->tag == TAG_PATIENT_NAME && w->res->pseudonym[0]) {
                 rc = set_value(ds, e, w->res->pseudonym, strlen(w->res->pseudonym));
-            } else if (!(rc = mt_deid_pseudonym(w->key, w->key_len, w->p->pseudonym_prefix,
-                                                (const char *)e->value, n, ps, sizeof(ps)))) {
+            } else if (!(rc = mt_deid_pseudonym(w->key, w->key_len, w->p->pseudonym_prefix, v, n,
+                                                ps, sizeof(ps)))) {
                 rc = set_value(ds, e, ps, strlen(ps));
             }
         } else {
@@ -1022,16 +1025,21 @@ static int apply(const mt_deid_profile_t *p, const uint8_t *key, size_t key_len,
     /* The patient: PatientID, else PatientName, else the study (its intervals are kept). */
     char pid[VALMAX];
     static const uint32_t who[] = {TAG_PATIENT_ID, TAG_PATIENT_NAME, TAG_STUDY_UID};
+    /* (leading spaces are padding in LO and PN, like trailing ones: " 123" is "123") */
+    const char *who_v = pid;
     pid[0] = '\0';
-    for (size_t i = 0; i < 3 && !pid[0]; i++)
-        mt_ds_get_string(ds, who[i], pid, sizeof(pid));
-    w.shift =
-        mt_deid_date_shift(key, key_len, pid, strlen(pid), p->shift_min_days, p->shift_max_days);
+    for (size_t i = 0; i < 3 && !who_v[0]; i++)
+        if (mt_ds_get_string(ds, who[i], pid, sizeof(pid)))
+            who_v = pid + strspn(pid, " ");
+    w.shift = mt_deid_date_shift(key, key_len, who_v, strlen(who_v), p->shift_min_days,
+                                 p->shift_max_days);
     res->shift_days = w.shift;
-    if (mt_ds_get_string(ds, TAG_PATIENT_ID, pid, sizeof(pid)) && pid[0] &&
-        p->patient_id == MT_DEID_PSEUDONYM)
-        mt_deid_pseudonym(key, key_len, p->pseudonym_prefix, pid, strlen(pid), res->pseudonym,
+    if (mt_ds_get_string(ds, TAG_PATIENT_ID, pid, sizeof(pid)) && pid[strspn(pid, " ")] &&
+        p->patient_id == MT_DEID_PSEUDONYM) {
+        const char *v = pid + strspn(pid, " ");
+        mt_deid_pseudonym(key, key_len, p->pseudonym_prefix, v, strlen(v), res->pseudonym,
                           sizeof(res->pseudonym));
+    }
 
     normalize_un(ds, 0);
     collect(&w, ds, 0);

@@ -1196,6 +1196,35 @@ static void test_keep_list_text_loses_names(void **state)
     mt_deid_profile_free(p);
 }
 
+/* LO pads with leading and trailing spaces (PS3.5 Table 6.2-1): " MRN-4711" is the Patient ID
+ * "MRN-4711", so the same pseudonym and the same date shift (a leading space made another
+ * patient of it, and the registry lost the link between the two studies). */
+static void test_patient_id_padding(void **state)
+{
+    (void)state;
+    mt_deid_profile_t *p = load("t");
+    static const char *const ids[] = {"MRN-4711", " MRN-4711", "  MRN-4711 "};
+    char first[64] = "";
+    int32_t shift = 0;
+    for (size_t i = 0; i < 3; i++) {
+        mt_ds_t *ds = mt_ds_new();
+        set(ds, 0x0010, 0x0020, "LO", ids[i]);
+        set(ds, 0x0010, 0x0010, "PN", "Doe^Jane");
+        mt_deid_result_t res;
+        assert_int_equal(mt_deid_apply(p, KEY1, sizeof(KEY1), ds, &res), 0);
+        if (i == 0) {
+            snprintf(first, sizeof(first), "%s", get(ds, 0x0010, 0x0020));
+            shift = res.shift_days;
+        } else {
+            assert_string_equal(get(ds, 0x0010, 0x0020), first);
+            assert_string_equal(get(ds, 0x0010, 0x0010), first);
+            assert_int_equal(res.shift_days, shift);
+        }
+        mt_ds_free(ds);
+    }
+    mt_deid_profile_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1213,6 +1242,7 @@ int main(void)
         cmocka_unit_test(test_clean_non_ascii_case),
         cmocka_unit_test(test_clean_un_person_name),
         cmocka_unit_test(test_keep_list_text_loses_names),
+        cmocka_unit_test(test_patient_id_padding),
         cmocka_unit_test(test_table_e1_1),
         cmocka_unit_test(test_graphics_and_private_rows),
         cmocka_unit_test(test_cmr_registry_method),
