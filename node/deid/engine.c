@@ -462,7 +462,8 @@ static void collect(walk_t *w, const mt_ds_t *ds, unsigned depth)
 }
 
 /* Scrub the known identifiers and any run of 6+ digits (with . / - : inside) from text of
- * n <= VALMAX bytes; names_only: only the identifiers of people and IDs, no digit runs (*hit:
+ * n <= VALMAX bytes; names_only: only the identifiers of people and IDs (no digit-only word of
+ * theirs), no digit runs (*hit:
  * whether anything matched). An identifier is looked for only where its first character is
  * (memchr): every identifier of the instance is tried against every cleaned value, so this is
  * the engine's inner loop. */
@@ -475,7 +476,9 @@ static size_t scrub(const walk_t *w, const char *in, size_t n, char *out, bool n
     fold(in, n, u);
     for (size_t k = 0; k < w->n_ids; k++) {
         const ident_t *id = &w->ids[k];
-        if (names_only && !id->person)
+        /* names_only: a digit group of an ID ("11" of "11-05-25-142825") is no name; the
+         * whole ID is still looked for */
+        if (names_only && (!id->person || (id->word && all_digits(id->s, id->n))))
             continue;
         for (size_t i = 0; i + id->n <= n; i++) {
             const char *c = memchr(u + i, id->s[0], n - id->n - i + 1);
@@ -663,6 +666,15 @@ static int op_clean_text(walk_t *w, mt_ds_t *ds, mt_ds_elem_t *e)
     return set_value(ds, e, out, n);
 }
 
+/* The Code Sequence Macro's code values and scheme designators: codes, not text (SH/UC for
+ * history's sake), left as they are ("TEST" is a scheme, whoever is called Test). */
+static bool is_code_tag(uint32_t tag)
+{
+    return tag == MT_TAG(0x0008, 0x0100) || tag == MT_TAG(0x0008, 0x0102) ||
+           tag == MT_TAG(0x0008, 0x0103) || tag == MT_TAG(0x0008, 0x0119) ||
+           tag == MT_TAG(0x0008, 0x0120);
+}
+
 /* Free text kept from the keep list (a local scheme's Code Meaning, Sequence Name): the
  * names and IDs of the instance's people go; a value with none of them is left as it is. */
 static int op_scrub_names(walk_t *w, mt_ds_t *ds, mt_ds_elem_t *e)
@@ -789,7 +801,7 @@ static int apply_one(walk_t *w, mt_ds_t *ds, mt_ds_elem_t *e, mt_deid_action_t a
             return op_map_uid(w, ds, e);
         if ((vr == VR_DA || vr == VR_DT) && w->p->shift_dates)
             return op_shift(w, ds, e, vr);
-        if (vr_free_text(vr) && w->n_ids)
+        if (vr_free_text(vr) && w->n_ids && !is_code_tag(e->tag))
             return op_scrub_names(w, ds, e);
         return 0;
     }

@@ -1168,16 +1168,17 @@ static void test_keep_list_text_loses_names(void **state)
     mt_ds_t *ds = mt_ds_new();
     set(ds, 0x0008, 0x0016, "UI", "1.2.840.10008.5.1.4.1.1.4");
     set(ds, 0x0008, 0x0018, "UI", "1.2.3.4.5.6.7.200");
-    set(ds, 0x0010, 0x0010, "PN", "Codename^Conrad");
-    set(ds, 0x0010, 0x0020, "LO", "P6PID-7");
+    set(ds, 0x0010, 0x0010, "PN", "Codename^Conrad^99LOCAL");
+    set(ds, 0x0010, 0x0020, "LO", "P6PID-7-11-05");
     set(ds, 0x0008, 0x0090, "PN", "Refdoc^Rita");
     set(ds, 0x0008, 0x0080, "LO", "SIEMENS HOSPITAL");
     set(ds, 0x0008, 0x0070, "LO", "SIEMENS");
     set(ds, 0x0018, 0x0024, "SH", "tfl Codename");
+    set(ds, 0x0018, 0x1020, "LO", "VE11C 2011/05/13 P6PID-7-11-05"); /* "11" is no name */
     mt_ds_t *c = add_item(ds, 0x0040, 0x0260); /* Performed Protocol Code Sequence */
     set(c, 0x0008, 0x0100, "SH", "121311");
     set(c, 0x0008, 0x0102, "SH", "99LOCAL");
-    set(c, 0x0008, 0x0104, "LO", "protocol of CODENAME conrad for P6PID-7");
+    set(c, 0x0008, 0x0104, "LO", "protocol of CODENAME conrad for P6PID-7-11-05");
     mt_ds_t *a = add_item(ds, 0x0008, 0x2218); /* Anatomic Region Sequence */
     set(a, 0x0008, 0x0100, "SH", "T-32000");
     set(a, 0x0008, 0x0102, "SH", "SRT");
@@ -1187,10 +1188,11 @@ static void test_keep_list_text_loses_names(void **state)
     a = mt_ds_get(ds, MT_TAG(0x0008, 0x2218))->items[0];
     assert_string_equal(get(c, 0x0008, 0x0104), "protocol of for");
     assert_string_equal(get(c, 0x0008, 0x0100), "121311");
-    assert_string_equal(get(c, 0x0008, 0x0102), "99LOCAL");
+    assert_string_equal(get(c, 0x0008, 0x0102), "99LOCAL");      /* a code, even if a name's */
     assert_string_equal(get(a, 0x0008, 0x0104), "DEIDENTIFIED"); /* Type 1: present */
     assert_string_equal(get(a, 0x0008, 0x0100), "T-32000");
     assert_string_equal(get(ds, 0x0018, 0x0024), "tfl");
+    assert_string_equal(get(ds, 0x0018, 0x1020), "VE11C 2011/05/13");
     assert_string_equal(get(ds, 0x0008, 0x0070), "SIEMENS"); /* an institution's word stays */
     mt_ds_free(ds);
     mt_deid_profile_free(p);
