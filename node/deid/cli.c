@@ -29,6 +29,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -327,6 +328,24 @@ done:
     mt_ds_free(ds);
 }
 
+/* The input directory that holds OUT_DIR (or is it), or NULL: its walk would read the outputs
+ * being written as inputs and de-identify them again, under other UIDs. */
+static const char *input_holding_output(char **in, int n_in, const char *out_dir)
+{
+    char out[PATH_MAX], dir[PATH_MAX];
+    if (!realpath(out_dir, out))
+        return NULL;
+    for (int i = 0; i < n_in; i++) {
+        struct stat st;
+        if (stat(in[i], &st) || !S_ISDIR(st.st_mode) || !realpath(in[i], dir))
+            continue;
+        size_t n = strlen(dir);
+        if (strncmp(out, dir, n) == 0 && (out[n] == '\0' || out[n] == '/' || n == 1))
+            return in[i];
+    }
+    return NULL;
+}
+
 static void walked_file(void *u, const char *path)
 {
     do_file(u, path);
@@ -401,8 +420,16 @@ int mt_deid_cli(int argc, char **argv)
     char *od = mt_strdup(r.out_dir);
     int rc = mkdirs(od);
     mt_free(od);
+    const char *holder =
+        rc ? NULL : input_holding_output(argv + first, argc - 1 - first, r.out_dir);
     if (rc) {
         fprintf(stderr, "mitral deid: output directory: %s\n", mt_strerror(rc));
+    } else if (holder) {
+        fprintf(stderr,
+                "mitral deid: output directory %s is inside the input %s: its outputs "
+                "would be read as inputs; write them elsewhere\n",
+                r.out_dir, holder);
+        rc = MT_EINVAL;
     } else {
         const mt_walk_cb_t walk = {
             .file = walked_file, .error = walked_error, .u = &r, .hidden = true};

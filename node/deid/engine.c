@@ -261,9 +261,10 @@ int mt_deid_map_uids(const uint8_t *key, size_t key_len, const char *val, size_t
 
 /* ---- the walk's state ---- */
 typedef struct ident {
-    char *s; /* upper-cased ASCII */
+    char *s; /* case-folded (fold()) */
     size_t n;
-    bool word; /* a name/ID token: matched on word boundaries; else anywhere */
+    bool word;   /* a name/ID token: matched on word boundaries; else anywhere */
+    bool person; /* from a person's name or an ID, not from a place (institution, station) */
 } ident_t;
 
 typedef struct walk {
@@ -319,9 +320,75 @@ static bool is_ident_tag(uint32_t tag)
     return tag_in(ident_tags, sizeof(ident_tags) / sizeof(ident_tags[0]), tag);
 }
 
+/* Identifiers that name a place, not a person: their words may be a kept vendor's
+ * (InstitutionName "SIEMENS HOSPITAL", Manufacturer "SIEMENS"). */
+static bool is_place_tag(uint32_t tag)
+{
+    return tag == MT_TAG(0x0008, 0x0080) || tag == MT_TAG(0x0008, 0x0081) ||
+           tag == MT_TAG(0x0008, 0x1010) || tag == MT_TAG(0x0008, 0x1040) ||
+           tag == MT_TAG(0x0018, 0x1000);
+}
+
 static char up(char c)
 {
     return c >= 'a' && c <= 'z' ? (char)(c - 32) : c;
+}
+
+/* Upper-cased Latin-1 Supplement, Latin Extended-A, Greek and Cyrillic letter of a 2-byte
+ * UTF-8 sequence, written back over the two bytes (the length never changes: the caller's
+ * byte mask stays aligned). Pairs whose case the rule cannot tell fold to one form. */
+static void fold_utf8_pair(uint8_t *b)
+{
+    unsigned cp = ((b[0] & 0x1Fu) << 6) | (b[1] & 0x3Fu);
+    if ((cp >= 0xE0 && cp <= 0xFE && cp != 0xF7))
+        cp -= 0x20;
+    else if ((cp >= 0x139 && cp <= 0x148) || (cp >= 0x179 && cp <= 0x17E))
+        cp = (cp + 1) & ~1u; /* Latin Extended-A pairs starting on an odd code point */
+    else if (cp >= 0x100 && cp <= 0x17F && cp != 0x13F && cp != 0x140)
+        cp &= ~1u;
+    else if (cp >= 0x3B1 && cp <= 0x3CB && cp != 0x3C2)
+        cp -= 0x20; /* Greek */
+    else if (cp == 0x3C2)
+        cp = 0x3A3; /* final sigma */
+    else if (cp >= 0x430 && cp <= 0x44F)
+        cp -= 0x20; /* Cyrillic */
+    else if (cp >= 0x450 && cp <= 0x45F)
+        cp -= 0x50;
+    else
+        return;
+    b[0] = (uint8_t)(0xC0 | (cp >> 6));
+    b[1] = (uint8_t)(0x80 | (cp & 0x3F));
+}
+
+/* Case-fold n bytes of text for the identifier comparisons (identifiers and the text they are
+ * looked for in go through the same fold). ASCII letters; 2-byte UTF-8 letters; a byte of 0x80
+ * or more that does not start a UTF-8 sequence taken as ISO 8859 (Latin-1 and most of its
+ * sisters: a lower-case letter is its capital plus 0x20). 3- and 4-byte UTF-8 sequences (CJK)
+ * and ISO 2022 escapes have no case and are copied. */
+static void fold(const char *in, size_t n, char *out)
+{
+    const uint8_t *s = (const uint8_t *)in;
+    uint8_t *o = (uint8_t *)out;
+    for (size_t i = 0; i < n;) {
+        uint8_t c = s[i];
+        if (c < 0x80) {
+            o[i++] = c >= 'a' && c <= 'z' ? (uint8_t)(c - 32) : c;
+            continue;
+        }
+        size_t len = c >= 0xC2 && c <= 0xDF   ? 2
+                     : c >= 0xE0 && c <= 0xEF ? 3
+                     : c >= 0xF0 && c <= 0xF4 ? 4
+                                              : 1;
+        for (size_t k = 1; k < len; k++)
+            if (i + k >= n || (s[i + k] & 0xC0) != 0x80)
+                len = 1;
+        memcpy(o + i, s + i, len);
+        if (len == 2)
+            fold_utf8_pair(o + i);
+        else if (len == 1 && c >= 0xE0 && c <= 0xFE && c != 0xF7)
+            o[i] = (uint8_t)(c - 0x20);
+        i += len;
+    }
 }
 static bool alnum(unsigned char c)
 {
@@ -330,18 +397,18 @@ static bool alnum(unsigned char c)
 
 /* Identifiers are kept upper-cased and once each (compared upper-cased, so "Smith" and "SMITH"
  * are one entry): scrub() tries every one of them on every cleaned value. */
-static void ident_add(walk_t *w, const char *s, size_t n, bool word)
+static void ident_add(walk_t *w, const char *s, size_t n, bool word, bool person)
 {
     if (n < (word ? 2u : 3u))
         return;
     char tmp[256];
     char *c = n < sizeof(tmp) ? tmp : mt_malloc(n + 1);
-    for (size_t i = 0; i < n; i++)
-        c[i] = up(s[i]);
+    fold(s, n, c);
     c[n] = '\0';
     for (size_t i = 0; i < w->n_ids; i++) {
         if (w->ids[i].n == n && w->ids[i].word == word && w->ids[i].s[0] == c[0] &&
             memcmp(w->ids[i].s, c, n) == 0) {
+            w->ids[i].person |= person;
             if (c != tmp)
                 mt_free(c);
             return;
@@ -355,10 +422,10 @@ static void ident_add(walk_t *w, const char *s, size_t n, bool word)
         c = mt_malloc(n + 1);
         memcpy(c, tmp, n + 1);
     }
-    w->ids[w->n_ids++] = (ident_t){c, n, word};
+    w->ids[w->n_ids++] = (ident_t){c, n, word, person};
 }
 
-static void collect_value(walk_t *w, const char *v, size_t n)
+static void collect_value(walk_t *w, const char *v, size_t n, bool person)
 {
     size_t i = 0;
     while (i < n) { /* each value of a multi-valued string */
@@ -370,18 +437,20 @@ static void collect_value(walk_t *w, const char *v, size_t n)
             a++;
         while (b > a && (v[b - 1] == ' ' || v[b - 1] == '\0' || v[b - 1] == '^' || v[b - 1] == '='))
             b--;
-        ident_add(w, v + a, b - a, false);
+        ident_add(w, v + a, b - a, false, person);
         for (size_t k = a; k < b;) { /* tokens */
             while (k < b && !alnum((unsigned char)v[k]))
                 k++;
             size_t t = k;
             while (k < b && alnum((unsigned char)v[k]))
                 k++;
-            ident_add(w, v + t, k - t, true);
+            ident_add(w, v + t, k - t, true, person);
         }
         i = j + 1;
     }
 }
+
+static uint16_t effective_vr(const mt_ds_elem_t *e);
 
 static void collect(walk_t *w, const mt_ds_t *ds, unsigned depth)
 {
@@ -396,28 +465,34 @@ static void collect(walk_t *w, const mt_ds_t *ds, unsigned depth)
         }
         if (!e->value || !e->len || (e->tag >> 16) & 1)
             continue;
-        if (e->vr != MT_VR('P', 'N') && !is_ident_tag(e->tag))
-            continue;
+        if (effective_vr(e) != MT_VR('P', 'N') && !is_ident_tag(e->tag))
+            continue; /* a name that came as UN is still a name */
         bool def;
         if (resolve(w, e->tag, e->vr, &def) == MT_DEID_K)
             continue;
-        collect_value(w, (const char *)e->value, e->len);
+        collect_value(w, (const char *)e->value, e->len, !is_place_tag(e->tag));
     }
 }
 
 /* Scrub the known identifiers and any run of 6+ digits (with . / - : inside) from text of
- * n <= VALMAX bytes. An identifier is looked for only where its first character is (memchr):
- * every identifier of the instance is tried against every cleaned value, so this is the
- * engine's inner loop. */
-static size_t scrub(const walk_t *w, const char *in, size_t n, char *out)
+ * n <= VALMAX bytes; names_only: only the identifiers of people and IDs (no digit-only word of
+ * theirs), no digit runs (*hit:
+ * whether anything matched). An identifier is looked for only where its first character is
+ * (memchr): every identifier of the instance is tried against every cleaned value, so this is
+ * the engine's inner loop. */
+static size_t scrub(const walk_t *w, const char *in, size_t n, char *out, bool names_only,
+                    bool *hit)
 {
     char u[VALMAX];
     bool del[VALMAX];
     memset(del, 0, n);
-    for (size_t i = 0; i < n; i++)
-        u[i] = up(in[i]);
+    fold(in, n, u);
     for (size_t k = 0; k < w->n_ids; k++) {
         const ident_t *id = &w->ids[k];
+        /* names_only: a digit group of an ID ("11" of "11-05-25-142825") is no name; the
+         * whole ID is still looked for */
+        if (names_only && (!id->person || (id->word && all_digits(id->s, id->n))))
+            continue;
         for (size_t i = 0; i + id->n <= n; i++) {
             const char *c = memchr(u + i, id->s[0], n - id->n - i + 1);
             if (!c)
@@ -429,9 +504,10 @@ static size_t scrub(const walk_t *w, const char *in, size_t n, char *out)
                              (i + id->n < n && alnum((unsigned char)u[i + id->n]))))
                 continue;
             memset(del + i, 1, id->n);
+            *hit = true;
         }
     }
-    for (size_t i = 0; i < n;) {
+    for (size_t i = 0; i < n && !names_only;) {
         if (!(in[i] >= '0' && in[i] <= '9')) {
             i++;
             continue;
@@ -592,9 +668,40 @@ static int op_clean_text(walk_t *w, mt_ds_t *ds, mt_ds_elem_t *e)
         return 0;
     }
     char out[VALMAX];
-    size_t n = scrub(w, (const char *)e->value, trim_len((const char *)e->value, e->len), out);
+    bool hit = false;
+    size_t n = scrub(w, (const char *)e->value, trim_len((const char *)e->value, e->len), out,
+                     false, &hit);
     w->res->n_cleaned++;
     if (n == 0) { /* nothing left: a dummy keeps a Type 1 attribute valid */
+        const char *d = dummy_string(effective_vr(e));
+        return set_value(ds, e, d, strlen(d));
+    }
+    return set_value(ds, e, out, n);
+}
+
+/* The Code Sequence Macro's code values and scheme designators: codes, not text (SH/UC for
+ * history's sake), left as they are ("TEST" is a scheme, whoever is called Test). */
+static bool is_code_tag(uint32_t tag)
+{
+    return tag == MT_TAG(0x0008, 0x0100) || tag == MT_TAG(0x0008, 0x0102) ||
+           tag == MT_TAG(0x0008, 0x0103) || tag == MT_TAG(0x0008, 0x0119) ||
+           tag == MT_TAG(0x0008, 0x0120);
+}
+
+/* Free text kept from the keep list (a local scheme's Code Meaning, Sequence Name): the
+ * names and IDs of the instance's people go; a value with none of them is left as it is. */
+static int op_scrub_names(walk_t *w, mt_ds_t *ds, mt_ds_elem_t *e)
+{
+    if (!e->value || !e->len || e->len > VALMAX)
+        return 0;
+    char out[VALMAX];
+    bool hit = false;
+    size_t n =
+        scrub(w, (const char *)e->value, trim_len((const char *)e->value, e->len), out, true, &hit);
+    if (!hit)
+        return 0;
+    w->res->n_cleaned++;
+    if (n == 0) {
         const char *d = dummy_string(effective_vr(e));
         return set_value(ds, e, d, strlen(d));
     }
@@ -707,6 +814,8 @@ static int apply_one(walk_t *w, mt_ds_t *ds, mt_ds_elem_t *e, mt_deid_action_t a
             return op_map_uid(w, ds, e);
         if ((vr == VR_DA || vr == VR_DT) && w->p->shift_dates)
             return op_shift(w, ds, e, vr);
+        if (vr_free_text(vr) && w->n_ids && !is_code_tag(e->tag))
+            return op_scrub_names(w, ds, e);
         return 0;
     }
 }
@@ -752,15 +861,18 @@ static int walk_ds(walk_t *w, mt_ds_t *ds, unsigned depth, int mode)
             a != MT_DEID_X) {
             mt_deid_ident_mode_t im =
                 e->tag == TAG_PATIENT_ID ? w->p->patient_id : w->p->patient_name;
-            size_t n = e->value ? trim_len((const char *)e->value, e->len) : 0;
+            const char *v = (const char *)e->value;
+            size_t n = v ? trim_len(v, e->len) : 0;
+            while (n && *v == ' ') /* leading spaces are padding too */
+                v++, n--;
             char ps[MT_DEID_PSEUDONYM_MAX];
             w->res->n_replaced++;
             if (im == MT_DEID_EMPTY || n == 0) {
                 rc = set_value(ds, e, NULL, 0);
             } else if (e->tag == TAG_PATIENT_NAME && w->res->pseudonym[0]) {
                 rc = set_value(ds, e, w->res->pseudonym, strlen(w->res->pseudonym));
-            } else if (!(rc = mt_deid_pseudonym(w->key, w->key_len, w->p->pseudonym_prefix,
-                                                (const char *)e->value, n, ps, sizeof(ps)))) {
+            } else if (!(rc = mt_deid_pseudonym(w->key, w->key_len, w->p->pseudonym_prefix, v, n,
+                                                ps, sizeof(ps)))) {
                 rc = set_value(ds, e, ps, strlen(ps));
             }
         } else {
@@ -887,6 +999,32 @@ static void normalize_un(mt_ds_t *ds, unsigned depth)
     }
 }
 
+/* Burned In Annotation says YES: any of its values, in any case, spaces around it ignored (CS
+ * padding is not significant; "yes" or a second value is invalid, but the pixels may still
+ * carry text, and refusing is the safe reading). */
+static bool burned_in(const mt_ds_t *ds)
+{
+    char v[65];
+    if (!mt_ds_get_string(ds, TAG_BURNED_IN, v, sizeof(v)))
+        return false;
+    for (const char *t = v; *t;) {
+        while (*t == ' ')
+            t++;
+        if (up(t[0]) == 'Y' && up(t[1]) == 'E' && up(t[2]) == 'S') {
+            const char *e = t + 3;
+            while (*e == ' ')
+                e++;
+            if (*e == '\\' || *e == '\0')
+                return true;
+        }
+        t = strchr(t, '\\');
+        if (!t)
+            break;
+        t++;
+    }
+    return false;
+}
+
 enum { APPLY_CHECK_BURNED_IN = 1, APPLY_ADD_METHOD = 2 };
 
 static int apply(const mt_deid_profile_t *p, const uint8_t *key, size_t key_len, mt_ds_t *ds,
@@ -899,9 +1037,7 @@ static int apply(const mt_deid_profile_t *p, const uint8_t *key, size_t key_len,
     memset(res, 0, sizeof(*res));
     if (!p || !ds || !key || key_len < 16)
         return MT_EINVAL;
-    char v[65];
-    if (check_burned_in && mt_ds_get_string(ds, TAG_BURNED_IN, v, sizeof(v)) &&
-        strcmp(v, "YES") == 0)
+    if (check_burned_in && burned_in(ds))
         return MT_EREJECTED;
 
     walk_t w;
@@ -914,16 +1050,21 @@ static int apply(const mt_deid_profile_t *p, const uint8_t *key, size_t key_len,
     /* The patient: PatientID, else PatientName, else the study (its intervals are kept). */
     char pid[VALMAX];
     static const uint32_t who[] = {TAG_PATIENT_ID, TAG_PATIENT_NAME, TAG_STUDY_UID};
+    /* (leading spaces are padding in LO and PN, like trailing ones: " 123" is "123") */
+    const char *who_v = pid;
     pid[0] = '\0';
-    for (size_t i = 0; i < 3 && !pid[0]; i++)
-        mt_ds_get_string(ds, who[i], pid, sizeof(pid));
-    w.shift =
-        mt_deid_date_shift(key, key_len, pid, strlen(pid), p->shift_min_days, p->shift_max_days);
+    for (size_t i = 0; i < 3 && !who_v[0]; i++)
+        if (mt_ds_get_string(ds, who[i], pid, sizeof(pid)))
+            who_v = pid + strspn(pid, " ");
+    w.shift = mt_deid_date_shift(key, key_len, who_v, strlen(who_v), p->shift_min_days,
+                                 p->shift_max_days);
     res->shift_days = w.shift;
-    if (mt_ds_get_string(ds, TAG_PATIENT_ID, pid, sizeof(pid)) && pid[0] &&
-        p->patient_id == MT_DEID_PSEUDONYM)
-        mt_deid_pseudonym(key, key_len, p->pseudonym_prefix, pid, strlen(pid), res->pseudonym,
+    if (mt_ds_get_string(ds, TAG_PATIENT_ID, pid, sizeof(pid)) && pid[strspn(pid, " ")] &&
+        p->patient_id == MT_DEID_PSEUDONYM) {
+        const char *v = pid + strspn(pid, " ");
+        mt_deid_pseudonym(key, key_len, p->pseudonym_prefix, v, strlen(v), res->pseudonym,
                           sizeof(res->pseudonym));
+    }
 
     normalize_un(ds, 0);
     collect(&w, ds, 0);

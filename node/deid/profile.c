@@ -378,28 +378,37 @@ static int want_scalar(ctx_t *c, const ynode_t *v, const char *what)
     return 0;
 }
 
+/* One tag: action row; seen holds the tags of this mapping so far. */
+static int parse_attribute(ctx_t *c, const ynode_t *k, const ynode_t *a, rules_t *rs, rules_t *seen)
+{
+    if (k->type != N_SCALAR)
+        return fail(c, k->line, "attributes: a key must be a tag");
+    uint32_t tag, mask;
+    if (parse_tag(k->str, &tag, &mask))
+        return fail(c, k->line, "bad tag '%s'", k->str);
+    if (rules_find(seen, tag, mask))
+        return fail(c, k->line, "%s is named twice", k->str);
+    rules_set(seen, tag, mask, 0);
+    if (a->type != N_SCALAR)
+        return fail(c, a->line, "%s: expected an action", k->str);
+    uint8_t act;
+    if (parse_action(a->str, &act))
+        return fail(c, a->line,
+                    "unknown action '%s' (D, Z, X, K, C, U, Z/D, X/Z, X/D, X/Z/D, X/Z/U*)", a->str);
+    rules_set(rs, tag, mask, act);
+    return 0;
+}
+
 static int parse_attributes(ctx_t *c, const ynode_t *v, rules_t *rs)
 {
     if (v->type != N_MAP)
         return fail(c, v->line, "attributes: expected a mapping of tag: action");
-    for (size_t i = 0; i + 1 < v->n; i += 2) {
-        const ynode_t *k = v->kids[i], *a = v->kids[i + 1];
-        if (k->type != N_SCALAR)
-            return fail(c, k->line, "attributes: a key must be a tag");
-        uint32_t tag, mask;
-        if (parse_tag(k->str, &tag, &mask))
-            return fail(c, k->line, "bad tag '%s'", k->str);
-        if (a->type != N_SCALAR)
-            return fail(c, a->line, "%s: expected an action", k->str);
-        uint8_t act;
-        if (parse_action(a->str, &act))
-            return fail(c, a->line,
-                        "unknown action '%s' (D, Z, X, K, C, U, Z/D, X/Z, X/D, "
-                        "X/Z/D, X/Z/U*)",
-                        a->str);
-        rules_set(rs, tag, mask, act);
-    }
-    return 0;
+    rules_t seen = {0}; /* this mapping's tags: one named twice is an error */
+    int rc = 0;
+    for (size_t i = 0; !rc && i + 1 < v->n; i += 2)
+        rc = parse_attribute(c, v->kids[i], v->kids[i + 1], rs, &seen);
+    rules_dispose(&seen);
+    return rc;
 }
 
 static int parse_code(ctx_t *c, const ynode_t *v, mt_deid_code_t *code)
@@ -550,6 +559,9 @@ static int apply_doc(ctx_t *c, const ynode_t *root, build_state_t *bs)
         if (k->type != N_SCALAR)
             return fail(c, k->line, "keys must be scalars");
         const char *key = k->str;
+        for (size_t j = 0; j < i; j += 2)
+            if (root->kids[j]->type == N_SCALAR && strcmp(root->kids[j]->str, key) == 0)
+                return fail(c, k->line, "'%s' is given twice", key);
         if (strcmp(key, "base") == 0) {
             /* handled by load_rec */
         } else if (strcmp(key, "name") == 0 || strcmp(key, "edition") == 0) {
@@ -615,6 +627,8 @@ static int apply_doc(ctx_t *c, const ynode_t *root, build_state_t *bs)
                      !(rc = parse_days(c, hi, "max-days", &p->shift_max_days)) &&
                      p->shift_min_days > p->shift_max_days)
                 rc = fail(c, v->line, "date-shift: min-days > max-days");
+            else if (!rc && p->shift_min_days == 0 && p->shift_max_days == 0)
+                rc = fail(c, v->line, "date-shift: a shift of 0 days keeps the real dates");
         } else if (strcmp(key, "composite") == 0) {
             if (!(rc = want_scalar(c, v, key))) {
                 if (strcmp(v->str, "valid") == 0)

@@ -8,6 +8,7 @@
 #include <openssl/crypto.h>
 #include <openssl/params.h>
 #include <stdio.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "../util/err.h"
@@ -208,6 +209,9 @@ int32_t mt_deid_date_shift(const uint8_t *key, size_t key_len, const char *patie
     uint64_t v = 0;
     for (int i = 0; i < 8; i++)
         v = v << 8 | h[i];
-    uint64_t span = (uint64_t)((int64_t)max_days - min_days) + 1;
-    return (int32_t)((int64_t)min_days + (int64_t)(v % span));
+    /* 0 is not a shift (the real dates, labelled MODIFIED): a range that holds it skips it */
+    bool skip0 = min_days <= 0 && max_days >= 0;
+    uint64_t span = (uint64_t)((int64_t)max_days - min_days) + 1 - skip0;
+    int64_t d = (int64_t)min_days + (int64_t)(v % span);
+    return (int32_t)(skip0 && d >= 0 ? d + 1 : d);
 }

@@ -183,6 +183,19 @@ static void test_cli_run(void **state)
     assert_int_equal(run_cli(in, out3, "basic"), 2);
     assert_int_equal(chmod(key, 0600), 0);
     assert_int_equal(run_cli(in, out3, "no-such-profile"), 2);
+
+    /* OUT_DIR inside an input directory (or the same): its outputs would be walked as inputs
+     * and de-identified again under other UIDs (4 inputs gave 8 outputs): refused, exit 2 */
+    char inner[600], again[600];
+    snprintf(inner, sizeof(inner), "%s/deid-out", in);
+    assert_int_equal(run_cli(in, inner, "basic"), 2);
+    int c4 = 0;
+    size_t n4;
+    assert_null(find_output(inner, &n4, &c4));
+    assert_int_equal(c4, 0);
+    assert_int_equal(run_cli(in, in, "basic"), 2);
+    snprintf(again, sizeof(again), "%s/./", in);
+    assert_int_equal(run_cli(again, inner, "basic"), 2);
 }
 
 static int setup(void **state)

@@ -500,6 +500,20 @@ static void test_date_shift(void **state)
         diff |= s != s1;
     }
     assert_true(diff);
+    /* a range that holds 0 never gives 0 (the real dates, labelled MODIFIED); its other
+     * values all occur */
+    int seen[3] = {0, 0, 0};
+    for (int i = 0; i < 200; i++) {
+        char pid[8];
+        int n = snprintf(pid, sizeof(pid), "Z%d", i);
+        int32_t s = mt_deid_date_shift(KEY1, 32, pid, (size_t)n, -1, 1);
+        assert_true(s >= -1 && s <= 1);
+        seen[s + 1]++;
+    }
+    assert_int_equal(seen[1], 0);
+    assert_true(seen[0] > 0 && seen[2] > 0);
+    assert_int_equal(mt_deid_date_shift(KEY1, 32, "A", 1, 0, 5) > 0, 1);
+    assert_int_equal(mt_deid_date_shift(KEY1, 32, "A", 1, -5, 0) < 0, 1);
 }
 
 static void test_safe_private_and_retain(void **state)
@@ -547,6 +561,14 @@ static void test_burned_in_annotation(void **state)
     assert_int_equal(mt_deid_apply(p, KEY1, sizeof(KEY1), ds, NULL), MT_EREJECTED);
     assert_int_equal(mt_ds_count(ds), n);
     assert_string_equal(get(ds, 0x0010, 0x0020), "MRN-4711"); /* untouched: caller decides */
+    /* CS: leading spaces are not significant; a modality writing lower case or a second
+     * value still says the pixels carry text: refused too (the safe reading) */
+    static const char *const yes[] = {" YES", "  YES ", "yes", "Yes", "YES\\NO", "NO\\YES"};
+    for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+        set(ds, 0x0028, 0x0301, "CS", yes[i]);
+        if (mt_deid_apply(p, KEY1, sizeof(KEY1), ds, NULL) != MT_EREJECTED)
+            fail_msg("Burned In Annotation '%s' was not refused", yes[i]);
+    }
     set(ds, 0x0028, 0x0301, "CS", "NO");
     assert_int_equal(mt_deid_apply(p, KEY1, sizeof(KEY1), ds, NULL), 0);
     mt_ds_free(ds);
@@ -1112,6 +1134,133 @@ static void test_un_sequence(void **state)
     mt_deid_profile_free(p);
 }
 
+/* C scrubs a name that the instance names elsewhere even when the two differ in the case of
+ * non-ASCII letters (ISO_IR 100 and UTF-8 "Grünwälder" in a description written "GRÜNWÄLDER"). */
+static void scrub_case(mt_deid_profile_t *p, const char *cs, const char *name, const char *desc,
+                       const char *gone)
+{
+    mt_ds_t *ds = mt_ds_new();
+    set(ds, 0x0008, 0x0005, "CS", cs);
+    set(ds, 0x0010, 0x0020, "LO", "MRN-4711");
+    set(ds, 0x0010, 0x0010, "PN", name);
+    set(ds, 0x0008, 0x103E, "LO", desc);
+    assert_int_equal(mt_deid_apply(p, KEY1, sizeof(KEY1), ds, NULL), 0);
+    const char *out = get(ds, 0x0008, 0x103E);
+    assert_non_null(out);
+    if (strstr(out, gone))
+        fail_msg("%s: '%s' survives in '%s'", cs, gone, out);
+    mt_ds_free(ds);
+}
+
+static void test_clean_non_ascii_case(void **state)
+{
+    (void)state;
+    mt_deid_profile_t *p = load("t");
+    scrub_case(p, "ISO_IR 100", "Gr\xfcnw\xe4lder^J\xfcrgen", "CMR GR\xdcNW\xc4LDER", "NW");
+    scrub_case(p, "ISO_IR 100", "GR\xdcNW\xc4LDER^J\xdcRGEN", "cine gr\xfcnw\xe4lder", "nw");
+    scrub_case(p, "ISO_IR 192", "Gr\xc3\xbcnw\xc3\xa4lder^J\xc3\xbcrgen",
+               "CMR GR\xc3\x9cNW\xc3\x84LDER", "NW");
+    scrub_case(p, "ISO_IR 192",
+               "\xc3\x98"
+               "degaard^Bj\xc3\xb8rn",
+               "sax \xc3\xb8"
+               "DEGAARD",
+               "DEGAARD");
+
+    mt_deid_profile_free(p);
+}
+
+/* A person name that came as UN (explicit VR UN, PS3.5 6.2.2) is still a name: its words go
+ * from the cleaned descriptions like those of a PN (the UN ReferringPhysicianName's did not). */
+static void test_clean_un_person_name(void **state)
+{
+    (void)state;
+    mt_deid_profile_t *p = load("t");
+    mt_ds_t *ds = mt_ds_new();
+    set(ds, 0x0010, 0x0020, "LO", "MRN-4711");
+    assert_int_equal(mt_ds_set(ds, MT_TAG(0x0008, 0x0090), MT_VR('U', 'N'), "Unbekannt^Ulrich", 16),
+                     0);
+    set(ds, 0x0008, 0x103E, "LO", "cine Unbekannt ULRICH");
+    assert_int_equal(mt_deid_apply(p, KEY1, sizeof(KEY1), ds, NULL), 0);
+    const char *out = get(ds, 0x0008, 0x103E);
+    assert_non_null(out);
+    assert_null(strstr(out, "Unbekannt"));
+    assert_null(strstr(out, "ULRICH"));
+    mt_ds_free(ds);
+    mt_deid_profile_free(p);
+}
+
+/* Free text that the keep list keeps as it is (the Code Sequence Macro's Code Meaning of a local
+ * coding scheme, Sequence Name) still loses the names and IDs of the instance's people: a code
+ * meaning "protocol of Codename Conrad" kept the patient's name under the basic profile. Only
+ * what names a person or the patient goes, and nothing when nothing matches (values unchanged
+ * byte for byte); digit runs stay (code values are digits). */
+static void test_keep_list_text_loses_names(void **state)
+{
+    (void)state;
+    mt_deid_profile_t *p = load_repo("basic");
+    mt_ds_t *ds = mt_ds_new();
+    set(ds, 0x0008, 0x0016, "UI", "1.2.840.10008.5.1.4.1.1.4");
+    set(ds, 0x0008, 0x0018, "UI", "1.2.3.4.5.6.7.200");
+    set(ds, 0x0010, 0x0010, "PN", "Codename^Conrad^99LOCAL");
+    set(ds, 0x0010, 0x0020, "LO", "P6PID-7-11-05");
+    set(ds, 0x0008, 0x0090, "PN", "Refdoc^Rita");
+    set(ds, 0x0008, 0x0080, "LO", "SIEMENS HOSPITAL");
+    set(ds, 0x0008, 0x0070, "LO", "SIEMENS");
+    set(ds, 0x0018, 0x0024, "SH", "tfl Codename");
+    set(ds, 0x0018, 0x1020, "LO", "VE11C 2011/05/13 P6PID-7-11-05"); /* "11" is no name */
+    mt_ds_t *c = add_item(ds, 0x0040, 0x0260); /* Performed Protocol Code Sequence */
+    set(c, 0x0008, 0x0100, "SH", "121311");
+    set(c, 0x0008, 0x0102, "SH", "99LOCAL");
+    set(c, 0x0008, 0x0104, "LO", "protocol of CODENAME conrad for P6PID-7-11-05");
+    mt_ds_t *a = add_item(ds, 0x0008, 0x2218); /* Anatomic Region Sequence */
+    set(a, 0x0008, 0x0100, "SH", "T-32000");
+    set(a, 0x0008, 0x0102, "SH", "SRT");
+    set(a, 0x0008, 0x0104, "LO", "Refdoc");
+    assert_int_equal(mt_deid_apply(p, KEY1, sizeof(KEY1), ds, NULL), 0);
+    c = mt_ds_get(ds, MT_TAG(0x0040, 0x0260))->items[0];
+    a = mt_ds_get(ds, MT_TAG(0x0008, 0x2218))->items[0];
+    assert_string_equal(get(c, 0x0008, 0x0104), "protocol of for");
+    assert_string_equal(get(c, 0x0008, 0x0100), "121311");
+    assert_string_equal(get(c, 0x0008, 0x0102), "99LOCAL");      /* a code, even if a name's */
+    assert_string_equal(get(a, 0x0008, 0x0104), "DEIDENTIFIED"); /* Type 1: present */
+    assert_string_equal(get(a, 0x0008, 0x0100), "T-32000");
+    assert_string_equal(get(ds, 0x0018, 0x0024), "tfl");
+    assert_string_equal(get(ds, 0x0018, 0x1020), "VE11C 2011/05/13");
+    assert_string_equal(get(ds, 0x0008, 0x0070), "SIEMENS"); /* an institution's word stays */
+    mt_ds_free(ds);
+    mt_deid_profile_free(p);
+}
+
+/* LO pads with leading and trailing spaces (PS3.5 Table 6.2-1): " MRN-4711" is the Patient ID
+ * "MRN-4711", so the same pseudonym and the same date shift (a leading space made another
+ * patient of it, and the registry lost the link between the two studies). */
+static void test_patient_id_padding(void **state)
+{
+    (void)state;
+    mt_deid_profile_t *p = load("t");
+    static const char *const ids[] = {"MRN-4711", " MRN-4711", "  MRN-4711 "};
+    char first[64] = "";
+    int32_t shift = 0;
+    for (size_t i = 0; i < 3; i++) {
+        mt_ds_t *ds = mt_ds_new();
+        set(ds, 0x0010, 0x0020, "LO", ids[i]);
+        set(ds, 0x0010, 0x0010, "PN", "Doe^Jane");
+        mt_deid_result_t res;
+        assert_int_equal(mt_deid_apply(p, KEY1, sizeof(KEY1), ds, &res), 0);
+        if (i == 0) {
+            snprintf(first, sizeof(first), "%s", get(ds, 0x0010, 0x0020));
+            shift = res.shift_days;
+        } else {
+            assert_string_equal(get(ds, 0x0010, 0x0020), first);
+            assert_string_equal(get(ds, 0x0010, 0x0010), first);
+            assert_int_equal(res.shift_days, shift);
+        }
+        mt_ds_free(ds);
+    }
+    mt_deid_profile_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1127,6 +1276,10 @@ int main(void)
         cmocka_unit_test(test_burned_in_annotation),
         cmocka_unit_test(test_no_leak_of_values),
         cmocka_unit_test(test_un_sequence),
+        cmocka_unit_test(test_clean_non_ascii_case),
+        cmocka_unit_test(test_clean_un_person_name),
+        cmocka_unit_test(test_keep_list_text_loses_names),
+        cmocka_unit_test(test_patient_id_padding),
         cmocka_unit_test(test_table_e1_1),
         cmocka_unit_test(test_graphics_and_private_rows),
         cmocka_unit_test(test_cmr_registry_method),

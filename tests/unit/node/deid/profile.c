@@ -108,6 +108,15 @@ static void test_errors_have_file_and_line(void **state)
     expect_error("name: x\nattributes: [1, 2\n", "bad.yaml:");
     expect_error("base: nowhere\n", "bad.yaml:1: cannot load profile 'nowhere'");
     expect_error("- a\n- b\n", "bad.yaml:1: a profile must be a YAML mapping");
+    /* an attribute or a key named twice: which one was meant cannot be told (YAML forbids
+     * duplicate keys; the later one silently won) */
+    expect_error("name: x\nattributes:\n  \"(0010,0010)\": K\n  \"(0010,0010)\": X\n",
+                 "bad.yaml:4: (0010,0010) is named twice");
+    expect_error("name: x\nattributes:\n  \"(0010,0010)\": K\n  PatientName: X\n",
+                 "bad.yaml:4: PatientName is named twice");
+    expect_error("name: x\nbase: base0\nbase: base0\n", "bad.yaml:3: 'base' is given twice");
+    expect_error("name: x\ndate-shift: {min-days: 0, max-days: 0}\n",
+                 "bad.yaml:2: date-shift: a shift of 0 days");
 }
 
 static void test_overrides_and_precedence(void **state)
