@@ -202,8 +202,8 @@ static int parse_meta(job_t *j)
  * errors included, is for the pool job (work_prepare), which starts afresh. */
 static bool prepare_on_loop(job_t *j)
 {
-    if (!j->r->p.link.ops->send_data_file)
-        return false;
+    if (!j->r->p.link.ops->send_data_file || !mt_page_cache_checkable())
+        return false; /* (a kernel before 6.5: nothing is sent from the page cache) */
     struct stat st;
     j->fd = mt_open_cached(j->r->insts[j->idx].path);
     bool ok = j->fd >= 0 && fstat(j->fd, &st) == 0 && st.st_size > HEAD &&
