@@ -18,6 +18,8 @@ instances, which leaves those one-time costs in: ~60 k per instance more at N=20
   KEEP=1 ...                                # keep the callgrind.out files (paths printed)
   STRACE=1 N=1000 ...                       # instead: A's system calls (strace -c -f), one run
   STRACE=1 STRACE_NODE=B ...                # the same for B (what A's sending costs B)
+  STRACE=1 STRACE_OPTS="-k -e trace=sched_yield" ...  # strace's options instead of -c (here:
+                                            # the stack of each sched_yield call)
   PERF=1 N=1000 ...                         # instead: A's CPU samples by symbol (perf record
                                             # -e cpu-clock, kernel included), one run
   TIMELINE=1 N=500 ...                      # instead: A's one-association cycle step by step
@@ -62,6 +64,7 @@ KEEP = os.environ.get("KEEP", "0") == "1"
 SETTLE_S = float(os.environ.get("SETTLE_S", "65"))
 STRACE = os.environ.get("STRACE", "0") == "1"
 STRACE_NODE = os.environ.get("STRACE_NODE", "A").upper()
+STRACE_OPTS = os.environ.get("STRACE_OPTS", "-c")  # e.g. "-k -e trace=sched_yield": who calls it
 PERF = os.environ.get("PERF", "0") == "1"
 DIRECT = os.environ.get("DIRECT", "0") == "1"
 TIMELINE = os.environ.get("TIMELINE", "0") == "1"
@@ -174,7 +177,7 @@ def one_run(files, key, work, tag):
     tool = ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out]
     if STRACE:
         out = os.path.join(work, "strace.%s" % tag)
-        tool = ["strace", "-f", "-c", "-o", out]
+        tool = ["strace", "-f"] + STRACE_OPTS.split() + ["-o", out]
     elif NATIVE:
         tool = []
     elif TIMELINE:

@@ -76,7 +76,8 @@
  * its outcome transactions are writes, kept few by the delay above).
  * A kick scan reads only the rows after the last one the previous scan settled (scan_after,
  * queue_list with after_id: a rowid range): the rows before it were taken, are in flight, or have
- * their outcome held, and the rows of the stream that follows have higher ids (AUTOINCREMENT,
+ * their outcome held, and the rows of the stream that follows have higher ids (index_sqlite.c
+ * queue_row: above every id given before, db/008_queue_ids.sql;
  * committed in id order). Without that bound every scan of a stream read the held outcomes of
  * the last HOLD_MS and the rows in flight (~76 rows at ~600 instances/s) to take ~6. A row a
  * scan reads but leaves pending (its group in flight or full, or not handed to a worker)

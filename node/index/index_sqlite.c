@@ -50,6 +50,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -319,6 +320,9 @@ static int prepare(sqlite_index_t *x, int which, const char *sql)
 
 /* Unix milliseconds, as SQL. */
 #define NOW_MS "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)"
+/* A new forward_queue row's id (db/008_queue_ids.sql): above every row's (evaluated before OR
+ * REPLACE removes the older copy's row) and at least ?5, queue_floor (queue_row). */
+#define QUEUE_ID "max(?5, (SELECT ifnull(max(id), 0) + 1 FROM forward_queue))"
 
 static int prepare_all(sqlite_index_t *x)
 {
@@ -350,15 +354,17 @@ static int prepare_all(sqlite_index_t *x)
         {ST_QUEUE_ADD,
          /* OR REPLACE: a newer copy of a queued instance gets a new row (new id): a send of
           * the older copy in flight then deletes nothing (queue_done of the old id) */
-         "INSERT OR REPLACE INTO forward_queue(destination, sop_instance_uid, study_uid, "
-         "series_uid, queued_at, next_at) VALUES(?1, ?2, ?3, ?4, " NOW_MS ", " NOW_MS ")"},
+         "INSERT OR REPLACE INTO forward_queue(id, destination, sop_instance_uid, study_uid, "
+         "series_uid, queued_at, next_at) VALUES(" QUEUE_ID ", ?1, ?2, ?3, ?4, " NOW_MS ", "
+         NOW_MS ") RETURNING id"},
         /* a newer copy of the instance re-arms the rule (fired back to 0) */
         {ST_ARM, "INSERT OR REPLACE INTO tag_routes(sop_instance_uid, rule, series_uid) "
                  "VALUES(?1, ?2, ?3)"},
         /* from a rule on the series tag: a row pending for the destination is kept */
         {ST_QUEUE_ADD_KEEP,
-         "INSERT OR IGNORE INTO forward_queue(destination, sop_instance_uid, study_uid, "
-         "series_uid, queued_at, next_at) VALUES(?1, ?2, ?3, ?4, " NOW_MS ", " NOW_MS ")"},
+         "INSERT OR IGNORE INTO forward_queue(id, destination, sop_instance_uid, study_uid, "
+         "series_uid, queued_at, next_at) VALUES(" QUEUE_ID ", ?1, ?2, ?3, ?4, " NOW_MS ", "
+         NOW_MS ") RETURNING id"},
         {ST_FIRE, "UPDATE tag_routes SET fired = 1 WHERE sop_instance_uid = ?1 AND rule = ?2"},
         {ST_QUEUE_LIST,
          "SELECT q.id, q.destination, q.sop_instance_uid, q.study_uid, q.state, q.attempts, "
@@ -666,6 +672,22 @@ static int join_project(sqlite_index_t *x, const char *project, const char *stud
 }
 
 /* which: ST_QUEUE_ADD (a newer copy replaces the row) or ST_QUEUE_ADD_KEEP. */
+/* The lowest id this process gives a new forward_queue row: one above the last it gave, on
+ * any connection. With the table's own max(id) + 1 (QUEUE_ID) an id is never given twice
+ * while a send of it may be in flight, even when the rows above it were deleted (delivered,
+ * replaced, purged), and a stream's rows keep rising ids (the forwarder's kick scans read the
+ * ids above the last one they settled: forward.c "Scans"). Replaces AUTOINCREMENT, whose
+ * counter row was one more page written by every commit (db/008_queue_ids.sql). A rolled
+ * back row leaves a gap, which is harmless. */
+static _Atomic int64_t queue_floor = 1;
+
+static void raise_queue_floor(int64_t id)
+{
+    int64_t f = atomic_load(&queue_floor);
+    while (f <= id && !atomic_compare_exchange_weak(&queue_floor, &f, id + 1))
+        ;
+}
+
 static int queue_row(sqlite_index_t *x, int which, const char *dest, const char *sop,
                      const char *study, const char *series)
 {
@@ -674,7 +696,16 @@ static int queue_row(sqlite_index_t *x, int which, const char *dest, const char 
     sqlite3_bind_text(s, 2, sop, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 3, study, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 4, series, -1, SQLITE_STATIC);
-    return step_done(x, s, "queue add");
+    sqlite3_bind_int64(s, 5, atomic_load(&queue_floor));
+    int rc = sqlite3_step(s); /* RETURNING id: no row when OR IGNORE kept the pending one */
+    if (rc == SQLITE_ROW) {
+        raise_queue_floor(sqlite3_column_int64(s, 0));
+        rc = sqlite3_step(s);
+    }
+    int err = rc == SQLITE_DONE ? 0 : db_err(x, rc, "queue add");
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return err;
 }
 
 /* The routing decision carried by rec (issue 6), in put()'s transaction: the study joins its

@@ -8,7 +8,9 @@
  * copied from it into the socket (bench/README.md, "sendfile"). Otherwise, or when the head
  * does not hold the whole File Meta, the file is read as below; a file not in the cache is
  * never read on the loop thread (scu.c checks the cache again right before its sendfile, and
- * reads on the pool whatever it cannot send straight from the cache).
+ * reads on the pool whatever it cannot send straight from the cache). Such a file is also
+ * prepared on the loop (prepare_on_loop: opened and its head read only if neither can wait
+ * for the disk), not by a pool job.
  *
  * Jobs: each instance has at most one job object (struct job) holding its open file and the
  * chunk being sent; a job runs on a libuv worker for PREPARE (open + first chunk + meta), READ
@@ -45,6 +47,7 @@
 #include "../util/buf.h"
 #include "../util/cachestat.h"
 #include "../util/err.h"
+#include "../util/nowait_io.h"
 
 #define CHUNK (1024u * 1024u)
 #define HEAD (16u * 1024u) /* read for the File Meta of a file sent from the page cache */
@@ -177,6 +180,57 @@ static int read_first(job_t *j)
     return read_upto(j, j->from_file ? HEAD : CHUNK);
 }
 
+/* The File Meta of the head j->buf holds: the stored syntax, where the data set starts. */
+static int parse_meta(job_t *j)
+{
+    mt_meta_t meta;
+    size_t consumed = 0;
+    mt_diag_t d = {0, NULL};
+    int rc = mt_part10_read_meta(j->buf.data, j->buf.len, &meta, &consumed, &d);
+    if (rc < 0 || !meta.transfer_syntax_uid[0])
+        return rc < 0 ? rc : MT_EMALFORMED;
+    snprintf(j->meta_ts, sizeof j->meta_ts, "%s", meta.transfer_syntax_uid);
+    j->buf_off = consumed;
+    return 0;
+}
+
+/* PREPARE on the loop thread, where it cannot wait for the disk: the path resolves from the
+ * kernel's lookup cache, the whole file is in the page cache, the head reads without blocking
+ * and holds the File Meta (a relay sending what it has just stored). That saves the pool's
+ * round trip per instance (a worker woken, its completion sent back to the loop: bench/
+ * README.md "A's queue and forwarder, session 8"). False, with j as new: anything else,
+ * errors included, is for the pool job (work_prepare), which starts afresh. */
+static bool prepare_on_loop(job_t *j)
+{
+    if (!j->r->p.link.ops->send_data_file || !mt_page_cache_checkable())
+        return false; /* (a kernel before 6.5: nothing is sent from the page cache) */
+    struct stat st;
+    j->fd = mt_open_cached(j->r->insts[j->idx].path);
+    bool ok = j->fd >= 0 && fstat(j->fd, &st) == 0 && st.st_size > HEAD &&
+              (uint64_t)st.st_size <= CHUNK && mt_in_page_cache(j->fd, 0, (uint64_t)st.st_size) &&
+              mt_buf_reserve(&j->buf, HEAD) == 0 &&
+              mt_pread_nowait(j->fd, j->buf.data, HEAD, 0) == (ssize_t)HEAD;
+    if (ok) {
+        j->kind = JOB_PREPARE;
+        j->size = (uint64_t)st.st_size;
+        j->buf.len = HEAD;
+        j->pos = HEAD;
+        j->eof = false; /* size > HEAD */
+        j->from_file = true;
+        ok = parse_meta(j) == 0;
+    }
+    if (!ok) {
+        if (j->fd >= 0)
+            close(j->fd);
+        j->fd = -1;
+        j->size = j->pos = 0;
+        j->buf_off = 0;
+        j->from_file = false;
+        mt_buf_reset(&j->buf);
+    }
+    return ok;
+}
+
 static void work_prepare(job_t *j)
 {
     const mt_subop_inst_t *in = &j->r->insts[j->idx];
@@ -197,10 +251,7 @@ static void work_prepare(job_t *j)
         j->why = "cannot read the stored file";
         return;
     }
-    mt_meta_t meta;
-    size_t consumed = 0;
-    mt_diag_t d = {0, NULL};
-    int rc = mt_part10_read_meta(j->buf.data, j->buf.len, &meta, &consumed, &d);
+    int rc = parse_meta(j);
     if (rc < 0 && j->from_file) { /* a File Meta longer than HEAD: read as without the cache */
         j->from_file = false;
         j->pos = 0;
@@ -208,15 +259,12 @@ static void work_prepare(job_t *j)
             j->why = "cannot read the stored file";
             return;
         }
-        rc = mt_part10_read_meta(j->buf.data, j->buf.len, &meta, &consumed, &d);
+        rc = parse_meta(j);
     }
-    if (rc < 0 || !meta.transfer_syntax_uid[0]) {
+    if (rc < 0) {
         j->err = MT_EMALFORMED;
         j->why = "stored file has no readable file meta";
-        return;
     }
-    snprintf(j->meta_ts, sizeof j->meta_ts, "%s", meta.transfer_syntax_uid);
-    j->buf_off = consumed;
 }
 
 static void work_reencode(job_t *j)
@@ -424,7 +472,9 @@ static void prefetch(mt_retrieve_t *r)
     if (r->pre || r->cancel || r->link_lost || r->done || r->next >= r->n)
         return;
     r->pre = job_new(r, r->next++);
-    if (launch(r, r->pre, JOB_PREPARE) < 0)
+    if (prepare_on_loop(r->pre))
+        r->pre->ready = true;
+    else if (launch(r, r->pre, JOB_PREPARE) < 0)
         r->pre->ready = true; /* its error is reported when its turn comes */
 }
 
@@ -659,7 +709,9 @@ static void pump(mt_retrieve_t *r)
             } else if (!r->pre && r->next < r->n) {
                 job_t *j = job_new(r, r->next++);
                 r->job = j;
-                if (launch(r, j, JOB_PREPARE) < 0) {
+                if (prepare_on_loop(j)) {
+                    begin_send(r, j);
+                } else if (launch(r, j, JOB_PREPARE) < 0) {
                     report(r, j->idx, false, 0, j->why);
                     r->job = NULL;
                     drop_job(j);

@@ -4,10 +4,19 @@
  */
 #include "cachestat.h"
 
+#include <errno.h>
+#include <stdatomic.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #define NR_CACHESTAT 451 /* cachestat(2), Linux 6.5: the same number on every architecture */
+
+static atomic_bool no_cachestat; /* the kernel said ENOSYS (before 6.5) */
+
+bool mt_page_cache_checkable(void)
+{
+    return !atomic_load_explicit(&no_cachestat, memory_order_relaxed);
+}
 
 bool mt_in_page_cache(int fd, uint64_t off, uint64_t len)
 {
@@ -21,7 +30,10 @@ bool mt_in_page_cache(int fd, uint64_t off, uint64_t len)
     struct {
         uint64_t nr_cache, nr_dirty, nr_writeback, nr_evicted, nr_recently_evicted;
     } cs;
-    if (syscall(NR_CACHESTAT, (unsigned)fd, &range, &cs, 0u) != 0)
+    if (syscall(NR_CACHESTAT, (unsigned)fd, &range, &cs, 0u) != 0) {
+        if (errno == ENOSYS)
+            atomic_store_explicit(&no_cachestat, true, memory_order_relaxed);
         return false;
+    }
     return cs.nr_cache >= end - first;
 }

@@ -12,4 +12,8 @@
  * cachestat(2) (the caller then reads the file on a pool thread). */
 bool mt_in_page_cache(int fd, uint64_t off, uint64_t len);
 
+/* False once mt_in_page_cache found the kernel without cachestat(2): a caller may then skip
+ * the work that only a cached file would need. */
+bool mt_page_cache_checkable(void);
+
 #endif

@@ -3,7 +3,7 @@
 pool thread found them there (node/scu.c write_file, node/svc/retrieve.c read_first): node A
 forwards 8 instances of ~720 KB, one at a time (the scripted SCP, dul_scp.py, offers no
 asynchronous operations window), to a destination that, before answering each C-STORE, drops
-every file A stored from the page cache (posix_fadvise DONTNEED: they are durable, so clean).
+the next instance's file from the page cache (posix_fadvise DONTNEED: it is durable, so clean).
 The next instance was prepared while the current one was awaited, so when the loop comes to
 send it its pages are gone: the loop checks the cache again and has the data set read on a
 pool thread instead of waiting for the disk in sendfile(2). Every data set must arrive byte
@@ -51,8 +51,16 @@ def body():
     node = {}
 
     def policy(scp, sop, n):
-        time.sleep(0.2)  # the next instance's PREPARE (pool) has found its file cached
-        evict(node["a"].stored_paths())
+        time.sleep(0.2)  # the next instance's PREPARE has found its file cached
+        # Only the next instance's file (A forwards in arrival order, its pk order): the one
+        # prepared while this one was awaited. Evicting every stored file here made the test
+        # depend on timing: when storescu had stored all N before the first answer, every
+        # file was gone before its PREPARE and none went the path under test.
+        a = node["a"]
+        rows = a.query("SELECT sop_instance_uid, path FROM instances ORDER BY pk")
+        uids = [r["sop_instance_uid"] for r in rows]
+        if sop in uids and uids.index(sop) + 1 < len(rows):
+            evict([os.path.join(a.storage, rows[uids.index(sop) + 1]["path"])])
         return "ack"
 
     port = lib.free_port()

@@ -768,6 +768,7 @@ static void test_routing_rows(void **state)
     q = qlist(ix, "central", -1, -1);
     assert_int_equal(q.n, 2);
     assert_true(q.id[1] > id2);
+    int64_t top = q.id[1]; /* the largest id given so far */
     /* keep-first: the dropped copy is not queued again */
     assert_int_equal(ix->ops->queue_done(ix, q.id[1]), 0);
     r = rec_make("P1", "1.2.3", "1.2.3.1", "1.2.3.1.2", "a/2.dcm", 12);
@@ -790,6 +791,15 @@ static void test_routing_rows(void **state)
     qd = (qdest_t){0};
     assert_int_equal(ix->ops->queue_destinations(ix, qdest_cb, &qd), 0);
     assert_int_equal(qd.n, 0);
+
+    /* the queue emptied (its top rows delivered or purged): a new row still gets an id above
+     * every id given before, never one a send in flight may hold (db/008_queue_ids.sql) */
+    r = rec_make("P1", "1.2.3", "1.2.3.1", "1.2.3.1.3", "a/3.dcm", 10);
+    mt_index_rec_add_forward(r, "central");
+    put_ok(ix, r, MT_DUP_OVERWRITE, MT_INDEX_INSERTED, "");
+    q = qlist(ix, NULL, -1, -1);
+    assert_int_equal(q.n, 1);
+    assert_true(q.id[0] > top);
 }
 
 /* How many of our fds are open, and how many of them name path (readlink of /proc/self/fd). */

@@ -4,7 +4,8 @@
  * loop with real files: how many C-STOREs are outstanding, responses in any order, one
  * failure among outstanding ones, the association lost with some outstanding, cancel; and a
  * link that sends from files (send_data_file): a cached file larger than the head goes from
- * the file with exactly its data set's bytes, a small one through the buffer. */
+ * the file with exactly its data set's bytes, one dropped from the page cache and a small one
+ * through the buffer. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +15,7 @@
 
 #include <cmocka.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -413,6 +415,26 @@ static void test_from_file(void **state)
     run_all(&f); /* just written, so in the page cache: every data set from the file */
     assert_int_equal(f.link.n_from_file, want_from_file);
     assert_int_equal(f.link.n_copied, N_INST - want_from_file);
+    assert_int_equal(mt_retrieve_counts(r).completed, N_INST);
+    engine_end(&f, r);
+
+    /* dropped from the page cache before the engine starts: prepared on the pool (not on the
+     * loop, which only takes files it can open and read without waiting for the disk) and
+     * read into the buffer */
+    r = engine_with(&f, 4, &t_file_ops, body, n);
+    for (size_t i = 0; i < N_INST; i++) {
+        char path[128];
+        snprintf(path, sizeof path, "%s/%zu.dcm", f.dir, i + 1);
+        int fd = open(path, O_RDONLY);
+        assert_true(fd >= 0);
+        assert_int_equal(fsync(fd), 0);
+        assert_int_equal(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0);
+        close(fd);
+    }
+    mt_retrieve_start(r);
+    run_all(&f);
+    assert_int_equal(f.link.n_from_file, 0);
+    assert_int_equal(f.link.n_copied, N_INST);
     assert_int_equal(mt_retrieve_counts(r).completed, N_INST);
     engine_end(&f, r);
 
