@@ -214,6 +214,7 @@ typedef struct mt_qsql {
     size_t n_params;
     int *col_of_key; /* FIND: result column of each query key, -1 = none (returned empty) */
     int col_charset; /* FIND: column holding the stored SpecificCharacterSet */
+    int col_patient_charset; /* FIND above PATIENT level: the patient row's, or -1 */
     const char *charset_expr; /* SQL giving a row's stored SpecificCharacterSet (for mt_match) */
     size_t n_cols;
 } mt_qsql_t;

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../dicom/charset.h"
 #include "../util/alloc.h"
 #include "../util/err.h"
 #include "../util/log.h"
@@ -242,6 +243,50 @@ static const char *computed_value(const find_ctx_t *f, const mt_qkey_t *k)
     }
 }
 
+static bool is_charset_text_vr(uint16_t vr)
+{
+    return vr == MT_VR('L', 'O') || vr == MT_VR('L', 'T') || vr == MT_VR('P', 'N') ||
+           vr == MT_VR('S', 'H') || vr == MT_VR('S', 'T') || vr == MT_VR('U', 'C') ||
+           vr == MT_VR('U', 'T');
+}
+
+static bool is_patient_text(const mt_qkey_t *k)
+{
+    return k->col && k->col->level == MT_LEVEL_PATIENT && is_charset_text_vr(k->vr);
+}
+
+/* The patient row's text is in the patient's character set (pcs), the rest of a row in its
+ * study's (instance's) (cs). When they differ and a returned patient value is not ASCII, the
+ * response is answered in ISO_IR 192 with every text value converted (PS3.5 6.1.2.5: one
+ * Specific Character Set for the data set). */
+static bool needs_utf8(const mt_query_t *q, sqlite3_stmt *st, const mt_qsql_t *s, const char *cs,
+                       const char *pcs)
+{
+    if (!pcs || !*pcs || strcmp(pcs, cs ? cs : "") == 0)
+        return false;
+    for (size_t i = 0; i < q->n_keys; i++) {
+        int col = s->col_of_key[i];
+        if (col < 0 || !q->keys[i].returned || !is_patient_text(&q->keys[i]))
+            continue;
+        const unsigned char *v = sqlite3_column_text(st, col);
+        for (; v && *v; v++)
+            if (*v >= 0x80)
+                return true;
+    }
+    return false;
+}
+
+/* text (in the character set charset) as UTF-8, mt_malloc'd; NULL when it already is. */
+static char *text_utf8(const char *charset, const char *text, uint16_t vr)
+{
+    mt_charset_t c;
+    size_t n = strlen(text);
+    mt_charset_parse(charset ? charset : "", charset ? strlen(charset) : 0, &c);
+    if (mt_charset_plain(&c, text, n))
+        return NULL;
+    return mt_charset_to_utf8(&c, text, n, vr == MT_VR('P', 'N'));
+}
+
 /* One row's response identifier, or NULL when a sequence match rejects it. */
 static mt_ds_t *find_identifier(const find_ctx_t *f, sqlite3_stmt *st, const mt_qsql_t *s)
 {
@@ -249,18 +294,30 @@ static mt_ds_t *find_identifier(const find_ctx_t *f, sqlite3_stmt *st, const mt_
     mt_ds_t *r = mt_ds_new();
     put_value(r, TAG_QR_LEVEL, MT_VR('C', 'S'), mt_query_level_name(q->level));
     const char *cs = (const char *)sqlite3_column_text(st, s->col_charset);
-    if ((cs && *cs) || q->has_charset_key)
+    const char *pcs = s->col_patient_charset >= 0
+                          ? (const char *)sqlite3_column_text(st, s->col_patient_charset)
+                          : NULL;
+    bool utf8 = needs_utf8(q, st, s, cs, pcs);
+    if (utf8)
+        put_value(r, TAG_CHARSET, MT_VR('C', 'S'), "ISO_IR 192");
+    else if ((cs && *cs) || q->has_charset_key)
         put_value(r, TAG_CHARSET, MT_VR('C', 'S'), cs ? cs : "");
     for (size_t i = 0; i < q->n_keys; i++) {
         const mt_qkey_t *k = &q->keys[i];
         int col = s->col_of_key[i];
         if (!k->returned)
             continue;
-        if (k->vr == MT_VR('S', 'Q') && col >= 0)
+        if (k->vr == MT_VR('S', 'Q') && col >= 0) {
             put_sequence(r, k->tag, sqlite3_column_blob(st, col), sqlite3_column_bytes(st, col));
-        else
-            put_value(r, k->tag, k->vr,
-                      col >= 0 ? (const char *)sqlite3_column_text(st, col) : computed_value(f, k));
+            continue;
+        }
+        const char *text = col >= 0 ? (const char *)sqlite3_column_text(st, col)
+                                    : computed_value(f, k);
+        char *conv = NULL;
+        if (utf8 && col >= 0 && text && k->col && is_charset_text_vr(k->vr))
+            conv = text_utf8(is_patient_text(k) ? pcs : cs, text, k->vr);
+        put_value(r, k->tag, k->vr, conv ? conv : text);
+        mt_free(conv);
     }
     if (!mt_ds_get(r, MT_TAG(0x0008, 0x0054)))
         put_value(r, MT_TAG(0x0008, 0x0054), MT_VR('A', 'E'), f->retrieve_ae);

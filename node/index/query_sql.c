@@ -164,14 +164,20 @@ static void match_fn(mt_qsql_t *o, unsigned flags, const char *pattern, const ch
     put(o, ")");
 }
 
-/* The stored SpecificCharacterSet of a row of a query whose FROM reaches level fl: its study's
- * (a patient's first study that declares one; an instance's own, else its study's). */
+/* The character set of the patient row's text (db/009; rows indexed before it: the patient's
+ * first study that declares one). */
+#define PATIENT_CHARSET                                                                          \
+    "coalesce(nullif(p.specific_character_set, ''), (SELECT s2.specific_character_set FROM "    \
+    "studies s2 WHERE s2.patient_pk = p.pk AND s2.specific_character_set <> '' LIMIT 1))"
+
+/* The stored SpecificCharacterSet of a row of a query whose FROM reaches level fl: the
+ * patient's (above), its study's, or an instance's own (else its study's). The patient's
+ * attributes are in the patient's (cond() matches them in it; responses convert them). */
 static const char *charset_expr(mt_index_level_t fl)
 {
     switch (fl) {
     case MT_LEVEL_PATIENT:
-        return "(SELECT s2.specific_character_set FROM studies s2 WHERE s2.patient_pk = p.pk AND "
-               "s2.specific_character_set <> '' LIMIT 1)";
+        return PATIENT_CHARSET;
     case MT_LEVEL_INSTANCE:
         return "coalesce(i.specific_character_set, st.specific_character_set)";
     default:
@@ -252,6 +258,9 @@ static void cond(mt_qsql_t *o, const mt_qkey_t *k, mt_index_level_t fl)
     char col[96];
     snprintf(col, sizeof col, "%s.%s", alias[k->col->level], k->col->column);
     unsigned flags = match_flags(k);
+    const char *row_charset = o->charset_expr;
+    if (k->col->level == MT_LEVEL_PATIENT)
+        o->charset_expr = PATIENT_CHARSET; /* the patient row's text is in the patient's */
     switch (k->match) {
     case MT_QM_SINGLE:
     case MT_QM_WILDCARD:
@@ -329,6 +338,7 @@ static void cond(mt_qsql_t *o, const mt_qkey_t *k, mt_index_level_t fl)
         put(o, "1");
         break;
     }
+    o->charset_expr = row_charset;
 }
 
 static void from(mt_qsql_t *o, mt_index_level_t l)
@@ -438,6 +448,7 @@ int mt_query_sql(const mt_query_t *q, const mt_qscope_t *scope, mt_qsel_t sel, u
     for (size_t i = 0; i < q->n_keys; i++)
         o->col_of_key[i] = -1;
     o->col_charset = -1;
+    o->col_patient_charset = -1;
     o->charset_expr = charset_expr(fl);
 
     switch (sel) {
@@ -446,6 +457,10 @@ int mt_query_sql(const mt_query_t *q, const mt_qscope_t *scope, mt_qsel_t sel, u
         put(o, charset_expr(q->level));
         o->col_charset = 0;
         int col = 1;
+        if (q->level > MT_LEVEL_PATIENT) {
+            put(o, ", " PATIENT_CHARSET);
+            o->col_patient_charset = col++;
+        }
         for (size_t i = 0; i < q->n_keys; i++) {
             const mt_qkey_t *k = &q->keys[i];
             if (!k->returned || k->below_level || k->level > q->level)
