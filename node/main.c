@@ -697,7 +697,8 @@ struct report_ctx {
 static int report_row(void *u, const mt_index_tag_t *t)
 {
     struct report_ctx *c = u;
-    mt_tag_report_add(c->r, t->study_uid, t->manufacturer, t->tag);
+    mt_tag_report_add_series(c->r, t->study_uid, t->manufacturer, t->tag,
+                             !(t->evidence && strstr(t->evidence, "r1.non_mr")));
     return 0;
 }
 

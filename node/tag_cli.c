@@ -358,8 +358,8 @@ int mt_tag_cli_main(int argc, char **argv)
                 continue;
             }
             if (rep)
-                mt_tag_report_add(rep, group[i]->h.study_uid, group[i]->h.vendor,
-                                  group[i]->res.tag);
+                mt_tag_report_add_series(rep, group[i]->h.study_uid, group[i]->h.vendor,
+                                         group[i]->res.tag, !group[i]->h.not_mr);
             else if (mt_tag_format_line(group[i], line, sizeof line) == 0)
                 puts(line);
         }

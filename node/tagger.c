@@ -20,7 +20,8 @@
  *
  * Memory: features of a study stay until its study-idle pass. A series that arrives after
  * that starts a fresh study record: its exam-level context is only what arrives with it
- * (documented limitation; `mitral tag --reindex` will re-tag from the stored files).
+ * (documented limitation; `mitral tag --reindex` will re-tag from the stored files). Such a
+ * record of a series decided before on more instances writes nothing (dropped_t).
  * Routing on the tag (mt_tagger_route): a study pass (study_idle, or closing) takes a reference
  * to the node's config snapshot when it starts; when its rules include some on cmr_series,
  * every series with instances the rules have not seen gets mt_tag_route_series in the same
@@ -61,7 +62,22 @@ typedef struct t_series {
     /* instances joined since the rules on the tag last ran for it (they run in study passes
      * only: see needs_write) */
     bool route_due;
+    /* instances the index's row was decided on, when this study's features were dropped
+     * before (see dropped_t); a record with fewer is a late fragment: it writes nothing */
+    uint32_t prior_n;
 } t_series_t;
+
+/* Series of studies whose features a study-idle pass dropped: (hash of the Series Instance
+ * UID, instances its last decision saw). Instances of such a series that arrive later start a
+ * fresh record holding only them (a re-sent instance, the rest of a paused series); its tag
+ * must not replace the one decided on more of the series (a re-sent perfusion instance made
+ * the series `unknown`). A fixed table, overwritten on collision: a lost entry only loses that
+ * protection. */
+typedef struct {
+    uint64_t h;
+    uint32_t n;
+} dropped_t;
+#define DROPPED_SLOTS 65536u
 
 typedef struct t_study {
     char uid[65];
@@ -101,6 +117,7 @@ struct mt_tagger {
     uint64_t n_deferred;    /* passes whose rows waited for WRITE_GAP_MS */
     uint64_t last_commit;   /* uv_now of the last pass that committed rows; 0: none yet */
     mt_node_t *node; /* routing on the tag (mt_tagger_route); NULL: none */
+    dropped_t *dropped; /* DROPPED_SLOTS entries, allocated at the first drop */
 };
 
 /* Captures are handed to the pool in batches of up to BATCH_MAX, or BATCH_DELAY_MS after the
@@ -177,6 +194,43 @@ static t_study_t *study_get(mt_tagger_t *t, const char *uid)
     return s;
 }
 
+static uint64_t uid_hash(const char *uid) /* FNV-1a, never 0 (0 = empty slot) */
+{
+    uint64_t h = 1469598103934665603u;
+    for (const unsigned char *p = (const unsigned char *)uid; *p; p++)
+        h = (h ^ *p) * 1099511628211u;
+    return h ? h : 1;
+}
+
+static dropped_t *dropped_slot(mt_tagger_t *t, const char *series_uid, uint64_t *h)
+{
+    *h = uid_hash(series_uid);
+    return t->dropped ? &t->dropped[*h & (DROPPED_SLOTS - 1)] : NULL;
+}
+
+static void remember_dropped(mt_tagger_t *t, const t_series_t *se)
+{
+    if (!t->dropped)
+        t->dropped = mt_calloc(DROPPED_SLOTS, sizeof *t->dropped);
+    uint64_t h;
+    dropped_t *d = dropped_slot(t, se->s.h.series_uid, &h);
+    size_t n = se->s.n_inst > se->prior_n ? se->s.n_inst : se->prior_n;
+    *d = (dropped_t){h, n > UINT32_MAX ? UINT32_MAX : (uint32_t)n};
+}
+
+static uint32_t dropped_count(mt_tagger_t *t, const char *series_uid)
+{
+    uint64_t h;
+    const dropped_t *d = dropped_slot(t, series_uid, &h);
+    return d && d->h == h ? d->n : 0;
+}
+
+/* a late fragment of a series decided before on more instances (dropped_t) */
+static bool fragment(const t_series_t *se)
+{
+    return se->s.n_inst < se->prior_n;
+}
+
 static void study_free(mt_tagger_t *t, t_study_t *st)
 {
     for (t_study_t **p = &t->studies; *p; p = &(*p)->next)
@@ -185,6 +239,8 @@ static void study_free(mt_tagger_t *t, t_study_t *st)
             break;
         }
     for (size_t i = 0; i < st->n_ser; i++) {
+        if (!t->closing && (st->ser[i]->written || st->ser[i]->prior_n))
+            remember_dropped(t, st->ser[i]);
         mt_tag_series_dispose(&st->ser[i]->s);
         mt_free(st->ser[i]);
     }
@@ -210,6 +266,7 @@ static void study_add(mt_tagger_t *t, t_study_t *st, const mt_tag_inst_t *in)
         }
         se = mt_calloc(1, sizeof *se);
         mt_tag_series_init(&se->s);
+        se->prior_n = dropped_count(t, in->series_uid);
         st->ser[st->n_ser++] = se;
     }
     mt_tag_series_add(&se->s, in);
@@ -368,6 +425,8 @@ static bool same_result(const mt_tag_result_t *a, const mt_tag_result_t *b)
  * and page cache: docs/tagging.md, "Cost in the ingest"). */
 static bool needs_write(const t_series_t *se, bool fire)
 {
+    if (fragment(se)) /* the index keeps the decision made on more of the series */
+        return false;
     return !se->written || !same_result(&se->w, &se->s.res) || se->w_vendor != se->s.h.vendor ||
            (fire && se->route_due);
 }
@@ -403,6 +462,8 @@ static int write_rows(mt_tagger_t *t, pass_job_t *j, t_study_t *st, bool fire)
 static void remember_written(t_study_t *st, bool fired) /* committed */
 {
     for (size_t i = 0; i < st->n_ser; i++) {
+        if (fragment(st->ser[i]))
+            continue; /* not written (needs_write) */
         st->ser[i]->w = st->ser[i]->s.res;
         st->ser[i]->w_vendor = st->ser[i]->s.h.vendor;
         st->ser[i]->written = true;
@@ -588,6 +649,9 @@ static void on_closed(uv_handle_t *h)
            (unsigned long long)t->n_deferred);
     if (t->ix)
         t->ix->ops->close(t->ix);
+    mt_free(t->dropped);
+    t->dropped = NULL;
+    t->closing = true; /* study_free: nothing to remember */
     while (t->studies)
         study_free(t, t->studies);
     void (*cb)(void *) = t->close_cb;

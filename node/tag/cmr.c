@@ -278,6 +278,8 @@ static int physics(mt_tag_series_t *s, float *conf)
     if (h->secondary_capture || (h->itype & MT_IT_SCREENSHOT) ||
         ((h->itype & MT_IT_SECONDARY) && !acq_attrs)) {
         EV(s, "r1.secondary");
+        if (h->not_mr) /* the report leaves exams without an MR series out (report.h) */
+            EV(s, "r1.non_mr");
         *conf = .9f;
         return MT_FAM_OTHER;
     }

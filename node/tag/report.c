@@ -36,6 +36,8 @@ struct exam {
     uint64_t key;
     uint32_t tags; /* bit per row */
     uint8_t vendor;
+    bool mr;               /* has an MR series: in scope (§9.2 denominator) */
+    uint32_t n_ser, n_unk; /* its series, those `unknown` */
 };
 
 struct mt_tag_report {
@@ -43,8 +45,6 @@ struct mt_tag_report {
     size_t n, cap;
     size_t *slot;
     size_t scap;
-    uint64_t series, unknown_series;
-    uint64_t series_v[N_VENDORS], unknown_v[N_VENDORS];
 };
 
 mt_tag_report_t *mt_tag_report_new(void)
@@ -94,6 +94,12 @@ int mt_tag_report_row(const char *tag)
 
 void mt_tag_report_add(mt_tag_report_t *r, const char *exam, int vendor, const char *tag)
 {
+    mt_tag_report_add_series(r, exam, vendor, tag, true);
+}
+
+void mt_tag_report_add_series(mt_tag_report_t *r, const char *exam, int vendor, const char *tag,
+                              bool mr)
+{
     if ((r->n + 1) * 2 > r->scap)
         regrow(r);
     uint64_t key = hkey(exam);
@@ -114,6 +120,8 @@ void mt_tag_report_add(mt_tag_report_t *r, const char *exam, int vendor, const c
         e = &r->ex[r->n++];
         e->key = key;
         e->tags = 0;
+        e->mr = false;
+        e->n_ser = e->n_unk = 0;
         e->vendor = (uint8_t)(vendor >= 1 && vendor <= 4 ? vendor : 5);
         r->slot[k] = r->n;
     }
@@ -122,10 +130,9 @@ void mt_tag_report_add(mt_tag_report_t *r, const char *exam, int vendor, const c
         row = mt_tag_report_row("unknown");
     e->tags |= 1u << row;
     bool unk = row == mt_tag_report_row("unknown");
-    r->series++;
-    r->unknown_series += unk;
-    r->series_v[e->vendor]++;
-    r->unknown_v[e->vendor] += unk;
+    e->mr |= mr;
+    e->n_ser++;
+    e->n_unk += unk;
 }
 
 __attribute__((format(printf, 2, 3))) static int put(mt_buf_t *out, const char *fmt, ...)
@@ -140,14 +147,18 @@ __attribute__((format(printf, 2, 3))) static int put(mt_buf_t *out, const char *
     return mt_buf_append(out, line, (size_t)k < sizeof line ? (size_t)k : sizeof line - 1);
 }
 
-static void counts(const mt_tag_report_t *r, size_t v, uint64_t *exams, uint64_t row_ex[N_ROWS])
+/* exams in scope (with an MR series), their series and `unknown` series, exams per row */
+static void counts(const mt_tag_report_t *r, size_t v, uint64_t *exams, uint64_t *series,
+                   uint64_t *unk, uint64_t row_ex[N_ROWS])
 {
-    *exams = 0;
+    *exams = *series = *unk = 0;
     memset(row_ex, 0, N_ROWS * sizeof *row_ex);
     for (size_t i = 0; i < r->n; i++) {
-        if (v && r->ex[i].vendor != v)
+        if ((v && r->ex[i].vendor != v) || !r->ex[i].mr)
             continue;
         (*exams)++;
+        *series += r->ex[i].n_ser;
+        *unk += r->ex[i].n_unk;
         for (size_t j = 0; j < N_ROWS; j++)
             row_ex[j] += (r->ex[i].tags >> j) & 1u;
     }
@@ -161,12 +172,10 @@ int mt_tag_report_format(const mt_tag_report_t *r, mt_tag_report_fmt_t fmt, bool
     if (fmt == MT_TAG_REPORT_JSON)
         rc |= put(out, "{");
     for (size_t v = 0; v < (by_vendor ? N_VENDORS : 1); v++) {
-        uint64_t exams, row_ex[N_ROWS];
-        counts(r, v, &exams, row_ex);
+        uint64_t exams, series, unk, row_ex[N_ROWS];
+        counts(r, v, &exams, &series, &unk, row_ex);
         if (v && exams == 0)
             continue;
-        uint64_t series = v ? r->series_v[v] : r->series;
-        uint64_t unk = v ? r->unknown_v[v] : r->unknown_series;
         double unk_pct = series ? 100.0 * (double)unk / (double)series : 0;
         const char *name = vendors[v];
         switch (fmt) {

@@ -87,10 +87,34 @@ static void test_many_exams(void **state)
     mt_tag_report_free(r);
 }
 
+/* §9.2: the denominator is the exams with at least one MR series; a CT-only study (its series
+ * `other`, r1.non_mr) is not an exam of the report, nor are its series counted. A non-MR
+ * series of an MR exam (a presentation state) is counted as a series of that exam. */
+static void test_exams_without_mr_out_of_scope(void **state)
+{
+    (void)state;
+    mt_tag_report_t *r = mt_tag_report_new();
+    mt_tag_report_add_series(r, "MR1", MT_VENDOR_SIEMENS, "cine.sax", true);
+    mt_tag_report_add_series(r, "MR1", MT_VENDOR_SIEMENS, "other", false);
+    mt_tag_report_add_series(r, "CT1", MT_VENDOR_OTHER, "other", false);
+    mt_tag_report_add_series(r, "CT1", MT_VENDOR_OTHER, "other", false);
+    mt_buf_t b;
+    char *s = fmt(r, MT_TAG_REPORT_CSV, false, &b);
+    assert_non_null(strstr(s, "\ncine.sax,1,100.0\n"));
+    assert_non_null(strstr(s, "\nother,1,100.0\n"));
+    assert_non_null(strstr(s, "# exams,1\n# series,2\n"));
+    mt_buf_dispose(&b);
+    s = fmt(r, MT_TAG_REPORT_CSV, true, &b);
+    assert_null(strstr(s, "# manufacturer OTHER\n")); /* its only exam is out of scope */
+    mt_buf_dispose(&b);
+    mt_tag_report_free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_counts_exams_not_series),
+        cmocka_unit_test(test_exams_without_mr_out_of_scope),
         cmocka_unit_test(test_many_exams),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
