@@ -15,7 +15,7 @@
  *   case-insensitive anyway). An unknown attribute or parameter is 400.
  *   CMR series tags (docs/tagging.md): cmrtag / cmrview / cmrconfidence / cmrversion name the
  *   private keys (4D49,1010..1013) (also usable as 4D491010...); a cmrtag / cmrview value may
- *   be a ','- or '\'-separated list. Whenever one of them is asked for, the private creator
+ *   be a ','- or '\'-separated list, as may ModalitiesInStudy and UIDs. Whenever one of them is asked for, the private creator
  *   (4D49,0010) is too (so the JSON is valid); /studies matches them (studies having such a
  *   series) but never returns them. Not in the defaults; includefield=all adds them at
  *   series and instance level.
@@ -361,7 +361,11 @@ void mt__qido(mt_web_req_t *wr, mt_index_level_t level, const char *study, const
             bool cmr = tag == CMR_TAG_TAG || tag == CMR_VIEW_TAG;
             if (cmr)
                 want(id, CMR_CREATOR_TAG);
-            if (vr == MT_VR('U', 'I') || cmr) /* the CMR keys: a list like the C-FIND key */
+            /* value lists where C-FIND matches one: UIDs, ModalitiesInStudy (PS3.4 C.6.2.1.2)
+             * and the CMR keys; no ',' can be part of those values (UI and CS repertoires);
+             * elsewhere a ',' is data ("Smith, J" in a description) */
+            bool list = vr == MT_VR('U', 'I') || cmr || tag == MT_TAG(0x0008, 0x0061);
+            if (list)
                 for (char *c = val; *c; c++)
                     if (*c == ',')
                         *c = '\\';
