@@ -956,8 +956,28 @@ static void respond(stow_t *s)
     send_response(s);
 }
 
+/* The response is DICOM JSON only (no PS3.19 XML): an Accept without it is refused with 406
+ * before a byte of the body is read, so nothing is stored for a client that could not read
+ * the answer (PS3.18 §8.7.3: the origin server returns 406 when it cannot produce an
+ * acceptable media type). */
+static bool stow_accept_ok(mt_web_req_t *wr)
+{
+    mt_web_accept_t acc[16];
+    size_t na = mt__web_accept(mt_http_header(wr->r, "accept"), acc, 16);
+    for (size_t i = 0; i < na; i++)
+        if (acc[i].q > 0 && (mt__web_type_ok(acc[i].type, "application/dicom+json") ||
+                             strcmp(acc[i].type, "application/json") == 0))
+            return true;
+    return false;
+}
+
 void mt__stow(mt_web_req_t *wr, const char *study)
 {
+    if (!stow_accept_ok(wr)) {
+        mt__web_fail(wr, 406, "STOW-RS answers application/dicom+json only (PS3.19 XML is not "
+                     "supported); nothing was stored");
+        return;
+    }
     const char *ct = mt_http_header(wr->r, "content-type");
     char type[96], boundary[MT_MP_MAX_BOUNDARY + 8], part[96], tmp[96];
     if (mt_mp_param(ct, "boundary", type, sizeof type, boundary, sizeof boundary) != 0 ||
