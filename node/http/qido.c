@@ -12,7 +12,8 @@
  * Parameters: {attributeID}={value} (keyword, or 8 hex digits; repeated keys: last wins),
  *   includefield={attributeID}[,...] | all (repeatable), limit, offset, fuzzymatching
  *   (accepted; fuzzy matching is not performed: a Warning header says so; PN matching is
- *   case-insensitive anyway). An unknown attribute or parameter is 400.
+ *   case-insensitive anyway), accept (for the Accept header, PS3.18 §8.3.3.1). An unknown
+ *   attribute or parameter is 400.
  *   CMR series tags (docs/tagging.md): cmrtag / cmrview / cmrconfidence / cmrversion name the
  *   private keys (4D49,1010..1013) (also usable as 4D491010...); a cmrtag / cmrview value may
  *   be a ','- or '\'-separated list, as may ModalitiesInStudy and UIDs. Whenever one of them is asked for, the private creator
@@ -303,7 +304,7 @@ void mt__qido(mt_web_req_t *wr, mt_index_level_t level, const char *study, const
 {
     /* Accept: application/dicom+json (or json, or anything) */
     mt_web_accept_t acc[16];
-    size_t na = mt__web_accept(mt_http_header(wr->r, "accept"), acc, 16);
+    size_t na = mt__web_accept(mt__web_accept_of(wr), acc, 16);
     bool ok = false;
     for (size_t i = 0; i < na && !ok; i++)
         ok = acc[i].q > 0 && (mt__web_type_ok(acc[i].type, "application/dicom+json") ||
@@ -333,6 +334,8 @@ void mt__qido(mt_web_req_t *wr, mt_index_level_t level, const char *study, const
                 x->fuzzy = true;
             else if (strcmp(v, "false") != 0)
                 snprintf(err, sizeof err, "fuzzymatching: true or false");
+        } else if (strcmp(k, "accept") == 0) {
+            continue; /* the Accept header's stand-in, read above */
         } else if (strcmp(k, "includefield") == 0) {
             char *dup = mt_strdup(v), *save = NULL;
             for (char *t = strtok_r(dup, ",", &save); t && !err[0];

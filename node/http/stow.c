@@ -963,7 +963,7 @@ static void respond(stow_t *s)
 static bool stow_accept_ok(mt_web_req_t *wr)
 {
     mt_web_accept_t acc[16];
-    size_t na = mt__web_accept(mt_http_header(wr->r, "accept"), acc, 16);
+    size_t na = mt__web_accept(mt__web_accept_of(wr), acc, 16);
     for (size_t i = 0; i < na; i++)
         if (acc[i].q > 0 && (mt__web_type_ok(acc[i].type, "application/dicom+json") ||
                              strcmp(acc[i].type, "application/json") == 0))

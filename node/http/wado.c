@@ -1327,7 +1327,7 @@ static int choose_ts(wado_t *w)
 static int negotiate(wado_t *w)
 {
     mt_web_accept_t acc[16];
-    size_t na = mt__web_accept(mt_http_header(w->wr->r, "accept"), acc, 16);
+    size_t na = mt__web_accept(mt__web_accept_of(w->wr), acc, 16);
     for (size_t i = 0; i < na; i++) {
         mt_web_accept_t *a = &acc[i];
         if (a->q <= 0)

@@ -29,6 +29,7 @@
  */
 #include "web.h"
 
+#include <ctype.h>
 #include <http_parser.h>
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
@@ -88,6 +89,23 @@ const char *mt__web_param(const mt_web_req_t *wr, const char *key)
         if (strcmp(wr->params[i].key, key) == 0)
             return wr->params[i].value;
     return NULL;
+}
+
+const char *mt__web_accept_of(mt_web_req_t *wr)
+{
+    for (size_t i = 0; i < wr->n_params; i++) {
+        if (strcmp(wr->params[i].key, "accept") != 0)
+            continue;
+        /* an unencoded '+' (application/dicom+json) was decoded as a space: between two
+         * token characters a space cannot be the list's whitespace (around ',', ';', '=') */
+        char *v = wr->params[i].value;
+        for (size_t j = 1; v[0] && v[j] && v[j + 1]; j++)
+            if (v[j] == ' ' && isalnum((unsigned char)v[j - 1]) &&
+                isalnum((unsigned char)v[j + 1]))
+                v[j] = '+';
+        return v;
+    }
+    return mt_http_header(wr->r, "accept");
 }
 
 static int hexv(int c)
