@@ -302,14 +302,7 @@ static bool date_time_ok(uint16_t vr, const char *v)
 
 void mt__qido(mt_web_req_t *wr, mt_index_level_t level, const char *study, const char *series)
 {
-    /* Accept: application/dicom+json (or json, or anything) */
-    mt_web_accept_t acc[16];
-    size_t na = mt__web_accept(mt__web_accept_of(wr), acc, 16);
-    bool ok = false;
-    for (size_t i = 0; i < na && !ok; i++)
-        ok = acc[i].q > 0 && (mt__web_type_ok(acc[i].type, "application/dicom+json") ||
-                              strcmp(acc[i].type, "application/json") == 0);
-    if (!ok) {
+    if (!mt__web_accepts_json(wr)) {
         mt__web_fail(wr, 406, "QIDO-RS answers application/dicom+json only");
         return;
     }

@@ -956,24 +956,12 @@ static void respond(stow_t *s)
     send_response(s);
 }
 
-/* The response is DICOM JSON only (no PS3.19 XML): an Accept without it is refused with 406
- * before a byte of the body is read, so nothing is stored for a client that could not read
- * the answer (PS3.18 §8.7.3: the origin server returns 406 when it cannot produce an
- * acceptable media type). */
-static bool stow_accept_ok(mt_web_req_t *wr)
-{
-    mt_web_accept_t acc[16];
-    size_t na = mt__web_accept(mt__web_accept_of(wr), acc, 16);
-    for (size_t i = 0; i < na; i++)
-        if (acc[i].q > 0 && (mt__web_type_ok(acc[i].type, "application/dicom+json") ||
-                             strcmp(acc[i].type, "application/json") == 0))
-            return true;
-    return false;
-}
-
 void mt__stow(mt_web_req_t *wr, const char *study)
 {
-    if (!stow_accept_ok(wr)) {
+    /* the response is DICOM JSON only (no PS3.19 XML): refused before a byte of the body
+     * is read, so nothing is stored for a client that could not read the answer (PS3.18
+     * §8.7.3: 406 when no acceptable media type can be produced) */
+    if (!mt__web_accepts_json(wr)) {
         mt__web_fail(wr, 406, "STOW-RS answers application/dicom+json only (PS3.19 XML is not "
                      "supported); nothing was stored");
         return;

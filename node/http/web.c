@@ -108,6 +108,17 @@ const char *mt__web_accept_of(mt_web_req_t *wr)
     return mt_http_header(wr->r, "accept");
 }
 
+bool mt__web_accepts_json(mt_web_req_t *wr)
+{
+    mt_web_accept_t acc[16];
+    size_t na = mt__web_accept(mt__web_accept_of(wr), acc, 16);
+    for (size_t i = 0; i < na; i++)
+        if (acc[i].q > 0 && (mt__web_type_ok(acc[i].type, "application/dicom+json") ||
+                             strcmp(acc[i].type, "application/json") == 0))
+            return true;
+    return false;
+}
+
 static int hexv(int c)
 {
     return c >= '0' && c <= '9' ? c - '0'
