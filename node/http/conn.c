@@ -510,6 +510,11 @@ bool mt_http_can_sendfile(const mt_http_req_t *r)
     return !r->conn->ssl && r->method != HTTP_HEAD;
 }
 
+bool mt_http_is_tls(const mt_http_req_t *r)
+{
+    return r->conn->ssl != NULL;
+}
+
 void mt_http_sendfile(mt_http_req_t *r, int file, int64_t off, size_t len,
                       void (*cb)(void *data, int status), void *data)
 {
@@ -660,7 +665,7 @@ static void send_head(mt_http_req_t *r, int status, const char *ctype, const cha
         ; /* RFC 9110 §8.6: no Content-Length (and no body) */
     else if (len >= 0)
         n += snprintf(h + n, sizeof h - (size_t)n, "Content-Length: %lld\r\n", (long long)len);
-    else if (r->method != HTTP_HEAD)
+    else /* HEAD too: what GET would send (RFC 9110 §9.3.2); HEAD's answer has no chunks */
         n += snprintf(h + n, sizeof h - (size_t)n, "Transfer-Encoding: chunked\r\n");
     if (c->close_after || c->srv->stopping)
         n += snprintf(h + n, sizeof h - (size_t)n, "Connection: close\r\n");

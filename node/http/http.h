@@ -129,6 +129,8 @@ void mt_http_end(mt_http_req_t *r);
  * Only when mt_http_can_sendfile (plain HTTP, not HEAD). In a chunked response the bytes are
  * one chunk (size line and final CRLF written here). */
 bool mt_http_can_sendfile(const mt_http_req_t *r);
+/* Is the request on a TLS connection? */
+bool mt_http_is_tls(const mt_http_req_t *r);
 void mt_http_sendfile(mt_http_req_t *r, int file, int64_t off, size_t len,
                       void (*cb)(void *data, int status), void *data);
 /* Zero-copy, many files in one go: for each file, its head bytes (e.g. a multipart part

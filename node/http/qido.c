@@ -12,10 +12,11 @@
  * Parameters: {attributeID}={value} (keyword, or 8 hex digits; repeated keys: last wins),
  *   includefield={attributeID}[,...] | all (repeatable), limit, offset, fuzzymatching
  *   (accepted; fuzzy matching is not performed: a Warning header says so; PN matching is
- *   case-insensitive anyway). An unknown attribute or parameter is 400.
+ *   case-insensitive anyway), accept (for the Accept header, PS3.18 §8.3.3.1). An unknown
+ *   attribute or parameter is 400.
  *   CMR series tags (docs/tagging.md): cmrtag / cmrview / cmrconfidence / cmrversion name the
  *   private keys (4D49,1010..1013) (also usable as 4D491010...); a cmrtag / cmrview value may
- *   be a ','- or '\'-separated list. Whenever one of them is asked for, the private creator
+ *   be a ','- or '\'-separated list, as may ModalitiesInStudy and UIDs. Whenever one of them is asked for, the private creator
  *   (4D49,0010) is too (so the JSON is valid); /studies matches them (studies having such a
  *   series) but never returns them. Not in the defaults; includefield=all adds them at
  *   series and instance level.
@@ -301,14 +302,7 @@ static bool date_time_ok(uint16_t vr, const char *v)
 
 void mt__qido(mt_web_req_t *wr, mt_index_level_t level, const char *study, const char *series)
 {
-    /* Accept: application/dicom+json (or json, or anything) */
-    mt_web_accept_t acc[16];
-    size_t na = mt__web_accept(mt_http_header(wr->r, "accept"), acc, 16);
-    bool ok = false;
-    for (size_t i = 0; i < na && !ok; i++)
-        ok = acc[i].q > 0 && (mt__web_type_ok(acc[i].type, "application/dicom+json") ||
-                              strcmp(acc[i].type, "application/json") == 0);
-    if (!ok) {
+    if (!mt__web_accepts_json(wr)) {
         mt__web_fail(wr, 406, "QIDO-RS answers application/dicom+json only");
         return;
     }
@@ -333,6 +327,8 @@ void mt__qido(mt_web_req_t *wr, mt_index_level_t level, const char *study, const
                 x->fuzzy = true;
             else if (strcmp(v, "false") != 0)
                 snprintf(err, sizeof err, "fuzzymatching: true or false");
+        } else if (strcmp(k, "accept") == 0) {
+            continue; /* the Accept header's stand-in, read above */
         } else if (strcmp(k, "includefield") == 0) {
             char *dup = mt_strdup(v), *save = NULL;
             for (char *t = strtok_r(dup, ",", &save); t && !err[0];
@@ -361,7 +357,11 @@ void mt__qido(mt_web_req_t *wr, mt_index_level_t level, const char *study, const
             bool cmr = tag == CMR_TAG_TAG || tag == CMR_VIEW_TAG;
             if (cmr)
                 want(id, CMR_CREATOR_TAG);
-            if (vr == MT_VR('U', 'I') || cmr) /* the CMR keys: a list like the C-FIND key */
+            /* value lists where C-FIND matches one: UIDs, ModalitiesInStudy (PS3.4 C.6.2.1.2)
+             * and the CMR keys; no ',' can be part of those values (UI and CS repertoires);
+             * elsewhere a ',' is data ("Smith, J" in a description) */
+            bool list = vr == MT_VR('U', 'I') || cmr || tag == MT_TAG(0x0008, 0x0061);
+            if (list)
                 for (char *c = val; *c; c++)
                     if (*c == ',')
                         *c = '\\';

@@ -958,6 +958,14 @@ static void respond(stow_t *s)
 
 void mt__stow(mt_web_req_t *wr, const char *study)
 {
+    /* the response is DICOM JSON only (no PS3.19 XML): refused before a byte of the body
+     * is read, so nothing is stored for a client that could not read the answer (PS3.18
+     * §8.7.3: 406 when no acceptable media type can be produced) */
+    if (!mt__web_accepts_json(wr)) {
+        mt__web_fail(wr, 406, "STOW-RS answers application/dicom+json only (PS3.19 XML is not "
+                     "supported); nothing was stored");
+        return;
+    }
     const char *ct = mt_http_header(wr->r, "content-type");
     char type[96], boundary[MT_MP_MAX_BOUNDARY + 8], part[96], tmp[96];
     if (mt_mp_param(ct, "boundary", type, sizeof type, boundary, sizeof boundary) != 0 ||

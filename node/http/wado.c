@@ -34,6 +34,7 @@
  *   frameNumber, windowCenter/windowWidth, rows/columns.
  */
 #include <fcntl.h>
+#include <http_parser.h>
 #include <unistd.h>
 #include <png.h>
 #include <stdio.h>
@@ -1001,6 +1002,10 @@ static void send_all_as_stored(wado_t *w)
     snprintf(ct, sizeof ct, "multipart/related; type=\"application/dicom\"; boundary=%s",
              w->boundary);
     mt_http_begin(w->wr->r, 200, ct, NULL, (int64_t)total);
+    if (w->wr->r->method == HTTP_HEAD) {
+        finish(w); /* the header fields only */
+        return;
+    }
     w->cur = 0;
     send_batch(w);
 }
@@ -1183,7 +1188,9 @@ static void after(uv_work_t *wk, int status)
         if (w->mode == W_URI_FILE) {
             mt_http_begin(r, 200, "application/dicom", NULL, (int64_t)w->insts[0].size);
         } else {
-            bool as_stored = mt_http_can_sendfile(r);
+            /* HEAD over plain HTTP: the Content-Length a GET would send (RFC 9110 §9.3.2) */
+            bool head = r->method == HTTP_HEAD;
+            bool as_stored = mt_http_can_sendfile(r) || (head && !mt_http_is_tls(r));
             for (size_t i = 0; i < w->n_insts && as_stored; i++)
                 as_stored = !need_transcode(w, &w->insts[i]);
             if (as_stored) {
@@ -1320,7 +1327,7 @@ static int choose_ts(wado_t *w)
 static int negotiate(wado_t *w)
 {
     mt_web_accept_t acc[16];
-    size_t na = mt__web_accept(mt_http_header(w->wr->r, "accept"), acc, 16);
+    size_t na = mt__web_accept(mt__web_accept_of(w->wr), acc, 16);
     for (size_t i = 0; i < na; i++) {
         mt_web_accept_t *a = &acc[i];
         if (a->q <= 0)

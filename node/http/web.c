@@ -29,6 +29,7 @@
  */
 #include "web.h"
 
+#include <ctype.h>
 #include <http_parser.h>
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
@@ -88,6 +89,34 @@ const char *mt__web_param(const mt_web_req_t *wr, const char *key)
         if (strcmp(wr->params[i].key, key) == 0)
             return wr->params[i].value;
     return NULL;
+}
+
+const char *mt__web_accept_of(mt_web_req_t *wr)
+{
+    for (size_t i = 0; i < wr->n_params; i++) {
+        if (strcmp(wr->params[i].key, "accept") != 0)
+            continue;
+        /* an unencoded '+' (application/dicom+json) was decoded as a space: between two
+         * token characters a space cannot be the list's whitespace (around ',', ';', '=') */
+        char *v = wr->params[i].value;
+        for (size_t j = 1; v[0] && v[j] && v[j + 1]; j++)
+            if (v[j] == ' ' && isalnum((unsigned char)v[j - 1]) &&
+                isalnum((unsigned char)v[j + 1]))
+                v[j] = '+';
+        return v;
+    }
+    return mt_http_header(wr->r, "accept");
+}
+
+bool mt__web_accepts_json(mt_web_req_t *wr)
+{
+    mt_web_accept_t acc[16];
+    size_t na = mt__web_accept(mt__web_accept_of(wr), acc, 16);
+    for (size_t i = 0; i < na; i++)
+        if (acc[i].q > 0 && (mt__web_type_ok(acc[i].type, "application/dicom+json") ||
+                             strcmp(acc[i].type, "application/json") == 0))
+            return true;
+    return false;
 }
 
 static int hexv(int c)

@@ -58,6 +58,11 @@ void mt__web_req_free(mt_web_req_t *wr);
 void mt__web_fail(mt_web_req_t *wr, int status, const char *msg);
 /* The value of query parameter key (first occurrence), or NULL. */
 const char *mt__web_param(const mt_web_req_t *wr, const char *key);
+/* The media ranges the client accepts: the accept query parameter (PS3.18 §8.3.3.1) when
+ * given (it replaces the header), else the Accept header; NULL when neither. */
+const char *mt__web_accept_of(mt_web_req_t *wr);
+/* Does the client accept application/dicom+json (also application/json, * / *)? */
+bool mt__web_accepts_json(mt_web_req_t *wr);
 
 /* Services: each takes over wr (responds, then frees it). */
 void mt__qido(mt_web_req_t *wr, mt_index_level_t level, const char *study, const char *series);

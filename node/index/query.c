@@ -231,6 +231,8 @@ static void pn_group(const char *v, const char *ve, int g, const char **b, const
 static bool match_one(unsigned flags, const char *p, const char *pe, const char *v,
                       const char *ve)
 {
+    if (flags & MT_QF_EXACT)
+        return (size_t)(pe - p) == (size_t)(ve - v) && memcmp(p, v, (size_t)(ve - v)) == 0;
     if (!(flags & MT_QF_PN))
         return wild(p, pe, v, ve, (flags & MT_QF_ICASE) != 0);
     for (int g = 0; g < 3; g++) {

@@ -17,6 +17,7 @@
  *               the stored value ("Yamada^Tarou" matches the alphabetic group of
  *               "Yamada^Tarou=山田^太郎")
  *   wildcard    '*' (any run) and '?' (one character, UTF-8 aware); not for UI, DA, TM, DT
+ *               (there they are literal characters of a single value: MT_QF_EXACT)
  *   range       DA, TM, DT: "lo-hi", "lo-", "-hi"; TM/DT bounds are prefixes ("1000" includes
  *               10:00:59); DA bounds are whole dates
  *   list        UI values separated by '\' (PS3.4 C.2.2.2.2)
@@ -106,6 +107,7 @@ typedef enum mt_qcomputed {
 #define MT_QF_PN 0x1    /* person name: case-insensitive, by component group */
 #define MT_QF_MULTI 0x2 /* stored value is multi-valued ('\'): any value may match */
 #define MT_QF_ICASE 0x4 /* case-insensitive without PN groups */
+#define MT_QF_EXACT 0x8 /* UI, DA, TM, DT: no wild cards ('*', '?' are literal, C.2.2.2.4) */
 
 /* One attribute of the item of a sequence key with values (sequence matching, issue 3). */
 typedef struct mt_qitem {

@@ -147,6 +147,9 @@ static unsigned match_flags(const mt_qkey_t *k)
         f |= MT_QF_PN;
     if (k->col && k->col->kind == MT_KIND_MULTI)
         f |= MT_QF_MULTI;
+    if (k->vr == MT_VR('U', 'I') || k->vr == MT_VR('D', 'A') || k->vr == MT_VR('T', 'M') ||
+        k->vr == MT_VR('D', 'T'))
+        f |= MT_QF_EXACT; /* no wild card matching (PS3.4 C.2.2.2.4) */
     return f;
 }
 

@@ -134,6 +134,35 @@ static const mt_qkey_t *key(const mt_query_t *q, uint32_t tag)
     return NULL;
 }
 
+/* PS3.4 C.2.2.2.4: no wild card matching on UI, DA, TM, DT: a '*' or '?' in their value is
+ * a literal character of a single value (which no stored value has), also for multi-valued
+ * columns (RelatedGeneralSOPClassUID), which are matched by mt_match, not by SQL '=' */
+static void test_match_exact_vrs(void **state)
+{
+    (void)state;
+    assert_false(mt_query_match(MT_QF_EXACT, "1.2.*", "1.2.3"));
+    assert_false(mt_query_match(MT_QF_EXACT | MT_QF_MULTI, "1.2.*", "1.3\\1.2.3"));
+    assert_false(mt_query_match(MT_QF_EXACT | MT_QF_MULTI, "1.2.?", "1.2.3"));
+    assert_true(mt_query_match(MT_QF_EXACT | MT_QF_MULTI, "1.2.3", "1.3\\1.2.3"));
+    assert_false(mt_query_match(MT_QF_EXACT | MT_QF_MULTI, "1.2", "1.2.3"));
+
+    mt_ds_t *d = ident("IMAGE");
+    mt_ds_set_string(d, MT_TAG(0x0008, 0x001A), MT_VR('U', 'I'), "1.2.*");
+    mt_query_t *q = NULL;
+    mt_query_err_t e;
+    assert_int_equal(mt_query_from_ds(d, MT_QR_RELATIONAL, &q, &e), 0);
+    assert_int_equal(key(q, MT_TAG(0x0008, 0x001A))->match, MT_QM_SINGLE);
+    mt_qscope_t scope = {.retrieve_ae = "AE"};
+    mt_qsql_t s;
+    assert_int_equal(mt_query_sql(q, &scope, MT_QSEL_FIND, 0, &s), 0);
+    char want[32];
+    snprintf(want, sizeof want, "mt_match(%u, ", MT_QF_MULTI | MT_QF_EXACT);
+    assert_non_null(strstr((const char *)s.sql.data, want));
+    mt_qsql_dispose(&s);
+    mt_query_free(q);
+    mt_ds_free(d);
+}
+
 static void test_from_ds_classify(void **state)
 {
     (void)state;
@@ -983,6 +1012,7 @@ int main(void)
         cmocka_unit_test(test_match_wildcards),
         cmocka_unit_test(test_match_pn),
         cmocka_unit_test(test_match_multi),
+        cmocka_unit_test(test_match_exact_vrs),
         cmocka_unit_test(test_charsets),
         cmocka_unit_test(test_from_ds_classify),
         cmocka_unit_test(test_from_ds_refusals),
