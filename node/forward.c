@@ -108,6 +108,7 @@
 #include "svc/retrieve.h"
 #include "util/alloc.h"
 #include "util/err.h"
+#include "util/fnv.h"
 #include "util/log.h"
 
 #define BATCH 64       /* rows per batch (and at most per group in one scan) */
@@ -273,9 +274,7 @@ typedef struct scan_ctx {
 
 static scan_group_t *probe(scan_group_t *g, size_t mask, const char *uid)
 {
-    uint32_t h = 2166136261u; /* FNV-1a */
-    for (const char *p = uid; *p; p++)
-        h = (h ^ (uint8_t)*p) * 16777619u;
+    uint32_t h = mt_fnv1a32_str(uid);
     for (size_t i = h & mask;; i = (i + 1) & mask)
         if (!g[i].used || !strcmp(g[i].uid, uid))
             return &g[i];

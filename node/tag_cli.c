@@ -32,6 +32,7 @@
 #include "util/alloc.h"
 #include "util/buf.h"
 #include "util/err.h"
+#include "util/fnv.h"
 
 static const char usage_tag[] =
     "usage: mitral tag [--header] [--report csv|json|table [--by manufacturer]] [--bench N]\n"
@@ -75,20 +76,12 @@ struct tagger {
 
 static struct tagger T;
 
-static uint64_t hstr(const char *s)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
-}
-
 static void rehash(void)
 {
     size_t cap = T.hcap ? T.hcap * 2 : 1024;
     size_t *h = mt_calloc(cap, sizeof *h);
     for (size_t i = 0; i < T.n_ser; i++) {
-        size_t k = hstr(T.ser[i]->s.h.series_uid) & (cap - 1);
+        size_t k = mt_fnv1a64_str(T.ser[i]->s.h.series_uid) & (cap - 1);
         while (h[k])
             k = (k + 1) & (cap - 1);
         h[k] = i + 1;
@@ -115,7 +108,7 @@ static struct series_ent *series_for(const mt_tag_inst_t *in)
 {
     if ((T.n_ser + 1) * 2 > T.hcap)
         rehash();
-    size_t k = hstr(in->series_uid) & (T.hcap - 1);
+    size_t k = mt_fnv1a64_str(in->series_uid) & (T.hcap - 1);
     while (T.hash[k]) {
         struct series_ent *e = T.ser[T.hash[k] - 1];
         if (strcmp(e->s.h.series_uid, in->series_uid) == 0)

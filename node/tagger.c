@@ -48,6 +48,7 @@
 #include "tag_route.h"
 #include "util/alloc.h"
 #include "util/err.h"
+#include "util/fnv.h"
 #include "util/log.h"
 
 typedef struct t_series {
@@ -194,11 +195,9 @@ static t_study_t *study_get(mt_tagger_t *t, const char *uid)
     return s;
 }
 
-static uint64_t uid_hash(const char *uid) /* FNV-1a, never 0 (0 = empty slot) */
+static uint64_t uid_hash(const char *uid) /* never 0 (0 = empty slot) */
 {
-    uint64_t h = 1469598103934665603u;
-    for (const unsigned char *p = (const unsigned char *)uid; *p; p++)
-        h = (h ^ *p) * 1099511628211u;
+    uint64_t h = mt_fnv1a64_str(uid);
     return h ? h : 1;
 }
 

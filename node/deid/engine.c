@@ -1059,11 +1059,12 @@ static int apply(const mt_deid_profile_t *p, const uint8_t *key, size_t key_len,
     w.shift = mt_deid_date_shift(key, key_len, who_v, strlen(who_v), p->shift_min_days,
                                  p->shift_max_days);
     res->shift_days = w.shift;
-    if (mt_ds_get_string(ds, TAG_PATIENT_ID, pid, sizeof(pid)) && pid[strspn(pid, " ")] &&
-        p->patient_id == MT_DEID_PSEUDONYM) {
+    if (p->patient_id == MT_DEID_PSEUDONYM &&
+        mt_ds_get_string(ds, TAG_PATIENT_ID, pid, sizeof(pid))) {
         const char *v = pid + strspn(pid, " ");
-        mt_deid_pseudonym(key, key_len, p->pseudonym_prefix, v, strlen(v), res->pseudonym,
-                          sizeof(res->pseudonym));
+        if (*v)
+            mt_deid_pseudonym(key, key_len, p->pseudonym_prefix, v, strlen(v), res->pseudonym,
+                              sizeof(res->pseudonym));
     }
 
     normalize_un(ds, 0);

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "../util/err.h"
+#include "../util/fnv.h"
 
 static const char label[] = "mitral-deid-v1";
 
@@ -77,10 +78,7 @@ static EVP_MAC_CTX *keyed_ctx(const uint8_t *key, size_t key_len)
 /* FNV-1a of (domain, NUL, msg), already laid out in m. */
 static size_t mac_slot(const char *m, size_t n)
 {
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (uint8_t)m[i]) * 16777619u;
-    return h & (MAC_CACHE_N - 1);
+    return mt_fnv1a32(m, n) & (MAC_CACHE_N - 1);
 }
 
 /* The MAC, and its cache slot (NULL: the message does not fit one), which then holds it. */

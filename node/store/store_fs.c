@@ -38,6 +38,7 @@
 
 #include "../util/alloc.h"
 #include "../util/err.h"
+#include "../util/fnv.h"
 #include "../util/log.h"
 
 #define TMP_DIR ".tmp"
@@ -102,23 +103,13 @@ bool mt_store_uid_ok(const char *uid)
     return n >= 1 && prev != '.';
 }
 
-static uint32_t fnv1a(const char *s)
-{
-    uint32_t h = 2166136261u;
-    for (; *s; s++) {
-        h ^= (uint8_t)*s;
-        h *= 16777619u;
-    }
-    return h;
-}
-
 int mt_store_path(const char *study_uid, const char *series_uid, const char *sop_uid, char *out,
                   size_t outsz)
 {
     if (!study_uid || !series_uid || !sop_uid || !mt_store_uid_ok(study_uid) ||
         !mt_store_uid_ok(series_uid) || !mt_store_uid_ok(sop_uid))
         return MT_EMALFORMED;
-    uint32_t h = fnv1a(study_uid);
+    uint32_t h = mt_fnv1a32_str(study_uid);
     int n = snprintf(out, outsz, "%02x/%02x/%s/%s/%s.dcm", (unsigned)(h >> 24),
                      (unsigned)((h >> 16) & 0xFF), study_uid, series_uid, sop_uid);
     return n < 0 || (size_t)n >= outsz ? MT_ETOOBIG : 0;

@@ -38,6 +38,7 @@
 
 #include "../util/alloc.h"
 #include "../util/err.h"
+#include "../util/fnv.h"
 #include "tag.h"
 
 #define MAX_PLANES 8192
@@ -225,16 +226,6 @@ static float get_dt_time(const mt_ds_t *ds, uint32_t tag)
     if (!get_str(ds, tag, buf, sizeof buf) || strlen(buf) < 10)
         return NAN;
     return parse_tm(buf + 8);
-}
-
-static uint64_t hash_str(const char *s)
-{
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 1099511628211ull;
-    }
-    return h;
 }
 
 /* Iterate the backslash-separated values of a CS string, upper-cased and trimmed. */
@@ -548,7 +539,7 @@ static void apply_fg(const mt_ds_t *fg, bool be, mt_tag_img_t *img, mt_tag_inst_
             char *end;
             long k = strtol(b, &end, 10);
             img->stack = (*end == '\0' && k >= 0 && k < 0x7FFFFFFF) ? (int32_t)k
-                                                                    : (int32_t)(hash_str(b) & 0x7FFFFFF);
+                                                                    : (int32_t)(mt_fnv1a64_str(b) & 0x7FFFFFF);
         }
         float t2 = get_dt_time(it, MT_TAG(0x0018, 0x9074));
         if (!isnan(t2))
@@ -619,12 +610,12 @@ int mt_tag_extract(const mt_ds_t *ds, bool be, mt_tag_inst_t *in)
     get_str(ds, MT_TAG(0x0020, 0x000D), in->study_uid, sizeof in->study_uid);
     in->series_number = get_is1(ds, MT_TAG(0x0020, 0x0011));
     if (get_str(ds, MT_TAG(0x0020, 0x0052), b, sizeof b))
-        in->for_hash = hash_str(b);
+        in->for_hash = mt_fnv1a64_str(b);
 
     /* description tokens: SeriesDescription + " " + ProtocolName */
     in->has_desc = get_str(ds, MT_TAG(0x0008, 0x103E), b, 256);
     if (get_str(ds, MT_TAG(0x0018, 0x1030), p, sizeof p)) {
-        in->protocol_hash = hash_str(p);
+        in->protocol_hash = mt_fnv1a64_str(p);
         size_t l = strlen(b), pl = strlen(p); /* b + " " + p: at most 255 + 1 + 255 < 512 */
         if (l)
             b[l++] = ' ';

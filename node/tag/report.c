@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "../util/alloc.h"
+#include "../util/fnv.h"
 #include "report.h"
 
 static const char *const rows[] = {
@@ -63,9 +64,7 @@ void mt_tag_report_free(mt_tag_report_t *r)
 
 static uint64_t hkey(const char *s)
 {
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    uint64_t h = mt_fnv1a64_str(s);
     return h ? h : 1;
 }
 
