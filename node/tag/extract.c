@@ -538,8 +538,9 @@ static void apply_fg(const mt_ds_t *fg, bool be, mt_tag_img_t *img, mt_tag_inst_
         if (get_str(it, MT_TAG(0x0020, 0x9056), b, sizeof b)) {
             char *end;
             long k = strtol(b, &end, 10);
-            img->stack = (*end == '\0' && k >= 0 && k < 0x7FFFFFFF) ? (int32_t)k
-                                                                    : (int32_t)(mt_fnv1a64_str(b) & 0x7FFFFFF);
+            img->stack = (*end == '\0' && k >= 0 && k < 0x7FFFFFFF)
+                             ? (int32_t)k
+                             : (int32_t)(mt_fnv1a64_str(b) & 0x7FFFFFF);
         }
         float t2 = get_dt_time(it, MT_TAG(0x0018, 0x9074));
         if (!isnan(t2))
